@@ -1,0 +1,16 @@
+//! Package archives: validation of an uploaded tarball before anything is
+//! written (`inspect`), the manifests inside it (`cairn.toml`, `Cargo.toml`),
+//! and a deterministic builder of crafted archives for tests and benchmarks.
+//!
+//! Every rejection is one variant of [`ArchiveError`]; its message is what the
+//! publisher reads.
+
+pub mod builder;
+mod inspect;
+mod manifest;
+
+#[cfg(test)]
+mod tests;
+
+pub use inspect::{inspect, ArchiveError, Format, Inspected, Limits};
+pub use manifest::{Dependency, Manifest, ManifestKind};

@@ -1,0 +1,101 @@
+//! The `cairn` command line (SPEC section 10). Exit codes: 0 ok, 1 error, 2 usage.
+
+mod admin;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "A static-index, content-addressed package registry"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the registry's data lives (registry-side commands).
+#[derive(clap::Args, Clone)]
+pub struct DataArg {
+    /// The registry's data directory.
+    #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a registry in the data directory and print the bootstrap token.
+    Init {
+        #[command(flatten)]
+        data: DataArg,
+        /// The registry's name, bound into every signature.
+        #[arg(long)]
+        name: Option<String>,
+        /// Base URL readers use (default http://{listen}).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Serve the registry (creating it first if the data directory holds none).
+    Serve(serve::ServeArgs),
+    /// Administration on the data directory.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+                .unwrap_or_else(|_| "cairn=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Init {
+            data,
+            name,
+            public_url,
+        } => init(&data, name, public_url),
+        Command::Serve(args) => serve::run(args),
+        Command::Admin { command } => admin::run(command),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn init(data: &DataArg, name: Option<String>, public_url: Option<String>) -> anyhow::Result<()> {
+    let mut config = crate::config::Config::load(&data.data)?;
+    if let Some(n) = name {
+        config.name = n;
+    }
+    if let Some(u) = public_url {
+        config.public_url = Some(u);
+    }
+    std::fs::create_dir_all(&data.data)?;
+    let token = crate::registry::Registry::init(&data.data, &config)?;
+    eprintln!("created a registry in {}", data.data.display());
+    eprintln!(
+        "bootstrap token for user `{}` (shown once):",
+        crate::registry::BOOTSTRAP_LOGIN
+    );
+    println!("{token}");
+    Ok(())
+}

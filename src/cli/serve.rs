@@ -1,0 +1,61 @@
+//! `cairn serve`: the write API and the static root on one listener.
+
+use anyhow::{Context, Result};
+use std::sync::Arc;
+
+use super::DataArg;
+use crate::config::Config;
+use crate::registry::{open_or_init, BOOTSTRAP_LOGIN};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Address to listen on (default 127.0.0.1:7878; port 0 picks a free port).
+    #[arg(long, env = "CAIRN_LISTEN")]
+    listen: Option<String>,
+    /// Base URL readers use for static files (default http://{listen}).
+    #[arg(long, env = "CAIRN_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let mut config = Config::load(&args.data.data)?;
+        if let Some(l) = args.listen {
+            config.listen = l;
+        }
+        if let Some(u) = args.public_url {
+            config.public_url = Some(u);
+        }
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        // With port 0 the real address is known only now.
+        config.listen = listener.local_addr()?.to_string();
+        let data = args.data.data.clone();
+        let (reg, token) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let (reg, token) = open_or_init(&data, config)?;
+            reg.recover()?;
+            Ok((reg, token))
+        })
+        .await??;
+        println!(
+            "cairn {} serving {}",
+            env!("CARGO_PKG_VERSION"),
+            reg.data.display()
+        );
+        println!("listening on http://{}", reg.config.listen);
+        println!("public url: {}", reg.config.public_url());
+        if let Some(token) = token {
+            println!("bootstrap token for user `{BOOTSTRAP_LOGIN}` (shown once): {token}");
+        }
+        println!("public key: {}", reg.key.public_base64());
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let state = crate::server::State::new(Arc::new(reg))?;
+        crate::server::run(state, listener).await;
+        Ok(())
+    })
+}

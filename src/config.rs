@@ -1,0 +1,147 @@
+//! `registry.toml` in the data directory: one home for configuration, every
+//! key with a default that works on a laptop and a `CAIRN_*` override.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::archive::Limits;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The registry's name, bound into every signature.
+    pub name: String,
+    /// Address `serve` listens on.
+    pub listen: String,
+    /// Base URL readers use for static files (`{static}`); default `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Base URL of the write API (`{api}`); default the public URL.
+    pub api_url: Option<String>,
+    /// Extra reserved names (Windows device names are always reserved).
+    pub reserved_names: Vec<String>,
+    /// Archive limits (SPEC section 3).
+    pub limits: Limits,
+    /// Largest number of writes the writer commits as one group.
+    pub max_batch: usize,
+    pub rate_limit: RateLimits,
+}
+
+/// Token-bucket quotas, `burst` requests then one more every `per_seconds / refill`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Quota {
+    pub burst: u32,
+    pub refill: u32,
+    pub per_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    pub enabled: bool,
+    /// Any request without a valid token, by client address.
+    pub anonymous: Quota,
+    /// Health, whoami, token and owner reads, by account.
+    pub reads: Quota,
+    /// Publish, register, yank, owner changes, by account.
+    pub writes: Quota,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            enabled: true,
+            anonymous: Quota {
+                burst: 30,
+                refill: 1,
+                per_seconds: 2,
+            },
+            reads: Quota {
+                burst: 120,
+                refill: 2,
+                per_seconds: 1,
+            },
+            writes: Quota {
+                burst: 60,
+                refill: 1,
+                per_seconds: 1,
+            },
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "cairn".into(),
+            listen: "127.0.0.1:7878".into(),
+            public_url: None,
+            api_url: None,
+            reserved_names: crate::name::DEFAULT_RESERVED
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            limits: Limits::default(),
+            max_batch: 64,
+            rate_limit: RateLimits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `registry.toml` (absent = defaults) and applies `CAIRN_*` overrides.
+    pub fn load(data: &Path) -> Result<Config> {
+        let path = data.join("registry.toml");
+        let mut config: Config = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        config.apply_env();
+        Ok(config)
+    }
+
+    fn apply_env(&mut self) {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = var("CAIRN_NAME") {
+            self.name = v;
+        }
+        if let Some(v) = var("CAIRN_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = var("CAIRN_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = var("CAIRN_API_URL") {
+            self.api_url = Some(v);
+        }
+        if let Some(v) = var("CAIRN_RATE_LIMIT") {
+            self.rate_limit.enabled = !matches!(v.as_str(), "off" | "0" | "false");
+        }
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    pub fn api_url(&self) -> String {
+        self.api_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| self.public_url())
+    }
+
+    /// The file `init` writes: the defaults, spelled out for the operator.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# cairn registry configuration; every key can be overridden by CAIRN_* or a flag.\n{}",
+            toml::to_string_pretty(self).expect("config serializes")
+        )
+    }
+}

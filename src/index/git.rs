@@ -1,0 +1,291 @@
+//! The bare git repository that is the index's source of truth, published as
+//! a dumb-HTTP clonable repository at `/index.git/`.
+//!
+//! A batch of changes becomes a chain of commits built in memory (a mempack
+//! backend) and written as one pack file, so a group commit costs one pack
+//! write, one ref update and a handful of fsyncs, and the repository never
+//! holds loose objects (the dumb protocol would fetch those one by one).
+
+use anyhow::{Context, Result};
+use git2::{ObjectType, Oid, Repository, Signature, Tree};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::packs;
+use crate::fsutil;
+
+const BRANCH: &str = "refs/heads/main";
+
+/// Handle on the index repository. Cloning shares the lock that keeps pack
+/// consolidation from removing a pack while a batch reads the repository.
+#[derive(Clone)]
+pub struct IndexRepo {
+    path: PathBuf,
+    lock: Arc<Mutex<()>>,
+    author: String,
+}
+
+/// One batch of commits in progress.
+pub struct IndexTx<'r> {
+    repo: &'r Repository,
+    tree: Oid,
+    parent: Option<Oid>,
+    author: &'r str,
+    commits: Vec<Oid>,
+}
+
+impl IndexRepo {
+    /// Creates the bare repository with `config.json` as its first commit.
+    pub fn init(path: &Path, author: &str, config_json: &[u8]) -> Result<IndexRepo> {
+        let repo = Repository::init_opts(
+            path,
+            git2::RepositoryInitOptions::new()
+                .bare(true)
+                .initial_head("main")
+                .no_reinit(true),
+        )
+        .with_context(|| format!("creating the index repository at {}", path.display()))?;
+        drop(repo);
+        let index = IndexRepo::open(path, author)?;
+        index
+            .write_batch(|tx| tx.commit(&[("config.json", Some(config_json))], "config", author))?;
+        Ok(index)
+    }
+
+    pub fn open(path: &Path, author: &str) -> Result<IndexRepo> {
+        Repository::open_bare(path)
+            .with_context(|| format!("opening the index repository at {}", path.display()))?;
+        Ok(IndexRepo {
+            path: path.to_path_buf(),
+            lock: Arc::new(Mutex::new(())),
+            author: author.to_string(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The commit `main` points at.
+    pub fn head(&self) -> Result<Oid> {
+        let repo = Repository::open_bare(&self.path)?;
+        let id = repo.refname_to_id(BRANCH)?;
+        Ok(id)
+    }
+
+    /// Reads one file at `main`.
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let repo = Repository::open_bare(&self.path)?;
+        let tree = repo.find_commit(repo.refname_to_id(BRANCH)?)?.tree()?;
+        read_in_tree(&repo, &tree, path)
+    }
+
+    /// Runs `f` against a transaction on top of `main`, then makes every
+    /// commit it made durable and moves `main` to the last one. Returns what
+    /// `f` returned and the new head (unchanged if `f` committed nothing).
+    pub fn write_batch<T>(&self, f: impl FnOnce(&mut IndexTx) -> Result<T>) -> Result<(T, Oid)> {
+        let _guard = self.lock.lock().unwrap();
+        let repo = Repository::open_bare(&self.path)?;
+        let odb = repo.odb()?;
+        // New objects go to memory first; the highest priority backend takes writes.
+        let mempack = odb.add_new_mempack_backend(1000)?;
+        let parent = repo.refname_to_id(BRANCH).ok();
+        let tree = match parent {
+            Some(p) => repo.find_commit(p)?.tree_id(),
+            None => repo.treebuilder(None)?.write()?,
+        };
+        let mut tx = IndexTx {
+            repo: &repo,
+            tree,
+            parent,
+            author: &self.author,
+            commits: vec![],
+        };
+        let out = f(&mut tx)?;
+        let Some(tip) = tx.commits.last().copied() else {
+            return Ok((out, parent.unwrap_or_else(Oid::zero)));
+        };
+
+        let mut buf = git2::Buf::new();
+        mempack.dump(&repo, &mut buf)?;
+        let pack_name = packs::write_pack(&self.path, &odb, &buf)?;
+        mempack.reset()?;
+        tracing::debug!(pack = %pack_name, commits = tx.commits.len(), "index pack written");
+
+        repo.reference(BRANCH, tip, true, "cairn")?;
+        let ref_path = self.path.join(BRANCH);
+        fsutil::sync_file(&ref_path)?;
+        fsutil::sync_dir(ref_path.parent().unwrap())?;
+        write_dumb_info(&self.path, tip)?;
+        Ok((out, tip))
+    }
+
+    /// Rewrites the dumb-protocol files from the repository as it is.
+    pub fn refresh_dumb_info(&self) -> Result<()> {
+        let _guard = self.lock.lock().unwrap();
+        write_dumb_info(&self.path, self.head()?)
+    }
+
+    /// Merges small packs into larger ones (geometric repacking) so a clone
+    /// fetches a few packs, not one per publish. Safe to call from any thread.
+    pub fn consolidate_packs(&self) -> Result<()> {
+        packs::consolidate(&self.path, &self.lock)
+    }
+
+    /// Every commit, oldest first, with its message (for fsck and rebuilds).
+    pub fn history(&self) -> Result<Vec<(Oid, String)>> {
+        let repo = Repository::open_bare(&self.path)?;
+        let mut walk = repo.revwalk()?;
+        walk.push_ref(BRANCH)?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+        walk.map(|id| {
+            let id = id?;
+            let msg = repo
+                .find_commit(id)?
+                .message()
+                .unwrap_or_default()
+                .to_string();
+            Ok((id, msg))
+        })
+        .collect()
+    }
+
+    /// Every file at `main` (path, bytes), for rebuilding derived files.
+    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let repo = Repository::open_bare(&self.path)?;
+        let tree = repo.find_commit(repo.refname_to_id(BRANCH)?)?.tree()?;
+        let mut out = Vec::new();
+        let mut err = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                match repo.find_blob(entry.id()) {
+                    Ok(b) => out.push((
+                        format!("{dir}{}", entry.name().unwrap_or("")),
+                        b.content().to_vec(),
+                    )),
+                    Err(e) => {
+                        err = Some(e);
+                        return git2::TreeWalkResult::Abort;
+                    }
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        match err {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
+    }
+
+    /// Paths that differ between two commits' trees.
+    pub fn changed_paths(&self, from: Option<Oid>, to: Oid) -> Result<Vec<String>> {
+        let repo = Repository::open_bare(&self.path)?;
+        let old = from
+            .map(|f| repo.find_commit(f).and_then(|c| c.tree()))
+            .transpose()?;
+        let new = repo.find_commit(to)?.tree()?;
+        let diff = repo.diff_tree_to_tree(old.as_ref(), Some(&new), None)?;
+        Ok(diff
+            .deltas()
+            .filter_map(|d| d.new_file().path().or(d.old_file().path()))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect())
+    }
+}
+
+impl IndexTx<'_> {
+    /// Reads a file as the batch has it so far.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let tree = self.repo.find_tree(self.tree)?;
+        read_in_tree(self.repo, &tree, path)
+    }
+
+    /// One commit: sets (`Some`) or removes (`None`) each file, with the
+    /// message's subject and a `Published-By` trailer.
+    pub fn commit(
+        &mut self,
+        files: &[(&str, Option<&[u8]>)],
+        subject: &str,
+        by: &str,
+    ) -> Result<Oid> {
+        let mut tree = self.tree;
+        for (path, content) in files {
+            let blob = content.map(|c| self.repo.blob(c)).transpose()?;
+            let comps: Vec<&str> = path.split('/').collect();
+            let base = self.repo.find_tree(tree)?;
+            tree = update_tree(self.repo, Some(&base), &comps, blob)?
+                .unwrap_or(self.repo.treebuilder(None)?.write()?);
+        }
+        let now = git2::Time::new(chrono::Utc::now().timestamp(), 0);
+        let sig = Signature::new(self.author, "registry@cairn.invalid", &now)?;
+        let message = format!("{subject}\n\nPublished-By: {by}\n");
+        let parents: Vec<git2::Commit> = self
+            .parent
+            .iter()
+            .map(|p| self.repo.find_commit(*p))
+            .collect::<Result<_, _>>()?;
+        let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
+        let tree_obj = self.repo.find_tree(tree)?;
+        let id = self
+            .repo
+            .commit(None, &sig, &sig, &message, &tree_obj, &parent_refs)?;
+        self.tree = tree;
+        self.parent = Some(id);
+        self.commits.push(id);
+        Ok(id)
+    }
+}
+
+/// `info/refs` and `objects/info/packs`, which the dumb HTTP protocol reads
+/// first; rewritten after every ref move or pack change.
+fn write_dumb_info(repo: &Path, tip: Oid) -> Result<()> {
+    fsutil::write_atomic(
+        &repo.join("info/refs"),
+        format!("{tip}\t{BRANCH}\n").as_bytes(),
+    )?;
+    packs::write_info_packs(repo)
+}
+
+fn read_in_tree(repo: &Repository, tree: &Tree, path: &str) -> Result<Option<Vec<u8>>> {
+    match tree.get_path(Path::new(path)) {
+        Ok(entry) => Ok(Some(repo.find_blob(entry.id())?.content().to_vec())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Rewrites the trees along `comps` with the leaf set to `blob` (or removed),
+/// dropping directories that become empty. Returns the new tree id, `None`
+/// when the tree became empty.
+fn update_tree(
+    repo: &Repository,
+    base: Option<&Tree>,
+    comps: &[&str],
+    blob: Option<Oid>,
+) -> Result<Option<Oid>> {
+    let mut tb = repo.treebuilder(base)?;
+    let (first, rest) = comps.split_first().expect("path has a component");
+    let child = if rest.is_empty() {
+        blob.map(|b| (b, 0o100644))
+    } else {
+        let sub = match base.and_then(|t| t.get_name(first)) {
+            Some(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+            _ => None,
+        };
+        update_tree(repo, sub.as_ref(), rest, blob)?.map(|t| (t, 0o040000))
+    };
+    match child {
+        Some((id, mode)) => {
+            tb.insert(first, id, mode)?;
+        }
+        None => {
+            if tb.get(first)?.is_some() {
+                tb.remove(first)?;
+            }
+        }
+    }
+    if tb.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(tb.write()?))
+}

@@ -1,0 +1,110 @@
+//! One index line: a JSON object cargo can read, plus cairn's own keys that
+//! cargo ignores. Only this module knows the line's shape.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexLine {
+    pub name: String,
+    pub vers: String,
+    pub deps: Vec<IndexDep>,
+    pub cksum: String,
+    pub features: BTreeMap<String, Vec<String>>,
+    pub yanked: bool,
+    #[serde(default)]
+    pub links: Option<String>,
+    #[serde(default = "one")]
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features2: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rust_version: Option<String>,
+    /// `YYYY-MM-DDTHH:MM:SSZ` exactly; cargo rejects other forms.
+    #[serde(default)]
+    pub pubtime: Option<String>,
+    // cairn's keys
+    #[serde(default)]
+    pub blake3: String,
+    #[serde(default)]
+    pub size: u64,
+    /// `tar.gz` or `tar.zst`.
+    #[serde(default)]
+    pub fmt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexDep {
+    pub name: String,
+    pub req: String,
+    pub features: Vec<String>,
+    pub optional: bool,
+    pub default_features: bool,
+    pub target: Option<String>,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+}
+
+impl IndexDep {
+    /// A native (cairn.toml) dependency written as a plain cargo dep.
+    pub fn normal(name: &str, req: &str) -> IndexDep {
+        IndexDep {
+            name: name.to_string(),
+            req: req.to_string(),
+            features: vec![],
+            optional: false,
+            default_features: true,
+            target: None,
+            kind: "normal".into(),
+            registry: None,
+            package: None,
+        }
+    }
+}
+
+impl IndexLine {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("index line serializes")
+    }
+
+    /// Parses every line of an index file, skipping blank lines.
+    pub fn parse_file(bytes: &[u8]) -> Result<Vec<IndexLine>, serde_json::Error> {
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .map(serde_json::from_slice)
+            .collect()
+    }
+
+    /// Serializes lines back into an index file (one per line, trailing newline).
+    pub fn file_bytes(lines: &[IndexLine]) -> Vec<u8> {
+        let mut out = String::new();
+        for l in lines {
+            out.push_str(&l.to_json());
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+}
+
+/// The time format cargo accepts for `pubtime`.
+pub fn pubtime(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

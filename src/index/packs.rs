@@ -1,0 +1,196 @@
+//! Pack files of the index repository: writing a batch's pack durably, the
+//! `objects/info/packs` list, and geometric consolidation.
+//!
+//! Consolidation never deletes a pack at once: a CDN may serve an
+//! `objects/info/packs` up to a minute old, so a replaced pack leaves the list
+//! first and its files are removed only after `RETIRE_AFTER`.
+
+use anyhow::{Context, Result};
+use git2::{Odb, Oid, Repository};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::fsutil;
+
+const RETIRE_AFTER: Duration = Duration::from_secs(300);
+const RETIRED_FILE: &str = "cairn-retired-packs.json";
+
+fn pack_dir(repo: &Path) -> PathBuf {
+    repo.join("objects/pack")
+}
+
+/// Writes a pack (as produced by a mempack dump or a packbuilder) through
+/// libgit2's indexer and fsyncs the pack, its index and the directory.
+/// Returns the pack's name (`pack-{hex}`).
+pub fn write_pack(repo: &Path, odb: &Odb, pack: &[u8]) -> Result<String> {
+    let mut writer = odb.packwriter()?;
+    writer.write_all(pack)?;
+    writer.commit()?;
+    // A pack's name is its trailing checksum.
+    let name = format!("pack-{}", crate::store::hex(&pack[pack.len() - 20..]));
+    let dir = pack_dir(repo);
+    for ext in ["pack", "idx"] {
+        fsutil::sync_file(&dir.join(format!("{name}.{ext}")))
+            .with_context(|| format!("syncing {name}.{ext}"))?;
+    }
+    fsutil::sync_dir(&dir)?;
+    Ok(name)
+}
+
+/// Packs present on disk with their object counts, minus retired ones.
+fn live_packs(repo: &Path) -> Result<Vec<(String, u32)>> {
+    let retired = read_retired(repo);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(pack_dir(repo))? {
+        let file = entry?.file_name().to_string_lossy().into_owned();
+        let Some(name) = file.strip_suffix(".idx") else {
+            continue;
+        };
+        if retired.contains_key(name) || !pack_dir(repo).join(format!("{name}.pack")).exists() {
+            continue;
+        }
+        let idx = std::fs::read(pack_dir(repo).join(&file))?;
+        out.push((name.to_string(), idx_object_ids(&idx)?.len() as u32));
+    }
+    Ok(out)
+}
+
+/// Object ids listed in a version 2 pack index.
+fn idx_object_ids(idx: &[u8]) -> Result<Vec<Oid>> {
+    anyhow::ensure!(
+        idx.len() >= 8 + 1024 && idx[..8] == [0xff, b't', b'O', b'c', 0, 0, 0, 2],
+        "not a v2 pack index"
+    );
+    let n = u32::from_be_bytes(idx[8 + 255 * 4..8 + 256 * 4].try_into().unwrap()) as usize;
+    let ids = idx
+        .get(1032..1032 + n * 20)
+        .context("truncated pack index")?;
+    ids.chunks(20).map(|c| Ok(Oid::from_bytes(c)?)).collect()
+}
+
+/// Rewrites `objects/info/packs` from the live packs.
+pub fn write_info_packs(repo: &Path) -> Result<()> {
+    let mut text = String::new();
+    let mut packs = live_packs(repo)?;
+    packs.sort();
+    for (name, _) in packs {
+        text.push_str(&format!("P {name}.pack\n"));
+    }
+    text.push('\n');
+    fsutil::write_atomic(&repo.join("objects/info/packs"), text.as_bytes())?;
+    Ok(())
+}
+
+fn read_retired(repo: &Path) -> BTreeMap<String, u64> {
+    std::fs::read(repo.join(RETIRED_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Which packs to merge: the smallest ones, as long as the next is at most
+/// twice the sum so far (git's geometric repack), so every object is
+/// rewritten O(log n) times.
+fn merge_set(mut packs: Vec<(String, u32)>) -> Vec<String> {
+    packs.sort_by_key(|(_, n)| *n);
+    let mut sum = 0u64;
+    let mut take = 0;
+    for (i, (_, n)) in packs.iter().enumerate() {
+        if i > 0 && u64::from(*n) > 2 * sum {
+            break;
+        }
+        sum += u64::from(*n);
+        take = i + 1;
+    }
+    if take < 2 {
+        return vec![];
+    }
+    packs.into_iter().take(take).map(|(name, _)| name).collect()
+}
+
+/// Merges packs (see `merge_set`) and removes retired packs whose grace time
+/// has passed. Holds `lock` only while the pack list changes.
+pub fn consolidate(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
+    let merge = merge_set(live_packs(repo_path)?);
+    if !merge.is_empty() {
+        let repo = Repository::open_bare(repo_path)?;
+        let mut builder = repo.packbuilder()?;
+        for name in &merge {
+            let idx = std::fs::read(pack_dir(repo_path).join(format!("{name}.idx")))?;
+            for id in idx_object_ids(&idx)? {
+                builder.insert_object(id, None)?;
+            }
+        }
+        let mut buf = git2::Buf::new();
+        builder.write_buf(&mut buf)?;
+        let odb = repo.odb()?;
+        let _guard = lock.lock().unwrap();
+        let new = write_pack(repo_path, &odb, &buf)?;
+        let mut retired = read_retired(repo_path);
+        for name in merge.into_iter().filter(|n| *n != new) {
+            retired.insert(name, now_secs());
+        }
+        fsutil::write_atomic(
+            &repo_path.join(RETIRED_FILE),
+            &serde_json::to_vec(&retired)?,
+        )?;
+        write_info_packs(repo_path)?;
+    }
+    remove_expired(repo_path, lock)
+}
+
+fn remove_expired(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
+    let _guard = lock.lock().unwrap();
+    let mut retired = read_retired(repo_path);
+    let now = now_secs();
+    let expired: Vec<String> = retired
+        .iter()
+        .filter(|(_, at)| now.saturating_sub(**at) >= RETIRE_AFTER.as_secs())
+        .map(|(n, _)| n.clone())
+        .collect();
+    if expired.is_empty() {
+        return Ok(());
+    }
+    for name in &expired {
+        for ext in ["pack", "idx"] {
+            let _ = std::fs::remove_file(pack_dir(repo_path).join(format!("{name}.{ext}")));
+        }
+        retired.remove(name);
+    }
+    fsutil::sync_dir(&pack_dir(repo_path))?;
+    fsutil::write_atomic(
+        &repo_path.join(RETIRED_FILE),
+        &serde_json::to_vec(&retired)?,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_set;
+
+    fn p(n: &[u32]) -> Vec<(String, u32)> {
+        n.iter()
+            .enumerate()
+            .map(|(i, n)| (format!("p{i}"), *n))
+            .collect()
+    }
+
+    #[test]
+    fn merges_small_packs_and_keeps_a_large_base() {
+        assert_eq!(merge_set(p(&[1000, 5, 6, 7])).len(), 3);
+        assert!(merge_set(p(&[1000])).is_empty());
+        assert!(merge_set(p(&[1000, 5])).is_empty());
+        assert_eq!(merge_set(p(&[10, 12])).len(), 2);
+    }
+}

@@ -1,0 +1,17 @@
+//! cairn: a static-index, content-addressed package registry.
+//! See ARCHITECTURE.md for the map of these modules.
+
+pub mod archive;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod derive;
+pub mod fsutil;
+pub mod index;
+pub mod name;
+pub mod publish;
+pub mod registry;
+pub mod server;
+pub mod sign;
+pub mod site;
+pub mod store;

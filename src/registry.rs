@@ -1,0 +1,258 @@
+//! A registry on disk: the data directory's layout, first-time creation, and
+//! the repair a restart does after a crash.
+//!
+//! ```text
+//! cairn-data/
+//!   registry.toml      configuration (written last by init: its presence means "a registry")
+//!   minisign.key       the signing key (0600)
+//!   state.db           users, token hashes, owners, burned versions, audit log
+//!   static/            everything readers fetch
+//!     index/           checkout of the index tree      index.git/  the bare index repository
+//!     blobs/sha256/    tarballs and .minisig            minisign.pub, api/v1/…, site files
+//! ```
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::db;
+use crate::derive;
+use crate::fsutil::write_atomic;
+use crate::index::{package_path, IndexLine, IndexRepo};
+use crate::sign::SigningKey;
+use crate::store::BlobStore;
+
+pub struct Registry {
+    pub data: PathBuf,
+    pub static_root: PathBuf,
+    pub config: Config,
+    pub key: SigningKey,
+    pub index: IndexRepo,
+    pub store: BlobStore,
+}
+
+/// The login of the account `init` creates and whose token it prints.
+pub const BOOTSTRAP_LOGIN: &str = "admin";
+
+impl Registry {
+    pub fn exists(data: &Path) -> bool {
+        data.join("registry.toml").is_file()
+    }
+
+    /// Creates a registry in `data` and returns the bootstrap account's token.
+    pub fn init(data: &Path, config: &Config) -> Result<String> {
+        anyhow::ensure!(
+            !Registry::exists(data),
+            "{} already holds a registry",
+            data.display()
+        );
+        // Leftovers of an init that crashed are not a registry: start again.
+        for partial in [
+            "minisign.key",
+            "state.db",
+            "state.db-wal",
+            "state.db-shm",
+            "static",
+        ] {
+            let p = data.join(partial);
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)?;
+            } else if p.exists() {
+                std::fs::remove_file(&p)?;
+            }
+        }
+        let static_root = data.join("static");
+        std::fs::create_dir_all(static_root.join("blobs/sha256"))?;
+        let key = SigningKey::generate(
+            &data.join("minisign.key"),
+            &static_root.join("minisign.pub"),
+        )?;
+        let config_json = config_json(config, &key);
+        IndexRepo::init(&static_root.join("index.git"), &config.name, &config_json)?;
+        write_atomic(&static_root.join("index/config.json"), &config_json)?;
+        let conn = db::open(&data.join("state.db"))?;
+        let token = db::add_user(&conn, BOOTSTRAP_LOGIN, None)?;
+        write_atomic(
+            &static_root.join("index.html"),
+            crate::site::INDEX_HTML.as_bytes(),
+        )?;
+        write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
+        let reg = Registry::open(data, config.clone())?;
+        reg.write_summaries(&conn)?;
+        Ok(token)
+    }
+
+    pub fn open(data: &Path, config: Config) -> Result<Registry> {
+        anyhow::ensure!(
+            Registry::exists(data),
+            "{} holds no registry (run `cairn init`)",
+            data.display()
+        );
+        let static_root = data.join("static");
+        let key = SigningKey::load(&data.join("minisign.key"))?;
+        let index = IndexRepo::open(&static_root.join("index.git"), &config.name)?;
+        Ok(Registry {
+            data: data.to_path_buf(),
+            store: BlobStore::new(&static_root),
+            static_root,
+            config,
+            key,
+            index,
+        })
+    }
+
+    pub fn db(&self) -> Result<Connection> {
+        db::open(&self.data.join("state.db"))
+    }
+
+    /// Brings derived state back in line with the sources of truth after an
+    /// unclean stop: forgets versions the database recorded but the index
+    /// never committed (they were never acknowledged) with their blobs, updates `config.json`
+    /// when the URLs changed, and rewrites the derived files of every package
+    /// changed since the commit `health.json` was written for.
+    pub fn recover(&self) -> Result<()> {
+        crate::fsutil::remove_stale_temps(&self.static_root);
+        let conn = self.db()?;
+        // Only the last batch can be affected: look a little further back.
+        for row in db::recent_versions(&conn, self.config.max_batch * 2)? {
+            let lines = self.read_lines(&row.key)?;
+            if !lines.iter().any(|l| l.vers == row.vers) {
+                tracing::warn!(package = %row.name, version = %row.vers, "forgetting a version the index never committed");
+                db::forget_version(&conn, &row.key, &row.version_key)?;
+                self.store.remove(&row.sha256)?;
+            }
+        }
+        let wanted = config_json(&self.config, &self.key);
+        if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
+            self.index.write_batch(|tx| {
+                tx.commit(
+                    &[("config.json", Some(&wanted))],
+                    "config",
+                    &self.config.name,
+                )
+            })?;
+        }
+        let head = self.index.head()?;
+        let derived_at = std::fs::read(self.static_root.join("api/v1/health.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v["indexCommit"]
+                    .as_str()
+                    .and_then(|s| git2::Oid::from_str(s).ok())
+            });
+        if derived_at != Some(head) {
+            let changed = self.index.changed_paths(derived_at, head)?;
+            tracing::info!(
+                files = changed.len(),
+                "rewriting derived files after an unclean stop"
+            );
+            for path in changed {
+                self.rederive_path(&conn, &path)?;
+            }
+            self.index.refresh_dumb_info()?;
+            self.write_summaries(&conn)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the derived files that depend on one index path.
+    fn rederive_path(&self, conn: &Connection, path: &str) -> Result<()> {
+        let content = self.index.read_file(path)?;
+        let target = self.static_root.join("index").join(path);
+        if path == "config.json" || path.starts_with("advisories/") {
+            return match content {
+                Some(c) => Ok(write_atomic(&target, &c)?),
+                None => Ok(()),
+            };
+        }
+        let lines = content
+            .as_deref()
+            .map(IndexLine::parse_file)
+            .transpose()?
+            .unwrap_or_default();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let owners = db::owners(conn, &lines[0].name)?;
+        derive::write_package(&self.static_root, &lines, &owners)?;
+        for line in &lines {
+            let readme = self.readme_of(line);
+            derive::write_version(&self.static_root, line, readme.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// The README extracted from a stored tarball, if it has one.
+    fn readme_of(&self, line: &IndexLine) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.store.blob_path(&line.cksum)).ok()?;
+        let kind = if line.fmt.is_empty() || line.kind.is_some() {
+            crate::archive::ManifestKind::Cairn
+        } else {
+            crate::archive::ManifestKind::Cargo
+        };
+        let limits = crate::archive::Limits::default();
+        crate::archive::inspect(&bytes, &line.name, &line.vers, None, kind, &limits)
+            .ok()
+            .and_then(|i| i.readme)
+    }
+
+    /// A package's index lines at `main` (empty if it has none).
+    pub fn read_lines(&self, name: &str) -> Result<Vec<IndexLine>> {
+        match self.index.read_file(&package_path(name))? {
+            Some(bytes) => Ok(IndexLine::parse_file(&bytes)?),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// `recent.json` and `health.json`, from the database and the index head.
+    pub fn write_summaries(&self, conn: &Connection) -> Result<()> {
+        let recent = db::recent_versions(conn, 100)?;
+        let recent_doc = json!({
+            "generatedAt": db::now(),
+            "publishes": recent.iter().map(|r| json!({
+                "name": r.name, "version": r.vers, "publishedAt": r.published_at,
+            })).collect::<Vec<_>>(),
+        });
+        let api = self.static_root.join("api/v1");
+        write_atomic(&api.join("recent.json"), &derive::to_bytes(&recent_doc))?;
+        let (packages, versions) = db::counts(conn)?;
+        let health = json!({
+            "status": "ok",
+            "generatedAt": db::now(),
+            "indexCommit": self.index.head()?.to_string(),
+            "packages": packages,
+            "versions": versions,
+            "lastPublishAt": recent.first().map(|r| r.published_at.clone()),
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        write_atomic(&api.join("health.json"), &derive::to_bytes(&health))?;
+        Ok(())
+    }
+}
+
+/// `index/config.json`: cargo's `dl` and `api` plus cairn's key and name.
+pub fn config_json(config: &Config, key: &SigningKey) -> Vec<u8> {
+    let doc = json!({
+        "dl": format!("{}/blobs/sha256/{{sha256-checksum}}", config.public_url()),
+        "api": config.api_url(),
+        "auth-required": false,
+        "pubkey": key.public_base64(),
+        "name": config.name,
+    });
+    derive::to_bytes(&doc)
+}
+
+/// Opens the registry in `data`, creating it first if there is none. Returns
+/// the bootstrap token when it was created now.
+pub fn open_or_init(data: &Path, config: Config) -> Result<(Registry, Option<String>)> {
+    let token = if Registry::exists(data) {
+        None
+    } else {
+        std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+        Some(Registry::init(data, &config)?)
+    };
+    Ok((Registry::open(data, config)?, token))
+}

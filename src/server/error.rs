@@ -1,0 +1,67 @@
+//! The one error shape of the HTTP API: `{"error": code, "message": text}`.
+
+use serde_json::json;
+use warp::http::StatusCode;
+
+use crate::publish::WriteError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid", m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", m)
+    }
+    pub fn not_found(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", m)
+    }
+    pub fn too_large(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", m)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the operator's log has details",
+        )
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "error": self.code, "message": self.message })).unwrap()
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> ApiError {
+        match e {
+            WriteError::Invalid(m) => ApiError::invalid(m),
+            WriteError::Forbidden(m) => ApiError::forbidden(m),
+            WriteError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            WriteError::Internal(e) => ApiError::internal(format!("{e:#}")),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        ApiError::internal(format!("{e:#}"))
+    }
+}

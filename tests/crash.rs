@@ -1,0 +1,109 @@
+//! Durability: kill -9 of the server in the middle of a stream of publishes,
+//! 20 times over. After each restart every acknowledged version is present
+//! with its blob and a valid signature, and no index line points at a
+//! missing blob.
+
+mod support;
+
+use cairn::archive::builder::TarballBuilder;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use support::Server;
+
+#[test]
+fn acknowledged_publishes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    // (name, version) -> sha256 of every 201 ever received.
+    let acked: Mutex<BTreeMap<(String, String), String>> = Mutex::new(BTreeMap::new());
+    for round in 0..20u32 {
+        let stop = AtomicBool::new(false);
+        let url = server.url.clone();
+        std::thread::scope(|s| {
+            for client in 0..4 {
+                let (stop, acked, token, url) = (&stop, &acked, &token, &url);
+                let base = round + client * 10_000;
+                s.spawn(move || {
+                    let http = support::client();
+                    for i in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let name = format!("crash{}", (base + i) % 7);
+                        let version = format!("{round}.{client}.{i}");
+                        let body = TarballBuilder::new(&name, &version).gzip();
+                        let resp = http
+                            .put(format!("{url}/api/v1/packages/{name}/{version}"))
+                            .bearer_auth(token)
+                            .header("Content-Type", "application/gzip")
+                            .body(body.clone())
+                            .send();
+                        match resp {
+                            Ok(r) if r.status() == 201 => {
+                                let (sha, _) = cairn::store::digests(&body);
+                                acked.lock().unwrap().insert((name, version), sha);
+                            }
+                            Ok(r) if r.status().is_server_error() => {
+                                panic!("server error: {}", r.text().unwrap())
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+            }
+            // Let a few publishes through, then pull the plug mid-stream.
+            std::thread::sleep(Duration::from_millis(150 + (round as u64 * 37) % 250));
+            kill_9(&mut server);
+            stop.store(true, Ordering::Relaxed);
+        });
+        server = Server::start(dir.path());
+        check_consistent(&server, &acked.lock().unwrap());
+    }
+    assert!(
+        acked.lock().unwrap().len() > 20,
+        "the stream published something before each kill"
+    );
+}
+
+fn kill_9(server: &mut Server) {
+    // Child::kill sends SIGKILL on Unix.
+    server.kill();
+}
+
+fn check_consistent(server: &Server, acked: &BTreeMap<(String, String), String>) {
+    let root = server.static_root();
+    let mut lines_by_pkg = BTreeMap::new();
+    for (name, _) in acked.keys() {
+        if lines_by_pkg.contains_key(name) {
+            continue;
+        }
+        let resp = server.get(&format!("/index/{}", cairn::index::package_path(name)));
+        assert_eq!(resp.status(), 200, "index file of {name}");
+        let lines = cairn::index::IndexLine::parse_file(&resp.bytes().unwrap()).unwrap();
+        lines_by_pkg.insert(name.clone(), lines);
+    }
+    for ((name, version), sha) in acked {
+        let line = lines_by_pkg[name]
+            .iter()
+            .find(|l| &l.vers == version)
+            .unwrap_or_else(|| panic!("acknowledged {name} {version} missing from the index"));
+        assert_eq!(&line.cksum, sha);
+    }
+    for lines in lines_by_pkg.values() {
+        for line in lines {
+            let blob = std::fs::read(root.join("blobs/sha256").join(&line.cksum))
+                .unwrap_or_else(|_| panic!("{} {} points at a missing blob", line.name, line.vers));
+            let sig =
+                std::fs::read_to_string(root.join(format!("blobs/sha256/{}.minisig", line.cksum)))
+                    .unwrap();
+            let att = cairn::sign::verify(&server.pubkey, &blob, &sig).unwrap();
+            assert_eq!(
+                (att.name.as_str(), att.version.as_str()),
+                (line.name.as_str(), line.vers.as_str())
+            );
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Shared test support: the real `cairn` binary on 127.0.0.1 with a fresh
+//! data directory, stopped (kill -9) when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data: PathBuf,
+    pub token: Option<String>,
+    pub pubkey: String,
+}
+
+impl Server {
+    /// Starts `cairn serve` on a free port over `data` (created on first start).
+    pub fn start(data: &Path) -> Server {
+        Server::start_with_env(data, &[("CAIRN_RATE_LIMIT", "off")])
+    }
+
+    pub fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env_remove("CAIRN_PUBLIC_URL")
+            .env("CAIRN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("cairn starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut url, mut token, mut pubkey) = (None, None, None);
+        // The public key line comes last.
+        while pubkey.is_none() {
+            let line = lines.next().expect("serve prints its address").unwrap();
+            if let Some(u) = line.strip_prefix("listening on ") {
+                url = Some(u.to_string());
+            } else if let Some(k) = line.strip_prefix("public key: ") {
+                pubkey = Some(k.to_string());
+            } else if let Some((_, t)) = line.split_once("(shown once): ") {
+                token = Some(t.to_string());
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server {
+            child,
+            url: url.unwrap(),
+            data: data.to_path_buf(),
+            token,
+            pubkey: pubkey.unwrap(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..100 {
+            if reqwest::blocking::get(format!("{}/api/v1/health", self.url))
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server at {} never became healthy", self.url);
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn static_root(&self) -> PathBuf {
+        self.data.join("static")
+    }
+
+    /// Creates a user through the admin CLI and returns its token.
+    pub fn add_user(&self, login: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["admin", "user", "add", login, "--data"])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(token.lines().count(), 1, "the token alone on stdout");
+        token.trim().to_string()
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        reqwest::blocking::get(format!("{}{path}", self.url)).unwrap()
+    }
+
+    pub fn put(
+        &self,
+        name: &str,
+        version: &str,
+        token: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> reqwest::blocking::Response {
+        client()
+            .put(format!("{}/api/v1/packages/{name}/{version}", self.url))
+            .bearer_auth(token)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .unwrap()
+    }
+
+    /// Every file under the static root except temporaries, relative paths.
+    pub fn static_files(&self) -> Vec<String> {
+        let root = self.static_root();
+        let mut v: Vec<String> = walkdir::WalkDir::new(&root)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                e.path()
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|p| !p.starts_with("index.git/") && !p.contains("/.tmp-"))
+            .filter(|p| p != "api/v1/health.json" && p != "api/v1/recent.json")
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// `git` with the repository-independent settings tests rely on.
+pub fn git(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("git runs")
+}
