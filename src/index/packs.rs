@@ -52,21 +52,40 @@ fn live_packs(repo: &Path) -> Result<Vec<(String, u32)>> {
         if retired.contains_key(name) || !pack_dir(repo).join(format!("{name}.pack")).exists() {
             continue;
         }
-        let idx = std::fs::read(pack_dir(repo).join(&file))?;
-        out.push((name.to_string(), idx_object_ids(&idx)?.len() as u32));
+        out.push((
+            name.to_string(),
+            idx_object_count(&pack_dir(repo).join(&file))?,
+        ));
     }
     Ok(out)
 }
 
-/// Object ids listed in a version 2 pack index.
-fn idx_object_ids(idx: &[u8]) -> Result<Vec<Oid>> {
+const IDX_HEADER: usize = 8 + 256 * 4;
+
+/// The object count of a version 2 pack index: the last fan-out entry.
+fn idx_count(header: &[u8]) -> Result<u32> {
     anyhow::ensure!(
-        idx.len() >= 8 + 1024 && idx[..8] == [0xff, b't', b'O', b'c', 0, 0, 0, 2],
+        header.len() >= IDX_HEADER && header[..8] == [0xff, b't', b'O', b'c', 0, 0, 0, 2],
         "not a v2 pack index"
     );
-    let n = u32::from_be_bytes(idx[8 + 255 * 4..8 + 256 * 4].try_into().unwrap()) as usize;
+    Ok(u32::from_be_bytes(
+        header[IDX_HEADER - 4..IDX_HEADER].try_into().unwrap(),
+    ))
+}
+
+/// Reads only the header of an index file: called after every group.
+fn idx_object_count(path: &Path) -> Result<u32> {
+    use std::io::Read;
+    let mut header = vec![0u8; IDX_HEADER];
+    std::fs::File::open(path)?.read_exact(&mut header)?;
+    idx_count(&header)
+}
+
+/// Object ids listed in a version 2 pack index.
+fn idx_object_ids(idx: &[u8]) -> Result<Vec<Oid>> {
+    let n = idx_count(idx)? as usize;
     let ids = idx
-        .get(1032..1032 + n * 20)
+        .get(IDX_HEADER..IDX_HEADER + n * 20)
         .context("truncated pack index")?;
     ids.chunks(20).map(|c| Ok(Oid::from_bytes(c)?)).collect()
 }

@@ -28,16 +28,20 @@ pub struct State {
     pub reg: Arc<Registry>,
     pub writer: Writer,
     limits: Limits,
+    /// Token lookups are a single indexed query: one shared connection.
+    auth_db: std::sync::Mutex<rusqlite::Connection>,
 }
 
 impl State {
     pub fn new(reg: Arc<Registry>) -> anyhow::Result<Arc<State>> {
         let writer = Writer::start(reg.clone())?;
         let limits = Limits::new(&reg.config.rate_limit);
+        let auth_db = std::sync::Mutex::new(reg.db()?);
         Ok(Arc::new(State {
             reg,
             writer,
             limits,
+            auth_db,
         }))
     }
 }
@@ -140,7 +144,7 @@ fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Caller>, Ap
             "malformed token: cairn tokens look like `cairn_` and 40 characters",
         ));
     }
-    let conn = state.reg.db()?;
+    let conn = state.auth_db.lock().unwrap();
     match db::authenticate(&conn, token)? {
         Some(c) => Ok(Some(c)),
         None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
