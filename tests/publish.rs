@@ -265,6 +265,10 @@ fn git_clone_of_index_git_equals_the_static_index() {
         })
         .collect();
     assert!(loose.is_empty(), "loose objects: {loose:?}");
+    // Geometric consolidation keeps the packs a clone fetches few.
+    let listed = std::fs::read_to_string(server.static_root().join("index.git/objects/info/packs")).unwrap();
+    let packs = listed.lines().filter(|l| l.starts_with("P ")).count();
+    assert!((1..=5).contains(&packs), "16 groups left {packs} packs listed");
 }
 
 #[test]

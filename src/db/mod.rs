@@ -212,9 +212,12 @@ pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>
     let Some((token_id, scopes, packages, user)) = row else {
         return Ok(None);
     };
+    // Minute resolution is enough for "last used", and it spares most
+    // requests a database write.
+    let stale = crate::index::line::pubtime(chrono::Utc::now() - chrono::Duration::seconds(60));
     conn.execute(
-        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2",
-        params![now, token_id],
+        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)",
+        params![now, token_id, stale],
     )?;
     Ok(Some(Caller {
         user,
