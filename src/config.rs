@@ -51,21 +51,9 @@ impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
             enabled: true,
-            anonymous: Quota {
-                burst: 30,
-                refill: 1,
-                per_seconds: 2,
-            },
-            reads: Quota {
-                burst: 120,
-                refill: 2,
-                per_seconds: 1,
-            },
-            writes: Quota {
-                burst: 60,
-                refill: 1,
-                per_seconds: 1,
-            },
+            anonymous: Quota { burst: 30, refill: 1, per_seconds: 2 },
+            reads: Quota { burst: 120, refill: 2, per_seconds: 1 },
+            writes: Quota { burst: 60, refill: 1, per_seconds: 1 },
         }
     }
 }
@@ -77,10 +65,7 @@ impl Default for Config {
             listen: "127.0.0.1:7878".into(),
             public_url: None,
             api_url: None,
-            reserved_names: crate::name::DEFAULT_RESERVED
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            reserved_names: crate::name::DEFAULT_RESERVED.iter().map(|s| s.to_string()).collect(),
             limits: Limits::default(),
             max_batch: 64,
             rate_limit: RateLimits::default(),
@@ -93,9 +78,7 @@ impl Config {
     pub fn load(data: &Path) -> Result<Config> {
         let path = data.join("registry.toml");
         let mut config: Config = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
-            }
+            Ok(text) => toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
@@ -131,10 +114,7 @@ impl Config {
     }
 
     pub fn api_url(&self) -> String {
-        self.api_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| self.public_url())
+        self.api_url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| self.public_url())
     }
 
     /// The file `init` writes: the defaults, spelled out for the operator.

@@ -10,11 +10,7 @@ use std::path::Path;
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().expect("target has a parent directory");
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;

@@ -7,14 +7,13 @@ use std::fmt;
 /// Windows device names: a package directory named like these cannot be
 /// created on Windows, so they are refused whatever the configuration says.
 const WINDOWS_DEVICES: &[&str] = &[
-    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
-    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8", "com9",
+    "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 ];
 
 /// The configurable reserved list's default.
-pub const DEFAULT_RESERVED: &[&str] = &[
-    "cairn", "api", "admin", "index", "blobs", "search", "std", "core", "alloc",
-];
+pub const DEFAULT_RESERVED: &[&str] =
+    &["cairn", "api", "admin", "index", "blobs", "search", "std", "core", "alloc"];
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum NameError {
@@ -40,9 +39,7 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     let ok = !bytes.is_empty()
         && bytes.len() <= 64
         && bytes[0].is_ascii_alphabetic()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
     if ok {
         Ok(())
     } else {
@@ -82,8 +79,7 @@ pub fn confusable(name: &str) -> String {
 
 /// A SemVer 2.0 version as published.
 pub fn parse_version(v: &str) -> Result<semver::Version, String> {
-    semver::Version::parse(v)
-        .map_err(|e| format!("invalid version `{v}`: {e} (SemVer 2.0 expected)"))
+    semver::Version::parse(v).map_err(|e| format!("invalid version `{v}`: {e} (SemVer 2.0 expected)"))
 }
 
 /// The version's identity: build metadata does not make a new version.

@@ -1,10 +1,13 @@
-//! The one write path. Request handlers validate archives in parallel; a
-//! single writer thread then takes publishes in groups: checks each against
-//! the state (names, owners, burned versions), stores blobs and signatures,
-//! records them in the database, commits one index commit per version in one
-//! pack, writes the derived files, and only then answers every request in the
-//! group. Order of durable effects: bytes, database, index, derived files; a
-//! crash between any two leaves at worst an unreferenced blob.
+//! The one write path. Request handlers validate uploads in parallel; a
+//! single writer thread then takes writes (publish, yank, unyank, owner
+//! changes) in groups: checks each against the state as the group leaves it,
+//! records it in the database, stores blobs and signatures, commits one index
+//! commit per change in one pack, writes the derived files, and only then
+//! answers every request of the group.
+//!
+//! Order of durable effects: database rows, bytes, index, derived files. A
+//! crash between any two leaves at worst rows and blobs no index line points
+//! at, which `Registry::recover` removes on the next start.
 
 use anyhow::Result;
 use rayon::prelude::*;
@@ -14,23 +17,43 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-use crate::archive::Inspected;
 use crate::db::{self, AuditEntry, Caller};
 use crate::derive;
-use crate::index::{line::pubtime, package_path, IndexDep, IndexLine};
+use crate::index::{line::pubtime, package_path, IndexLine};
 use crate::name;
 use crate::registry::Registry;
 use crate::sign::Attestation;
 
-/// A validated upload waiting for the writer.
-pub struct PublishRequest {
-    pub caller: Caller,
+/// A validated upload: the tarball and its index line, complete but for
+/// `pubtime`, which the writer sets.
+pub struct Upload {
+    pub line: IndexLine,
     pub version: semver::Version,
     pub bytes: bytes::Bytes,
-    pub inspected: Inspected,
-    pub sha256: String,
-    pub blake3: String,
+    pub readme: Option<Vec<u8>>,
+}
+
+/// What a write asks for.
+pub enum Change {
+    Publish(Box<Upload>),
+    /// Yank (`true`) or unyank (`false`) one version.
+    Yank {
+        name: String,
+        version: String,
+        yanked: bool,
+    },
+    /// Add and remove owners by login.
+    Owners {
+        name: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+}
+
+pub struct WriteRequest {
+    pub caller: Caller,
     pub addr: Option<String>,
+    pub change: Change,
 }
 
 /// What a successful publish returns (201 body).
@@ -47,6 +70,13 @@ pub struct Published {
     pub published_at: String,
 }
 
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Published(Published),
+    Yanked { yanked: bool },
+    Owners { owners: Vec<String> },
+}
+
 /// Why the writer refused or failed a write.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -55,15 +85,17 @@ pub enum WriteError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
 
-type Reply = oneshot::Sender<Result<Published, WriteError>>;
+type Reply = oneshot::Sender<Result<Outcome, WriteError>>;
 
 struct Job {
-    req: PublishRequest,
+    req: WriteRequest,
     reply: Reply,
 }
 
@@ -79,32 +111,37 @@ impl Writer {
     pub fn start(reg: Arc<Registry>) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let conn = reg.db()?;
-        std::thread::Builder::new()
-            .name("cairn-writer".into())
-            .spawn(move || {
-                let mut worker = Worker { reg, conn };
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < worker.reg.config.max_batch.max(1) {
-                        match rx.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
+        std::thread::Builder::new().name("cairn-writer".into()).spawn(move || {
+            let mut worker = Worker { reg, conn };
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < worker.reg.config.max_batch.max(1) {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
                     }
-                    worker.run_batch(batch);
                 }
-            })?;
+                worker.run_batch(batch);
+            }
+        })?;
         Ok(Writer { tx })
     }
 
-    pub async fn publish(&self, req: PublishRequest) -> Result<Published, WriteError> {
+    pub async fn submit(&self, req: WriteRequest) -> Result<Outcome, WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { req, reply })
-            .map_err(|_| WriteError::Internal(anyhow::anyhow!("the writer has stopped")))?;
-        rx.await
-            .map_err(|_| WriteError::Internal(anyhow::anyhow!("the writer dropped a request")))?
+        let stopped = || WriteError::Internal(anyhow::anyhow!("the writer has stopped"));
+        self.tx.send(Job { req, reply }).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
+}
+
+/// Applies writes synchronously on a registry this process does not serve
+/// (the admin CLI), under the same writer lock as the server.
+pub fn apply_now(reg: Arc<Registry>, req: WriteRequest) -> Result<Outcome, WriteError> {
+    let (reply, mut rx) = oneshot::channel();
+    let mut worker = Worker { conn: reg.db()?, reg };
+    worker.run_batch(vec![Job { req, reply }]);
+    rx.try_recv().map_err(|_| WriteError::Internal(anyhow::anyhow!("no outcome")))?
 }
 
 struct Worker {
@@ -112,28 +149,33 @@ struct Worker {
     conn: Connection,
 }
 
-/// A publish that passed the checks, with everything the commit needs.
-struct Accepted {
+/// A change that passed the checks, with the index content it produces.
+struct Planned {
     job: Job,
-    line: IndexLine,
+    /// The index file after this change, if it changes one.
+    commit: Option<(String, Vec<u8>, String)>,
+    /// The version line this change wrote or modified.
+    line: Option<IndexLine>,
+    outcome: Outcome,
 }
 
 impl Worker {
     fn run_batch(&mut self, batch: Vec<Job>) {
-        let mut accepted = Vec::new();
-        match self.commit_batch(batch, &mut accepted) {
-            Ok(done) => {
-                for (job, published) in done {
-                    let _ = job.reply.send(Ok(published));
+        let mut planned = Vec::new();
+        let result = (|| {
+            let _lock = self.reg.lock_writer()?;
+            self.commit_batch(batch, &mut planned)
+        })();
+        match result {
+            Ok(()) => {
+                for p in planned {
+                    let _ = p.job.reply.send(Ok(p.outcome));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "publish batch failed");
-                for a in accepted {
-                    let _ = a
-                        .job
-                        .reply
-                        .send(Err(WriteError::Internal(anyhow::anyhow!("{e:#}"))));
+                tracing::error!(error = %format!("{e:#}"), "write group failed");
+                for p in planned {
+                    let _ = p.job.reply.send(Err(WriteError::Internal(anyhow::anyhow!("{e:#}"))));
                 }
             }
         }
@@ -142,167 +184,291 @@ impl Worker {
         }
     }
 
-    /// Undoes the database records and blobs of a group whose index commit
-    /// failed: nothing of it was acknowledged.
-    fn abandon(&self, accepted: &[Accepted]) {
-        for a in accepted {
-            let key = name::version_key(&a.job.req.version);
-            let _ = db::forget_version(&self.conn, &name::canonical(&a.line.name), &key);
-            let _ = self.reg.store.remove(&a.line.cksum);
-        }
-    }
-
     /// Checks, stores and commits a group; refused jobs are answered here,
-    /// accepted ones are moved into `accepted` before any durable effect.
-    fn commit_batch(
-        &mut self,
-        batch: Vec<Job>,
-        accepted: &mut Vec<Accepted>,
-    ) -> Result<Vec<(Job, Published)>> {
-        let now = chrono::Utc::now();
-        let at = pubtime(now);
+    /// accepted ones are moved into `planned` before any durable effect.
+    fn commit_batch(&mut self, batch: Vec<Job>, planned: &mut Vec<Planned>) -> Result<()> {
+        let at = pubtime(chrono::Utc::now());
         let reg = self.reg.clone();
-        let txn = self.conn.transaction()?;
-        for job in batch {
-            let r = &job.req;
-            let target = format!("{} {}", r.inspected.manifest.name, r.version);
-            match check(&txn, &reg, r) {
-                Ok(new_package) => {
-                    if new_package {
-                        db::create_package(&txn, &r.inspected.manifest.name, r.caller.user.id)?;
+        // Index files as the group leaves them, by path.
+        let mut files: BTreeMap<String, Vec<IndexLine>> = BTreeMap::new();
+        let mut touched_owners = Vec::new();
+        // IMMEDIATE: a deferred transaction that reads first cannot upgrade to a
+        // write after another connection wrote (SQLITE_BUSY without waiting).
+        let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for mut job in batch {
+            let r = &mut job.req;
+            let (action, target) = describe(&r.change);
+            // Each change is all or nothing inside the group's transaction.
+            txn.execute_batch("SAVEPOINT change")?;
+            let result = plan(&txn, &reg, r, &at, &mut files);
+            if result.is_err() {
+                txn.execute_batch("ROLLBACK TO change")?;
+            }
+            txn.execute_batch("RELEASE change")?;
+            db::audit(
+                &txn,
+                &AuditEntry {
+                    user_id: Some(r.caller.user.id),
+                    token_id: Some(r.caller.token_id),
+                    action,
+                    target: &target,
+                    addr: r.addr.as_deref(),
+                    outcome: &match &result {
+                        Ok(_) => "ok".to_string(),
+                        Err(e) => format!("refused: {e}"),
+                    },
+                },
+            )?;
+            match result {
+                Ok((commit, line, outcome)) => {
+                    if let Change::Owners { name, .. } = &job.req.change {
+                        touched_owners.push(name.clone());
                     }
-                    db::record_version(
-                        &txn,
-                        &r.inspected.manifest.name,
-                        &r.version,
-                        &r.sha256,
-                        &at,
-                        r.caller.user.id,
-                    )?;
-                    audit(&txn, r, &target, "ok")?;
-                    let line = index_line(r, &at);
-                    accepted.push(Accepted { job, line });
+                    planned.push(Planned { job, commit, line, outcome });
                 }
                 Err(e) => {
-                    audit(&txn, r, &target, &format!("refused: {e}"))?;
                     let _ = job.reply.send(Err(e));
                 }
             }
         }
-        if accepted.is_empty() {
-            txn.commit()?;
-            return Ok(vec![]);
+        // The rows first, so a crash from here on leaves rows that the next
+        // start can match with (and clean up) any blob written below.
+        txn.commit()?;
+        if planned.is_empty() {
+            return Ok(());
         }
 
-        // The records first, so a crash from here on leaves rows that the
-        // next start can match with (and clean up) any blob written below.
-        txn.commit()?;
-
         // Bytes and signatures, in parallel: each is independent.
-        let stored = accepted.par_iter().try_for_each(|a| -> Result<()> {
-            let r = &a.job.req;
+        let stored = planned.par_iter().try_for_each(|p| -> Result<()> {
+            let (Change::Publish(upload), Some(line)) = (&p.job.req.change, &p.line) else {
+                return Ok(());
+            };
             let att = Attestation {
                 registry: reg.config.name.clone(),
-                name: a.line.name.clone(),
-                version: a.line.vers.clone(),
-                sha256: r.sha256.clone(),
-                blake3: r.blake3.clone(),
+                name: line.name.clone(),
+                version: line.vers.clone(),
+                sha256: line.cksum.clone(),
+                blake3: line.blake3.clone(),
             };
-            let sig = reg.key.sign(&r.bytes, &att)?;
-            reg.store.put(&r.sha256, &r.bytes, &sig)?;
+            let sig = reg.key.sign(&upload.bytes, &att)?;
+            reg.store.put(&line.cksum, &upload.bytes, &sig)?;
             Ok(())
         });
 
-        // One commit per version, one pack for the group.
-        let mut files: BTreeMap<String, Vec<IndexLine>> = BTreeMap::new();
+        // One commit per change, one pack for the group.
         let committed = stored.and_then(|()| {
             reg.index.write_batch(|tx| {
-                let mut commits = Vec::new();
-                for a in accepted.iter() {
-                    let path = package_path(&a.line.name);
-                    let lines = match files.get_mut(&path) {
-                        Some(lines) => lines,
-                        None => {
-                            let existing = tx
-                                .read(&path)?
-                                .map(|b| IndexLine::parse_file(&b))
-                                .transpose()?;
-                            files
-                                .entry(path.clone())
-                                .or_insert(existing.unwrap_or_default())
-                        }
-                    };
-                    lines.push(a.line.clone());
-                    let content = IndexLine::file_bytes(lines);
-                    let subject = format!("publish {} {}", a.line.name, a.line.vers);
-                    commits.push(tx.commit(
-                        &[(&path, Some(&content))],
-                        &subject,
-                        &a.job.req.caller.user.login,
-                    )?);
+                let mut ids = Vec::new();
+                for p in planned.iter() {
+                    if let Some((path, content, subject)) = &p.commit {
+                        let by = &p.job.req.caller.user.login;
+                        ids.push(Some(tx.commit(&[(path, Some(content))], subject, by)?));
+                    } else {
+                        ids.push(None);
+                    }
                 }
-                Ok(commits)
+                Ok(ids)
             })
         });
-        let (commits, _head) = match committed {
-            Ok(c) => c,
+        let commits = match committed {
+            Ok((ids, _head)) => ids,
             Err(e) => {
-                self.abandon(accepted);
+                self.abandon(planned);
                 return Err(e);
             }
         };
-        // From here on the group is published; a failure below leaves derived
-        // files behind the index, which the next start rewrites.
+        for (p, id) in planned.iter_mut().zip(commits) {
+            if let (Outcome::Published(published), Some(id)) = (&mut p.outcome, id) {
+                published.index_commit = id.to_string();
+            }
+        }
 
-        // Derived files of every package the group touched.
-        for lines in files.values() {
+        // From here on the group is done; a failure below leaves derived
+        // files behind the index, which the next start rewrites.
+        for lines in files.values().filter(|l| !l.is_empty()) {
             let owners = db::owners(&self.conn, &lines[0].name)?;
             derive::write_package(&reg.static_root, lines, &owners)?;
         }
-        for a in accepted.iter() {
-            derive::write_version(
-                &reg.static_root,
-                &a.line,
-                a.job.req.inspected.readme.as_deref(),
-            )?;
+        for name in touched_owners {
+            let owners = db::owners(&self.conn, &name)?;
+            derive::write_owners(&reg.static_root, &name, &owners)?;
+            let lines = reg.read_lines(&name)?;
+            if !lines.is_empty() && !files.contains_key(&package_path(&name)) {
+                derive::write_package(&reg.static_root, &lines, &owners)?;
+            }
+        }
+        for p in planned.iter() {
+            if let Some(line) = &p.line {
+                let readme = match &p.job.req.change {
+                    Change::Publish(upload) => upload.readme.as_deref(),
+                    _ => None,
+                };
+                derive::write_version(&reg.static_root, line, readme)?;
+            }
         }
         reg.write_summaries(&self.conn)?;
-
-        Ok(std::mem::take(accepted)
-            .into_iter()
-            .zip(commits)
-            .map(|(a, commit)| {
-                let published = Published {
-                    name: a.line.name.clone(),
-                    version: a.line.vers.clone(),
-                    sha256: a.line.cksum.clone(),
-                    blake3: a.line.blake3.clone(),
-                    size_bytes: a.line.size,
-                    signature: format!(
-                        "{}.minisig",
-                        crate::store::BlobStore::url_path(&a.line.cksum)
-                    ),
-                    index_commit: commit.to_string(),
-                    published_at: at.clone(),
-                };
-                (a.job, published)
-            })
-            .collect())
+        Ok(())
     }
+
+    /// Undoes the database records and blobs of a group whose index commit
+    /// failed: none of it was acknowledged. Yanks and owner changes need no
+    /// undo: the database rows they wrote are audit entries and owners, and
+    /// owner changes do not depend on the index.
+    fn abandon(&self, planned: &[Planned]) {
+        for p in planned {
+            if let (Change::Publish(u), Some(line)) = (&p.job.req.change, &p.line) {
+                let key = name::version_key(&u.version);
+                let _ = db::forget_version(&self.conn, &name::canonical(&line.name), &key);
+                let _ = self.reg.store.remove(&line.cksum);
+            }
+        }
+    }
+}
+
+fn describe(change: &Change) -> (&'static str, String) {
+    match change {
+        Change::Publish(u) => ("publish", format!("{} {}", u.line.name, u.line.vers)),
+        Change::Yank { name, version, yanked: true } => ("yank", format!("{name} {version}")),
+        Change::Yank { name, version, .. } => ("unyank", format!("{name} {version}")),
+        Change::Owners { name, add, remove } => {
+            ("owners", format!("{name} +{} -{}", add.join(","), remove.join(",")))
+        }
+    }
+}
+
+type Plan = (Option<(String, Vec<u8>, String)>, Option<IndexLine>, Outcome);
+
+/// Checks one change against the state as the group leaves it and records
+/// its database effects inside the group's transaction.
+fn plan(
+    conn: &Connection,
+    reg: &Registry,
+    r: &mut WriteRequest,
+    at: &str,
+    files: &mut BTreeMap<String, Vec<IndexLine>>,
+) -> Result<Plan, WriteError> {
+    let caller = &r.caller;
+    match &mut r.change {
+        Change::Publish(upload) => {
+            let new_package = check_publish(conn, reg, caller, upload)?;
+            let line = &mut upload.line;
+            line.pubtime = Some(at.to_string());
+            if new_package {
+                db::create_package(conn, &line.name, caller.user.id)?;
+            }
+            db::record_version(conn, &line.name, &upload.version, &line.cksum, at, caller.user.id)?;
+            let path = package_path(&line.name);
+            let lines = lines_mut(reg, files, &path)?;
+            lines.push(line.clone());
+            let content = IndexLine::file_bytes(lines);
+            let subject = format!("publish {} {}", line.name, line.vers);
+            let published = Published {
+                name: line.name.clone(),
+                version: line.vers.clone(),
+                sha256: line.cksum.clone(),
+                blake3: line.blake3.clone(),
+                size_bytes: line.size,
+                signature: format!("{}.minisig", crate::store::BlobStore::url_path(&line.cksum)),
+                index_commit: String::new(),
+                published_at: at.to_string(),
+            };
+            Ok((Some((path, content, subject)), Some(line.clone()), Outcome::Published(published)))
+        }
+        Change::Yank { name, version, yanked } => {
+            let spelled = check_owner(conn, caller, name, "yank")?;
+            let path = package_path(&spelled);
+            let lines = lines_mut(reg, files, &path)?;
+            let line = lines
+                .iter_mut()
+                .find(|l| l.vers == *version)
+                .ok_or_else(|| WriteError::NotFound(format!("{spelled} has no version {version}")))?;
+            // Yanking twice (or unyanking a live version) changes nothing.
+            if line.yanked == *yanked {
+                return Ok((None, None, Outcome::Yanked { yanked: *yanked }));
+            }
+            line.yanked = *yanked;
+            let line = line.clone();
+            let content = IndexLine::file_bytes(lines);
+            let verb = if *yanked { "yank" } else { "unyank" };
+            let subject = format!("{verb} {spelled} {version}");
+            Ok((Some((path, content, subject)), Some(line), Outcome::Yanked { yanked: *yanked }))
+        }
+        Change::Owners { name, add, remove } => {
+            let spelled = check_owner(conn, caller, name, "change-owners")?;
+            let mut ids_add = Vec::new();
+            for login in add.iter() {
+                let user = db::find_user(conn, login)?
+                    .ok_or_else(|| WriteError::NotFound(format!("no user `{login}`")))?;
+                ids_add.push(user.id);
+            }
+            let mut ids_remove = Vec::new();
+            for login in remove.iter() {
+                let user = db::find_user(conn, login)?
+                    .ok_or_else(|| WriteError::NotFound(format!("no user `{login}`")))?;
+                ids_remove.push(user.id);
+            }
+            for id in ids_add {
+                db::add_owner(conn, &spelled, id)?;
+            }
+            for id in ids_remove {
+                db::remove_owner(conn, &spelled, id)?;
+            }
+            let owners = db::owners(conn, &spelled)?;
+            if owners.is_empty() {
+                return Err(WriteError::Conflict(format!(
+                    "`{spelled}` would have no owner left; add another owner first"
+                )));
+            }
+            *name = spelled;
+            Ok((None, None, Outcome::Owners { owners }))
+        }
+    }
+}
+
+/// The lines of an index file as the group has it so far.
+fn lines_mut<'f>(
+    reg: &Registry,
+    files: &'f mut BTreeMap<String, Vec<IndexLine>>,
+    path: &str,
+) -> Result<&'f mut Vec<IndexLine>, WriteError> {
+    if !files.contains_key(path) {
+        let existing = reg.index.read_file(path)?;
+        let lines = existing.map(|b| IndexLine::parse_file(&b)).transpose().map_err(anyhow::Error::from)?;
+        files.insert(path.to_string(), lines.unwrap_or_default());
+    }
+    Ok(files.get_mut(path).unwrap())
+}
+
+/// The package must exist and the caller must own it, with `scope` on a
+/// token that may touch it. Returns the package's spelling.
+fn check_owner(conn: &Connection, caller: &Caller, pkg: &str, scope: &str) -> Result<String, WriteError> {
+    let spelled =
+        db::find_package(conn, pkg)?.ok_or_else(|| WriteError::NotFound(format!("no package `{pkg}`")))?;
+    if !caller.has_scope(scope) {
+        return Err(WriteError::Forbidden(format!("this token lacks the `{scope}` scope")));
+    }
+    if !caller.may_touch(&spelled) {
+        return Err(WriteError::Forbidden(format!("this token may not act on `{spelled}`")));
+    }
+    if !db::is_owner(conn, &spelled, caller.user.id)? {
+        return Err(WriteError::Forbidden(format!("you are not an owner of `{spelled}`")));
+    }
+    Ok(spelled)
 }
 
 /// The state checks of a publish, in the order a publisher would want to
 /// hear about them. Returns whether the name is new.
-fn check(conn: &Connection, reg: &Registry, r: &PublishRequest) -> Result<bool, WriteError> {
-    let pkg = &r.inspected.manifest.name;
-    let caller = &r.caller;
+fn check_publish(
+    conn: &Connection,
+    reg: &Registry,
+    caller: &Caller,
+    upload: &Upload,
+) -> Result<bool, WriteError> {
+    let pkg = &upload.line.name;
     if !caller.may_touch(pkg) {
-        return Err(WriteError::Forbidden(format!(
-            "this token may not publish `{pkg}`"
-        )));
+        return Err(WriteError::Forbidden(format!("this token may not publish `{pkg}`")));
     }
-    let existing = db::find_package(conn, pkg)?;
-    let new_package = match existing {
+    let new_package = match db::find_package(conn, pkg)? {
         Some(ref spelled) if spelled != pkg => {
             return Err(WriteError::Conflict(format!(
                 "a package named `{spelled}` exists; `{pkg}` is the same name (case and `_`/`-` do not distinguish packages)"
@@ -330,55 +496,11 @@ fn check(conn: &Connection, reg: &Registry, r: &PublishRequest) -> Result<bool, 
             true
         }
     };
-    if db::version_burned(conn, pkg, &name::version_key(&r.version))? {
+    if db::version_burned(conn, pkg, &name::version_key(&upload.version))? {
         return Err(WriteError::Conflict(format!(
             "{pkg} {} was published already; a published version is never replaced (publish a new version)",
-            r.version
+            upload.version
         )));
     }
     Ok(new_package)
-}
-
-fn audit(conn: &Connection, r: &PublishRequest, target: &str, outcome: &str) -> Result<()> {
-    db::audit(
-        conn,
-        &AuditEntry {
-            user_id: Some(r.caller.user.id),
-            token_id: Some(r.caller.token_id),
-            action: "publish",
-            target,
-            addr: r.addr.as_deref(),
-            outcome,
-        },
-    )
-}
-
-/// The index line for a native package.
-fn index_line(r: &PublishRequest, at: &str) -> IndexLine {
-    let m = &r.inspected.manifest;
-    IndexLine {
-        name: m.name.clone(),
-        vers: r.version.to_string(),
-        deps: m
-            .dependencies
-            .iter()
-            .map(|d| IndexDep::normal(&d.name, &d.req))
-            .collect(),
-        cksum: r.sha256.clone(),
-        features: BTreeMap::new(),
-        yanked: false,
-        links: m.links.clone(),
-        v: 1,
-        features2: None,
-        rust_version: m.rust_version.clone(),
-        pubtime: Some(at.to_string()),
-        blake3: r.blake3.clone(),
-        size: r.bytes.len() as u64,
-        fmt: r.inspected.format.ext().to_string(),
-        kind: m.kind.clone(),
-        description: m.description.clone(),
-        license: m.license.clone(),
-        keywords: m.keywords.clone(),
-        repository: m.repository.clone(),
-    }
 }

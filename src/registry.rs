@@ -43,19 +43,9 @@ impl Registry {
 
     /// Creates a registry in `data` and returns the bootstrap account's token.
     pub fn init(data: &Path, config: &Config) -> Result<String> {
-        anyhow::ensure!(
-            !Registry::exists(data),
-            "{} already holds a registry",
-            data.display()
-        );
+        anyhow::ensure!(!Registry::exists(data), "{} already holds a registry", data.display());
         // Leftovers of an init that crashed are not a registry: start again.
-        for partial in [
-            "minisign.key",
-            "state.db",
-            "state.db-wal",
-            "state.db-shm",
-            "static",
-        ] {
+        for partial in ["minisign.key", "state.db", "state.db-wal", "state.db-shm", "static"] {
             let p = data.join(partial);
             if p.is_dir() {
                 std::fs::remove_dir_all(&p)?;
@@ -65,19 +55,13 @@ impl Registry {
         }
         let static_root = data.join("static");
         std::fs::create_dir_all(static_root.join("blobs/sha256"))?;
-        let key = SigningKey::generate(
-            &data.join("minisign.key"),
-            &static_root.join("minisign.pub"),
-        )?;
+        let key = SigningKey::generate(&data.join("minisign.key"), &static_root.join("minisign.pub"))?;
         let config_json = config_json(config, &key);
         IndexRepo::init(&static_root.join("index.git"), &config.name, &config_json)?;
         write_atomic(&static_root.join("index/config.json"), &config_json)?;
         let conn = db::open(&data.join("state.db"))?;
         let token = db::add_user(&conn, BOOTSTRAP_LOGIN, None)?;
-        write_atomic(
-            &static_root.join("index.html"),
-            crate::site::INDEX_HTML.as_bytes(),
-        )?;
+        write_atomic(&static_root.join("index.html"), crate::site::INDEX_HTML.as_bytes())?;
         write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
         let reg = Registry::open(data, config.clone())?;
         reg.write_summaries(&conn)?;
@@ -85,11 +69,7 @@ impl Registry {
     }
 
     pub fn open(data: &Path, config: Config) -> Result<Registry> {
-        anyhow::ensure!(
-            Registry::exists(data),
-            "{} holds no registry (run `cairn init`)",
-            data.display()
-        );
+        anyhow::ensure!(Registry::exists(data), "{} holds no registry (run `cairn init`)", data.display());
         let static_root = data.join("static");
         let key = SigningKey::load(&data.join("minisign.key"))?;
         let index = IndexRepo::open(&static_root.join("index.git"), &config.name)?;
@@ -103,6 +83,18 @@ impl Registry {
         })
     }
 
+    /// The lock every writer holds while it changes the registry: the
+    /// server's writer thread per group, the admin CLI per command.
+    pub fn lock_writer(&self) -> Result<std::fs::File> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.data.join("writer.lock"))?;
+        f.lock()?;
+        Ok(f)
+    }
+
     pub fn db(&self) -> Result<Connection> {
         db::open(&self.data.join("state.db"))
     }
@@ -113,7 +105,9 @@ impl Registry {
     /// when the URLs changed, and rewrites the derived files of every package
     /// changed since the commit `health.json` was written for.
     pub fn recover(&self) -> Result<()> {
+        let _lock = self.lock_writer()?;
         crate::fsutil::remove_stale_temps(&self.static_root);
+        self.index.remove_stale_locks()?;
         let conn = self.db()?;
         // Only the last batch can be affected: look a little further back.
         for row in db::recent_versions(&conn, self.config.max_batch * 2)? {
@@ -127,28 +121,17 @@ impl Registry {
         let wanted = config_json(&self.config, &self.key);
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {
-                tx.commit(
-                    &[("config.json", Some(&wanted))],
-                    "config",
-                    &self.config.name,
-                )
+                tx.commit(&[("config.json", Some(&wanted))], "config", &self.config.name)
             })?;
         }
         let head = self.index.head()?;
         let derived_at = std::fs::read(self.static_root.join("api/v1/health.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| {
-                v["indexCommit"]
-                    .as_str()
-                    .and_then(|s| git2::Oid::from_str(s).ok())
-            });
+            .and_then(|v| v["indexCommit"].as_str().and_then(|s| git2::Oid::from_str(s).ok()));
         if derived_at != Some(head) {
             let changed = self.index.changed_paths(derived_at, head)?;
-            tracing::info!(
-                files = changed.len(),
-                "rewriting derived files after an unclean stop"
-            );
+            tracing::info!(files = changed.len(), "rewriting derived files after an unclean stop");
             for path in changed {
                 self.rederive_path(&conn, &path)?;
             }
@@ -168,11 +151,7 @@ impl Registry {
                 None => Ok(()),
             };
         }
-        let lines = content
-            .as_deref()
-            .map(IndexLine::parse_file)
-            .transpose()?
-            .unwrap_or_default();
+        let lines = content.as_deref().map(IndexLine::parse_file).transpose()?.unwrap_or_default();
         if lines.is_empty() {
             return Ok(());
         }

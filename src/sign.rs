@@ -63,19 +63,15 @@ impl SigningKey {
         let kp = minisign::KeyPair::generate_unencrypted_keypair()?;
         // Unencrypted (the server signs unattended), so stored as raw key bytes.
         write_secret(secret_path, &kp.sk.to_bytes())?;
-        let key = SigningKey {
-            secret: kp.sk,
-            public: kp.pk,
-        };
+        let key = SigningKey { secret: kp.sk, public: kp.pk };
         crate::fsutil::write_atomic(public_path, key.public_key_file().as_bytes())?;
         Ok(key)
     }
 
     pub fn load(secret_path: &Path) -> Result<SigningKey> {
-        let bytes = std::fs::read(secret_path)
-            .with_context(|| format!("reading {}", secret_path.display()))?;
-        let secret =
-            minisign::SecretKey::from_bytes(&bytes).context("loading the registry's secret key")?;
+        let bytes =
+            std::fs::read(secret_path).with_context(|| format!("reading {}", secret_path.display()))?;
+        let secret = minisign::SecretKey::from_bytes(&bytes).context("loading the registry's secret key")?;
         let public = minisign::PublicKey::from_secret_key(&secret)?;
         Ok(SigningKey { secret, public })
     }
@@ -87,10 +83,7 @@ impl SigningKey {
 
     /// The standard two-line `minisign.pub` file.
     pub fn public_key_file(&self) -> String {
-        self.public
-            .to_box()
-            .expect("public key encodes")
-            .into_string()
+        self.public.to_box().expect("public key encodes").into_string()
     }
 
     /// Signs `bytes` (prehashed, algorithm `ED`) with the attestation as the
@@ -114,10 +107,9 @@ impl SigningKey {
 pub fn verify(public_base64: &str, bytes: &[u8], minisig: &str) -> Result<Attestation> {
     let pk = minisign_verify::PublicKey::from_base64(public_base64)
         .map_err(|e| anyhow::anyhow!("bad public key: {e}"))?;
-    let sig = minisign_verify::Signature::decode(minisig)
-        .map_err(|e| anyhow::anyhow!("bad signature: {e}"))?;
-    pk.verify(bytes, &sig, false)
-        .map_err(|e| anyhow::anyhow!("signature does not verify: {e}"))?;
+    let sig =
+        minisign_verify::Signature::decode(minisig).map_err(|e| anyhow::anyhow!("bad signature: {e}"))?;
+    pk.verify(bytes, &sig, false).map_err(|e| anyhow::anyhow!("signature does not verify: {e}"))?;
     Attestation::parse(sig.trusted_comment())
 }
 

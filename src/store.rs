@@ -13,9 +13,7 @@ pub struct BlobStore {
 
 impl BlobStore {
     pub fn new(static_root: &Path) -> BlobStore {
-        BlobStore {
-            dir: static_root.join("blobs").join("sha256"),
-        }
+        BlobStore { dir: static_root.join("blobs").join("sha256") }
     }
 
     pub fn blob_path(&self, sha256: &str) -> PathBuf {
@@ -81,10 +79,8 @@ pub fn digests(bytes: &[u8]) -> (String, String) {
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }

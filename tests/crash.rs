@@ -62,10 +62,7 @@ fn acknowledged_publishes_survive_kill_9() {
         server = Server::start(dir.path());
         check_consistent(&server, &acked.lock().unwrap());
     }
-    assert!(
-        acked.lock().unwrap().len() > 20,
-        "the stream published something before each kill"
-    );
+    assert!(acked.lock().unwrap().len() > 20, "the stream published something before each kill");
 }
 
 fn kill_9(server: &mut Server) {
@@ -97,13 +94,9 @@ fn check_consistent(server: &Server, acked: &BTreeMap<(String, String), String>)
             let blob = std::fs::read(root.join("blobs/sha256").join(&line.cksum))
                 .unwrap_or_else(|_| panic!("{} {} points at a missing blob", line.name, line.vers));
             let sig =
-                std::fs::read_to_string(root.join(format!("blobs/sha256/{}.minisig", line.cksum)))
-                    .unwrap();
+                std::fs::read_to_string(root.join(format!("blobs/sha256/{}.minisig", line.cksum))).unwrap();
             let att = cairn::sign::verify(&server.pubkey, &blob, &sig).unwrap();
-            assert_eq!(
-                (att.name.as_str(), att.version.as_str()),
-                (line.name.as_str(), line.vers.as_str())
-            );
+            assert_eq!((att.name.as_str(), att.version.as_str()), (line.name.as_str(), line.vers.as_str()));
         }
     }
 }

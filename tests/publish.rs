@@ -11,20 +11,15 @@ const GZ: &str = "application/gzip";
 const ZST: &str = "application/zstd";
 
 fn package(name: &str, version: &str) -> TarballBuilder {
-    TarballBuilder::new(name, version).file(
-        "README.md",
-        format!("# {name}\n\nversion {version}\n").as_bytes(),
-    )
+    TarballBuilder::new(name, version)
+        .file("README.md", format!("# {name}\n\nversion {version}\n").as_bytes())
 }
 
 #[test]
 fn publish_then_read_everything_back() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let token = server
-        .token
-        .clone()
-        .expect("first start prints a bootstrap token");
+    let token = server.token.clone().expect("first start prints a bootstrap token");
 
     let tarball = package("Hello_World", "1.2.0").gzip();
     let resp = server.put("Hello_World", "1.2.0", &token, tarball.clone(), GZ);
@@ -40,12 +35,7 @@ fn publish_then_read_everything_back() {
 
     // A second version, zstd this time.
     let zst = package("Hello_World", "1.10.0-beta.1").zstd();
-    assert_eq!(
-        server
-            .put("Hello_World", "1.10.0-beta.1", &token, zst, ZST)
-            .status(),
-        201
-    );
+    assert_eq!(server.put("Hello_World", "1.10.0-beta.1", &token, zst, ZST).status(), 201);
 
     // The index file, at cargo's path for the lowercased name.
     let resp = server.get("/index/he/ll/hello_world");
@@ -53,10 +43,7 @@ fn publish_then_read_everything_back() {
     assert_eq!(resp.headers()["cache-control"], "public, max-age=60");
     let etag = resp.headers()["etag"].to_str().unwrap().to_string();
     let text = resp.text().unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["name"], "Hello_World");
     assert_eq!(lines[0]["vers"], "1.2.0");
@@ -79,70 +66,40 @@ fn publish_then_read_everything_back() {
 
     // config.json, usable by cargo as a sparse registry.
     let config: Value = server.get("/index/config.json").json().unwrap();
-    assert_eq!(
-        config["dl"],
-        format!("{}/blobs/sha256/{{sha256-checksum}}", server.url)
-    );
+    assert_eq!(config["dl"], format!("{}/blobs/sha256/{{sha256-checksum}}", server.url));
     assert_eq!(config["api"], server.url);
     assert_eq!(config["pubkey"], server.pubkey);
 
     // Package and version documents.
-    let doc: Value = server
-        .get("/api/v1/packages/hello_world.json")
-        .json()
-        .unwrap();
+    let doc: Value = server.get("/api/v1/packages/hello_world.json").json().unwrap();
     assert_eq!(doc["name"], "Hello_World");
-    assert_eq!(
-        doc["latestVersion"], "1.2.0",
-        "a prerelease is not the latest"
-    );
+    assert_eq!(doc["latestVersion"], "1.2.0", "a prerelease is not the latest");
     assert_eq!(doc["owners"][0], "admin");
-    assert_eq!(
-        doc["versions"][0]["version"], "1.10.0-beta.1",
-        "newest first in SemVer order"
-    );
-    let vdoc: Value = server
-        .get("/api/v1/packages/hello_world/1.2.0.json")
-        .json()
-        .unwrap();
+    assert_eq!(doc["versions"][0]["version"], "1.10.0-beta.1", "newest first in SemVer order");
+    let vdoc: Value = server.get("/api/v1/packages/hello_world/1.2.0.json").json().unwrap();
     assert_eq!(vdoc["sha256"], sha);
     let readme = server.get("/api/v1/packages/hello_world/1.2.0/readme.md");
     assert_eq!(readme.status(), 200);
-    assert!(readme.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/markdown"));
+    assert!(readme.headers()["content-type"].to_str().unwrap().starts_with("text/markdown"));
     assert_eq!(readme.text().unwrap(), "# Hello_World\n\nversion 1.2.0\n");
-    let owners: Value = server
-        .get("/api/v1/packages/hello_world/owners.json")
-        .json()
-        .unwrap();
+    let owners: Value = server.get("/api/v1/packages/hello_world/owners.json").json().unwrap();
     assert_eq!(owners["owners"][0]["login"], "admin");
     let recent: Value = server.get("/api/v1/recent.json").json().unwrap();
     assert_eq!(recent["publishes"][0]["version"], "1.10.0-beta.1");
     let health: Value = server.get("/api/v1/health.json").json().unwrap();
     assert_eq!(health["packages"], 1);
     assert_eq!(health["versions"], 2);
-    assert_ne!(
-        health["indexCommit"], commit,
-        "health follows the latest commit"
-    );
+    assert_ne!(health["indexCommit"], commit, "health follows the latest commit");
 
     // The blob, byte for byte, immutable.
     let resp = server.get(&format!("/blobs/sha256/{sha}"));
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
-    );
+    assert_eq!(resp.headers()["cache-control"], "public, max-age=31536000, immutable");
     assert_eq!(resp.headers()["content-type"], "application/gzip");
     assert_eq!(resp.bytes().unwrap().to_vec(), tarball);
 
     // The signature: minisign-verify in Rust, every trusted-comment field.
-    let sig = server
-        .get(&format!("/blobs/sha256/{sha}.minisig"))
-        .text()
-        .unwrap();
+    let sig = server.get(&format!("/blobs/sha256/{sha}.minisig")).text().unwrap();
     let att = cairn::sign::verify(&server.pubkey, &tarball, &sig).unwrap();
     assert_eq!(att.registry, "cairn");
     assert_eq!(att.name, "Hello_World");
@@ -163,16 +120,9 @@ fn publish_then_read_everything_back() {
         .current_dir(work.path())
         .output()
         .expect("the minisign command is installed");
-    assert!(
-        out.status.success(),
-        "minisign -V: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "minisign -V: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!("Trusted comment: {}", att_comment(&att))),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("Trusted comment: {}", att_comment(&att))), "{stdout}");
     std::fs::write(work.path().join("pkg.tar.gz"), b"tampered").unwrap();
     let out = std::process::Command::new("minisign")
         .args(["-V", "-p", "minisign.pub", "-m", "pkg.tar.gz"])
@@ -205,15 +155,8 @@ fn git_clone_of_index_git_equals_the_static_index() {
         }
     }
     let work = tempfile::tempdir().unwrap();
-    let out = git(
-        work.path(),
-        &["clone", "-q", &format!("{}/index.git", server.url), "clone"],
-    );
-    assert!(
-        out.status.success(),
-        "git clone: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = git(work.path(), &["clone", "-q", &format!("{}/index.git", server.url), "clone"]);
+    assert!(out.status.success(), "git clone: {}", String::from_utf8_lossy(&out.stderr));
     let clone = work.path().join("clone");
     let files = |root: &std::path::Path, skip_git: bool| -> Vec<(String, Vec<u8>)> {
         let mut v: Vec<_> = walkdir::WalkDir::new(root)
@@ -223,11 +166,7 @@ fn git_clone_of_index_git_equals_the_static_index() {
             .filter(|e| e.file_type().is_file())
             .map(|e| {
                 (
-                    e.path()
-                        .strip_prefix(root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
+                    e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned(),
                     std::fs::read(e.path()).unwrap(),
                 )
             })
@@ -239,30 +178,16 @@ fn git_clone_of_index_git_equals_the_static_index() {
     assert_eq!(cloned, files(&server.static_root().join("index"), false));
     assert_eq!(cloned.len(), 6, "config.json and five index files");
     // Each publish is one commit with the SPEC's message and trailer.
-    let log = git(
-        &clone,
-        &[
-            "log",
-            "--format=%s|%(trailers:key=Published-By,valueonly)",
-            "-n",
-            "1",
-        ],
-    );
+    let log = git(&clone, &["log", "--format=%s|%(trailers:key=Published-By,valueonly)", "-n", "1"]);
     let log = String::from_utf8_lossy(&log.stdout);
     assert_eq!(log.trim(), "publish serde_json 4.2.0|admin");
     let count = git(&clone, &["rev-list", "--count", "HEAD"]);
-    assert_eq!(
-        String::from_utf8_lossy(&count.stdout).trim(),
-        "16",
-        "config commit and 15 publishes"
-    );
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "16", "config commit and 15 publishes");
     // The dumb protocol needs no loose objects: everything is packed.
     let loose: Vec<_> = walkdir::WalkDir::new(server.static_root().join("index.git/objects"))
         .into_iter()
         .flatten()
-        .filter(|e| {
-            e.file_type().is_file() && e.path().parent().unwrap().file_name().unwrap().len() == 2
-        })
+        .filter(|e| e.file_type().is_file() && e.path().parent().unwrap().file_name().unwrap().len() == 2)
         .collect();
     assert!(loose.is_empty(), "loose objects: {loose:?}");
     // Geometric consolidation keeps the packs a clone fetches few.
@@ -277,36 +202,18 @@ fn republishing_a_version_is_a_conflict() {
     let server = Server::start(dir.path());
     let token = server.token.clone().unwrap();
     let first = package("dup", "1.0.0").gzip();
-    assert_eq!(
-        server
-            .put("dup", "1.0.0", &token, first.clone(), GZ)
-            .status(),
-        201
-    );
+    assert_eq!(server.put("dup", "1.0.0", &token, first.clone(), GZ).status(), 201);
     let before = server.static_files();
-    for body in [
-        first,
-        package("dup", "1.0.0").file("extra.txt", b"x").gzip(),
-    ] {
+    for body in [first, package("dup", "1.0.0").file("extra.txt", b"x").gzip()] {
         let resp = server.put("dup", "1.0.0", &token, body, GZ);
         assert_eq!(resp.status(), 409);
         let err: Value = resp.json().unwrap();
         assert_eq!(err["error"], "conflict");
     }
     // Build metadata does not make a new version.
-    let resp = server.put(
-        "dup",
-        "1.0.0+build5",
-        &token,
-        package("dup", "1.0.0+build5").gzip(),
-        GZ,
-    );
+    let resp = server.put("dup", "1.0.0+build5", &token, package("dup", "1.0.0+build5").gzip(), GZ);
     assert_eq!(resp.status(), 409);
-    assert_eq!(
-        server.static_files(),
-        before,
-        "a refused publish writes nothing"
-    );
+    assert_eq!(server.static_files(), before, "a refused publish writes nothing");
 }
 
 #[test]
@@ -315,15 +222,7 @@ fn confusable_reserved_and_respelled_names_are_refused() {
     let server = Server::start(dir.path());
     let token = server.token.clone().unwrap();
     assert_eq!(
-        server
-            .put(
-                "google-auth",
-                "1.0.0",
-                &token,
-                package("google-auth", "1.0.0").gzip(),
-                GZ
-            )
-            .status(),
+        server.put("google-auth", "1.0.0", &token, package("google-auth", "1.0.0").gzip(), GZ).status(),
         201
     );
     let before = server.static_files();
@@ -344,19 +243,10 @@ fn confusable_reserved_and_respelled_names_are_refused() {
         assert!(!err["message"].as_str().unwrap().is_empty());
     }
     let err: Value = server
-        .put(
-            "Google_Auth",
-            "2.0.0",
-            &token,
-            package("Google_Auth", "2.0.0").gzip(),
-            GZ,
-        )
+        .put("Google_Auth", "2.0.0", &token, package("Google_Auth", "2.0.0").gzip(), GZ)
         .json()
         .unwrap();
-    assert!(
-        err["message"].as_str().unwrap().contains("google-auth"),
-        "names the existing spelling: {err}"
-    );
+    assert!(err["message"].as_str().unwrap().contains("google-auth"), "names the existing spelling: {err}");
     assert_eq!(server.static_files(), before);
 }
 
@@ -366,33 +256,11 @@ fn only_owners_publish_new_versions() {
     let server = Server::start(dir.path());
     let alice = server.add_user("alice");
     let bob = server.add_user("bob");
-    assert_eq!(
-        server
-            .put(
-                "owned",
-                "1.0.0",
-                &alice,
-                package("owned", "1.0.0").gzip(),
-                GZ
-            )
-            .status(),
-        201
-    );
+    assert_eq!(server.put("owned", "1.0.0", &alice, package("owned", "1.0.0").gzip(), GZ).status(), 201);
     let resp = server.put("owned", "1.1.0", &bob, package("owned", "1.1.0").gzip(), GZ);
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.json::<Value>().unwrap()["error"], "forbidden");
-    assert_eq!(
-        server
-            .put(
-                "owned",
-                "1.1.0",
-                &alice,
-                package("owned", "1.1.0").gzip(),
-                GZ
-            )
-            .status(),
-        201
-    );
+    assert_eq!(server.put("owned", "1.1.0", &alice, package("owned", "1.1.0").gzip(), GZ).status(), 201);
     // No token, a malformed token, and a well-formed unknown token.
     let body = package("owned", "1.2.0").gzip();
     let resp = client()
@@ -401,19 +269,9 @@ fn only_owners_publish_new_versions() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        server
-            .put("owned", "1.2.0", "cairn_nope", body.clone(), GZ)
-            .status(),
-        401
-    );
+    assert_eq!(server.put("owned", "1.2.0", "cairn_nope", body.clone(), GZ).status(), 401);
     let forged = cairn::db::token::generate();
-    assert_eq!(
-        server
-            .put("owned", "1.2.0", &forged, body.clone(), GZ)
-            .status(),
-        401
-    );
+    assert_eq!(server.put("owned", "1.2.0", &forged, body.clone(), GZ).status(), 401);
     // cargo's bare token form is accepted.
     let resp = client()
         .put(format!("{}/api/v1/packages/owned/1.2.0", server.url))
@@ -435,16 +293,9 @@ fn racing_publishes_yield_one_conflict() {
         let statuses: Vec<u16> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..2)
                 .map(|i| {
-                    let body = package("race", &version)
-                        .file("who.txt", format!("{i}").as_bytes())
-                        .gzip();
+                    let body = package("race", &version).file("who.txt", format!("{i}").as_bytes()).gzip();
                     let (server, token, version) = (&server, &token, &version);
-                    s.spawn(move || {
-                        server
-                            .put("race", version, token, body, GZ)
-                            .status()
-                            .as_u16()
-                    })
+                    s.spawn(move || server.put("race", version, token, body, GZ).status().as_u16())
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -456,9 +307,7 @@ fn racing_publishes_yield_one_conflict() {
     let index = server.get("/index/ra/ce/race").text().unwrap();
     assert_eq!(index.lines().count(), 5);
     // The loser's blob is not left behind either.
-    let blobs = std::fs::read_dir(server.static_root().join("blobs/sha256"))
-        .unwrap()
-        .count();
+    let blobs = std::fs::read_dir(server.static_root().join("blobs/sha256")).unwrap().count();
     assert_eq!(blobs, 10, "five blobs and five signatures");
 }
 
@@ -469,11 +318,7 @@ fn api_responses_carry_rate_limit_headers_and_json_errors() {
     let resp = server.get("/api/v1/health");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["ratelimit-limit"], "30");
-    let remaining: u32 = resp.headers()["ratelimit-remaining"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let remaining: u32 = resp.headers()["ratelimit-remaining"].to_str().unwrap().parse().unwrap();
     assert!(remaining < 30);
     let body: Value = resp.json().unwrap();
     assert_eq!(body["status"], "ok");

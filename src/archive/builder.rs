@@ -139,12 +139,7 @@ impl TarballBuilder {
 
     /// A directory entry at exactly `full_path`.
     pub fn raw_dir(self, full_path: &str) -> Self {
-        self.push(
-            full_path.as_bytes().to_vec(),
-            EntryType::Directory,
-            b"",
-            b"",
-        )
+        self.push(full_path.as_bytes().to_vec(), EntryType::Directory, b"", b"")
     }
 
     /// A regular file whose full path is arbitrary bytes (e.g. not UTF-8).
@@ -185,16 +180,12 @@ impl TarballBuilder {
     /// header claiming its size is `pax_size` (the ustar header says
     /// `data.len()`).
     pub fn pax_size_mismatch(self, path: &str, data: &[u8], pax_size: u64) -> Self {
-        self.file(path, data)
-            .pax_last("size", &pax_size.to_string())
+        self.file(path, data).pax_last("size", &pax_size.to_string())
     }
 
     /// Adds a PAX record to the most recently added entry.
     pub fn pax_last(mut self, key: &str, value: &str) -> Self {
-        let last = self
-            .entries
-            .last_mut()
-            .expect("pax_last needs an entry to attach to");
+        let last = self.entries.last_mut().expect("pax_last needs an entry to attach to");
         last.pax.push((key.to_owned(), value.to_owned()));
         self
     }
@@ -230,13 +221,7 @@ impl TarballBuilder {
                 for (k, v) in &e.pax {
                     records.extend_from_slice(&pax_record(k, v));
                 }
-                write_entry(
-                    &mut out,
-                    b"././@PaxHeader",
-                    EntryType::XHeader,
-                    &records,
-                    b"",
-                );
+                write_entry(&mut out, b"././@PaxHeader", EntryType::XHeader, &records, b"");
             }
             write_entry(&mut out, &e.path, e.entry_type, &e.data, &e.link);
         }
@@ -248,9 +233,7 @@ impl TarballBuilder {
 
     /// The archive compressed with gzip (one member), then any trailing bytes.
     pub fn gzip(&self) -> Vec<u8> {
-        let mut enc = flate2::GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), flate2::Compression::default());
+        let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
         enc.write_all(&self.tar()).expect("write to Vec");
         let mut out = enc.finish().expect("write to Vec");
         out.extend_from_slice(&self.trailing);
@@ -310,12 +293,7 @@ fn write_entry(out: &mut Vec<u8>, path: &[u8], entry_type: EntryType, data: &[u8
     if path.len() > 100 {
         let mut long = path.to_vec();
         long.push(0);
-        let h = header(
-            b"././@LongLink",
-            EntryType::GNULongName,
-            long.len() as u64,
-            b"",
-        );
+        let h = header(b"././@LongLink", EntryType::GNULongName, long.len() as u64, b"");
         out.extend_from_slice(h.as_bytes());
         write_data(out, &long);
     }

@@ -63,17 +63,10 @@ impl Format {
     /// Whether a request's Content-Type is compatible with this format.
     /// Absent, empty or `application/octet-stream` claims nothing.
     fn accepts_content_type(&self, content_type: &str) -> bool {
-        let media = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match media.as_str() {
             "" | "application/octet-stream" => true,
-            "application/gzip" | "application/x-gzip" | "application/x-tar+gzip" => {
-                *self == Format::TarGz
-            }
+            "application/gzip" | "application/x-gzip" | "application/x-tar+gzip" => *self == Format::TarGz,
             "application/zstd" => *self == Format::TarZst,
             _ => false,
         }
@@ -136,10 +129,7 @@ pub enum ArchiveError {
     #[error("the archive is neither gzip nor zstd (unrecognised magic bytes)")]
     UnknownFormat,
     #[error("Content-Type `{content_type}` does not match the body, which is a {format} archive")]
-    ContentTypeMismatch {
-        content_type: String,
-        format: Format,
-    },
+    ContentTypeMismatch { content_type: String, format: Format },
     #[error("the archive is {size} bytes compressed; the limit is {max}")]
     CompressedTooLarge { size: u64, max: u64 },
     #[error("the archive unpacks to more than {max} bytes")]
@@ -178,14 +168,12 @@ pub enum ArchiveError {
     UnsupportedEntryType { path: String, type_byte: u8 },
     #[error("entry `{path}` appears more than once")]
     DuplicatePath { path: String },
-    #[error("entries `{other}` and `{path}` are the same file on case-insensitive or normalising file systems")]
+    #[error(
+        "entries `{other}` and `{path}` are the same file on case-insensitive or normalising file systems"
+    )]
     PathCollision { path: String, other: String },
     #[error("entry `{path}`: PAX header size `{pax}` disagrees with the tar header size {header}")]
-    PaxSizeMismatch {
-        path: String,
-        pax: String,
-        header: u64,
-    },
+    PaxSizeMismatch { path: String, pax: String, header: u64 },
     #[error("the archive has no manifest at `{path}`")]
     MissingManifest { path: String },
     #[error("the manifest `{path}` is {size} bytes; the limit is {max}")]
@@ -207,11 +195,7 @@ pub enum ArchiveError {
     #[error("keyword `{keyword}` is longer than {max} characters")]
     KeywordTooLong { keyword: String, max: usize },
     #[error("dependency `{name}` has an invalid version requirement `{req}`: {reason}")]
-    InvalidDependencyRequirement {
-        name: String,
-        req: String,
-        reason: String,
-    },
+    InvalidDependencyRequirement { name: String, req: String, reason: String },
 }
 
 impl ArchiveError {
@@ -245,10 +229,7 @@ pub fn inspect(
     // Refuse oversized bodies before spending any CPU on them.
     let compressed = bytes.len() as u64;
     if compressed > limits.max_compressed {
-        return Err(ArchiveError::CompressedTooLarge {
-            size: compressed,
-            max: limits.max_compressed,
-        });
+        return Err(ArchiveError::CompressedTooLarge { size: compressed, max: limits.max_compressed });
     }
     // Trust magic bytes, not names or headers: only two decoders are ever run.
     let format = Format::sniff(bytes).ok_or(ArchiveError::UnknownFormat)?;
@@ -256,10 +237,7 @@ pub fn inspect(
     // smuggling attempt past a proxy that trusts the header.
     if let Some(ct) = content_type {
         if !format.accepts_content_type(ct) {
-            return Err(ArchiveError::ContentTypeMismatch {
-                content_type: ct.to_owned(),
-                format,
-            });
+            return Err(ArchiveError::ContentTypeMismatch { content_type: ct.to_owned(), format });
         }
     }
 
@@ -267,36 +245,20 @@ pub fn inspect(
     let manifest_path = format!("{prefix}/{}", kind.file_name());
     let mut scan = Scan::new(bytes, format, limits, &prefix, &manifest_path, kind)?;
     scan.run()?;
-    let Scan {
-        parsed,
-        readme_md,
-        readme_declared,
-        files,
-        entries,
-        unpacked: unpacked_size,
-        ..
-    } = scan;
+    let Scan { parsed, readme_md, readme_declared, files, entries, unpacked: unpacked_size, .. } = scan;
 
     let Some(parsed) = parsed else {
         // Without a manifest the registry cannot know what it is publishing.
-        return Err(ArchiveError::MissingManifest {
-            path: manifest_path,
-        });
+        return Err(ArchiveError::MissingManifest { path: manifest_path });
     };
     let manifest = parsed.manifest;
     // The archive must publish what the request says, or the index entry
     // would describe a different package from the bytes it points at.
     if manifest.name != name {
-        return Err(ArchiveError::NameMismatch {
-            manifest: manifest.name,
-            request: name.to_owned(),
-        });
+        return Err(ArchiveError::NameMismatch { manifest: manifest.name, request: name.to_owned() });
     }
-    let request_version =
-        semver::Version::parse(version).map_err(|e| ArchiveError::InvalidVersion {
-            version: version.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let request_version = semver::Version::parse(version)
+        .map_err(|e| ArchiveError::InvalidVersion { version: version.to_owned(), reason: e.to_string() })?;
     // Parsed equality includes build metadata: `1.0.0+a` is not `1.0.0+b` here.
     let manifest_version = semver::Version::parse(&manifest.version).ok();
     if manifest_version.as_ref() != Some(&request_version) {
@@ -321,13 +283,7 @@ pub fn inspect(
         readme_md
     };
 
-    Ok(Inspected {
-        format,
-        manifest,
-        readme,
-        entries,
-        unpacked_size,
-    })
+    Ok(Inspected { format, manifest, readme, entries, unpacked_size })
 }
 
 /// Which limit the counting reader hit, read back after the tar crate has
@@ -350,9 +306,7 @@ impl<'a> Decoder<'a> {
             // Single-member decoder: a second gzip member is trailing data.
             Format::TarGz => Decoder::Gz(flate2::bufread::GzDecoder::new(bytes)),
             // Single-frame decoder: a second zstd frame is trailing data.
-            Format::TarZst => {
-                Decoder::Zst(zstd::stream::read::Decoder::with_buffer(bytes)?.single_frame())
-            }
+            Format::TarZst => Decoder::Zst(zstd::stream::read::Decoder::with_buffer(bytes)?.single_frame()),
         })
     }
 
@@ -399,8 +353,7 @@ impl Read for Counted<'_> {
         }
         // ...and, past a small allowance, at an implausible ratio, which catches
         // bombs long before the ceiling.
-        if self.unpacked > self.ratio_after
-            && self.unpacked > self.compressed.saturating_mul(self.max_ratio)
+        if self.unpacked > self.ratio_after && self.unpacked > self.compressed.saturating_mul(self.max_ratio)
         {
             self.hit.set(Some(LimitHit::Ratio));
             return Err(io::Error::other("compression ratio limit exceeded"));
@@ -415,9 +368,7 @@ fn open<'a>(
     limits: &Limits,
     hit: Rc<Cell<Option<LimitHit>>>,
 ) -> Result<Counted<'a>, ArchiveError> {
-    let inner = Decoder::new(bytes, format).map_err(|e| ArchiveError::Corrupt {
-        reason: e.to_string(),
-    })?;
+    let inner = Decoder::new(bytes, format).map_err(|e| ArchiveError::Corrupt { reason: e.to_string() })?;
     Ok(Counted {
         inner,
         unpacked: 0,
@@ -433,15 +384,9 @@ fn open<'a>(
 /// rejection it stands for.
 fn io_error(e: io::Error, hit: &Cell<Option<LimitHit>>, limits: &Limits) -> ArchiveError {
     match hit.get() {
-        Some(LimitHit::Unpacked) => ArchiveError::UnpackedTooLarge {
-            max: limits.max_unpacked,
-        },
-        Some(LimitHit::Ratio) => ArchiveError::RatioTooHigh {
-            max_ratio: limits.max_ratio,
-        },
-        None => ArchiveError::Corrupt {
-            reason: e.to_string(),
-        },
+        Some(LimitHit::Unpacked) => ArchiveError::UnpackedTooLarge { max: limits.max_unpacked },
+        Some(LimitHit::Ratio) => ArchiveError::RatioTooHigh { max_ratio: limits.max_ratio },
+        None => ArchiveError::Corrupt { reason: e.to_string() },
     }
 }
 
@@ -535,9 +480,7 @@ impl<'a> Scan<'a> {
         self.entries += 1;
         // Many tiny entries exhaust inodes and per-entry work on extraction.
         if self.entries > self.limits.max_entries {
-            return Err(ArchiveError::TooManyEntries {
-                max: self.limits.max_entries,
-            });
+            return Err(ArchiveError::TooManyEntries { max: self.limits.max_entries });
         }
 
         let raw_path = entry.path_bytes().into_owned();
@@ -569,10 +512,7 @@ impl<'a> Scan<'a> {
         // Anything else (sparse files, global PAX headers, vendor types) is
         // read differently by different tools: allow only plain files and dirs.
         if !(is_dir || entry_type.is_file()) {
-            return Err(ArchiveError::UnsupportedEntryType {
-                path,
-                type_byte: entry_type.as_byte(),
-            });
+            return Err(ArchiveError::UnsupportedEntryType { path, type_byte: entry_type.as_byte() });
         }
 
         let key = check_path(&path, self.prefix, is_dir)?;
@@ -604,10 +544,7 @@ impl<'a> Scan<'a> {
         // other on macOS and Windows.
         let folded: String = key.nfc().collect::<String>().to_lowercase().nfc().collect();
         if let Some(other) = self.folded.get(&folded) {
-            return Err(ArchiveError::PathCollision {
-                path: key,
-                other: other.clone(),
-            });
+            return Err(ArchiveError::PathCollision { path: key, other: other.clone() });
         }
         self.folded.insert(folded, key.clone());
 
@@ -620,11 +557,7 @@ impl<'a> Scan<'a> {
             let size = entry.size();
             // A huge "manifest" would make the TOML parser the bomb.
             if size > MAX_MANIFEST_BYTES {
-                return Err(ArchiveError::ManifestTooLarge {
-                    path: key,
-                    size,
-                    max: MAX_MANIFEST_BYTES,
-                });
+                return Err(ArchiveError::ManifestTooLarge { path: key, size, max: MAX_MANIFEST_BYTES });
             }
             let text = read_entry(entry).map_err(|e| self.io(e))?;
             self.parsed = Some(manifest::parse(self.kind, &text)?);
@@ -670,9 +603,7 @@ fn read_one_file(
     for entry in entries {
         let mut entry = entry.map_err(|e| io_error(e, &hit, limits))?;
         if entry.header().entry_type().is_file() && *entry.path_bytes() == *wanted.as_bytes() {
-            return read_entry(&mut entry)
-                .map(Some)
-                .map_err(|e| io_error(e, &hit, limits));
+            return read_entry(&mut entry).map(Some).map_err(|e| io_error(e, &hit, limits));
         }
     }
     Ok(None)
@@ -680,9 +611,8 @@ fn read_one_file(
 
 /// Windows device names, reserved with any extension in any directory.
 const WINDOWS_RESERVED: &[&str] = &[
-    "con", "prn", "aux", "nul", "conin$", "conout$", "com1", "com2", "com3", "com4", "com5",
-    "com6", "com7", "com8", "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8",
-    "lpt9",
+    "con", "prn", "aux", "nul", "conin$", "conout$", "com1", "com2", "com3", "com4", "com5", "com6", "com7",
+    "com8", "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 ];
 
 /// Characters Windows refuses in file names (control characters too).
@@ -714,30 +644,17 @@ fn check_path(path: &str, prefix: &str, is_dir: bool) -> Result<String, ArchiveE
     // cannot touch another; the top directory itself may appear as an entry.
     let inside = components[0] == prefix && (components.len() > 1 || is_dir);
     if !inside {
-        return Err(ArchiveError::OutsidePrefix {
-            path: owned(),
-            prefix: prefix.to_owned(),
-        });
+        return Err(ArchiveError::OutsidePrefix { path: owned(), prefix: prefix.to_owned() });
     }
     for component in &components[1..] {
         // Characters Windows forbids make the package impossible to extract
         // there; `\` and `:` also smuggle separators and drive letters.
-        if let Some(ch) = component
-            .chars()
-            .find(|c| c.is_control() || WINDOWS_FORBIDDEN.contains(c))
-        {
+        if let Some(ch) = component.chars().find(|c| c.is_control() || WINDOWS_FORBIDDEN.contains(c)) {
             return Err(ArchiveError::ForbiddenCharacter { path: owned(), ch });
         }
         // `aux.rs` opens the AUX device on Windows instead of a file.
-        let stem = component
-            .split('.')
-            .next()
-            .unwrap_or("")
-            .trim_end_matches(' ');
-        if WINDOWS_RESERVED
-            .iter()
-            .any(|r| stem.eq_ignore_ascii_case(r))
-        {
+        let stem = component.split('.').next().unwrap_or("").trim_end_matches(' ');
+        if WINDOWS_RESERVED.iter().any(|r| stem.eq_ignore_ascii_case(r)) {
             return Err(ArchiveError::WindowsReservedName {
                 path: owned(),
                 component: (*component).to_owned(),

@@ -78,10 +78,8 @@ pub(crate) struct Parsed {
 pub(crate) fn parse(kind: ManifestKind, bytes: &[u8]) -> Result<Parsed, ArchiveError> {
     let file = kind.file_name();
     // A manifest is text; a binary blob is an accident or a probe.
-    let text = std::str::from_utf8(bytes).map_err(|e| ArchiveError::InvalidManifest {
-        file,
-        reason: format!("not UTF-8: {e}"),
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ArchiveError::InvalidManifest { file, reason: format!("not UTF-8: {e}") })?;
     let parsed = match kind {
         ManifestKind::Cairn => parse_cairn(text)?,
         ManifestKind::Cargo => parse_cargo(text)?,
@@ -147,10 +145,7 @@ fn parse_cairn(text: &str) -> Result<Parsed, ArchiveError> {
             dependencies: toml
                 .dependencies
                 .into_iter()
-                .map(|(name, spec)| Dependency {
-                    name,
-                    req: spec.into_req(),
-                })
+                .map(|(name, spec)| Dependency { name, req: spec.into_req() })
                 .collect(),
             links: None,
             rust_version: None,
@@ -170,23 +165,19 @@ fn span_note(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 }
 
 fn parse_cargo(text: &str) -> Result<Parsed, ArchiveError> {
-    let invalid = |reason: String| ArchiveError::InvalidManifest {
-        file: "Cargo.toml",
-        reason,
-    };
-    let root: Table = text.parse().map_err(|e: toml::de::Error| {
-        invalid(e.message().to_owned() + &span_note(text, e.span()))
-    })?;
+    let invalid = |reason: String| ArchiveError::InvalidManifest { file: "Cargo.toml", reason };
+    let root: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| invalid(e.message().to_owned() + &span_note(text, e.span())))?;
     let package = match root.get("package") {
         Some(Value::Table(t)) => t,
         Some(_) => return Err(invalid("`package` must be a table".into())),
         None => return Err(invalid("missing `[package]` table".into())),
     };
 
-    let name =
-        cargo_string(package, "name")?.ok_or_else(|| invalid("missing `package.name`".into()))?;
-    let version = cargo_string(package, "version")?
-        .ok_or_else(|| invalid("missing `package.version`".into()))?;
+    let name = cargo_string(package, "name")?.ok_or_else(|| invalid("missing `package.name`".into()))?;
+    let version =
+        cargo_string(package, "version")?.ok_or_else(|| invalid("missing `package.version`".into()))?;
 
     let keywords = match cargo_field(package, "keywords")? {
         None => Vec::new(),
@@ -194,17 +185,13 @@ fn parse_cargo(text: &str) -> Result<Parsed, ArchiveError> {
             .iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s.clone()),
-                other => Err(invalid(format!(
-                    "`package.keywords` must hold strings, found {}",
-                    other.type_str()
-                ))),
+                other => {
+                    Err(invalid(format!("`package.keywords` must hold strings, found {}", other.type_str())))
+                }
             })
             .collect::<Result<_, _>>()?,
         Some(other) => {
-            return Err(invalid(format!(
-                "`package.keywords` must be an array, found {}",
-                other.type_str()
-            )))
+            return Err(invalid(format!("`package.keywords` must be an array, found {}", other.type_str())))
         }
     };
 
@@ -253,10 +240,7 @@ fn parse_cargo(text: &str) -> Result<Parsed, ArchiveError> {
                         )))
                     }
                 };
-                dependencies.push(Dependency {
-                    name: key.clone(),
-                    req,
-                });
+                dependencies.push(Dependency { name: key.clone(), req });
             }
         }
         Some(_) => return Err(invalid("`dependencies` must be a table".into())),
@@ -286,9 +270,7 @@ fn parse_cargo(text: &str) -> Result<Parsed, ArchiveError> {
 fn cargo_field<'a>(package: &'a Table, key: &str) -> Result<Option<&'a Value>, ArchiveError> {
     match package.get(key) {
         Some(Value::Table(t)) if t.contains_key("workspace") => {
-            Err(ArchiveError::WorkspaceInherited {
-                field: format!("package.{key}"),
-            })
+            Err(ArchiveError::WorkspaceInherited { field: format!("package.{key}") })
         }
         other => Ok(other),
     }
@@ -300,10 +282,7 @@ fn cargo_string(package: &Table, key: &str) -> Result<Option<String>, ArchiveErr
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(ArchiveError::InvalidManifest {
             file: "Cargo.toml",
-            reason: format!(
-                "`package.{key}` must be a string, found {}",
-                other.type_str()
-            ),
+            reason: format!("`package.{key}` must be a string, found {}", other.type_str()),
         }),
     }
 }
@@ -311,45 +290,28 @@ fn cargo_string(package: &Table, key: &str) -> Result<Option<String>, ArchiveErr
 /// The field rules of SPEC section 3, shared by both manifest kinds.
 fn check_fields(m: &Manifest) -> Result<(), ArchiveError> {
     // Versions are SemVer 2.0: ordering, requirements and immutability all rest on it.
-    semver::Version::parse(&m.version).map_err(|e| ArchiveError::InvalidVersion {
-        version: m.version.clone(),
-        reason: e.to_string(),
-    })?;
+    semver::Version::parse(&m.version)
+        .map_err(|e| ArchiveError::InvalidVersion { version: m.version.clone(), reason: e.to_string() })?;
     // Unbounded descriptions bloat every index line and search document.
     if let Some(description) = &m.description {
         let chars = description.chars().count();
         if chars > MAX_DESCRIPTION_CHARS {
-            return Err(ArchiveError::DescriptionTooLong {
-                chars,
-                max: MAX_DESCRIPTION_CHARS,
-            });
+            return Err(ArchiveError::DescriptionTooLong { chars, max: MAX_DESCRIPTION_CHARS });
         }
     }
     // Keyword stuffing games search; crates.io uses the same bounds.
     if m.keywords.len() > MAX_KEYWORDS {
-        return Err(ArchiveError::TooManyKeywords {
-            count: m.keywords.len(),
-            max: MAX_KEYWORDS,
-        });
+        return Err(ArchiveError::TooManyKeywords { count: m.keywords.len(), max: MAX_KEYWORDS });
     }
-    if let Some(keyword) = m
-        .keywords
-        .iter()
-        .find(|k| k.chars().count() > MAX_KEYWORD_CHARS)
-    {
-        return Err(ArchiveError::KeywordTooLong {
-            keyword: keyword.clone(),
-            max: MAX_KEYWORD_CHARS,
-        });
+    if let Some(keyword) = m.keywords.iter().find(|k| k.chars().count() > MAX_KEYWORD_CHARS) {
+        return Err(ArchiveError::KeywordTooLong { keyword: keyword.clone(), max: MAX_KEYWORD_CHARS });
     }
     // A requirement no resolver can read would break every install of this version.
     for dep in &m.dependencies {
-        semver::VersionReq::parse(&dep.req).map_err(|e| {
-            ArchiveError::InvalidDependencyRequirement {
-                name: dep.name.clone(),
-                req: dep.req.clone(),
-                reason: e.to_string(),
-            }
+        semver::VersionReq::parse(&dep.req).map_err(|e| ArchiveError::InvalidDependencyRequirement {
+            name: dep.name.clone(),
+            req: dep.req.clone(),
+            reason: e.to_string(),
         })?;
     }
     Ok(())

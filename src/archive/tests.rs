@@ -8,25 +8,11 @@ fn pkg() -> TarballBuilder {
 }
 
 fn check(body: &[u8]) -> Result<Inspected, ArchiveError> {
-    inspect(
-        body,
-        "foo",
-        "1.0.0",
-        None,
-        ManifestKind::Cairn,
-        &Limits::default(),
-    )
+    inspect(body, "foo", "1.0.0", None, ManifestKind::Cairn, &Limits::default())
 }
 
 fn check_cargo(body: &[u8]) -> Result<Inspected, ArchiveError> {
-    inspect(
-        body,
-        "foo",
-        "1.0.0",
-        None,
-        ManifestKind::Cargo,
-        &Limits::default(),
-    )
+    inspect(body, "foo", "1.0.0", None, ManifestKind::Cargo, &Limits::default())
 }
 
 fn check_with(body: &[u8], limits: &Limits) -> Result<Inspected, ArchiveError> {
@@ -95,21 +81,12 @@ zeta = { version = ">=0.2, <0.4" }
     let m = check(&pkg().manifest(toml).gzip()).unwrap().manifest;
     assert_eq!(m.kind.as_deref(), Some("skill"));
     assert_eq!(m.keywords, ["review", "git"]);
-    assert_eq!(
-        m.repository.as_deref(),
-        Some("https://example.org/acme/foo")
-    );
+    assert_eq!(m.repository.as_deref(), Some("https://example.org/acme/foo"));
     assert_eq!(
         m.dependencies,
         vec![
-            Dependency {
-                name: "http-utils".into(),
-                req: "^1.0".into()
-            },
-            Dependency {
-                name: "zeta".into(),
-                req: ">=0.2, <0.4".into()
-            },
+            Dependency { name: "http-utils".into(), req: "^1.0".into() },
+            Dependency { name: "zeta".into(), req: ">=0.2, <0.4".into() },
         ]
     );
 }
@@ -132,11 +109,7 @@ rust-version = "1.70"
 serde = "1"
 renamed = { version = "0.3", package = "real-name", features = ["x"] }
 "#;
-    let body = pkg()
-        .manifest_kind(ManifestKind::Cargo)
-        .manifest(toml)
-        .file("src/lib.rs", b"")
-        .gzip();
+    let body = pkg().manifest_kind(ManifestKind::Cargo).manifest(toml).file("src/lib.rs", b"").gzip();
     let m = check_cargo(&body).unwrap().manifest;
     assert_eq!(m.name, "foo");
     assert_eq!(m.kind, None);
@@ -146,14 +119,8 @@ renamed = { version = "0.3", package = "real-name", features = ["x"] }
     assert_eq!(
         m.dependencies,
         vec![
-            Dependency {
-                name: "renamed".into(),
-                req: "0.3".into()
-            },
-            Dependency {
-                name: "serde".into(),
-                req: "1".into()
-            },
+            Dependency { name: "renamed".into(), req: "0.3".into() },
+            Dependency { name: "serde".into(), req: "1".into() },
         ]
     );
 }
@@ -167,28 +134,13 @@ fn accepts_default_cargo_manifest_from_builder() {
 #[test]
 fn accepts_directory_entries_and_long_paths() {
     let long = format!("{}/deep.txt", "d".repeat(120));
-    let ok = check(
-        &pkg()
-            .top_dir()
-            .dir("src")
-            .file("src/lib.rs", b"")
-            .file(&long, b"x")
-            .gzip(),
-    )
-    .unwrap();
+    let ok = check(&pkg().top_dir().dir("src").file("src/lib.rs", b"").file(&long, b"x").gzip()).unwrap();
     assert_eq!(ok.entries, 5);
 }
 
 #[test]
 fn accepts_names_that_merely_contain_reserved_words() {
-    check(
-        &pkg()
-            .file("console.rs", b"")
-            .file("auxiliary/x", b"")
-            .file("com10", b"")
-            .gzip(),
-    )
-    .unwrap();
+    check(&pkg().file("console.rs", b"").file("auxiliary/x", b"").file("com10", b"").gzip()).unwrap();
 }
 
 #[test]
@@ -204,15 +156,8 @@ fn accepts_content_type_aliases_and_no_claim() {
         (&zst, "application/zstd"),
         (&zst, "application/octet-stream"),
     ] {
-        inspect(
-            body,
-            "foo",
-            "1.0.0",
-            Some(ct),
-            ManifestKind::Cairn,
-            &Limits::default(),
-        )
-        .unwrap_or_else(|e| panic!("{ct}: {e}"));
+        inspect(body, "foo", "1.0.0", Some(ct), ManifestKind::Cairn, &Limits::default())
+            .unwrap_or_else(|e| panic!("{ct}: {e}"));
     }
 }
 
@@ -224,15 +169,7 @@ fn accepts_zero_padding_after_tar_end_marker() {
 #[test]
 fn accepts_build_metadata_matching_exactly() {
     let body = TarballBuilder::new("foo", "1.0.0+build.5").gzip();
-    inspect(
-        &body,
-        "foo",
-        "1.0.0+build.5",
-        None,
-        ManifestKind::Cairn,
-        &Limits::default(),
-    )
-    .unwrap();
+    inspect(&body, "foo", "1.0.0+build.5", None, ManifestKind::Cairn, &Limits::default()).unwrap();
 }
 
 #[test]
@@ -244,14 +181,9 @@ fn extracts_readme_md_by_default() {
 #[test]
 fn extracts_readme_declared_in_manifest() {
     let toml = "[package]\nname = \"foo\"\nversion = \"1.0.0\"\nreadme = \"docs/intro.md\"\n";
-    let ok = check(
-        &pkg()
-            .manifest(toml)
-            .file("README.md", b"not this")
-            .file("docs/intro.md", b"intro")
-            .gzip(),
-    )
-    .unwrap();
+    let ok =
+        check(&pkg().manifest(toml).file("README.md", b"not this").file("docs/intro.md", b"intro").gzip())
+            .unwrap();
     assert_eq!(ok.readme.as_deref(), Some(&b"intro"[..]));
     assert_eq!(ok.manifest.readme.as_deref(), Some("docs/intro.md"));
 }
@@ -260,11 +192,8 @@ fn extracts_readme_declared_in_manifest() {
 fn extracts_declared_readme_that_precedes_the_manifest() {
     // The builder writes the manifest first, so omit it and add it by hand last.
     let toml = "[package]\nname = \"foo\"\nversion = \"1.0.0\"\nreadme = \"./INTRO.md\"\n";
-    let body = pkg()
-        .no_manifest()
-        .file("INTRO.md", b"intro first")
-        .file("cairn.toml", toml.as_bytes())
-        .zstd();
+    let body =
+        pkg().no_manifest().file("INTRO.md", b"intro first").file("cairn.toml", toml.as_bytes()).zstd();
     let ok = check(&body).unwrap();
     assert_eq!(ok.readme.as_deref(), Some(&b"intro first"[..]));
 }
@@ -273,20 +202,13 @@ fn extracts_declared_readme_that_precedes_the_manifest() {
 fn readme_is_none_when_absent() {
     let toml = "[package]\nname = \"foo\"\nversion = \"1.0.0\"\nreadme = \"GONE.md\"\n";
     assert!(check(&pkg().gzip()).unwrap().readme.is_none());
-    assert!(check(&pkg().manifest(toml).gzip())
-        .unwrap()
-        .readme
-        .is_none());
+    assert!(check(&pkg().manifest(toml).gzip()).unwrap().readme.is_none());
 }
 
 #[test]
 fn cargo_readme_false_means_no_readme() {
     let toml = "[package]\nname = \"foo\"\nversion = \"1.0.0\"\nreadme = false\n";
-    let body = pkg()
-        .manifest_kind(ManifestKind::Cargo)
-        .manifest(toml)
-        .file("README.md", b"ignored")
-        .gzip();
+    let body = pkg().manifest_kind(ManifestKind::Cargo).manifest(toml).file("README.md", b"ignored").gzip();
     assert!(check_cargo(&body).unwrap().readme.is_none());
 }
 
@@ -301,13 +223,7 @@ fn builder_is_deterministic() {
 #[test]
 fn limits_deserialize_with_defaults() {
     let l: Limits = toml::from_str("max_entries = 7").unwrap();
-    assert_eq!(
-        l,
-        Limits {
-            max_entries: 7,
-            ..Limits::default()
-        }
-    );
+    assert_eq!(l, Limits { max_entries: 7, ..Limits::default() });
     let d = Limits::default();
     assert_eq!(d.max_compressed, 10 * 1024 * 1024);
     assert_eq!(d.max_unpacked, 512 * 1024 * 1024);
@@ -353,19 +269,8 @@ fn rejects_content_type_mismatch() {
         (&zst, "application/gzip"),
         (&zst, "application/x-tar"),
     ] {
-        let e = inspect(
-            body,
-            "foo",
-            "1.0.0",
-            Some(ct),
-            ManifestKind::Cairn,
-            &Limits::default(),
-        )
-        .unwrap_err();
-        assert!(
-            matches!(e, ArchiveError::ContentTypeMismatch { .. }),
-            "{ct}: {e:?}"
-        );
+        let e = inspect(body, "foo", "1.0.0", Some(ct), ManifestKind::Cairn, &Limits::default()).unwrap_err();
+        assert!(matches!(e, ArchiveError::ContentTypeMismatch { .. }), "{ct}: {e:?}");
     }
 }
 
@@ -385,20 +290,14 @@ fn rejects_corrupt_tar_header() {
     tar[0] ^= 0x55; // breaks the header checksum
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut enc, &tar).unwrap();
-    assert!(matches!(
-        err(&enc.finish().unwrap()),
-        ArchiveError::Corrupt { .. }
-    ));
+    assert!(matches!(err(&enc.finish().unwrap()), ArchiveError::Corrupt { .. }));
 }
 
 // ---- sizes ----------------------------------------------------------------
 
 #[test]
 fn rejects_compressed_size_over_limit() {
-    let limits = Limits {
-        max_compressed: 64,
-        ..Limits::default()
-    };
+    let limits = Limits { max_compressed: 64, ..Limits::default() };
     assert!(matches!(
         check_with(&pkg().gzip(), &limits).unwrap_err(),
         ArchiveError::CompressedTooLarge { max: 64, .. }
@@ -409,19 +308,13 @@ fn rejects_compressed_size_over_limit() {
 fn rejects_gzip_bomb() {
     let body = pkg().file("bomb", &vec![0u8; 8 << 20]).gzip();
     assert!(body.len() < 64 * 1024);
-    assert!(matches!(
-        err(&body),
-        ArchiveError::RatioTooHigh { max_ratio: 100 }
-    ));
+    assert!(matches!(err(&body), ArchiveError::RatioTooHigh { max_ratio: 100 }));
 }
 
 #[test]
 fn rejects_zstd_bomb() {
     let body = pkg().file("bomb", &vec![0u8; 8 << 20]).zstd();
-    assert!(matches!(
-        err(&body),
-        ArchiveError::RatioTooHigh { max_ratio: 100 }
-    ));
+    assert!(matches!(err(&body), ArchiveError::RatioTooHigh { max_ratio: 100 }));
 }
 
 #[test]
@@ -432,42 +325,24 @@ fn accepts_high_ratio_below_ratio_threshold() {
 
 #[test]
 fn rejects_unpacked_size_over_limit() {
-    let limits = Limits {
-        max_unpacked: 64 * 1024,
-        ..Limits::default()
-    };
+    let limits = Limits { max_unpacked: 64 * 1024, ..Limits::default() };
     let body = pkg().file("big", &noise(100 * 1024)).gzip();
-    assert!(matches!(
-        check_with(&body, &limits).unwrap_err(),
-        ArchiveError::UnpackedTooLarge { max: 65536 }
-    ));
+    assert!(matches!(check_with(&body, &limits).unwrap_err(), ArchiveError::UnpackedTooLarge { max: 65536 }));
 }
 
 #[test]
 fn rejects_too_many_entries() {
-    let limits = Limits {
-        max_entries: 3,
-        ..Limits::default()
-    };
+    let limits = Limits { max_entries: 3, ..Limits::default() };
     let body = pkg().file("a", b"").file("b", b"").file("c", b"").gzip();
-    assert!(matches!(
-        check_with(&body, &limits).unwrap_err(),
-        ArchiveError::TooManyEntries { max: 3 }
-    ));
+    assert!(matches!(check_with(&body, &limits).unwrap_err(), ArchiveError::TooManyEntries { max: 3 }));
     let body = pkg().file("a", b"").file("b", b"").gzip();
     check_with(&body, &limits).unwrap();
 }
 
 #[test]
 fn rejects_oversized_manifest() {
-    let toml = format!(
-        "[package]\nname = \"foo\"\nversion = \"1.0.0\"\n#{}\n",
-        "x".repeat(2 << 20)
-    );
-    assert!(matches!(
-        err(&pkg().manifest(toml).gzip()),
-        ArchiveError::ManifestTooLarge { .. }
-    ));
+    let toml = format!("[package]\nname = \"foo\"\nversion = \"1.0.0\"\n#{}\n", "x".repeat(2 << 20));
+    assert!(matches!(err(&pkg().manifest(toml).gzip()), ArchiveError::ManifestTooLarge { .. }));
 }
 
 // ---- trailing data --------------------------------------------------------
@@ -483,39 +358,24 @@ fn rejects_trailing_bytes_after_gzip_stream() {
 #[test]
 fn rejects_second_gzip_member() {
     let second = pkg().file("hidden", b"smuggled").gzip();
-    assert!(matches!(
-        err(&pkg().trailing(&second).gzip()),
-        ArchiveError::TrailingCompressedBytes { .. }
-    ));
+    assert!(matches!(err(&pkg().trailing(&second).gzip()), ArchiveError::TrailingCompressedBytes { .. }));
 }
 
 #[test]
 fn rejects_trailing_bytes_after_zstd_frame() {
-    assert!(matches!(
-        err(&pkg().trailing(b"\0").zstd()),
-        ArchiveError::TrailingCompressedBytes { count: 1 }
-    ));
+    assert!(matches!(err(&pkg().trailing(b"\0").zstd()), ArchiveError::TrailingCompressedBytes { count: 1 }));
 }
 
 #[test]
 fn rejects_second_zstd_frame() {
     let second = pkg().file("hidden", b"smuggled").zstd();
-    assert!(matches!(
-        err(&pkg().trailing(&second).zstd()),
-        ArchiveError::TrailingCompressedBytes { .. }
-    ));
+    assert!(matches!(err(&pkg().trailing(&second).zstd()), ArchiveError::TrailingCompressedBytes { .. }));
 }
 
 #[test]
 fn rejects_nonzero_data_after_tar_end_marker() {
-    let hidden = TarballBuilder::new("foo", "1.0.0")
-        .no_manifest()
-        .file("hidden", b"x")
-        .tar();
-    assert!(matches!(
-        err(&pkg().tar_trailing(&hidden).gzip()),
-        ArchiveError::TrailingTarData
-    ));
+    let hidden = TarballBuilder::new("foo", "1.0.0").no_manifest().file("hidden", b"x").tar();
+    assert!(matches!(err(&pkg().tar_trailing(&hidden).gzip()), ArchiveError::TrailingTarData));
 }
 
 // ---- paths ----------------------------------------------------------------
@@ -524,10 +384,7 @@ fn rejects_nonzero_data_after_tar_end_marker() {
 fn rejects_entries_outside_prefix() {
     for path in ["other.txt", "foo-1.0.1/x", "foo-1.0.0x/y", "foo-1.0.0"] {
         assert!(
-            matches!(
-                err(&pkg().raw_file(path, b"").gzip()),
-                ArchiveError::OutsidePrefix { .. }
-            ),
+            matches!(err(&pkg().raw_file(path, b"").gzip()), ArchiveError::OutsidePrefix { .. }),
             "{path}"
         );
     }
@@ -542,24 +399,14 @@ fn rejects_prefix_spelled_differently_from_request() {
 
 #[test]
 fn rejects_absolute_paths() {
-    assert!(matches!(
-        err(&pkg().raw_file("/etc/passwd", b"").gzip()),
-        ArchiveError::AbsolutePath { .. }
-    ));
+    assert!(matches!(err(&pkg().raw_file("/etc/passwd", b"").gzip()), ArchiveError::AbsolutePath { .. }));
 }
 
 #[test]
 fn rejects_parent_dir_components() {
-    for path in [
-        "foo-1.0.0/../escape",
-        "../foo-1.0.0/x",
-        "foo-1.0.0/a/../../b",
-    ] {
+    for path in ["foo-1.0.0/../escape", "../foo-1.0.0/x", "foo-1.0.0/a/../../b"] {
         assert!(
-            matches!(
-                err(&pkg().raw_file(path, b"").gzip()),
-                ArchiveError::ParentDirComponent { .. }
-            ),
+            matches!(err(&pkg().raw_file(path, b"").gzip()), ArchiveError::ParentDirComponent { .. }),
             "{path}"
         );
     }
@@ -567,17 +414,9 @@ fn rejects_parent_dir_components() {
 
 #[test]
 fn rejects_current_dir_and_empty_components() {
-    for path in [
-        "foo-1.0.0/./x",
-        "./foo-1.0.0/x",
-        "foo-1.0.0//x",
-        "foo-1.0.0/x/",
-    ] {
+    for path in ["foo-1.0.0/./x", "./foo-1.0.0/x", "foo-1.0.0//x", "foo-1.0.0/x/"] {
         assert!(
-            matches!(
-                err(&pkg().raw_file(path, b"").gzip()),
-                ArchiveError::NonCanonicalPath { .. }
-            ),
+            matches!(err(&pkg().raw_file(path, b"").gzip()), ArchiveError::NonCanonicalPath { .. }),
             "{path}"
         );
     }
@@ -585,19 +424,9 @@ fn rejects_current_dir_and_empty_components() {
 
 #[test]
 fn rejects_windows_reserved_names() {
-    for path in [
-        "con",
-        "Aux.txt",
-        "src/lpt9.log",
-        "COM1",
-        "nul.tar.gz",
-        "prn/x",
-    ] {
+    for path in ["con", "Aux.txt", "src/lpt9.log", "COM1", "nul.tar.gz", "prn/x"] {
         assert!(
-            matches!(
-                err(&pkg().file(path, b"").gzip()),
-                ArchiveError::WindowsReservedName { .. }
-            ),
+            matches!(err(&pkg().file(path, b"").gzip()), ArchiveError::WindowsReservedName { .. }),
             "{path}"
         );
     }
@@ -633,20 +462,11 @@ fn rejects_non_utf8_paths() {
 
 #[test]
 fn rejects_duplicate_paths() {
-    assert!(matches!(
-        err(&pkg().file("a", b"1").file("a", b"2").gzip()),
-        ArchiveError::DuplicatePath { .. }
-    ));
+    assert!(matches!(err(&pkg().file("a", b"1").file("a", b"2").gzip()), ArchiveError::DuplicatePath { .. }));
     // A second copy of the manifest cannot override the first.
-    assert!(matches!(
-        err(&pkg().file("cairn.toml", b"").gzip()),
-        ArchiveError::DuplicatePath { .. }
-    ));
+    assert!(matches!(err(&pkg().file("cairn.toml", b"").gzip()), ArchiveError::DuplicatePath { .. }));
     // A directory and a file with the same name.
-    assert!(matches!(
-        err(&pkg().dir("a").file("a", b"").gzip()),
-        ArchiveError::DuplicatePath { .. }
-    ));
+    assert!(matches!(err(&pkg().dir("a").file("a", b"").gzip()), ArchiveError::DuplicatePath { .. }));
 }
 
 #[test]
@@ -655,28 +475,19 @@ fn rejects_paths_equal_after_case_folding() {
         err(&pkg().file("readme.md", b"1").file("README.md", b"2").gzip()),
         ArchiveError::PathCollision { .. }
     ));
-    assert!(matches!(
-        err(&pkg().file("CAIRN.TOML", b"").gzip()),
-        ArchiveError::PathCollision { .. }
-    ));
+    assert!(matches!(err(&pkg().file("CAIRN.TOML", b"").gzip()), ArchiveError::PathCollision { .. }));
 }
 
 #[test]
 fn rejects_paths_equal_after_nfc_normalization() {
     // "é" precomposed (U+00E9) and decomposed (e + U+0301).
     assert!(matches!(
-        err(&pkg()
-            .file("caf\u{e9}", b"1")
-            .file("cafe\u{301}", b"2")
-            .gzip()),
+        err(&pkg().file("caf\u{e9}", b"1").file("cafe\u{301}", b"2").gzip()),
         ArchiveError::PathCollision { .. }
     ));
     // Combined: decomposed and upper case.
     assert!(matches!(
-        err(&pkg()
-            .file("caf\u{e9}", b"1")
-            .file("CAFE\u{301}", b"2")
-            .gzip()),
+        err(&pkg().file("caf\u{e9}", b"1").file("CAFE\u{301}", b"2").gzip()),
         ArchiveError::PathCollision { .. }
     ));
 }
@@ -685,10 +496,7 @@ fn rejects_paths_equal_after_nfc_normalization() {
 
 #[test]
 fn rejects_symlink_entries() {
-    assert!(matches!(
-        err(&pkg().symlink("link", "/etc/passwd").gzip()),
-        ArchiveError::SymlinkEntry { .. }
-    ));
+    assert!(matches!(err(&pkg().symlink("link", "/etc/passwd").gzip()), ArchiveError::SymlinkEntry { .. }));
 }
 
 #[test]
@@ -701,39 +509,24 @@ fn rejects_hard_link_entries() {
 
 #[test]
 fn rejects_fifo_entries() {
-    assert!(matches!(
-        err(&pkg().fifo("pipe").gzip()),
-        ArchiveError::SpecialFileEntry { kind: "fifo", .. }
-    ));
+    assert!(matches!(err(&pkg().fifo("pipe").gzip()), ArchiveError::SpecialFileEntry { kind: "fifo", .. }));
 }
 
 #[test]
 fn rejects_device_entries() {
     assert!(matches!(
         err(&pkg().char_device("tty").gzip()),
-        ArchiveError::SpecialFileEntry {
-            kind: "character device",
-            ..
-        }
+        ArchiveError::SpecialFileEntry { kind: "character device", .. }
     ));
     assert!(matches!(
-        err(&pkg()
-            .raw_entry(b"foo-1.0.0/sda", tar::EntryType::Block, b"")
-            .gzip()),
-        ArchiveError::SpecialFileEntry {
-            kind: "block device",
-            ..
-        }
+        err(&pkg().raw_entry(b"foo-1.0.0/sda", tar::EntryType::Block, b"").gzip()),
+        ArchiveError::SpecialFileEntry { kind: "block device", .. }
     ));
 }
 
 #[test]
 fn rejects_unsupported_entry_types() {
-    for ty in [
-        tar::EntryType::GNUSparse,
-        tar::EntryType::XGlobalHeader,
-        tar::EntryType::Continuous,
-    ] {
+    for ty in [tar::EntryType::GNUSparse, tar::EntryType::XGlobalHeader, tar::EntryType::Continuous] {
         assert!(
             matches!(
                 err(&pkg().raw_entry(b"foo-1.0.0/odd", ty, b"").gzip()),
@@ -775,10 +568,7 @@ fn rejects_missing_manifest() {
     // Nested one level too deep.
     let toml = pkg().default_manifest();
     assert!(matches!(
-        err(&pkg()
-            .no_manifest()
-            .file("sub/cairn.toml", toml.as_bytes())
-            .gzip()),
+        err(&pkg().no_manifest().file("sub/cairn.toml", toml.as_bytes()).gzip()),
         ArchiveError::MissingManifest { .. }
     ));
 }
@@ -792,13 +582,7 @@ fn rejects_unparsable_manifest() {
         "name = \"foo\"\nversion = \"1.0.0\"\n",
     ] {
         assert!(
-            matches!(
-                manifest_err(toml),
-                ArchiveError::InvalidManifest {
-                    file: "cairn.toml",
-                    ..
-                }
-            ),
+            matches!(manifest_err(toml), ArchiveError::InvalidManifest { file: "cairn.toml", .. }),
             "{toml}"
         );
     }
@@ -808,29 +592,20 @@ fn rejects_unparsable_manifest() {
         .gzip();
     assert!(matches!(
         check_cargo(&body).unwrap_err(),
-        ArchiveError::InvalidManifest {
-            file: "Cargo.toml",
-            ..
-        }
+        ArchiveError::InvalidManifest { file: "Cargo.toml", .. }
     ));
 }
 
 #[test]
 fn rejects_non_utf8_manifest() {
-    let body = pkg()
-        .no_manifest()
-        .file("cairn.toml", b"[package]\nname = \"\xff\"\n")
-        .gzip();
+    let body = pkg().no_manifest().file("cairn.toml", b"[package]\nname = \"\xff\"\n").gzip();
     assert!(matches!(err(&body), ArchiveError::InvalidManifest { .. }));
 }
 
 #[test]
 fn rejects_workspace_inherited_version() {
     let toml = "[package]\nname = \"foo\"\nversion.workspace = true\n";
-    let body = pkg()
-        .manifest_kind(ManifestKind::Cargo)
-        .manifest(toml)
-        .gzip();
+    let body = pkg().manifest_kind(ManifestKind::Cargo).manifest(toml).gzip();
     match check_cargo(&body).unwrap_err() {
         ArchiveError::WorkspaceInherited { field } => assert_eq!(field, "package.version"),
         other => panic!("{other:?}"),
@@ -855,9 +630,7 @@ fn rejects_manifest_version_mismatch() {
     for version in ["1.0.1", "1.0.0-rc.1", "1.0.0+build"] {
         assert!(
             matches!(
-                manifest_err(&format!(
-                    "[package]\nname = \"foo\"\nversion = \"{version}\"\n"
-                )),
+                manifest_err(&format!("[package]\nname = \"foo\"\nversion = \"{version}\"\n")),
                 ArchiveError::VersionMismatch { .. }
             ),
             "{version}"
@@ -875,14 +648,9 @@ fn rejects_invalid_manifest_version() {
 
 #[test]
 fn rejects_long_description() {
-    let toml = format!(
-        "[package]\nname = \"foo\"\nversion = \"1.0.0\"\ndescription = \"{}\"\n",
-        "é".repeat(1025)
-    );
-    assert!(matches!(
-        manifest_err(&toml),
-        ArchiveError::DescriptionTooLong { chars: 1025, .. }
-    ));
+    let toml =
+        format!("[package]\nname = \"foo\"\nversion = \"1.0.0\"\ndescription = \"{}\"\n", "é".repeat(1025));
+    assert!(matches!(manifest_err(&toml), ArchiveError::DescriptionTooLong { chars: 1025, .. }));
     // Exactly 1024 characters (2048 bytes) is fine.
     let toml = toml.replace(&"é".repeat(1025), &"é".repeat(1024));
     check(&pkg().manifest(toml).gzip()).unwrap();
@@ -890,29 +658,21 @@ fn rejects_long_description() {
 
 #[test]
 fn rejects_too_many_keywords() {
-    let toml = "[package]\nname = \"foo\"\nversion = \"1.0.0\"\nkeywords = [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]\n";
-    assert!(matches!(
-        manifest_err(toml),
-        ArchiveError::TooManyKeywords { count: 6, max: 5 }
-    ));
+    let toml =
+        "[package]\nname = \"foo\"\nversion = \"1.0.0\"\nkeywords = [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]\n";
+    assert!(matches!(manifest_err(toml), ArchiveError::TooManyKeywords { count: 6, max: 5 }));
 }
 
 #[test]
 fn rejects_long_keyword() {
-    let toml = format!(
-        "[package]\nname = \"foo\"\nversion = \"1.0.0\"\nkeywords = [\"{}\"]\n",
-        "k".repeat(21)
-    );
-    assert!(matches!(
-        manifest_err(&toml),
-        ArchiveError::KeywordTooLong { max: 20, .. }
-    ));
+    let toml =
+        format!("[package]\nname = \"foo\"\nversion = \"1.0.0\"\nkeywords = [\"{}\"]\n", "k".repeat(21));
+    assert!(matches!(manifest_err(&toml), ArchiveError::KeywordTooLong { max: 20, .. }));
 }
 
 #[test]
 fn rejects_invalid_dependency_requirement() {
-    let toml =
-        "[package]\nname = \"foo\"\nversion = \"1.0.0\"\n[dependencies]\nbar = \"not a req\"\n";
+    let toml = "[package]\nname = \"foo\"\nversion = \"1.0.0\"\n[dependencies]\nbar = \"not a req\"\n";
     match manifest_err(toml) {
         ArchiveError::InvalidDependencyRequirement { name, req, .. } => {
             assert_eq!((name.as_str(), req.as_str()), ("bar", "not a req"))

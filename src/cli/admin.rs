@@ -34,16 +34,12 @@ pub enum UserCommand {
 
 pub fn run(cmd: AdminCommand) -> Result<()> {
     match cmd {
-        AdminCommand::User {
-            command: UserCommand::Add { login, email, data },
-        } => {
+        AdminCommand::User { command: UserCommand::Add { login, email, data } } => {
             let conn = open_db(&data)?;
             let token = db::add_user(&conn, &login, email.as_deref())?;
             println!("{token}");
         }
-        AdminCommand::User {
-            command: UserCommand::List { data },
-        } => {
+        AdminCommand::User { command: UserCommand::List { data } } => {
             let conn = open_db(&data)?;
             for (user, disabled) in db::list_users(&conn)? {
                 let state = if disabled { "disabled" } else { "active" };

@@ -7,11 +7,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "cairn",
-    version,
-    about = "A static-index, content-addressed package registry"
-)]
+#[command(name = "cairn", version, about = "A static-index, content-addressed package registry")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,11 +60,7 @@ pub fn main() -> i32 {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Init {
-            data,
-            name,
-            public_url,
-        } => init(&data, name, public_url),
+        Command::Init { data, name, public_url } => init(&data, name, public_url),
         Command::Serve(args) => serve::run(args),
         Command::Admin { command } => admin::run(command),
     };
@@ -92,10 +84,7 @@ fn init(data: &DataArg, name: Option<String>, public_url: Option<String>) -> any
     std::fs::create_dir_all(&data.data)?;
     let token = crate::registry::Registry::init(&data.data, &config)?;
     eprintln!("created a registry in {}", data.data.display());
-    eprintln!(
-        "bootstrap token for user `{}` (shown once):",
-        crate::registry::BOOTSTRAP_LOGIN
-    );
+    eprintln!("bootstrap token for user `{}` (shown once):", crate::registry::BOOTSTRAP_LOGIN);
     println!("{token}");
     Ok(())
 }

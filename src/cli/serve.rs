@@ -41,11 +41,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             Ok((reg, token))
         })
         .await??;
-        println!(
-            "cairn {} serving {}",
-            env!("CARGO_PKG_VERSION"),
-            reg.data.display()
-        );
+        println!("cairn {} serving {}", env!("CARGO_PKG_VERSION"), reg.data.display());
         println!("listening on http://{}", reg.config.listen);
         println!("public url: {}", reg.config.public_url());
         if let Some(token) = token {

@@ -63,21 +63,13 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 "#;
 
-pub const ALL_SCOPES: &[&str] = &[
-    "publish-new",
-    "publish-update",
-    "yank",
-    "change-owners",
-    "tokens",
-];
+pub const ALL_SCOPES: &[&str] = &["publish-new", "publish-update", "yank", "change-owners", "tokens"];
 
 /// Opens (and migrates) the state database with durable settings.
 pub fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-    )?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
@@ -124,19 +116,10 @@ impl Caller {
 pub fn add_user(conn: &Connection, login: &str, email: Option<&str>) -> Result<String> {
     let valid = !login.is_empty()
         && login.len() <= 39
-        && login
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    anyhow::ensure!(
-        valid,
-        "invalid login `{login}`: use 1-39 letters, digits, `-` or `_`"
-    );
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    anyhow::ensure!(valid, "invalid login `{login}`: use 1-39 letters, digits, `-` or `_`");
     let exists: bool = conn
-        .query_row(
-            "SELECT 1 FROM users WHERE login = ?1 COLLATE NOCASE",
-            [login],
-            |_| Ok(true),
-        )
+        .query_row("SELECT 1 FROM users WHERE login = ?1 COLLATE NOCASE", [login], |_| Ok(true))
         .optional()?
         .unwrap_or(false);
     anyhow::ensure!(!exists, "a user `{login}` exists already");
@@ -144,14 +127,7 @@ pub fn add_user(conn: &Connection, login: &str, email: Option<&str>) -> Result<S
         "INSERT INTO users (login, email, created_at) VALUES (?1, ?2, ?3)",
         params![login, email, now()],
     )?;
-    issue_token(
-        conn,
-        conn.last_insert_rowid(),
-        "first token",
-        ALL_SCOPES,
-        &[],
-        None,
-    )
+    issue_token(conn, conn.last_insert_rowid(), "first token", ALL_SCOPES, &[], None)
 }
 
 /// Stores a new token's hash and returns the token (shown once).
@@ -199,12 +175,7 @@ pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
-                    User {
-                        id: r.get(3)?,
-                        login: r.get(4)?,
-                        email: r.get(5)?,
-                        created_at: r.get(6)?,
-                    },
+                    User { id: r.get(3)?, login: r.get(4)?, email: r.get(5)?, created_at: r.get(6)? },
                 ))
             },
         )
@@ -228,18 +199,9 @@ pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>
 }
 
 pub fn list_users(conn: &Connection) -> Result<Vec<(User, bool)>> {
-    let mut stmt =
-        conn.prepare("SELECT id, login, email, created_at, disabled FROM users ORDER BY login")?;
+    let mut stmt = conn.prepare("SELECT id, login, email, created_at, disabled FROM users ORDER BY login")?;
     let rows = stmt.query_map([], |r| {
-        Ok((
-            User {
-                id: r.get(0)?,
-                login: r.get(1)?,
-                email: r.get(2)?,
-                created_at: r.get(3)?,
-            },
-            r.get(4)?,
-        ))
+        Ok((User { id: r.get(0)?, login: r.get(1)?, email: r.get(2)?, created_at: r.get(3)? }, r.get(4)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -247,11 +209,7 @@ pub fn list_users(conn: &Connection) -> Result<Vec<(User, bool)>> {
 /// A package's stored identity: (first spelling, confusable key).
 pub fn find_package(conn: &Connection, name: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row(
-            "SELECT name FROM packages WHERE key = ?1",
-            [crate::name::canonical(name)],
-            |r| r.get(0),
-        )
+        .query_row("SELECT name FROM packages WHERE key = ?1", [crate::name::canonical(name)], |r| r.get(0))
         .optional()?)
 }
 
@@ -276,6 +234,32 @@ pub fn create_package(conn: &Connection, name: &str, user_id: i64) -> Result<()>
     conn.execute(
         "INSERT INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3)",
         params![key, user_id, now()],
+    )?;
+    Ok(())
+}
+
+pub fn find_user(conn: &Connection, login: &str) -> Result<Option<User>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, login, email, created_at FROM users WHERE login = ?1 COLLATE NOCASE",
+            [login],
+            |r| Ok(User { id: r.get(0)?, login: r.get(1)?, email: r.get(2)?, created_at: r.get(3)? }),
+        )
+        .optional()?)
+}
+
+pub fn add_owner(conn: &Connection, name: &str, user_id: i64) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3)",
+        params![crate::name::canonical(name), user_id, now()],
+    )?;
+    Ok(())
+}
+
+pub fn remove_owner(conn: &Connection, name: &str, user_id: i64) -> Result<()> {
+    conn.execute(
+        "DELETE FROM owners WHERE package = ?1 AND user_id = ?2",
+        params![crate::name::canonical(name), user_id],
     )?;
     Ok(())
 }

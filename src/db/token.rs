@@ -13,9 +13,7 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 pub fn generate() -> String {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
-    let body: String = (0..BODY)
-        .map(|_| ALPHABET[rng.gen_range(0..62)] as char)
-        .collect();
+    let body: String = (0..BODY).map(|_| ALPHABET[rng.gen_range(0..62)] as char).collect();
     format!("{PREFIX}{body}{}", checksum(&body))
 }
 

@@ -11,9 +11,7 @@ use crate::store::BlobStore;
 
 /// Static path of a package's document directory (lowercased name).
 pub fn package_dir(static_root: &Path, name: &str) -> std::path::PathBuf {
-    static_root
-        .join("api/v1/packages")
-        .join(name.to_ascii_lowercase())
+    static_root.join("api/v1/packages").join(name.to_ascii_lowercase())
 }
 
 fn semver_of(line: &IndexLine) -> semver::Version {
@@ -30,11 +28,7 @@ pub fn latest_version(lines: &[IndexLine]) -> Option<&IndexLine> {
 }
 
 /// `/api/v1/packages/{name}.json`.
-pub fn package_doc(
-    lines: &[IndexLine],
-    owners: &[String],
-    downloads: &dyn Fn(&str) -> u64,
-) -> Value {
+pub fn package_doc(lines: &[IndexLine], owners: &[String], downloads: &dyn Fn(&str) -> u64) -> Value {
     let latest = latest_version(lines).or(lines.last());
     let meta = latest.expect("a package document needs at least one version");
     let mut versions: Vec<&IndexLine> = lines.iter().collect();
@@ -104,37 +98,27 @@ pub fn to_bytes(doc: &Value) -> Vec<u8> {
 }
 
 /// Writes a package's index file copy, package document and owners list.
-pub fn write_package(
-    static_root: &Path,
-    lines: &[IndexLine],
-    owners: &[String],
-) -> std::io::Result<()> {
+pub fn write_package(static_root: &Path, lines: &[IndexLine], owners: &[String]) -> std::io::Result<()> {
     let name = &lines.first().expect("package has versions").name;
-    write_atomic(
-        &static_root.join("index").join(package_path(name)),
-        &IndexLine::file_bytes(lines),
-    )?;
-    let dir = package_dir(static_root, name);
+    write_atomic(&static_root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
     let no_downloads = |_: &str| 0;
-    write_atomic(
-        &dir.with_extension("json"),
-        &to_bytes(&package_doc(lines, owners, &no_downloads)),
-    )?;
-    write_atomic(&dir.join("owners.json"), &to_bytes(&owners_doc(owners)))
+    let doc = package_doc(lines, owners, &no_downloads);
+    write_atomic(&package_dir(static_root, name).with_extension("json"), &to_bytes(&doc))?;
+    write_owners(static_root, name, owners)
 }
 
-/// Writes one version's document and, if present, its README.
-pub fn write_version(
-    static_root: &Path,
-    line: &IndexLine,
-    readme: Option<&[u8]>,
-) -> std::io::Result<()> {
+pub fn write_owners(static_root: &Path, name: &str, owners: &[String]) -> std::io::Result<()> {
+    write_atomic(&package_dir(static_root, name).join("owners.json"), &to_bytes(&owners_doc(owners)))
+}
+
+/// Writes one version's document and, when given, its README (a yank
+/// rewrites the document and keeps the README already there).
+pub fn write_version(static_root: &Path, line: &IndexLine, readme: Option<&[u8]>) -> std::io::Result<()> {
     let dir = package_dir(static_root, &line.name);
+    let readme_path = dir.join(&line.vers).join("readme.md");
     if let Some(readme) = readme {
-        write_atomic(&dir.join(&line.vers).join("readme.md"), readme)?;
+        write_atomic(&readme_path, readme)?;
     }
-    write_atomic(
-        &dir.join(format!("{}.json", line.vers)),
-        &to_bytes(&version_doc(line, readme.is_some(), 0)),
-    )
+    let doc = version_doc(line, readme_path.is_file(), 0);
+    write_atomic(&dir.join(format!("{}.json", line.vers)), &to_bytes(&doc))
 }

@@ -39,27 +39,19 @@ impl IndexRepo {
     pub fn init(path: &Path, author: &str, config_json: &[u8]) -> Result<IndexRepo> {
         let repo = Repository::init_opts(
             path,
-            git2::RepositoryInitOptions::new()
-                .bare(true)
-                .initial_head("main")
-                .no_reinit(true),
+            git2::RepositoryInitOptions::new().bare(true).initial_head("main").no_reinit(true),
         )
         .with_context(|| format!("creating the index repository at {}", path.display()))?;
         drop(repo);
         let index = IndexRepo::open(path, author)?;
-        index
-            .write_batch(|tx| tx.commit(&[("config.json", Some(config_json))], "config", author))?;
+        index.write_batch(|tx| tx.commit(&[("config.json", Some(config_json))], "config", author))?;
         Ok(index)
     }
 
     pub fn open(path: &Path, author: &str) -> Result<IndexRepo> {
         Repository::open_bare(path)
             .with_context(|| format!("opening the index repository at {}", path.display()))?;
-        Ok(IndexRepo {
-            path: path.to_path_buf(),
-            lock: Arc::new(Mutex::new(())),
-            author: author.to_string(),
-        })
+        Ok(IndexRepo { path: path.to_path_buf(), lock: Arc::new(Mutex::new(())), author: author.to_string() })
     }
 
     pub fn path(&self) -> &Path {
@@ -94,13 +86,7 @@ impl IndexRepo {
             Some(p) => repo.find_commit(p)?.tree_id(),
             None => repo.treebuilder(None)?.write()?,
         };
-        let mut tx = IndexTx {
-            repo: &repo,
-            tree,
-            parent,
-            author: &self.author,
-            commits: vec![],
-        };
+        let mut tx = IndexTx { repo: &repo, tree, parent, author: &self.author, commits: vec![] };
         let out = f(&mut tx)?;
         let Some(tip) = tx.commits.last().copied() else {
             return Ok((out, parent.unwrap_or_else(Oid::zero)));
@@ -118,6 +104,23 @@ impl IndexRepo {
         fsutil::sync_dir(ref_path.parent().unwrap())?;
         write_dumb_info(&self.path, tip)?;
         Ok((out, tip))
+    }
+
+    /// Removes what a writer killed mid-update leaves: ref lock files (which
+    /// would block every later ref update) and half-written pack files.
+    /// Only called with the writer lock held and no writer running.
+    pub fn remove_stale_locks(&self) -> Result<()> {
+        for entry in walkdir::WalkDir::new(&self.path).into_iter().flatten() {
+            let name = entry.file_name().to_string_lossy();
+            let in_pack_dir = entry.path().parent() == Some(&self.path.join("objects/pack"));
+            let stale = name.ends_with(".lock")
+                || (in_pack_dir && !(name.ends_with(".pack") || name.ends_with(".idx")));
+            if entry.file_type().is_file() && stale {
+                tracing::warn!(path = %entry.path().display(), "removing a leftover of an interrupted write");
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Rewrites the dumb-protocol files from the repository as it is.
@@ -140,11 +143,7 @@ impl IndexRepo {
         walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
         walk.map(|id| {
             let id = id?;
-            let msg = repo
-                .find_commit(id)?
-                .message()
-                .unwrap_or_default()
-                .to_string();
+            let msg = repo.find_commit(id)?.message().unwrap_or_default().to_string();
             Ok((id, msg))
         })
         .collect()
@@ -159,10 +158,7 @@ impl IndexRepo {
         tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
             if entry.kind() == Some(ObjectType::Blob) {
                 match repo.find_blob(entry.id()) {
-                    Ok(b) => out.push((
-                        format!("{dir}{}", entry.name().unwrap_or("")),
-                        b.content().to_vec(),
-                    )),
+                    Ok(b) => out.push((format!("{dir}{}", entry.name().unwrap_or("")), b.content().to_vec())),
                     Err(e) => {
                         err = Some(e);
                         return git2::TreeWalkResult::Abort;
@@ -180,9 +176,7 @@ impl IndexRepo {
     /// Paths that differ between two commits' trees.
     pub fn changed_paths(&self, from: Option<Oid>, to: Oid) -> Result<Vec<String>> {
         let repo = Repository::open_bare(&self.path)?;
-        let old = from
-            .map(|f| repo.find_commit(f).and_then(|c| c.tree()))
-            .transpose()?;
+        let old = from.map(|f| repo.find_commit(f).and_then(|c| c.tree())).transpose()?;
         let new = repo.find_commit(to)?.tree()?;
         let diff = repo.diff_tree_to_tree(old.as_ref(), Some(&new), None)?;
         Ok(diff
@@ -202,12 +196,7 @@ impl IndexTx<'_> {
 
     /// One commit: sets (`Some`) or removes (`None`) each file, with the
     /// message's subject and a `Published-By` trailer.
-    pub fn commit(
-        &mut self,
-        files: &[(&str, Option<&[u8]>)],
-        subject: &str,
-        by: &str,
-    ) -> Result<Oid> {
+    pub fn commit(&mut self, files: &[(&str, Option<&[u8]>)], subject: &str, by: &str) -> Result<Oid> {
         let mut tree = self.tree;
         for (path, content) in files {
             let blob = content.map(|c| self.repo.blob(c)).transpose()?;
@@ -219,16 +208,11 @@ impl IndexTx<'_> {
         let now = git2::Time::new(chrono::Utc::now().timestamp(), 0);
         let sig = Signature::new(self.author, "registry@cairn.invalid", &now)?;
         let message = format!("{subject}\n\nPublished-By: {by}\n");
-        let parents: Vec<git2::Commit> = self
-            .parent
-            .iter()
-            .map(|p| self.repo.find_commit(*p))
-            .collect::<Result<_, _>>()?;
+        let parents: Vec<git2::Commit> =
+            self.parent.iter().map(|p| self.repo.find_commit(*p)).collect::<Result<_, _>>()?;
         let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
         let tree_obj = self.repo.find_tree(tree)?;
-        let id = self
-            .repo
-            .commit(None, &sig, &sig, &message, &tree_obj, &parent_refs)?;
+        let id = self.repo.commit(None, &sig, &sig, &message, &tree_obj, &parent_refs)?;
         self.tree = tree;
         self.parent = Some(id);
         self.commits.push(id);
@@ -239,10 +223,7 @@ impl IndexTx<'_> {
 /// `info/refs` and `objects/info/packs`, which the dumb HTTP protocol reads
 /// first; rewritten after every ref move or pack change.
 fn write_dumb_info(repo: &Path, tip: Oid) -> Result<()> {
-    fsutil::write_atomic(
-        &repo.join("info/refs"),
-        format!("{tip}\t{BRANCH}\n").as_bytes(),
-    )?;
+    fsutil::write_atomic(&repo.join("info/refs"), format!("{tip}\t{BRANCH}\n").as_bytes())?;
     packs::write_info_packs(repo)
 }
 

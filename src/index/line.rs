@@ -80,6 +80,37 @@ impl IndexDep {
 }
 
 impl IndexLine {
+    /// The line of a native (cairn.toml) package; `pubtime` is set by the writer.
+    pub fn native(
+        m: &crate::archive::Manifest,
+        fmt: &str,
+        cksum: &str,
+        blake3: &str,
+        size: u64,
+    ) -> IndexLine {
+        IndexLine {
+            name: m.name.clone(),
+            vers: m.version.clone(),
+            deps: m.dependencies.iter().map(|d| IndexDep::normal(&d.name, &d.req)).collect(),
+            cksum: cksum.to_string(),
+            features: BTreeMap::new(),
+            yanked: false,
+            links: m.links.clone(),
+            v: 1,
+            features2: None,
+            rust_version: m.rust_version.clone(),
+            pubtime: None,
+            blake3: blake3.to_string(),
+            size,
+            fmt: fmt.to_string(),
+            kind: m.kind.clone(),
+            description: m.description.clone(),
+            license: m.license.clone(),
+            keywords: m.keywords.clone(),
+            repository: m.repository.clone(),
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("index line serializes")
     }

@@ -52,10 +52,7 @@ fn live_packs(repo: &Path) -> Result<Vec<(String, u32)>> {
         if retired.contains_key(name) || !pack_dir(repo).join(format!("{name}.pack")).exists() {
             continue;
         }
-        out.push((
-            name.to_string(),
-            idx_object_count(&pack_dir(repo).join(&file))?,
-        ));
+        out.push((name.to_string(), idx_object_count(&pack_dir(repo).join(&file))?));
     }
     Ok(out)
 }
@@ -68,9 +65,7 @@ fn idx_count(header: &[u8]) -> Result<u32> {
         header.len() >= IDX_HEADER && header[..8] == [0xff, b't', b'O', b'c', 0, 0, 0, 2],
         "not a v2 pack index"
     );
-    Ok(u32::from_be_bytes(
-        header[IDX_HEADER - 4..IDX_HEADER].try_into().unwrap(),
-    ))
+    Ok(u32::from_be_bytes(header[IDX_HEADER - 4..IDX_HEADER].try_into().unwrap()))
 }
 
 /// Reads only the header of an index file: called after every group.
@@ -84,9 +79,7 @@ fn idx_object_count(path: &Path) -> Result<u32> {
 /// Object ids listed in a version 2 pack index.
 fn idx_object_ids(idx: &[u8]) -> Result<Vec<Oid>> {
     let n = idx_count(idx)? as usize;
-    let ids = idx
-        .get(IDX_HEADER..IDX_HEADER + n * 20)
-        .context("truncated pack index")?;
+    let ids = idx.get(IDX_HEADER..IDX_HEADER + n * 20).context("truncated pack index")?;
     ids.chunks(20).map(|c| Ok(Oid::from_bytes(c)?)).collect()
 }
 
@@ -111,10 +104,7 @@ fn read_retired(repo: &Path) -> BTreeMap<String, u64> {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// Which packs to merge: the smallest ones, as long as the next is at most
@@ -159,10 +149,7 @@ pub fn consolidate(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
         for name in merge.into_iter().filter(|n| *n != new) {
             retired.insert(name, now_secs());
         }
-        fsutil::write_atomic(
-            &repo_path.join(RETIRED_FILE),
-            &serde_json::to_vec(&retired)?,
-        )?;
+        fsutil::write_atomic(&repo_path.join(RETIRED_FILE), &serde_json::to_vec(&retired)?)?;
         write_info_packs(repo_path)?;
     }
     remove_expired(repo_path, lock)
@@ -187,10 +174,7 @@ fn remove_expired(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
         retired.remove(name);
     }
     fsutil::sync_dir(&pack_dir(repo_path))?;
-    fsutil::write_atomic(
-        &repo_path.join(RETIRED_FILE),
-        &serde_json::to_vec(&retired)?,
-    )?;
+    fsutil::write_atomic(&repo_path.join(RETIRED_FILE), &serde_json::to_vec(&retired)?)?;
     Ok(())
 }
 
@@ -199,10 +183,7 @@ mod tests {
     use super::merge_set;
 
     fn p(n: &[u32]) -> Vec<(String, u32)> {
-        n.iter()
-            .enumerate()
-            .map(|(i, n)| (format!("p{i}"), *n))
-            .collect()
+        n.iter().enumerate().map(|(i, n)| (format!("p{i}"), *n)).collect()
     }
 
     #[test]

@@ -14,11 +14,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
     pub fn invalid(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", m)
@@ -54,6 +50,7 @@ impl From<WriteError> for ApiError {
         match e {
             WriteError::Invalid(m) => ApiError::invalid(m),
             WriteError::Forbidden(m) => ApiError::forbidden(m),
+            WriteError::NotFound(m) => ApiError::not_found(m),
             WriteError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             WriteError::Internal(e) => ApiError::internal(format!("{e:#}")),
         }

@@ -61,11 +61,7 @@ pub fn cache_control(url_path: &str) -> &'static str {
 }
 
 fn content_type(url_path: &str, head: &[u8]) -> &'static str {
-    let ext = url_path
-        .rsplit('/')
-        .next()
-        .and_then(|f| f.rsplit_once('.'))
-        .map(|(_, e)| e);
+    let ext = url_path.rsplit('/').next().and_then(|f| f.rsplit_once('.')).map(|(_, e)| e);
     match ext {
         Some("json") => "application/json",
         Some("html") => "text/html; charset=utf-8",
@@ -101,10 +97,7 @@ fn etag(meta: &std::fs::Metadata) -> String {
 }
 
 fn etag_matches(if_none_match: &str, tag: &str) -> bool {
-    if_none_match
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+    if_none_match.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
 }
 
 /// Serves `url_path` from `root`; `None` when there is no such file.
@@ -130,25 +123,13 @@ pub async fn serve(
         .header(header::ETAG, &tag)
         .header(header::CACHE_CONTROL, cache_control(&url_path));
     if if_none_match.is_some_and(|inm| etag_matches(inm, &tag)) {
-        return Some(
-            builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(Body::empty())
-                .unwrap(),
-        );
+        return Some(builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap());
     }
     let bytes = tokio::fs::read(&path).await.ok()?;
     let builder = builder
-        .header(
-            header::CONTENT_TYPE,
-            content_type(&url_path, &bytes[..bytes.len().min(4)]),
-        )
+        .header(header::CONTENT_TYPE, content_type(&url_path, &bytes[..bytes.len().min(4)]))
         .header(header::CONTENT_LENGTH, bytes.len());
-    let body = if head_only {
-        Body::empty()
-    } else {
-        Body::from(bytes)
-    };
+    let body = if head_only { Body::empty() } else { Body::from(bytes) };
     Some(builder.status(StatusCode::OK).body(body).unwrap())
 }
 
@@ -159,10 +140,7 @@ mod tests {
     #[test]
     fn refuses_traversal_and_dotfiles() {
         let root = Path::new("/srv");
-        assert_eq!(
-            resolve(root, "/index/config.json"),
-            Some(PathBuf::from("/srv/index/config.json"))
-        );
+        assert_eq!(resolve(root, "/index/config.json"), Some(PathBuf::from("/srv/index/config.json")));
         assert_eq!(resolve(root, "/a/../b"), None);
         assert_eq!(resolve(root, "/a/%2e%2e/b"), None);
         assert_eq!(resolve(root, "/a/%2Fb"), None);
@@ -171,10 +149,7 @@ mod tests {
 
     #[test]
     fn cache_control_follows_the_spec_table() {
-        assert_eq!(
-            cache_control("/blobs/sha256/ab"),
-            "public, max-age=31536000, immutable"
-        );
+        assert_eq!(cache_control("/blobs/sha256/ab"), "public, max-age=31536000, immutable");
         assert_eq!(cache_control("/index/3/a/abc"), "public, max-age=60");
         assert_eq!(cache_control("/api/v1/health.json"), "public, max-age=10");
         assert_eq!(cache_control("/minisign.pub"), "public, max-age=300");

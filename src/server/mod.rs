@@ -21,7 +21,7 @@ use ratelimit::{Class, Decision, Limits};
 
 use crate::archive::{self, ManifestKind};
 use crate::db::{self, Caller};
-use crate::publish::{PublishRequest, Writer};
+use crate::publish::{Change, Outcome, Upload, WriteRequest, Writer};
 use crate::registry::Registry;
 
 pub struct State {
@@ -37,12 +37,7 @@ impl State {
         let writer = Writer::start(reg.clone())?;
         let limits = Limits::new(&reg.config.rate_limit);
         let auth_db = std::sync::Mutex::new(reg.db()?);
-        Ok(Arc::new(State {
-            reg,
-            writer,
-            limits,
-            auth_db,
-        }))
+        Ok(Arc::new(State { reg, writer, limits, auth_db }))
     }
 }
 
@@ -54,15 +49,13 @@ pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .and(warp::body::stream())
-        .then(
-            move |method, path: warp::path::FullPath, headers, addr: Option<SocketAddr>, body| {
-                let state = state.clone();
-                async move {
-                    let ip = addr.map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
-                    handle(&state, method, path.as_str(), headers, ip, body).await
-                }
-            },
-        );
+        .then(move |method, path: warp::path::FullPath, headers, addr: Option<SocketAddr>, body| {
+            let state = state.clone();
+            async move {
+                let ip = addr.map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+                handle(&state, method, path.as_str(), headers, ip, body).await
+            }
+        });
     let incoming = tokio_stream_of(listener);
     warp::serve(routes).run_incoming(incoming).await;
 }
@@ -97,19 +90,13 @@ where
         return api(state, method, path, &headers, ip, body).await;
     }
     if is_read(&method) {
-        let inm = headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok());
-        if let Some(resp) =
-            files::serve(&state.reg.static_root, path, inm, method == Method::HEAD).await
-        {
+        let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+        if let Some(resp) = files::serve(&state.reg.static_root, path, inm, method == Method::HEAD).await {
             return resp;
         }
         // The site's client-side routes fall back to its index page.
         if path.starts_with("/p/") {
-            if let Some(resp) =
-                files::serve(&state.reg.static_root, "/", inm, method == Method::HEAD).await
-            {
+            if let Some(resp) = files::serve(&state.reg.static_root, "/", inm, method == Method::HEAD).await {
                 return resp;
             }
         }
@@ -135,9 +122,7 @@ fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Caller>, Ap
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
     let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
     if !db::token::well_formed(token) {
         return Err(ApiError::unauthorized(
@@ -164,11 +149,7 @@ where
     B: Buf,
 {
     let segs: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    let class = if method == Method::GET {
-        Class::Read
-    } else {
-        Class::Write
-    };
+    let class = if method == Method::GET { Class::Read } else { Class::Write };
     // A failed authentication is throttled like anonymous traffic, so
     // guessing tokens costs the guesser's address its bucket.
     let auth = authenticate(state, headers);
@@ -188,14 +169,12 @@ where
         (&Method::GET, ["health"]) | (&Method::HEAD, ["health"]) => health(state).await,
         (&Method::PUT, ["packages", name, version]) => match auth {
             Ok(Some(caller)) => publish(state, caller, name, version, headers, ip, body).await,
-            Ok(None) => Err(ApiError::unauthorized(
-                "publishing needs a token: Authorization: Bearer cairn_…",
-            )),
+            Ok(None) => {
+                Err(ApiError::unauthorized("publishing needs a token: Authorization: Bearer cairn_…"))
+            }
             Err(e) => Err(e),
         },
-        _ => Err(ApiError::not_found(format!(
-            "no API endpoint {method} {path}"
-        ))),
+        _ => Err(ApiError::not_found(format!("no API endpoint {method} {path}"))),
     };
     match result {
         Ok((status, doc)) => json_response(status, &doc, Some(decision)),
@@ -219,11 +198,7 @@ fn with_rate_headers(
     b
 }
 
-fn json_response(
-    status: StatusCode,
-    doc: &serde_json::Value,
-    d: Option<Decision>,
-) -> Response<Body> {
+fn json_response(status: StatusCode, doc: &serde_json::Value, d: Option<Decision>) -> Response<Body> {
     with_rate_headers(Response::builder(), d)
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
@@ -248,9 +223,9 @@ type ApiResult = Result<(StatusCode, serde_json::Value), ApiError>;
 async fn health(state: &State) -> ApiResult {
     let reg = state.reg.clone();
     let checks = tokio::task::spawn_blocking(move || {
-        let db = reg.db().and_then(|c| {
-            Ok(c.query_row("SELECT COUNT(*) FROM versions", [], |r| r.get::<_, i64>(0))?)
-        });
+        let db = reg
+            .db()
+            .and_then(|c| Ok(c.query_row("SELECT COUNT(*) FROM versions", [], |r| r.get::<_, i64>(0))?));
         let index = reg.index.head();
         let blobs = reg.store.blob_path("").is_dir();
         (db, index, blobs)
@@ -269,14 +244,7 @@ async fn health(state: &State) -> ApiResult {
             "blobs": check(blobs, json!({})),
         },
     });
-    Ok((
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        doc,
-    ))
+    Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))
 }
 
 /// `PUT /api/v1/packages/{name}/{version}`.
@@ -300,22 +268,14 @@ where
     let version = percent_decode_plus(version);
     let parsed = crate::name::parse_version(&version).map_err(ApiError::invalid)?;
     if !caller.has_scope("publish-new") && !caller.has_scope("publish-update") {
-        return Err(ApiError::forbidden(
-            "this token has neither `publish-new` nor `publish-update`",
-        ));
+        return Err(ApiError::forbidden("this token has neither `publish-new` nor `publish-update`"));
     }
     let limits = &reg.config.limits;
     let length: u64 = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::LENGTH_REQUIRED,
-                "invalid",
-                "Content-Length is required",
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(StatusCode::LENGTH_REQUIRED, "invalid", "Content-Length is required"))?;
     if length > limits.max_compressed {
         return Err(ApiError::too_large(format!(
             "the archive is {length} bytes; the limit is {} bytes",
@@ -324,35 +284,17 @@ where
     }
     let bytes = read_body(body, length).await?;
     let (sha256, blake3) = crate::store::digests(&bytes);
-    if let Some(claimed) = headers
-        .get("X-Checksum-Sha256")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(claimed) = headers.get("X-Checksum-Sha256").and_then(|v| v.to_str().ok()) {
         if !claimed.eq_ignore_ascii_case(&sha256) {
             return Err(ApiError::invalid(format!(
                 "X-Checksum-Sha256 is {claimed} but the body's SHA-256 is {sha256}"
             )));
         }
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let (inspect_bytes, limits, n, v) = (
-        bytes.clone(),
-        limits.clone(),
-        name.to_string(),
-        version.clone(),
-    );
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (inspect_bytes, limits, n, v) = (bytes.clone(), limits.clone(), name.to_string(), version.clone());
     let inspected = tokio::task::spawn_blocking(move || {
-        archive::inspect(
-            &inspect_bytes,
-            &n,
-            &v,
-            content_type.as_deref(),
-            ManifestKind::Cairn,
-            &limits,
-        )
+        archive::inspect(&inspect_bytes, &n, &v, content_type.as_deref(), ManifestKind::Cairn, &limits)
     })
     .await
     .map_err(ApiError::internal)?
@@ -363,20 +305,15 @@ where
             ApiError::invalid(e.to_string())
         }
     })?;
-    let req = PublishRequest {
-        caller,
-        version: parsed,
-        bytes,
-        inspected,
-        sha256,
-        blake3,
-        addr: Some(ip.to_string()),
+    let m = &inspected.manifest;
+    let line =
+        crate::index::IndexLine::native(m, inspected.format.ext(), &sha256, &blake3, bytes.len() as u64);
+    let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
+    let req = WriteRequest { caller, addr: Some(ip.to_string()), change: Change::Publish(Box::new(upload)) };
+    let Outcome::Published(published) = state.writer.submit(req).await? else {
+        unreachable!("a publish has a publish outcome")
     };
-    let published = state.writer.publish(req).await?;
-    Ok((
-        StatusCode::CREATED,
-        serde_json::to_value(published).unwrap(),
-    ))
+    Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
 }
 
 /// URL path segments may carry `+` of build metadata percent-encoded.
@@ -395,9 +332,7 @@ where
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
         if buf.len() as u64 + chunk.remaining() as u64 > length {
-            return Err(ApiError::invalid(
-                "the body is longer than its Content-Length",
-            ));
+            return Err(ApiError::invalid("the body is longer than its Content-Length"));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -407,9 +342,7 @@ where
         }
     }
     if buf.len() as u64 != length {
-        return Err(ApiError::invalid(
-            "the body is shorter than its Content-Length",
-        ));
+        return Err(ApiError::invalid("the body is shorter than its Content-Length"));
     }
     Ok(buf.freeze())
 }

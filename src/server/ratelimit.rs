@@ -118,13 +118,7 @@ impl Limits {
         if self.enabled {
             check()
         } else {
-            Decision {
-                allowed: true,
-                limit: quota.burst,
-                remaining: quota.burst,
-                reset: 0,
-                retry_after: 0,
-            }
+            Decision { allowed: true, limit: quota.burst, remaining: quota.burst, reset: 0, retry_after: 0 }
         }
     }
 }

@@ -49,21 +49,15 @@ impl Server {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let server = Server {
-            child,
-            url: url.unwrap(),
-            data: data.to_path_buf(),
-            token,
-            pubkey: pubkey.unwrap(),
-        };
+        let server =
+            Server { child, url: url.unwrap(), data: data.to_path_buf(), token, pubkey: pubkey.unwrap() };
         server.wait_ready();
         server
     }
 
     fn wait_ready(&self) {
         for _ in 0..100 {
-            if reqwest::blocking::get(format!("{}/api/v1/health", self.url))
-                .is_ok_and(|r| r.status() == 200)
+            if reqwest::blocking::get(format!("{}/api/v1/health", self.url)).is_ok_and(|r| r.status() == 200)
             {
                 return;
             }
@@ -88,11 +82,7 @@ impl Server {
             .arg(&self.data)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let token = String::from_utf8(out.stdout).unwrap();
         assert_eq!(token.lines().count(), 1, "the token alone on stdout");
         token.trim().to_string()
@@ -126,13 +116,7 @@ impl Server {
             .into_iter()
             .flatten()
             .filter(|e| e.file_type().is_file())
-            .map(|e| {
-                e.path()
-                    .strip_prefix(&root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|e| e.path().strip_prefix(&root).unwrap().to_string_lossy().into_owned())
             .filter(|p| !p.starts_with("index.git/") && !p.contains("/.tmp-"))
             .filter(|p| p != "api/v1/health.json" && p != "api/v1/recent.json")
             .collect();
@@ -148,10 +132,7 @@ impl Drop for Server {
 }
 
 pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
 
 /// `git` with the repository-independent settings tests rely on.
