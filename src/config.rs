@@ -45,6 +45,12 @@ pub struct RateLimits {
     pub reads: Quota,
     /// Publish, register, yank, owner changes, by account.
     pub writes: Quota,
+    /// Token creation, by account.
+    pub token_create: Quota,
+    /// Data export, by account.
+    pub export: Quota,
+    /// Account deletion, by account.
+    pub delete: Quota,
 }
 
 impl Default for RateLimits {
@@ -54,6 +60,9 @@ impl Default for RateLimits {
             anonymous: Quota { burst: 30, refill: 1, per_seconds: 2 },
             reads: Quota { burst: 120, refill: 2, per_seconds: 1 },
             writes: Quota { burst: 60, refill: 1, per_seconds: 1 },
+            token_create: Quota { burst: 5, refill: 1, per_seconds: 30 },
+            export: Quota { burst: 5, refill: 1, per_seconds: 30 },
+            delete: Quota { burst: 3, refill: 3, per_seconds: 86_400 },
         }
     }
 }

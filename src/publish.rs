@@ -48,10 +48,46 @@ pub enum Change {
         add: Vec<String>,
         remove: Vec<String>,
     },
+    /// Claim a name without publishing (the caller becomes its owner).
+    Register {
+        name: String,
+    },
+    /// The caller's own account: revoke every token, leave every package,
+    /// mark for purge after the grace period.
+    DeleteAccount,
+    /// An administrator's hard delete: blob, signature and index line go;
+    /// the version number stays burned.
+    HardDelete {
+        name: String,
+        version: String,
+    },
+}
+
+/// Who asks: an authenticated caller, or the operator (admin listener or
+/// CLI on the data directory), who is not subject to ownership.
+pub enum Actor {
+    User(Caller),
+    Admin,
+}
+
+impl Actor {
+    fn login(&self) -> &str {
+        match self {
+            Actor::User(c) => &c.user.login,
+            Actor::Admin => "(administrator)",
+        }
+    }
+
+    fn caller(&self) -> Result<&Caller, WriteError> {
+        match self {
+            Actor::User(c) => Ok(c),
+            Actor::Admin => Err(WriteError::Invalid("this change needs a user account".into())),
+        }
+    }
 }
 
 pub struct WriteRequest {
-    pub caller: Caller,
+    pub actor: Actor,
     pub addr: Option<String>,
     pub change: Change,
 }
@@ -75,6 +111,9 @@ pub enum Outcome {
     Published(Published),
     Yanked { yanked: bool },
     Owners { owners: Vec<String> },
+    Registered { name: String, owner: String, created: bool },
+    AccountDeleted { purge_after: String, packages: Vec<String> },
+    Deleted,
 }
 
 /// Why the writer refused or failed a write.
@@ -205,24 +244,35 @@ impl Worker {
                 txn.execute_batch("ROLLBACK TO change")?;
             }
             txn.execute_batch("RELEASE change")?;
-            db::audit(
-                &txn,
-                &AuditEntry {
-                    user_id: Some(r.caller.user.id),
-                    token_id: Some(r.caller.token_id),
-                    action,
-                    target: &target,
-                    addr: r.addr.as_deref(),
-                    outcome: &match &result {
-                        Ok(_) => "ok".to_string(),
-                        Err(e) => format!("refused: {e}"),
+            // Refusals are audited by the request handler, which sees them
+            // all; a change that happens is audited with it, atomically.
+            if result.is_ok() {
+                let caller = match &r.actor {
+                    Actor::User(c) => Some(c),
+                    Actor::Admin => None,
+                };
+                db::audit(
+                    &txn,
+                    &AuditEntry {
+                        user_id: caller.map(|c| c.user.id),
+                        token_id: caller.map(|c| c.token_id),
+                        action,
+                        target: &target,
+                        addr: r.addr.as_deref(),
+                        outcome: "ok",
                     },
-                },
-            )?;
+                )?;
+            }
             match result {
                 Ok((commit, line, outcome)) => {
-                    if let Change::Owners { name, .. } = &job.req.change {
-                        touched_owners.push(name.clone());
+                    match (&job.req.change, &outcome) {
+                        (Change::Owners { name, .. } | Change::Register { name }, _) => {
+                            touched_owners.push(name.clone())
+                        }
+                        (Change::DeleteAccount, Outcome::AccountDeleted { packages, .. }) => {
+                            touched_owners.extend(packages.iter().cloned())
+                        }
+                        _ => {}
                     }
                     planned.push(Planned { job, commit, line, outcome });
                 }
@@ -261,7 +311,7 @@ impl Worker {
                 let mut ids = Vec::new();
                 for p in planned.iter() {
                     if let Some((path, content, subject)) = &p.commit {
-                        let by = &p.job.req.caller.user.login;
+                        let by = p.job.req.actor.login();
                         ids.push(Some(tx.commit(&[(path, Some(content))], subject, by)?));
                     } else {
                         ids.push(None);
@@ -289,6 +339,15 @@ impl Worker {
             let owners = db::owners(&self.conn, &lines[0].name)?;
             derive::write_package(&reg.static_root, lines, &owners)?;
         }
+        for p in planned.iter() {
+            if let (Change::HardDelete { .. }, Some(line)) = (&p.job.req.change, &p.line) {
+                reg.store.remove(&line.cksum)?;
+                derive::remove_version(&reg.static_root, line)?;
+                if files.get(&package_path(&line.name)).is_some_and(|l| l.is_empty()) {
+                    derive::remove_package(&reg.static_root, &line.name)?;
+                }
+            }
+        }
         for name in touched_owners {
             let owners = db::owners(&self.conn, &name)?;
             derive::write_owners(&reg.static_root, &name, &owners)?;
@@ -297,7 +356,7 @@ impl Worker {
                 derive::write_package(&reg.static_root, &lines, &owners)?;
             }
         }
-        for p in planned.iter() {
+        for p in planned.iter().filter(|p| !matches!(p.job.req.change, Change::HardDelete { .. })) {
             if let Some(line) = &p.line {
                 let readme = match &p.job.req.change {
                     Change::Publish(upload) => upload.readme.as_deref(),
@@ -333,6 +392,9 @@ fn describe(change: &Change) -> (&'static str, String) {
         Change::Owners { name, add, remove } => {
             ("owners", format!("{name} +{} -{}", add.join(","), remove.join(",")))
         }
+        Change::Register { name } => ("register", name.clone()),
+        Change::DeleteAccount => ("delete-account", String::new()),
+        Change::HardDelete { name, version } => ("delete", format!("{name} {version}")),
     }
 }
 
@@ -347,9 +409,10 @@ fn plan(
     at: &str,
     files: &mut BTreeMap<String, Vec<IndexLine>>,
 ) -> Result<Plan, WriteError> {
-    let caller = &r.caller;
+    let actor = &r.actor;
     match &mut r.change {
         Change::Publish(upload) => {
+            let caller = actor.caller()?;
             let new_package = check_publish(conn, reg, caller, upload)?;
             let line = &mut upload.line;
             line.pubtime = Some(at.to_string());
@@ -375,7 +438,7 @@ fn plan(
             Ok((Some((path, content, subject)), Some(line.clone()), Outcome::Published(published)))
         }
         Change::Yank { name, version, yanked } => {
-            let spelled = check_owner(conn, caller, name, "yank")?;
+            let spelled = check_owner(conn, actor.caller()?, name, "yank")?;
             let path = package_path(&spelled);
             let lines = lines_mut(reg, files, &path)?;
             let line = lines
@@ -394,7 +457,7 @@ fn plan(
             Ok((Some((path, content, subject)), Some(line), Outcome::Yanked { yanked: *yanked }))
         }
         Change::Owners { name, add, remove } => {
-            let spelled = check_owner(conn, caller, name, "change-owners")?;
+            let spelled = check_owner(conn, actor.caller()?, name, "change-owners")?;
             let mut ids_add = Vec::new();
             for login in add.iter() {
                 let user = db::find_user(conn, login)?
@@ -421,6 +484,46 @@ fn plan(
             }
             *name = spelled;
             Ok((None, None, Outcome::Owners { owners }))
+        }
+        Change::Register { name } => {
+            let caller = actor.caller()?;
+            let created = match db::find_package(conn, name)? {
+                Some(spelled) if spelled == *name && db::is_owner(conn, name, caller.user.id)? => false,
+                Some(spelled) => {
+                    return Err(WriteError::Conflict(format!("the name `{spelled}` is taken")));
+                }
+                None => {
+                    check_new_name(conn, reg, caller, name)?;
+                    db::create_package(conn, name, caller.user.id)?;
+                    true
+                }
+            };
+            let owner = caller.user.login.clone();
+            Ok((None, None, Outcome::Registered { name: name.clone(), owner, created }))
+        }
+        Change::DeleteAccount => {
+            let caller = actor.caller()?;
+            let (purge_after, packages) = db::mark_for_deletion(conn, caller.user.id)?;
+            Ok((None, None, Outcome::AccountDeleted { purge_after, packages }))
+        }
+        Change::HardDelete { name, version } => {
+            if !matches!(actor, Actor::Admin) {
+                return Err(WriteError::Forbidden("only an administrator deletes versions".into()));
+            }
+            let spelled = db::find_package(conn, name)?
+                .ok_or_else(|| WriteError::NotFound(format!("no package `{name}`")))?;
+            let path = package_path(&spelled);
+            let lines = lines_mut(reg, files, &path)?;
+            let at = lines
+                .iter()
+                .position(|l| l.vers == *version)
+                .ok_or_else(|| WriteError::NotFound(format!("{spelled} has no version {version}")))?;
+            let line = lines.remove(at);
+            let semver = crate::name::parse_version(version).map_err(WriteError::Invalid)?;
+            db::mark_version_deleted(conn, &spelled, &name::version_key(&semver))?;
+            let content = IndexLine::file_bytes(lines);
+            let subject = format!("delete {spelled} {version}");
+            Ok((Some((path, content, subject)), Some(line), Outcome::Deleted))
         }
     }
 }
@@ -456,6 +559,24 @@ fn check_owner(conn: &Connection, caller: &Caller, pkg: &str, scope: &str) -> Re
     Ok(spelled)
 }
 
+/// A name nobody has: not reserved, not a look-alike, and a token that may
+/// claim names.
+fn check_new_name(conn: &Connection, reg: &Registry, caller: &Caller, pkg: &str) -> Result<(), WriteError> {
+    name::check_reserved(pkg, &reg.config.reserved_names).map_err(|e| WriteError::Invalid(e.to_string()))?;
+    if let Some(similar) = db::find_confusable(conn, pkg)? {
+        return Err(WriteError::Conflict(format!(
+            "the name `{pkg}` is too similar to the existing package `{similar}`"
+        )));
+    }
+    if !caller.has_scope("publish-new") {
+        return Err(WriteError::Forbidden("this token lacks the `publish-new` scope".into()));
+    }
+    if !caller.may_touch(pkg) {
+        return Err(WriteError::Forbidden(format!("this token may not claim `{pkg}`")));
+    }
+    Ok(())
+}
+
 /// The state checks of a publish, in the order a publisher would want to
 /// hear about them. Returns whether the name is new.
 fn check_publish(
@@ -484,15 +605,7 @@ fn check_publish(
             false
         }
         None => {
-            name::check_reserved(pkg, &reg.config.reserved_names).map_err(|e| WriteError::Invalid(e.to_string()))?;
-            if let Some(similar) = db::find_confusable(conn, pkg)? {
-                return Err(WriteError::Conflict(format!(
-                    "the name `{pkg}` is too similar to the existing package `{similar}`"
-                )));
-            }
-            if !caller.has_scope("publish-new") {
-                return Err(WriteError::Forbidden("this token lacks the `publish-new` scope".into()));
-            }
+            check_new_name(conn, reg, caller, pkg)?;
             true
         }
     };

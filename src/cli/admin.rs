@@ -1,10 +1,15 @@
-//! `cairn admin`: operator commands working directly on the data directory.
+//! `cairn admin`: operator commands working directly on the data directory,
+//! under the same writer lock as a running server.
 
 use anyhow::Result;
 use clap::Subcommand;
+use std::sync::Arc;
 
 use super::DataArg;
+use crate::config::Config;
 use crate::db;
+use crate::publish::{apply_now, Actor, Change, WriteRequest};
+use crate::registry::Registry;
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -12,6 +17,18 @@ pub enum AdminCommand {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Hard-delete a version: blob, signature and index line go; the number stays burned.
+    Delete {
+        /// NAME@VERSION
+        spec: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Erase accounts whose erasure grace period has passed.
+    Purge {
+        #[command(flatten)]
+        data: DataArg,
     },
 }
 
@@ -30,18 +47,27 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Disable a user: every token of theirs fails at once.
+    Disable {
+        login: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Issue a new token with every scope to a user, printed alone on stdout.
+    Token {
+        login: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 pub fn run(cmd: AdminCommand) -> Result<()> {
     match cmd {
         AdminCommand::User { command: UserCommand::Add { login, email, data } } => {
-            let conn = open_db(&data)?;
-            let token = db::add_user(&conn, &login, email.as_deref())?;
-            println!("{token}");
+            println!("{}", db::add_user(&open_db(&data)?, &login, email.as_deref())?);
         }
         AdminCommand::User { command: UserCommand::List { data } } => {
-            let conn = open_db(&data)?;
-            for (user, disabled) in db::list_users(&conn)? {
+            for (user, disabled) in db::list_users(&open_db(&data)?)? {
                 let state = if disabled { "disabled" } else { "active" };
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -52,13 +78,33 @@ pub fn run(cmd: AdminCommand) -> Result<()> {
                 );
             }
         }
+        AdminCommand::User { command: UserCommand::Disable { login, data } } => {
+            anyhow::ensure!(db::disable_user(&open_db(&data)?, &login)?, "no user `{login}`");
+            eprintln!("disabled `{login}`");
+        }
+        AdminCommand::User { command: UserCommand::Token { login, data } } => {
+            println!("{}", db::issue_first_token(&open_db(&data)?, &login)?);
+        }
+        AdminCommand::Delete { spec, data } => {
+            let (name, version) =
+                spec.split_once('@').ok_or_else(|| anyhow::anyhow!("expected NAME@VERSION, got `{spec}`"))?;
+            let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
+            let change = Change::HardDelete { name: name.to_string(), version: version.to_string() };
+            apply_now(reg, WriteRequest { actor: Actor::Admin, addr: None, change })?;
+            eprintln!("deleted {name} {version}; the version number stays burned");
+        }
+        AdminCommand::Purge { data } => {
+            for login in db::purge_accounts(&open_db(&data)?)? {
+                println!("{login}");
+            }
+        }
     }
     Ok(())
 }
 
 fn open_db(data: &DataArg) -> Result<rusqlite::Connection> {
     anyhow::ensure!(
-        crate::registry::Registry::exists(&data.data),
+        Registry::exists(&data.data),
         "{} holds no registry (run `cairn init` or `cairn serve`)",
         data.data.display()
     );

@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// Base URL readers use for static files (default http://{listen}).
     #[arg(long, env = "CAIRN_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Address of the administration API; loopback only.
+    #[arg(long, env = "CAIRN_ADMIN_LISTEN")]
+    admin_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -28,6 +31,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         if let Some(u) = args.public_url {
             config.public_url = Some(u);
+        }
+        if let Some(addr) = &args.admin_listen {
+            crate::server::admin::check_loopback(addr)?;
         }
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
@@ -41,16 +47,29 @@ pub fn run(args: ServeArgs) -> Result<()> {
             Ok((reg, token))
         })
         .await??;
+        let admin = match args.admin_listen {
+            Some(addr) => {
+                Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?)
+            }
+            None => None,
+        };
         println!("cairn {} serving {}", env!("CARGO_PKG_VERSION"), reg.data.display());
         println!("listening on http://{}", reg.config.listen);
         println!("public url: {}", reg.config.public_url());
+        if let Some(admin) = &admin {
+            println!("admin api on http://{}", admin.local_addr()?);
+        }
         if let Some(token) = token {
             println!("bootstrap token for user `{BOOTSTRAP_LOGIN}` (shown once): {token}");
         }
+        // Last: scripts wait for this line.
         println!("public key: {}", reg.key.public_base64());
         use std::io::Write;
         std::io::stdout().flush()?;
         let state = crate::server::State::new(Arc::new(reg))?;
+        if let Some(admin) = admin {
+            tokio::spawn(crate::server::admin::run(state.clone(), admin));
+        }
         crate::server::run(state, listener).await;
         Ok(())
     })

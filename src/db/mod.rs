@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS users (
     login TEXT NOT NULL UNIQUE,
     email TEXT,
     created_at TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0
+    disabled INTEGER NOT NULL DEFAULT 0,
+    delete_after TEXT              -- set by the user's erasure request
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY,
@@ -373,6 +374,248 @@ pub fn audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
     conn.execute(
         "INSERT INTO audit (at, user_id, token_id, action, target, addr, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![now(), e.user_id, e.token_id, e.action, e.target, e.addr, e.outcome],
+    )?;
+    Ok(())
+}
+
+/// A token as its owner may see it: never the secret.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenMeta {
+    pub id: i64,
+    pub label: String,
+    pub scopes: Vec<String>,
+    pub packages: Vec<String>,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub created_at: String,
+}
+
+fn token_meta(r: &rusqlite::Row) -> rusqlite::Result<TokenMeta> {
+    let json = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    };
+    Ok(TokenMeta {
+        id: r.get(0)?,
+        label: r.get(1)?,
+        scopes: json(2)?,
+        packages: json(3)?,
+        expires_at: r.get(4)?,
+        last_used_at: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, label, scopes, packages, expires_at, last_used_at, created_at";
+
+/// The caller's live (not revoked) tokens.
+pub fn list_tokens(conn: &Connection, user_id: i64) -> Result<Vec<TokenMeta>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([user_id], token_meta)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What a new token may do.
+pub struct TokenSpec {
+    pub label: String,
+    pub scopes: Vec<String>,
+    pub packages: Vec<String>,
+    pub expires_at: Option<String>,
+}
+
+impl TokenSpec {
+    /// A token can never do more than the token that creates it: its scopes
+    /// and package patterns must be within the creator's. Normalises the
+    /// expiry to the database's time format.
+    pub fn validate(&mut self, creator: &Caller) -> Result<(), String> {
+        if self.label.trim().is_empty() || self.label.len() > 64 {
+            return Err("`label` must be 1 to 64 characters".into());
+        }
+        if self.scopes.is_empty() {
+            return Err(format!("`scopes` must name at least one of {}", ALL_SCOPES.join(", ")));
+        }
+        for scope in &self.scopes {
+            if !ALL_SCOPES.contains(&scope.as_str()) {
+                return Err(format!("unknown scope `{scope}`; scopes are {}", ALL_SCOPES.join(", ")));
+            }
+            if !creator.has_scope(scope) {
+                return Err(format!("this token lacks `{scope}`, so it cannot grant it"));
+            }
+        }
+        for pattern in &self.packages {
+            let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+            let ok = stem.is_empty() && pattern == "*"
+                || stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && !stem.is_empty();
+            if !ok {
+                return Err(format!("invalid package pattern `{pattern}`: a name, or a prefix and `*`"));
+            }
+        }
+        if !creator.packages.is_empty() {
+            let within = |p: &String| creator.packages.iter().any(|c| pattern_within(p, c));
+            if self.packages.is_empty() || !self.packages.iter().all(within) {
+                return Err("a token limited to some packages can only create tokens within those".into());
+            }
+        }
+        if let Some(at) = &self.expires_at {
+            let t = chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|e| format!("`expiresAt` must be an RFC 3339 time: {e}"))?
+                .with_timezone(&chrono::Utc);
+            if t <= chrono::Utc::now() {
+                return Err("`expiresAt` is in the past".into());
+            }
+            self.expires_at = Some(crate::index::line::pubtime(t));
+        }
+        Ok(())
+    }
+}
+
+/// True when every name `inner` matches is matched by `outer`.
+fn pattern_within(inner: &str, outer: &str) -> bool {
+    let canon = crate::name::canonical;
+    match (inner.strip_suffix('*'), outer.strip_suffix('*')) {
+        (_, Some(o)) => canon(inner.trim_end_matches('*')).starts_with(&canon(o)),
+        (None, None) => canon(inner) == canon(outer),
+        (Some(_), None) => false,
+    }
+}
+
+/// Stores a new token; returns its metadata and the key (shown once).
+pub fn create_token(conn: &Connection, user_id: i64, spec: &TokenSpec) -> Result<(TokenMeta, String)> {
+    let scopes: Vec<&str> = spec.scopes.iter().map(String::as_str).collect();
+    let key = issue_token(conn, user_id, &spec.label, &scopes, &spec.packages, spec.expires_at.as_deref())?;
+    let id = conn.last_insert_rowid();
+    let meta =
+        conn.query_row(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"), [id], token_meta)?;
+    Ok((meta, key))
+}
+
+/// Revokes one of the user's tokens; false if there is no such live token.
+pub fn revoke_token(conn: &Connection, user_id: i64, id: i64) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
+        params![now(), id, user_id],
+    )?;
+    Ok(n == 1)
+}
+
+/// Everything tied to a user: profile, token metadata with hashes (never a
+/// plaintext token), owned packages with their versions, audit entries.
+pub fn export(conn: &Connection, user_id: i64) -> Result<serde_json::Value> {
+    use serde_json::json;
+    let user = conn.query_row(
+        "SELECT login, email, created_at, disabled, delete_after FROM users WHERE id = ?1",
+        [user_id],
+        |r| {
+            Ok(json!({ "login": r.get::<_, String>(0)?, "email": r.get::<_, Option<String>>(1)?,
+                       "createdAt": r.get::<_, String>(2)?, "disabled": r.get::<_, bool>(3)?,
+                       "deleteAfter": r.get::<_, Option<String>>(4)? }))
+        },
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS}, hash, revoked_at FROM tokens WHERE user_id = ?1 ORDER BY id"
+    ))?;
+    let tokens: Vec<serde_json::Value> = stmt
+        .query_map([user_id], |r| {
+            let mut v = serde_json::to_value(token_meta(r)?).unwrap();
+            v["sha256"] = json!(r.get::<_, String>(7)?);
+            v["revokedAt"] = json!(r.get::<_, Option<String>>(8)?);
+            Ok(v)
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT p.name, p.key FROM owners o JOIN packages p ON p.key = o.package WHERE o.user_id = ?1 ORDER BY p.key",
+    )?;
+    let owned: Vec<(String, String)> =
+        stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut packages = Vec::new();
+    for (name, key) in owned {
+        let mut stmt = conn.prepare(
+            "SELECT vers, sha256, published_at, deleted_at FROM versions WHERE package = ?1 ORDER BY rowid",
+        )?;
+        let versions: Vec<serde_json::Value> = stmt
+            .query_map([&key], |r| {
+                Ok(json!({ "version": r.get::<_, String>(0)?, "sha256": r.get::<_, String>(1)?,
+                           "publishedAt": r.get::<_, String>(2)?, "deletedAt": r.get::<_, Option<String>>(3)? }))
+            })?
+            .collect::<Result<_, _>>()?;
+        packages.push(json!({ "name": name, "versions": versions }));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT at, token_id, action, target, addr, outcome FROM audit WHERE user_id = ?1 ORDER BY id",
+    )?;
+    let audit: Vec<serde_json::Value> = stmt
+        .query_map([user_id], |r| {
+            Ok(json!({ "at": r.get::<_, String>(0)?, "tokenId": r.get::<_, Option<i64>>(1)?,
+                       "action": r.get::<_, String>(2)?, "target": r.get::<_, String>(3)?,
+                       "addr": r.get::<_, Option<String>>(4)?, "outcome": r.get::<_, String>(5)? }))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(json!({ "user": user, "tokens": tokens, "packages": packages, "audit": audit }))
+}
+
+/// How long an account marked for erasure waits before it is purged.
+pub const ERASURE_GRACE_DAYS: i64 = 30;
+
+/// Revokes every token of the user at once, removes them from every
+/// package's owners, and marks the account for purge after the grace
+/// period. Returns the purge time and the packages the user left.
+pub fn mark_for_deletion(conn: &Connection, user_id: i64) -> Result<(String, Vec<String>)> {
+    let now = now();
+    let purge_after =
+        crate::index::line::pubtime(chrono::Utc::now() + chrono::Duration::days(ERASURE_GRACE_DAYS));
+    conn.execute(
+        "UPDATE tokens SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
+        params![now, user_id],
+    )?;
+    conn.execute(
+        "UPDATE users SET disabled = 1, delete_after = ?1 WHERE id = ?2",
+        params![purge_after, user_id],
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT p.name FROM owners o JOIN packages p ON p.key = o.package WHERE o.user_id = ?1 ORDER BY p.key",
+    )?;
+    let packages: Vec<String> = stmt.query_map([user_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    conn.execute("DELETE FROM owners WHERE user_id = ?1", [user_id])?;
+    Ok((purge_after, packages))
+}
+
+/// Erases accounts whose grace period has passed: tokens go, the login and
+/// email are replaced; the row stays so audit entries keep their subject id.
+pub fn purge_accounts(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare("SELECT id, login FROM users WHERE delete_after IS NOT NULL AND delete_after <= ?1")?;
+    let due: Vec<(i64, String)> =
+        stmt.query_map([now()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    for (id, _) in &due {
+        conn.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+        conn.execute(
+            "UPDATE users SET login = ?1, email = NULL, delete_after = NULL, disabled = 1 WHERE id = ?2",
+            params![format!("deleted-{id}"), id],
+        )?;
+    }
+    Ok(due.into_iter().map(|(_, login)| login).collect())
+}
+
+/// Disables a user: their tokens stop working at once. False if unknown.
+pub fn disable_user(conn: &Connection, login: &str) -> Result<bool> {
+    Ok(conn.execute("UPDATE users SET disabled = 1 WHERE login = ?1 COLLATE NOCASE", [login])? == 1)
+}
+
+/// Issues a token with every scope to an existing, enabled user.
+pub fn issue_first_token(conn: &Connection, login: &str) -> Result<String> {
+    let user = find_user(conn, login)?.ok_or_else(|| anyhow::anyhow!("no user `{login}`"))?;
+    issue_token(conn, user.id, "issued by an administrator", ALL_SCOPES, &[], None)
+}
+
+/// Marks a version hard-deleted: it leaves every listing, its number stays burned.
+pub fn mark_version_deleted(conn: &Connection, name: &str, version_key: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE versions SET deleted_at = ?1 WHERE package = ?2 AND version = ?3",
+        params![now(), crate::name::canonical(name), version_key],
     )?;
     Ok(())
 }

@@ -122,3 +122,26 @@ pub fn write_version(static_root: &Path, line: &IndexLine, readme: Option<&[u8]>
     let doc = version_doc(line, readme_path.is_file(), 0);
     write_atomic(&dir.join(format!("{}.json", line.vers)), &to_bytes(&doc))
 }
+
+/// Removes a hard-deleted version's document and README.
+pub fn remove_version(static_root: &Path, line: &IndexLine) -> std::io::Result<()> {
+    let dir = package_dir(static_root, &line.name);
+    remove_if_present(&dir.join(format!("{}.json", line.vers)))?;
+    remove_if_present(&dir.join(&line.vers).join("readme.md"))?;
+    let _ = std::fs::remove_dir(dir.join(&line.vers));
+    Ok(())
+}
+
+/// Removes the documents of a package whose last version was hard-deleted
+/// (its owners list stays: the name is still owned).
+pub fn remove_package(static_root: &Path, name: &str) -> std::io::Result<()> {
+    remove_if_present(&static_root.join("index").join(package_path(name)))?;
+    remove_if_present(&package_dir(static_root, name).with_extension("json"))
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => crate::fsutil::sync_dir(path.parent().unwrap()).or(Ok(())),
+    }
+}

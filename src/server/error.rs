@@ -40,6 +40,20 @@ impl ApiError {
         )
     }
 
+    /// An archive rejection: 413 for the size limits, else 400.
+    pub fn from_archive(e: crate::archive::ArchiveError) -> ApiError {
+        if e.is_too_large() {
+            ApiError::too_large(e.to_string())
+        } else {
+            ApiError::invalid(e.to_string())
+        }
+    }
+
+    /// cargo's error shape, for its routes.
+    pub fn cargo_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "errors": [{ "detail": self.message }] })).unwrap()
+    }
+
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&json!({ "error": self.code, "message": self.message })).unwrap()
     }

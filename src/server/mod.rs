@@ -1,17 +1,21 @@
 //! The HTTP side of `cairn serve`: the write API under `/api/v1/` and the
 //! static root for everything else. One catch-all warp filter hands each
-//! request to `handle`, which routes by method and path, so every API answer
-//! (errors included) goes through one place that adds the rate-limit headers.
+//! request to `handle`; API requests are authenticated, rate limited and
+//! routed in `api`, so every API answer (errors included) goes through one
+//! place that adds the rate-limit headers and renders the error shape.
 
+pub mod admin;
+mod api;
+mod cargo;
 mod error;
 pub mod files;
 mod ratelimit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use serde_json::json;
+use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use warp::http::{header, HeaderMap, Method, Response, StatusCode};
 use warp::hyper::Body;
 use warp::Filter;
@@ -19,50 +23,38 @@ use warp::Filter;
 pub use error::ApiError;
 use ratelimit::{Class, Decision, Limits};
 
-use crate::archive::{self, ManifestKind};
-use crate::db::{self, Caller};
-use crate::publish::{Change, Outcome, Upload, WriteRequest, Writer};
+use crate::db::{self, AuditEntry, Caller};
+use crate::publish::{Actor, Change, Outcome, WriteRequest, Writer};
 use crate::registry::Registry;
 
 pub struct State {
     pub reg: Arc<Registry>,
     pub writer: Writer,
     limits: Limits,
-    /// Token lookups are a single indexed query: one shared connection.
-    auth_db: std::sync::Mutex<rusqlite::Connection>,
+    /// Token lookups and reads are single indexed queries: one shared connection.
+    db: Mutex<rusqlite::Connection>,
 }
 
 impl State {
     pub fn new(reg: Arc<Registry>) -> anyhow::Result<Arc<State>> {
         let writer = Writer::start(reg.clone())?;
         let limits = Limits::new(&reg.config.rate_limit);
-        let auth_db = std::sync::Mutex::new(reg.db()?);
-        Ok(Arc::new(State { reg, writer, limits, auth_db }))
+        let db = Mutex::new(reg.db()?);
+        Ok(Arc::new(State { reg, writer, limits, db }))
+    }
+
+    /// Runs `f` on the shared read connection.
+    pub fn with_db<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T>,
+    ) -> Result<T, ApiError> {
+        let conn = self.db.lock().unwrap();
+        Ok(f(&conn)?)
     }
 }
 
-/// Serves until the process ends.
-pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
-    let routes = warp::any()
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
-        .and(warp::body::stream())
-        .then(move |method, path: warp::path::FullPath, headers, addr: Option<SocketAddr>, body| {
-            let state = state.clone();
-            async move {
-                let ip = addr.map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
-                handle(&state, method, path.as_str(), headers, ip, body).await
-            }
-        });
-    let incoming = tokio_stream_of(listener);
-    warp::serve(routes).run_incoming(incoming).await;
-}
-
-fn tokio_stream_of(
-    listener: tokio::net::TcpListener,
-) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+/// Accepted connections of a bound listener, with Nagle off (small JSON answers).
+fn incoming(listener: tokio::net::TcpListener) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures_util::stream::unfold(listener, |l| async move {
         let r = l.accept().await.map(|(s, _)| {
             let _ = s.set_nodelay(true);
@@ -72,10 +64,38 @@ fn tokio_stream_of(
     })
 }
 
+/// The parts of a request every route sees.
+fn request_parts() -> impl Filter<
+    Extract = (Method, warp::path::FullPath, String, HeaderMap, Option<SocketAddr>),
+    Error = std::convert::Infallible,
+> + Clone {
+    warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+}
+
+/// Serves the public listener until the process ends.
+pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
+    let routes = request_parts().and(warp::body::stream()).then(
+        move |method, path: warp::path::FullPath, query: String, headers, addr: Option<SocketAddr>, body| {
+            let state = state.clone();
+            async move {
+                let ip = addr.map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+                handle(&state, method, path.as_str(), &query, headers, ip, body).await
+            }
+        },
+    );
+    warp::serve(routes).run_incoming(incoming(listener)).await;
+}
+
 async fn handle<S, B>(
     state: &State,
     method: Method,
     path: &str,
+    query: &str,
     headers: HeaderMap,
     ip: IpAddr,
     body: S,
@@ -87,33 +107,151 @@ where
     // Derived documents under /api/v1/ are static files; the rest is the API.
     let static_read = is_read(&method) && (path.ends_with(".json") || path.ends_with(".md"));
     if path.starts_with("/api/v1/") && !static_read {
-        return api(state, method, path, &headers, ip, body).await;
+        return api(state, method, path, query, &headers, ip, body).await;
     }
     if is_read(&method) {
         let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-        if let Some(resp) = files::serve(&state.reg.static_root, path, inm, method == Method::HEAD).await {
+        let head = method == Method::HEAD;
+        if let Some(resp) = files::serve(&state.reg.static_root, path, inm, head).await {
             return resp;
         }
         // The site's client-side routes fall back to its index page.
         if path.starts_with("/p/") {
-            if let Some(resp) = files::serve(&state.reg.static_root, "/", inm, method == Method::HEAD).await {
+            if let Some(resp) = files::serve(&state.reg.static_root, "/", inm, head).await {
                 return resp;
             }
         }
-        return error_response(&ApiError::not_found(format!("no file at {path}")), None);
+        return render_error(&ApiError::not_found(format!("no file at {path}")), None, false);
     }
-    error_response(
-        &ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid",
-            format!("{method} is not allowed on {path}"),
-        ),
-        None,
-    )
+    let e = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid",
+        format!("{method} is not allowed on {path}"),
+    );
+    render_error(&e, None, false)
 }
 
 fn is_read(m: &Method) -> bool {
     m == Method::GET || m == Method::HEAD
+}
+
+/// An API request as handlers see it: authenticated (or not), body read.
+pub struct Request<'a> {
+    pub state: &'a State,
+    pub method: Method,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub ip: IpAddr,
+    pub auth: Result<Option<Caller>, ApiError>,
+    pub body: Bytes,
+}
+
+impl Request<'_> {
+    /// The authenticated caller, or 401.
+    pub fn caller(&self) -> Result<&Caller, ApiError> {
+        match &self.auth {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(ApiError::unauthorized("this needs a token: Authorization: Bearer cairn_…")),
+            Err(e) => Err(ApiError::unauthorized(e.message.clone())),
+        }
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    }
+
+    /// Hands a change to the writer as the authenticated caller.
+    pub async fn write(&self, change: Change) -> Result<Outcome, ApiError> {
+        let caller = self.caller()?.clone();
+        let req = WriteRequest { actor: Actor::User(caller), addr: Some(self.ip.to_string()), change };
+        Ok(self.state.writer.submit(req).await?)
+    }
+}
+
+/// The rate-limit class of a route (SPEC section 7's table).
+fn class_of(method: &Method, segs: &[&str]) -> Class {
+    match (method, segs) {
+        (&Method::POST, ["tokens"]) => Class::TokenCreate,
+        (_, ["me", "export"]) => Class::Export,
+        (_, ["me", "delete"]) => Class::Delete,
+        (m, _) if is_read(m) => Class::Read,
+        _ => Class::Write,
+    }
+}
+
+type ApiResult = Result<(StatusCode, serde_json::Value), ApiError>;
+
+async fn api<S, B>(
+    state: &State,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    body: S,
+) -> Response<Body>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let segs: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    let cargo_shape = segs.first() == Some(&"crates");
+    // A failed authentication is throttled like anonymous traffic, so
+    // guessing tokens costs the guesser's address its bucket.
+    let auth = authenticate(state, headers);
+    let decision = match &auth {
+        Ok(Some(c)) => state.limits.account(c.user.id, class_of(&method, &segs)),
+        _ => state.limits.anonymous(ip),
+    };
+    if !decision.allowed {
+        let e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "rate limit exceeded; retry later",
+        );
+        return render_error(&e, Some(decision), cargo_shape);
+    }
+    let body_limit = match (&method, segs.as_slice()) {
+        (&Method::PUT, ["packages", _, _]) | (&Method::PUT, ["crates", "new"]) => {
+            // The frame around a .crate adds its JSON metadata.
+            state.reg.config.limits.max_compressed + (1 << 20)
+        }
+        _ => 1 << 20,
+    };
+    let body = match read_body(body, headers, body_limit).await {
+        Ok(b) => b,
+        Err(e) => return render_error(&e, Some(decision), cargo_shape),
+    };
+    let req = Request { state, method: method.clone(), query, headers, ip, auth, body };
+    let result = api::route(&req, &segs).await;
+    if let (Err(e), false) = (&result, is_read(&method)) {
+        audit_refusal(&req, path, e);
+    }
+    match result {
+        Ok((status, doc)) => render_json(status, &doc, Some(decision)),
+        Err(e) => render_error(&e, Some(decision), cargo_shape),
+    }
+}
+
+/// Every refused write is in the audit log, with who tried it if known.
+fn audit_refusal(req: &Request, path: &str, e: &ApiError) {
+    let caller = req.auth.as_ref().ok().and_then(|c| c.as_ref());
+    let target = format!("{} {path}", req.method);
+    let outcome = format!("refused {}: {}", e.status.as_u16(), e.message);
+    let ip = req.ip.to_string();
+    let _ = req.state.with_db(|conn| {
+        db::audit(
+            conn,
+            &AuditEntry {
+                user_id: caller.map(|c| c.user.id),
+                token_id: caller.map(|c| c.token_id),
+                action: "request",
+                target: &target,
+                addr: Some(&ip),
+                outcome: &outcome,
+            },
+        )
+    });
 }
 
 /// Authenticates if a token is presented. `Err` for a presented token that
@@ -124,61 +262,13 @@ fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Caller>, Ap
     };
     let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
     let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
+    // The checksum is checked before any lookup.
     if !db::token::well_formed(token) {
-        return Err(ApiError::unauthorized(
-            "malformed token: cairn tokens look like `cairn_` and 40 characters",
-        ));
+        return Err(ApiError::unauthorized("malformed token: cairn tokens are `cairn_` and 40 characters"));
     }
-    let conn = state.auth_db.lock().unwrap();
-    match db::authenticate(&conn, token)? {
+    match state.with_db(|conn| db::authenticate(conn, token))? {
         Some(c) => Ok(Some(c)),
         None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
-    }
-}
-
-async fn api<S, B>(
-    state: &State,
-    method: Method,
-    path: &str,
-    headers: &HeaderMap,
-    ip: IpAddr,
-    body: S,
-) -> Response<Body>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: Buf,
-{
-    let segs: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    let class = if method == Method::GET { Class::Read } else { Class::Write };
-    // A failed authentication is throttled like anonymous traffic, so
-    // guessing tokens costs the guesser's address its bucket.
-    let auth = authenticate(state, headers);
-    let decision = match &auth {
-        Ok(Some(c)) => state.limits.account(c.user.id, class),
-        _ => state.limits.anonymous(ip),
-    };
-    if !decision.allowed {
-        let e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-requests",
-            "rate limit exceeded; retry later",
-        );
-        return error_response(&e, Some(decision));
-    }
-    let result = match (&method, segs.as_slice()) {
-        (&Method::GET, ["health"]) | (&Method::HEAD, ["health"]) => health(state).await,
-        (&Method::PUT, ["packages", name, version]) => match auth {
-            Ok(Some(caller)) => publish(state, caller, name, version, headers, ip, body).await,
-            Ok(None) => {
-                Err(ApiError::unauthorized("publishing needs a token: Authorization: Bearer cairn_…"))
-            }
-            Err(e) => Err(e),
-        },
-        _ => Err(ApiError::not_found(format!("no API endpoint {method} {path}"))),
-    };
-    match result {
-        Ok((status, doc)) => json_response(status, &doc, Some(decision)),
-        Err(e) => error_response(&e, Some(decision)),
     }
 }
 
@@ -198,7 +288,7 @@ fn with_rate_headers(
     b
 }
 
-fn json_response(status: StatusCode, doc: &serde_json::Value, d: Option<Decision>) -> Response<Body> {
+pub fn render_json(status: StatusCode, doc: &serde_json::Value, d: Option<Decision>) -> Response<Body> {
     with_rate_headers(Response::builder(), d)
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
@@ -207,141 +297,46 @@ fn json_response(status: StatusCode, doc: &serde_json::Value, d: Option<Decision
         .unwrap()
 }
 
-fn error_response(e: &ApiError, d: Option<Decision>) -> Response<Body> {
+/// The JSON error shape, or cargo's `{"errors":[{"detail"}]}` on its routes.
+pub fn render_error(e: &ApiError, d: Option<Decision>, cargo_shape: bool) -> Response<Body> {
+    let body = if cargo_shape { e.cargo_body() } else { e.body() };
     with_rate_headers(Response::builder(), d)
         .status(e.status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from(e.body()))
+        .body(Body::from(body))
         .unwrap()
 }
 
-type ApiResult = Result<(StatusCode, serde_json::Value), ApiError>;
-
-/// Live probe: the database answers, the index head resolves, the blob
-/// directory is there.
-async fn health(state: &State) -> ApiResult {
-    let reg = state.reg.clone();
-    let checks = tokio::task::spawn_blocking(move || {
-        let db = reg
-            .db()
-            .and_then(|c| Ok(c.query_row("SELECT COUNT(*) FROM versions", [], |r| r.get::<_, i64>(0))?));
-        let index = reg.index.head();
-        let blobs = reg.store.blob_path("").is_dir();
-        (db, index, blobs)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (db, index, blobs) = checks;
-    let ok = db.is_ok() && index.is_ok() && blobs;
-    let check = |ok: bool, detail: serde_json::Value| json!({ "status": if ok { "ok" } else { "failed" }, "detail": detail });
-    let doc = json!({
-        "status": if ok { "ok" } else { "degraded" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "checks": {
-            "db": check(db.is_ok(), db.as_ref().map(|n| json!({"versions": n})).unwrap_or_else(|e| json!(format!("{e:#}")))),
-            "index": check(index.is_ok(), index.as_ref().map(|h| json!({"head": h.to_string()})).unwrap_or_else(|e| json!(format!("{e:#}")))),
-            "blobs": check(blobs, json!({})),
-        },
-    });
-    Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))
-}
-
-/// `PUT /api/v1/packages/{name}/{version}`.
-async fn publish<S, B>(
-    state: &State,
-    caller: Caller,
-    name: &str,
-    version: &str,
-    headers: &HeaderMap,
-    ip: IpAddr,
-    body: S,
-) -> ApiResult
+/// Reads the body up to `limit` bytes. A body longer or shorter than its
+/// Content-Length is refused; so is one over the limit, before it is read.
+async fn read_body<S, B>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let reg = &state.reg;
-    crate::name::validate(name).map_err(|e| ApiError::invalid(e.to_string()))?;
-    crate::name::check_reserved(name, &reg.config.reserved_names)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let version = percent_decode_plus(version);
-    let parsed = crate::name::parse_version(&version).map_err(ApiError::invalid)?;
-    if !caller.has_scope("publish-new") && !caller.has_scope("publish-update") {
-        return Err(ApiError::forbidden("this token has neither `publish-new` nor `publish-update`"));
+    let length: Option<u64> =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if let Some(length) = length.filter(|l| *l > limit) {
+        return Err(ApiError::too_large(format!("the body is {length} bytes; the limit is {limit} bytes")));
     }
-    let limits = &reg.config.limits;
-    let length: u64 = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::new(StatusCode::LENGTH_REQUIRED, "invalid", "Content-Length is required"))?;
-    if length > limits.max_compressed {
-        return Err(ApiError::too_large(format!(
-            "the archive is {length} bytes; the limit is {} bytes",
-            limits.max_compressed
-        )));
-    }
-    let bytes = read_body(body, length).await?;
-    let (sha256, blake3) = crate::store::digests(&bytes);
-    if let Some(claimed) = headers.get("X-Checksum-Sha256").and_then(|v| v.to_str().ok()) {
-        if !claimed.eq_ignore_ascii_case(&sha256) {
-            return Err(ApiError::invalid(format!(
-                "X-Checksum-Sha256 is {claimed} but the body's SHA-256 is {sha256}"
-            )));
-        }
-    }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let (inspect_bytes, limits, n, v) = (bytes.clone(), limits.clone(), name.to_string(), version.clone());
-    let inspected = tokio::task::spawn_blocking(move || {
-        archive::inspect(&inspect_bytes, &n, &v, content_type.as_deref(), ManifestKind::Cairn, &limits)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| {
-        if e.is_too_large() {
-            ApiError::too_large(e.to_string())
-        } else {
-            ApiError::invalid(e.to_string())
-        }
-    })?;
-    let m = &inspected.manifest;
-    let line =
-        crate::index::IndexLine::native(m, inspected.format.ext(), &sha256, &blake3, bytes.len() as u64);
-    let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
-    let req = WriteRequest { caller, addr: Some(ip.to_string()), change: Change::Publish(Box::new(upload)) };
-    let Outcome::Published(published) = state.writer.submit(req).await? else {
-        unreachable!("a publish has a publish outcome")
-    };
-    Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
-}
-
-/// URL path segments may carry `+` of build metadata percent-encoded.
-fn percent_decode_plus(s: &str) -> String {
-    s.replace("%2B", "+").replace("%2b", "+")
-}
-
-/// Reads exactly `length` bytes; a body that is longer or shorter than it
-/// claims is refused.
-async fn read_body<S, B>(mut body: S, length: u64) -> Result<Bytes, ApiError>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: Buf,
-{
-    let mut buf = BytesMut::with_capacity(length as usize);
+    let mut buf = BytesMut::with_capacity(length.unwrap_or(0) as usize);
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-        if buf.len() as u64 + chunk.remaining() as u64 > length {
-            return Err(ApiError::invalid("the body is longer than its Content-Length"));
+        if (buf.len() + chunk.remaining()) as u64 > length.unwrap_or(limit).min(limit) {
+            return match length {
+                Some(_) => Err(ApiError::invalid("the body is longer than its Content-Length")),
+                None => Err(ApiError::too_large(format!("the body exceeds the limit of {limit} bytes"))),
+            };
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
-            buf.extend_from_slice(part);
             let n = part.len();
+            buf.extend_from_slice(part);
             chunk.advance(n);
         }
     }
-    if buf.len() as u64 != length {
+    if length.is_some_and(|l| buf.len() as u64 != l) {
         return Err(ApiError::invalid("the body is shorter than its Content-Length"));
     }
     Ok(buf.freeze())

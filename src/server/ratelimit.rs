@@ -21,6 +21,9 @@ pub enum Class {
     Read,
     /// Publish, register, yank, owner changes.
     Write,
+    TokenCreate,
+    Export,
+    Delete,
 }
 
 /// The outcome, rendered as headers (and a 429 when `allowed` is false).
@@ -88,6 +91,9 @@ pub struct Limits {
     anonymous: Bucket<IpAddr>,
     reads: Bucket<i64>,
     writes: Bucket<i64>,
+    token_create: Bucket<i64>,
+    export: Bucket<i64>,
+    delete: Bucket<i64>,
 }
 
 impl Limits {
@@ -97,6 +103,9 @@ impl Limits {
             anonymous: Bucket::new(cfg.anonymous),
             reads: Bucket::new(cfg.reads),
             writes: Bucket::new(cfg.writes),
+            token_create: Bucket::new(cfg.token_create),
+            export: Bucket::new(cfg.export),
+            delete: Bucket::new(cfg.delete),
         }
     }
 
@@ -110,6 +119,9 @@ impl Limits {
         let bucket = match class {
             Class::Read => &self.reads,
             Class::Write => &self.writes,
+            Class::TokenCreate => &self.token_create,
+            Class::Export => &self.export,
+            Class::Delete => &self.delete,
         };
         self.decide(|| bucket.check(&user_id), bucket.quota)
     }

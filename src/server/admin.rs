@@ -1,0 +1,101 @@
+//! The administration listener: bound to loopback only (the address is its
+//! access control), no tokens, the same writer as the public API.
+//!
+//! `POST /admin/users {"login","email"}` → `{"login","token"}`; `GET /admin/users`;
+//! `POST /admin/users/{login}/disable`; `POST /admin/users/{login}/token`;
+//! `DELETE /admin/packages/{name}/{version}` (hard delete); `POST /admin/purge`.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warp::http::{Method, Response, StatusCode};
+use warp::hyper::Body;
+use warp::Filter;
+
+use super::{render_error, render_json, ApiError, ApiResult, State};
+use crate::db;
+use crate::publish::{Actor, Change, WriteRequest};
+
+/// Refuses any address that is not loopback: the admin API has no other guard.
+pub fn check_loopback(addr: &SocketAddr) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "--admin-listen must be a loopback address (127.0.0.1 or ::1), not {addr}: the admin API has no authentication"
+    );
+    Ok(())
+}
+
+pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
+    let routes = warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::body::content_length_limit(1 << 20))
+        .and(warp::body::bytes())
+        .then(move |method: Method, path: warp::path::FullPath, body: Bytes| {
+            let state = state.clone();
+            async move { respond(route(&state, &method, path.as_str(), &body).await) }
+        });
+    warp::serve(routes).run_incoming(super::incoming(listener)).await;
+}
+
+fn respond(result: ApiResult) -> Response<Body> {
+    match result {
+        Ok((status, doc)) => render_json(status, &doc, None),
+        Err(e) => render_error(&e, None, false),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    login: String,
+    email: Option<String>,
+}
+
+async fn route(state: &State, method: &Method, path: &str, body: &[u8]) -> ApiResult {
+    let segs: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
+    let json_body =
+        || serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")));
+    match (method, segs.as_slice()) {
+        (&Method::POST, ["users"]) => {
+            let u: NewUser = json_body()?;
+            let token = state
+                .with_db(|c| db::add_user(c, &u.login, u.email.as_deref()))
+                .map_err(|e| ApiError::invalid(e.message))?;
+            Ok((StatusCode::CREATED, json!({ "login": u.login, "token": token })))
+        }
+        (&Method::GET, ["users"]) => {
+            let users = state.with_db(db::list_users)?;
+            let users: Vec<_> = users
+                .into_iter()
+                .map(|(u, disabled)| {
+                    json!({ "login": u.login, "email": u.email, "createdAt": u.created_at, "disabled": disabled })
+                })
+                .collect();
+            Ok((StatusCode::OK, json!({ "users": users })))
+        }
+        (&Method::POST, ["users", login, "disable"]) => {
+            if !state.with_db(|c| db::disable_user(c, login))? {
+                return Err(ApiError::not_found(format!("no user `{login}`")));
+            }
+            Ok((StatusCode::OK, json!({ "disabled": true })))
+        }
+        (&Method::POST, ["users", login, "token"]) => {
+            let token = state
+                .with_db(|c| db::issue_first_token(c, login))
+                .map_err(|e| ApiError::not_found(e.message))?;
+            Ok((StatusCode::CREATED, json!({ "login": login, "token": token })))
+        }
+        (&Method::DELETE, ["packages", name, version]) => {
+            let change = Change::HardDelete { name: name.to_string(), version: version.to_string() };
+            state.writer.submit(WriteRequest { actor: Actor::Admin, addr: None, change }).await?;
+            Ok((StatusCode::OK, json!({ "deleted": true })))
+        }
+        (&Method::POST, ["purge"]) => {
+            let purged = state.with_db(db::purge_accounts)?;
+            Ok((StatusCode::OK, json!({ "purged": purged })))
+        }
+        _ => Err(ApiError::not_found(format!("no admin endpoint {method} {path}"))),
+    }
+}

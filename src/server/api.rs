@@ -1,0 +1,237 @@
+//! The native write API (SPEC section 7): one function per endpoint, routed
+//! by `route`. Writes go through the writer; reads use the shared connection.
+
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::{header, Method, StatusCode};
+
+use super::{ApiError, ApiResult, Request};
+use crate::archive::{self, ManifestKind};
+use crate::db;
+use crate::index::IndexLine;
+use crate::publish::{Change, Outcome, Upload};
+
+pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
+    let m = &req.method;
+    match (m, segs) {
+        (&Method::GET | &Method::HEAD, ["health"]) => health(req).await,
+        (&Method::GET, ["whoami"]) => whoami(req),
+        (&Method::GET, ["tokens"]) => list_tokens(req),
+        (&Method::POST, ["tokens"]) => create_token(req),
+        (&Method::DELETE, ["tokens", id]) => revoke_token(req, id),
+        (&Method::GET, ["me", "export"]) => export(req),
+        (&Method::POST, ["me", "delete"]) => delete_me(req).await,
+        (&Method::POST, ["packages"]) => register(req).await,
+        (&Method::GET, ["packages", name, "owners"]) => owners(req, name),
+        (&Method::PUT, ["packages", name, "owners"]) => change_owners(req, name, true).await,
+        (&Method::DELETE, ["packages", name, "owners"]) => change_owners(req, name, false).await,
+        (&Method::PUT, ["packages", name, version]) => publish(req, name, version).await,
+        (&Method::DELETE, ["packages", name, version]) => yank(req, name, version, true).await,
+        (&Method::POST, ["packages", name, version, "unyank"]) => yank(req, name, version, false).await,
+        (_, ["crates", rest @ ..]) => super::cargo::route(req, rest).await,
+        _ => Err(ApiError::not_found(format!("no API endpoint {m} /api/v1/{}", segs.join("/")))),
+    }
+}
+
+/// Live probe: the database answers, the index head resolves, the blob
+/// directory is there.
+async fn health(req: &Request<'_>) -> ApiResult {
+    let reg = req.state.reg.clone();
+    let (db, index, blobs) = tokio::task::spawn_blocking(move || {
+        let db = reg
+            .db()
+            .and_then(|c| Ok(c.query_row("SELECT COUNT(*) FROM versions", [], |r| r.get::<_, i64>(0))?));
+        (db, reg.index.head(), reg.store.blob_path("").is_dir())
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let ok = db.is_ok() && index.is_ok() && blobs;
+    let check = |ok: bool, detail: serde_json::Value| json!({ "status": if ok { "ok" } else { "failed" }, "detail": detail });
+    let err = |e: &anyhow::Error| json!(format!("{e:#}"));
+    let doc = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "checks": {
+            "db": check(db.is_ok(), db.as_ref().map(|n| json!({ "versions": n })).unwrap_or_else(err)),
+            "index": check(index.is_ok(), index.as_ref().map(|h| json!({ "head": h.to_string() })).unwrap_or_else(err)),
+            "blobs": check(blobs, json!({})),
+        },
+    });
+    Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))
+}
+
+fn whoami(req: &Request) -> ApiResult {
+    let u = &req.caller()?.user;
+    Ok((StatusCode::OK, json!({ "login": u.login, "email": u.email, "createdAt": u.created_at })))
+}
+
+fn list_tokens(req: &Request) -> ApiResult {
+    let user = req.caller()?.user.id;
+    let tokens = req.state.with_db(|c| db::list_tokens(c, user))?;
+    Ok((StatusCode::OK, json!({ "tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewToken {
+    label: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    packages: Vec<String>,
+    expires_at: Option<String>,
+}
+
+fn create_token(req: &Request) -> ApiResult {
+    let caller = req.caller()?;
+    if !caller.has_scope("tokens") {
+        return Err(ApiError::forbidden("creating tokens needs a token with the `tokens` scope"));
+    }
+    let t: NewToken = req.json()?;
+    let mut spec =
+        db::TokenSpec { label: t.label, scopes: t.scopes, packages: t.packages, expires_at: t.expires_at };
+    spec.validate(caller).map_err(ApiError::invalid)?;
+    let (meta, key) = req.state.with_db(|c| db::create_token(c, caller.user.id, &spec))?;
+    let mut doc = serde_json::to_value(meta).unwrap();
+    doc["key"] = json!(key);
+    Ok((StatusCode::CREATED, doc))
+}
+
+fn revoke_token(req: &Request, id: &str) -> ApiResult {
+    let caller = req.caller()?;
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found(format!("no token {id}")))?;
+    if !req.state.with_db(|c| db::revoke_token(c, caller.user.id, id))? {
+        return Err(ApiError::not_found(format!("no token {id}")));
+    }
+    Ok((StatusCode::OK, json!({ "revoked": true })))
+}
+
+fn export(req: &Request) -> ApiResult {
+    let user = req.caller()?.user.id;
+    Ok((StatusCode::OK, req.state.with_db(|c| db::export(c, user))?))
+}
+
+async fn delete_me(req: &Request<'_>) -> ApiResult {
+    let caller = req.caller()?;
+    #[derive(Deserialize)]
+    struct Confirm {
+        confirm: String,
+    }
+    let body: Confirm = req.json()?;
+    if body.confirm != caller.user.login {
+        return Err(ApiError::invalid(format!(
+            "to delete this account, send {{\"confirm\": \"{}\"}}",
+            caller.user.login
+        )));
+    }
+    let Outcome::AccountDeleted { purge_after, packages } = req.write(Change::DeleteAccount).await? else {
+        unreachable!("account deletion outcome")
+    };
+    Ok((StatusCode::OK, json!({ "deleted": true, "purgeAfter": purge_after, "packages": packages })))
+}
+
+#[derive(Deserialize)]
+struct Register {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    kind: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+async fn register(req: &Request<'_>) -> ApiResult {
+    let body: Register = req.json()?;
+    crate::name::validate(&body.name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let Outcome::Registered { name, owner, created } =
+        req.write(Change::Register { name: body.name }).await?
+    else {
+        unreachable!("a registration has a registration outcome")
+    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, json!({ "name": name, "owner": owner, "created": created })))
+}
+
+/// `PUT /api/v1/packages/{name}/{version}`.
+async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
+    let reg = &req.state.reg;
+    let caller = req.caller()?;
+    crate::name::validate(name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    crate::name::check_reserved(name, &reg.config.reserved_names)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let version = version.replace("%2B", "+").replace("%2b", "+");
+    let parsed = crate::name::parse_version(&version).map_err(ApiError::invalid)?;
+    if !caller.has_scope("publish-new") && !caller.has_scope("publish-update") {
+        return Err(ApiError::forbidden("this token has neither `publish-new` nor `publish-update`"));
+    }
+    if !req.headers.contains_key(header::CONTENT_LENGTH) {
+        return Err(ApiError::new(StatusCode::LENGTH_REQUIRED, "invalid", "Content-Length is required"));
+    }
+    let limits = reg.config.limits.clone();
+    if req.body.len() as u64 > limits.max_compressed {
+        return Err(ApiError::too_large(format!(
+            "the archive is {} bytes; the limit is {} bytes",
+            req.body.len(),
+            limits.max_compressed
+        )));
+    }
+    let bytes = req.body.clone();
+    let (sha256, blake3) = crate::store::digests(&bytes);
+    if let Some(claimed) = req.headers.get("X-Checksum-Sha256").and_then(|v| v.to_str().ok()) {
+        if !claimed.eq_ignore_ascii_case(&sha256) {
+            return Err(ApiError::invalid(format!(
+                "X-Checksum-Sha256 is {claimed} but the body's SHA-256 is {sha256}"
+            )));
+        }
+    }
+    let content_type =
+        req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (b, n, v) = (bytes.clone(), name.to_string(), version.clone());
+    let inspected = tokio::task::spawn_blocking(move || {
+        archive::inspect(&b, &n, &v, content_type.as_deref(), ManifestKind::Cairn, &limits)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from_archive)?;
+    let line =
+        IndexLine::native(&inspected.manifest, inspected.format.ext(), &sha256, &blake3, bytes.len() as u64);
+    let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
+    let Outcome::Published(published) = req.write(Change::Publish(Box::new(upload))).await? else {
+        unreachable!("a publish has a publish outcome")
+    };
+    Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
+}
+
+async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
+    let version = version.replace("%2B", "+").replace("%2b", "+");
+    let change = Change::Yank { name: name.to_string(), version, yanked };
+    let Outcome::Yanked { yanked } = req.write(change).await? else {
+        unreachable!("a yank has a yank outcome")
+    };
+    Ok((StatusCode::OK, json!({ "yanked": yanked })))
+}
+
+fn owners(req: &Request, name: &str) -> ApiResult {
+    req.caller()?;
+    let (spelled, owners) = req.state.with_db(|c| Ok((db::find_package(c, name)?, db::owners(c, name)?)))?;
+    if spelled.is_none() {
+        return Err(ApiError::not_found(format!("no package `{name}`")));
+    }
+    Ok((StatusCode::OK, json!({ "users": owners })))
+}
+
+#[derive(Deserialize)]
+struct Users {
+    users: Vec<String>,
+}
+
+async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
+    let Users { users } = req.json()?;
+    if users.is_empty() {
+        return Err(ApiError::invalid("`users` is empty"));
+    }
+    let (add, remove) = if add { (users, vec![]) } else { (vec![], users) };
+    let change = Change::Owners { name: name.to_string(), add, remove };
+    let Outcome::Owners { owners } = req.write(change).await? else { unreachable!("owners outcome") };
+    Ok((StatusCode::OK, json!({ "ok": true, "users": owners })))
+}
