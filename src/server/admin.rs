@@ -5,7 +5,6 @@
 //! `POST /admin/users/{login}/disable`; `POST /admin/users/{login}/token`;
 //! `DELETE /admin/packages/{name}/{version}` (hard delete); `POST /admin/purge`.
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -31,11 +30,17 @@ pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
     let routes = warp::any()
         .and(warp::method())
         .and(warp::path::full())
-        .and(warp::body::content_length_limit(1 << 20))
-        .and(warp::body::bytes())
-        .then(move |method: Method, path: warp::path::FullPath, body: Bytes| {
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(move |method: Method, path: warp::path::FullPath, headers, body| {
             let state = state.clone();
-            async move { respond(route(&state, &method, path.as_str(), &body).await) }
+            async move {
+                let result = match super::read_body(body, &headers, 1 << 20).await {
+                    Ok(body) => route(&state, &method, path.as_str(), &body).await,
+                    Err(e) => Err(e),
+                };
+                respond(result)
+            }
         });
     warp::serve(routes).run_incoming(super::incoming(listener)).await;
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The admin API's base URL, when started with `--admin-listen`.
+    pub admin_url: Option<String>,
     pub data: PathBuf,
     pub token: Option<String>,
     pub pubkey: String,
@@ -23,9 +25,14 @@ impl Server {
     }
 
     pub fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(data, env, &[])
+    }
+
+    pub fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(args)
             .env_remove("CAIRN_PUBLIC_URL")
             .env("CAIRN_LOG", "warn")
             .stdout(Stdio::piped())
@@ -35,12 +42,14 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("cairn starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut url, mut token, mut pubkey) = (None, None, None);
+        let (mut url, mut token, mut pubkey, mut admin_url) = (None, None, None, None);
         // The public key line comes last.
         while pubkey.is_none() {
             let line = lines.next().expect("serve prints its address").unwrap();
             if let Some(u) = line.strip_prefix("listening on ") {
                 url = Some(u.to_string());
+            } else if let Some(u) = line.strip_prefix("admin api on ") {
+                admin_url = Some(u.to_string());
             } else if let Some(k) = line.strip_prefix("public key: ") {
                 pubkey = Some(k.to_string());
             } else if let Some((_, t)) = line.split_once("(shown once): ") {
@@ -49,8 +58,14 @@ impl Server {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let server =
-            Server { child, url: url.unwrap(), data: data.to_path_buf(), token, pubkey: pubkey.unwrap() };
+        let server = Server {
+            child,
+            url: url.unwrap(),
+            admin_url,
+            data: data.to_path_buf(),
+            token,
+            pubkey: pubkey.unwrap(),
+        };
         server.wait_ready();
         server
     }

@@ -1,0 +1,425 @@
+//! Accounts and permissions (SPEC section 7): scoped, expiring, revocable
+//! tokens; owners; yank; export and erasure; the admin listener; the audit
+//! log; rate limits; and no plaintext token anywhere on disk.
+
+mod support;
+
+use cairn::archive::builder::TarballBuilder;
+use reqwest::blocking::Response;
+use reqwest::Method;
+use serde_json::{json, Value};
+use support::{client, Server};
+
+const GZ: &str = "application/gzip";
+
+fn api(server: &Server, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
+    let mut req = client().request(method, format!("{}/api/v1{path}", server.url)).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().unwrap()
+}
+
+fn publish(server: &Server, token: &str, name: &str, version: &str) -> Response {
+    server.put(name, version, token, TarballBuilder::new(name, version).gzip(), GZ)
+}
+
+fn new_token(server: &Server, token: &str, scopes: &[&str], packages: &[&str]) -> (i64, String) {
+    let body = json!({ "label": "test", "scopes": scopes, "packages": packages, "expiresAt": null });
+    let resp = api(server, Method::POST, "/tokens", token, Some(body));
+    assert_eq!(resp.status(), 201);
+    let doc: Value = resp.json().unwrap();
+    (doc["id"].as_i64().unwrap(), doc["key"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn every_scope_against_every_write_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let root = server.token.clone().unwrap();
+    let _bob = server.add_user("bob");
+    let scopes = ["publish-new", "publish-update", "yank", "change-owners", "tokens"];
+    // Each endpoint and the one scope that opens it.
+    let endpoints = [
+        "publish-new-name",
+        "publish-new-version",
+        "register",
+        "yank",
+        "unyank",
+        "owner-add",
+        "owner-remove",
+        "token-create",
+    ];
+    let needs = |endpoint: &str| match endpoint {
+        "publish-new-name" | "register" => "publish-new",
+        "publish-new-version" => "publish-update",
+        "yank" | "unyank" => "yank",
+        "owner-add" | "owner-remove" => "change-owners",
+        "token-create" => "tokens",
+        _ => unreachable!(),
+    };
+    for (i, scope) in scopes.iter().enumerate() {
+        let (_, token) = new_token(&server, &root, &[scope], &[]);
+        for (j, endpoint) in endpoints.iter().enumerate() {
+            // Fresh state per pair, prepared with the all-scopes token.
+            let pkg = format!("pkg-{i}-{j}");
+            assert_eq!(publish(&server, &root, &pkg, "1.0.0").status(), 201);
+            assert_eq!(
+                api(&server, Method::DELETE, &format!("/packages/{pkg}/1.0.0"), &root, None).status(),
+                200
+            );
+            let owners = json!({ "users": ["bob"] });
+            let resp = match *endpoint {
+                "publish-new-name" => publish(&server, &token, &format!("new-{i}-{j}"), "1.0.0"),
+                "publish-new-version" => publish(&server, &token, &pkg, "2.0.0"),
+                "register" => api(
+                    &server,
+                    Method::POST,
+                    "/packages",
+                    &token,
+                    Some(json!({ "name": format!("reg-{i}-{j}") })),
+                ),
+                "yank" => {
+                    assert_eq!(publish(&server, &root, &pkg, "1.1.0").status(), 201);
+                    api(&server, Method::DELETE, &format!("/packages/{pkg}/1.1.0"), &token, None)
+                }
+                "unyank" => {
+                    api(&server, Method::POST, &format!("/packages/{pkg}/1.0.0/unyank"), &token, None)
+                }
+                "owner-add" => {
+                    api(&server, Method::PUT, &format!("/packages/{pkg}/owners"), &token, Some(owners))
+                }
+                "owner-remove" => {
+                    api(
+                        &server,
+                        Method::PUT,
+                        &format!("/packages/{pkg}/owners"),
+                        &root,
+                        Some(owners.clone()),
+                    );
+                    api(&server, Method::DELETE, &format!("/packages/{pkg}/owners"), &token, Some(owners))
+                }
+                "token-create" => api(
+                    &server,
+                    Method::POST,
+                    "/tokens",
+                    &token,
+                    Some(json!({ "label": "child", "scopes": [scope] })),
+                ),
+                _ => unreachable!(),
+            };
+            let expected = if needs(endpoint) == *scope {
+                if matches!(
+                    *endpoint,
+                    "publish-new-name" | "publish-new-version" | "register" | "token-create"
+                ) {
+                    201
+                } else {
+                    200
+                }
+            } else {
+                403
+            };
+            let status = resp.status().as_u16();
+            let text = resp.text().unwrap();
+            assert_eq!(status, expected, "scope {scope} on {endpoint}: {text}");
+            if status == 403 {
+                assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error"], "forbidden");
+            }
+        }
+    }
+}
+
+#[test]
+fn tokens_expire_revoke_and_are_limited_to_their_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let root = server.token.clone().unwrap();
+
+    // Listing shows metadata, never the key.
+    let (id, key) = new_token(&server, &root, &["publish-new", "publish-update"], &["web-*"]);
+    let list: Value = api(&server, Method::GET, "/tokens", &root, None).json().unwrap();
+    let text = list.to_string();
+    assert!(!text.contains(&key));
+    let listed = list["tokens"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap().clone();
+    assert_eq!(listed["packages"], json!(["web-*"]));
+    assert_eq!(listed["label"], "test");
+
+    // Package patterns.
+    assert_eq!(publish(&server, &key, "web-server", "1.0.0").status(), 201);
+    assert_eq!(publish(&server, &key, "db-server", "1.0.0").status(), 403);
+    // A token cannot mint a broader one.
+    let resp = api(&server, Method::POST, "/tokens", &key, Some(json!({ "label": "x", "scopes": ["yank"] })));
+    assert_eq!(resp.status(), 403, "lacks the tokens scope");
+    let (_, minter) = new_token(&server, &root, &["tokens", "yank"], &[]);
+    let resp = api(
+        &server,
+        Method::POST,
+        "/tokens",
+        &minter,
+        Some(json!({ "label": "x", "scopes": ["publish-new"] })),
+    );
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().unwrap()["error"], "invalid");
+
+    // Revocation takes effect on the very next request.
+    assert_eq!(api(&server, Method::GET, "/whoami", &key, None).status(), 200);
+    let resp = api(&server, Method::DELETE, &format!("/tokens/{id}"), &root, None);
+    assert_eq!(resp.json::<Value>().unwrap(), json!({ "revoked": true }));
+    let resp = api(&server, Method::GET, "/whoami", &key, None);
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().unwrap()["error"], "unauthorized");
+    assert_eq!(publish(&server, &key, "web-other", "1.0.0").status(), 401);
+
+    // Expiry.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let body = json!({ "label": "short", "scopes": ["publish-new"], "expiresAt": at.to_rfc3339() });
+    let resp = api(&server, Method::POST, "/tokens", &root, Some(body));
+    assert_eq!(resp.status(), 201);
+    let short = resp.json::<Value>().unwrap()["key"].as_str().unwrap().to_string();
+    assert_eq!(api(&server, Method::GET, "/whoami", &short, None).status(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(3200));
+    assert_eq!(api(&server, Method::GET, "/whoami", &short, None).status(), 401);
+    let past = json!({ "label": "past", "scopes": ["yank"], "expiresAt": "2001-01-01T00:00:00Z" });
+    assert_eq!(api(&server, Method::POST, "/tokens", &root, Some(past)).status(), 400);
+
+    // whoami.
+    let me: Value = api(&server, Method::GET, "/whoami", &root, None).json().unwrap();
+    assert_eq!(me["login"], "admin");
+}
+
+#[test]
+fn owners_change_and_the_last_owner_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let alice = server.add_user("alice");
+    let bob = server.add_user("bob");
+    assert_eq!(publish(&server, &alice, "shared", "1.0.0").status(), 201);
+    let owners =
+        |t: &str| -> Value { api(&server, Method::GET, "/packages/shared/owners", t, None).json().unwrap() };
+    assert_eq!(owners(&alice)["users"], json!(["alice"]));
+    // Bob is no owner: he can neither publish nor change owners.
+    assert_eq!(publish(&server, &bob, "shared", "1.1.0").status(), 403);
+    let add_bob = json!({ "users": ["bob"] });
+    assert_eq!(
+        api(&server, Method::PUT, "/packages/shared/owners", &bob, Some(add_bob.clone())).status(),
+        403
+    );
+    assert_eq!(api(&server, Method::PUT, "/packages/shared/owners", &alice, Some(add_bob)).status(), 200);
+    assert_eq!(owners(&bob)["users"], json!(["alice", "bob"]));
+    assert_eq!(publish(&server, &bob, "shared", "1.1.0").status(), 201);
+    let static_owners: Value = server.get("/api/v1/packages/shared/owners.json").json().unwrap();
+    assert_eq!(static_owners["owners"], json!([{ "login": "alice" }, { "login": "bob" }]));
+    // Unknown users and removing everyone are refused.
+    let ghost = json!({ "users": ["ghost"] });
+    assert_eq!(api(&server, Method::PUT, "/packages/shared/owners", &alice, Some(ghost)).status(), 404);
+    let everyone = json!({ "users": ["alice", "bob"] });
+    let resp = api(&server, Method::DELETE, "/packages/shared/owners", &alice, Some(everyone));
+    assert_eq!(resp.status(), 409);
+    assert_eq!(owners(&alice)["users"], json!(["alice", "bob"]), "a refused change changes nothing");
+    let alice_out = json!({ "users": ["alice"] });
+    assert_eq!(api(&server, Method::DELETE, "/packages/shared/owners", &bob, Some(alice_out)).status(), 200);
+    assert_eq!(publish(&server, &alice, "shared", "1.2.0").status(), 403);
+}
+
+#[test]
+fn yank_and_unyank_move_latest_and_keep_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    for v in ["1.0.0", "1.1.0"] {
+        assert_eq!(publish(&server, &token, "yanky", v).status(), 201);
+    }
+    let head =
+        |s: &Server| std::fs::read_to_string(s.static_root().join("index.git/refs/heads/main")).unwrap();
+    let before = head(&server);
+    let resp = api(&server, Method::DELETE, "/packages/yanky/1.1.0", &token, None);
+    assert_eq!(resp.json::<Value>().unwrap(), json!({ "yanked": true }));
+    assert_ne!(head(&server), before, "one index commit");
+    let lines: Vec<Value> = server
+        .get("/index/ya/nk/yanky")
+        .text()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!((lines[0]["yanked"].clone(), lines[1]["yanked"].clone()), (json!(false), json!(true)));
+    let doc: Value = server.get("/api/v1/packages/yanky.json").json().unwrap();
+    assert_eq!(doc["latestVersion"], "1.0.0");
+    let vdoc: Value = server.get("/api/v1/packages/yanky/1.1.0.json").json().unwrap();
+    assert_eq!(vdoc["yanked"], true);
+    // Pins keep resolving: the bytes stay.
+    let sha = lines[1]["cksum"].as_str().unwrap();
+    assert_eq!(server.get(&format!("/blobs/sha256/{sha}")).status(), 200);
+    // A yanked version is never replaced.
+    assert_eq!(publish(&server, &token, "yanky", "1.1.0").status(), 409);
+    // Yanking again changes nothing; unyank moves latest back.
+    let again = head(&server);
+    assert_eq!(api(&server, Method::DELETE, "/packages/yanky/1.1.0", &token, None).status(), 200);
+    assert_eq!(head(&server), again);
+    let resp = api(&server, Method::POST, "/packages/yanky/1.1.0/unyank", &token, None);
+    assert_eq!(resp.json::<Value>().unwrap(), json!({ "yanked": false }));
+    let doc: Value = server.get("/api/v1/packages/yanky.json").json().unwrap();
+    assert_eq!(doc["latestVersion"], "1.1.0");
+    assert_eq!(api(&server, Method::DELETE, "/packages/yanky/9.9.9", &token, None).status(), 404);
+    let out =
+        support::git(&server.static_root(), &["--git-dir", "index.git", "log", "--format=%s", "-n", "2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "unyank yanky 1.1.0\nyank yanky 1.1.0\n");
+}
+
+#[test]
+fn export_and_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let carol = server.add_user("carol");
+    let dave = server.add_user("dave");
+    assert_eq!(publish(&server, &carol, "carols", "1.0.0").status(), 201);
+    let add = json!({ "users": ["dave"] });
+    assert_eq!(api(&server, Method::PUT, "/packages/carols/owners", &carol, Some(add)).status(), 200);
+    assert_eq!(publish(&server, &dave, "carols", "9.9.9-forbidden").status(), 201);
+    let (_, second) = new_token(&server, &carol, &["yank"], &[]);
+
+    let export: Value = api(&server, Method::GET, "/me/export", &carol, None).json().unwrap();
+    assert_eq!(export["user"]["login"], "carol");
+    assert_eq!(export["tokens"].as_array().unwrap().len(), 2);
+    let hash = cairn::db::token::hash(&carol);
+    assert!(export["tokens"].as_array().unwrap().iter().any(|t| t["sha256"] == hash));
+    let text = export.to_string();
+    assert!(!text.contains(&carol) && !text.contains(&second), "no plaintext token in the export");
+    assert_eq!(export["packages"][0]["name"], "carols");
+    assert_eq!(export["packages"][0]["versions"].as_array().unwrap().len(), 2);
+    assert!(export["audit"].as_array().unwrap().iter().any(|e| e["action"] == "publish"));
+
+    let wrong = json!({ "confirm": "dave" });
+    assert_eq!(api(&server, Method::POST, "/me/delete", &carol, Some(wrong)).status(), 400);
+    let resp = api(&server, Method::POST, "/me/delete", &carol, Some(json!({ "confirm": "carol" })));
+    assert_eq!(resp.status(), 200);
+    let done: Value = resp.json().unwrap();
+    assert_eq!(done["packages"], json!(["carols"]));
+    // Every token fails at once; the package stays and loses that owner.
+    assert_eq!(api(&server, Method::GET, "/whoami", &carol, None).status(), 401);
+    assert_eq!(api(&server, Method::GET, "/whoami", &second, None).status(), 401);
+    let owners: Value = server.get("/api/v1/packages/carols/owners.json").json().unwrap();
+    assert_eq!(owners["owners"], json!([{ "login": "dave" }]));
+    assert_eq!(server.get("/index/ca/ro/carols").status(), 200);
+}
+
+#[test]
+fn admin_listener_is_loopback_only_and_hard_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Any address but loopback is refused at start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+
+    let server =
+        Server::start_with(dir.path(), &[("CAIRN_RATE_LIMIT", "off")], &["--admin-listen", "127.0.0.1:0"]);
+    let admin = server.admin_url.clone().expect("the admin address is printed");
+    let resp = client()
+        .post(format!("{admin}/admin/users"))
+        .json(&json!({ "login": "erin", "email": "e@x" }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let erin = resp.json::<Value>().unwrap()["token"].as_str().unwrap().to_string();
+    assert_eq!(publish(&server, &erin, "gone", "1.0.0").status(), 201);
+    assert_eq!(publish(&server, &erin, "gone", "1.1.0").status(), 201);
+    let sha = server.get("/api/v1/packages/gone/1.0.0.json").json::<Value>().unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let resp = client().delete(format!("{admin}/admin/packages/gone/1.0.0")).send().unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
+    assert_eq!(server.get(&format!("/blobs/sha256/{sha}")).status(), 404);
+    assert_eq!(server.get(&format!("/blobs/sha256/{sha}.minisig")).status(), 404);
+    assert_eq!(server.get("/api/v1/packages/gone/1.0.0.json").status(), 404);
+    let index = server.get("/index/go/ne/gone").text().unwrap();
+    assert_eq!(index.lines().count(), 1);
+    assert!(!index.contains("\"1.0.0\""));
+    // The number stays burned.
+    assert_eq!(publish(&server, &erin, "gone", "1.0.0").status(), 409);
+
+    // The CLI works on the same directory while the server runs.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "delete", "gone@1.1.0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.get("/index/go/ne/gone").status(), 404);
+
+    // Disabling a user stops their tokens at once.
+    let resp = client().post(format!("{admin}/admin/users/erin/disable")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(api(&server, Method::GET, "/whoami", &erin, None).status(), 401);
+    let users: Value = client().get(format!("{admin}/admin/users")).send().unwrap().json().unwrap();
+    assert!(users["users"].as_array().unwrap().iter().any(|u| u["login"] == "erin" && u["disabled"] == true));
+}
+
+#[test]
+fn refusals_are_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    let mallory = server.add_user("mallory");
+    assert_eq!(publish(&server, &token, "guarded", "1.0.0").status(), 201);
+    assert_eq!(publish(&server, &mallory, "guarded", "1.1.0").status(), 403);
+    assert_eq!(publish(&server, "cairn_forged", "guarded", "1.1.0").status(), 401);
+    let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let rows: Vec<(Option<i64>, String, String, Option<String>)> = conn
+        .prepare("SELECT user_id, action, outcome, addr FROM audit ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.iter().any(|r| r.1 == "publish" && r.2 == "ok" && r.3.as_deref() == Some("127.0.0.1")));
+    assert!(rows.iter().any(|r| r.0.is_some() && r.2.starts_with("refused 403")), "{rows:?}");
+    assert!(rows.iter().any(|r| r.0.is_none() && r.2.starts_with("refused 401")), "{rows:?}");
+}
+
+#[test]
+fn token_creation_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(dir.path(), &[]);
+    let token = server.token.clone().unwrap();
+    let body = json!({ "label": "x", "scopes": ["yank"] });
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| api(&server, Method::POST, "/tokens", &token, Some(body.clone())).status().as_u16())
+        .collect();
+    assert_eq!(statuses, vec![201, 201, 201, 201, 201, 429]);
+    let resp = api(&server, Method::POST, "/tokens", &token, Some(body));
+    assert_eq!(resp.headers()["ratelimit-limit"], "5");
+    assert_eq!(resp.headers()["ratelimit-remaining"], "0");
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry));
+    // Other classes have their own buckets.
+    assert_eq!(api(&server, Method::GET, "/whoami", &token, None).status(), 200);
+}
+
+#[test]
+fn no_plaintext_token_is_stored_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let root = server.token.clone().unwrap();
+    let user = server.add_user("frank");
+    let (_, scoped) = new_token(&server, &root, &["yank"], &[]);
+    assert_eq!(publish(&server, &user, "frankly", "1.0.0").status(), 201);
+    assert_eq!(api(&server, Method::GET, "/whoami", &scoped, None).status(), 200);
+    drop(server); // kill -9: whatever is on disk now is what an attacker would find
+    let mut scanned = 0;
+    for entry in walkdir::WalkDir::new(dir.path()).into_iter().flatten().filter(|e| e.file_type().is_file()) {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        scanned += 1;
+        for token in [&root, &user, &scoped] {
+            let found = bytes.windows(token.len()).any(|w| w == token.as_bytes());
+            assert!(!found, "a plaintext token in {}", entry.path().display());
+        }
+    }
+    assert!(scanned > 10);
+}
