@@ -302,6 +302,32 @@ fn export_and_erasure() {
     let owners: Value = server.get("/api/v1/packages/carols/owners.json").json().unwrap();
     assert_eq!(owners["owners"], json!([{ "login": "dave" }]));
     assert_eq!(server.get("/index/ca/ro/carols").status(), 200);
+
+    // Purge erases the account once its grace period has passed (moved
+    // into the past here rather than waiting 30 days).
+    let purge = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["admin", "purge", "--data"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(purge(), "", "nothing is due before the grace period ends");
+    let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let after: String =
+        conn.query_row("SELECT delete_after FROM users WHERE login = 'carol'", [], |r| r.get(0)).unwrap();
+    assert!(after > (chrono::Utc::now() + chrono::Duration::days(29)).to_rfc3339());
+    conn.execute("UPDATE users SET delete_after = '2000-01-01T00:00:00Z' WHERE login = 'carol'", []).unwrap();
+    assert_eq!(purge(), "carol\n");
+    let (login, email): (String, Option<String>) = conn
+        .query_row("SELECT login, email FROM users WHERE id = 2", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!((login.as_str(), email), ("deleted-2", None));
+    let tokens: i64 =
+        conn.query_row("SELECT COUNT(*) FROM tokens WHERE user_id = 2", [], |r| r.get(0)).unwrap();
+    assert_eq!(tokens, 0);
 }
 
 #[test]
@@ -400,6 +426,21 @@ fn token_creation_is_rate_limited() {
     assert!((1..=30).contains(&retry));
     // Other classes have their own buckets.
     assert_eq!(api(&server, Method::GET, "/whoami", &token, None).status(), 200);
+}
+
+#[test]
+fn guessing_tokens_is_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(dir.path(), &[]);
+    let statuses: Vec<u16> = (0..40)
+        .map(|_| {
+            let guess = cairn::db::token::generate();
+            api(&server, Method::GET, "/whoami", &guess, None).status().as_u16()
+        })
+        .collect();
+    // The start-up health probe used a request or two of the same bucket.
+    assert!(statuses[..25].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[32..].iter().all(|s| *s == 429), "the guesser's address runs dry: {statuses:?}");
 }
 
 #[test]
