@@ -25,6 +25,8 @@ pub struct Config {
     /// Largest number of writes the writer commits as one group.
     pub max_batch: usize,
     pub rate_limit: RateLimits,
+    /// A mirror: served without a writer, writes answered with 405 `read-only`.
+    pub read_only: bool,
 }
 
 /// Token-bucket quotas, `burst` requests then one more every `per_seconds / refill`.
@@ -78,6 +80,7 @@ impl Default for Config {
             limits: Limits::default(),
             max_batch: 64,
             rate_limit: RateLimits::default(),
+            read_only: false,
         }
     }
 }

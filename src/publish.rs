@@ -300,7 +300,8 @@ impl Worker {
                 sha256: line.cksum.clone(),
                 blake3: line.blake3.clone(),
             };
-            let sig = reg.key.sign(&upload.bytes, &att)?;
+            let key = reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
+            let sig = key.sign(&upload.bytes, &att)?;
             reg.store.put(&line.cksum, &upload.bytes, &sig)?;
             Ok(())
         });

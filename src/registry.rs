@@ -28,7 +28,10 @@ pub struct Registry {
     pub data: PathBuf,
     pub static_root: PathBuf,
     pub config: Config,
-    pub key: SigningKey,
+    /// The signing key; a mirror has none.
+    pub key: Option<SigningKey>,
+    /// The public key's base64 line (`RW…`), the registry's or the mirrored source's.
+    pub pubkey: String,
     pub index: IndexRepo,
     pub store: BlobStore,
 }
@@ -71,7 +74,11 @@ impl Registry {
     pub fn open(data: &Path, config: Config) -> Result<Registry> {
         anyhow::ensure!(Registry::exists(data), "{} holds no registry (run `cairn init`)", data.display());
         let static_root = data.join("static");
-        let key = SigningKey::load(&data.join("minisign.key"))?;
+        let key = if config.read_only { None } else { Some(SigningKey::load(&data.join("minisign.key"))?) };
+        let pubkey = match &key {
+            Some(k) => k.public_base64(),
+            None => read_pubkey(&static_root.join("minisign.pub"))?,
+        };
         let index = IndexRepo::open(&static_root.join("index.git"), &config.name)?;
         Ok(Registry {
             data: data.to_path_buf(),
@@ -79,6 +86,7 @@ impl Registry {
             static_root,
             config,
             key,
+            pubkey,
             index,
         })
     }
@@ -107,6 +115,9 @@ impl Registry {
     pub fn recover(&self) -> Result<()> {
         let _lock = self.lock_writer()?;
         crate::fsutil::remove_stale_temps(&self.static_root);
+        let Some(key) = &self.key else {
+            return Ok(()); // a mirror: its sources of truth are the source's
+        };
         self.index.remove_stale_locks()?;
         let conn = self.db()?;
         // Only the last batch can be affected: look a little further back.
@@ -118,7 +129,7 @@ impl Registry {
                 self.store.remove(&row.sha256)?;
             }
         }
-        let wanted = config_json(&self.config, &self.key);
+        let wanted = config_json(&self.config, key);
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {
                 tx.commit(&[("config.json", Some(&wanted))], "config", &self.config.name)
@@ -210,6 +221,15 @@ impl Registry {
         write_atomic(&api.join("health.json"), &derive::to_bytes(&health))?;
         Ok(())
     }
+}
+
+/// The base64 key line of a standard two-line `minisign.pub`.
+fn read_pubkey(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .find(|l| l.starts_with("RW"))
+        .map(str::to_string)
+        .with_context(|| format!("{} holds no minisign public key", path.display()))
 }
 
 /// `index/config.json`: cargo's `dl` and `api` plus cairn's key and name.

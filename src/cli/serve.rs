@@ -56,6 +56,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         println!("cairn {} serving {}", env!("CARGO_PKG_VERSION"), reg.data.display());
         println!("listening on http://{}", reg.config.listen);
         println!("public url: {}", reg.config.public_url());
+        if reg.config.read_only {
+            println!("read-only mirror: writes are refused");
+        }
         if let Some(admin) = &admin {
             println!("admin api on http://{}", admin.local_addr()?);
         }
@@ -63,7 +66,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             println!("bootstrap token for user `{BOOTSTRAP_LOGIN}` (shown once): {token}");
         }
         // Last: scripts wait for this line.
-        println!("public key: {}", reg.key.public_base64());
+        println!("public key: {}", reg.pubkey);
         use std::io::Write;
         std::io::stdout().flush()?;
         let state = crate::server::State::new(Arc::new(reg))?;

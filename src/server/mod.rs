@@ -196,6 +196,7 @@ where
 {
     let segs: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
     let cargo_shape = segs.first() == Some(&"crates");
+
     // A failed authentication is throttled like anonymous traffic, so
     // guessing tokens costs the guesser's address its bucket.
     let auth = authenticate(state, headers);
@@ -209,6 +210,10 @@ where
             "too-many-requests",
             "rate limit exceeded; retry later",
         );
+        return render_error(&e, Some(decision), cargo_shape);
+    }
+    if state.reg.config.read_only && !is_read(&method) {
+        let e = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "read-only", "this registry is a read-only mirror");
         return render_error(&e, Some(decision), cargo_shape);
     }
     let body_limit = match (&method, segs.as_slice()) {
