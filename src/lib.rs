@@ -8,6 +8,7 @@ pub mod db;
 pub mod derive;
 pub mod fsutil;
 pub mod index;
+pub mod jobs;
 pub mod name;
 pub mod publish;
 pub mod registry;

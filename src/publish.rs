@@ -61,6 +61,9 @@ pub enum Change {
         name: String,
         version: String,
     },
+    /// An administrator adds or replaces a security advisory (OSV JSON,
+    /// validated by the caller) at `advisories/{id}.json`.
+    Advisory { id: String, json: Vec<u8> },
 }
 
 /// Who asks: an authenticated caller, or the operator (admin listener or
@@ -114,6 +117,7 @@ pub enum Outcome {
     Registered { name: String, owner: String, created: bool },
     AccountDeleted { purge_after: String, packages: Vec<String> },
     Deleted,
+    Advisory { id: String },
 }
 
 /// Why the writer refused or failed a write.
@@ -366,6 +370,11 @@ impl Worker {
                 derive::write_version(&reg.static_root, line, readme)?;
             }
         }
+        for p in planned.iter() {
+            if let Change::Advisory { id, json } = &p.job.req.change {
+                crate::fsutil::write_atomic(&reg.static_root.join(format!("index/advisories/{id}.json")), json)?;
+            }
+        }
         reg.write_summaries(&self.conn)?;
         Ok(())
     }
@@ -396,6 +405,7 @@ fn describe(change: &Change) -> (&'static str, String) {
         Change::Register { name } => ("register", name.clone()),
         Change::DeleteAccount => ("delete-account", String::new()),
         Change::HardDelete { name, version } => ("delete", format!("{name} {version}")),
+        Change::Advisory { id, .. } => ("advisory", id.clone()),
     }
 }
 
@@ -525,6 +535,14 @@ fn plan(
             let content = IndexLine::file_bytes(lines);
             let subject = format!("delete {spelled} {version}");
             Ok((Some((path, content, subject)), Some(line), Outcome::Deleted))
+        }
+        Change::Advisory { id, json } => {
+            if !matches!(actor, Actor::Admin) {
+                return Err(WriteError::Forbidden("only an administrator adds advisories".into()));
+            }
+            let path = format!("advisories/{id}.json");
+            let subject = format!("advisory {id}");
+            Ok((Some((path, json.clone(), subject)), None, Outcome::Advisory { id: id.clone() }))
         }
     }
 }

@@ -176,7 +176,7 @@ impl Registry {
     }
 
     /// The README extracted from a stored tarball, if it has one.
-    fn readme_of(&self, line: &IndexLine) -> Option<Vec<u8>> {
+    pub fn readme_of(&self, line: &IndexLine) -> Option<Vec<u8>> {
         let bytes = std::fs::read(self.store.blob_path(&line.cksum)).ok()?;
         let kind = if line.fmt.is_empty() || line.kind.is_some() {
             crate::archive::ManifestKind::Cairn

@@ -1,6 +1,7 @@
 //! The `cairn` command line (SPEC section 10). Exit codes: 0 ok, 1 error, 2 usage.
 
 mod admin;
+mod search;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,17 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Search the registry's packages.
+    Search(search::SearchArgs),
+    /// Rewrite derived files from the sources of truth.
+    Rebuild {
+        job: crate::jobs::Job,
+        #[command(flatten)]
+        data: DataArg,
+        /// Access logs in the combined format (the stats job).
+        #[arg(long = "access-log")]
+        access_logs: Vec<PathBuf>,
+    },
 }
 
 pub fn main() -> i32 {
@@ -63,6 +75,8 @@ pub fn main() -> i32 {
         Command::Init { data, name, public_url } => init(&data, name, public_url),
         Command::Serve(args) => serve::run(args),
         Command::Admin { command } => admin::run(command),
+        Command::Search(args) => search::run(args),
+        Command::Rebuild { job, data, access_logs } => rebuild(&data, job, access_logs),
     };
     match result {
         Ok(()) => 0,
@@ -71,6 +85,13 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+fn rebuild(data: &DataArg, job: crate::jobs::Job, access_logs: Vec<PathBuf>) -> anyhow::Result<()> {
+    let reg = crate::registry::Registry::open(&data.data, crate::config::Config::load(&data.data)?)?;
+    let report = crate::jobs::rebuild(&reg, job, &crate::jobs::Options { access_logs })?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn init(data: &DataArg, name: Option<String>, public_url: Option<String>) -> anyhow::Result<()> {

@@ -1,0 +1,117 @@
+//! Batch jobs over a real registry: the static rebuild (idempotent, with
+//! listings and user pages) and search (shards, manifest, and the shared
+//! test vectors of index/search-vectors.json).
+
+mod support;
+
+use cairn::archive::builder::TarballBuilder;
+use serde_json::Value;
+use std::process::Command;
+use support::Server;
+
+fn cairn(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap()
+}
+
+fn rebuild(server: &Server, job: &str) -> Value {
+    let out = cairn(&["rebuild", job, "--data", server.data.to_str().unwrap()]);
+    assert!(out.status.success(), "rebuild {job}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn vectors() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/index/search-vectors.json")).unwrap())
+        .unwrap()
+}
+
+/// Publishes the vectors' corpus, one version each.
+fn publish_corpus(server: &Server) {
+    let token = server.token.clone().unwrap();
+    for p in vectors()["corpus"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let manifest = format!(
+            "[package]\nname = {name:?}\nversion = \"1.0.0\"\ndescription = {:?}\nkeywords = {}\nkind = {:?}\n",
+            p["description"].as_str().unwrap(),
+            p["keywords"],
+            p["kind"].as_str().unwrap_or("library"),
+        );
+        let body = TarballBuilder::new(name, "1.0.0").manifest(manifest).gzip();
+        let resp = server.put(name, "1.0.0", &token, body, "application/gzip");
+        assert_eq!(resp.status(), 201, "{name}: {}", resp.text().unwrap());
+    }
+}
+
+fn search(server: &Server, query: &str) -> Vec<String> {
+    let out = cairn(&["search", "--registry", &server.url, "--json", "--limit", "5", query]);
+    assert!(out.status.success(), "search {query}: {}", String::from_utf8_lossy(&out.stderr));
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    results.iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn search_passes_the_shared_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    publish_corpus(&server);
+    let report = rebuild(&server, "search");
+    assert_eq!(report["search"]["packages"], 24);
+    let manifest: Value = server.get("/api/v1/search/manifest.json").json().unwrap();
+    assert_eq!(manifest["docs"], 24);
+    for (_, file) in manifest["shards"].as_array().unwrap().iter().map(|s| (s[0].clone(), s[1].as_str().unwrap())) {
+        let resp = server.get(&format!("/api/v1/search/{file}"));
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["cache-control"], "public, max-age=31536000, immutable");
+    }
+    let mut failures = Vec::new();
+    for v in vectors()["vectors"].as_array().unwrap() {
+        let query = v["query"].as_str().unwrap();
+        let want: Vec<String> = v["top"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+        let got = search(&server, query);
+        let ok = if want.is_empty() { got.is_empty() } else { got.len() >= want.len() && got[..want.len()] == want[..] };
+        if !ok {
+            failures.push(format!("{query:?}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Rebuilding with no change names the same shards.
+    rebuild(&server, "search");
+    let again: Value = server.get("/api/v1/search/manifest.json").json().unwrap();
+    assert_eq!(again["shards"], manifest["shards"]);
+}
+
+#[test]
+fn static_rebuild_is_complete_and_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    publish_corpus(&server);
+    let root = server.static_root();
+    // Lose some derived files, as a fresh mirror or a wiped CDN origin would.
+    std::fs::remove_dir_all(root.join("api/v1/packages/serde")).unwrap();
+    std::fs::remove_file(root.join("index/to/ml/toml")).unwrap_or_else(|_| std::fs::remove_file(root.join("index/4/t/toml")).unwrap_or(()));
+    std::fs::remove_file(root.join("index/3/l/log")).unwrap();
+    let first = rebuild(&server, "static");
+    assert!(first["static"]["written"].as_u64().unwrap() > 0);
+    assert_eq!(server.get("/index/3/l/log").status(), 200);
+    let vdoc: Value = server.get("/api/v1/packages/serde/1.0.0.json").json().unwrap();
+    assert_eq!(vdoc["version"], "1.0.0");
+    let second = rebuild(&server, "static");
+    assert_eq!(second["static"]["written"], 0, "a second run changes nothing: {second}");
+
+    // Listings: by name, paginated.
+    let page: Value = server.get("/api/v1/listings/name/1.json").json().unwrap();
+    assert_eq!(page["total"], 24);
+    assert_eq!(page["pages"], 1);
+    let names: Vec<&str> = page["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_ascii_lowercase());
+    assert_eq!(names, sorted);
+    let newest: Value = server.get("/api/v1/listings/newest/1.json").json().unwrap();
+    let times: Vec<&str> =
+        newest["packages"].as_array().unwrap().iter().map(|p| p["updatedAt"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    assert_eq!(server.get("/api/v1/listings/downloads/1.json").status(), 200);
+    // The user page lists what the user owns, and never an email.
+    let user: Value = server.get("/api/v1/users/admin.json").json().unwrap();
+    assert_eq!(user["packages"].as_array().unwrap().len(), 24);
+    assert!(user.get("email").is_none());
+}
