@@ -1,0 +1,106 @@
+//! Every static file a full rebuild emits validates against its JSON Schema
+//! in index/schema/, and no JSON document is left without one.
+
+mod support;
+
+use cairn::archive::builder::TarballBuilder;
+use serde_json::Value;
+use std::path::Path;
+use support::Server;
+
+/// The schema of a file under the static root, by its path.
+fn schema_for(path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = path.split('/').collect();
+    Some(match parts.as_slice() {
+        ["index", "config.json"] => "index-config",
+        ["index", "advisories", ..] => return None, // OSV, validated when added
+        ["index", ..] => "index-line",
+        ["api", "v1", "health.json"] => "health",
+        ["api", "v1", "recent.json"] => "recent",
+        ["api", "v1", "stats.json"] => "stats",
+        ["api", "v1", "listings", _, _] => "listing",
+        ["api", "v1", "users", _] => "user",
+        ["api", "v1", "search", "manifest.json"] => "search-manifest",
+        ["api", "v1", "search", _] => "search-shard",
+        ["api", "v1", "advisories", "index.json"] => "advisories-index",
+        ["api", "v1", "advisories", _] => "advisories-package",
+        ["api", "v1", "packages", _] => "package",
+        ["api", "v1", "packages", _, "owners.json"] => "owners",
+        ["api", "v1", "packages", _, "stats.json"] => "package-stats",
+        ["api", "v1", "packages", _, _] => "version",
+        _ => return None,
+    })
+}
+
+fn validator(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("index/schema/{name}.schema.json"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"))).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"))
+}
+
+#[test]
+fn everything_a_rebuild_emits_matches_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    let manifest = |name: &str, v: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"{v}\"\ndescription = \"The {name} package\"\nlicense = \"MIT\"\nkeywords = [\"demo\"]\nrepository = \"https://example.org/{name}\"\n\n[dependencies]\nbase = \"^1.0\"\n"
+        )
+    };
+    for (name, v) in [("base", "1.0.0"), ("base", "1.1.0-rc.1"), ("app", "0.1.0"), ("Tool_Kit", "2.0.0")] {
+        let body = TarballBuilder::new(name, v).manifest(manifest(name, v)).file("README.md", b"# hi\n").zstd();
+        assert_eq!(server.put(name, v, &token, body, "application/zstd").status(), 201);
+    }
+    let yank = support::client()
+        .delete(format!("{}/api/v1/packages/base/1.1.0-rc.1", server.url))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(yank.status(), 200);
+    for job in ["static", "search"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["rebuild", job, "--data"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let root = server.static_root();
+    let mut checked = std::collections::BTreeMap::new();
+    let mut failures = Vec::new();
+    for entry in walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()) {
+        let rel = entry.path().strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with("blobs/") || rel.starts_with("index.git/") || !(rel.starts_with("index/") || rel.starts_with("api/")) {
+            continue;
+        }
+        if rel.ends_with(".md") {
+            continue;
+        }
+        let Some(schema) = schema_for(&rel) else {
+            if !rel.starts_with("index/advisories/") {
+                failures.push(format!("{rel}: no schema"));
+            }
+            continue;
+        };
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        // Index files hold one document per line.
+        let docs: Vec<Value> = if schema == "index-line" {
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        } else {
+            vec![serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))]
+        };
+        let v = validator(schema);
+        for doc in docs {
+            for e in v.iter_errors(&doc) {
+                failures.push(format!("{rel} ({schema}): {e} at {}", e.instance_path()));
+            }
+        }
+        *checked.entry(schema).or_insert(0) += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    for schema in ["index-config", "index-line", "package", "version", "owners", "recent", "health", "listing", "user", "search-manifest", "search-shard"] {
+        assert!(checked.contains_key(schema), "nothing checked against {schema}: {checked:?}");
+    }
+}
