@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod derive;

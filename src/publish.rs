@@ -63,7 +63,10 @@ pub enum Change {
     },
     /// An administrator adds or replaces a security advisory (OSV JSON,
     /// validated by the caller) at `advisories/{id}.json`.
-    Advisory { id: String, json: Vec<u8> },
+    Advisory {
+        id: String,
+        json: Vec<u8>,
+    },
 }
 
 /// Who asks: an authenticated caller, or the operator (admin listener or
@@ -372,7 +375,10 @@ impl Worker {
         }
         for p in planned.iter() {
             if let Change::Advisory { id, json } = &p.job.req.change {
-                crate::fsutil::write_atomic(&reg.static_root.join(format!("index/advisories/{id}.json")), json)?;
+                crate::fsutil::write_atomic(
+                    &reg.static_root.join(format!("index/advisories/{id}.json")),
+                    json,
+                )?;
             }
         }
         reg.write_summaries(&self.conn)?;

@@ -199,20 +199,28 @@ impl Registry {
 
     /// `recent.json` and `health.json`, from the database and the index head.
     pub fn write_summaries(&self, conn: &Connection) -> Result<()> {
-        let recent = db::recent_versions(conn, 100)?;
+        let recent: Vec<Recent> = db::recent_versions(conn, 100)?
+            .into_iter()
+            .map(|r| Recent { name: r.name, version: r.vers, published_at: r.published_at })
+            .collect();
+        let (packages, versions) = db::counts(conn)?;
+        self.write_summary_files(&recent, packages as u64, versions as u64, &self.index.head()?.to_string())
+    }
+
+    /// Writes `recent.json` (newest first, at most 100) and `health.json`.
+    pub fn write_summary_files(&self, recent: &[Recent], packages: u64, versions: u64, head: &str) -> Result<()> {
         let recent_doc = json!({
             "generatedAt": db::now(),
-            "publishes": recent.iter().map(|r| json!({
-                "name": r.name, "version": r.vers, "publishedAt": r.published_at,
+            "publishes": recent.iter().take(100).map(|r| json!({
+                "name": r.name, "version": r.version, "publishedAt": r.published_at,
             })).collect::<Vec<_>>(),
         });
         let api = self.static_root.join("api/v1");
         write_atomic(&api.join("recent.json"), &derive::to_bytes(&recent_doc))?;
-        let (packages, versions) = db::counts(conn)?;
         let health = json!({
             "status": "ok",
             "generatedAt": db::now(),
-            "indexCommit": self.index.head()?.to_string(),
+            "indexCommit": head,
             "packages": packages,
             "versions": versions,
             "lastPublishAt": recent.first().map(|r| r.published_at.clone()),
@@ -221,6 +229,13 @@ impl Registry {
         write_atomic(&api.join("health.json"), &derive::to_bytes(&health))?;
         Ok(())
     }
+}
+
+/// One entry of `recent.json`.
+pub struct Recent {
+    pub name: String,
+    pub version: String,
+    pub published_at: String,
 }
 
 /// The base64 key line of a standard two-line `minisign.pub`.

@@ -20,8 +20,10 @@ fn rebuild(server: &Server, job: &str) -> Value {
 }
 
 fn vectors() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/index/search-vectors.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/index/search-vectors.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 /// Publishes the vectors' corpus, one version each.
@@ -57,7 +59,9 @@ fn search_passes_the_shared_vectors() {
     assert_eq!(report["search"]["packages"], 24);
     let manifest: Value = server.get("/api/v1/search/manifest.json").json().unwrap();
     assert_eq!(manifest["docs"], 24);
-    for (_, file) in manifest["shards"].as_array().unwrap().iter().map(|s| (s[0].clone(), s[1].as_str().unwrap())) {
+    for (_, file) in
+        manifest["shards"].as_array().unwrap().iter().map(|s| (s[0].clone(), s[1].as_str().unwrap()))
+    {
         let resp = server.get(&format!("/api/v1/search/{file}"));
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["cache-control"], "public, max-age=31536000, immutable");
@@ -65,9 +69,14 @@ fn search_passes_the_shared_vectors() {
     let mut failures = Vec::new();
     for v in vectors()["vectors"].as_array().unwrap() {
         let query = v["query"].as_str().unwrap();
-        let want: Vec<String> = v["top"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+        let want: Vec<String> =
+            v["top"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
         let got = search(&server, query);
-        let ok = if want.is_empty() { got.is_empty() } else { got.len() >= want.len() && got[..want.len()] == want[..] };
+        let ok = if want.is_empty() {
+            got.is_empty()
+        } else {
+            got.len() >= want.len() && got[..want.len()] == want[..]
+        };
         if !ok {
             failures.push(format!("{query:?}: want {want:?}, got {got:?}"));
         }
@@ -87,7 +96,8 @@ fn static_rebuild_is_complete_and_idempotent() {
     let root = server.static_root();
     // Lose some derived files, as a fresh mirror or a wiped CDN origin would.
     std::fs::remove_dir_all(root.join("api/v1/packages/serde")).unwrap();
-    std::fs::remove_file(root.join("index/to/ml/toml")).unwrap_or_else(|_| std::fs::remove_file(root.join("index/4/t/toml")).unwrap_or(()));
+    std::fs::remove_file(root.join("index/to/ml/toml"))
+        .unwrap_or_else(|_| std::fs::remove_file(root.join("index/4/t/toml")).unwrap_or(()));
     std::fs::remove_file(root.join("index/3/l/log")).unwrap();
     let first = rebuild(&server, "static");
     assert!(first["static"]["written"].as_u64().unwrap() > 0);
@@ -101,7 +111,8 @@ fn static_rebuild_is_complete_and_idempotent() {
     let page: Value = server.get("/api/v1/listings/name/1.json").json().unwrap();
     assert_eq!(page["total"], 24);
     assert_eq!(page["pages"], 1);
-    let names: Vec<&str> = page["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        page["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     let mut sorted = names.clone();
     sorted.sort_by_key(|n| n.to_ascii_lowercase());
     assert_eq!(names, sorted);

@@ -34,7 +34,9 @@ fn schema_for(path: &str) -> Option<&'static str> {
 
 fn validator(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("index/schema/{name}.schema.json"));
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"))).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}")))
+            .unwrap();
     jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"))
 }
 
@@ -49,7 +51,8 @@ fn everything_a_rebuild_emits_matches_its_schema() {
         )
     };
     for (name, v) in [("base", "1.0.0"), ("base", "1.1.0-rc.1"), ("app", "0.1.0"), ("Tool_Kit", "2.0.0")] {
-        let body = TarballBuilder::new(name, v).manifest(manifest(name, v)).file("README.md", b"# hi\n").zstd();
+        let body =
+            TarballBuilder::new(name, v).manifest(manifest(name, v)).file("README.md", b"# hi\n").zstd();
         assert_eq!(server.put(name, v, &token, body, "application/zstd").status(), 201);
     }
     let yank = support::client()
@@ -72,7 +75,10 @@ fn everything_a_rebuild_emits_matches_its_schema() {
     let mut failures = Vec::new();
     for entry in walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()) {
         let rel = entry.path().strip_prefix(&root).unwrap().to_string_lossy().into_owned();
-        if rel.starts_with("blobs/") || rel.starts_with("index.git/") || !(rel.starts_with("index/") || rel.starts_with("api/")) {
+        if rel.starts_with("blobs/")
+            || rel.starts_with("index.git/")
+            || !(rel.starts_with("index/") || rel.starts_with("api/"))
+        {
             continue;
         }
         if rel.ends_with(".md") {
@@ -100,7 +106,19 @@ fn everything_a_rebuild_emits_matches_its_schema() {
         *checked.entry(schema).or_insert(0) += 1;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    for schema in ["index-config", "index-line", "package", "version", "owners", "recent", "health", "listing", "user", "search-manifest", "search-shard"] {
+    for schema in [
+        "index-config",
+        "index-line",
+        "package",
+        "version",
+        "owners",
+        "recent",
+        "health",
+        "listing",
+        "user",
+        "search-manifest",
+        "search-shard",
+    ] {
         assert!(checked.contains_key(schema), "nothing checked against {schema}: {checked:?}");
     }
 }

@@ -8,6 +8,8 @@
 pub mod builder;
 mod inspect;
 mod manifest;
+pub mod pack;
+pub mod unpack;
 
 #[cfg(test)]
 mod tests;

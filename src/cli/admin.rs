@@ -30,6 +30,21 @@ pub enum AdminCommand {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Security advisories (OSV JSON) in the index.
+    Advisory {
+        #[command(subcommand)]
+        command: AdvisoryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdvisoryCommand {
+    /// Validate an OSV file and commit it at advisories/{ID}.json.
+    Add {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,6 +107,11 @@ pub fn run(cmd: AdminCommand) -> Result<()> {
             let change = Change::HardDelete { name: name.to_string(), version: version.to_string() };
             apply_now(reg, WriteRequest { actor: Actor::Admin, addr: None, change })?;
             eprintln!("deleted {name} {version}; the version number stays burned");
+        }
+        AdminCommand::Advisory { command: AdvisoryCommand::Add { file, data } } => {
+            let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
+            let id = crate::jobs::advisories::add(reg, &file)?;
+            eprintln!("added advisory {id}");
         }
         AdminCommand::Purge { data } => {
             for login in db::purge_accounts(&open_db(&data)?)? {

@@ -1,8 +1,10 @@
 //! The `cairn` command line (SPEC section 10). Exit codes: 0 ok, 1 error, 2 usage.
 
 mod admin;
+mod audit;
 mod search;
 mod serve;
+mod user;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,8 +44,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    #[command(flatten)]
+    User(user::UserCommand),
     /// Search the registry's packages.
     Search(search::SearchArgs),
+    /// Check a lockfile against the registry's security advisories (exit 1 on findings).
+    Audit(audit::AuditArgs),
     /// Rewrite derived files from the sources of truth.
     Rebuild {
         job: crate::jobs::Job,
@@ -75,11 +81,17 @@ pub fn main() -> i32 {
         Command::Init { data, name, public_url } => init(&data, name, public_url),
         Command::Serve(args) => serve::run(args),
         Command::Admin { command } => admin::run(command),
+        Command::User(command) => user::run(command),
         Command::Search(args) => search::run(args),
         Command::Rebuild { job, data, access_logs } => rebuild(&data, job, access_logs),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(()) => 0,
+        Err(e) if e.is::<audit::Findings>() => {
+            eprintln!("{e}");
+            1
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             1

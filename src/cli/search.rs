@@ -30,7 +30,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
         anyhow::ensure!(resp.status().is_success(), "{url}: {}", resp.status());
         Ok(resp.bytes()?.to_vec())
     };
-    let manifest: Manifest = serde_json::from_slice(&get("manifest.json")?).context("reading the search manifest")?;
+    let manifest: Manifest =
+        serde_json::from_slice(&get("manifest.json")?).context("reading the search manifest")?;
     let mut fetch = |file: &str| -> Result<Shard> { Ok(serde_json::from_slice(&get(file)?)?) };
     let results = query(&manifest, &mut fetch, &args.words.join(" "), args.limit)?;
     if args.json {

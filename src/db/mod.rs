@@ -62,6 +62,29 @@ CREATE TABLE IF NOT EXISTS audit (
     addr TEXT,
     outcome TEXT NOT NULL
 );
+-- Download statistics (jobs/stats.rs): counts per version per UTC day
+-- (days since 1970-01-01), all-time totals, and the fingerprints of every
+-- counted log line (sorted little-endian u64 arrays, one row per day and
+-- top byte of the fingerprint) so no line is ever counted twice.
+CREATE TABLE IF NOT EXISTS stats_daily (
+    day INTEGER NOT NULL,
+    package TEXT NOT NULL,         -- canonical name
+    vers TEXT NOT NULL,            -- as published
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, package, vers)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_totals (
+    package TEXT NOT NULL,
+    vers TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    PRIMARY KEY (package, vers)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_seen (
+    day INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    fps BLOB NOT NULL,
+    PRIMARY KEY (day, bucket)
+);
 "#;
 
 pub const ALL_SCOPES: &[&str] = &["publish-new", "publish-update", "yank", "change-owners", "tokens"];

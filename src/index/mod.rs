@@ -1,6 +1,7 @@
 //! The git-backed sparse index (SPEC section 5): where a package's file lives,
 //! the JSON line format, and the writer that commits to the bare repository.
 
+pub mod cargo;
 mod git;
 pub mod line;
 mod packs;

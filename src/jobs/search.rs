@@ -35,16 +35,13 @@ const MAX_KEY_LEN: usize = 4;
 const SHARD_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it", "of", "on", "or", "that",
-    "the", "this", "to", "with",
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it", "of", "on", "or",
+    "that", "the", "this", "to", "with",
 ];
 
 /// Lowercase alphanumeric words; `-`, `_`, `.` and spaces separate.
 pub fn tokenize(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
 }
 
 /// The manifest: which shard holds which term prefix.
@@ -156,7 +153,8 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
         .map(|(name, lines)| {
             let latest = crate::derive::latest_version(lines).or(lines.last()).expect("package has lines");
             let key = crate::name::canonical(name);
-            let downloads: u64 = lines.iter().map(|l| totals.get(&(key.clone(), l.vers.clone())).copied().unwrap_or(0)).sum();
+            let downloads: u64 =
+                lines.iter().map(|l| totals.get(&(key.clone(), l.vers.clone())).copied().unwrap_or(0)).sum();
             let desc = latest.description.clone().unwrap_or_default();
             let len = tokenize(&desc).len() as u32;
             Doc(name.clone(), latest.vers.clone(), truncate(&desc, 120), downloads, len)
@@ -186,7 +184,9 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
         .into_par_iter()
         .map(|(term, mut hits)| {
             let df = hits.len() as u64;
-            hits.sort_unstable_by(|a, b| static_rank(b, &downloads).cmp(&static_rank(a, &downloads)).then(a.doc.cmp(&b.doc)));
+            hits.sort_unstable_by(|a, b| {
+                static_rank(b, &downloads).cmp(&static_rank(a, &downloads)).then(a.doc.cmp(&b.doc))
+            });
             hits.truncate(MAX_POSTINGS);
             (term, df, hits)
         })
@@ -196,10 +196,8 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
     // Assign terms to prefix keys: split a prefix while its estimated size
     // is over budget.
     let groups = split_groups(&terms);
-    let shards: Vec<(String, Shard)> = groups
-        .par_iter()
-        .map(|g| (g.key.clone(), build_shard(g, &terms, &docs)))
-        .collect();
+    let shards: Vec<(String, Shard)> =
+        groups.par_iter().map(|g| (g.key.clone(), build_shard(g, &terms, &docs))).collect();
 
     let dir = reg.static_root.join("api/v1/search");
     let written: Vec<(String, String, usize)> = shards
@@ -349,7 +347,12 @@ pub struct SearchResult {
 /// first), then BM25
 /// over name tokens, keywords and description words (the last word also
 /// matched as a prefix), downloads breaking ties, then the name.
-pub fn query(manifest: &Manifest, fetch: &mut dyn FnMut(&str) -> Result<Shard>, q: &str, limit: usize) -> Result<Vec<SearchResult>> {
+pub fn query(
+    manifest: &Manifest,
+    fetch: &mut dyn FnMut(&str) -> Result<Shard>,
+    q: &str,
+    limit: usize,
+) -> Result<Vec<SearchResult>> {
     let words = tokenize(q);
     if words.is_empty() {
         return Ok(vec![]);
@@ -425,13 +428,20 @@ pub fn query(manifest: &Manifest, fetch: &mut dyn FnMut(&str) -> Result<Shard>, 
             };
             // Packages matching every word come before those matching some.
             let coverage = (matched & all_words).count_ones() as f64 / words.len() as f64;
-            let hit = SearchResult { name: doc.0, version: doc.1, description: doc.2, downloads: doc.3, score: score * coverage * coverage };
+            let hit = SearchResult {
+                name: doc.0,
+                version: doc.1,
+                description: doc.2,
+                downloads: doc.3,
+                score: score * coverage * coverage,
+            };
             (tier, hit)
         })
         .collect();
     hits.sort_by(|(ta, a), (tb, b)| {
         // Among names that start with the query, the closest (shortest) first.
-        let closeness = if *ta == 1 && *tb == 1 { a.name.len().cmp(&b.name.len()) } else { std::cmp::Ordering::Equal };
+        let closeness =
+            if *ta == 1 && *tb == 1 { a.name.len().cmp(&b.name.len()) } else { std::cmp::Ordering::Equal };
         ta.cmp(tb)
             .then(closeness)
             .then(b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal))

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::Snapshot;
 use crate::derive;
 use crate::index::{package_path, IndexLine};
-use crate::registry::Registry;
+use crate::registry::{Recent, Registry};
 
 /// Packages per listing page.
 pub const PAGE_SIZE: usize = 100;
@@ -56,8 +56,20 @@ fn sync_filesystem(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Owners of every package, by canonical name, in the order they were added.
-fn all_owners(conn: &Connection) -> Result<HashMap<String, Vec<String>>> {
+/// Owners of every package, by canonical name: from the state database, or
+/// for a mirror (whose database is not the source's) from the owners
+/// documents it copied.
+fn all_owners(reg: &Registry, conn: &Connection, snap: &Snapshot) -> Result<HashMap<String, Vec<String>>> {
+    if reg.config.read_only {
+        let mut out = HashMap::new();
+        for (name, _) in &snap.packages {
+            let path = derive::package_dir(&reg.static_root, name).join("owners.json");
+            let doc: Value = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            let logins = doc["owners"].as_array().into_iter().flatten();
+            out.insert(crate::name::canonical(name), logins.filter_map(|o| o["login"].as_str().map(String::from)).collect());
+        }
+        return Ok(out);
+    }
     let mut stmt = conn.prepare(
         "SELECT o.package, u.login FROM owners o JOIN users u ON u.id = o.user_id ORDER BY o.package, o.added_at, u.login",
     )?;
@@ -86,7 +98,7 @@ fn summary(lines: &[IndexLine], downloads: u64) -> Value {
 pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     let started = std::time::Instant::now();
     let conn = reg.db()?;
-    let owners = all_owners(&conn)?;
+    let owners = all_owners(reg, &conn, snap)?;
     let totals = super::stats::version_totals(&conn)?;
     let root = &reg.static_root;
     let w = Writes::default();
@@ -102,7 +114,10 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
             let downloads = |v: &str| totals.get(&(key.clone(), v.to_string())).copied().unwrap_or(0);
             w.put(&root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
             let dir = derive::package_dir(root, name);
-            w.put(&dir.with_extension("json"), &derive::to_bytes(&derive::package_doc(lines, owners, &downloads)))?;
+            w.put(
+                &dir.with_extension("json"),
+                &derive::to_bytes(&derive::package_doc(lines, owners, &downloads)),
+            )?;
             w.put(&dir.join("owners.json"), &derive::to_bytes(&derive::owners_doc(owners)))?;
             for line in lines {
                 let readme = dir.join(&line.vers).join("readme.md");
@@ -134,8 +149,12 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     }
 
     // Public user profiles.
-    let by_key: HashMap<String, &Value> =
-        snap.packages.iter().zip(&per_package).map(|((n, _), (_, v))| (crate::name::canonical(n), v)).collect();
+    let by_key: HashMap<String, &Value> = snap
+        .packages
+        .iter()
+        .zip(&per_package)
+        .map(|((n, _), (_, v))| (crate::name::canonical(n), v))
+        .collect();
     let mut users = 0;
     for (user, _) in crate::db::list_users(&conn)? {
         let mut mine: Vec<&Value> = owners
@@ -145,12 +164,25 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
             .collect();
         mine.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         let doc = json!({ "login": user.login, "createdAt": user.created_at, "packages": mine });
-        w.put(&root.join("api/v1/users").join(format!("{}.json", user.login.to_ascii_lowercase())), &derive::to_bytes(&doc))?;
+        w.put(
+            &root.join("api/v1/users").join(format!("{}.json", user.login.to_ascii_lowercase())),
+            &derive::to_bytes(&doc),
+        )?;
         users += 1;
     }
 
     sync_filesystem(root)?;
-    reg.write_summaries(&conn)?;
+    // Recent publishes and counts from the index itself, so a mirror's match its source.
+    let mut recent: Vec<Recent> = snap
+        .packages
+        .iter()
+        .flat_map(|(_, lines)| lines.iter())
+        .filter_map(|l| Some(Recent { name: l.name.clone(), version: l.vers.clone(), published_at: l.pubtime.clone()? }))
+        .collect();
+    recent.sort_by(|a, b| b.published_at.cmp(&a.published_at));
+    recent.truncate(100);
+    let versions = snap.packages.iter().map(|(_, l)| l.len() as u64).sum();
+    reg.write_summary_files(&recent, snap.packages.len() as u64, versions, &snap.head)?;
     Ok(json!({
         "packages": snap.packages.len(),
         "versions": snap.packages.iter().map(|(_, l)| l.len()).sum::<usize>(),

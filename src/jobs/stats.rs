@@ -32,6 +32,15 @@
 //! both sides of a rotation is counted once. Two different lines share a
 //! fingerprint with probability about n²/2⁶⁵ for n downloads in one day.
 //!
+//! # Documents
+//!
+//! Every package with a live version gets `api/v1/packages/{name}/stats.json`
+//! (compact JSON), then `api/v1/stats.json` is written. Each file is written
+//! only when its bytes change, to a temporary sibling renamed over it; one
+//! `syncfs` makes the package documents durable before the registry document
+//! is written (with `fsutil::write_atomic`). Documents are rebuilt from the
+//! database every run, so a crash before the sync is repaired by the next.
+//!
 //! # Speed
 //!
 //! A reader thread cuts the file (or the gzip stream) into blocks that end on
@@ -191,7 +200,9 @@ impl BlobMap {
         let mut stmt = conn.prepare("SELECT package, vers, sha256 FROM versions")?;
         let mut versions = Vec::new();
         let mut by_prefix = HashMap::default();
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
         for row in rows {
             let (package, vers, sha) = row?;
             let Some(bytes) = decode_hex32(sha.as_bytes()) else { continue };
@@ -419,7 +430,10 @@ fn scan_file(path: &Path, blobs: &BlobMap) -> Result<(Tally, Vec<Record>)> {
     let n = file.read(&mut magic)?;
     let head = std::io::Cursor::new(magic[..n].to_vec());
     let reader: Box<dyn Read + Send> = if magic[..n] == [0x1f, 0x8b] {
-        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, head.chain(file))))
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            head.chain(file),
+        )))
     } else {
         Box::new(head.chain(file))
     };
@@ -625,7 +639,8 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
     let first = through.map_or(0, |t| t - WINDOW_DAYS + 1);
     let mut window: HashMap<(String, String), Vec<u64>> = HashMap::new();
     if let Some(t) = through {
-        let mut stmt = conn.prepare("SELECT day, package, vers, count FROM stats_daily WHERE day >= ?1 AND day <= ?2")?;
+        let mut stmt =
+            conn.prepare("SELECT day, package, vers, count FROM stats_daily WHERE day >= ?1 AND day <= ?2")?;
         let rows = stmt.query_map(params![first, t], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
         })?;
@@ -640,7 +655,8 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
     let mut stmt = conn.prepare(
         "SELECT v.package, p.name, v.vers FROM versions v JOIN packages p ON p.key = v.package WHERE v.deleted_at IS NULL",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let rows =
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
     for row in rows {
         let (key, name, vers) = row?;
         let k = (key, vers);
@@ -700,7 +716,10 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
                 })).collect::<Vec<_>>(),
             });
             let path = dir.join(name.to_ascii_lowercase()).join("stats.json");
-            let wrote = put(&path, &crate::derive::to_bytes(&doc))?;
+            // Compact: 200 000 of these with a 90-day series each.
+            let mut bytes = serde_json::to_vec(&doc)?;
+            bytes.push(b'\n');
+            let wrote = put(&path, &bytes)?;
             Ok((wrote, name.clone(), total, recent, last7, daily))
         })
         .collect();
@@ -718,8 +737,11 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
         }
     }
     let top = |key: &dyn Fn(&(String, u64, u64, u64, Vec<u64>)) -> u64| -> Value {
-        let mut v: Vec<(&str, u64)> = rows.iter().map(|r| (r.0.as_str(), key(r))).filter(|(_, n)| *n > 0).collect();
-        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase())));
+        let mut v: Vec<(&str, u64)> =
+            rows.iter().map(|r| (r.0.as_str(), key(r))).filter(|(_, n)| *n > 0).collect();
+        v.sort_unstable_by(|a, b| {
+            b.1.cmp(&a.1).then_with(|| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()))
+        });
         v.truncate(TOP);
         json!(v.into_iter().map(|(name, n)| json!({"name": name, "downloads": n})).collect::<Vec<_>>())
     };
@@ -734,17 +756,52 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
         "topAllTime": top(&|r| r.1),
         "topRecent90d": top(&|r| r.2),
     });
-    written += u64::from(put(&reg.static_root.join("api/v1/stats.json"), &crate::derive::to_bytes(&doc))?);
+    if written > 0 {
+        sync_filesystem(&reg.static_root).context("syncing the statistics documents")?;
+    }
+    // The registry document last, durably, once every package's is.
+    let top_doc = reg.static_root.join("api/v1/stats.json");
+    let bytes = crate::derive::to_bytes(&doc);
+    if std::fs::read(&top_doc).map_or(true, |old| old != bytes) {
+        crate::fsutil::write_atomic(&top_doc, &bytes).context("writing api/v1/stats.json")?;
+        written += 1;
+    }
     Ok(json!({"written": written, "unchanged": rows.len() as u64 + 1 - written}))
 }
 
-/// Writes `bytes` atomically unless `path` already holds exactly them.
+/// Writes `bytes` to `path` unless it already holds exactly them: a
+/// temporary sibling renamed over the target, so a reader sees the old file
+/// or the new one, never half. Durability comes from one `syncfs` at the end
+/// of the run (see [`sync_filesystem`]), not one fsync per file: at 200 000
+/// packages a per-file fsync would cost minutes.
 fn put(path: &Path, bytes: &[u8]) -> Result<bool> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(false);
     }
-    crate::fsutil::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    let dir = path.parent().expect("documents live in a directory");
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
+        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(())
+    };
+    write().with_context(|| format!("writing {}", path.display()))?;
     Ok(true)
+}
+
+/// Makes everything the run wrote durable with one call.
+fn sync_filesystem(path: &Path) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: syncfs takes a valid open file descriptor, which `f` holds.
+    let rc = unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,343 @@
-//! cargo's registry web API (SPEC section 8), answered in cargo's error shape.
+//! cargo's registry web API (SPEC section 8), answered in cargo's error shape
+//! (the dispatcher renders every error on `/api/v1/crates/*` as
+//! `{"errors":[{"detail"}]}`). Writes go through the same writer, with the
+//! same ownership, scope and name checks, as the native API.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::Path;
+use warp::http::{Method, StatusCode};
 
 use super::{ApiError, ApiResult, Request};
+use crate::archive::{self, ManifestKind};
+use crate::index::cargo::{index_line, prefer_manifest, NewCrate};
+use crate::publish::{Change, Outcome, Upload};
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
-    Err(ApiError::not_found(format!(
-        "no cargo API endpoint {} /api/v1/crates/{}",
-        req.method,
-        segs.join("/")
-    )))
+    match (&req.method, segs) {
+        (&Method::GET | &Method::HEAD, [] | [""]) => search(req).await,
+        (&Method::PUT, ["new"]) => publish(req).await,
+        (&Method::DELETE, [name, version, "yank"]) => yank(req, name, version, true).await,
+        (&Method::PUT, [name, version, "unyank"]) => yank(req, name, version, false).await,
+        (&Method::GET, [name, "owners"]) => owners(req, &decode(name)),
+        (&Method::PUT, [name, "owners"]) => change_owners(req, &decode(name), true).await,
+        (&Method::DELETE, [name, "owners"]) => change_owners(req, &decode(name), false).await,
+        _ => Err(ApiError::not_found(format!(
+            "no cargo API endpoint {} /api/v1/crates/{}",
+            req.method,
+            segs.join("/")
+        ))),
+    }
+}
+
+/// Splits cargo's publish frame: u32 LE JSON length, the JSON, u32 LE crate
+/// length, the `.crate`, and nothing after it.
+fn split_frame(body: &Bytes) -> Result<(Bytes, Bytes), String> {
+    fn read_len(body: &Bytes, at: usize, what: &str) -> Result<usize, String> {
+        let b = body
+            .get(at..at + 4)
+            .ok_or_else(|| format!("malformed publish frame: the body ends before the {what} length"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+    let json_len = read_len(body, 0, "metadata")?;
+    let json_end = 4usize
+        .checked_add(json_len)
+        .filter(|end| *end <= body.len())
+        .ok_or_else(|| format!("malformed publish frame: metadata length {json_len} exceeds the body"))?;
+    let crate_len = read_len(body, json_end, "crate")?;
+    let crate_start = json_end + 4;
+    let rest = body.len() - crate_start;
+    if crate_len != rest {
+        return Err(format!(
+            "malformed publish frame: the crate length says {crate_len} bytes but {rest} bytes follow"
+        ));
+    }
+    if crate_len == 0 {
+        return Err("malformed publish frame: the .crate is empty".into());
+    }
+    Ok((body.slice(4..json_end), body.slice(crate_start..)))
+}
+
+/// `PUT /api/v1/crates/new`.
+async fn publish(req: &Request<'_>) -> ApiResult {
+    let reg = &req.state.reg;
+    let caller = req.caller()?;
+    let (json, krate) = split_frame(&req.body).map_err(ApiError::invalid)?;
+    let meta = NewCrate::parse(&json).map_err(ApiError::invalid)?;
+    crate::name::validate(&meta.name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    crate::name::check_reserved(&meta.name, &reg.config.reserved_names)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let version = crate::name::parse_version(&meta.vers).map_err(ApiError::invalid)?;
+    if !caller.has_scope("publish-new") && !caller.has_scope("publish-update") {
+        return Err(ApiError::forbidden("this token has neither `publish-new` nor `publish-update`"));
+    }
+    let limits = reg.config.limits.clone();
+    if krate.len() as u64 > limits.max_compressed {
+        return Err(ApiError::too_large(format!(
+            "the .crate is {} bytes; the limit is {} bytes",
+            krate.len(),
+            limits.max_compressed
+        )));
+    }
+    let (sha256, blake3) = crate::store::digests(&krate);
+    let (b, n, v) = (krate.clone(), meta.name.clone(), meta.vers.clone());
+    // A .crate is always gzip; Cargo.toml must sit at `{name}-{version}/`
+    // and agree with the metadata's name and version.
+    let inspected = tokio::task::spawn_blocking(move || {
+        archive::inspect(&b, &n, &v, Some("application/gzip"), ManifestKind::Cargo, &limits)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from_archive)?;
+    let mut line = index_line(&meta, &sha256, &blake3, krate.len() as u64);
+    prefer_manifest(&mut line, &inspected.manifest);
+    let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
+    let upload = Upload { line, version, bytes: krate, readme };
+    let Outcome::Published(_) = req.write(Change::Publish(Box::new(upload))).await? else {
+        unreachable!("a publish has a publish outcome")
+    };
+    Ok((
+        StatusCode::OK,
+        json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } }),
+    ))
+}
+
+/// `DELETE /api/v1/crates/{name}/{version}/yank`, `PUT …/unyank`.
+async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
+    let change = Change::Yank { name: decode(name), version: decode(version), yanked };
+    let Outcome::Yanked { .. } = req.write(change).await? else { unreachable!("a yank has a yank outcome") };
+    Ok((StatusCode::OK, json!({ "ok": true })))
+}
+
+/// `GET /api/v1/crates/{name}/owners`: `{"users":[{"id","login","name"}]}`.
+/// Owners are public (`owners.json` lists them too), so no token is needed.
+fn owners(req: &Request, name: &str) -> ApiResult {
+    let users = req.state.with_db(|c| {
+        let mut stmt = c.prepare(
+            "SELECT u.id, u.login FROM owners o JOIN users u ON u.id = o.user_id \
+             WHERE o.package = ?1 ORDER BY o.added_at, u.login",
+        )?;
+        let rows = stmt.query_map([crate::name::canonical(name)], |r| {
+            Ok(json!({ "id": r.get::<_, i64>(0)?, "login": r.get::<_, String>(1)?, "name": Value::Null }))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })?;
+    if users.is_empty() {
+        return Err(ApiError::not_found(format!("no crate `{name}`")));
+    }
+    Ok((StatusCode::OK, json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+struct Users {
+    users: Vec<String>,
+}
+
+/// `PUT`/`DELETE /api/v1/crates/{name}/owners` with `{"users":[login…]}`.
+/// Owners are added at once (cairn has no invitations).
+async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
+    let Users { users } = req.json()?;
+    if users.is_empty() {
+        return Err(ApiError::invalid("`users` is empty"));
+    }
+    let logins = users.join(", ");
+    let (add_list, remove) = if add { (users, vec![]) } else { (vec![], users) };
+    let change = Change::Owners { name: name.to_string(), add: add_list, remove };
+    let Outcome::Owners { .. } = req.write(change).await? else { unreachable!("owners outcome") };
+    let msg = if add {
+        format!("user(s) {logins} added as owner(s) of crate {name}")
+    } else {
+        format!("user(s) {logins} removed as owner(s) of crate {name}")
+    };
+    Ok((StatusCode::OK, json!({ "ok": true, "msg": msg })))
+}
+
+/// `GET /api/v1/crates?q=&per_page=` (default 10, at most 100).
+async fn search(req: &Request<'_>) -> ApiResult {
+    let mut q = String::new();
+    let mut per_page = 10usize;
+    for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match decode_form(k).as_str() {
+            "q" => q = decode_form(v),
+            "per_page" => {
+                per_page = decode_form(v)
+                    .parse()
+                    .map_err(|_| ApiError::invalid(format!("per_page must be a number, not `{v}`")))?;
+            }
+            _ => {}
+        }
+    }
+    let per_page = per_page.clamp(1, 100);
+    let root = req.state.reg.static_root.clone();
+    let (total, hits) = tokio::task::spawn_blocking(move || search_packages(&root, &q, per_page))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((StatusCode::OK, json!({ "crates": hits, "meta": { "total": total } })))
+}
+
+/// Answers a search by scanning the package documents under
+/// `{static_root}/api/v1/packages/*.json`. This is a stand-in until the
+/// search shards of SPEC section 9 exist (issue 4): it reads every document
+/// per query, which is fine for thousands of packages, not for 100 000.
+/// Ranking: exact name, then name containing the whole query, then every
+/// term in the name, then every term in the name or description; ties by name.
+/// Returns the number of matches and the first `limit` as cargo's `crates`.
+fn search_packages(static_root: &Path, q: &str, limit: usize) -> std::io::Result<(usize, Vec<Value>)> {
+    let q = q.trim().to_lowercase();
+    let key = crate::name::canonical(&q);
+    let terms: Vec<&str> = q.split_whitespace().collect();
+    let mut hits: Vec<(u8, String, Value)> = Vec::new();
+    let dir = static_root.join("api/v1/packages");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, vec![])),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        // A document being replaced is renamed over atomically; one that
+        // cannot be read or parsed now is skipped rather than failing the query.
+        let Ok(doc) = std::fs::read(&path)
+            .map_err(drop)
+            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(drop))
+        else {
+            continue;
+        };
+        let (Some(name), Some(max_version)) = (doc["name"].as_str(), doc["latestVersion"].as_str()) else {
+            continue; // every version yanked: nothing cargo could use
+        };
+        let description = doc["description"].as_str();
+        let lname = name.to_lowercase();
+        let text = format!("{lname} {}", description.unwrap_or("").to_lowercase());
+        let rank = if q.is_empty() {
+            3
+        } else if crate::name::canonical(name) == key {
+            0
+        } else if lname.contains(&q) || crate::name::canonical(name).contains(&key) {
+            1
+        } else if terms.iter().all(|t| lname.contains(t)) {
+            2
+        } else if terms.iter().all(|t| text.contains(t)) {
+            3
+        } else {
+            continue;
+        };
+        let hit = json!({ "name": name, "max_version": max_version, "description": description });
+        hits.push((rank, lname, hit));
+    }
+    hits.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let total = hits.len();
+    Ok((total, hits.into_iter().take(limit).map(|h| h.2).collect()))
+}
+
+/// Percent-decodes a path segment (cargo encodes `+` in versions as `%2B`).
+fn decode(s: &str) -> String {
+    percent_decode(s, false)
+}
+
+/// Decodes an `application/x-www-form-urlencoded` query value.
+fn decode_form(s: &str) -> String {
+    percent_decode(s, true)
+}
+
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(json: &[u8], krate: &[u8]) -> Bytes {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        b.extend_from_slice(json);
+        b.extend_from_slice(&(krate.len() as u32).to_le_bytes());
+        b.extend_from_slice(krate);
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn frames() {
+        let (j, c) = split_frame(&frame(b"{}", b"crate")).unwrap();
+        assert_eq!((&j[..], &c[..]), (&b"{}"[..], &b"crate"[..]));
+        let good = frame(b"{}", b"crate");
+        for bad in [
+            Bytes::new(),
+            Bytes::from_static(&[1, 0, 0]),
+            good.slice(..good.len() - 1),
+            Bytes::from([&good[..], b"x"].concat()),
+            frame(b"{}", b""),
+            Bytes::from([&u32::MAX.to_le_bytes()[..], b"{}"].concat()),
+            Bytes::from([&2u32.to_le_bytes()[..], b"{}", &[5, 0]].concat()),
+        ] {
+            assert!(split_frame(&bad).unwrap_err().starts_with("malformed publish frame"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(decode("1.0.0%2Bbuild.1"), "1.0.0+build.1");
+        assert_eq!(decode("a+b"), "a+b");
+        assert_eq!(decode_form("two+words%20here"), "two words here");
+        assert_eq!(decode_form("100%"), "100%");
+        assert_eq!(decode_form("%4"), "%4");
+        assert_eq!(decode_form("%zz"), "%zz");
+    }
+
+    #[test]
+    fn search_ranks_exact_name_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("api/v1/packages");
+        std::fs::create_dir_all(docs.join("serde")).unwrap();
+        let write = |name: &str, desc: &str, latest: Option<&str>| {
+            let doc = json!({ "name": name, "description": desc, "latestVersion": latest });
+            std::fs::write(docs.join(format!("{}.json", name.to_lowercase())), doc.to_string()).unwrap();
+        };
+        write("serde_json", "JSON for serde", Some("1.0.1"));
+        write("serde", "A serialization framework", Some("1.0.0"));
+        write("json5", "JSON5 parser", Some("0.4.0"));
+        write("yanked-json", "all yanked", None);
+        write("toml", "A TOML parser", Some("0.8.0"));
+        let names = |q: &str, n: usize| {
+            let (total, hits) = search_packages(dir.path(), q, n).unwrap();
+            (total, hits.iter().map(|h| h["name"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(names("serde", 10), (2, vec!["serde".into(), "serde_json".into()]));
+        assert_eq!(names("serde-json", 10), (1, vec!["serde_json".into()]));
+        assert_eq!(names("json", 10), (2, vec!["json5".into(), "serde_json".into()]));
+        assert_eq!(names("parser", 1), (2, vec!["json5".into()]));
+        assert_eq!(names("", 10).0, 4);
+        let (_, hits) = search_packages(dir.path(), "toml", 10).unwrap();
+        assert_eq!(
+            hits[0],
+            json!({ "name": "toml", "max_version": "0.8.0", "description": "A TOML parser" })
+        );
+        assert_eq!(search_packages(&dir.path().join("none"), "x", 10).unwrap(), (0, vec![]));
+    }
 }

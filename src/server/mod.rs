@@ -213,7 +213,8 @@ where
         return render_error(&e, Some(decision), cargo_shape);
     }
     if state.reg.config.read_only && !is_read(&method) {
-        let e = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "read-only", "this registry is a read-only mirror");
+        let e =
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "read-only", "this registry is a read-only mirror");
         return render_error(&e, Some(decision), cargo_shape);
     }
     let body_limit = match (&method, segs.as_slice()) {

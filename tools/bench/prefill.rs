@@ -14,7 +14,8 @@
 //!    with `git update-server-info`.
 //! 3. `static/index/…` copies of the index files and (unless `--no-docs`) the
 //!    derived package, owners and version documents, written without fsync
-//!    (a generator, not a publish) and flushed with one `sync` at the end.
+//!    (a generator, not a publish). `--sync` runs `sync` at the end; the
+//!    benchmark script syncs before each measurement instead.
 //! 4. `api/v1/health.json` and `recent.json`, so `cairn serve` sees derived
 //!    files in line with the index head and does not re-derive everything.
 //!
@@ -43,10 +44,11 @@ struct Args {
     packages: usize,
     seed: u64,
     docs: bool,
+    sync: bool,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench-prefill --data DIR --packages N [--seed S] [--no-docs]");
+    eprintln!("usage: bench-prefill --data DIR --packages N [--seed S] [--no-docs] [--sync]");
     std::process::exit(2)
 }
 
@@ -55,6 +57,7 @@ fn parse_args() -> Args {
     let mut packages = None;
     let mut seed = 42u64;
     let mut docs = true;
+    let mut sync = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -62,12 +65,13 @@ fn parse_args() -> Args {
             "--packages" => packages = it.next().and_then(|v| v.parse().ok()),
             "--seed" => seed = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
             "--no-docs" => docs = false,
+            "--sync" => sync = true,
             "-h" | "--help" => usage(),
             _ => usage(),
         }
     }
     match (data, packages) {
-        (Some(data), Some(packages)) => Args { data, packages, seed, docs },
+        (Some(data), Some(packages)) => Args { data, packages, seed, docs, sync },
         _ => usage(),
     }
 }
@@ -354,8 +358,10 @@ fn main() -> Result<()> {
     // 4. Summaries from the database and the new head.
     let reg = cairn::registry::Registry::open(data, config)?;
     reg.write_summaries(&conn)?;
-    let status = std::process::Command::new("sync").status();
-    anyhow::ensure!(status.map(|s| s.success()).unwrap_or(false), "`sync` failed");
+    if args.sync {
+        let status = std::process::Command::new("sync").status();
+        anyhow::ensure!(status.map(|s| s.success()).unwrap_or(false), "`sync` failed");
+    }
     eprintln!("prefill: static files in {:.1?}", t.elapsed());
     eprintln!("prefill: {} packages added in {:.1?} (index commit {commit})", lines.len(), t0.elapsed());
     Ok(())

@@ -63,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Pulls one numeric field out of the load generator's one-line JSON.
-field() { sed -n "s/.*\"$2\":\([-0-9.]*\|null\).*/\1/p" <<<"$1"; }
+field() { local v; v=$(sed -n "s/.*\"$2\":\(null\|\"timeout\"\|[-0-9.][-0-9.]*\).*/\1/p" <<<"$1"); echo "${v:--}"; }
 
 # The git CLI peer: N commits on a non-bare clone, each appending one JSON
 # line to a different package file. Prints "commits_per_s median_ms p99_ms".
@@ -112,16 +112,19 @@ VERDICT=
 for size in $SIZES; do
     data=$WORK/data-$size
     log "size $size: init"
-    token=$(timeout 60 "$CAIRN" init --data "$data" 2>"$WORK/init-$size.log")
+    # A fixed public URL: config.json then does not depend on the port the
+    # server picks, so `serve` starts without committing a new config.json.
+    token=$(timeout 60 "$CAIRN" init --data "$data" --public-url http://127.0.0.1 2>"$WORK/init-$size.log")
     log "size $size: prefill"
     timeout "$STEP_TIMEOUT" "$PREFILL" --data "$data" --packages "$size" 2>&1 | sed 's/^/    /' >&2
 
+    sync   # the generator does not fsync; flush before anything is measured
     log "size $size: serve"
     out=$WORK/serve-$size.out
     CAIRN_RATE_LIMIT=off timeout "$STEP_TIMEOUT" "$CAIRN" serve --data "$data" --listen 127.0.0.1:0 \
         >"$out" 2>"$WORK/serve-$size.err" &
     SERVER_PID=$!
-    for _ in $(seq 600); do
+    for _ in $(seq 3000); do
         grep -q '^public key:' "$out" 2>/dev/null && break
         kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited"; cat "$WORK/serve-$size.err" >&2; exit 1; }
         sleep 0.1
@@ -135,7 +138,8 @@ for size in $SIZES; do
         sync
         log "size $size: $c client(s), $N publishes"
         json=$(timeout "$STEP_TIMEOUT" "$LOAD" --url "$url" --token "$token" --clients "$c" \
-            --count "$N" --prefix "$(printf 'zqs%dc%02d' "$size" "$c" | tr 0-9 a-j)")
+            --count "$N" --prefix "$(printf 'zqs%dc%02d' "$size" "$c" | tr 0-9 a-j)") ||
+            { log "    the load did not finish within ${STEP_TIMEOUT}s"; json='{"errors":"timeout"}'; }
         log "    $json"
         RES[$c]=$json
     done

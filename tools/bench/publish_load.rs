@@ -120,7 +120,7 @@ fn uploads(args: &Args, client: &str, n: usize) -> Vec<Upload> {
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(300))
         .pool_max_idle_per_host(1)
         .build()
         .expect("http client")

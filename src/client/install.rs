@@ -1,0 +1,414 @@
+//! `cairn install`, `fetch` and `verify`: resolve against the sparse index
+//! (or take the lock as it is), download every tarball concurrently through
+//! the content-addressed cache, verify every one of them, inspect every one
+//! under the registry's archive rules, and only then unpack and write
+//! `cairn.lock`. A single failure anywhere before unpacking leaves the
+//! target directory and the lock untouched.
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use rayon::prelude::*;
+use semver::{Version, VersionReq};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::lockfile::{LockedPackage, Lockfile};
+use super::progress;
+use super::remote::{IndexFetch, RegistryConfig, Remote, Trust};
+use super::resolve::{self, dep_counts, dep_target, Universe};
+use super::verify::Expected;
+use crate::index::IndexLine;
+
+pub struct InstallOptions {
+    /// `NAME[@REQ]` arguments; empty = exactly what the lock pins.
+    pub specs: Vec<String>,
+    pub target: PathBuf,
+    pub lockfile: PathBuf,
+    /// Re-resolve even when the lock already satisfies the request.
+    pub update: bool,
+    /// Concurrent downloads.
+    pub jobs: usize,
+}
+
+/// What an install did, for its summary line and for tests.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub packages: usize,
+    pub downloaded: usize,
+    pub downloaded_bytes: u64,
+    pub unpacked: usize,
+}
+
+/// `NAME[@REQ]`; a bare version means `^VERSION`, as in cargo.
+pub fn parse_spec(spec: &str) -> Result<(String, VersionReq)> {
+    let (name, req) = match spec.split_once('@') {
+        Some((n, r)) => (n, r),
+        None => (spec, "*"),
+    };
+    crate::name::validate(name).map_err(|e| anyhow!("`{spec}`: {e}"))?;
+    let req =
+        VersionReq::parse(req).map_err(|e| anyhow!("`{spec}`: `{req}` is not a version requirement: {e}"))?;
+    Ok((name.to_string(), req))
+}
+
+/// One package to install.
+struct Planned {
+    want: Expected,
+}
+
+pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<Summary> {
+    let started = Instant::now();
+    let lock = Lockfile::load(&opts.lockfile)?;
+    let requested: Vec<(String, VersionReq)> =
+        opts.specs.iter().map(|s| parse_spec(s)).collect::<Result<_>>()?;
+
+    let lock_satisfies = |lock: &Lockfile| {
+        requested.iter().all(|(n, req)| {
+            lock.get(n).is_some_and(|p| Version::parse(&p.version).is_ok_and(|v| req.matches(&v)))
+        })
+    };
+    let (plan, config, new_lock) = match &lock {
+        Some(lock) if !opts.update && lock_satisfies(lock) => {
+            let plan = lock
+                .packages
+                .iter()
+                .map(|p| Planned {
+                    want: Expected {
+                        name: p.name.clone(),
+                        version: p.version.clone(),
+                        sha256: p.checksum.to_lowercase(),
+                        blake3: None,
+                    },
+                })
+                .collect();
+            (plan, None, None)
+        }
+        None if requested.is_empty() => {
+            bail!("there is no {} here: name the packages to install", opts.lockfile.display())
+        }
+        _ => {
+            let config = remote.connect(false).await?;
+            let (plan, new_lock) = resolve_plan(remote, &requested, lock.as_ref()).await?;
+            (plan, Some(config), Some(new_lock))
+        }
+    };
+
+    let trust = match &config {
+        Some(c) => Trust { pubkey: c.pubkey.clone(), name: c.name.clone() },
+        None => remote.trust().await?,
+    };
+    let (blobs, summary) = download_all(remote, config.as_ref(), &trust, &plan, opts.jobs).await?;
+    let unpacked = unpack_all(&opts.target, &plan, &blobs)?;
+    if let Some(lock) = new_lock {
+        if Some(&lock) != Lockfile::load(&opts.lockfile)?.as_ref() {
+            lock.save(&opts.lockfile)?;
+        }
+    }
+    let summary = Summary { packages: plan.len(), unpacked, ..summary };
+    eprintln!(
+        "installed {} packages into {} ({} downloaded, {} from cache, {} unpacked) in {:.2}s",
+        summary.packages,
+        opts.target.display(),
+        summary.downloaded,
+        summary.packages - summary.downloaded,
+        summary.unpacked,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(summary)
+}
+
+/// Fetches the index files of `roots` and everything they can reach,
+/// concurrently (at most 32 requests in flight over keep-alive connections).
+pub async fn fetch_closure(
+    remote: &Remote,
+    roots: &[String],
+    locked: &HashMap<String, Version>,
+) -> Result<HashMap<String, Option<Vec<IndexLine>>>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut pending = FuturesUnordered::new();
+    let spawn = |name: String| {
+        let (remote, sem) = (remote.clone(), sem.clone());
+        async move {
+            let _permit = sem.acquire().await.expect("semaphore open");
+            let r = remote.index_file(&name).await;
+            (name, r)
+        }
+    };
+    for r in roots {
+        if seen.insert(r.to_lowercase()) {
+            pending.push(spawn(r.clone()));
+        }
+    }
+    let bar = progress::spinner("fetching the index");
+    let mut files = HashMap::new();
+    while let Some((name, fetched)) = pending.next().await {
+        let key = name.to_lowercase();
+        let lines = fetched?.lines();
+        bar.inc(1);
+        for line in lines.iter().flatten() {
+            let pinned =
+                locked.get(&key).is_some_and(|v| Version::parse(&line.vers).ok().as_ref() == Some(v));
+            if line.yanked && !pinned {
+                continue;
+            }
+            for d in line.deps.iter().filter(|d| dep_counts(d)) {
+                let target = dep_target(d);
+                if seen.insert(target.to_lowercase()) {
+                    pending.push(spawn(target.to_string()));
+                }
+            }
+        }
+        files.insert(key, lines);
+    }
+    bar.finish_and_clear();
+    Ok(files)
+}
+
+async fn resolve_plan(
+    remote: &Remote,
+    requested: &[(String, VersionReq)],
+    lock: Option<&Lockfile>,
+) -> Result<(Vec<Planned>, Lockfile)> {
+    // Roots: what was asked now, plus what the lock holds at the top.
+    let mut roots: BTreeMap<String, (String, VersionReq)> = BTreeMap::new();
+    let mut locked = HashMap::new();
+    if let Some(lock) = lock {
+        for p in lock.roots() {
+            roots.insert(p.name.to_lowercase(), (p.name.clone(), VersionReq::STAR));
+        }
+        for p in &lock.packages {
+            if let Ok(v) = Version::parse(&p.version) {
+                locked.insert(p.name.to_lowercase(), v);
+            }
+        }
+    }
+    for (n, req) in requested {
+        roots.insert(n.to_lowercase(), (n.clone(), req.clone()));
+    }
+    let roots: Vec<(String, VersionReq)> = roots.into_values().collect();
+    let names: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
+    let files = fetch_closure(remote, &names, &locked).await?;
+    let universe = Universe::new(&files);
+    let solution = resolve::resolve(&universe, &roots, &locked).map_err(|e| anyhow!("{e}"))?;
+
+    let mut plan = Vec::new();
+    let mut locked_out = Vec::new();
+    for (key, line) in &solution {
+        if line.yanked {
+            eprintln!("note: {} {} is yanked; kept because the lock pins it", line.name, line.vers);
+        }
+        let _ = key;
+        let mut deps: Vec<String> = line
+            .deps
+            .iter()
+            .filter(|d| dep_counts(d))
+            .filter_map(|d| solution.get(&dep_target(d).to_lowercase()).map(|l| l.name.clone()))
+            .collect();
+        deps.sort();
+        deps.dedup();
+        locked_out.push(LockedPackage {
+            name: line.name.clone(),
+            version: line.vers.clone(),
+            checksum: line.cksum.clone(),
+            dependencies: deps,
+        });
+        plan.push(Planned { want: Expected::from_line(line) });
+    }
+    eprintln!("resolved {} packages", plan.len());
+    Ok((plan, Lockfile::new(locked_out)))
+}
+
+/// Downloads (or reads from the cache) and verifies every planned blob,
+/// `jobs` at a time, with one progress display. Fails on the first refusal.
+async fn download_all(
+    remote: &Remote,
+    config: Option<&RegistryConfig>,
+    trust: &Trust,
+    plan: &[Planned],
+    jobs: usize,
+) -> Result<(Vec<Vec<u8>>, Summary)> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let bar = progress::bar(plan.len() as u64, "downloading");
+    // The config is needed only for a download; fetch it lazily once.
+    let config_cell = tokio::sync::OnceCell::new();
+    if let Some(c) = config {
+        let _ = config_cell.set(c.clone());
+    }
+    let mut tasks = FuturesUnordered::new();
+    for (i, p) in plan.iter().enumerate() {
+        let (sem, bar, config_cell) = (sem.clone(), bar.clone(), &config_cell);
+        tasks.push(async move {
+            let _permit = sem.acquire().await.expect("semaphore open");
+            let config = if remote.cache.blob_get(&p.want.sha256).is_some() {
+                config_cell.get()
+            } else {
+                Some(config_cell.get_or_try_init(|| remote.connect(false)).await?)
+            };
+            let r = remote.blob(config, trust, &p.want).await;
+            bar.inc(1);
+            r.map(|(bytes, n)| (i, bytes, n))
+        });
+    }
+    let mut out: Vec<Option<Vec<u8>>> = vec![None; plan.len()];
+    let mut summary = Summary::default();
+    while let Some(r) = tasks.next().await {
+        let (i, bytes, n) = r?;
+        if n > 0 {
+            summary.downloaded += 1;
+            summary.downloaded_bytes += n;
+        }
+        out[i] = Some(bytes);
+    }
+    bar.finish_and_clear();
+    Ok((out.into_iter().map(|b| b.expect("every task answered")).collect(), summary))
+}
+
+const STATE_FILE: &str = ".cairn-installed.json";
+
+/// Unpacks each package into `target/{name}/` (fresh directory, then
+/// rename), skipping those already there at the same checksum, and removes
+/// packages an earlier install put there that the plan no longer holds.
+fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<usize> {
+    let state_path = target.join(STATE_FILE);
+    let old: BTreeMap<String, String> =
+        std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let todo: Vec<usize> = (0..plan.len())
+        .filter(|&i| {
+            let p = &plan[i].want;
+            old.get(&p.name) != Some(&p.sha256) || !target.join(&p.name).is_dir()
+        })
+        .collect();
+    // Every archive to unpack passes the registry's own inspection before any is unpacked.
+    todo.par_iter().try_for_each(|&i| {
+        let p = &plan[i].want;
+        crate::archive::unpack::check(&blobs[i], &p.name, &p.version)
+            .map(|_| ())
+            .map_err(|e| anyhow!("refusing {} {}: {e}", p.name, p.version))
+    })?;
+    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
+    todo.par_iter().try_for_each(|&i| -> Result<()> {
+        let p = &plan[i].want;
+        let tmp = target.join(format!(".tmp-{}-{}", p.name, rand::random::<u32>()));
+        crate::archive::unpack::unpack(&blobs[i], &p.name, &p.version, &tmp)
+            .with_context(|| format!("unpacking {} {}", p.name, p.version))?;
+        replace_dir(&tmp, &target.join(&p.name))
+    })?;
+    let new: BTreeMap<String, String> =
+        plan.iter().map(|p| (p.want.name.clone(), p.want.sha256.clone())).collect();
+    for name in old.keys().filter(|n| !new.contains_key(*n)) {
+        let dir = target.join(name);
+        if dir.is_dir() && crate::name::validate(name).is_ok() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
+    crate::fsutil::write_atomic(&state_path, &serde_json::to_vec_pretty(&new)?)?;
+    Ok(todo.len())
+}
+
+fn replace_dir(tmp: &Path, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        let old = dest.with_file_name(format!(".old-{}", rand::random::<u64>()));
+        std::fs::rename(dest, &old)?;
+        std::fs::rename(tmp, dest)?;
+        std::fs::remove_dir_all(&old)?;
+    } else {
+        std::fs::rename(tmp, dest)?;
+    }
+    Ok(())
+}
+
+/// The highest usable version of `name` that `req` matches (an exact
+/// `=VERSION` may name a yanked one).
+pub fn pick<'a>(lines: &'a [IndexLine], req: &VersionReq) -> Option<&'a IndexLine> {
+    let exact = req.comparators.len() == 1 && req.comparators[0].op == semver::Op::Exact;
+    lines
+        .iter()
+        .filter_map(|l| Version::parse(&l.vers).ok().map(|v| (v, l)))
+        .filter(|(v, l)| req.matches(v) && (!l.yanked || exact))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, l)| l)
+}
+
+/// `cairn fetch NAME@VERSION`: the verified tarball, written to `out` (or
+/// `./{name}-{version}.{fmt}`). Returns the path.
+pub async fn fetch(remote: &Remote, spec: &str, out: Option<PathBuf>) -> Result<PathBuf> {
+    let (name, req) = match spec.split_once('@') {
+        Some((n, v)) if Version::parse(v).is_ok() => (n.to_string(), VersionReq::parse(&format!("={v}"))?),
+        _ => parse_spec(spec)?,
+    };
+    let config = remote.connect(false).await?;
+    let lines =
+        remote.index_file(&name).await?.lines().ok_or_else(|| anyhow!("no package named `{name}`"))?;
+    let line = pick(&lines, &req).ok_or_else(|| anyhow!("{name} has no version matching `{req}`"))?;
+    let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
+    let (bytes, _) = remote.blob(Some(&config), &trust, &Expected::from_line(line)).await?;
+    crate::archive::unpack::check(&bytes, &line.name, &line.vers)
+        .map_err(|e| anyhow!("refusing {} {}: {e}", line.name, line.vers))?;
+    let ext = crate::archive::Format::sniff(&bytes).map(|f| f.ext()).unwrap_or("tar");
+    let path = out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.{ext}", line.name, line.vers)));
+    crate::fsutil::write_atomic(&std::path::absolute(&path)?, &bytes)?;
+    Ok(path)
+}
+
+/// The name and version an archive's top directory `{name}-{version}/` names.
+pub fn archive_identity(bytes: &[u8]) -> Result<(String, String)> {
+    use std::io::Read;
+    let format = crate::archive::Format::sniff(bytes).context("not a gzip or zstd archive")?;
+    let reader: Box<dyn Read + '_> = match format {
+        crate::archive::Format::TarGz => Box::new(flate2::read::GzDecoder::new(bytes)),
+        crate::archive::Format::TarZst => Box::new(zstd::stream::read::Decoder::new(bytes)?),
+    };
+    let mut archive = tar::Archive::new(reader);
+    let first = archive.entries()?.next().context("the archive is empty")??;
+    let path = String::from_utf8_lossy(&first.path_bytes()).into_owned();
+    let top = path.split('/').next().unwrap_or_default().to_string();
+    // Names may hold `-`, versions may too: take the first split that reads as both.
+    for (i, _) in top.match_indices('-') {
+        let (name, version) = (&top[..i], &top[i + 1..]);
+        if crate::name::validate(name).is_ok() && Version::parse(version).is_ok() {
+            return Ok((name.to_string(), version.to_string()));
+        }
+    }
+    bail!("the archive's top directory `{top}` is not `{{name}}-{{version}}`")
+}
+
+/// `cairn verify FILE`: the file is a version the index lists (by checksum),
+/// signed by the pinned key over exactly this name, version and digests, and
+/// valid under the archive rules.
+pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let (name, version) = archive_identity(&bytes)?;
+    let config = remote.connect(false).await?;
+    let lines = match remote.index_file(&name).await? {
+        IndexFetch::Missing => bail!("{}: the registry has no package `{name}`", file.display()),
+        f => f.lines().unwrap_or_default(),
+    };
+    let (sha256, _) = crate::store::digests(&bytes);
+    let line = lines
+        .iter()
+        .find(|l| l.vers == version)
+        .ok_or_else(|| anyhow!("{}: the registry has no version {version} of {name}", file.display()))?;
+    if line.cksum != sha256 {
+        bail!(
+            "{}: not the published {name} {version}: the index says SHA-256 {}, the file's is {sha256}",
+            file.display(),
+            line.cksum
+        );
+    }
+    let want = Expected::from_line(line);
+    let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
+    let sig_url = format!("{}/blobs/sha256/{}.minisig", remote.url, want.sha256);
+    let sig = String::from_utf8(remote.get_bytes(&sig_url).await?).context("the signature is not text")?;
+    super::verify::verify(&bytes, &sig, &trust, &want).with_context(|| format!("{}", file.display()))?;
+    crate::archive::unpack::check(&bytes, &name, &version).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let yanked = if line.yanked { " (yanked)" } else { "" };
+    Ok(format!(
+        "{}: {name} {version}{yanked}, sha256 {sha256}, signed by registry `{}` with key {}",
+        file.display(),
+        config.name,
+        config.pubkey
+    ))
+}

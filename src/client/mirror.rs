@@ -1,0 +1,262 @@
+//! `cairn mirror SOURCE DIR`: makes DIR a read-only copy of a registry that
+//! `cairn serve --data DIR` serves.
+//!
+//! ```text
+//! DIR/registry.toml           read_only = true, name = the source's name (written last the first time)
+//! DIR/static/index.git        bare clone of {source}/index.git (git over dumb HTTP), fetched again later
+//! DIR/static/index/           the tree of its `main`
+//! DIR/static/blobs/sha256/    every blob and .minisig, each verified with the pinned key before it lands
+//! DIR/static/minisign.pub     the source's key
+//! ```
+//!
+//! A second run fetches new commits and only the blobs it lacks; an
+//! interrupted run resumes (a blob lands with temp + fsync + rename, its
+//! signature after it, and a blob counts as present only with both). The
+//! checkout of `static/index/` is written after the blobs and derived files
+//! of a change, so an interrupted run redoes that change next time.
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use super::remote::{Remote, Trust};
+use super::verify::{self, Expected};
+use crate::fsutil::write_atomic;
+use crate::index::IndexLine;
+use crate::store::BlobStore;
+
+#[derive(Debug, Default)]
+pub struct MirrorSummary {
+    pub packages: usize,
+    pub versions: usize,
+    pub fetched_blobs: usize,
+    pub present_blobs: usize,
+    pub changed_files: usize,
+}
+
+/// `public_url`: where the mirror will be served; its `index/config.json`
+/// then points `dl` and `api` there (index.git keeps the source's commits).
+pub async fn mirror(
+    source: &str,
+    dir: &Path,
+    public_url: Option<&str>,
+    jobs: usize,
+) -> Result<MirrorSummary> {
+    let remote = Remote::new(source, None)?;
+    let config = remote.connect(false).await?;
+    let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
+    let static_root = dir.join("static");
+    std::fs::create_dir_all(static_root.join("blobs/sha256"))
+        .with_context(|| format!("creating {}", static_root.display()))?;
+    if let Ok(text) = std::fs::read_to_string(dir.join("registry.toml")) {
+        let existing: crate::config::Config = toml::from_str(&text).context("reading DIR/registry.toml")?;
+        if !existing.read_only {
+            bail!("{} holds a registry that is not a mirror; refusing to overwrite it", dir.display());
+        }
+        if existing.name != config.name {
+            bail!("{} mirrors the registry `{}`, not `{}`", dir.display(), existing.name, config.name);
+        }
+    }
+    crate::fsutil::remove_stale_temps(&static_root.join("blobs"));
+
+    // 1. The index repository.
+    let git_dir = static_root.join("index.git");
+    sync_git(&format!("{}/index.git", remote.url), &git_dir)?;
+    let mut tree = read_tree(&git_dir)?;
+    if let (Some(url), Some(bytes)) = (public_url, tree.get("config.json")) {
+        let url = url.trim_end_matches('/');
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(bytes).context("parsing the index's config.json")?;
+        doc["dl"] = format!("{url}/blobs/sha256/{{sha256-checksum}}").into();
+        doc["api"] = url.into();
+        tree.insert("config.json".into(), crate::derive::to_bytes(&doc));
+    }
+
+    // 2. What changed against the checkout, and every blob the index names.
+    let index_root = static_root.join("index");
+    let mut changed = Vec::new();
+    let mut wanted: BTreeMap<String, Expected> = BTreeMap::new();
+    let mut summary = MirrorSummary::default();
+    let mut packages: BTreeMap<String, Vec<IndexLine>> = BTreeMap::new();
+    for (path, bytes) in &tree {
+        if std::fs::read(index_root.join(path)).ok().as_deref() != Some(&bytes[..]) {
+            changed.push(path.clone());
+        }
+        if path == "config.json" || path.starts_with("advisories/") || path.starts_with('.') {
+            continue;
+        }
+        let lines = IndexLine::parse_file(bytes).with_context(|| format!("parsing index file {path}"))?;
+        summary.packages += 1;
+        summary.versions += lines.len();
+        for l in &lines {
+            wanted.entry(l.cksum.clone()).or_insert_with(|| Expected::from_line(l));
+        }
+        packages.insert(path.clone(), lines);
+    }
+    summary.changed_files = changed.len();
+
+    // 3. Missing blobs, concurrently, each verified before it lands.
+    let store = BlobStore::new(&static_root);
+    let missing: Vec<Expected> = wanted.values().filter(|e| !store.exists(&e.sha256)).cloned().collect();
+    summary.present_blobs = wanted.len() - missing.len();
+    let bar = super::progress::bar(missing.len() as u64, "mirroring");
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut tasks = FuturesUnordered::new();
+    for want in &missing {
+        let (sem, bar, store, remote, config, trust) = (&sem, &bar, &store, &remote, &config, &trust);
+        tasks.push(async move {
+            let _permit = sem.acquire().await.expect("semaphore open");
+            let url = Remote::blob_url(Some(config), &remote.url, want);
+            let sig_url = format!("{}/blobs/sha256/{}.minisig", remote.url, want.sha256);
+            let (bytes, sig) = tokio::try_join!(remote.get_bytes(&url), remote.get_bytes(&sig_url))?;
+            let sig = String::from_utf8(sig).map_err(|_| anyhow!("{sig_url} is not a signature"))?;
+            verify::verify(&bytes, &sig, trust, want)
+                .with_context(|| format!("refusing {} {} from {url}", want.name, want.version))?;
+            let (store, sha) = (store.clone(), want.sha256.clone());
+            tokio::task::spawn_blocking(move || store.put(&sha, &bytes, &sig)).await??;
+            bar.inc(1);
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = tasks.next().await {
+        r?;
+        summary.fetched_blobs += 1;
+    }
+    bar.finish_and_clear();
+
+    // 4. The key, derived files, then the checkout of what changed.
+    let pub_file = String::from_utf8(remote.get_bytes(&format!("{}/minisign.pub", remote.url)).await?)?;
+    if !pub_file.lines().any(|l| l.trim() == config.pubkey) {
+        bail!("{}/minisign.pub does not hold the key config.json names", remote.url);
+    }
+    write_atomic(&static_root.join("minisign.pub"), pub_file.as_bytes())?;
+    let changed_packages: Vec<&Vec<IndexLine>> = changed.iter().filter_map(|p| packages.get(p)).collect();
+    rebuild_derived_files(&remote, &static_root, &changed_packages).await?;
+    let in_tree: BTreeSet<&String> = tree.keys().collect();
+    for path in &changed {
+        write_atomic(&index_root.join(path), &tree[path])?;
+    }
+    for entry in walkdir::WalkDir::new(&index_root).into_iter().flatten().filter(|e| e.file_type().is_file())
+    {
+        let rel = entry.path().strip_prefix(&index_root).expect("under root").to_string_lossy().into_owned();
+        if !in_tree.contains(&rel) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    if !dir.join("registry.toml").is_file() {
+        let mut toml = format!(
+            "# A read-only mirror of {}, made by `cairn mirror`.\nname = {}\nread_only = true\n",
+            remote.url,
+            serde_json::to_string(&config.name)?
+        );
+        if let Some(url) = public_url {
+            toml.push_str(&format!("public_url = {}\n", serde_json::to_string(url)?));
+        }
+        write_atomic(&dir.join("registry.toml"), toml.as_bytes())?;
+    }
+    Ok(summary)
+}
+
+/// Clones `url` as a bare mirror into `git_dir`, or fetches into it.
+fn sync_git(url: &str, git_dir: &Path) -> Result<()> {
+    let git = |args: &[&str]| -> Result<()> {
+        let out = Command::new("git")
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .context("running git (is it installed?)")?;
+        if !out.status.success() {
+            bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    };
+    let gd = git_dir.to_str().context("the mirror path is not UTF-8")?;
+    if git_dir.join("HEAD").is_file() {
+        git(&["--git-dir", gd, "fetch", "--quiet", "--prune", url, "+refs/heads/*:refs/heads/*"])?;
+    } else {
+        // Clone beside the target and rename: an interrupted clone is redone.
+        let parent = git_dir.parent().expect("has a parent");
+        let tmp = parent.join(format!(".tmp-index.git-{}", std::process::id()));
+        for e in std::fs::read_dir(parent)?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-index.git-") {
+                std::fs::remove_dir_all(e.path())?;
+            }
+        }
+        git(&["clone", "--quiet", "--mirror", url, tmp.to_str().context("path is not UTF-8")?])?;
+        std::fs::rename(&tmp, git_dir)?;
+    }
+    git(&["--git-dir", gd, "update-server-info"])
+}
+
+/// Every file of `main`'s tree: path → bytes.
+fn read_tree(git_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let repo = git2::Repository::open_bare(git_dir)?;
+    let commit = repo.find_reference("refs/heads/main")?.peel_to_commit()?;
+    let tree = commit.tree()?;
+    let mut out = BTreeMap::new();
+    let mut err = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            let path = format!("{root}{}", entry.name().unwrap_or_default());
+            if path.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.')) {
+                err = Some(anyhow!("the index holds an unsafe path `{path}`"));
+                return git2::TreeWalkResult::Abort;
+            }
+            match repo.find_blob(entry.id()) {
+                Ok(b) => {
+                    out.insert(path, b.content().to_vec());
+                }
+                Err(e) => {
+                    err = Some(e.into());
+                    return git2::TreeWalkResult::Abort;
+                }
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Rewrites the derived documents of the packages that changed.
+///
+/// This is the call site for the registry's own rebuild of derived files
+/// (`cairn rebuild static` on a read-only data directory); until that job can
+/// run on a mirror, the package, version and owners documents are written
+/// here with the same `derive` functions the writer uses, owners taken from
+/// the source's owners document. Summaries (health, recent, search, stats)
+/// are left to that job.
+async fn rebuild_derived_files(
+    remote: &Remote,
+    static_root: &Path,
+    changed: &[&Vec<IndexLine>],
+) -> Result<()> {
+    for lines in changed {
+        let Some(first) = lines.first() else { continue };
+        let doc = remote
+            .static_json(&format!("/api/v1/packages/{}/owners.json", first.name.to_lowercase()))
+            .await
+            .ok()
+            .flatten();
+        let owners: Vec<String> = doc
+            .and_then(|d| d["owners"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|o| o["login"].as_str().or(o.as_str()).map(str::to_string))
+            .collect();
+        crate::derive::write_package(static_root, lines, &owners)?;
+        for line in lines.iter() {
+            let blob = std::fs::read(BlobStore::new(static_root).blob_path(&line.cksum)).ok();
+            let readme = blob
+                .and_then(|b| crate::archive::unpack::check(&b, &line.name, &line.vers).ok())
+                .and_then(|i| i.readme);
+            crate::derive::write_version(static_root, line, readme.as_deref())?;
+        }
+    }
+    Ok(())
+}

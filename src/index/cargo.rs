@@ -1,0 +1,328 @@
+//! cargo's publish metadata (the JSON half of `PUT /api/v1/crates/new`) and
+//! its conversion to an index line, the way crates.io writes it:
+//!
+//! - `version_req` becomes `req`;
+//! - a renamed dependency (`explicit_name_in_toml`) is written with `name` =
+//!   the key in Cargo.toml and `package` = the crate's real name;
+//! - features whose values use `dep:` or `?/` move to `features2`, and the
+//!   line gets `v: 2` (older cargo versions skip such lines otherwise);
+//! - `links`, `rust_version`, each dependency's `target`, `kind`, `optional`,
+//!   `default_features`, `features` and `registry` are kept as sent;
+//! - dependencies are sorted (crates.io sorts them by name, then the rest);
+//! - `cksum` is the SHA-256 of the `.crate` and `fmt` is `tar.gz`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::{IndexDep, IndexLine};
+
+/// cargo's `NewCrate`: what `cargo publish` sends. Fields cairn does not keep
+/// (authors, categories, badges, documentation, homepage, ...) are accepted
+/// and ignored, so newer cargo versions can add fields freely.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewCrate {
+    pub name: String,
+    pub vers: String,
+    #[serde(default)]
+    pub deps: Vec<NewCrateDependency>,
+    #[serde(default)]
+    pub features: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub license: Option<String>,
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The readme's text, when the crate has one.
+    #[serde(default)]
+    pub readme: Option<String>,
+    #[serde(default)]
+    pub links: Option<String>,
+    #[serde(default)]
+    pub rust_version: Option<String>,
+}
+
+/// cargo's `NewCrateDependency`. `name` is the crate's real name; a renamed
+/// dependency carries its Cargo.toml key in `explicit_name_in_toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewCrateDependency {
+    pub name: String,
+    pub version_req: String,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub optional: bool,
+    #[serde(default = "yes")]
+    pub default_features: bool,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default = "normal")]
+    pub kind: String,
+    #[serde(default)]
+    pub registry: Option<String>,
+    #[serde(default)]
+    pub explicit_name_in_toml: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn normal() -> String {
+    "normal".into()
+}
+
+impl NewCrate {
+    /// Parses the metadata and checks what the index line relies on: the
+    /// version is SemVer, each requirement parses, each kind is one cargo knows.
+    pub fn parse(json: &[u8]) -> Result<NewCrate, String> {
+        let meta: NewCrate =
+            serde_json::from_slice(json).map_err(|e| format!("invalid publish metadata JSON: {e}"))?;
+        semver::Version::parse(&meta.vers).map_err(|e| format!("invalid version `{}`: {e}", meta.vers))?;
+        for d in &meta.deps {
+            semver::VersionReq::parse(&d.version_req).map_err(|e| {
+                format!("dependency `{}` has an invalid version requirement `{}`: {e}", d.name, d.version_req)
+            })?;
+            if !matches!(d.kind.as_str(), "normal" | "dev" | "build") {
+                return Err(format!("dependency `{}` has an unknown kind `{}`", d.name, d.kind));
+            }
+            crate::name::validate(&d.name).map_err(|e| format!("dependency `{}`: {e}", d.name))?;
+        }
+        Ok(meta)
+    }
+}
+
+/// The index line of a published crate; `pubtime` is set by the writer.
+pub fn index_line(meta: &NewCrate, cksum: &str, blake3: &str, size: u64) -> IndexLine {
+    let mut deps: Vec<IndexDep> = meta.deps.iter().map(index_dep).collect();
+    deps.sort_by(|a, b| dep_key(a).cmp(&dep_key(b)));
+    let (features, features2) = split_features(&meta.features);
+    IndexLine {
+        name: meta.name.clone(),
+        vers: meta.vers.clone(),
+        deps,
+        cksum: cksum.to_string(),
+        features,
+        yanked: false,
+        links: meta.links.clone(),
+        v: if features2.is_some() { 2 } else { 1 },
+        features2,
+        rust_version: meta.rust_version.clone(),
+        pubtime: None,
+        blake3: blake3.to_string(),
+        size,
+        fmt: "tar.gz".into(),
+        kind: None,
+        description: meta.description.clone(),
+        license: meta.license.clone(),
+        keywords: meta.keywords.clone(),
+        repository: meta.repository.clone(),
+    }
+}
+
+/// crates.io's order: its index dependency type derives `Ord` over the fields
+/// in this order.
+#[allow(clippy::type_complexity)]
+fn dep_key(
+    d: &IndexDep,
+) -> (&str, &str, &[String], bool, bool, &Option<String>, &str, &Option<String>, &Option<String>) {
+    (
+        &d.name,
+        &d.req,
+        &d.features,
+        d.optional,
+        d.default_features,
+        &d.target,
+        &d.kind,
+        &d.registry,
+        &d.package,
+    )
+}
+
+/// Where the `.crate`'s own Cargo.toml states a field, its value wins over
+/// the metadata's (crates.io reads these from the tarball too): the bytes are
+/// what gets built, so the index must not claim other `links` or
+/// `rust-version`. Dependencies and features stay the metadata's, which is
+/// cargo's resolved view of the manifest.
+pub fn prefer_manifest(line: &mut IndexLine, m: &crate::archive::Manifest) {
+    let pick = |ours: &mut Option<String>, theirs: &Option<String>| {
+        if theirs.is_some() {
+            ours.clone_from(theirs);
+        }
+    };
+    pick(&mut line.links, &m.links);
+    pick(&mut line.rust_version, &m.rust_version);
+    pick(&mut line.description, &m.description);
+    pick(&mut line.license, &m.license);
+    pick(&mut line.repository, &m.repository);
+    if !m.keywords.is_empty() {
+        line.keywords.clone_from(&m.keywords);
+    }
+}
+
+fn index_dep(d: &NewCrateDependency) -> IndexDep {
+    // As crates.io does: an explicit name always yields `package`.
+    let (name, package) = match &d.explicit_name_in_toml {
+        Some(key) => (key.clone(), Some(d.name.clone())),
+        None => (d.name.clone(), None),
+    };
+    IndexDep {
+        name,
+        req: d.version_req.clone(),
+        features: d.features.clone(),
+        optional: d.optional,
+        default_features: d.default_features,
+        target: d.target.clone(),
+        kind: d.kind.clone(),
+        registry: d.registry.clone(),
+        package,
+    }
+}
+
+/// crates.io's split: a feature any of whose values uses the newer syntax
+/// (`dep:name` or `name?/feature`) goes to `features2`, the rest stays.
+#[allow(clippy::type_complexity)]
+pub fn split_features(
+    features: &BTreeMap<String, Vec<String>>,
+) -> (BTreeMap<String, Vec<String>>, Option<BTreeMap<String, Vec<String>>>) {
+    let (new, old): (BTreeMap<_, _>, BTreeMap<_, _>) = features
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(_, values)| values.iter().any(|v| v.starts_with("dep:") || v.contains("?/")));
+    (old, (!new.is_empty()).then_some(new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Metadata as cargo 1.7x-1.9x sends it, trimmed to what matters.
+    fn sample() -> serde_json::Value {
+        json!({
+            "name": "tinymid", "vers": "0.2.0",
+            "deps": [
+                {"optional": false, "default_features": true, "name": "tinybase", "features": ["std"],
+                 "version_req": "^0.1", "target": null, "kind": "normal", "explicit_name_in_toml": "base"},
+                {"optional": true, "default_features": false, "name": "tinyextra", "features": [],
+                 "version_req": "^0.1.0", "target": null, "kind": "normal"},
+                {"optional": false, "default_features": true, "name": "libc", "features": [],
+                 "version_req": "^0.2", "target": "cfg(unix)", "kind": "normal",
+                 "registry": "https://github.com/rust-lang/crates.io-index"},
+                {"optional": false, "default_features": true, "name": "cc", "features": [],
+                 "version_req": "^1", "target": null, "kind": "build"},
+                {"optional": false, "default_features": true, "name": "anyhow", "features": [],
+                 "version_req": "=1.0.80", "target": null, "kind": "dev"}
+            ],
+            "features": {"default": ["std"], "std": ["base/std"], "extra": ["dep:tinyextra"],
+                         "weak": ["tinyextra?/fast"]},
+            "authors": ["A <a@example.org>"], "description": "middle", "documentation": null,
+            "homepage": null, "readme": "# tinymid\n", "readme_file": "README.md",
+            "keywords": ["tiny"], "categories": [], "license": "MIT", "license_file": null,
+            "repository": "https://example.org/tinymid", "badges": {}, "links": "tinymid-native",
+            "rust_version": "1.70"
+        })
+    }
+
+    fn line_of(v: serde_json::Value) -> IndexLine {
+        let meta = NewCrate::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+        index_line(&meta, "ab".repeat(32).as_str(), "cd".repeat(32).as_str(), 1234)
+    }
+
+    #[test]
+    fn maps_like_crates_io() {
+        let line = line_of(sample());
+        let doc = serde_json::to_value(&line).unwrap();
+        // Sorted by name; renamed dependency under its key with `package`.
+        let names: Vec<&str> = line.deps.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["anyhow", "base", "cc", "libc", "tinyextra"]);
+        assert_eq!(
+            doc["deps"][1],
+            json!({"name": "base", "req": "^0.1", "features": ["std"], "optional": false,
+                   "default_features": true, "target": null, "kind": "normal", "package": "tinybase"})
+        );
+        assert_eq!(
+            doc["deps"][4],
+            json!({"name": "tinyextra", "req": "^0.1.0", "features": [], "optional": true,
+                   "default_features": false, "target": null, "kind": "normal"})
+        );
+        assert_eq!(doc["deps"][3]["target"], "cfg(unix)");
+        assert_eq!(doc["deps"][3]["registry"], "https://github.com/rust-lang/crates.io-index");
+        assert_eq!(doc["deps"][2]["kind"], "build");
+        assert_eq!(doc["deps"][0]["kind"], "dev");
+        assert_eq!(doc["deps"][0]["req"], "=1.0.80");
+        // New-syntax features move to features2, with v = 2.
+        assert_eq!(doc["features"], json!({"default": ["std"], "std": ["base/std"]}));
+        assert_eq!(doc["features2"], json!({"extra": ["dep:tinyextra"], "weak": ["tinyextra?/fast"]}));
+        assert_eq!(doc["v"], 2);
+        assert_eq!(doc["links"], "tinymid-native");
+        assert_eq!(doc["rust_version"], "1.70");
+        assert_eq!(doc["cksum"], "ab".repeat(32));
+        assert_eq!(doc["fmt"], "tar.gz");
+        assert_eq!(doc["size"], 1234);
+        assert_eq!(doc["yanked"], false);
+        assert_eq!(doc["description"], "middle");
+        assert_eq!(doc["license"], "MIT");
+        assert_eq!(doc["keywords"], json!(["tiny"]));
+        assert!(doc.get("kind").is_none(), "crates have no cairn kind");
+        // Round-trips through the line parser.
+        let back = IndexLine::parse_file(line.to_json().as_bytes()).unwrap();
+        assert_eq!(back, vec![line]);
+    }
+
+    #[test]
+    fn plain_crate_is_v1_without_features2() {
+        let line = line_of(json!({"name": "tinybase", "vers": "0.1.0", "deps": [],
+                                  "features": {"default": ["std"], "std": []}}));
+        let doc = serde_json::to_value(&line).unwrap();
+        assert_eq!(doc["v"], 1);
+        assert!(doc.get("features2").is_none());
+        assert!(doc.get("rust_version").is_none());
+        assert_eq!(doc["links"], serde_json::Value::Null);
+        assert_eq!(doc["deps"], json!([]));
+    }
+
+    #[test]
+    fn explicit_name_always_names_the_package() {
+        // crates.io writes `package` whenever cargo sent `explicit_name_in_toml`.
+        let line = line_of(json!({"name": "a1", "vers": "1.0.0", "features": {}, "deps": [
+            {"name": "b1", "version_req": "^1", "features": [], "optional": false, "default_features": true,
+             "target": null, "kind": "normal", "explicit_name_in_toml": "b1"}]}));
+        assert_eq!(line.deps[0].name, "b1");
+        assert_eq!(line.deps[0].package.as_deref(), Some("b1"));
+    }
+
+    #[test]
+    fn manifest_fields_win() {
+        let mut line = line_of(sample());
+        let m = crate::archive::Manifest {
+            name: "tinymid".into(),
+            version: "0.2.0".into(),
+            description: Some("from Cargo.toml".into()),
+            rust_version: Some("1.74".into()),
+            ..Default::default()
+        };
+        prefer_manifest(&mut line, &m);
+        assert_eq!(line.description.as_deref(), Some("from Cargo.toml"));
+        assert_eq!(line.rust_version.as_deref(), Some("1.74"));
+        // Absent from the manifest: the metadata's value stays.
+        assert_eq!(line.links.as_deref(), Some("tinymid-native"));
+        assert_eq!(line.keywords, ["tiny"]);
+    }
+
+    #[test]
+    fn refuses_bad_metadata() {
+        let bad = |v: serde_json::Value| NewCrate::parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(bad(json!({"name": "x"})).contains("invalid publish metadata JSON"));
+        assert!(bad(json!({"name": "x", "vers": "1.0"})).contains("invalid version"));
+        let dep = |req: &str, kind: &str| {
+            json!({"name": "x", "vers": "1.0.0", "deps": [{"name": "y", "version_req": req,
+                   "features": [], "optional": false, "default_features": true, "target": null, "kind": kind}]})
+        };
+        assert!(bad(dep("not a req", "normal")).contains("invalid version requirement"));
+        assert!(bad(dep("^1", "weird")).contains("unknown kind"));
+        assert!(NewCrate::parse(b"not json").is_err());
+    }
+}
