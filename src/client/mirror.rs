@@ -65,15 +65,7 @@ pub async fn mirror(
     // 1. The index repository.
     let git_dir = static_root.join("index.git");
     sync_git(&format!("{}/index.git", remote.url), &git_dir)?;
-    let mut tree = read_tree(&git_dir)?;
-    if let (Some(url), Some(bytes)) = (public_url, tree.get("config.json")) {
-        let url = url.trim_end_matches('/');
-        let mut doc: serde_json::Value =
-            serde_json::from_slice(bytes).context("parsing the index's config.json")?;
-        doc["dl"] = format!("{url}/blobs/sha256/{{sha256-checksum}}").into();
-        doc["api"] = url.into();
-        tree.insert("config.json".into(), crate::derive::to_bytes(&doc));
-    }
+    let tree = read_tree(&git_dir)?;
 
     // 2. What changed against the checkout, and every blob the index names.
     let index_root = static_root.join("index");
@@ -134,7 +126,7 @@ pub async fn mirror(
     }
     write_atomic(&static_root.join("minisign.pub"), pub_file.as_bytes())?;
     let changed_packages: Vec<&Vec<IndexLine>> = changed.iter().filter_map(|p| packages.get(p)).collect();
-    rebuild_derived_files(&remote, &static_root, &changed_packages).await?;
+    copy_owners(&remote, &static_root, &changed_packages).await?;
     let in_tree: BTreeSet<&String> = tree.keys().collect();
     for path in &changed {
         write_atomic(&index_root.join(path), &tree[path])?;
@@ -146,7 +138,9 @@ pub async fn mirror(
             std::fs::remove_file(entry.path())?;
         }
     }
-    if !dir.join("registry.toml").is_file() {
+    // Written once, and again when a public URL is given (the static
+    // rebuild below points config.json's `dl` and `api` at it).
+    if !dir.join("registry.toml").is_file() || public_url.is_some() {
         let mut toml = format!(
             "# A read-only mirror of {}, made by `cairn mirror`.\nname = {}\nread_only = true\n",
             remote.url,
@@ -157,6 +151,16 @@ pub async fn mirror(
         }
         write_atomic(&dir.join("registry.toml"), toml.as_bytes())?;
     }
+    // Every derived document, as the source's jobs would write it.
+    let data = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let reg = crate::registry::Registry::open(&data, crate::config::Config::load(&data)?)?;
+        let options = crate::jobs::Options::default();
+        crate::jobs::rebuild(&reg, crate::jobs::Job::Static, &options)?;
+        crate::jobs::rebuild(&reg, crate::jobs::Job::Search, &options)?;
+        Ok(())
+    })
+    .await??;
     Ok(summary)
 }
 
@@ -223,19 +227,10 @@ fn read_tree(git_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     }
 }
 
-/// Rewrites the derived documents of the packages that changed.
-///
-/// This is the call site for the registry's own rebuild of derived files
-/// (`cairn rebuild static` on a read-only data directory); until that job can
-/// run on a mirror, the package, version and owners documents are written
-/// here with the same `derive` functions the writer uses, owners taken from
-/// the source's owners document. Summaries (health, recent, search, stats)
-/// are left to that job.
-async fn rebuild_derived_files(
-    remote: &Remote,
-    static_root: &Path,
-    changed: &[&Vec<IndexLine>],
-) -> Result<()> {
+/// Copies the owners documents of the packages that changed: owners live in
+/// the source's database, which a mirror does not have, so these copies are
+/// the mirror's record of them (the static rebuild reads them back).
+async fn copy_owners(remote: &Remote, static_root: &Path, changed: &[&Vec<IndexLine>]) -> Result<()> {
     for lines in changed {
         let Some(first) = lines.first() else { continue };
         let doc = remote
@@ -249,14 +244,7 @@ async fn rebuild_derived_files(
             .iter()
             .filter_map(|o| o["login"].as_str().or(o.as_str()).map(str::to_string))
             .collect();
-        crate::derive::write_package(static_root, lines, &owners)?;
-        for line in lines.iter() {
-            let blob = std::fs::read(BlobStore::new(static_root).blob_path(&line.cksum)).ok();
-            let readme = blob
-                .and_then(|b| crate::archive::unpack::check(&b, &line.name, &line.vers).ok())
-                .and_then(|i| i.readme);
-            crate::derive::write_version(static_root, line, readme.as_deref())?;
-        }
+        crate::derive::write_owners(static_root, &first.name, &owners)?;
     }
     Ok(())
 }

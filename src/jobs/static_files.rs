@@ -64,9 +64,13 @@ fn all_owners(reg: &Registry, conn: &Connection, snap: &Snapshot) -> Result<Hash
         let mut out = HashMap::new();
         for (name, _) in &snap.packages {
             let path = derive::package_dir(&reg.static_root, name).join("owners.json");
-            let doc: Value = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            let doc: Value =
+                std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
             let logins = doc["owners"].as_array().into_iter().flatten();
-            out.insert(crate::name::canonical(name), logins.filter_map(|o| o["login"].as_str().map(String::from)).collect());
+            out.insert(
+                crate::name::canonical(name),
+                logins.filter_map(|o| o["login"].as_str().map(String::from)).collect(),
+            );
         }
         return Ok(out);
     }
@@ -134,7 +138,11 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         })
         .collect::<Result<_>>()?;
     for (path, bytes) in snap.other.iter().chain(snap.advisories.iter()) {
-        w.put(&root.join("index").join(path), bytes)?;
+        if path == "config.json" && reg.config.read_only {
+            w.put(&root.join("index/config.json"), &mirror_config(bytes, reg)?)?;
+        } else {
+            w.put(&root.join("index").join(path), bytes)?;
+        }
     }
 
     // Listings: by name (the snapshot's order), newest, most downloaded.
@@ -177,7 +185,9 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         .packages
         .iter()
         .flat_map(|(_, lines)| lines.iter())
-        .filter_map(|l| Some(Recent { name: l.name.clone(), version: l.vers.clone(), published_at: l.pubtime.clone()? }))
+        .filter_map(|l| {
+            Some(Recent { name: l.name.clone(), version: l.vers.clone(), published_at: l.pubtime.clone()? })
+        })
         .collect();
     recent.sort_by(|a, b| b.published_at.cmp(&a.published_at));
     recent.truncate(100);
@@ -192,6 +202,19 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         "unchanged": w.unchanged.load(Ordering::Relaxed),
         "seconds": started.elapsed().as_secs_f64(),
     }))
+}
+
+/// A mirror serves the source's `config.json` (same key and name) with
+/// `dl` and `api` pointing at the mirror's own URL; `index.git` keeps the
+/// source's commits untouched.
+fn mirror_config(source: &[u8], reg: &Registry) -> Result<Vec<u8>> {
+    let mut doc: Value = serde_json::from_slice(source)?;
+    if reg.config.public_url.is_some() {
+        let url = reg.config.public_url();
+        doc["dl"] = json!(format!("{url}/blobs/sha256/{{sha256-checksum}}"));
+        doc["api"] = json!(reg.config.api_url());
+    }
+    Ok(derive::to_bytes(&doc))
 }
 
 /// `/api/v1/listings/{sort}/{page}.json`, pages numbered from 1; page files
