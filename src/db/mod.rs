@@ -87,6 +87,18 @@ CREATE TABLE IF NOT EXISTS stats_seen (
 );
 "#;
 
+/// Live packages and versions, kept current by the functions that change
+/// `versions` so health.json never scans the table. Computed once when
+/// missing (a new database, or after a tool wrote rows directly and
+/// deleted them).
+const COUNTERS: &str = r#"
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters SELECT 'versions', COUNT(*) FROM versions
+    WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'versions');
+INSERT OR IGNORE INTO counters SELECT 'packages', COUNT(DISTINCT package) FROM versions
+    WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'packages');
+"#;
+
 pub const ALL_SCOPES: &[&str] = &["publish-new", "publish-update", "yank", "change-owners", "tokens"];
 
 /// Opens (and migrates) the state database with durable settings.
@@ -95,6 +107,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(COUNTERS)?;
     Ok(conn)
 }
 
@@ -332,7 +345,7 @@ pub fn record_version(
         "INSERT INTO versions (package, version, vers, sha256, published_at, publisher) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![crate::name::canonical(name), crate::name::version_key(version), version.to_string(), sha256, at, by],
     )?;
-    Ok(())
+    count_version(conn, &crate::name::canonical(name), 1)
 }
 
 /// A row of the versions table.
@@ -367,20 +380,36 @@ pub fn recent_versions(conn: &Connection, n: usize) -> Result<Vec<VersionRow>> {
 
 /// (packages with a live version, live versions).
 pub fn counts(conn: &Connection) -> Result<(i64, i64)> {
-    Ok(conn.query_row(
-        "SELECT COUNT(DISTINCT package), COUNT(*) FROM versions WHERE deleted_at IS NULL",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?)
+    let get = |name: &str| conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| r.get(0));
+    Ok((get("packages")?, get("versions")?))
+}
+
+/// Adjusts the counters after a version of `package_key` became live (+1)
+/// or stopped being live (-1).
+fn count_version(conn: &Connection, package_key: &str, delta: i64) -> Result<()> {
+    let live: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM versions WHERE package = ?1 AND deleted_at IS NULL",
+        [package_key],
+        |r| r.get(0),
+    )?;
+    conn.execute("UPDATE counters SET value = value + ?1 WHERE name = 'versions'", [delta])?;
+    // The package appeared (first live version) or disappeared (last one gone).
+    if (delta > 0 && live == 1) || (delta < 0 && live == 0) {
+        conn.execute("UPDATE counters SET value = value + ?1 WHERE name = 'packages'", [delta])?;
+    }
+    Ok(())
 }
 
 /// Forgets a version recorded by a batch whose index commit never happened
 /// (it was never acknowledged, so its number is not burned).
 pub fn forget_version(conn: &Connection, package_key: &str, version_key: &str) -> Result<()> {
-    conn.execute(
-        "DELETE FROM versions WHERE package = ?1 AND version = ?2",
+    let n = conn.execute(
+        "DELETE FROM versions WHERE package = ?1 AND version = ?2 AND deleted_at IS NULL",
         params![package_key, version_key],
     )?;
+    if n == 1 {
+        count_version(conn, package_key, -1)?;
+    }
     Ok(())
 }
 
@@ -636,9 +665,12 @@ pub fn issue_first_token(conn: &Connection, login: &str) -> Result<String> {
 
 /// Marks a version hard-deleted: it leaves every listing, its number stays burned.
 pub fn mark_version_deleted(conn: &Connection, name: &str, version_key: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE versions SET deleted_at = ?1 WHERE package = ?2 AND version = ?3",
+    let n = conn.execute(
+        "UPDATE versions SET deleted_at = ?1 WHERE package = ?2 AND version = ?3 AND deleted_at IS NULL",
         params![now(), crate::name::canonical(name), version_key],
     )?;
+    if n == 1 {
+        count_version(conn, &crate::name::canonical(name), -1)?;
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! a dumb-HTTP clonable repository at `/index.git/`.
 //!
 //! A batch of changes becomes a chain of commits built in memory (a mempack
-//! backend) and written as one pack file, so a group commit costs one pack
+//! backend) and its new objects written as one pack file, so a group commit costs one pack
 //! write, one ref update and a handful of fsyncs, and the repository never
 //! holds loose objects (the dumb protocol would fetch those one by one).
 
@@ -32,6 +32,8 @@ pub struct IndexTx<'r> {
     parent: Option<Oid>,
     author: &'r str,
     commits: Vec<Oid>,
+    /// Every object the batch wrote: exactly what its pack must hold.
+    written: Vec<Oid>,
 }
 
 impl IndexRepo {
@@ -86,14 +88,23 @@ impl IndexRepo {
             Some(p) => repo.find_commit(p)?.tree_id(),
             None => repo.treebuilder(None)?.write()?,
         };
-        let mut tx = IndexTx { repo: &repo, tree, parent, author: &self.author, commits: vec![] };
+        let mut tx =
+            IndexTx { repo: &repo, tree, parent, author: &self.author, commits: vec![], written: vec![] };
         let out = f(&mut tx)?;
         let Some(tip) = tx.commits.last().copied() else {
             return Ok((out, parent.unwrap_or_else(Oid::zero)));
         };
 
+        // Only the new objects: a mempack dump would add every commit's
+        // whole tree, rewriting the entire index into each pack.
+        let mut builder = repo.packbuilder()?;
+        builder.set_threads(1);
+        let mut seen = std::collections::HashSet::new();
+        for id in tx.written.iter().filter(|id| seen.insert(**id)) {
+            builder.insert_object(*id, None)?;
+        }
         let mut buf = git2::Buf::new();
-        mempack.dump(&repo, &mut buf)?;
+        builder.write_buf(&mut buf)?;
         let pack_name = packs::write_pack(&self.path, &odb, &buf)?;
         mempack.reset()?;
         tracing::debug!(pack = %pack_name, commits = tx.commits.len(), "index pack written");
@@ -200,10 +211,17 @@ impl IndexTx<'_> {
         let mut tree = self.tree;
         for (path, content) in files {
             let blob = content.map(|c| self.repo.blob(c)).transpose()?;
+            self.written.extend(blob);
             let comps: Vec<&str> = path.split('/').collect();
             let base = self.repo.find_tree(tree)?;
-            tree = update_tree(self.repo, Some(&base), &comps, blob)?
-                .unwrap_or(self.repo.treebuilder(None)?.write()?);
+            tree = match update_tree(self.repo, Some(&base), &comps, blob, &mut self.written)? {
+                Some(t) => t,
+                None => {
+                    let empty = self.repo.treebuilder(None)?.write()?;
+                    self.written.push(empty);
+                    empty
+                }
+            };
         }
         let now = git2::Time::new(chrono::Utc::now().timestamp(), 0);
         let sig = Signature::new(self.author, "registry@cairn.invalid", &now)?;
@@ -216,6 +234,7 @@ impl IndexTx<'_> {
         self.tree = tree;
         self.parent = Some(id);
         self.commits.push(id);
+        self.written.push(id);
         Ok(id)
     }
 }
@@ -237,12 +256,13 @@ fn read_in_tree(repo: &Repository, tree: &Tree, path: &str) -> Result<Option<Vec
 
 /// Rewrites the trees along `comps` with the leaf set to `blob` (or removed),
 /// dropping directories that become empty. Returns the new tree id, `None`
-/// when the tree became empty.
+/// when the tree became empty. New tree ids are added to `written`.
 fn update_tree(
     repo: &Repository,
     base: Option<&Tree>,
     comps: &[&str],
     blob: Option<Oid>,
+    written: &mut Vec<Oid>,
 ) -> Result<Option<Oid>> {
     let mut tb = repo.treebuilder(base)?;
     let (first, rest) = comps.split_first().expect("path has a component");
@@ -253,7 +273,7 @@ fn update_tree(
             Some(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
             _ => None,
         };
-        update_tree(repo, sub.as_ref(), rest, blob)?.map(|t| (t, 0o040000))
+        update_tree(repo, sub.as_ref(), rest, blob, written)?.map(|t| (t, 0o040000))
     };
     match child {
         Some((id, mode)) => {
@@ -268,5 +288,7 @@ fn update_tree(
     if tb.is_empty() {
         return Ok(None);
     }
-    Ok(Some(tb.write()?))
+    let id = tb.write()?;
+    written.push(id);
+    Ok(Some(id))
 }

@@ -38,9 +38,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 async fn health(req: &Request<'_>) -> ApiResult {
     let reg = req.state.reg.clone();
     let (db, index, blobs) = tokio::task::spawn_blocking(move || {
-        let db = reg
-            .db()
-            .and_then(|c| Ok(c.query_row("SELECT COUNT(*) FROM versions", [], |r| r.get::<_, i64>(0))?));
+        let db = reg.db().and_then(|c| crate::db::counts(&c));
         (db, reg.index.head(), reg.store.blob_path("").is_dir())
     })
     .await
@@ -52,7 +50,7 @@ async fn health(req: &Request<'_>) -> ApiResult {
         "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "checks": {
-            "db": check(db.is_ok(), db.as_ref().map(|n| json!({ "versions": n })).unwrap_or_else(err)),
+            "db": check(db.is_ok(), db.as_ref().map(|(p, v)| json!({ "packages": p, "versions": v })).unwrap_or_else(err)),
             "index": check(index.is_ok(), index.as_ref().map(|h| json!({ "head": h.to_string() })).unwrap_or_else(err)),
             "blobs": check(blobs, json!({})),
         },
