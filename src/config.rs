@@ -27,6 +27,9 @@ pub struct Config {
     pub rate_limit: RateLimits,
     /// A mirror: served without a writer, writes answered with 405 `read-only`.
     pub read_only: bool,
+    /// Seconds between checks that rebuild the search shards when the index
+    /// moved (0: never; `cairn rebuild search` then keeps them current).
+    pub search_interval: u64,
 }
 
 /// Token-bucket quotas, `burst` requests then one more every `per_seconds / refill`.
@@ -81,6 +84,7 @@ impl Default for Config {
             max_batch: 64,
             rate_limit: RateLimits::default(),
             read_only: false,
+            search_interval: 60,
         }
     }
 }

@@ -121,6 +121,16 @@ fn publish(cargo: &CargoEnv, dir: &Path) {
     cargo.ok(dir, &["publish", "--registry", "cairn", "--allow-dirty", "--no-verify"]);
 }
 
+/// The search shards follow the index on the server's timer; tests build them now.
+fn rebuild_search(server: &Server) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rebuild", "search", "--data"])
+        .arg(&server.data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -314,6 +324,7 @@ fn yank_owners_and_search() {
     assert_eq!(doc, json!({"owners": [{"login": "admin"}]}));
 
     // Search: exact name first, description matches, limits.
+    rebuild_search(&server);
     let out = cargo.ok(&gamma, &["search", "--registry", "cairn", "gamma-lib"]);
     let first = out.lines().next().unwrap_or_default();
     assert!(first.starts_with("gamma-lib = \"0.1.0\""), "{out}");
@@ -546,6 +557,7 @@ fn index_serving_and_refusals() {
     assert_eq!(status, 409, "{err}");
 
     // Owners and search over plain HTTP.
+    rebuild_search(&server);
     let owners: Value = server.get("/api/v1/crates/rawcrate/owners").json().unwrap();
     assert_eq!(owners["users"][0]["login"], "admin");
     assert!(owners["users"][0]["id"].is_i64());

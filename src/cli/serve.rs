@@ -73,7 +73,35 @@ pub fn run(args: ServeArgs) -> Result<()> {
         if let Some(admin) = admin {
             tokio::spawn(crate::server::admin::run(state.clone(), admin));
         }
+        if state.reg.config.search_interval > 0 {
+            tokio::spawn(refresh_search(state.reg.clone()));
+        }
         crate::server::run(state, listener).await;
         Ok(())
     })
+}
+
+/// Rebuilds the search shards whenever the index has moved since they were
+/// built, checking every `search_interval` seconds.
+async fn refresh_search(reg: Arc<crate::registry::Registry>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(reg.config.search_interval));
+    loop {
+        tick.tick().await;
+        let reg = reg.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<()> {
+            let manifest = reg.static_root.join("api/v1/search/manifest.json");
+            let built_for = std::fs::read(&manifest)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["indexCommit"].as_str().map(String::from));
+            if built_for.as_deref() != Some(reg.index.head()?.to_string().as_str()) {
+                crate::jobs::rebuild(&reg, crate::jobs::Job::Search, &Default::default())?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %format!("{e:#}"), "search rebuild failed");
+        }
+    }
 }

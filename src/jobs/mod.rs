@@ -64,7 +64,9 @@ impl Snapshot {
 
 /// Runs a job (or all of them, in dependency order) and returns a report.
 pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::Value> {
-    let _lock = reg.lock_writer()?;
+    // Search writes only its own files; the other jobs rewrite files the
+    // writer also writes, so they hold the writer lock.
+    let _lock = if job == Job::Search { None } else { Some(reg.lock_writer()?) };
     let mut report = serde_json::Map::new();
     if matches!(job, Job::Stats | Job::All) {
         report.insert("stats".into(), stats::run(reg, &opts.access_logs)?);

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Snapshot;
@@ -219,7 +219,7 @@ fn mirror_config(source: &[u8], reg: &Registry) -> Result<Vec<u8>> {
 
 /// `/api/v1/listings/{sort}/{page}.json`, pages numbered from 1; page files
 /// past the new last page are removed.
-fn write_listing(w: &Writes, dir: &PathBuf, sort: &str, list: &[&(u64, Value)]) -> Result<usize> {
+fn write_listing(w: &Writes, dir: &Path, sort: &str, list: &[&(u64, Value)]) -> Result<usize> {
     let total = list.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     (0..pages).into_par_iter().try_for_each(|i| -> Result<()> {

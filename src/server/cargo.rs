@@ -178,62 +178,29 @@ async fn search(req: &Request<'_>) -> ApiResult {
     Ok((StatusCode::OK, json!({ "crates": hits, "meta": { "total": total } })))
 }
 
-/// Answers a search by scanning the package documents under
-/// `{static_root}/api/v1/packages/*.json`. This is a stand-in until the
-/// search shards of SPEC section 9 exist (issue 4): it reads every document
-/// per query, which is fine for thousands of packages, not for 100 000.
-/// Ranking: exact name, then name containing the whole query, then every
-/// term in the name, then every term in the name or description; ties by name.
+/// Answers a search from the search shards (`jobs::search`), read from the
+/// static root with the same query code as the CLI; the shards follow the
+/// index within the server's search interval (or `cairn rebuild search`).
 /// Returns the number of matches and the first `limit` as cargo's `crates`.
-fn search_packages(static_root: &Path, q: &str, limit: usize) -> std::io::Result<(usize, Vec<Value>)> {
-    let q = q.trim().to_lowercase();
-    let key = crate::name::canonical(&q);
-    let terms: Vec<&str> = q.split_whitespace().collect();
-    let mut hits: Vec<(u8, String, Value)> = Vec::new();
-    let dir = static_root.join("api/v1/packages");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
+fn search_packages(static_root: &Path, q: &str, limit: usize) -> anyhow::Result<(usize, Vec<Value>)> {
+    use crate::jobs::search::{query, Manifest, Shard};
+    let dir = static_root.join("api/v1/search");
+    let manifest: Manifest = match std::fs::read(dir.join("manifest.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, vec![])),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        // A document being replaced is renamed over atomically; one that
-        // cannot be read or parsed now is skipped rather than failing the query.
-        let Ok(doc) = std::fs::read(&path)
-            .map_err(drop)
-            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(drop))
-        else {
-            continue;
-        };
-        let (Some(name), Some(max_version)) = (doc["name"].as_str(), doc["latestVersion"].as_str()) else {
-            continue; // every version yanked: nothing cargo could use
-        };
-        let description = doc["description"].as_str();
-        let lname = name.to_lowercase();
-        let text = format!("{lname} {}", description.unwrap_or("").to_lowercase());
-        let rank = if q.is_empty() {
-            3
-        } else if crate::name::canonical(name) == key {
-            0
-        } else if lname.contains(&q) || crate::name::canonical(name).contains(&key) {
-            1
-        } else if terms.iter().all(|t| lname.contains(t)) {
-            2
-        } else if terms.iter().all(|t| text.contains(t)) {
-            3
-        } else {
-            continue;
-        };
-        let hit = json!({ "name": name, "max_version": max_version, "description": description });
-        hits.push((rank, lname, hit));
-    }
-    hits.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut fetch = |file: &str| -> anyhow::Result<Shard> {
+        Ok(serde_json::from_slice(&std::fs::read(dir.join(file))?)?)
+    };
+    let hits = query(&manifest, &mut fetch, q, usize::MAX)?;
     let total = hits.len();
-    Ok((total, hits.into_iter().take(limit).map(|h| h.2).collect()))
+    let crates = hits
+        .into_iter()
+        .take(limit)
+        .map(|h| json!({ "name": h.name, "max_version": h.version, "description": h.description }))
+        .collect();
+    Ok((total, crates))
 }
 
 /// Percent-decodes a path segment (cargo encodes `+` in versions as `%2B`).

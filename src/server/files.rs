@@ -107,12 +107,28 @@ pub async fn serve(
     if_none_match: Option<&str>,
     head_only: bool,
 ) -> Option<Response<Body>> {
-    let mut path = resolve(root, url_path)?;
-    let mut meta = tokio::fs::metadata(&path).await.ok()?;
+    let path = resolve(root, url_path)?;
+    let inm = if_none_match.map(str::to_string);
+    let url_path = url_path.to_string();
+    // One trip to the blocking pool: open, stat the open file (so the ETag
+    // describes the bytes read even if the file is replaced meanwhile), read.
+    tokio::task::spawn_blocking(move || read_file(path, &url_path, inm.as_deref(), head_only)).await.ok()?
+}
+
+fn read_file(
+    mut path: PathBuf,
+    url_path: &str,
+    inm: Option<&str>,
+    head_only: bool,
+) -> Option<Response<Body>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(&path).ok()?;
+    let mut meta = file.metadata().ok()?;
     let mut url_path = url_path.to_string();
     if meta.is_dir() {
         path.push("index.html");
-        meta = tokio::fs::metadata(&path).await.ok()?;
+        file = std::fs::File::open(&path).ok()?;
+        meta = file.metadata().ok()?;
         url_path = format!("{}/index.html", url_path.trim_end_matches('/'));
     }
     if !meta.is_file() {
@@ -122,10 +138,11 @@ pub async fn serve(
     let builder = Response::builder()
         .header(header::ETAG, &tag)
         .header(header::CACHE_CONTROL, cache_control(&url_path));
-    if if_none_match.is_some_and(|inm| etag_matches(inm, &tag)) {
+    if inm.is_some_and(|inm| etag_matches(inm, &tag)) {
         return Some(builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap());
     }
-    let bytes = tokio::fs::read(&path).await.ok()?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).ok()?;
     let builder = builder
         .header(header::CONTENT_TYPE, content_type(&url_path, &bytes[..bytes.len().min(4)]))
         .header(header::CONTENT_LENGTH, bytes.len());

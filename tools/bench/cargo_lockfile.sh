@@ -12,12 +12,14 @@
 # is served by nginx on 127.0.0.1 (its default headers: ETag and
 # Last-Modified, no Cache-Control), and hyperfine times a cold
 # `cargo generate-lockfile` against each (a fresh CARGO_HOME every run, no
-# Cargo.lock), crates.io replaced by the server under test. Prints a markdown
+# Cargo.lock), crates.io replaced by the server under test, in ROUNDS blocks
+# that alternate the two servers. Prints a markdown
 # table with the medians and the ratio. Every step has a time limit; both
 # servers are stopped at the end, on error and on Ctrl-C.
 #
 # Environment:
 #   RUNS          timed runs per server                          (20)
+#   ROUNDS        alternating blocks the runs are split into     (4)
 #   LAYERS WIDTH  DAG shape: LAYERS x WIDTH crates               (10 x 30)
 #   FANOUT        dependencies per crate on the next layer       (3)
 #   VERSIONS      versions per crate (1.0.0, 1.1.0, ...)         (3)
@@ -28,6 +30,7 @@
 set -euo pipefail
 
 RUNS=${RUNS:-20}
+ROUNDS=${ROUNDS:-4}
 LAYERS=${LAYERS:-10}
 WIDTH=${WIDTH:-30}
 FANOUT=${FANOUT:-3}
@@ -179,34 +182,83 @@ prep() {
 run() {
     echo "CARGO_HOME='$WORK/home-$1' cargo generate-lockfile --quiet --manifest-path '$WORK/project/Cargo.toml'"
 }
-declare -A MEDIAN
-if command -v hyperfine >/dev/null; then
-    log "hyperfine, $RUNS runs each"
-    for s in cairn nginx; do
-        timeout "$STEP_TIMEOUT" hyperfine --style basic --runs "$RUNS" --warmup 2 \
-            --prepare "$(prep $s)" --export-json "$WORK/$s.json" -n "$s" "$(run $s)" >&2
-        MEDIAN[$s]=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(r['median'])" "$WORK/$s.json")
+# The runs are split into ROUNDS blocks that alternate the servers (cairn
+# first, then nginx first, ...), so a change in machine load during the
+# benchmark weighs on both; the medians are over all runs of a server.
+per_round=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+for round in $(seq "$ROUNDS"); do
+    order="cairn nginx"
+    [ $((round % 2)) = 0 ] && order="nginx cairn"
+    for s in $order; do
+        if command -v hyperfine >/dev/null; then
+            log "round $round/$ROUNDS: $s, hyperfine, $per_round runs"
+            timeout "$STEP_TIMEOUT" hyperfine --style basic --runs "$per_round" --warmup 1 \
+                --prepare "$(prep $s)" --export-json "$WORK/$s-$round.json" -n "$s" "$(run $s)" >&2
+            python3 -c "import json,sys; print(*json.load(open(sys.argv[1]))['results'][0]['times'])" \
+                "$WORK/$s-$round.json" >>"$WORK/$s.times"
+        else
+            log "round $round/$ROUNDS: $s, $per_round timed runs (no hyperfine)"
+            for _ in $(seq "$per_round"); do
+                eval "$(prep $s)"
+                t0=$(date +%s.%N)
+                eval "$(run $s)"
+                python3 -c "print($(date +%s.%N) - $t0)" >>"$WORK/$s.times"
+            done
+        fi
     done
+done
+
+# The servers alone: every index file cargo fetched (config.json and one per
+# package), one after another by one curl on one keep-alive connection.
+python3 - "$WORK/cairn.lock" "$URL" "$NGINX_URL" "$WORK" <<'EOF'
+import re, sys
+lock, cairn, nginx, work = sys.argv[1:]
+names = re.findall(r'^name = "(.+)"\n(?:.*\n)?source = "registry', open(lock).read(), re.M)
+def path(n):
+    n = n.lower()
+    return {1: f"1/{n}", 2: f"2/{n}", 3: f"3/{n[0]}/{n}"}.get(len(n), f"{n[:2]}/{n[2:4]}/{n}")
+for s, base in (("cairn", cairn), ("nginx", nginx)):
+    with open(f"{work}/urls-{s}.txt", "w") as f:
+        for p in ["config.json"] + [path(n) for n in names]:
+            f.write(f'url = "{base}/index/{p}"\noutput = "/dev/null"\n')
+EOF
+files=$(grep -c '^url' "$WORK/urls-cairn.txt")
+log "curl: $files index files on one connection"
+if command -v hyperfine >/dev/null; then
+    timeout "$STEP_TIMEOUT" hyperfine --style basic --runs "$RUNS" --warmup 2 --export-json "$WORK/curl.json" \
+        -n cairn "curl -sSf -K '$WORK/urls-cairn.txt'" -n nginx "curl -sSf -K '$WORK/urls-nginx.txt'" >&2
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(*r[0]['times']); print(*r[1]['times'], file=open(sys.argv[2], 'w'))" \
+        "$WORK/curl.json" "$WORK/nginx.curl" >"$WORK/cairn.curl"
 else
-    log "hyperfine not found; $RUNS timed runs each, median"
     for s in cairn nginx; do
-        times=()
         for _ in $(seq "$RUNS"); do
-            eval "$(prep $s)"
             t0=$(date +%s.%N)
-            eval "$(run $s)"
-            times+=("$(python3 -c "print($(date +%s.%N) - $t0)")")
+            curl -sSf -K "$WORK/urls-$s.txt"
+            python3 -c "print($(date +%s.%N) - $t0)" >>"$WORK/$s.curl"
         done
-        MEDIAN[$s]=$(printf '%s\n' "${times[@]}" | python3 -c 'import statistics,sys; print(statistics.median(float(l) for l in sys.stdin))')
     done
 fi
 
-python3 - "${MEDIAN[cairn]}" "${MEDIAN[nginx]}" "$RUNS" "$locked" <<'EOF'
-import sys
-cairn, nginx, runs, n = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-print(f"| server | median, cold `cargo generate-lockfile` ({n} crates, {runs} runs) |")
-print("| --- | --- |")
-print(f"| cairn serve (embedded) | {cairn * 1000:.0f} ms |")
-print(f"| nginx, same static root | {nginx * 1000:.0f} ms |")
-print(f"| ratio cairn / nginx | {cairn / nginx:.3f} |")
+python3 - "$WORK" "$locked" "$files" <<'EOF'
+import statistics, sys
+work, n, files = sys.argv[1:4]
+def load(ext):
+    return {s: [float(x) for x in open(f"{work}/{s}.{ext}").read().split()] for s in ("cairn", "nginx")}
+def rows(t):
+    med = {s: statistics.median(v) for s, v in t.items()}
+    for s, label in (("cairn", "cairn serve (embedded)"), ("nginx", "nginx, same static root")):
+        print(f"| {label} | {med[s] * 1000:.0f} ms | {min(t[s]) * 1000:.0f} ms | {max(t[s]) * 1000:.0f} ms |")
+    print(f"| ratio of medians, cairn / nginx | {med['cairn'] / med['nginx']:.3f} | | |")
+cargo, curl = load("times"), load("curl")
+print(f"Cold `cargo generate-lockfile`, {n} crates, {len(cargo['cairn'])} runs per server:")
+print()
+print("| server | median | min | max |")
+print("| --- | --- | --- | --- |")
+rows(cargo)
+print()
+print(f"The servers alone: the same {files} index files by one curl on one connection, {len(curl['cairn'])} runs:")
+print()
+print("| server | median | min | max |")
+print("| --- | --- | --- | --- |")
+rows(curl)
 EOF

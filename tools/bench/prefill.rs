@@ -281,8 +281,11 @@ fn main() -> Result<()> {
                 ])?;
             }
         }
-        // Rows written directly: let the next open recount the counters.
-        txn.execute("DELETE FROM counters", [])?;
+        // Rows written directly: recount the live counters.
+        txn.execute_batch(
+            "UPDATE counters SET value = (SELECT COUNT(*) FROM versions WHERE deleted_at IS NULL) WHERE name = 'versions';
+             UPDATE counters SET value = (SELECT COUNT(DISTINCT package) FROM versions WHERE deleted_at IS NULL) WHERE name = 'packages';",
+        )?;
         txn.commit()?;
     }
     eprintln!("prefill: database rows in {:.1?}", t.elapsed());
