@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::db::{self, AuditEntry, Caller};
 use crate::derive;
-use crate::index::{line::pubtime, package_path, IndexLine};
+use crate::index::{line::pubtime, package_path, IndexLine, IndexSnapshot};
 use crate::name;
 use crate::registry::Registry;
 use crate::sign::Attestation;
@@ -240,13 +240,14 @@ impl Worker {
         let mut touched_owners = Vec::new();
         // IMMEDIATE: a deferred transaction that reads first cannot upgrade to a
         // write after another connection wrote (SQLITE_BUSY without waiting).
+        let head = reg.index.snapshot()?;
         let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for mut job in batch {
             let r = &mut job.req;
             let (action, target) = describe(&r.change);
             // Each change is all or nothing inside the group's transaction.
             txn.execute_batch("SAVEPOINT change")?;
-            let result = plan(&txn, &reg, r, &at, &mut files);
+            let result = plan(&txn, &reg, &head, r, &at, &mut files);
             if result.is_err() {
                 txn.execute_batch("ROLLBACK TO change")?;
             }
@@ -314,6 +315,9 @@ impl Worker {
         });
 
         // One commit per change, one pack for the group.
+        // One flush makes every blob and signature durable before the commit
+        // that points at them.
+        let stored = stored.and_then(|()| Ok(crate::fsutil::sync_filesystem(&reg.static_root)?));
         let committed = stored.and_then(|()| {
             reg.index.write_batch(|tx| {
                 let mut ids = Vec::new();
@@ -343,10 +347,15 @@ impl Worker {
 
         // From here on the group is done; a failure below leaves derived
         // files behind the index, which the next start rewrites.
-        for lines in files.values().filter(|l| !l.is_empty()) {
-            let owners = db::owners(&self.conn, &lines[0].name)?;
-            derive::write_package(&reg.static_root, lines, &owners)?;
-        }
+        let downloads = |name: &str| crate::jobs::stats::package_totals(&self.conn, name);
+        let packages: Vec<(&Vec<IndexLine>, Vec<String>, derive::Downloads)> = files
+            .values()
+            .filter(|l| !l.is_empty())
+            .map(|l| Ok((l, db::owners(&self.conn, &l[0].name)?, downloads(&l[0].name)?)))
+            .collect::<Result<_>>()?;
+        packages.par_iter().try_for_each(|(lines, owners, counts)| {
+            derive::write_package(&reg.static_root, lines, owners, counts)
+        })?;
         for p in planned.iter() {
             if let (Change::HardDelete { .. }, Some(line)) = (&p.job.req.change, &p.line) {
                 reg.store.remove(&line.cksum)?;
@@ -361,18 +370,23 @@ impl Worker {
             derive::write_owners(&reg.static_root, &name, &owners)?;
             let lines = reg.read_lines(&name)?;
             if !lines.is_empty() && !files.contains_key(&package_path(&name)) {
-                derive::write_package(&reg.static_root, &lines, &owners)?;
+                derive::write_package(&reg.static_root, &lines, &owners, &downloads(&name)?)?;
             }
         }
-        for p in planned.iter().filter(|p| !matches!(p.job.req.change, Change::HardDelete { .. })) {
-            if let Some(line) = &p.line {
+        let counts: BTreeMap<&str, derive::Downloads> =
+            packages.iter().map(|(l, _, c)| (l[0].name.as_str(), c.clone())).collect();
+        let no_counts = derive::Downloads::new();
+        planned.par_iter().filter(|p| !matches!(p.job.req.change, Change::HardDelete { .. })).try_for_each(
+            |p| -> std::io::Result<()> {
+                let Some(line) = &p.line else { return Ok(()) };
+                let counts = counts.get(line.name.as_str()).unwrap_or(&no_counts);
                 let readme = match &p.job.req.change {
                     Change::Publish(upload) => upload.readme.as_deref(),
                     _ => None,
                 };
-                derive::write_version(&reg.static_root, line, readme)?;
-            }
-        }
+                derive::write_version(&reg.static_root, line, readme, counts)
+            },
+        )?;
         for p in planned.iter() {
             if let Change::Advisory { id, json } = &p.job.req.change {
                 crate::fsutil::write_atomic(
@@ -381,6 +395,9 @@ impl Worker {
                 )?;
             }
         }
+        // Derived files durable, then health.json names the commit they
+        // follow (a restart re-derives anything newer).
+        crate::fsutil::sync_filesystem(&reg.static_root)?;
         reg.write_summaries(&self.conn)?;
         Ok(())
     }
@@ -422,6 +439,7 @@ type Plan = (Option<(String, Vec<u8>, String)>, Option<IndexLine>, Outcome);
 fn plan(
     conn: &Connection,
     reg: &Registry,
+    head: &IndexSnapshot,
     r: &mut WriteRequest,
     at: &str,
     files: &mut BTreeMap<String, Vec<IndexLine>>,
@@ -438,7 +456,7 @@ fn plan(
             }
             db::record_version(conn, &line.name, &upload.version, &line.cksum, at, caller.user.id)?;
             let path = package_path(&line.name);
-            let lines = lines_mut(reg, files, &path)?;
+            let lines = lines_mut(head, files, &path)?;
             lines.push(line.clone());
             let content = IndexLine::file_bytes(lines);
             let subject = format!("publish {} {}", line.name, line.vers);
@@ -457,7 +475,7 @@ fn plan(
         Change::Yank { name, version, yanked } => {
             let spelled = check_owner(conn, actor.caller()?, name, "yank")?;
             let path = package_path(&spelled);
-            let lines = lines_mut(reg, files, &path)?;
+            let lines = lines_mut(head, files, &path)?;
             let line = lines
                 .iter_mut()
                 .find(|l| l.vers == *version)
@@ -530,7 +548,7 @@ fn plan(
             let spelled = db::find_package(conn, name)?
                 .ok_or_else(|| WriteError::NotFound(format!("no package `{name}`")))?;
             let path = package_path(&spelled);
-            let lines = lines_mut(reg, files, &path)?;
+            let lines = lines_mut(head, files, &path)?;
             let at = lines
                 .iter()
                 .position(|l| l.vers == *version)
@@ -555,12 +573,12 @@ fn plan(
 
 /// The lines of an index file as the group has it so far.
 fn lines_mut<'f>(
-    reg: &Registry,
+    head: &IndexSnapshot,
     files: &'f mut BTreeMap<String, Vec<IndexLine>>,
     path: &str,
 ) -> Result<&'f mut Vec<IndexLine>, WriteError> {
     if !files.contains_key(path) {
-        let existing = reg.index.read_file(path)?;
+        let existing = head.read(path)?;
         let lines = existing.map(|b| IndexLine::parse_file(&b)).transpose().map_err(anyhow::Error::from)?;
         files.insert(path.to_string(), lines.unwrap_or_default());
     }

@@ -147,6 +147,7 @@ impl Registry {
                 self.rederive_path(&conn, &path)?;
             }
             self.index.refresh_dumb_info()?;
+            crate::fsutil::sync_filesystem(&self.static_root)?;
             self.write_summaries(&conn)?;
         }
         Ok(())
@@ -167,10 +168,11 @@ impl Registry {
             return Ok(());
         }
         let owners = db::owners(conn, &lines[0].name)?;
-        derive::write_package(&self.static_root, &lines, &owners)?;
+        let downloads = crate::jobs::stats::package_totals(conn, &lines[0].name)?;
+        derive::write_package(&self.static_root, &lines, &owners, &downloads)?;
         for line in &lines {
             let readme = self.readme_of(line);
-            derive::write_version(&self.static_root, line, readme.as_deref())?;
+            derive::write_version(&self.static_root, line, readme.as_deref(), &downloads)?;
         }
         Ok(())
     }
@@ -208,7 +210,13 @@ impl Registry {
     }
 
     /// Writes `recent.json` (newest first, at most 100) and `health.json`.
-    pub fn write_summary_files(&self, recent: &[Recent], packages: u64, versions: u64, head: &str) -> Result<()> {
+    pub fn write_summary_files(
+        &self,
+        recent: &[Recent],
+        packages: u64,
+        versions: u64,
+        head: &str,
+    ) -> Result<()> {
         let recent_doc = json!({
             "generatedAt": db::now(),
             "publishes": recent.iter().take(100).map(|r| json!({

@@ -29,11 +29,12 @@ impl BlobStore {
         format!("/blobs/sha256/{sha256}")
     }
 
-    /// Stores a tarball and its signature durably. Blob first: a signature
-    /// never exists without its bytes.
+    /// Stores a tarball and its signature (blob first: a signature never
+    /// exists without its bytes). Not yet durable: the writer makes a whole
+    /// group durable with one `fsutil::sync_filesystem` before committing.
     pub fn put(&self, sha256: &str, bytes: &[u8], minisig: &str) -> io::Result<()> {
-        fsutil::write_atomic(&self.blob_path(sha256), bytes)?;
-        fsutil::write_atomic(&self.sig_path(sha256), minisig.as_bytes())
+        fsutil::write_replace(&self.blob_path(sha256), bytes)?;
+        fsutil::write_replace(&self.sig_path(sha256), minisig.as_bytes())
     }
 
     pub fn exists(&self, sha256: &str) -> bool {

@@ -30,7 +30,8 @@ fn commits(server: &Server) -> Vec<String> {
 }
 
 fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
 }
 
 fn validate(schema: &str, doc: &Value) {
@@ -44,7 +45,10 @@ fn validate(schema: &str, doc: &Value) {
 fn lockfile(packages: &[(&str, &str)]) -> String {
     let mut s = "version = 1\n".to_string();
     for (n, v) in packages {
-        s += &format!("\n[[package]]\nname = \"{n}\"\nversion = \"{v}\"\nchecksum = \"{}\"\ndependencies = []\n", "0".repeat(64));
+        s += &format!(
+            "\n[[package]]\nname = \"{n}\"\nversion = \"{v}\"\nchecksum = \"{}\"\ndependencies = []\n",
+            "0".repeat(64)
+        );
     }
     s
 }
@@ -153,9 +157,18 @@ fn advisories_from_add_to_audit() {
 
     // Malformed advisories are refused with a reason and commit nothing.
     let bad = [
-        (json!({"id": "../../etc/x", "modified": "2026-05-01T00:00:00Z", "affected": [{"package": {"name": "foo"}, "versions": ["1.0.0"]}]}), "safe file name"),
-        (json!({"id": "BAD-1", "modified": "2026-05-01T00:00:00Z", "affected": [{"package": {"name": "foo"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "one"}]}]}]}), "SemVer"),
-        (json!({"id": "BAD-2", "affected": [{"package": {"name": "foo"}, "versions": ["1.0.0"]}]}), "modified"),
+        (
+            json!({"id": "../../etc/x", "modified": "2026-05-01T00:00:00Z", "affected": [{"package": {"name": "foo"}, "versions": ["1.0.0"]}]}),
+            "safe file name",
+        ),
+        (
+            json!({"id": "BAD-1", "modified": "2026-05-01T00:00:00Z", "affected": [{"package": {"name": "foo"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "one"}]}]}]}),
+            "SemVer",
+        ),
+        (
+            json!({"id": "BAD-2", "affected": [{"package": {"name": "foo"}, "versions": ["1.0.0"]}]}),
+            "modified",
+        ),
     ];
     for (adv, why) in bad {
         let path = dir.path().join("bad.json");
@@ -166,7 +179,8 @@ fn advisories_from_add_to_audit() {
         assert!(stderr.contains(why), "{why}: {stderr}");
     }
     std::fs::write(dir.path().join("bad.json"), b"{not json").unwrap();
-    let out = cairn(&["admin", "advisory", "add", dir.path().join("bad.json").to_str().unwrap()], Some(&data));
+    let out =
+        cairn(&["admin", "advisory", "add", dir.path().join("bad.json").to_str().unwrap()], Some(&data));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(commits(&server).len(), after.len(), "nothing committed");
     assert!(!root.join("index/advisories/BAD-1.json").exists());
@@ -177,7 +191,10 @@ fn advisories_from_add_to_audit() {
         validate("advisories-package", &foo);
         assert_eq!(foo["advisories"][0]["id"], "CAIRN-2026-0001");
         assert_eq!(foo["advisories"][0]["summary"], "foo mishandles bar", "OSV passes through");
-        assert_eq!(foo["advisories"][0]["affected_versions"], json!(["1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0"]));
+        assert_eq!(
+            foo["advisories"][0]["affected_versions"],
+            json!(["1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0"])
+        );
         let bar = read_json(root.join("api/v1/advisories/bar_baz.json"));
         validate("advisories-package", &bar);
         assert_eq!(bar["name"], "Bar_Baz");
@@ -194,7 +211,10 @@ fn advisories_from_add_to_audit() {
         let all = read_json(root.join("api/v1/advisories/all.json"));
         validate("advisories-all", &all);
         assert_eq!(all["advisories"].as_array().unwrap().len(), 2);
-        assert_eq!(all["advisories"][1]["affected_packages"], json!([{"name": "Bar_Baz", "affected_versions": ["0.1.0"]}]));
+        assert_eq!(
+            all["advisories"][1]["affected_packages"],
+            json!([{"name": "Bar_Baz", "affected_versions": ["0.1.0"]}])
+        );
         assert!(!root.join("api/v1/advisories/clean.json").exists());
     };
     check();
@@ -217,7 +237,10 @@ fn advisories_from_add_to_audit() {
     std::fs::write(&lock, lockfile(&[("Bar_Baz", "0.1.0"), ("clean", "1.0.0"), ("foo", "1.1.0")])).unwrap();
     let (code, stdout, paths) = audit(&lock);
     assert_eq!(code, Some(1), "{stdout}");
-    assert_eq!(stdout, "CAIRN-2026-0002 Bar_Baz 0.1.0 (fixed: none)\nCAIRN-2026-0001 foo 1.1.0 (fixed: 1.2.0)\n");
+    assert_eq!(
+        stdout,
+        "CAIRN-2026-0002 Bar_Baz 0.1.0 (fixed: none)\nCAIRN-2026-0001 foo 1.1.0 (fixed: 1.2.0)\n"
+    );
     let mut paths_sorted = paths.clone();
     paths_sorted.sort();
     assert_eq!(

@@ -23,6 +23,7 @@ fn schema_for(path: &str) -> Option<&'static str> {
         ["api", "v1", "search", "manifest.json"] => "search-manifest",
         ["api", "v1", "search", _] => "search-shard",
         ["api", "v1", "advisories", "index.json"] => "advisories-index",
+        ["api", "v1", "advisories", "all.json"] => "advisories-all",
         ["api", "v1", "advisories", _] => "advisories-package",
         ["api", "v1", "packages", _] => "package",
         ["api", "v1", "packages", _, "owners.json"] => "owners",
@@ -61,14 +62,31 @@ fn everything_a_rebuild_emits_matches_its_schema() {
         .send()
         .unwrap();
     assert_eq!(yank.status(), 200);
-    for job in ["static", "search"] {
+    let advisory = dir.path().join("advisory.json");
+    let osv = serde_json::json!({
+        "id": "CAIRN-2026-0001", "modified": "2026-11-01T00:00:00Z", "summary": "A flaw in base",
+        "affected": [{ "package": { "name": "base" },
+                       "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": "1.1.0" }] }] }],
+    });
+    std::fs::write(&advisory, osv.to_string()).unwrap();
+    let log = dir.path().join("access.log");
+    let sha = server.get("/api/v1/packages/base/1.0.0.json").json::<Value>().unwrap()["sha256"].clone();
+    let line = format!(
+        "127.0.0.1 - - [01/Nov/2026:10:00:00 +0000] \"GET /blobs/sha256/{} HTTP/1.1\" 200 123 \"-\" \"cargo\"\n",
+        sha.as_str().unwrap()
+    );
+    std::fs::write(&log, line).unwrap();
+    let cairn = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["rebuild", job, "--data"])
+            .args(args)
+            .arg("--data")
             .arg(dir.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
-    }
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    cairn(&["admin", "advisory", "add", advisory.to_str().unwrap()]);
+    cairn(&["rebuild", "all", "--access-log", log.to_str().unwrap()]);
 
     let root = server.static_root();
     let mut checked = std::collections::BTreeMap::new();

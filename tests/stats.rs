@@ -13,7 +13,8 @@ use support::Server;
 
 fn publish(server: &Server, name: &str, version: &str) -> String {
     let token = server.token.clone().unwrap();
-    let resp = server.put(name, version, &token, TarballBuilder::new(name, version).gzip(), "application/gzip");
+    let resp =
+        server.put(name, version, &token, TarballBuilder::new(name, version).gzip(), "application/gzip");
     assert_eq!(resp.status(), 201, "{name} {version}");
     resp.json::<Value>().unwrap()["sha256"].as_str().unwrap().to_string()
 }
@@ -39,7 +40,8 @@ fn rebuild_stats(data: &Path, logs: &[&Path]) -> Value {
 }
 
 fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
 }
 
 fn validate(schema: &str, doc: &Value) {
@@ -51,7 +53,12 @@ fn validate(schema: &str, doc: &Value) {
 }
 
 fn daily(doc: &Value, date: &str) -> u64 {
-    doc["daily"].as_array().unwrap().iter().find(|d| d["date"] == date).map_or(0, |d| d["downloads"].as_u64().unwrap())
+    doc["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["date"] == date)
+        .map_or(0, |d| d["downloads"].as_u64().unwrap())
 }
 
 #[test]
@@ -72,10 +79,25 @@ fn counts_downloads_once_per_log_line() {
     // 23:30 at -0200 is 01:30 UTC on March 3rd.
     log += &line("198.51.100.3", "02/Mar/2026:23:30:00 -0200", &get(&foo2), 200);
     log += &line("198.51.100.4", "03/Mar/2026:12:00:00 +0000", &get(&foo2), 404);
-    log += &line("198.51.100.4", "03/Mar/2026:12:00:00 +0000", &format!("HEAD /blobs/sha256/{foo1} HTTP/1.1"), 200);
+    log += &line(
+        "198.51.100.4",
+        "03/Mar/2026:12:00:00 +0000",
+        &format!("HEAD /blobs/sha256/{foo1} HTTP/1.1"),
+        200,
+    );
     log += &line("198.51.100.4", "03/Mar/2026:12:00:01 +0000", "GET /index/3/f/foo HTTP/1.1", 200);
-    log += &line("198.51.100.4", "03/Mar/2026:12:00:02 +0000", &format!("GET /blobs/sha256/{foo1}.minisig HTTP/1.1"), 200);
-    log += &line("198.51.100.4", "03/Mar/2026:12:00:03 +0000", &format!("POST /blobs/sha256/{foo1} HTTP/1.1"), 200);
+    log += &line(
+        "198.51.100.4",
+        "03/Mar/2026:12:00:02 +0000",
+        &format!("GET /blobs/sha256/{foo1}.minisig HTTP/1.1"),
+        200,
+    );
+    log += &line(
+        "198.51.100.4",
+        "03/Mar/2026:12:00:03 +0000",
+        &format!("POST /blobs/sha256/{foo1} HTTP/1.1"),
+        200,
+    );
     log += "this is not a log line\n";
     log += "198.51.100.5 - - [03/Mar/2026:12:00:04 +0000] \"GET /blobs/sha256/trunc\n";
     log += &line("198.51.100.6", "03/Mar/2026:13:00:00 +0000", &get(&bar), 200);
@@ -98,7 +120,8 @@ fn counts_downloads_once_per_log_line() {
     let renamed = logs.join("access.log.1");
     std::fs::copy(&access, &renamed).unwrap();
     let gz = logs.join("access.log.2.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
     enc.write_all(log.as_bytes()).unwrap();
     enc.finish().unwrap();
     let r = rebuild_stats(&data, &[&access, &renamed, &gz]);
@@ -144,10 +167,14 @@ fn counts_downloads_once_per_log_line() {
 
     let all = read_json(root.join("api/v1/stats.json"));
     validate("stats", &all);
-    assert_eq!((all["total"].as_u64(), all["packages"].as_u64(), all["versions"].as_u64()), (Some(7), Some(3), Some(4)));
+    assert_eq!(
+        (all["total"].as_u64(), all["packages"].as_u64(), all["versions"].as_u64()),
+        (Some(7), Some(3), Some(4))
+    );
     assert_eq!(all["dataThrough"], "2026-03-03");
     assert_eq!(daily(&all, "2026-03-03"), 3);
-    let top: Vec<&str> = all["topAllTime"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let top: Vec<&str> =
+        all["topAllTime"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(top, ["foo", "Bar_Baz"], "packages without downloads are left out");
     assert_eq!(all["topRecent90d"][0]["downloads"], 6);
 

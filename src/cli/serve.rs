@@ -84,7 +84,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
 /// Rebuilds the search shards whenever the index has moved since they were
 /// built, checking every `search_interval` seconds.
 async fn refresh_search(reg: Arc<crate::registry::Registry>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(reg.config.search_interval));
+    let period = std::time::Duration::from_secs(reg.config.search_interval);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
         let reg = reg.clone();

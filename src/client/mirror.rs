@@ -118,6 +118,8 @@ pub async fn mirror(
         summary.fetched_blobs += 1;
     }
     bar.finish_and_clear();
+    // The blobs become durable together before the index that names them.
+    crate::fsutil::sync_filesystem(&static_root)?;
 
     // 4. The key, derived files, then the checkout of what changed.
     let pub_file = String::from_utf8(remote.get_bytes(&format!("{}/minisign.pub", remote.url)).await?)?;

@@ -1,11 +1,14 @@
 //! Derived static documents (SPEC section 6). Each is a pure function of the
 //! sources of truth (index lines, owners, counts), written atomically under
-//! the static root; `cairn rebuild` and the publish path share them.
+//! the static root; `cairn rebuild` and the publish path share them. Writes
+//! are not fsync'd one by one: callers end a batch with
+//! `fsutil::sync_filesystem`, then write `health.json`, whose `indexCommit`
+//! tells a restart which packages to re-derive if the batch was cut short.
 
 use serde_json::{json, Value};
 use std::path::Path;
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::index::{package_path, IndexLine};
 use crate::store::BlobStore;
 
@@ -97,30 +100,43 @@ pub fn to_bytes(doc: &Value) -> Vec<u8> {
     b
 }
 
+/// A package's download counts by version, as the stats job keeps them.
+pub type Downloads = std::collections::HashMap<String, u64>;
+
 /// Writes a package's index file copy, package document and owners list.
-pub fn write_package(static_root: &Path, lines: &[IndexLine], owners: &[String]) -> std::io::Result<()> {
+pub fn write_package(
+    static_root: &Path,
+    lines: &[IndexLine],
+    owners: &[String],
+    downloads: &Downloads,
+) -> std::io::Result<()> {
     let name = &lines.first().expect("package has versions").name;
-    write_atomic(&static_root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
-    let no_downloads = |_: &str| 0;
-    let doc = package_doc(lines, owners, &no_downloads);
-    write_atomic(&package_dir(static_root, name).with_extension("json"), &to_bytes(&doc))?;
+    write_replace(&static_root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
+    let count = |v: &str| downloads.get(v).copied().unwrap_or(0);
+    let doc = package_doc(lines, owners, &count);
+    write_replace(&package_dir(static_root, name).with_extension("json"), &to_bytes(&doc))?;
     write_owners(static_root, name, owners)
 }
 
 pub fn write_owners(static_root: &Path, name: &str, owners: &[String]) -> std::io::Result<()> {
-    write_atomic(&package_dir(static_root, name).join("owners.json"), &to_bytes(&owners_doc(owners)))
+    write_replace(&package_dir(static_root, name).join("owners.json"), &to_bytes(&owners_doc(owners)))
 }
 
 /// Writes one version's document and, when given, its README (a yank
 /// rewrites the document and keeps the README already there).
-pub fn write_version(static_root: &Path, line: &IndexLine, readme: Option<&[u8]>) -> std::io::Result<()> {
+pub fn write_version(
+    static_root: &Path,
+    line: &IndexLine,
+    readme: Option<&[u8]>,
+    downloads: &Downloads,
+) -> std::io::Result<()> {
     let dir = package_dir(static_root, &line.name);
     let readme_path = dir.join(&line.vers).join("readme.md");
     if let Some(readme) = readme {
-        write_atomic(&readme_path, readme)?;
+        write_replace(&readme_path, readme)?;
     }
-    let doc = version_doc(line, readme_path.is_file(), 0);
-    write_atomic(&dir.join(format!("{}.json", line.vers)), &to_bytes(&doc))
+    let doc = version_doc(line, readme_path.is_file(), downloads.get(&line.vers).copied().unwrap_or(0));
+    write_replace(&dir.join(format!("{}.json", line.vers)), &to_bytes(&doc))
 }
 
 /// Removes a hard-deleted version's document and README.

@@ -25,6 +25,18 @@ pub struct IndexRepo {
     author: String,
 }
 
+/// The index tree at one commit, on an open repository.
+pub struct IndexSnapshot {
+    repo: Repository,
+    tree: Oid,
+}
+
+impl IndexSnapshot {
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        read_in_tree(&self.repo, &self.repo.find_tree(self.tree)?, path)
+    }
+}
+
 /// One batch of commits in progress.
 pub struct IndexTx<'r> {
     repo: &'r Repository,
@@ -69,9 +81,14 @@ impl IndexRepo {
 
     /// Reads one file at `main`.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.snapshot()?.read(path)
+    }
+
+    /// `main` as it is now, for many reads on one open repository.
+    pub fn snapshot(&self) -> Result<IndexSnapshot> {
         let repo = Repository::open_bare(&self.path)?;
-        let tree = repo.find_commit(repo.refname_to_id(BRANCH)?)?.tree()?;
-        read_in_tree(&repo, &tree, path)
+        let tree = repo.find_commit(repo.refname_to_id(BRANCH)?)?.tree_id();
+        Ok(IndexSnapshot { repo, tree })
     }
 
     /// Runs `f` against a transaction on top of `main`, then makes every

@@ -6,8 +6,9 @@ mod git;
 pub mod line;
 mod packs;
 
-pub use git::{IndexRepo, IndexTx};
+pub use git::{IndexRepo, IndexSnapshot, IndexTx};
 pub use line::{IndexDep, IndexLine};
+pub use packs::RETIRED_DIR;
 
 /// cargo's sparse-index path for a package: `1/{n}`, `2/{n}`, `3/{c}/{n}`,
 /// else `{n[0..2]}/{n[2..4]}/{n}`, on the lowercased name.

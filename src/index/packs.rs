@@ -2,12 +2,13 @@
 //! `objects/info/packs` list, and geometric consolidation.
 //!
 //! Consolidation never deletes a pack at once: a CDN may serve an
-//! `objects/info/packs` up to a minute old, so a replaced pack leaves the list
-//! first and its files are removed only after `RETIRE_AFTER`.
+//! `objects/info/packs` up to a minute old, so a replaced pack moves to
+//! `objects/retired/` (out of libgit2's sight: every pack in `objects/pack`
+//! costs each repository open a directory scan) where the static server
+//! still finds it (`RETIRED_DIR`), and is removed after `RETIRE_AFTER`.
 
 use anyhow::{Context, Result};
 use git2::{Odb, Oid, Repository};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,7 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::fsutil;
 
 const RETIRE_AFTER: Duration = Duration::from_secs(300);
-const RETIRED_FILE: &str = "cairn-retired-packs.json";
+/// Where replaced packs wait, relative to the repository.
+pub const RETIRED_DIR: &str = "objects/retired";
 
 fn pack_dir(repo: &Path) -> PathBuf {
     repo.join("objects/pack")
@@ -40,16 +42,15 @@ pub fn write_pack(repo: &Path, odb: &Odb, pack: &[u8]) -> Result<String> {
     Ok(name)
 }
 
-/// Packs present on disk with their object counts, minus retired ones.
+/// Packs present on disk with their object counts.
 fn live_packs(repo: &Path) -> Result<Vec<(String, u32)>> {
-    let retired = read_retired(repo);
     let mut out = Vec::new();
     for entry in std::fs::read_dir(pack_dir(repo))? {
         let file = entry?.file_name().to_string_lossy().into_owned();
         let Some(name) = file.strip_suffix(".idx") else {
             continue;
         };
-        if retired.contains_key(name) || !pack_dir(repo).join(format!("{name}.pack")).exists() {
+        if !pack_dir(repo).join(format!("{name}.pack")).exists() {
             continue;
         }
         out.push((name.to_string(), idx_object_count(&pack_dir(repo).join(&file))?));
@@ -96,17 +97,6 @@ pub fn write_info_packs(repo: &Path) -> Result<()> {
     Ok(())
 }
 
-fn read_retired(repo: &Path) -> BTreeMap<String, u64> {
-    std::fs::read(repo.join(RETIRED_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// Which packs to merge: the smallest ones, as long as the next is at most
 /// twice the sum so far (git's geometric repack), so every object is
 /// rewritten O(log n) times.
@@ -145,36 +135,36 @@ pub fn consolidate(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
         let odb = repo.odb()?;
         let _guard = lock.lock().unwrap();
         let new = write_pack(repo_path, &odb, &buf)?;
-        let mut retired = read_retired(repo_path);
+        let retired = repo_path.join(RETIRED_DIR);
+        std::fs::create_dir_all(&retired)?;
         for name in merge.into_iter().filter(|n| *n != new) {
-            retired.insert(name, now_secs());
+            // The index first: without it the pack is invisible to git.
+            for ext in ["idx", "pack"] {
+                let file = format!("{name}.{ext}");
+                std::fs::rename(pack_dir(repo_path).join(&file), retired.join(&file))?;
+            }
         }
-        fsutil::write_atomic(&repo_path.join(RETIRED_FILE), &serde_json::to_vec(&retired)?)?;
+        fsutil::sync_dir(&pack_dir(repo_path))?;
+        fsutil::sync_dir(&retired)?;
         write_info_packs(repo_path)?;
     }
-    remove_expired(repo_path, lock)
+    remove_expired(repo_path)
 }
 
-fn remove_expired(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
-    let _guard = lock.lock().unwrap();
-    let mut retired = read_retired(repo_path);
-    let now = now_secs();
-    let expired: Vec<String> = retired
-        .iter()
-        .filter(|(_, at)| now.saturating_sub(**at) >= RETIRE_AFTER.as_secs())
-        .map(|(n, _)| n.clone())
-        .collect();
-    if expired.is_empty() {
+/// Deletes retired packs older than the grace time (a rename sets ctime,
+/// so ctime is when the pack retired).
+fn remove_expired(repo_path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(repo_path.join(RETIRED_DIR)) else {
         return Ok(());
-    }
-    for name in &expired {
-        for ext in ["pack", "idx"] {
-            let _ = std::fs::remove_file(pack_dir(repo_path).join(format!("{name}.{ext}")));
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    for entry in entries {
+        let entry = entry?;
+        if now - entry.metadata()?.ctime() >= RETIRE_AFTER.as_secs() as i64 {
+            std::fs::remove_file(entry.path())?;
         }
-        retired.remove(name);
     }
-    fsutil::sync_dir(&pack_dir(repo_path))?;
-    fsutil::write_atomic(&repo_path.join(RETIRED_FILE), &serde_json::to_vec(&retired)?)?;
     Ok(())
 }
 

@@ -279,7 +279,8 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     advisories.sort_by(|a, b| a.id.cmp(&b.id));
 
     // Registry packages by canonical name: (name as published, versions).
-    let registry: BTreeMap<String, (&str, Vec<(semver::Version, &str)>)> = snap
+    type Published<'a> = (&'a str, Vec<(semver::Version, &'a str)>);
+    let registry: BTreeMap<String, Published> = snap
         .packages
         .iter()
         .map(|(name, lines)| {

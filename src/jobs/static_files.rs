@@ -30,29 +30,10 @@ struct Writes {
 impl Writes {
     /// Writes `bytes` to `path` unless it already holds exactly them.
     fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        if std::fs::read(path).is_ok_and(|old| old == bytes) {
-            self.unchanged.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        let dir = path.parent().expect("derived files live in a directory");
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)?;
-        self.written.fetch_add(1, Ordering::Relaxed);
+        let counter =
+            if crate::fsutil::write_if_changed(path, bytes)? { &self.written } else { &self.unchanged };
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(())
-    }
-}
-
-/// Flushes everything this run wrote: one call instead of one fsync per file.
-fn sync_filesystem(path: &Path) -> std::io::Result<()> {
-    let f = std::fs::File::open(path)?;
-    // SAFETY: syncfs takes a valid open file descriptor, which `f` holds.
-    let rc = unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -179,7 +160,7 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         users += 1;
     }
 
-    sync_filesystem(root)?;
+    crate::fsutil::sync_filesystem(root)?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     let mut recent: Vec<Recent> = snap
         .packages

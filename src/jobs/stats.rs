@@ -77,6 +77,14 @@ pub fn version_totals(conn: &Connection) -> Result<HashMap<(String, String), u64
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// One package's downloads by version (for the documents a publish rewrites).
+pub fn package_totals(conn: &Connection, name: &str) -> Result<crate::derive::Downloads> {
+    let mut stmt = conn.prepare_cached("SELECT vers, total FROM stats_totals WHERE package = ?1")?;
+    let rows =
+        stmt.query_map([crate::name::canonical(name)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Counts the given logs (nothing twice) and rewrites every statistics document.
 pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<Value> {
     let started = Instant::now();
@@ -103,8 +111,10 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<Value> {
     let before = records.len();
     records.dedup_by_key(|r| (r.day, r.fp));
     let repeats_in_run = before - records.len();
+    let sorted_at = started.elapsed().as_secs_f64();
     let tx = conn.transaction()?;
     let (fresh, seen_before) = merge_seen(&tx, &records)?;
+    let seen_at = started.elapsed().as_secs_f64();
     record_counts(&tx, &blobs, &fresh)?;
     tx.commit()?;
     let counted_at = started.elapsed().as_secs_f64();
@@ -127,7 +137,15 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<Value> {
         "unknownBlobs": tally.unknown,
         "daysCounted": days.map(|(lo, hi)| json!({"from": date(lo), "through": date(hi)})),
         "documents": written,
-        "seconds": {"parse": round3(parsed_at), "count": round3(counted_at - parsed_at), "total": round3(secs)},
+        "seconds": {
+            "parse": round3(parsed_at),
+            "count": round3(counted_at - parsed_at),
+            "sort": round3(sorted_at - parsed_at),
+            "dedupe": round3(seen_at - sorted_at),
+            "record": round3(counted_at - seen_at),
+            "documents": round3(secs - counted_at),
+            "total": round3(secs),
+        },
         "linesPerSecond": if parsed_at > 0.0 { (tally.lines as f64 / parsed_at).round() } else { 0.0 },
     }))
 }
@@ -299,7 +317,7 @@ fn parse(line: &[u8]) -> Option<Line<'_>> {
         return None;
     }
     let tail = &after[size_end..];
-    if !tail.is_empty() && !(tail.len() >= 3 && tail[1] == b'"' && tail.ends_with(b"\"")) {
+    if !tail.is_empty() && (tail.len() < 3 || tail[1] != b'"' || !tail.ends_with(b"\"")) {
         return None;
     }
     if status != b"200" && status != b"206" {
@@ -596,29 +614,59 @@ fn merge_seen(tx: &rusqlite::Transaction, recs: &[Record]) -> Result<(Vec<Record
 
 /// Adds the new downloads to the daily counts and the all-time totals.
 fn record_counts(tx: &rusqlite::Transaction, blobs: &BlobMap, fresh: &[Record]) -> Result<()> {
-    let mut per: HashMap<(u32, u32), u64> = HashMap::new();
-    for r in fresh {
-        *per.entry((r.ver, r.day)).or_default() += 1;
+    // `fresh` is sorted by day: count one day at a time in a dense array,
+    // then write the rows in key order (B-tree appends, not random inserts).
+    let n = blobs.versions.len();
+    let mut day_counts = vec![0u64; n];
+    let mut totals = vec![0u64; n];
+    let mut touched: Vec<u32> = Vec::new();
+    let mut rows: Vec<(u32, &str, &str, u64)> = Vec::new();
+    for day_recs in fresh.chunk_by(|a, b| a.day == b.day) {
+        for r in day_recs {
+            if day_counts[r.ver as usize] == 0 {
+                touched.push(r.ver);
+            }
+            day_counts[r.ver as usize] += 1;
+        }
+        for ver in touched.drain(..) {
+            let c = std::mem::take(&mut day_counts[ver as usize]);
+            totals[ver as usize] += c;
+            let (_, package, vers) = &blobs.versions[ver as usize];
+            rows.push((day_recs[0].day, package, vers, c));
+        }
     }
+    rows.par_sort_unstable();
     let mut daily = tx.prepare(
         "INSERT INTO stats_daily (day, package, vers, count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (day, package, vers) DO UPDATE SET count = count + excluded.count",
     )?;
-    let mut totals = tx.prepare(
+    for (day, package, vers, c) in rows {
+        daily.execute(params![day, package, vers, c as i64])?;
+    }
+    let mut upsert = tx.prepare(
         "INSERT INTO stats_totals (package, vers, total) VALUES (?1, ?2, ?3)
          ON CONFLICT (package, vers) DO UPDATE SET total = total + excluded.total",
     )?;
-    let mut per_version: HashMap<u32, u64> = HashMap::new();
-    for ((ver, day), n) in &per {
-        let (_, package, vers) = &blobs.versions[*ver as usize];
-        daily.execute(params![day, package, vers, *n as i64])?;
-        *per_version.entry(*ver).or_default() += n;
-    }
-    for (ver, n) in per_version {
-        let (_, package, vers) = &blobs.versions[ver as usize];
-        totals.execute(params![package, vers, n as i64])?;
+    let mut by_key: Vec<(&str, &str, u64)> = totals
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t > 0)
+        .map(|(i, t)| (blobs.versions[i].1.as_str(), blobs.versions[i].2.as_str(), *t))
+        .collect();
+    by_key.sort_unstable();
+    for (package, vers, t) in by_key {
+        upsert.execute(params![package, vers, t as i64])?;
     }
     Ok(())
+}
+
+/// One package's figures, for the registry document.
+struct PackageRow {
+    name: String,
+    total: u64,
+    recent: u64,
+    last7: u64,
+    daily: Vec<u64>,
 }
 
 /// One live version's figures.
@@ -675,20 +723,19 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
         packages.entry(key).or_insert_with(|| (name, Vec::new())).1.push(v);
     }
     let through_date = through.map(date);
+    let dates: Vec<String> = (0..WINDOW_DAYS).map(|i| date(first + i)).collect();
     let series = |daily: &[u64]| -> Value {
         match through {
-            Some(_) => json!(daily
-                .iter()
-                .enumerate()
-                .map(|(i, n)| json!({"date": date(first + i as i64), "downloads": n}))
-                .collect::<Vec<_>>()),
+            Some(_) => Value::Array(
+                daily.iter().zip(&dates).map(|(n, d)| json!({"date": d, "downloads": n})).collect(),
+            ),
             None => json!([]),
         }
     };
     let mut list: Vec<(String, Vec<VersionStats>)> = packages.into_values().collect();
     list.par_sort_unstable_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()));
     let dir = reg.static_root.join("api/v1/packages");
-    let results: Vec<Result<(bool, String, u64, u64, u64, Vec<u64>)>> = list
+    let results: Vec<Result<(bool, PackageRow)>> = list
         .par_iter_mut()
         .map(|(name, versions)| {
             versions.sort_by(|a, b| match (&b.semver, &a.semver) {
@@ -720,25 +767,25 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
             let mut bytes = serde_json::to_vec(&doc)?;
             bytes.push(b'\n');
             let wrote = put(&path, &bytes)?;
-            Ok((wrote, name.clone(), total, recent, last7, daily))
+            Ok((wrote, PackageRow { name: name.clone(), total, recent, last7, daily }))
         })
         .collect();
     let mut written = 0u64;
     let mut rows = Vec::with_capacity(results.len());
     for r in results {
-        let (wrote, name, total, recent, last7, daily) = r?;
+        let (wrote, row) = r?;
         written += u64::from(wrote);
-        rows.push((name, total, recent, last7, daily));
+        rows.push(row);
     }
     let mut registry_daily = vec![0u64; WINDOW_DAYS as usize];
-    for (_, _, _, _, daily) in &rows {
-        for (d, n) in registry_daily.iter_mut().zip(daily) {
+    for row in &rows {
+        for (d, n) in registry_daily.iter_mut().zip(&row.daily) {
             *d += n;
         }
     }
-    let top = |key: &dyn Fn(&(String, u64, u64, u64, Vec<u64>)) -> u64| -> Value {
+    let top = |key: &dyn Fn(&PackageRow) -> u64| -> Value {
         let mut v: Vec<(&str, u64)> =
-            rows.iter().map(|r| (r.0.as_str(), key(r))).filter(|(_, n)| *n > 0).collect();
+            rows.iter().map(|r| (r.name.as_str(), key(r))).filter(|(_, n)| *n > 0).collect();
         v.sort_unstable_by(|a, b| {
             b.1.cmp(&a.1).then_with(|| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()))
         });
@@ -747,18 +794,20 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
     };
     let doc = json!({
         "dataThrough": through_date,
-        "total": rows.iter().map(|r| r.1).sum::<u64>(),
-        "recent90d": rows.iter().map(|r| r.2).sum::<u64>(),
-        "last7d": rows.iter().map(|r| r.3).sum::<u64>(),
+        "total": rows.iter().map(|r| r.total).sum::<u64>(),
+        "recent90d": rows.iter().map(|r| r.recent).sum::<u64>(),
+        "last7d": rows.iter().map(|r| r.last7).sum::<u64>(),
         "packages": rows.len(),
         "versions": list.iter().map(|(_, v)| v.len()).sum::<usize>(),
         "daily": series(&registry_daily),
-        "topAllTime": top(&|r| r.1),
-        "topRecent90d": top(&|r| r.2),
+        "topAllTime": top(&|r| r.total),
+        "topRecent90d": top(&|r| r.recent),
     });
+    let sync_started = Instant::now();
     if written > 0 {
-        sync_filesystem(&reg.static_root).context("syncing the statistics documents")?;
+        crate::fsutil::sync_filesystem(&reg.static_root).context("syncing the statistics documents")?;
     }
+    let sync_secs = sync_started.elapsed().as_secs_f64();
     // The registry document last, durably, once every package's is.
     let top_doc = reg.static_root.join("api/v1/stats.json");
     let bytes = crate::derive::to_bytes(&doc);
@@ -766,42 +815,16 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
         crate::fsutil::write_atomic(&top_doc, &bytes).context("writing api/v1/stats.json")?;
         written += 1;
     }
-    Ok(json!({"written": written, "unchanged": rows.len() as u64 + 1 - written}))
+    Ok(
+        json!({"written": written, "unchanged": rows.len() as u64 + 1 - written, "syncSeconds": round3(sync_secs)}),
+    )
 }
 
-/// Writes `bytes` to `path` unless it already holds exactly them: a
-/// temporary sibling renamed over the target, so a reader sees the old file
-/// or the new one, never half. Durability comes from one `syncfs` at the end
-/// of the run (see [`sync_filesystem`]), not one fsync per file: at 200 000
-/// packages a per-file fsync would cost minutes.
+/// Writes a document unless unchanged (durability: one `syncfs` at the end
+/// of the run, not one fsync per file; at 200 000 packages a per-file fsync
+/// would cost minutes).
 fn put(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(false);
-    }
-    let dir = path.parent().expect("documents live in a directory");
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
-        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok(())
-    };
-    write().with_context(|| format!("writing {}", path.display()))?;
-    Ok(true)
-}
-
-/// Makes everything the run wrote durable with one call.
-fn sync_filesystem(path: &Path) -> std::io::Result<()> {
-    let f = std::fs::File::open(path)?;
-    // SAFETY: syncfs takes a valid open file descriptor, which `f` holds.
-    let rc = unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    crate::fsutil::write_if_changed(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -276,35 +276,4 @@ mod tests {
         assert_eq!(decode_form("%4"), "%4");
         assert_eq!(decode_form("%zz"), "%zz");
     }
-
-    #[test]
-    fn search_ranks_exact_name_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let docs = dir.path().join("api/v1/packages");
-        std::fs::create_dir_all(docs.join("serde")).unwrap();
-        let write = |name: &str, desc: &str, latest: Option<&str>| {
-            let doc = json!({ "name": name, "description": desc, "latestVersion": latest });
-            std::fs::write(docs.join(format!("{}.json", name.to_lowercase())), doc.to_string()).unwrap();
-        };
-        write("serde_json", "JSON for serde", Some("1.0.1"));
-        write("serde", "A serialization framework", Some("1.0.0"));
-        write("json5", "JSON5 parser", Some("0.4.0"));
-        write("yanked-json", "all yanked", None);
-        write("toml", "A TOML parser", Some("0.8.0"));
-        let names = |q: &str, n: usize| {
-            let (total, hits) = search_packages(dir.path(), q, n).unwrap();
-            (total, hits.iter().map(|h| h["name"].as_str().unwrap().to_string()).collect::<Vec<_>>())
-        };
-        assert_eq!(names("serde", 10), (2, vec!["serde".into(), "serde_json".into()]));
-        assert_eq!(names("serde-json", 10), (1, vec!["serde_json".into()]));
-        assert_eq!(names("json", 10), (2, vec!["json5".into(), "serde_json".into()]));
-        assert_eq!(names("parser", 1), (2, vec!["json5".into()]));
-        assert_eq!(names("", 10).0, 4);
-        let (_, hits) = search_packages(dir.path(), "toml", 10).unwrap();
-        assert_eq!(
-            hits[0],
-            json!({ "name": "toml", "max_version": "0.8.0", "description": "A TOML parser" })
-        );
-        assert_eq!(search_packages(&dir.path().join("none"), "x", 10).unwrap(), (0, vec![]));
-    }
 }

@@ -115,6 +115,14 @@ where
         if let Some(resp) = files::serve(&state.reg.static_root, path, inm, head).await {
             return resp;
         }
+        // A pack consolidation retired lately is still there for readers
+        // holding an older `objects/info/packs`.
+        if let Some(file) = path.strip_prefix("/index.git/objects/pack/") {
+            let retired = format!("/index.git/{}/{file}", crate::index::RETIRED_DIR);
+            if let Some(resp) = files::serve(&state.reg.static_root, &retired, inm, head).await {
+                return resp;
+            }
+        }
         // The site's client-side routes fall back to its index page.
         if path.starts_with("/p/") {
             if let Some(resp) = files::serve(&state.reg.static_root, "/", inm, head).await {

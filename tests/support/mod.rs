@@ -133,7 +133,10 @@ impl Server {
             .filter(|e| e.file_type().is_file())
             .map(|e| e.path().strip_prefix(&root).unwrap().to_string_lossy().into_owned())
             .filter(|p| !p.starts_with("index.git/") && !p.contains("/.tmp-"))
-            .filter(|p| p != "api/v1/health.json" && p != "api/v1/recent.json")
+            // Summaries and the search shards follow on their own schedule.
+            .filter(|p| {
+                p != "api/v1/health.json" && p != "api/v1/recent.json" && !p.starts_with("api/v1/search/")
+            })
             .collect();
         v.sort();
         v

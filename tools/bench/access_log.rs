@@ -27,7 +27,9 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench-access-log --data DIR --lines N --out FILE [--seed S] [--days D] [--end YYYY-MM-DD]");
+    eprintln!(
+        "usage: bench-access-log --data DIR --lines N --out FILE [--seed S] [--days D] [--end YYYY-MM-DD]"
+    );
     std::process::exit(2)
 }
 
@@ -54,7 +56,8 @@ fn parse_args() -> Args {
     }
 }
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const AGENTS: &[&str] = &[
     "cairn/0.1.0 (linux x86_64)",
     "cairn/0.1.0 (macos aarch64)",
@@ -92,12 +95,15 @@ fn main() -> Result<()> {
         &versions[cdf.partition_point(|c| *c < x).min(versions.len() - 1)]
     };
 
-    let start = args.end.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() - (args.days - 1) * 86400;
+    let start =
+        args.end.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() - (args.days - 1) * 86400;
     let span = (args.days * 86400) as f64;
-    let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let file =
+        std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let (mut cached_sec, mut stamp) = (i64::MIN, String::new());
-    let random_hex = |rng: &mut StdRng| -> String { (0..4).map(|_| format!("{:016x}", rng.gen::<u64>())).collect() };
+    let random_hex =
+        |rng: &mut StdRng| -> String { (0..4).map(|_| format!("{:016x}", rng.gen::<u64>())).collect() };
     let began = std::time::Instant::now();
     for i in 0..args.lines {
         let t = start + (i as f64 * span / args.lines as f64) as i64;
@@ -115,12 +121,22 @@ fn main() -> Result<()> {
             );
             cached_sec = t;
         }
-        let ip = format!("{}.{}.{}.{}", rng.gen_range(1..224), rng.gen::<u8>(), rng.gen::<u8>(), rng.gen_range(1..255));
+        let ip = format!(
+            "{}.{}.{}.{}",
+            rng.gen_range(1..224),
+            rng.gen::<u8>(),
+            rng.gen::<u8>(),
+            rng.gen_range(1..255)
+        );
         let agent = AGENTS[rng.gen_range(0..AGENTS.len())];
         let roll = rng.gen_range(0..1000);
         let (method, path, status, bytes): (&str, String, u16, u64) = match roll {
-            0..=849 => ("GET", format!("/blobs/sha256/{}", pick(&mut rng).0), 200, rng.gen_range(2_000..900_000)),
-            850..=879 => ("GET", format!("/blobs/sha256/{}", pick(&mut rng).0), 206, rng.gen_range(1..400_000)),
+            0..=849 => {
+                ("GET", format!("/blobs/sha256/{}", pick(&mut rng).0), 200, rng.gen_range(2_000..900_000))
+            }
+            850..=879 => {
+                ("GET", format!("/blobs/sha256/{}", pick(&mut rng).0), 206, rng.gen_range(1..400_000))
+            }
             880..=899 => ("GET", format!("/blobs/sha256/{}", pick(&mut rng).0), 304, 0),
             900..=919 => ("GET", format!("/blobs/sha256/{}", random_hex(&mut rng)), 404, 153),
             920..=939 => ("HEAD", format!("/blobs/sha256/{}", pick(&mut rng).0), 200, 0),
@@ -140,7 +156,11 @@ fn main() -> Result<()> {
                 if roll % 2 == 0 {
                     writeln!(w, "{ip} - - [{stamp}] \"GET /blobs/sha256/{}", &pick(&mut rng).0[..20])?;
                 } else {
-                    writeln!(w, "\\x16\\x03\\x01 garbage from a TLS client on the plain port {}", rng.gen::<u32>())?;
+                    writeln!(
+                        w,
+                        "\\x16\\x03\\x01 garbage from a TLS client on the plain port {}",
+                        rng.gen::<u32>()
+                    )?;
                 }
                 continue;
             }

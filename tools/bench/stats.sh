@@ -89,24 +89,25 @@ run_cairn() { # label, file → prints a table row
     /usr/bin/time -f '%M' -o "$WORK/rss-$label" timeout "$STEP_TIMEOUT" \
         "$CAIRN" rebuild stats --data "$DATA" --access-log "$file" >"$out"
     t1=$(now)
-    local wall parse count docs lines counted dups mal rss
+    local wall parse count docs job sync lines counted dups mal rss
     wall=$(secs "$t0" "$t1")
-    parse=$(field seconds.parse "$out"); count=$(field seconds.count "$out"); docs=$(field seconds.total "$out")
+    parse=$(field seconds.parse "$out"); count=$(field seconds.count "$out")
+    docs=$(field seconds.documents "$out"); job=$(field seconds.total "$out"); sync=$(field documents.syncSeconds "$out")
     lines=$(field lines "$out"); counted=$(field counted "$out")
     dups=$(field duplicatesSkipped "$out"); mal=$(field malformedSkipped "$out")
     rss=$(awk '{ printf "%.0f", $1 / 1024 }' "$WORK/rss-$label")
-    printf '| cairn rebuild stats (%s) | %s | %s | %s | %s | counted %s, duplicates %s, malformed %s; parse %s s, dedupe+count %s s, stats job %s s; peak RSS %s MiB |\n' \
-        "$label" "$lines" "$wall" "$(rate "$lines" "$parse")" "$(rate "$lines" "$wall")" \
-        "$counted" "$dups" "$mal" "$parse" "$count" "$docs" "$rss"
+    printf '| cairn rebuild stats (%s) | %s | %s | %s | %s | %s | counted %s, duplicates %s, malformed %s; parse %s s, dedupe+count %s s, documents %s s (syncfs %s s); peak RSS %s MiB |\n' \
+        "$label" "$lines" "$wall" "$job" "$(rate "$lines" "$parse")" "$(rate "$lines" "$job")" \
+        "$counted" "$dups" "$mal" "$parse" "$count" "$docs" "$sync" "$rss"
 }
 
 echo
-echo "Access log: $LINES lines, $((BYTES / 1048576)) MiB; registry: $PACKAGES packages; $(nproc) cores"
+echo "Access log: $LINES lines, $((BYTES / 1048576)) MiB; registry: $PACKAGES packages; $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| what | lines | wall s | lines/s (parse) | lines/s (wall) | notes |"
-echo "| --- | ---: | ---: | ---: | ---: | --- |"
-printf '| wc -l | %s | %s | - | %s | |\n' "$WC" "$WC_S" "$(rate "$WC" "$WC_S")"
-printf '| awk filter | %s | %s | - | %s | %s blob GETs with 200/206 |\n' "$WC" "$AWK_S" "$(rate "$WC" "$AWK_S")" "$AWK_N"
+echo "| what | lines | wall s (command) | stats job s | lines/s (parse) | lines/s (stats job) | notes |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+printf '| wc -l | %s | %s | - | - | %s | |\n' "$WC" "$WC_S" "$(rate "$WC" "$WC_S")"
+printf '| awk filter | %s | %s | - | - | %s | %s blob GETs with 200/206 |\n' "$WC" "$AWK_S" "$(rate "$WC" "$AWK_S")" "$AWK_N"
 run_cairn first "$LOG"
 run_cairn again "$LOG"
 if [ "$GZ" = 1 ]; then
