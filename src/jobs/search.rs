@@ -8,7 +8,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::Snapshot;
@@ -44,7 +44,11 @@ pub fn tokenize(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
 }
 
-/// The manifest: which shard holds which term prefix.
+/// The manifest: which shard holds which term prefix. Shard `i` of a
+/// build is the file `{generation}-{i}.json`, where `generation` is the hash
+/// of every shard of the build: names stay immutable and a reader never
+/// mixes builds, while the manifest lists only the prefixes (per-shard hashes
+/// would make it the largest part of every query's transfer).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
@@ -54,19 +58,21 @@ pub struct Manifest {
     /// Number of packages, and the mean description length (BM25's N, avgdl).
     pub docs: u64,
     pub avg_len: f64,
-    /// (term prefix, shard file), sorted by prefix.
-    pub shards: Vec<(String, String)>,
+    pub generation: String,
+    /// Term prefixes, sorted; the position is the shard's number.
+    pub shards: Vec<String>,
 }
 
 impl Manifest {
-    /// The shard for a term: the longest prefix key of the term; a term
-    /// shorter than every key under it goes to its own key's shard.
-    pub fn shard_for(&self, term: &str) -> Option<&str> {
+    /// The shard file for a term: the longest prefix key of the term; a
+    /// term shorter than every key under it goes to its own key's shard.
+    pub fn shard_for(&self, term: &str) -> Option<String> {
         self.shards
             .iter()
-            .filter(|(k, _)| term.starts_with(k.as_str()))
-            .max_by_key(|(k, _)| k.len())
-            .map(|(_, f)| f.as_str())
+            .enumerate()
+            .filter(|(_, k)| term.starts_with(k.as_str()))
+            .max_by_key(|(_, k)| k.len())
+            .map(|(i, _)| format!("{}-{i}.json", self.generation))
     }
 }
 
@@ -200,34 +206,39 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
         groups.par_iter().map(|g| (g.key.clone(), build_shard(g, &terms, &docs))).collect();
 
     let dir = reg.static_root.join("api/v1/search");
-    let written: Vec<(String, String, usize)> = shards
-        .par_iter()
-        .map(|(key, shard)| -> Result<(String, String, usize)> {
-            let bytes = serde_json::to_vec(shard)?;
-            let file = format!("{}.json", &blake3::hash(&bytes).to_hex()[..20]);
-            let path = dir.join(&file);
-            if !path.exists() {
-                write_atomic(&path, &bytes)?;
-            }
-            Ok((key.clone(), file, bytes.len()))
-        })
-        .collect::<Result<_>>()?;
+    let encoded: Vec<Vec<u8>> =
+        shards.par_iter().map(|(_, shard)| serde_json::to_vec(shard)).collect::<Result<_, _>>()?;
+    let mut hasher = blake3::Hasher::new();
+    for bytes in &encoded {
+        hasher.update(blake3::hash(bytes).as_bytes());
+    }
+    let generation = hasher.finalize().to_hex()[..16].to_string();
+    // Shards first (an unchanged build finds them there already)...
+    encoded.par_iter().enumerate().try_for_each(|(i, bytes)| -> Result<()> {
+        let path = dir.join(format!("{generation}-{i}.json"));
+        if !path.exists() {
+            crate::fsutil::write_replace(&path, bytes)?;
+        }
+        Ok(())
+    })?;
+    crate::fsutil::sync_filesystem(&reg.static_root)?;
+    // ...the manifest that points at them last.
     let manifest = Manifest {
-        version: 1,
+        version: 2,
         generated_at: crate::db::now(),
         index_commit: snap.head.clone(),
         docs: docs.len() as u64,
         avg_len,
-        shards: written.iter().map(|(k, f, _)| (k.clone(), f.clone())).collect(),
+        generation,
+        shards: shards.iter().map(|(k, _)| k.clone()).collect(),
     };
     write_atomic(&dir.join("manifest.json"), &serde_json::to_vec(&manifest)?)?;
     let removed = remove_unnamed_shards(&dir, &manifest)?;
-    let sizes: Vec<usize> = written.iter().map(|w| w.2).collect();
     Ok(json!({
         "packages": docs.len(),
         "terms": terms.len(),
-        "shards": written.len(),
-        "largestShardBytes": sizes.iter().max(),
+        "shards": encoded.len(),
+        "largestShardBytes": encoded.iter().map(Vec::len).max(),
         "removedShards": removed,
         "seconds": started.elapsed().as_secs_f64(),
     }))
@@ -313,13 +324,14 @@ fn build_shard(g: &Group, terms: &[(String, u64, Vec<Hit>)], docs: &[Doc]) -> Sh
     shard
 }
 
+/// Removes shards of other generations once they are older than the grace time.
 fn remove_unnamed_shards(dir: &Path, manifest: &Manifest) -> Result<usize> {
-    let named: HashSet<&str> = manifest.shards.iter().map(|(_, f)| f.as_str()).collect();
+    let current = format!("{}-", manifest.generation);
     let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "manifest.json" || named.contains(name.as_str()) || !name.ends_with(".json") {
+        if name == "manifest.json" || name.starts_with(&current) || !name.ends_with(".json") {
             continue;
         }
         let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
@@ -362,8 +374,8 @@ pub fn query(
     let mut files: Vec<String> = Vec::new();
     for w in &words {
         if let Some(f) = manifest.shard_for(w) {
-            if !files.contains(&f.to_string()) {
-                files.push(f.to_string());
+            if !files.contains(&f) {
+                files.push(f);
             }
         }
     }
@@ -381,7 +393,7 @@ pub fn query(
     };
     for (wi, w) in words.iter().enumerate() {
         let Some(file) = manifest.shard_for(w) else { continue };
-        let shard = &shards[file];
+        let shard = &shards[&file];
         let mut matches: Vec<(&Postings, f64)> = Vec::new();
         if let Some(p) = shard.terms.get(w) {
             matches.push((p, 1.0));
