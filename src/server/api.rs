@@ -223,13 +223,24 @@ struct Users {
     users: Vec<String>,
 }
 
-async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
+/// Adds (`add`) or removes the logins of a `{"users":[…]}` body; returns
+/// them and the owners after the change. Shared with cargo's owner API.
+pub(super) async fn owner_change(
+    req: &Request<'_>,
+    name: &str,
+    add: bool,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let Users { users } = req.json()?;
     if users.is_empty() {
         return Err(ApiError::invalid("`users` is empty"));
     }
-    let (add, remove) = if add { (users, vec![]) } else { (vec![], users) };
-    let change = Change::Owners { name: name.to_string(), add, remove };
+    let (added, removed) = if add { (users.clone(), vec![]) } else { (vec![], users.clone()) };
+    let change = Change::Owners { name: name.to_string(), add: added, remove: removed };
     let Outcome::Owners { owners } = req.write(change).await? else { unreachable!("owners outcome") };
+    Ok((users, owners))
+}
+
+async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
+    let (_, owners) = owner_change(req, name, add).await?;
     Ok((StatusCode::OK, json!({ "ok": true, "users": owners })))
 }

@@ -4,7 +4,6 @@
 //! same ownership, scope and name checks, as the native API.
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::Path;
 use warp::http::{Method, StatusCode};
@@ -129,22 +128,11 @@ fn owners(req: &Request, name: &str) -> ApiResult {
     Ok((StatusCode::OK, json!({ "users": users })))
 }
 
-#[derive(Deserialize)]
-struct Users {
-    users: Vec<String>,
-}
-
 /// `PUT`/`DELETE /api/v1/crates/{name}/owners` with `{"users":[login…]}`.
 /// Owners are added at once (cairn has no invitations).
 async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
-    let Users { users } = req.json()?;
-    if users.is_empty() {
-        return Err(ApiError::invalid("`users` is empty"));
-    }
+    let (users, _) = super::api::owner_change(req, name, add).await?;
     let logins = users.join(", ");
-    let (add_list, remove) = if add { (users, vec![]) } else { (vec![], users) };
-    let change = Change::Owners { name: name.to_string(), add: add_list, remove };
-    let Outcome::Owners { .. } = req.write(change).await? else { unreachable!("owners outcome") };
     let msg = if add {
         format!("user(s) {logins} added as owner(s) of crate {name}")
     } else {
