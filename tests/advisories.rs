@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use support::Server;
+use support::{read_json, validate, Server};
 
 fn cairn(args: &[&str], data: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
@@ -27,19 +27,6 @@ fn commits(server: &Server) -> Vec<String> {
     let out = support::git(&server.static_root().join("index.git"), &["log", "--format=%s", "main"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
-}
-
-fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap()
-}
-
-fn validate(schema: &str, doc: &Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("index/schema/{schema}.schema.json"));
-    let schema_json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let v = jsonschema::validator_for(&schema_json).unwrap();
-    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{schema}: {errors:#?}\n{doc:#}");
 }
 
 fn lockfile(packages: &[(&str, &str)]) -> String {

@@ -5,7 +5,6 @@ mod support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;
-use std::path::Path;
 use support::Server;
 
 /// The schema of a file under the static root, by its path.
@@ -31,14 +30,6 @@ fn schema_for(path: &str) -> Option<&'static str> {
         ["api", "v1", "packages", _, _] => "version",
         _ => return None,
     })
-}
-
-fn validator(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("index/schema/{name}.schema.json"));
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}")))
-            .unwrap();
-    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"))
 }
 
 #[test]
@@ -115,7 +106,7 @@ fn everything_a_rebuild_emits_matches_its_schema() {
         } else {
             vec![serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))]
         };
-        let v = validator(schema);
+        let v = support::schema(schema);
         for doc in docs {
             for e in v.iter_errors(&doc) {
                 failures.push(format!("{rel} ({schema}): {e} at {}", e.instance_path()));

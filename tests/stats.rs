@@ -7,9 +7,9 @@ mod support;
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use support::Server;
+use support::{read_json, validate, Server};
 
 fn publish(server: &Server, name: &str, version: &str) -> String {
     let token = server.token.clone().unwrap();
@@ -37,19 +37,6 @@ fn rebuild_stats(data: &Path, logs: &[&Path]) -> Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     report["stats"].clone()
-}
-
-fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap()
-}
-
-fn validate(schema: &str, doc: &Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("index/schema/{schema}.schema.json"));
-    let schema_json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let v = jsonschema::validator_for(&schema_json).unwrap();
-    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{schema}: {errors:#?}\n{doc:#}");
 }
 
 fn daily(doc: &Value, date: &str) -> u64 {
