@@ -177,28 +177,32 @@ impl IndexRepo {
         .collect()
     }
 
-    /// Every file at `main` (path, bytes), for rebuilding derived files.
-    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    /// Calls `f` with every file at `main` (path, bytes), one at a time so a
+    /// caller never needs the whole index in memory; returns the commit.
+    pub fn for_each_file(&self, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<Oid> {
         let repo = Repository::open_bare(&self.path)?;
-        let tree = repo.find_commit(repo.refname_to_id(BRANCH)?)?.tree()?;
-        let mut out = Vec::new();
+        let head = repo.refname_to_id(BRANCH)?;
+        let tree = repo.find_commit(head)?.tree()?;
         let mut err = None;
-        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(ObjectType::Blob) {
-                match repo.find_blob(entry.id()) {
-                    Ok(b) => out.push((format!("{dir}{}", entry.name().unwrap_or("")), b.content().to_vec())),
-                    Err(e) => {
-                        err = Some(e);
-                        return git2::TreeWalkResult::Abort;
-                    }
+        let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() != Some(ObjectType::Blob) {
+                return git2::TreeWalkResult::Ok;
+            }
+            let path = format!("{dir}{}", entry.name().unwrap_or(""));
+            match repo.find_blob(entry.id()).map_err(anyhow::Error::from).and_then(|b| f(&path, b.content()))
+            {
+                Ok(()) => git2::TreeWalkResult::Ok,
+                Err(e) => {
+                    err = Some(e);
+                    git2::TreeWalkResult::Abort
                 }
             }
-            git2::TreeWalkResult::Ok
-        })?;
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok(out),
+        });
+        if let Some(e) = err {
+            return Err(e);
         }
+        walked?;
+        Ok(head)
     }
 
     /// Paths that differ between two commits' trees.

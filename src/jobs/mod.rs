@@ -41,24 +41,41 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Reads `main` once, parsing index files in parallel chunks as the
+    /// tree is walked, so only one chunk of raw bytes is held at a time.
     pub fn load(reg: &Registry) -> Result<Snapshot> {
-        let files = reg.index.files()?;
-        let head = reg.index.head()?.to_string();
-        let (mut meta, pkg_files): (Vec<_>, Vec<_>) =
-            files.into_iter().partition(|(p, _)| p == "config.json" || p.starts_with("advisories/"));
-        let parsed: Result<Vec<(String, Vec<IndexLine>)>> = pkg_files
-            .par_iter()
-            .filter(|(_, bytes)| !bytes.is_empty())
-            .map(|(path, bytes)| {
-                let lines = IndexLine::parse_file(bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-                let name = lines.first().map(|l| l.name.clone()).unwrap_or_default();
-                Ok((name, lines))
-            })
-            .collect();
-        let mut packages: Vec<_> = parsed?.into_iter().filter(|(n, _)| !n.is_empty()).collect();
+        const CHUNK: usize = 4096;
+        let mut packages = Vec::new();
+        let (mut advisories, mut other) = (Vec::new(), Vec::new());
+        let mut chunk: Vec<(String, Vec<u8>)> = Vec::with_capacity(CHUNK);
+        let mut parse = |chunk: &mut Vec<(String, Vec<u8>)>| -> Result<()> {
+            let parsed: Result<Vec<(String, Vec<IndexLine>)>> = chunk
+                .par_iter()
+                .map(|(path, bytes)| {
+                    let lines = IndexLine::parse_file(bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                    Ok((lines.first().map(|l| l.name.clone()).unwrap_or_default(), lines))
+                })
+                .collect();
+            packages.extend(parsed?.into_iter().filter(|(n, _)| !n.is_empty()));
+            chunk.clear();
+            Ok(())
+        };
+        let head = reg.index.for_each_file(|path, bytes| {
+            if path == "config.json" {
+                other.push((path.to_string(), bytes.to_vec()));
+            } else if path.starts_with("advisories/") {
+                advisories.push((path.to_string(), bytes.to_vec()));
+            } else if !bytes.is_empty() {
+                chunk.push((path.to_string(), bytes.to_vec()));
+                if chunk.len() == CHUNK {
+                    parse(&mut chunk)?;
+                }
+            }
+            Ok(())
+        })?;
+        parse(&mut chunk)?;
         packages.par_sort_by_key(|(n, _)| n.to_ascii_lowercase());
-        let advisories = meta.extract_if(.., |(p, _)| p.starts_with("advisories/")).collect();
-        Ok(Snapshot { packages, advisories, other: meta, head })
+        Ok(Snapshot { packages, advisories, other, head: head.to_string() })
     }
 }
 
