@@ -157,8 +157,7 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
     crate::name::validate(name).map_err(|e| ApiError::invalid(e.to_string()))?;
     crate::name::check_reserved(name, &reg.config.reserved_names)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let version = version.replace("%2B", "+").replace("%2b", "+");
-    let parsed = crate::name::parse_version(&version).map_err(ApiError::invalid)?;
+    let parsed = crate::name::parse_version(version).map_err(ApiError::invalid)?;
     if !caller.has_scope("publish-new") && !caller.has_scope("publish-update") {
         return Err(ApiError::forbidden("this token has neither `publish-new` nor `publish-update`"));
     }
@@ -184,7 +183,7 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
     }
     let content_type =
         req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let (b, n, v) = (bytes.clone(), name.to_string(), version.clone());
+    let (b, n, v) = (bytes.clone(), name.to_string(), version.to_string());
     let inspected = tokio::task::spawn_blocking(move || {
         archive::inspect(&b, &n, &v, content_type.as_deref(), ManifestKind::Cairn, &limits)
     })
@@ -201,8 +200,7 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
 }
 
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
-    let version = version.replace("%2B", "+").replace("%2b", "+");
-    let change = Change::Yank { name: name.to_string(), version, yanked };
+    let change = Change::Yank { name: name.to_string(), version: version.to_string(), yanked };
     let Outcome::Yanked { yanked } = req.write(change).await? else {
         unreachable!("a yank has a yank outcome")
     };

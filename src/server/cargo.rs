@@ -19,9 +19,9 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::PUT, ["new"]) => publish(req).await,
         (&Method::DELETE, [name, version, "yank"]) => yank(req, name, version, true).await,
         (&Method::PUT, [name, version, "unyank"]) => yank(req, name, version, false).await,
-        (&Method::GET, [name, "owners"]) => owners(req, &decode(name)),
-        (&Method::PUT, [name, "owners"]) => change_owners(req, &decode(name), true).await,
-        (&Method::DELETE, [name, "owners"]) => change_owners(req, &decode(name), false).await,
+        (&Method::GET, [name, "owners"]) => owners(req, name),
+        (&Method::PUT, [name, "owners"]) => change_owners(req, name, true).await,
+        (&Method::DELETE, [name, "owners"]) => change_owners(req, name, false).await,
         _ => Err(ApiError::not_found(format!(
             "no cargo API endpoint {} /api/v1/crates/{}",
             req.method,
@@ -104,7 +104,7 @@ async fn publish(req: &Request<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/crates/{name}/{version}/yank`, `PUT …/unyank`.
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
-    let change = Change::Yank { name: decode(name), version: decode(version), yanked };
+    let change = Change::Yank { name: name.to_string(), version: version.to_string(), yanked };
     let Outcome::Yanked { .. } = req.write(change).await? else { unreachable!("a yank has a yank outcome") };
     Ok((StatusCode::OK, json!({ "ok": true })))
 }
@@ -147,10 +147,10 @@ async fn search(req: &Request<'_>) -> ApiResult {
     let mut per_page = 10usize;
     for pair in req.query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match decode_form(k).as_str() {
-            "q" => q = decode_form(v),
+        match super::url::decode_form(k).as_str() {
+            "q" => q = super::url::decode_form(v),
             "per_page" => {
-                per_page = decode_form(v)
+                per_page = super::url::decode_form(v)
                     .parse()
                     .map_err(|_| ApiError::invalid(format!("per_page must be a number, not `{v}`")))?;
             }
@@ -191,39 +191,6 @@ fn search_packages(static_root: &Path, q: &str, limit: usize) -> anyhow::Result<
     Ok((total, crates))
 }
 
-/// Percent-decodes a path segment (cargo encodes `+` in versions as `%2B`).
-fn decode(s: &str) -> String {
-    percent_decode(s, false)
-}
-
-/// Decodes an `application/x-www-form-urlencoded` query value.
-fn decode_form(s: &str) -> String {
-    percent_decode(s, true)
-}
-
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,15 +220,5 @@ mod tests {
         ] {
             assert!(split_frame(&bad).unwrap_err().starts_with("malformed publish frame"), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn decoding() {
-        assert_eq!(decode("1.0.0%2Bbuild.1"), "1.0.0+build.1");
-        assert_eq!(decode("a+b"), "a+b");
-        assert_eq!(decode_form("two+words%20here"), "two words here");
-        assert_eq!(decode_form("100%"), "100%");
-        assert_eq!(decode_form("%4"), "%4");
-        assert_eq!(decode_form("%zz"), "%zz");
     }
 }

@@ -12,30 +12,13 @@ use warp::hyper::Body;
 pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     let mut path = root.to_path_buf();
     for seg in url_path.split('/').filter(|s| !s.is_empty()) {
-        let seg = percent_decode(seg)?;
+        let seg = super::url::decode_segment(seg);
         if seg.starts_with('.') || seg.contains(['/', '\\', '\0']) {
             return None;
         }
         path.push(seg);
     }
     Some(path)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Cache-Control by path, as SPEC section 6 lists it.

@@ -10,6 +10,7 @@ mod cargo;
 mod error;
 pub mod files;
 mod ratelimit;
+mod url;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -202,7 +203,10 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let segs: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    // Segments decoded once here: handlers see names and versions as sent.
+    let decoded: Vec<String> =
+        path.trim_start_matches("/api/v1/").split('/').map(url::decode_segment).collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let cargo_shape = segs.first() == Some(&"crates");
 
     // A failed authentication is throttled like anonymous traffic, so
