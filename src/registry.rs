@@ -180,15 +180,7 @@ impl Registry {
     /// The README extracted from a stored tarball, if it has one.
     pub fn readme_of(&self, line: &IndexLine) -> Option<Vec<u8>> {
         let bytes = std::fs::read(self.store.blob_path(&line.cksum)).ok()?;
-        let kind = if line.fmt.is_empty() || line.kind.is_some() {
-            crate::archive::ManifestKind::Cairn
-        } else {
-            crate::archive::ManifestKind::Cargo
-        };
-        let limits = crate::archive::Limits::default();
-        crate::archive::inspect(&bytes, &line.name, &line.vers, None, kind, &limits)
-            .ok()
-            .and_then(|i| i.readme)
+        crate::archive::unpack::check(&bytes, &line.name, &line.vers).ok().and_then(|i| i.readme)
     }
 
     /// A package's index lines at `main` (empty if it has none).
