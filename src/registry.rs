@@ -238,6 +238,17 @@ pub struct Recent {
     pub published_at: String,
 }
 
+impl Recent {
+    /// The entry of an index line that carries its publish time.
+    pub fn of(line: &IndexLine) -> Option<Recent> {
+        Some(Recent {
+            name: line.name.clone(),
+            version: line.vers.clone(),
+            published_at: line.pubtime.clone()?,
+        })
+    }
+}
+
 /// The base64 key line of a standard two-line `minisign.pub`.
 fn read_pubkey(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

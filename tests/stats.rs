@@ -178,6 +178,18 @@ fn counts_downloads_once_per_log_line() {
     assert_eq!(r["counted"], 0);
     assert_eq!(r["documents"]["written"], 0, "{r:#}");
     assert_eq!(std::fs::read(root.join("api/v1/packages/foo/stats.json")).unwrap(), before);
+
+    // `rebuild stats` rewrites only the documents of packages with new
+    // counts (here none: a removed one stays removed); `rebuild static`
+    // rewrites them all.
+    let quiet = root.join("api/v1/packages/quiet/1.0.0.json");
+    std::fs::remove_file(&quiet).unwrap();
+    rebuild_stats(&data, &[&access]);
+    assert!(!quiet.exists());
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_cairn")).args(["rebuild", "static", "--data"]).arg(&data).output();
+    assert!(out.unwrap().status.success());
+    assert_eq!(read_json(quiet)["downloads"], 0);
 }
 
 #[test]

@@ -283,12 +283,13 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     let registry: BTreeMap<String, Published> = snap
         .packages
         .iter()
-        .map(|(name, lines)| {
-            let versions = lines
+        .map(|p| {
+            let versions = p
+                .versions
                 .iter()
-                .filter_map(|l| Some((semver::Version::parse(&l.vers).ok()?, l.vers.as_str())))
+                .filter_map(|v| Some((semver::Version::parse(v).ok()?, v.as_str())))
                 .collect();
-            (canonical(name), (name.as_str(), versions))
+            (canonical(&p.name), (p.name.as_str(), versions))
         })
         .collect();
     // Affected versions of one advisory for one canonical package, SemVer order.

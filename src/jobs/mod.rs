@@ -9,10 +9,11 @@ pub mod stats;
 
 use anyhow::Result;
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::index::IndexLine;
-use crate::registry::Registry;
+use crate::registry::{Recent, Registry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Job {
@@ -29,10 +30,44 @@ pub struct Options {
     pub access_logs: Vec<PathBuf>,
 }
 
-/// Every package's index lines at `main`, parsed once for all jobs.
+/// What the jobs keep of one package once its lines have been seen: small,
+/// so a crates.io-sized index (1.5 M versions) fits in memory.
+pub struct Package {
+    /// The name as first published.
+    pub name: String,
+    /// The line of [`crate::derive::latest_version`] (else the last one),
+    /// without its dependencies and features.
+    pub latest: IndexLine,
+    /// Every version, oldest first.
+    pub versions: Vec<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+impl Package {
+    fn of(lines: &[IndexLine]) -> Package {
+        let mut latest =
+            crate::derive::latest_version(lines).or(lines.last()).expect("a package has lines").clone();
+        latest.deps = Vec::new();
+        latest.features = Default::default();
+        latest.features2 = None;
+        Package {
+            name: lines[0].name.clone(),
+            latest,
+            versions: lines.iter().map(|l| l.vers.clone()).collect(),
+            created_at: lines[0].pubtime.clone(),
+            updated_at: lines.iter().filter_map(|l| l.pubtime.clone()).max(),
+        }
+    }
+}
+
+/// Every package at `main`, read once for all jobs.
 pub struct Snapshot {
-    /// (package name as first published, its lines oldest first), sorted by lowercase name.
-    pub packages: Vec<(String, Vec<IndexLine>)>,
+    /// Sorted by lowercase name.
+    pub packages: Vec<Package>,
+    /// The newest publishes (at most `RECENT`), newest first.
+    pub recent: Vec<Recent>,
+    pub versions: u64,
     /// Advisory files: (path under the index, bytes).
     pub advisories: Vec<(String, Vec<u8>)>,
     /// Every other file (config.json), for the static index copy.
@@ -40,23 +75,44 @@ pub struct Snapshot {
     pub head: String,
 }
 
+/// Entries of `recent.json`.
+pub const RECENT: usize = 100;
+
+/// Sees each package's full lines once, in parallel, while the snapshot is read.
+pub type Visit<'a> = &'a (dyn Fn(&[IndexLine]) -> Result<()> + Sync);
+
 impl Snapshot {
-    /// Reads `main` once, parsing index files in parallel chunks as the
-    /// tree is walked, so only one chunk of raw bytes is held at a time.
     pub fn load(reg: &Registry) -> Result<Snapshot> {
+        Snapshot::load_visiting(reg, &|_| Ok(()))
+    }
+
+    /// Reads `main` once, parsing index files in parallel chunks as the
+    /// tree is walked and handing each package's lines to `visit`; only one
+    /// chunk of full lines is held at a time.
+    pub fn load_visiting(reg: &Registry, visit: Visit) -> Result<Snapshot> {
         const CHUNK: usize = 4096;
         let mut packages = Vec::new();
+        let mut recent: Vec<Recent> = Vec::new();
         let (mut advisories, mut other) = (Vec::new(), Vec::new());
         let mut chunk: Vec<(String, Vec<u8>)> = Vec::with_capacity(CHUNK);
         let mut parse = |chunk: &mut Vec<(String, Vec<u8>)>| -> Result<()> {
-            let parsed: Result<Vec<(String, Vec<IndexLine>)>> = chunk
+            let parsed: Vec<(Package, Vec<Recent>)> = chunk
                 .par_iter()
-                .map(|(path, bytes)| {
+                .map(|(path, bytes)| -> Result<Option<(Package, Vec<Recent>)>> {
                     let lines = IndexLine::parse_file(bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-                    Ok((lines.first().map(|l| l.name.clone()).unwrap_or_default(), lines))
+                    if lines.is_empty() {
+                        return Ok(None);
+                    }
+                    visit(&lines)?;
+                    Ok(Some((Package::of(&lines), newest(lines.iter().filter_map(Recent::of).collect()))))
                 })
-                .collect();
-            packages.extend(parsed?.into_iter().filter(|(n, _)| !n.is_empty()));
+                .filter_map(Result::transpose)
+                .collect::<Result<_>>()?;
+            for (package, mut r) in parsed {
+                packages.push(package);
+                recent.append(&mut r);
+            }
+            recent = newest(std::mem::take(&mut recent));
             chunk.clear();
             Ok(())
         };
@@ -74,9 +130,17 @@ impl Snapshot {
             Ok(())
         })?;
         parse(&mut chunk)?;
-        packages.par_sort_by_key(|(n, _)| n.to_ascii_lowercase());
-        Ok(Snapshot { packages, advisories, other, head: head.to_string() })
+        packages.par_sort_by_cached_key(|p| p.name.to_ascii_lowercase());
+        let versions = packages.iter().map(|p| p.versions.len() as u64).sum();
+        Ok(Snapshot { packages, recent, versions, advisories, other, head: head.to_string() })
     }
+}
+
+/// The newest `RECENT` of `all`, newest first.
+fn newest(mut all: Vec<Recent>) -> Vec<Recent> {
+    all.sort_by(|a, b| b.published_at.cmp(&a.published_at));
+    all.truncate(RECENT);
+    all
 }
 
 /// Runs a job (or all of them, in dependency order) and returns a report.
@@ -85,14 +149,23 @@ pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::V
     // writer also writes, so they hold the writer lock.
     let _lock = if job == Job::Search { None } else { Some(reg.lock_writer()?) };
     let mut report = serde_json::Map::new();
+    // New download counts change the package and version documents of the
+    // packages they touch; `stats` alone rewrites only those.
+    let mut only: Option<HashSet<String>> = None;
     if matches!(job, Job::Stats | Job::All) {
-        report.insert("stats".into(), stats::run(reg, &opts.access_logs)?);
+        let (stats, touched) = stats::run(reg, &opts.access_logs)?;
+        report.insert("stats".into(), stats);
+        if job == Job::Stats {
+            only = Some(touched);
+        }
     }
-    let snap = Snapshot::load(reg)?;
-    // Package documents carry download counts, so new counts rewrite them.
-    if matches!(job, Job::Static | Job::Stats | Job::All) {
-        report.insert("static".into(), static_files::run(reg, &snap)?);
-    }
+    let snap = if matches!(job, Job::Static | Job::Stats | Job::All) {
+        let (snap, report_static) = static_files::run(reg, only.as_ref())?;
+        report.insert("static".into(), report_static);
+        snap
+    } else {
+        Snapshot::load(reg)?
+    };
     if matches!(job, Job::Search | Job::All) {
         report.insert("search".into(), search::run(reg, &snap)?);
     }

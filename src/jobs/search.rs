@@ -152,30 +152,29 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
     let started = std::time::Instant::now();
     let conn = reg.db()?;
     let totals = super::stats::version_totals(&conn)?;
-    let packages: Vec<&(String, Vec<IndexLine>)> = snap.packages.iter().collect();
     // One document per package: its latest version's metadata.
-    let docs: Vec<Doc> = packages
+    let docs: Vec<Doc> = snap
+        .packages
         .par_iter()
-        .map(|(name, lines)| {
-            let latest = crate::derive::latest_version(lines).or(lines.last()).expect("package has lines");
-            let key = crate::name::canonical(name);
+        .map(|p| {
+            let key = crate::name::canonical(&p.name);
             let downloads: u64 =
-                lines.iter().map(|l| totals.get(&(key.clone(), l.vers.clone())).copied().unwrap_or(0)).sum();
-            let desc = latest.description.clone().unwrap_or_default();
+                p.versions.iter().map(|v| totals.get(&(key.clone(), v.clone())).copied().unwrap_or(0)).sum();
+            let desc = p.latest.description.clone().unwrap_or_default();
             let len = tokenize(&desc).len() as u32;
-            Doc(name.clone(), latest.vers.clone(), truncate(&desc, 120), downloads, len)
+            Doc(p.name.clone(), p.latest.vers.clone(), truncate(&desc, 120), downloads, len)
         })
         .collect();
     let downloads: Vec<u64> = docs.iter().map(|d| d.3).collect();
     let avg_len = docs.iter().map(|d| d.4 as f64).sum::<f64>() / docs.len().max(1) as f64;
 
     // term -> hits, built in parallel and merged.
-    let index: HashMap<String, Vec<Hit>> = packages
+    let index: HashMap<String, Vec<Hit>> = snap
+        .packages
         .par_iter()
         .enumerate()
-        .fold(HashMap::new, |mut acc: HashMap<String, Vec<Hit>>, (doc, (_, lines))| {
-            let latest = crate::derive::latest_version(lines).or(lines.last()).unwrap();
-            for (term, (fields, tf)) in package_terms(latest) {
+        .fold(HashMap::new, |mut acc: HashMap<String, Vec<Hit>>, (doc, p)| {
+            for (term, (fields, tf)) in package_terms(&p.latest) {
                 acc.entry(term).or_default().push(Hit { doc: doc as u32, fields, tf });
             }
             acc

@@ -8,14 +8,14 @@ use anyhow::Result;
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Snapshot;
+use super::{Package, Snapshot};
 use crate::derive;
 use crate::index::{package_path, IndexLine};
-use crate::registry::{Recent, Registry};
+use crate::registry::Registry;
 
 /// Packages per listing page.
 pub const PAGE_SIZE: usize = 100;
@@ -37,24 +37,9 @@ impl Writes {
     }
 }
 
-/// Owners of every package, by canonical name: from the state database, or
-/// for a mirror (whose database is not the source's) from the owners
-/// documents it copied.
-fn all_owners(reg: &Registry, conn: &Connection, snap: &Snapshot) -> Result<HashMap<String, Vec<String>>> {
-    if reg.config.read_only {
-        let mut out = HashMap::new();
-        for (name, _) in &snap.packages {
-            let path = derive::package_dir(&reg.static_root, name).join("owners.json");
-            let doc: Value =
-                std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-            let logins = doc["owners"].as_array().into_iter().flatten();
-            out.insert(
-                crate::name::canonical(name),
-                logins.filter_map(|o| o["login"].as_str().map(String::from)).collect(),
-            );
-        }
-        return Ok(out);
-    }
+/// Owners by canonical name, from the state database. A mirror's database is
+/// not the source's: it has none and reads the owners documents it copied.
+fn all_owners(conn: &Connection) -> Result<HashMap<String, Vec<String>>> {
     let mut stmt = conn.prepare(
         "SELECT o.package, u.login FROM owners o JOIN users u ON u.id = o.user_id ORDER BY o.package, o.added_at, u.login",
     )?;
@@ -66,58 +51,79 @@ fn all_owners(reg: &Registry, conn: &Connection, snap: &Snapshot) -> Result<Hash
     Ok(out)
 }
 
+/// The logins of a mirror's `owners.json` for one package.
+fn copied_owners(dir: &Path) -> Vec<String> {
+    let doc: Value = std::fs::read(dir.join("owners.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let logins = doc["owners"].as_array().into_iter().flatten();
+    logins.filter_map(|o| o["login"].as_str().map(String::from)).collect()
+}
+
 /// A row of the listings and user pages.
-fn summary(lines: &[IndexLine], downloads: u64) -> Value {
-    let latest = derive::latest_version(lines).or(lines.last()).expect("package has lines");
+fn summary(p: &Package, downloads: u64) -> Value {
     json!({
-        "name": latest.name,
-        "latestVersion": latest.vers,
-        "description": latest.description,
-        "kind": latest.kind,
+        "name": p.latest.name,
+        "latestVersion": p.latest.vers,
+        "description": p.latest.description,
+        "kind": p.latest.kind,
         "downloads": downloads,
-        "updatedAt": lines.iter().filter_map(|l| l.pubtime.clone()).max(),
-        "createdAt": lines.first().and_then(|l| l.pubtime.clone()),
+        "updatedAt": p.updated_at,
+        "createdAt": p.created_at,
     })
 }
 
-pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
+/// Rewrites every package's index copy and documents (only the packages in
+/// `only`, by canonical name, when given: new download counts), then the
+/// listings, user pages, `recent.json` and `health.json`. Returns the
+/// snapshot it read, for the jobs that follow.
+pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, Value)> {
     let started = std::time::Instant::now();
     let conn = reg.db()?;
-    let owners = all_owners(reg, &conn, snap)?;
+    let owners = if reg.config.read_only { HashMap::new() } else { all_owners(&conn)? };
     let totals = super::stats::version_totals(&conn)?;
     let root = &reg.static_root;
     let w = Writes::default();
     let no_owners = Vec::new();
 
-    // Index copies, package, owners and version documents.
-    let per_package: Vec<(u64, Value)> = snap
-        .packages
-        .par_iter()
-        .map(|(name, lines)| -> Result<(u64, Value)> {
-            let key = crate::name::canonical(name);
-            let owners = owners.get(&key).unwrap_or(&no_owners);
-            let downloads = |v: &str| totals.get(&(key.clone(), v.to_string())).copied().unwrap_or(0);
-            w.put(&root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
-            let dir = derive::package_dir(root, name);
-            w.put(
-                &dir.with_extension("json"),
-                &derive::to_bytes(&derive::package_doc(lines, owners, &downloads)),
-            )?;
-            w.put(&dir.join("owners.json"), &derive::to_bytes(&derive::owners_doc(owners)))?;
-            for line in lines {
-                let readme = dir.join(&line.vers).join("readme.md");
-                if !readme.exists() {
-                    if let Some(text) = reg.readme_of(line) {
-                        w.put(&readme, &text)?;
-                    }
+    // Index copies, package, owners and version documents, while the index is read.
+    let package_files = |lines: &[IndexLine]| -> Result<()> {
+        let name = &lines[0].name;
+        let key = crate::name::canonical(name);
+        if only.is_some_and(|only| !only.contains(&key)) {
+            return Ok(());
+        }
+        let dir = derive::package_dir(root, name);
+        let copied;
+        let owners = if reg.config.read_only {
+            copied = copied_owners(&dir);
+            &copied
+        } else {
+            owners.get(&key).unwrap_or(&no_owners)
+        };
+        let downloads = |v: &str| totals.get(&(key.clone(), v.to_string())).copied().unwrap_or(0);
+        w.put(&root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
+        w.put(
+            &dir.with_extension("json"),
+            &derive::to_bytes(&derive::package_doc(lines, owners, &downloads)),
+        )?;
+        w.put(&dir.join("owners.json"), &derive::to_bytes(&derive::owners_doc(owners)))?;
+        for line in lines {
+            let readme = dir.join(&line.vers).join("readme.md");
+            let mut has_readme = readme.exists();
+            if !has_readme {
+                if let Some(text) = reg.readme_of(line) {
+                    w.put(&readme, &text)?;
+                    has_readme = true;
                 }
-                let doc = derive::version_doc(line, readme.exists(), downloads(&line.vers));
-                w.put(&dir.join(format!("{}.json", line.vers)), &derive::to_bytes(&doc))?;
             }
-            let total: u64 = lines.iter().map(|l| downloads(&l.vers)).sum();
-            Ok((total, summary(lines, total)))
-        })
-        .collect::<Result<_>>()?;
+            let doc = derive::version_doc(line, has_readme, downloads(&line.vers));
+            w.put(&dir.join(format!("{}.json", line.vers)), &derive::to_bytes(&doc))?;
+        }
+        Ok(())
+    };
+    let snap = Snapshot::load_visiting(reg, &package_files)?;
     for (path, bytes) in snap.other.iter().chain(snap.advisories.iter()) {
         if path == "config.json" && reg.config.read_only {
             w.put(&root.join("index/config.json"), &mirror_config(bytes, reg)?)?;
@@ -127,31 +133,37 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     }
 
     // Listings: by name (the snapshot's order), newest, most downloaded.
-    let mut newest: Vec<&(u64, Value)> = per_package.iter().collect();
-    newest.sort_by(|a, b| b.1["updatedAt"].as_str().cmp(&a.1["updatedAt"].as_str()));
-    let mut popular: Vec<&(u64, Value)> = per_package.iter().collect();
-    popular.sort_by(|a, b| b.0.cmp(&a.0).then(a.1["name"].as_str().cmp(&b.1["name"].as_str())));
-    let by_name: Vec<&(u64, Value)> = per_package.iter().collect();
+    let downloads: Vec<u64> = snap
+        .packages
+        .par_iter()
+        .map(|p| {
+            let key = crate::name::canonical(&p.name);
+            p.versions.iter().map(|v| totals.get(&(key.clone(), v.clone())).copied().unwrap_or(0)).sum()
+        })
+        .collect();
+    let row = |i: usize| summary(&snap.packages[i], downloads[i]);
+    let by_name: Vec<usize> = (0..snap.packages.len()).collect();
+    let mut newest = by_name.clone();
+    newest.sort_by(|&a, &b| snap.packages[b].updated_at.cmp(&snap.packages[a].updated_at));
+    let mut popular = by_name.clone();
+    popular.sort_by(|&a, &b| downloads[b].cmp(&downloads[a]).then(a.cmp(&b)));
     let mut pages = 0;
     for (sort, list) in [("name", by_name), ("newest", newest), ("downloads", popular)] {
-        pages += write_listing(&w, &root.join("api/v1/listings").join(sort), sort, &list)?;
+        pages += write_listing(&w, &root.join("api/v1/listings").join(sort), sort, &list, &row)?;
     }
 
     // Public user profiles.
-    let by_key: HashMap<String, &Value> = snap
-        .packages
-        .iter()
-        .zip(&per_package)
-        .map(|((n, _), (_, v))| (crate::name::canonical(n), v))
-        .collect();
+    let by_key: HashMap<String, usize> =
+        snap.packages.iter().enumerate().map(|(i, p)| (crate::name::canonical(&p.name), i)).collect();
     let mut users = 0;
     for (user, _) in crate::db::list_users(&conn)? {
-        let mut mine: Vec<&Value> = owners
+        let mut mine: Vec<usize> = owners
             .iter()
             .filter(|(_, logins)| logins.contains(&user.login))
             .filter_map(|(k, _)| by_key.get(k).copied())
             .collect();
-        mine.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        mine.sort_unstable();
+        let mine: Vec<Value> = mine.into_iter().map(row).collect();
         let doc = json!({ "login": user.login, "createdAt": user.created_at, "packages": mine });
         w.put(
             &root.join("api/v1/users").join(format!("{}.json", user.login.to_ascii_lowercase())),
@@ -162,27 +174,17 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
 
     crate::fsutil::sync_filesystem(root)?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
-    let mut recent: Vec<Recent> = snap
-        .packages
-        .iter()
-        .flat_map(|(_, lines)| lines.iter())
-        .filter_map(|l| {
-            Some(Recent { name: l.name.clone(), version: l.vers.clone(), published_at: l.pubtime.clone()? })
-        })
-        .collect();
-    recent.sort_by(|a, b| b.published_at.cmp(&a.published_at));
-    recent.truncate(100);
-    let versions = snap.packages.iter().map(|(_, l)| l.len() as u64).sum();
-    reg.write_summary_files(&recent, snap.packages.len() as u64, versions, &snap.head)?;
-    Ok(json!({
+    reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
+    let report = json!({
         "packages": snap.packages.len(),
-        "versions": snap.packages.iter().map(|(_, l)| l.len()).sum::<usize>(),
+        "versions": snap.versions,
         "listingPages": pages,
         "users": users,
         "written": w.written.load(Ordering::Relaxed),
         "unchanged": w.unchanged.load(Ordering::Relaxed),
         "seconds": started.elapsed().as_secs_f64(),
-    }))
+    });
+    Ok((snap, report))
 }
 
 /// A mirror serves the source's `config.json` (same key and name) with
@@ -198,13 +200,20 @@ fn mirror_config(source: &[u8], reg: &Registry) -> Result<Vec<u8>> {
     Ok(derive::to_bytes(&doc))
 }
 
-/// `/api/v1/listings/{sort}/{page}.json`, pages numbered from 1; page files
-/// past the new last page are removed.
-fn write_listing(w: &Writes, dir: &Path, sort: &str, list: &[&(u64, Value)]) -> Result<usize> {
+/// `/api/v1/listings/{sort}/{page}.json`, pages numbered from 1, rows made
+/// by `row` from `list` (package positions in order); page files past the
+/// new last page are removed.
+fn write_listing(
+    w: &Writes,
+    dir: &Path,
+    sort: &str,
+    list: &[usize],
+    row: &(dyn Fn(usize) -> Value + Sync),
+) -> Result<usize> {
     let total = list.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     (0..pages).into_par_iter().try_for_each(|i| -> Result<()> {
-        let chunk: Vec<&Value> = list.iter().skip(i * PAGE_SIZE).take(PAGE_SIZE).map(|(_, v)| v).collect();
+        let chunk: Vec<Value> = list.iter().skip(i * PAGE_SIZE).take(PAGE_SIZE).map(|&p| row(p)).collect();
         let doc = json!({
             "sort": sort, "page": i + 1, "pages": pages, "perPage": PAGE_SIZE, "total": total, "packages": chunk,
         });

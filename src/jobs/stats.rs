@@ -52,7 +52,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -86,7 +86,7 @@ pub fn package_totals(conn: &Connection, name: &str) -> Result<crate::derive::Do
 }
 
 /// Counts the given logs (nothing twice) and rewrites every statistics document.
-pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<Value> {
+pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)> {
     let started = Instant::now();
     let mut conn = reg.db()?;
     let blobs = BlobMap::load(&conn)?;
@@ -115,7 +115,7 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<Value> {
     let tx = conn.transaction()?;
     let (fresh, seen_before) = merge_seen(&tx, &records)?;
     let seen_at = started.elapsed().as_secs_f64();
-    record_counts(&tx, &blobs, &fresh)?;
+    let touched = record_counts(&tx, &blobs, &fresh)?;
     tx.commit()?;
     let counted_at = started.elapsed().as_secs_f64();
 
@@ -125,7 +125,7 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<Value> {
         let d = d as i64;
         Some(acc.map_or((d, d), |(lo, hi)| (lo.min(d), hi.max(d))))
     });
-    Ok(json!({
+    let report = json!({
         "files": files,
         "lines": tally.lines,
         "bytes": tally.bytes,
@@ -147,7 +147,8 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<Value> {
             "total": round3(secs),
         },
         "linesPerSecond": if parsed_at > 0.0 { (tally.lines as f64 / parsed_at).round() } else { 0.0 },
-    }))
+    });
+    Ok((report, touched))
 }
 
 fn round3(x: f64) -> f64 {
@@ -612,8 +613,9 @@ fn merge_seen(tx: &rusqlite::Transaction, recs: &[Record]) -> Result<(Vec<Record
     Ok((fresh, seen_before))
 }
 
-/// Adds the new downloads to the daily counts and the all-time totals.
-fn record_counts(tx: &rusqlite::Transaction, blobs: &BlobMap, fresh: &[Record]) -> Result<()> {
+/// Adds the new downloads to the daily counts and the all-time totals;
+/// returns the packages (canonical names) whose totals changed.
+fn record_counts(tx: &rusqlite::Transaction, blobs: &BlobMap, fresh: &[Record]) -> Result<HashSet<String>> {
     // `fresh` is sorted by day: count one day at a time in a dense array,
     // then write the rows in key order (B-tree appends, not random inserts).
     let n = blobs.versions.len();
@@ -654,10 +656,10 @@ fn record_counts(tx: &rusqlite::Transaction, blobs: &BlobMap, fresh: &[Record]) 
         .map(|(i, t)| (blobs.versions[i].1.as_str(), blobs.versions[i].2.as_str(), *t))
         .collect();
     by_key.sort_unstable();
-    for (package, vers, t) in by_key {
-        upsert.execute(params![package, vers, t as i64])?;
+    for (package, vers, t) in &by_key {
+        upsert.execute(params![package, vers, *t as i64])?;
     }
-    Ok(())
+    Ok(by_key.into_iter().map(|(package, _, _)| package.to_string()).collect())
 }
 
 /// One package's figures, for the registry document.
