@@ -3,16 +3,31 @@
 
   graph.py spec    --packages N --versions V --seed S            > graph.json
   graph.py publish --url URL --token T --spec graph.json [--jobs J]
+  graph.py publish-crates --url URL --token T --spec graph.json --project DIR [--jobs J]
 
 Package i (`bench-pkg-NNN`) depends on 0-4 packages with a higher index,
 always including one edge from a random lower-indexed parent, so the whole
 graph is reachable from `bench-pkg-000`. Every package has V versions
 (1.0.0, 1.1.0, ...) and every requirement is `^1.0`, so the resolver has
-choices to make. The spec is plain JSON so a cargo-side script can publish
-the same graph as crates.
+choices to make. The spec is plain JSON.
+
+`publish` puts the graph as cairn packages (`PUT /api/v1/packages/...`).
+`publish-crates` puts the same graph (same edges, same versions) as crates
+named `bench-crate-NNN` through cargo's publish endpoint
+(`PUT /api/v1/crates/new`, cargo's binary frame), reusing `crate_bytes`,
+`frame` and `publish` of tools/bench/cargo/gen.py; those write every
+requirement as `^1`, which is the same range as the spec's `^1.0`
+(>=1.0.0, <2.0.0). It then writes a consumer project in DIR whose only
+dependency is `bench-crate-000 = "1"`, so `cargo generate-lockfile` there
+reaches every crate.
 """
-import argparse, gzip, io, json, random, sys, tarfile, urllib.request
+import argparse, gzip, io, json, os, random, sys, tarfile, types, urllib.request
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cargo"))
+import gen as cargo_gen  # noqa: E402  (tools/bench/cargo/gen.py)
+
+PKG_PREFIX, CRATE_PREFIX = "bench-pkg-", "bench-crate-"
 
 
 def spec(n, versions, seed):
@@ -63,8 +78,48 @@ def publish(url, token, spec_, jobs):
     for p in spec_["packages"]:
         by_version.setdefault(p["version"], []).append(p)
     with ThreadPoolExecutor(jobs) as ex:
-        for _, ps in sorted(by_version.items()):
+        for _, ps in sorted(by_version.items(), key=lambda kv: version_key(kv[0])):
             list(ex.map(put, ps))
+
+
+def version_key(v):
+    return [int(x) for x in v.split(".")]
+
+
+def crate_name(pkg):
+    assert pkg.startswith(PKG_PREFIX), pkg
+    return CRATE_PREFIX + pkg[len(PKG_PREFIX):]
+
+
+def publish_crates(url, token, spec_, project, jobs):
+    # gen.py writes every requirement as "^1": only equal to the spec when the
+    # spec's requirement is "^1.0" (or "^1"), so refuse anything else.
+    for p in spec_["packages"]:
+        for d, r in p["deps"].items():
+            if r not in ("^1.0", "^1"):
+                sys.exit(f"{p['name']} {p['version']}: requirement {d} {r!r} is not ^1.0")
+    conn = types.SimpleNamespace(url=url, token=token)  # what gen.publish reads
+
+    def put(p):
+        cargo_gen.publish(conn, crate_name(p["name"]), p["version"],
+                          [crate_name(d) for d in p["deps"]])
+    # As `publish`: version k of every crate, then k+1 (index lines oldest first).
+    by_version = {}
+    for p in spec_["packages"]:
+        by_version.setdefault(p["version"], []).append(p)
+    with ThreadPoolExecutor(jobs) as ex:
+        for _, ps in sorted(by_version.items(), key=lambda kv: version_key(kv[0])):
+            list(ex.map(put, ps))
+
+    os.makedirs(os.path.join(project, "src"), exist_ok=True)
+    with open(os.path.join(project, "Cargo.toml"), "w") as f:
+        f.write('[package]\nname = "bench-consumer"\nversion = "0.1.0"\nedition = "2021"\n'
+                'publish = false\n\n[dependencies]\n'
+                f'{crate_name(spec_["root"])} = "1"\n\n[workspace]\n')
+    with open(os.path.join(project, "src", "main.rs"), "w") as f:
+        f.write("fn main() {}\n")
+    crates = len({p["name"] for p in spec_["packages"]})
+    print(f"published {len(spec_['packages'])} versions of {crates} crates", file=sys.stderr)
 
 
 def main():
@@ -79,11 +134,19 @@ def main():
     p.add_argument("--token", required=True)
     p.add_argument("--spec", required=True)
     p.add_argument("--jobs", type=int, default=8)
+    c = sub.add_parser("publish-crates")
+    c.add_argument("--url", required=True)
+    c.add_argument("--token", required=True)
+    c.add_argument("--spec", required=True)
+    c.add_argument("--project", required=True)
+    c.add_argument("--jobs", type=int, default=8)
     a = ap.parse_args()
     if a.cmd == "spec":
         json.dump(spec(a.packages, a.versions, a.seed), sys.stdout, indent=1)
-    else:
+    elif a.cmd == "publish":
         publish(a.url, a.token, json.load(open(a.spec)), a.jobs)
+    else:
+        publish_crates(a.url, a.token, json.load(open(a.spec)), a.project, a.jobs)
 
 
 if __name__ == "__main__":
