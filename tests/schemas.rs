@@ -7,31 +7,6 @@ use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;
 use support::Server;
 
-/// The schema of a file under the static root, by its path.
-fn schema_for(path: &str) -> Option<&'static str> {
-    let parts: Vec<&str> = path.split('/').collect();
-    Some(match parts.as_slice() {
-        ["index", "config.json"] => "index-config",
-        ["index", "advisories", ..] => return None, // OSV, validated when added
-        ["index", ..] => "index-line",
-        ["api", "v1", "health.json"] => "health",
-        ["api", "v1", "recent.json"] => "recent",
-        ["api", "v1", "stats.json"] => "stats",
-        ["api", "v1", "listings", _, _] => "listing",
-        ["api", "v1", "users", _] => "user",
-        ["api", "v1", "search", "manifest.json"] => "search-manifest",
-        ["api", "v1", "search", _] => "search-shard",
-        ["api", "v1", "advisories", "index.json"] => "advisories-index",
-        ["api", "v1", "advisories", "all.json"] => "advisories-all",
-        ["api", "v1", "advisories", _] => "advisories-package",
-        ["api", "v1", "packages", _] => "package",
-        ["api", "v1", "packages", _, "owners.json"] => "owners",
-        ["api", "v1", "packages", _, "stats.json"] => "package-stats",
-        ["api", "v1", "packages", _, _] => "version",
-        _ => return None,
-    })
-}
-
 #[test]
 fn everything_a_rebuild_emits_matches_its_schema() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,7 +68,7 @@ fn everything_a_rebuild_emits_matches_its_schema() {
         if rel.ends_with(".md") {
             continue;
         }
-        let Some(schema) = schema_for(&rel) else {
+        let Some(schema) = support::schema_for(&rel) else {
             if !rel.starts_with("index/advisories/") {
                 failures.push(format!("{rel}: no schema"));
             }

@@ -171,6 +171,31 @@ pub fn read_json(path: PathBuf) -> serde_json::Value {
         .unwrap()
 }
 
+/// The schema of a file under the static root, by its path.
+pub fn schema_for(path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = path.split('/').collect();
+    Some(match parts.as_slice() {
+        ["index", "config.json"] => "index-config",
+        ["index", "advisories", ..] => return None, // OSV, validated when added
+        ["index", ..] => "index-line",
+        ["api", "v1", "health.json"] => "health",
+        ["api", "v1", "recent.json"] => "recent",
+        ["api", "v1", "stats.json"] => "stats",
+        ["api", "v1", "listings", _, _] => "listing",
+        ["api", "v1", "users", _] => "user",
+        ["api", "v1", "search", "manifest.json"] => "search-manifest",
+        ["api", "v1", "search", _] => "search-shard",
+        ["api", "v1", "advisories", "index.json"] => "advisories-index",
+        ["api", "v1", "advisories", "all.json"] => "advisories-all",
+        ["api", "v1", "advisories", _] => "advisories-package",
+        ["api", "v1", "packages", _] => "package",
+        ["api", "v1", "packages", _, "owners.json"] => "owners",
+        ["api", "v1", "packages", _, "stats.json"] => "package-stats",
+        ["api", "v1", "packages", _, _] => "version",
+        _ => return None,
+    })
+}
+
 /// The validator of `index/schema/{name}.schema.json`.
 pub fn schema(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("index/schema/{name}.schema.json"));
