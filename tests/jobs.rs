@@ -125,3 +125,27 @@ fn static_rebuild_is_complete_and_idempotent() {
     assert_eq!(user["packages"].as_array().unwrap().len(), 24);
     assert!(user.get("email").is_none());
 }
+
+#[test]
+fn static_rebuild_restores_readmes_from_the_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    let with = TarballBuilder::new("with-readme", "1.0.0").file("README.md", b"# With\n\nText.\n").gzip();
+    assert_eq!(server.put("with-readme", "1.0.0", &token, with, "application/gzip").status(), 201);
+    let without = TarballBuilder::new("without-readme", "1.0.0").gzip();
+    assert_eq!(server.put("without-readme", "1.0.0", &token, without, "application/gzip").status(), 201);
+    let root = server.static_root();
+    let with_dir = root.join("api/v1/packages/with-readme");
+    std::fs::remove_dir_all(&with_dir).unwrap();
+    std::fs::remove_file(root.join("api/v1/packages/without-readme/1.0.0.json")).unwrap();
+
+    rebuild(&server, "static");
+    assert_eq!(std::fs::read(with_dir.join("1.0.0/readme.md")).unwrap(), b"# With\n\nText.\n");
+    let doc: Value = server.get("/api/v1/packages/with-readme/1.0.0.json").json().unwrap();
+    assert_eq!(doc["readme"], "/api/v1/packages/with-readme/1.0.0/readme.md");
+    let doc: Value = server.get("/api/v1/packages/without-readme/1.0.0.json").json().unwrap();
+    assert_eq!(doc["readme"], Value::Null);
+    assert!(!root.join("api/v1/packages/without-readme/1.0.0").exists());
+    assert_eq!(rebuild(&server, "static")["static"]["written"], 0);
+}

@@ -159,7 +159,7 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
         .map(|p| {
             let key = crate::name::canonical(&p.name);
             let downloads: u64 =
-                p.versions.iter().map(|v| totals.get(&(key.clone(), v.clone())).copied().unwrap_or(0)).sum();
+                totals.get(&key).map_or(0, |d| p.versions.iter().filter_map(|v| d.get(v)).sum());
             let desc = p.latest.description.clone().unwrap_or_default();
             let len = tokenize(&desc).len() as u32;
             Doc(p.name.clone(), p.latest.vers.clone(), truncate(&desc, 120), downloads, len)

@@ -30,11 +30,31 @@ struct Writes {
 impl Writes {
     /// Writes `bytes` to `path` unless it already holds exactly them.
     fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let counter =
-            if crate::fsutil::write_if_changed(path, bytes)? { &self.written } else { &self.unchanged };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.put_over(path, std::fs::read(path).ok().as_deref(), bytes)
+    }
+
+    /// [`Writes::put`] for a file whose current bytes (`old`) were read already.
+    fn put_over(&self, path: &Path, old: Option<&[u8]>, bytes: &[u8]) -> std::io::Result<()> {
+        if old == Some(bytes) {
+            self.unchanged.fetch_add(1, Ordering::Relaxed);
+        } else {
+            crate::fsutil::write_replace(path, bytes)?;
+            self.written.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
+}
+
+/// Whether a version document (`old`, as on disk) is this line's and says
+/// the archive has no README.
+fn recorded_without_readme(old: Option<&[u8]>, line: &IndexLine) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        sha256: String,
+        readme: Option<String>,
+    }
+    old.and_then(|b| serde_json::from_slice::<Recorded>(b).ok())
+        .is_some_and(|r| r.sha256 == line.cksum && r.readme.is_none())
 }
 
 /// Owners by canonical name, from the state database. A mirror's database is
@@ -86,6 +106,7 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, 
     let root = &reg.static_root;
     let w = Writes::default();
     let no_owners = Vec::new();
+    let no_downloads = derive::Downloads::new();
 
     // Index copies, package, owners and version documents, while the index is read.
     let package_files = |lines: &[IndexLine]| -> Result<()> {
@@ -102,24 +123,29 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, 
         } else {
             owners.get(&key).unwrap_or(&no_owners)
         };
-        let downloads = |v: &str| totals.get(&(key.clone(), v.to_string())).copied().unwrap_or(0);
+        let downloads = totals.get(&key).unwrap_or(&no_downloads);
         w.put(&root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
         w.put(
             &dir.with_extension("json"),
-            &derive::to_bytes(&derive::package_doc(lines, owners, &downloads)),
+            &derive::to_bytes(&derive::package_doc(lines, owners, downloads)),
         )?;
         w.put(&dir.join("owners.json"), &derive::to_bytes(&derive::owners_doc(owners)))?;
         for line in lines {
+            let count = downloads.get(&line.vers).copied().unwrap_or(0);
+            let path = dir.join(format!("{}.json", line.vers));
+            let old = std::fs::read(&path).ok();
             let readme = dir.join(&line.vers).join("readme.md");
-            let mut has_readme = readme.exists();
-            if !has_readme {
+            let has_readme = readme.exists();
+            let mut doc = derive::to_bytes(&derive::version_doc(line, has_readme, count));
+            // A version whose document says it has no README had its
+            // archive inspected already: its blob is not read again.
+            if !has_readme && old.as_ref() != Some(&doc) && !recorded_without_readme(old.as_deref(), line) {
                 if let Some(text) = reg.readme_of(line) {
                     w.put(&readme, &text)?;
-                    has_readme = true;
+                    doc = derive::to_bytes(&derive::version_doc(line, true, count));
                 }
             }
-            let doc = derive::version_doc(line, has_readme, downloads(&line.vers));
-            w.put(&dir.join(format!("{}.json", line.vers)), &derive::to_bytes(&doc))?;
+            w.put_over(&path, old.as_deref(), &doc)?;
         }
         Ok(())
     };
@@ -137,8 +163,8 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, 
         .packages
         .par_iter()
         .map(|p| {
-            let key = crate::name::canonical(&p.name);
-            p.versions.iter().map(|v| totals.get(&(key.clone(), v.clone())).copied().unwrap_or(0)).sum()
+            let counts = totals.get(&crate::name::canonical(&p.name));
+            counts.map_or(0, |d| p.versions.iter().filter_map(|v| d.get(v)).sum())
         })
         .collect();
     let row = |i: usize| summary(&snap.packages[i], downloads[i]);

@@ -70,11 +70,16 @@ const LINE_SEED: u64 = 0x6361_6972_6e2d_6c6e; // "cairn-ln"
 const OCC_SEED: u64 = 0x6361_6972_6e2d_6f63; // "cairn-oc"
 const MAX_SAMPLES: usize = 5;
 
-/// Downloads per (canonical package name, version as published).
-pub fn version_totals(conn: &Connection) -> Result<HashMap<(String, String), u64>> {
+/// Downloads by canonical package name, then version as published.
+pub fn version_totals(conn: &Connection) -> Result<HashMap<String, crate::derive::Downloads>> {
     let mut stmt = conn.prepare("SELECT package, vers, total FROM stats_totals")?;
-    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, i64>(2)? as u64)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+    let mut out: HashMap<String, crate::derive::Downloads> = HashMap::new();
+    for row in rows {
+        let (package, vers, total) = row?;
+        out.entry(package).or_default().insert(vers, total);
+    }
+    Ok(out)
 }
 
 /// One package's downloads by version (for the documents a publish rewrites).
@@ -716,7 +721,7 @@ fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
         let (key, vers) = k;
         let v = VersionStats {
             semver: semver::Version::parse(&vers).ok(),
-            total: totals.get(&(key.clone(), vers.clone())).copied().unwrap_or(0),
+            total: totals.get(&key).and_then(|d| d.get(&vers)).copied().unwrap_or(0),
             vers,
             recent,
             last7,

@@ -432,16 +432,17 @@ fn main() -> Result<()> {
         write(&static_root.join("index").join(package_path(&p[0].name)), &IndexLine::file_bytes(p))?;
         if args.docs {
             let dir = cairn::derive::package_dir(&static_root, &p[0].name);
-            let none = |_: &str| 0;
-            let mut docs = vec![
-                (dir.with_extension("json"), cairn::derive::package_doc(p, &owners, &none)),
-                (dir.join("owners.json"), cairn::derive::owners_doc(&owners)),
-            ];
+            let none = cairn::derive::Downloads::new();
+            write(
+                &dir.with_extension("json"),
+                &cairn::derive::to_bytes(&cairn::derive::package_doc(p, &owners, &none)),
+            )?;
+            write(&dir.join("owners.json"), &cairn::derive::to_bytes(&cairn::derive::owners_doc(&owners)))?;
             for l in p {
-                docs.push((dir.join(format!("{}.json", l.vers)), cairn::derive::version_doc(l, false, 0)));
-            }
-            for (path, doc) in docs {
-                write(&path, &cairn::derive::to_bytes(&doc))?;
+                write(
+                    &dir.join(format!("{}.json", l.vers)),
+                    &cairn::derive::to_bytes(&cairn::derive::version_doc(l, false, 0)),
+                )?;
             }
         }
         Ok(())
