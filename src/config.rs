@@ -30,6 +30,14 @@ pub struct Config {
     /// Seconds between checks that rebuild the search shards when the index
     /// moved (0: never; `cairn rebuild search` then keeps them current).
     pub search_interval: u64,
+    /// Seconds between runs of the statistics job over `access_logs`
+    /// (0: never). Rereading a log counts only lines not counted before.
+    pub stats_interval: u64,
+    /// Web-server access logs (combined format) the statistics timer reads.
+    pub access_logs: Vec<std::path::PathBuf>,
+    /// Seconds between full static rebuilds (0: never; the writer keeps
+    /// the documents current, this repairs what was lost or edited).
+    pub static_interval: u64,
 }
 
 /// Token-bucket quotas, `burst` requests then one more every `per_seconds / refill`.
@@ -85,6 +93,9 @@ impl Default for Config {
             rate_limit: RateLimits::default(),
             read_only: false,
             search_interval: 60,
+            stats_interval: 0,
+            access_logs: Vec::new(),
+            static_interval: 0,
         }
     }
 }

@@ -215,3 +215,80 @@ fn a_missing_log_is_an_error_and_counts_nothing() {
     assert_eq!(rebuild_stats(&data, &[&good])["counted"], 1);
     assert_eq!(read_json(server.static_root().join("api/v1/packages/solo/stats.json"))["total"], 1);
 }
+
+#[test]
+fn a_line_still_being_written_is_counted_once_it_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let sha = publish(&server, "growing", "1.0.0");
+    let log = dir.path().join("access.log");
+    let whole = line("192.0.2.1", "05/Apr/2026:00:00:00 +0000", &get(&sha), 200);
+    let second = line("192.0.2.2", "05/Apr/2026:00:00:01 +0000", &get(&sha), 200);
+    // The web server has written the first line and part of the second.
+    let cut = second.len() - 20;
+    std::fs::write(&log, format!("{whole}{}", &second[..cut])).unwrap();
+    let r = rebuild_stats(&data, &[&log]);
+    assert_eq!(r["counted"], 1, "{r:#}");
+    assert_eq!(r["malformedSkipped"], 0, "{r:#}");
+    assert_eq!(r["files"][0]["partialLastLineBytes"], cut as u64);
+    // The rest of the line arrives: it counts once, the first line not again.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(&second.as_bytes()[cut..])
+        .unwrap();
+    let r = rebuild_stats(&data, &[&log]);
+    assert_eq!(r["counted"], 1, "{r:#}");
+    assert_eq!(r["files"][0]["partialLastLineBytes"], 0);
+    assert_eq!(read_json(server.static_root().join("api/v1/packages/growing/stats.json"))["total"], 2);
+}
+
+#[test]
+fn the_server_counts_configured_logs_on_a_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    let sha = publish(&server, "timed", "1.0.0");
+    server.kill();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, line("192.0.2.1", "05/Apr/2026:00:00:00 +0000", &get(&sha), 200)).unwrap();
+    let config = data.join("registry.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("stats_interval = 0") && text.contains("access_logs = []"), "{text}");
+    let text = text
+        .replace("stats_interval = 0", "stats_interval = 1")
+        .replace("access_logs = []", &format!("access_logs = [{:?}]", log.display().to_string()));
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&data);
+
+    let total = || {
+        let resp = server.get("/api/v1/packages/timed/stats.json");
+        if resp.status() == 200 {
+            resp.json::<Value>().unwrap()["total"].as_u64().unwrap()
+        } else {
+            0
+        }
+    };
+    let wait_for = |n: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while total() != n {
+            assert!(std::time::Instant::now() < deadline, "stats.json total never reached {n}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for(1);
+    let doc: Value = server.get("/api/v1/packages/timed.json").json().unwrap();
+    assert_eq!(doc["downloads"], 1);
+    // The next line appended to the same log is counted by a later tick, the first never again.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(line("192.0.2.2", "05/Apr/2026:00:00:09 +0000", &get(&sha), 200).as_bytes())
+        .unwrap();
+    wait_for(2);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(total(), 2);
+}

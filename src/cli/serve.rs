@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::DataArg;
 use crate::config::Config;
-use crate::registry::{open_or_init, BOOTSTRAP_LOGIN};
+use crate::jobs::Job;
+use crate::registry::{open_or_init, Registry, BOOTSTRAP_LOGIN};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -73,36 +74,55 @@ pub fn run(args: ServeArgs) -> Result<()> {
         if let Some(admin) = admin {
             tokio::spawn(crate::server::admin::run(state.clone(), admin));
         }
-        if state.reg.config.search_interval > 0 {
-            tokio::spawn(refresh_search(state.reg.clone()));
-        }
+        spawn_timers(&state.reg);
         crate::server::run(state, listener).await;
         Ok(())
     })
 }
 
-/// Rebuilds the search shards whenever the index has moved since they were
-/// built, checking every `search_interval` seconds.
-async fn refresh_search(reg: Arc<crate::registry::Registry>) {
-    let period = std::time::Duration::from_secs(reg.config.search_interval);
+/// Starts the batch jobs registry.toml puts on a timer: search when the
+/// index moved, statistics over the configured access logs, static.
+fn spawn_timers(reg: &Arc<Registry>) {
+    let c = &reg.config;
+    if c.search_interval > 0 {
+        tokio::spawn(every(reg.clone(), c.search_interval, Job::Search, search_is_stale));
+    }
+    if c.stats_interval > 0 && !c.access_logs.is_empty() {
+        tokio::spawn(every(reg.clone(), c.stats_interval, Job::Stats, |_| Ok(true)));
+    }
+    if c.static_interval > 0 {
+        tokio::spawn(every(reg.clone(), c.static_interval, Job::Static, |_| Ok(true)));
+    }
+}
+
+/// Whether the search shards were built for another commit than `main`'s.
+fn search_is_stale(reg: &Registry) -> Result<bool> {
+    let manifest = reg.static_root.join("api/v1/search/manifest.json");
+    let built_for = std::fs::read(&manifest)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["indexCommit"].as_str().map(String::from));
+    Ok(built_for.as_deref() != Some(reg.index.head()?.to_string().as_str()))
+}
+
+/// Runs `job` every `secs` seconds when `due` says so, on the blocking pool.
+async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Result<bool>) {
+    let period = std::time::Duration::from_secs(secs);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let reg = reg.clone();
         let result = tokio::task::spawn_blocking(move || -> Result<()> {
-            let manifest = reg.static_root.join("api/v1/search/manifest.json");
-            let built_for = std::fs::read(&manifest)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["indexCommit"].as_str().map(String::from));
-            if built_for.as_deref() != Some(reg.index.head()?.to_string().as_str()) {
-                crate::jobs::rebuild(&reg, crate::jobs::Job::Search, &Default::default())?;
+            if due(&reg)? {
+                let opts = crate::jobs::Options { access_logs: reg.config.access_logs.clone() };
+                crate::jobs::rebuild(&reg, job, &opts)?;
             }
             Ok(())
         })
         .await;
         if let Ok(Err(e)) = result {
-            tracing::warn!(error = %format!("{e:#}"), "search rebuild failed");
+            tracing::warn!(error = %format!("{e:#}"), ?job, "scheduled rebuild failed");
         }
     }
 }

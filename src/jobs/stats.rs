@@ -105,6 +105,7 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)>
             "lines": file_tally.lines,
             "counted": recs.len(),
             "malformed": file_tally.malformed,
+            "partialLastLineBytes": file_tally.partial_bytes,
         }));
         tally.add(&file_tally);
         records.append(&mut recs);
@@ -176,6 +177,8 @@ struct Tally {
     ignored: u64,
     unknown: u64,
     samples: Vec<String>,
+    /// Bytes of an unterminated last line, left for a later run.
+    partial_bytes: u64,
 }
 
 impl Tally {
@@ -463,10 +466,11 @@ fn scan_file(path: &Path, blobs: &BlobMap) -> Result<(Tally, Vec<Record>)> {
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(4);
     let display = path.display().to_string();
-    let reader_thread = std::thread::spawn(move || -> std::io::Result<()> {
+    let reader_thread = std::thread::spawn(move || -> std::io::Result<u64> {
         let mut reader = reader;
         let mut carry: Vec<u8> = Vec::new();
         let mut index = 0;
+        let mut partial = 0;
         loop {
             let mut buf = std::mem::take(&mut carry);
             let mut filled = buf.len();
@@ -485,6 +489,13 @@ fn scan_file(path: &Path, blobs: &BlobMap) -> Result<(Tally, Vec<Record>)> {
                 }
             }
             buf.truncate(filled);
+            if eof && buf.last().is_some_and(|&b| b != b'\n') {
+                // A line still being written by the web server: counted by
+                // a later run, once it is whole.
+                let whole = memchr::memrchr(b'\n', &buf).map_or(0, |nl| nl + 1);
+                partial = (buf.len() - whole) as u64;
+                buf.truncate(whole);
+            }
             if !eof {
                 match memchr::memrchr(b'\n', &buf) {
                     Some(nl) => carry = buf.split_off(nl + 1),
@@ -496,23 +507,23 @@ fn scan_file(path: &Path, blobs: &BlobMap) -> Result<(Tally, Vec<Record>)> {
                 }
             }
             if !buf.is_empty() && tx.send((index, buf)).is_err() {
-                return Ok(());
+                return Ok(partial);
             }
             index += 1;
             if eof {
-                return Ok(());
+                return Ok(partial);
             }
         }
     });
     let mut outs: Vec<BlockOut> =
         rx.into_iter().par_bridge().map(|(index, block)| scan_block(index, &block, blobs)).collect();
-    reader_thread
+    let partial = reader_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the reader of {display} panicked"))?
         .with_context(|| format!("reading {display}"))?;
     outs.sort_unstable_by_key(|o| o.index);
 
-    let mut tally = Tally::default();
+    let mut tally = Tally { partial_bytes: partial, ..Tally::default() };
     let mut line_base = 0u64;
     let mut recs = Vec::with_capacity(outs.iter().map(|o| o.recs.len()).sum());
     for o in &mut outs {
