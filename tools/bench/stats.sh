@@ -14,7 +14,8 @@
 #           gzipped (a rotated copy: reads, decompresses, counts nothing).
 # The JSON report of each cairn run gives the parse time and lines/s of the
 # stats job itself; wall time includes the statistics documents and the
-# static rebuild that follows (package documents carry download counts).
+# package and version documents of the packages with new counts (they carry
+# download counts), then the listings.
 #
 # Environment:
 #   LINES         log lines                                   (10000000)
