@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod derive;
+pub mod fsck;
 pub mod fsutil;
 pub mod index;
 pub mod jobs;

@@ -50,6 +50,41 @@ impl Attestation {
     }
 }
 
+/// Why a signature is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    /// Unparsable, legacy (`Ed`), not made by the key, or not over these bytes.
+    #[error("{0:#}")]
+    Invalid(anyhow::Error),
+    /// Valid, but binds the bytes to another registry, package or digest.
+    #[error("valid, but attests {field}={signed}, not {wanted}")]
+    Mismatch { field: &'static str, signed: String, wanted: String },
+}
+
+/// [`verify`], then requires the attestation to be exactly `want`, field by
+/// field: a valid signature over the wrong fields is a failure (SPEC section 4).
+pub fn verify_attested(
+    public_base64: &str,
+    bytes: &[u8],
+    minisig: &str,
+    want: &Attestation,
+) -> Result<(), SignatureError> {
+    let got = verify(public_base64, bytes, minisig).map_err(SignatureError::Invalid)?;
+    let fields = [
+        ("registry", got.registry, &want.registry),
+        ("name", got.name, &want.name),
+        ("version", got.version, &want.version),
+        ("sha256", got.sha256, &want.sha256),
+        ("blake3", got.blake3, &want.blake3),
+    ];
+    match fields.into_iter().find(|(_, signed, wanted)| signed != *wanted) {
+        Some((field, signed, wanted)) => {
+            Err(SignatureError::Mismatch { field, signed, wanted: wanted.clone() })
+        }
+        None => Ok(()),
+    }
+}
+
 /// The registry's signing key pair.
 pub struct SigningKey {
     secret: minisign::SecretKey,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod fsck;
 mod search;
 mod serve;
 mod user;
@@ -50,6 +51,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Check a lockfile against the registry's security advisories (exit 1 on findings).
     Audit(audit::AuditArgs),
+    /// Check blobs, signatures, the index history and derived files (exit 1 on findings).
+    Fsck(fsck::FsckArgs),
     /// Rewrite derived files from the sources of truth.
     Rebuild {
         job: crate::jobs::Job,
@@ -85,10 +88,11 @@ pub fn main() -> i32 {
         Command::Search(args) => search::run(args),
         Command::Rebuild { job, data, access_logs } => rebuild(&data, job, access_logs),
         Command::Audit(args) => audit::run(args),
+        Command::Fsck(args) => fsck::run(args),
     };
     match result {
         Ok(()) => 0,
-        Err(e) if e.is::<audit::Findings>() => {
+        Err(e) if e.is::<audit::Findings>() || e.is::<fsck::Findings>() => {
             eprintln!("{e}");
             1
         }

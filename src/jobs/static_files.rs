@@ -3,16 +3,20 @@
 //! Files whose bytes would not change are left alone, so a second run
 //! writes nothing; new bytes are written to a temporary file and renamed,
 //! and one `syncfs` at the end makes the whole run durable.
+//!
+//! [`check`] runs the same code in check mode: it writes nothing and
+//! reports the files a rebuild would write (`cairn fsck`).
 
 use anyhow::Result;
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use super::{Package, Snapshot};
+use super::{Package, Snapshot, Visit};
 use crate::derive;
 use crate::index::{package_path, IndexLine};
 use crate::registry::Registry;
@@ -20,14 +24,35 @@ use crate::registry::Registry;
 /// Packages per listing page.
 pub const PAGE_SIZE: usize = 100;
 
-/// Counts what a run wrote.
+/// A derived file that does not match what a rebuild would write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub kind: DriftKind,
+    /// Relative to the static root once [`check`] returns it.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftKind {
+    /// A rebuild would create it.
+    Missing,
+    /// A rebuild would write other bytes.
+    Differs,
+}
+
+/// Counts what a run wrote; in check mode, records it instead of writing.
 #[derive(Default)]
 struct Writes {
     written: AtomicU64,
     unchanged: AtomicU64,
+    check: Option<Mutex<Vec<Drift>>>,
 }
 
 impl Writes {
+    fn checking() -> Writes {
+        Writes { check: Some(Mutex::default()), ..Writes::default() }
+    }
+
     /// Writes `bytes` to `path` unless it already holds exactly them.
     fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         self.put_over(path, std::fs::read(path).ok().as_deref(), bytes)
@@ -37,10 +62,16 @@ impl Writes {
     fn put_over(&self, path: &Path, old: Option<&[u8]>, bytes: &[u8]) -> std::io::Result<()> {
         if old == Some(bytes) {
             self.unchanged.fetch_add(1, Ordering::Relaxed);
-        } else {
-            crate::fsutil::write_replace(path, bytes)?;
-            self.written.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
+        match &self.check {
+            Some(drift) => {
+                let kind = if old.is_some() { DriftKind::Differs } else { DriftKind::Missing };
+                drift.lock().unwrap().push(Drift { kind, path: path.to_path_buf() });
+            }
+            None => crate::fsutil::write_replace(path, bytes)?,
+        }
+        self.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -100,11 +131,55 @@ fn summary(p: &Package, downloads: u64) -> Value {
 /// snapshot it read, for the jobs that follow.
 pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, Value)> {
     let started = std::time::Instant::now();
+    let w = Writes::default();
+    let (snap, pages, users) = derive_all(reg, only, &w, &|_| Ok(()))?;
+    crate::fsutil::sync_filesystem(&reg.static_root)?;
+    // Recent publishes and counts from the index itself, so a mirror's match its source.
+    reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
+    let report = json!({
+        "packages": snap.packages.len(),
+        "versions": snap.versions,
+        "listingPages": pages,
+        "users": users,
+        "written": w.written.load(Ordering::Relaxed),
+        "unchanged": w.unchanged.load(Ordering::Relaxed),
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    Ok((snap, report))
+}
+
+/// Check mode of [`run`]: computes the files a full run would write and
+/// returns those a rebuild would change (paths relative to the static
+/// root, sorted), writing nothing. Compared: the index copies and every
+/// package's documents and READMEs, which a publish keeps current. Left
+/// out: listings and user pages, which lag until the job's next run, and
+/// `recent.json` and `health.json`, which carry the time of the run. `also` sees each
+/// package's lines too, in the same single read of the index.
+pub fn check(reg: &Registry, also: Visit) -> Result<(Snapshot, Vec<Drift>)> {
+    let w = Writes::checking();
+    let (snap, _, _) = derive_all(reg, None, &w, also)?;
+    let mut drift = w.check.expect("check mode").into_inner().unwrap();
+    for d in &mut drift {
+        if let Ok(relative) = d.path.strip_prefix(&reg.static_root) {
+            d.path = relative.to_path_buf();
+        }
+    }
+    drift.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((snap, drift))
+}
+
+/// Everything [`run`] writes but the summaries, through `w`; returns the
+/// snapshot, the number of listing pages and of user pages.
+fn derive_all(
+    reg: &Registry,
+    only: Option<&HashSet<String>>,
+    w: &Writes,
+    also: Visit,
+) -> Result<(Snapshot, usize, usize)> {
     let conn = reg.db()?;
     let owners = if reg.config.read_only { HashMap::new() } else { all_owners(&conn)? };
     let totals = super::stats::version_totals(&conn)?;
     let root = &reg.static_root;
-    let w = Writes::default();
     let no_owners = Vec::new();
     let no_downloads = derive::Downloads::new();
 
@@ -149,13 +224,22 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, 
         }
         Ok(())
     };
-    let snap = Snapshot::load_visiting(reg, &package_files)?;
+    let snap = Snapshot::load_visiting(reg, &|lines| {
+        package_files(lines)?;
+        also(lines)
+    })?;
     for (path, bytes) in snap.other.iter().chain(snap.advisories.iter()) {
         if path == "config.json" && reg.config.read_only {
             w.put(&root.join("index/config.json"), &mirror_config(bytes, reg)?)?;
         } else {
             w.put(&root.join("index").join(path), bytes)?;
         }
+    }
+    // Listings and user pages change with every publish but only this job
+    // writes them: they are as fresh as its last run, so a check cannot
+    // tell lag from damage and leaves them out.
+    if w.check.is_some() {
+        return Ok((snap, 0, 0));
     }
 
     // Listings: by name (the snapshot's order), newest, most downloaded.
@@ -175,7 +259,7 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, 
     popular.sort_by(|&a, &b| downloads[b].cmp(&downloads[a]).then(a.cmp(&b)));
     let mut pages = 0;
     for (sort, list) in [("name", by_name), ("newest", newest), ("downloads", popular)] {
-        pages += write_listing(&w, &root.join("api/v1/listings").join(sort), sort, &list, &row)?;
+        pages += write_listing(w, &root.join("api/v1/listings").join(sort), sort, &list, &row)?;
     }
 
     // Public user profiles.
@@ -197,20 +281,7 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, 
         )?;
         users += 1;
     }
-
-    crate::fsutil::sync_filesystem(root)?;
-    // Recent publishes and counts from the index itself, so a mirror's match its source.
-    reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
-    let report = json!({
-        "packages": snap.packages.len(),
-        "versions": snap.versions,
-        "listingPages": pages,
-        "users": users,
-        "written": w.written.load(Ordering::Relaxed),
-        "unchanged": w.unchanged.load(Ordering::Relaxed),
-        "seconds": started.elapsed().as_secs_f64(),
-    });
-    Ok((snap, report))
+    Ok((snap, pages, users))
 }
 
 /// A mirror serves the source's `config.json` (same key and name) with

@@ -1,0 +1,66 @@
+//! `cairn fsck`: one line per finding on stdout (`{kind}: {what}`), a
+//! summary on stderr; exit 1 when anything was found.
+
+use anyhow::Result;
+
+use super::DataArg;
+use crate::config::Config;
+use crate::fsck::Report;
+use crate::registry::Registry;
+
+#[derive(clap::Args)]
+pub struct FsckArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Print the report as JSON instead of one line per finding.
+    #[arg(long)]
+    json: bool,
+}
+
+/// fsck found something: the CLI prints this summary and exits 1.
+#[derive(Debug)]
+pub struct Findings(String);
+
+impl std::fmt::Display for Findings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Findings {}
+
+pub fn run(args: FsckArgs) -> Result<()> {
+    let reg = Registry::open(&args.data.data, Config::load(&args.data.data)?)?;
+    let report = crate::fsck::check(&reg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for f in &report.findings {
+            println!("{f}");
+        }
+    }
+    let summary = summary(&report);
+    if !report.findings.is_empty() {
+        return Err(Findings(summary).into());
+    }
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// `fsck: 2 findings at {commit}: 3 packages, 4 versions, 6 commits checked in 0.01s`.
+fn summary(report: &Report) -> String {
+    let found = match report.findings.len() {
+        0 => "no findings".to_string(),
+        1 => "1 finding".to_string(),
+        n => format!("{n} findings"),
+    };
+    let mut s = format!(
+        "fsck: {found} at {}: {} packages, {} versions, {} commits checked in {:.2}s",
+        report.head, report.packages, report.versions, report.commits, report.seconds,
+    );
+    if let (Some(now), false) = (&report.moved_to, report.findings.is_empty()) {
+        // A writer changed the registry during the run (see crate::fsck).
+        s += &format!("; main moved to {now} meanwhile: run fsck again to tell a race from damage");
+    }
+    s
+}

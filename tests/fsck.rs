@@ -1,0 +1,299 @@
+//! `cairn fsck` on a real registry: clean after publishes and a yank, then
+//! each kind of damage on its own (a fresh registry each), reported with its
+//! kind and exit 1, without fsck writing anything.
+
+mod support;
+
+use cairn::archive::builder::TarballBuilder;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::Server;
+
+/// A registry with foo 1.0.0, foo 1.1.0 (yanked), bar 0.1.0 (with a README)
+/// and Baz_Qux 2.0.0 (zstd), and the SHA-256 of each, by "name version".
+struct Registry {
+    _dir: tempfile::TempDir,
+    server: Server,
+    sha: BTreeMap<&'static str, String>,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&dir.path().join("data"));
+        let token = server.token.clone().unwrap();
+        let mut sha = BTreeMap::new();
+        let packages = [
+            ("foo", "1.0.0", TarballBuilder::new("foo", "1.0.0").gzip(), "application/gzip"),
+            ("foo", "1.1.0", TarballBuilder::new("foo", "1.1.0").gzip(), "application/gzip"),
+            (
+                "bar",
+                "0.1.0",
+                TarballBuilder::new("bar", "0.1.0").file("README.md", b"# bar\n").gzip(),
+                "application/gzip",
+            ),
+            ("Baz_Qux", "2.0.0", TarballBuilder::new("Baz_Qux", "2.0.0").zstd(), "application/zstd"),
+        ];
+        for (name, version, body, content_type) in packages {
+            let resp = server.put(name, version, &token, body, content_type);
+            assert_eq!(resp.status(), 201, "{name} {version}");
+            let body: Value = resp.json().unwrap();
+            sha.insert(key(name, version), body["sha256"].as_str().unwrap().to_string());
+        }
+        let resp = support::client()
+            .delete(format!("{}/api/v1/packages/foo/1.1.0", server.url))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "yank");
+        Registry { _dir: dir, server, sha }
+    }
+
+    fn data(&self) -> &Path {
+        &self.server.data
+    }
+
+    fn root(&self) -> PathBuf {
+        self.server.static_root()
+    }
+
+    fn blob(&self, name: &str, version: &str) -> PathBuf {
+        self.root().join("blobs/sha256").join(&self.sha[key(name, version)])
+    }
+
+    fn sig(&self, name: &str, version: &str) -> PathBuf {
+        self.blob(name, version).with_extension("minisig")
+    }
+
+    /// `{name} {version} sha256:{hex}`, as findings name a version.
+    fn id(&self, name: &str, version: &str) -> String {
+        format!("{name} {version} sha256:{}", self.sha[key(name, version)])
+    }
+}
+
+fn key(name: &str, version: &str) -> &'static str {
+    match (name, version) {
+        ("foo", "1.0.0") => "foo 1.0.0",
+        ("foo", "1.1.0") => "foo 1.1.0",
+        ("bar", "0.1.0") => "bar 0.1.0",
+        ("Baz_Qux", "2.0.0") => "Baz_Qux 2.0.0",
+        _ => panic!("not published: {name} {version}"),
+    }
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+fn fsck(data: &Path, extra: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("fsck")
+        .arg("--data")
+        .arg(data)
+        .args(extra)
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .unwrap();
+    Outcome {
+        code: out.status.code().expect("fsck exits"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Runs fsck, asserts exit 1 and exactly `want` on stdout.
+fn assert_findings(reg: &Registry, want: &[String]) {
+    let out = fsck(reg.data(), &[]);
+    assert_eq!(out.code, 1, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(out.lines(), want, "stderr: {}", out.stderr);
+    let summary = format!("fsck: {} finding", want.len());
+    assert!(out.stderr.contains(&summary), "summary on stderr: {}", out.stderr);
+}
+
+fn assert_clean(reg: &Registry) {
+    let out = fsck(reg.data(), &[]);
+    assert_eq!(out.code, 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("fsck: no findings"), "{}", out.stderr);
+}
+
+/// Every file under the static root with its bytes.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().to_path_buf(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_healthy_registry_has_no_findings_and_fsck_writes_nothing() {
+    let reg = Registry::new();
+    let before = snapshot(&reg.root());
+    let started = std::time::Instant::now();
+    assert_clean(&reg);
+    eprintln!("cairn fsck on the test registry: {:?}", started.elapsed());
+    let out = fsck(reg.data(), &["--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["findings"], serde_json::json!([]));
+    assert_eq!(report["packages"], 3);
+    assert_eq!(report["versions"], 4);
+    // init's config commit, four publishes, one yank.
+    assert_eq!(report["commits"], 6);
+    let head = std::fs::read_to_string(reg.root().join("index.git/refs/heads/main")).unwrap();
+    assert_eq!(report["head"], head.trim());
+    // health.json and recent.json included: nothing written, not even a timestamp.
+    assert!(before == snapshot(&reg.root()), "fsck changed the static root");
+}
+
+#[test]
+fn a_flipped_byte_in_a_blob_is_a_sha256_mismatch() {
+    let reg = Registry::new();
+    let path = reg.blob("foo", "1.0.0");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = fsck(reg.data(), &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let id = reg.id("foo", "1.0.0");
+    for kind in ["sha256-mismatch", "blake3-mismatch", "bad-signature"] {
+        assert!(
+            out.lines().iter().any(|l| l.starts_with(&format!("{kind}: {id}: "))),
+            "{kind} for foo 1.0.0 in:\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(out.lines().len(), 3, "nothing else: {}", out.stdout);
+}
+
+#[test]
+fn a_deleted_blob_is_missing() {
+    let reg = Registry::new();
+    // The yanked version: yanked is not gone, pins still resolve.
+    std::fs::remove_file(reg.blob("foo", "1.1.0")).unwrap();
+    assert_findings(&reg, &[format!("missing-blob: {}", reg.id("foo", "1.1.0"))]);
+    let out = fsck(reg.data(), &["--json"]);
+    assert_eq!(out.code, 1);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        report["findings"],
+        serde_json::json!([{"kind": "missing-blob", "what": reg.id("foo", "1.1.0")}])
+    );
+}
+
+#[test]
+fn a_signature_over_other_bytes_or_truncated_or_missing_is_reported() {
+    let reg = Registry::new();
+    // A valid signature by the registry's key, over another tarball.
+    std::fs::copy(reg.sig("bar", "0.1.0"), reg.sig("foo", "1.0.0")).unwrap();
+    // Half a signature.
+    let sig = std::fs::read(reg.sig("Baz_Qux", "2.0.0")).unwrap();
+    std::fs::write(reg.sig("Baz_Qux", "2.0.0"), &sig[..sig.len() / 2]).unwrap();
+    std::fs::remove_file(reg.sig("bar", "0.1.0")).unwrap();
+    let out = fsck(reg.data(), &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines = out.lines();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert_eq!(lines[0], format!("missing-signature: {}", reg.id("bar", "0.1.0")));
+    assert!(
+        lines[1].starts_with(&format!("bad-signature: {}: ", reg.id("Baz_Qux", "2.0.0"))),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with(&format!("bad-signature: {}: ", reg.id("foo", "1.0.0"))), "{}", lines[2]);
+}
+
+#[test]
+fn a_valid_signature_attesting_other_fields_is_reported() {
+    let reg = Registry::new();
+    // Re-sign foo 1.0.0's bytes with the registry's own key, but attesting
+    // version 1.1.0: the signature verifies, its trusted comment is wrong.
+    let key = cairn::sign::SigningKey::load(&reg.data().join("minisign.key")).unwrap();
+    let bytes = std::fs::read(reg.blob("foo", "1.0.0")).unwrap();
+    let (sha256, blake3) = cairn::store::digests(&bytes);
+    let registry =
+        support::read_json(reg.root().join("index/config.json"))["name"].as_str().unwrap().to_string();
+    let att =
+        cairn::sign::Attestation { registry, name: "foo".into(), version: "1.1.0".into(), sha256, blake3 };
+    std::fs::write(reg.sig("foo", "1.0.0"), key.sign(&bytes, &att).unwrap()).unwrap();
+    assert_findings(
+        &reg,
+        &[format!(
+            "attestation-mismatch: {}: valid, but attests version=1.1.0, not 1.0.0",
+            reg.id("foo", "1.0.0")
+        )],
+    );
+}
+
+#[test]
+fn edited_and_missing_derived_files_are_reported_until_a_rebuild() {
+    let reg = Registry::new();
+    let root = reg.root();
+    let doc = root.join("api/v1/packages/foo.json");
+    let text = std::fs::read_to_string(&doc).unwrap();
+    assert!(text.contains("\"latestVersion\": \"1.0.0\""), "{text}");
+    std::fs::write(&doc, text.replace("\"latestVersion\": \"1.0.0\"", "\"latestVersion\": \"1.1.0\""))
+        .unwrap();
+    let version_doc = root.join("api/v1/packages/bar/0.1.0.json");
+    std::fs::remove_file(&version_doc).unwrap();
+    std::fs::remove_file(root.join("api/v1/packages/bar/0.1.0/readme.md")).unwrap();
+    std::fs::write(root.join("index/3/f/foo"), b"").unwrap();
+    assert_findings(
+        &reg,
+        &[
+            "derived-missing: api/v1/packages/bar/0.1.0.json".to_string(),
+            "derived-missing: api/v1/packages/bar/0.1.0/readme.md".to_string(),
+            "derived-differs: api/v1/packages/foo.json".to_string(),
+            "derived-differs: index/3/f/foo".to_string(),
+        ],
+    );
+    // Check mode wrote nothing back.
+    assert!(!version_doc.exists());
+    assert!(std::fs::read_to_string(&doc).unwrap().contains("\"latestVersion\": \"1.1.0\""));
+    // What fsck compares against is what a rebuild writes.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rebuild", "static", "--data"])
+        .arg(reg.data())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_clean(&reg);
+}
+
+#[test]
+fn a_merge_commit_on_main_is_a_nonlinear_history() {
+    let reg = Registry::new();
+    let repo = git2::Repository::open_bare(reg.root().join("index.git")).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let side = head.parent(0).unwrap();
+    let sig = git2::Signature::now("mallory", "mallory@example.org").unwrap();
+    // Same tree as the head: only the history's shape is wrong.
+    let merge = repo.commit(None, &sig, &sig, "merge", &head.tree().unwrap(), &[&head, &side]).unwrap();
+    repo.reference("refs/heads/main", merge, true, "test: a merge on main").unwrap();
+    assert_findings(&reg, &[format!("nonlinear-history: commit {merge} has 2 parents")]);
+}
+
+#[test]
+fn a_published_key_other_than_the_signing_key_is_reported() {
+    let reg = Registry::new();
+    let other = tempfile::tempdir().unwrap();
+    let stranger =
+        cairn::sign::SigningKey::generate(&other.path().join("k"), &other.path().join("k.pub")).unwrap();
+    std::fs::write(reg.root().join("minisign.pub"), stranger.public_key_file()).unwrap();
+    let ours =
+        support::read_json(reg.root().join("index/config.json"))["pubkey"].as_str().unwrap().to_string();
+    assert_findings(&reg, &[format!("key-mismatch: minisign.pub does not hold {ours}")]);
+}
