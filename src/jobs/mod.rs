@@ -17,10 +17,15 @@ use crate::registry::{Recent, Registry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Job {
+    /// Every derived document: index copies, package, version and owners documents, listings, user pages
     Static,
+    /// Search shards, then listings and user pages
     Search,
+    /// Download counts from --access-log files, then the documents of packages with new counts
     Stats,
+    /// Affected versions of every advisory
     Advisories,
+    /// All of the above
     All,
 }
 
@@ -145,8 +150,9 @@ fn newest(mut all: Vec<Recent>) -> Vec<Recent> {
 
 /// Runs a job (or all of them, in dependency order) and returns a report.
 pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::Value> {
-    // Search writes only its own files; the other jobs rewrite files the
-    // writer also writes, so they hold the writer lock.
+    // Search writes only files the writer never writes (its shards, the
+    // listings and user pages); the other jobs rewrite files the writer
+    // also writes, so they hold the writer lock.
     let _lock = if job == Job::Search { None } else { Some(reg.lock_writer()?) };
     let mut report = serde_json::Map::new();
     // New download counts change the package and version documents of the
@@ -166,6 +172,9 @@ pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::V
     } else {
         Snapshot::load(reg)?
     };
+    if job == Job::Search {
+        report.insert("browse".into(), static_files::browse(reg, &snap)?);
+    }
     if matches!(job, Job::Search | Job::All) {
         report.insert("search".into(), search::run(reg, &snap)?);
     }

@@ -235,13 +235,44 @@ fn derive_all(
             w.put(&root.join("index").join(path), bytes)?;
         }
     }
-    // Listings and user pages change with every publish but only this job
-    // writes them: they are as fresh as its last run, so a check cannot
+    // Listings and user pages change with every publish but only the jobs
+    // write them: they are as fresh as the last run, so a check cannot
     // tell lag from damage and leaves them out.
     if w.check.is_some() {
         return Ok((snap, 0, 0));
     }
+    let (pages, users) = write_browse(reg, &conn, &snap, &owners, &totals, w)?;
+    Ok((snap, pages, users))
+}
 
+/// Rewrites the listings and user pages from a snapshot (the search job
+/// does too, so the server's search timer keeps them current); returns a
+/// report.
+pub fn browse(reg: &Registry, snap: &Snapshot) -> Result<Value> {
+    let conn = reg.db()?;
+    let owners = if reg.config.read_only { HashMap::new() } else { all_owners(&conn)? };
+    let totals = super::stats::version_totals(&conn)?;
+    let w = Writes::default();
+    let (pages, users) = write_browse(reg, &conn, snap, &owners, &totals, &w)?;
+    Ok(json!({
+        "listingPages": pages,
+        "users": users,
+        "written": w.written.load(Ordering::Relaxed),
+        "unchanged": w.unchanged.load(Ordering::Relaxed),
+    }))
+}
+
+/// Listings by name, newest and downloads, and public user profiles;
+/// returns the number of listing pages and of user pages.
+fn write_browse(
+    reg: &Registry,
+    conn: &Connection,
+    snap: &Snapshot,
+    owners: &HashMap<String, Vec<String>>,
+    totals: &HashMap<String, derive::Downloads>,
+    w: &Writes,
+) -> Result<(usize, usize)> {
+    let root = &reg.static_root;
     // Listings: by name (the snapshot's order), newest, most downloaded.
     let downloads: Vec<u64> = snap
         .packages
@@ -266,7 +297,7 @@ fn derive_all(
     let by_key: HashMap<String, usize> =
         snap.packages.iter().enumerate().map(|(i, p)| (crate::name::canonical(&p.name), i)).collect();
     let mut users = 0;
-    for (user, _) in crate::db::list_users(&conn)? {
+    for (user, _) in crate::db::list_users(conn)? {
         let mut mine: Vec<usize> = owners
             .iter()
             .filter(|(_, logins)| logins.contains(&user.login))
@@ -281,7 +312,7 @@ fn derive_all(
         )?;
         users += 1;
     }
-    Ok((snap, pages, users))
+    Ok((pages, users))
 }
 
 /// A mirror serves the source's `config.json` (same key and name) with
