@@ -6,6 +6,7 @@
 use anyhow::{bail, Result};
 
 use super::remote::Trust;
+use crate::sign::SignatureError;
 
 /// What the client asked for: from an index line or a lock entry.
 #[derive(Debug, Clone)]
@@ -43,24 +44,21 @@ pub fn verify(bytes: &[u8], minisig: &str, trust: &Trust, want: &Expected) -> Re
             bail!("BLAKE3 mismatch for {} {}: the index says {b}, got {blake3}", want.name, want.version);
         }
     }
-    let att = crate::sign::verify(&trust.pubkey, bytes, minisig).map_err(|e| {
-        anyhow::anyhow!("bad signature on {} {}: {e:#} (key {})", want.name, want.version, trust.pubkey)
-    })?;
-    let fields = [
-        ("registry", &att.registry, &trust.name),
-        ("name", &att.name, &want.name),
-        ("version", &att.version, &want.version),
-        ("sha256", &att.sha256, &sha256),
-        ("blake3", &att.blake3, &blake3),
-    ];
-    for (field, signed, wanted) in fields {
-        if signed != wanted {
-            bail!(
-                "the signature on {} {} is valid but attests {field}={signed}, not {wanted}: refusing it",
-                want.name,
-                want.version
-            );
+    let attested = crate::sign::Attestation {
+        registry: trust.name.clone(),
+        name: want.name.clone(),
+        version: want.version.clone(),
+        sha256,
+        blake3,
+    };
+    match crate::sign::verify_attested(&trust.pubkey, bytes, minisig, &attested) {
+        Err(e @ SignatureError::Invalid(_)) => {
+            bail!("bad signature on {} {}: {e} (key {})", want.name, want.version, trust.pubkey)
         }
+        Err(e @ SignatureError::Mismatch { .. }) => {
+            bail!("the signature on {} {} is {e}: refusing it", want.name, want.version)
+        }
+        Ok(()) => {}
     }
     Ok(())
 }
