@@ -223,44 +223,7 @@ fn a_generated_registry_rebuilds_end_to_end() {
     );
 
     // Every JSON document validates against its schema, and none lacks one.
-    let mut validators = HashMap::new();
-    let mut failures = Vec::new();
-    let mut checked: BTreeMap<&str, usize> = BTreeMap::new();
-    for top in ["api", "index"] {
-        for (rel, path) in files_under(&root.join(top)) {
-            let rel = format!("{top}/{rel}");
-            if rel.contains("/.tmp-") {
-                failures.push(format!("{rel}: a temporary file left behind"));
-                continue;
-            }
-            if rel.ends_with(".md") {
-                continue;
-            }
-            let Some(schema) = support::schema_for(&rel) else {
-                if !rel.starts_with("index/advisories/") {
-                    failures.push(format!("{rel}: no schema"));
-                }
-                continue;
-            };
-            let text = std::fs::read_to_string(&path).unwrap();
-            let docs: Vec<Result<Value, _>> = if schema == "index-line" {
-                text.lines().map(serde_json::from_str).collect()
-            } else {
-                vec![serde_json::from_str(&text)]
-            };
-            let v = validators.entry(schema).or_insert_with(|| support::schema(schema));
-            for doc in docs {
-                match doc {
-                    Ok(doc) => failures.extend(
-                        v.iter_errors(&doc)
-                            .map(|e| format!("{rel} ({schema}): {e} at {}", e.instance_path())),
-                    ),
-                    Err(e) => failures.push(format!("{rel}: not JSON: {e}")),
-                }
-            }
-            *checked.entry(schema).or_default() += 1;
-        }
-    }
+    let (failures, checked) = support::validate_static_tree(&root);
     report("schemas", &failures);
     eprintln!("validated: {checked:?}");
     assert_eq!(checked.get("package"), Some(&PACKAGES), "package documents: {checked:?}");

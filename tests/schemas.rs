@@ -55,40 +55,7 @@ fn everything_a_rebuild_emits_matches_its_schema() {
     cairn(&["rebuild", "all", "--access-log", log.to_str().unwrap()]);
 
     let root = server.static_root();
-    let mut checked = std::collections::BTreeMap::new();
-    let mut failures = Vec::new();
-    for entry in walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()) {
-        let rel = entry.path().strip_prefix(&root).unwrap().to_string_lossy().into_owned();
-        if rel.starts_with("blobs/")
-            || rel.starts_with("index.git/")
-            || !(rel.starts_with("index/") || rel.starts_with("api/"))
-        {
-            continue;
-        }
-        if rel.ends_with(".md") {
-            continue;
-        }
-        let Some(schema) = support::schema_for(&rel) else {
-            if !rel.starts_with("index/advisories/") {
-                failures.push(format!("{rel}: no schema"));
-            }
-            continue;
-        };
-        let text = std::fs::read_to_string(entry.path()).unwrap();
-        // Index files hold one document per line.
-        let docs: Vec<Value> = if schema == "index-line" {
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-        } else {
-            vec![serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))]
-        };
-        let v = support::schema(schema);
-        for doc in docs {
-            for e in v.iter_errors(&doc) {
-                failures.push(format!("{rel} ({schema}): {e} at {}", e.instance_path()));
-            }
-        }
-        *checked.entry(schema).or_insert(0) += 1;
-    }
+    let (failures, checked) = support::validate_static_tree(&root);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     for schema in [
         "index-config",

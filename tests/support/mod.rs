@@ -196,6 +196,56 @@ pub fn schema_for(path: &str) -> Option<&'static str> {
     })
 }
 
+/// Validates every JSON file under a static root's `index/` and `api/`
+/// against its schema. Returns the failures (a file without a schema, not
+/// JSON, not matching, or a temporary file left behind) and how many files
+/// each schema checked.
+pub fn validate_static_tree(root: &Path) -> (Vec<String>, std::collections::BTreeMap<&'static str, usize>) {
+    let mut validators = std::collections::HashMap::new();
+    let mut failures = Vec::new();
+    let mut checked = std::collections::BTreeMap::new();
+    for top in ["index", "api"] {
+        for entry in walkdir::WalkDir::new(root.join(top)).into_iter().flatten() {
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.contains("/.tmp-") {
+                failures.push(format!("{rel}: a temporary file left behind"));
+                continue;
+            }
+            if rel.ends_with(".md") {
+                continue;
+            }
+            let Some(schema) = schema_for(&rel) else {
+                if !rel.starts_with("index/advisories/") {
+                    failures.push(format!("{rel}: no schema"));
+                }
+                continue;
+            };
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            // Index files hold one document per line.
+            let docs: Vec<Result<serde_json::Value, _>> = if schema == "index-line" {
+                text.lines().map(serde_json::from_str).collect()
+            } else {
+                vec![serde_json::from_str(&text)]
+            };
+            let v = validators.entry(schema).or_insert_with(|| self::schema(schema));
+            for doc in docs {
+                match doc {
+                    Ok(doc) => failures.extend(
+                        v.iter_errors(&doc)
+                            .map(|e| format!("{rel} ({schema}): {e} at {}", e.instance_path())),
+                    ),
+                    Err(e) => failures.push(format!("{rel}: not JSON: {e}")),
+                }
+            }
+            *checked.entry(schema).or_default() += 1;
+        }
+    }
+    (failures, checked)
+}
+
 /// The validator of `index/schema/{name}.schema.json`.
 pub fn schema(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("index/schema/{name}.schema.json"));
