@@ -158,10 +158,7 @@ fn the_search_timer_keeps_listings_and_user_pages_current() {
     let body = TarballBuilder::new("first", "1.0.0").gzip();
     assert_eq!(server.put("first", "1.0.0", &token, body, "application/gzip").status(), 201);
     server.kill();
-    let config = dir.path().join("registry.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("search_interval = 60"), "{text}");
-    std::fs::write(&config, text.replace("search_interval = 60", "search_interval = 1")).unwrap();
+    support::set_config(dir.path(), &[("search_interval = 60", "search_interval = 1")]);
     let server = Server::start(dir.path());
     let names = |path: &str| -> Vec<String> {
         let resp = server.get(path);
@@ -172,11 +169,7 @@ fn the_search_timer_keeps_listings_and_user_pages_current() {
         doc["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
     };
     let wait_for = |path: &str, want: &[&str]| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while names(path) != want {
-            assert!(std::time::Instant::now() < deadline, "{path}: {:?}, never {want:?}", names(path));
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        support::eventually(|| names(path) == want, || format!("{path}: {:?}, never {want:?}", names(path)))
     };
     wait_for("/api/v1/listings/newest/1.json", &["first"]);
     let body = TarballBuilder::new("second", "1.0.0").gzip();

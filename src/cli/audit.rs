@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use super::Findings;
 use crate::jobs::advisories;
 use crate::name::canonical;
 
@@ -22,19 +23,6 @@ pub struct AuditArgs {
     #[arg(long, env = "CAIRN_REGISTRY", default_value = "http://127.0.0.1:7878")]
     registry: String,
 }
-
-/// The audit found vulnerable packages: the CLI exits 1.
-#[derive(Debug)]
-pub struct Findings(pub usize);
-
-impl std::fmt::Display for Findings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = if self.0 == 1 { "" } else { "s" };
-        write!(f, "{} vulnerable package version{s} found", self.0)
-    }
-}
-
-impl std::error::Error for Findings {}
 
 #[derive(Deserialize)]
 struct LockFile {
@@ -145,7 +133,8 @@ pub fn run(args: AuditArgs) -> Result<()> {
         eprintln!("no known advisories affect the {} locked packages", locked.len());
         Ok(())
     } else {
-        Err(Findings(all.len()).into())
+        let s = if all.len() == 1 { "" } else { "s" };
+        Err(Findings(format!("{} vulnerable package version{s} found", all.len())).into())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::DataArg;
+use super::{DataArg, Findings};
 use crate::config::Config;
 use crate::fsck::Report;
 use crate::registry::Registry;
@@ -16,18 +16,6 @@ pub struct FsckArgs {
     #[arg(long)]
     json: bool,
 }
-
-/// fsck found something: the CLI prints this summary and exits 1.
-#[derive(Debug)]
-pub struct Findings(String);
-
-impl std::fmt::Display for Findings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Findings {}
 
 pub fn run(args: FsckArgs) -> Result<()> {
     let reg = Registry::open(&args.data.data, Config::load(&args.data.data)?)?;

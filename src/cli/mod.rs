@@ -92,7 +92,7 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(()) => 0,
-        Err(e) if e.is::<audit::Findings>() || e.is::<fsck::Findings>() => {
+        Err(e) if e.is::<Findings>() => {
             eprintln!("{e}");
             1
         }
@@ -125,3 +125,16 @@ fn init(data: &DataArg, name: Option<String>, public_url: Option<String>) -> any
     println!("{token}");
     Ok(())
 }
+
+/// A check (`audit`, `fsck`) found something: printed as it is, without
+/// the `error:` prefix, and the CLI exits 1.
+#[derive(Debug)]
+pub struct Findings(pub String);
+
+impl std::fmt::Display for Findings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Findings {}

@@ -9,7 +9,7 @@ pub mod stats;
 
 use anyhow::Result;
 use rayon::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::index::IndexLine;
@@ -63,6 +63,12 @@ impl Package {
             created_at: lines[0].pubtime.clone(),
             updated_at: lines.iter().filter_map(|l| l.pubtime.clone()).max(),
         }
+    }
+
+    /// Downloads of all its versions, from [`stats::version_totals`].
+    pub fn downloads(&self, totals: &HashMap<String, crate::derive::Downloads>) -> u64 {
+        let counts = totals.get(&crate::name::canonical(&self.name));
+        counts.map_or(0, |d| self.versions.iter().filter_map(|v| d.get(v)).sum())
     }
 }
 

@@ -157,12 +157,9 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
         .packages
         .par_iter()
         .map(|p| {
-            let key = crate::name::canonical(&p.name);
-            let downloads: u64 =
-                totals.get(&key).map_or(0, |d| p.versions.iter().filter_map(|v| d.get(v)).sum());
             let desc = p.latest.description.clone().unwrap_or_default();
             let len = tokenize(&desc).len() as u32;
-            Doc(p.name.clone(), p.latest.vers.clone(), truncate(&desc, 120), downloads, len)
+            Doc(p.name.clone(), p.latest.vers.clone(), truncate(&desc, 120), p.downloads(&totals), len)
         })
         .collect();
     let downloads: Vec<u64> = docs.iter().map(|d| d.3).collect();

@@ -89,8 +89,12 @@ fn recorded_without_readme(old: Option<&[u8]>, line: &IndexLine) -> bool {
 }
 
 /// Owners by canonical name, from the state database. A mirror's database is
-/// not the source's: it has none and reads the owners documents it copied.
-fn all_owners(conn: &Connection) -> Result<HashMap<String, Vec<String>>> {
+/// not the source's: it has none (empty here) and reads the owners documents
+/// it copied ([`copied_owners`]).
+fn all_owners(reg: &Registry, conn: &Connection) -> Result<HashMap<String, Vec<String>>> {
+    if reg.config.read_only {
+        return Ok(HashMap::new());
+    }
     let mut stmt = conn.prepare(
         "SELECT o.package, u.login FROM owners o JOIN users u ON u.id = o.user_id ORDER BY o.package, o.added_at, u.login",
     )?;
@@ -177,7 +181,7 @@ fn derive_all(
     also: Visit,
 ) -> Result<(Snapshot, usize, usize)> {
     let conn = reg.db()?;
-    let owners = if reg.config.read_only { HashMap::new() } else { all_owners(&conn)? };
+    let owners = all_owners(reg, &conn)?;
     let totals = super::stats::version_totals(&conn)?;
     let root = &reg.static_root;
     let no_owners = Vec::new();
@@ -250,7 +254,7 @@ fn derive_all(
 /// report.
 pub fn browse(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     let conn = reg.db()?;
-    let owners = if reg.config.read_only { HashMap::new() } else { all_owners(&conn)? };
+    let owners = all_owners(reg, &conn)?;
     let totals = super::stats::version_totals(&conn)?;
     let w = Writes::default();
     let (pages, users) = write_browse(reg, &conn, snap, &owners, &totals, &w)?;
@@ -274,14 +278,7 @@ fn write_browse(
 ) -> Result<(usize, usize)> {
     let root = &reg.static_root;
     // Listings: by name (the snapshot's order), newest, most downloaded.
-    let downloads: Vec<u64> = snap
-        .packages
-        .par_iter()
-        .map(|p| {
-            let counts = totals.get(&crate::name::canonical(&p.name));
-            counts.map_or(0, |d| p.versions.iter().filter_map(|v| d.get(v)).sum())
-        })
-        .collect();
+    let downloads: Vec<u64> = snap.packages.par_iter().map(|p| p.downloads(totals)).collect();
     let row = |i: usize| summary(&snap.packages[i], downloads[i]);
     let by_name: Vec<usize> = (0..snap.packages.len()).collect();
     let mut newest = by_name.clone();

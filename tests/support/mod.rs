@@ -165,6 +165,28 @@ pub fn git(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("git runs")
 }
 
+/// Edits `registry.toml` in a data directory: each `(from, to)` must be
+/// there (so a renamed key fails the test) and is replaced.
+pub fn set_config(data: &Path, edits: &[(&str, &str)]) {
+    let path = data.join("registry.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "registry.toml lacks {from:?}: {text}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&path, text).unwrap();
+}
+
+/// Polls `done` every 200 ms until it holds; panics with `what()` after 20 s
+/// (for what a server does on a timer).
+pub fn eventually(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A JSON file, parsed; panics naming the file.
 pub fn read_json(path: PathBuf) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
