@@ -177,32 +177,26 @@ impl IndexRepo {
         .collect()
     }
 
-    /// Calls `f` with every file at `main` (path, bytes), one at a time so a
-    /// caller never needs the whole index in memory; returns the commit.
-    pub fn for_each_file(&self, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<Oid> {
+    /// Every file at `main` as (path, blob id), in tree order, and the commit.
+    pub fn files(&self) -> Result<(Oid, Vec<(String, Oid)>)> {
         let repo = Repository::open_bare(&self.path)?;
         let head = repo.refname_to_id(BRANCH)?;
         let tree = repo.find_commit(head)?.tree()?;
-        let mut err = None;
-        let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() != Some(ObjectType::Blob) {
-                return git2::TreeWalkResult::Ok;
+        let mut files = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                files.push((format!("{dir}{}", entry.name().unwrap_or("")), entry.id()));
             }
-            let path = format!("{dir}{}", entry.name().unwrap_or(""));
-            match repo.find_blob(entry.id()).map_err(anyhow::Error::from).and_then(|b| f(&path, b.content()))
-            {
-                Ok(()) => git2::TreeWalkResult::Ok,
-                Err(e) => {
-                    err = Some(e);
-                    git2::TreeWalkResult::Abort
-                }
-            }
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        walked?;
-        Ok(head)
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok((head, files))
+    }
+
+    /// A reader of blobs for rayon's threads.
+    pub fn blobs(&self) -> Result<Blobs> {
+        let handles =
+            (0..rayon::current_num_threads()).map(|_| Repository::open_bare(&self.path).map(Mutex::new));
+        Ok(Blobs(handles.collect::<Result<_, _>>()?))
     }
 
     /// Paths that differ between two commits' trees.
@@ -216,6 +210,20 @@ impl IndexRepo {
             .filter_map(|d| d.new_file().path().or(d.old_file().path()))
             .map(|p| p.to_string_lossy().into_owned())
             .collect())
+    }
+}
+
+/// Reads blobs on rayon's threads in parallel: one repository handle per
+/// thread, since a `Repository` must not be shared between threads.
+pub struct Blobs(Vec<Mutex<Repository>>);
+
+impl Blobs {
+    /// Calls `f` with the blob's bytes.
+    pub fn read<T>(&self, id: Oid, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
+        let slot = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+        let repo = self.0[slot].lock().expect("a blob read panicked");
+        let blob = repo.find_blob(id)?;
+        Ok(f(blob.content()))
     }
 }
 

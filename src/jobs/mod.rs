@@ -97,20 +97,32 @@ impl Snapshot {
         Snapshot::load_visiting(reg, &|_| Ok(()))
     }
 
-    /// Reads `main` once, parsing index files in parallel chunks as the
-    /// tree is walked and handing each package's lines to `visit`; only one
-    /// chunk of full lines is held at a time.
+    /// Reads `main` once: index files are read and parsed in parallel chunks,
+    /// each package's lines handed to `visit`; only one chunk of full lines
+    /// is held at a time.
     pub fn load_visiting(reg: &Registry, visit: Visit) -> Result<Snapshot> {
         const CHUNK: usize = 4096;
-        let mut packages = Vec::new();
-        let mut recent: Vec<Recent> = Vec::new();
+        let (head, files) = reg.index.files()?;
+        let blobs = reg.index.blobs()?;
         let (mut advisories, mut other) = (Vec::new(), Vec::new());
-        let mut chunk: Vec<(String, Vec<u8>)> = Vec::with_capacity(CHUNK);
-        let mut parse = |chunk: &mut Vec<(String, Vec<u8>)>| -> Result<()> {
+        let mut packages = Vec::new();
+        for (path, id) in &files {
+            if path == "config.json" {
+                other.push((path.clone(), blobs.read(*id, <[u8]>::to_vec)?));
+            } else if path.starts_with("advisories/") {
+                advisories.push((path.clone(), blobs.read(*id, <[u8]>::to_vec)?));
+            } else {
+                packages.push((path, *id));
+            }
+        }
+        let mut recent: Vec<Recent> = Vec::new();
+        let mut parsed_packages = Vec::with_capacity(packages.len());
+        for chunk in packages.chunks(CHUNK) {
             let parsed: Vec<(Package, Vec<Recent>)> = chunk
                 .par_iter()
-                .map(|(path, bytes)| -> Result<Option<(Package, Vec<Recent>)>> {
-                    let lines = IndexLine::parse_file(bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                .map(|(path, id)| -> Result<Option<(Package, Vec<Recent>)>> {
+                    let lines = blobs.read(*id, IndexLine::parse_file)?;
+                    let lines = lines.map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
                     if lines.is_empty() {
                         return Ok(None);
                     }
@@ -120,27 +132,12 @@ impl Snapshot {
                 .filter_map(Result::transpose)
                 .collect::<Result<_>>()?;
             for (package, mut r) in parsed {
-                packages.push(package);
+                parsed_packages.push(package);
                 recent.append(&mut r);
             }
             recent = newest(std::mem::take(&mut recent));
-            chunk.clear();
-            Ok(())
-        };
-        let head = reg.index.for_each_file(|path, bytes| {
-            if path == "config.json" {
-                other.push((path.to_string(), bytes.to_vec()));
-            } else if path.starts_with("advisories/") {
-                advisories.push((path.to_string(), bytes.to_vec()));
-            } else if !bytes.is_empty() {
-                chunk.push((path.to_string(), bytes.to_vec()));
-                if chunk.len() == CHUNK {
-                    parse(&mut chunk)?;
-                }
-            }
-            Ok(())
-        })?;
-        parse(&mut chunk)?;
+        }
+        let mut packages = parsed_packages;
         packages.par_sort_by_cached_key(|p| p.name.to_ascii_lowercase());
         let versions = packages.iter().map(|p| p.versions.len() as u64).sum();
         Ok(Snapshot { packages, recent, versions, advisories, other, head: head.to_string() })
