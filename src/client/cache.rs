@@ -14,18 +14,10 @@ use std::path::{Path, PathBuf};
 
 use super::config::cache_dir;
 
-/// Temp file + rename, without fsync: a cache entry lost or torn by a crash
-/// costs a download (blobs are verified on every read, a bad index body is
-/// refetched), so the cache does not pay for durability.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("cache paths have a parent");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
+// Cache files are written with `fsutil::write_replace` (temp file + rename,
+// no fsync): an entry lost or torn by a crash costs a download (blobs are
+// verified on every read, a bad index body is refetched), so the cache does
+// not pay for durability.
 
 pub struct Cache {
     pub root: PathBuf,
@@ -65,7 +57,8 @@ impl Cache {
     /// Best effort: a cache that cannot be written only costs a download.
     pub fn index_put(&self, path: &str, etag: &str, body: &[u8]) {
         let p = self.index_path(path);
-        let _ = write_atomic(&p, body).and_then(|_| write_atomic(&p.with_extension("etag"), etag.as_bytes()));
+        let _ = crate::fsutil::write_replace(&p, body)
+            .and_then(|_| crate::fsutil::write_replace(&p.with_extension("etag"), etag.as_bytes()));
     }
 
     pub fn index_remove(&self, path: &str) {
@@ -92,9 +85,9 @@ impl Cache {
     pub fn blob_put(&self, sha256: &str, bytes: &[u8], sig: &str) -> Result<()> {
         let blob = self.blob_path(sha256);
         if !blob.is_file() {
-            write_atomic(&blob, bytes)?;
+            crate::fsutil::write_replace(&blob, bytes)?;
         }
-        write_atomic(&self.sig_path(sha256), sig.as_bytes())?;
+        crate::fsutil::write_replace(&self.sig_path(sha256), sig.as_bytes())?;
         Ok(())
     }
 }

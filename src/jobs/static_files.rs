@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -58,6 +59,19 @@ impl Writes {
         self.put_over(path, std::fs::read(path).ok().as_deref(), bytes)
     }
 
+    /// Writes a package's directory: file by file if it `exists`, else all
+    /// of it at once ([`crate::fsutil::write_new_dir`]).
+    fn put_dir(&self, dir: &Path, exists: bool, files: &[DirFile]) -> std::io::Result<()> {
+        if exists || self.check.is_some() {
+            return files
+                .iter()
+                .try_for_each(|f| self.put_over(&dir.join(&f.name), f.old.as_deref(), &f.bytes));
+        }
+        crate::fsutil::write_new_dir(dir, files.iter().map(|f| (f.name.as_str(), f.bytes.as_slice())))?;
+        self.written.fetch_add(files.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// [`Writes::put`] for a file whose current bytes (`old`) were read already.
     fn put_over(&self, path: &Path, old: Option<&[u8]>, bytes: &[u8]) -> std::io::Result<()> {
         if old == Some(bytes) {
@@ -74,6 +88,14 @@ impl Writes {
         self.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// A file of a package's directory: its path in the directory, its bytes
+/// on disk (if any) and the bytes a rebuild writes.
+struct DirFile {
+    name: String,
+    old: Option<Vec<u8>>,
+    bytes: Vec<u8>,
 }
 
 /// Whether a version document (`old`, as on disk) is this line's and says
@@ -208,24 +230,35 @@ fn derive_all(
             &dir.with_extension("json"),
             &derive::to_bytes(&derive::package_doc(lines, owners, downloads)),
         )?;
-        w.put(&dir.join("owners.json"), &derive::to_bytes(&derive::owners_doc(owners)))?;
+        // One listing of the directory (None: it does not exist yet) instead
+        // of a failed lookup per file and version in a first rebuild.
+        let present: Option<HashSet<OsString>> = std::fs::read_dir(&dir)
+            .ok()
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect());
+        let has = |file: &str| present.as_ref().is_some_and(|p| p.contains(OsStr::new(file)));
+        let old_bytes = |file: &str| has(file).then(|| std::fs::read(dir.join(file)).ok()).flatten();
+        let owners_doc = derive::to_bytes(&derive::owners_doc(owners));
+        let mut files =
+            vec![DirFile { old: old_bytes("owners.json"), name: "owners.json".into(), bytes: owners_doc }];
         for line in lines {
             let count = downloads.get(&line.vers).copied().unwrap_or(0);
-            let path = dir.join(format!("{}.json", line.vers));
-            let old = std::fs::read(&path).ok();
-            let readme = dir.join(&line.vers).join("readme.md");
-            let has_readme = readme.exists();
+            let name = format!("{}.json", line.vers);
+            let old = old_bytes(&name);
+            let readme = format!("{}/readme.md", line.vers);
+            let has_readme = has(&line.vers) && dir.join(&readme).exists();
             let mut doc = derive::to_bytes(&derive::version_doc(line, has_readme, count));
             // A version whose document says it has no README had its
             // archive inspected already: its blob is not read again.
             if !has_readme && old.as_ref() != Some(&doc) && !recorded_without_readme(old.as_deref(), line) {
                 if let Some(text) = reg.readme_of(line) {
-                    w.put(&readme, &text)?;
+                    // Before the document that points at it.
+                    files.push(DirFile { name: readme, old: None, bytes: text });
                     doc = derive::to_bytes(&derive::version_doc(line, true, count));
                 }
             }
-            w.put_over(&path, old.as_deref(), &doc)?;
+            files.push(DirFile { name, old, bytes: doc });
         }
+        w.put_dir(&dir, present.is_some(), &files)?;
         Ok(())
     };
     let snap = Snapshot::load_visiting(reg, &|lines| {
