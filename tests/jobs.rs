@@ -178,3 +178,31 @@ fn the_search_timer_keeps_listings_and_user_pages_current() {
     wait_for("/api/v1/listings/name/1.json", &["first", "second"]);
     wait_for("/api/v1/users/admin.json", &["first", "second"]);
 }
+
+#[test]
+fn user_pages_list_what_each_user_owns() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let alice = server.add_user("alice");
+    let bob = server.add_user("bob");
+    for (token, name) in [(&alice, "zeta-shared"), (&alice, "alpha"), (&bob, "bravo")] {
+        let tarball = TarballBuilder::new(name, "1.0.0").gzip();
+        assert_eq!(server.put(name, "1.0.0", token, tarball, "application/gzip").status(), 201);
+    }
+    let resp = support::client()
+        .put(format!("{}/api/v1/packages/zeta-shared/owners", server.url))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({ "users": ["bob"] }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    rebuild(&server, "search");
+    let names = |login: &str| -> Vec<String> {
+        let page: Value = server.get(&format!("/api/v1/users/{login}.json")).json().unwrap();
+        assert_eq!(page["login"], login);
+        page["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names("alice"), ["alpha", "zeta-shared"]);
+    assert_eq!(names("bob"), ["bravo", "zeta-shared"]);
+    assert_eq!(names("admin"), Vec::<String>::new());
+}

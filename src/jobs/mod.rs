@@ -9,7 +9,7 @@ pub mod stats;
 
 use anyhow::Result;
 use rayon::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::index::IndexLine;
@@ -66,7 +66,7 @@ impl Package {
     }
 
     /// Downloads of all its versions, from [`stats::version_totals`].
-    pub fn downloads(&self, totals: &HashMap<String, crate::derive::Downloads>) -> u64 {
+    pub fn downloads(&self, totals: &stats::Totals) -> u64 {
         let counts = totals.get(&crate::name::canonical(&self.name));
         counts.map_or(0, |d| self.versions.iter().filter_map(|v| d.get(v)).sum())
     }
@@ -168,18 +168,21 @@ pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::V
             only = Some(touched);
         }
     }
+    // Download totals as the stats job left them, read once for the jobs that rank or show them.
+    let totals =
+        if job == Job::Advisories { stats::Totals::new() } else { stats::version_totals(&reg.db()?)? };
     let snap = if matches!(job, Job::Static | Job::Stats | Job::All) {
-        let (snap, report_static) = static_files::run(reg, only.as_ref())?;
+        let (snap, report_static) = static_files::run(reg, only.as_ref(), &totals)?;
         report.insert("static".into(), report_static);
         snap
     } else {
         Snapshot::load(reg)?
     };
     if job == Job::Search {
-        report.insert("browse".into(), static_files::browse(reg, &snap)?);
+        report.insert("browse".into(), static_files::browse(reg, &snap, &totals)?);
     }
     if matches!(job, Job::Search | Job::All) {
-        report.insert("search".into(), search::run(reg, &snap)?);
+        report.insert("search".into(), search::run(reg, &snap, &totals)?);
     }
     if matches!(job, Job::Advisories | Job::All) {
         report.insert("advisories".into(), advisories::run(reg, &snap)?);

@@ -11,6 +11,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::stats::Totals;
 use super::Snapshot;
 use crate::fsutil::write_atomic;
 use crate::index::IndexLine;
@@ -148,10 +149,8 @@ fn static_rank(h: &Hit, downloads: &[u64]) -> (u8, u64) {
 /// Builds the shards and the manifest from the snapshot, writes shards
 /// (content-named) and then the manifest, and removes shards no manifest
 /// has named for a while.
-pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
+pub fn run(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<serde_json::Value> {
     let started = std::time::Instant::now();
-    let conn = reg.db()?;
-    let totals = super::stats::version_totals(&conn)?;
     // One document per package: its latest version's metadata.
     let docs: Vec<Doc> = snap
         .packages
@@ -159,7 +158,7 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<serde_json::Value> {
         .map(|p| {
             let desc = p.latest.description.clone().unwrap_or_default();
             let len = tokenize(&desc).len() as u32;
-            Doc(p.name.clone(), p.latest.vers.clone(), truncate(&desc, 120), p.downloads(&totals), len)
+            Doc(p.name.clone(), p.latest.vers.clone(), truncate(&desc, 120), p.downloads(totals), len)
         })
         .collect();
     let downloads: Vec<u64> = docs.iter().map(|d| d.3).collect();

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use super::stats::Totals;
 use super::{Package, Snapshot, Visit};
 use crate::derive;
 use crate::index::{package_path, IndexLine};
@@ -138,27 +139,61 @@ fn copied_owners(dir: &Path) -> Vec<String> {
     logins.filter_map(|o| o["login"].as_str().map(String::from)).collect()
 }
 
-/// A row of the listings and user pages.
-fn summary(p: &Package, downloads: u64) -> Value {
-    json!({
-        "name": p.latest.name,
-        "latestVersion": p.latest.vers,
-        "description": p.latest.description,
-        "kind": p.latest.kind,
-        "downloads": downloads,
-        "updatedAt": p.updated_at,
-        "createdAt": p.created_at,
-    })
+/// A row of the listings and user pages (fields in key order, see
+/// [`derive::PackageDoc`]).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary<'a> {
+    created_at: &'a Option<String>,
+    description: &'a Option<String>,
+    downloads: u64,
+    kind: &'a Option<String>,
+    latest_version: &'a str,
+    name: &'a str,
+    updated_at: &'a Option<String>,
+}
+
+fn summary(p: &Package, downloads: u64) -> Summary<'_> {
+    Summary {
+        created_at: &p.created_at,
+        description: &p.latest.description,
+        downloads,
+        kind: &p.latest.kind,
+        latest_version: &p.latest.vers,
+        name: &p.latest.name,
+        updated_at: &p.updated_at,
+    }
+}
+
+/// `/api/v1/listings/{sort}/{page}.json`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListingPage<'a> {
+    packages: Vec<Summary<'a>>,
+    page: usize,
+    pages: usize,
+    per_page: usize,
+    sort: &'a str,
+    total: usize,
+}
+
+/// `/api/v1/users/{login}.json`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserPage<'a> {
+    created_at: &'a str,
+    login: &'a str,
+    packages: Vec<Summary<'a>>,
 }
 
 /// Rewrites every package's index copy and documents (only the packages in
 /// `only`, by canonical name, when given: new download counts), then the
 /// listings, user pages, `recent.json` and `health.json`. Returns the
 /// snapshot it read, for the jobs that follow.
-pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, Value)> {
+pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> Result<(Snapshot, Value)> {
     let started = std::time::Instant::now();
     let w = Writes::default();
-    let (snap, pages, users) = derive_all(reg, only, &w, &|_| Ok(()))?;
+    let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_| Ok(()))?;
     crate::fsutil::sync_filesystem(&reg.static_root)?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
@@ -183,7 +218,8 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>) -> Result<(Snapshot, 
 /// package's lines too, in the same single read of the index.
 pub fn check(reg: &Registry, also: Visit) -> Result<(Snapshot, Vec<Drift>)> {
     let w = Writes::checking();
-    let (snap, _, _) = derive_all(reg, None, &w, also)?;
+    let totals = super::stats::version_totals(&reg.db()?)?;
+    let (snap, _, _) = derive_all(reg, None, &totals, &w, also)?;
     let mut drift = w.check.expect("check mode").into_inner().unwrap();
     for d in &mut drift {
         if let Ok(relative) = d.path.strip_prefix(&reg.static_root) {
@@ -199,12 +235,12 @@ pub fn check(reg: &Registry, also: Visit) -> Result<(Snapshot, Vec<Drift>)> {
 fn derive_all(
     reg: &Registry,
     only: Option<&HashSet<String>>,
+    totals: &Totals,
     w: &Writes,
     also: Visit,
 ) -> Result<(Snapshot, usize, usize)> {
     let conn = reg.db()?;
     let owners = all_owners(reg, &conn)?;
-    let totals = super::stats::version_totals(&conn)?;
     let root = &reg.static_root;
     let no_owners = Vec::new();
     let no_downloads = derive::Downloads::new();
@@ -278,19 +314,18 @@ fn derive_all(
     if w.check.is_some() {
         return Ok((snap, 0, 0));
     }
-    let (pages, users) = write_browse(reg, &conn, &snap, &owners, &totals, w)?;
+    let (pages, users) = write_browse(reg, &conn, &snap, &owners, totals, w)?;
     Ok((snap, pages, users))
 }
 
 /// Rewrites the listings and user pages from a snapshot (the search job
 /// does too, so the server's search timer keeps them current); returns a
 /// report.
-pub fn browse(reg: &Registry, snap: &Snapshot) -> Result<Value> {
+pub fn browse(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<Value> {
     let conn = reg.db()?;
     let owners = all_owners(reg, &conn)?;
-    let totals = super::stats::version_totals(&conn)?;
     let w = Writes::default();
-    let (pages, users) = write_browse(reg, &conn, snap, &owners, &totals, &w)?;
+    let (pages, users) = write_browse(reg, &conn, snap, &owners, totals, &w)?;
     Ok(json!({
         "listingPages": pages,
         "users": users,
@@ -306,7 +341,7 @@ fn write_browse(
     conn: &Connection,
     snap: &Snapshot,
     owners: &HashMap<String, Vec<String>>,
-    totals: &HashMap<String, derive::Downloads>,
+    totals: &Totals,
     w: &Writes,
 ) -> Result<(usize, usize)> {
     let root = &reg.static_root;
@@ -315,34 +350,33 @@ fn write_browse(
     let row = |i: usize| summary(&snap.packages[i], downloads[i]);
     let by_name: Vec<usize> = (0..snap.packages.len()).collect();
     let mut newest = by_name.clone();
-    newest.sort_by(|&a, &b| snap.packages[b].updated_at.cmp(&snap.packages[a].updated_at));
+    newest.par_sort_by(|&a, &b| snap.packages[b].updated_at.cmp(&snap.packages[a].updated_at));
     let mut popular = by_name.clone();
-    popular.sort_by(|&a, &b| downloads[b].cmp(&downloads[a]).then(a.cmp(&b)));
+    popular.par_sort_by(|&a, &b| downloads[b].cmp(&downloads[a]).then(a.cmp(&b)));
     let mut pages = 0;
     for (sort, list) in [("name", by_name), ("newest", newest), ("downloads", popular)] {
         pages += write_listing(w, &root.join("api/v1/listings").join(sort), sort, &list, &row)?;
     }
 
-    // Public user profiles.
-    let by_key: HashMap<String, usize> =
-        snap.packages.iter().enumerate().map(|(i, p)| (crate::name::canonical(&p.name), i)).collect();
-    let mut users = 0;
-    for (user, _) in crate::db::list_users(conn)? {
-        let mut mine: Vec<usize> = owners
-            .iter()
-            .filter(|(_, logins)| logins.contains(&user.login))
-            .filter_map(|(k, _)| by_key.get(k).copied())
-            .collect();
-        mine.sort_unstable();
-        let mine: Vec<Value> = mine.into_iter().map(row).collect();
-        let doc = json!({ "login": user.login, "createdAt": user.created_at, "packages": mine });
-        w.put(
-            &root.join("api/v1/users").join(format!("{}.json", user.login.to_ascii_lowercase())),
-            &derive::to_bytes(&doc),
-        )?;
-        users += 1;
+    // Public user profiles: each user's packages in name order.
+    let mut owned: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, p) in snap.packages.iter().enumerate() {
+        for login in owners.get(&crate::name::canonical(&p.name)).into_iter().flatten() {
+            owned.entry(login).or_default().push(i);
+        }
     }
-    Ok((pages, users))
+    let users = crate::db::list_users(conn)?;
+    users.par_iter().try_for_each(|(user, _)| -> Result<()> {
+        let mine = owned.get(user.login.as_str()).into_iter().flatten();
+        let doc = UserPage {
+            created_at: &user.created_at,
+            login: &user.login,
+            packages: mine.map(|&i| row(i)).collect(),
+        };
+        let file = format!("{}.json", user.login.to_ascii_lowercase());
+        Ok(w.put(&root.join("api/v1/users").join(file), &derive::to_bytes(&doc))?)
+    })?;
+    Ok((pages, users.len()))
 }
 
 /// A mirror serves the source's `config.json` (same key and name) with
@@ -361,20 +395,18 @@ fn mirror_config(source: &[u8], reg: &Registry) -> Result<Vec<u8>> {
 /// `/api/v1/listings/{sort}/{page}.json`, pages numbered from 1, rows made
 /// by `row` from `list` (package positions in order); page files past the
 /// new last page are removed.
-fn write_listing(
+fn write_listing<'a>(
     w: &Writes,
     dir: &Path,
     sort: &str,
     list: &[usize],
-    row: &(dyn Fn(usize) -> Value + Sync),
+    row: &(dyn Fn(usize) -> Summary<'a> + Sync),
 ) -> Result<usize> {
     let total = list.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     (0..pages).into_par_iter().try_for_each(|i| -> Result<()> {
-        let chunk: Vec<Value> = list.iter().skip(i * PAGE_SIZE).take(PAGE_SIZE).map(|&p| row(p)).collect();
-        let doc = json!({
-            "sort": sort, "page": i + 1, "pages": pages, "perPage": PAGE_SIZE, "total": total, "packages": chunk,
-        });
+        let packages = list.iter().skip(i * PAGE_SIZE).take(PAGE_SIZE).map(|&p| row(p)).collect();
+        let doc = ListingPage { packages, page: i + 1, pages, per_page: PAGE_SIZE, sort, total };
         w.put(&dir.join(format!("{}.json", i + 1)), &derive::to_bytes(&doc))?;
         Ok(())
     })?;

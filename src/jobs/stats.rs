@@ -70,11 +70,14 @@ const LINE_SEED: u64 = 0x6361_6972_6e2d_6c6e; // "cairn-ln"
 const OCC_SEED: u64 = 0x6361_6972_6e2d_6f63; // "cairn-oc"
 const MAX_SAMPLES: usize = 5;
 
+/// Downloads by version, per canonical package name.
+pub type Totals = HashMap<String, crate::derive::Downloads>;
+
 /// Downloads by canonical package name, then version as published.
-pub fn version_totals(conn: &Connection) -> Result<HashMap<String, crate::derive::Downloads>> {
+pub fn version_totals(conn: &Connection) -> Result<Totals> {
     let mut stmt = conn.prepare("SELECT package, vers, total FROM stats_totals")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
-    let mut out: HashMap<String, crate::derive::Downloads> = HashMap::new();
+    let mut out = Totals::new();
     for row in rows {
         let (package, vers, total) = row?;
         out.entry(package).or_default().insert(vers, total);
