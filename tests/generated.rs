@@ -487,3 +487,93 @@ fn a_generated_registry_rebuilds_end_to_end() {
     report("search by exact name", &failures);
     eprintln!("{SEARCHED} searches: {:.1?}", t.elapsed());
 }
+
+/// `kill -9` of a first static rebuild while it writes: every package
+/// directory a reader can see is whole (each is written under a temporary
+/// name and renamed into place), the server's start removes what was left
+/// staged, and the next rebuild completes the tree.
+#[test]
+fn a_killed_rebuild_leaves_only_whole_package_directories() {
+    let prefill = prefill_exe();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("registry");
+    run(cairn().args(["init", "--data"]).arg(&data));
+    run(Command::new(&prefill).arg("--data").arg(&data).args([
+        "--packages",
+        "3000",
+        "--versions",
+        "15000",
+        "--seed",
+        SEED,
+        "--no-docs",
+    ]));
+    let (_, _, packages) = index_at_main(&data);
+    let docs = data.join("static/api/v1/packages");
+    // Package directories and staged ones (`.tmp-…`).
+    let subdirs = |path: &Path| -> (Vec<std::fs::DirEntry>, usize) {
+        let entries = std::fs::read_dir(path).into_iter().flatten().map(|e| e.unwrap());
+        let (staged, dirs): (Vec<_>, Vec<_>) = entries
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .partition(|e| e.file_name().to_string_lossy().starts_with(".tmp-"));
+        (dirs, staged.len())
+    };
+
+    let mut child = cairn()
+        .args(["rebuild", "static", "--data"])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while subdirs(&docs).0.len() < packages.len() / 10 {
+        assert!(child.try_wait().unwrap().is_none(), "the rebuild ended before it could be killed");
+        assert!(started.elapsed().as_secs() < 300, "the rebuild wrote too little in 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Every package directory holds all of its package's files.
+    let check_whole = |dirs: &[std::fs::DirEntry]| {
+        let mut failures = Vec::new();
+        for entry in dirs {
+            let name = entry.file_name().into_string().unwrap();
+            let Some(pkg) = packages.get(&name) else {
+                failures.push(format!("{name}: no such package"));
+                continue;
+            };
+            let mut want: BTreeSet<String> =
+                pkg.lines.iter().map(|l| format!("{}.json", l["vers"].as_str().unwrap())).collect();
+            want.insert("owners.json".into());
+            let have: BTreeSet<String> = std::fs::read_dir(entry.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            if have != want {
+                failures.push(format!("{name}: has {have:?}, wants {want:?}"));
+            }
+        }
+        report("package directories", &failures);
+    };
+    let (dirs, staged) = subdirs(&docs);
+    eprintln!("killed with {} package directories written, {staged} staged", dirs.len());
+    assert!(dirs.len() >= packages.len() / 10 && dirs.len() < packages.len(), "{} directories", dirs.len());
+    check_whole(&dirs);
+
+    let server = Server::start(&data);
+    let leftovers: Vec<String> = walkdir::WalkDir::new(server.static_root())
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(leftovers.is_empty(), "left after the server's start: {leftovers:?}");
+    drop(server);
+    rebuild(&data, "static");
+    let (dirs, staged) = subdirs(&docs);
+    assert_eq!((dirs.len(), staged), (packages.len(), 0), "after a second rebuild");
+    check_whole(&dirs);
+    let again = rebuild(&data, "static");
+    assert_eq!(again["static"]["written"], 0, "a third rebuild writes nothing: {again:#}");
+}
