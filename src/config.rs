@@ -35,6 +35,10 @@ pub struct Config {
     pub stats_interval: u64,
     /// Web-server access logs (combined format) the statistics timer reads.
     pub access_logs: Vec<std::path::PathBuf>,
+    /// Days back from today (UTC) a log line can still be counted (0: no
+    /// limit). Older lines are skipped and the fingerprints kept to never
+    /// count a line twice (8 bytes per download) are dropped for their days.
+    pub stats_window_days: u32,
     /// Seconds between full static rebuilds (0: never; the writer keeps
     /// the documents current, this repairs what was lost or edited).
     pub static_interval: u64,
@@ -95,6 +99,7 @@ impl Default for Config {
             search_interval: 60,
             stats_interval: 0,
             access_logs: Vec::new(),
+            stats_window_days: 0,
             static_interval: 0,
         }
     }

@@ -284,3 +284,42 @@ fn the_server_counts_configured_logs_on_a_timer() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(total(), 2);
 }
+
+#[test]
+fn a_window_bounds_what_is_counted_and_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let sha = publish(&server, "windowed", "1.0.0");
+    let today = chrono::Utc::now().date_naive();
+    let days_ago = |n: i64| (today - chrono::Duration::days(n)).format("%d/%b/%Y:00:00:01 +0000").to_string();
+    let log = dir.path().join("access.log");
+    let lines: String =
+        [0, 10, 100].iter().map(|&n| line("198.51.100.7", &days_ago(n), &get(&sha), 200)).collect();
+    std::fs::write(&log, lines).unwrap();
+    let first_seen_day = || -> i64 {
+        let conn = rusqlite::Connection::open(data.join("state.db")).unwrap();
+        conn.query_row("SELECT MIN(day) FROM stats_seen", [], |r| r.get(0)).unwrap()
+    };
+    let today_n = today.signed_duration_since(chrono::NaiveDate::default()).num_days();
+
+    support::set_config(&data, &[("stats_window_days = 0", "stats_window_days = 30")]);
+    let run = rebuild_stats(&data, &[&log]);
+    assert_eq!((run["counted"].as_u64(), run["expiredSkipped"].as_u64()), (Some(2), Some(1)), "{run:#}");
+    assert_eq!(first_seen_day(), today_n - 10);
+
+    // A narrower window drops the fingerprints of the 10-day-old line, and
+    // the line is not counted again: it is outside the window too.
+    support::set_config(&data, &[("stats_window_days = 30", "stats_window_days = 5")]);
+    let run = rebuild_stats(&data, &[&log]);
+    let got = (&run["counted"], &run["expiredSkipped"], &run["duplicatesSkipped"]);
+    assert_eq!(got, (&Value::from(0), &Value::from(2), &Value::from(1)), "{run:#}");
+    assert_eq!(first_seen_day(), today_n);
+
+    // Widening it again cannot bring the dropped days back.
+    support::set_config(&data, &[("stats_window_days = 5", "stats_window_days = 0")]);
+    let run = rebuild_stats(&data, &[&log]);
+    assert_eq!((run["counted"].as_u64(), run["expiredSkipped"].as_u64()), (Some(0), Some(2)), "{run:#}");
+    let doc = read_json(data.join("static/api/v1/packages/windowed/stats.json"));
+    assert_eq!(doc["total"], 2, "{doc:#}");
+}

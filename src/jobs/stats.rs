@@ -14,8 +14,9 @@
 //! agent) but real: two downloads of one file by one client in one second
 //! both count, because they get different occurrence indices.
 //!
-//! The fingerprints of every line ever counted are kept in the state
-//! database, table `stats_seen`: one row per (UTC day of the line, top byte
+//! The fingerprints of every line ever counted (within `stats_window_days`
+//! of today, when set: older lines are skipped and their days' fingerprints
+//! dropped) are kept in the state database, table `stats_seen`: one row per (UTC day of the line, top byte
 //! of the fingerprint), holding the row's fingerprints as a sorted array of
 //! little-endian u64 (8 bytes per counted download; a row stays small even on
 //! busy days, and a run reads and rewrites only the rows its lines fall in).
@@ -115,6 +116,14 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)>
     }
     let parsed_at = started.elapsed().as_secs_f64();
 
+    // Lines before the window are not counted: their fingerprints are gone.
+    let window_start = window_start(&conn, reg.config.stats_window_days)?;
+    let in_run = records.len();
+    if let Some(start) = window_start {
+        records.retain(|r| r.day >= start);
+    }
+    let expired = in_run - records.len();
+
     // Repeats among this run's files, then against what earlier runs counted.
     records.par_sort_unstable_by_key(|r| (r.day, r.fp));
     let before = records.len();
@@ -123,6 +132,14 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)>
     let sorted_at = started.elapsed().as_secs_f64();
     let tx = conn.transaction()?;
     let (fresh, seen_before) = merge_seen(&tx, &records)?;
+    if let Some(start) = window_start {
+        tx.execute("DELETE FROM stats_seen WHERE day < ?1", [start])?;
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('stats_window_start', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+            [start],
+        )?;
+    }
     let seen_at = started.elapsed().as_secs_f64();
     let touched = record_counts(&tx, &blobs, &fresh)?;
     tx.commit()?;
@@ -140,6 +157,8 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)>
         "bytes": tally.bytes,
         "counted": fresh.len(),
         "duplicatesSkipped": repeats_in_run + seen_before,
+        "expiredSkipped": expired,
+        "windowStart": window_start.map(|d| date(d as i64)),
         "malformedSkipped": tally.malformed,
         "malformedSamples": tally.samples,
         "notDownloads": tally.ignored,
@@ -158,6 +177,18 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)>
         "linesPerSecond": if parsed_at > 0.0 { (tally.lines as f64 / parsed_at).round() } else { 0.0 },
     });
     Ok((report, touched))
+}
+
+/// The first UTC day a line can be counted on: `window_days` before today,
+/// and never before an earlier run's start (the fingerprints of the days
+/// before it were dropped, whatever the setting is now). None: no window yet.
+fn window_start(conn: &Connection, window_days: u32) -> Result<Option<u32>> {
+    let stored: Option<u32> = conn
+        .query_row("SELECT value FROM counters WHERE name = 'stats_window_start'", [], |r| r.get(0))
+        .optional()?;
+    let today = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() / 86_400;
+    let configured = (window_days > 0).then(|| today.saturating_sub(u64::from(window_days)) as u32);
+    Ok(stored.max(configured))
 }
 
 fn round3(x: f64) -> f64 {
