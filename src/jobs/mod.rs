@@ -104,20 +104,19 @@ impl Snapshot {
         const CHUNK: usize = 4096;
         let (head, files) = reg.index.files()?;
         let blobs = reg.index.blobs()?;
-        let (mut advisories, mut other) = (Vec::new(), Vec::new());
-        let mut packages = Vec::new();
+        let (mut advisories, mut other, mut package_files) = (Vec::new(), Vec::new(), Vec::new());
         for (path, id) in &files {
             if path == "config.json" {
                 other.push((path.clone(), blobs.read(*id, <[u8]>::to_vec)?));
             } else if path.starts_with("advisories/") {
                 advisories.push((path.clone(), blobs.read(*id, <[u8]>::to_vec)?));
             } else {
-                packages.push((path, *id));
+                package_files.push((path, *id));
             }
         }
         let mut recent: Vec<Recent> = Vec::new();
-        let mut parsed_packages = Vec::with_capacity(packages.len());
-        for chunk in packages.chunks(CHUNK) {
+        let mut packages = Vec::with_capacity(package_files.len());
+        for chunk in package_files.chunks(CHUNK) {
             let parsed: Vec<(Package, Vec<Recent>)> = chunk
                 .par_iter()
                 .map(|(path, id)| -> Result<Option<(Package, Vec<Recent>)>> {
@@ -132,12 +131,11 @@ impl Snapshot {
                 .filter_map(Result::transpose)
                 .collect::<Result<_>>()?;
             for (package, mut r) in parsed {
-                parsed_packages.push(package);
+                packages.push(package);
                 recent.append(&mut r);
             }
             recent = newest(std::mem::take(&mut recent));
         }
-        let mut packages = parsed_packages;
         packages.par_sort_by_cached_key(|p| p.name.to_ascii_lowercase());
         let versions = packages.iter().map(|p| p.versions.len() as u64).sum();
         Ok(Snapshot { packages, recent, versions, advisories, other, head: head.to_string() })

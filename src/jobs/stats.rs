@@ -14,12 +14,14 @@
 //! agent) but real: two downloads of one file by one client in one second
 //! both count, because they get different occurrence indices.
 //!
-//! The fingerprints of every line ever counted (within `stats_window_days`
-//! of today, when set: older lines are skipped and their days' fingerprints
-//! dropped) are kept in the state database, table `stats_seen`: one row per (UTC day of the line, top byte
+//! The fingerprints of every line ever counted are kept in the state
+//! database, table `stats_seen`: one row per (UTC day of the line, top byte
 //! of the fingerprint), holding the row's fingerprints as a sorted array of
 //! little-endian u64 (8 bytes per counted download; a row stays small even on
 //! busy days, and a run reads and rewrites only the rows its lines fall in).
+//! With `stats_window_days` set, lines dated before the window are skipped
+//! and the rows of those days deleted; the window's start is kept in
+//! `counters` (`stats_window_start`) and never moves back.
 //! A run sorts its new fingerprints by (day, fingerprint), drops repeats among
 //! them (the same file given twice, or a file and its rotated copy), merges
 //! each row with the stored one, and counts only what the stored row did not
