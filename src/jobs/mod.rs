@@ -159,16 +159,21 @@ pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::V
     // New download counts change the package and version documents of the
     // packages they touch; `stats` alone rewrites only those.
     let mut only: Option<HashSet<String>> = None;
+    let mut counted = None;
     if matches!(job, Job::Stats | Job::All) {
-        let (stats, touched) = stats::run(reg, &opts.access_logs)?;
+        let (stats, touched, totals) = stats::run(reg, &opts.access_logs)?;
         report.insert("stats".into(), stats);
         if job == Job::Stats {
             only = Some(touched);
         }
+        counted = Some(totals);
     }
     // Download totals as the stats job left them, read once for the jobs that rank or show them.
-    let totals =
-        if job == Job::Advisories { stats::Totals::new() } else { stats::version_totals(&reg.db()?)? };
+    let totals = match counted {
+        Some(totals) => totals,
+        None if job == Job::Advisories => stats::Totals::new(),
+        None => stats::version_totals(&reg.db()?)?,
+    };
     let snap = if matches!(job, Job::Static | Job::Stats | Job::All) {
         let (snap, report_static) = static_files::run(reg, only.as_ref(), &totals)?;
         report.insert("static".into(), report_static);

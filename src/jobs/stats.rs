@@ -96,8 +96,10 @@ pub fn package_totals(conn: &Connection, name: &str) -> Result<crate::derive::Do
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Counts the given logs (nothing twice) and rewrites every statistics document.
-pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)> {
+/// Counts the given logs (nothing twice) and rewrites every statistics
+/// document; returns the report, the packages whose totals changed and the
+/// download totals after the run.
+pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>, Totals)> {
     let started = Instant::now();
     let mut conn = reg.db()?;
     let blobs = BlobMap::load(&conn)?;
@@ -150,7 +152,8 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)>
     tx.commit()?;
     let counted_at = started.elapsed().as_secs_f64();
 
-    let written = write_documents(reg, &conn)?;
+    let totals = version_totals(&conn)?;
+    let written = write_documents(reg, &conn, &totals)?;
     let secs = started.elapsed().as_secs_f64();
     let days = fresh.iter().map(|r| r.day).fold(None, |acc: Option<(i64, i64)>, d| {
         let d = d as i64;
@@ -181,7 +184,7 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>)>
         },
         "linesPerSecond": if parsed_at > 0.0 { (tally.lines as f64 / parsed_at).round() } else { 0.0 },
     });
-    Ok((report, touched))
+    Ok((report, touched, totals))
 }
 
 /// The first UTC day a line can be counted on: `window_days` before today,
@@ -738,9 +741,8 @@ struct VersionStats {
 }
 
 /// Writes every package's `stats.json` and the registry's; returns counts.
-fn write_documents(reg: &Registry, conn: &Connection) -> Result<Value> {
+fn write_documents(reg: &Registry, conn: &Connection, totals: &Totals) -> Result<Value> {
     let through: Option<i64> = conn.query_row("SELECT MAX(day) FROM stats_daily", [], |r| r.get(0))?;
-    let totals = version_totals(conn)?;
     let first = through.map_or(0, |t| t - WINDOW_DAYS + 1);
     let mut window: HashMap<(String, String), Vec<u64>> = HashMap::new();
     if let Some(t) = through {

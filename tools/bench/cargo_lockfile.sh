@@ -146,16 +146,7 @@ curl -fsS -o /dev/null "$NGINX_URL/index/config.json" || { log "nginx did not st
 for s in cairn nginx; do
     base=$URL
     [ "$s" = nginx ] && base=$NGINX_URL
-    cat >"$WORK/config-$s.toml" <<EOF
-[source.crates-io]
-replace-with = "bench"
-
-[source.bench]
-registry = "sparse+$base/index/"
-
-[net]
-retry = 0
-EOF
+    tools/bench/cargo/replace-crates-io.sh "$base" >"$WORK/config-$s.toml"
 done
 export CARGO_TARGET_DIR=$WORK/target CARGO_TERM_COLOR=never
 unset CARGO_NET_OFFLINE CARGO_REGISTRIES_CRATES_IO_PROTOCOL

@@ -104,16 +104,7 @@ timeout "$STEP_TIMEOUT" python3 tools/bench/install/graph.py publish-crates --ur
 log "published in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
 # cargo's CARGO_HOME config: crates.io replaced by the server under test.
-cat >"$WORK/cargo-config.toml" <<EOF
-[source.crates-io]
-replace-with = "bench"
-
-[source.bench]
-registry = "sparse+$URL/index/"
-
-[net]
-retry = 0
-EOF
+tools/bench/cargo/replace-crates-io.sh "$URL" >"$WORK/cargo-config.toml"
 export CARGO_TARGET_DIR=$WORK/target CARGO_TERM_COLOR=never
 unset CARGO_NET_OFFLINE CARGO_REGISTRIES_CRATES_IO_PROTOCOL CARGO_HTTP_MULTIPLEXING
 
