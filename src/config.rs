@@ -42,6 +42,25 @@ pub struct Config {
     /// Seconds between full static rebuilds (0: never; the writer keeps
     /// the documents current, this repairs what was lost or edited).
     pub static_interval: u64,
+    /// Reverse proxies (addresses or CIDR blocks, e.g. `127.0.0.1`,
+    /// `10.0.0.0/8`) whose `X-Forwarded-For` names the client: on their
+    /// connections the client is the rightmost entry not in this list.
+    pub trusted_proxies: Vec<String>,
+    /// Bytes of small static files `serve` keeps in memory with their
+    /// compressed variants (0: none).
+    pub hot_cache_bytes: usize,
+    /// The largest file the hot cache keeps, in bytes.
+    pub hot_cache_max_file: usize,
+    pub cdn: Cdn,
+}
+
+/// A CDN in front of the static root.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cdn {
+    /// POSTed `{"paths":[…]}` (URL paths) once per write group, after the
+    /// replies, retried with backoff.
+    pub purge_url: Option<String>,
 }
 
 /// Token-bucket quotas, `burst` requests then one more every `per_seconds / refill`.
@@ -101,6 +120,10 @@ impl Default for Config {
             access_logs: Vec::new(),
             stats_window_days: 0,
             static_interval: 0,
+            trusted_proxies: Vec::new(),
+            hot_cache_bytes: 64 << 20,
+            hot_cache_max_file: 256 << 10,
+            cdn: Cdn::default(),
         }
     }
 }

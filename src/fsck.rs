@@ -149,11 +149,9 @@ fn check_line(reg: &Registry, line: &IndexLine) -> Vec<Finding> {
     if !is_sha256_hex(&line.cksum) {
         return vec![finding(Kind::BadLine, format!("{id}: cksum is not 64 lowercase hex digits"))];
     }
-    let bytes = match std::fs::read(reg.store.blob_path(&line.cksum)) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return vec![finding(Kind::MissingBlob, id)];
-        }
+    let bytes = match reg.store.read(&line.cksum) {
+        Ok(Some(b)) => b,
+        Ok(None) => return vec![finding(Kind::MissingBlob, id)],
         Err(e) => return vec![finding(Kind::MissingBlob, format!("{id} (unreadable: {e})"))],
     };
     let mut out = check_blob(&id, line, &bytes);
@@ -191,11 +189,9 @@ fn check_blob(id: &str, line: &IndexLine, bytes: &[u8]) -> Vec<Finding> {
 /// The `.minisig` beside the blob: made by the registry's key over these
 /// bytes, and attesting exactly what the index line says.
 fn check_signature(reg: &Registry, id: &str, line: &IndexLine, bytes: &[u8]) -> Option<Finding> {
-    let minisig = match std::fs::read(reg.store.sig_path(&line.cksum)) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Some(finding(Kind::MissingSignature, id.to_string()));
-        }
+    let minisig = match reg.store.read_signature(&line.cksum) {
+        Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(None) => return Some(finding(Kind::MissingSignature, id.to_string())),
         Err(e) => return Some(finding(Kind::MissingSignature, format!("{id} (unreadable: {e})"))),
     };
     let want = Attestation {
@@ -228,7 +224,8 @@ fn check_published_identity(reg: &Registry, snap: &Snapshot) -> Vec<Finding> {
             out.push(finding(Kind::KeyMismatch, format!("index config.json: {field} is {got}, not {want}")));
         }
     }
-    let file = std::fs::read_to_string(reg.static_root.join("minisign.pub")).unwrap_or_default();
+    let file = reg.root.read(&reg.root.layout().minisign_pub()).ok().flatten().unwrap_or_default();
+    let file = String::from_utf8_lossy(&file);
     if !file.lines().any(|l| l.trim() == reg.pubkey) {
         out.push(finding(Kind::KeyMismatch, format!("minisign.pub does not hold {}", reg.pubkey)));
     }

@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of these modules.
 
 pub mod archive;
+pub mod cdn;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -11,9 +12,11 @@ pub mod fsck;
 pub mod fsutil;
 pub mod index;
 pub mod jobs;
+pub mod layout;
 pub mod name;
 pub mod publish;
 pub mod registry;
+pub mod search;
 pub mod server;
 pub mod sign;
 pub mod site;

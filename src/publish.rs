@@ -157,8 +157,9 @@ impl Writer {
     pub fn start(reg: Arc<Registry>) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let conn = reg.db()?;
+        let purger = reg.config.cdn.purge_url.clone().map(crate::cdn::Purger::start).transpose()?;
         std::thread::Builder::new().name("cairn-writer".into()).spawn(move || {
-            let mut worker = Worker { reg, conn };
+            let mut worker = Worker { reg, conn, purger };
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
                 while batch.len() < worker.reg.config.max_batch.max(1) {
@@ -185,7 +186,7 @@ impl Writer {
 /// (the admin CLI), under the same writer lock as the server.
 pub fn apply_now(reg: Arc<Registry>, req: WriteRequest) -> Result<Outcome, WriteError> {
     let (reply, mut rx) = oneshot::channel();
-    let mut worker = Worker { conn: reg.db()?, reg };
+    let mut worker = Worker { conn: reg.db()?, reg, purger: None };
     worker.run_batch(vec![Job { req, reply }]);
     rx.try_recv().map_err(|_| WriteError::Internal(anyhow::anyhow!("no outcome")))?
 }
@@ -193,6 +194,8 @@ pub fn apply_now(reg: Arc<Registry>, req: WriteRequest) -> Result<Outcome, Write
 struct Worker {
     reg: Arc<Registry>,
     conn: Connection,
+    /// The CDN purge hook, if `[cdn] purge_url` is set.
+    purger: Option<crate::cdn::Purger>,
 }
 
 /// A change that passed the checks, with the index content it produces.
@@ -208,6 +211,9 @@ struct Planned {
 impl Worker {
     fn run_batch(&mut self, batch: Vec<Job>) {
         let mut planned = Vec::new();
+        if self.purger.is_some() {
+            self.reg.root.open_journal();
+        }
         let result = (|| {
             let _lock = self.reg.lock_writer()?;
             self.commit_batch(batch, &mut planned)
@@ -216,6 +222,11 @@ impl Worker {
             Ok(()) => {
                 for p in planned {
                     let _ = p.job.reply.send(Ok(p.outcome));
+                }
+                // After the replies: a CDN never delays a 201.
+                if let Some(purger) = &self.purger {
+                    purger
+                        .purge(self.reg.root.close_journal().iter().map(|k| crate::layout::url(k)).collect());
                 }
             }
             Err(e) => {
@@ -317,7 +328,7 @@ impl Worker {
         // One commit per change, one pack for the group.
         // One flush makes every blob and signature durable before the commit
         // that points at them.
-        let stored = stored.and_then(|()| Ok(crate::fsutil::sync_filesystem(&reg.static_root)?));
+        let stored = stored.and_then(|()| Ok(reg.root.sync()?));
         let committed = stored.and_then(|()| {
             reg.index.write_batch(|tx| {
                 let mut ids = Vec::new();
@@ -339,7 +350,7 @@ impl Worker {
                 return Err(e);
             }
         };
-        for (p, id) in planned.iter_mut().zip(commits) {
+        for (p, id) in planned.iter_mut().zip(&commits) {
             if let (Outcome::Published(published), Some(id)) = (&mut p.outcome, id) {
                 published.index_commit = id.to_string();
             }
@@ -354,23 +365,23 @@ impl Worker {
             .map(|l| Ok((l, db::owners(&self.conn, &l[0].name)?, downloads(&l[0].name)?)))
             .collect::<Result<_>>()?;
         packages.par_iter().try_for_each(|(lines, owners, counts)| {
-            derive::write_package(&reg.static_root, lines, owners, counts)
+            derive::write_package(&reg.root, lines, owners, counts)
         })?;
         for p in planned.iter() {
             if let (Change::HardDelete { .. }, Some(line)) = (&p.job.req.change, &p.line) {
                 reg.store.remove(&line.cksum)?;
-                derive::remove_version(&reg.static_root, line)?;
+                derive::remove_version(&reg.root, line)?;
                 if files.get(&package_path(&line.name)).is_some_and(|l| l.is_empty()) {
-                    derive::remove_package(&reg.static_root, &line.name)?;
+                    derive::remove_package(&reg.root, &line.name)?;
                 }
             }
         }
         for name in touched_owners {
             let owners = db::owners(&self.conn, &name)?;
-            derive::write_owners(&reg.static_root, &name, &owners)?;
+            derive::write_owners(&reg.root, &name, &owners)?;
             let lines = reg.read_lines(&name)?;
             if !lines.is_empty() && !files.contains_key(&package_path(&name)) {
-                derive::write_package(&reg.static_root, &lines, &owners, &downloads(&name)?)?;
+                derive::write_package(&reg.root, &lines, &owners, &downloads(&name)?)?;
             }
         }
         let counts: BTreeMap<&str, derive::Downloads> =
@@ -384,20 +395,29 @@ impl Worker {
                     Change::Publish(upload) => upload.readme.as_deref(),
                     _ => None,
                 };
-                derive::write_version(&reg.static_root, line, readme, counts)
+                derive::write_version(&reg.root, line, readme, counts)
             },
         )?;
+        // The search delta: each package a version change touched, as it
+        // is after the group, with the commit that last changed it.
+        let mut delta = Vec::new();
+        for (p, id) in planned.iter().zip(&commits) {
+            let (Some(line), Some(id)) = (&p.line, id) else { continue };
+            let lines = files.get(&package_path(&line.name)).map_or(&[][..], Vec::as_slice);
+            let count = counts
+                .get(line.name.as_str())
+                .map_or(0, |c| lines.iter().filter_map(|l| c.get(&l.vers)).sum());
+            delta.push(crate::search::DeltaEntry::of(&line.name, lines, &id.to_string(), count));
+        }
+        crate::search::delta::record(&reg.root, delta)?;
         for p in planned.iter() {
             if let Change::Advisory { id, json } = &p.job.req.change {
-                crate::fsutil::write_atomic(
-                    &reg.static_root.join(format!("index/advisories/{id}.json")),
-                    json,
-                )?;
+                reg.root.put(&reg.root.layout().index_file(&format!("advisories/{id}.json")), json)?;
             }
         }
         // Derived files durable, then health.json names the commit they
         // follow (a restart re-derives anything newer).
-        crate::fsutil::sync_filesystem(&reg.static_root)?;
+        reg.root.sync()?;
         reg.write_summaries(&self.conn)?;
         Ok(())
     }
@@ -466,7 +486,7 @@ fn plan(
                 sha256: line.cksum.clone(),
                 blake3: line.blake3.clone(),
                 size_bytes: line.size,
-                signature: format!("{}.minisig", crate::store::BlobStore::url_path(&line.cksum)),
+                signature: crate::layout::url(&reg.root.layout().signature(&line.cksum)),
                 index_commit: String::new(),
                 published_at: at.to_string(),
             };

@@ -15,18 +15,22 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db;
 use crate::derive;
-use crate::fsutil::write_atomic;
 use crate::index::{package_path, IndexLine, IndexRepo};
+use crate::layout::StaticRoot;
 use crate::sign::SigningKey;
 use crate::store::BlobStore;
 
 pub struct Registry {
     pub data: PathBuf,
+    /// The static root's directory on this machine (what `cairn serve` serves).
     pub static_root: PathBuf,
+    /// Every write to the static root goes through it.
+    pub root: Arc<StaticRoot>,
     pub config: Config,
     /// The signing key; a mirror has none.
     pub key: Option<SigningKey>,
@@ -57,15 +61,18 @@ impl Registry {
             }
         }
         let static_root = data.join("static");
-        std::fs::create_dir_all(static_root.join("blobs/sha256"))?;
-        let key = SigningKey::generate(&data.join("minisign.key"), &static_root.join("minisign.pub"))?;
+        std::fs::create_dir_all(&static_root)?;
+        let root = StaticRoot::fs(&static_root);
+        let l = root.layout();
+        let key = SigningKey::generate(&data.join("minisign.key"))?;
+        root.put_durable(&l.minisign_pub(), key.public_key_file().as_bytes())?;
         let config_json = config_json(config, &key);
-        IndexRepo::init(&static_root.join("index.git"), &config.name, &config_json)?;
-        write_atomic(&static_root.join("index/config.json"), &config_json)?;
+        IndexRepo::init(&static_root.join(l.index_git()), &config.name, &config_json)?;
+        root.put_durable(&l.index_file("config.json"), &config_json)?;
         let conn = db::open(&data.join("state.db"))?;
         let token = db::add_user(&conn, BOOTSTRAP_LOGIN, None)?;
-        write_atomic(&static_root.join("index.html"), crate::site::INDEX_HTML.as_bytes())?;
-        write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
+        root.put_durable(&l.home_page(), crate::site::INDEX_HTML.as_bytes())?;
+        crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
         let reg = Registry::open(data, config.clone())?;
         reg.write_summaries(&conn)?;
         Ok(token)
@@ -74,16 +81,19 @@ impl Registry {
     pub fn open(data: &Path, config: Config) -> Result<Registry> {
         anyhow::ensure!(Registry::exists(data), "{} holds no registry (run `cairn init`)", data.display());
         let static_root = data.join("static");
+        let root = Arc::new(StaticRoot::fs(&static_root));
+        let l = root.layout();
         let key = if config.read_only { None } else { Some(SigningKey::load(&data.join("minisign.key"))?) };
         let pubkey = match &key {
             Some(k) => k.public_base64(),
-            None => read_pubkey(&static_root.join("minisign.pub"))?,
+            None => read_pubkey(&root, &l.minisign_pub())?,
         };
-        let index = IndexRepo::open(&static_root.join("index.git"), &config.name)?;
+        let index = IndexRepo::open(&static_root.join(l.index_git()), &config.name)?;
         Ok(Registry {
             data: data.to_path_buf(),
-            store: BlobStore::new(&static_root),
+            store: BlobStore::new(root.clone()),
             static_root,
+            root,
             config,
             key,
             pubkey,
@@ -136,8 +146,9 @@ impl Registry {
             })?;
         }
         let head = self.index.head()?;
-        let derived_at = std::fs::read(self.static_root.join("api/v1/health.json"))
-            .ok()
+        let derived_at = self
+            .root
+            .read(&self.root.layout().health())?
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v["indexCommit"].as_str().and_then(|s| git2::Oid::from_str(s).ok()));
         if derived_at != Some(head) {
@@ -147,7 +158,7 @@ impl Registry {
                 self.rederive_path(&conn, &path)?;
             }
             self.index.refresh_dumb_info()?;
-            crate::fsutil::sync_filesystem(&self.static_root)?;
+            self.root.sync()?;
             self.write_summaries(&conn)?;
         }
         Ok(())
@@ -156,12 +167,11 @@ impl Registry {
     /// Rewrites the derived files that depend on one index path.
     fn rederive_path(&self, conn: &Connection, path: &str) -> Result<()> {
         let content = self.index.read_file(path)?;
-        let target = self.static_root.join("index").join(path);
         if path == "config.json" || path.starts_with("advisories/") {
-            return match content {
-                Some(c) => Ok(write_atomic(&target, &c)?),
-                None => Ok(()),
-            };
+            if let Some(c) = content {
+                self.root.put_doc(&self.root.layout().index_file(path), &c)?;
+            }
+            return Ok(());
         }
         let lines = content.as_deref().map(IndexLine::parse_file).transpose()?.unwrap_or_default();
         if lines.is_empty() {
@@ -169,17 +179,17 @@ impl Registry {
         }
         let owners = db::owners(conn, &lines[0].name)?;
         let downloads = crate::jobs::stats::package_totals(conn, &lines[0].name)?;
-        derive::write_package(&self.static_root, &lines, &owners, &downloads)?;
+        derive::write_package(&self.root, &lines, &owners, &downloads)?;
         for line in &lines {
             let readme = self.readme_of(line);
-            derive::write_version(&self.static_root, line, readme.as_deref(), &downloads)?;
+            derive::write_version(&self.root, line, readme.as_deref(), &downloads)?;
         }
         Ok(())
     }
 
     /// The README extracted from a stored tarball, if it has one.
     pub fn readme_of(&self, line: &IndexLine) -> Option<Vec<u8>> {
-        let bytes = std::fs::read(self.store.blob_path(&line.cksum)).ok()?;
+        let bytes = self.store.read(&line.cksum).ok()??;
         crate::archive::unpack::check(&bytes, &line.name, &line.vers).ok().and_then(|i| i.readme)
     }
 
@@ -215,8 +225,8 @@ impl Registry {
                 "name": r.name, "version": r.version, "publishedAt": r.published_at,
             })).collect::<Vec<_>>(),
         });
-        let api = self.static_root.join("api/v1");
-        write_atomic(&api.join("recent.json"), &derive::to_bytes(&recent_doc))?;
+        let l = self.root.layout();
+        self.root.put_durable(&l.recent(), &derive::to_bytes(&recent_doc))?;
         let health = json!({
             "status": "ok",
             "generatedAt": db::now(),
@@ -226,7 +236,7 @@ impl Registry {
             "lastPublishAt": recent.first().map(|r| r.published_at.clone()),
             "version": env!("CARGO_PKG_VERSION"),
         });
-        write_atomic(&api.join("health.json"), &derive::to_bytes(&health))?;
+        self.root.put_durable(&l.health(), &derive::to_bytes(&health))?;
         Ok(())
     }
 }
@@ -250,12 +260,13 @@ impl Recent {
 }
 
 /// The base64 key line of a standard two-line `minisign.pub`.
-fn read_pubkey(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+fn read_pubkey(root: &StaticRoot, key: &str) -> Result<String> {
+    let bytes = root.read(key).with_context(|| format!("reading {key}"))?;
+    let text = String::from_utf8_lossy(bytes.as_deref().unwrap_or_default()).into_owned();
     text.lines()
         .find(|l| l.starts_with("RW"))
         .map(str::to_string)
-        .with_context(|| format!("{} holds no minisign public key", path.display()))
+        .with_context(|| format!("{key} holds no minisign public key"))
 }
 
 /// `index/config.json`: cargo's `dl` and `api` plus cairn's key and name.

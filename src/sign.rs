@@ -94,13 +94,13 @@ pub struct SigningKey {
 impl SigningKey {
     /// Generates a new key and writes the secret (mode 0600) and the public
     /// key file (standard minisign two-line format).
-    pub fn generate(secret_path: &Path, public_path: &Path) -> Result<SigningKey> {
+    /// A new key, its secret written to `secret_path` (the caller
+    /// publishes [`SigningKey::public_key_file`]).
+    pub fn generate(secret_path: &Path) -> Result<SigningKey> {
         let kp = minisign::KeyPair::generate_unencrypted_keypair()?;
         // Unencrypted (the server signs unattended), so stored as raw key bytes.
         write_secret(secret_path, &kp.sk.to_bytes())?;
-        let key = SigningKey { secret: kp.sk, public: kp.pk };
-        crate::fsutil::write_atomic(public_path, key.public_key_file().as_bytes())?;
-        Ok(key)
+        Ok(SigningKey { secret: kp.sk, public: kp.pk })
     }
 
     pub fn load(secret_path: &Path) -> Result<SigningKey> {
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn signs_and_verifies_with_the_attestation() {
         let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::generate(&dir.path().join("k"), &dir.path().join("k.pub")).unwrap();
+        let key = SigningKey::generate(&dir.path().join("k")).unwrap();
         let reloaded = SigningKey::load(&dir.path().join("k")).unwrap();
         assert_eq!(key.public_base64(), reloaded.public_base64());
         let sig = reloaded.sign(b"hello", &att()).unwrap();

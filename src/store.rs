@@ -1,73 +1,58 @@
 //! The blob store: tarballs by the SHA-256 of their exact bytes, each with its
-//! `.minisig` beside it, under `static/blobs/sha256/`.
+//! `.minisig` beside it, at the static root's `blobs/sha256/`.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::fsutil;
+use crate::layout::StaticRoot;
 
 #[derive(Clone)]
 pub struct BlobStore {
-    dir: PathBuf,
+    root: Arc<StaticRoot>,
 }
 
 impl BlobStore {
-    pub fn new(static_root: &Path) -> BlobStore {
-        BlobStore { dir: static_root.join("blobs").join("sha256") }
-    }
-
-    pub fn blob_path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(sha256)
-    }
-
-    pub fn sig_path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(format!("{sha256}.minisig"))
-    }
-
-    /// The URL path of a blob under the static root.
-    pub fn url_path(sha256: &str) -> String {
-        format!("/blobs/sha256/{sha256}")
+    pub fn new(root: Arc<StaticRoot>) -> BlobStore {
+        BlobStore { root }
     }
 
     /// Stores a tarball and its signature (blob first: a signature never
-    /// exists without its bytes). Not yet durable: the writer makes a whole
-    /// group durable with one `fsutil::sync_filesystem` before committing.
+    /// exists without its bytes). A blob already there is never rewritten
+    /// (its name is its content). Not yet durable: the writer makes a whole
+    /// group durable with one `StaticRoot::sync` before committing.
     pub fn put(&self, sha256: &str, bytes: &[u8], minisig: &str) -> io::Result<()> {
-        fsutil::write_replace(&self.blob_path(sha256), bytes)?;
-        fsutil::write_replace(&self.sig_path(sha256), minisig.as_bytes())
+        let l = self.root.layout();
+        if !self.root.exists(&l.blob(sha256)) {
+            self.root.put(&l.blob(sha256), bytes)?;
+        }
+        self.root.put(&l.signature(sha256), minisig.as_bytes())
+    }
+
+    pub fn read(&self, sha256: &str) -> io::Result<Option<Vec<u8>>> {
+        self.root.read(&self.root.layout().blob(sha256))
+    }
+
+    pub fn read_signature(&self, sha256: &str) -> io::Result<Option<Vec<u8>>> {
+        self.root.read(&self.root.layout().signature(sha256))
+    }
+
+    /// The stored tarball's size, `None` if it is not stored.
+    pub fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
+        self.root.size(&self.root.layout().blob(sha256))
     }
 
     pub fn exists(&self, sha256: &str) -> bool {
-        self.blob_path(sha256).is_file() && self.sig_path(sha256).is_file()
+        let l = self.root.layout();
+        self.root.exists(&l.blob(sha256)) && self.root.exists(&l.signature(sha256))
     }
 
     /// Removes a blob and its signature (hard delete, or a blob no index
-    /// line points at).
+    /// line points at), durably.
     pub fn remove(&self, sha256: &str) -> io::Result<()> {
-        for p in [self.sig_path(sha256), self.blob_path(sha256)] {
-            match std::fs::remove_file(&p) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        fsutil::sync_dir(&self.dir)
-    }
-
-    /// Every stored blob's hex name.
-    pub fn list(&self) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        let rd = match std::fs::read_dir(&self.dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e),
-        };
-        for entry in rd {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                out.push(name);
-            }
-        }
-        Ok(out)
+        let l = self.root.layout();
+        self.root.remove(&l.signature(sha256))?;
+        self.root.remove(&l.blob(sha256))?;
+        self.root.sync()
     }
 }
 

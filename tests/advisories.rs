@@ -174,7 +174,7 @@ fn advisories_from_add_to_audit() {
 
     // The documents, as `add` left them and as the job rewrites them.
     let check = || {
-        let foo = read_json(root.join("api/v1/advisories/foo.json"));
+        let foo = read_json(root.join("api/v1/packages/foo/advisories.json"));
         validate("advisories-package", &foo);
         assert_eq!(foo["advisories"][0]["id"], "CAIRN-2026-0001");
         assert_eq!(foo["advisories"][0]["summary"], "foo mishandles bar", "OSV passes through");
@@ -182,7 +182,7 @@ fn advisories_from_add_to_audit() {
             foo["advisories"][0]["affected_versions"],
             json!(["1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0"])
         );
-        let bar = read_json(root.join("api/v1/advisories/bar_baz.json"));
+        let bar = read_json(root.join("api/v1/packages/bar_baz/advisories.json"));
         validate("advisories-package", &bar);
         assert_eq!(bar["name"], "Bar_Baz");
         assert_eq!(bar["advisories"][0]["affected_versions"], json!(["0.1.0"]));
@@ -202,7 +202,7 @@ fn advisories_from_add_to_audit() {
             all["advisories"][1]["affected_packages"],
             json!([{"name": "Bar_Baz", "affected_versions": ["0.1.0"]}])
         );
-        assert!(!root.join("api/v1/advisories/clean.json").exists());
+        assert!(!root.join("api/v1/packages/clean/advisories.json").exists());
     };
     check();
     let out = cairn(&["rebuild", "advisories"], Some(&data));
@@ -232,7 +232,11 @@ fn advisories_from_add_to_audit() {
     paths_sorted.sort();
     assert_eq!(
         paths_sorted,
-        ["/api/v1/advisories/bar_baz.json", "/api/v1/advisories/foo.json", "/api/v1/advisories/index.json"],
+        [
+            "/api/v1/advisories/index.json",
+            "/api/v1/packages/bar_baz/advisories.json",
+            "/api/v1/packages/foo/advisories.json"
+        ],
         "only the files the lockfile needs"
     );
     assert_eq!(paths[0], "/api/v1/advisories/index.json");

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::{client, Server};
+use support::{client, free_port, Nginx, Server};
 
 /// A temporary CARGO_HOME with the `cairn` registry, and a target directory
 /// shared by every build of one test.
@@ -26,6 +26,11 @@ struct CargoEnv {
 
 impl CargoEnv {
     fn new(root: &Path, server: &Server, token: &str) -> CargoEnv {
+        CargoEnv::at(root, &server.url, token)
+    }
+
+    /// A CARGO_HOME whose `cairn` registry is at `url` (nginx in front, say).
+    fn at(root: &Path, url: &str, token: &str) -> CargoEnv {
         let home = root.join("cargo-home");
         let empty = root.join("no-crates-io");
         std::fs::create_dir_all(&home).unwrap();
@@ -51,7 +56,6 @@ timeout = 60
 color = "never"
 progress.when = "never"
 "#,
-            url = server.url,
             empty = empty.display()
         );
         std::fs::write(home.join("config.toml"), config).unwrap();
@@ -251,6 +255,48 @@ fn publish_depend_and_run() {
     );
     let err = cargo.fails_as(&missing, &["generate-lockfile"], &cargo.token);
     assert!(err.contains("no matching package named `not-published-here` found"), "{err}");
+}
+
+/// cargo against nginx in front of cairn (the shipped configuration):
+/// `cargo publish` through nginx's proxy, `cargo search` finding the crate
+/// at once (the search delta, no search job), and resolve, download and
+/// build from nginx's static files.
+#[test]
+fn cargo_publishes_searches_and_builds_through_nginx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
+    let nginx = Nginx::start(&data, port, &server.url);
+    let cargo = CargoEnv::at(tmp.path(), &nginx.url, server.token.as_deref().unwrap());
+    let src = tmp.path().join("src");
+
+    let lib = write_crate(
+        &src,
+        "wombat-lib",
+        "0.3.0",
+        "keywords = [\"marsupial\"]\n",
+        "lib.rs",
+        "pub fn dig() -> u8 { 7 }\n",
+    );
+    publish(&cargo, &lib);
+    let found = cargo.ok(tmp.path(), &["search", "--registry", "cairn", "wombat"]);
+    assert!(found.contains("wombat-lib = \"0.3.0\""), "{found}");
+    let app = write_crate(
+        &src,
+        "burrow",
+        "0.1.0",
+        "publish = false\n[dependencies]\nwombat-lib = { version = \"0.3\", registry = \"cairn\" }\n",
+        "main.rs",
+        "fn main() { println!(\"dug {}\", wombat_lib::dig()); }\n",
+    );
+    assert_eq!(cargo.ok(&app, &["run", "--quiet"]).trim(), "dug 7");
+    assert_checksums_are_blobs(&server, &locked_packages(&app.join("Cargo.lock")));
+    // The download came from nginx: its access log has the blob's GET.
+    let log = std::fs::read_to_string(nginx.run_dir.join("access.log")).unwrap();
+    assert!(log.lines().any(|l| l.contains("GET /blobs/sha256/") && l.contains(" 200 ")), "{log}");
+    assert!(log.lines().any(|l| l.contains("PUT /api/v1/crates/new")), "{log}");
 }
 
 /// `cargo yank` and `cargo yank --undo` (checked in the index file),

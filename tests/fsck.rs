@@ -290,8 +290,7 @@ fn a_merge_commit_on_main_is_a_nonlinear_history() {
 fn a_published_key_other_than_the_signing_key_is_reported() {
     let reg = Registry::new();
     let other = tempfile::tempdir().unwrap();
-    let stranger =
-        cairn::sign::SigningKey::generate(&other.path().join("k"), &other.path().join("k.pub")).unwrap();
+    let stranger = cairn::sign::SigningKey::generate(&other.path().join("k")).unwrap();
     std::fs::write(reg.root().join("minisign.pub"), stranger.public_key_file()).unwrap();
     let ours =
         support::read_json(reg.root().join("index/config.json"))["pubkey"].as_str().unwrap().to_string();

@@ -95,7 +95,7 @@ fn publish_then_read_everything_back() {
     let resp = server.get(&format!("/blobs/sha256/{sha}"));
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "public, max-age=31536000, immutable");
-    assert_eq!(resp.headers()["content-type"], "application/gzip");
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream", "the index line's fmt says which");
     assert_eq!(resp.bytes().unwrap().to_vec(), tarball);
 
     // The signature: minisign-verify in Rust, every trusted-comment field.
@@ -131,8 +131,12 @@ fn publish_then_read_everything_back() {
         .unwrap();
     assert!(!out.status.success(), "minisign must refuse tampered bytes");
 
-    // A package that does not exist is a 404 with the JSON error shape.
+    // A package that does not exist is a 404: the small HTML page outside
+    // /api/ (cargo reads only the status), the JSON error shape under it.
     let resp = server.get("/index/no/pe/nope");
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let resp = server.get("/api/v1/packages/nope.json");
     assert_eq!(resp.status(), 404);
     let err: Value = resp.json().unwrap();
     assert_eq!(err["error"], "not-found");

@@ -20,7 +20,11 @@ fn publish(server: &Server, name: &str, version: &str) -> String {
 }
 
 fn line(ip: &str, ts: &str, request: &str, status: u16) -> String {
-    format!("{ip} - - [{ts}] \"{request}\" {status} 5120 \"-\" \"cargo/1.80.0 (linux)\"\n")
+    sized(ip, ts, request, status, 5120)
+}
+
+fn sized(ip: &str, ts: &str, request: &str, status: u16, bytes: u64) -> String {
+    format!("{ip} - - [{ts}] \"{request}\" {status} {bytes} \"-\" \"cargo/1.80.0 (linux)\"\n")
 }
 
 fn get(sha: &str) -> String {
@@ -62,7 +66,11 @@ fn counts_downloads_once_per_log_line() {
     let mut log = String::new();
     log += &first;
     log += &first; // two identical lines in one file: two downloads
-    log += &line("198.51.100.2", "02/Mar/2026:08:00:00 +0000", &get(&foo1), 206);
+                   // A 206 counts when its bytes are the whole blob (a download resumed
+                   // from the start), not when they are a piece of it.
+    let foo1_size = std::fs::metadata(data.join("static/blobs/sha256").join(&foo1)).unwrap().len();
+    log += &sized("198.51.100.2", "02/Mar/2026:08:00:00 +0000", &get(&foo1), 206, foo1_size);
+    log += &sized("198.51.100.2", "02/Mar/2026:08:00:01 +0000", &get(&foo1), 206, foo1_size - 1);
     // 23:30 at -0200 is 01:30 UTC on March 3rd.
     log += &line("198.51.100.3", "02/Mar/2026:23:30:00 -0200", &get(&foo2), 200);
     log += &line("198.51.100.4", "03/Mar/2026:12:00:00 +0000", &get(&foo2), 404);
@@ -95,13 +103,13 @@ fn counts_downloads_once_per_log_line() {
     std::fs::write(&access, &log).unwrap();
 
     let r = rebuild_stats(&data, &[&access]);
-    assert_eq!(r["lines"], 13, "{r:#}");
+    assert_eq!(r["lines"], 14, "{r:#}");
     assert_eq!(r["counted"], 5, "{r:#}");
     assert_eq!(r["malformedSkipped"], 2, "{r:#}");
-    assert_eq!(r["notDownloads"], 5, "{r:#}");
+    assert_eq!(r["notDownloads"], 6, "{r:#}");
     assert_eq!(r["unknownBlobs"], 1, "{r:#}");
     assert_eq!(r["duplicatesSkipped"], 0, "{r:#}");
-    assert_eq!(r["malformedSamples"][0], format!("{}:10", access.display()), "{r:#}");
+    assert_eq!(r["malformedSamples"][0], format!("{}:11", access.display()), "{r:#}");
 
     // The same file again, a renamed copy and a gzipped rotated copy: nothing new.
     let renamed = logs.join("access.log.1");
@@ -112,7 +120,7 @@ fn counts_downloads_once_per_log_line() {
     enc.write_all(log.as_bytes()).unwrap();
     enc.finish().unwrap();
     let r = rebuild_stats(&data, &[&access, &renamed, &gz]);
-    assert_eq!(r["lines"], 39, "{r:#}");
+    assert_eq!(r["lines"], 42, "{r:#}");
     assert_eq!(r["counted"], 0, "{r:#}");
     assert_eq!(r["duplicatesSkipped"], 15, "{r:#}");
     assert_eq!(r["malformedSkipped"], 6, "{r:#}");

@@ -22,14 +22,9 @@ pub enum AdminCommand {
     Delete {
         /// NAME@VERSION
         spec: String,
-        #[command(flatten)]
-        data: DataArg,
     },
     /// Erase accounts whose erasure grace period has passed.
-    Purge {
-        #[command(flatten)]
-        data: DataArg,
-    },
+    Purge,
     /// Security advisories (OSV JSON) in the index.
     Advisory {
         #[command(subcommand)]
@@ -40,11 +35,7 @@ pub enum AdminCommand {
 #[derive(Subcommand)]
 pub enum AdvisoryCommand {
     /// Validate an OSV file and commit it at advisories/{ID}.json.
-    Add {
-        file: std::path::PathBuf,
-        #[command(flatten)]
-        data: DataArg,
-    },
+    Add { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -54,34 +45,21 @@ pub enum UserCommand {
         login: String,
         #[arg(long)]
         email: Option<String>,
-        #[command(flatten)]
-        data: DataArg,
     },
     /// List users.
-    List {
-        #[command(flatten)]
-        data: DataArg,
-    },
+    List,
     /// Disable a user: every token of theirs fails at once.
-    Disable {
-        login: String,
-        #[command(flatten)]
-        data: DataArg,
-    },
+    Disable { login: String },
     /// Issue a new token with every scope to a user, printed alone on stdout.
-    Token {
-        login: String,
-        #[command(flatten)]
-        data: DataArg,
-    },
+    Token { login: String },
 }
 
-pub fn run(cmd: AdminCommand) -> Result<()> {
+pub fn run(data: DataArg, cmd: AdminCommand) -> Result<()> {
     match cmd {
-        AdminCommand::User { command: UserCommand::Add { login, email, data } } => {
+        AdminCommand::User { command: UserCommand::Add { login, email } } => {
             println!("{}", db::add_user(&open_db(&data)?, &login, email.as_deref())?);
         }
-        AdminCommand::User { command: UserCommand::List { data } } => {
+        AdminCommand::User { command: UserCommand::List } => {
             for (user, disabled) in db::list_users(&open_db(&data)?)? {
                 let state = if disabled { "disabled" } else { "active" };
                 println!(
@@ -93,14 +71,14 @@ pub fn run(cmd: AdminCommand) -> Result<()> {
                 );
             }
         }
-        AdminCommand::User { command: UserCommand::Disable { login, data } } => {
+        AdminCommand::User { command: UserCommand::Disable { login } } => {
             anyhow::ensure!(db::disable_user(&open_db(&data)?, &login)?, "no user `{login}`");
             eprintln!("disabled `{login}`");
         }
-        AdminCommand::User { command: UserCommand::Token { login, data } } => {
+        AdminCommand::User { command: UserCommand::Token { login } } => {
             println!("{}", db::issue_first_token(&open_db(&data)?, &login)?);
         }
-        AdminCommand::Delete { spec, data } => {
+        AdminCommand::Delete { spec } => {
             let (name, version) =
                 spec.split_once('@').ok_or_else(|| anyhow::anyhow!("expected NAME@VERSION, got `{spec}`"))?;
             let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
@@ -108,12 +86,12 @@ pub fn run(cmd: AdminCommand) -> Result<()> {
             apply_now(reg, WriteRequest { actor: Actor::Admin, addr: None, change })?;
             eprintln!("deleted {name} {version}; the version number stays burned");
         }
-        AdminCommand::Advisory { command: AdvisoryCommand::Add { file, data } } => {
+        AdminCommand::Advisory { command: AdvisoryCommand::Add { file } } => {
             let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
             let id = crate::jobs::advisories::add(reg, &file)?;
             eprintln!("added advisory {id}");
         }
-        AdminCommand::Purge { data } => {
+        AdminCommand::Purge => {
             for login in db::purge_accounts(&open_db(&data)?)? {
                 println!("{login}");
             }

@@ -107,18 +107,20 @@ pub fn run(args: AuditArgs) -> Result<()> {
     let cargo = args.lockfile.file_name().is_some_and(|n| n == "Cargo.lock");
     let locked =
         read_lockfile(&text, cargo).with_context(|| format!("parsing {}", args.lockfile.display()))?;
-    let base = format!("{}/api/v1/advisories", args.registry.trim_end_matches('/'));
+    let base = args.registry.trim_end_matches('/');
+    let l = crate::layout::Layout::public();
     let http = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
-    let get = |file: &str| -> Result<serde_json::Value> {
-        let url = format!("{base}/{file}");
+    let get = |key: &str| -> Result<serde_json::Value> {
+        let url = format!("{base}{}", crate::layout::url(key));
         let resp = http.get(&url).send().with_context(|| format!("fetching {url}"))?;
         anyhow::ensure!(resp.status().is_success(), "{url}: {}", resp.status());
         resp.json().with_context(|| format!("reading {url}"))
     };
-    let index: Index = serde_json::from_value(get("index.json")?).context("reading the advisory index")?;
+    let index: Index =
+        serde_json::from_value(get(&l.advisories_index())?).context("reading the advisory index")?;
     let mut all = Vec::new();
     for stem in needed_files(&index, &locked) {
-        let doc = get(&format!("{stem}.json"))?;
+        let doc = get(&l.package_advisories(&stem))?;
         let mine: Vec<Locked> =
             locked.iter().filter(|l| canonical(&l.name) == canonical(&stem)).cloned().collect();
         all.extend(findings(&doc, &mine));

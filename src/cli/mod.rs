@@ -17,11 +17,13 @@ struct Cli {
     command: Command,
 }
 
-/// Where the registry's data lives (registry-side commands).
+/// Where the registry's data lives (registry-side commands). Global, so
+/// `cairn admin --data D user add alice` and `cairn admin user add alice
+/// --data D` both work.
 #[derive(clap::Args, Clone)]
 pub struct DataArg {
     /// The registry's data directory.
-    #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data")]
+    #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data", global = true)]
     pub data: PathBuf,
 }
 
@@ -42,6 +44,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Administration on the data directory.
     Admin {
+        #[command(flatten)]
+        data: DataArg,
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
@@ -88,7 +92,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Init { data, name, public_url } => init(&data, name, public_url),
         Command::Serve(args) => serve::run(args),
-        Command::Admin { command } => admin::run(command),
+        Command::Admin { data, command } => admin::run(data, command),
         Command::User(command) => user::run(command),
         Command::Search(args) => search::run(args),
         Command::Rebuild { job, data, access_logs } => rebuild(&data, job, access_logs),

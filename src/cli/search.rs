@@ -1,9 +1,10 @@
 //! `cairn search QUERY…`: the static search shards, queried client-side
-//! with the same ranking as every other implementation (`jobs::search::query`).
+//! with the same ranking as every other implementation (`search::query`), merging the delta so a publish is found at once.
 
 use anyhow::{Context, Result};
 
-use crate::jobs::search::{query, Manifest, Shard};
+use crate::layout::Layout;
+use crate::search::search;
 
 #[derive(clap::Args)]
 pub struct SearchArgs {
@@ -22,18 +23,18 @@ pub struct SearchArgs {
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
-    let base = format!("{}/api/v1/search", args.registry.trim_end_matches('/'));
+    let base = args.registry.trim_end_matches('/').to_string();
     let http = reqwest::blocking::Client::new();
-    let get = |file: &str| -> Result<Vec<u8>> {
-        let url = format!("{base}/{file}");
+    let mut get = |key: &str| -> Result<Option<Vec<u8>>> {
+        let url = format!("{base}{}", crate::layout::url(key));
         let resp = http.get(&url).send().with_context(|| format!("fetching {url}"))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         anyhow::ensure!(resp.status().is_success(), "{url}: {}", resp.status());
-        Ok(resp.bytes()?.to_vec())
+        Ok(Some(resp.bytes()?.to_vec()))
     };
-    let manifest: Manifest =
-        serde_json::from_slice(&get("manifest.json")?).context("reading the search manifest")?;
-    let mut fetch = |file: &str| -> Result<Shard> { Ok(serde_json::from_slice(&get(file)?)?) };
-    let results = query(&manifest, &mut fetch, &args.words.join(" "), args.limit)?;
+    let results = search(&Layout::public(), &mut get, &args.words.join(" "), args.limit)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {

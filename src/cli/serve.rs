@@ -97,9 +97,9 @@ fn spawn_timers(reg: &Arc<Registry>) {
 
 /// Whether the search shards were built for another commit than `main`'s.
 fn search_is_stale(reg: &Registry) -> Result<bool> {
-    let manifest = reg.static_root.join("api/v1/search/manifest.json");
-    let built_for = std::fs::read(&manifest)
-        .ok()
+    let built_for = reg
+        .root
+        .read(&reg.root.layout().search_manifest())?
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["indexCommit"].as_str().map(String::from));
     Ok(built_for.as_deref() != Some(reg.index.head()?.to_string().as_str()))

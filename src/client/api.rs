@@ -105,11 +105,11 @@ pub async fn info(remote: &Remote, spec: &str) -> Result<Value> {
         None => (spec, None),
     };
     crate::name::validate(name).map_err(|e| anyhow!("`{name}`: {e}"))?;
-    let lower = name.to_lowercase();
-    let path = match version {
-        Some(v) => format!("/api/v1/packages/{lower}/{v}.json"),
-        None => format!("/api/v1/packages/{lower}.json"),
-    };
+    let l = crate::layout::Layout::public();
+    let path = crate::layout::url(&match version {
+        Some(v) => l.version_doc(name, v),
+        None => l.package_doc(name),
+    });
     match remote.static_json(&path).await? {
         Some(doc) => Ok(doc),
         None => match version {

@@ -26,6 +26,7 @@ use super::remote::{Remote, Trust};
 use super::verify::{self, Expected};
 use crate::fsutil::write_atomic;
 use crate::index::IndexLine;
+use crate::layout::StaticRoot;
 use crate::store::BlobStore;
 
 #[derive(Debug, Default)]
@@ -49,8 +50,9 @@ pub async fn mirror(
     let config = remote.connect(false).await?;
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
     let static_root = dir.join("static");
-    std::fs::create_dir_all(static_root.join("blobs/sha256"))
-        .with_context(|| format!("creating {}", static_root.display()))?;
+    std::fs::create_dir_all(&static_root).with_context(|| format!("creating {}", static_root.display()))?;
+    let root = Arc::new(StaticRoot::fs(&static_root));
+    let l = root.layout().clone();
     if let Ok(text) = std::fs::read_to_string(dir.join("registry.toml")) {
         let existing: crate::config::Config = toml::from_str(&text).context("reading DIR/registry.toml")?;
         if !existing.read_only {
@@ -60,21 +62,21 @@ pub async fn mirror(
             bail!("{} mirrors the registry `{}`, not `{}`", dir.display(), existing.name, config.name);
         }
     }
-    crate::fsutil::remove_stale_temps(&static_root.join("blobs"));
+    crate::fsutil::remove_stale_temps(&static_root);
 
     // 1. The index repository.
-    let git_dir = static_root.join("index.git");
-    sync_git(&format!("{}/index.git", remote.url), &git_dir)?;
+    let git_dir = static_root.join(l.index_git());
+    sync_git(&format!("{}{}", remote.url, crate::layout::url(&l.index_git())), &git_dir)?;
     let tree = read_tree(&git_dir)?;
 
     // 2. What changed against the checkout, and every blob the index names.
-    let index_root = static_root.join("index");
+    let index_root = static_root.join(l.index_dir());
     let mut changed = Vec::new();
     let mut wanted: BTreeMap<String, Expected> = BTreeMap::new();
     let mut summary = MirrorSummary::default();
     let mut packages: BTreeMap<String, Vec<IndexLine>> = BTreeMap::new();
     for (path, bytes) in &tree {
-        if std::fs::read(index_root.join(path)).ok().as_deref() != Some(&bytes[..]) {
+        if root.read(&l.index_file(path))?.as_deref() != Some(&bytes[..]) {
             changed.push(path.clone());
         }
         if path == "config.json" || path.starts_with("advisories/") || path.starts_with('.') {
@@ -91,7 +93,7 @@ pub async fn mirror(
     summary.changed_files = changed.len();
 
     // 3. Missing blobs, concurrently, each verified before it lands.
-    let store = BlobStore::new(&static_root);
+    let store = BlobStore::new(root.clone());
     let missing: Vec<Expected> = wanted.values().filter(|e| !store.exists(&e.sha256)).cloned().collect();
     summary.present_blobs = wanted.len() - missing.len();
     let bar = super::progress::bar(missing.len() as u64, "mirroring");
@@ -102,7 +104,11 @@ pub async fn mirror(
         tasks.push(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
             let url = Remote::blob_url(Some(config), &remote.url, want);
-            let sig_url = format!("{}/blobs/sha256/{}.minisig", remote.url, want.sha256);
+            let sig_url = format!(
+                "{}{}",
+                remote.url,
+                crate::layout::url(&crate::layout::Layout::public().signature(&want.sha256))
+            );
             let (bytes, sig) = tokio::try_join!(remote.get_bytes(&url), remote.get_bytes(&sig_url))?;
             let sig = String::from_utf8(sig).map_err(|_| anyhow!("{sig_url} is not a signature"))?;
             verify::verify(&bytes, &sig, trust, want)
@@ -119,25 +125,26 @@ pub async fn mirror(
     }
     bar.finish_and_clear();
     // The blobs become durable together before the index that names them.
-    crate::fsutil::sync_filesystem(&static_root)?;
+    root.sync()?;
 
     // 4. The key, derived files, then the checkout of what changed.
-    let pub_file = String::from_utf8(remote.get_bytes(&format!("{}/minisign.pub", remote.url)).await?)?;
+    let pub_url = format!("{}{}", remote.url, crate::layout::url(&l.minisign_pub()));
+    let pub_file = String::from_utf8(remote.get_bytes(&pub_url).await?)?;
     if !pub_file.lines().any(|l| l.trim() == config.pubkey) {
         bail!("{}/minisign.pub does not hold the key config.json names", remote.url);
     }
-    write_atomic(&static_root.join("minisign.pub"), pub_file.as_bytes())?;
+    root.put_durable(&l.minisign_pub(), pub_file.as_bytes())?;
     let changed_packages: Vec<&Vec<IndexLine>> = changed.iter().filter_map(|p| packages.get(p)).collect();
-    copy_owners(&remote, &static_root, &changed_packages).await?;
+    copy_owners(&remote, &root, &changed_packages).await?;
     let in_tree: BTreeSet<&String> = tree.keys().collect();
     for path in &changed {
-        write_atomic(&index_root.join(path), &tree[path])?;
+        root.put_durable(&l.index_file(path), &tree[path])?;
     }
     for entry in walkdir::WalkDir::new(&index_root).into_iter().flatten().filter(|e| e.file_type().is_file())
     {
         let rel = entry.path().strip_prefix(&index_root).expect("under root").to_string_lossy().into_owned();
         if !in_tree.contains(&rel) {
-            std::fs::remove_file(entry.path())?;
+            root.remove(&l.index_file(&rel))?;
         }
     }
     // Written once, and again when a public URL is given (the static
@@ -232,21 +239,18 @@ fn read_tree(git_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
 /// Copies the owners documents of the packages that changed: owners live in
 /// the source's database, which a mirror does not have, so these copies are
 /// the mirror's record of them (the static rebuild reads them back).
-async fn copy_owners(remote: &Remote, static_root: &Path, changed: &[&Vec<IndexLine>]) -> Result<()> {
+async fn copy_owners(remote: &Remote, root: &StaticRoot, changed: &[&Vec<IndexLine>]) -> Result<()> {
     for lines in changed {
         let Some(first) = lines.first() else { continue };
-        let doc = remote
-            .static_json(&format!("/api/v1/packages/{}/owners.json", first.name.to_lowercase()))
-            .await
-            .ok()
-            .flatten();
+        let doc =
+            remote.static_json(&crate::layout::url(&root.layout().owners(&first.name))).await.ok().flatten();
         let owners: Vec<String> = doc
             .and_then(|d| d["owners"].as_array().cloned())
             .unwrap_or_default()
             .iter()
             .filter_map(|o| o["login"].as_str().or(o.as_str()).map(str::to_string))
             .collect();
-        crate::derive::write_owners(static_root, &first.name, &owners)?;
+        crate::derive::write_owners(root, &first.name, &owners)?;
     }
     Ok(())
 }

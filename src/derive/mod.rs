@@ -1,22 +1,22 @@
 //! Derived static documents (SPEC section 6). Each is a pure function of the
-//! sources of truth (index lines, owners, counts), written atomically under
-//! the static root; `cairn rebuild` and the publish path share them. Writes
-//! are not fsync'd one by one: callers end a batch with
-//! `fsutil::sync_filesystem`, then write `health.json`, whose `indexCommit`
-//! tells a restart which packages to re-derive if the batch was cut short.
+//! sources of truth (index lines, owners, counts) that returns its key and
+//! bytes ([`Doc`]); `cairn rebuild` and the publish path both make every
+//! document through these functions and write it through the static root.
+//! Writes are not fsync'd one by one: callers end a batch with
+//! `StaticRoot::sync`, then write `health.json`, whose `indexCommit` tells
+//! a restart which packages to re-derive if the batch was cut short.
 
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use crate::fsutil::write_replace;
-use crate::index::{package_path, IndexDep, IndexLine};
-use crate::store::BlobStore;
+use crate::index::{IndexDep, IndexLine};
+use crate::layout::{url, Layout, StaticRoot};
 
-/// Static path of a package's document directory (lowercased name).
-pub fn package_dir(static_root: &Path, name: &str) -> std::path::PathBuf {
-    static_root.join("api/v1/packages").join(name.to_ascii_lowercase())
+/// A document and the key it is stored at.
+pub struct Doc {
+    pub key: String,
+    pub bytes: Vec<u8>,
 }
 
 fn semver_of(line: &IndexLine) -> semver::Version {
@@ -129,9 +129,8 @@ pub struct VersionDoc<'a> {
     yanked: bool,
 }
 
-pub fn version_doc(line: &IndexLine, has_readme: bool, downloads: u64) -> VersionDoc<'_> {
-    let lname = line.name.to_ascii_lowercase();
-    let download = BlobStore::url_path(&line.cksum);
+pub fn version_doc<'a>(l: &Layout, line: &'a IndexLine, has_readme: bool, downloads: u64) -> VersionDoc<'a> {
+    let download = url(&l.blob(&line.cksum));
     VersionDoc {
         blake3: &line.blake3,
         dependencies: &line.deps,
@@ -141,13 +140,13 @@ pub fn version_doc(line: &IndexLine, has_readme: bool, downloads: u64) -> Versio
         downloads,
         features: &line.features,
         format: &line.fmt,
-        index_path: format!("/index/{}", package_path(&line.name)),
+        index_path: url(&l.package_index(&line.name)),
         keywords: &line.keywords,
         kind: &line.kind,
         license: &line.license,
         name: &line.name,
         published_at: &line.pubtime,
-        readme: has_readme.then(|| format!("/api/v1/packages/{lname}/{}/readme.md", line.vers)),
+        readme: has_readme.then(|| url(&l.readme(&line.name, &line.vers))),
         repository: &line.repository,
         sha256: &line.cksum,
         size_bytes: line.size,
@@ -170,60 +169,78 @@ pub fn to_bytes(doc: &impl Serialize) -> Vec<u8> {
 /// A package's download counts by version, as the stats job keeps them.
 pub type Downloads = std::collections::HashMap<String, u64>;
 
-/// Writes a package's index file copy, package document and owners list.
+/// The static copy of a package's index file.
+pub fn index_copy(l: &Layout, lines: &[IndexLine]) -> Doc {
+    Doc { key: l.package_index(&lines[0].name), bytes: IndexLine::file_bytes(lines) }
+}
+
+/// `api/v1/packages/{name}.json`.
+pub fn package(l: &Layout, lines: &[IndexLine], owners: &[String], downloads: &Downloads) -> Doc {
+    Doc { key: l.package_doc(&lines[0].name), bytes: to_bytes(&package_doc(lines, owners, downloads)) }
+}
+
+/// `api/v1/packages/{name}/owners.json`.
+pub fn owners(l: &Layout, name: &str, owners: &[String]) -> Doc {
+    Doc { key: l.owners(name), bytes: to_bytes(&owners_doc(owners)) }
+}
+
+/// `api/v1/packages/{name}/{version}.json`.
+pub fn version(l: &Layout, line: &IndexLine, has_readme: bool, downloads: &Downloads) -> Doc {
+    let count = downloads.get(&line.vers).copied().unwrap_or(0);
+    Doc {
+        key: l.version_doc(&line.name, &line.vers),
+        bytes: to_bytes(&version_doc(l, line, has_readme, count)),
+    }
+}
+
+/// Writes a package's index file copy, package document and owners list
+/// (each only if changed).
 pub fn write_package(
-    static_root: &Path,
+    root: &StaticRoot,
     lines: &[IndexLine],
     owners: &[String],
     downloads: &Downloads,
 ) -> std::io::Result<()> {
+    let l = root.layout();
     let name = &lines.first().expect("package has versions").name;
-    write_replace(&static_root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
-    let doc = package_doc(lines, owners, downloads);
-    write_replace(&package_dir(static_root, name).with_extension("json"), &to_bytes(&doc))?;
-    write_owners(static_root, name, owners)
+    for doc in [index_copy(l, lines), package(l, lines, owners, downloads), self::owners(l, name, owners)] {
+        root.put_doc(&doc.key, &doc.bytes)?;
+    }
+    Ok(())
 }
 
-pub fn write_owners(static_root: &Path, name: &str, owners: &[String]) -> std::io::Result<()> {
-    write_replace(&package_dir(static_root, name).join("owners.json"), &to_bytes(&owners_doc(owners)))
+pub fn write_owners(root: &StaticRoot, name: &str, list: &[String]) -> std::io::Result<()> {
+    let doc = owners(root.layout(), name, list);
+    root.put_doc(&doc.key, &doc.bytes).map(drop)
 }
 
 /// Writes one version's document and, when given, its README (a yank
 /// rewrites the document and keeps the README already there).
 pub fn write_version(
-    static_root: &Path,
+    root: &StaticRoot,
     line: &IndexLine,
     readme: Option<&[u8]>,
     downloads: &Downloads,
 ) -> std::io::Result<()> {
-    let dir = package_dir(static_root, &line.name);
-    let readme_path = dir.join(&line.vers).join("readme.md");
+    let readme_key = root.layout().readme(&line.name, &line.vers);
     if let Some(readme) = readme {
-        write_replace(&readme_path, readme)?;
+        root.put_doc(&readme_key, readme)?;
     }
-    let doc = version_doc(line, readme_path.is_file(), downloads.get(&line.vers).copied().unwrap_or(0));
-    write_replace(&dir.join(format!("{}.json", line.vers)), &to_bytes(&doc))
+    let doc = version(root.layout(), line, root.exists(&readme_key), downloads);
+    root.put_doc(&doc.key, &doc.bytes).map(drop)
 }
 
 /// Removes a hard-deleted version's document and README.
-pub fn remove_version(static_root: &Path, line: &IndexLine) -> std::io::Result<()> {
-    let dir = package_dir(static_root, &line.name);
-    remove_if_present(&dir.join(format!("{}.json", line.vers)))?;
-    remove_if_present(&dir.join(&line.vers).join("readme.md"))?;
-    let _ = std::fs::remove_dir(dir.join(&line.vers));
-    Ok(())
+pub fn remove_version(root: &StaticRoot, line: &IndexLine) -> std::io::Result<()> {
+    let l = root.layout();
+    root.remove(&l.version_doc(&line.name, &line.vers))?;
+    root.remove(&l.readme(&line.name, &line.vers))
 }
 
 /// Removes the documents of a package whose last version was hard-deleted
 /// (its owners list stays: the name is still owned).
-pub fn remove_package(static_root: &Path, name: &str) -> std::io::Result<()> {
-    remove_if_present(&static_root.join("index").join(package_path(name)))?;
-    remove_if_present(&package_dir(static_root, name).with_extension("json"))
-}
-
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => crate::fsutil::sync_dir(path.parent().unwrap()).or(Ok(())),
-    }
+pub fn remove_package(root: &StaticRoot, name: &str) -> std::io::Result<()> {
+    let l = root.layout();
+    root.remove(&l.package_index(name))?;
+    root.remove(&l.package_doc(name))
 }

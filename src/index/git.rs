@@ -199,6 +199,17 @@ impl IndexRepo {
         Ok(Blobs(handles.collect::<Result<_, _>>()?))
     }
 
+    /// Whether the history of `head` includes `commit` (an unknown commit
+    /// counts as included: it cannot be newer than a history without it).
+    pub fn contains(&self, head: &str, commit: &str) -> Result<bool> {
+        let repo = Repository::open_bare(&self.path)?;
+        let (Ok(head), Ok(commit)) = (Oid::from_str(head), Oid::from_str(commit)) else { return Ok(true) };
+        if head == commit || repo.find_commit(commit).is_err() {
+            return Ok(true);
+        }
+        Ok(repo.graph_descendant_of(head, commit)?)
+    }
+
     /// Paths that differ between two commits' trees.
     pub fn changed_paths(&self, from: Option<Oid>, to: Oid) -> Result<Vec<String>> {
         let repo = Repository::open_bare(&self.path)?;

@@ -4,17 +4,18 @@
 //! `advisories/{ID}.json` (`cairn admin advisory add FILE`). The job matches
 //! each against every published version of the packages it names (SEMVER
 //! ranges with `introduced`/`fixed`/`last_affected`/`limit` events, and
-//! explicit `versions` lists) and writes, under `{static}/api/v1/advisories/`:
+//! explicit `versions` lists) and writes:
 //!
-//! - `{lowercase name}.json`: `{"name", "advisories": [OSV entry + "affected_versions"]}`,
-//!   the versions of this registry the entry affects, in SemVer order;
-//! - `all.json`: `{"advisories": [OSV entry + "affected_packages": [{"name", "affected_versions"}]]}`;
+//! - `api/v1/packages/{lowercase name}/advisories.json`: `{"name", "advisories":
+//!   [OSV entry + "affected_versions"]}`, the versions of this registry the
+//!   entry affects, in SemVer order;
+//! - under `api/v1/advisories/`: `all.json`: `{"advisories": [OSV entry + "affected_packages": [{"name", "affected_versions"}]]}`;
 //! - `index.json`: `{name: [{"id", "modified", "fixed": […]}]}` for every
 //!   package with an advisory, so `cairn audit` fetches only the package
 //!   files a lockfile needs (the Go vulnerability database's layout).
 //!
-//! Package files first, `all.json`, then `index.json`, then stale package
-//! files are removed: a reader following the index never meets a missing
+//! Package files first, `all.json`, then `index.json`, then the package
+//! files of the previous `index.json` that no advisory names now are removed: a reader following the index never meets a missing
 //! file. Withdrawn advisories stay in `all.json` only.
 
 use anyhow::{bail, Context, Result};
@@ -321,7 +322,9 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
             let versions = if adv.withdrawn { Vec::new() } else { affected_versions(adv, key) };
             total_affected += versions.len();
             packages.push(json!({"name": display, "affected_versions": versions}));
-            if adv.withdrawn {
+            // A name that could not be a package here (it would not make a
+            // path either) is listed in all.json only.
+            if adv.withdrawn || crate::name::validate(&spelled).is_err() {
                 continue;
             }
             let mut entry = adv.raw.clone();
@@ -338,35 +341,33 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         all.push(entry);
     }
 
-    let dir = reg.static_root.join("api/v1/advisories");
+    let (root, l) = (&reg.root, reg.root.layout());
+    // The packages the last run wrote a file for, to remove those no advisory names now.
+    let before: Vec<String> = root
+        .read(&l.advisories_index())?
+        .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+        .map(|m| m.into_iter().map(|(k, _)| k).collect())
+        .unwrap_or_default();
     let mut written = 0usize;
-    let mut put = |path: &Path, doc: &Value| -> Result<()> {
-        let bytes = crate::derive::to_bytes(doc);
-        if std::fs::read(path).is_ok_and(|old| old == bytes) {
-            return Ok(());
+    let mut put = |key: String, doc: &Value| -> Result<()> {
+        if root.put_doc(&key, &crate::derive::to_bytes(doc)).with_context(|| format!("writing {key}"))? {
+            written += 1;
         }
-        crate::fsutil::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-        written += 1;
         Ok(())
     };
     let mut index = Map::new();
     for (stem, (name, entries, summaries)) in &per_package {
-        put(&dir.join(format!("{stem}.json")), &json!({"name": name, "advisories": entries}))?;
+        put(l.package_advisories(stem), &json!({"name": name, "advisories": entries}))?;
         index.insert(stem.clone(), json!(summaries));
     }
-    put(&dir.join("all.json"), &json!({"advisories": all}))?;
-    put(&dir.join("index.json"), &Value::Object(index))?;
+    put(l.advisories_all(), &json!({"advisories": all}))?;
+    put(l.advisories_index(), &Value::Object(index))?;
     let mut removed = 0usize;
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".json") else { continue };
-            if stem != "index" && stem != "all" && !per_package.contains_key(stem) {
-                std::fs::remove_file(entry.path())?;
-                removed += 1;
-            }
-        }
+    for stem in before.iter().filter(|s| !per_package.contains_key(*s)) {
+        root.remove(&l.package_advisories(stem))?;
+        removed += 1;
     }
+    root.sync()?;
     Ok(json!({
         "advisories": advisories.len(),
         "invalid": invalid,

@@ -3,7 +3,6 @@
 //! pointed at last, so a reader never sees a mix of old and new.
 
 pub mod advisories;
-pub mod search;
 pub mod static_files;
 pub mod stats;
 
@@ -151,9 +150,10 @@ fn newest(mut all: Vec<Recent>) -> Vec<Recent> {
 
 /// Runs a job (or all of them, in dependency order) and returns a report.
 pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::Value> {
-    // Search writes only files the writer never writes (its shards, the
-    // listings and user pages); the other jobs rewrite files the writer
-    // also writes, so they hold the writer lock.
+    // Search writes files the writer never writes (its shards, the
+    // listings and user pages) but for the delta, which it locks for; the
+    // other jobs rewrite files the writer also writes, so they hold the
+    // writer lock throughout.
     let _lock = if job == Job::Search { None } else { Some(reg.lock_writer()?) };
     let mut report = serde_json::Map::new();
     // New download counts change the package and version documents of the
@@ -185,7 +185,12 @@ pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::V
         report.insert("browse".into(), static_files::browse(reg, &snap, &totals)?);
     }
     if matches!(job, Job::Search | Job::All) {
-        report.insert("search".into(), search::run(reg, &snap, &totals)?);
+        let mut built = crate::search::run(reg, &snap, &totals)?;
+        // The delta keeps what this build does not contain. Folding it
+        // rewrites a file the writer writes: under the writer lock.
+        let _fold_lock = if job == Job::Search { Some(reg.lock_writer()?) } else { None };
+        built["deltaLeft"] = crate::search::delta::fold(&reg.root, &reg.index, &snap.head)?.into();
+        report.insert("search".into(), built);
     }
     if matches!(job, Job::Advisories | Job::All) {
         report.insert("advisories".into(), advisories::run(reg, &snap)?);

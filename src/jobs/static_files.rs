@@ -12,15 +12,15 @@ use rayon::prelude::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::stats::Totals;
 use super::{Package, Snapshot, Visit};
 use crate::derive;
-use crate::index::{package_path, IndexLine};
+use crate::index::IndexLine;
+use crate::layout::{Layout, StaticRoot, LISTING_SORTS};
 use crate::registry::Registry;
 
 /// Packages per listing page.
@@ -42,39 +42,58 @@ pub enum DriftKind {
     Differs,
 }
 
-/// Counts what a run wrote; in check mode, records it instead of writing.
-#[derive(Default)]
-struct Writes {
+/// Writes through the static root and counts what a run wrote; in check
+/// mode, records it instead of writing.
+struct Writes<'r> {
+    root: &'r StaticRoot,
     written: AtomicU64,
     unchanged: AtomicU64,
     check: Option<Mutex<Vec<Drift>>>,
 }
 
-impl Writes {
-    fn checking() -> Writes {
-        Writes { check: Some(Mutex::default()), ..Writes::default() }
+impl<'r> Writes<'r> {
+    fn new(root: &'r StaticRoot) -> Writes<'r> {
+        Writes { root, written: AtomicU64::new(0), unchanged: AtomicU64::new(0), check: None }
     }
 
-    /// Writes `bytes` to `path` unless it already holds exactly them.
-    fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        self.put_over(path, std::fs::read(path).ok().as_deref(), bytes)
+    fn checking(root: &'r StaticRoot) -> Writes<'r> {
+        Writes { check: Some(Mutex::default()), ..Writes::new(root) }
+    }
+
+    /// Writes a document unless its key already holds exactly its bytes.
+    fn put(&self, doc: &derive::Doc) -> std::io::Result<()> {
+        self.put_over(&doc.key, self.root.read(&doc.key)?.as_deref(), &doc.bytes)
     }
 
     /// Writes a package's directory: file by file if it `exists`, else all
-    /// of it at once ([`crate::fsutil::write_new_dir`]).
-    fn put_dir(&self, dir: &Path, exists: bool, files: &[DirFile]) -> std::io::Result<()> {
+    /// of it at once ([`StaticRoot::put_new_dir`]).
+    fn put_dir(&self, dir: &str, exists: bool, files: &[DirFile]) -> std::io::Result<()> {
         if exists || self.check.is_some() {
             return files
                 .iter()
-                .try_for_each(|f| self.put_over(&dir.join(&f.name), f.old.as_deref(), &f.bytes));
+                .try_for_each(|f| self.put_over(&format!("{dir}/{}", f.name), f.old.as_deref(), &f.bytes));
         }
-        crate::fsutil::write_new_dir(dir, files.iter().map(|f| (f.name.as_str(), f.bytes.as_slice())))?;
-        self.written.fetch_add(files.len() as u64, Ordering::Relaxed);
-        Ok(())
+        let named: Vec<(&str, &[u8])> = files.iter().map(|f| (f.name.as_str(), f.bytes.as_slice())).collect();
+        match self.root.put_new_dir(dir, &named) {
+            // An empty directory was there after all: file by file.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                self.put_dir(dir, true, files)
+            }
+            Err(e) => Err(e),
+            Ok(()) => {
+                self.written.fetch_add(files.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+        }
     }
 
     /// [`Writes::put`] for a file whose current bytes (`old`) were read already.
-    fn put_over(&self, path: &Path, old: Option<&[u8]>, bytes: &[u8]) -> std::io::Result<()> {
+    fn put_over(&self, key: &str, old: Option<&[u8]>, bytes: &[u8]) -> std::io::Result<()> {
         if old == Some(bytes) {
             self.unchanged.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -82,9 +101,11 @@ impl Writes {
         match &self.check {
             Some(drift) => {
                 let kind = if old.is_some() { DriftKind::Differs } else { DriftKind::Missing };
-                drift.lock().unwrap().push(Drift { kind, path: path.to_path_buf() });
+                drift.lock().unwrap().push(Drift { kind, path: PathBuf::from(key) });
             }
-            None => crate::fsutil::write_replace(path, bytes)?,
+            None => {
+                self.root.put_if_changed(key, old, bytes)?;
+            }
         }
         self.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -130,9 +151,11 @@ fn all_owners(reg: &Registry, conn: &Connection) -> Result<HashMap<String, Vec<S
 }
 
 /// The logins of a mirror's `owners.json` for one package.
-fn copied_owners(dir: &Path) -> Vec<String> {
-    let doc: Value = std::fs::read(dir.join("owners.json"))
+fn copied_owners(root: &StaticRoot, name: &str) -> Vec<String> {
+    let doc: Value = root
+        .read(&root.layout().owners(name))
         .ok()
+        .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let logins = doc["owners"].as_array().into_iter().flatten();
@@ -192,9 +215,9 @@ struct UserPage<'a> {
 /// snapshot it read, for the jobs that follow.
 pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> Result<(Snapshot, Value)> {
     let started = std::time::Instant::now();
-    let w = Writes::default();
+    let w = Writes::new(&reg.root);
     let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_| Ok(()))?;
-    crate::fsutil::sync_filesystem(&reg.static_root)?;
+    reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
     let report = json!({
@@ -217,15 +240,10 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> R
 /// `recent.json` and `health.json`, which carry the time of the run. `also` sees each
 /// package's lines too, in the same single read of the index.
 pub fn check(reg: &Registry, also: Visit) -> Result<(Snapshot, Vec<Drift>)> {
-    let w = Writes::checking();
+    let w = Writes::checking(&reg.root);
     let totals = super::stats::version_totals(&reg.db()?)?;
     let (snap, _, _) = derive_all(reg, None, &totals, &w, also)?;
     let mut drift = w.check.expect("check mode").into_inner().unwrap();
-    for d in &mut drift {
-        if let Ok(relative) = d.path.strip_prefix(&reg.static_root) {
-            d.path = relative.to_path_buf();
-        }
-    }
     drift.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((snap, drift))
 }
@@ -241,7 +259,8 @@ fn derive_all(
 ) -> Result<(Snapshot, usize, usize)> {
     let conn = reg.db()?;
     let owners = all_owners(reg, &conn)?;
-    let root = &reg.static_root;
+    let root = &reg.root;
+    let l = root.layout();
     let no_owners = Vec::new();
     let no_downloads = derive::Downloads::new();
 
@@ -252,47 +271,48 @@ fn derive_all(
         if only.is_some_and(|only| !only.contains(&key)) {
             return Ok(());
         }
-        let dir = derive::package_dir(root, name);
+        let dir = l.package_dir(name);
         let copied;
         let owners = if reg.config.read_only {
-            copied = copied_owners(&dir);
+            copied = copied_owners(root, name);
             &copied
         } else {
             owners.get(&key).unwrap_or(&no_owners)
         };
         let downloads = totals.get(&key).unwrap_or(&no_downloads);
-        w.put(&root.join("index").join(package_path(name)), &IndexLine::file_bytes(lines))?;
-        w.put(
-            &dir.with_extension("json"),
-            &derive::to_bytes(&derive::package_doc(lines, owners, downloads)),
-        )?;
+        w.put(&derive::index_copy(l, lines))?;
+        w.put(&derive::package(l, lines, owners, downloads))?;
         // One listing of the directory (None: it does not exist yet) instead
         // of a failed lookup per file and version in a first rebuild.
-        let present: Option<HashSet<OsString>> = std::fs::read_dir(&dir)
-            .ok()
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect());
-        let has = |file: &str| present.as_ref().is_some_and(|p| p.contains(OsStr::new(file)));
-        let old_bytes = |file: &str| has(file).then(|| std::fs::read(dir.join(file)).ok()).flatten();
-        let owners_doc = derive::to_bytes(&derive::owners_doc(owners));
-        let mut files =
-            vec![DirFile { old: old_bytes("owners.json"), name: "owners.json".into(), bytes: owners_doc }];
+        let listed = root.list(&dir)?;
+        let present: Option<HashSet<String>> = (!listed.is_empty()).then(|| listed.into_iter().collect());
+        let has = |file: &str| present.as_ref().is_some_and(|p| p.contains(file));
+        let old_bytes =
+            |file: &str| has(file).then(|| root.read(&format!("{dir}/{file}")).ok().flatten()).flatten();
+        // A document of this directory, by its name inside it.
+        let in_dir = |doc: derive::Doc, old: Option<Vec<u8>>| {
+            let name = doc.key[dir.len() + 1..].to_string();
+            DirFile { name, old, bytes: doc.bytes }
+        };
+        let mut files = vec![in_dir(derive::owners(l, name, owners), old_bytes(Layout::OWNERS_FILE))];
         for line in lines {
-            let count = downloads.get(&line.vers).copied().unwrap_or(0);
-            let name = format!("{}.json", line.vers);
-            let old = old_bytes(&name);
-            let readme = format!("{}/readme.md", line.vers);
-            let has_readme = has(&line.vers) && dir.join(&readme).exists();
-            let mut doc = derive::to_bytes(&derive::version_doc(line, has_readme, count));
+            let old = old_bytes(&Layout::version_file(&line.vers));
+            let readme_key = l.readme(name, &line.vers);
+            let has_readme = has(&line.vers) && root.exists(&readme_key);
+            let mut doc = derive::version(l, line, has_readme, downloads);
             // A version whose document says it has no README had its
             // archive inspected already: its blob is not read again.
-            if !has_readme && old.as_ref() != Some(&doc) && !recorded_without_readme(old.as_deref(), line) {
+            if !has_readme
+                && old.as_ref() != Some(&doc.bytes)
+                && !recorded_without_readme(old.as_deref(), line)
+            {
                 if let Some(text) = reg.readme_of(line) {
                     // Before the document that points at it.
-                    files.push(DirFile { name: readme, old: None, bytes: text });
-                    doc = derive::to_bytes(&derive::version_doc(line, true, count));
+                    files.push(in_dir(derive::Doc { key: readme_key, bytes: text }, None));
+                    doc = derive::version(l, line, true, downloads);
                 }
             }
-            files.push(DirFile { name, old, bytes: doc });
+            files.push(in_dir(doc, old));
         }
         w.put_dir(&dir, present.is_some(), &files)?;
         Ok(())
@@ -302,11 +322,12 @@ fn derive_all(
         also(lines)
     })?;
     for (path, bytes) in snap.other.iter().chain(snap.advisories.iter()) {
-        if path == "config.json" && reg.config.read_only {
-            w.put(&root.join("index/config.json"), &mirror_config(bytes, reg)?)?;
+        let bytes = if path == "config.json" && reg.config.read_only {
+            mirror_config(bytes, reg)?
         } else {
-            w.put(&root.join("index").join(path), bytes)?;
-        }
+            bytes.clone()
+        };
+        w.put(&derive::Doc { key: l.index_file(path), bytes })?;
     }
     // Listings and user pages change with every publish but only the jobs
     // write them: they are as fresh as the last run, so a check cannot
@@ -324,7 +345,7 @@ fn derive_all(
 pub fn browse(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<Value> {
     let conn = reg.db()?;
     let owners = all_owners(reg, &conn)?;
-    let w = Writes::default();
+    let w = Writes::new(&reg.root);
     let (pages, users) = write_browse(reg, &conn, snap, &owners, totals, &w)?;
     Ok(json!({
         "listingPages": pages,
@@ -344,7 +365,7 @@ fn write_browse(
     totals: &Totals,
     w: &Writes,
 ) -> Result<(usize, usize)> {
-    let root = &reg.static_root;
+    let l = reg.root.layout();
     // Listings: by name (the snapshot's order), newest, most downloaded.
     let downloads: Vec<u64> = snap.packages.par_iter().map(|p| p.downloads(totals)).collect();
     let row = |i: usize| summary(&snap.packages[i], downloads[i]);
@@ -354,8 +375,8 @@ fn write_browse(
     let mut popular = by_name.clone();
     popular.par_sort_by(|&a, &b| downloads[b].cmp(&downloads[a]).then(a.cmp(&b)));
     let mut pages = 0;
-    for (sort, list) in [("name", by_name), ("newest", newest), ("downloads", popular)] {
-        pages += write_listing(w, &root.join("api/v1/listings").join(sort), sort, &list, &row)?;
+    for (sort, list) in LISTING_SORTS.into_iter().zip([by_name, newest, popular]) {
+        pages += write_listing(w, &l.listing_dir(sort), sort, &list, &row)?;
     }
 
     // Public user profiles: each user's packages in name order.
@@ -373,8 +394,7 @@ fn write_browse(
             login: &user.login,
             packages: mine.map(|&i| row(i)).collect(),
         };
-        let file = format!("{}.json", user.login.to_ascii_lowercase());
-        Ok(w.put(&root.join("api/v1/users").join(file), &derive::to_bytes(&doc))?)
+        Ok(w.put(&derive::Doc { key: l.user(&user.login), bytes: derive::to_bytes(&doc) })?)
     })?;
     Ok((pages, users.len()))
 }
@@ -397,7 +417,7 @@ fn mirror_config(source: &[u8], reg: &Registry) -> Result<Vec<u8>> {
 /// new last page are removed.
 fn write_listing<'a>(
     w: &Writes,
-    dir: &Path,
+    dir: &str,
     sort: &str,
     list: &[usize],
     row: &(dyn Fn(usize) -> Summary<'a> + Sync),
@@ -407,12 +427,12 @@ fn write_listing<'a>(
     (0..pages).into_par_iter().try_for_each(|i| -> Result<()> {
         let packages = list.iter().skip(i * PAGE_SIZE).take(PAGE_SIZE).map(|&p| row(p)).collect();
         let doc = ListingPage { packages, page: i + 1, pages, per_page: PAGE_SIZE, sort, total };
-        w.put(&dir.join(format!("{}.json", i + 1)), &derive::to_bytes(&doc))?;
+        w.put(&derive::Doc { key: Layout::listing_page(dir, i + 1), bytes: derive::to_bytes(&doc) })?;
         Ok(())
     })?;
     let mut extra = pages + 1;
-    while dir.join(format!("{extra}.json")).exists() {
-        std::fs::remove_file(dir.join(format!("{extra}.json")))?;
+    while w.root.exists(&Layout::listing_page(dir, extra)) {
+        w.root.remove(&Layout::listing_page(dir, extra))?;
         extra += 1;
     }
     Ok(pages)

@@ -41,7 +41,7 @@
 //! (compact JSON), then `api/v1/stats.json` is written. Each file is written
 //! only when its bytes change, to a temporary sibling renamed over it; one
 //! `syncfs` makes the package documents durable before the registry document
-//! is written (with `fsutil::write_atomic`). Documents are rebuilt from the
+//! is written (durably, through the static root). Documents are rebuilt from the
 //! database every run, so a crash before the sync is repaired by the next.
 //!
 //! # Speed
@@ -102,7 +102,7 @@ pub fn package_totals(conn: &Connection, name: &str) -> Result<crate::derive::Do
 pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>, Totals)> {
     let started = Instant::now();
     let mut conn = reg.db()?;
-    let blobs = BlobMap::load(&conn)?;
+    let blobs = BlobMap::load(&conn, &reg.store)?;
     let mut tally = Tally::default();
     let mut records: Vec<Record> = Vec::new();
     let mut files = Vec::new();
@@ -262,10 +262,13 @@ struct BlobMap {
     by_prefix: HashMap<u64, u32, BuildHasherDefault<Identity>>,
     /// (sha256, canonical package, version as published), indexed by id.
     versions: Vec<([u8; 32], String, String)>,
+    /// Blob sizes, looked up for the first 206 of each blob.
+    sizes: Vec<std::sync::OnceLock<Option<u64>>>,
+    store: crate::store::BlobStore,
 }
 
 impl BlobMap {
-    fn load(conn: &Connection) -> Result<BlobMap> {
+    fn load(conn: &Connection, store: &crate::store::BlobStore) -> Result<BlobMap> {
         let mut stmt = conn.prepare("SELECT package, vers, sha256 FROM versions")?;
         let mut versions = Vec::new();
         let mut by_prefix = HashMap::default();
@@ -278,7 +281,14 @@ impl BlobMap {
             by_prefix.insert(prefix(&bytes), versions.len() as u32);
             versions.push((bytes, package, vers));
         }
-        Ok(BlobMap { by_prefix, versions })
+        let sizes = (0..versions.len()).map(|_| std::sync::OnceLock::new()).collect();
+        Ok(BlobMap { by_prefix, versions, sizes, store: store.clone() })
+    }
+
+    /// The stored blob's size (none once it is deleted).
+    fn size(&self, id: u32) -> Option<u64> {
+        let (sha, _, _) = &self.versions[id as usize];
+        *self.sizes[id as usize].get_or_init(|| self.store.size(&crate::store::hex(sha)).ok().flatten())
     }
 
     fn get(&self, sha: &[u8; 32]) -> Option<u32> {
@@ -313,8 +323,10 @@ fn decode_hex32(hex: &[u8]) -> Option<[u8; 32]> {
 /// What one log line is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line<'a> {
-    /// A download: `GET …/blobs/sha256/{hex}` answered 200 or 206, on this UTC day.
-    Download { day: i64, sha256: &'a [u8] },
+    /// A download: `GET …/blobs/sha256/{hex}` answered 200, or 206 with
+    /// `partial` bytes sent (counted only if that is the whole blob, so
+    /// the pieces of a resumed download are not each counted), on this UTC day.
+    Download { day: i64, sha256: &'a [u8], partial: Option<u64> },
     /// A well-formed line that is not a counted download.
     Other,
     /// Not the combined (or common) log format.
@@ -385,7 +397,11 @@ fn parse(line: &[u8]) -> Option<Line<'_>> {
     if !head.ends_with(PREFIX) || !hex.iter().all(u8::is_ascii_hexdigit) {
         return Some(Line::Other);
     }
-    Some(Line::Download { day, sha256: hex })
+    let partial = match status {
+        b"206" => Some(std::str::from_utf8(size).ok().and_then(|s| s.parse().ok()).unwrap_or(0)),
+        _ => None,
+    };
+    Some(Line::Download { day, sha256: hex, partial })
 }
 
 fn two(b: &[u8]) -> Option<i64> {
@@ -469,8 +485,14 @@ fn scan_block(index: usize, block: &[u8], blobs: &BlobMap) -> BlockOut {
         }
         out.tally.lines += 1;
         match parse_line(line) {
-            Line::Download { day, sha256 } => {
+            Line::Download { day, sha256, partial } => {
                 let ver = decode_hex32(sha256).and_then(|s| blobs.get(&s));
+                if let (Some(sent), Some(id)) = (partial, ver) {
+                    if blobs.size(id) != Some(sent) {
+                        out.tally.ignored += 1;
+                        continue;
+                    }
+                }
                 match (ver, u32::try_from(day)) {
                     (Some(ver), Ok(day)) => {
                         let fp = xxhash_rust::xxh3::xxh3_64_with_seed(line, LINE_SEED);
@@ -793,7 +815,6 @@ fn write_documents(reg: &Registry, conn: &Connection, totals: &Totals) -> Result
     };
     let mut list: Vec<(String, Vec<VersionStats>)> = packages.into_values().collect();
     list.par_sort_unstable_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()));
-    let dir = reg.static_root.join("api/v1/packages");
     let results: Vec<Result<(bool, PackageRow)>> = list
         .par_iter_mut()
         .map(|(name, versions)| {
@@ -821,11 +842,11 @@ fn write_documents(reg: &Registry, conn: &Connection, totals: &Totals) -> Result
                     "version": v.vers, "downloads": v.total, "recent90d": v.recent, "last7d": v.last7,
                 })).collect::<Vec<_>>(),
             });
-            let path = dir.join(name.to_ascii_lowercase()).join("stats.json");
             // Compact: 200 000 of these with a 90-day series each.
             let mut bytes = serde_json::to_vec(&doc)?;
             bytes.push(b'\n');
-            let wrote = put(&path, &bytes)?;
+            let key = reg.root.layout().package_stats(name);
+            let wrote = reg.root.put_doc(&key, &bytes).with_context(|| format!("writing {key}"))?;
             Ok((wrote, PackageRow { name: name.clone(), total, recent, last7, daily }))
         })
         .collect();
@@ -864,26 +885,19 @@ fn write_documents(reg: &Registry, conn: &Connection, totals: &Totals) -> Result
     });
     let sync_started = Instant::now();
     if written > 0 {
-        crate::fsutil::sync_filesystem(&reg.static_root).context("syncing the statistics documents")?;
+        reg.root.sync().context("syncing the statistics documents")?;
     }
     let sync_secs = sync_started.elapsed().as_secs_f64();
     // The registry document last, durably, once every package's is.
-    let top_doc = reg.static_root.join("api/v1/stats.json");
+    let top_doc = reg.root.layout().stats();
     let bytes = crate::derive::to_bytes(&doc);
-    if std::fs::read(&top_doc).map_or(true, |old| old != bytes) {
-        crate::fsutil::write_atomic(&top_doc, &bytes).context("writing api/v1/stats.json")?;
+    if reg.root.read(&top_doc)?.is_none_or(|old| old != bytes) {
+        reg.root.put_durable(&top_doc, &bytes).with_context(|| format!("writing {top_doc}"))?;
         written += 1;
     }
     Ok(
         json!({"written": written, "unchanged": rows.len() as u64 + 1 - written, "syncSeconds": round3(sync_secs)}),
     )
-}
-
-/// Writes a document unless unchanged (durability: one `syncfs` at the end
-/// of the run, not one fsync per file; at 200 000 packages a per-file fsync
-/// would cost minutes).
-fn put(path: &Path, bytes: &[u8]) -> Result<bool> {
-    crate::fsutil::write_if_changed(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -902,9 +916,12 @@ mod tests {
         let ts = "10/Oct/2000:13:55:36 -0700";
         let day = days_from_civil(2000, 10, 10);
         let l = line("200", &get, ts);
-        assert_eq!(parse_line(l.as_bytes()), Line::Download { day, sha256: SHA.as_bytes() });
+        assert_eq!(parse_line(l.as_bytes()), Line::Download { day, sha256: SHA.as_bytes(), partial: None });
         let l = line("206", &get, ts);
-        assert!(matches!(parse_line(l.as_bytes()), Line::Download { .. }));
+        assert_eq!(
+            parse_line(l.as_bytes()),
+            Line::Download { day, sha256: SHA.as_bytes(), partial: Some(1234) }
+        );
         for (status, req) in [
             ("404", get.as_str()),
             ("304", get.as_str()),

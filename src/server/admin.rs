@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::http::{Method, Response, StatusCode};
 use warp::hyper::Body;
-use warp::Filter;
 
 use super::{render_error, render_json, ApiError, ApiResult, State};
 use crate::db;
@@ -27,22 +26,23 @@ pub fn check_loopback(addr: &SocketAddr) -> anyhow::Result<()> {
 }
 
 pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
-    let routes = warp::any()
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .then(move |method: Method, path: warp::path::FullPath, headers, body| {
-            let state = state.clone();
-            async move {
-                let result = match super::read_body(body, &headers, 1 << 20).await {
-                    Ok(body) => route(&state, &method, path.as_str(), &body).await,
-                    Err(e) => Err(e),
-                };
-                respond(result)
-            }
-        });
-    warp::serve(routes).run_incoming(super::incoming(listener)).await;
+    super::serve_connections(listener, move |req, _peer| {
+        let state = state.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let result = match super::read_body(body, &parts.headers, 1 << 20).await {
+                Ok(body) => route(&state, &parts.method, parts.uri.path(), &body).await,
+                Err(e) => Err(e),
+            };
+            let mut resp = respond(result);
+            resp.headers_mut().insert(
+                warp::http::header::X_CONTENT_TYPE_OPTIONS,
+                warp::http::HeaderValue::from_static("nosniff"),
+            );
+            resp
+        }
+    })
+    .await
 }
 
 fn respond(result: ApiResult) -> Response<Body> {

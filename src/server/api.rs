@@ -33,26 +33,35 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     }
 }
 
-/// Live probe: the database answers, the index head resolves, the blob
-/// directory is there.
+/// Live probe: the database answers (and how fast), the index head
+/// resolves, the blob directory can be listed.
 async fn health(req: &Request<'_>) -> ApiResult {
     let reg = req.state.reg.clone();
-    let (db, index, blobs) = tokio::task::spawn_blocking(move || {
+    let (db, latency, index, blobs) = tokio::task::spawn_blocking(move || {
+        let asked = std::time::Instant::now();
         let db = reg.db().and_then(|c| crate::db::counts(&c));
-        (db, reg.index.head(), reg.store.blob_path("").is_dir())
+        let latency = asked.elapsed();
+        let blobs = reg.root.list(&reg.root.layout().blobs_dir());
+        (db, latency, reg.index.head(), blobs)
     })
     .await
     .map_err(ApiError::internal)?;
-    let ok = db.is_ok() && index.is_ok() && blobs;
+    let ok = db.is_ok() && index.is_ok() && blobs.is_ok();
     let check = |ok: bool, detail: serde_json::Value| json!({ "status": if ok { "ok" } else { "failed" }, "detail": detail });
     let err = |e: &anyhow::Error| json!(format!("{e:#}"));
+    let mut db_check = check(
+        db.is_ok(),
+        db.as_ref().map(|(p, v)| json!({ "packages": p, "versions": v })).unwrap_or_else(err),
+    );
+    db_check["latencyMs"] = json!((latency.as_secs_f64() * 1e6).round() / 1e3);
     let doc = json!({
         "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSec": req.state.started.elapsed().as_secs(),
         "checks": {
-            "db": check(db.is_ok(), db.as_ref().map(|(p, v)| json!({ "packages": p, "versions": v })).unwrap_or_else(err)),
+            "db": db_check,
             "index": check(index.is_ok(), index.as_ref().map(|h| json!({ "head": h.to_string() })).unwrap_or_else(err)),
-            "blobs": check(blobs, json!({})),
+            "blobs": check(blobs.is_ok(), blobs.as_ref().map(|_| json!({})).unwrap_or_else(|e| json!(e.to_string()))),
         },
     });
     Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))

@@ -3,9 +3,9 @@
 //! `{"errors":[{"detail"}]}`). Writes go through the same writer, with the
 //! same ownership, scope and name checks, as the native API.
 
+use crate::layout::StaticRoot;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::path::Path;
 use warp::http::{Method, StatusCode};
 
 use super::{ApiError, ApiResult, Request};
@@ -158,7 +158,7 @@ async fn search(req: &Request<'_>) -> ApiResult {
         }
     }
     let per_page = per_page.clamp(1, 100);
-    let root = req.state.reg.static_root.clone();
+    let root = req.state.reg.root.clone();
     let (total, hits) = tokio::task::spawn_blocking(move || search_packages(&root, &q, per_page))
         .await
         .map_err(ApiError::internal)?
@@ -166,22 +166,11 @@ async fn search(req: &Request<'_>) -> ApiResult {
     Ok((StatusCode::OK, json!({ "crates": hits, "meta": { "total": total } })))
 }
 
-/// Answers a search from the search shards (`jobs::search`), read from the
-/// static root with the same query code as the CLI; the shards follow the
-/// index within the server's search interval (or `cairn rebuild search`).
-/// Returns the number of matches and the first `limit` as cargo's `crates`.
-fn search_packages(static_root: &Path, q: &str, limit: usize) -> anyhow::Result<(usize, Vec<Value>)> {
-    use crate::jobs::search::{query, Manifest, Shard};
-    let dir = static_root.join("api/v1/search");
-    let manifest: Manifest = match std::fs::read(dir.join("manifest.json")) {
-        Ok(bytes) => serde_json::from_slice(&bytes)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, vec![])),
-        Err(e) => return Err(e.into()),
-    };
-    let mut fetch = |file: &str| -> anyhow::Result<Shard> {
-        Ok(serde_json::from_slice(&std::fs::read(dir.join(file))?)?)
-    };
-    let hits = query(&manifest, &mut fetch, q, usize::MAX)?;
+/// Answers a search from the search files of the static root (shards and
+/// delta, so a publish is found at once) with the same query code as the
+/// CLI. Returns the number of matches and the first `limit` as cargo's `crates`.
+fn search_packages(root: &StaticRoot, q: &str, limit: usize) -> anyhow::Result<(usize, Vec<Value>)> {
+    let hits = crate::search::search(root.layout(), &mut |key| Ok(root.read(key)?), q, usize::MAX)?;
     let total = hits.len();
     let crates = hits
         .into_iter()

@@ -1,146 +1,329 @@
-//! The embedded static file server for the whole static root: the same
-//! answers a CDN or nginx in front of the static root would give (ETag and
-//! 304, the Cache-Control of SPEC section 6, Content-Type).
+//! The embedded static file server for the whole static root, with the
+//! serving rules of SPEC section 6 that nginx and a CDN in front keep too:
+//! GET and HEAD, ETag and 304, gzip and br with `Vary: Accept-Encoding`,
+//! `Range` on blobs, `Access-Control-Allow-Origin: *` on public reads, and
+//! the headers of `layout::cache_control` and `layout::content_type`.
+//!
+//! Small files (index files, documents, search files, small tarballs) are
+//! answered from the [`HotCache`]: their bytes, validator and compressed
+//! variants are kept in memory, each variant compressed once per file
+//! version. Larger files are read from disk on the blocking pool (blobs up
+//! to a size) or streamed.
 
-use std::os::unix::fs::MetadataExt;
+use bytes::Bytes;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use warp::http::{header, Response, StatusCode};
+use std::sync::Arc;
+use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use warp::hyper::Body;
 
-/// Maps a URL path to a file under `root`; refuses traversal and dotfiles
-/// (temporary files of atomic writes start with a dot).
-pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
-    let mut path = root.to_path_buf();
+use super::hot::{Encoding, Entry, FileId, HotCache};
+use crate::layout;
+
+/// Maps a URL path to a key of the static root; refuses traversal and
+/// dotfiles (temporary files of atomic writes start with a dot).
+pub fn key_of(url_path: &str) -> Option<String> {
+    let mut key = String::with_capacity(url_path.len());
     for seg in url_path.split('/').filter(|s| !s.is_empty()) {
         let seg = super::url::decode_segment(seg);
         if seg.starts_with('.') || seg.contains(['/', '\\', '\0']) {
             return None;
         }
-        path.push(seg);
+        if !key.is_empty() {
+            key.push('/');
+        }
+        key.push_str(&seg);
     }
-    Some(path)
+    Some(key)
 }
 
-/// Cache-Control by path, as SPEC section 6 lists it.
-pub fn cache_control(url_path: &str) -> &'static str {
-    let p = url_path;
-    if p.starts_with("/blobs/") {
-        "public, max-age=31536000, immutable"
-    } else if p.starts_with("/index/") || p.starts_with("/index.git/") {
-        "public, max-age=60"
-    } else if p == "/minisign.pub" {
-        "public, max-age=300"
-    } else if p == "/api/v1/health.json" {
-        "public, max-age=10"
-    } else if p.starts_with("/api/v1/search/") && p != "/api/v1/search/manifest.json" {
-        "public, max-age=31536000, immutable"
-    } else if p.starts_with("/api/v1/advisories/") || p.ends_with("stats.json") {
-        "public, max-age=300"
-    } else if p.starts_with("/api/v1/") {
-        "public, max-age=60"
+/// The key of a directory's page: `p/x` → `p/x/index.html`, `` → `index.html`.
+fn page_key(key: &str) -> String {
+    if key.is_empty() {
+        "index.html".to_string()
     } else {
-        "public, max-age=300"
+        format!("{key}/index.html")
     }
 }
 
-fn content_type(url_path: &str, head: &[u8]) -> &'static str {
-    let ext = url_path.rsplit('/').next().and_then(|f| f.rsplit_once('.')).map(|(_, e)| e);
-    match ext {
-        Some("json") => "application/json",
-        Some("html") => "text/html; charset=utf-8",
-        Some("md") => "text/markdown; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("minisig") | Some("pub") => "text/plain; charset=utf-8",
-        Some("pack") | Some("idx") => "application/octet-stream",
-        _ if url_path.starts_with("/blobs/") => {
-            if head.starts_with(&[0x1f, 0x8b]) {
-                "application/gzip"
-            } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-                "application/zstd"
-            } else {
-                "application/octet-stream"
+/// What a read asks for, beyond the path.
+pub struct Ask<'a> {
+    pub head: bool,
+    pub if_none_match: Option<&'a str>,
+    pub accept_encoding: Option<&'a str>,
+    pub range: Option<&'a str>,
+    pub if_range: Option<&'a str>,
+}
+
+impl<'a> Ask<'a> {
+    pub fn of(method: &Method, headers: &'a HeaderMap) -> Ask<'a> {
+        let h = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        Ask {
+            head: method == Method::HEAD,
+            if_none_match: h(header::IF_NONE_MATCH),
+            accept_encoding: h(header::ACCEPT_ENCODING),
+            range: h(header::RANGE),
+            if_range: h(header::IF_RANGE),
+        }
+    }
+}
+
+/// The static root as `cairn serve` reads it.
+pub struct Files {
+    root: PathBuf,
+    pub cache: Arc<HotCache>,
+}
+
+/// Files up to this size are read whole into memory (and cached when the
+/// cache takes them); larger ones are streamed.
+const STREAM_OVER: u64 = 1 << 20;
+
+impl Files {
+    pub fn new(root: &Path, cache: Arc<HotCache>) -> Files {
+        Files { root: root.to_path_buf(), cache }
+    }
+
+    /// Answers a GET or HEAD of `url_path`; `None` when no file is there.
+    pub async fn serve(&self, url_path: &str, ask: &Ask<'_>) -> Option<Response<Body>> {
+        let key = key_of(url_path)?;
+        // The hot path: a cached file, or a directory's cached page.
+        for k in [&key, &page_key(&key)] {
+            if let Some(entry) = self.cache.get(k) {
+                return Some(respond(&entry, ask));
             }
         }
-        _ if url_path.starts_with("/index.git/objects/") => "application/octet-stream",
-        _ => "text/plain; charset=utf-8",
+        let root = self.root.clone();
+        let cache = self.cache.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&root, &cache, key)).await.ok()??;
+        Some(match loaded {
+            Loaded::Memory(entry) => respond(&entry, ask),
+            Loaded::Stream { file, entry } => respond_stream(file, &entry, ask),
+        })
     }
 }
 
-/// A strong validator from the file's identity: atomic writes replace the
-/// inode, so (inode, size, mtime) changes whenever the content does.
-fn etag(meta: &std::fs::Metadata) -> String {
-    format!(
-        "\"{:x}-{:x}-{:x}\"",
-        meta.ino(),
-        meta.len(),
-        meta.mtime_nsec() as u64 ^ (meta.mtime() as u64) << 30
-    )
+enum Loaded {
+    Memory(Arc<Entry>),
+    /// A large file: its headers, and the open file to stream from.
+    Stream {
+        file: std::fs::File,
+        entry: Arc<Entry>,
+    },
 }
 
-fn etag_matches(if_none_match: &str, tag: &str) -> bool {
-    if_none_match.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
-}
-
-/// Serves `url_path` from `root`; `None` when there is no such file.
-/// Files up to this size are read without leaving the async task.
-const INLINE_MAX: u64 = 64 * 1024;
-
-pub async fn serve(
-    root: &Path,
-    url_path: &str,
-    if_none_match: Option<&str>,
-    head_only: bool,
-) -> Option<Response<Body>> {
-    let path = resolve(root, url_path)?;
-    let inm = if_none_match.map(str::to_string);
-    let url_path = url_path.to_string();
-    // Small files (index files, documents: the bulk of requests) are read
-    // right here, as nginx does in its event loop: from the page cache that
-    // costs microseconds, less than a hop to the blocking pool and back.
-    // Anything larger takes one trip to the blocking pool. Either way the
-    // file is opened once and stat'ed open, so the ETag describes the bytes
-    // read even if the file is replaced meanwhile.
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() <= INLINE_MAX) {
-        return read_file(path, &url_path, inm.as_deref(), head_only);
-    }
-    tokio::task::spawn_blocking(move || read_file(path, &url_path, inm.as_deref(), head_only)).await.ok()?
-}
-
-fn read_file(
-    mut path: PathBuf,
-    url_path: &str,
-    inm: Option<&str>,
-    head_only: bool,
-) -> Option<Response<Body>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(&path).ok()?;
+/// Opens `key` (or its directory's page), reads it and offers it to the cache.
+fn load(root: &Path, cache: &HotCache, key: String) -> Option<Loaded> {
+    let epoch = cache.epoch();
+    let mut key = key;
+    let mut file = std::fs::File::open(root.join(&key)).ok()?;
     let mut meta = file.metadata().ok()?;
-    let mut url_path = url_path.to_string();
     if meta.is_dir() {
-        path.push("index.html");
-        file = std::fs::File::open(&path).ok()?;
+        key = page_key(&key);
+        file = std::fs::File::open(root.join(&key)).ok()?;
         meta = file.metadata().ok()?;
-        url_path = format!("{}/index.html", url_path.trim_end_matches('/'));
     }
     if !meta.is_file() {
         return None;
     }
-    let tag = etag(&meta);
-    let builder = Response::builder()
-        .header(header::ETAG, &tag)
-        .header(header::CACHE_CONTROL, cache_control(&url_path));
-    if inm.is_some_and(|inm| etag_matches(inm, &tag)) {
-        return Some(builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap());
+    // Stat'ed open: the validator describes the bytes read even if the
+    // file is replaced meanwhile.
+    let id = FileId::of(&meta);
+    if meta.len() > STREAM_OVER {
+        return Some(Loaded::Stream { file, entry: Arc::new(Entry::new(&key, id, Bytes::new())) });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).ok()?;
-    let builder = builder
-        .header(header::CONTENT_TYPE, content_type(&url_path, &bytes[..bytes.len().min(4)]))
-        .header(header::CONTENT_LENGTH, bytes.len());
-    let body = if head_only { Body::empty() } else { Body::from(bytes) };
-    Some(builder.status(StatusCode::OK).body(body).unwrap())
+    Some(Loaded::Memory(cache.insert(key, id, Bytes::from(bytes), epoch)))
+}
+
+/// Whether `if_none_match` names `tag` (weak comparison, lists, `*`).
+fn etag_matches(if_none_match: &str, tag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+}
+
+/// The headers every answer about a static file carries.
+fn base(entry: &Entry, etag: &HeaderValue) -> warp::http::response::Builder {
+    let mut b = Response::builder()
+        .header(header::ETAG, etag.clone())
+        .header(header::CACHE_CONTROL, HeaderValue::from_static(entry.cache_control))
+        .header(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if entry.public {
+        b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    }
+    if entry.compressible {
+        b = b.header(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if entry.ranges {
+        b = b.header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    b
+}
+
+fn respond(entry: &Entry, ask: &Ask) -> Response<Body> {
+    let encoding = match ask.accept_encoding {
+        Some(accept) if entry.compressible => Encoding::choose(accept),
+        _ => Encoding::Identity,
+    };
+    // A variant that would not be smaller is not kept: identity then.
+    let (body, encoding) = match entry.variant(encoding) {
+        Some(b) => (b, encoding),
+        None => (entry.body.clone(), Encoding::Identity),
+    };
+    let etag = entry.etag(encoding);
+    let b = base(entry, etag);
+    if ask.if_none_match.is_some_and(|inm| etag_matches(inm, entry.etag_str(encoding))) {
+        return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap();
+    }
+    let b = b.header(header::CONTENT_TYPE, HeaderValue::from_static(entry.content_type));
+    let b = match encoding.name() {
+        Some(name) => b.header(header::CONTENT_ENCODING, HeaderValue::from_static(name)),
+        None => b,
+    };
+    if let Some(range) = ranged(entry, ask) {
+        return match range {
+            Ok((start, end)) => {
+                let part = entry.body.slice(start as usize..=end as usize);
+                let b = b
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", entry.id.size))
+                    .header(header::CONTENT_LENGTH, part.len());
+                b.body(if ask.head { Body::empty() } else { Body::from(part) }).unwrap()
+            }
+            Err(()) => unsatisfiable(b, entry.id.size),
+        };
+    }
+    let b = b.status(StatusCode::OK).header(header::CONTENT_LENGTH, body.len());
+    b.body(if ask.head { Body::empty() } else { Body::from(body) }).unwrap()
+}
+
+fn unsatisfiable(b: warp::http::response::Builder, size: u64) -> Response<Body> {
+    b.status(StatusCode::RANGE_NOT_SATISFIABLE)
+        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The byte range to send, if the request asks for one this file serves:
+/// `Ok((first, last))` inclusive, or `Err` when unsatisfiable.
+fn ranged(entry: &Entry, ask: &Ask) -> Option<Result<(u64, u64), ()>> {
+    if !entry.ranges {
+        return None;
+    }
+    let range = ask.range?;
+    // If-Range: the range only if the client's copy is this version.
+    if ask.if_range.is_some_and(|tag| tag.trim() != entry.etag_str(Encoding::Identity)) {
+        return None;
+    }
+    parse_range(range, entry.id.size)
+}
+
+/// One `bytes=` range against a size. Several ranges, or a header that is
+/// not a byte range, are ignored (the whole file is sent, as RFC 9110 allows).
+pub fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.trim().split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        // The last N bytes.
+        let n: u64 = last.parse().ok()?;
+        if n == 0 || size == 0 {
+            return Some(Err(()));
+        }
+        (size.saturating_sub(n), size - 1)
+    } else {
+        let first: u64 = first.parse().ok()?;
+        let last: u64 = if last.is_empty() { u64::MAX } else { last.parse().ok()? };
+        if last < first {
+            return None;
+        }
+        if first >= size {
+            return Some(Err(()));
+        }
+        (first, last.min(size - 1))
+    };
+    Some(Ok(range))
+}
+
+/// A large file, sent from disk in chunks (identity only: such files are
+/// tarballs and packs, never compressed on the wire).
+fn respond_stream(mut file: std::fs::File, entry: &Entry, ask: &Ask) -> Response<Body> {
+    let etag = entry.etag(Encoding::Identity);
+    let b = base(entry, etag);
+    if ask.if_none_match.is_some_and(|inm| etag_matches(inm, entry.etag_str(Encoding::Identity))) {
+        return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap();
+    }
+    let b = b.header(header::CONTENT_TYPE, HeaderValue::from_static(entry.content_type));
+    let (status, b, start, len) = match ranged(entry, ask) {
+        Some(Ok((start, end))) => {
+            let b = b.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", entry.id.size));
+            (StatusCode::PARTIAL_CONTENT, b, start, end - start + 1)
+        }
+        Some(Err(())) => return unsatisfiable(b, entry.id.size),
+        None => (StatusCode::OK, b, 0, entry.id.size),
+    };
+    let b = b.status(status).header(header::CONTENT_LENGTH, len);
+    if ask.head {
+        return b.body(Body::empty()).unwrap();
+    }
+    if file.seek(std::io::SeekFrom::Start(start)).is_err() {
+        return b.status(StatusCode::INTERNAL_SERVER_ERROR).body(Body::empty()).unwrap();
+    }
+    let (mut tx, body) = Body::channel();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut left = len;
+        let mut buf = vec![0u8; 256 * 1024];
+        while left > 0 {
+            let want = buf.len().min(left as usize);
+            let n = match file.read(&mut buf[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            left -= n as u64;
+            let chunk = Bytes::copy_from_slice(&buf[..n]);
+            if runtime.block_on(tx.send_data(chunk)).is_err() {
+                break;
+            }
+        }
+        if left > 0 {
+            tx.abort();
+        }
+    });
+    b.body(body).unwrap()
+}
+
+/// The 404 of a static read: the JSON error under `/api/`, a small HTML
+/// page elsewhere; public like the files it stands for.
+pub fn not_found(url_path: &str, head: bool) -> Response<Body> {
+    let (content_type, body) = if url_path.starts_with("/api/") {
+        let e = super::ApiError::not_found(format!("no file at {url_path}"));
+        ("application/json", e.body())
+    } else {
+        ("text/html; charset=utf-8", NOT_FOUND_PAGE.as_bytes().to_vec())
+    };
+    let mut b = Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if !url_path.starts_with("/orgs/") {
+        b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    }
+    b.body(if head { Body::empty() } else { Body::from(body) }).unwrap()
+}
+
+const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found</title></head>\n<body><h1>Not found</h1><p>There is no page at this address. <a href=\"/\">Home</a></p></body></html>\n";
+
+/// Whether an entry's URL is public (CORS) and what it is served as.
+pub fn describe(key: &str) -> (&'static str, &'static str, bool, bool) {
+    let url = layout::url(key);
+    let content_type = layout::content_type(&url);
+    (layout::cache_control(&url), content_type, !url.starts_with("/orgs/"), layout::ranges_allowed(&url))
 }
 
 #[cfg(test)]
@@ -149,26 +332,31 @@ mod tests {
 
     #[test]
     fn refuses_traversal_and_dotfiles() {
-        let root = Path::new("/srv");
-        assert_eq!(resolve(root, "/index/config.json"), Some(PathBuf::from("/srv/index/config.json")));
-        assert_eq!(resolve(root, "/a/../b"), None);
-        assert_eq!(resolve(root, "/a/%2e%2e/b"), None);
-        assert_eq!(resolve(root, "/a/%2Fb"), None);
-        assert_eq!(resolve(root, "/blobs/.tmp-1-2"), None);
-    }
-
-    #[test]
-    fn cache_control_follows_the_spec_table() {
-        assert_eq!(cache_control("/blobs/sha256/ab"), "public, max-age=31536000, immutable");
-        assert_eq!(cache_control("/index/3/a/abc"), "public, max-age=60");
-        assert_eq!(cache_control("/api/v1/health.json"), "public, max-age=10");
-        assert_eq!(cache_control("/minisign.pub"), "public, max-age=300");
-        assert_eq!(cache_control("/"), "public, max-age=300");
+        assert_eq!(key_of("/index/config.json").as_deref(), Some("index/config.json"));
+        assert_eq!(key_of("/").as_deref(), Some(""));
+        assert_eq!(key_of("/a/../b"), None);
+        assert_eq!(key_of("/a/%2e%2e/b"), None);
+        assert_eq!(key_of("/a/%2Fb"), None);
+        assert_eq!(key_of("/blobs/.tmp-1-2"), None);
     }
 
     #[test]
     fn if_none_match_accepts_lists_and_weak_tags() {
         assert!(etag_matches("\"a\", W/\"b\"", "\"b\""));
         assert!(!etag_matches("\"a\"", "\"b\""));
+    }
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=90-1000", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=-1000", 100), Some(Ok((0, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=-0", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=5-1", 100), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
     }
 }

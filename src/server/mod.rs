@@ -9,17 +9,18 @@ mod api;
 mod cargo;
 mod error;
 pub mod files;
+pub mod hot;
+mod proxy;
 mod ratelimit;
 mod url;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use warp::http::{header, HeaderMap, Method, Response, StatusCode};
-use warp::hyper::Body;
-use warp::Filter;
+use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use warp::hyper::{self, Body};
 
 pub use error::ApiError;
 use ratelimit::{Class, Decision, Limits};
@@ -31,9 +32,13 @@ use crate::registry::Registry;
 pub struct State {
     pub reg: Arc<Registry>,
     pub writer: Writer,
+    files: files::Files,
+    proxies: proxy::Proxies,
     limits: Limits,
     /// Token lookups and reads are single indexed queries: one shared connection.
     db: Mutex<rusqlite::Connection>,
+    /// When this process started serving (health's `uptimeSec`).
+    pub started: std::time::Instant,
 }
 
 impl State {
@@ -41,7 +46,19 @@ impl State {
         let writer = Writer::start(reg.clone())?;
         let limits = Limits::new(&reg.config.rate_limit);
         let db = Mutex::new(reg.db()?);
-        Ok(Arc::new(State { reg, writer, limits, db }))
+        let c = &reg.config;
+        let cache = Arc::new(hot::HotCache::new(
+            reg.static_root.clone(),
+            reg.root.clone(),
+            c.hot_cache_bytes,
+            c.hot_cache_max_file,
+        ));
+        // Every write of this process to the static root reaches the cache at once.
+        let invalidate = cache.clone();
+        reg.root.observe(Arc::new(move |key: &str| invalidate.invalidate(key)));
+        let files = files::Files::new(&reg.static_root, cache);
+        let proxies = proxy::Proxies::parse(&c.trusted_proxies)?;
+        Ok(Arc::new(State { reg, writer, files, proxies, limits, db, started: std::time::Instant::now() }))
     }
 
     /// Runs `f` on the shared read connection.
@@ -54,90 +71,98 @@ impl State {
     }
 }
 
-/// Accepted connections of a bound listener, with Nagle off (small JSON answers).
-fn incoming(listener: tokio::net::TcpListener) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures_util::stream::unfold(listener, |l| async move {
-        let r = l.accept().await.map(|(s, _)| {
-            let _ = s.set_nodelay(true);
-            s
-        });
-        Some((r, l))
-    })
-}
-
-/// The parts of a request every route sees.
-fn request_parts() -> impl Filter<
-    Extract = (Method, warp::path::FullPath, String, HeaderMap, Option<SocketAddr>),
-    Error = std::convert::Infallible,
-> + Clone {
-    warp::any()
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
-}
-
 /// Serves the public listener until the process ends.
 pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
-    let routes = request_parts().and(warp::body::stream()).then(
-        move |method, path: warp::path::FullPath, query: String, headers, addr: Option<SocketAddr>, body| {
-            let state = state.clone();
-            async move {
-                let ip = addr.map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
-                handle(&state, method, path.as_str(), &query, headers, ip, body).await
-            }
-        },
-    );
-    warp::serve(routes).run_incoming(incoming(listener)).await;
+    serve_connections(listener, move |req, peer| {
+        let state = state.clone();
+        async move { handle(&state, req, peer).await }
+    })
+    .await
 }
 
-async fn handle<S, B>(
-    state: &State,
-    method: Method,
-    path: &str,
-    query: &str,
-    headers: HeaderMap,
-    ip: IpAddr,
-    body: S,
-) -> Response<Body>
+/// Accepts connections until the process ends and answers each request
+/// with `handler(request, peer address)`: hyper, without a filter chain in
+/// front, so a static read costs a cache lookup and the response headers.
+pub async fn serve_connections<F, Fut>(listener: tokio::net::TcpListener, handler: F)
 where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: Buf,
+    F: Fn(hyper::Request<Body>, IpAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
-    // Derived documents under /api/v1/ are static files; the rest is the API.
-    let static_read = is_read(&method) && (path.ends_with(".json") || path.ends_with(".md"));
-    if path.starts_with("/api/v1/") && !static_read {
-        return api(state, method, path, query, &headers, ip, body).await;
+    let http = Arc::new(hyper::server::conn::Http::new());
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of descriptors, say: wait rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Nagle off: small JSON answers.
+        let _ = stream.set_nodelay(true);
+        let (handler, http) = (handler.clone(), http.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let answer = handler(req, peer.ip());
+                async move { Ok::<_, std::convert::Infallible>(answer.await) }
+            });
+            let _ = http.serve_connection(stream, service).await;
+        });
     }
-    if is_read(&method) {
-        let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-        let head = method == Method::HEAD;
-        if let Some(resp) = files::serve(&state.reg.static_root, path, inm, head).await {
+}
+
+async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let mut resp = if is_static_read(&parts.method, path) {
+        read_static(state, &parts.method, path, &parts.headers).await
+    } else if path.starts_with("/api/") {
+        let ip = state.proxies.client(peer, &parts.headers);
+        let query = parts.uri.query().unwrap_or("");
+        api(state, parts.method.clone(), path, query, &parts.headers, ip, body).await
+    } else {
+        let e = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid",
+            format!("{} is not allowed on {path}", parts.method),
+        );
+        render_error(&e, None, false)
+    };
+    // No answer is ever sniffed into something else (a README into a page).
+    resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
+}
+
+/// A GET or HEAD that the static root answers: everything outside
+/// `/api/`, and under it the derived documents (a file name with an
+/// extension: `.json`, `.md`, `.html`), never an API route (those have none).
+fn is_static_read(method: &Method, path: &str) -> bool {
+    if !is_read(method) {
+        return false;
+    }
+    match path.strip_prefix("/api/") {
+        None => true,
+        Some(rest) => {
+            rest.rsplit('/').next().is_some_and(|f| [".json", ".md", ".html"].iter().any(|e| f.ends_with(e)))
+        }
+    }
+}
+
+async fn read_static(state: &State, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
+    let ask = files::Ask::of(method, headers);
+    if let Some(resp) = state.files.serve(path, &ask).await {
+        return resp;
+    }
+    // A pack consolidation retired lately is still there for readers
+    // holding an older `objects/info/packs`.
+    if let Some(file) = path.strip_prefix("/index.git/objects/pack/") {
+        let retired = format!("/index.git/{}/{file}", crate::index::RETIRED_DIR);
+        if let Some(resp) = state.files.serve(&retired, &ask).await {
             return resp;
         }
-        // A pack consolidation retired lately is still there for readers
-        // holding an older `objects/info/packs`.
-        if let Some(file) = path.strip_prefix("/index.git/objects/pack/") {
-            let retired = format!("/index.git/{}/{file}", crate::index::RETIRED_DIR);
-            if let Some(resp) = files::serve(&state.reg.static_root, &retired, inm, head).await {
-                return resp;
-            }
-        }
-        // The site's client-side routes fall back to its index page.
-        if path.starts_with("/p/") {
-            if let Some(resp) = files::serve(&state.reg.static_root, "/", inm, head).await {
-                return resp;
-            }
-        }
-        return render_error(&ApiError::not_found(format!("no file at {path}")), None, false);
     }
-    let e = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid",
-        format!("{method} is not allowed on {path}"),
-    );
-    render_error(&e, None, false)
+    files::not_found(path, ask.head)
 }
 
 fn is_read(m: &Method) -> bool {
@@ -190,7 +215,7 @@ fn class_of(method: &Method, segs: &[&str]) -> Class {
 
 type ApiResult = Result<(StatusCode, serde_json::Value), ApiError>;
 
-async fn api<S, B>(
+async fn api<S, B, E>(
     state: &State,
     method: Method,
     path: &str,
@@ -200,8 +225,9 @@ async fn api<S, B>(
     body: S,
 ) -> Response<Body>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    S: Stream<Item = Result<B, E>> + Unpin,
     B: Buf,
+    E: std::fmt::Display,
 {
     // Segments decoded once here: handlers see names and versions as sent.
     let decoded: Vec<String> =
@@ -328,10 +354,11 @@ pub fn render_error(e: &ApiError, d: Option<Decision>, cargo_shape: bool) -> Res
 
 /// Reads the body up to `limit` bytes. A body longer or shorter than its
 /// Content-Length is refused; so is one over the limit, before it is read.
-async fn read_body<S, B>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
+async fn read_body<S, B, E>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    S: Stream<Item = Result<B, E>> + Unpin,
     B: Buf,
+    E: std::fmt::Display,
 {
     let length: Option<u64> =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());

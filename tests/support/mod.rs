@@ -206,13 +206,14 @@ pub fn schema_for(path: &str) -> Option<&'static str> {
         ["api", "v1", "listings", _, _] => "listing",
         ["api", "v1", "users", _] => "user",
         ["api", "v1", "search", "manifest.json"] => "search-manifest",
+        ["api", "v1", "search", "delta.json"] => "search-delta",
         ["api", "v1", "search", _] => "search-shard",
         ["api", "v1", "advisories", "index.json"] => "advisories-index",
         ["api", "v1", "advisories", "all.json"] => "advisories-all",
-        ["api", "v1", "advisories", _] => "advisories-package",
         ["api", "v1", "packages", _] => "package",
         ["api", "v1", "packages", _, "owners.json"] => "owners",
         ["api", "v1", "packages", _, "stats.json"] => "package-stats",
+        ["api", "v1", "packages", _, "advisories.json"] => "advisories-package",
         ["api", "v1", "packages", _, _] => "version",
         _ => return None,
     })
@@ -282,4 +283,65 @@ pub fn validate(name: &str, doc: &serde_json::Value) {
     let errors: Vec<String> =
         schema(name).iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+}
+
+/// A free port on 127.0.0.1 (bound and released: a test starts its server on it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// nginx (Debian's package) with the shipped configuration
+/// (tools/deploy/nginx/) over a data directory's static root, proxying to
+/// `upstream`; stopped when dropped.
+pub struct Nginx {
+    child: Child,
+    pub url: String,
+    pub run_dir: PathBuf,
+}
+
+impl Nginx {
+    pub fn start(data: &Path, port: u16, upstream: &str) -> Nginx {
+        let run_dir = data.with_extension("nginx");
+        let upstream = upstream.trim_start_matches("http://");
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/deploy/nginx/render.sh"))
+            .arg(data)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(upstream)
+            .arg(&run_dir)
+            .arg("1")
+            .output()
+            .expect("render.sh runs");
+        assert!(out.status.success(), "render.sh: {}", String::from_utf8_lossy(&out.stderr));
+        let conf = run_dir.join("nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&run_dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx starts (apt install nginx-light)");
+        let url = format!("http://127.0.0.1:{port}");
+        let nginx = Nginx { child, url, run_dir };
+        for _ in 0..100 {
+            if reqwest::blocking::get(format!("{}/index/config.json", nginx.url))
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return nginx;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx at {} never answered", nginx.url);
+    }
+}
+
+impl Drop for Nginx {
+    /// SIGTERM: the master stops its workers (a SIGKILL would orphan them).
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of a child this process started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
 }

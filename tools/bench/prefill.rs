@@ -428,22 +428,17 @@ fn main() -> Result<()> {
     // 3. The static copies, in parallel, without per-file fsync.
     let t = Instant::now();
     let owners = vec![cairn::registry::BOOTSTRAP_LOGIN.to_string()];
+    let layout = cairn::layout::Layout::public();
     packages.par_iter().try_for_each(|p| -> Result<()> {
-        write(&static_root.join("index").join(package_path(&p[0].name)), &IndexLine::file_bytes(p))?;
+        let none = cairn::derive::Downloads::new();
+        let mut docs = vec![cairn::derive::index_copy(&layout, p)];
         if args.docs {
-            let dir = cairn::derive::package_dir(&static_root, &p[0].name);
-            let none = cairn::derive::Downloads::new();
-            write(
-                &dir.with_extension("json"),
-                &cairn::derive::to_bytes(&cairn::derive::package_doc(p, &owners, &none)),
-            )?;
-            write(&dir.join("owners.json"), &cairn::derive::to_bytes(&cairn::derive::owners_doc(&owners)))?;
-            for l in p {
-                write(
-                    &dir.join(format!("{}.json", l.vers)),
-                    &cairn::derive::to_bytes(&cairn::derive::version_doc(l, false, 0)),
-                )?;
-            }
+            docs.push(cairn::derive::package(&layout, p, &owners, &none));
+            docs.push(cairn::derive::owners(&layout, &p[0].name, &owners));
+            docs.extend(p.iter().map(|l| cairn::derive::version(&layout, l, false, &none)));
+        }
+        for doc in docs {
+            write(&static_root.join(&doc.key), &doc.bytes)?;
         }
         Ok(())
     })?;

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use cairn::jobs::search::{query, tokenize, Manifest, Shard};
+use cairn::layout::Layout;
+use cairn::search::{query, tokenize, Delta, Manifest, Shard};
 
 fn gz_len(bytes: &[u8]) -> usize {
     let mut e = GzEncoder::new(Vec::new(), Compression::default());
@@ -34,21 +35,21 @@ fn main() -> Result<()> {
     let data = PathBuf::from(flag("--data").context("--data DIR")?);
     let count: usize = flag("--queries").map(|v| v.parse()).transpose()?.unwrap_or(200);
     let seed: u64 = flag("--seed").map(|v| v.parse()).transpose()?.unwrap_or(7);
-    let dir = data.join("static/api/v1/search");
-    let manifest_bytes = std::fs::read(dir.join("manifest.json"))?;
+    let (root, l) = (data.join("static"), Layout::public());
+    let manifest_bytes = std::fs::read(root.join(l.search_manifest()))?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)?;
     let manifest_gz = gz_len(&manifest_bytes);
 
     // Draw queries from the package listing (the first 20 pages by name,
     // spread over the alphabet by sampling every page file).
-    let listings = data.join("static/api/v1/listings/name");
-    let pages = std::fs::read_dir(&listings)?.count();
+    let listings = l.listing_dir("name");
+    let pages = std::fs::read_dir(root.join(&listings))?.count();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut queries = Vec::new();
     while queries.len() < count {
         let page = rng.gen_range(1..=pages);
         let doc: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(listings.join(format!("{page}.json")))?)?;
+            serde_json::from_slice(&std::fs::read(root.join(Layout::listing_page(&listings, page)))?)?;
         let pkgs = doc["packages"].as_array().unwrap();
         let p = &pkgs[rng.gen_range(0..pkgs.len())];
         let name = p["name"].as_str().unwrap().to_string();
@@ -76,14 +77,14 @@ fn main() -> Result<()> {
         let mut fetched: Vec<usize> = Vec::new();
         let mut fetch = |file: &str| -> Result<Shard> {
             let entry = cache.entry(file.to_string()).or_insert_with(|| {
-                let b = std::fs::read(dir.join(file)).unwrap();
+                let b = std::fs::read(root.join(l.search_shard(file))).unwrap();
                 let gz = gz_len(&b);
                 (b, gz)
             });
             fetched.push(entry.1);
             Ok(serde_json::from_slice(&entry.0)?)
         };
-        results += query(&manifest, &mut fetch, q, 10)?.len();
+        results += query(Some(&manifest), &Delta::default(), &mut fetch, q, 10)?.len();
         requests.push(1 + fetched.len());
         bytes.push(manifest_gz + fetched.iter().sum::<usize>());
     }

@@ -1,0 +1,348 @@
+//! The static root's layout (SPEC section 6): the one module that builds a
+//! static-root path, and the serving rules that go with a path (its
+//! Cache-Control, Content-Type and whether it is sent compressed), which
+//! `cairn serve`, the shipped nginx configuration and an object store's
+//! object headers all follow.
+//!
+//! A path here is a *key*: relative, `/`-separated, no leading slash, the
+//! same string whether it names a file under `static/` or an object in a
+//! bucket; its URL is `/{key}`. A [`Layout`] carries a prefix: empty for
+//! the public registry, `orgs/{org}/` for a private organisation, whose
+//! registry is this same layout below it.
+//!
+//! Package names never collide with fixed files: per-package documents
+//! live in the package's own directory (`api/v1/packages/{name}/…`), and
+//! registry-wide files live outside `api/v1/packages/` (`api/v1/stats.json`,
+//! `api/v1/advisories/all.json`), so a package called `all`, `stats` or
+//! `manifest` keeps its own files.
+
+mod generation;
+mod storage;
+
+pub use storage::{FsStorage, StaticRoot, Storage};
+
+use crate::index::package_path;
+
+/// Where one registry's files live inside the static root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Empty, or `orgs/{org}/`.
+    prefix: String,
+}
+
+/// The sorts of `api/v1/listings/{sort}/`.
+pub const LISTING_SORTS: [&str; 3] = ["name", "newest", "downloads"];
+
+impl Layout {
+    /// The public registry at the static root's top.
+    pub fn public() -> Layout {
+        Layout::default()
+    }
+
+    /// A private organisation's registry, below `orgs/{org}/`.
+    pub fn org(slug: &str) -> Layout {
+        Layout { prefix: format!("orgs/{}/", slug.to_ascii_lowercase()) }
+    }
+
+    fn at(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    fn package_base(&self, name: &str) -> String {
+        self.at(&format!("api/v1/packages/{}", name.to_ascii_lowercase()))
+    }
+
+    /// The static copy of the index tree.
+    pub fn index_dir(&self) -> String {
+        self.at("index")
+    }
+
+    /// A file of the index tree (`config.json`, a package's cargo path,
+    /// `advisories/{id}.json`) in the static copy.
+    pub fn index_file(&self, tree_path: &str) -> String {
+        self.at(&format!("index/{tree_path}"))
+    }
+
+    /// A package's file in the static copy of the index.
+    pub fn package_index(&self, name: &str) -> String {
+        self.index_file(&package_path(name))
+    }
+
+    /// The clonable bare repository.
+    pub fn index_git(&self) -> String {
+        self.at("index.git")
+    }
+
+    pub fn blobs_dir(&self) -> String {
+        self.at("blobs/sha256")
+    }
+
+    pub fn blob(&self, sha256: &str) -> String {
+        self.at(&format!("blobs/sha256/{sha256}"))
+    }
+
+    pub fn signature(&self, sha256: &str) -> String {
+        self.at(&format!("blobs/sha256/{sha256}.minisig"))
+    }
+
+    pub fn minisign_pub(&self) -> String {
+        self.at("minisign.pub")
+    }
+
+    /// The directory of a package's own documents (versions, owners, stats, advisories).
+    pub fn package_dir(&self, name: &str) -> String {
+        self.package_base(name)
+    }
+
+    pub fn package_doc(&self, name: &str) -> String {
+        format!("{}.json", self.package_base(name))
+    }
+
+    /// A package's file, by its name inside [`Layout::package_dir`].
+    pub fn package_file(&self, name: &str, file: &str) -> String {
+        format!("{}/{file}", self.package_base(name))
+    }
+
+    /// `{version}.json` inside the package directory.
+    pub fn version_file(version: &str) -> String {
+        format!("{version}.json")
+    }
+
+    /// `{version}/readme.md` inside the package directory.
+    pub fn readme_file(version: &str) -> String {
+        format!("{version}/readme.md")
+    }
+
+    pub const OWNERS_FILE: &'static str = "owners.json";
+
+    pub fn version_doc(&self, name: &str, version: &str) -> String {
+        self.package_file(name, &Layout::version_file(version))
+    }
+
+    pub fn readme(&self, name: &str, version: &str) -> String {
+        self.package_file(name, &Layout::readme_file(version))
+    }
+
+    pub fn owners(&self, name: &str) -> String {
+        self.package_file(name, Layout::OWNERS_FILE)
+    }
+
+    pub fn package_stats(&self, name: &str) -> String {
+        self.package_file(name, "stats.json")
+    }
+
+    pub fn package_advisories(&self, name: &str) -> String {
+        self.package_file(name, "advisories.json")
+    }
+
+    pub fn user(&self, login: &str) -> String {
+        self.at(&format!("api/v1/users/{}.json", login.to_ascii_lowercase()))
+    }
+
+    pub fn recent(&self) -> String {
+        self.at("api/v1/recent.json")
+    }
+
+    pub fn health(&self) -> String {
+        self.at("api/v1/health.json")
+    }
+
+    pub fn stats(&self) -> String {
+        self.at("api/v1/stats.json")
+    }
+
+    pub fn listing_dir(&self, sort: &str) -> String {
+        self.at(&format!("api/v1/listings/{sort}"))
+    }
+
+    /// Page `page` (from 1) of a listing directory.
+    pub fn listing_page(dir: &str, page: usize) -> String {
+        format!("{dir}/{page}.json")
+    }
+
+    pub fn search_dir(&self) -> String {
+        self.at("api/v1/search")
+    }
+
+    pub fn search_manifest(&self) -> String {
+        self.at("api/v1/search/manifest.json")
+    }
+
+    pub fn search_delta(&self) -> String {
+        self.at("api/v1/search/delta.json")
+    }
+
+    /// A shard, by its file name (`{generation}-{i}.json`).
+    pub fn search_shard(&self, file: &str) -> String {
+        self.at(&format!("api/v1/search/{file}"))
+    }
+
+    pub fn advisories_dir(&self) -> String {
+        self.at("api/v1/advisories")
+    }
+
+    pub fn advisories_index(&self) -> String {
+        self.at("api/v1/advisories/index.json")
+    }
+
+    pub fn advisories_all(&self) -> String {
+        self.at("api/v1/advisories/all.json")
+    }
+
+    /// The site's home page.
+    pub fn home_page(&self) -> String {
+        self.at("index.html")
+    }
+}
+
+/// The URL of a key.
+pub fn url(key: &str) -> String {
+    format!("/{key}")
+}
+
+/// Cache-Control of a static file by its URL path (SPEC section 6's table).
+pub fn cache_control(url_path: &str) -> &'static str {
+    const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+    let p = url_path;
+    if p.starts_with("/orgs/") {
+        return "private, max-age=60";
+    }
+    // A file of a package's own directory, not the document of a package
+    // named like that file (`/api/v1/packages/stats.json`).
+    let package_file = |f: &str| {
+        p.strip_prefix("/api/v1/packages/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_, file)| file == f)
+    };
+    if p.starts_with("/blobs/") || p.starts_with("/assets/") || p.starts_with("/log/tile/") {
+        IMMUTABLE
+    } else if p.starts_with("/index/") || p.starts_with("/index.git/") {
+        "public, max-age=60"
+    } else if p == "/minisign.pub" || p == "/log/keys" {
+        "public, max-age=300"
+    } else if p == "/api/v1/health.json" {
+        "public, max-age=10"
+    } else if p == "/api/v1/search/manifest.json"
+        || p == "/api/v1/search/delta.json"
+        || p == "/log/checkpoint"
+    {
+        "public, max-age=5"
+    } else if p.starts_with("/api/v1/search/") {
+        IMMUTABLE
+    } else if p == "/api/v1/stats.json"
+        || p.starts_with("/api/v1/advisories/")
+        || package_file("stats.json")
+        || package_file("advisories.json")
+    {
+        "public, max-age=300"
+    } else {
+        "public, max-age=60"
+    }
+}
+
+/// Content-Type of a static file by its URL path. Blobs are
+/// `application/octet-stream`: a tarball is gzip or zstd, which its index
+/// line's `fmt` says, and a server in front (nginx, a bucket) cannot sniff.
+pub fn content_type(url_path: &str) -> &'static str {
+    let file = url_path.rsplit('/').next().unwrap_or("");
+    let ext = file.rsplit_once('.').map(|(_, e)| e);
+    match ext {
+        Some("json") => "application/json",
+        Some("html") => "text/html; charset=utf-8",
+        Some("md") => "text/markdown; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("minisig") | Some("pub") => "text/plain; charset=utf-8",
+        _ if url_path.starts_with("/blobs/") || url_path.starts_with("/log/tile/") => {
+            "application/octet-stream"
+        }
+        _ if url_path.starts_with("/index.git/objects/") => "application/octet-stream",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// Whether a file of this Content-Type is sent compressed to a client that
+/// asks: text and JSON, never tarballs or git objects.
+pub fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/") || content_type == "application/json" || content_type == "image/svg+xml"
+}
+
+/// Files smaller than this are sent as they are: compression would save
+/// less than its headers cost (nginx and cairn use the same threshold).
+pub const COMPRESS_MIN_BYTES: usize = 256;
+
+/// Whether a client may send `Range` for this path (blobs: resumable downloads).
+pub fn ranges_allowed(url_path: &str) -> bool {
+    url_path.starts_with("/blobs/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_follows_the_spec_table() {
+        let immutable = "public, max-age=31536000, immutable";
+        assert_eq!(cache_control("/blobs/sha256/ab"), immutable);
+        assert_eq!(cache_control("/index/3/a/abc"), "public, max-age=60");
+        assert_eq!(cache_control("/api/v1/health.json"), "public, max-age=10");
+        assert_eq!(cache_control("/minisign.pub"), "public, max-age=300");
+        assert_eq!(cache_control("/api/v1/search/manifest.json"), "public, max-age=5");
+        assert_eq!(cache_control("/api/v1/search/delta.json"), "public, max-age=5");
+        assert_eq!(cache_control("/api/v1/search/0123456789abcdef-3.json"), immutable);
+        assert_eq!(cache_control("/api/v1/packages/stats.json"), "public, max-age=60");
+        assert_eq!(cache_control("/api/v1/packages/all/stats.json"), "public, max-age=300");
+        assert_eq!(cache_control("/api/v1/packages/all/advisories.json"), "public, max-age=300");
+        assert_eq!(cache_control("/api/v1/advisories/all.json"), "public, max-age=300");
+        assert_eq!(cache_control("/api/v1/packages/all.json"), "public, max-age=60");
+        assert_eq!(cache_control("/"), "public, max-age=60");
+        assert_eq!(cache_control("/p/abc/index.html"), "public, max-age=60");
+        assert_eq!(cache_control("/orgs/acme/index/config.json"), "private, max-age=60");
+    }
+
+    #[test]
+    fn fixed_files_and_package_files_never_share_a_path() {
+        let l = Layout::public();
+        let names =
+            ["all", "manifest", "delta", "stats", "recent", "health", "listings", "users", "advisories"];
+        let fixed = [
+            l.stats(),
+            l.recent(),
+            l.health(),
+            l.advisories_all(),
+            l.advisories_index(),
+            l.search_manifest(),
+            l.search_delta(),
+            Layout::listing_page(&l.listing_dir("name"), 1),
+            l.user("all"),
+        ];
+        for name in names {
+            let own = [
+                l.package_doc(name),
+                l.version_doc(name, "1.0.0"),
+                l.readme(name, "1.0.0"),
+                l.owners(name),
+                l.package_stats(name),
+                l.package_advisories(name),
+                l.package_index(name),
+            ];
+            for key in &own {
+                assert!(!fixed.contains(key), "{name}: {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_organisation_has_the_same_layout_below_its_prefix() {
+        let (p, o) = (Layout::public(), Layout::org("Acme"));
+        for (a, b) in [
+            (p.package_doc("x"), o.package_doc("x")),
+            (p.blob("ab"), o.blob("ab")),
+            (p.index_file("config.json"), o.index_file("config.json")),
+            (p.search_delta(), o.search_delta()),
+        ] {
+            assert_eq!(b, format!("orgs/acme/{a}"));
+        }
+    }
+}

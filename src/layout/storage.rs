@@ -1,0 +1,285 @@
+//! The one storage interface every writer of the static root goes through.
+//! The filesystem is the embedded default; an object store plugs in as
+//! another [`Storage`] (its keys are the same strings, and each object
+//! takes its headers from [`super::cache_control`] and
+//! [`super::content_type`]).
+//!
+//! Durability is per batch: [`Storage::put`] replaces atomically (a reader
+//! sees the old bytes or the new, never half) and [`Storage::sync`] makes
+//! every put before it durable, so a writer syncs once before anything that
+//! depends on the batch (an index commit, `health.json`).
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::generation::Generation;
+use super::Layout;
+use crate::fsutil;
+
+pub trait Storage: Send + Sync {
+    /// The bytes at `key`, `None` if there is no such file.
+    fn read(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Replaces `key` atomically; durable after the next [`Storage::sync`].
+    fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Replaces `key` atomically and durably now.
+    fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Creates the directory `key`, which does not exist, holding `files`
+    /// (names relative to it) all at once.
+    fn put_new_dir(&self, key: &str, files: &[(&str, &[u8])]) -> io::Result<()>;
+    fn exists(&self, key: &str) -> bool;
+    /// The size of the file at `key`, if present.
+    fn size(&self, key: &str) -> io::Result<Option<u64>>;
+    /// Removes `key` if present.
+    fn remove(&self, key: &str) -> io::Result<()>;
+    /// The entry names directly under the directory `key` (none if absent).
+    fn list(&self, key: &str) -> io::Result<Vec<String>>;
+    /// Age of the file at `key`, if present.
+    fn age(&self, key: &str) -> io::Result<Option<std::time::Duration>>;
+    /// Makes every put so far durable.
+    fn sync(&self) -> io::Result<()>;
+    /// The local path of `key`, for what needs a filesystem (the git
+    /// repository, the embedded file server); `None` on object storage.
+    fn local_path(&self, key: &str) -> Option<PathBuf>;
+    /// A counter every process writing this root moves after each write
+    /// ([`super::generation`]); `None` where there is none.
+    fn generation(&self) -> Option<u64>;
+}
+
+/// A static root on the local filesystem.
+pub struct FsStorage {
+    root: PathBuf,
+    /// `None` on a read-only directory (nothing writes it there).
+    generation: Option<Generation>,
+}
+
+impl FsStorage {
+    pub fn new(root: &Path) -> FsStorage {
+        let generation = Generation::open(&root.join(GENERATION_FILE)).ok();
+        FsStorage { root: root.to_path_buf(), generation }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn changed<T>(&self, r: io::Result<T>) -> io::Result<T> {
+        if let Some(g) = &self.generation {
+            g.bump();
+        }
+        r
+    }
+}
+
+/// The shared change counter, a dotfile (never served) at the root's top.
+const GENERATION_FILE: &str = ".generation";
+
+impl Storage for FsStorage {
+    fn read(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.path(key)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.changed(fsutil::write_replace(&self.path(key), bytes))
+    }
+
+    fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.changed(fsutil::write_atomic(&self.path(key), bytes))
+    }
+
+    fn put_new_dir(&self, key: &str, files: &[(&str, &[u8])]) -> io::Result<()> {
+        self.changed(fsutil::write_new_dir(&self.path(key), files.iter().copied()))
+    }
+
+    fn exists(&self, key: &str) -> bool {
+        self.path(key).exists()
+    }
+
+    fn size(&self, key: &str) -> io::Result<Option<u64>> {
+        match std::fs::metadata(self.path(key)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove(&self, key: &str) -> io::Result<()> {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            // A directory left empty goes too (a deleted version's README
+            // directory); one that still holds files stays.
+            _ => {
+                let _ = std::fs::remove_dir(path.parent().expect("a key has a parent"));
+                self.changed(Ok(()))
+            }
+        }
+    }
+
+    fn list(&self, key: &str) -> io::Result<Vec<String>> {
+        match std::fs::read_dir(self.path(key)) {
+            Ok(rd) => rd.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn age(&self, key: &str) -> io::Result<Option<std::time::Duration>> {
+        match std::fs::metadata(self.path(key)) {
+            Ok(m) => Ok(Some(m.modified()?.elapsed().unwrap_or_default())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        fsutil::sync_filesystem(&self.root)
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path(key))
+    }
+
+    fn generation(&self) -> Option<u64> {
+        self.generation.as_ref().map(Generation::get)
+    }
+}
+
+/// Something that must hear of every changed key at once (the server's
+/// hot read cache).
+pub type Observer = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The static root: a [`Storage`] plus what every write owes readers.
+/// Each changed key is told to the observers (so a cache never serves a
+/// replaced file) and, while a write group has a journal open, kept in it
+/// (the CDN purge of that group).
+pub struct StaticRoot {
+    storage: Box<dyn Storage>,
+    layout: Layout,
+    observers: RwLock<Vec<Observer>>,
+    journal: Mutex<Option<BTreeSet<String>>>,
+}
+
+impl StaticRoot {
+    pub fn new(storage: Box<dyn Storage>, layout: Layout) -> StaticRoot {
+        StaticRoot { storage, layout, observers: RwLock::default(), journal: Mutex::default() }
+    }
+
+    /// The public registry's root on the local filesystem.
+    pub fn fs(root: &Path) -> StaticRoot {
+        StaticRoot::new(Box::new(FsStorage::new(root)), Layout::public())
+    }
+
+    /// Where this registry's files are.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn observe(&self, observer: Observer) {
+        self.observers.write().unwrap().push(observer);
+    }
+
+    fn changed(&self, key: &str) {
+        for o in self.observers.read().unwrap().iter() {
+            o(key);
+        }
+        if let Some(journal) = self.journal.lock().unwrap().as_mut() {
+            journal.insert(key.to_string());
+        }
+    }
+
+    /// Starts recording the keys every write changes.
+    pub fn open_journal(&self) {
+        *self.journal.lock().unwrap() = Some(BTreeSet::new());
+    }
+
+    /// The keys changed since [`StaticRoot::open_journal`]; stops recording.
+    pub fn close_journal(&self) -> Vec<String> {
+        self.journal.lock().unwrap().take().unwrap_or_default().into_iter().collect()
+    }
+
+    pub fn read(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        self.storage.read(key)
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        self.storage.exists(key)
+    }
+
+    /// Replaces `key` (durable at the next [`StaticRoot::sync`]).
+    pub fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.storage.put(key, bytes)?;
+        self.changed(key);
+        Ok(())
+    }
+
+    /// Writes `key` unless it holds exactly `bytes` already (`old`, when
+    /// the caller has read them); returns whether it wrote. The one "write
+    /// if changed" of the code: rebuilds stay idempotent and cheap.
+    pub fn put_if_changed(&self, key: &str, old: Option<&[u8]>, bytes: &[u8]) -> io::Result<bool> {
+        if old == Some(bytes) {
+            return Ok(false);
+        }
+        self.put(key, bytes)?;
+        Ok(true)
+    }
+
+    /// [`StaticRoot::put_if_changed`], reading the current bytes first.
+    pub fn put_doc(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        let old = self.storage.read(key)?;
+        self.put_if_changed(key, old.as_deref(), bytes)
+    }
+
+    /// Replaces `key` durably now (a file that names a state: a manifest,
+    /// `health.json`).
+    pub fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.storage.put_durable(key, bytes)?;
+        self.changed(key);
+        Ok(())
+    }
+
+    /// Creates a new directory holding `files` at once.
+    pub fn put_new_dir(&self, key: &str, files: &[(&str, &[u8])]) -> io::Result<()> {
+        self.storage.put_new_dir(key, files)?;
+        for (name, _) in files {
+            self.changed(&format!("{key}/{name}"));
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &str) -> io::Result<()> {
+        self.storage.remove(key)?;
+        self.changed(key);
+        Ok(())
+    }
+
+    pub fn list(&self, key: &str) -> io::Result<Vec<String>> {
+        self.storage.list(key)
+    }
+
+    pub fn size(&self, key: &str) -> io::Result<Option<u64>> {
+        self.storage.size(key)
+    }
+
+    pub fn age(&self, key: &str) -> io::Result<Option<std::time::Duration>> {
+        self.storage.age(key)
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.storage.sync()
+    }
+
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.storage.local_path(key)
+    }
+
+    pub fn generation(&self) -> Option<u64> {
+        self.storage.generation()
+    }
+}

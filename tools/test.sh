@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command: installs the system packages the tests use
+# (git, minisign, nginx with its brotli module) when they are missing,
+# then runs `cargo test` with any arguments given.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v minisign >/dev/null || need+=(minisign)
+command -v nginx >/dev/null || need+=(nginx-light)
+[ -f /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ] || need+=(libnginx-mod-http-brotli-filter)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${need[@]}"
+  # The package starts a system nginx on port 80; the tests start their own.
+  { $sudo service nginx stop || $sudo pkill -x nginx || true; } >/dev/null 2>&1
+fi
+
+cargo test "$@"
