@@ -74,16 +74,6 @@ fn write_creating_dirs(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
-/// [`write_replace`] unless `path` already holds exactly `bytes`; returns
-/// whether it wrote. Keeps rebuilds idempotent and cheap on a second run.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    if fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(false);
-    }
-    write_replace(path, bytes)?;
-    Ok(true)
-}
-
 /// Flushes the whole filesystem holding `path` (syncfs): one call makes a
 /// batch of [`write_replace`]s durable, instead of one fsync per file.
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {

@@ -22,6 +22,7 @@ use crate::db;
 use crate::derive;
 use crate::index::{package_path, IndexLine, IndexRepo};
 use crate::layout::StaticRoot;
+use crate::search::DeltaEntry;
 use crate::sign::SigningKey;
 use crate::store::BlobStore;
 
@@ -154,9 +155,11 @@ impl Registry {
         if derived_at != Some(head) {
             let changed = self.index.changed_paths(derived_at, head)?;
             tracing::info!(files = changed.len(), "rewriting derived files after an unclean stop");
+            let mut delta = Vec::new();
             for path in changed {
-                self.rederive_path(&conn, &path)?;
+                delta.extend(self.rederive_path(&conn, &path, &head.to_string())?);
             }
+            crate::search::delta::record(&self.root, delta)?;
             self.index.refresh_dumb_info()?;
             self.root.sync()?;
             self.write_summaries(&conn)?;
@@ -164,27 +167,34 @@ impl Registry {
         Ok(())
     }
 
-    /// Rewrites the derived files that depend on one index path.
-    fn rederive_path(&self, conn: &Connection, path: &str) -> Result<()> {
+    /// Rewrites the derived files that depend on one index path; for a
+    /// package's file, returns its search delta entry as of `head` (the
+    /// group that changed it may not have written it).
+    fn rederive_path(&self, conn: &Connection, path: &str, head: &str) -> Result<Option<DeltaEntry>> {
         let content = self.index.read_file(path)?;
         if path == "config.json" || path.starts_with("advisories/") {
             if let Some(c) = content {
                 self.root.put_doc(&self.root.layout().index_file(path), &c)?;
             }
-            return Ok(());
+            return Ok(None);
         }
         let lines = content.as_deref().map(IndexLine::parse_file).transpose()?.unwrap_or_default();
+        // A package file's name is its last path segment (the lowercased name).
+        let name = lines
+            .first()
+            .map_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string(), |l| l.name.clone());
         if lines.is_empty() {
-            return Ok(());
+            return Ok(Some(DeltaEntry::of(&name, &lines, head, 0)));
         }
-        let owners = db::owners(conn, &lines[0].name)?;
-        let downloads = crate::jobs::stats::package_totals(conn, &lines[0].name)?;
+        let owners = db::owners(conn, &name)?;
+        let downloads = crate::jobs::stats::package_totals(conn, &name)?;
         derive::write_package(&self.root, &lines, &owners, &downloads)?;
         for line in &lines {
             let readme = self.readme_of(line);
             derive::write_version(&self.root, line, readme.as_deref(), &downloads)?;
         }
-        Ok(())
+        let total = lines.iter().filter_map(|l| downloads.get(&l.vers)).sum();
+        Ok(Some(DeltaEntry::of(&name, &lines, head, total)))
     }
 
     /// The README extracted from a stored tarball, if it has one.

@@ -193,6 +193,15 @@ impl Layout {
     pub fn home_page(&self) -> String {
         self.at("index.html")
     }
+
+    /// A site page by its URL's key: the page at `/p/{name}` is stored as
+    /// `p/{name}/index.html` (SPEC section 11), `/` as `index.html`.
+    pub fn page(url_key: &str) -> String {
+        match url_key.trim_end_matches('/') {
+            "" => "index.html".to_string(),
+            dir => format!("{dir}/index.html"),
+        }
+    }
 }
 
 /// The URL of a key.
@@ -331,6 +340,17 @@ mod tests {
                 assert!(!fixed.contains(key), "{name}: {key}");
             }
         }
+    }
+
+    #[test]
+    fn pages_are_index_files_of_their_url() {
+        assert_eq!(Layout::page(""), "index.html");
+        assert_eq!(Layout::page("p/all"), "p/all/index.html");
+        assert_eq!(Layout::page("p/all/1.0.0/"), "p/all/1.0.0/index.html");
+        assert_eq!(
+            Layout::page(&Layout::public().home_page().replace("index.html", "")),
+            Layout::public().home_page()
+        );
     }
 
     #[test]

@@ -37,15 +37,6 @@ pub fn key_of(url_path: &str) -> Option<String> {
     Some(key)
 }
 
-/// The key of a directory's page: `p/x` → `p/x/index.html`, `` → `index.html`.
-fn page_key(key: &str) -> String {
-    if key.is_empty() {
-        "index.html".to_string()
-    } else {
-        format!("{key}/index.html")
-    }
-}
-
 /// What a read asks for, beyond the path.
 pub struct Ask<'a> {
     pub head: bool,
@@ -87,7 +78,7 @@ impl Files {
     pub async fn serve(&self, url_path: &str, ask: &Ask<'_>) -> Option<Response<Body>> {
         let key = key_of(url_path)?;
         // The hot path: a cached file, or a directory's cached page.
-        for k in [&key, &page_key(&key)] {
+        for k in [&key, &layout::Layout::page(&key)] {
             if let Some(entry) = self.cache.get(k) {
                 return Some(respond(&entry, ask));
             }
@@ -118,7 +109,7 @@ fn load(root: &Path, cache: &HotCache, key: String) -> Option<Loaded> {
     let mut file = std::fs::File::open(root.join(&key)).ok()?;
     let mut meta = file.metadata().ok()?;
     if meta.is_dir() {
-        key = page_key(&key);
+        key = layout::Layout::page(&key);
         file = std::fs::File::open(root.join(&key)).ok()?;
         meta = file.metadata().ok()?;
     }

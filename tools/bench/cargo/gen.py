@@ -18,6 +18,7 @@ import gzip
 import io
 import json
 import os
+import random
 import struct
 import sys
 import tarfile
@@ -106,19 +107,33 @@ def main():
     p.add_argument("--width", type=int, default=30)
     p.add_argument("--fanout", type=int, default=3)
     p.add_argument("--versions", type=int, default=3)
+    p.add_argument(
+        "--versions-mean",
+        type=float,
+        default=0,
+        help="crates.io-like version counts instead of --versions: 1 + an exponential draw "
+        "with this mean minus one (bench-prefill's distribution), seeded",
+    )
+    p.add_argument("--seed", type=int, default=42)
     p.add_argument("--jobs", type=int, default=4)
     args = p.parse_args()
 
+    rng = random.Random(args.seed)
+    counts = {}
+    for layer in range(args.layers):
+        for i in range(args.width):
+            if args.versions_mean > 0:
+                counts[(layer, i)] = 1 + int(rng.expovariate(1 / max(args.versions_mean - 1, 1e-9)))
+            else:
+                counts[(layer, i)] = args.versions
     work = []
-    for v in range(args.versions):
-        version = f"1.{v}.0"
-        for layer in range(args.layers):
-            for i in range(args.width):
-                work.append((name(layer, i), version, deps_of(layer, i, args)))
+    for (layer, i), count in counts.items():
+        for v in range(count):
+            work.append((name(layer, i), f"1.{v}.0", deps_of(layer, i, args)))
     # Versions in order (a package's lines are oldest first); crates of one
     # version in parallel.
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        for v in range(args.versions):
+        for v in range(max(counts.values())):
             batch = [w for w in work if w[1] == f"1.{v}.0"]
             list(pool.map(lambda w: publish(args, *w), batch))
 
