@@ -75,7 +75,7 @@ impl Registry {
         root.put_durable(&l.home_page(), crate::site::INDEX_HTML.as_bytes())?;
         crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
         let reg = Registry::open(data, config.clone())?;
-        reg.write_summaries(&conn)?;
+        reg.write_summaries(&conn, &reg.index.head()?.to_string())?;
         Ok(token)
     }
 
@@ -120,57 +120,104 @@ impl Registry {
 
     /// Brings derived state back in line with the sources of truth after an
     /// unclean stop: forgets versions the database recorded but the index
-    /// never committed (they were never acknowledged) with their blobs, updates `config.json`
-    /// when the URLs changed, and rewrites the derived files of every package
-    /// changed since the commit `health.json` was written for.
+    /// never committed (they were never acknowledged) with their blobs, takes
+    /// back hard-delete marks whose index commit never happened, updates
+    /// `config.json` when the URLs changed, and rewrites the derived files of
+    /// every package changed since the commit `health.json` names (the last
+    /// one whose effects were all made). On storage that cannot take writes
+    /// (read-only, full) it does what it can and leaves the rest to the
+    /// writer's retries: a server that cannot write still serves reads.
     pub fn recover(&self) -> Result<()> {
-        let _lock = self.lock_writer()?;
+        let _lock = match self.lock_writer() {
+            Ok(lock) => lock,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "no writer lock (read-only storage?): serving without recovery");
+                return Ok(());
+            }
+        };
         crate::fsutil::remove_stale_temps(&self.static_root);
         let Some(key) = &self.key else {
             return Ok(()); // a mirror: its sources of truth are the source's
         };
-        self.index.remove_stale_locks()?;
-        let conn = self.db()?;
-        // Only the last batch can be affected: look a little further back.
-        for row in db::recent_versions(&conn, self.config.max_batch * 2)? {
-            let lines = self.read_lines(&row.key)?;
-            if !lines.iter().any(|l| l.vers == row.vers) {
-                tracing::warn!(package = %row.name, version = %row.vers, "forgetting a version the index never committed");
-                db::forget_version(&conn, &row.key, &row.version_key)?;
-                self.store.remove(&row.sha256)?;
+        if let Err(e) = self.repair_rows_and_config(key) {
+            tracing::warn!(error = %format!("{e:#}"), "recovery could not write; the writer retries");
+            return Ok(());
+        }
+        let head = self.index.head()?;
+        let derived_at = self.derived_at().and_then(|s| git2::Oid::from_str(&s).ok());
+        if derived_at != Some(head) {
+            let conn = self.db()?;
+            let rederive = || -> Result<()> {
+                let changed = self.index.changed_paths(derived_at, head)?;
+                tracing::info!(files = changed.len(), "rewriting derived files after an unclean stop");
+                let mut delta = Vec::new();
+                for path in changed {
+                    delta.extend(self.rederive_path(&conn, &path, &head.to_string())?);
+                }
+                crate::search::delta::record(&self.root, delta)?;
+                self.index.refresh_dumb_info()?;
+                self.root.sync()?;
+                self.write_summaries(&conn, &head.to_string())
+            };
+            if let Err(e) = rederive() {
+                tracing::warn!(error = %format!("{e:#}"), "rewriting derived files failed; the writer retries");
             }
         }
+        Ok(())
+    }
+
+    /// The rows of the last group against the index, and `config.json`.
+    fn repair_rows_and_config(&self, key: &SigningKey) -> Result<()> {
+        self.index.remove_stale_locks()?;
+        self.repair_rows(&self.db()?)?;
         let wanted = config_json(&self.config, key);
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {
                 tx.commit(&[("config.json", Some(&wanted))], "config", &self.config.name)
             })?;
         }
-        let head = self.index.head()?;
-        let derived_at = self
-            .root
-            .read(&self.root.layout().health())?
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["indexCommit"].as_str().and_then(|s| git2::Oid::from_str(s).ok()));
-        if derived_at != Some(head) {
-            let changed = self.index.changed_paths(derived_at, head)?;
-            tracing::info!(files = changed.len(), "rewriting derived files after an unclean stop");
-            let mut delta = Vec::new();
-            for path in changed {
-                delta.extend(self.rederive_path(&conn, &path, &head.to_string())?);
+        Ok(())
+    }
+
+    /// Takes back the rows of the last groups that the index never
+    /// committed: recorded versions (and their blobs), hard-delete marks.
+    pub(crate) fn repair_rows(&self, conn: &Connection) -> Result<()> {
+        // Only the last batch can be affected: look a little further back.
+        for row in db::recent_versions(conn, self.config.max_batch * 2)? {
+            let lines = self.read_lines(&row.key)?;
+            if !lines.iter().any(|l| l.vers == row.vers) {
+                tracing::warn!(package = %row.name, version = %row.vers, "forgetting a version the index never committed");
+                db::forget_version(conn, &row.key, &row.version_key)?;
+                self.store.remove(&row.sha256)?;
             }
-            crate::search::delta::record(&self.root, delta)?;
-            self.index.refresh_dumb_info()?;
-            self.root.sync()?;
-            self.write_summaries(&conn)?;
+        }
+        for row in db::recently_deleted(conn, self.config.max_batch * 2)? {
+            if self.read_lines(&row.key)?.iter().any(|l| l.vers == row.vers) {
+                tracing::warn!(package = %row.name, version = %row.vers, "taking back a hard delete the index never committed");
+                db::unmark_version_deleted(conn, &row.key, &row.version_key)?;
+            }
         }
         Ok(())
     }
 
+    /// The commit `health.json` names: the last one whose effects are all made.
+    pub fn derived_at(&self) -> Option<String> {
+        let bytes = self.root.read(&self.root.layout().health()).ok()??;
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        doc["indexCommit"].as_str().map(String::from)
+    }
+
     /// Rewrites the derived files that depend on one index path; for a
     /// package's file, returns its search delta entry as of `head` (the
-    /// group that changed it may not have written it).
-    fn rederive_path(&self, conn: &Connection, path: &str, head: &str) -> Result<Option<DeltaEntry>> {
+    /// group that changed it may not have written it). Documents of
+    /// versions the index no longer has are removed, with their blobs (a
+    /// hard delete whose effects did not run).
+    pub(crate) fn rederive_path(
+        &self,
+        conn: &Connection,
+        path: &str,
+        head: &str,
+    ) -> Result<Option<DeltaEntry>> {
         let content = self.index.read_file(path)?;
         if path == "config.json" || path.starts_with("advisories/") {
             if let Some(c) = content {
@@ -183,7 +230,9 @@ impl Registry {
         let name = lines
             .first()
             .map_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string(), |l| l.name.clone());
+        self.prune_versions(&name, &lines)?;
         if lines.is_empty() {
+            derive::remove_package(&self.root, &name)?;
             return Ok(Some(DeltaEntry::of(&name, &lines, head, 0)));
         }
         let owners = db::owners(conn, &name)?;
@@ -195,6 +244,28 @@ impl Registry {
         }
         let total = lines.iter().filter_map(|l| downloads.get(&l.vers)).sum();
         Ok(Some(DeltaEntry::of(&name, &lines, head, total)))
+    }
+
+    /// Removes the documents, READMEs and blobs of a package's versions
+    /// that `lines` (the index) no longer has.
+    fn prune_versions(&self, name: &str, lines: &[IndexLine]) -> Result<()> {
+        let l = self.root.layout();
+        for file in self.root.list(&l.package_dir(name))? {
+            let Some(version) = file.strip_suffix(".json") else { continue };
+            if semver::Version::parse(version).is_err() || lines.iter().any(|x| x.vers == version) {
+                continue;
+            }
+            let doc: Option<serde_json::Value> =
+                self.root.read(&l.version_doc(name, version))?.and_then(|b| serde_json::from_slice(&b).ok());
+            if let Some(sha) = doc.as_ref().and_then(|d| d["sha256"].as_str()) {
+                if !lines.iter().any(|x| x.cksum == sha) {
+                    self.store.remove(sha)?;
+                }
+            }
+            self.root.remove(&l.version_doc(name, version))?;
+            self.root.remove(&l.readme(name, version))?;
+        }
+        Ok(())
     }
 
     /// The README extracted from a stored tarball, if it has one.
@@ -211,14 +282,15 @@ impl Registry {
         }
     }
 
-    /// `recent.json` and `health.json`, from the database and the index head.
-    pub fn write_summaries(&self, conn: &Connection) -> Result<()> {
+    /// `recent.json` and `health.json` (naming `index_commit`, the last
+    /// commit whose effects are all made), from the database.
+    pub fn write_summaries(&self, conn: &Connection, index_commit: &str) -> Result<()> {
         let recent: Vec<Recent> = db::recent_versions(conn, 100)?
             .into_iter()
             .map(|r| Recent { name: r.name, version: r.vers, published_at: r.published_at })
             .collect();
         let (packages, versions) = db::counts(conn)?;
-        self.write_summary_files(&recent, packages as u64, versions as u64, &self.index.head()?.to_string())
+        self.write_summary_files(&recent, packages as u64, versions as u64, index_commit)
     }
 
     /// Writes `recent.json` (newest first, at most 100) and `health.json`.

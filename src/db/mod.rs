@@ -2,6 +2,7 @@
 //! owners, burned versions, and the audit log. One writer connection lives in
 //! the publish thread; request handlers open their own for reads.
 
+pub mod pool;
 pub mod token;
 
 use anyhow::{Context, Result};
@@ -85,6 +86,9 @@ CREATE TABLE IF NOT EXISTS stats_seen (
     fps BLOB NOT NULL,
     PRIMARY KEY (day, bucket)
 );
+-- Effects of committed writes not made yet (publish/effects.rs): a
+-- package's derived files by index path, or `owners:{name}`.
+CREATE TABLE IF NOT EXISTS pending_effects (key TEXT PRIMARY KEY, error TEXT NOT NULL, since TEXT NOT NULL);
 "#;
 
 /// Live packages and versions, kept current by the functions that change
@@ -102,13 +106,59 @@ INSERT OR IGNORE INTO counters SELECT 'packages', COUNT(DISTINCT package) FROM v
 pub const ALL_SCOPES: &[&str] = &["publish-new", "publish-update", "yank", "change-owners", "tokens"];
 
 /// Opens (and migrates) the state database with durable settings.
+/// Opens the state database for reading and writing; on storage that takes
+/// no writes (a read-only filesystem), for reading only, so a server there
+/// still authenticates and serves (its writes then fail as unavailable).
 pub fn open(path: &Path) -> Result<Connection> {
+    match open_writable(path) {
+        Ok(conn) => Ok(conn),
+        Err(e) if read_only_storage(&e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the state database is read-only");
+            open_read_only(path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn open_writable(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(COUNTERS)?;
     Ok(conn)
+}
+
+/// Read-only, through the WAL when its files can be used, else as an
+/// immutable file (a read-only filesystem where the `-shm` cannot be made).
+fn open_read_only(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let plain = Connection::open_with_flags(path, flags)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0)).map(|_| c));
+    let conn = match plain {
+        Ok(conn) => conn,
+        Err(_) => Connection::open_with_flags(format!("file:{}?immutable=1", path.display()), flags)
+            .with_context(|| format!("opening {} read-only", path.display()))?,
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Whether a failure to open means the storage takes no writes.
+fn read_only_storage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let sqlite = c.downcast_ref::<rusqlite::Error>().and_then(|e| e.sqlite_error_code());
+        let io = c.downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error());
+        matches!(sqlite, Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen))
+            || io == Some(libc::EROFS)
+    })
+}
+
+/// Whether this connection can write (false on read-only storage).
+pub fn writable(conn: &Connection) -> bool {
+    !conn.is_readonly(rusqlite::DatabaseName::Main).unwrap_or(true)
 }
 
 pub fn now() -> String {
@@ -193,8 +243,10 @@ pub fn issue_token(
     Ok(token)
 }
 
-/// Looks a presented token up. `None` for unknown, revoked, expired tokens
-/// and disabled users; malformed tokens never reach the database.
+/// Looks a presented token up (a read: the caller records its use with
+/// [`touch_tokens`] later, in a batch). `None` for unknown, revoked,
+/// expired tokens and disabled users; malformed tokens never reach the
+/// database.
 pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>> {
     if !token::well_formed(presented) {
         return Ok(None);
@@ -220,19 +272,25 @@ pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>
     let Some((token_id, scopes, packages, user)) = row else {
         return Ok(None);
     };
-    // Minute resolution is enough for "last used", and it spares most
-    // requests a database write.
-    let stale = crate::index::line::pubtime(chrono::Utc::now() - chrono::Duration::seconds(60));
-    conn.execute(
-        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)",
-        params![now, token_id, stale],
-    )?;
     Ok(Some(Caller {
         user,
         token_id,
         scopes: serde_json::from_str(&scopes)?,
         packages: serde_json::from_str(&packages)?,
     }))
+}
+
+/// Records when tokens were last used, in one transaction: (token id, time).
+pub fn touch_tokens(conn: &Connection, used: &[(i64, String)]) -> Result<()> {
+    let txn = conn.unchecked_transaction()?;
+    for (id, at) in used {
+        txn.execute(
+            "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            params![at, id],
+        )?;
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 pub fn list_users(conn: &Connection) -> Result<Vec<(User, bool)>> {
@@ -361,10 +419,19 @@ pub struct VersionRow {
 
 /// The `n` most recently recorded live versions, newest first.
 pub fn recent_versions(conn: &Connection, n: usize) -> Result<Vec<VersionRow>> {
-    let mut stmt = conn.prepare(
+    version_rows(conn, "v.deleted_at IS NULL ORDER BY v.rowid DESC", n)
+}
+
+/// The `n` versions hard-deleted last.
+pub fn recently_deleted(conn: &Connection, n: usize) -> Result<Vec<VersionRow>> {
+    version_rows(conn, "v.deleted_at IS NOT NULL ORDER BY v.deleted_at DESC", n)
+}
+
+fn version_rows(conn: &Connection, filter_and_order: &str, n: usize) -> Result<Vec<VersionRow>> {
+    let mut stmt = conn.prepare(&format!(
         "SELECT v.package, p.name, v.version, v.vers, v.sha256, v.published_at FROM versions v JOIN packages p ON p.key = v.package
-         WHERE v.deleted_at IS NULL ORDER BY v.rowid DESC LIMIT ?1",
-    )?;
+         WHERE {filter_and_order} LIMIT ?1"
+    ))?;
     let rows = stmt.query_map([n as i64], |r| {
         Ok(VersionRow {
             key: r.get(0)?,
@@ -422,11 +489,64 @@ pub struct AuditEntry<'a> {
     pub outcome: &'a str,
 }
 
-pub fn audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
+/// Appends an audit row; returns its id.
+pub fn audit(conn: &Connection, e: &AuditEntry) -> Result<i64> {
     conn.execute(
         "INSERT INTO audit (at, user_id, token_id, action, target, addr, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![now(), e.user_id, e.token_id, e.action, e.target, e.addr, e.outcome],
     )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Takes back the audit row of a change that did not happen after all (its
+/// group's index commit failed).
+pub fn forget_audit(conn: &Connection, id: i64) -> Result<()> {
+    conn.execute("DELETE FROM audit WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Takes back a package row and its first owner, made by a publish whose
+/// index commit failed.
+pub fn forget_package(conn: &Connection, name: &str) -> Result<()> {
+    let key = crate::name::canonical(name);
+    conn.execute("DELETE FROM owners WHERE package = ?1", [&key])?;
+    conn.execute("DELETE FROM packages WHERE key = ?1", [&key])?;
+    Ok(())
+}
+
+/// Takes back a hard delete's mark (its index commit failed, or a crash
+/// came before it).
+pub fn unmark_version_deleted(conn: &Connection, name: &str, version_key: &str) -> Result<()> {
+    let key = crate::name::canonical(name);
+    let n = conn.execute(
+        "UPDATE versions SET deleted_at = NULL WHERE package = ?1 AND version = ?2 AND deleted_at IS NOT NULL",
+        params![key, version_key],
+    )?;
+    if n == 1 {
+        count_version(conn, &key, 1)?;
+    }
+    Ok(())
+}
+
+/// Effects a write group could not make yet (a package's derived files,
+/// its owners document), by key, with the error; retried by the writer.
+pub fn pending_effects(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT key, error FROM pending_effects ORDER BY key")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn add_pending_effect(conn: &Connection, key: &str, error: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO pending_effects (key, error, since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET error = excluded.error",
+        params![key, error, now()],
+    )?;
+    Ok(())
+}
+
+pub fn clear_pending_effects(conn: &Connection) -> Result<()> {
+    conn.execute("DELETE FROM pending_effects", [])?;
     Ok(())
 }
 

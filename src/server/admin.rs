@@ -14,7 +14,6 @@ use warp::hyper::Body;
 
 use super::{render_error, render_json, ApiError, ApiResult, State};
 use crate::db;
-use crate::publish::{Actor, Change, WriteRequest};
 
 /// Refuses any address that is not loopback: the admin API has no other guard.
 pub fn check_loopback(addr: &SocketAddr) -> anyhow::Result<()> {
@@ -65,13 +64,15 @@ async fn route(state: &State, method: &Method, path: &str, body: &[u8]) -> ApiRe
     match (method, segs.as_slice()) {
         (&Method::POST, ["users"]) => {
             let u: NewUser = json_body()?;
+            let (login, email) = (u.login.clone(), u.email.clone());
             let token = state
-                .with_db(|c| db::add_user(c, &u.login, u.email.as_deref()))
+                .db(move |c| db::add_user(c, &login, email.as_deref()))
+                .await
                 .map_err(|e| ApiError::invalid(e.message))?;
             Ok((StatusCode::CREATED, json!({ "login": u.login, "token": token })))
         }
         (&Method::GET, ["users"]) => {
-            let users = state.with_db(db::list_users)?;
+            let users = state.db(db::list_users).await?;
             let users: Vec<_> = users
                 .into_iter()
                 .map(|(u, disabled)| {
@@ -81,24 +82,26 @@ async fn route(state: &State, method: &Method, path: &str, body: &[u8]) -> ApiRe
             Ok((StatusCode::OK, json!({ "users": users })))
         }
         (&Method::POST, ["users", login, "disable"]) => {
-            if !state.with_db(|c| db::disable_user(c, login))? {
+            let l = login.to_string();
+            if !state.db(move |c| db::disable_user(c, &l)).await? {
                 return Err(ApiError::not_found(format!("no user `{login}`")));
             }
             Ok((StatusCode::OK, json!({ "disabled": true })))
         }
         (&Method::POST, ["users", login, "token"]) => {
+            let l = login.to_string();
             let token = state
-                .with_db(|c| db::issue_first_token(c, login))
+                .db(move |c| db::issue_first_token(c, &l))
+                .await
                 .map_err(|e| ApiError::not_found(e.message))?;
             Ok((StatusCode::CREATED, json!({ "login": login, "token": token })))
         }
         (&Method::DELETE, ["packages", name, version]) => {
-            let change = Change::HardDelete { name: name.to_string(), version: version.to_string() };
-            state.writer.submit(WriteRequest { actor: Actor::Admin, addr: None, change }).await?;
+            state.writer.hard_delete(name, version).await?;
             Ok((StatusCode::OK, json!({ "deleted": true })))
         }
         (&Method::POST, ["purge"]) => {
-            let purged = state.with_db(db::purge_accounts)?;
+            let purged = state.db(db::purge_accounts).await?;
             Ok((StatusCode::OK, json!({ "purged": purged })))
         }
         _ => Err(ApiError::not_found(format!("no admin endpoint {method} {path}"))),

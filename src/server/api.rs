@@ -9,20 +9,20 @@ use super::{ApiError, ApiResult, Request};
 use crate::archive::{self, ManifestKind};
 use crate::db;
 use crate::index::IndexLine;
-use crate::publish::{Change, Outcome, Upload};
+use crate::publish::Upload;
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     let m = &req.method;
     match (m, segs) {
         (&Method::GET | &Method::HEAD, ["health"]) => health(req).await,
         (&Method::GET, ["whoami"]) => whoami(req),
-        (&Method::GET, ["tokens"]) => list_tokens(req),
-        (&Method::POST, ["tokens"]) => create_token(req),
-        (&Method::DELETE, ["tokens", id]) => revoke_token(req, id),
-        (&Method::GET, ["me", "export"]) => export(req),
+        (&Method::GET, ["tokens"]) => list_tokens(req).await,
+        (&Method::POST, ["tokens"]) => create_token(req).await,
+        (&Method::DELETE, ["tokens", id]) => revoke_token(req, id).await,
+        (&Method::GET, ["me", "export"]) => export(req).await,
         (&Method::POST, ["me", "delete"]) => delete_me(req).await,
         (&Method::POST, ["packages"]) => register(req).await,
-        (&Method::GET, ["packages", name, "owners"]) => owners(req, name),
+        (&Method::GET, ["packages", name, "owners"]) => owners(req, name).await,
         (&Method::PUT, ["packages", name, "owners"]) => change_owners(req, name, true).await,
         (&Method::DELETE, ["packages", name, "owners"]) => change_owners(req, name, false).await,
         (&Method::PUT, ["packages", name, version]) => publish(req, name, version).await,
@@ -47,6 +47,8 @@ async fn health(req: &Request<'_>) -> ApiResult {
     .await
     .map_err(ApiError::internal)?;
     let ok = db.is_ok() && index.is_ok() && blobs.is_ok();
+    // Effects committed writes still owe: the node serves, degraded.
+    let pending = req.state.writer.pending();
     let check = |ok: bool, detail: serde_json::Value| json!({ "status": if ok { "ok" } else { "failed" }, "detail": detail });
     let err = |e: &anyhow::Error| json!(format!("{e:#}"));
     let mut db_check = check(
@@ -54,8 +56,14 @@ async fn health(req: &Request<'_>) -> ApiResult {
         db.as_ref().map(|(p, v)| json!({ "packages": p, "versions": v })).unwrap_or_else(err),
     );
     db_check["latencyMs"] = json!((latency.as_secs_f64() * 1e6).round() / 1e3);
+    let status = match (ok, pending.is_empty()) {
+        (true, true) => "ok",
+        (true, false) => "degraded",
+        (false, _) => "unavailable",
+    };
     let doc = json!({
-        "status": if ok { "ok" } else { "degraded" },
+        "status": status,
+        "pending": pending.iter().map(|(effect, error)| json!({"effect": effect, "error": error})).collect::<Vec<_>>(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSec": req.state.started.elapsed().as_secs(),
         "checks": {
@@ -72,9 +80,9 @@ fn whoami(req: &Request) -> ApiResult {
     Ok((StatusCode::OK, json!({ "login": u.login, "email": u.email, "createdAt": u.created_at })))
 }
 
-fn list_tokens(req: &Request) -> ApiResult {
+async fn list_tokens(req: &Request<'_>) -> ApiResult {
     let user = req.caller()?.user.id;
-    let tokens = req.state.with_db(|c| db::list_tokens(c, user))?;
+    let tokens = req.state.db(move |c| db::list_tokens(c, user)).await?;
     Ok((StatusCode::OK, json!({ "tokens": tokens })))
 }
 
@@ -88,7 +96,7 @@ struct NewToken {
     expires_at: Option<String>,
 }
 
-fn create_token(req: &Request) -> ApiResult {
+async fn create_token(req: &Request<'_>) -> ApiResult {
     let caller = req.caller()?;
     if !caller.has_scope("tokens") {
         return Err(ApiError::forbidden("creating tokens needs a token with the `tokens` scope"));
@@ -97,24 +105,26 @@ fn create_token(req: &Request) -> ApiResult {
     let mut spec =
         db::TokenSpec { label: t.label, scopes: t.scopes, packages: t.packages, expires_at: t.expires_at };
     spec.validate(caller).map_err(ApiError::invalid)?;
-    let (meta, key) = req.state.with_db(|c| db::create_token(c, caller.user.id, &spec))?;
+    let user = caller.user.id;
+    let (meta, key) = req.state.db(move |c| db::create_token(c, user, &spec)).await?;
     let mut doc = serde_json::to_value(meta).unwrap();
     doc["key"] = json!(key);
     Ok((StatusCode::CREATED, doc))
 }
 
-fn revoke_token(req: &Request, id: &str) -> ApiResult {
+async fn revoke_token(req: &Request<'_>, id: &str) -> ApiResult {
     let caller = req.caller()?;
     let id: i64 = id.parse().map_err(|_| ApiError::not_found(format!("no token {id}")))?;
-    if !req.state.with_db(|c| db::revoke_token(c, caller.user.id, id))? {
+    let user = caller.user.id;
+    if !req.state.db(move |c| db::revoke_token(c, user, id)).await? {
         return Err(ApiError::not_found(format!("no token {id}")));
     }
     Ok((StatusCode::OK, json!({ "revoked": true })))
 }
 
-fn export(req: &Request) -> ApiResult {
+async fn export(req: &Request<'_>) -> ApiResult {
     let user = req.caller()?.user.id;
-    Ok((StatusCode::OK, req.state.with_db(|c| db::export(c, user))?))
+    Ok((StatusCode::OK, req.state.db(move |c| db::export(c, user)).await?))
 }
 
 async fn delete_me(req: &Request<'_>) -> ApiResult {
@@ -130,9 +140,7 @@ async fn delete_me(req: &Request<'_>) -> ApiResult {
             caller.user.login
         )));
     }
-    let Outcome::AccountDeleted { purge_after, packages } = req.write(Change::DeleteAccount).await? else {
-        unreachable!("account deletion outcome")
-    };
+    let (purge_after, packages) = req.state.writer.delete_account(req.by()?).await?;
     Ok((StatusCode::OK, json!({ "deleted": true, "purgeAfter": purge_after, "packages": packages })))
 }
 
@@ -150,11 +158,7 @@ struct Register {
 async fn register(req: &Request<'_>) -> ApiResult {
     let body: Register = req.json()?;
     crate::name::validate(&body.name).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let Outcome::Registered { name, owner, created } =
-        req.write(Change::Register { name: body.name }).await?
-    else {
-        unreachable!("a registration has a registration outcome")
-    };
+    let (name, owner, created) = req.state.writer.register(req.by()?, &body.name).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, json!({ "name": name, "owner": owner, "created": created })))
 }
@@ -202,23 +206,19 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
     let line =
         IndexLine::native(&inspected.manifest, inspected.format.ext(), &sha256, &blake3, bytes.len() as u64);
     let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
-    let Outcome::Published(published) = req.write(Change::Publish(Box::new(upload))).await? else {
-        unreachable!("a publish has a publish outcome")
-    };
+    let published = req.state.writer.publish(req.by()?, upload).await?;
     Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
 }
 
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
-    let change = Change::Yank { name: name.to_string(), version: version.to_string(), yanked };
-    let Outcome::Yanked { yanked } = req.write(change).await? else {
-        unreachable!("a yank has a yank outcome")
-    };
+    let yanked = req.state.writer.yank(req.by()?, name, version, yanked).await?;
     Ok((StatusCode::OK, json!({ "yanked": yanked })))
 }
 
-fn owners(req: &Request, name: &str) -> ApiResult {
+async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
     req.caller()?;
-    let (spelled, owners) = req.state.with_db(|c| Ok((db::find_package(c, name)?, db::owners(c, name)?)))?;
+    let n = name.to_string();
+    let (spelled, owners) = req.state.db(move |c| Ok((db::find_package(c, &n)?, db::owners(c, &n)?))).await?;
     if spelled.is_none() {
         return Err(ApiError::not_found(format!("no package `{name}`")));
     }
@@ -242,8 +242,7 @@ pub(super) async fn owner_change(
         return Err(ApiError::invalid("`users` is empty"));
     }
     let (added, removed) = if add { (users.clone(), vec![]) } else { (vec![], users.clone()) };
-    let change = Change::Owners { name: name.to_string(), add: added, remove: removed };
-    let Outcome::Owners { owners } = req.write(change).await? else { unreachable!("owners outcome") };
+    let owners = req.state.writer.owners(req.by()?, name, added, removed).await?;
     Ok((users, owners))
 }
 

@@ -11,7 +11,7 @@ use warp::http::{Method, StatusCode};
 use super::{ApiError, ApiResult, Request};
 use crate::archive::{self, ManifestKind};
 use crate::index::cargo::{index_line, prefer_manifest, NewCrate};
-use crate::publish::{Change, Outcome, Upload};
+use crate::publish::Upload;
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     match (&req.method, segs) {
@@ -19,7 +19,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::PUT, ["new"]) => publish(req).await,
         (&Method::DELETE, [name, version, "yank"]) => yank(req, name, version, true).await,
         (&Method::PUT, [name, version, "unyank"]) => yank(req, name, version, false).await,
-        (&Method::GET, [name, "owners"]) => owners(req, name),
+        (&Method::GET, [name, "owners"]) => owners(req, name).await,
         (&Method::PUT, [name, "owners"]) => change_owners(req, name, true).await,
         (&Method::DELETE, [name, "owners"]) => change_owners(req, name, false).await,
         _ => Err(ApiError::not_found(format!(
@@ -93,9 +93,7 @@ async fn publish(req: &Request<'_>) -> ApiResult {
     prefer_manifest(&mut line, &inspected.manifest);
     let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
     let upload = Upload { line, version, bytes: krate, readme };
-    let Outcome::Published(_) = req.write(Change::Publish(Box::new(upload))).await? else {
-        unreachable!("a publish has a publish outcome")
-    };
+    req.state.writer.publish(req.by()?, upload).await?;
     Ok((
         StatusCode::OK,
         json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } }),
@@ -104,24 +102,27 @@ async fn publish(req: &Request<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/crates/{name}/{version}/yank`, `PUT …/unyank`.
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
-    let change = Change::Yank { name: name.to_string(), version: version.to_string(), yanked };
-    let Outcome::Yanked { .. } = req.write(change).await? else { unreachable!("a yank has a yank outcome") };
+    req.state.writer.yank(req.by()?, name, version, yanked).await?;
     Ok((StatusCode::OK, json!({ "ok": true })))
 }
 
 /// `GET /api/v1/crates/{name}/owners`: `{"users":[{"id","login","name"}]}`.
 /// Owners are public (`owners.json` lists them too), so no token is needed.
-fn owners(req: &Request, name: &str) -> ApiResult {
-    let users = req.state.with_db(|c| {
-        let mut stmt = c.prepare(
-            "SELECT u.id, u.login FROM owners o JOIN users u ON u.id = o.user_id \
+async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
+    let key = crate::name::canonical(name);
+    let users = req
+        .state
+        .db(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT u.id, u.login FROM owners o JOIN users u ON u.id = o.user_id \
              WHERE o.package = ?1 ORDER BY o.added_at, u.login",
-        )?;
-        let rows = stmt.query_map([crate::name::canonical(name)], |r| {
-            Ok(json!({ "id": r.get::<_, i64>(0)?, "login": r.get::<_, String>(1)?, "name": Value::Null }))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })?;
+            )?;
+            let rows = stmt.query_map([key], |r| {
+                Ok(json!({ "id": r.get::<_, i64>(0)?, "login": r.get::<_, String>(1)?, "name": Value::Null }))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
     if users.is_empty() {
         return Err(ApiError::not_found(format!("no crate `{name}`")));
     }

@@ -31,6 +31,11 @@ impl ApiError {
     pub fn too_large(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", m)
     }
+    /// 503: the node cannot take this now (its storage is full or
+    /// read-only); answered with `Retry-After`.
+    pub fn unavailable(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+    }
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "internal error");
         ApiError::new(
@@ -66,13 +71,16 @@ impl From<WriteError> for ApiError {
             WriteError::Forbidden(m) => ApiError::forbidden(m),
             WriteError::NotFound(m) => ApiError::not_found(m),
             WriteError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            WriteError::Unavailable(m) => ApiError::unavailable(m),
             WriteError::Internal(e) => ApiError::internal(format!("{e:#}")),
         }
     }
 }
 
 impl From<anyhow::Error> for ApiError {
+    /// 503 when the storage under the request failed it (full, read-only),
+    /// else 500.
     fn from(e: anyhow::Error) -> ApiError {
-        ApiError::internal(format!("{e:#}"))
+        ApiError::from(WriteError::of_storage(e))
     }
 }

@@ -17,6 +17,7 @@ mod url;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -26,7 +27,7 @@ pub use error::ApiError;
 use ratelimit::{Class, Decision, Limits};
 
 use crate::db::{self, AuditEntry, Caller};
-use crate::publish::{Actor, Change, Outcome, WriteRequest, Writer};
+use crate::publish::{Actor, By, Writer};
 use crate::registry::Registry;
 
 pub struct State {
@@ -35,17 +36,23 @@ pub struct State {
     files: files::Files,
     proxies: proxy::Proxies,
     limits: Limits,
-    /// Token lookups and reads are single indexed queries: one shared connection.
-    db: Mutex<rusqlite::Connection>,
+    /// Connections for the handlers' queries, used on the blocking pool.
+    pool: Arc<db::pool::Pool>,
+    /// Tokens used since the last flush, with when: written in a batch
+    /// every [`LAST_USED_FLUSH`], not one write per request.
+    last_used: Mutex<HashMap<i64, String>>,
     /// When this process started serving (health's `uptimeSec`).
     pub started: std::time::Instant,
 }
+
+/// How often the tokens' `lastUsedAt` reaches the database.
+const LAST_USED_FLUSH: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl State {
     pub fn new(reg: Arc<Registry>) -> anyhow::Result<Arc<State>> {
         let writer = Writer::start(reg.clone())?;
         let limits = Limits::new(&reg.config.rate_limit);
-        let db = Mutex::new(reg.db()?);
+        let pool = Arc::new(db::pool::Pool::new(reg.data.join("state.db")));
         let c = &reg.config;
         let cache = Arc::new(hot::HotCache::new(
             reg.static_root.clone(),
@@ -58,16 +65,45 @@ impl State {
         reg.root.observe(Arc::new(move |key: &str| invalidate.invalidate(key)));
         let files = files::Files::new(&reg.static_root, cache);
         let proxies = proxy::Proxies::parse(&c.trusted_proxies)?;
-        Ok(Arc::new(State { reg, writer, files, proxies, limits, db, started: std::time::Instant::now() }))
+        let last_used = Mutex::default();
+        let started = std::time::Instant::now();
+        let state = Arc::new(State { reg, writer, files, proxies, limits, pool, last_used, started });
+        tokio::spawn(flush_last_used(state.clone()));
+        Ok(state)
     }
 
-    /// Runs `f` on the shared read connection.
-    pub fn with_db<T>(
+    /// Runs `f` on a pooled connection on the blocking pool (never on the
+    /// async threads: a busy database waits there, not here).
+    pub async fn db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T>,
+        f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let conn = self.db.lock().unwrap();
-        Ok(f(&conn)?)
+        let pool = self.pool.clone();
+        let out = tokio::task::spawn_blocking(move || pool.run(f)).await.map_err(ApiError::internal)?;
+        Ok(out?)
+    }
+}
+
+/// Writes the tokens' last use every [`LAST_USED_FLUSH`]; a failure (a
+/// read-only database) keeps them for the next flush.
+async fn flush_last_used(state: Arc<State>) {
+    let mut tick = tokio::time::interval(LAST_USED_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let used: Vec<(i64, String)> =
+            std::mem::take(&mut *state.last_used.lock().unwrap()).into_iter().collect();
+        if used.is_empty() {
+            continue;
+        }
+        let keep = used.clone();
+        if let Err(e) = state.db(move |c| db::touch_tokens(c, &used)).await {
+            tracing::warn!(error = %e.message, "recording tokens' last use failed; retried");
+            let mut map = state.last_used.lock().unwrap();
+            for (id, at) in keep {
+                map.entry(id).or_insert(at);
+            }
+        }
     }
 }
 
@@ -194,11 +230,10 @@ impl Request<'_> {
         serde_json::from_slice(&self.body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
     }
 
-    /// Hands a change to the writer as the authenticated caller.
-    pub async fn write(&self, change: Change) -> Result<Outcome, ApiError> {
-        let caller = self.caller()?.clone();
-        let req = WriteRequest { actor: Actor::User(caller), addr: Some(self.ip.to_string()), change };
-        Ok(self.state.writer.submit(req).await?)
+    /// The authenticated caller as the writer records it, with the
+    /// client's address for the audit row.
+    pub fn by(&self) -> Result<By, ApiError> {
+        Ok(By { actor: Actor::User(self.caller()?.clone()), addr: Some(self.ip.to_string()) })
     }
 }
 
@@ -237,7 +272,7 @@ where
 
     // A failed authentication is throttled like anonymous traffic, so
     // guessing tokens costs the guesser's address its bucket.
-    let auth = authenticate(state, headers);
+    let auth = authenticate(state, headers).await;
     let decision = match &auth {
         Ok(Some(c)) => state.limits.account(c.user.id, class_of(&method, &segs)),
         _ => state.limits.anonymous(ip),
@@ -269,7 +304,7 @@ where
     let req = Request { state, method: method.clone(), query, headers, ip, auth, body };
     let result = api::route(&req, &segs).await;
     if let (Err(e), false) = (&result, is_read(&method)) {
-        audit_refusal(&req, path, e);
+        audit_refusal(&req, path, e).await;
     }
     match result {
         Ok((status, doc)) => render_json(status, &doc, Some(decision)),
@@ -278,29 +313,31 @@ where
 }
 
 /// Every refused write is in the audit log, with who tried it if known.
-fn audit_refusal(req: &Request, path: &str, e: &ApiError) {
+async fn audit_refusal(req: &Request<'_>, path: &str, e: &ApiError) {
     let caller = req.auth.as_ref().ok().and_then(|c| c.as_ref());
+    let (user_id, token_id) = (caller.map(|c| c.user.id), caller.map(|c| c.token_id));
     let target = format!("{} {path}", req.method);
     let outcome = format!("refused {}: {}", e.status.as_u16(), e.message);
     let ip = req.ip.to_string();
-    let _ = req.state.with_db(|conn| {
-        db::audit(
-            conn,
-            &AuditEntry {
-                user_id: caller.map(|c| c.user.id),
-                token_id: caller.map(|c| c.token_id),
+    let _ = req
+        .state
+        .db(move |conn| {
+            let entry = AuditEntry {
+                user_id,
+                token_id,
                 action: "request",
                 target: &target,
                 addr: Some(&ip),
                 outcome: &outcome,
-            },
-        )
-    });
+            };
+            db::audit(conn, &entry)
+        })
+        .await;
 }
 
 /// Authenticates if a token is presented. `Err` for a presented token that
 /// is malformed, unknown, revoked or expired.
-fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -310,8 +347,12 @@ fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Caller>, Ap
     if !db::token::well_formed(token) {
         return Err(ApiError::unauthorized("malformed token: cairn tokens are `cairn_` and 40 characters"));
     }
-    match state.with_db(|conn| db::authenticate(conn, token))? {
-        Some(c) => Ok(Some(c)),
+    let token = token.to_string();
+    match state.db(move |conn| db::authenticate(conn, &token)).await? {
+        Some(c) => {
+            state.last_used.lock().unwrap().insert(c.token_id, db::now());
+            Ok(Some(c))
+        }
         None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
     }
 }
@@ -341,11 +382,17 @@ pub fn render_json(status: StatusCode, doc: &serde_json::Value, d: Option<Decisi
         .unwrap()
 }
 
+/// Seconds a 503 asks the client to wait.
+const UNAVAILABLE_RETRY_AFTER: u64 = 10;
+
 /// The JSON error shape, or cargo's `{"errors":[{"detail"}]}` on its routes.
 pub fn render_error(e: &ApiError, d: Option<Decision>, cargo_shape: bool) -> Response<Body> {
     let body = if cargo_shape { e.cargo_body() } else { e.body() };
-    with_rate_headers(Response::builder(), d)
-        .status(e.status)
+    let mut b = with_rate_headers(Response::builder(), d);
+    if e.status == StatusCode::SERVICE_UNAVAILABLE {
+        b = b.header(header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER);
+    }
+    b.status(e.status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from(body))

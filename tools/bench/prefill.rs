@@ -444,7 +444,7 @@ fn main() -> Result<()> {
     })?;
     // 4. Summaries from the database and the new head.
     let reg = cairn::registry::Registry::open(data, config)?;
-    reg.write_summaries(&conn)?;
+    reg.write_summaries(&conn, &reg.index.head()?.to_string())?;
     if args.sync {
         let status = std::process::Command::new("sync").status();
         anyhow::ensure!(status.map(|s| s.success()).unwrap_or(false), "`sync` failed");

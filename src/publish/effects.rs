@@ -1,0 +1,203 @@
+//! The effects of a committed group: derived files, the search delta and
+//! the summaries, made durable before the replies. An effect that fails
+//! does not change any answer (the writes are durable in the index): its
+//! keys are recorded as pending (in memory for health, in the database for
+//! the next start) and redone from the sources of truth by the next group,
+//! by the writer's retry timer and at start. `health.json` names the last
+//! commit whose effects are all made, so a restart re-derives everything
+//! after it even if the pending rows could not be written.
+
+use anyhow::Result;
+use rayon::prelude::*;
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+
+use super::group::{Committed, Planned};
+use super::{Change, Pending};
+use crate::db;
+use crate::derive;
+use crate::index::package_path;
+use crate::registry::Registry;
+
+/// The pending key of a package's owners document.
+const OWNERS: &str = "owners:";
+/// The pending key of rows a failed group could not take back.
+const REPAIR_ROWS: &str = "repair:rows";
+
+pub(super) struct Effects {
+    pending: Pending,
+    /// The last commit whose effects are all made (what health.json names).
+    derived_at: String,
+}
+
+impl Effects {
+    /// Picks up what an earlier run left: the pending rows, and every index
+    /// path changed after the commit health.json names.
+    pub(super) fn new(reg: &Registry, conn: &Connection, pending: Pending) -> Effects {
+        let head = reg.index.head().map(|h| h.to_string()).unwrap_or_default();
+        let derived_at = reg.derived_at().unwrap_or_else(|| head.clone());
+        {
+            let mut p = pending.lock().unwrap();
+            for (key, error) in db::pending_effects(conn).unwrap_or_default() {
+                p.insert(key, error);
+            }
+            if derived_at != head {
+                let from = git2::Oid::from_str(&derived_at).ok();
+                let changed = git2::Oid::from_str(&head).ok().map(|to| reg.index.changed_paths(from, to));
+                for path in changed.and_then(|c| c.ok()).unwrap_or_default() {
+                    p.entry(path).or_insert_with(|| "left by an earlier run".into());
+                }
+            }
+        }
+        Effects { pending, derived_at }
+    }
+
+    pub(super) fn any_pending(&self) -> bool {
+        !self.pending.lock().unwrap().is_empty()
+    }
+
+    /// This group's effects, then whatever is pending, then the summaries.
+    pub(super) fn make(&mut self, reg: &Registry, conn: &Connection, planned: &[Planned], c: &Committed) {
+        if let Err(e) = group_effects(reg, conn, planned, c) {
+            tracing::error!(error = %format!("{e:#}"), "a write group's effects failed; they are retried");
+            let keys = c.files.keys().cloned().chain(c.owners.iter().map(|n| format!("{OWNERS}{n}")));
+            self.defer(conn, keys.collect(), &format!("{e:#}"));
+        }
+        self.retry(reg, conn);
+    }
+
+    /// A failed group's rows could not be taken back: match the recent rows
+    /// against the index again, as a start would.
+    pub(super) fn repair_rows_later(&self, conn: &Connection, error: &str) {
+        self.defer(conn, vec![REPAIR_ROWS.to_string()], error);
+    }
+
+    fn defer(&self, conn: &Connection, keys: Vec<String>, error: &str) {
+        let mut p = self.pending.lock().unwrap();
+        for key in keys {
+            // Best effort: if the database cannot take it, health.json not
+            // moving past this commit still tells the next start.
+            let _ = db::add_pending_effect(conn, &key, error);
+            p.insert(key, error.to_string());
+        }
+    }
+
+    /// Redoes every pending effect from the sources of truth; then writes
+    /// the summaries, naming the head once nothing is pending.
+    pub(super) fn retry(&mut self, reg: &Registry, conn: &Connection) {
+        let keys: Vec<String> = self.pending.lock().unwrap().keys().cloned().collect();
+        if !keys.is_empty() {
+            match redo(reg, conn, &keys) {
+                Ok(()) => {
+                    let _ = db::clear_pending_effects(conn);
+                    self.pending.lock().unwrap().clear();
+                    tracing::info!(effects = keys.len(), "pending effects made");
+                }
+                Err(e) => {
+                    let error = format!("{e:#}");
+                    self.pending.lock().unwrap().values_mut().for_each(|v| v.clone_from(&error));
+                }
+            }
+        }
+        if !self.any_pending() {
+            if let Ok(head) = reg.index.head() {
+                self.derived_at = head.to_string();
+            }
+        }
+        if let Err(e) = reg.write_summaries(conn, &self.derived_at) {
+            tracing::warn!(error = %format!("{e:#}"), "writing health.json and recent.json failed; the next group retries");
+        }
+    }
+}
+
+/// Redoes the effects of `keys` from the index and the database.
+fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
+    let head = reg.index.head()?.to_string();
+    let mut delta = Vec::new();
+    for key in keys {
+        if key == REPAIR_ROWS {
+            reg.repair_rows(conn)?;
+            continue;
+        }
+        match key.strip_prefix(OWNERS) {
+            Some(name) => {
+                let owners = db::owners(conn, name)?;
+                derive::write_owners(&reg.root, name, &owners)?;
+                let lines = reg.read_lines(name)?;
+                if !lines.is_empty() {
+                    let downloads = crate::jobs::stats::package_totals(conn, name)?;
+                    derive::write_package(&reg.root, &lines, &owners, &downloads)?;
+                }
+            }
+            None => delta.extend(reg.rederive_path(conn, key, &head)?),
+        }
+    }
+    crate::search::delta::record(&reg.root, delta)?;
+    reg.root.sync()?;
+    Ok(())
+}
+
+/// The derived files of one group, written for exactly what it changed
+/// (the README from the upload, not from the stored blob), then synced.
+fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Committed) -> Result<()> {
+    let downloads = |name: &str| crate::jobs::stats::package_totals(conn, name);
+    let packages: Vec<(&Vec<crate::index::IndexLine>, Vec<String>, derive::Downloads)> = c
+        .files
+        .values()
+        .filter(|l| !l.is_empty())
+        .map(|l| Ok((l, db::owners(conn, &l[0].name)?, downloads(&l[0].name)?)))
+        .collect::<Result<_>>()?;
+    packages
+        .par_iter()
+        .try_for_each(|(lines, owners, counts)| derive::write_package(&reg.root, lines, owners, counts))?;
+    for p in planned {
+        if let (Change::HardDelete { .. }, Some(line)) = (&p.job.req.change, &p.plan.line) {
+            reg.store.remove(&line.cksum)?;
+            derive::remove_version(&reg.root, line)?;
+            if c.files.get(&package_path(&line.name)).is_some_and(|l| l.is_empty()) {
+                derive::remove_package(&reg.root, &line.name)?;
+            }
+        }
+    }
+    for name in &c.owners {
+        let owners = db::owners(conn, name)?;
+        derive::write_owners(&reg.root, name, &owners)?;
+        let lines = reg.read_lines(name)?;
+        if !lines.is_empty() && !c.files.contains_key(&package_path(name)) {
+            derive::write_package(&reg.root, &lines, &owners, &downloads(name)?)?;
+        }
+    }
+    let counts: BTreeMap<&str, &derive::Downloads> =
+        packages.iter().map(|(l, _, counts)| (l[0].name.as_str(), counts)).collect();
+    let no_counts = derive::Downloads::new();
+    planned.par_iter().filter(|p| !matches!(p.job.req.change, Change::HardDelete { .. })).try_for_each(
+        |p| -> std::io::Result<()> {
+            let Some(line) = &p.plan.line else { return Ok(()) };
+            let counts = counts.get(line.name.as_str()).copied().unwrap_or(&no_counts);
+            let readme = match &p.job.req.change {
+                Change::Publish(upload) => upload.readme.as_deref(),
+                _ => None,
+            };
+            derive::write_version(&reg.root, line, readme, counts)
+        },
+    )?;
+    for p in planned {
+        if let Change::Advisory { id, json } = &p.job.req.change {
+            reg.root.put(&reg.root.layout().index_file(&format!("advisories/{id}.json")), json)?;
+        }
+    }
+    // The search delta: each package a version change touched, as it is
+    // after the group, with the commit that last changed it.
+    let mut delta = Vec::new();
+    for (p, id) in planned.iter().zip(&c.commits) {
+        let (Some(line), Some(id)) = (&p.plan.line, id) else { continue };
+        let lines = c.files.get(&package_path(&line.name)).map_or(&[][..], Vec::as_slice);
+        let total =
+            counts.get(line.name.as_str()).map_or(0, |d| lines.iter().filter_map(|l| d.get(&l.vers)).sum());
+        delta.push(crate::search::DeltaEntry::of(&line.name, lines, &id.to_string(), total));
+    }
+    crate::search::delta::record(&reg.root, delta)?;
+    // Durable before the replies, so a reader sees the change with the 201.
+    reg.root.sync()?;
+    Ok(())
+}

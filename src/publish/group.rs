@@ -1,0 +1,302 @@
+//! One write group, top to bottom: plan, commit, effects, replies.
+
+use anyhow::Result;
+use rayon::prelude::*;
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::effects::Effects;
+use super::plan::{self, Plan};
+use super::{Actor, Change, Job, Outcome, Pending, WriteError};
+use crate::db::{self, AuditEntry};
+use crate::index::{line::pubtime, IndexLine};
+use crate::registry::Registry;
+use crate::sign::Attestation;
+
+/// How often the writer retries pending effects while no write comes.
+const RETRY_EVERY: Duration = Duration::from_secs(5);
+
+pub(super) struct Worker {
+    pub(super) reg: Arc<Registry>,
+    pub(super) conn: Connection,
+    /// The CDN purge hook, if `[cdn] purge_url` is set.
+    purger: Option<crate::cdn::Purger>,
+    pub(super) effects: Effects,
+}
+
+/// A change that passed its checks, with what it will answer.
+pub(super) struct Planned {
+    pub(super) job: Job,
+    pub(super) plan: Plan,
+    /// Its audit row, taken back if the group's index commit fails.
+    audit_id: i64,
+}
+
+/// What the commit step made durable, for the effects.
+pub(super) struct Committed {
+    /// Index files as the group leaves them, by path.
+    pub(super) files: BTreeMap<String, Vec<IndexLine>>,
+    /// The commit of each planned change that changed the index.
+    pub(super) commits: Vec<Option<git2::Oid>>,
+    /// Packages whose owners changed without an index commit.
+    pub(super) owners: Vec<String>,
+}
+
+impl Worker {
+    /// A worker on its own database connection; `serving` starts the CDN
+    /// purge hook (the admin CLI's one-off writes purge nothing).
+    pub(super) fn new(reg: Arc<Registry>, pending: Pending, serving: bool) -> Result<Worker, WriteError> {
+        let conn = reg.db().map_err(WriteError::of_storage)?;
+        let purger = match (&reg.config.cdn.purge_url, serving) {
+            (Some(url), true) => Some(crate::cdn::Purger::start(url.clone()).map_err(anyhow::Error::from)?),
+            _ => None,
+        };
+        let effects = Effects::new(&reg, &conn, pending);
+        Ok(Worker { reg, conn, purger, effects })
+    }
+
+    /// The writer thread: groups as they come; pending effects retried
+    /// between them.
+    pub(super) fn run(&mut self, rx: mpsc::Receiver<Job>) {
+        loop {
+            let first = if self.effects.any_pending() {
+                match rx.recv_timeout(RETRY_EVERY) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.retry_alone();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.reg.config.max_batch.max(1) {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.run_group(batch);
+        }
+    }
+
+    /// Retries pending effects under the writer lock, with no group.
+    fn retry_alone(&mut self) {
+        if let Ok(_lock) = self.reg.lock_writer() {
+            self.effects.retry(&self.reg, &self.conn);
+        }
+    }
+
+    pub(super) fn run_group(&mut self, batch: Vec<Job>) {
+        // Opened read-only (the storage was read-only at start): it may take
+        // writes again since.
+        if !db::writable(&self.conn) {
+            if let Ok(conn) = self.reg.db() {
+                if db::writable(&conn) {
+                    self.conn = conn;
+                }
+            }
+        }
+        if self.purger.is_some() {
+            self.reg.root.open_journal();
+        }
+        let _lock = match self.reg.lock_writer() {
+            Ok(lock) => lock,
+            Err(e) => {
+                let e = WriteError::of_storage(e);
+                for job in batch {
+                    let _ = job.reply.send(Err(copy(&e)));
+                }
+                return;
+            }
+        };
+        let mut planned = Vec::new();
+        match self.commit(batch, &mut planned) {
+            Ok(Some(committed)) => self.effects.make(&self.reg, &self.conn, &planned, &committed),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "write group failed to commit");
+                let e = WriteError::of_storage(e);
+                // What needed the index did not happen: its rows go back.
+                let (failed, done): (Vec<_>, Vec<_>) =
+                    planned.into_iter().partition(|p| p.plan.commit.is_some());
+                self.abandon(&failed);
+                for p in failed {
+                    let _ = p.job.reply.send(Err(copy(&e)));
+                }
+                planned = done;
+            }
+        }
+        for p in planned {
+            let _ = p.job.reply.send(Ok(p.plan.outcome));
+        }
+        // After the replies: a CDN never delays a 201.
+        if let Some(purger) = &self.purger {
+            purger.purge(self.reg.root.close_journal().iter().map(|k| crate::layout::url(k)).collect());
+        }
+        if let Err(e) = self.reg.index.consolidate_packs() {
+            tracing::warn!(error = %format!("{e:#}"), "pack consolidation failed");
+        }
+    }
+
+    /// Plans every job, then makes the group durable: rows, bytes, index.
+    /// Refused jobs are answered here; accepted ones are moved into
+    /// `planned` before any durable step. `None`: nothing to commit.
+    fn commit(&mut self, batch: Vec<Job>, planned: &mut Vec<Planned>) -> Result<Option<Committed>> {
+        let at = pubtime(chrono::Utc::now());
+        let reg = self.reg.clone();
+        let mut files: BTreeMap<String, Vec<IndexLine>> = BTreeMap::new();
+        let mut owners = Vec::new();
+        let head = reg.index.snapshot()?;
+        // IMMEDIATE: a deferred transaction that reads first cannot upgrade to a
+        // write after another connection wrote (SQLITE_BUSY without waiting).
+        let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for mut job in batch {
+            let r = &mut job.req;
+            let (action, target) = plan::describe(&r.change);
+            // Each change is all or nothing inside the group's transaction.
+            txn.execute_batch("SAVEPOINT change")?;
+            let result = plan::plan(&txn, &reg, &head, r, &at, &mut files);
+            if result.is_err() {
+                txn.execute_batch("ROLLBACK TO change")?;
+            }
+            txn.execute_batch("RELEASE change")?;
+            let plan = match result {
+                Ok(plan) => plan,
+                Err(e) => {
+                    // Refusals are audited by the request handler, which sees them all.
+                    let _ = job.reply.send(Err(e));
+                    continue;
+                }
+            };
+            // A change that happens is audited with it, atomically.
+            let caller = match &job.req.actor {
+                Actor::User(c) => Some(c),
+                Actor::Admin => None,
+            };
+            let audit_id = db::audit(
+                &txn,
+                &AuditEntry {
+                    user_id: caller.map(|c| c.user.id),
+                    token_id: caller.map(|c| c.token_id),
+                    action,
+                    target: &target,
+                    addr: job.req.addr.as_deref(),
+                    outcome: "ok",
+                },
+            )?;
+            match (&job.req.change, &plan.outcome) {
+                (Change::Owners { name, .. } | Change::Register { name }, _) => owners.push(name.clone()),
+                (Change::DeleteAccount, Outcome::AccountDeleted { packages, .. }) => {
+                    owners.extend(packages.iter().cloned())
+                }
+                _ => {}
+            }
+            planned.push(Planned { job, plan, audit_id });
+        }
+        if planned.is_empty() {
+            txn.commit()?;
+            return Ok(None);
+        }
+
+        // Bytes and signatures, in parallel: each is independent; one
+        // flush makes them all durable before the rows and the commit that
+        // point at them. While the transaction is open a failure here
+        // leaves no row behind (a full disk needs no write to undo it).
+        let stored = planned.par_iter().try_for_each(|p| -> Result<()> {
+            let (Change::Publish(upload), Some(line)) = (&p.job.req.change, &p.plan.line) else {
+                return Ok(());
+            };
+            let att = Attestation {
+                registry: reg.config.name.clone(),
+                name: line.name.clone(),
+                version: line.vers.clone(),
+                sha256: line.cksum.clone(),
+                blake3: line.blake3.clone(),
+            };
+            let key = reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
+            let sig = key.sign(&upload.bytes, &att)?;
+            reg.store.put(&line.cksum, &upload.bytes, &sig)?;
+            Ok(())
+        });
+        if let Err(e) = stored.and_then(|()| Ok(reg.root.sync()?)) {
+            drop(txn);
+            remove_blobs(&reg, planned);
+            // Nothing was recorded: every change of the group failed.
+            for p in planned.drain(..) {
+                let _ = p.job.reply.send(Err(WriteError::of_storage(anyhow::anyhow!("{e:#}"))));
+            }
+            return Err(e);
+        }
+        // The rows, so a crash from here on leaves rows that the next start
+        // can match with (and clean up) any blob written above.
+        txn.commit()?;
+
+        // One commit per change, one pack for the group: the commit point.
+        let (commits, _head) = reg.index.write_batch(|tx| {
+            let mut ids = Vec::new();
+            for p in planned.iter() {
+                match &p.plan.commit {
+                    Some((path, content, subject)) => ids.push(Some(tx.commit(
+                        &[(path, Some(content))],
+                        subject,
+                        p.job.req.actor.login(),
+                    )?)),
+                    None => ids.push(None),
+                }
+            }
+            Ok(ids)
+        })?;
+        for (p, id) in planned.iter_mut().zip(&commits) {
+            if let (Outcome::Published(published), Some(id)) = (&mut p.plan.outcome, id) {
+                published.index_commit = id.to_string();
+            }
+        }
+        Ok(Some(Committed { files, commits, owners }))
+    }
+
+    /// Takes back the rows (and blobs) of changes whose index commit failed:
+    /// none of them was acknowledged. A failure here is repaired at the
+    /// next start (`Registry::recover` matches rows against the index).
+    fn abandon(&self, failed: &[Planned]) {
+        let undo = || -> Result<()> {
+            let txn = self.conn.unchecked_transaction()?;
+            for p in failed {
+                p.plan.undo.apply(&txn)?;
+                db::forget_audit(&txn, p.audit_id)?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        if let Err(e) = undo() {
+            tracing::error!(error = %format!("{e:#}"), "taking back a failed group's rows failed; retried");
+            self.effects.repair_rows_later(&self.conn, &format!("{e:#}"));
+        }
+        remove_blobs(&self.reg, failed);
+    }
+}
+
+/// Removes the blobs a failed group stored (no row or line points at them).
+fn remove_blobs(reg: &Registry, failed: &[Planned]) {
+    for p in failed {
+        if let (Change::Publish(_), Some(line)) = (&p.job.req.change, &p.plan.line) {
+            let _ = reg.store.remove(&line.cksum);
+        }
+    }
+}
+
+/// The same error for each job of a failed group.
+fn copy(e: &WriteError) -> WriteError {
+    match e {
+        WriteError::Unavailable(m) => WriteError::Unavailable(m.clone()),
+        other => WriteError::Internal(anyhow::anyhow!("{other}")),
+    }
+}

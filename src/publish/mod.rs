@@ -1,0 +1,324 @@
+//! The one write path. Request handlers validate uploads in parallel; a
+//! single writer thread then takes writes (publish, yank, unyank, owner
+//! changes, …) in groups, each read top to bottom as (`group.rs`):
+//!
+//! 1. plan: every change checked against the state as the group leaves it
+//!    (`plan.rs`); a refusal is answered at once and changes nothing;
+//! 2. commit, the only step that may fail the group: database rows (one
+//!    transaction), blobs and signatures, one index commit per change in
+//!    one pack, each durable before the next; a failure takes back the
+//!    rows of every change that needed the index;
+//! 3. effects (`effects.rs`): derived files, the search delta, summaries,
+//!    made durable before the reply. One that fails never changes the
+//!    answer: it is recorded, retried by the writer and at start, and
+//!    health says `degraded` meanwhile;
+//! 4. the replies, then the CDN purge.
+//!
+//! Room is left in the commit step for what later comes there: the
+//! writers' lease with its epoch, the transparency log's leaves.
+
+mod effects;
+mod group;
+mod plan;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+use crate::db::Caller;
+use crate::index::IndexLine;
+use crate::registry::Registry;
+
+/// A validated upload: the tarball and its index line, complete but for
+/// `pubtime`, which the writer sets.
+pub struct Upload {
+    pub line: IndexLine,
+    pub version: semver::Version,
+    pub bytes: bytes::Bytes,
+    pub readme: Option<Vec<u8>>,
+}
+
+/// What a write asks for.
+pub enum Change {
+    Publish(Box<Upload>),
+    /// Yank (`true`) or unyank (`false`) one version.
+    Yank {
+        name: String,
+        version: String,
+        yanked: bool,
+    },
+    /// Add and remove owners by login.
+    Owners {
+        name: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    /// Claim a name without publishing (the caller becomes its owner).
+    Register {
+        name: String,
+    },
+    /// The caller's own account: revoke every token, leave every package,
+    /// mark for purge after the grace period.
+    DeleteAccount,
+    /// An administrator's hard delete: blob, signature and index line go;
+    /// the version number stays burned.
+    HardDelete {
+        name: String,
+        version: String,
+    },
+    /// An administrator adds or replaces a security advisory (OSV JSON,
+    /// validated by the caller) at `advisories/{id}.json`.
+    Advisory {
+        id: String,
+        json: Vec<u8>,
+    },
+}
+
+/// Who asks: an authenticated caller, or the operator (admin listener or
+/// CLI on the data directory), who is not subject to ownership.
+pub enum Actor {
+    User(Caller),
+    Admin,
+}
+
+impl Actor {
+    fn login(&self) -> &str {
+        match self {
+            Actor::User(c) => &c.user.login,
+            Actor::Admin => "(administrator)",
+        }
+    }
+
+    fn caller(&self) -> Result<&Caller, WriteError> {
+        match self {
+            Actor::User(c) => Ok(c),
+            Actor::Admin => Err(WriteError::Invalid("this change needs a user account".into())),
+        }
+    }
+}
+
+pub struct WriteRequest {
+    pub actor: Actor,
+    pub addr: Option<String>,
+    pub change: Change,
+}
+
+/// What a successful publish returns (201 body).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub blake3: String,
+    pub size_bytes: u64,
+    pub signature: String,
+    pub index_commit: String,
+    pub published_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Published(Published),
+    Yanked { yanked: bool },
+    Owners { owners: Vec<String> },
+    Registered { name: String, owner: String, created: bool },
+    AccountDeleted { purge_after: String, packages: Vec<String> },
+    Deleted,
+    Advisory { id: String },
+}
+
+/// Why the writer refused or failed a write.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The storage cannot take writes now (full, read-only, failing): 503,
+    /// try again later; nothing of the write stays behind.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl WriteError {
+    /// A failure of the commit step: `Unavailable` when the storage under
+    /// it is full, read-only or failing, else `Internal`.
+    pub fn of_storage(e: anyhow::Error) -> WriteError {
+        match storage_trouble(&e) {
+            Some(why) => WriteError::Unavailable(format!(
+                "the registry cannot store writes now ({why}); try again later"
+            )),
+            None => WriteError::Internal(e),
+        }
+    }
+}
+
+/// What about the storage made `e` fail, if that is why it did.
+fn storage_trouble(e: &anyhow::Error) -> Option<&'static str> {
+    for cause in e.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => return Some("no space left"),
+                Some(libc::EROFS) => return Some("read-only storage"),
+                Some(libc::EIO) => return Some("I/O error"),
+                _ => {}
+            }
+        }
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = cause.downcast_ref::<rusqlite::Error>() {
+            use rusqlite::ErrorCode::*;
+            match f.code {
+                DiskFull => return Some("no space left"),
+                ReadOnly => return Some("read-only storage"),
+                SystemIoFailure | CannotOpen => return Some("I/O error"),
+                _ => {}
+            }
+        }
+        if let Some(g) = cause.downcast_ref::<git2::Error>() {
+            let m = g.message();
+            if m.contains("No space left") || m.contains("Disk quota") {
+                return Some("no space left");
+            }
+            if m.contains("Read-only file system") {
+                return Some("read-only storage");
+            }
+            if m.contains("Input/output error") {
+                return Some("I/O error");
+            }
+        }
+    }
+    None
+}
+
+type Reply = oneshot::Sender<Result<Outcome, WriteError>>;
+
+struct Job {
+    req: WriteRequest,
+    reply: Reply,
+}
+
+/// Effects committed writes still owe, by key (a package's index path, or
+/// `owners:{name}`), with the error that stopped them; shared with health.
+pub type Pending = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    pending: Pending,
+}
+
+impl Writer {
+    /// Starts the writer thread. It owns its own database connection, runs
+    /// pack consolidation between groups and retries pending effects.
+    pub fn start(reg: Arc<Registry>) -> anyhow::Result<Writer> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let pending = Pending::default();
+        let mut worker = group::Worker::new(reg, pending.clone(), true)?;
+        std::thread::Builder::new().name("cairn-writer".into()).spawn(move || worker.run(rx))?;
+        Ok(Writer { tx, pending })
+    }
+
+    /// The effects still owed, with their errors (health's `degraded`).
+    pub fn pending(&self) -> Vec<(String, String)> {
+        self.pending.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    async fn submit(&self, req: WriteRequest) -> Result<Outcome, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || WriteError::Internal(anyhow::anyhow!("the writer has stopped"));
+        self.tx.send(Job { req, reply }).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    pub async fn publish(&self, by: By, upload: Upload) -> Result<Published, WriteError> {
+        match self.submit(by.asks(Change::Publish(Box::new(upload)))).await? {
+            Outcome::Published(p) => Ok(p),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Yanks (`true`) or unyanks a version; returns its state.
+    pub async fn yank(&self, by: By, name: &str, version: &str, yanked: bool) -> Result<bool, WriteError> {
+        let change = Change::Yank { name: name.to_string(), version: version.to_string(), yanked };
+        match self.submit(by.asks(change)).await? {
+            Outcome::Yanked { yanked } => Ok(yanked),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Adds and removes owners; returns the owners after.
+    pub async fn owners(
+        &self,
+        by: By,
+        name: &str,
+        add: Vec<String>,
+        remove: Vec<String>,
+    ) -> Result<Vec<String>, WriteError> {
+        match self.submit(by.asks(Change::Owners { name: name.to_string(), add, remove })).await? {
+            Outcome::Owners { owners } => Ok(owners),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Claims a name; returns (name, owner, whether it was created now).
+    pub async fn register(&self, by: By, name: &str) -> Result<(String, String, bool), WriteError> {
+        match self.submit(by.asks(Change::Register { name: name.to_string() })).await? {
+            Outcome::Registered { name, owner, created } => Ok((name, owner, created)),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// The caller's account deletion; returns (purge time, packages left).
+    pub async fn delete_account(&self, by: By) -> Result<(String, Vec<String>), WriteError> {
+        match self.submit(by.asks(Change::DeleteAccount)).await? {
+            Outcome::AccountDeleted { purge_after, packages } => Ok((purge_after, packages)),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    pub async fn hard_delete(&self, name: &str, version: &str) -> Result<(), WriteError> {
+        let change = Change::HardDelete { name: name.to_string(), version: version.to_string() };
+        match self.submit(By::admin().asks(change)).await? {
+            Outcome::Deleted => Ok(()),
+            other => Err(mismatch(other)),
+        }
+    }
+}
+
+/// Who asks, and from where (the audit row's address).
+pub struct By {
+    pub actor: Actor,
+    pub addr: Option<String>,
+}
+
+impl By {
+    pub fn admin() -> By {
+        By { actor: Actor::Admin, addr: None }
+    }
+
+    fn asks(self, change: Change) -> WriteRequest {
+        WriteRequest { actor: self.actor, addr: self.addr, change }
+    }
+}
+
+/// The writer answered a change with another kind's outcome: a bug.
+fn mismatch(outcome: Outcome) -> WriteError {
+    WriteError::Internal(anyhow::anyhow!("the writer answered with {outcome:?}"))
+}
+
+/// Applies one write synchronously on a registry this process does not
+/// serve (the admin CLI), under the same writer lock as the server.
+pub fn apply_now(reg: Arc<Registry>, req: WriteRequest) -> Result<Outcome, WriteError> {
+    let (reply, mut rx) = oneshot::channel();
+    let mut worker = group::Worker::new(reg, Pending::default(), false)?;
+    worker.run_group(vec![Job { req, reply }]);
+    rx.try_recv().map_err(|_| WriteError::Internal(anyhow::anyhow!("no outcome")))?
+}

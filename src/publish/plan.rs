@@ -1,0 +1,316 @@
+//! The checks of each kind of change against the state as the group leaves
+//! it, and the database rows each records inside the group's transaction.
+
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+
+use super::{Actor, Change, Outcome, Published, Upload, WriteError, WriteRequest};
+use crate::db::{self, Caller};
+use crate::index::{package_path, IndexLine, IndexSnapshot};
+use crate::name;
+use crate::registry::Registry;
+
+pub(super) fn describe(change: &Change) -> (&'static str, String) {
+    match change {
+        Change::Publish(u) => ("publish", format!("{} {}", u.line.name, u.line.vers)),
+        Change::Yank { name, version, yanked: true } => ("yank", format!("{name} {version}")),
+        Change::Yank { name, version, .. } => ("unyank", format!("{name} {version}")),
+        Change::Owners { name, add, remove } => {
+            ("owners", format!("{name} +{} -{}", add.join(","), remove.join(",")))
+        }
+        Change::Register { name } => ("register", name.clone()),
+        Change::DeleteAccount => ("delete-account", String::new()),
+        Change::HardDelete { name, version } => ("delete", format!("{name} {version}")),
+        Change::Advisory { id, .. } => ("advisory", id.clone()),
+    }
+}
+
+/// A change that passed its checks: the index file it produces, the line
+/// it wrote or changed, its answer, and how to take its rows back.
+pub(super) struct Plan {
+    /// (index path, new content, commit subject), if it changes the index.
+    pub commit: Option<(String, Vec<u8>, String)>,
+    pub line: Option<IndexLine>,
+    pub outcome: Outcome,
+    pub undo: Undo,
+}
+
+/// The database rows of a change whose index commit failed, to take back.
+/// Changes without an index commit (owners, registrations, account
+/// deletion) are done when the transaction commits and need none.
+pub(super) enum Undo {
+    Nothing,
+    Publish { name: String, version_key: String, new_package: bool },
+    HardDelete { name: String, version_key: String },
+}
+
+impl Undo {
+    pub(super) fn apply(&self, conn: &Connection) -> anyhow::Result<()> {
+        match self {
+            Undo::Nothing => Ok(()),
+            Undo::Publish { name, version_key, new_package } => {
+                db::forget_version(conn, &name::canonical(name), version_key)?;
+                if *new_package {
+                    db::forget_package(conn, name)?;
+                }
+                Ok(())
+            }
+            Undo::HardDelete { name, version_key } => db::unmark_version_deleted(conn, name, version_key),
+        }
+    }
+}
+
+fn done(outcome: Outcome) -> Plan {
+    Plan { commit: None, line: None, outcome, undo: Undo::Nothing }
+}
+
+/// Checks one change against the state as the group leaves it and records
+/// its database effects inside the group's transaction.
+pub(super) fn plan(
+    conn: &Connection,
+    reg: &Registry,
+    head: &IndexSnapshot,
+    r: &mut WriteRequest,
+    at: &str,
+    files: &mut BTreeMap<String, Vec<IndexLine>>,
+) -> Result<Plan, WriteError> {
+    let actor = &r.actor;
+    match &mut r.change {
+        Change::Publish(upload) => {
+            let caller = actor.caller()?;
+            let new_package = check_publish(conn, reg, caller, upload)?;
+            let line = &mut upload.line;
+            line.pubtime = Some(at.to_string());
+            if new_package {
+                db::create_package(conn, &line.name, caller.user.id)?;
+            }
+            db::record_version(conn, &line.name, &upload.version, &line.cksum, at, caller.user.id)?;
+            let path = package_path(&line.name);
+            let lines = lines_mut(head, files, &path)?;
+            lines.push(line.clone());
+            let content = IndexLine::file_bytes(lines);
+            let subject = format!("publish {} {}", line.name, line.vers);
+            let published = Published {
+                name: line.name.clone(),
+                version: line.vers.clone(),
+                sha256: line.cksum.clone(),
+                blake3: line.blake3.clone(),
+                size_bytes: line.size,
+                signature: crate::layout::url(&reg.root.layout().signature(&line.cksum)),
+                index_commit: String::new(),
+                published_at: at.to_string(),
+            };
+            let undo = Undo::Publish {
+                name: line.name.clone(),
+                version_key: name::version_key(&upload.version),
+                new_package,
+            };
+            Ok(Plan {
+                commit: Some((path, content, subject)),
+                line: Some(line.clone()),
+                outcome: Outcome::Published(published),
+                undo,
+            })
+        }
+        Change::Yank { name, version, yanked } => {
+            let spelled = check_owner(conn, actor.caller()?, name, "yank")?;
+            let path = package_path(&spelled);
+            let lines = lines_mut(head, files, &path)?;
+            let line = lines
+                .iter_mut()
+                .find(|l| l.vers == *version)
+                .ok_or_else(|| WriteError::NotFound(format!("{spelled} has no version {version}")))?;
+            // Yanking twice (or unyanking a live version) changes nothing.
+            if line.yanked == *yanked {
+                return Ok(done(Outcome::Yanked { yanked: *yanked }));
+            }
+            line.yanked = *yanked;
+            let line = line.clone();
+            let content = IndexLine::file_bytes(lines);
+            let verb = if *yanked { "yank" } else { "unyank" };
+            let subject = format!("{verb} {spelled} {version}");
+            let outcome = Outcome::Yanked { yanked: *yanked };
+            Ok(Plan {
+                commit: Some((path, content, subject)),
+                line: Some(line),
+                outcome,
+                undo: Undo::Nothing,
+            })
+        }
+        Change::Owners { name, add, remove } => {
+            let spelled = check_owner(conn, actor.caller()?, name, "change-owners")?;
+            let mut ids_add = Vec::new();
+            for login in add.iter() {
+                let user = db::find_user(conn, login)?
+                    .ok_or_else(|| WriteError::NotFound(format!("no user `{login}`")))?;
+                ids_add.push(user.id);
+            }
+            let mut ids_remove = Vec::new();
+            for login in remove.iter() {
+                let user = db::find_user(conn, login)?
+                    .ok_or_else(|| WriteError::NotFound(format!("no user `{login}`")))?;
+                ids_remove.push(user.id);
+            }
+            for id in ids_add {
+                db::add_owner(conn, &spelled, id)?;
+            }
+            for id in ids_remove {
+                db::remove_owner(conn, &spelled, id)?;
+            }
+            let owners = db::owners(conn, &spelled)?;
+            if owners.is_empty() {
+                return Err(WriteError::Conflict(format!(
+                    "`{spelled}` would have no owner left; add another owner first"
+                )));
+            }
+            *name = spelled;
+            Ok(done(Outcome::Owners { owners }))
+        }
+        Change::Register { name } => {
+            let caller = actor.caller()?;
+            let created = match db::find_package(conn, name)? {
+                Some(spelled) if spelled == *name && db::is_owner(conn, name, caller.user.id)? => false,
+                Some(spelled) => {
+                    return Err(WriteError::Conflict(format!("the name `{spelled}` is taken")));
+                }
+                None => {
+                    check_new_name(conn, reg, caller, name)?;
+                    db::create_package(conn, name, caller.user.id)?;
+                    true
+                }
+            };
+            let owner = caller.user.login.clone();
+            Ok(done(Outcome::Registered { name: name.clone(), owner, created }))
+        }
+        Change::DeleteAccount => {
+            let caller = actor.caller()?;
+            let (purge_after, packages) = db::mark_for_deletion(conn, caller.user.id)?;
+            Ok(done(Outcome::AccountDeleted { purge_after, packages }))
+        }
+        Change::HardDelete { name, version } => {
+            if !matches!(actor, Actor::Admin) {
+                return Err(WriteError::Forbidden("only an administrator deletes versions".into()));
+            }
+            let spelled = db::find_package(conn, name)?
+                .ok_or_else(|| WriteError::NotFound(format!("no package `{name}`")))?;
+            let path = package_path(&spelled);
+            let lines = lines_mut(head, files, &path)?;
+            let at = lines
+                .iter()
+                .position(|l| l.vers == *version)
+                .ok_or_else(|| WriteError::NotFound(format!("{spelled} has no version {version}")))?;
+            let line = lines.remove(at);
+            let semver = crate::name::parse_version(version).map_err(WriteError::Invalid)?;
+            let version_key = name::version_key(&semver);
+            db::mark_version_deleted(conn, &spelled, &version_key)?;
+            let content = IndexLine::file_bytes(lines);
+            let subject = format!("delete {spelled} {version}");
+            let undo = Undo::HardDelete { name: spelled, version_key };
+            Ok(Plan {
+                commit: Some((path, content, subject)),
+                line: Some(line),
+                outcome: Outcome::Deleted,
+                undo,
+            })
+        }
+        Change::Advisory { id, json } => {
+            if !matches!(actor, Actor::Admin) {
+                return Err(WriteError::Forbidden("only an administrator adds advisories".into()));
+            }
+            let path = format!("advisories/{id}.json");
+            let subject = format!("advisory {id}");
+            let outcome = Outcome::Advisory { id: id.clone() };
+            Ok(Plan { commit: Some((path, json.clone(), subject)), line: None, outcome, undo: Undo::Nothing })
+        }
+    }
+}
+
+/// The lines of an index file as the group has it so far.
+fn lines_mut<'f>(
+    head: &IndexSnapshot,
+    files: &'f mut BTreeMap<String, Vec<IndexLine>>,
+    path: &str,
+) -> Result<&'f mut Vec<IndexLine>, WriteError> {
+    if !files.contains_key(path) {
+        let existing = head.read(path)?;
+        let lines = existing.map(|b| IndexLine::parse_file(&b)).transpose().map_err(anyhow::Error::from)?;
+        files.insert(path.to_string(), lines.unwrap_or_default());
+    }
+    Ok(files.get_mut(path).unwrap())
+}
+
+/// The package must exist and the caller must own it, with `scope` on a
+/// token that may touch it. Returns the package's spelling.
+fn check_owner(conn: &Connection, caller: &Caller, pkg: &str, scope: &str) -> Result<String, WriteError> {
+    let spelled =
+        db::find_package(conn, pkg)?.ok_or_else(|| WriteError::NotFound(format!("no package `{pkg}`")))?;
+    if !caller.has_scope(scope) {
+        return Err(WriteError::Forbidden(format!("this token lacks the `{scope}` scope")));
+    }
+    if !caller.may_touch(&spelled) {
+        return Err(WriteError::Forbidden(format!("this token may not act on `{spelled}`")));
+    }
+    if !db::is_owner(conn, &spelled, caller.user.id)? {
+        return Err(WriteError::Forbidden(format!("you are not an owner of `{spelled}`")));
+    }
+    Ok(spelled)
+}
+
+/// A name nobody has: not reserved, not a look-alike, and a token that may
+/// claim names.
+fn check_new_name(conn: &Connection, reg: &Registry, caller: &Caller, pkg: &str) -> Result<(), WriteError> {
+    name::check_reserved(pkg, &reg.config.reserved_names).map_err(|e| WriteError::Invalid(e.to_string()))?;
+    if let Some(similar) = db::find_confusable(conn, pkg)? {
+        return Err(WriteError::Conflict(format!(
+            "the name `{pkg}` is too similar to the existing package `{similar}`"
+        )));
+    }
+    if !caller.has_scope("publish-new") {
+        return Err(WriteError::Forbidden("this token lacks the `publish-new` scope".into()));
+    }
+    if !caller.may_touch(pkg) {
+        return Err(WriteError::Forbidden(format!("this token may not claim `{pkg}`")));
+    }
+    Ok(())
+}
+
+/// The state checks of a publish, in the order a publisher would want to
+/// hear about them. Returns whether the name is new.
+fn check_publish(
+    conn: &Connection,
+    reg: &Registry,
+    caller: &Caller,
+    upload: &Upload,
+) -> Result<bool, WriteError> {
+    let pkg = &upload.line.name;
+    if !caller.may_touch(pkg) {
+        return Err(WriteError::Forbidden(format!("this token may not publish `{pkg}`")));
+    }
+    let new_package = match db::find_package(conn, pkg)? {
+        Some(ref spelled) if spelled != pkg => {
+            return Err(WriteError::Conflict(format!(
+                "a package named `{spelled}` exists; `{pkg}` is the same name (case and `_`/`-` do not distinguish packages)"
+            )))
+        }
+        Some(_) => {
+            if !db::is_owner(conn, pkg, caller.user.id)? {
+                return Err(WriteError::Forbidden(format!("you are not an owner of `{pkg}`")));
+            }
+            if !caller.has_scope("publish-update") {
+                return Err(WriteError::Forbidden("this token lacks the `publish-update` scope".into()));
+            }
+            false
+        }
+        None => {
+            check_new_name(conn, reg, caller, pkg)?;
+            true
+        }
+    };
+    if db::version_burned(conn, pkg, &name::version_key(&upload.version))? {
+        return Err(WriteError::Conflict(format!(
+            "{pkg} {} was published already; a published version is never replaced (publish a new version)",
+            upload.version
+        )));
+    }
+    Ok(new_package)
+}
