@@ -99,10 +99,12 @@ impl Worker {
         // Opened read-only (the storage was read-only at start): it may take
         // writes again since.
         if !db::writable(&self.conn) {
-            if let Ok(conn) = self.reg.db() {
-                if db::writable(&conn) {
-                    self.conn = conn;
-                }
+            // SQLite shares a file's lock and WAL-index state among a
+            // process's connections: the read-only one goes first.
+            self.conn = Connection::open_in_memory().expect("an in-memory database opens");
+            match self.reg.db() {
+                Ok(conn) => self.conn = conn,
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "reopening the state database failed"),
             }
         }
         if self.purger.is_some() {
@@ -172,7 +174,12 @@ impl Worker {
             let plan = match result {
                 Ok(plan) => plan,
                 Err(e) => {
-                    // Refusals are audited by the request handler, which sees them all.
+                    // Refusals are audited by the request handler, which sees
+                    // them all; a row the storage would not take is a 503.
+                    let e = match e {
+                        WriteError::Internal(e) => WriteError::of_storage(e),
+                        refusal => refusal,
+                    };
                     let _ = job.reply.send(Err(e));
                     continue;
                 }
@@ -228,13 +235,15 @@ impl Worker {
             Ok(())
         });
         if let Err(e) = stored.and_then(|()| Ok(reg.root.sync()?)) {
+            tracing::error!(error = %format!("{e:#}"), "storing a write group's blobs failed");
             drop(txn);
             remove_blobs(&reg, planned);
             // Nothing was recorded: every change of the group failed.
+            let failure = WriteError::of_storage(e);
             for p in planned.drain(..) {
-                let _ = p.job.reply.send(Err(WriteError::of_storage(anyhow::anyhow!("{e:#}"))));
+                let _ = p.job.reply.send(Err(copy(&failure)));
             }
-            return Err(e);
+            return Ok(None);
         }
         // The rows, so a crash from here on leaves rows that the next start
         // can match with (and clean up) any blob written above.
