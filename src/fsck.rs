@@ -52,12 +52,20 @@ pub enum Kind {
     NonlinearHistory,
     DerivedMissing,
     DerivedDiffers,
+    /// A stored blob no index line names, older than the grace period (a
+    /// publish in flight has blobs before its line).
+    OrphanBlob,
+    /// The index repository cannot be read (a corrupted pack or object):
+    /// nothing after it could be checked.
+    CorruptIndex,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::BadLine => "bad-line",
+            Kind::OrphanBlob => "orphan-blob",
+            Kind::CorruptIndex => "corrupt-index",
             Kind::MissingBlob => "missing-blob",
             Kind::Sha256Mismatch => "sha256-mismatch",
             Kind::Blake3Mismatch => "blake3-mismatch",
@@ -111,20 +119,42 @@ pub struct Report {
     pub seconds: f64,
 }
 
+/// Blobs younger than this are never orphans: a publish in flight stores
+/// its blob before the index line that names it.
+pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Runs every check on the registry. An `Err` means fsck could not run (an
 /// unreadable repository or an unparsable index file), not a finding.
 pub fn check(reg: &Registry) -> Result<Report> {
     let started = std::time::Instant::now();
     let found = Mutex::new(Vec::new());
+    let named = Mutex::new(std::collections::HashSet::new());
     // Blobs are checked as each package's lines are read, in parallel with
     // the derived files of the same snapshot.
     let check_package = |lines: &[IndexLine]| -> Result<()> {
         let mut mine: Vec<Finding> = lines.par_iter().flat_map_iter(|l| check_line(reg, l)).collect();
         found.lock().unwrap().append(&mut mine);
+        named.lock().unwrap().extend(lines.iter().map(|l| l.cksum.clone()));
         Ok(())
     };
-    let (snap, drift) = static_files::check(reg, &check_package)?;
+    let (snap, drift) = match static_files::check(reg, &check_package) {
+        Ok(checked) => checked,
+        // libgit2 refusing an object (a bad checksum, a broken zlib stream).
+        Err(e) if e.chain().any(|c| c.downcast_ref::<git2::Error>().is_some()) => {
+            return Ok(Report {
+                head: reg.index.head().map(|h| h.to_string()).unwrap_or_default(),
+                moved_to: None,
+                packages: 0,
+                versions: 0,
+                commits: 0,
+                findings: vec![finding(Kind::CorruptIndex, format!("{e:#}"))],
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let mut findings = found.into_inner().unwrap();
+    findings.extend(orphans(reg, &named.into_inner().unwrap())?);
     findings.extend(drift.iter().map(derived_finding));
     findings.extend(check_published_identity(reg, &snap));
     let (commits, nonlinear) = check_history(reg, &snap.head)?;
@@ -140,6 +170,45 @@ pub fn check(reg: &Registry) -> Result<Report> {
         findings,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Stored blobs that no line names, older than [`ORPHAN_GRACE`].
+fn orphans(reg: &Registry, named: &std::collections::HashSet<String>) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    for sha in reg.store.list()? {
+        if !named.contains(&sha) && reg.store.age(&sha)?.is_some_and(|age| age > ORPHAN_GRACE) {
+            out.push(finding(Kind::OrphanBlob, sha));
+        }
+    }
+    Ok(out)
+}
+
+/// Repairs what can be derived or removed, never what needs the key: the
+/// derived files are rewritten by the static job, orphan blobs (and their
+/// signatures) are removed; a missing or bad signature or blob stays a
+/// finding. Returns one line per repair. Holds the writer lock.
+pub fn repair(reg: &Registry, report: &Report) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    let derived =
+        report.findings.iter().filter(|f| matches!(f.kind, Kind::DerivedMissing | Kind::DerivedDiffers));
+    let derived = derived.count();
+    if derived > 0 {
+        // The static job takes the writer lock itself.
+        crate::jobs::rebuild(reg, crate::jobs::Job::Static, &crate::jobs::Options::default())?;
+        done.push(format!("rewrote derived files ({derived} found)"));
+    }
+    let _lock = reg.lock_writer()?;
+    let conn = reg.db()?;
+    for f in report.findings.iter().filter(|f| f.kind == Kind::OrphanBlob) {
+        // Under the lock no group commits; one that did since the check
+        // recorded a live version for it, and it is no orphan now.
+        if crate::db::blob_in_use(&conn, &f.what)? {
+            continue;
+        }
+        reg.store.remove(&f.what)?;
+        done.push(format!("removed orphan blob {}", f.what));
+    }
+    Ok(done)
 }
 
 /// The blob and signature of one index line.

@@ -41,6 +41,18 @@ impl BlobStore {
         self.root.size(&self.root.layout().blob(sha256))
     }
 
+    /// How long ago the tarball was stored.
+    pub fn age(&self, sha256: &str) -> io::Result<Option<std::time::Duration>> {
+        self.root.age(&self.root.layout().blob(sha256))
+    }
+
+    /// Every stored blob's hex name.
+    pub fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = self.root.list(&self.root.layout().blobs_dir())?;
+        names.retain(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+        Ok(names)
+    }
+
     pub fn exists(&self, sha256: &str) -> bool {
         let l = self.root.layout();
         self.root.exists(&l.blob(sha256)) && self.root.exists(&l.signature(sha256))

@@ -177,6 +177,27 @@ fn a_flipped_byte_in_a_blob_is_a_sha256_mismatch() {
         );
     }
     assert_eq!(out.lines().len(), 3, "nothing else: {}", out.stdout);
+
+    // A client refuses the corrupted blob the server now serves.
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["fetch", "foo@1.0.0", "--registry", &reg.server.url])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "fetch took a corrupted blob");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("sha-256") || err.to_lowercase().contains("sha256"), "{err}");
+    assert!(
+        std::fs::read_dir(home.path())
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().ends_with(".tar.gz")),
+        "nothing written"
+    );
 }
 
 #[test]
@@ -295,4 +316,84 @@ fn a_published_key_other_than_the_signing_key_is_reported() {
     let ours =
         support::read_json(reg.root().join("index/config.json"))["pubkey"].as_str().unwrap().to_string();
     assert_findings(&reg, &[format!("key-mismatch: minisign.pub does not hold {ours}")]);
+}
+
+/// Sets a file's modification time `secs` seconds back.
+fn age(path: &Path, secs: u64) {
+    let out =
+        Command::new("touch").arg("-d").arg(format!("@{}", now_secs() - secs)).arg(path).output().unwrap();
+    assert!(out.status.success());
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn repair_rewrites_derived_files_and_removes_old_orphans_but_never_re_signs() {
+    let reg = Registry::new();
+    let root = reg.root();
+    // Derived damage, an old orphan, a fresh one (a publish in flight), and a bad signature.
+    std::fs::remove_file(root.join("api/v1/packages/bar/0.1.0.json")).unwrap();
+    let old = root.join("blobs/sha256").join("ab".repeat(32));
+    std::fs::write(&old, b"nobody's tarball").unwrap();
+    std::fs::write(old.with_extension("minisig"), b"nobody's signature").unwrap();
+    age(&old, 2 * 3600);
+    let fresh = root.join("blobs/sha256").join("cd".repeat(32));
+    std::fs::write(&fresh, b"a tarball whose line is being committed").unwrap();
+    let sig = reg.sig("Baz_Qux", "2.0.0");
+    let bad = b"untrusted comment: not a signature\nRWQ\n".to_vec();
+    std::fs::write(&sig, &bad).unwrap();
+
+    let out = fsck(reg.data(), &[]);
+    assert_eq!(out.code, 1);
+    let lines = out.lines();
+    assert!(lines.iter().any(|l| *l == format!("orphan-blob: {}", "ab".repeat(32))), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains(&"cd".repeat(32))), "a fresh blob is no orphan: {lines:?}");
+
+    let out = fsck(reg.data(), &["--repair"]);
+    assert_eq!(out.code, 1, "the bad signature remains: {}", out.stderr);
+    assert!(out.stderr.contains("repaired: rewrote derived files"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("repaired: removed orphan blob {}", "ab".repeat(32))),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.lines().len(), 1, "only the bad signature: {:?}", out.lines());
+    assert!(
+        out.lines()[0].starts_with(&format!("bad-signature: {}", reg.id("Baz_Qux", "2.0.0"))),
+        "{:?}",
+        out.lines()
+    );
+    assert_eq!(std::fs::read(&sig).unwrap(), bad, "never re-signed");
+    assert!(!old.exists() && !old.with_extension("minisig").exists());
+    assert!(fresh.exists());
+    assert!(root.join("api/v1/packages/bar/0.1.0.json").exists());
+}
+
+#[test]
+fn a_corrupted_pack_file_is_reported() {
+    let reg = Registry::new();
+    let packs = reg.root().join("index.git/objects/pack");
+    let pack = std::fs::read_dir(&packs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    // Past the 12-byte header: inside the first objects' compressed data.
+    for i in (40..bytes.len() - 20).step_by(97) {
+        bytes[i] ^= 0x55;
+    }
+    std::fs::write(&pack, &bytes).unwrap();
+    let out = fsck(reg.data(), &[]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.starts_with("corrupt-index: "),
+        "a finding, not a crash: {}{}",
+        out.stdout,
+        out.stderr
+    );
 }

@@ -1,5 +1,7 @@
 //! `cairn fsck`: one line per finding on stdout (`{kind}: {what}`), a
-//! summary on stderr; exit 1 when anything was found.
+//! summary on stderr; exit 1 when anything was found. With `--repair`, the
+//! findings and the repairs go to stderr first, and what is printed and
+//! decides the exit code is a second check after the repairs.
 
 use anyhow::Result;
 
@@ -15,11 +17,24 @@ pub struct FsckArgs {
     /// Print the report as JSON instead of one line per finding.
     #[arg(long)]
     json: bool,
+    /// Repair what can be: rewrite derived files, remove orphan blobs
+    /// (older than an hour); never re-sign. Then check again.
+    #[arg(long)]
+    repair: bool,
 }
 
 pub fn run(args: FsckArgs) -> Result<()> {
     let reg = Registry::open(&args.data.data, Config::load(&args.data.data)?)?;
-    let report = crate::fsck::check(&reg)?;
+    let mut report = crate::fsck::check(&reg)?;
+    if args.repair && !report.findings.is_empty() {
+        for f in &report.findings {
+            eprintln!("found {f}");
+        }
+        for done in crate::fsck::repair(&reg, &report)? {
+            eprintln!("repaired: {done}");
+        }
+        report = crate::fsck::check(&reg)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -498,6 +498,16 @@ pub fn audit(conn: &Connection, e: &AuditEntry) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
+/// Whether a live version is stored under this SHA-256.
+pub fn blob_in_use(conn: &Connection, sha256: &str) -> Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM versions WHERE sha256 = ?1 AND deleted_at IS NULL",
+        [sha256],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
 /// Takes back the audit row of a change that did not happen after all (its
 /// group's index commit failed).
 pub fn forget_audit(conn: &Connection, id: i64) -> Result<()> {
