@@ -68,14 +68,14 @@ pub struct Dependency {
 
 /// A parsed manifest plus what the readme lookup needs to know.
 #[derive(Debug)]
-pub(crate) struct Parsed {
+pub struct Parsed {
     pub manifest: Manifest,
     /// `readme = false` in Cargo.toml: no readme even if README.md exists.
     pub readme_disabled: bool,
 }
 
 /// Parses and checks a manifest of the given kind.
-pub(crate) fn parse(kind: ManifestKind, bytes: &[u8]) -> Result<Parsed, ArchiveError> {
+pub fn parse(kind: ManifestKind, bytes: &[u8]) -> Result<Parsed, ArchiveError> {
     let file = kind.file_name();
     // A manifest is text; a binary blob is an accident or a probe.
     let text = std::str::from_utf8(bytes)

@@ -15,4 +15,4 @@ pub mod unpack;
 mod tests;
 
 pub use inspect::{inspect, ArchiveError, Format, Inspected, Limits};
-pub use manifest::{Dependency, Manifest, ManifestKind};
+pub use manifest::{parse as parse_manifest, Dependency, Manifest, ManifestKind};

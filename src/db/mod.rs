@@ -555,6 +555,11 @@ pub fn add_pending_effect(conn: &Connection, key: &str, error: &str) -> Result<(
     Ok(())
 }
 
+pub fn clear_pending_effect(conn: &Connection, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM pending_effects WHERE key = ?1", [key])?;
+    Ok(())
+}
+
 pub fn clear_pending_effects(conn: &Connection) -> Result<()> {
     conn.execute("DELETE FROM pending_effects", [])?;
     Ok(())

@@ -11,6 +11,7 @@
 //! - dependencies are sorted (crates.io sorts them by name, then the rest);
 //! - `cksum` is the SHA-256 of the `.crate` and `fmt` is `tar.gz`.
 
+use bytes::Bytes;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -194,6 +195,34 @@ pub fn split_features(
     (old, (!new.is_empty()).then_some(new))
 }
 
+/// Splits cargo's publish frame: u32 LE JSON length, the JSON, u32 LE crate
+/// length, the `.crate`, and nothing after it.
+pub fn split_publish_frame(body: &Bytes) -> Result<(Bytes, Bytes), String> {
+    fn read_len(body: &Bytes, at: usize, what: &str) -> Result<usize, String> {
+        let b = body
+            .get(at..at + 4)
+            .ok_or_else(|| format!("malformed publish frame: the body ends before the {what} length"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+    let json_len = read_len(body, 0, "metadata")?;
+    let json_end = 4usize
+        .checked_add(json_len)
+        .filter(|end| *end <= body.len())
+        .ok_or_else(|| format!("malformed publish frame: metadata length {json_len} exceeds the body"))?;
+    let crate_len = read_len(body, json_end, "crate")?;
+    let crate_start = json_end + 4;
+    let rest = body.len() - crate_start;
+    if crate_len != rest {
+        return Err(format!(
+            "malformed publish frame: the crate length says {crate_len} bytes but {rest} bytes follow"
+        ));
+    }
+    if crate_len == 0 {
+        return Err("malformed publish frame: the .crate is empty".into());
+    }
+    Ok((body.slice(4..json_end), body.slice(crate_start..)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +353,32 @@ mod tests {
         assert!(bad(dep("not a req", "normal")).contains("invalid version requirement"));
         assert!(bad(dep("^1", "weird")).contains("unknown kind"));
         assert!(NewCrate::parse(b"not json").is_err());
+    }
+
+    fn frame(json: &[u8], krate: &[u8]) -> Bytes {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        b.extend_from_slice(json);
+        b.extend_from_slice(&(krate.len() as u32).to_le_bytes());
+        b.extend_from_slice(krate);
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn frames() {
+        let (j, c) = split_publish_frame(&frame(b"{}", b"crate")).unwrap();
+        assert_eq!((&j[..], &c[..]), (&b"{}"[..], &b"crate"[..]));
+        let good = frame(b"{}", b"crate");
+        for bad in [
+            Bytes::new(),
+            Bytes::from_static(&[1, 0, 0]),
+            good.slice(..good.len() - 1),
+            Bytes::from([&good[..], b"x"].concat()),
+            frame(b"{}", b""),
+            Bytes::from([&u32::MAX.to_le_bytes()[..], b"{}"].concat()),
+            Bytes::from([&2u32.to_le_bytes()[..], b"{}", &[5, 0]].concat()),
+        ] {
+            assert!(split_publish_frame(&bad).unwrap_err().starts_with("malformed publish frame"), "{bad:?}");
+        }
     }
 }

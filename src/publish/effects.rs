@@ -21,6 +21,10 @@ use crate::registry::Registry;
 
 /// The pending key of a package's owners document.
 const OWNERS: &str = "owners:";
+
+pub(super) fn owners_key(name: &str) -> String {
+    format!("{OWNERS}{name}")
+}
 /// The pending key of rows a failed group could not take back.
 const REPAIR_ROWS: &str = "repair:rows";
 
@@ -36,20 +40,28 @@ impl Effects {
     pub(super) fn new(reg: &Registry, conn: &Connection, pending: Pending) -> Effects {
         let head = reg.index.head().map(|h| h.to_string()).unwrap_or_default();
         let derived_at = reg.derived_at().unwrap_or_else(|| head.clone());
+        let effects = Effects { pending, derived_at };
+        effects.reload(conn);
         {
-            let mut p = pending.lock().unwrap();
-            for (key, error) in db::pending_effects(conn).unwrap_or_default() {
-                p.insert(key, error);
-            }
-            if derived_at != head {
-                let from = git2::Oid::from_str(&derived_at).ok();
+            let mut p = effects.pending.lock().unwrap();
+            if effects.derived_at != head {
+                let from = git2::Oid::from_str(&effects.derived_at).ok();
                 let changed = git2::Oid::from_str(&head).ok().map(|to| reg.index.changed_paths(from, to));
                 for path in changed.and_then(|c| c.ok()).unwrap_or_default() {
                     p.entry(path).or_insert_with(|| "left by an earlier run".into());
                 }
             }
         }
-        Effects { pending, derived_at }
+        effects
+    }
+
+    /// Takes in the pending rows recorded in the database (by a group
+    /// whose effects did not run).
+    pub(super) fn reload(&self, conn: &Connection) {
+        let mut p = self.pending.lock().unwrap();
+        for (key, error) in db::pending_effects(conn).unwrap_or_default() {
+            p.entry(key).or_insert(error);
+        }
     }
 
     pub(super) fn any_pending(&self) -> bool {
@@ -58,10 +70,17 @@ impl Effects {
 
     /// This group's effects, then whatever is pending, then the summaries.
     pub(super) fn make(&mut self, reg: &Registry, conn: &Connection, planned: &[Planned], c: &Committed) {
-        if let Err(e) = group_effects(reg, conn, planned, c) {
-            tracing::error!(error = %format!("{e:#}"), "a write group's effects failed; they are retried");
-            let keys = c.files.keys().cloned().chain(c.owners.iter().map(|n| format!("{OWNERS}{n}")));
-            self.defer(conn, keys.collect(), &format!("{e:#}"));
+        match group_effects(reg, conn, planned, c) {
+            Ok(()) => {
+                for name in &c.owners {
+                    let _ = db::clear_pending_effect(conn, &owners_key(name));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "a write group's effects failed; they are retried");
+                let keys = c.files.keys().cloned().chain(c.owners.iter().map(|n| owners_key(n)));
+                self.defer(conn, keys.collect(), &format!("{e:#}"));
+            }
         }
         self.retry(reg, conn);
     }

@@ -88,8 +88,9 @@ impl Worker {
         }
     }
 
-    /// Retries pending effects under the writer lock, with no group.
-    fn retry_alone(&mut self) {
+    /// Retries pending effects under the writer lock, with no group (also
+    /// at start, so what a crash left is made before the first request).
+    pub(super) fn retry_alone(&mut self) {
         if let Ok(_lock) = self.reg.lock_writer() {
             self.effects.retry(&self.reg, &self.conn);
         }
@@ -134,6 +135,8 @@ impl Worker {
                 for p in failed {
                     let _ = p.job.reply.send(Err(copy(&e)));
                 }
+                // The changes that stand (owners) owe their documents.
+                self.effects.reload(&self.conn);
                 planned = done;
             }
         }
@@ -208,6 +211,12 @@ impl Worker {
                 _ => {}
             }
             planned.push(Planned { job, plan, audit_id });
+        }
+        // Owner changes have no index commit to re-derive their documents
+        // from after a crash: their effects are recorded as pending in the
+        // same transaction, and cleared once made.
+        for name in &owners {
+            db::add_pending_effect(&txn, &super::effects::owners_key(name), "not made yet")?;
         }
         if planned.is_empty() {
             txn.commit()?;

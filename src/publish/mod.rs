@@ -222,6 +222,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let pending = Pending::default();
         let mut worker = group::Worker::new(reg, pending.clone(), true)?;
+        worker.retry_alone();
         std::thread::Builder::new().name("cairn-writer".into()).spawn(move || worker.run(rx))?;
         Ok(Writer { tx, pending })
     }

@@ -4,13 +4,12 @@
 //! same ownership, scope and name checks, as the native API.
 
 use crate::layout::StaticRoot;
-use bytes::Bytes;
 use serde_json::{json, Value};
 use warp::http::{Method, StatusCode};
 
 use super::{ApiError, ApiResult, Request};
 use crate::archive::{self, ManifestKind};
-use crate::index::cargo::{index_line, prefer_manifest, NewCrate};
+use crate::index::cargo::{index_line, prefer_manifest, split_publish_frame, NewCrate};
 use crate::publish::Upload;
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
@@ -30,39 +29,11 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     }
 }
 
-/// Splits cargo's publish frame: u32 LE JSON length, the JSON, u32 LE crate
-/// length, the `.crate`, and nothing after it.
-fn split_frame(body: &Bytes) -> Result<(Bytes, Bytes), String> {
-    fn read_len(body: &Bytes, at: usize, what: &str) -> Result<usize, String> {
-        let b = body
-            .get(at..at + 4)
-            .ok_or_else(|| format!("malformed publish frame: the body ends before the {what} length"))?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    }
-    let json_len = read_len(body, 0, "metadata")?;
-    let json_end = 4usize
-        .checked_add(json_len)
-        .filter(|end| *end <= body.len())
-        .ok_or_else(|| format!("malformed publish frame: metadata length {json_len} exceeds the body"))?;
-    let crate_len = read_len(body, json_end, "crate")?;
-    let crate_start = json_end + 4;
-    let rest = body.len() - crate_start;
-    if crate_len != rest {
-        return Err(format!(
-            "malformed publish frame: the crate length says {crate_len} bytes but {rest} bytes follow"
-        ));
-    }
-    if crate_len == 0 {
-        return Err("malformed publish frame: the .crate is empty".into());
-    }
-    Ok((body.slice(4..json_end), body.slice(crate_start..)))
-}
-
 /// `PUT /api/v1/crates/new`.
 async fn publish(req: &Request<'_>) -> ApiResult {
     let reg = &req.state.reg;
     let caller = req.caller()?;
-    let (json, krate) = split_frame(&req.body).map_err(ApiError::invalid)?;
+    let (json, krate) = split_publish_frame(&req.body).map_err(ApiError::invalid)?;
     let meta = NewCrate::parse(&json).map_err(ApiError::invalid)?;
     crate::name::validate(&meta.name).map_err(|e| ApiError::invalid(e.to_string()))?;
     crate::name::check_reserved(&meta.name, &reg.config.reserved_names)
@@ -179,36 +150,4 @@ fn search_packages(root: &StaticRoot, q: &str, limit: usize) -> anyhow::Result<(
         .map(|h| json!({ "name": h.name, "max_version": h.version, "description": h.description }))
         .collect();
     Ok((total, crates))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(json: &[u8], krate: &[u8]) -> Bytes {
-        let mut b = Vec::new();
-        b.extend_from_slice(&(json.len() as u32).to_le_bytes());
-        b.extend_from_slice(json);
-        b.extend_from_slice(&(krate.len() as u32).to_le_bytes());
-        b.extend_from_slice(krate);
-        Bytes::from(b)
-    }
-
-    #[test]
-    fn frames() {
-        let (j, c) = split_frame(&frame(b"{}", b"crate")).unwrap();
-        assert_eq!((&j[..], &c[..]), (&b"{}"[..], &b"crate"[..]));
-        let good = frame(b"{}", b"crate");
-        for bad in [
-            Bytes::new(),
-            Bytes::from_static(&[1, 0, 0]),
-            good.slice(..good.len() - 1),
-            Bytes::from([&good[..], b"x"].concat()),
-            frame(b"{}", b""),
-            Bytes::from([&u32::MAX.to_le_bytes()[..], b"{}"].concat()),
-            Bytes::from([&2u32.to_le_bytes()[..], b"{}", &[5, 0]].concat()),
-        ] {
-            assert!(split_frame(&bad).unwrap_err().starts_with("malformed publish frame"), "{bad:?}");
-        }
-    }
 }

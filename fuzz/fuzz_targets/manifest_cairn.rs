@@ -1,0 +1,5 @@
+//! cairn.toml parsing and checking of arbitrary bytes.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = cairn::archive::parse_manifest(cairn::archive::ManifestKind::Cairn, data);
+});

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs cargo-fuzz (libFuzzer, nightly) on every target of fuzz/ for SECONDS
+# each (default 60), one after another, each building on its corpus in
+# fuzz/corpus/TARGET, then minimises each corpus (cargo fuzz cmin) so it
+# stays small in the repository. A crash stops the run and leaves its input
+# in fuzz/artifacts/TARGET/: fix the bug, then commit the input as a
+# regression test (tests/fuzz_regressions.rs replays fuzz/regressions/).
+# Appends one line per target to tools/fuzz/hours.tsv (date, target,
+# seconds, runs, outcome) so the running total per target is on record.
+#
+#   tools/fuzz/run.sh                 # every target, 60 s each
+#   SECONDS_EACH=1800 tools/fuzz/run.sh archive_inspect
+#
+# Needs the nightly toolchain and `cargo install cargo-fuzz`.
+set -euo pipefail
+cd "$(dirname "$0")/../../fuzz"
+EACH=${SECONDS_EACH:-60}
+TARGETS=${*:-$(cargo +nightly fuzz list)}
+HOURS=../tools/fuzz/hours.tsv
+for t in $TARGETS; do
+    mkdir -p "corpus/$t"
+    log=$(mktemp)
+    echo "fuzzing $t for $EACH s" >&2
+    if cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$EACH" -rss_limit_mb=2048 2>"$log"; then
+        outcome=ok
+    else
+        outcome=crash
+    fi
+    runs=$(grep -o 'Done [0-9]* runs' "$log" | tail -1 | awk '{print $2}')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$t" "$EACH" "${runs:-?}" "$outcome" >>"$HOURS"
+    if [ "$outcome" = crash ]; then
+        tail -40 "$log" >&2
+        echo "crash in $t: see fuzz/artifacts/$t/" >&2
+        exit 1
+    fi
+    cargo +nightly fuzz cmin "$t" "corpus/$t" >/dev/null 2>&1 || true
+    rm -f "$log"
+done
+awk -F'\t' 'NR > 1 {s[$2] += $3} END {for (t in s) printf "%-16s %6.1f min in all\n", t, s[t] / 60}' "$HOURS" | sort >&2
