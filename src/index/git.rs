@@ -199,15 +199,18 @@ impl IndexRepo {
         Ok(Blobs(handles.collect::<Result<_, _>>()?))
     }
 
-    /// Whether the history of `head` includes `commit` (an unknown commit
-    /// counts as included: it cannot be newer than a history without it).
-    pub fn contains(&self, head: &str, commit: &str) -> Result<bool> {
+    /// The commits on `main` after `since` (those its history does not
+    /// include): one walk over just them, however long the history.
+    pub fn commits_after(&self, since: &str) -> Result<std::collections::HashSet<String>> {
         let repo = Repository::open_bare(&self.path)?;
-        let (Ok(head), Ok(commit)) = (Oid::from_str(head), Oid::from_str(commit)) else { return Ok(true) };
-        if head == commit || repo.find_commit(commit).is_err() {
-            return Ok(true);
+        let mut walk = repo.revwalk()?;
+        walk.push_ref(BRANCH)?;
+        if let Ok(since) = Oid::from_str(since) {
+            if repo.find_commit(since).is_ok() {
+                walk.hide(since)?;
+            }
         }
-        Ok(repo.graph_descendant_of(head, commit)?)
+        walk.map(|id| Ok(id?.to_string())).collect()
     }
 
     /// Paths that differ between two commits' trees.

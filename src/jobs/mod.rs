@@ -189,7 +189,9 @@ pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::V
         // The delta keeps what this build does not contain. Folding it
         // rewrites a file the writer writes: under the writer lock.
         let _fold_lock = if job == Job::Search { Some(reg.lock_writer()?) } else { None };
+        let folding = std::time::Instant::now();
         built["deltaLeft"] = crate::search::delta::fold(&reg.root, &reg.index, &snap.head)?.into();
+        built["foldSeconds"] = folding.elapsed().as_secs_f64().into();
         report.insert("search".into(), built);
     }
     if matches!(job, Job::Advisories | Job::All) {

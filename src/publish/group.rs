@@ -18,13 +18,36 @@ use crate::sign::Attestation;
 
 /// How often the writer retries pending effects while no write comes.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
+/// A pack consolidation slower than this is logged.
+const SLOW: Duration = Duration::from_secs(1);
 
 pub(super) struct Worker {
     pub(super) reg: Arc<Registry>,
     pub(super) conn: Connection,
     /// The CDN purge hook, if `[cdn] purge_url` is set.
     purger: Option<crate::cdn::Purger>,
+    /// Wakes the pack consolidation thread; `None`: consolidate inline.
+    consolidate: Option<mpsc::SyncSender<()>>,
     pub(super) effects: Effects,
+}
+
+/// Merges the index's packs on a thread of its own, woken after groups:
+/// a merge can take seconds on a large index, and it holds the index's
+/// lock only for the final swap, so groups go on meanwhile.
+fn start_consolidation(index: crate::index::IndexRepo) -> std::io::Result<mpsc::SyncSender<()>> {
+    let (tx, rx) = mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new().name("cairn-packs".into()).spawn(move || {
+        while rx.recv().is_ok() {
+            let started = std::time::Instant::now();
+            if let Err(e) = index.consolidate_packs() {
+                tracing::warn!(error = %format!("{e:#}"), "pack consolidation failed");
+            }
+            if started.elapsed() > SLOW {
+                tracing::info!(seconds = started.elapsed().as_secs_f64(), "packs consolidated");
+            }
+        }
+    })?;
+    Ok(tx)
 }
 
 /// A change that passed its checks, with what it will answer.
@@ -55,7 +78,12 @@ impl Worker {
             _ => None,
         };
         let effects = Effects::new(&reg, &conn, pending);
-        Ok(Worker { reg, conn, purger, effects })
+        let consolidate = if serving {
+            Some(start_consolidation(reg.index.clone()).map_err(anyhow::Error::from)?)
+        } else {
+            None
+        };
+        Ok(Worker { reg, conn, purger, consolidate, effects })
     }
 
     /// The writer thread: groups as they come; pending effects retried
@@ -147,8 +175,14 @@ impl Worker {
         if let Some(purger) = &self.purger {
             purger.purge(self.reg.root.close_journal().iter().map(|k| crate::layout::url(k)).collect());
         }
-        if let Err(e) = self.reg.index.consolidate_packs() {
-            tracing::warn!(error = %format!("{e:#}"), "pack consolidation failed");
+        match &self.consolidate {
+            // Full: a merge is due already, which will see this group's pack.
+            Some(wake) => drop(wake.try_send(())),
+            None => {
+                if let Err(e) = self.reg.index.consolidate_packs() {
+                    tracing::warn!(error = %format!("{e:#}"), "pack consolidation failed");
+                }
+            }
         }
     }
 

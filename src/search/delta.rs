@@ -114,13 +114,10 @@ pub fn record(root: &StaticRoot, changes: Vec<DeltaEntry>) -> Result<()> {
 pub fn fold(root: &StaticRoot, index: &IndexRepo, built_at: &str) -> Result<usize> {
     let mut delta = read(root)?;
     let before = delta.packages.len();
-    let mut kept = Vec::new();
-    for e in delta.packages {
-        if !index.contains(built_at, &e.commit)? {
-            kept.push(e);
-        }
-    }
-    delta.packages = kept;
+    // What came after the build (an entry of an unknown commit goes: it
+    // cannot be newer than the history).
+    let after = index.commits_after(built_at)?;
+    delta.packages.retain(|e| after.contains(&e.commit));
     if delta.packages.len() != before || !root.exists(&root.layout().search_delta()) {
         delta.generated_at = crate::db::now();
         delta.version = FORMAT_VERSION;

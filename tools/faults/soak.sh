@@ -9,7 +9,7 @@
 # first minute. Stops by itself; servers are stopped on exit.
 #
 #   tools/faults/soak.sh
-#   DURATION=120 tools/faults/soak.sh
+#   DURATION=120 SEARCH_INTERVAL=0 tools/faults/soak.sh
 set -euo pipefail
 DURATION=${DURATION:-600}
 CLIENTS=${CLIENTS:-16}
@@ -34,11 +34,17 @@ trap 'exit 130' INT TERM
 D=$WORK/data
 timeout 60 "$T/cairn" init --data "$D" --public-url http://127.0.0.1:1 >"$WORK/token" 2>/dev/null
 timeout 600 "$T/examples/bench-prefill" --data "$D" --packages "${PACKAGES:-2000}" 2>/dev/null
+# SEARCH_INTERVAL=0 turns the search timer off (the job reads the whole
+# index every minute: its memory grows with the registry, not with time).
+if [ -n "${SEARCH_INTERVAL:-}" ]; then
+    sed -i "s/^search_interval = .*/search_interval = $SEARCH_INTERVAL/" "$D/registry.toml"
+fi
 CAIRN_RATE_LIMIT=off CAIRN_LOG=warn timeout $((DURATION + 300)) "$T/cairn" serve --data "$D" --listen 127.0.0.1:0 \
     >"$WORK/serve.out" 2>"$WORK/serve.err" &
-SERVER=$!
-PIDS+=("$SERVER")
+PIDS+=($!)
 for _ in $(seq 600); do grep -q '^public key:' "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+# The server itself, not the `timeout` that started it.
+SERVER=$(pgrep -n -P "${PIDS[0]}" -x cairn)
 URL=$(sed -n 's/^listening on //p' "$WORK/serve.out")
 [ -n "$URL" ] || { cat "$WORK/serve.err" >&2; exit 1; }
 ( cd "$D/static" && find index api/v1/packages -type f ! -path '*/.*' -printf '/%p\n' | shuf -n 5000 --random-source=<(yes) ) >"$WORK/paths.txt"
