@@ -4,7 +4,7 @@
 # fuzz/corpus/TARGET, then minimises each corpus (cargo fuzz cmin) so it
 # stays small in the repository. A crash stops the run and leaves its input
 # in fuzz/artifacts/TARGET/: fix the bug, then commit the input as a
-# regression test (tests/fuzz_regressions.rs replays fuzz/regressions/).
+# regression test of the function it broke.
 # Appends one line per target to tools/fuzz/hours.tsv (date, target,
 # seconds, runs, outcome) so the running total per target is on record.
 #
