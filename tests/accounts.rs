@@ -464,3 +464,24 @@ fn no_plaintext_token_is_stored_anywhere() {
     }
     assert!(scanned > 10);
 }
+
+/// `--data` where operators type it: before or after the subcommand.
+#[test]
+fn data_is_accepted_before_and_after_the_admin_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cairn = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let d = data.to_str().unwrap();
+    cairn(&["init", "--data", d]);
+    assert!(cairn(&["admin", "--data", d, "user", "add", "alice"]).starts_with("cairn_"));
+    assert!(cairn(&["admin", "user", "--data", d, "add", "bob"]).starts_with("cairn_"));
+    assert!(cairn(&["admin", "user", "add", "carol", "--data", d]).starts_with("cairn_"));
+    let list = cairn(&["admin", "--data", d, "user", "list"]);
+    for login in ["alice", "bob", "carol"] {
+        assert!(list.lines().any(|l| l.starts_with(&format!("{login}\t"))), "{list}");
+    }
+}
