@@ -151,8 +151,11 @@ fn base(entry: &Entry, etag: &HeaderValue) -> warp::http::response::Builder {
 }
 
 fn respond(entry: &Entry, ask: &Ask) -> Response<Body> {
+    // A range is of the stored bytes (a signature under /blobs/ is text):
+    // then the answer is never compressed.
+    let range = ranged(entry, ask);
     let encoding = match ask.accept_encoding {
-        Some(accept) if entry.compressible => Encoding::choose(accept),
+        Some(accept) if entry.compressible && range.is_none() => Encoding::choose(accept),
         _ => Encoding::Identity,
     };
     // A variant that would not be smaller is not kept: identity then.
@@ -170,7 +173,7 @@ fn respond(entry: &Entry, ask: &Ask) -> Response<Body> {
         Some(name) => b.header(header::CONTENT_ENCODING, HeaderValue::from_static(name)),
         None => b,
     };
-    if let Some(range) = ranged(entry, ask) {
+    if let Some(range) = range {
         return match range {
             Ok((start, end)) => {
                 let part = entry.body.slice(start as usize..=end as usize);
