@@ -314,8 +314,9 @@ impl HotCache {
         }
     }
 
-    /// Bytes held now (bodies and variants).
-    pub fn held(&self) -> usize {
+    /// Bytes held now (bodies and variants), for the tests.
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.map.read().unwrap().values().map(|e| e.weight()).sum()
     }
 }
