@@ -52,6 +52,35 @@ pub struct Config {
     /// The largest file the hot cache keeps, in bytes.
     pub hot_cache_max_file: usize,
     pub cdn: Cdn,
+    pub log: LogConfig,
+}
+
+/// The transparency log (SPEC section 14).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The checkpoint's origin line; default `{public host}/log`. Fixed
+    /// when the log's keys are made (the keys carry it).
+    pub origin: Option<String>,
+    /// Seconds between the registry's re-cosignings of its checkpoint with
+    /// a fresh time, made even when nothing changed.
+    pub cosign_interval: u64,
+    /// Witnesses each new checkpoint is submitted to (C2SP tlog-witness).
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { origin: None, cosign_interval: 300, witnesses: Vec::new() }
+    }
+}
+
+/// A witness: the base URL of its `add-checkpoint` and its verifier key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    pub url: String,
+    pub key: String,
 }
 
 /// A CDN in front of the static root.
@@ -124,6 +153,7 @@ impl Default for Config {
             hot_cache_bytes: 64 << 20,
             hot_cache_max_file: 256 << 10,
             cdn: Cdn::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -166,6 +196,15 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The log's origin line: `[log] origin`, else the public URL's host and path + `/log`.
+    pub fn log_origin(&self) -> String {
+        self.log.origin.clone().unwrap_or_else(|| {
+            let url = self.public_url();
+            let host = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+            format!("{host}/log")
+        })
     }
 
     pub fn api_url(&self) -> String {

@@ -58,6 +58,9 @@ pub enum Kind {
     /// The index repository cannot be read (a corrupted pack or object):
     /// nothing after it could be checked.
     CorruptIndex,
+    /// The transparency log and the index history disagree, or its
+    /// published tiles, bundles or checkpoint do not match its entries.
+    LogMismatch,
 }
 
 impl Kind {
@@ -66,6 +69,7 @@ impl Kind {
             Kind::BadLine => "bad-line",
             Kind::OrphanBlob => "orphan-blob",
             Kind::CorruptIndex => "corrupt-index",
+            Kind::LogMismatch => "log-mismatch",
             Kind::MissingBlob => "missing-blob",
             Kind::Sha256Mismatch => "sha256-mismatch",
             Kind::Blake3Mismatch => "blake3-mismatch",
@@ -159,6 +163,9 @@ pub fn check(reg: &Registry) -> Result<Report> {
     findings.extend(check_published_identity(reg, &snap));
     let (commits, nonlinear) = check_history(reg, &snap.head)?;
     findings.extend(nonlinear);
+    if let Some(log) = &reg.log {
+        findings.extend(log.audit(&reg.index, &reg.root)?.into_iter().map(|p| finding(Kind::LogMismatch, p)));
+    }
     findings.sort();
     let now = reg.index.head()?.to_string();
     Ok(Report {

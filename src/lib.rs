@@ -13,6 +13,8 @@ pub mod fsutil;
 pub mod index;
 pub mod jobs;
 pub mod layout;
+pub mod log;
+pub mod mem;
 pub mod name;
 pub mod publish;
 pub mod registry;

@@ -39,6 +39,8 @@ pub struct Registry {
     pub pubkey: String,
     pub index: IndexRepo,
     pub store: BlobStore,
+    /// The transparency log; a mirror serves its source's instead.
+    pub log: Option<crate::log::Log>,
 }
 
 /// The login of the account `init` creates and whose token it prints.
@@ -53,7 +55,7 @@ impl Registry {
     pub fn init(data: &Path, config: &Config) -> Result<String> {
         anyhow::ensure!(!Registry::exists(data), "{} already holds a registry", data.display());
         // Leftovers of an init that crashed are not a registry: start again.
-        for partial in ["minisign.key", "state.db", "state.db-wal", "state.db-shm", "static"] {
+        for partial in ["minisign.key", "state.db", "state.db-wal", "state.db-shm", "static", "log"] {
             let p = data.join(partial);
             if p.is_dir() {
                 std::fs::remove_dir_all(&p)?;
@@ -67,7 +69,8 @@ impl Registry {
         let l = root.layout();
         let key = SigningKey::generate(&data.join("minisign.key"))?;
         root.put_durable(&l.minisign_pub(), key.public_key_file().as_bytes())?;
-        let config_json = config_json(config, &key);
+        let log = crate::log::Log::open(data, &config.log_origin())?;
+        let config_json = config_json(config, &key, Some(&log));
         IndexRepo::init(&static_root.join(l.index_git()), &config.name, &config_json)?;
         root.put_durable(&l.index_file("config.json"), &config_json)?;
         let conn = db::open(&data.join("state.db"))?;
@@ -90,7 +93,12 @@ impl Registry {
             None => read_pubkey(&root, &l.minisign_pub())?,
         };
         let index = IndexRepo::open(&static_root.join(l.index_git()), &config.name)?;
+        let log = match &key {
+            Some(_) => Some(crate::log::Log::open(data, &config.log_origin())?),
+            None => None,
+        };
         Ok(Registry {
+            log,
             data: data.to_path_buf(),
             store: BlobStore::new(root.clone()),
             static_root,
@@ -143,6 +151,13 @@ impl Registry {
             tracing::warn!(error = %format!("{e:#}"), "recovery could not write; the writer retries");
             return Ok(());
         }
+        // Entries a crash kept from the log (the next group would append
+        // them too, before its own).
+        if let Some(log) = &self.log {
+            if let Err(e) = log.catch_up(&self.index, &self.root) {
+                tracing::warn!(error = %format!("{e:#}"), "appending the log's missing entries failed; the writer retries");
+            }
+        }
         let head = self.index.head()?;
         let derived_at = self.derived_at().and_then(|s| git2::Oid::from_str(&s).ok());
         if derived_at != Some(head) {
@@ -170,7 +185,7 @@ impl Registry {
     fn repair_rows_and_config(&self, key: &SigningKey) -> Result<()> {
         self.index.remove_stale_locks()?;
         self.repair_rows(&self.db()?)?;
-        let wanted = config_json(&self.config, key);
+        let wanted = config_json(&self.config, key, self.log.as_ref());
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {
                 tx.commit(&[("config.json", Some(&wanted))], "config", &self.config.name)
@@ -351,15 +366,20 @@ fn read_pubkey(root: &StaticRoot, key: &str) -> Result<String> {
         .with_context(|| format!("{key} holds no minisign public key"))
 }
 
-/// `index/config.json`: cargo's `dl` and `api` plus cairn's key and name.
-pub fn config_json(config: &Config, key: &SigningKey) -> Vec<u8> {
-    let doc = json!({
+/// `index/config.json`: cargo's `dl` and `api` plus cairn's key and name,
+/// and the log's origin and keys.
+pub fn config_json(config: &Config, key: &SigningKey, log: Option<&crate::log::Log>) -> Vec<u8> {
+    let mut doc = json!({
         "dl": format!("{}/blobs/sha256/{{sha256-checksum}}", config.public_url()),
         "api": config.api_url(),
         "auth-required": false,
         "pubkey": key.public_base64(),
         "name": config.name,
     });
+    if let Some(log) = log {
+        let (note, time) = log.vkeys();
+        doc["log"] = json!({"origin": log.origin(), "key": note, "timeKey": time});
+    }
     derive::to_bytes(&doc)
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs the system packages the tests use
-# (git, minisign, nginx with its brotli module) when they are missing,
-# then runs `cargo test` with any arguments given.
+# (git, minisign, nginx with its brotli module, python3) and the Python
+# package the log's independent check uses (cryptography) when they are
+# missing, then runs `cargo test` with any arguments given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ need=()
 command -v git >/dev/null || need+=(git)
 command -v minisign >/dev/null || need+=(minisign)
 command -v nginx >/dev/null || need+=(nginx-light)
+command -v python3 >/dev/null || need+=(python3 python3-pip)
 [ -f /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ] || need+=(libnginx-mod-http-brotli-filter)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -19,5 +21,9 @@ if [ ${#need[@]} -gt 0 ]; then
   # The package starts a system nginx on port 80; the tests start their own.
   { $sudo service nginx stop || $sudo pkill -x nginx || true; } >/dev/null 2>&1
 fi
+
+# tests/log_check.py verifies the transparency log with its own Ed25519.
+python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography ||
+  python3 -m pip install -q --break-system-packages cryptography
 
 cargo test "$@"

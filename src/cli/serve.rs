@@ -24,6 +24,8 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
+    crate::mem::limit_arenas();
+    crate::mem::limit_git_maps();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut config = Config::load(&args.data.data)?;
@@ -93,6 +95,33 @@ fn spawn_timers(reg: &Arc<Registry>) {
     if c.static_interval > 0 {
         tokio::spawn(every(reg.clone(), c.static_interval, Job::Static, |_| Ok(true)));
     }
+    if reg.log.is_some() && c.log.cosign_interval > 0 {
+        tokio::spawn(recosign(reg.clone(), c.log.cosign_interval));
+    }
+}
+
+/// Re-cosigns the log's checkpoint with a fresh time every `secs` seconds,
+/// even when nothing changed, so a frozen copy shows its age.
+async fn recosign(reg: Arc<Registry>, secs: u64) {
+    let period = std::time::Duration::from_secs(secs);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let reg = reg.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<()> {
+            // Under the writer lock: a group's newer checkpoint is never overwritten by an older one.
+            let _lock = reg.lock_writer()?;
+            match &reg.log {
+                Some(log) => log.recosign(&reg.root),
+                None => Ok(()),
+            }
+        })
+        .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %format!("{e:#}"), "re-cosigning the log's checkpoint failed");
+        }
+    }
 }
 
 /// Whether the search shards were built for another commit than `main`'s.
@@ -117,6 +146,7 @@ async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Re
             if due(&reg)? {
                 let opts = crate::jobs::Options { access_logs: reg.config.access_logs.clone() };
                 crate::jobs::rebuild(&reg, job, &opts)?;
+                crate::mem::release_freed();
             }
             Ok(())
         })

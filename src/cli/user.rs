@@ -25,6 +25,30 @@ pub struct RegistryArgs {
     pub token: Option<String>,
 }
 
+/// What the transparency log must show before anything is unpacked.
+#[derive(Args, Clone, Debug)]
+pub struct LogArgs {
+    /// Refuse a checkpoint whose newest trusted cosignature is older than this many seconds.
+    #[arg(long, env = "CAIRN_LOG_MAX_AGE", default_value_t = 86_400)]
+    pub log_max_age: u64,
+    /// A witness's verifier key (repeatable; the variable takes a comma-separated list).
+    #[arg(long = "witness", env = "CAIRN_WITNESSES", value_delimiter = ',')]
+    pub witnesses: Vec<String>,
+    /// Witness cosignatures required (default: every --witness).
+    #[arg(long, env = "CAIRN_WITNESS_QUORUM")]
+    pub witness_quorum: Option<usize>,
+}
+
+impl LogArgs {
+    fn policy(&self) -> crate::client::log::Policy {
+        crate::client::log::Policy {
+            max_age: self.log_max_age,
+            witnesses: self.witnesses.clone(),
+            quorum: self.witness_quorum,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// Store a token for a registry and pin its signing key.
@@ -102,6 +126,8 @@ pub enum UserCommand {
         jobs: usize,
         #[command(flatten)]
         reg: RegistryArgs,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Download one verified tarball.
     Fetch {
@@ -112,12 +138,16 @@ pub enum UserCommand {
         output: Option<PathBuf>,
         #[command(flatten)]
         reg: RegistryArgs,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Check a tarball against the index and the registry's signature.
     Verify {
         file: PathBuf,
         #[command(flatten)]
         reg: RegistryArgs,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Make DIR a read-only copy of the registry at SOURCE (again: fetch what is new).
     Mirror {
@@ -211,6 +241,11 @@ impl RegistryArgs {
         };
         Remote::new(&url, token)
     }
+
+    /// The remote, with what its log must show.
+    fn remote_checked(&self, log: &LogArgs) -> Result<Remote> {
+        Ok(Remote { log: log.policy(), ..self.remote()? })
+    }
 }
 
 fn split_version(spec: &str) -> Result<(&str, &str)> {
@@ -266,18 +301,18 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             }
             Ok(())
         }
-        UserCommand::Install { specs, target, lockfile, update, jobs, reg } => {
+        UserCommand::Install { specs, target, lockfile, update, jobs, reg, log } => {
             let (target, lockfile) = (std::path::absolute(target)?, std::path::absolute(lockfile)?);
             let opts = InstallOptions { specs, target, lockfile, update, jobs };
-            install::install(&reg.remote()?, &opts).await.map(|_| ())
+            install::install(&reg.remote_checked(&log)?, &opts).await.map(|_| ())
         }
-        UserCommand::Fetch { spec, output, reg } => {
-            let path = install::fetch(&reg.remote()?, &spec, output).await?;
+        UserCommand::Fetch { spec, output, reg, log } => {
+            let path = install::fetch(&reg.remote_checked(&log)?, &spec, output).await?;
             println!("{}", path.display());
             Ok(())
         }
-        UserCommand::Verify { file, reg } => {
-            let msg = install::verify_file(&reg.remote()?, &file).await?;
+        UserCommand::Verify { file, reg, log } => {
+            let msg = install::verify_file(&reg.remote_checked(&log)?, &file).await?;
             println!("ok: {msg}");
             Ok(())
         }

@@ -26,6 +26,9 @@ pub struct RegistryEntry {
     /// The registry's name, bound into its signatures, pinned with the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The transparency log's origin and keys, pinned with the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<super::log::LogKeys>,
 }
 
 /// `$XDG_CONFIG_HOME/cairn` (or `~/.config/cairn`); `CAIRN_CONFIG_DIR` overrides.

@@ -99,6 +99,20 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<Summary> 
         Some(c) => Trust { pubkey: c.pubkey.clone(), name: c.name.clone() },
         None => remote.trust().await?,
     };
+    // From a lock, only versions this client has not yet seen in the log
+    // need their index lines.
+    let wanted: Vec<(String, String, String)> =
+        plan.iter().map(|p| (p.want.name.clone(), p.want.version.clone(), p.want.sha256.clone())).collect();
+    let unproven: Vec<&Planned> = match &config {
+        Some(_) => plan.iter().collect(),
+        None => {
+            let unproven = super::log::unproven(remote, &wanted)?;
+            plan.iter()
+                .filter(|p| unproven.iter().any(|(n, v, _)| *n == p.want.name && *v == p.want.version))
+                .collect()
+        }
+    };
+    super::log::check(remote, config.as_ref(), &lines_of(remote, &unproven, opts.jobs).await?).await?;
     let (blobs, summary) = download_all(remote, config.as_ref(), &trust, &plan, opts.jobs).await?;
     let unpacked = unpack_all(&opts.target, &plan, &blobs)?;
     if let Some(lock) = new_lock {
@@ -121,6 +135,30 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<Summary> 
 
 /// Fetches the index files of `roots` and everything they can reach,
 /// concurrently (at most 32 requests in flight over keep-alive connections).
+/// The index line of each planned version (the log checks them), found by
+/// version and checksum in the package's index file (revalidated: the
+/// resolver fetched it just before, or the lock names it).
+async fn lines_of(remote: &Remote, plan: &[&Planned], jobs: usize) -> Result<Vec<IndexLine>> {
+    use futures_util::TryStreamExt;
+    futures_util::stream::iter(plan)
+        .map(|p| async move {
+            let lines = remote.index_file(&p.want.name).await?.lines().unwrap_or_default();
+            lines.into_iter().find(|l| l.vers == p.want.version && l.cksum == p.want.sha256).ok_or_else(
+                || {
+                    anyhow!(
+                        "the index lists no {} {} with checksum {}",
+                        p.want.name,
+                        p.want.version,
+                        p.want.sha256
+                    )
+                },
+            )
+        })
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await
+}
+
 pub async fn fetch_closure(
     remote: &Remote,
     roots: &[String],
@@ -343,6 +381,7 @@ pub async fn fetch(remote: &Remote, spec: &str, out: Option<PathBuf>) -> Result<
     let lines =
         remote.index_file(&name).await?.lines().ok_or_else(|| anyhow!("no package named `{name}`"))?;
     let line = pick(&lines, &req).ok_or_else(|| anyhow!("{name} has no version matching `{req}`"))?;
+    super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
     let (bytes, _) = remote.blob(Some(&config), &trust, &Expected::from_line(line)).await?;
     crate::archive::unpack::check(&bytes, &line.name, &line.vers)
@@ -398,6 +437,7 @@ pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
             line.cksum
         );
     }
+    super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
     let want = Expected::from_line(line);
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
     let sig_url = format!("{}/blobs/sha256/{}.minisig", remote.url, want.sha256);

@@ -127,7 +127,12 @@ pub async fn mirror(
     // The blobs become durable together before the index that names them.
     root.sync()?;
 
-    // 4. The key, derived files, then the checkout of what changed.
+    // 4. The source's log, checked for every line and copied byte for byte.
+    let all_lines: Vec<IndexLine> =
+        packages.values().flatten().filter(|l| l.log_index.is_some()).cloned().collect();
+    super::log::mirror(&remote, &config, &all_lines, root.clone()).await?;
+
+    // 5. The key, derived files, then the checkout of what changed.
     let pub_url = format!("{}{}", remote.url, crate::layout::url(&l.minisign_pub()));
     let pub_file = String::from_utf8(remote.get_bytes(&pub_url).await?)?;
     if !pub_file.lines().any(|l| l.trim() == config.pubkey) {

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod install;
 pub mod lockfile;
+pub mod log;
 pub mod mirror;
 pub mod progress;
 pub mod remote;

@@ -21,6 +21,9 @@ pub struct RegistryConfig {
     pub auth_required: bool,
     pub pubkey: String,
     pub name: String,
+    /// The transparency log, if the registry keeps one.
+    #[serde(default)]
+    pub log: Option<super::log::LogKeys>,
 }
 
 /// The key and name a client trusts for a registry.
@@ -36,6 +39,8 @@ pub struct Remote {
     pub http: reqwest::Client,
     pub token: Option<String>,
     pub cache: Arc<Cache>,
+    /// What the log checks demand.
+    pub log: super::log::Policy,
 }
 
 /// What the registry answered for an index file.
@@ -69,7 +74,13 @@ pub fn http_client() -> Result<reqwest::Client> {
 impl Remote {
     pub fn new(url: &str, token: Option<String>) -> Result<Remote> {
         let url = normalize_url(url);
-        Ok(Remote { cache: Arc::new(Cache::open(&url)?), http: http_client()?, token, url })
+        Ok(Remote {
+            cache: Arc::new(Cache::open(&url)?),
+            http: http_client()?,
+            token,
+            url,
+            log: super::log::Policy::default(),
+        })
     }
 
     /// Reads `config.json` and checks its key and name against the pin,
@@ -224,7 +235,15 @@ pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
     let mut creds = Credentials::load()?;
     let entry = creds.entry_mut(&url);
     match (&entry.pubkey, &entry.name) {
-        (Some(k), Some(n)) if *k == config.pubkey && *n == config.name => Ok(()),
+        (Some(k), Some(n)) if *k == config.pubkey && *n == config.name => {
+            // A log the registry started after first contact is pinned when
+            // first seen; a change of pinned log keys is refused by the log check.
+            if entry.log.is_none() && config.log.is_some() {
+                entry.log.clone_from(&config.log);
+                creds.save()?;
+            }
+            Ok(())
+        }
         (Some(k), n) if !retrust => {
             let what = if *k != config.pubkey { "signing key" } else { "name" };
             bail!(
@@ -249,6 +268,7 @@ pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
             }
             entry.pubkey = Some(config.pubkey.clone());
             entry.name = Some(config.name.clone());
+            entry.log.clone_from(&config.log);
             creds.save()
         }
     }

@@ -120,6 +120,7 @@ pub fn index_line(meta: &NewCrate, cksum: &str, blake3: &str, size: u64) -> Inde
         license: meta.license.clone(),
         keywords: meta.keywords.clone(),
         repository: meta.repository.clone(),
+        log_index: None,
     }
 }
 

@@ -120,9 +120,7 @@ impl IndexRepo {
         for id in tx.written.iter().filter(|id| seen.insert(**id)) {
             builder.insert_object(*id, None)?;
         }
-        let mut buf = git2::Buf::new();
-        builder.write_buf(&mut buf)?;
-        let pack_name = packs::write_pack(&self.path, &odb, &buf)?;
+        let pack_name = packs::write_pack(&self.path, &odb, &mut builder)?;
         mempack.reset()?;
         tracing::debug!(pack = %pack_name, commits = tx.commits.len(), "index pack written");
 
@@ -224,6 +222,58 @@ impl IndexRepo {
             .filter_map(|d| d.new_file().path().or(d.old_file().path()))
             .map(|p| p.to_string_lossy().into_owned())
             .collect())
+    }
+}
+
+/// One commit of the history, as [`IndexRepo::for_each_after`] shows it.
+pub struct CommitView<'r> {
+    repo: &'r Repository,
+    commit: git2::Commit<'r>,
+}
+
+impl CommitView<'_> {
+    pub fn id(&self) -> String {
+        self.commit.id().to_string()
+    }
+
+    pub fn subject(&self) -> String {
+        self.commit.summary().unwrap_or_default().to_string()
+    }
+
+    /// A file as this commit has it.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        read_in_tree(self.repo, &self.commit.tree()?, path)
+    }
+
+    /// A file as this commit's parent has it.
+    pub fn read_before(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.commit.parents().next() {
+            Some(parent) => read_in_tree(self.repo, &parent.tree()?, path),
+            None => Ok(None),
+        }
+    }
+}
+
+impl IndexRepo {
+    /// Calls `f` with each commit on `main` after `since` (every commit
+    /// when `None`), oldest first.
+    pub fn for_each_after(
+        &self,
+        since: Option<&str>,
+        mut f: impl FnMut(&CommitView) -> Result<()>,
+    ) -> Result<()> {
+        let repo = Repository::open_bare(&self.path)?;
+        let mut walk = repo.revwalk()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+        walk.push_ref(BRANCH)?;
+        if let Some(since) = since {
+            let id = Oid::from_str(since).ok().filter(|id| repo.find_commit(*id).is_ok());
+            walk.hide(id.with_context(|| format!("commit {since} is not in the index history"))?)?;
+        }
+        for id in walk {
+            f(&CommitView { repo: &repo, commit: repo.find_commit(id?)? })?;
+        }
+        Ok(())
     }
 }
 

@@ -41,6 +41,9 @@ pub struct IndexLine {
     pub keywords: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// The number of its publish's leaf in the transparency log.
+    #[serde(default, rename = "logIndex", skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -108,6 +111,7 @@ impl IndexLine {
             license: m.license.clone(),
             keywords: m.keywords.clone(),
             repository: m.repository.clone(),
+            log_index: None,
         }
     }
 
@@ -132,6 +136,18 @@ impl IndexLine {
             out.push('\n');
         }
         out.into_bytes()
+    }
+}
+
+/// A line's bytes (as an index file holds them, without the newline) as
+/// first written: `"yanked":true` back to false. A byte replace, so a client
+/// checks the bytes it fetched, not what a parser kept of them; inside a
+/// JSON string a quote is escaped, so the pattern can only be the key.
+pub fn first_written(raw: &[u8]) -> Vec<u8> {
+    const YANKED: &[u8] = b"\"yanked\":true";
+    match raw.windows(YANKED.len()).position(|w| w == YANKED) {
+        Some(at) => [&raw[..at], b"\"yanked\":false", &raw[at + YANKED.len()..]].concat(),
+        None => raw.to_vec(),
     }
 }
 

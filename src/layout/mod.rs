@@ -30,6 +30,21 @@ pub struct Layout {
     prefix: String,
 }
 
+/// A tile's `N[.p/W]`: N in 3-digit groups, all but the last prefixed
+/// `x` (1234067 → `x001/x234/067`).
+fn tile_index(n: u64, width: u32) -> String {
+    let mut path = format!("{:03}", n % 1000);
+    let mut rest = n / 1000;
+    while rest > 0 {
+        path = format!("x{:03}/{path}", rest % 1000);
+        rest /= 1000;
+    }
+    if width < 256 {
+        path.push_str(&format!(".p/{width}"));
+    }
+    path
+}
+
 /// The sorts of `api/v1/listings/{sort}/`.
 pub const LISTING_SORTS: [&str; 3] = ["name", "newest", "downloads"];
 
@@ -133,6 +148,27 @@ impl Layout {
 
     pub fn package_advisories(&self, name: &str) -> String {
         self.package_file(name, "advisories.json")
+    }
+
+    /// The transparency log's signed checkpoint.
+    pub fn log_checkpoint(&self) -> String {
+        self.at("log/checkpoint")
+    }
+
+    /// The log's two verifier keys (note, cosignature), a line each.
+    pub fn log_keys(&self) -> String {
+        self.at("log/keys")
+    }
+
+    /// A hash tile: `log/tile/{L}/{N}[.p/{W}]` (C2SP tlog-tiles; `W` < 256
+    /// marks a partial tile).
+    pub fn log_tile(&self, level: u8, n: u64, width: u32) -> String {
+        self.at(&format!("log/tile/{level}/{}", tile_index(n, width)))
+    }
+
+    /// An entry bundle: `log/tile/entries/{N}[.p/{W}]`.
+    pub fn log_entries(&self, n: u64, width: u32) -> String {
+        self.at(&format!("log/tile/entries/{}", tile_index(n, width)))
     }
 
     pub fn user(&self, login: &str) -> String {
@@ -289,6 +325,15 @@ pub fn ranges_allowed(url_path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_tiles_follow_the_tlog_tiles_paths() {
+        let l = Layout::public();
+        assert_eq!(l.log_tile(0, 1_234_067, 256), "log/tile/0/x001/x234/067");
+        assert_eq!(l.log_tile(1, 0, 17), "log/tile/1/000.p/17");
+        assert_eq!(l.log_entries(1000, 256), "log/tile/entries/x001/000");
+        assert_eq!(Layout::org("acme").log_checkpoint(), "orgs/acme/log/checkpoint");
+    }
 
     #[test]
     fn cache_control_follows_the_spec_table() {

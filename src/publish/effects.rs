@@ -152,6 +152,9 @@ fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
         }
     }
     crate::search::delta::record(&reg.root, delta)?;
+    if let Some(log) = &reg.log {
+        log.catch_up(&reg.index, &reg.root)?;
+    }
     reg.root.sync()?;
     Ok(())
 }
@@ -159,6 +162,10 @@ fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
 /// The derived files of one group, written for exactly what it changed
 /// (the README from the upload, not from the stored blob), then synced.
 fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Committed) -> Result<()> {
+    // The log's entries first: the commit is done, and its entries prove it.
+    if let Some(log) = &reg.log {
+        log.catch_up(&reg.index, &reg.root)?;
+    }
     let downloads = |name: &str| crate::jobs::stats::package_totals(conn, name);
     let packages: Vec<(&Vec<crate::index::IndexLine>, Vec<String>, derive::Downloads)> = c
         .files

@@ -42,6 +42,7 @@ fn start_consolidation(index: crate::index::IndexRepo) -> std::io::Result<mpsc::
             if let Err(e) = index.consolidate_packs() {
                 tracing::warn!(error = %format!("{e:#}"), "pack consolidation failed");
             }
+            crate::mem::release_freed();
             if started.elapsed() > SLOW {
                 tracing::info!(seconds = started.elapsed().as_secs_f64(), "packs consolidated");
             }
@@ -195,6 +196,13 @@ impl Worker {
         let mut files: BTreeMap<String, Vec<IndexLine>> = BTreeMap::new();
         let mut owners = Vec::new();
         let head = reg.index.snapshot()?;
+        // The log first holds every change the index has (what an earlier
+        // group's effects could not append is appended now), so this
+        // group's changes are its next entries.
+        let mut next_leaf = match &reg.log {
+            Some(log) => Some(log.catch_up(&reg.index, &reg.root)?),
+            None => None,
+        };
         // IMMEDIATE: a deferred transaction that reads first cannot upgrade to a
         // write after another connection wrote (SQLITE_BUSY without waiting).
         let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -203,7 +211,7 @@ impl Worker {
             let (action, target) = plan::describe(&r.change);
             // Each change is all or nothing inside the group's transaction.
             txn.execute_batch("SAVEPOINT change")?;
-            let result = plan::plan(&txn, &reg, &head, r, &at, &mut files);
+            let result = plan::plan(&txn, &reg, &head, r, &at, next_leaf, &mut files);
             if result.is_err() {
                 txn.execute_batch("ROLLBACK TO change")?;
             }
@@ -243,6 +251,9 @@ impl Worker {
                     owners.extend(packages.iter().cloned())
                 }
                 _ => {}
+            }
+            if plan.commit.is_some() {
+                next_leaf = next_leaf.map(|n| n + 1);
             }
             planned.push(Planned { job, plan, audit_id });
         }

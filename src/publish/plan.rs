@@ -65,13 +65,16 @@ fn done(outcome: Outcome) -> Plan {
 }
 
 /// Checks one change against the state as the group leaves it and records
-/// its database effects inside the group's transaction.
+/// its database effects inside the group's transaction. `leaf` is the log
+/// entry the change's commit will be (`None`: no log), which a new line
+/// records.
 pub(super) fn plan(
     conn: &Connection,
     reg: &Registry,
     head: &IndexSnapshot,
     r: &mut WriteRequest,
     at: &str,
+    leaf: Option<u64>,
     files: &mut BTreeMap<String, Vec<IndexLine>>,
 ) -> Result<Plan, WriteError> {
     let actor = &r.actor;
@@ -81,6 +84,7 @@ pub(super) fn plan(
             let new_package = check_publish(conn, reg, caller, upload)?;
             let line = &mut upload.line;
             line.pubtime = Some(at.to_string());
+            line.log_index = leaf;
             if new_package {
                 db::create_package(conn, &line.name, caller.user.id)?;
             }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod user;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +32,11 @@ impl Server {
 
     pub fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        cmd.arg("serve");
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data")
             .arg(data)
             .args(args)
             .env_remove("CAIRN_PUBLIC_URL")

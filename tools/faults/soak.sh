@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A bounded soak: DURATION seconds (600) of concurrent publishes (CLIENTS=16,
-# bench-publish-load in chunks of CHUNK publishes with fresh names) and static
+# bench-publish-load in chunks of CHUNK publishes with fresh names; each
+# chunk has a random prefix, so the names spread over the index's
+# directories as real ones do rather than filling one) and static
 # reads (wrk, 2 threads, 32 connections, over the registry's index files,
 # documents and blobs) against one `cairn serve` on loopback. Every 10 s it
 # samples the server's RSS. Prints the publish latencies (p50 = median of
@@ -39,7 +41,7 @@ timeout 600 "$T/examples/bench-prefill" --data "$D" --packages "${PACKAGES:-2000
 if [ -n "${SEARCH_INTERVAL:-}" ]; then
     sed -i "s/^search_interval = .*/search_interval = $SEARCH_INTERVAL/" "$D/registry.toml"
 fi
-CAIRN_RATE_LIMIT=off CAIRN_LOG=warn timeout $((DURATION + 300)) "$T/cairn" serve --data "$D" --listen 127.0.0.1:0 \
+CAIRN_RATE_LIMIT=off CAIRN_LOG=${CAIRN_LOG:-warn} timeout $((DURATION + 300)) "$T/cairn" serve --data "$D" --listen 127.0.0.1:0 \
     >"$WORK/serve.out" 2>"$WORK/serve.err" &
 PIDS+=($!)
 for _ in $(seq 600); do grep -q '^public key:' "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
@@ -50,7 +52,8 @@ URL=$(sed -n 's/^listening on //p' "$WORK/serve.out")
 ( cd "$D/static" && find index api/v1/packages -type f ! -path '*/.*' -printf '/%p\n' | shuf -n 5000 --random-source=<(yes) ) >"$WORK/paths.txt"
 log "cairn on $URL; $DURATION s of $CLIENTS publishing clients and wrk"
 
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
+# Resident KiB: in all, anonymous (the heap), file-backed (mapped packs).
+rss() { awk '/^(VmRSS|RssAnon|RssFile)/ {printf "%s ", $2}' "/proc/$SERVER/status"; }
 end=$((SECONDS + DURATION))
 ( started=$SECONDS
   while [ $SECONDS -lt $end ]; do echo "$((SECONDS - started)) $(rss)"; sleep 10; done ) >"$WORK/rss.txt" &
@@ -62,7 +65,7 @@ PIDS+=("$WRK")
 chunk=0
 while [ $SECONDS -lt $end ]; do
     timeout 600 "$T/examples/bench-publish-load" --url "$URL" --token "$(cat "$WORK/token")" --clients "$CLIENTS" \
-        --count "$CHUNK" --prefix "zqsoak$(printf %04d $chunk)" --warmup 0 >>"$WORK/publish.jsonl" 2>/dev/null
+        --count "$CHUNK" --warmup 0 >>"$WORK/publish.jsonl" 2>/dev/null
     chunk=$((chunk + 1))
 done
 wait "$WRK" || true
@@ -81,13 +84,20 @@ def lat(p):
 rps = re.search(r"Requests/sec:\s+([\d.]+)", wrk)
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
 socket = re.search(r"Socket errors: (.*)", wrk)
-rss = [tuple(map(int, l.split())) for l in open(f"{work}/rss.txt") if len(l.split()) == 2]
+rows = [tuple(map(int, l.split())) for l in open(f"{work}/rss.txt") if len(l.split()) == 4]
+rss = [(t, k) for t, k, _, _ in rows]
 print(f"publishes: {sum(c['ok'] for c in chunks)} ok, {sum(c['errors'] for c in chunks)} errors, in {len(chunks)} chunks of {chunks[0]['count']} "
       f"({chunks[0]['clients']} clients); p50 {statistics.median(c['p50_ms'] for c in chunks):.1f} ms (median of chunks), "
       f"p99 {max(c['p99_ms'] for c in chunks):.1f} ms (worst chunk)")
 print(f"reads (wrk -t2 -c32): {rps.group(1) if rps else '?'} req/s, p50 {lat(50)} ms, p99 {lat(99)} ms, "
       f"non-2xx {errors.group(1) if errors else 0}, socket errors: {socket.group(1) if socket else 'none'}")
-print("RSS (s: MiB): " + ", ".join(f"{t}: {k / 1024:.0f}" for t, k in rss))
+print("RSS (s: MiB in all/anonymous/file-backed): " + ", ".join(f"{t}: {k / 1024:.0f}/{a / 1024:.0f}/{f / 1024:.0f}" for t, k, a, f in rows))
+# The lowest sample of each minute: what the server holds between the
+# bursts of its background work (pack merges, the search job).
+floor = {}
+for t, k in rss:
+    floor[t // 60] = min(floor.get(t // 60, k), k)
+print("RSS floor per minute (MiB): " + ", ".join(f"{k / 1024:.0f}" for _, k in sorted(floor.items())))
 after = [k for t, k in rss if t >= 60]
 if after:
     base, top = after[0], max(after)

@@ -1,0 +1,235 @@
+//! The client's side of the transparency log (SPEC section 14): before
+//! `install`, `fetch`, `verify` or `mirror` unpack or keep anything, the
+//! registry's checkpoint must be signed by the pinned log key, fresh
+//! (`--log-max-age`), cosigned by enough witnesses, consistent with the
+//! checkpoint this client verified last (kept per registry), and include
+//! the publish entry of every index line used, whose digest binds the
+//! line's bytes (dependencies and features too). Any failure stops the
+//! command, naming what failed.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::config::{config_dir, Credentials};
+use super::remote::{RegistryConfig, Remote};
+use crate::index::IndexLine;
+use crate::layout::Layout;
+use crate::log::note::PublicKey;
+use crate::log::verify::{self, Fetch, LogError, Trust};
+use crate::log::Leaf;
+
+/// `config.json`'s `log`: the origin and the two verifier keys.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogKeys {
+    pub origin: String,
+    pub key: String,
+    #[serde(rename = "timeKey")]
+    pub time_key: String,
+}
+
+/// What the user asks of the log (flags and environment).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub max_age: u64,
+    pub witnesses: Vec<String>,
+    /// Witness cosignatures required; default: every witness given.
+    pub quorum: Option<usize>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { max_age: 86_400, witnesses: Vec::new(), quorum: None }
+    }
+}
+
+/// Where the last verified checkpoint of a registry is kept.
+fn kept_path(url: &str) -> Result<std::path::PathBuf> {
+    Ok(config_dir()?.join("checkpoints").join(&crate::log::leaf::digest(url.as_bytes())[..32]))
+}
+
+/// Reads the log's files over HTTP (blocking: tlog's readers are
+/// synchronous; run on a blocking thread), each once.
+struct Http {
+    base: String,
+    client: reqwest::blocking::Client,
+    seen: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl Fetch for Http {
+    fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+        if let Some(b) = self.seen.lock().unwrap().get(key) {
+            return Ok(b.clone());
+        }
+        let url = format!("{}/{key}", self.base);
+        let resp = self.client.get(&url).send().map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url} answered {}", resp.status()));
+        }
+        let bytes = resp.bytes().map_err(|e| format!("{url}: {e}"))?.to_vec();
+        self.seen.lock().unwrap().insert(key.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// What the check verified, with the fetcher that holds the files it read.
+struct Checked {
+    checkpoint: Vec<u8>,
+    size: u64,
+    http: Http,
+}
+
+/// The log's keys to check against: `config`'s (which must match the
+/// pin), or the pin alone when the caller has no fresh `config.json`.
+/// `None`: the registry keeps no log.
+fn keys(remote: &Remote, config: Option<&RegistryConfig>) -> Result<Option<LogKeys>> {
+    let pinned = Credentials::load()?.entry(&remote.url).and_then(|e| e.log.clone());
+    Ok(match (config.map(|c| &c.log), pinned) {
+        (Some(Some(now)), Some(pinned)) if *now != pinned => bail!(
+            "the registry at {} now presents different log keys from the ones pinned at first contact \
+             (pinned {}, now {}): a forked or replaced log. Nothing was unpacked.",
+            remote.url,
+            pinned.key,
+            now.key
+        ),
+        (Some(Some(now)), _) => Some(now.clone()),
+        (Some(None), Some(_)) => bail!(
+            "the registry at {} no longer names its transparency log, which it did at first contact: \
+             refusing to go on without it. Nothing was unpacked.",
+            remote.url
+        ),
+        (None, pinned) => pinned,
+        (Some(None), None) => None,
+    })
+}
+
+fn trust(remote: &Remote, keys: &LogKeys) -> Result<Trust> {
+    Ok(Trust {
+        note: PublicKey::parse(&keys.key)?,
+        time: PublicKey::parse(&keys.time_key)?,
+        witnesses: remote.log.witnesses.iter().map(|w| PublicKey::parse(w)).collect::<Result<_>>()?,
+        quorum: remote.log.quorum.unwrap_or(remote.log.witnesses.len()),
+        max_age: remote.log.max_age,
+    })
+}
+
+/// Runs the checks on a blocking thread; `Ok(None)`: the registry keeps no log.
+async fn run(
+    remote: &Remote,
+    config: Option<&RegistryConfig>,
+    lines: &[IndexLine],
+) -> Result<Option<Checked>> {
+    let Some(keys) = keys(remote, config)? else {
+        return Ok(None);
+    };
+    let trust = trust(remote, &keys)?;
+    let (base, lines) = (remote.url.clone(), lines.to_vec());
+    let checked = tokio::task::spawn_blocking(move || verify_all(&base, &trust, &lines))
+        .await?
+        .map_err(|e| {
+            anyhow!("the registry's transparency log does not check out: {e}. Nothing was unpacked.")
+        })
+        .with_context(|| format!("checking the log of {}", remote.url))?;
+    Ok(Some(checked))
+}
+
+/// Checks the log for `lines`, the index lines this command uses
+/// (`config`: the `config.json` just fetched, if the caller has one).
+pub async fn check(remote: &Remote, config: Option<&RegistryConfig>, lines: &[IndexLine]) -> Result<()> {
+    run(remote, config, lines).await.map(|_| ())
+}
+
+/// The versions of `wanted` (name, version, sha256) not yet proven in the
+/// log to this client: a version once included stays included in every
+/// consistent later tree, so a lock's install needs no index file for it.
+pub fn unproven<'a>(
+    remote: &Remote,
+    wanted: &'a [(String, String, String)],
+) -> Result<Vec<&'a (String, String, String)>> {
+    let proven = std::fs::read_to_string(proven_path(&remote.url)?).unwrap_or_default();
+    let proven: std::collections::HashSet<&str> = proven.lines().collect();
+    Ok(wanted.iter().filter(|(n, v, s)| !proven.contains(format!("{n} {v} {s}").as_str())).collect())
+}
+
+/// Checks the source's log for every line a mirror copies, then copies the
+/// log byte for byte: its tiles and entry bundles, then its checkpoint.
+pub async fn mirror(
+    remote: &Remote,
+    config: &RegistryConfig,
+    lines: &[IndexLine],
+    root: std::sync::Arc<crate::layout::StaticRoot>,
+) -> Result<()> {
+    let Some(c) = run(remote, Some(config), lines).await? else {
+        return Ok(());
+    };
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let l = root.layout().clone();
+        for tile in tlog_tiles::Tile::new_tiles(crate::log::TILE_HEIGHT, 0, c.size) {
+            let (n, w) = (tile.level_index(), tile.width());
+            for key in [l.log_tile(tile.level(), n, w)]
+                .into_iter()
+                .chain((tile.level() == 0).then(|| l.log_entries(n, w)))
+            {
+                root.put(&key, &c.http.get(&key).map_err(|e| anyhow!(e))?)?;
+            }
+        }
+        root.put(&l.log_keys(), &c.http.get(&l.log_keys()).map_err(|e| anyhow!(e))?)?;
+        root.sync()?;
+        root.put_durable(&l.log_checkpoint(), &c.checkpoint)?;
+        Ok(())
+    })
+    .await?
+}
+
+fn proven_path(url: &str) -> Result<std::path::PathBuf> {
+    Ok(kept_path(url)?.with_extension("proven"))
+}
+
+fn verify_all(base: &str, trust: &Trust, lines: &[IndexLine]) -> Result<Checked, LogError> {
+    let http = Http {
+        base: base.to_string(),
+        client: reqwest::blocking::Client::builder()
+            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| LogError::Fetch(e.to_string()))?,
+        seen: Mutex::new(HashMap::new()),
+    };
+    let layout = Layout::public();
+    let bytes = http.get(&layout.log_checkpoint()).map_err(LogError::Fetch)?;
+    let now = verify::checkpoint(&bytes, trust, crate::log::note::now())?;
+    let io = |e: std::io::Error| LogError::Fetch(format!("the kept checkpoint: {e}"));
+    let kept_at = kept_path(base).map_err(|e| LogError::Fetch(e.to_string()))?;
+    if let Ok(kept) = std::fs::read(&kept_at) {
+        let kept = tlog_tiles::Checkpoint::from_bytes(&kept)
+            .map_err(|_| LogError::Fetch(format!("{} is not a checkpoint", kept_at.display())))?;
+        verify::consistent(&now.checkpoint, &kept, &http, &layout)?;
+    }
+    let mut proven = String::new();
+    for line in lines {
+        let what = format!("{} {}", line.name, line.vers);
+        let index = line.log_index.ok_or_else(|| {
+            LogError::MissingInclusion(format!("the index line of {what} names no log entry"))
+        })?;
+        let text = verify::leaf(&now.checkpoint, index, &http, &layout)?;
+        let leaf =
+            Leaf::parse(&text).map_err(|e| LogError::MissingInclusion(format!("entry {index}: {e}")))?;
+        if !leaf.is_publish_of(line, line.to_json().as_bytes()) {
+            return Err(LogError::SplitView(format!(
+                "the index line of {what} is not the one the log recorded at entry {index} \
+                 (its checksum, dependencies or features differ)"
+            )));
+        }
+        proven.push_str(&format!("{} {} {}\n", line.name, line.vers, line.cksum));
+    }
+    // Kept only once everything checked out.
+    std::fs::create_dir_all(kept_at.parent().expect("has a parent")).map_err(io)?;
+    crate::fsutil::write_atomic(&kept_at, &now.body).map_err(io)?;
+    if !proven.is_empty() {
+        use std::io::Write;
+        let path = kept_at.with_extension("proven");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        f.write_all(proven.as_bytes()).map_err(io)?;
+    }
+    Ok(Checked { checkpoint: bytes, size: now.checkpoint.size(), http })
+}

@@ -1,0 +1,47 @@
+//! The leaves of the index history: one per logged commit (its subject's
+//! verb is a log action), computed from the commit alone, so the writer,
+//! recovery and fsck all get the same leaves.
+
+use anyhow::{bail, Context, Result};
+
+use super::leaf::{parse_subject, Leaf};
+use crate::index::{package_path, IndexRepo};
+
+/// The leaves of the commits after `since` (all when `None`), oldest first.
+pub fn leaves_after(index: &IndexRepo, since: Option<&str>) -> Result<Vec<Leaf>> {
+    let mut leaves = Vec::new();
+    index.for_each_after(since, |c| {
+        let subject = c.subject();
+        let Some((action, target, version)) = parse_subject(&subject) else {
+            return Ok(());
+        };
+        let commit = c.id();
+        let leaf = match (action, version) {
+            ("advisory", None) => {
+                let path = format!("advisories/{target}.json");
+                let osv = c.read(&path)?.with_context(|| format!("{commit}: {path} is missing"))?;
+                Leaf::of_file(action, target, &osv, &commit)
+            }
+            (_, Some(version)) => {
+                let path = package_path(target);
+                // A delete's line is in the file before it.
+                let file = if action == "delete" { c.read_before(&path)? } else { c.read(&path)? };
+                let raw = file
+                    .as_deref()
+                    .and_then(|f| line_of(f, version))
+                    .with_context(|| format!("{commit} ({subject}): no line for {target} {version}"))?;
+                Leaf::of_line(action, raw, &commit)?
+            }
+            _ => bail!("{commit}: cannot log {subject:?}"),
+        };
+        leaves.push(leaf);
+        Ok(())
+    })?;
+    Ok(leaves)
+}
+
+/// The raw line (no newline) of `version` in an index file.
+pub fn line_of<'f>(file: &'f [u8], version: &str) -> Option<&'f [u8]> {
+    file.split(|b| *b == b'\n')
+        .find(|raw| serde_json::from_slice::<crate::index::IndexLine>(raw).is_ok_and(|l| l.vers == version))
+}

@@ -1,0 +1,152 @@
+//! What a client checks of the log (SPEC section 14), over any way of
+//! fetching its static files: a checkpoint's signatures, freshness and
+//! witnesses; its consistency with the one kept from before; a leaf's
+//! inclusion. Each failure is named, and the caller stops on any.
+
+use tlog_tiles::{Checkpoint, Tile, TileHashReader, TileReader};
+
+use super::note::{self, CheckpointError, PublicKey, Verified};
+use super::TILE_HEIGHT;
+use crate::layout::Layout;
+
+/// The keys and policy a client trusts a log with.
+pub struct Trust {
+    pub note: PublicKey,
+    pub time: PublicKey,
+    pub witnesses: Vec<PublicKey>,
+    /// Witness cosignatures required.
+    pub quorum: usize,
+    /// Seconds the newest trusted cosignature may be old.
+    pub max_age: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("stale checkpoint: its newest trusted cosignature is {age} s old, more than the {max} s allowed (a frozen or replayed copy of the log)")]
+    Stale { age: u64, max: u64 },
+    #[error("too few witnesses: {have} of the {need} required cosigned the checkpoint")]
+    Quorum { have: usize, need: usize },
+    #[error("rolled-back checkpoint: the log shows {now} entries, fewer than the {kept} of the checkpoint verified before")]
+    Rollback { kept: u64, now: u64 },
+    #[error("split view: {0}")]
+    SplitView(String),
+    #[error("missing inclusion: {0}")]
+    MissingInclusion(String),
+    #[error("fetching the log: {0}")]
+    Fetch(String),
+}
+
+/// Reads a file of the log's static layout (a key like `log/tile/0/000`).
+pub trait Fetch {
+    fn get(&self, key: &str) -> Result<Vec<u8>, String>;
+}
+
+/// Checks a checkpoint's signatures, freshness at `now` and witness quorum.
+pub fn checkpoint(bytes: &[u8], trust: &Trust, now: u64) -> Result<Verified, LogError> {
+    let v = note::verify(bytes, &trust.note, &trust.time, &trust.witnesses)?;
+    let age = now.saturating_sub(v.newest_time);
+    if age > trust.max_age {
+        return Err(LogError::Stale { age, max: trust.max_age });
+    }
+    if v.witnesses.len() < trust.quorum {
+        return Err(LogError::Quorum { have: v.witnesses.len(), need: trust.quorum });
+    }
+    Ok(v)
+}
+
+struct Tiles<'a> {
+    fetch: &'a dyn Fetch,
+    layout: &'a Layout,
+}
+
+impl TileReader for Tiles<'_> {
+    fn height(&self) -> u8 {
+        TILE_HEIGHT
+    }
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                self.fetch
+                    .get(&self.layout.log_tile(t.level(), t.level_index(), t.width()))
+                    .map_err(|_| tlog_tiles::Error::InvalidTile)
+            })
+            .collect()
+    }
+
+    fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
+}
+
+/// The tree of `now` contains the tree `kept` (a checkpoint verified
+/// before) as a prefix: the hash of its first `kept.size()` leaves,
+/// computed from `now`'s authenticated tiles, is `kept`'s hash.
+pub fn consistent(
+    now: &Checkpoint,
+    kept: &Checkpoint,
+    fetch: &dyn Fetch,
+    layout: &Layout,
+) -> Result<(), LogError> {
+    if kept.size() > now.size() {
+        return Err(LogError::Rollback { kept: kept.size(), now: now.size() });
+    }
+    if kept.size() == now.size() && kept.hash() == now.hash() {
+        return Ok(());
+    }
+    let tiles = Tiles { fetch, layout };
+    let reader = TileHashReader::new(now.size(), *now.hash(), &tiles);
+    let hash = tlog_tiles::tree_hash(kept.size(), &reader).map_err(|e| {
+        LogError::SplitView(format!("the log's tiles do not prove the tree of {} entries ({e})", now.size()))
+    })?;
+    if hash != *kept.hash() {
+        return Err(LogError::SplitView(format!(
+            "the first {} entries of the log hash to {}, not to the {} verified before: the log was rewritten or forked",
+            kept.size(),
+            hash,
+            kept.hash()
+        )));
+    }
+    Ok(())
+}
+
+/// Leaf `index` of the tree `at`, authenticated: its bytes from the entry
+/// bundle, their hash checked against the tree's tiles.
+pub fn leaf(at: &Checkpoint, index: u64, fetch: &dyn Fetch, layout: &Layout) -> Result<Vec<u8>, LogError> {
+    if index >= at.size() {
+        return Err(LogError::MissingInclusion(format!(
+            "entry {index} is beyond the log's {} entries",
+            at.size()
+        )));
+    }
+    let n = index >> TILE_HEIGHT;
+    let width = if n < at.size() >> TILE_HEIGHT { 256 } else { (at.size() % 256) as u32 };
+    let bundle = fetch.get(&layout.log_entries(n, width)).map_err(LogError::Fetch)?;
+    let text = entry(&bundle, (index % 256) as usize)
+        .ok_or_else(|| LogError::MissingInclusion(format!("entry bundle {n} has no entry {index}")))?;
+    let tiles = Tiles { fetch, layout };
+    let reader = TileHashReader::new(at.size(), *at.hash(), &tiles);
+    let stored = tlog_tiles::HashReader::read_hashes(&reader, &[tlog_tiles::stored_hash_index(0, index)])
+        .map_err(|e| LogError::SplitView(format!("the log's tiles do not prove entry {index} ({e})")))?;
+    if stored[0] != tlog_tiles::record_hash(text) {
+        return Err(LogError::SplitView(format!(
+            "entry {index} of the bundle is not the entry the tree holds"
+        )));
+    }
+    Ok(text.to_vec())
+}
+
+/// The `i`th entry of an entry bundle (big-endian u16 length prefixes).
+pub fn entry(bundle: &[u8], i: usize) -> Option<&[u8]> {
+    let mut rest = bundle;
+    for k in 0.. {
+        let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+        let (item, tail) = rest.get(2..)?.split_at_checked(len)?;
+        if k == i {
+            return Some(item);
+        }
+        rest = tail;
+    }
+    None
+}

@@ -1,0 +1,227 @@
+//! The transparency log end to end (SPEC section 14): it follows the index
+//! and an independent implementation (tests/log_check.py: Python, RFC 6962
+//! and Ed25519 of its own) verifies it; the CLI fails closed, naming what
+//! failed, on a changed index line, a forked registry state signed with
+//! the real key, a rolled-back or stale checkpoint and a missing witness
+//! quorum, and unpacks nothing.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use support::user::{publish, User};
+use support::Server;
+
+/// Copies a data directory (a registry's whole state) as it is now.
+fn copy_dir(from: &Path, to: &Path) {
+    let out = Command::new("cp").arg("-a").arg(from).arg(to).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn python_check(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/log_check.py"))
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "log_check.py {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+fn fsck_clean(data: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(["fsck", "--data"]).arg(data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "fsck: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A server on a fixed port, so a second data directory can stand in for
+/// the first at the same URL (what a client sees of a swapped origin).
+/// The bootstrap token is printed once: a restart is given it back.
+fn serve_on(data: &Path, port: u16, token: &mut Option<String>) -> Server {
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Server::start_with(data, &[("CAIRN_RATE_LIMIT", "off")], &["--listen", &listen]);
+    match &server.token {
+        Some(t) => *token = Some(t.clone()),
+        None => server.token.clone_from(token),
+    }
+    server
+}
+
+fn install(user: &User, dir: &Path, server: &Server, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["install", "--update", "--registry", &server.url];
+    args.extend_from_slice(extra);
+    user.run(dir, &args)
+}
+
+fn assert_refused(out: &std::process::Output, dir: &Path, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "should fail: {err}");
+    assert!(err.contains(what), "the error names {what:?}: {err}");
+    assert!(err.contains("Nothing was unpacked"), "{err}");
+    assert!(!dir.join("cairn_packages").exists(), "nothing unpacked");
+}
+
+#[test]
+fn the_log_follows_the_index_and_an_independent_check_agrees() {
+    python_check(&["vectors", concat!(env!("CARGO_MANIFEST_DIR"), "/index/log-vectors.json")]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("d"));
+    publish(&server, "base", "1.0.0", &[]);
+    publish(&server, "base", "1.1.0", &[]);
+    publish(&server, "app", "1.0.0", &[("base", "^1")]);
+    let resp = support::client()
+        .delete(format!("{}/api/v1/packages/base/1.0.0", server.url))
+        .bearer_auth(server.token.as_ref().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let checkpoint = server.get("/log/checkpoint").text().unwrap();
+    assert_eq!(checkpoint.lines().nth(1), Some("4"), "four changes, four entries:\n{checkpoint}");
+    assert_eq!(server.get("/log/checkpoint").headers()["cache-control"], "public, max-age=5");
+    let out = python_check(&["root", server.static_root().to_str().unwrap()]);
+    assert!(out.contains("log ok: 4 entries"), "{out}");
+    let line = std::fs::read_to_string(server.static_root().join("index/3/a/app")).unwrap();
+    assert!(line.contains("\"logIndex\":2"), "{line}");
+    fsck_clean(&server.data);
+
+    // A client installs through every check.
+    let user = User::new();
+    let w = tempfile::tempdir().unwrap();
+    user.ok(w.path(), &["install", "app", "--registry", &server.url]);
+    assert!(w.path().join("cairn_packages/app").is_dir());
+}
+
+#[test]
+fn a_changed_dependency_with_the_right_tarball_is_caught_by_the_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("d"));
+    publish(&server, "base", "1.0.0", &[]);
+    publish(&server, "extra", "1.0.0", &[]);
+    publish(&server, "app", "1.0.0", &[("base", "^1")]);
+    // What a middlebox (or the origin's storage) serves: one more
+    // dependency in app's line, checksum and tarball unchanged.
+    let file = server.static_root().join("index/3/a/app");
+    let line = std::fs::read_to_string(&file).unwrap();
+    let changed = line.replacen(
+        "\"deps\":[",
+        "\"deps\":[{\"name\":\"extra\",\"req\":\"^1\",\"features\":[],\"optional\":false,\"default_features\":true,\"target\":null,\"kind\":\"normal\"},",
+        1,
+    );
+    assert_ne!(changed, line);
+    std::fs::write(&file, changed).unwrap();
+    let user = User::new();
+    let w = tempfile::tempdir().unwrap();
+    let out = install(&user, w.path(), &server, &["app"]);
+    assert_refused(&out, w.path(), "the index line of app 1.0.0 is not the one the log recorded");
+}
+
+#[test]
+fn a_forked_registry_state_signed_with_the_real_key_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (real, fork) = (dir.path().join("real"), dir.path().join("fork"));
+    let (port, mut token) = (support::free_port(), None);
+    let user = User::new();
+    let mut server = serve_on(&real, port, &mut token);
+    publish(&server, "x", "1.0.0", &[]);
+    let w = tempfile::tempdir().unwrap();
+    user.ok(w.path(), &["install", "x", "--registry", &server.url]);
+    server.kill();
+    // The compromised state: a copy of the registry, key included.
+    copy_dir(&real, &fork);
+
+    let mut server = serve_on(&real, port, &mut token);
+    publish(&server, "y", "1.0.0", &[]);
+    let w = tempfile::tempdir().unwrap();
+    user.ok(w.path(), &["install", "y", "--registry", &server.url]);
+    server.kill();
+
+    // The fork shows this client another y 1.0.0: its own tarball, index
+    // line and signature, all made with the registry's real key.
+    let fork_server = serve_on(&fork, port, &mut token);
+    let mut bytes = cairn::archive::builder::TarballBuilder::new("y", "1.0.0")
+        .manifest("[package]\nname = \"y\"\nversion = \"1.0.0\"\n".to_string())
+        .file("README.md", b"not what everyone else got")
+        .gzip();
+    let resp = fork_server.put(
+        "y",
+        "1.0.0",
+        fork_server.token.as_ref().unwrap(),
+        std::mem::take(&mut bytes),
+        "application/gzip",
+    );
+    assert_eq!(resp.status(), 201);
+    let w = tempfile::tempdir().unwrap();
+    let out = install(&user, w.path(), &fork_server, &["y"]);
+    assert_refused(&out, w.path(), "split view");
+    // fetch and verify refuse it too.
+    let out = user.run(w.path(), &["fetch", "y@1.0.0", "--registry", &fork_server.url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("split view"));
+    assert!(std::fs::read_dir(w.path()).unwrap().next().is_none(), "fetch wrote nothing");
+}
+
+#[test]
+fn rolled_back_stale_and_unwitnessed_checkpoints_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, old) = (dir.path().join("d"), dir.path().join("old"));
+    let (port, mut token) = (support::free_port(), None);
+    let user = User::new();
+    let mut server = serve_on(&data, port, &mut token);
+    publish(&server, "x", "1.0.0", &[]);
+    server.kill();
+    copy_dir(&data, &old);
+    let mut server = serve_on(&data, port, &mut token);
+    publish(&server, "z", "1.0.0", &[]);
+    let w = tempfile::tempdir().unwrap();
+    user.ok(w.path(), &["install", "z", "--registry", &server.url]);
+    server.kill();
+
+    // A copy from before, served in its place.
+    let mut stale = serve_on(&old, port, &mut token);
+    let w = tempfile::tempdir().unwrap();
+    assert_refused(&install(&user, w.path(), &stale, &["x"]), w.path(), "rolled-back checkpoint");
+    stale.kill();
+
+    let server = serve_on(&data, port, &mut token);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_refused(
+        &install(&user, w.path(), &server, &["x", "--log-max-age", "1"]),
+        w.path(),
+        "stale checkpoint",
+    );
+
+    // A witness that never cosigned: another log's cosigning key.
+    let other = Server::start(&dir.path().join("other"));
+    let witness = std::fs::read_to_string(other.static_root().join("log/keys")).unwrap();
+    let witness = witness.lines().nth(1).unwrap().to_string();
+    assert_refused(
+        &install(&user, w.path(), &server, &["x", "--witness", &witness]),
+        w.path(),
+        "too few witnesses: 0 of the 1 required",
+    );
+    // Without the policy the same install goes through.
+    user.ok(w.path(), &["install", "x", "--registry", &server.url]);
+}
+
+#[test]
+fn fsck_reports_a_log_that_does_not_match_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("d"));
+    publish(&server, "x", "1.0.0", &[]);
+    publish(&server, "y", "1.0.0", &[]);
+    fsck_clean(&server.data);
+    let bundle = server.static_root().join("log/tile/entries/000.p/2");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    std::fs::write(&bundle, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(["fsck", "--data"]).arg(&server.data).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("log-mismatch") && text.contains("log/tile/entries/000.p/2"), "{text}");
+}
