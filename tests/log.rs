@@ -220,7 +220,11 @@ fn fsck_reports_a_log_that_does_not_match_its_entries() {
     let last = bytes.len() - 2;
     bytes[last] ^= 1;
     std::fs::write(&bundle, bytes).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(["fsck", "--data"]).arg(&server.data).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["fsck", "--data"])
+        .arg(&server.data)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("log-mismatch") && text.contains("log/tile/entries/000.p/2"), "{text}");
