@@ -229,3 +229,107 @@ fn fsck_reports_a_log_that_does_not_match_its_entries() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("log-mismatch") && text.contains("log/tile/entries/000.p/2"), "{text}");
 }
+
+/// `cairn witness` following `logs`, on a free port; stopped when dropped.
+struct WitnessProcess {
+    child: std::process::Child,
+    url: String,
+    key: String,
+}
+
+impl Drop for WitnessProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_witness(dir: &Path, log_key: &str) -> WitnessProcess {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["witness", "--listen", "127.0.0.1:0", "--name", "witness.test/w1", "--log", log_key, "--data"])
+        .arg(dir)
+        .env("CAIRN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let key = lines.next().unwrap().unwrap().strip_prefix("witness key: ").unwrap().to_string();
+    let url = lines.next().unwrap().unwrap().strip_prefix("listening on ").unwrap().to_string();
+    std::thread::spawn(move || for _ in lines {});
+    WitnessProcess { child, url, key }
+}
+
+fn log_keys(server: &Server) -> Vec<String> {
+    server.get("/log/keys").text().unwrap().lines().map(str::to_string).collect()
+}
+
+fn cosigned_by(server: &Server, witness: &WitnessProcess) -> bool {
+    let name = witness.key.split('+').next().unwrap();
+    server.get("/log/checkpoint").text().unwrap().lines().any(|l| l.starts_with(&format!("\u{2014} {name} ")))
+}
+
+fn add_checkpoint(witness: &WitnessProcess, body: String) -> (u16, String, String) {
+    let resp = support::client().post(format!("{}/add-checkpoint", witness.url)).body(body).send().unwrap();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (resp.status().as_u16(), ct, resp.text().unwrap())
+}
+
+#[test]
+fn a_witness_cosigns_consistent_checkpoints_and_refuses_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, fork) = (dir.path().join("d"), dir.path().join("fork"));
+    let (port, mut token) = (support::free_port(), None);
+    let mut server = serve_on(&data, port, &mut token);
+    let witness = start_witness(&dir.path().join("w"), &log_keys(&server)[0]);
+    server.kill();
+    let toml = std::fs::read_to_string(data.join("registry.toml")).unwrap();
+    let with = format!("witnesses = [{{ url = \"{}\", key = \"{}\" }}]", witness.url, witness.key);
+    assert!(toml.contains("witnesses = []"), "{toml}");
+    std::fs::write(data.join("registry.toml"), toml.replace("witnesses = []", &with)).unwrap();
+
+    let mut server = serve_on(&data, port, &mut token);
+    publish(&server, "a", "1.0.0", &[]);
+    support::eventually(|| cosigned_by(&server, &witness), || server.get("/log/checkpoint").text().unwrap());
+    server.kill();
+    copy_dir(&data, &fork);
+    let server = serve_on(&data, port, &mut token);
+    publish(&server, "b", "1.0.0", &[]);
+    support::eventually(
+        || {
+            cosigned_by(&server, &witness)
+                && server.get("/log/checkpoint").text().unwrap().lines().nth(1) == Some("2")
+        },
+        || server.get("/log/checkpoint").text().unwrap(),
+    );
+    let user = User::new();
+    let w = tempfile::tempdir().unwrap();
+    user.ok(w.path(), &["install", "b", "--registry", &server.url, "--witness", &witness.key]);
+    python_check(&["root", server.static_root().to_str().unwrap()]);
+
+    // The fork's own size-2 tree: the witness refuses it.
+    let mut fork_server = Server::start(&fork);
+    fork_server.token.clone_from(&token);
+    publish(&fork_server, "c", "1.0.0", &[]);
+    let forked = fork_server.get("/log/checkpoint").text().unwrap();
+    assert_eq!(forked.lines().nth(1), Some("2"));
+    let (status, _, text) = add_checkpoint(&witness, format!("old 2\n\n{forked}"));
+    assert_eq!(status, 422, "{text}");
+    assert!(!cosigned_by(&fork_server, &witness), "the fork is never cosigned");
+    // A size other than the one it cosigned last: 409 with that size.
+    let (status, ct, text) = add_checkpoint(&witness, format!("old 0\n\n{forked}"));
+    assert_eq!((status, ct.as_str(), text.as_str()), (409, "text/x.tlog.size", "2\n"));
+    // A log it does not follow: 404; a broken signature: 403; old > size: 400.
+    let other = Server::start(&dir.path().join("other"));
+    assert_eq!(
+        add_checkpoint(&witness, format!("old 0\n\n{}", other.get("/log/checkpoint").text().unwrap())).0,
+        404
+    );
+    let real = server.get("/log/checkpoint").text().unwrap();
+    let sig_at =
+        real.find("\u{2014} ").unwrap() + real[real.find("\u{2014} ").unwrap()..].find(' ').unwrap() + 12;
+    let mut broken = real.clone().into_bytes();
+    broken[sig_at + 20] = if broken[sig_at + 20] == b'A' { b'B' } else { b'A' };
+    assert_eq!(add_checkpoint(&witness, format!("old 2\n\n{}", String::from_utf8(broken).unwrap())).0, 403);
+    assert_eq!(add_checkpoint(&witness, format!("old 3\n\n{real}")).0, 400);
+}

@@ -6,6 +6,7 @@ mod fsck;
 mod search;
 mod serve;
 mod user;
+mod witness;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Check blobs, signatures, the index history and derived files (exit 1 on findings).
     Fsck(fsck::FsckArgs),
+    /// Serve a C2SP tlog-witness for the logs given (cosigns consistent checkpoints).
+    Witness(witness::WitnessArgs),
     /// Rewrite derived files from the sources of truth.
     Rebuild {
         job: crate::jobs::Job,
@@ -98,6 +101,7 @@ pub fn main() -> i32 {
         Command::Rebuild { job, data, access_logs } => rebuild(&data, job, access_logs),
         Command::Audit(args) => audit::run(args),
         Command::Fsck(args) => fsck::run(args),
+        Command::Witness(args) => witness::run(args),
     };
     match result {
         Ok(()) => 0,

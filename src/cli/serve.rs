@@ -98,6 +98,45 @@ fn spawn_timers(reg: &Arc<Registry>) {
     if reg.log.is_some() && c.log.cosign_interval > 0 {
         tokio::spawn(recosign(reg.clone(), c.log.cosign_interval));
     }
+    if reg.log.is_some() && !c.log.witnesses.is_empty() {
+        tokio::spawn(submit_to_witnesses(reg.clone()));
+    }
+}
+
+/// Submits each new checkpoint to the configured witnesses (checked every
+/// two seconds, off the writer's path: a 201 never waits on a witness) and
+/// publishes their cosignatures.
+async fn submit_to_witnesses(reg: Arc<Registry>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut submitted: Option<String> = None;
+    loop {
+        tick.tick().await;
+        let (r, last) = (reg.clone(), submitted.clone());
+        let result = tokio::task::spawn_blocking(move || -> Result<Option<String>> {
+            let _lock = r.lock_writer()?;
+            let l = r.root.layout();
+            // The tree the checkpoint names: its first three lines.
+            let tree = r
+                .root
+                .read(&l.log_checkpoint())?
+                .map(|b| String::from_utf8_lossy(&b).lines().take(3).collect::<Vec<_>>().join("\n"));
+            match (&r.log, &tree) {
+                (Some(log), Some(t)) if last.as_ref() != Some(t) => {
+                    let n = log.submit(&r.root, &r.config.log.witnesses)?;
+                    Ok((n == r.config.log.witnesses.len()).then(|| t.clone()).or(last))
+                }
+                _ => Ok(last),
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(s)) => submitted = s,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "submitting the checkpoint to witnesses failed")
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Re-cosigns the log's checkpoint with a fresh time every `secs` seconds,

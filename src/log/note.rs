@@ -213,16 +213,17 @@ pub enum CheckpointError {
 }
 
 /// Verifies a checkpoint's note: the log's signature (required), the
-/// registry's time cosignature and any of `witnesses` (counted).
+/// registry's time cosignature (if its key is given: a witness checks the
+/// log's signature only) and any of `witnesses` (counted).
 pub fn verify(
     bytes: &[u8],
     note_key: &PublicKey,
-    time_key: &PublicKey,
+    time_key: Option<&PublicKey>,
     witnesses: &[PublicKey],
 ) -> Result<Verified, CheckpointError> {
     let note = Note::from_bytes(bytes).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
-    let mut known: Vec<Box<dyn signed_note::Verifier>> =
-        vec![Box::new(note_key.clone()), Box::new(time_key.clone())];
+    let mut known: Vec<Box<dyn signed_note::Verifier>> = vec![Box::new(note_key.clone())];
+    known.extend(time_key.map(|k| Box::new(k.clone()) as Box<dyn signed_note::Verifier>));
     known.extend(witnesses.iter().cloned().map(|w| Box::new(w) as Box<dyn signed_note::Verifier>));
     let (verified, unverified) = note.verify(&VerifierList::new(known)).map_err(|e| match e {
         signed_note::NoteError::InvalidSignature { name, .. } => CheckpointError::BadSignature(name),
@@ -235,7 +236,7 @@ pub fn verify(
     }
     let time_of =
         |s: &Signature| u64::from_be_bytes(s.signature()[..8].try_into().expect("verified: 72 bytes"));
-    let mut newest_time = by(time_key).map_or(0, time_of);
+    let mut newest_time = time_key.and_then(&by).map_or(0, time_of);
     let mut names = Vec::new();
     for w in witnesses {
         if let Some(s) = by(w) {
@@ -275,19 +276,22 @@ mod tests {
             sign(&body(), &note, &time, 1_700_000_000, &[cosign(&body(), &witness, 1_700_000_100).unwrap()])
                 .unwrap();
         let keys = |k: &Key| PublicKey::parse(&k.vkey()).unwrap();
-        let v = verify(&signed, &keys(&note), &keys(&time), &[keys(&witness)]).unwrap();
+        let v = verify(&signed, &keys(&note), Some(&keys(&time)), &[keys(&witness)]).unwrap();
         assert_eq!(v.checkpoint.size(), 3);
         assert_eq!(v.newest_time, 1_700_000_100);
         assert_eq!(v.witnesses, vec!["witness.example/w1"]);
         // Without the witness key its line is kept, not counted.
-        assert_eq!(verify(&signed, &keys(&note), &keys(&time), &[]).unwrap().newest_time, 1_700_000_000);
+        assert_eq!(
+            verify(&signed, &keys(&note), Some(&keys(&time)), &[]).unwrap().newest_time,
+            1_700_000_000
+        );
         let forged = String::from_utf8(signed).unwrap().replacen("\n3\n", "\n4\n", 1);
         assert!(matches!(
-            verify(forged.as_bytes(), &keys(&note), &keys(&time), &[]),
+            verify(forged.as_bytes(), &keys(&note), Some(&keys(&time)), &[]),
             Err(CheckpointError::BadSignature(_))
         ));
         let other = Key::generate("example.com/log", ALG_NOTE).unwrap();
-        assert!(verify(forged.as_bytes(), &keys(&other), &keys(&time), &[]).is_err());
+        assert!(verify(forged.as_bytes(), &keys(&other), Some(&keys(&time)), &[]).is_err());
     }
 
     #[test]

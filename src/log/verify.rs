@@ -45,7 +45,7 @@ pub trait Fetch {
 
 /// Checks a checkpoint's signatures, freshness at `now` and witness quorum.
 pub fn checkpoint(bytes: &[u8], trust: &Trust, now: u64) -> Result<Verified, LogError> {
-    let v = note::verify(bytes, &trust.note, &trust.time, &trust.witnesses)?;
+    let v = note::verify(bytes, &trust.note, Some(&trust.time), &trust.witnesses)?;
     let age = now.saturating_sub(v.newest_time);
     if age > trust.max_age {
         return Err(LogError::Stale { age, max: trust.max_age });
