@@ -94,6 +94,24 @@ fn the_log_follows_the_index_and_an_independent_check_agrees() {
     let w = tempfile::tempdir().unwrap();
     user.ok(w.path(), &["install", "app", "--registry", &server.url]);
     assert!(w.path().join("cairn_packages/app").is_dir());
+    let out = user.ok(w.path(), &["log", "verify", "--registry", &server.url]);
+    assert!(out.contains("4 entries verified") && out.contains("3 index lines match"), "{out}");
+    // An inclusion proof, checked by the independent implementation.
+    let proof = user.ok(w.path(), &["log", "proof", "app@1.0.0", "--registry", &server.url]);
+    assert!(proof.starts_with("c2sp.org/tlog-proof@v1\nextra "), "{proof}");
+    let file = w.path().join("app.tlog-proof");
+    std::fs::write(&file, &proof).unwrap();
+    let note_key = server.get("/log/keys").text().unwrap().lines().next().unwrap().to_string();
+    let out = python_check(&["proof", file.to_str().unwrap(), &note_key]);
+    assert!(out.contains("proof ok: entry 2 of 4: cairn-log-v1 publish app 1.0.0"), "{out}");
+    // A proof for another entry's text fails there.
+    std::fs::write(&file, proof.replacen("index 2", "index 1", 1)).unwrap();
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/log_check.py"))
+        .args(["proof", file.to_str().unwrap(), &note_key])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
 
 #[test]

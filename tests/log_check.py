@@ -4,6 +4,7 @@ from the C2SP specs and RFC 6962 without cairn's code.
 
     log_check.py vectors index/log-vectors.json
     log_check.py root STATIC_DIR     # a registry's static root, as served
+    log_check.py proof FILE VKEY     # a c2sp.org/tlog-proof@v1 against a log key
 
 Exits 0 when everything verifies; prints what failed otherwise."""
 import base64, hashlib, json, os, struct, sys
@@ -123,8 +124,41 @@ def check_root(static):
                 assert e[:6] == want, f"entry {line['logIndex']} {e} is not the publish of {p}"
     print(f"log ok: {size} entries")
 
+def root_from_inclusion(index, size, leaf, proof):
+    """RFC 9162, 2.1.3.2: the root an inclusion proof leads to."""
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        assert sn != 0, "proof too long"
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1; sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1; sn >>= 1
+    assert sn == 0, "proof too short"
+    return r
+
+def check_proof(path, vkey):
+    text = open(path).read()
+    head, _, note = text.partition("\n\n")
+    lines = head.split("\n")
+    assert lines[0] == "c2sp.org/tlog-proof@v1", "header"
+    assert lines[1].startswith("extra "), "extra"
+    entry = base64.b64decode(lines[1][6:])
+    assert lines[2].startswith("index "), "index"
+    index = int(lines[2][6:])
+    proof = [base64.b64decode(l) for l in lines[3:]]
+    body, found = check_note(note, [vkey])
+    assert vkey in found, "the log key did not sign the checkpoint"
+    origin, size, root = body.split("\n")[:3]
+    got = root_from_inclusion(index, int(size), leaf_hash(entry), proof)
+    assert base64.b64encode(got).decode() == root, "the inclusion proof does not lead to the checkpoint's root"
+    print(f"proof ok: entry {index} of {size}: {entry.decode().strip()}")
+
 if __name__ == "__main__":
     try:
-        {"vectors": check_vectors, "root": check_root}[sys.argv[1]](sys.argv[2])
+        {"vectors": check_vectors, "root": check_root, "proof": check_proof}[sys.argv[1]](*sys.argv[2:])
     except (AssertionError, InvalidSignature, KeyError, FileNotFoundError) as e:
         print(f"log check failed: {type(e).__name__}: {e}"); sys.exit(1)

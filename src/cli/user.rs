@@ -50,6 +50,26 @@ impl LogArgs {
 }
 
 #[derive(Subcommand)]
+pub enum LogCommand {
+    /// Every entry against the checkpoint, every publish entry against its index line.
+    Verify {
+        #[command(flatten)]
+        reg: RegistryArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// A version's publish entry as a C2SP tlog-proof (c2sp.org/tlog-proof@v1).
+    Proof {
+        /// NAME@VERSION
+        spec: String,
+        #[command(flatten)]
+        reg: RegistryArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum UserCommand {
     /// Store a token for a registry and pin its signing key.
     Login {
@@ -148,6 +168,11 @@ pub enum UserCommand {
         reg: RegistryArgs,
         #[command(flatten)]
         log: LogArgs,
+    },
+    /// Check the registry's transparency log, or print a version's inclusion proof.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
     },
     /// Make DIR a read-only copy of the registry at SOURCE (again: fetch what is new).
     Mirror {
@@ -314,6 +339,18 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
         UserCommand::Verify { file, reg, log } => {
             let msg = install::verify_file(&reg.remote_checked(&log)?, &file).await?;
             println!("ok: {msg}");
+            Ok(())
+        }
+        UserCommand::Log { command } => {
+            match command {
+                LogCommand::Verify { reg, log } => {
+                    println!("ok: {}", crate::client::log::verify_whole(&reg.remote_checked(&log)?).await?)
+                }
+                LogCommand::Proof { spec, reg, log } => {
+                    let (name, version) = split_version(&spec)?;
+                    print!("{}", crate::client::log::proof(&reg.remote_checked(&log)?, name, version).await?);
+                }
+            }
             Ok(())
         }
         UserCommand::Mirror { source, dir, public_url, jobs } => {

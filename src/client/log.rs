@@ -134,6 +134,77 @@ async fn run(
     Ok(Some(checked))
 }
 
+/// `cairn log proof NAME@VERSION`: the version's publish entry, checked as
+/// an install checks it, as a C2SP tlog-proof.
+pub async fn proof(remote: &Remote, name: &str, version: &str) -> Result<String> {
+    let config = remote.connect(false).await?;
+    let lines = remote.index_file(name).await?.lines().ok_or_else(|| anyhow!("no package named `{name}`"))?;
+    let line = lines
+        .into_iter()
+        .find(|l| l.vers == version)
+        .ok_or_else(|| anyhow!("{name} has no version {version}"))?;
+    let c = run(remote, Some(&config), std::slice::from_ref(&line))
+        .await?
+        .ok_or_else(|| anyhow!("{} keeps no transparency log", remote.url))?;
+    let index = line.log_index.expect("checked: the line names its entry");
+    tokio::task::spawn_blocking(move || -> Result<String> {
+        let layout = Layout::public();
+        let note = signed_note::Note::from_bytes(&c.checkpoint).map_err(|e| anyhow!("{e}"))?;
+        let at = tlog_tiles::Checkpoint::from_bytes(note.text()).map_err(|e| anyhow!("{e}"))?;
+        let entry = verify::leaf(&at, index, &c.http, &layout)?;
+        Ok(verify::tlog_proof(&c.checkpoint, &at, index, &entry, &c.http, &layout)?)
+    })
+    .await?
+}
+
+/// `cairn log verify`: every entry of the log, each checked against the
+/// tree's tiles, and each publish entry against the index line it names.
+pub async fn verify_whole(remote: &Remote) -> Result<String> {
+    let config = remote.connect(false).await?;
+    let c = run(remote, Some(&config), &[])
+        .await?
+        .ok_or_else(|| anyhow!("{} keeps no transparency log", remote.url))?;
+    let (size, checkpoint) = (c.size, c.checkpoint.clone());
+    let c = std::sync::Arc::new(c);
+    let entries = {
+        let c = c.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<Leaf>> {
+            let layout = Layout::public();
+            let note = signed_note::Note::from_bytes(&checkpoint).map_err(|e| anyhow!("{e}"))?;
+            let at = tlog_tiles::Checkpoint::from_bytes(note.text()).map_err(|e| anyhow!("{e}"))?;
+            (0..size).map(|i| Ok(Leaf::parse(&verify::leaf(&at, i, &c.http, &layout)?)?)).collect()
+        })
+        .await??
+    };
+    let mut files: HashMap<String, Vec<IndexLine>> = HashMap::new();
+    let mut publishes = 0;
+    for (i, leaf) in entries.iter().enumerate() {
+        if leaf.action != "publish" {
+            continue;
+        }
+        if !files.contains_key(&leaf.name) {
+            let lines = remote.index_file(&leaf.name).await?.lines().unwrap_or_default();
+            files.insert(leaf.name.clone(), lines);
+        }
+        // A hard-deleted version has no line any more; every other line that
+        // names this entry must be the one logged.
+        if let Some(line) = files[&leaf.name].iter().find(|l| l.log_index == Some(i as u64)) {
+            if !leaf.is_publish_of(line, line.to_json().as_bytes()) {
+                bail!(
+                    "split view: the index line of {} {} is not the one the log recorded at entry {i}",
+                    line.name,
+                    line.vers
+                );
+            }
+            publishes += 1;
+        }
+    }
+    Ok(format!(
+        "{} entries verified against the checkpoint; {publishes} index lines match their publish entries",
+        entries.len()
+    ))
+}
+
 /// Checks the log for `lines`, the index lines this command uses
 /// (`config`: the `config.json` just fetched, if the caller has one).
 pub async fn check(remote: &Remote, config: Option<&RegistryConfig>, lines: &[IndexLine]) -> Result<()> {

@@ -137,6 +137,31 @@ pub fn leaf(at: &Checkpoint, index: u64, fetch: &dyn Fetch, layout: &Layout) -> 
     Ok(text.to_vec())
 }
 
+/// A C2SP tlog-proof (`c2sp.org/tlog-proof@v1`) of entry `index` in the
+/// signed checkpoint `checkpoint` (bytes as served), the entry's text as
+/// its `extra` line, its inclusion proof from the tree's tiles.
+pub fn tlog_proof(
+    checkpoint: &[u8],
+    at: &Checkpoint,
+    index: u64,
+    entry: &[u8],
+    fetch: &dyn Fetch,
+    layout: &Layout,
+) -> Result<String, LogError> {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    let tiles = Tiles { fetch, layout };
+    let reader = TileHashReader::new(at.size(), *at.hash(), &tiles);
+    let proof = tlog_tiles::prove_record(at.size(), index, &reader)
+        .map_err(|e| LogError::MissingInclusion(format!("no inclusion proof for entry {index}: {e}")))?;
+    let mut out = format!("c2sp.org/tlog-proof@v1\nextra {}\nindex {index}\n", BASE64_STANDARD.encode(entry));
+    for h in proof {
+        out.push_str(&format!("{}\n", BASE64_STANDARD.encode(h.0)));
+    }
+    out.push('\n');
+    out.push_str(&String::from_utf8_lossy(checkpoint));
+    Ok(out)
+}
+
 /// The `i`th entry of an entry bundle (big-endian u16 length prefixes).
 pub fn entry(bundle: &[u8], i: usize) -> Option<&[u8]> {
     let mut rest = bundle;
