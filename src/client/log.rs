@@ -172,7 +172,7 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
             let layout = Layout::public();
             let note = signed_note::Note::from_bytes(&checkpoint).map_err(|e| anyhow!("{e}"))?;
             let at = tlog_tiles::Checkpoint::from_bytes(note.text()).map_err(|e| anyhow!("{e}"))?;
-            (0..size).map(|i| Ok(Leaf::parse(&verify::leaf(&at, i, &c.http, &layout)?)?)).collect()
+            (0..size).map(|i| Leaf::parse(&verify::leaf(&at, i, &c.http, &layout)?)).collect()
         })
         .await??
     };
