@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# What the transparency log costs (see tools/bench/README.md, "log cost"):
+# the same script, machine and client against two servers, `cairn` built
+# from this tree (the log on) and PEER, a cairn built without the log (the
+# commit before it, 5969ccf, built by the caller:
+#   git worktree add /tmp/cairn-old 5969ccf && (cd /tmp/cairn-old && cargo build --release --bin cairn)
+#   PEER=$CARGO_TARGET_DIR/release/cairn ... copied aside before rebuilding this tree).
+#
+# For each server: a fresh registry, `cairn serve` on 127.0.0.1, then
+#   publish p50   bench-publish-load, N1 publishes with 1 client, N16 with 16
+#   install       the install benchmark's graph (PACKAGES packages, 1 version,
+#                 tools/bench/install/graph.py), then RUNS cold installs of
+#                 bench-pkg-000 (empty cache and config: first contact, no
+#                 kept checkpoint) by this tree's client: with the log on it
+#                 checks the checkpoint and every line's inclusion
+#   wire bytes    one more cold install through tools/bench/wire/proxy.py:
+#                 the answer bytes the client received from the registry URL
+#                 (config, index files and the log; blobs come from `dl`,
+#                 the server itself); the difference is what the log's
+#                 checks fetch (checkpoint, tiles, entry bundles)
+# Prints a markdown table of medians and the ratios log / no log.
+#
+#   PEER=/tmp/cairn-nolog tools/bench/log_cost.sh
+#   PEER=/tmp/cairn-nolog RUNS=3 PACKAGES=100 tools/bench/log_cost.sh
+set -euo pipefail
+PACKAGES=${PACKAGES:-300}
+RUNS=${RUNS:-5}
+N1=${N1:-200}
+N16=${N16:-800}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+[ -x "${PEER:-}" ] || { log "set PEER to a cairn binary built without the log (see the header)"; exit 1; }
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release --bin cairn --example bench-publish-load >&2
+fi
+T=${CARGO_TARGET_DIR:-$ROOT/target}/release
+WORK=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/cairn-logcost.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+python3 tools/bench/install/graph.py spec --packages "$PACKAGES" --versions 1 >"$WORK/graph.json"
+
+ms() { python3 -c 'import sys,time; print(int(time.time()*1000))'; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# bench SERVER_BINARY LABEL: one row of figures into $WORK/LABEL.txt
+bench() {
+    local bin=$1 label=$2 d=$WORK/$2 sport
+    sport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$bin" init --data "$d" --public-url "http://127.0.0.1:$sport" >"$d.token" 2>/dev/null
+    CAIRN_RATE_LIMIT=off CAIRN_LOG=warn timeout 1800 "$bin" serve --data "$d" --listen "127.0.0.1:$sport" >"$d.out" 2>"$d.err" &
+    PIDS+=($!)
+    for _ in $(seq 300); do grep -q '^public key:' "$d.out" 2>/dev/null && break; sleep 0.1; done
+    local url token
+    url=$(sed -n 's/^listening on //p' "$d.out")
+    token=$(cat "$d.token")
+    local p1 p16
+    p1=$(timeout 600 "$T/examples/bench-publish-load" --url "$url" --token "$token" --clients 1 --count "$N1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_ms"])')
+    p16=$(timeout 600 "$T/examples/bench-publish-load" --url "$url" --token "$token" --clients 16 --count "$N16" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_ms"])')
+    timeout 900 python3 tools/bench/install/graph.py publish --url "$url" --token "$token" --spec "$WORK/graph.json" >/dev/null
+    local times=()
+    for r in $(seq "$RUNS"); do
+        local h=$WORK/$label-home-$r
+        mkdir -p "$h/p"
+        local t0 t1
+        t0=$(ms)
+        (cd "$h/p" && CAIRN_CONFIG_DIR=$h/config CAIRN_CACHE_DIR=$h/cache timeout 600 "$T/cairn" install bench-pkg-000 --registry "$url" >/dev/null 2>"$h.err") ||
+            { cat "$h.err" >&2; exit 1; }
+        t1=$(ms)
+        [ "$(ls "$h/p/cairn_packages" | wc -l)" = "$PACKAGES" ] || { log "$label: install $r did not install $PACKAGES packages"; exit 1; }
+        times+=($((t1 - t0)))
+        rm -rf "$h"
+    done
+    local install
+    install=$(printf '%s\n' "${times[@]}" | median)
+    # The same cold install through the counting proxy.
+    local port=$((20000 + RANDOM % 20000)) stats=$WORK/$label.wire h=$WORK/$label-wire
+    python3 tools/bench/wire/proxy.py "$port" "${url#http://}" "$stats" &
+    PIDS+=($!)
+    sleep 0.5
+    mkdir -p "$h/p"
+    (cd "$h/p" && CAIRN_CONFIG_DIR=$h/config CAIRN_CACHE_DIR=$h/cache timeout 600 "$T/cairn" install bench-pkg-000 --registry "http://127.0.0.1:$port" >/dev/null 2>"$h.err") ||
+        { cat "$h.err" >&2; exit 1; }
+    sleep 0.5
+    local bytes
+    bytes=$(tail -1 "$stats" | awk '{print $1}')
+    echo "$p1 $p16 $install $bytes" >"$WORK/$label.txt"
+    log "$label: publish p50 1 client $p1 ms, 16 clients $p16 ms; cold install of $PACKAGES median $install ms; $bytes bytes received"
+}
+
+bench "$PEER" nolog
+bench "$T/cairn" log
+python3 - "$WORK" "$PACKAGES" "$RUNS" <<'PY'
+import sys
+work, n, runs = sys.argv[1], sys.argv[2], sys.argv[3]
+a = [float(x) for x in open(f"{work}/nolog.txt").read().split()]
+b = [float(x) for x in open(f"{work}/log.txt").read().split()]
+rows = [("publish p50, 1 client (ms)", 0), ("publish p50, 16 clients (ms)", 1),
+        (f"cold install of {n} packages, median of {runs} (ms)", 2), ("bytes received by that install", 3)]
+print("| | no log (5969ccf) | log | log / no log |\n|---|---|---|---|")
+for name, i in rows:
+    print(f"| {name} | {a[i]:.0f} | {b[i]:.0f} | {b[i] / a[i]:.3f} |")
+print(f"\nwhat the log's checks fetched in one cold install: {b[3] - a[3]:.0f} bytes")
+PY
