@@ -225,17 +225,28 @@ impl Log {
             }
             let start = state.offsets[state.offsets.len() - 1 - missing.len()];
             state.leaves.write_all_at(&bytes, start)?;
-            state.leaves.sync_data()?;
             state.last_commit = missing.last().map(|l| l.commit.clone());
             for n in state.size() - missing.len() as u64..state.size() {
                 state.hash_leaf(n)?;
             }
-            state.hashes.sync_data()?;
+            // On the static root's filesystem, its sync in `publish` (one
+            // syncfs, before the checkpoint) makes these durable too.
+            if !self.shares_filesystem(root) {
+                state.leaves.sync_data()?;
+                state.hashes.sync_data()?;
+            }
         }
         if old != state.size() || !root.exists(&root.layout().log_checkpoint()) {
             self.publish(&state, root, old)?;
         }
         Ok(state.size())
+    }
+
+    /// Whether the log's files are on the static root's filesystem.
+    fn shares_filesystem(&self, root: &StaticRoot) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        root.local_path("").is_some_and(|r| dev(&r).is_some() && dev(&r) == dev(&self.dir))
     }
 
     /// The size of the checkpoint the static root serves (0 if none).
