@@ -142,25 +142,15 @@ async fn submit_to_witnesses(reg: Arc<Registry>) {
 /// Re-cosigns the log's checkpoint with a fresh time every `secs` seconds,
 /// even when nothing changed, so a frozen copy shows its age.
 async fn recosign(reg: Arc<Registry>, secs: u64) {
-    let period = std::time::Duration::from_secs(secs);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let reg = reg.clone();
-        let result = tokio::task::spawn_blocking(move || -> Result<()> {
-            // Under the writer lock: a group's newer checkpoint is never overwritten by an older one.
-            let _lock = reg.lock_writer()?;
-            match &reg.log {
-                Some(log) => log.recosign(&reg.root),
-                None => Ok(()),
-            }
-        })
-        .await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %format!("{e:#}"), "re-cosigning the log's checkpoint failed");
+    periodically(reg, secs, "re-cosigning the log's checkpoint", |reg| {
+        // Under the writer lock: a group's newer checkpoint is never overwritten by an older one.
+        let _lock = reg.lock_writer()?;
+        match &reg.log {
+            Some(log) => log.recosign(&reg.root),
+            None => Ok(()),
         }
-    }
+    })
+    .await
 }
 
 /// Whether the search shards were built for another commit than `main`'s.
@@ -175,23 +165,33 @@ fn search_is_stale(reg: &Registry) -> Result<bool> {
 
 /// Runs `job` every `secs` seconds when `due` says so, on the blocking pool.
 async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Result<bool>) {
+    periodically(reg, secs, "scheduled rebuild", move |reg| {
+        if due(reg)? {
+            let opts = crate::jobs::Options { access_logs: reg.config.access_logs.clone() };
+            crate::jobs::rebuild(reg, job, &opts).with_context(|| format!("the {job:?} job"))?;
+            crate::mem::release_freed();
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `work` on the blocking pool every `secs` seconds (the first time
+/// after one period); a failure is logged as `what` and tried again next time.
+async fn periodically(
+    reg: Arc<Registry>,
+    secs: u64,
+    what: &'static str,
+    work: impl Fn(&Registry) -> Result<()> + Clone + Send + 'static,
+) {
     let period = std::time::Duration::from_secs(secs);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let reg = reg.clone();
-        let result = tokio::task::spawn_blocking(move || -> Result<()> {
-            if due(&reg)? {
-                let opts = crate::jobs::Options { access_logs: reg.config.access_logs.clone() };
-                crate::jobs::rebuild(&reg, job, &opts)?;
-                crate::mem::release_freed();
-            }
-            Ok(())
-        })
-        .await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %format!("{e:#}"), ?job, "scheduled rebuild failed");
+        let (reg, work) = (reg.clone(), work.clone());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || work(&reg)).await {
+            tracing::warn!(error = %format!("{e:#}"), "{what} failed");
         }
     }
 }
