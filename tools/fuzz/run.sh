@@ -41,7 +41,13 @@ for t in $TARGETS; do
     fi
     children_cpu
     cpu=$((CPU - cpu0))
-    runs=$(grep -o 'Done [0-9]* runs' "$log" | tail -1 | awk '{print $2}')
+    runs=$(grep -o 'Done [0-9]* runs' "$log" | tail -1 | awk '{print $2}' || true)
+    # A target that did not build (sources changed under a long run) ran nothing.
+    if [ -z "$runs" ] && grep -q 'error: could not compile' "$log"; then
+        tail -20 "$log" >&2
+        echo "$t did not build; nothing recorded" >&2
+        exit 1
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$t" "$EACH" "${runs:-?}" "$outcome" "$cpu" >>"$HOURS"
     if [ "$outcome" = crash ]; then
         tail -40 "$log" >&2
