@@ -75,8 +75,9 @@ impl Fetch for Http {
 
 /// What the check verified, with the fetcher that holds the files it read.
 struct Checked {
+    /// The checkpoint's bytes as served, and the tree head they verified to.
     checkpoint: Vec<u8>,
-    size: u64,
+    tree: tlog_tiles::Checkpoint,
     http: Http,
 }
 
@@ -149,10 +150,8 @@ pub async fn proof(remote: &Remote, name: &str, version: &str) -> Result<String>
     let index = line.log_index.expect("checked: the line names its entry");
     tokio::task::spawn_blocking(move || -> Result<String> {
         let layout = Layout::public();
-        let note = signed_note::Note::from_bytes(&c.checkpoint).map_err(|e| anyhow!("{e}"))?;
-        let at = tlog_tiles::Checkpoint::from_bytes(note.text()).map_err(|e| anyhow!("{e}"))?;
-        let entry = verify::leaf(&at, index, &c.http, &layout)?;
-        Ok(verify::tlog_proof(&c.checkpoint, &at, index, &entry, &c.http, &layout)?)
+        let entry = verify::leaf(&c.tree, index, &c.http, &layout)?;
+        Ok(verify::tlog_proof(&c.checkpoint, &c.tree, index, &entry, &c.http, &layout)?)
     })
     .await?
 }
@@ -164,18 +163,11 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
     let c = run(remote, Some(&config), &[])
         .await?
         .ok_or_else(|| anyhow!("{} keeps no transparency log", remote.url))?;
-    let (size, checkpoint) = (c.size, c.checkpoint.clone());
-    let c = std::sync::Arc::new(c);
-    let entries = {
-        let c = c.clone();
-        tokio::task::spawn_blocking(move || -> Result<Vec<Leaf>> {
-            let layout = Layout::public();
-            let note = signed_note::Note::from_bytes(&checkpoint).map_err(|e| anyhow!("{e}"))?;
-            let at = tlog_tiles::Checkpoint::from_bytes(note.text()).map_err(|e| anyhow!("{e}"))?;
-            (0..size).map(|i| Leaf::parse(&verify::leaf(&at, i, &c.http, &layout)?)).collect()
-        })
-        .await??
-    };
+    let entries = tokio::task::spawn_blocking(move || -> Result<Vec<Leaf>> {
+        let layout = Layout::public();
+        (0..c.tree.size()).map(|i| Leaf::parse(&verify::leaf(&c.tree, i, &c.http, &layout)?)).collect()
+    })
+    .await??;
     let mut files: HashMap<String, Vec<IndexLine>> = HashMap::new();
     let mut publishes = 0;
     for (i, leaf) in entries.iter().enumerate() {
@@ -236,7 +228,7 @@ pub async fn mirror(
     };
     tokio::task::spawn_blocking(move || -> Result<()> {
         let l = root.layout().clone();
-        for tile in tlog_tiles::Tile::new_tiles(crate::log::TILE_HEIGHT, 0, c.size) {
+        for tile in tlog_tiles::Tile::new_tiles(crate::log::TILE_HEIGHT, 0, c.tree.size()) {
             let (n, w) = (tile.level_index(), tile.width());
             for key in [l.log_tile(tile.level(), n, w)]
                 .into_iter()
@@ -302,5 +294,5 @@ fn verify_all(base: &str, trust: &Trust, lines: &[IndexLine]) -> Result<Checked,
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
         f.write_all(proven.as_bytes()).map_err(io)?;
     }
-    Ok(Checked { checkpoint: bytes, size: now.checkpoint.size(), http })
+    Ok(Checked { checkpoint: bytes, tree: now.checkpoint, http })
 }
