@@ -2,12 +2,12 @@
 //!
 //! glibc gives each thread that allocates concurrently an arena of its own
 //! (up to 8 per core) and keeps what is freed there for that arena. With a
-//! tokio worker pool, rayon's threads, the writer and the pack merge all
-//! allocating, the soak's resident memory ratcheted up with every burst
+//! tokio worker pool, the writer and the pack merge all allocating, the soak's resident memory ratcheted up with every burst
 //! while the live heap stayed small (heaptrack: 2 MB live at the end of a
 //! 4-minute soak whose anonymous RSS was 93 MB). Two arenas and a trim
 //! after each burst keep it at the live size; libgit2's mapped packs are
-//! capped too.
+//! capped too. The batch jobs, whose working set follows the registry's
+//! size, run as child processes (`cli::serve`).
 
 /// Caps glibc's arenas at two (`M_ARENA_MAX`); called once, before the
 /// runtime starts threads. Elsewhere a no-op: other allocators manage this
@@ -33,8 +33,7 @@ pub fn limit_git_maps() {
 const GIT_MAPPED_LIMIT: usize = 32 << 20;
 
 /// Returns the free pages of every arena to the system (glibc's
-/// `malloc_trim`), after a burst of allocation: a pack merge, a batch job
-/// over the whole index.
+/// `malloc_trim`), after a burst of allocation (a pack merge).
 pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.

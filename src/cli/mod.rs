@@ -68,6 +68,9 @@ enum Command {
         /// Access logs in the combined format (the stats job).
         #[arg(long = "access-log")]
         access_logs: Vec<PathBuf>,
+        /// Base URL readers use for static files, when `cairn serve` was given one.
+        #[arg(long, env = "CAIRN_PUBLIC_URL")]
+        public_url: Option<String>,
     },
 }
 
@@ -98,7 +101,9 @@ pub fn main() -> i32 {
         Command::Admin { data, command } => admin::run(data, command),
         Command::User(command) => user::run(command),
         Command::Search(args) => search::run(args),
-        Command::Rebuild { job, data, access_logs } => rebuild(&data, job, access_logs),
+        Command::Rebuild { job, data, access_logs, public_url } => {
+            rebuild(&data, job, access_logs, public_url)
+        }
         Command::Audit(args) => audit::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Witness(args) => witness::run(args),
@@ -116,8 +121,17 @@ pub fn main() -> i32 {
     }
 }
 
-fn rebuild(data: &DataArg, job: crate::jobs::Job, access_logs: Vec<PathBuf>) -> anyhow::Result<()> {
-    let reg = crate::registry::Registry::open(&data.data, crate::config::Config::load(&data.data)?)?;
+fn rebuild(
+    data: &DataArg,
+    job: crate::jobs::Job,
+    access_logs: Vec<PathBuf>,
+    public_url: Option<String>,
+) -> anyhow::Result<()> {
+    let mut config = crate::config::Config::load(&data.data)?;
+    if public_url.is_some() {
+        config.public_url = public_url;
+    }
+    let reg = crate::registry::Registry::open(&data.data, config)?;
     let report = crate::jobs::rebuild(&reg, job, &crate::jobs::Options { access_logs })?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -163,17 +163,40 @@ fn search_is_stale(reg: &Registry) -> Result<bool> {
     Ok(built_for.as_deref() != Some(reg.index.head()?.to_string().as_str()))
 }
 
-/// Runs `job` every `secs` seconds when `due` says so, on the blocking pool.
+/// Runs `job` every `secs` seconds when `due` says so, as a child process
+/// (`cairn rebuild JOB`): a job's working set follows the registry's size
+/// (the search job holds every package's terms), and a process of its own
+/// hands all of it back to the system when it ends, where the server's
+/// heap would keep its high-water mark. The writer lock is a file lock and
+/// the hot cache follows the root's change counter, so the child takes
+/// turns with the writer and its files are served at once.
 async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Result<bool>) {
     periodically(reg, secs, "scheduled rebuild", move |reg| {
         if due(reg)? {
-            let opts = crate::jobs::Options { access_logs: reg.config.access_logs.clone() };
-            crate::jobs::rebuild(reg, job, &opts).with_context(|| format!("the {job:?} job"))?;
-            crate::mem::release_freed();
+            rebuild_in_child(reg, job).with_context(|| format!("the {job:?} job"))?;
         }
         Ok(())
     })
     .await
+}
+
+fn rebuild_in_child(reg: &Registry, job: Job) -> Result<()> {
+    use clap::ValueEnum;
+    let name = job.to_possible_value().context("a job has a name")?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("rebuild").arg(name.get_name()).arg("--data").arg(&reg.data);
+    if let Some(url) = &reg.config.public_url {
+        cmd.arg("--public-url").arg(url);
+    }
+    for log in &reg.config.access_logs {
+        cmd.arg("--access-log").arg(log);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output()?;
+    if !out.status.success() {
+        anyhow::bail!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    tracing::debug!(report = %String::from_utf8_lossy(&out.stdout), "{job:?} job done");
+    Ok(())
 }
 
 /// Runs `work` on the blocking pool every `secs` seconds (the first time

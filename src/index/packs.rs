@@ -117,9 +117,10 @@ pub fn write_info_packs(repo: &Path) -> Result<()> {
 /// Objects a merged pack may hold. libgit2's packbuilder recomputes every
 /// delta and caches what it reads, so a merge costs time and memory in
 /// proportion to its size (on the soak's index, 15 s and 150 MB for 65 000
-/// objects): a full pack stays as it is, and a clone fetches one pack per
-/// this many objects, which is still few requests.
-const MAX_MERGED: u64 = 20_000;
+/// objects, and each 20 000-object merge a 50 MB burst of the server's
+/// RSS): a full pack stays as it is, and a clone fetches one pack per this
+/// many objects (a 50 000-package index: about 50 packs).
+const MAX_MERGED: u64 = 5_000;
 
 /// Which packs to merge: the smallest ones, as long as the next is at most
 /// twice the sum so far (git's geometric repack), so every object is
