@@ -264,3 +264,47 @@ fn advisories_from_add_to_audit() {
     let out = cairn(&["audit", lock.to_str().unwrap(), "--registry", "http://127.0.0.1:9"], None);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The admin listener adds advisories as the CLI does: a valid OSV file is
+/// committed once (201, then 200 for the same bytes) and its documents are
+/// there with the answer; a malformed one is a 400 with the JSON error body
+/// and commits nothing.
+#[test]
+fn the_admin_listener_adds_advisories() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[], &["--admin-listen", "127.0.0.1:0"]);
+    let token = server.token.clone().unwrap();
+    let body = TarballBuilder::new("foo", "1.0.0").gzip();
+    assert_eq!(server.put("foo", "1.0.0", &token, body, "application/gzip").status(), 201);
+    let http = support::client();
+    let add = |adv: &[u8]| {
+        let r =
+            http.post(format!("{}/admin/advisories", server.admin_url.as_ref().unwrap())).body(adv.to_vec());
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    let before = commits(&server);
+    let adv = json!({
+        "id": "CAIRN-2026-0101",
+        "modified": "2026-05-01T00:00:00Z",
+        "affected": [{"package": {"name": "foo"}, "versions": ["1.0.0"]}]
+    });
+    let bytes = serde_json::to_vec(&adv).unwrap();
+    assert_eq!(add(&bytes), (201, json!({"id": "CAIRN-2026-0101", "added": true})));
+    let root = server.static_root();
+    assert_eq!(std::fs::read(root.join("index/advisories/CAIRN-2026-0101.json")).unwrap(), bytes);
+    let foo = read_json(root.join("api/v1/packages/foo/advisories.json"));
+    assert_eq!(foo["advisories"][0]["affected_versions"], json!(["1.0.0"]));
+    assert_eq!(commits(&server).len(), before.len() + 1);
+    assert_eq!(add(&bytes), (200, json!({"id": "CAIRN-2026-0101", "added": false})));
+    assert_eq!(commits(&server).len(), before.len() + 1, "the same bytes again commit nothing");
+
+    for bad in [&b"{not json"[..], br#"{"id": "BAD-3", "affected": []}"#] {
+        let (status, doc) = add(bad);
+        assert_eq!(status, 400, "{doc}");
+        assert_eq!(doc["error"], "invalid", "{doc}");
+        assert!(doc["message"].as_str().unwrap().contains("not a valid OSV advisory"), "{doc}");
+    }
+    assert_eq!(commits(&server).len(), before.len() + 1, "nothing committed");
+    assert!(!root.join("index/advisories/BAD-3.json").exists());
+}

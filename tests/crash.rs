@@ -123,11 +123,13 @@ struct Model {
     bob_owns: BTreeMap<String, Known<bool>>,
     /// Tokens whose creation was acknowledged.
     tokens: Vec<String>,
+    /// Advisories sent: id, OSV bytes, whether the 201 came.
+    advisories: Vec<(String, Vec<u8>, bool)>,
 }
 
 /// kill -9 at random moments of a mixed stream from 8 concurrent clients:
-/// publishes, yanks, unyanks, owner changes, token creation and hard
-/// deletes (admin listener), CAIRN_CRASH_ROUNDS rounds (12 by default;
+/// publishes, yanks, unyanks, owner changes, token creation, advisories and
+/// hard deletes (the last two on the admin listener), CAIRN_CRASH_ROUNDS rounds (12 by default;
 /// tools/faults/kill9.sh runs 100). After each restart fsck is clean, every
 /// acknowledged write is there exactly once, every line has its signed blob,
 /// and a write cut off by the kill is either whole or absent.
@@ -142,6 +144,7 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
     server.add_user("bob");
     let model = Mutex::new(Model::default());
     let mut acked = 0usize;
+    let steps: Vec<std::sync::atomic::AtomicU32> = (0..8).map(|_| Default::default()).collect();
     for round in 0..rounds {
         let stop = AtomicBool::new(false);
         let (url, admin) = (server.url.clone(), server.admin_url.clone().unwrap());
@@ -149,12 +152,15 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
         std::thread::scope(|s| {
             for client in 0..8u32 {
                 let (stop, model, token, url, admin, count) = (&stop, &model, &token, &url, &admin, &count);
+                let step = &steps[client as usize];
                 s.spawn(move || {
                     let http = support::client();
-                    for i in 0u32.. {
+                    loop {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
+                        // Each client's steps go on across rounds, so every kind of write comes up.
+                        let i = step.fetch_add(1, Ordering::Relaxed);
                         let pkg = format!("mix{client}x{}", i % 3);
                         if mixed_step(&http, url, admin, token, model, &pkg, round, client, i) {
                             count.fetch_add(1, Ordering::Relaxed);
@@ -181,8 +187,10 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    eprintln!("{rounds} rounds of kill -9, {acked} writes acknowledged, none lost");
+    let advisories = model.lock().unwrap().advisories.iter().filter(|a| a.2).count();
+    eprintln!("{rounds} rounds of kill -9, {acked} writes acknowledged ({advisories} advisories), none lost");
     assert!(acked > rounds as usize * 4, "the stream wrote something each round: {acked}");
+    assert!(advisories > 0, "the stream added advisories");
 }
 
 /// One write of client `client`'s stream; returns whether it was acknowledged.
@@ -285,6 +293,18 @@ fn mixed_step(
             }
             s == Some(200)
         }
+        _ if i % 20 == 19 => {
+            let id = format!("CAIRN-{round}-{client}-{i}");
+            let osv = serde_json::json!({
+                "id": id,
+                "modified": "2026-05-01T00:00:00Z",
+                "affected": [{"package": {"name": pkg}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}]}]}]
+            });
+            let bytes = serde_json::to_vec(&osv).unwrap();
+            let s = status(http.post(format!("{admin}/admin/advisories")).body(bytes.clone()).send());
+            model.lock().unwrap().advisories.push((id, bytes, s == Some(201)));
+            s == Some(201)
+        }
         _ => {
             let body = format!(r#"{{"label":"t{round}-{client}-{i}","scopes":["yank"]}}"#);
             let r = http.post(format!("{url}/api/v1/tokens")).bearer_auth(token).body(body).send();
@@ -351,6 +371,13 @@ fn check_model(server: &Server, m: &Model, round: u32) {
         let doc = support::read_json(root.join(format!("api/v1/packages/{pkg}/owners.json")));
         let bob = doc["owners"].as_array().unwrap().iter().any(|o| o["login"] == "bob");
         assert_eq!(bob, known.state, "round {round}: bob owns {pkg}");
+    }
+    for (id, bytes, acked) in &m.advisories {
+        // Acknowledged: committed whole; cut off: whole or absent.
+        match std::fs::read(root.join(format!("index/advisories/{id}.json"))) {
+            Ok(held) => assert_eq!(&held, bytes, "round {round}: advisory {id} is not whole"),
+            Err(_) => assert!(!acked, "round {round}: acknowledged advisory {id} is gone"),
+        }
     }
     for t in &m.tokens {
         let r = support::client().get(format!("{}/api/v1/whoami", server.url)).bearer_auth(t).send().unwrap();

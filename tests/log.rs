@@ -282,7 +282,11 @@ fn log_keys(server: &Server) -> Vec<String> {
 }
 
 fn cosigned_by(server: &Server, witness: &WitnessProcess) -> bool {
-    let name = witness.key.split('+').next().unwrap();
+    cosigned_by_key(server, &witness.key)
+}
+
+fn cosigned_by_key(server: &Server, key: &str) -> bool {
+    let name = key.split('+').next().unwrap();
     server.get("/log/checkpoint").text().unwrap().lines().any(|l| l.starts_with(&format!("\u{2014} {name} ")))
 }
 
@@ -290,6 +294,53 @@ fn add_checkpoint(witness: &WitnessProcess, body: String) -> (u16, String, Strin
     let resp = support::client().post(format!("{}/add-checkpoint", witness.url)).body(body).send().unwrap();
     let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     (resp.status().as_u16(), ct, resp.text().unwrap())
+}
+
+/// Points the registry in `data` (stopped) at one witness.
+fn use_witness(data: &Path, url: &str, key: &str) {
+    let toml = std::fs::read_to_string(data.join("registry.toml")).unwrap();
+    let with = format!("witnesses = [{{ url = \"{url}\", key = \"{key}\" }}]");
+    assert!(toml.contains("witnesses = []"), "{toml}");
+    std::fs::write(data.join("registry.toml"), toml.replace("witnesses = []", &with)).unwrap();
+}
+
+/// `cairn mirror --witness`: the mirror keeps a witness of its source,
+/// `cairn serve` on the mirror answers the source's add-checkpoint, and a
+/// client that requires the mirror's cosignature installs.
+#[test]
+fn a_mirror_witnesses_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mirror) = (dir.path().join("d"), dir.path().join("mirror"));
+    let (port, mut token) = (support::free_port(), None);
+    let mut server = serve_on(&data, port, &mut token);
+    publish(&server, "a", "1.0.0", &[]);
+    let user = User::new();
+    let w = tempfile::tempdir().unwrap();
+    let out =
+        user.run(w.path(), &["mirror", &server.url, mirror.to_str().unwrap(), "--witness", "mirror.test/w"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("witness key: "))
+        .expect("the mirror prints its witness key");
+    assert!(key.starts_with("mirror.test/w+"), "{key}");
+    let mirror_server = Server::start(&mirror);
+    server.kill();
+    use_witness(&data, &mirror_server.url, key);
+    let server = serve_on(&data, port, &mut token);
+    publish(&server, "b", "1.0.0", &[]);
+    support::eventually(|| cosigned_by_key(&server, key), || server.get("/log/checkpoint").text().unwrap());
+    user.ok(w.path(), &["install", "b", "--registry", &server.url, "--witness", key]);
+    // It is the witness: a size other than the one it cosigned is a 409.
+    let checkpoint = server.get("/log/checkpoint").text().unwrap();
+    let resp = support::client()
+        .post(format!("{}/add-checkpoint", mirror_server.url))
+        .body(format!("old 0\n\n{checkpoint}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    assert_eq!(resp.text().unwrap(), "2\n");
 }
 
 #[test]
@@ -300,10 +351,7 @@ fn a_witness_cosigns_consistent_checkpoints_and_refuses_a_fork() {
     let mut server = serve_on(&data, port, &mut token);
     let witness = start_witness(&dir.path().join("w"), &log_keys(&server)[0]);
     server.kill();
-    let toml = std::fs::read_to_string(data.join("registry.toml")).unwrap();
-    let with = format!("witnesses = [{{ url = \"{}\", key = \"{}\" }}]", witness.url, witness.key);
-    assert!(toml.contains("witnesses = []"), "{toml}");
-    std::fs::write(data.join("registry.toml"), toml.replace("witnesses = []", &with)).unwrap();
+    use_witness(&data, &witness.url, &witness.key);
 
     let mut server = serve_on(&data, port, &mut token);
     publish(&server, "a", "1.0.0", &[]);

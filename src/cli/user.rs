@@ -184,6 +184,11 @@ pub enum UserCommand {
         /// Concurrent downloads.
         #[arg(long, default_value_t = 16)]
         jobs: usize,
+        /// Also witness the source's log, with a witness key of this name
+        /// (made on first use): `cairn serve` on the mirror then cosigns the
+        /// source's consistent checkpoints (`POST /add-checkpoint`).
+        #[arg(long, value_name = "NAME")]
+        witness: Option<String>,
     },
 }
 
@@ -353,8 +358,10 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             }
             Ok(())
         }
-        UserCommand::Mirror { source, dir, public_url, jobs } => {
-            let s = crate::client::mirror::mirror(&source, &dir, public_url.as_deref(), jobs).await?;
+        UserCommand::Mirror { source, dir, public_url, jobs, witness } => {
+            let s =
+                crate::client::mirror::mirror(&source, &dir, public_url.as_deref(), jobs, witness.as_deref())
+                    .await?;
             eprintln!(
                 "mirrored {} packages, {} versions into {}: {} blobs fetched, {} already present, {} index files changed",
                 s.packages,
@@ -364,6 +371,9 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
                 s.present_blobs,
                 s.changed_files
             );
+            if let Some(key) = s.witness_key {
+                println!("witness key: {key}");
+            }
             Ok(())
         }
     }

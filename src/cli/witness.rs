@@ -42,28 +42,12 @@ pub fn run(args: WitnessArgs) -> Result<()> {
 }
 
 async fn handle(witness: &Arc<Witness>, req: warp::hyper::Request<Body>) -> Response<Body> {
-    let reply = |status: StatusCode, content_type: &str, body: Vec<u8>| {
-        Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(body))
-            .unwrap()
-    };
     if req.method() != warp::http::Method::POST || req.uri().path() != "/add-checkpoint" {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            b"only POST /add-checkpoint\n".to_vec(),
-        );
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Body::from("only POST /add-checkpoint\n"))
+            .unwrap();
     }
-    // A checkpoint with its proof is a few kilobytes.
-    let body = match warp::hyper::body::to_bytes(req.into_body()).await {
-        Ok(b) if b.len() <= 64 << 10 => b,
-        _ => return reply(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", b"bad body\n".to_vec()),
-    };
-    let witness = witness.clone();
-    match tokio::task::spawn_blocking(move || witness.add_checkpoint(&body)).await {
-        Ok(a) => reply(StatusCode::from_u16(a.status).expect("a status"), a.content_type, a.body),
-        Err(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", Vec::new()),
-    }
+    crate::server::witness::add_checkpoint(witness.clone(), req.into_body()).await
 }

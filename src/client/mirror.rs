@@ -36,15 +36,21 @@ pub struct MirrorSummary {
     pub fetched_blobs: usize,
     pub present_blobs: usize,
     pub changed_files: usize,
+    /// The key of the witness the mirror keeps of its source, if asked.
+    pub witness_key: Option<String>,
 }
 
 /// `public_url`: where the mirror will be served; its `index/config.json`
 /// then points `dl` and `api` there (index.git keeps the source's commits).
+/// `witness`: the mirror also witnesses its source's log (a key named so,
+/// made on first use; `cairn serve` on the mirror then answers the
+/// source's `add-checkpoint`).
 pub async fn mirror(
     source: &str,
     dir: &Path,
     public_url: Option<&str>,
     jobs: usize,
+    witness: Option<&str>,
 ) -> Result<MirrorSummary> {
     let remote = Remote::new(source, None)?;
     let config = remote.connect(false).await?;
@@ -175,6 +181,15 @@ pub async fn mirror(
         Ok(())
     })
     .await??;
+    if let Some(name) = witness {
+        let log = config.log.as_ref().context("the source keeps no transparency log to witness")?;
+        let w = crate::log::witness::Witness::open(
+            &crate::log::witness::Witness::mirror_dir(dir),
+            name,
+            std::slice::from_ref(&log.key),
+        )?;
+        summary.witness_key = Some(w.vkey());
+    }
     Ok(summary)
 }
 

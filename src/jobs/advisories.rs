@@ -246,18 +246,29 @@ fn parse_range(r: &Value, at: &str) -> Result<Vec<Event>> {
 /// Returns the id.
 pub fn add(reg: Arc<Registry>, file: &Path) -> Result<String> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let adv = parse(&bytes).with_context(|| format!("{} is not a valid OSV advisory", file.display()))?;
-    let id = adv.id.clone();
-    let path = format!("advisories/{id}.json");
-    if reg.index.read_file(&path)?.as_deref() != Some(&bytes[..]) {
+    let id = parse(&bytes).with_context(|| format!("{} is not a valid OSV advisory", file.display()))?.id;
+    if is_new(&reg, &id, &bytes)? {
         let change = crate::publish::Change::Advisory { id: id.clone(), json: bytes };
         let req = crate::publish::WriteRequest { actor: crate::publish::Actor::Admin, addr: None, change };
         crate::publish::apply_now(reg.clone(), req).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let snap = Snapshot::load(&reg)?;
-    let _lock = reg.lock_writer()?;
-    run(&reg, &snap)?;
+    rewrite_documents(&reg)?;
     Ok(id)
+}
+
+/// Whether the index does not hold exactly these bytes as advisory `id`
+/// yet (adding the same file again commits nothing).
+pub fn is_new(reg: &Registry, id: &str, bytes: &[u8]) -> Result<bool> {
+    Ok(reg.index.read_file(&format!("advisories/{id}.json"))?.as_deref() != Some(bytes))
+}
+
+/// Rewrites every advisory document from the index, after an advisory
+/// was added (the affected versions are computed over every package).
+pub fn rewrite_documents(reg: &Registry) -> Result<()> {
+    let snap = Snapshot::load(reg)?;
+    let _lock = reg.lock_writer()?;
+    run(reg, &snap)?;
+    Ok(())
 }
 
 /// Computes every advisory's affected versions and writes the documents.

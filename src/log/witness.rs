@@ -39,7 +39,8 @@ pub struct Witness {
 
 impl Witness {
     /// Opens the witness in `dir` (its key made on first use, named
-    /// `name`), following the logs whose note keys are `logs`.
+    /// `name`; a key made before keeps its name), following the logs whose
+    /// note keys are `logs`.
     pub fn open(dir: &Path, name: &str, logs: &[String]) -> Result<Witness> {
         std::fs::create_dir_all(dir.join("state"))?;
         let path = dir.join("witness.key");
@@ -55,6 +56,26 @@ impl Witness {
             bail!("{} is not a log's note key (type 0x01)", bad.name);
         }
         Ok(Witness { key, logs, state: dir.join("state"), lock: Mutex::new(()) })
+    }
+
+    /// The witness a mirror keeps of its source, if `cairn mirror --witness`
+    /// made one (in `{data}/witness/`): it follows the log the mirrored
+    /// `index/config.json` names, so the source can list the mirror among
+    /// its `[log] witnesses`.
+    pub fn of_mirror(data: &Path, root: &StaticRoot) -> Result<Option<Witness>> {
+        let dir = Witness::mirror_dir(data);
+        if !dir.join("witness.key").exists() {
+            return Ok(None);
+        }
+        let config = root.read(&root.layout().index_file("config.json"))?.context("no index/config.json")?;
+        let config: serde_json::Value = serde_json::from_slice(&config)?;
+        let key = config["log"]["key"].as_str().context("the mirrored config.json names no log")?;
+        Ok(Some(Witness::open(&dir, "", &[key.to_string()])?))
+    }
+
+    /// Where a mirror keeps the witness of its source.
+    pub fn mirror_dir(data: &Path) -> PathBuf {
+        data.join("witness")
     }
 
     pub fn vkey(&self) -> String {

@@ -285,6 +285,14 @@ impl Writer {
         }
     }
 
+    /// Commits an OSV advisory (checked by `jobs::advisories::check_new`).
+    pub async fn advisory(&self, id: &str, json: Vec<u8>) -> Result<(), WriteError> {
+        match self.submit(By::admin().asks(Change::Advisory { id: id.to_string(), json })).await? {
+            Outcome::Advisory { .. } => Ok(()),
+            other => Err(mismatch(other)),
+        }
+    }
+
     pub async fn hard_delete(&self, name: &str, version: &str) -> Result<(), WriteError> {
         let change = Change::HardDelete { name: name.to_string(), version: version.to_string() };
         match self.submit(By::admin().asks(change)).await? {

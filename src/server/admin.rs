@@ -3,7 +3,8 @@
 //!
 //! `POST /admin/users {"login","email"}` → `{"login","token"}`; `GET /admin/users`;
 //! `POST /admin/users/{login}/disable`; `POST /admin/users/{login}/token`;
-//! `DELETE /admin/packages/{name}/{version}` (hard delete); `POST /admin/purge`.
+//! `DELETE /admin/packages/{name}/{version}` (hard delete); `POST /admin/advisories`
+//! (an OSV file; `cairn admin advisory add`); `POST /admin/purge`.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -14,6 +15,7 @@ use warp::hyper::Body;
 
 use super::{render_error, render_json, ApiError, ApiResult, State};
 use crate::db;
+use crate::jobs::advisories;
 
 /// Refuses any address that is not loopback: the admin API has no other guard.
 pub fn check_loopback(addr: &SocketAddr) -> anyhow::Result<()> {
@@ -99,6 +101,28 @@ async fn route(state: &State, method: &Method, path: &str, body: &[u8]) -> ApiRe
         (&Method::DELETE, ["packages", name, version]) => {
             state.writer.hard_delete(name, version).await?;
             Ok((StatusCode::OK, json!({ "deleted": true })))
+        }
+        (&Method::POST, ["advisories"]) => {
+            let id = advisories::parse(body)
+                .map_err(|e| ApiError::invalid(format!("not a valid OSV advisory: {e:#}")))?
+                .id;
+            let (reg, i, bytes) = (state.reg.clone(), id.clone(), body.to_vec());
+            let new = tokio::task::spawn_blocking(move || advisories::is_new(&reg, &i, &bytes))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?;
+            if !new {
+                return Ok((StatusCode::OK, json!({ "id": id, "added": false })));
+            }
+            state.writer.advisory(&id, body.to_vec()).await?;
+            // The commit is durable: a failure to rewrite the documents is
+            // logged, not answered (`cairn rebuild advisories` redoes them).
+            let reg = state.reg.clone();
+            let rewritten = tokio::task::spawn_blocking(move || advisories::rewrite_documents(&reg)).await;
+            if let Ok(Err(e)) = rewritten {
+                tracing::warn!(error = %format!("{e:#}"), "rewriting the advisory documents failed");
+            }
+            Ok((StatusCode::CREATED, json!({ "id": id, "added": true })))
         }
         (&Method::POST, ["purge"]) => {
             let purged = state.db(db::purge_accounts).await?;

@@ -13,6 +13,7 @@ pub mod hot;
 mod proxy;
 mod ratelimit;
 mod url;
+pub mod witness;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -43,6 +44,8 @@ pub struct State {
     last_used: Mutex<HashMap<i64, String>>,
     /// When this process started serving (health's `uptimeSec`).
     pub started: std::time::Instant,
+    /// A mirror's witness of its source, if it keeps one.
+    witness: Option<Arc<crate::log::witness::Witness>>,
 }
 
 /// How often the tokens' `lastUsedAt` reaches the database.
@@ -67,7 +70,12 @@ impl State {
         let proxies = proxy::Proxies::parse(&c.trusted_proxies)?;
         let last_used = Mutex::default();
         let started = std::time::Instant::now();
-        let state = Arc::new(State { reg, writer, files, proxies, limits, pool, last_used, started });
+        let witness = match reg.config.read_only {
+            true => crate::log::witness::Witness::of_mirror(&reg.data, &reg.root)?.map(Arc::new),
+            false => None,
+        };
+        let state =
+            Arc::new(State { reg, writer, files, proxies, limits, pool, last_used, started, witness });
         tokio::spawn(flush_last_used(state.clone()));
         Ok(state)
     }
@@ -153,6 +161,8 @@ async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Respo
     let path = parts.uri.path();
     let mut resp = if is_static_read(&parts.method, path) {
         read_static(state, &parts.method, path, &parts.headers).await
+    } else if let (Some(w), &Method::POST, "/add-checkpoint") = (&state.witness, &parts.method, path) {
+        witness::add_checkpoint(w.clone(), body).await
     } else if path.starts_with("/api/") {
         let ip = state.proxies.client(peer, &parts.headers);
         let query = parts.uri.query().unwrap_or("");
