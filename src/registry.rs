@@ -277,8 +277,7 @@ impl Registry {
                     self.store.remove(sha)?;
                 }
             }
-            self.root.remove(&l.version_doc(name, version))?;
-            self.root.remove(&l.readme(name, version))?;
+            derive::remove_version(&self.root, name, version)?;
         }
         Ok(())
     }

@@ -142,6 +142,12 @@ fn static_rebuild_restores_readmes_from_the_archives() {
 
     rebuild(&server, "static");
     assert_eq!(std::fs::read(with_dir.join("1.0.0/readme.md")).unwrap(), b"# With\n\nText.\n");
+    let html = with_dir.join("1.0.0/readme.html");
+    assert_eq!(std::fs::read_to_string(&html).unwrap(), "<h1>With</h1>\n<p>Text.</p>\n");
+    // A README kept without its rendering (a registry from before pages) gets one.
+    std::fs::remove_file(&html).unwrap();
+    rebuild(&server, "static");
+    assert_eq!(std::fs::read_to_string(&html).unwrap(), "<h1>With</h1>\n<p>Text.</p>\n");
     let doc: Value = server.get("/api/v1/packages/with-readme/1.0.0.json").json().unwrap();
     assert_eq!(doc["readme"], "/api/v1/packages/with-readme/1.0.0/readme.md");
     let doc: Value = server.get("/api/v1/packages/without-readme/1.0.0.json").json().unwrap();

@@ -82,6 +82,13 @@ fn publish_then_read_everything_back() {
     assert_eq!(readme.status(), 200);
     assert!(readme.headers()["content-type"].to_str().unwrap().starts_with("text/markdown"));
     assert_eq!(readme.text().unwrap(), "# Hello_World\n\nversion 1.2.0\n");
+    let html = server.get("/api/v1/packages/hello_world/1.2.0/readme.html");
+    assert_eq!(html.headers()["content-security-policy"], cairn::layout::PAGE_CSP);
+    assert_eq!(
+        html.text().unwrap(),
+        "<h1>Hello_World</h1>\n<p>version 1.2.0</p>\n",
+        "rendered once, at publish"
+    );
     let owners: Value = server.get("/api/v1/packages/hello_world/owners.json").json().unwrap();
     assert_eq!(owners["owners"][0]["login"], "admin");
     let recent: Value = server.get("/api/v1/recent.json").json().unwrap();

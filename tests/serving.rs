@@ -87,6 +87,7 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
         ("/api/v1/packages/stats.json", "public, max-age=60", "application/json"),
         ("/api/v1/packages/all/1.0.0.json", "public, max-age=60", "application/json"),
         ("/api/v1/packages/all/1.0.0/readme.md", "public, max-age=60", "text/markdown; charset=utf-8"),
+        ("/api/v1/packages/all/1.0.0/readme.html", "public, max-age=60", "text/html; charset=utf-8"),
         ("/api/v1/packages/all/advisories.json", "public, max-age=300", "application/json"),
         ("/api/v1/advisories/all.json", "public, max-age=300", "application/json"),
         ("/api/v1/search/manifest.json", "public, max-age=5", "application/json"),
@@ -105,6 +106,8 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
         assert_eq!(header(&r, "cache-control"), cache, "{who} {path}");
         assert_eq!(header(&r, "content-type"), ctype, "{who} {path}");
         assert!(!header(&r, "etag").is_empty(), "{who} {path}: ETag");
+        let csp = if ctype.starts_with("text/html") { cairn::layout::PAGE_CSP } else { "" };
+        assert_eq!(header(&r, "content-security-policy"), csp, "{who} {path}: CSP on HTML only");
         public_read(&r, path);
         let key = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
         let on_disk = std::fs::read(data.join("static").join(key)).unwrap();
@@ -192,6 +195,7 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
     let r = get(&c, &url("/no/such/page"), &[]);
     assert_eq!(r.status(), 404, "{who}");
     assert!(header(&r, "content-type").starts_with("text/html"), "{who}");
+    assert_eq!(header(&r, "content-security-policy"), cairn::layout::PAGE_CSP, "{who}: the 404 page");
     public_read(&r, "404");
     for hidden in ["/api/v1/.tmp-serving-test", "/.tmp-serving-test", "/.generation"] {
         assert_eq!(get(&c, &url(hidden), &[]).status(), 404, "{who} {hidden}");

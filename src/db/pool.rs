@@ -19,6 +19,12 @@ pub struct Pool {
 /// timeout while the writer commits).
 const KEEP: usize = 4;
 
+/// Page cache per handler connection, KiB. Handlers look up a token or a
+/// user by key, a few pages each; SQLite's default 2 MiB per connection
+/// only filled the server's RSS as the database grew (the soak's second
+/// and third minutes), and the OS caches the file anyway.
+const CACHE_KIB: u32 = 256;
+
 impl Pool {
     pub fn new(path: PathBuf) -> Pool {
         Pool { path, idle: Mutex::default() }
@@ -28,7 +34,11 @@ impl Pool {
     pub fn run<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = match self.idle.lock().unwrap().pop() {
             Some(conn) => conn,
-            None => super::open(&self.path)?,
+            None => {
+                let conn = super::open(&self.path)?;
+                conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}"))?;
+                conn
+            }
         };
         let out = f(&conn);
         let mut idle = self.idle.lock().unwrap();

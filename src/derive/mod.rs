@@ -6,6 +6,8 @@
 //! `StaticRoot::sync`, then write `health.json`, whose `indexCommit` tells
 //! a restart which packages to re-derive if the batch was cut short.
 
+pub mod readme;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -225,16 +227,27 @@ pub fn write_version(
     let readme_key = root.layout().readme(&line.name, &line.vers);
     if let Some(readme) = readme {
         root.put_doc(&readme_key, readme)?;
+        let html = readme_html(root.layout(), line, readme);
+        root.put_doc(&html.key, &html.bytes)?;
     }
     let doc = version(root.layout(), line, root.exists(&readme_key), downloads);
     root.put_doc(&doc.key, &doc.bytes).map(drop)
 }
 
-/// Removes a hard-deleted version's document and README.
-pub fn remove_version(root: &StaticRoot, line: &IndexLine) -> std::io::Result<()> {
+/// `{version}/readme.html`: the version's README (`readme.md`) rendered
+/// and sanitised, links resolved against its repository.
+pub fn readme_html(l: &Layout, line: &IndexLine, markdown: &[u8]) -> Doc {
+    let html = readme::render(&String::from_utf8_lossy(markdown), line.repository.as_deref());
+    Doc { key: l.readme_html(&line.name, &line.vers), bytes: html.into_bytes() }
+}
+
+/// Removes a version's document and README (a hard delete, or a version
+/// the index no longer has).
+pub fn remove_version(root: &StaticRoot, name: &str, version: &str) -> std::io::Result<()> {
     let l = root.layout();
-    root.remove(&l.version_doc(&line.name, &line.vers))?;
-    root.remove(&l.readme(&line.name, &line.vers))
+    root.remove(&l.version_doc(name, version))?;
+    root.remove(&l.readme_html(name, version))?;
+    root.remove(&l.readme(name, version))
 }
 
 /// Removes the documents of a package whose last version was hard-deleted

@@ -308,8 +308,16 @@ fn derive_all(
             {
                 if let Some(text) = reg.readme_of(line) {
                     // Before the document that points at it.
+                    let html_key = l.readme_html(name, &line.vers);
+                    let html = if has(&line.vers) { root.read(&html_key)? } else { None };
+                    files.push(in_dir(derive::readme_html(l, line, &text), html));
                     files.push(in_dir(derive::Doc { key: readme_key, bytes: text }, None));
                     doc = derive::version(l, line, true, downloads);
+                }
+            } else if has_readme && !root.exists(&l.readme_html(name, &line.vers)) {
+                // A README kept from before pages were rendered.
+                if let Some(text) = root.read(&readme_key)? {
+                    files.push(in_dir(derive::readme_html(l, line, &text), None));
                 }
             }
             files.push(in_dir(doc, old));

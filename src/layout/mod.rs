@@ -138,6 +138,11 @@ impl Layout {
         self.package_file(name, &Layout::readme_file(version))
     }
 
+    /// The README rendered and sanitised (SPEC section 11), beside `readme.md`.
+    pub fn readme_html(&self, name: &str, version: &str) -> String {
+        self.package_file(name, &format!("{version}/readme.html"))
+    }
+
     pub fn owners(&self, name: &str) -> String {
         self.package_file(name, Layout::OWNERS_FILE)
     }
@@ -305,6 +310,17 @@ pub fn content_type(url_path: &str) -> &'static str {
         _ if url_path.starts_with("/index.git/objects/") => "application/octet-stream",
         _ => "text/plain; charset=utf-8",
     }
+}
+
+/// The Content-Security-Policy of every HTML answer (site pages,
+/// `readme.html`, the 404 page; SPEC section 11): scripts and styles from
+/// the registry itself only, images also from https.
+pub const PAGE_CSP: &str =
+    "default-src 'self'; img-src 'self' https: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The Content-Security-Policy an answer of this Content-Type carries.
+pub fn content_security_policy(content_type: &str) -> Option<&'static str> {
+    content_type.starts_with("text/html").then_some(PAGE_CSP)
 }
 
 /// Whether a file of this Content-Type is sent compressed to a client that

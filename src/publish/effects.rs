@@ -179,7 +179,7 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
     for p in planned {
         if let (Change::HardDelete { .. }, Some(line)) = (&p.job.req.change, &p.plan.line) {
             reg.store.remove(&line.cksum)?;
-            derive::remove_version(&reg.root, line)?;
+            derive::remove_version(&reg.root, &line.name, &line.vers)?;
             if c.files.get(&package_path(&line.name)).is_some_and(|l| l.is_empty()) {
                 derive::remove_package(&reg.root, &line.name)?;
             }

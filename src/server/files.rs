@@ -147,6 +147,9 @@ fn base(entry: &Entry, etag: &HeaderValue) -> warp::http::response::Builder {
     if entry.ranges {
         b = b.header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
+    if let Some(csp) = layout::content_security_policy(entry.content_type) {
+        b = b.header(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    }
     b
 }
 
@@ -305,6 +308,9 @@ pub fn not_found(url_path: &str, head: bool) -> Response<Body> {
         .header(header::CACHE_CONTROL, "no-store")
         .header(header::CONTENT_LENGTH, body.len())
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if let Some(csp) = layout::content_security_policy(content_type) {
+        b = b.header(header::CONTENT_SECURITY_POLICY, csp);
+    }
     if !url_path.starts_with("/orgs/") {
         b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
     }

@@ -6,7 +6,8 @@
 #   git worktree add /tmp/cairn-old 5969ccf && (cd /tmp/cairn-old && cargo build --release --bin cairn)
 #   PEER=$CARGO_TARGET_DIR/release/cairn ... copied aside before rebuilding this tree).
 #
-# For each server: a fresh registry, `cairn serve` on 127.0.0.1, then
+# Both servers: a fresh registry each, `cairn serve` on 127.0.0.1, side by
+# side; every measurement alternates between them (peer, then this tree):
 #   publish p50   bench-publish-load, N1 publishes with 1 client, N16 with 16
 #   install       the install benchmark's graph (PACKAGES packages, 1 version,
 #                 tools/bench/install/graph.py), then RUNS cold installs of
@@ -24,7 +25,7 @@
 #   PEER=/tmp/cairn-nolog RUNS=3 PACKAGES=100 tools/bench/log_cost.sh
 set -euo pipefail
 PACKAGES=${PACKAGES:-300}
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-9}
 N1=${N1:-200}
 N16=${N16:-800}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -47,53 +48,59 @@ python3 tools/bench/install/graph.py spec --packages "$PACKAGES" --versions 1 >"
 ms() { python3 -c 'import sys,time; print(int(time.time()*1000))'; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# bench SERVER_BINARY LABEL: one row of figures into $WORK/LABEL.txt
-bench() {
-    local bin=$1 label=$2 d=$WORK/$2 sport
+# start BINARY LABEL: a fresh registry served by BINARY; its URL and token
+# in $WORK/LABEL.url and $WORK/LABEL.token.
+start() {
+    local bin=$1 d=$WORK/$2 sport
     sport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$bin" init --data "$d" --public-url "http://127.0.0.1:$sport" >"$d.token" 2>/dev/null
+    "$bin" init --data "$d" --public-url "http://127.0.0.1:$sport" >"$WORK/$2.token" 2>/dev/null
     CAIRN_RATE_LIMIT=off CAIRN_LOG=warn timeout 1800 "$bin" serve --data "$d" --listen "127.0.0.1:$sport" >"$d.out" 2>"$d.err" &
     PIDS+=($!)
     for _ in $(seq 300); do grep -q '^public key:' "$d.out" 2>/dev/null && break; sleep 0.1; done
-    local url token
-    url=$(sed -n 's/^listening on //p' "$d.out")
-    token=$(cat "$d.token")
-    local p1 p16
-    p1=$(timeout 600 "$T/examples/bench-publish-load" --url "$url" --token "$token" --clients 1 --count "$N1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_ms"])')
-    p16=$(timeout 600 "$T/examples/bench-publish-load" --url "$url" --token "$token" --clients 16 --count "$N16" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_ms"])')
-    timeout 900 python3 tools/bench/install/graph.py publish --url "$url" --token "$token" --spec "$WORK/graph.json" >/dev/null
-    local times=()
-    for r in $(seq "$RUNS"); do
-        local h=$WORK/$label-home-$r
-        mkdir -p "$h/p"
-        local t0 t1
-        t0=$(ms)
-        (cd "$h/p" && CAIRN_CONFIG_DIR=$h/config CAIRN_CACHE_DIR=$h/cache timeout 600 "$T/cairn" install bench-pkg-000 --registry "$url" >/dev/null 2>"$h.err") ||
-            { cat "$h.err" >&2; exit 1; }
-        t1=$(ms)
-        [ "$(ls "$h/p/cairn_packages" | wc -l)" = "$PACKAGES" ] || { log "$label: install $r did not install $PACKAGES packages"; exit 1; }
-        times+=($((t1 - t0)))
-        rm -rf "$h"
-    done
-    local install
-    install=$(printf '%s\n' "${times[@]}" | median)
-    # The same cold install through the counting proxy.
-    local port=$((20000 + RANDOM % 20000)) stats=$WORK/$label.wire h=$WORK/$label-wire
-    python3 tools/bench/wire/proxy.py "$port" "${url#http://}" "$stats" &
-    PIDS+=($!)
-    sleep 0.5
-    mkdir -p "$h/p"
-    (cd "$h/p" && CAIRN_CONFIG_DIR=$h/config CAIRN_CACHE_DIR=$h/cache timeout 600 "$T/cairn" install bench-pkg-000 --registry "http://127.0.0.1:$port" >/dev/null 2>"$h.err") ||
+    sed -n 's/^listening on //p' "$d.out" >"$WORK/$2.url"
+}
+url() { cat "$WORK/$1.url"; }
+token() { cat "$WORK/$1.token"; }
+# publish_p50 LABEL CLIENTS COUNT
+publish_p50() {
+    timeout 600 "$T/examples/bench-publish-load" --url "$(url "$1")" --token "$(token "$1")" --clients "$2" --count "$3" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_ms"])'
+}
+# cold_install LABEL URL: the wall ms of one cold install of bench-pkg-000.
+cold_install() {
+    local h=$WORK/$1-home t0 t1
+    rm -rf "$h" && mkdir -p "$h/p"
+    t0=$(ms)
+    (cd "$h/p" && CAIRN_CONFIG_DIR=$h/config CAIRN_CACHE_DIR=$h/cache timeout 600 "$T/cairn" install bench-pkg-000 --registry "$2" >/dev/null 2>"$h.err") ||
         { cat "$h.err" >&2; exit 1; }
-    sleep 0.5
-    local bytes
-    bytes=$(tail -1 "$stats" | awk '{print $1}')
-    echo "$p1 $p16 $install $bytes" >"$WORK/$label.txt"
-    log "$label: publish p50 1 client $p1 ms, 16 clients $p16 ms; cold install of $PACKAGES median $install ms; $bytes bytes received"
+    t1=$(ms)
+    [ "$(ls "$h/p/cairn_packages" | wc -l)" = "$PACKAGES" ] || { log "$1: the install did not install $PACKAGES packages"; exit 1; }
+    echo $((t1 - t0))
 }
 
-bench "$PEER" nolog
-bench "$T/cairn" log
+# Both servers run side by side, and each measurement alternates between
+# them, so a noisy neighbour (the machine is shared) hits both alike.
+start "$PEER" nolog
+start "$T/cairn" log
+for l in nolog log; do publish_p50 "$l" 1 "$N1" >"$WORK/$l.p1"; done
+for l in nolog log; do publish_p50 "$l" 16 "$N16" >"$WORK/$l.p16"; done
+for l in nolog log; do
+    timeout 900 python3 tools/bench/install/graph.py publish --url "$(url $l)" --token "$(token $l)" --spec "$WORK/graph.json" >/dev/null
+done
+for r in $(seq "$RUNS"); do
+    for l in nolog log; do cold_install "$l" "$(url $l)" >>"$WORK/$l.installs"; done
+done
+for l in nolog log; do
+    # The same cold install through the counting proxy.
+    port=$((20000 + RANDOM % 20000))
+    python3 tools/bench/wire/proxy.py "$port" "$(url $l | sed 's|^http://||')" "$WORK/$l.wire" &
+    PIDS+=($!)
+    sleep 0.5
+    cold_install "$l" "http://127.0.0.1:$port" >/dev/null
+    sleep 0.5
+    echo "$(cat "$WORK/$l.p1") $(cat "$WORK/$l.p16") $(median <"$WORK/$l.installs") $(tail -1 "$WORK/$l.wire" | awk '{print $1}')" >"$WORK/$l.txt"
+    log "$l: $(cat "$WORK/$l.txt") (publish p50 1 and 16 clients, install median, bytes)"
+done
 python3 - "$WORK" "$PACKAGES" "$RUNS" <<'PY'
 import sys
 work, n, runs = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -4,11 +4,16 @@
 # chunk has a random prefix, so the names spread over the index's
 # directories as real ones do rather than filling one) and static
 # reads (wrk, 2 threads, 32 connections, over the registry's index files,
-# documents and blobs) against one `cairn serve` on loopback. Every 10 s it
-# samples the server's RSS. Prints the publish latencies (p50 = median of
+# documents and blobs) against one `cairn serve` on loopback. Every second
+# it samples the server's RSS (printed every 10 s). Prints the publish latencies (p50 = median of
 # the chunks' p50, p99 = the worst chunk's p99), wrk's read latencies, the
 # errors, and the RSS series; fails if RSS grew more than 10% after the
-# first minute. Stops by itself; servers are stopped on exit.
+# first minute: the lowest sample of each later minute (what the server
+# keeps between its bursts) against the second minute's; the peak is
+# printed beside it. The registry starts at PACKAGES (20 000) packages, so
+# the bounded caches (SQLite's page cache per connection, the hot read
+# cache) are warm when the minute ends rather than filling with a registry
+# that grows 25-fold. Stops by itself; servers are stopped on exit.
 #
 #   tools/faults/soak.sh
 #   DURATION=120 SEARCH_INTERVAL=0 tools/faults/soak.sh
@@ -35,7 +40,7 @@ trap 'exit 130' INT TERM
 
 D=$WORK/data
 timeout 60 "$T/cairn" init --data "$D" --public-url http://127.0.0.1:1 >"$WORK/token" 2>/dev/null
-timeout 600 "$T/examples/bench-prefill" --data "$D" --packages "${PACKAGES:-2000}" 2>/dev/null
+timeout 600 "$T/examples/bench-prefill" --data "$D" --packages "${PACKAGES:-20000}" 2>/dev/null
 # SEARCH_INTERVAL=0 turns the search timer off (the job reads the whole
 # index every minute: its memory grows with the registry, not with time).
 if [ -n "${SEARCH_INTERVAL:-}" ]; then
@@ -56,7 +61,7 @@ log "cairn on $URL; $DURATION s of $CLIENTS publishing clients and wrk"
 rss() { awk '/^(VmRSS|RssAnon|RssFile)/ {printf "%s ", $2}' "/proc/$SERVER/status"; }
 end=$((SECONDS + DURATION))
 ( started=$SECONDS
-  while [ $SECONDS -lt $end ]; do echo "$((SECONDS - started)) $(rss)"; sleep 10; done ) >"$WORK/rss.txt" &
+  while [ $SECONDS -lt $end ]; do echo "$((SECONDS - started)) $(rss)"; sleep 1; done ) >"$WORK/rss.txt" &
 PIDS+=($!)
 wrk -t2 -c32 -d"${DURATION}s" --latency -s tools/bench/static_read/paths.lua "$URL" -- "$WORK/paths.txt" \
     >"$WORK/wrk.txt" 2>&1 &
@@ -84,8 +89,14 @@ def lat(p):
 rps = re.search(r"Requests/sec:\s+([\d.]+)", wrk)
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
 socket = re.search(r"Socket errors: (.*)", wrk)
-rows = [tuple(map(int, l.split())) for l in open(f"{work}/rss.txt") if len(l.split()) == 4]
-rss = [(t, k) for t, k, _, _ in rows]
+# Sampled every second; printed every 10 s.
+every = [tuple(map(int, l.split())) for l in open(f"{work}/rss.txt") if len(l.split()) == 4]
+rows, shown = [], -10
+for r in every:
+    if r[0] >= shown + 10:
+        rows.append(r)
+        shown = r[0]
+rss = [(t, k) for t, k, _, _ in every]
 print(f"publishes: {sum(c['ok'] for c in chunks)} ok, {sum(c['errors'] for c in chunks)} errors, in {len(chunks)} chunks of {chunks[0]['count']} "
       f"({chunks[0]['clients']} clients); p50 {statistics.median(c['p50_ms'] for c in chunks):.1f} ms (median of chunks), "
       f"p99 {max(c['p99_ms'] for c in chunks):.1f} ms (worst chunk)")
@@ -101,7 +112,12 @@ print("RSS floor per minute (MiB): " + ", ".join(f"{k / 1024:.0f}" for _, k in s
 after = [k for t, k in rss if t >= 60]
 if after:
     base, top = after[0], max(after)
-    growth = (top - base) / base
-    print(f"RSS after the first minute: {base / 1024:.0f} MiB, at most {top / 1024:.0f} MiB: {growth * 100:+.1f}%")
+    print(f"RSS peak: {top / 1024:.0f} MiB, {(top - base) / base * 100:+.1f}% over the sample at 60 s ({base / 1024:.0f} MiB)")
+    # Growth is what the server keeps: the floor of each later minute
+    # against the second minute's (a burst is not growth; its size is the
+    # peak above).
+    floors = [k for m, k in sorted(floor.items()) if m >= 1]
+    growth = (max(floors) - floors[0]) / floors[0]
+    print(f"RSS growth after the first minute (floor per minute): {floors[0] / 1024:.0f} -> at most {max(floors) / 1024:.0f} MiB: {growth * 100:+.1f}%")
     sys.exit(0 if growth <= 0.10 else 1)
 PY
