@@ -112,7 +112,13 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<Summary> 
                 .collect()
         }
     };
+    let checking = std::time::Instant::now();
     super::log::check(remote, config.as_ref(), &lines_of(remote, &unproven, opts.jobs).await?).await?;
+    tracing::debug!(
+        ms = checking.elapsed().as_millis() as u64,
+        lines = unproven.len(),
+        "the log's checks done"
+    );
     let (blobs, summary) = download_all(remote, config.as_ref(), &trust, &plan, opts.jobs).await?;
     let unpacked = unpack_all(&opts.target, &plan, &blobs)?;
     if let Some(lock) = new_lock {
