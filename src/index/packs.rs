@@ -214,6 +214,6 @@ mod tests {
         assert!(merge_set(p(&[full, full, 5])).is_empty());
         assert_eq!(merge_set(p(&[full - 100, 60, 50])), vec!["p2", "p1"]);
         // The geometric rule would take all three; the bound stops at two.
-        assert_eq!(merge_set(p(&[full / 2, full / 2 - 10, 8000])), vec!["p2", "p1"]);
+        assert_eq!(merge_set(p(&[full / 2, full / 2 - 10, full * 2 / 5])), vec!["p2", "p1"]);
     }
 }
