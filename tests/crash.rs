@@ -144,7 +144,8 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
     server.add_user("bob");
     let model = Mutex::new(Model::default());
     let mut acked = 0usize;
-    let steps: Vec<std::sync::atomic::AtomicU32> = (0..8).map(|_| Default::default()).collect();
+    // Staggered, so the rarer kinds come up early even in a slow run.
+    let steps: Vec<std::sync::atomic::AtomicU32> = (0..8).map(|c| (c * 2).into()).collect();
     for round in 0..rounds {
         let stop = AtomicBool::new(false);
         let (url, admin) = (server.url.clone(), server.admin_url.clone().unwrap());
@@ -293,7 +294,7 @@ fn mixed_step(
             }
             s == Some(200)
         }
-        _ if i % 20 == 19 => {
+        _ if i % 20 == 9 => {
             let id = format!("CAIRN-{round}-{client}-{i}");
             let osv = serde_json::json!({
                 "id": id,
