@@ -29,11 +29,7 @@ pub fn render(markdown: &str, repository: Option<&str>) -> String {
     });
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
-    sanitizer().clean(&html).to_string()
-}
-
-fn sanitizer() -> ammonia::Builder<'static> {
-    ammonia::Builder::default()
+    ammonia::clean(&html)
 }
 
 /// Where a repository's files are seen (links) and fetched (images).
