@@ -75,7 +75,7 @@ impl Registry {
         root.put_durable(&l.index_file("config.json"), &config_json)?;
         let conn = db::open(&data.join("state.db"))?;
         let token = db::add_user(&conn, BOOTSTRAP_LOGIN, None)?;
-        root.put_durable(&l.home_page(), crate::site::INDEX_HTML.as_bytes())?;
+        crate::site::write_fixed(&root)?;
         crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
         let reg = Registry::open(data, config.clone())?;
         reg.write_summaries(&conn, &reg.index.head()?.to_string())?;
@@ -257,6 +257,7 @@ impl Registry {
             let readme = self.readme_of(line);
             derive::write_version(&self.root, line, readme.as_deref(), &downloads)?;
         }
+        crate::site::package::write(&self.root, &lines, &owners, &downloads)?;
         let total = lines.iter().filter_map(|l| downloads.get(&l.vers)).sum();
         Ok(Some(DeltaEntry::of(&name, &lines, head, total)))
     }
@@ -333,6 +334,7 @@ impl Registry {
             "version": env!("CARGO_PKG_VERSION"),
         });
         self.root.put_durable(&l.health(), &derive::to_bytes(&health))?;
+        crate::site::write_home(&self.root, recent, &health)?;
         Ok(())
     }
 }

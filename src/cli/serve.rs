@@ -47,6 +47,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let (reg, token) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (reg, token) = open_or_init(&data, config)?;
             reg.recover()?;
+            // This release's stylesheet and scripts, which its pages name.
+            if let Err(e) = crate::site::write_fixed(&reg.root) {
+                tracing::warn!(error = %e, "writing the site's assets failed");
+            }
             Ok((reg, token))
         })
         .await??;

@@ -246,6 +246,7 @@ pub fn readme_html(l: &Layout, line: &IndexLine, markdown: &[u8]) -> Doc {
 pub fn remove_version(root: &StaticRoot, name: &str, version: &str) -> std::io::Result<()> {
     let l = root.layout();
     root.remove(&l.version_doc(name, version))?;
+    root.remove(&l.version_page(name, version))?;
     root.remove(&l.readme_html(name, version))?;
     root.remove(&l.readme(name, version))
 }
@@ -255,5 +256,6 @@ pub fn remove_version(root: &StaticRoot, name: &str, version: &str) -> std::io::
 pub fn remove_package(root: &StaticRoot, name: &str) -> std::io::Result<()> {
     let l = root.layout();
     root.remove(&l.package_index(name))?;
+    root.remove(&l.package_page(name))?;
     root.remove(&l.package_doc(name))
 }

@@ -360,15 +360,19 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         .map(|m| m.into_iter().map(|(k, _)| k).collect())
         .unwrap_or_default();
     let mut written = 0usize;
-    let mut put = |key: String, doc: &Value| -> Result<()> {
-        if root.put_doc(&key, &crate::derive::to_bytes(doc)).with_context(|| format!("writing {key}"))? {
-            written += 1;
-        }
-        Ok(())
+    let mut put = |key: String, doc: &Value| -> Result<bool> {
+        let wrote =
+            root.put_doc(&key, &crate::derive::to_bytes(doc)).with_context(|| format!("writing {key}"))?;
+        written += usize::from(wrote);
+        Ok(wrote)
     };
     let mut index = Map::new();
+    // Packages whose pages show other advisories now.
+    let mut changed = Vec::new();
     for (stem, (name, entries, summaries)) in &per_package {
-        put(l.package_advisories(stem), &json!({"name": name, "advisories": entries}))?;
+        if put(l.package_advisories(stem), &json!({"name": name, "advisories": entries}))? {
+            changed.push(stem.clone());
+        }
         index.insert(stem.clone(), json!(summaries));
     }
     put(l.advisories_all(), &json!({"advisories": all}))?;
@@ -376,8 +380,13 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     let mut removed = 0usize;
     for stem in before.iter().filter(|s| !per_package.contains_key(*s)) {
         root.remove(&l.package_advisories(stem))?;
+        changed.push(stem.clone());
         removed += 1;
     }
+    for stem in &changed {
+        rewrite_pages(reg, stem)?;
+    }
+    crate::site::write_advisories(root)?;
     root.sync()?;
     Ok(json!({
         "advisories": advisories.len(),
@@ -387,6 +396,18 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         "written": written,
         "removed": removed,
     }))
+}
+
+/// A package's pages, after its advisories changed (owners as its
+/// `owners.json` says, which a mirror copied too).
+fn rewrite_pages(reg: &Registry, name: &str) -> Result<()> {
+    let lines = reg.read_lines(name)?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let owners = super::static_files::copied_owners(&reg.root, name);
+    let downloads = super::stats::package_totals(&reg.db()?, name)?;
+    Ok(crate::site::package::write(&reg.root, &lines, &owners, &downloads)?)
 }
 
 #[cfg(test)]

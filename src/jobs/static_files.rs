@@ -151,7 +151,7 @@ fn all_owners(reg: &Registry, conn: &Connection) -> Result<HashMap<String, Vec<S
 }
 
 /// The logins of a mirror's `owners.json` for one package.
-fn copied_owners(root: &StaticRoot, name: &str) -> Vec<String> {
+pub(crate) fn copied_owners(root: &StaticRoot, name: &str) -> Vec<String> {
     let doc: Value = root
         .read(&root.layout().owners(name))
         .ok()
@@ -217,6 +217,9 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> R
     let started = std::time::Instant::now();
     let w = Writes::new(&reg.root);
     let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_| Ok(()))?;
+    crate::site::write_fixed(&reg.root)?;
+    crate::site::write_stats(&reg.root)?;
+    crate::site::write_advisories(&reg.root)?;
     reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
@@ -323,6 +326,13 @@ fn derive_all(
             files.push(in_dir(doc, old));
         }
         w.put_dir(&dir, present.is_some(), &files)?;
+        // Pages are views of the documents checked above: a check leaves them out.
+        if w.check.is_none() {
+            let extras = crate::site::package::extras(root, lines)?;
+            for page in crate::site::package::pages(l, lines, owners, downloads, &extras) {
+                w.put(&page)?;
+            }
+        }
         Ok(())
     };
     let snap = Snapshot::load_visiting(reg, &|lines| {
@@ -402,6 +412,17 @@ fn write_browse(
             login: &user.login,
             packages: mine.map(|&i| row(i)).collect(),
         };
+        let rows: Vec<crate::site::Row> = doc
+            .packages
+            .iter()
+            .map(|p| crate::site::Row {
+                name: p.name,
+                version: p.latest_version,
+                description: p.description.as_deref(),
+                note: String::new(),
+            })
+            .collect();
+        w.put(&crate::site::user(&reg.root, &user.login, &user.created_at, &rows))?;
         Ok(w.put(&derive::Doc { key: l.user(&user.login), bytes: derive::to_bytes(&doc) })?)
     })?;
     Ok((pages, users.len()))

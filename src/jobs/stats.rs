@@ -895,6 +895,7 @@ fn write_documents(reg: &Registry, conn: &Connection, totals: &Totals) -> Result
         reg.root.put_durable(&top_doc, &bytes).with_context(|| format!("writing {top_doc}"))?;
         written += 1;
     }
+    crate::site::write_stats(&reg.root)?;
     Ok(
         json!({"written": written, "unchanged": rows.len() as u64 + 1 - written, "syncSeconds": round3(sync_secs)}),
     )

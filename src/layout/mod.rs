@@ -235,6 +235,36 @@ impl Layout {
         self.at("index.html")
     }
 
+    /// The package's page, `/p/{name}`.
+    pub fn package_page(&self, name: &str) -> String {
+        self.at(&Layout::page(&format!("p/{}", name.to_ascii_lowercase())))
+    }
+
+    /// One version's page, `/p/{name}/{version}`.
+    pub fn version_page(&self, name: &str, version: &str) -> String {
+        self.at(&Layout::page(&format!("p/{}/{version}", name.to_ascii_lowercase())))
+    }
+
+    /// A user's page, `/u/{login}`.
+    pub fn user_page(&self, login: &str) -> String {
+        self.at(&Layout::page(&format!("u/{}", login.to_ascii_lowercase())))
+    }
+
+    /// A fixed page of the site by its URL's key (`stats`, `search`, `login`, …).
+    pub fn site_page(&self, url_key: &str) -> String {
+        self.at(&Layout::page(url_key))
+    }
+
+    /// A content-named asset (`site-{hash}.css`), immutable.
+    pub fn asset(&self, file: &str) -> String {
+        self.at(&format!("assets/{file}"))
+    }
+
+    /// The page nginx and `cairn serve` answer an unknown path with.
+    pub fn not_found_page(&self) -> String {
+        self.at("404.html")
+    }
+
     /// A site page by its URL's key: the page at `/p/{name}` is stored as
     /// `p/{name}/index.html` (SPEC section 11), `/` as `index.html`.
     pub fn page(url_key: &str) -> String {
@@ -248,6 +278,12 @@ impl Layout {
 /// The URL of a key.
 pub fn url(key: &str) -> String {
     format!("/{key}")
+}
+
+/// The URL of a page's key: its directory (`p/abc/index.html` → `/p/abc`).
+pub fn page_url(key: &str) -> String {
+    let dir = key.strip_suffix("index.html").unwrap_or(key).trim_end_matches('/');
+    format!("/{dir}")
 }
 
 /// Cache-Control of a static file by its URL path (SPEC section 6's table).

@@ -146,6 +146,7 @@ fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
                 if !lines.is_empty() {
                     let downloads = crate::jobs::stats::package_totals(conn, name)?;
                     derive::write_package(&reg.root, &lines, &owners, &downloads)?;
+                    crate::site::package::write(&reg.root, &lines, &owners, &downloads)?;
                 }
             }
             None => delta.extend(reg.rederive_path(conn, key, &head)?),
@@ -190,7 +191,9 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
         derive::write_owners(&reg.root, name, &owners)?;
         let lines = reg.read_lines(name)?;
         if !lines.is_empty() && !c.files.contains_key(&package_path(name)) {
-            derive::write_package(&reg.root, &lines, &owners, &downloads(name)?)?;
+            let downloads = downloads(name)?;
+            derive::write_package(&reg.root, &lines, &owners, &downloads)?;
+            crate::site::package::write(&reg.root, &lines, &owners, &downloads)?;
         }
     }
     let counts: BTreeMap<&str, &derive::Downloads> =
@@ -207,6 +210,10 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
             derive::write_version(&reg.root, line, readme, counts)
         },
     )?;
+    // The pages last: they show the READMEs and documents written above.
+    packages.par_iter().try_for_each(|(lines, owners, counts)| {
+        crate::site::package::write(&reg.root, lines, owners, counts)
+    })?;
     for p in planned {
         if let Change::Advisory { id, json } = &p.job.req.change {
             reg.root.put(&reg.root.layout().index_file(&format!("advisories/{id}.json")), json)?;

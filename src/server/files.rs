@@ -47,6 +47,11 @@ pub struct Ask<'a> {
 }
 
 impl<'a> Ask<'a> {
+    /// A plain GET: whole, uncompressed, unconditional.
+    pub fn plain() -> Ask<'static> {
+        Ask { head: false, if_none_match: None, accept_encoding: None, range: None, if_range: None }
+    }
+
     pub fn of(method: &Method, headers: &'a HeaderMap) -> Ask<'a> {
         let h = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
         Ask {
@@ -72,6 +77,14 @@ const STREAM_OVER: u64 = 1 << 20;
 impl Files {
     pub fn new(root: &Path, cache: Arc<HotCache>) -> Files {
         Files { root: root.to_path_buf(), cache }
+    }
+
+    /// The site's 404 page, from memory once read.
+    pub async fn not_found_page(&self) -> Option<Vec<u8>> {
+        let key = crate::layout::Layout::public().not_found_page();
+        let resp = self.serve(&crate::layout::url(&key), &Ask::plain()).await?;
+        let body = warp::hyper::body::to_bytes(resp.into_body()).await.ok()?;
+        Some(body.to_vec())
     }
 
     /// Answers a GET or HEAD of `url_path`; `None` when no file is there.
@@ -293,14 +306,17 @@ fn respond_stream(mut file: std::fs::File, entry: &Entry, ask: &Ask) -> Response
     b.body(body).unwrap()
 }
 
-/// The 404 of a static read: the JSON error under `/api/`, a small HTML
-/// page elsewhere; public like the files it stands for.
-pub fn not_found(url_path: &str, head: bool) -> Response<Body> {
-    let (content_type, body) = if url_path.starts_with("/api/") {
-        let e = super::ApiError::not_found(format!("no file at {url_path}"));
-        ("application/json", e.body())
-    } else {
-        ("text/html; charset=utf-8", NOT_FOUND_PAGE.as_bytes().to_vec())
+/// The 404 of a static read: the JSON error under `/api/`, the site's
+/// 404 page (`page`, from the static root) elsewhere; public like the
+/// files it stands for.
+pub fn not_found(url_path: &str, head: bool, page: Option<Vec<u8>>) -> Response<Body> {
+    let (content_type, body) = match (url_path.starts_with("/api/"), page) {
+        (false, Some(page)) => ("text/html; charset=utf-8", page),
+        (false, None) => ("text/plain; charset=utf-8", b"Not found\n".to_vec()),
+        (true, _) => {
+            let e = super::ApiError::not_found(format!("no file at {url_path}"));
+            ("application/json", e.body())
+        }
     };
     let mut b = Response::builder()
         .status(StatusCode::NOT_FOUND)
@@ -316,8 +332,6 @@ pub fn not_found(url_path: &str, head: bool) -> Response<Body> {
     }
     b.body(if head { Body::empty() } else { Body::from(body) }).unwrap()
 }
-
-const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found</title></head>\n<body><h1>Not found</h1><p>There is no page at this address. <a href=\"/\">Home</a></p></body></html>\n";
 
 /// Whether an entry's URL is public (CORS) and what it is served as.
 pub fn describe(key: &str) -> (&'static str, &'static str, bool, bool) {

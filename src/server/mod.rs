@@ -208,7 +208,8 @@ async fn read_static(state: &State, method: &Method, path: &str, headers: &Heade
             return resp;
         }
     }
-    files::not_found(path, ask.head)
+    let page = if path.starts_with("/api/") { None } else { state.files.not_found_page().await };
+    files::not_found(path, ask.head, page)
 }
 
 fn is_read(m: &Method) -> bool {

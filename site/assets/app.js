@@ -1,0 +1,172 @@
+// cairn's account pages: sign-in, sign-up, the dashboard and the device
+// approval, over the write API (SPEC section 12). The session is the
+// HttpOnly cookie `cairn_session`; every write also sends the session's
+// CSRF value (from GET /api/v1/auth/session) as X-Cairn-Csrf, and the
+// browser adds the Origin the server checks. Data is put in the page as
+// text, never as HTML.
+(function () {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+
+  async function call(method, path, body, csrf) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (csrf) headers['X-Cairn-Csrf'] = csrf;
+    const resp = await fetch('/api/v1/' + path, {
+      method, headers, credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let doc = null;
+    try { doc = await resp.json(); } catch (e) { /* an empty body */ }
+    if (!resp.ok) {
+      const err = new Error((doc && doc.message) || resp.status + ' ' + resp.statusText);
+      err.code = doc && doc.error;
+      err.status = resp.status;
+      throw err;
+    }
+    return doc;
+  }
+
+  // The current session, or null when signed out.
+  async function session() {
+    try { return await call('GET', 'auth/session'); } catch (e) {
+      if (e.status === 401) return null;
+      throw e;
+    }
+  }
+
+  // Where to go after signing in: a same-site path only.
+  function next() {
+    const n = new URLSearchParams(location.search).get('next');
+    return n && n.startsWith('/') && !n.startsWith('//') ? n : '/dashboard';
+  }
+
+  function onSubmit(form, handler, errorBox) {
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      errorBox.textContent = '';
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try { await handler(new FormData(form), ev.submitter); } catch (e) { errorBox.textContent = e.message; }
+      button.disabled = false;
+    });
+  }
+
+  function login() {
+    const form = $('login-form');
+    onSubmit(form, async (data) => {
+      const token = data.get('token').trim();
+      const body = token ? { token } : { login: data.get('login'), password: data.get('password') };
+      await call('POST', 'auth/login', body);
+      location.assign(next());
+    }, $('login-error'));
+    // A token alone is enough.
+    $('login-token').addEventListener('input', (ev) => { $('login-name').required = !ev.target.value; });
+  }
+
+  function signup() {
+    onSubmit($('signup-form'), async (data) => {
+      await call('POST', 'auth/signup', {
+        login: data.get('login'), email: data.get('email'), password: data.get('password'),
+      });
+      location.assign('/dashboard');
+    }, $('signup-error'));
+  }
+
+  function cell(row, text) {
+    const td = row.insertCell();
+    td.textContent = text;
+    return td;
+  }
+
+  async function dashboard() {
+    const s = await session();
+    if (!s) { $('dash-signed-out').hidden = false; return; }
+    $('dash').hidden = false;
+    $('dash-login').textContent = s.login;
+    $('logout').addEventListener('click', async () => {
+      await call('POST', 'auth/logout', {}, s.csrf);
+      location.assign('/');
+    });
+
+    async function showTokens() {
+      const body = $('tokens').tBodies[0];
+      body.replaceChildren();
+      const { tokens } = await call('GET', 'tokens');
+      for (const t of tokens) {
+        const row = body.insertRow();
+        cell(row, t.label);
+        cell(row, t.scopes.join(', '));
+        cell(row, t.packages.length ? t.packages.join(', ') : 'all');
+        cell(row, t.expiresAt ? t.expiresAt.slice(0, 10) : 'never');
+        cell(row, t.lastUsedAt ? t.lastUsedAt.slice(0, 16).replace('T', ' ') : 'never');
+        const revoke = document.createElement('button');
+        revoke.type = 'button';
+        revoke.textContent = 'Revoke';
+        revoke.setAttribute('aria-label', 'Revoke ' + t.label);
+        revoke.addEventListener('click', async () => {
+          await call('DELETE', 'tokens/' + encodeURIComponent(t.id), undefined, s.csrf);
+          await showTokens();
+        });
+        row.insertCell().append(revoke);
+      }
+    }
+    await showTokens();
+
+    onSubmit($('token-form'), async (data) => {
+      const days = data.get('expiry');
+      const expiresAt = days ? new Date(Date.now() + days * 86400e3).toISOString().slice(0, 19) + 'Z' : null;
+      const packages = data.get('packages').split(',').map((p) => p.trim()).filter(Boolean);
+      const made = await call('POST', 'tokens', {
+        label: data.get('label'), scopes: data.getAll('scopes'), packages, expiresAt,
+      }, s.csrf);
+      $('new-token-value').textContent = made.key;
+      $('new-token').hidden = false;
+      $('token-form').reset();
+      await showTokens();
+    }, $('token-error'));
+
+    const packages = $('packages').tBodies[0];
+    try {
+      const user = await call('GET', 'users/' + encodeURIComponent(s.login.toLowerCase()) + '.json');
+      for (const p of user.packages) {
+        const row = packages.insertRow();
+        const link = document.createElement('a');
+        link.href = '/p/' + encodeURIComponent(p.name.toLowerCase());
+        link.textContent = p.name;
+        row.insertCell().append(link);
+        cell(row, p.latestVersion);
+        const owners = cell(row, '…');
+        call('GET', 'packages/' + encodeURIComponent(p.name.toLowerCase()) + '/owners.json')
+          .then((o) => { owners.textContent = o.owners.map((x) => x.login).join(', '); })
+          .catch(() => { owners.textContent = '—'; });
+      }
+    } catch (e) { /* no user page until the next rebuild */ }
+  }
+
+  async function device() {
+    const s = await session();
+    const form = $('device-form');
+    if (!s) { $('device-signed-out').hidden = false; form.hidden = true; return; }
+    const code = new URLSearchParams(location.search).get('code');
+    if (code) $('device-code').value = code;
+    const result = $('device-result');
+    async function answer(approve) {
+      const userCode = $('device-code').value.trim().toUpperCase();
+      result.textContent = '';
+      try {
+        await call('POST', 'auth/device/approve', { userCode, approve }, s.csrf);
+        result.textContent = approve
+          ? 'Approved: the terminal receives its token now.'
+          : 'Denied: the terminal gets no token.';
+      } catch (e) { result.textContent = e.message; }
+    }
+    form.addEventListener('submit', (ev) => { ev.preventDefault(); answer(true); });
+    $('device-deny').addEventListener('click', () => answer(false));
+  }
+
+  const pages = { 'login-form': login, 'signup-form': signup, dash: dashboard, 'device-form': device };
+  for (const [id, run] of Object.entries(pages)) {
+    if ($(id)) Promise.resolve(run()).catch((e) => { console.error(e); });
+  }
+})();

@@ -1,0 +1,85 @@
+//! The web site (SPEC section 11): static HTML pages in the static root,
+//! rendered with maud from the documents the API serves, so no server
+//! code renders a page. Each page is a function returning a [`Doc`]; the
+//! writers below read the documents a page shows from the static root and
+//! are what both the write groups and the jobs call:
+//! - a package's pages ([`package::write`]): by the group that changed the
+//!   package, the static job, the stats job (new counts, through the static
+//!   job) and the advisories job (packages whose advisories changed);
+//! - home and status ([`write_home`]): with `recent.json` and `health.json`;
+//! - stats ([`write_stats`]) and advisories ([`write_advisories`]): by their jobs
+//!   and the static job; user pages by the static job with `users/{login}.json`;
+//! - the assets and the script-driven pages ([`write_fixed`]): at init and
+//!   by the static job.
+
+pub mod assets;
+mod chart;
+mod frame;
+pub mod package;
+mod pages;
+
+use serde_json::Value;
+
+pub use pages::Row;
+
+use crate::derive::Doc;
+use crate::layout::StaticRoot;
+use crate::registry::Recent;
+
+fn put_all(root: &StaticRoot, docs: impl IntoIterator<Item = Doc>) -> std::io::Result<()> {
+    for doc in docs {
+        root.put_doc(&doc.key, &doc.bytes)?;
+    }
+    Ok(())
+}
+
+fn read_json(root: &StaticRoot, key: &str) -> std::io::Result<Value> {
+    Ok(root.read(key)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null))
+}
+
+/// The assets, the search, account and device pages, and the 404 page.
+pub fn write_fixed(root: &StaticRoot) -> std::io::Result<()> {
+    let l = root.layout();
+    put_all(root, assets::docs(l).into_iter().chain(pages::fixed(l)))
+}
+
+/// The home page (recent publishes, totals, most downloaded from
+/// `stats.json`) and the status page (`health`).
+pub fn write_home(root: &StaticRoot, recent: &[Recent], health: &Value) -> std::io::Result<()> {
+    let l = root.layout();
+    let stats = read_json(root, &l.stats())?;
+    let rows: Vec<Row> = recent
+        .iter()
+        .take(20)
+        .map(|r| Row {
+            name: &r.name,
+            version: &r.version,
+            description: None,
+            note: frame::day(&r.published_at).into(),
+        })
+        .collect();
+    let n = |k: &str| health[k].as_u64().unwrap_or(0);
+    put_all(root, [pages::home(l, &rows, &stats, n("packages"), n("versions")), pages::status(l, health)])
+}
+
+/// `/stats`, from `stats.json`.
+pub fn write_stats(root: &StaticRoot) -> std::io::Result<()> {
+    let l = root.layout();
+    put_all(root, [pages::stats(l, &read_json(root, &l.stats())?)])
+}
+
+/// `/advisories`, from `advisories/all.json`.
+pub fn write_advisories(root: &StaticRoot) -> std::io::Result<()> {
+    let l = root.layout();
+    put_all(root, [pages::advisories(l, &read_json(root, &l.advisories_all())?)])
+}
+
+/// `/u/{login}`.
+pub fn user(root: &StaticRoot, login: &str, since: &str, packages: &[Row]) -> Doc {
+    pages::user(root.layout(), login, since, packages)
+}
+
+/// Bytes of the stylesheet and scripts a page loads (for the weight limit).
+pub fn asset_weight(account_page: bool) -> usize {
+    assets::weight(if account_page { &["site", "search", "app"] } else { &["site", "search"] })
+}

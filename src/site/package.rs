@@ -1,0 +1,270 @@
+//! The package page (`/p/{name}`, the latest version) and each version's
+//! page (`/p/{name}/{version}`): one view of one index line, with the
+//! package's versions, owners, downloads and advisories around it. The
+//! inputs beyond the index lines are the documents the static root holds
+//! already (`readme.html`, `stats.json`, `advisories.json`), so publish and
+//! rebuild render the same bytes from the same files.
+
+use maud::{html, Markup, PreEscaped};
+use serde_json::Value;
+use std::collections::HashMap;
+
+use super::chart;
+use super::frame::{count, day, page, size};
+use crate::derive::{latest_version, Doc, Downloads};
+use crate::index::IndexLine;
+use crate::layout::{page_url, url, Layout, StaticRoot};
+
+/// The versions listed on a page; older ones are in the package document.
+const LISTED_VERSIONS: usize = 100;
+
+/// What a package's pages show beyond its index lines and owners.
+#[derive(Default)]
+pub struct Extras {
+    /// Rendered READMEs by version.
+    readmes: HashMap<String, String>,
+    /// The 90-day series of `stats.json` (empty before the stats job ran).
+    daily: Vec<(String, u64)>,
+    advisories: Vec<Advisory>,
+}
+
+struct Advisory {
+    id: String,
+    summary: String,
+    affected: Vec<String>,
+}
+
+/// Reads a package's extras from the static root.
+pub fn extras(root: &StaticRoot, lines: &[IndexLine]) -> std::io::Result<Extras> {
+    let l = root.layout();
+    let name = &lines[0].name;
+    let mut readmes = HashMap::new();
+    for line in lines {
+        if let Some(html) = root.read(&l.readme_html(name, &line.vers))? {
+            readmes.insert(line.vers.clone(), String::from_utf8_lossy(&html).into_owned());
+        }
+    }
+    let json = |key: String| -> std::io::Result<Value> {
+        Ok(root.read(&key)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null))
+    };
+    let stats = json(l.package_stats(name))?;
+    let daily = stats["daily"].as_array().into_iter().flatten();
+    let daily =
+        daily.filter_map(|d| Some((d["date"].as_str()?.to_string(), d["downloads"].as_u64()?))).collect();
+    let advisories = json(l.package_advisories(name))?;
+    let advisories = advisories["advisories"].as_array().into_iter().flatten();
+    let advisories = advisories
+        .map(|a| Advisory {
+            id: a["id"].as_str().unwrap_or_default().to_string(),
+            summary: a["summary"].as_str().or(a["details"].as_str()).unwrap_or_default().to_string(),
+            affected: a["affected_versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        })
+        .collect();
+    Ok(Extras { readmes, daily, advisories })
+}
+
+/// Every page of a package: `/p/{name}` and one per version.
+pub fn pages(
+    l: &Layout,
+    lines: &[IndexLine],
+    owners: &[String],
+    downloads: &Downloads,
+    extras: &Extras,
+) -> Vec<Doc> {
+    let mut versions: Vec<&IndexLine> = lines.iter().collect();
+    versions.sort_by_key(|l| std::cmp::Reverse(semver::Version::parse(&l.vers).ok()));
+    let view = View { l, versions: &versions, owners, downloads, extras };
+    let latest = latest_version(lines).or(lines.last()).expect("a package has versions");
+    let mut docs = vec![Doc { key: l.package_page(&latest.name), bytes: view.render(latest, false) }];
+    for line in lines {
+        docs.push(Doc { key: l.version_page(&line.name, &line.vers), bytes: view.render(line, true) });
+    }
+    docs
+}
+
+/// Writes a package's pages (each only if changed).
+pub fn write(
+    root: &StaticRoot,
+    lines: &[IndexLine],
+    owners: &[String],
+    downloads: &Downloads,
+) -> std::io::Result<()> {
+    let extras = extras(root, lines)?;
+    for doc in pages(root.layout(), lines, owners, downloads, &extras) {
+        root.put_doc(&doc.key, &doc.bytes)?;
+    }
+    Ok(())
+}
+
+struct View<'a> {
+    l: &'a Layout,
+    /// Newest first.
+    versions: &'a [&'a IndexLine],
+    owners: &'a [String],
+    downloads: &'a Downloads,
+    extras: &'a Extras,
+}
+
+impl View<'_> {
+    fn render(&self, line: &IndexLine, version_page: bool) -> Vec<u8> {
+        let name = &line.name;
+        let title = if version_page { format!("{name} {}", line.vers) } else { name.clone() };
+        let total: u64 =
+            self.versions.iter().map(|v| self.downloads.get(&v.vers).copied().unwrap_or(0)).sum();
+        let affecting: Vec<&Advisory> =
+            self.extras.advisories.iter().filter(|a| a.affected.contains(&line.vers)).collect();
+        let main = html! {
+            h1 { (name) span.version { (line.vers) } }
+            @if let Some(d) = &line.description { p.lede { (d) } }
+            @if line.yanked {
+                p.notice role="note" { "Version " (line.vers) " is yanked: new resolutions skip it; lockfiles that pin it still work." }
+            }
+            @if version_page {
+                p { a href=(page_url(&self.l.package_page(name))) { "The package's latest version" } }
+            }
+            @for a in &affecting {
+                div.advisory role="note" {
+                    strong { (a.id) } " affects this version. " (a.summary)
+                    " " a href="/advisories" { "All advisories" }
+                }
+            }
+            div.columns {
+                div {
+                    (self.install(line, version_page))
+                    section aria-labelledby="readme-h" {
+                        h2 #readme-h { "README" }
+                        @match self.extras.readmes.get(&line.vers) {
+                            Some(html) => div.readme { (PreEscaped(html)) },
+                            None => p { "This version has no README." },
+                        }
+                    }
+                    (self.versions_table(line))
+                    (self.dependencies(line))
+                }
+                aside aria-label="About this package" {
+                    (self.facts(line, total))
+                }
+            }
+            section aria-labelledby="downloads-h" {
+                h2 #downloads-h { "Downloads, last 90 days" }
+                (chart::daily("downloads", "Downloads", &self.extras.daily))
+            }
+        };
+        page(self.l, &title, &[], main)
+    }
+
+    fn install(&self, line: &IndexLine, pinned: bool) -> Markup {
+        let (name, vers) = (&line.name, &line.vers);
+        let req = if pinned { format!("={vers}") } else { vers.clone() };
+        html! {
+            section aria-labelledby="install-h" {
+                h2 #install-h { "Install" }
+                p.snippet { "With cairn:" }
+                pre { code { "cairn install " (name) "@" (req) } }
+                p.snippet { "With cargo (this registry configured as " code { "cairn" } "):" }
+                pre { code { "cargo add " (name) "@" (req) " --registry cairn" } }
+            }
+        }
+    }
+
+    fn versions_table(&self, current: &IndexLine) -> Markup {
+        let l = self.l;
+        let shown = self.versions.iter().take(LISTED_VERSIONS);
+        html! {
+            section aria-labelledby="versions-h" {
+                h2 #versions-h { "Versions (" (self.versions.len()) ")" }
+                table {
+                    thead { tr {
+                        th scope="col" { "Version" } th scope="col" { "Published" }
+                        th.num scope="col" { "Size" } th.num scope="col" { "Downloads" }
+                    } }
+                    tbody {
+                        @for v in shown {
+                            tr class=[v.yanked.then_some("is-yanked")] {
+                                td {
+                                    a href=(page_url(&l.version_page(&v.name, &v.vers)))
+                                        aria-current=[(v.vers == current.vers).then_some("page")] { (v.vers) }
+                                    @if v.yanked { " " span.tag.yanked { "yanked" } }
+                                }
+                                td { (v.pubtime.as_deref().map(day).unwrap_or("")) }
+                                td.num { (size(v.size)) }
+                                td.num { (count(self.downloads.get(&v.vers).copied().unwrap_or(0))) }
+                            }
+                        }
+                    }
+                }
+                @if self.versions.len() > LISTED_VERSIONS {
+                    p { "Older versions are listed in the "
+                        a href=(url(&l.package_doc(&current.name))) { "package document" } "." }
+                }
+            }
+        }
+    }
+
+    fn dependencies(&self, line: &IndexLine) -> Markup {
+        html! {
+            section aria-labelledby="deps-h" {
+                h2 #deps-h { "Dependencies of " (line.vers) }
+                @if line.deps.is_empty() {
+                    p { "None." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "Package" } th scope="col" { "Requirement" } th scope="col" { "Kind" } } }
+                        tbody {
+                            @for d in &line.deps {
+                                @let real = d.package.as_deref().unwrap_or(&d.name);
+                                tr {
+                                    td {
+                                        @if d.registry.is_none() {
+                                            a href=(page_url(&self.l.package_page(real))) { (real) }
+                                        } @else { (real) " (another registry)" }
+                                    }
+                                    td { code { (d.req) } }
+                                    td { (d.kind) @if d.optional { ", optional" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn facts(&self, line: &IndexLine, total: u64) -> Markup {
+        let l = self.l;
+        let blob = url(&l.blob(&line.cksum));
+        html! {
+            dl {
+                dt { "Downloads" } dd { (count(total)) " in all" }
+                @if let Some(kind) = &line.kind { dt { "Kind" } dd { (kind) } }
+                @if let Some(license) = &line.license { dt { "License" } dd { (license) } }
+                @if let Some(repo) = line.repository.as_deref().filter(|r| r.starts_with("https://") || r.starts_with("http://")) {
+                    dt { "Repository" } dd { a href=(repo) rel="nofollow noopener ugc" { (repo) } }
+                }
+                @if let Some(t) = &line.pubtime { dt { "Published" } dd { time datetime=(t) { (day(t)) } } }
+                dt { "Owners" }
+                dd {
+                    @for (i, o) in self.owners.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href=(page_url(&l.user_page(o))) { (o) }
+                    }
+                }
+                @if !line.keywords.is_empty() { dt { "Keywords" } dd { (line.keywords.join(", ")) } }
+                dt { "SHA-256" } dd { code { (line.cksum) } }
+                dt { "BLAKE3" } dd { code { (line.blake3) } }
+                dt { "Files" }
+                dd {
+                    a href=(blob) { "Tarball" } " (" (size(line.size)) ", " (line.fmt) "), "
+                    a href={ (blob) ".minisig" } { "signature" } ", "
+                    a href=(url(&l.version_doc(&line.name, &line.vers))) { "JSON" }
+                    @if let Some(i) = line.log_index { ", log entry " (i) }
+                }
+            }
+        }
+    }
+}
