@@ -19,30 +19,6 @@ fn rebuild(server: &Server, job: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn vectors() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/index/search-vectors.json")).unwrap(),
-    )
-    .unwrap()
-}
-
-/// Publishes the vectors' corpus, one version each.
-fn publish_corpus(server: &Server) {
-    let token = server.token.clone().unwrap();
-    for p in vectors()["corpus"].as_array().unwrap() {
-        let name = p["name"].as_str().unwrap();
-        let manifest = format!(
-            "[package]\nname = {name:?}\nversion = \"1.0.0\"\ndescription = {:?}\nkeywords = {}\nkind = {:?}\n",
-            p["description"].as_str().unwrap(),
-            p["keywords"],
-            p["kind"].as_str().unwrap_or("library"),
-        );
-        let body = TarballBuilder::new(name, "1.0.0").manifest(manifest).gzip();
-        let resp = server.put(name, "1.0.0", &token, body, "application/gzip");
-        assert_eq!(resp.status(), 201, "{name}: {}", resp.text().unwrap());
-    }
-}
-
 fn search(server: &Server, query: &str) -> Vec<String> {
     let out = cairn(&["search", "--registry", &server.url, "--json", "--limit", "5", query]);
     assert!(out.status.success(), "search {query}: {}", String::from_utf8_lossy(&out.stderr));
@@ -54,7 +30,7 @@ fn search(server: &Server, query: &str) -> Vec<String> {
 fn search_passes_the_shared_vectors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    publish_corpus(&server);
+    support::publish_corpus(&server);
     let report = rebuild(&server, "search");
     assert_eq!(report["search"]["packages"], 24);
     let manifest: Value = server.get("/api/v1/search/manifest.json").json().unwrap();
@@ -66,7 +42,7 @@ fn search_passes_the_shared_vectors() {
         assert_eq!(resp.headers()["cache-control"], "public, max-age=31536000, immutable");
     }
     let mut failures = Vec::new();
-    for v in vectors()["vectors"].as_array().unwrap() {
+    for v in support::search_vectors()["vectors"].as_array().unwrap() {
         let query = v["query"].as_str().unwrap();
         let want: Vec<String> =
             v["top"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
@@ -91,7 +67,7 @@ fn search_passes_the_shared_vectors() {
 fn static_rebuild_is_complete_and_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    publish_corpus(&server);
+    support::publish_corpus(&server);
     let root = server.static_root();
     // Lose some derived files, as a fresh mirror or a wiped CDN origin would.
     std::fs::remove_dir_all(root.join("api/v1/packages/serde")).unwrap();

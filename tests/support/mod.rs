@@ -193,6 +193,28 @@ pub fn eventually(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
     }
 }
 
+/// The shared search test vectors, `index/search-vectors.json`.
+pub fn search_vectors() -> serde_json::Value {
+    read_json(Path::new(env!("CARGO_MANIFEST_DIR")).join("index/search-vectors.json"))
+}
+
+/// Publishes the search vectors' corpus, one version each.
+pub fn publish_corpus(server: &Server) {
+    let token = server.token.clone().unwrap();
+    for p in search_vectors()["corpus"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let manifest = format!(
+            "[package]\nname = {name:?}\nversion = \"1.0.0\"\ndescription = {:?}\nkeywords = {}\nkind = {:?}\n",
+            p["description"].as_str().unwrap(),
+            p["keywords"],
+            p["kind"].as_str().unwrap_or("library"),
+        );
+        let body = cairn::archive::builder::TarballBuilder::new(name, "1.0.0").manifest(manifest).gzip();
+        let resp = server.put(name, "1.0.0", &token, body, "application/gzip");
+        assert_eq!(resp.status(), 201, "{name}: {}", resp.text().unwrap());
+    }
+}
+
 /// A JSON file, parsed; panics naming the file.
 pub fn read_json(path: PathBuf) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
