@@ -1,7 +1,9 @@
 //! The state database (SQLite): users, token hashes, package names and their
-//! owners, burned versions, and the audit log. One writer connection lives in
-//! the publish thread; request handlers open their own for reads.
+//! owners, burned versions, and the audit log; web accounts' passwords in
+//! `account`. One writer connection lives in the publish thread; request
+//! handlers use the pool's.
 
+pub mod account;
 pub mod pool;
 pub mod token;
 
@@ -16,7 +18,8 @@ CREATE TABLE IF NOT EXISTS users (
     email TEXT,
     created_at TEXT NOT NULL,
     disabled INTEGER NOT NULL DEFAULT 0,
-    delete_after TEXT              -- set by the user's erasure request
+    delete_after TEXT,             -- set by the user's erasure request
+    password_hash TEXT             -- argon2id PHC string; NULL: no web password (account.rs)
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY,
@@ -125,6 +128,7 @@ fn open_writable(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     conn.execute_batch(SCHEMA)?;
+    account::migrate(&conn)?;
     conn.execute_batch(COUNTERS)?;
     Ok(conn)
 }
@@ -199,12 +203,20 @@ impl Caller {
     }
 }
 
-/// Adds a user and issues a first token with every scope; returns the token.
-pub fn add_user(conn: &Connection, login: &str, email: Option<&str>) -> Result<String> {
+/// The rule for logins, for administrators and signup alike.
+pub fn check_login(login: &str) -> Result<(), String> {
     let valid = !login.is_empty()
         && login.len() <= 39
         && login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    anyhow::ensure!(valid, "invalid login `{login}`: use 1-39 letters, digits, `-` or `_`");
+    match valid {
+        true => Ok(()),
+        false => Err(format!("invalid login `{login}`: use 1-39 letters, digits, `-` or `_`")),
+    }
+}
+
+/// Adds a user and issues a first token with every scope; returns the token.
+pub fn add_user(conn: &Connection, login: &str, email: Option<&str>) -> Result<String> {
+    check_login(login).map_err(anyhow::Error::msg)?;
     let exists: bool = conn
         .query_row("SELECT 1 FROM users WHERE login = ?1 COLLATE NOCASE", [login], |_| Ok(true))
         .optional()?
