@@ -1,10 +1,13 @@
 //! The state database (SQLite): users, token hashes, package names and their
-//! owners, burned versions, and the audit log; web accounts' passwords in
-//! `account`. One writer connection lives in the publish thread; request
-//! handlers use the pool's.
+//! owners, burned versions, and the audit log; web accounts' passwords,
+//! sessions and device codes in `account`, `session` and `device`. One
+//! writer connection lives in the publish thread; request handlers use the
+//! pool's.
 
 pub mod account;
+pub mod device;
 pub mod pool;
+pub mod session;
 pub mod token;
 
 use anyhow::{Context, Result};
@@ -129,6 +132,8 @@ fn open_writable(path: &Path) -> Result<Connection> {
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     conn.execute_batch(SCHEMA)?;
     account::migrate(&conn)?;
+    conn.execute_batch(session::SCHEMA)?;
+    conn.execute_batch(device::SCHEMA)?;
     conn.execute_batch(COUNTERS)?;
     Ok(conn)
 }
@@ -177,11 +182,13 @@ pub struct User {
     pub created_at: String,
 }
 
-/// What a valid token authenticates.
+/// What a valid token or web session authenticates.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
-    pub token_id: i64,
+    /// The token presented, or the one a session was opened with; `None`
+    /// for a session opened with a password.
+    pub token_id: Option<i64>,
     pub scopes: Vec<String>,
     pub packages: Vec<String>,
 }
@@ -286,7 +293,7 @@ pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>
     };
     Ok(Some(Caller {
         user,
-        token_id,
+        token_id: Some(token_id),
         scopes: serde_json::from_str(&scopes)?,
         packages: serde_json::from_str(&packages)?,
     }))
@@ -770,6 +777,7 @@ pub fn mark_for_deletion(conn: &Connection, user_id: i64) -> Result<(String, Vec
         "UPDATE tokens SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
         params![now, user_id],
     )?;
+    session::end_all(conn, user_id)?;
     conn.execute(
         "UPDATE users SET disabled = 1, delete_after = ?1 WHERE id = ?2",
         params![purge_after, user_id],
@@ -790,6 +798,7 @@ pub fn purge_accounts(conn: &Connection) -> Result<Vec<String>> {
     let due: Vec<(i64, String)> =
         stmt.query_map([now()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
     for (id, _) in &due {
+        session::end_all(conn, *id)?;
         conn.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
         conn.execute(
             "UPDATE users SET login = ?1, email = NULL, delete_after = NULL, disabled = 1 WHERE id = ?2",

@@ -325,7 +325,7 @@ where
 /// Every refused write is in the audit log, with who tried it if known.
 async fn audit_refusal(req: &Request<'_>, path: &str, e: &ApiError) {
     let caller = req.auth.as_ref().ok().and_then(|c| c.as_ref());
-    let (user_id, token_id) = (caller.map(|c| c.user.id), caller.map(|c| c.token_id));
+    let (user_id, token_id) = (caller.map(|c| c.user.id), caller.and_then(|c| c.token_id));
     let target = format!("{} {path}", req.method);
     let outcome = format!("refused {}: {}", e.status.as_u16(), e.message);
     let ip = req.ip.to_string();
@@ -360,7 +360,9 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Calle
     let token = token.to_string();
     match state.db(move |conn| db::authenticate(conn, &token)).await? {
         Some(c) => {
-            state.last_used.lock().unwrap().insert(c.token_id, db::now());
+            if let Some(token) = c.token_id {
+                state.last_used.lock().unwrap().insert(token, db::now());
+            }
             Ok(Some(c))
         }
         None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
