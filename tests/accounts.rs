@@ -2,7 +2,7 @@
 //! tokens; owners; yank; export and erasure; the admin listener; the audit
 //! log; rate limits; and no plaintext token anywhere on disk. Web accounts
 //! and device login (SPEC section 12): signup, sessions and their CSRF
-//! rule, logout, the device flow.
+//! rule, logout, the device flow and `cairn login --device`.
 
 mod support;
 
@@ -937,4 +937,42 @@ fn device_approval_needs_a_session_with_the_rights_it_grants() {
         (&json!(["yank"]), &json!(["web-*"])),
         "within the approver's"
     );
+}
+
+#[test]
+fn cairn_login_device_stores_a_token_that_whoami_uses() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let dana = server.add_user("dana");
+    let w = sign_in(&server, json!({ "token": dana }));
+
+    let user = support::user::User::new();
+    let cwd = user.home.path();
+    let mut child = user
+        .command(cwd, &["login", "--device", "--registry", &server.url])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut page, mut code) = (None, None);
+    while code.is_none() {
+        let line = lines.next().expect("the CLI shows a code").unwrap();
+        if line.trim_start().starts_with("http") {
+            page = Some(line.trim().to_string());
+        }
+        code = line.strip_prefix("and enter the code: ").map(str::to_string);
+    }
+    assert_eq!(page.unwrap(), format!("{}/device", server.url));
+    let (status, doc) = approve(&server, &w, &code.unwrap(), true);
+    assert_eq!(status, 200, "{doc}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("as dana")), "{rest:?}");
+
+    // Stored as `cairn login` stores a token: with the registry's key pinned.
+    let creds = std::fs::read_to_string(user.credentials()).unwrap();
+    assert!(creds.contains("token = \"cairn_") && creds.contains(&server.pubkey), "{creds}");
+    assert_eq!(user.ok(cwd, &["whoami"]).trim(), "dana");
 }
