@@ -629,6 +629,10 @@ fn open_signup_checks_its_input_and_signs_the_browser_in() {
     );
     assert_eq!(count(&server, "SELECT COUNT(*) FROM users WHERE password_hash LIKE '$argon2id$v=19$%'"), 1);
 
+    let (_, export) = answer(web(&server, Method::GET, "/me/export", &w, BROWSER, None));
+    assert_eq!(export["sessions"].as_array().unwrap().len(), 1, "{export}");
+    assert_eq!(export["sessions"][0]["tokenId"], Value::Null);
+
     let (status, doc) = answer(signup("ANN", "other@example.org", "long enough password", None));
     assert_eq!((status, doc["error"].as_str()), (409, Some("conflict")), "{doc}");
 }

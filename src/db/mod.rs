@@ -709,7 +709,8 @@ pub fn revoke_token(conn: &Connection, user_id: i64, id: i64) -> Result<bool> {
 }
 
 /// Everything tied to a user: profile, token metadata with hashes (never a
-/// plaintext token), owned packages with their versions, audit entries.
+/// plaintext token), web sessions, owned packages with their versions,
+/// audit entries.
 pub fn export(conn: &Connection, user_id: i64) -> Result<serde_json::Value> {
     use serde_json::json;
     let user = conn.query_row(
@@ -760,7 +761,8 @@ pub fn export(conn: &Connection, user_id: i64) -> Result<serde_json::Value> {
                        "addr": r.get::<_, Option<String>>(4)?, "outcome": r.get::<_, String>(5)? }))
         })?
         .collect::<Result<_, _>>()?;
-    Ok(json!({ "user": user, "tokens": tokens, "packages": packages, "audit": audit }))
+    let sessions = session::export(conn, user_id)?;
+    Ok(json!({ "user": user, "tokens": tokens, "sessions": sessions, "packages": packages, "audit": audit }))
 }
 
 /// How long an account marked for erasure waits before it is purged.

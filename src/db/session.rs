@@ -123,6 +123,23 @@ pub fn touch(conn: &Connection, seen: &[(i64, i64)]) -> Result<()> {
     Ok(())
 }
 
+/// A user's live sessions for their data export: when each was opened and
+/// last used, and the token it was opened with (the secret is nowhere).
+pub fn export(conn: &Connection, user_id: i64) -> Result<Vec<serde_json::Value>> {
+    let mut stmt = conn.prepare(
+        "SELECT created_at, seen, token_id FROM sessions WHERE user_id = ?1 AND seen > ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![user_id, unix_now() - IDLE_SECS], |r| {
+        let seen = chrono::DateTime::from_timestamp(r.get(1)?, 0).unwrap_or_default();
+        Ok(serde_json::json!({
+            "createdAt": r.get::<_, String>(0)?,
+            "lastSeenAt": crate::index::line::pubtime(seen),
+            "tokenId": r.get::<_, Option<i64>>(2)?,
+        }))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Ends one session (logout).
 pub fn end(conn: &Connection, id: i64) -> Result<()> {
     conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
