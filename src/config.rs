@@ -53,6 +53,24 @@ pub struct Config {
     pub hot_cache_max_file: usize,
     pub cdn: Cdn,
     pub log: LogConfig,
+    pub accounts: Accounts,
+}
+
+/// Web accounts (SPEC section 12).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Accounts {
+    /// `open`: anyone may sign up on the web; `closed`: administrators
+    /// create the users.
+    pub signup: Signup,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    #[default]
+    Closed,
+    Open,
 }
 
 /// The transparency log (SPEC section 14).
@@ -154,6 +172,7 @@ impl Default for Config {
             hot_cache_max_file: 256 << 10,
             cdn: Cdn::default(),
             log: LogConfig::default(),
+            accounts: Accounts::default(),
         }
     }
 }

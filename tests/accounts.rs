@@ -1,6 +1,8 @@
 //! Accounts and permissions (SPEC section 7): scoped, expiring, revocable
 //! tokens; owners; yank; export and erasure; the admin listener; the audit
-//! log; rate limits; and no plaintext token anywhere on disk.
+//! log; rate limits; and no plaintext token anywhere on disk. Web accounts
+//! and device login (SPEC section 12): signup, sessions and their CSRF
+//! rule, logout, the device flow and `cairn login --device`.
 
 mod support;
 
@@ -484,4 +486,497 @@ fn data_is_accepted_before_and_after_the_admin_subcommand() {
     for login in ["alice", "bob", "carol"] {
         assert!(list.lines().any(|l| l.starts_with(&format!("{login}\t"))), "{list}");
     }
+}
+
+// Web accounts and device login (SPEC section 12).
+
+/// A browser's view of a session: its cookie, its CSRF value, and the
+/// origin its pages are served from.
+struct Web {
+    cookie: String,
+    csrf: String,
+    origin: String,
+}
+
+/// How a session request is dressed: the CSRF header and the Origin sent.
+#[derive(Clone, Copy)]
+struct Dress<'a> {
+    csrf: bool,
+    origin: Option<&'a str>,
+}
+
+const BROWSER: Dress = Dress { csrf: true, origin: None };
+
+fn web(server: &Server, method: Method, path: &str, w: &Web, dress: Dress, body: Option<Value>) -> Response {
+    let mut req = client()
+        .request(method, format!("{}/api/v1{path}", server.url))
+        .header("Cookie", format!("cairn_session={}", w.cookie))
+        .header("Origin", dress.origin.unwrap_or(&w.origin));
+    if dress.csrf {
+        req = req.header("X-Cairn-Csrf", &w.csrf);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().unwrap()
+}
+
+/// POSTs JSON without credentials (curl: no Origin unless given).
+fn anonymous(server: &Server, path: &str, body: Value, origin: Option<&str>) -> Response {
+    let mut req = client().post(format!("{}/api/v1{path}", server.url)).json(&body);
+    if let Some(origin) = origin {
+        req = req.header("Origin", origin);
+    }
+    req.send().unwrap()
+}
+
+/// The response's status and body, asserting the error shape when it is an error.
+fn answer(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let doc: Value = resp.json().unwrap();
+    if status >= 400 {
+        assert!(doc["error"].is_string() && doc["message"].is_string(), "{status}: {doc}");
+    }
+    (status, doc)
+}
+
+/// The session cookie a sign-in answer sets: its value and the whole header.
+fn set_cookie(resp: &Response) -> (String, String) {
+    let header = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    let value = header.strip_prefix("cairn_session=").unwrap().split(';').next().unwrap().to_string();
+    (value, header)
+}
+
+fn sign_in(server: &Server, body: Value) -> Web {
+    let resp = anonymous(server, "/auth/login", body, None);
+    assert_eq!(resp.status(), 200);
+    let (cookie, _) = set_cookie(&resp);
+    let doc: Value = resp.json().unwrap();
+    Web { cookie, csrf: doc["csrf"].as_str().unwrap().to_string(), origin: server.url.clone() }
+}
+
+fn count(server: &Server, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(server.data.join("state.db")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// A registry with `[accounts] signup = "open"`.
+fn open_signup(dir: &std::path::Path) -> Server {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["init", "--data"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    support::set_config(dir, &[(r#"signup = "closed""#, r#"signup = "open""#)]);
+    Server::start(dir)
+}
+
+#[test]
+fn signup_is_closed_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let users = count(&server, "SELECT COUNT(*) FROM users");
+    let body = json!({ "login": "eve", "email": "eve@example.org", "password": "a long enough password" });
+    let (status, doc) = answer(anonymous(&server, "/auth/signup", body, None));
+    assert_eq!((status, doc["error"].as_str()), (403, Some("forbidden")), "{doc}");
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM users"), users, "nothing written");
+}
+
+#[test]
+fn open_signup_checks_its_input_and_signs_the_browser_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open_signup(dir.path());
+    let signup = |login: &str, email: &str, password: &str, origin: Option<&str>| {
+        let body = json!({ "login": login, "email": email, "password": password });
+        anonymous(&server, "/auth/signup", body, origin)
+    };
+    for (login, email, password) in [
+        ("ann", "ann@example.org", "eleven char"),
+        ("a nn", "ann@example.org", "long enough password"),
+        ("ann", "not an address", "long enough password"),
+    ] {
+        let (status, doc) = answer(signup(login, email, password, None));
+        assert_eq!(
+            (status, doc["error"].as_str()),
+            (400, Some("invalid")),
+            "{login} {email} {password}: {doc}"
+        );
+    }
+    let (status, _) =
+        answer(signup("ann", "ann@example.org", "long enough password", Some("https://evil.example")));
+    assert_eq!(status, 403, "a foreign page cannot sign up");
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM users WHERE login = 'ann'"), 0);
+
+    // Twelve characters are enough; the answer signs the browser in.
+    let resp = signup("ann", "ann@example.org", "twelve chars", Some(&server.url));
+    assert_eq!(resp.status(), 201);
+    let (cookie, header) = set_cookie(&resp);
+    let doc: Value = resp.json().unwrap();
+    assert_eq!(doc["login"], "ann");
+    assert_eq!(header, format!("cairn_session={cookie}; HttpOnly; SameSite=Strict; Path=/"));
+    let w = Web { cookie, csrf: doc["csrf"].as_str().unwrap().to_string(), origin: server.url.clone() };
+    let (status, me) = answer(web(&server, Method::GET, "/auth/session", &w, BROWSER, None));
+    assert_eq!((status, &me["login"], &me["csrf"]), (200, &json!("ann"), &doc["csrf"]));
+    assert_eq!(me["scopes"], json!(["publish-new", "publish-update", "yank", "change-owners", "tokens"]));
+    // No token was issued, and the password is stored as argon2id only.
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM tokens t JOIN users u ON u.id = t.user_id WHERE u.login = 'ann'"
+        ),
+        0
+    );
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM users WHERE password_hash LIKE '$argon2id$v=19$%'"), 1);
+
+    let (_, export) = answer(web(&server, Method::GET, "/me/export", &w, BROWSER, None));
+    assert_eq!(export["sessions"].as_array().unwrap().len(), 1, "{export}");
+    assert_eq!(export["sessions"][0]["tokenId"], Value::Null);
+
+    let (status, doc) = answer(signup("ANN", "other@example.org", "long enough password", None));
+    assert_eq!((status, doc["error"].as_str()), (409, Some("conflict")), "{doc}");
+}
+
+#[test]
+fn password_login_and_its_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open_signup(dir.path());
+    let body = json!({ "login": "bea", "email": "bea@example.org", "password": "correct horse battery" });
+    assert_eq!(anonymous(&server, "/auth/signup", body, None).status(), 201);
+    let sessions = count(&server, "SELECT COUNT(*) FROM sessions");
+    for body in [
+        json!({ "login": "bea", "password": "wrong horse battery" }),
+        json!({ "login": "nobody", "password": "correct horse battery" }),
+        json!({ "token": cairn::db::token::generate() }),
+        json!({ "token": "cairn_malformed" }),
+    ] {
+        let (status, doc) = answer(anonymous(&server, "/auth/login", body.clone(), None));
+        assert_eq!((status, doc["error"].as_str()), (401, Some("unauthorized")), "{body}: {doc}");
+    }
+    let (status, _) = answer(anonymous(&server, "/auth/login", json!({ "login": "bea" }), None));
+    assert_eq!(status, 400);
+    let good = json!({ "login": "bea", "password": "correct horse battery" });
+    let (status, doc) = answer(anonymous(&server, "/auth/login", good.clone(), Some("http://127.0.0.1:1")));
+    assert_eq!((status, doc["error"].as_str()), (403, Some("forbidden")), "another origin: {doc}");
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM sessions"), sessions, "no refusal opened a session");
+
+    let resp = anonymous(&server, "/auth/login", good, Some(&server.url));
+    assert_eq!(resp.status(), 200);
+    let (cookie, header) = set_cookie(&resp);
+    assert_eq!(header, format!("cairn_session={cookie}; HttpOnly; SameSite=Strict; Path=/"));
+    assert!(cookie.len() >= 22, "at least 128 bits: {cookie}");
+    let doc: Value = resp.json().unwrap();
+    assert_eq!(doc["login"], "bea");
+    // The database has the secret's SHA-256, never the secret.
+    use sha2::Digest;
+    let hash = cairn::store::hex(&sha2::Sha256::digest(cookie.as_bytes()));
+    assert_eq!(count(&server, &format!("SELECT COUNT(*) FROM sessions WHERE hash = '{hash}'")), 1);
+    let bytes = std::fs::read(server.data.join("state.db")).unwrap();
+    let wal = std::fs::read(server.data.join("state.db-wal")).unwrap_or_default();
+    assert!(![bytes, wal].iter().any(|b| b.windows(cookie.len()).any(|w| w == cookie.as_bytes())));
+}
+
+#[test]
+fn failed_logins_spend_the_addresss_anonymous_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(dir.path(), &[]);
+    let statuses: Vec<u16> = (0..40)
+        .map(|_| {
+            let guess = json!({ "token": cairn::db::token::generate() });
+            anonymous(&server, "/auth/login", guess, None).status().as_u16()
+        })
+        .collect();
+    assert!(statuses[..25].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[32..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+#[test]
+fn the_cookie_is_secure_behind_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[("CAIRN_RATE_LIMIT", "off")],
+        &["--public-url", "https://reg.example"],
+    );
+    let token = server.token.clone().unwrap();
+    let resp = anonymous(&server, "/auth/login", json!({ "token": token }), Some("https://reg.example"));
+    assert_eq!(resp.status(), 200);
+    let (cookie, header) = set_cookie(&resp);
+    assert_eq!(header, format!("cairn_session={cookie}; HttpOnly; SameSite=Strict; Path=/; Secure"));
+    let (status, _) = answer(anonymous(&server, "/auth/login", json!({ "token": token }), Some(&server.url)));
+    assert_eq!(status, 403, "the origin is the public URL's, not the listener's");
+}
+
+#[test]
+fn session_writes_need_the_csrf_header_and_the_public_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let root = server.token.clone().unwrap();
+    let w = sign_in(&server, json!({ "token": root }));
+    // Reads need neither.
+    let plain = Dress { csrf: false, origin: None };
+    assert_eq!(web(&server, Method::GET, "/whoami", &w, plain, None).status(), 200);
+    assert_eq!(web(&server, Method::GET, "/tokens", &w, plain, None).status(), 200);
+
+    let tokens = count(&server, "SELECT COUNT(*) FROM tokens");
+    let new = json!({ "label": "from the web", "scopes": ["yank"] });
+    for (dress, why) in [
+        (Dress { csrf: false, origin: None }, "no X-Cairn-Csrf"),
+        (Dress { csrf: true, origin: Some("https://evil.example") }, "a foreign Origin"),
+        (Dress { csrf: true, origin: Some("null") }, "an opaque Origin"),
+    ] {
+        let (status, doc) = answer(web(&server, Method::POST, "/tokens", &w, dress, Some(new.clone())));
+        assert_eq!((status, doc["error"].as_str()), (403, Some("forbidden")), "{why}: {doc}");
+    }
+    let wrong = Web { csrf: "0".repeat(64), ..sign_in(&server, json!({ "token": root })) };
+    assert_eq!(web(&server, Method::POST, "/tokens", &wrong, BROWSER, Some(new.clone())).status(), 403);
+    // A session write without any Origin (what no browser sends) is refused too.
+    let resp = client()
+        .post(format!("{}/api/v1/tokens", server.url))
+        .header("Cookie", format!("cairn_session={}", w.cookie))
+        .header("X-Cairn-Csrf", &w.csrf)
+        .json(&new)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM tokens"), tokens, "no refusal wrote a token");
+
+    let (status, doc) = answer(web(&server, Method::POST, "/tokens", &w, BROWSER, Some(new)));
+    assert_eq!(status, 201, "{doc}");
+    assert!(doc["key"].as_str().unwrap().starts_with("cairn_"));
+
+    // Authorization wins over the cookie: a bad token is not rescued by it.
+    let resp = client()
+        .get(format!("{}/api/v1/whoami", server.url))
+        .header("Cookie", format!("cairn_session={}", w.cookie))
+        .bearer_auth(cairn::db::token::generate())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[test]
+fn a_token_session_has_exactly_the_tokens_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open_signup(dir.path());
+    let body = json!({ "login": "cat", "email": "cat@example.org", "password": "correct horse battery" });
+    assert_eq!(anonymous(&server, "/auth/signup", body, None).status(), 201);
+    let by_password = sign_in(&server, json!({ "login": "cat", "password": "correct horse battery" }));
+    let (status, doc) = answer(web(
+        &server,
+        Method::POST,
+        "/tokens",
+        &by_password,
+        BROWSER,
+        Some(json!({ "label": "ci", "scopes": ["publish-update"], "packages": ["cat-*"] })),
+    ));
+    assert_eq!(status, 201, "a password session manages tokens: {doc}");
+    let (id, key) = (doc["id"].as_i64().unwrap(), doc["key"].as_str().unwrap().to_string());
+
+    let by_token = sign_in(&server, json!({ "token": key }));
+    let (_, me) = answer(web(&server, Method::GET, "/auth/session", &by_token, BROWSER, None));
+    assert_eq!((&me["login"], &me["scopes"]), (&json!("cat"), &json!(["publish-update"])));
+    let new = json!({ "label": "more", "scopes": ["publish-update"], "packages": ["cat-*"] });
+    let (status, doc) = answer(web(&server, Method::POST, "/tokens", &by_token, BROWSER, Some(new)));
+    assert_eq!((status, doc["error"].as_str()), (403, Some("forbidden")), "{doc}");
+
+    // Revoking the token ends the session opened with it.
+    let (status, _) =
+        answer(web(&server, Method::DELETE, &format!("/tokens/{id}"), &by_password, BROWSER, None));
+    assert_eq!(status, 200);
+    let (status, _) = answer(web(&server, Method::GET, "/auth/session", &by_token, BROWSER, None));
+    assert_eq!(status, 401);
+    let (status, _) = answer(web(&server, Method::GET, "/auth/session", &by_password, BROWSER, None));
+    assert_eq!(status, 200);
+    // A bearer token has no session to show.
+    let new = json!({ "label": "bearer", "scopes": ["yank"] });
+    let (_, doc) = answer(web(&server, Method::POST, "/tokens", &by_password, BROWSER, Some(new)));
+    let bearer = doc["key"].as_str().unwrap();
+    assert_eq!(api(&server, Method::GET, "/whoami", bearer, None).status(), 200);
+    let (status, _) = answer(api(&server, Method::GET, "/auth/session", bearer, None));
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn logout_ends_the_session_on_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let w = sign_in(&server, json!({ "token": server.token.clone().unwrap() }));
+    let (status, _) =
+        answer(web(&server, Method::POST, "/auth/logout", &w, Dress { csrf: false, origin: None }, None));
+    assert_eq!(status, 403, "logout is a write: CSRF applies");
+    assert_eq!(web(&server, Method::GET, "/whoami", &w, BROWSER, None).status(), 200);
+
+    let resp = web(&server, Method::POST, "/auth/logout", &w, BROWSER, None);
+    assert_eq!(resp.status(), 200);
+    let header = resp.headers()["set-cookie"].to_str().unwrap();
+    assert_eq!(header, "cairn_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    for path in ["/auth/session", "/whoami"] {
+        let (status, doc) = answer(web(&server, Method::GET, path, &w, BROWSER, None));
+        assert_eq!((status, doc["error"].as_str()), (401, Some("unauthorized")), "{path}: {doc}");
+    }
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM sessions"), 0);
+}
+
+/// Starts a device login; returns (deviceCode, userCode).
+fn device_start(server: &Server, scopes: Value) -> (String, String) {
+    let (status, doc) = answer(anonymous(server, "/auth/device", json!({ "scopes": scopes }), None));
+    assert_eq!(status, 200, "{doc}");
+    (doc["deviceCode"].as_str().unwrap().to_string(), doc["userCode"].as_str().unwrap().to_string())
+}
+
+fn device_poll(server: &Server, device_code: &str) -> (u16, Value) {
+    answer(anonymous(server, "/auth/device/token", json!({ "deviceCode": device_code }), None))
+}
+
+fn approve(server: &Server, w: &Web, user_code: &str, yes: bool) -> (u16, Value) {
+    answer(web(
+        server,
+        Method::POST,
+        "/auth/device/approve",
+        w,
+        BROWSER,
+        Some(json!({ "userCode": user_code, "approve": yes })),
+    ))
+}
+
+#[test]
+fn device_codes_are_shaped_and_answered_by_rfc_8628() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let root = server.token.clone().unwrap();
+    let w = sign_in(&server, json!({ "token": root }));
+
+    let (status, doc) = answer(anonymous(&server, "/auth/device", json!({ "scopes": ["admin"] }), None));
+    assert_eq!((status, doc["error"].as_str()), (400, Some("invalid")), "{doc}");
+    let (status, doc) = answer(anonymous(&server, "/auth/device", json!({}), None));
+    assert_eq!(status, 200);
+    let user_code = doc["userCode"].as_str().unwrap();
+    let (letters, digits) = user_code.split_once('-').unwrap();
+    assert!(
+        letters.len() == 4 && letters.bytes().all(|b| b"BCDFGHJKLMNPQRSTVWXZ".contains(&b)),
+        "{user_code}"
+    );
+    assert!(digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()), "{user_code}");
+    assert_eq!(doc["verificationUrl"], format!("{}/device", server.url));
+    assert_eq!(doc["interval"], 5);
+    let expires = chrono::DateTime::parse_from_rfc3339(doc["expiresAt"].as_str().unwrap()).unwrap();
+    let left = expires.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!((590..=600).contains(&left), "{left}");
+    assert!(doc["deviceCode"].as_str().unwrap().len() >= 22);
+
+    // Pending, then polled too soon.
+    let pending = doc["deviceCode"].as_str().unwrap().to_string();
+    let (status, doc) = device_poll(&server, &pending);
+    assert_eq!((status, doc["error"].as_str()), (400, Some("authorization-pending")), "{doc}");
+    let (status, doc) = device_poll(&server, &pending);
+    assert_eq!((status, doc["error"].as_str()), (400, Some("slow-down")), "{doc}");
+
+    // Denied.
+    let (denied, code) = device_start(&server, json!([]));
+    assert_eq!(approve(&server, &w, &code, false).0, 200);
+    let (status, doc) = device_poll(&server, &denied);
+    assert_eq!((status, doc["error"].as_str()), (400, Some("access-denied")), "{doc}");
+    let (status, doc) = approve(&server, &w, &code, true);
+    assert_eq!((status, doc["error"].as_str()), (409, Some("conflict")), "answered once: {doc}");
+
+    // Approved: the first poll gets the token, once, with the scopes asked for.
+    let (approved, code) = device_start(&server, json!(["publish-new", "yank"]));
+    let (status, doc) = approve(&server, &w, &code.to_lowercase().replace('-', ""), true);
+    assert_eq!((status, &doc["scopes"]), (200, &json!(["publish-new", "yank"])), "typed loosely: {doc}");
+    let (status, doc) = device_poll(&server, &approved);
+    assert_eq!(status, 200, "{doc}");
+    let token = doc["token"].as_str().unwrap();
+    assert_eq!(api(&server, Method::GET, "/whoami", token, None).status(), 200);
+    let (status, doc) = device_poll(&server, &approved);
+    assert_eq!((status, doc["error"].as_str()), (400, Some("invalid")), "delivered once: {doc}");
+    let list: Value = api(&server, Method::GET, "/tokens", &root, None).json().unwrap();
+    let made = list["tokens"].as_array().unwrap().iter().find(|t| t["label"] == "device login").unwrap();
+    assert_eq!(made["scopes"], json!(["publish-new", "yank"]));
+
+    // Expired: neither approved nor delivered.
+    let (expired, code) = device_start(&server, json!([]));
+    let conn = rusqlite::Connection::open(server.data.join("state.db")).unwrap();
+    conn.execute("UPDATE device_codes SET expires = 0 WHERE state = 'pending'", []).unwrap();
+    let (status, doc) = approve(&server, &w, &code, true);
+    assert_eq!((status, doc["error"].as_str()), (400, Some("invalid")), "{doc}");
+    let (status, doc) = device_poll(&server, &expired);
+    assert_eq!((status, doc["error"].as_str()), (400, Some("expired-token")), "{doc}");
+    let (status, doc) = approve(&server, &w, "BCDF-0000", true);
+    assert_eq!((status, doc["error"].as_str()), (404, Some("not-found")), "{doc}");
+
+    // The device codes are stored hashed.
+    let stored =
+        count(&server, &format!("SELECT COUNT(*) FROM device_codes WHERE device_hash = '{expired}'"));
+    assert_eq!(stored, 0);
+}
+
+#[test]
+fn device_approval_needs_a_session_with_the_rights_it_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let root = server.token.clone().unwrap();
+    let (_, code) = device_start(&server, json!([]));
+    let body = json!({ "userCode": code, "approve": true });
+    let (status, _) = answer(anonymous(&server, "/auth/device/approve", body.clone(), None));
+    assert_eq!(status, 401, "nobody signed in");
+
+    let (_, publish_only) = new_token(&server, &root, &["publish-update"], &[]);
+    let w = sign_in(&server, json!({ "token": publish_only }));
+    let (status, doc) = approve(&server, &w, &code, true);
+    assert_eq!((status, doc["error"].as_str()), (403, Some("forbidden")), "no `tokens` scope: {doc}");
+
+    let (_, narrow) = new_token(&server, &root, &["tokens", "yank"], &["web-*"]);
+    let w = sign_in(&server, json!({ "token": narrow }));
+    let (status, doc) = approve(&server, &w, &code, true);
+    assert_eq!((status, doc["error"].as_str()), (403, Some("forbidden")), "more than it has: {doc}");
+    let (device, code) = device_start(&server, json!(["yank"]));
+    assert_eq!(approve(&server, &w, &code, true).0, 200);
+    let (status, doc) = device_poll(&server, &device);
+    assert_eq!(status, 200, "{doc}");
+    let list: Value = api(&server, Method::GET, "/tokens", &root, None).json().unwrap();
+    let made = list["tokens"].as_array().unwrap().iter().find(|t| t["label"] == "device login").unwrap();
+    assert_eq!(
+        (&made["scopes"], &made["packages"]),
+        (&json!(["yank"]), &json!(["web-*"])),
+        "within the approver's"
+    );
+}
+
+#[test]
+fn cairn_login_device_stores_a_token_that_whoami_uses() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let dana = server.add_user("dana");
+    let w = sign_in(&server, json!({ "token": dana }));
+
+    let user = support::user::User::new();
+    let cwd = user.home.path();
+    let mut child = user
+        .command(cwd, &["login", "--device", "--registry", &server.url])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut page, mut code) = (None, None);
+    while code.is_none() {
+        let line = lines.next().expect("the CLI shows a code").unwrap();
+        if line.trim_start().starts_with("http") {
+            page = Some(line.trim().to_string());
+        }
+        code = line.strip_prefix("and enter the code: ").map(str::to_string);
+    }
+    assert_eq!(page.unwrap(), format!("{}/device", server.url));
+    let (status, doc) = approve(&server, &w, &code.unwrap(), true);
+    assert_eq!(status, 200, "{doc}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("as dana")), "{rest:?}");
+
+    // Stored as `cairn login` stores a token: with the registry's key pinned.
+    let creds = std::fs::read_to_string(user.credentials()).unwrap();
+    assert!(creds.contains("token = \"cairn_") && creds.contains(&server.pubkey), "{creds}");
+    assert_eq!(user.ok(cwd, &["whoami"]).trim(), "dana");
 }

@@ -78,6 +78,10 @@ pub enum UserCommand {
         /// Accept the key the registry presents now in place of the pinned one.
         #[arg(long)]
         re_trust: bool,
+        /// Get the token by approving a code on the registry's web site
+        /// (where you are signed in) instead of pasting one.
+        #[arg(long)]
+        device: bool,
     },
     /// Forget the stored token for a registry (its pinned key stays).
     Logout {
@@ -290,7 +294,7 @@ pub fn run(cmd: UserCommand) -> Result<()> {
 
 async fn run_async(cmd: UserCommand) -> Result<()> {
     match cmd {
-        UserCommand::Login { reg, re_trust } => login(reg, re_trust).await,
+        UserCommand::Login { reg, re_trust, device } => login(reg, re_trust, device).await,
         UserCommand::Logout { reg } => {
             let url = reg.url()?;
             let mut creds = Credentials::load()?;
@@ -379,7 +383,7 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
     }
 }
 
-async fn login(reg: RegistryArgs, re_trust: bool) -> Result<()> {
+async fn login(reg: RegistryArgs, re_trust: bool, device: bool) -> Result<()> {
     let url = reg
         .registry
         .clone()
@@ -390,6 +394,9 @@ async fn login(reg: RegistryArgs, re_trust: bool) -> Result<()> {
     let config = remote.connect(re_trust).await?;
     let mut creds = Credentials::load()?;
     let token = match reg.token.clone().filter(|t| !t.is_empty()) {
+        _ if device => {
+            crate::client::device::obtain_token(&remote.http, &api::api_base(&remote, &config)).await?
+        }
         Some(t) => t,
         None if re_trust && creds.entry(&url).and_then(|e| e.token.clone()).is_some() => {
             creds.entry(&url).and_then(|e| e.token.clone()).expect("checked")

@@ -8,11 +8,13 @@
 //! - `verify`: the checks every tarball passes before it is unpacked.
 //! - `resolve`: PubGrub over index lines; `lockfile`: `cairn.lock`.
 //! - `install`: install, fetch, verify; `api`: the write API verbs;
-//!   `mirror`: a read-only copy of a registry; `progress`: TTY-only bars.
+//!   `device`: `login --device`; `mirror`: a read-only copy of a registry;
+//!   `progress`: TTY-only bars.
 
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod device;
 pub mod install;
 pub mod lockfile;
 pub mod log;

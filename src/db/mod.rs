@@ -1,8 +1,13 @@
 //! The state database (SQLite): users, token hashes, package names and their
-//! owners, burned versions, and the audit log. One writer connection lives in
-//! the publish thread; request handlers open their own for reads.
+//! owners, burned versions, and the audit log; web accounts' passwords,
+//! sessions and device codes in `account`, `session` and `device`. One
+//! writer connection lives in the publish thread; request handlers use the
+//! pool's.
 
+pub mod account;
+pub mod device;
 pub mod pool;
+pub mod session;
 pub mod token;
 
 use anyhow::{Context, Result};
@@ -16,7 +21,8 @@ CREATE TABLE IF NOT EXISTS users (
     email TEXT,
     created_at TEXT NOT NULL,
     disabled INTEGER NOT NULL DEFAULT 0,
-    delete_after TEXT              -- set by the user's erasure request
+    delete_after TEXT,             -- set by the user's erasure request
+    password_hash TEXT             -- argon2id PHC string; NULL: no web password (account.rs)
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY,
@@ -125,6 +131,9 @@ fn open_writable(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     conn.execute_batch(SCHEMA)?;
+    account::migrate(&conn)?;
+    conn.execute_batch(session::SCHEMA)?;
+    conn.execute_batch(device::SCHEMA)?;
     conn.execute_batch(COUNTERS)?;
     Ok(conn)
 }
@@ -173,11 +182,13 @@ pub struct User {
     pub created_at: String,
 }
 
-/// What a valid token authenticates.
+/// What a valid token or web session authenticates.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
-    pub token_id: i64,
+    /// The token presented, or the one a session was opened with; `None`
+    /// for a session opened with a password.
+    pub token_id: Option<i64>,
     pub scopes: Vec<String>,
     pub packages: Vec<String>,
 }
@@ -199,12 +210,20 @@ impl Caller {
     }
 }
 
-/// Adds a user and issues a first token with every scope; returns the token.
-pub fn add_user(conn: &Connection, login: &str, email: Option<&str>) -> Result<String> {
+/// The rule for logins, for administrators and signup alike.
+pub fn check_login(login: &str) -> Result<(), String> {
     let valid = !login.is_empty()
         && login.len() <= 39
         && login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    anyhow::ensure!(valid, "invalid login `{login}`: use 1-39 letters, digits, `-` or `_`");
+    match valid {
+        true => Ok(()),
+        false => Err(format!("invalid login `{login}`: use 1-39 letters, digits, `-` or `_`")),
+    }
+}
+
+/// Adds a user and issues a first token with every scope; returns the token.
+pub fn add_user(conn: &Connection, login: &str, email: Option<&str>) -> Result<String> {
+    check_login(login).map_err(anyhow::Error::msg)?;
     let exists: bool = conn
         .query_row("SELECT 1 FROM users WHERE login = ?1 COLLATE NOCASE", [login], |_| Ok(true))
         .optional()?
@@ -274,7 +293,7 @@ pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>
     };
     Ok(Some(Caller {
         user,
-        token_id,
+        token_id: Some(token_id),
         scopes: serde_json::from_str(&scopes)?,
         packages: serde_json::from_str(&packages)?,
     }))
@@ -690,7 +709,8 @@ pub fn revoke_token(conn: &Connection, user_id: i64, id: i64) -> Result<bool> {
 }
 
 /// Everything tied to a user: profile, token metadata with hashes (never a
-/// plaintext token), owned packages with their versions, audit entries.
+/// plaintext token), web sessions, owned packages with their versions,
+/// audit entries.
 pub fn export(conn: &Connection, user_id: i64) -> Result<serde_json::Value> {
     use serde_json::json;
     let user = conn.query_row(
@@ -741,7 +761,8 @@ pub fn export(conn: &Connection, user_id: i64) -> Result<serde_json::Value> {
                        "addr": r.get::<_, Option<String>>(4)?, "outcome": r.get::<_, String>(5)? }))
         })?
         .collect::<Result<_, _>>()?;
-    Ok(json!({ "user": user, "tokens": tokens, "packages": packages, "audit": audit }))
+    let sessions = session::export(conn, user_id)?;
+    Ok(json!({ "user": user, "tokens": tokens, "sessions": sessions, "packages": packages, "audit": audit }))
 }
 
 /// How long an account marked for erasure waits before it is purged.
@@ -758,6 +779,7 @@ pub fn mark_for_deletion(conn: &Connection, user_id: i64) -> Result<(String, Vec
         "UPDATE tokens SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
         params![now, user_id],
     )?;
+    session::end_all(conn, user_id)?;
     conn.execute(
         "UPDATE users SET disabled = 1, delete_after = ?1 WHERE id = ?2",
         params![purge_after, user_id],
@@ -778,6 +800,7 @@ pub fn purge_accounts(conn: &Connection) -> Result<Vec<String>> {
     let due: Vec<(i64, String)> =
         stmt.query_map([now()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
     for (id, _) in &due {
+        session::end_all(conn, *id)?;
         conn.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
         conn.execute(
             "UPDATE users SET login = ?1, email = NULL, delete_after = NULL, disabled = 1 WHERE id = ?2",

@@ -238,7 +238,7 @@ impl Worker {
                 &txn,
                 &AuditEntry {
                     user_id: caller.map(|c| c.user.id),
-                    token_id: caller.map(|c| c.token_id),
+                    token_id: caller.and_then(|c| c.token_id),
                     action,
                     target: &target,
                     addr: job.req.addr.as_deref(),

@@ -1,11 +1,14 @@
 //! The HTTP side of `cairn serve`: the write API under `/api/v1/` and the
 //! static root for everything else. One catch-all warp filter hands each
-//! request to `handle`; API requests are authenticated, rate limited and
-//! routed in `api`, so every API answer (errors included) goes through one
-//! place that adds the rate-limit headers and renders the error shape.
+//! request to `handle`; API requests are authenticated (a token, else the
+//! web session's cookie, whose writes pass the CSRF rule of `auth`), rate
+//! limited and routed in `api`, so every API answer (errors included) goes
+//! through one place that adds the rate-limit headers and renders the
+//! error shape.
 
 pub mod admin;
 mod api;
+mod auth;
 mod cargo;
 mod error;
 pub mod files;
@@ -27,6 +30,7 @@ use warp::hyper::{self, Body};
 pub use error::ApiError;
 use ratelimit::{Class, Decision, Limits};
 
+use crate::db::session::Session;
 use crate::db::{self, AuditEntry, Caller};
 use crate::publish::{Actor, By, Writer};
 use crate::registry::Registry;
@@ -42,6 +46,8 @@ pub struct State {
     /// Tokens used since the last flush, with when: written in a batch
     /// every [`LAST_USED_FLUSH`], not one write per request.
     last_used: Mutex<HashMap<i64, String>>,
+    /// Sessions' last use (unix seconds), flushed with the tokens'.
+    session_seen: Mutex<HashMap<i64, i64>>,
     /// When this process started serving (health's `uptimeSec`).
     pub started: std::time::Instant,
     /// A mirror's witness of its source, if it keeps one.
@@ -68,14 +74,24 @@ impl State {
         reg.root.observe(Arc::new(move |key: &str| invalidate.invalidate(key)));
         let files = files::Files::new(&reg.static_root, cache);
         let proxies = proxy::Proxies::parse(&c.trusted_proxies)?;
-        let last_used = Mutex::default();
+        let (last_used, session_seen) = (Mutex::default(), Mutex::default());
         let started = std::time::Instant::now();
         let witness = match reg.config.read_only {
             true => crate::log::witness::Witness::of_mirror(&reg.data, &reg.root)?.map(Arc::new),
             false => None,
         };
-        let state =
-            Arc::new(State { reg, writer, files, proxies, limits, pool, last_used, started, witness });
+        let state = Arc::new(State {
+            reg,
+            writer,
+            files,
+            proxies,
+            limits,
+            pool,
+            last_used,
+            session_seen,
+            started,
+            witness,
+        });
         tokio::spawn(flush_last_used(state.clone()));
         Ok(state)
     }
@@ -92,8 +108,8 @@ impl State {
     }
 }
 
-/// Writes the tokens' last use every [`LAST_USED_FLUSH`]; a failure (a
-/// read-only database) keeps them for the next flush.
+/// Writes the tokens' and sessions' last use every [`LAST_USED_FLUSH`]; a
+/// failure (a read-only database) keeps them for the next flush.
 async fn flush_last_used(state: Arc<State>) {
     let mut tick = tokio::time::interval(LAST_USED_FLUSH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -101,14 +117,22 @@ async fn flush_last_used(state: Arc<State>) {
         tick.tick().await;
         let used: Vec<(i64, String)> =
             std::mem::take(&mut *state.last_used.lock().unwrap()).into_iter().collect();
-        if used.is_empty() {
+        let seen: Vec<(i64, i64)> =
+            std::mem::take(&mut *state.session_seen.lock().unwrap()).into_iter().collect();
+        if used.is_empty() && seen.is_empty() {
             continue;
         }
-        let keep = used.clone();
-        if let Err(e) = state.db(move |c| db::touch_tokens(c, &used)).await {
-            tracing::warn!(error = %e.message, "recording tokens' last use failed; retried");
+        let keep = (used.clone(), seen.clone());
+        let flushed =
+            state.db(move |c| db::touch_tokens(c, &used).and_then(|_| db::session::touch(c, &seen)));
+        if let Err(e) = flushed.await {
+            tracing::warn!(error = %e.message, "recording tokens' and sessions' last use failed; retried");
             let mut map = state.last_used.lock().unwrap();
-            for (id, at) in keep {
+            for (id, at) in keep.0 {
+                map.entry(id).or_insert(at);
+            }
+            let mut map = state.session_seen.lock().unwrap();
+            for (id, at) in keep.1 {
                 map.entry(id).or_insert(at);
             }
         }
@@ -224,6 +248,8 @@ pub struct Request<'a> {
     pub headers: &'a HeaderMap,
     pub ip: IpAddr,
     pub auth: Result<Option<Caller>, ApiError>,
+    /// The session when the cookie authenticated the request.
+    pub session: Option<Session>,
     pub body: Bytes,
 }
 
@@ -232,7 +258,9 @@ impl Request<'_> {
     pub fn caller(&self) -> Result<&Caller, ApiError> {
         match &self.auth {
             Ok(Some(c)) => Ok(c),
-            Ok(None) => Err(ApiError::unauthorized("this needs a token: Authorization: Bearer cairn_…")),
+            Ok(None) => Err(ApiError::unauthorized(
+                "this needs a token (Authorization: Bearer cairn_…) or a session (POST /api/v1/auth/login)",
+            )),
             Err(e) => Err(ApiError::unauthorized(e.message.clone())),
         }
     }
@@ -251,7 +279,7 @@ impl Request<'_> {
 /// The rate-limit class of a route (SPEC section 7's table).
 fn class_of(method: &Method, segs: &[&str]) -> Class {
     match (method, segs) {
-        (&Method::POST, ["tokens"]) => Class::TokenCreate,
+        (&Method::POST, ["tokens"] | ["auth", "device", "approve"]) => Class::TokenCreate,
         (_, ["me", "export"]) => Class::Export,
         (_, ["me", "delete"]) => Class::Delete,
         (m, _) if is_read(m) => Class::Read,
@@ -260,6 +288,8 @@ fn class_of(method: &Method, segs: &[&str]) -> Class {
 }
 
 type ApiResult = Result<(StatusCode, serde_json::Value), ApiError>;
+/// An answer that may set the session cookie.
+type CookieResult = Result<(StatusCode, serde_json::Value, Option<HeaderValue>), ApiError>;
 
 async fn api<S, B, E>(
     state: &State,
@@ -282,8 +312,17 @@ where
     let cargo_shape = segs.first() == Some(&"crates");
 
     // A failed authentication is throttled like anonymous traffic, so
-    // guessing tokens costs the guesser's address its bucket.
-    let auth = authenticate(state, headers).await;
+    // guessing tokens costs the guesser's address its bucket. Signing in
+    // and the device flow's unauthenticated steps are anonymous whatever
+    // they carry: their failures spend the same bucket.
+    let (auth, session) = match auth::is_anonymous(&method, &segs) {
+        true => (Ok(None), None),
+        false => match authenticate(state, headers).await {
+            Ok(Some((caller, session))) => (Ok(Some(caller)), session),
+            Ok(None) => (Ok(None), None),
+            Err(e) => (Err(e), None),
+        },
+    };
     let decision = match &auth {
         Ok(Some(c)) => state.limits.account(c.user.id, class_of(&method, &segs)),
         _ => state.limits.anonymous(ip),
@@ -312,13 +351,23 @@ where
         Ok(b) => b,
         Err(e) => return render_error(&e, Some(decision), cargo_shape),
     };
-    let req = Request { state, method: method.clone(), query, headers, ip, auth, body };
-    let result = api::route(&req, &segs).await;
+    let req = Request { state, method: method.clone(), query, headers, ip, auth, session, body };
+    let result = match (auth::check_csrf(&req), segs.as_slice()) {
+        (Err(e), _) => Err(e),
+        (Ok(()), ["auth", rest @ ..]) => auth::route(&req, rest).await,
+        (Ok(()), _) => api::route(&req, &segs).await.map(|(status, doc)| (status, doc, None)),
+    };
     if let (Err(e), false) = (&result, is_read(&method)) {
         audit_refusal(&req, path, e).await;
     }
     match result {
-        Ok((status, doc)) => render_json(status, &doc, Some(decision)),
+        Ok((status, doc, cookie)) => {
+            let mut resp = render_json(status, &doc, Some(decision));
+            if let Some(cookie) = cookie {
+                resp.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            resp
+        }
         Err(e) => render_error(&e, Some(decision), cargo_shape),
     }
 }
@@ -326,7 +375,7 @@ where
 /// Every refused write is in the audit log, with who tried it if known.
 async fn audit_refusal(req: &Request<'_>, path: &str, e: &ApiError) {
     let caller = req.auth.as_ref().ok().and_then(|c| c.as_ref());
-    let (user_id, token_id) = (caller.map(|c| c.user.id), caller.map(|c| c.token_id));
+    let (user_id, token_id) = (caller.map(|c| c.user.id), caller.and_then(|c| c.token_id));
     let target = format!("{} {path}", req.method);
     let outcome = format!("refused {}: {}", e.status.as_u16(), e.message);
     let ip = req.ip.to_string();
@@ -346,11 +395,16 @@ async fn audit_refusal(req: &Request<'_>, path: &str, e: &ApiError) {
         .await;
 }
 
-/// Authenticates if a token is presented. `Err` for a presented token that
-/// is malformed, unknown, revoked or expired.
-async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+/// Authenticates by the `Authorization` header when there is one, else by
+/// the session cookie (with the session). `Err` for a presented token that
+/// is malformed, unknown, revoked or expired, or a cookie whose session has
+/// ended.
+async fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+) -> Result<Option<(Caller, Option<Session>)>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+        return authenticate_session(state, headers).await;
     };
     let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
     let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
@@ -361,11 +415,36 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Option<Calle
     let token = token.to_string();
     match state.db(move |conn| db::authenticate(conn, &token)).await? {
         Some(c) => {
-            state.last_used.lock().unwrap().insert(c.token_id, db::now());
-            Ok(Some(c))
+            if let Some(token) = c.token_id {
+                state.last_used.lock().unwrap().insert(token, db::now());
+            }
+            Ok(Some((c, None)))
         }
         None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
     }
+}
+
+/// Authenticates by the session cookie, if there is one, and notes the
+/// use of the session (and of the token it was opened with) for the next
+/// flush; the session's only when its recorded use is a minute old.
+async fn authenticate_session(
+    state: &State,
+    headers: &HeaderMap,
+) -> Result<Option<(Caller, Option<Session>)>, ApiError> {
+    let Some(secret) = auth::session_cookie(headers) else {
+        return Ok(None);
+    };
+    let Some((c, session)) = state.db(move |conn| db::session::authenticate(conn, &secret)).await? else {
+        return Err(ApiError::unauthorized("the session has ended or expired; sign in again"));
+    };
+    if let Some(token) = c.token_id {
+        state.last_used.lock().unwrap().insert(token, db::now());
+    }
+    let now = db::session::unix_now();
+    if now - session.seen >= db::session::SEEN_GRANULARITY {
+        state.session_seen.lock().unwrap().insert(session.id, now);
+    }
+    Ok(Some((c, Some(session))))
 }
 
 fn with_rate_headers(

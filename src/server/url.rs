@@ -1,7 +1,8 @@
 //! Percent-decoding of URL path segments and query values, one decoder for
-//! the whole server. Lenient, as browsers and cargo expect: a `%` not
+//! the whole server (lenient, as browsers and cargo expect: a `%` not
 //! followed by two hex digits stays as it is, and bytes that are not UTF-8
-//! become U+FFFD (no file or package can have such a name).
+//! become U+FFFD: no file or package can have such a name); and a URL's
+//! origin, which session writes must come from.
 
 /// Decodes a path segment (cargo sends the `+` of build metadata as `%2B`).
 pub fn decode_segment(s: &str) -> String {
@@ -36,6 +37,20 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The origin (RFC 6454) of an absolute URL as a browser sends it in
+/// `Origin`: scheme and host in lowercase, the port only when it is not
+/// the scheme's default, no path.
+pub fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("").to_ascii_lowercase();
+    let authority = match (scheme.as_str(), authority.rsplit_once(':')) {
+        ("http", Some((host, "80"))) | ("https", Some((host, "443"))) => host.to_string(),
+        _ => authority,
+    };
+    format!("{scheme}://{authority}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +63,14 @@ mod tests {
         assert_eq!(decode_form("100%"), "100%");
         assert_eq!(decode_form("%4"), "%4");
         assert_eq!(decode_form("%zz"), "%zz");
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(origin("https://Reg.Example.org/cairn/"), "https://reg.example.org");
+        assert_eq!(origin("https://reg.example.org:443"), "https://reg.example.org");
+        assert_eq!(origin("http://127.0.0.1:7878"), "http://127.0.0.1:7878");
+        assert_eq!(origin("http://[::1]:80/x"), "http://[::1]");
+        assert_eq!(origin("http://[::1]"), "http://[::1]");
     }
 }
