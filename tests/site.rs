@@ -76,9 +76,10 @@ fn the_site_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Sign-up open: the browser makes its own account.
-    drop(Server::start(&data));
-    support::set_config(&data, &[("[accounts]\nsignup = \"closed\"", "[accounts]\nsignup = \"open\"")]);
-    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &[]);
+    let token = Server::start(&data).token.clone();
+    support::set_config(&data, &[(r#"signup = "closed""#, r#"signup = "open""#)]);
+    let mut server = Server::start(&data);
+    server.token = token;
     let base_sha = publish(&server, "libbase", "1.0.0", "", README);
     publish(&server, "libbase", "1.1.0", "", README);
     publish(&server, "libbase", "1.2.0", "", README);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs the system packages the tests use
-# (git, minisign, nginx with its brotli module, python3) and the Python
+# (git, minisign, nginx with its brotli module, python3, chromium, node)
+# and the site tests' npm packages, and the Python
 # package the log's independent check uses (cryptography) when they are
 # missing, then runs `cargo test` with any arguments given.
 set -euo pipefail
@@ -11,6 +12,9 @@ command -v git >/dev/null || need+=(git)
 command -v minisign >/dev/null || need+=(minisign)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
+# The site's browser tests: Debian's chromium, driven by playwright-core.
+command -v chromium >/dev/null || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs npm)
 [ -f /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ] || need+=(libnginx-mod-http-brotli-filter)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -25,5 +29,10 @@ fi
 # tests/log_check.py verifies the transparency log with its own Ed25519.
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography ||
   python3 -m pip install -q --break-system-packages cryptography
+
+# playwright-core and axe-core, as pinned by tools/site-test/package-lock.json
+# (playwright-core downloads no browser; the tests use /usr/bin/chromium).
+[ -d tools/site-test/node_modules/playwright-core ] ||
+  (cd tools/site-test && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo test "$@"
