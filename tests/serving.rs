@@ -77,6 +77,7 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
         assert_eq!(header(r, "x-content-type-options"), "nosniff", "{who} {what}: nosniff");
     };
 
+    let css = cairn::site::assets::asset_url(&cairn::layout::Layout::public(), "site");
     // Cache-Control and Content-Type by path.
     for (path, cache, ctype) in [
         ("/index/config.json", "public, max-age=60", "application/json"),
@@ -100,6 +101,10 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
             "text/plain; charset=utf-8",
         ),
         ("/", "public, max-age=60", "text/html; charset=utf-8"),
+        ("/p/all", "public, max-age=60", "text/html; charset=utf-8"),
+        ("/p/all/1.0.0", "public, max-age=60", "text/html; charset=utf-8"),
+        ("/search", "public, max-age=60", "text/html; charset=utf-8"),
+        (&css, "public, max-age=31536000, immutable", "text/css; charset=utf-8"),
     ] {
         let r = get(&c, &url(path), &[]);
         assert_eq!(r.status(), 200, "{who} {path}");
@@ -109,7 +114,12 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
         let csp = if ctype.starts_with("text/html") { cairn::layout::PAGE_CSP } else { "" };
         assert_eq!(header(&r, "content-security-policy"), csp, "{who} {path}: CSP on HTML only");
         public_read(&r, path);
-        let key = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
+        let key = cairn::server::files::key_of(path).unwrap();
+        let key = if path.starts_with("/p/") || path == "/search" || path == "/" {
+            cairn::layout::Layout::page(&key)
+        } else {
+            key
+        };
         let on_disk = std::fs::read(data.join("static").join(key)).unwrap();
         assert_eq!(r.bytes().unwrap().to_vec(), on_disk, "{who} {path}: the file's bytes");
     }
@@ -197,6 +207,7 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
     assert!(header(&r, "content-type").starts_with("text/html"), "{who}");
     assert_eq!(header(&r, "content-security-policy"), cairn::layout::PAGE_CSP, "{who}: the 404 page");
     public_read(&r, "404");
+    assert!(r.text().unwrap().contains("There is no page at this address"), "{who}: the site's 404 page");
     for hidden in ["/api/v1/.tmp-serving-test", "/.tmp-serving-test", "/.generation"] {
         assert_eq!(get(&c, &url(hidden), &[]).status(), 404, "{who} {hidden}");
     }

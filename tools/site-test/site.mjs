@@ -105,7 +105,7 @@ const weights = [];
   check(versions.map((v) => v.split(' ')[0]).join() === '1.2.0,1.1.0,1.0.0', `versions newest first: ${versions}`);
   check((await page.locator('pre code').allInnerTexts()).some((c) => c.includes('cairn install libbase@1.2.0')), 'cairn install snippet');
   check((await page.locator('pre code').allInnerTexts()).some((c) => c.includes('cargo add libbase@1.2.0')), 'cargo snippet');
-  check(await page.locator('svg.chart rect.bar').count() === 90, '90-day chart');
+  check((await page.locator('svg.chart path.bars').getAttribute('d')).split('M').length - 1 === 3, '90-day chart: a bar on each of the three days with downloads');
   check((await page.locator('figure.chart figcaption').innerText()).includes('in all'), 'chart says its numbers');
   await page.goto(base + '/p/app-kit');
   const deps = await page.locator('#deps-h + table').innerText();
