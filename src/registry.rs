@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db;
 use crate::derive;
-use crate::index::{package_path, IndexLine, IndexRepo};
+use crate::index::{meta, package_path, IndexLine, IndexRepo, Meta};
 use crate::layout::StaticRoot;
 use crate::search::DeltaEntry;
 use crate::sign::SigningKey;
@@ -234,9 +234,12 @@ impl Registry {
         head: &str,
     ) -> Result<Option<DeltaEntry>> {
         let content = self.index.read_file(path)?;
-        if path == "config.json" || path.starts_with("advisories/") {
-            if let Some(c) = content {
-                self.root.put_doc(&self.root.layout().index_file(path), &c)?;
+        if path == "config.json" || path.starts_with("advisories/") || path.starts_with(meta::DIR) {
+            let key = self.root.layout().index_file(path);
+            match content {
+                Some(c) => drop(self.root.put_doc(&key, &c)?),
+                // A package no longer deprecated.
+                None => self.root.remove(&key)?,
             }
             return Ok(None);
         }
@@ -287,6 +290,14 @@ impl Registry {
     pub fn readme_of(&self, line: &IndexLine) -> Option<Vec<u8>> {
         let bytes = self.store.read(&line.cksum).ok()??;
         crate::archive::unpack::check(&bytes, &line.name, &line.vers).ok().and_then(|i| i.readme)
+    }
+
+    /// A package's `meta/` file at `main`, if it has one.
+    pub fn read_meta(&self, name: &str) -> Result<Option<Meta>> {
+        match self.index.read_file(&meta::path(name))? {
+            Some(bytes) => Ok(Some(Meta::parse(&bytes)?)),
+            None => Ok(None),
+        }
     }
 
     /// A package's index lines at `main` (empty if it has none).

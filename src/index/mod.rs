@@ -4,10 +4,12 @@
 pub mod cargo;
 mod git;
 pub mod line;
+pub mod meta;
 mod packs;
 
 pub use git::{IndexRepo, IndexSnapshot, IndexTx};
 pub use line::{IndexDep, IndexLine};
+pub use meta::Meta;
 pub use packs::RETIRED_DIR;
 
 /// cargo's sparse-index path for a package: `1/{n}`, `2/{n}`, `3/{c}/{n}`,

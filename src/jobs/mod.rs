@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::index::IndexLine;
+use crate::index::{meta, IndexLine, Meta};
 use crate::registry::{Recent, Registry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -46,6 +46,8 @@ pub struct Package {
     pub versions: Vec<String>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// Its `meta/` file (deprecation), if it has one.
+    pub meta: Option<Meta>,
 }
 
 impl Package {
@@ -61,6 +63,7 @@ impl Package {
             versions: lines.iter().map(|l| l.vers.clone()).collect(),
             created_at: lines[0].pubtime.clone(),
             updated_at: lines.iter().filter_map(|l| l.pubtime.clone()).max(),
+            meta: None,
         }
     }
 
@@ -80,6 +83,9 @@ pub struct Snapshot {
     pub versions: u64,
     /// Advisory files: (path under the index, bytes).
     pub advisories: Vec<(String, Vec<u8>)>,
+    /// Meta files (SPEC section 5): (path under the index, bytes), also
+    /// parsed into their packages' [`Package::meta`].
+    pub meta: Vec<(String, Vec<u8>)>,
     /// Every other file (config.json), for the static index copy.
     pub other: Vec<(String, Vec<u8>)>,
     pub head: String,
@@ -104,11 +110,14 @@ impl Snapshot {
         let (head, files) = reg.index.files()?;
         let blobs = reg.index.blobs()?;
         let (mut advisories, mut other, mut package_files) = (Vec::new(), Vec::new(), Vec::new());
+        let mut metas = Vec::new();
         for (path, id) in &files {
             if path == "config.json" {
                 other.push((path.clone(), blobs.read(*id, <[u8]>::to_vec)?));
             } else if path.starts_with("advisories/") {
                 advisories.push((path.clone(), blobs.read(*id, <[u8]>::to_vec)?));
+            } else if path.starts_with(meta::DIR) {
+                metas.push((path.clone(), blobs.read(*id, <[u8]>::to_vec)?));
             } else {
                 package_files.push((path, *id));
             }
@@ -136,8 +145,15 @@ impl Snapshot {
             recent = newest(std::mem::take(&mut recent));
         }
         packages.par_sort_by_cached_key(|p| p.name.to_ascii_lowercase());
+        for (path, bytes) in &metas {
+            let m = Meta::parse(bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            let name = path.trim_end_matches(".json").rsplit('/').next().unwrap_or_default();
+            if let Ok(i) = packages.binary_search_by(|p| p.name.to_ascii_lowercase().as_str().cmp(name)) {
+                packages[i].meta = Some(m);
+            }
+        }
         let versions = packages.iter().map(|p| p.versions.len() as u64).sum();
-        Ok(Snapshot { packages, recent, versions, advisories, other, head: head.to_string() })
+        Ok(Snapshot { packages, recent, versions, advisories, meta: metas, other, head: head.to_string() })
     }
 }
 

@@ -339,7 +339,7 @@ fn derive_all(
         package_files(lines)?;
         also(lines)
     })?;
-    for (path, bytes) in snap.other.iter().chain(snap.advisories.iter()) {
+    for (path, bytes) in snap.other.iter().chain(&snap.advisories).chain(&snap.meta) {
         let bytes = if path == "config.json" && reg.config.read_only {
             mirror_config(bytes, reg)?
         } else {
