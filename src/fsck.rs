@@ -135,7 +135,7 @@ pub fn check(reg: &Registry) -> Result<Report> {
     let named = Mutex::new(std::collections::HashSet::new());
     // Blobs are checked as each package's lines are read, in parallel with
     // the derived files of the same snapshot.
-    let check_package = |lines: &[IndexLine]| -> Result<()> {
+    let check_package = |lines: &[IndexLine], _: Option<&crate::index::Meta>| -> Result<()> {
         let mut mine: Vec<Finding> = lines.par_iter().flat_map_iter(|l| check_line(reg, l)).collect();
         found.lock().unwrap().append(&mut mine);
         named.lock().unwrap().extend(lines.iter().map(|l| l.cksum.clone()));

@@ -241,7 +241,11 @@ impl Registry {
                 // A package no longer deprecated.
                 None => self.root.remove(&key)?,
             }
-            return Ok(None);
+            // A meta file changes its package's documents, pages and search entry too.
+            return match path.strip_prefix(meta::DIR).and_then(|p| p.strip_suffix(".json")) {
+                Some(package) => self.rederive_path(conn, package, head),
+                None => Ok(None),
+            };
         }
         let lines = content.as_deref().map(IndexLine::parse_file).transpose()?.unwrap_or_default();
         // A package file's name is its last path segment (the lowercased name).
@@ -255,12 +259,13 @@ impl Registry {
         }
         let owners = db::owners(conn, &name)?;
         let downloads = crate::jobs::stats::package_totals(conn, &name)?;
-        derive::write_package(&self.root, &lines, &owners, &downloads)?;
+        let meta = self.read_meta(&name)?;
+        derive::write_package(&self.root, &lines, &owners, &downloads, meta.as_ref())?;
         for line in &lines {
             let readme = self.readme_of(line);
             derive::write_version(&self.root, line, readme.as_deref(), &downloads)?;
         }
-        crate::site::package::write(&self.root, &lines, &owners, &downloads)?;
+        crate::site::package::write(&self.root, &lines, &owners, &downloads, meta.as_ref(), None)?;
         let total = lines.iter().filter_map(|l| downloads.get(&l.vers)).sum();
         Ok(Some(DeltaEntry::of(&name, &lines, head, total)))
     }

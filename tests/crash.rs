@@ -125,11 +125,16 @@ struct Model {
     tokens: Vec<String>,
     /// Advisories sent: id, OSV bytes, whether the 201 came.
     advisories: Vec<(String, Vec<u8>, bool)>,
+    /// A package's deprecation message (`None`: not deprecated).
+    deprecated: BTreeMap<String, Known<Option<String>>>,
+    /// Whole-package deletes acknowledged.
+    packages_deleted: usize,
 }
 
 /// kill -9 at random moments of a mixed stream from 8 concurrent clients:
-/// publishes, yanks, unyanks, owner changes, token creation, advisories and
-/// hard deletes (the last two on the admin listener), CAIRN_CRASH_ROUNDS rounds (12 by default;
+/// publishes, yanks, unyanks, owner changes, deprecations and their undo,
+/// token creation, advisories, hard deletes of versions and of whole
+/// packages (the last three on the admin listener), CAIRN_CRASH_ROUNDS rounds (12 by default;
 /// tools/faults/kill9.sh runs 100). After each restart fsck is clean, every
 /// acknowledged write is there exactly once, every line has its signed blob,
 /// and a write cut off by the kill is either whole or absent.
@@ -145,7 +150,7 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
     let model = Mutex::new(Model::default());
     let mut acked = 0usize;
     // Staggered, so the rarer kinds come up early even in a slow run.
-    let steps: Vec<std::sync::atomic::AtomicU32> = (0..8).map(|c| (c * 2).into()).collect();
+    let steps: Vec<std::sync::atomic::AtomicU32> = (0..8).map(|c| (c * 5).into()).collect();
     for round in 0..rounds {
         let stop = AtomicBool::new(false);
         let (url, admin) = (server.url.clone(), server.admin_url.clone().unwrap());
@@ -188,10 +193,17 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let advisories = model.lock().unwrap().advisories.iter().filter(|a| a.2).count();
-    eprintln!("{rounds} rounds of kill -9, {acked} writes acknowledged ({advisories} advisories), none lost");
+    let m = model.lock().unwrap();
+    let advisories = m.advisories.iter().filter(|a| a.2).count();
+    let deprecations = m.deprecated.len();
+    eprintln!(
+        "{rounds} rounds of kill -9, {acked} writes acknowledged ({advisories} advisories, {deprecations} packages deprecated or undone, {} whole packages deleted), none lost",
+        m.packages_deleted
+    );
     assert!(acked > rounds as usize * 4, "the stream wrote something each round: {acked}");
     assert!(advisories > 0, "the stream added advisories");
+    assert!(deprecations > 0, "the stream deprecated packages");
+    assert!(m.packages_deleted > 0, "the stream deleted whole packages");
 }
 
 /// One write of client `client`'s stream; returns whether it was acknowledged.
@@ -294,6 +306,63 @@ fn mixed_step(
             }
             s == Some(200)
         }
+        // The rarer kinds, one in forty steps each.
+        _ if i % 40 == 19 => {
+            let before = model.lock().unwrap().deprecated.get(pkg).map(|k| k.state.clone());
+            if !model.lock().unwrap().versions.keys().any(|(p, _)| p == pkg) {
+                return false; // the package may not exist yet
+            }
+            let after = match before.clone().flatten() {
+                Some(_) => None,
+                None => Some(format!("deprecated at {round}-{client}-{i}")),
+            };
+            let state = before.clone().flatten();
+            model.lock().unwrap().deprecated.insert(pkg.into(), Known { state, in_flight: true });
+            let body = serde_json::json!({ "deprecated": after });
+            let s = status(
+                http.patch(format!("{url}/api/v1/packages/{pkg}")).bearer_auth(token).json(&body).send(),
+            );
+            if s == Some(200) {
+                model.lock().unwrap().deprecated.insert(pkg.into(), Known { state: after, in_flight: false });
+            }
+            s == Some(200)
+        }
+        _ if i % 40 == 39 => {
+            let mine: Vec<String> = {
+                let m = model.lock().unwrap();
+                m.versions
+                    .iter()
+                    .filter(|((p, _), k)| p == pkg && k.state != VersionState::Deleted)
+                    .map(|((_, v), _)| v.clone())
+                    .collect()
+            };
+            if mine.is_empty() {
+                return false;
+            }
+            // In flight until the answer: the versions and the deprecation.
+            {
+                let mut m = model.lock().unwrap();
+                for v in &mine {
+                    m.versions.get_mut(&(pkg.to_string(), v.clone())).unwrap().in_flight = true;
+                }
+                if let Some(d) = m.deprecated.get_mut(pkg) {
+                    d.in_flight = true;
+                }
+            }
+            let s = status(http.delete(format!("{admin}/admin/packages/{pkg}")).send());
+            if s == Some(200) {
+                let mut m = model.lock().unwrap();
+                for v in &mine {
+                    m.versions.insert(
+                        (pkg.to_string(), v.clone()),
+                        Known { state: VersionState::Deleted, in_flight: false },
+                    );
+                }
+                m.deprecated.insert(pkg.into(), Known { state: None, in_flight: false });
+                m.packages_deleted += 1;
+            }
+            s == Some(200)
+        }
         _ if i % 20 == 9 => {
             let id = format!("CAIRN-{round}-{client}-{i}");
             let osv = serde_json::json!({
@@ -378,6 +447,19 @@ fn check_model(server: &Server, m: &Model, round: u32) {
         match std::fs::read(root.join(format!("index/advisories/{id}.json"))) {
             Ok(held) => assert_eq!(&held, bytes, "round {round}: advisory {id} is not whole"),
             Err(_) => assert!(!acked, "round {round}: acknowledged advisory {id} is gone"),
+        }
+    }
+    for (pkg, known) in &m.deprecated {
+        if known.in_flight {
+            continue;
+        }
+        let meta = root.join("index").join(cairn::index::meta::path(pkg));
+        let held =
+            std::fs::read(&meta).ok().map(|b| cairn::index::Meta::parse(&b).unwrap().deprecated.unwrap());
+        assert_eq!(held, known.state, "round {round}: {pkg}'s deprecation");
+        if let Ok(doc) = std::fs::read(root.join(format!("api/v1/packages/{pkg}.json"))) {
+            let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+            assert_eq!(doc["deprecated"].as_str(), known.state.as_deref(), "round {round}: {pkg}'s document");
         }
     }
     for t in &m.tokens {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::DataArg;
 use crate::config::Config;
 use crate::db;
-use crate::publish::{apply_now, Actor, Change, WriteRequest};
+use crate::publish::{apply_now, Actor, Change, Outcome, WriteRequest};
 use crate::registry::Registry;
 
 #[derive(Subcommand)]
@@ -18,9 +18,10 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Hard-delete a version: blob, signature and index line go; the number stays burned.
+    /// Hard-delete a version (NAME@VERSION: blob, signature and index line go; the number
+    /// stays burned) or a whole package (NAME: every version, the name keeps its owners).
     Delete {
-        /// NAME@VERSION
+        /// NAME@VERSION or NAME
         spec: String,
     },
     /// Erase accounts whose erasure grace period has passed.
@@ -79,12 +80,18 @@ pub fn run(data: DataArg, cmd: AdminCommand) -> Result<()> {
             println!("{}", db::issue_first_token(&open_db(&data)?, &login)?);
         }
         AdminCommand::Delete { spec } => {
-            let (name, version) =
-                spec.split_once('@').ok_or_else(|| anyhow::anyhow!("expected NAME@VERSION, got `{spec}`"))?;
             let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
-            let change = Change::HardDelete { name: name.to_string(), version: version.to_string() };
-            apply_now(reg, WriteRequest { actor: Actor::Admin, addr: None, change })?;
-            eprintln!("deleted {name} {version}; the version number stays burned");
+            let change = match spec.split_once('@') {
+                Some((name, version)) => Change::HardDelete { name: name.into(), version: version.into() },
+                None => Change::DeletePackage { name: spec.clone() },
+            };
+            match apply_now(reg, WriteRequest { actor: Actor::Admin, addr: None, change })? {
+                Outcome::PackageDeleted { versions } => eprintln!(
+                    "deleted {spec} ({}); the version numbers stay burned and the name keeps its owners",
+                    versions.join(", ")
+                ),
+                _ => eprintln!("deleted {spec}; the version number stays burned"),
+            }
         }
         AdminCommand::Advisory { command: AdvisoryCommand::Add { file } } => {
             let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);

@@ -112,6 +112,20 @@ pub enum UserCommand {
         #[command(flatten)]
         reg: RegistryArgs,
     },
+    /// Mark a package deprecated with a message (installs warn), or undo it.
+    Deprecate {
+        name: String,
+        /// Why, and what to do instead (not with --undo).
+        #[arg(required_unless_present = "undo")]
+        message: Option<String>,
+        /// A package to use instead.
+        #[arg(long, conflicts_with = "undo")]
+        replacement: Option<String>,
+        #[arg(long)]
+        undo: bool,
+        #[command(flatten)]
+        reg: RegistryArgs,
+    },
     /// List, add or remove a package's owners.
     Owner {
         #[command(subcommand)]
@@ -321,6 +335,19 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             } else {
                 api.call(Method::DELETE, &format!("packages/{name}/{version}"), None).await?;
                 eprintln!("yanked {name} {version}: new installs skip it, locks that pin it keep working");
+            }
+            Ok(())
+        }
+        UserCommand::Deprecate { name, message, replacement, undo, reg } => {
+            let api = Api::connect(reg.remote()?).await?;
+            let body = match undo {
+                true => serde_json::json!({ "deprecated": null }),
+                false => serde_json::json!({ "deprecated": message, "replacement": replacement }),
+            };
+            api.call(Method::PATCH, &format!("packages/{name}"), Some(body)).await?;
+            match undo {
+                true => eprintln!("{name} is no longer deprecated"),
+                false => eprintln!("deprecated {name}: installs now warn about it"),
             }
             Ok(())
         }

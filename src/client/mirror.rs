@@ -85,7 +85,11 @@ pub async fn mirror(
         if root.read(&l.index_file(path))?.as_deref() != Some(&bytes[..]) {
             changed.push(path.clone());
         }
-        if path == "config.json" || path.starts_with("advisories/") || path.starts_with('.') {
+        if path == "config.json"
+            || path.starts_with("advisories/")
+            || path.starts_with(crate::index::meta::DIR)
+            || path.starts_with('.')
+        {
             continue;
         }
         let lines = IndexLine::parse_file(bytes).with_context(|| format!("parsing index file {path}"))?;

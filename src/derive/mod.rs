@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-use crate::index::{IndexDep, IndexLine};
+use crate::index::{IndexDep, IndexLine, Meta};
 use crate::layout::{url, Layout, StaticRoot};
 
 /// A document and the key it is stored at.
@@ -41,6 +41,7 @@ pub fn latest_version(lines: &[IndexLine]) -> Option<&IndexLine> {
 #[serde(rename_all = "camelCase")]
 pub struct PackageDoc<'a> {
     created_at: &'a Option<String>,
+    deprecated: Option<&'a str>,
     description: &'a Option<String>,
     downloads: u64,
     id: String,
@@ -50,6 +51,7 @@ pub struct PackageDoc<'a> {
     license: &'a Option<String>,
     name: &'a str,
     owners: &'a [String],
+    replacement: Option<&'a str>,
     repository: &'a Option<String>,
     updated_at: Option<&'a String>,
     versions: Vec<VersionEntry<'a>>,
@@ -71,14 +73,17 @@ pub fn package_doc<'a>(
     lines: &'a [IndexLine],
     owners: &'a [String],
     downloads: &Downloads,
+    deprecation: Option<&'a Meta>,
 ) -> PackageDoc<'a> {
     let count = |v: &str| downloads.get(v).copied().unwrap_or(0);
     let latest = latest_version(lines);
     let meta = latest.or(lines.last()).expect("a package document needs at least one version");
     let mut versions: Vec<&IndexLine> = lines.iter().collect();
     versions.sort_by_key(|l| std::cmp::Reverse(semver_of(l)));
+    let deprecation = deprecation.filter(|m| m.is_deprecated());
     PackageDoc {
         created_at: &lines[0].pubtime,
+        deprecated: deprecation.and_then(|m| m.deprecated.as_deref()),
         description: &meta.description,
         downloads: lines.iter().map(|l| count(&l.vers)).sum(),
         id: meta.name.to_ascii_lowercase(),
@@ -88,6 +93,7 @@ pub fn package_doc<'a>(
         license: &meta.license,
         name: &meta.name,
         owners,
+        replacement: deprecation.and_then(|m| m.replacement.as_deref()),
         repository: &meta.repository,
         updated_at: lines.iter().filter_map(|l| l.pubtime.as_ref()).max(),
         versions: versions
@@ -177,8 +183,14 @@ pub fn index_copy(l: &Layout, lines: &[IndexLine]) -> Doc {
 }
 
 /// `api/v1/packages/{name}.json`.
-pub fn package(l: &Layout, lines: &[IndexLine], owners: &[String], downloads: &Downloads) -> Doc {
-    Doc { key: l.package_doc(&lines[0].name), bytes: to_bytes(&package_doc(lines, owners, downloads)) }
+pub fn package(
+    l: &Layout,
+    lines: &[IndexLine],
+    owners: &[String],
+    downloads: &Downloads,
+    meta: Option<&Meta>,
+) -> Doc {
+    Doc { key: l.package_doc(&lines[0].name), bytes: to_bytes(&package_doc(lines, owners, downloads, meta)) }
 }
 
 /// `api/v1/packages/{name}/owners.json`.
@@ -202,10 +214,13 @@ pub fn write_package(
     lines: &[IndexLine],
     owners: &[String],
     downloads: &Downloads,
+    meta: Option<&Meta>,
 ) -> std::io::Result<()> {
     let l = root.layout();
     let name = &lines.first().expect("package has versions").name;
-    for doc in [index_copy(l, lines), package(l, lines, owners, downloads), self::owners(l, name, owners)] {
+    for doc in
+        [index_copy(l, lines), package(l, lines, owners, downloads, meta), self::owners(l, name, owners)]
+    {
         root.put_doc(&doc.key, &doc.bytes)?;
     }
     Ok(())

@@ -407,7 +407,8 @@ fn rewrite_pages(reg: &Registry, name: &str) -> Result<()> {
     }
     let owners = super::static_files::copied_owners(&reg.root, name);
     let downloads = super::stats::package_totals(&reg.db()?, name)?;
-    Ok(crate::site::package::write(&reg.root, &lines, &owners, &downloads)?)
+    let meta = reg.read_meta(name)?;
+    Ok(crate::site::package::write(&reg.root, &lines, &owners, &downloads, meta.as_ref(), None)?)
 }
 
 #[cfg(test)]

@@ -94,12 +94,13 @@ pub struct Snapshot {
 /// Entries of `recent.json`.
 pub const RECENT: usize = 100;
 
-/// Sees each package's full lines once, in parallel, while the snapshot is read.
-pub type Visit<'a> = &'a (dyn Fn(&[IndexLine]) -> Result<()> + Sync);
+/// Sees each package's full lines (and its meta file) once, in parallel,
+/// while the snapshot is read.
+pub type Visit<'a> = &'a (dyn Fn(&[IndexLine], Option<&Meta>) -> Result<()> + Sync);
 
 impl Snapshot {
     pub fn load(reg: &Registry) -> Result<Snapshot> {
-        Snapshot::load_visiting(reg, &|_| Ok(()))
+        Snapshot::load_visiting(reg, &|_, _| Ok(()))
     }
 
     /// Reads `main` once: index files are read and parsed in parallel chunks,
@@ -122,6 +123,13 @@ impl Snapshot {
                 package_files.push((path, *id));
             }
         }
+        // Meta files by the lowercased name their path ends with.
+        let mut by_name = std::collections::HashMap::new();
+        for (path, bytes) in &metas {
+            let m = Meta::parse(bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            let name = path.trim_end_matches(".json").rsplit('/').next().unwrap_or_default();
+            by_name.insert(name.to_string(), m);
+        }
         let mut recent: Vec<Recent> = Vec::new();
         let mut packages = Vec::with_capacity(package_files.len());
         for chunk in package_files.chunks(CHUNK) {
@@ -133,8 +141,11 @@ impl Snapshot {
                     if lines.is_empty() {
                         return Ok(None);
                     }
-                    visit(&lines)?;
-                    Ok(Some((Package::of(&lines), newest(lines.iter().filter_map(Recent::of).collect()))))
+                    let meta = by_name.get(&lines[0].name.to_ascii_lowercase());
+                    visit(&lines, meta)?;
+                    let mut package = Package::of(&lines);
+                    package.meta = meta.cloned();
+                    Ok(Some((package, newest(lines.iter().filter_map(Recent::of).collect()))))
                 })
                 .filter_map(Result::transpose)
                 .collect::<Result<_>>()?;
@@ -145,13 +156,6 @@ impl Snapshot {
             recent = newest(std::mem::take(&mut recent));
         }
         packages.par_sort_by_cached_key(|p| p.name.to_ascii_lowercase());
-        for (path, bytes) in &metas {
-            let m = Meta::parse(bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-            let name = path.trim_end_matches(".json").rsplit('/').next().unwrap_or_default();
-            if let Ok(i) = packages.binary_search_by(|p| p.name.to_ascii_lowercase().as_str().cmp(name)) {
-                packages[i].meta = Some(m);
-            }
-        }
         let versions = packages.iter().map(|p| p.versions.len() as u64).sum();
         Ok(Snapshot { packages, recent, versions, advisories, meta: metas, other, head: head.to_string() })
     }

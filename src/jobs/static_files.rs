@@ -216,7 +216,7 @@ struct UserPage<'a> {
 pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> Result<(Snapshot, Value)> {
     let started = std::time::Instant::now();
     let w = Writes::new(&reg.root);
-    let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_| Ok(()))?;
+    let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_, _| Ok(()))?;
     crate::site::write_fixed(&reg.root)?;
     crate::site::write_stats(&reg.root)?;
     crate::site::write_advisories(&reg.root)?;
@@ -268,7 +268,7 @@ fn derive_all(
     let no_downloads = derive::Downloads::new();
 
     // Index copies, package, owners and version documents, while the index is read.
-    let package_files = |lines: &[IndexLine]| -> Result<()> {
+    let package_files = |lines: &[IndexLine], meta: Option<&crate::index::Meta>| -> Result<()> {
         let name = &lines[0].name;
         let key = crate::name::canonical(name);
         if only.is_some_and(|only| !only.contains(&key)) {
@@ -284,7 +284,7 @@ fn derive_all(
         };
         let downloads = totals.get(&key).unwrap_or(&no_downloads);
         w.put(&derive::index_copy(l, lines))?;
-        w.put(&derive::package(l, lines, owners, downloads))?;
+        w.put(&derive::package(l, lines, owners, downloads, meta))?;
         // One listing of the directory (None: it does not exist yet) instead
         // of a failed lookup per file and version in a first rebuild.
         let listed = root.list(&dir)?;
@@ -328,16 +328,16 @@ fn derive_all(
         w.put_dir(&dir, present.is_some(), &files)?;
         // Pages are views of the documents checked above: a check leaves them out.
         if w.check.is_none() {
-            let extras = crate::site::package::extras(root, lines)?;
-            for page in crate::site::package::pages(l, lines, owners, downloads, &extras) {
+            let extras = crate::site::package::extras(root, lines, None)?;
+            for page in crate::site::package::pages(l, lines, owners, downloads, meta, &extras, None) {
                 w.put(&page)?;
             }
         }
         Ok(())
     };
-    let snap = Snapshot::load_visiting(reg, &|lines| {
-        package_files(lines)?;
-        also(lines)
+    let snap = Snapshot::load_visiting(reg, &|lines, meta| {
+        package_files(lines, meta)?;
+        also(lines, meta)
     })?;
     for (path, bytes) in snap.other.iter().chain(&snap.advisories).chain(&snap.meta) {
         let bytes = if path == "config.json" && reg.config.read_only {

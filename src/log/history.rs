@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 
 use super::leaf::{parse_subject, Leaf};
-use crate::index::{package_path, IndexRepo};
+use crate::index::{meta, package_path, IndexRepo};
 
 /// The leaves of the commits after `since` (all when `None`), oldest first.
 pub fn leaves_after(index: &IndexRepo, since: Option<&str>) -> Result<Vec<Leaf>> {
@@ -21,6 +21,21 @@ pub fn leaves_after(index: &IndexRepo, since: Option<&str>) -> Result<Vec<Leaf>>
                 let path = format!("advisories/{target}.json");
                 let osv = c.read(&path)?.with_context(|| format!("{commit}: {path} is missing"))?;
                 Leaf::of_file(action, target, &osv, &commit)
+            }
+            // The meta file it wrote, or for an undo the one it removed.
+            ("deprecate" | "undeprecate", None) => {
+                let path = meta::path(target);
+                let file = if action == "deprecate" { c.read(&path)? } else { c.read_before(&path)? };
+                let file = file.with_context(|| format!("{commit} ({subject}): {path} is missing"))?;
+                Leaf::of_file(action, target, &file, &commit)
+            }
+            // A whole package: the index file it removed, every line in it.
+            ("delete", None) => {
+                let path = package_path(target);
+                let file = c
+                    .read_before(&path)?
+                    .with_context(|| format!("{commit} ({subject}): {path} is missing"))?;
+                Leaf::of_file(action, target, &file, &commit)
             }
             (_, Some(version)) => {
                 let path = package_path(target);

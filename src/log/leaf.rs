@@ -48,7 +48,8 @@ impl Leaf {
         })
     }
 
-    /// The leaf of a change that binds a file only (an advisory's OSV file).
+    /// The leaf of a change that binds a file only: an advisory's OSV file,
+    /// a meta file, the index file of a deleted package.
     pub fn of_file(action: &str, id: &str, bytes: &[u8], commit: &str) -> Leaf {
         Leaf {
             action: action.to_string(),

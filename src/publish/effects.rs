@@ -16,7 +16,7 @@ use super::group::{Committed, Planned};
 use super::{Change, Pending};
 use crate::db;
 use crate::derive;
-use crate::index::package_path;
+use crate::index::{meta, package_path, IndexLine, Meta};
 use crate::registry::Registry;
 
 /// The pending key of a package's owners document.
@@ -139,16 +139,7 @@ fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
             continue;
         }
         match key.strip_prefix(OWNERS) {
-            Some(name) => {
-                let owners = db::owners(conn, name)?;
-                derive::write_owners(&reg.root, name, &owners)?;
-                let lines = reg.read_lines(name)?;
-                if !lines.is_empty() {
-                    let downloads = crate::jobs::stats::package_totals(conn, name)?;
-                    derive::write_package(&reg.root, &lines, &owners, &downloads)?;
-                    crate::site::package::write(&reg.root, &lines, &owners, &downloads)?;
-                }
-            }
+            Some(name) => rewrite_package(reg, conn, name)?,
             None => delta.extend(reg.rederive_path(conn, key, &head)?),
         }
     }
@@ -160,6 +151,22 @@ fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A package's documents and pages from the index as it is now: what a
+/// change without new lines (owners, a deprecation) re-derives.
+fn rewrite_package(reg: &Registry, conn: &Connection, name: &str) -> Result<()> {
+    let owners = db::owners(conn, name)?;
+    derive::write_owners(&reg.root, name, &owners)?;
+    let lines = reg.read_lines(name)?;
+    if !lines.is_empty() {
+        let downloads = crate::jobs::stats::package_totals(conn, name)?;
+        let meta = reg.read_meta(name)?;
+        derive::write_package(&reg.root, &lines, &owners, &downloads, meta.as_ref())?;
+        // Every version page shows the owners and the deprecation.
+        crate::site::package::write(&reg.root, &lines, &owners, &downloads, meta.as_ref(), None)?;
+    }
+    Ok(())
+}
+
 /// The derived files of one group, written for exactly what it changed
 /// (the README from the upload, not from the stored blob), then synced.
 fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Committed) -> Result<()> {
@@ -167,67 +174,107 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
     if let Some(log) = &reg.log {
         log.catch_up(&reg.index, &reg.root)?;
     }
-    let downloads = |name: &str| crate::jobs::stats::package_totals(conn, name);
-    let packages: Vec<(&Vec<crate::index::IndexLine>, Vec<String>, derive::Downloads)> = c
+    type Inputs<'c> = (&'c Vec<IndexLine>, Vec<String>, derive::Downloads, Option<Meta>);
+    let packages: Vec<Inputs> = c
         .files
         .values()
         .filter(|l| !l.is_empty())
-        .map(|l| Ok((l, db::owners(conn, &l[0].name)?, downloads(&l[0].name)?)))
+        .map(|l| {
+            let name = &l[0].name;
+            let counts = crate::jobs::stats::package_totals(conn, name)?;
+            Ok((l, db::owners(conn, name)?, counts, reg.read_meta(name)?))
+        })
         .collect::<Result<_>>()?;
-    packages
-        .par_iter()
-        .try_for_each(|(lines, owners, counts)| derive::write_package(&reg.root, lines, owners, counts))?;
+    packages.par_iter().try_for_each(|(lines, owners, counts, meta)| {
+        derive::write_package(&reg.root, lines, owners, counts, meta.as_ref())
+    })?;
+    // Deletes: the blobs and documents of the lines they removed.
     for p in planned {
-        if let (Change::HardDelete { .. }, Some(line)) = (&p.job.req.change, &p.plan.line) {
+        for line in &p.plan.gone {
             reg.store.remove(&line.cksum)?;
             derive::remove_version(&reg.root, &line.name, &line.vers)?;
+        }
+        if let Some(line) = p.plan.gone.first() {
             if c.files.get(&package_path(&line.name)).is_some_and(|l| l.is_empty()) {
                 derive::remove_package(&reg.root, &line.name)?;
             }
         }
     }
-    for name in &c.owners {
-        let owners = db::owners(conn, name)?;
-        derive::write_owners(&reg.root, name, &owners)?;
-        let lines = reg.read_lines(name)?;
-        if !lines.is_empty() && !c.files.contains_key(&package_path(name)) {
-            let downloads = downloads(name)?;
-            derive::write_package(&reg.root, &lines, &owners, &downloads)?;
-            crate::site::package::write(&reg.root, &lines, &owners, &downloads)?;
+    // Deprecations and whole-package deletes change a meta file: its copy follows the index.
+    fn meta_changed(p: &Planned) -> Option<&str> {
+        match &p.job.req.change {
+            Change::Deprecate { name, .. } => Some(name.as_str()),
+            Change::DeletePackage { .. } => p.plan.gone.first().map(|l| l.name.as_str()),
+            _ => None,
+        }
+    }
+    let metas: Vec<&str> = planned
+        .iter()
+        .zip(&c.commits)
+        .filter(|(_, id)| id.is_some())
+        .filter_map(|(p, _)| meta_changed(p))
+        .collect();
+    for name in &metas {
+        let key = reg.root.layout().index_file(&meta::path(name));
+        match reg.index.read_file(&meta::path(name))? {
+            Some(bytes) => drop(reg.root.put_doc(&key, &bytes)?),
+            None => reg.root.remove(&key)?,
+        }
+    }
+    // Owners and deprecations change no line: the package is re-derived as the index has it.
+    for name in c.owners.iter().map(String::as_str).chain(metas.iter().copied()) {
+        if !c.files.contains_key(&package_path(name)) {
+            rewrite_package(reg, conn, name)?;
         }
     }
     let counts: BTreeMap<&str, &derive::Downloads> =
-        packages.iter().map(|(l, _, counts)| (l[0].name.as_str(), counts)).collect();
+        packages.iter().map(|(l, _, counts, _)| (l[0].name.as_str(), counts)).collect();
     let no_counts = derive::Downloads::new();
-    planned.par_iter().filter(|p| !matches!(p.job.req.change, Change::HardDelete { .. })).try_for_each(
-        |p| -> std::io::Result<()> {
-            let Some(line) = &p.plan.line else { return Ok(()) };
-            let counts = counts.get(line.name.as_str()).copied().unwrap_or(&no_counts);
-            let readme = match &p.job.req.change {
-                Change::Publish(upload) => upload.readme.as_deref(),
-                _ => None,
-            };
-            derive::write_version(&reg.root, line, readme, counts)
-        },
-    )?;
+    planned.par_iter().filter(|p| p.plan.gone.is_empty()).try_for_each(|p| -> std::io::Result<()> {
+        let Some(line) = &p.plan.line else { return Ok(()) };
+        let counts = counts.get(line.name.as_str()).copied().unwrap_or(&no_counts);
+        let readme = match &p.job.req.change {
+            Change::Publish(upload) => upload.readme.as_deref(),
+            _ => None,
+        };
+        derive::write_version(&reg.root, line, readme, counts)
+    })?;
     // The pages last: they show the READMEs and documents written above.
-    packages.par_iter().try_for_each(|(lines, owners, counts)| {
-        crate::site::package::write(&reg.root, lines, owners, counts)
+    // A package's page, and the pages of the versions this group changed.
+    let mut changed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for line in planned.iter().filter(|p| p.plan.gone.is_empty()).filter_map(|p| p.plan.line.as_ref()) {
+        changed.entry(line.name.as_str()).or_default().push(line.vers.as_str());
+    }
+    packages.par_iter().try_for_each(|(lines, owners, counts, meta)| {
+        let only = changed.get(lines[0].name.as_str()).map_or(&[][..], Vec::as_slice);
+        crate::site::package::write(&reg.root, lines, owners, counts, meta.as_ref(), Some(only))
     })?;
     for p in planned {
         if let Change::Advisory { id, json } = &p.job.req.change {
             reg.root.put(&reg.root.layout().index_file(&format!("advisories/{id}.json")), json)?;
         }
     }
-    // The search delta: each package a version change touched, as it is
-    // after the group, with the commit that last changed it.
+    // The search delta: each package a version change or a deprecation
+    // touched, as it is after the group, with the commit that last changed it.
     let mut delta = Vec::new();
     for (p, id) in planned.iter().zip(&c.commits) {
-        let (Some(line), Some(id)) = (&p.plan.line, id) else { continue };
-        let lines = c.files.get(&package_path(&line.name)).map_or(&[][..], Vec::as_slice);
+        let Some(id) = id else { continue };
+        let name = match (&p.job.req.change, p.plan.line.as_ref().or(p.plan.gone.first())) {
+            (Change::Deprecate { name, .. }, _) => name.clone(),
+            (_, Some(line)) => line.name.clone(),
+            _ => continue,
+        };
+        let read;
+        let lines = match c.files.get(&package_path(&name)) {
+            Some(lines) => lines.as_slice(),
+            None => {
+                read = reg.read_lines(&name)?;
+                read.as_slice()
+            }
+        };
         let total =
-            counts.get(line.name.as_str()).map_or(0, |d| lines.iter().filter_map(|l| d.get(&l.vers)).sum());
-        delta.push(crate::search::DeltaEntry::of(&line.name, lines, &id.to_string(), total));
+            counts.get(name.as_str()).map_or(0, |d| lines.iter().filter_map(|l| d.get(&l.vers)).sum());
+        delta.push(crate::search::DeltaEntry::of(&name, lines, &id.to_string(), total));
     }
     crate::search::delta::record(&reg.root, delta)?;
     // Durable before the replies, so a reader sees the change with the 201.

@@ -308,11 +308,14 @@ impl Worker {
             let mut ids = Vec::new();
             for p in planned.iter() {
                 match &p.plan.commit {
-                    Some((path, content, subject)) => ids.push(Some(tx.commit(
-                        &[(path, Some(content))],
-                        subject,
-                        p.job.req.actor.login(),
-                    )?)),
+                    Some(c) => {
+                        let files: Vec<(&str, Option<&[u8]>)> = c
+                            .files
+                            .iter()
+                            .map(|(path, content)| (path.as_str(), content.as_deref()))
+                            .collect();
+                        ids.push(Some(tx.commit(&files, &c.subject, p.job.req.actor.login())?))
+                    }
                     None => ids.push(None),
                 }
             }

@@ -67,6 +67,18 @@ pub enum Change {
         name: String,
         version: String,
     },
+    /// An owner marks a package deprecated (`meta: Some`, with a message)
+    /// or undoes it (`None`): its `meta/` file.
+    Deprecate {
+        name: String,
+        meta: Option<crate::index::Meta>,
+    },
+    /// An administrator's delete of a whole package: every version's blob
+    /// and line go; the version numbers stay burned and the name keeps its
+    /// owners, so nobody else can take it.
+    DeletePackage {
+        name: String,
+    },
     /// An administrator adds or replaces a security advisory (OSV JSON,
     /// validated by the caller) at `advisories/{id}.json`.
     Advisory {
@@ -121,12 +133,34 @@ pub struct Published {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Published(Published),
-    Yanked { yanked: bool },
-    Owners { owners: Vec<String> },
-    Registered { name: String, owner: String, created: bool },
-    AccountDeleted { purge_after: String, packages: Vec<String> },
+    Yanked {
+        yanked: bool,
+    },
+    Owners {
+        owners: Vec<String>,
+    },
+    Registered {
+        name: String,
+        owner: String,
+        created: bool,
+    },
+    AccountDeleted {
+        purge_after: String,
+        packages: Vec<String>,
+    },
     Deleted,
-    Advisory { id: String },
+    /// The package's meta file as it is now (empty: not deprecated).
+    Deprecated {
+        name: String,
+        meta: crate::index::Meta,
+    },
+    /// The versions a whole-package delete removed.
+    PackageDeleted {
+        versions: Vec<String>,
+    },
+    Advisory {
+        id: String,
+    },
 }
 
 /// Why the writer refused or failed a write.
@@ -289,6 +323,28 @@ impl Writer {
     pub async fn advisory(&self, id: &str, json: Vec<u8>) -> Result<(), WriteError> {
         match self.submit(By::admin().asks(Change::Advisory { id: id.to_string(), json })).await? {
             Outcome::Advisory { .. } => Ok(()),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Deprecates a package (`meta` with a message) or undoes it (`None`);
+    /// returns its name and meta as they are now.
+    pub async fn deprecate(
+        &self,
+        by: By,
+        name: &str,
+        meta: Option<crate::index::Meta>,
+    ) -> Result<(String, crate::index::Meta), WriteError> {
+        match self.submit(by.asks(Change::Deprecate { name: name.to_string(), meta })).await? {
+            Outcome::Deprecated { name, meta } => Ok((name, meta)),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Deletes a whole package; returns the versions removed.
+    pub async fn delete_package(&self, name: &str) -> Result<Vec<String>, WriteError> {
+        match self.submit(By::admin().asks(Change::DeletePackage { name: name.to_string() })).await? {
+            Outcome::PackageDeleted { versions } => Ok(versions),
             other => Err(mismatch(other)),
         }
     }

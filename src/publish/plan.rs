@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{Actor, Change, Outcome, Published, Upload, WriteError, WriteRequest};
 use crate::db::{self, Caller};
-use crate::index::{package_path, IndexLine, IndexSnapshot};
+use crate::index::{meta, package_path, IndexLine, IndexSnapshot, Meta};
 use crate::name;
 use crate::registry::Registry;
 
@@ -21,18 +21,34 @@ pub(super) fn describe(change: &Change) -> (&'static str, String) {
         Change::Register { name } => ("register", name.clone()),
         Change::DeleteAccount => ("delete-account", String::new()),
         Change::HardDelete { name, version } => ("delete", format!("{name} {version}")),
+        Change::Deprecate { name, meta: Some(_) } => ("deprecate", name.clone()),
+        Change::Deprecate { name, meta: None } => ("undeprecate", name.clone()),
+        Change::DeletePackage { name } => ("delete", name.clone()),
         Change::Advisory { id, .. } => ("advisory", id.clone()),
     }
 }
 
-/// A change that passed its checks: the index file it produces, the line
-/// it wrote or changed, its answer, and how to take its rows back.
+/// A change that passed its checks: the index commit it makes, the line
+/// it wrote or changed, the lines it removed, its answer, and how to take
+/// its rows back.
 pub(super) struct Plan {
-    /// (index path, new content, commit subject), if it changes the index.
-    pub commit: Option<(String, Vec<u8>, String)>,
+    pub commit: Option<Commit>,
     pub line: Option<IndexLine>,
+    /// Lines a delete removes (their blobs and documents go in the effects).
+    pub gone: Vec<IndexLine>,
     pub outcome: Outcome,
     pub undo: Undo,
+}
+
+/// One index commit: files set (`Some`) or removed (`None`), and its subject.
+pub(super) struct Commit {
+    pub files: Vec<(String, Option<Vec<u8>>)>,
+    pub subject: String,
+}
+
+/// A commit that sets one file.
+fn sets(path: String, content: Vec<u8>, subject: String) -> Option<Commit> {
+    Some(Commit { files: vec![(path, Some(content))], subject })
 }
 
 /// The database rows of a change whose index commit failed, to take back.
@@ -41,7 +57,7 @@ pub(super) struct Plan {
 pub(super) enum Undo {
     Nothing,
     Publish { name: String, version_key: String, new_package: bool },
-    HardDelete { name: String, version_key: String },
+    HardDelete { name: String, version_keys: Vec<String> },
 }
 
 impl Undo {
@@ -55,13 +71,15 @@ impl Undo {
                 }
                 Ok(())
             }
-            Undo::HardDelete { name, version_key } => db::unmark_version_deleted(conn, name, version_key),
+            Undo::HardDelete { name, version_keys } => {
+                version_keys.iter().try_for_each(|key| db::unmark_version_deleted(conn, name, key))
+            }
         }
     }
 }
 
 fn done(outcome: Outcome) -> Plan {
-    Plan { commit: None, line: None, outcome, undo: Undo::Nothing }
+    Plan { commit: None, line: None, gone: Vec::new(), outcome, undo: Undo::Nothing }
 }
 
 /// Checks one change against the state as the group leaves it and records
@@ -110,8 +128,9 @@ pub(super) fn plan(
                 new_package,
             };
             Ok(Plan {
-                commit: Some((path, content, subject)),
+                commit: sets(path, content, subject),
                 line: Some(line.clone()),
+                gone: Vec::new(),
                 outcome: Outcome::Published(published),
                 undo,
             })
@@ -135,8 +154,9 @@ pub(super) fn plan(
             let subject = format!("{verb} {spelled} {version}");
             let outcome = Outcome::Yanked { yanked: *yanked };
             Ok(Plan {
-                commit: Some((path, content, subject)),
+                commit: sets(path, content, subject),
                 line: Some(line),
+                gone: Vec::new(),
                 outcome,
                 undo: Undo::Nothing,
             })
@@ -209,13 +229,59 @@ pub(super) fn plan(
             db::mark_version_deleted(conn, &spelled, &version_key)?;
             let content = IndexLine::file_bytes(lines);
             let subject = format!("delete {spelled} {version}");
-            let undo = Undo::HardDelete { name: spelled, version_key };
+            let undo = Undo::HardDelete { name: spelled, version_keys: vec![version_key] };
             Ok(Plan {
-                commit: Some((path, content, subject)),
-                line: Some(line),
+                commit: sets(path, content, subject),
+                line: Some(line.clone()),
+                gone: vec![line],
                 outcome: Outcome::Deleted,
                 undo,
             })
+        }
+        Change::DeletePackage { name } => {
+            if !matches!(actor, Actor::Admin) {
+                return Err(WriteError::Forbidden("only an administrator deletes packages".into()));
+            }
+            let spelled = db::find_package(conn, name)?
+                .ok_or_else(|| WriteError::NotFound(format!("no package `{name}`")))?;
+            let path = package_path(&spelled);
+            let gone = std::mem::take(lines_mut(head, files, &path)?);
+            if gone.is_empty() {
+                return Err(WriteError::NotFound(format!("`{spelled}` has no version to delete")));
+            }
+            let mut version_keys = Vec::new();
+            for line in &gone {
+                let semver = crate::name::parse_version(&line.vers).map_err(WriteError::Invalid)?;
+                version_keys.push(name::version_key(&semver));
+                db::mark_version_deleted(conn, &spelled, version_keys.last().expect("pushed"))?;
+            }
+            let mut removed = vec![(path, None)];
+            if head.read(&meta::path(&spelled))?.is_some() {
+                removed.push((meta::path(&spelled), None));
+            }
+            let commit = Some(Commit { files: removed, subject: format!("delete {spelled}") });
+            let versions = gone.iter().map(|l| l.vers.clone()).collect();
+            let undo = Undo::HardDelete { name: spelled, version_keys };
+            Ok(Plan { commit, line: None, gone, outcome: Outcome::PackageDeleted { versions }, undo })
+        }
+        Change::Deprecate { name, meta: asked } => {
+            let spelled = check_owner(conn, actor.caller()?, name, "publish-update")?;
+            let path = meta::path(&spelled);
+            let before =
+                head.read(&path)?.map(|b| Meta::parse(&b)).transpose().map_err(anyhow::Error::from)?;
+            let after = asked.clone().unwrap_or_default();
+            let outcome = Outcome::Deprecated { name: spelled.clone(), meta: after.clone() };
+            // Deprecating with the same words again, or undoing what is not there, commits nothing.
+            if before.unwrap_or_default() == after {
+                return Ok(done(outcome));
+            }
+            let verb = if after.is_deprecated() { "deprecate" } else { "undeprecate" };
+            let commit = Some(Commit {
+                files: vec![(path, after.file_bytes())],
+                subject: format!("{verb} {spelled}"),
+            });
+            *name = spelled;
+            Ok(Plan { commit, line: None, gone: Vec::new(), outcome, undo: Undo::Nothing })
         }
         Change::Advisory { id, json } => {
             if !matches!(actor, Actor::Admin) {
@@ -224,7 +290,13 @@ pub(super) fn plan(
             let path = format!("advisories/{id}.json");
             let subject = format!("advisory {id}");
             let outcome = Outcome::Advisory { id: id.clone() };
-            Ok(Plan { commit: Some((path, json.clone(), subject)), line: None, outcome, undo: Undo::Nothing })
+            Ok(Plan {
+                commit: sets(path, json.clone(), subject),
+                line: None,
+                gone: Vec::new(),
+                outcome,
+                undo: Undo::Nothing,
+            })
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! `POST /admin/users {"login","email"}` → `{"login","token"}`; `GET /admin/users`;
 //! `POST /admin/users/{login}/disable`; `POST /admin/users/{login}/token`;
-//! `DELETE /admin/packages/{name}/{version}` (hard delete); `POST /admin/advisories`
+//! `DELETE /admin/packages/{name}/{version}` (hard delete), `DELETE
+//! /admin/packages/{name}` (the whole package); `POST /admin/advisories`
 //! (an OSV file; `cairn admin advisory add`); `POST /admin/purge`.
 
 use serde::Deserialize;
@@ -97,6 +98,10 @@ async fn route(state: &State, method: &Method, path: &str, body: &[u8]) -> ApiRe
                 .await
                 .map_err(|e| ApiError::not_found(e.message))?;
             Ok((StatusCode::CREATED, json!({ "login": login, "token": token })))
+        }
+        (&Method::DELETE, ["packages", name]) => {
+            let versions = state.writer.delete_package(name).await?;
+            Ok((StatusCode::OK, json!({ "deleted": true, "versions": versions })))
         }
         (&Method::DELETE, ["packages", name, version]) => {
             state.writer.hard_delete(name, version).await?;

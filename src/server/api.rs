@@ -8,7 +8,7 @@ use warp::http::{header, Method, StatusCode};
 use super::{ApiError, ApiResult, Request};
 use crate::archive::{self, ManifestKind};
 use crate::db;
-use crate::index::IndexLine;
+use crate::index::{meta, IndexLine, Meta};
 use crate::publish::Upload;
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
@@ -22,6 +22,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::GET, ["me", "export"]) => export(req).await,
         (&Method::POST, ["me", "delete"]) => delete_me(req).await,
         (&Method::POST, ["packages"]) => register(req).await,
+        (&Method::PATCH, ["packages", name]) => deprecate(req, name).await,
         (&Method::GET, ["packages", name, "owners"]) => owners(req, name).await,
         (&Method::PUT, ["packages", name, "owners"]) => change_owners(req, name, true).await,
         (&Method::DELETE, ["packages", name, "owners"]) => change_owners(req, name, false).await,
@@ -213,6 +214,60 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
     let yanked = req.state.writer.yank(req.by()?, name, version, yanked).await?;
     Ok((StatusCode::OK, json!({ "yanked": yanked })))
+}
+
+/// `PATCH /api/v1/packages/{name}`: `{"deprecated": "message" | null,
+/// "replacement": "name"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deprecation {
+    /// Required (a message, or null), so a typo'd body never undoes a
+    /// deprecation: `Some(Null)` when sent as null, `None` when absent.
+    #[serde(default, deserialize_with = "present")]
+    deprecated: Option<serde_json::Value>,
+    #[serde(default)]
+    replacement: Option<String>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// The meta file a deprecation body asks for (`None`: undo), checked.
+fn deprecation_meta(name: &str, body: Deprecation) -> Result<Option<Meta>, ApiError> {
+    let message = match body.deprecated {
+        Some(serde_json::Value::String(m)) => Some(m.trim().to_string()),
+        Some(serde_json::Value::Null) => None,
+        _ => return Err(ApiError::invalid("the body needs `deprecated`: a message, or null to undo")),
+    };
+    let Some(message) = message else {
+        if body.replacement.is_some() {
+            return Err(ApiError::invalid("`replacement` goes with a deprecation, not with its undo"));
+        }
+        return Ok(None);
+    };
+    if message.is_empty() || message.chars().count() > meta::MAX_MESSAGE {
+        return Err(ApiError::invalid(format!(
+            "the deprecation message must have 1 to {} characters",
+            meta::MAX_MESSAGE
+        )));
+    }
+    if let Some(r) = &body.replacement {
+        crate::name::validate(r).map_err(|e| ApiError::invalid(format!("replacement: {e}")))?;
+        if crate::name::canonical(r) == crate::name::canonical(name) {
+            return Err(ApiError::invalid("a package cannot replace itself"));
+        }
+    }
+    Ok(Some(Meta { deprecated: Some(message), replacement: body.replacement }))
+}
+
+async fn deprecate(req: &Request<'_>, name: &str) -> ApiResult {
+    let meta = deprecation_meta(name, req.json()?)?;
+    let (name, meta) = req.state.writer.deprecate(req.by()?, name, meta).await?;
+    Ok((
+        StatusCode::OK,
+        json!({ "name": name, "deprecated": meta.deprecated, "replacement": meta.replacement }),
+    ))
 }
 
 async fn owners(req: &Request<'_>, name: &str) -> ApiResult {

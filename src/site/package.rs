@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use super::chart;
 use super::frame::{count, day, page, size};
 use crate::derive::{latest_version, Doc, Downloads};
-use crate::index::IndexLine;
+use crate::index::{IndexLine, Meta};
 use crate::layout::{page_url, url, Layout, StaticRoot};
 
 /// The versions listed on a page; older ones are in the package document.
@@ -34,12 +34,15 @@ struct Advisory {
     affected: Vec<String>,
 }
 
-/// Reads a package's extras from the static root.
-pub fn extras(root: &StaticRoot, lines: &[IndexLine]) -> std::io::Result<Extras> {
+/// Reads a package's extras from the static root: the READMEs of its
+/// latest version and of those in `only` (all when `None`).
+pub fn extras(root: &StaticRoot, lines: &[IndexLine], only: Option<&[&str]>) -> std::io::Result<Extras> {
     let l = root.layout();
     let name = &lines[0].name;
+    let latest = latest_version(lines).or(lines.last()).map(|l| l.vers.as_str());
     let mut readmes = HashMap::new();
-    for line in lines {
+    let wanted = |v: &str| Some(v) == latest || only.is_none_or(|only| only.contains(&v));
+    for line in lines.iter().filter(|line| wanted(&line.vers)) {
         if let Some(html) = root.read(&l.readme_html(name, &line.vers))? {
             readmes.insert(line.vers.clone(), String::from_utf8_lossy(&html).into_owned());
         }
@@ -68,34 +71,41 @@ pub fn extras(root: &StaticRoot, lines: &[IndexLine]) -> std::io::Result<Extras>
     Ok(Extras { readmes, daily, advisories })
 }
 
-/// Every page of a package: `/p/{name}` and one per version.
+/// A package's pages: `/p/{name}` and the page of each version in `only`
+/// (every version when `None`).
 pub fn pages(
     l: &Layout,
     lines: &[IndexLine],
     owners: &[String],
     downloads: &Downloads,
+    meta: Option<&Meta>,
     extras: &Extras,
+    only: Option<&[&str]>,
 ) -> Vec<Doc> {
     let mut versions: Vec<&IndexLine> = lines.iter().collect();
     versions.sort_by_key(|l| std::cmp::Reverse(semver::Version::parse(&l.vers).ok()));
-    let view = View { l, versions: &versions, owners, downloads, extras };
+    let meta = meta.filter(|m| m.is_deprecated());
+    let view = View { l, versions: &versions, owners, downloads, meta, extras };
     let latest = latest_version(lines).or(lines.last()).expect("a package has versions");
     let mut docs = vec![Doc { key: l.package_page(&latest.name), bytes: view.render(latest, false) }];
-    for line in lines {
+    for line in lines.iter().filter(|line| only.is_none_or(|only| only.contains(&line.vers.as_str()))) {
         docs.push(Doc { key: l.version_page(&line.name, &line.vers), bytes: view.render(line, true) });
     }
     docs
 }
 
-/// Writes a package's pages (each only if changed).
+/// Writes a package's page and those of the versions in `only` (every
+/// version when `None`), each only if changed.
 pub fn write(
     root: &StaticRoot,
     lines: &[IndexLine],
     owners: &[String],
     downloads: &Downloads,
+    meta: Option<&Meta>,
+    only: Option<&[&str]>,
 ) -> std::io::Result<()> {
-    let extras = extras(root, lines)?;
-    for doc in pages(root.layout(), lines, owners, downloads, &extras) {
+    let extras = extras(root, lines, only)?;
+    for doc in pages(root.layout(), lines, owners, downloads, meta, &extras, only) {
         root.put_doc(&doc.key, &doc.bytes)?;
     }
     Ok(())
@@ -107,6 +117,8 @@ struct View<'a> {
     versions: &'a [&'a IndexLine],
     owners: &'a [String],
     downloads: &'a Downloads,
+    /// Its deprecation, if it is deprecated.
+    meta: Option<&'a Meta>,
     extras: &'a Extras,
 }
 
@@ -121,6 +133,14 @@ impl View<'_> {
         let main = html! {
             h1 { (name) span.version { (line.vers) } }
             @if let Some(d) = &line.description { p.lede { (d) } }
+            @if let Some(m) = self.meta {
+                p.notice role="note" {
+                    strong { "Deprecated: " } (m.deprecated.as_deref().unwrap_or_default())
+                    @if let Some(r) = &m.replacement {
+                        " Use " a href=(page_url(&self.l.package_page(r))) { (r) } " instead."
+                    }
+                }
+            }
             @if line.yanked {
                 p.notice role="note" { "Version " (line.vers) " is yanked: new resolutions skip it; lockfiles that pin it still work." }
             }
@@ -143,7 +163,7 @@ impl View<'_> {
                             None => p { "This version has no README." },
                         }
                     }
-                    (self.versions_table(line))
+                    @if version_page { (self.other_versions(line)) } @else { (self.versions_table(line)) }
                     (self.dependencies(line))
                 }
                 aside aria-label="About this package" {
@@ -168,6 +188,20 @@ impl View<'_> {
                 pre { code { "cairn install " (name) "@" (req) } }
                 p.snippet { "With cargo (this registry configured as " code { "cairn" } "):" }
                 pre { code { "cargo add " (name) "@" (req) " --registry cairn" } }
+            }
+        }
+    }
+
+    /// A version page links to the list on the package page: with the
+    /// list (or anything else about the other versions) on it, every
+    /// publish would rewrite every version page of the package.
+    fn other_versions(&self, current: &IndexLine) -> Markup {
+        let package = page_url(&self.l.package_page(&current.name));
+        html! {
+            section aria-labelledby="versions-h" {
+                h2 #versions-h { "Versions" }
+                p { "All versions of " (current.name) ", newest first with yanked ones marked, are on "
+                    a href={ (package) "#versions-h" } { "the package page" } "." }
             }
         }
     }

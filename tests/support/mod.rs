@@ -227,6 +227,7 @@ pub fn schema_for(path: &str) -> Option<&'static str> {
     Some(match parts.as_slice() {
         ["index", "config.json"] => "index-config",
         ["index", "advisories", ..] => return None, // OSV, validated when added
+        ["index", "meta", ..] => "meta",
         ["index", ..] => "index-line",
         ["api", "v1", "health.json"] => "health",
         ["api", "v1", "recent.json"] => "recent",

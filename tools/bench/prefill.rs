@@ -434,7 +434,7 @@ fn main() -> Result<()> {
         let none = cairn::derive::Downloads::new();
         let mut docs = vec![cairn::derive::index_copy(&layout, p)];
         if args.docs {
-            docs.push(cairn::derive::package(&layout, p, &owners, &none));
+            docs.push(cairn::derive::package(&layout, p, &owners, &none, None));
             docs.push(cairn::derive::owners(&layout, &p[0].name, &owners));
             docs.extend(p.iter().map(|l| cairn::derive::version(&layout, l, false, &none)));
         }
