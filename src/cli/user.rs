@@ -253,12 +253,12 @@ pub enum TokenCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
 impl RegistryArgs {
-    fn url(&self) -> Result<String> {
+    pub(super) fn url(&self) -> Result<String> {
         if let Some(r) = self.registry.as_deref().filter(|r| !r.is_empty()) {
             return Ok(normalize_url(r));
         }
@@ -267,7 +267,7 @@ impl RegistryArgs {
         })
     }
 
-    fn remote(&self) -> Result<Remote> {
+    pub(super) fn remote(&self) -> Result<Remote> {
         let url = self.url()?;
         let token = match self.token.clone().filter(|t| !t.is_empty()) {
             Some(t) => Some(t),
@@ -395,7 +395,8 @@ async fn login(reg: RegistryArgs, re_trust: bool, device: bool) -> Result<()> {
     let mut creds = Credentials::load()?;
     let token = match reg.token.clone().filter(|t| !t.is_empty()) {
         _ if device => {
-            crate::client::device::obtain_token(&remote.http, &api::api_base(&remote, &config)).await?
+            crate::client::device::obtain_token(remote.http.client(), &api::api_base(&remote, &config))
+                .await?
         }
         Some(t) => t,
         None if re_trust && creds.entry(&url).and_then(|e| e.token.clone()).is_some() => {

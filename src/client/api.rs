@@ -58,6 +58,7 @@ impl Api {
         Ok(self
             .remote
             .http
+            .client()
             .request(method, format!("{}/api/v1/{path}", self.base))
             .bearer_auth(self.token()?))
     }
@@ -106,11 +107,11 @@ pub async fn info(remote: &Remote, spec: &str) -> Result<Value> {
     };
     crate::name::validate(name).map_err(|e| anyhow!("`{name}`: {e}"))?;
     let l = crate::layout::Layout::public();
-    let path = crate::layout::url(&match version {
+    let key = match version {
         Some(v) => l.version_doc(name, v),
         None => l.package_doc(name),
-    });
-    match remote.static_json(&path).await? {
+    };
+    match remote.static_json(&key).await? {
         Some(doc) => Ok(doc),
         None => match version {
             Some(v) => bail!("{name} has no version {v} in {}", remote.url),

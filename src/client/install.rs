@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use super::lockfile::{LockedPackage, Lockfile};
 use super::progress;
-use super::remote::{IndexFetch, RegistryConfig, Remote, Trust};
+use super::remote::{RegistryConfig, Remote, Trust};
 use super::resolve::{self, dep_counts, dep_target, Universe};
 use super::verify::Expected;
 use crate::index::IndexLine;
@@ -148,7 +148,7 @@ async fn lines_of(remote: &Remote, plan: &[&Planned], jobs: usize) -> Result<Vec
     use futures_util::TryStreamExt;
     futures_util::stream::iter(plan)
         .map(|p| async move {
-            let lines = remote.index_file(&p.want.name).await?.lines().unwrap_or_default();
+            let lines = remote.index_file(&p.want.name).await?.unwrap_or_default();
             lines.into_iter().find(|l| l.vers == p.want.version && l.cksum == p.want.sha256).ok_or_else(
                 || {
                     anyhow!(
@@ -190,7 +190,7 @@ pub async fn fetch_closure(
     let mut files = HashMap::new();
     while let Some((name, fetched)) = pending.next().await {
         let key = name.to_lowercase();
-        let lines = fetched?.lines();
+        let lines = fetched?;
         bar.inc(1);
         for line in lines.iter().flatten() {
             let pinned =
@@ -384,8 +384,10 @@ pub async fn fetch(remote: &Remote, spec: &str, out: Option<PathBuf>) -> Result<
         _ => parse_spec(spec)?,
     };
     let config = remote.connect(false).await?;
-    let lines =
-        remote.index_file(&name).await?.lines().ok_or_else(|| anyhow!("no package named `{name}`"))?;
+    let lines = remote
+        .index_file(&name)
+        .await?
+        .ok_or_else(|| anyhow!("no package named `{name}` in {}", remote.url))?;
     let line = pick(&lines, &req).ok_or_else(|| anyhow!("{name} has no version matching `{req}`"))?;
     super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
@@ -427,9 +429,8 @@ pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let (name, version) = archive_identity(&bytes)?;
     let config = remote.connect(false).await?;
-    let lines = match remote.index_file(&name).await? {
-        IndexFetch::Missing => bail!("{}: the registry has no package `{name}`", file.display()),
-        f => f.lines().unwrap_or_default(),
+    let Some(lines) = remote.index_file(&name).await? else {
+        bail!("{}: the registry has no package `{name}`", file.display());
     };
     let (sha256, _) = crate::store::digests(&bytes);
     let line = lines
@@ -446,8 +447,7 @@ pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
     super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
     let want = Expected::from_line(line);
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
-    let sig_url = format!("{}/blobs/sha256/{}.minisig", remote.url, want.sha256);
-    let sig = String::from_utf8(remote.get_bytes(&sig_url).await?).context("the signature is not text")?;
+    let sig = remote.signature(Some(&config), &want).await?;
     super::verify::verify(&bytes, &sig, &trust, &want).with_context(|| format!("{}", file.display()))?;
     crate::archive::unpack::check(&bytes, &name, &version).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let yanked = if line.yanked { " (yanked)" } else { "" };

@@ -15,6 +15,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod device;
+pub mod http;
 pub mod install;
 pub mod lockfile;
 pub mod log;
