@@ -120,8 +120,11 @@ pub fn run(args: AuditArgs) -> Result<()> {
                     .with_context(|| format!("{}{} is not there (404)", remote.url, crate::layout::url(&key)))
             }
         };
-        let index: Index =
-            serde_json::from_value(get(l.advisories_index()).await?).context("reading the advisory index")?;
+        let index = get(l.advisories_index()).await.context(
+            "the registry publishes no advisory index yet, so there is nothing to check against \
+             (its advisories job writes one: `cairn rebuild advisories` on the registry)",
+        )?;
+        let index: Index = serde_json::from_value(index).context("reading the advisory index")?;
         let mut all = Vec::new();
         for stem in needed_files(&index, &locked) {
             let doc = get(l.package_advisories(&stem)).await?;

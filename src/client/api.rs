@@ -30,6 +30,10 @@ pub async fn check(resp: reqwest::Response) -> Result<Value> {
     let code = body["error"].as_str().unwrap_or("");
     let hint = match status {
         StatusCode::UNAUTHORIZED => "\nhint: log in with `cairn login` or pass --token",
+        StatusCode::FORBIDDEN => {
+            "\nhint: `cairn owner list NAME` shows who may change a package; `cairn token list` shows each token's scopes and packages"
+        }
+        StatusCode::TOO_MANY_REQUESTS => "\nhint: the registry limits how fast you write; try again in a minute",
         _ => "",
     };
     bail!("{message} ({} {code}){hint}", status.as_u16())

@@ -198,8 +198,10 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
         }
     }
     Ok(format!(
-        "{} entries verified against the checkpoint; {publishes} index lines match their publish entries",
-        entries.len()
+        "{} verified against the checkpoint; {} {} their publish entries",
+        crate::words::count(entries.len(), "entry"),
+        crate::words::count(publishes, "index line"),
+        if publishes == 1 { "matches" } else { "match" }
     ))
 }
 
