@@ -64,7 +64,7 @@ impl Http {
                 bail!(
                     "fetching {url} failed after {}: {last}. The registry or the network is failing: \
                      try again later (CAIRN_NET_RETRY sets how many retries; now {})",
-                    crate::words::count(attempt as usize + 1, "attempt"),
+                    crate::words::count(attempt + 1, "attempt"),
                     self.retries
                 );
             }

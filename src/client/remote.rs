@@ -30,6 +30,16 @@ pub struct RegistryConfig {
     pub log: Option<super::log::LogKeys>,
 }
 
+/// Package-level metadata that is not a version's (`index/meta/…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Meta {
+    #[serde(default)]
+    pub deprecated: Option<String>,
+    /// The package to use instead, when the owner named one.
+    #[serde(default)]
+    pub replacement: Option<String>,
+}
+
 /// The key and name a client trusts for a registry.
 #[derive(Debug, Clone)]
 pub struct Trust {
@@ -121,6 +131,17 @@ impl Remote {
         IndexLine::parse_file(&body)
             .map(Some)
             .with_context(|| format!("parsing the index file {}/index/{path}", self.url))
+    }
+
+    /// A package's `index/meta/` file (SPEC section 5); `None` when the
+    /// registry has none for it, as for every package not deprecated.
+    pub async fn meta(&self, name: &str) -> Result<Option<Meta>> {
+        let path = format!("meta/{}.json", package_path(name));
+        let parse = |b: &[u8]| serde_json::from_slice::<Meta>(b);
+        let Some(body) = self.index_cached(&path, |b| parse(b).is_ok()).await? else {
+            return Ok(None);
+        };
+        parse(&body).map(Some).with_context(|| format!("parsing {}/index/{path}", self.url))
     }
 
     /// A blob's download URL from config.json's `dl` template (cargo's markers).
