@@ -23,3 +23,4 @@ pub mod server;
 pub mod sign;
 pub mod site;
 pub mod store;
+pub mod words;

@@ -213,11 +213,20 @@ fn advisories_from_add_to_audit() {
     check();
 
     // `cairn audit` against a plain static server that counts requests.
+    // Its own configuration directory: the registry's key is pinned there.
     let (url, seen) = static_server(root.clone());
+    let client_config = tempfile::tempdir().unwrap();
     let audit = |lock: &Path| {
         seen.lock().unwrap().clear();
-        let out = cairn(&["audit", lock.to_str().unwrap(), "--registry", &url], None);
-        let paths = seen.lock().unwrap().clone();
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["audit", lock.to_str().unwrap(), "--registry", &url])
+            .env("CAIRN_CONFIG_DIR", client_config.path())
+            .env("CAIRN_LOG", "warn")
+            .output()
+            .unwrap();
+        let mut paths = seen.lock().unwrap().clone();
+        assert_eq!(paths.first().map(String::as_str), Some("/index/config.json"), "the key is checked first");
+        paths.remove(0);
         (out.status.code(), String::from_utf8(out.stdout).unwrap(), paths)
     };
     let lock = dir.path().join("cairn.lock");
@@ -263,6 +272,11 @@ fn advisories_from_add_to_audit() {
     assert_eq!(cairn(&["audit", "--no-such-flag"], None).status.code(), Some(2));
     let out = cairn(&["audit", lock.to_str().unwrap(), "--registry", "http://127.0.0.1:9"], None);
     assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http://127.0.0.1:9/index/config.json") && err.contains("after 4 attempts"),
+        "{err}"
+    );
 }
 
 /// The admin listener adds advisories as the CLI does: a valid OSV file is

@@ -5,12 +5,12 @@
 mod support;
 
 use cairn::archive::builder::TarballBuilder;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use support::user::{publish, User};
+use support::user::{installed, publish, User};
 use support::Server;
 
 fn yank(server: &Server, name: &str, version: &str) {
@@ -87,32 +87,10 @@ fn serve_conn(
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut writer = conn;
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
+        let Some(support::Request { method, path, headers, body }) = support::read_request(&mut reader)?
+        else {
             return Ok(());
-        }
-        let mut parts = request_line.split_whitespace();
-        let (method, path) =
-            (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
-        let mut headers = Vec::new();
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end().to_string();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let (k, v) = (k.trim().to_string(), v.trim().to_string());
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.parse().unwrap_or(0);
-                }
-                headers.push((k, v));
-            }
-        }
-        let mut body = vec![0u8; len];
-        reader.read_exact(&mut body)?;
+        };
         log.lock().unwrap().push(format!("{method} {path}"));
         let base = upstream.lock().unwrap().clone();
         let mut req = http.request(method.parse().unwrap(), format!("{base}{path}"));
@@ -201,15 +179,6 @@ fn diamond(server: &Server) {
     publish(server, "left", "1.0.0", &[("base", ">=1.1, <2")]);
     publish(server, "right", "1.0.0", &[("base", "^1.0")]);
     publish(server, "app", "1.0.0", &[("left", "^1"), ("right", "^1.0")]);
-}
-
-fn installed(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir.join("cairn_packages"))
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
-    v.retain(|n| !n.starts_with('.'));
-    v.sort();
-    v
 }
 
 #[test]
@@ -355,16 +324,20 @@ fn install_resolves_a_diamond_locks_and_caches() {
     let log = proxy.take_log();
     assert_eq!(log.iter().filter(|l| l.starts_with("GET /blobs/") && !l.ends_with(".minisig")).count(), 4);
 
-    // Again with no names: exactly the lock; the only request is the log's
-    // checkpoint (unchanged, so no tile: every locked version was proven
-    // in it before).
+    // Again with no names: exactly the lock; the only requests are the
+    // log's checkpoint (unchanged, so no tile: every locked version was
+    // proven in it before) and each package's deprecation check.
     std::fs::remove_dir_all(p.join("cairn_packages")).unwrap();
     user.ok(p, &[&["install"][..], &reg].concat());
     assert_eq!(installed(p), ["app", "base", "left", "right"]);
-    assert_eq!(proxy.take_log(), ["GET /log/checkpoint"], "a warm install asks only for the checkpoint");
+    assert_eq!(
+        beside_meta(proxy.take_log(), 4),
+        ["GET /log/checkpoint"],
+        "a warm install asks only for the checkpoint"
+    );
     // Names the lock already satisfies: the same.
     user.ok(p, &[&["install", "app@1"][..], &reg].concat());
-    assert_eq!(proxy.take_log(), ["GET /log/checkpoint"]);
+    assert_eq!(beside_meta(proxy.take_log(), 4), ["GET /log/checkpoint"]);
     assert_eq!(std::fs::read_to_string(p.join("cairn.lock")).unwrap(), lock);
 
     // A new project, same cache: the index is revalidated (304), no blob is downloaded.
@@ -373,6 +346,15 @@ fn install_resolves_a_diamond_locks_and_caches() {
     let log = proxy.take_log();
     assert!(log.iter().all(|l| !l.starts_with("GET /blobs/")), "{log:?}");
     assert_eq!(std::fs::read_to_string(other.path().join("cairn.lock")).unwrap(), lock);
+}
+
+/// The requests of `log` besides the deprecation checks, which must be
+/// one `index/meta/` file for each of the `packages` installed.
+fn beside_meta(log: Vec<String>, packages: usize) -> Vec<String> {
+    let (meta, rest): (Vec<String>, Vec<String>) =
+        log.into_iter().partition(|l| l.starts_with("GET /index/meta/"));
+    assert_eq!(meta.len(), packages, "{meta:?}");
+    rest
 }
 
 fn publish_sum(server: &Server, name: &str, version: &str) -> String {

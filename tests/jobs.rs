@@ -20,7 +20,13 @@ fn rebuild(server: &Server, job: &str) -> Value {
 }
 
 fn search(server: &Server, query: &str) -> Vec<String> {
-    let out = cairn(&["search", "--registry", &server.url, "--json", "--limit", "5", query]);
+    // A configuration directory of its own: search pins the registry's key.
+    let config = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["search", "--registry", &server.url, "--json", "--limit", "5", query])
+        .env("CAIRN_CONFIG_DIR", config.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "search {query}: {}", String::from_utf8_lossy(&out.stderr));
     let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     results.iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()

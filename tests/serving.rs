@@ -302,8 +302,11 @@ fn static_reads_follow_the_serving_rules_on_cairn_and_on_nginx() {
 
 /// Runs `cairn search --json` against `base`; the names found.
 fn cairn_search(base: &str, q: &str) -> Vec<String> {
+    // A configuration directory of its own: search pins the registry's key.
+    let config = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["search", "--registry", base, "--json", q])
+        .env("CAIRN_CONFIG_DIR", config.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "search {q}: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,5 +1,6 @@
 //! `cairn audit [LOCKFILE]`: checks a `cairn.lock` (or a `Cargo.lock`)
-//! against the registry's advisories. It fetches
+//! against the advisories of the registry (of the last login unless
+//! `--registry` names one; its key checked against the pin). It fetches
 //! `{registry}/api/v1/advisories/index.json`, then only the per-package files
 //! of locked packages the index names, and prints each finding as
 //! `ID package version (fixed: …)`, one per line. Exit 1 when there is any
@@ -19,9 +20,8 @@ pub struct AuditArgs {
     /// The lockfile: cairn.lock, or a Cargo.lock.
     #[arg(default_value = "cairn.lock")]
     lockfile: PathBuf,
-    /// The registry's static base URL.
-    #[arg(long, env = "CAIRN_REGISTRY", default_value = "http://127.0.0.1:7878")]
-    registry: String,
+    #[command(flatten)]
+    reg: super::user::RegistryArgs,
 }
 
 #[derive(Deserialize)]
@@ -107,24 +107,33 @@ pub fn run(args: AuditArgs) -> Result<()> {
     let cargo = args.lockfile.file_name().is_some_and(|n| n == "Cargo.lock");
     let locked =
         read_lockfile(&text, cargo).with_context(|| format!("parsing {}", args.lockfile.display()))?;
-    let base = args.registry.trim_end_matches('/');
-    let l = crate::layout::Layout::public();
-    let http = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
-    let get = |key: &str| -> Result<serde_json::Value> {
-        let url = format!("{base}{}", crate::layout::url(key));
-        let resp = http.get(&url).send().with_context(|| format!("fetching {url}"))?;
-        anyhow::ensure!(resp.status().is_success(), "{url}: {}", resp.status());
-        resp.json().with_context(|| format!("reading {url}"))
-    };
-    let index: Index =
-        serde_json::from_value(get(&l.advisories_index())?).context("reading the advisory index")?;
-    let mut all = Vec::new();
-    for stem in needed_files(&index, &locked) {
-        let doc = get(&l.package_advisories(&stem))?;
-        let mine: Vec<Locked> =
-            locked.iter().filter(|l| canonical(&l.name) == canonical(&stem)).cloned().collect();
-        all.extend(findings(&doc, &mine));
-    }
+    let mut all = super::user::runtime()?.block_on(async {
+        let remote = args.reg.remote()?;
+        remote.connect(false).await?;
+        let l = crate::layout::Layout::public();
+        let get = |key: String| {
+            let remote = &remote;
+            async move {
+                remote
+                    .static_json(&key)
+                    .await?
+                    .with_context(|| format!("{}{} is not there (404)", remote.url, crate::layout::url(&key)))
+            }
+        };
+        let index = get(l.advisories_index()).await.context(
+            "the registry publishes no advisory index yet, so there is nothing to check against \
+             (its advisories job writes one: `cairn rebuild advisories` on the registry)",
+        )?;
+        let index: Index = serde_json::from_value(index).context("reading the advisory index")?;
+        let mut all = Vec::new();
+        for stem in needed_files(&index, &locked) {
+            let doc = get(l.package_advisories(&stem)).await?;
+            let mine: Vec<Locked> =
+                locked.iter().filter(|l| canonical(&l.name) == canonical(&stem)).cloned().collect();
+            all.extend(findings(&doc, &mine));
+        }
+        anyhow::Ok(all)
+    })?;
     all.sort_by(|a, b| (canonical(&a.1), &a.2, &a.0).cmp(&(canonical(&b.1), &b.2, &b.0)));
     all.dedup();
     for (id, name, version, fixed) in &all {
@@ -132,11 +141,11 @@ pub fn run(args: AuditArgs) -> Result<()> {
         println!("{id} {name} {version} (fixed: {fixed})");
     }
     if all.is_empty() {
-        eprintln!("no known advisories affect the {} locked packages", locked.len());
+        eprintln!("no known advisories affect the {}", crate::words::count(locked.len(), "locked package"));
         Ok(())
     } else {
-        let s = if all.len() == 1 { "" } else { "s" };
-        Err(Findings(format!("{} vulnerable package version{s} found", all.len())).into())
+        Err(Findings(format!("{} found", crate::words::count(all.len(), "vulnerable package version")))
+            .into())
     }
 }
 

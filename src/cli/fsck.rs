@@ -52,14 +52,18 @@ pub fn run(args: FsckArgs) -> Result<()> {
 
 /// `fsck: 2 findings at {commit}: 3 packages, 4 versions, 6 commits checked in 0.01s`.
 fn summary(report: &Report) -> String {
+    use crate::words::count;
     let found = match report.findings.len() {
         0 => "no findings".to_string(),
-        1 => "1 finding".to_string(),
-        n => format!("{n} findings"),
+        n => count(n, "finding"),
     };
     let mut s = format!(
-        "fsck: {found} at {}: {} packages, {} versions, {} commits checked in {:.2}s",
-        report.head, report.packages, report.versions, report.commits, report.seconds,
+        "fsck: {found} at {}: {}, {}, {} checked in {:.2}s",
+        report.head,
+        count(report.packages, "package"),
+        count(report.versions, "version"),
+        count(report.commits, "commit"),
+        report.seconds,
     );
     if let (Some(now), false) = (&report.moved_to, report.findings.is_empty()) {
         // A writer changed the registry during the run (see crate::fsck).

@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod fsck;
+mod project;
 mod search;
 mod serve;
 mod user;
@@ -50,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    #[command(flatten)]
+    Project(project::ProjectCommand),
     #[command(flatten)]
     User(user::UserCommand),
     /// Search the registry's packages.
@@ -99,6 +102,7 @@ pub fn main() -> i32 {
         Command::Init { data, name, public_url } => init(&data, name, public_url),
         Command::Serve(args) => serve::run(args),
         Command::Admin { data, command } => admin::run(data, command),
+        Command::Project(command) => project::run(command),
         Command::User(command) => user::run(command),
         Command::Search(args) => search::run(args),
         Command::Rebuild { job, data, access_logs, public_url } => {

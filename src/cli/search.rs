@@ -1,8 +1,12 @@
 //! `cairn search QUERY…`: the static search shards, queried client-side
-//! with the same ranking as every other implementation (`search::query`), merging the delta so a publish is found at once.
+//! with the same ranking as every other implementation (`search::query`),
+//! merging the delta so a publish is found at once. The files come through
+//! the client's one fetch path, from the registry of the last login unless
+//! `--registry` names another, whose key is checked against the pin.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use super::user::{runtime, RegistryArgs};
 use crate::layout::Layout;
 use crate::search::search;
 
@@ -11,9 +15,8 @@ pub struct SearchArgs {
     /// Words to look for; the last one also matches as a prefix.
     #[arg(required = true)]
     words: Vec<String>,
-    /// The registry's static base URL.
-    #[arg(long, env = "CAIRN_REGISTRY", default_value = "http://127.0.0.1:7878")]
-    registry: String,
+    #[command(flatten)]
+    reg: RegistryArgs,
     /// How many results to show.
     #[arg(long, default_value_t = 10)]
     limit: usize,
@@ -23,18 +26,17 @@ pub struct SearchArgs {
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
-    let base = args.registry.trim_end_matches('/').to_string();
-    let http = reqwest::blocking::Client::new();
-    let mut get = |key: &str| -> Result<Option<Vec<u8>>> {
-        let url = format!("{base}{}", crate::layout::url(key));
-        let resp = http.get(&url).send().with_context(|| format!("fetching {url}"))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        anyhow::ensure!(resp.status().is_success(), "{url}: {}", resp.status());
-        Ok(Some(resp.bytes()?.to_vec()))
-    };
-    let results = search(&Layout::public(), &mut get, &args.words.join(" "), args.limit)?;
+    let results = runtime()?.block_on(async {
+        let remote = args.reg.remote()?;
+        remote.connect(false).await?;
+        let handle = tokio::runtime::Handle::current();
+        let (query, limit) = (args.words.join(" "), args.limit);
+        tokio::task::spawn_blocking(move || {
+            let mut get = |key: &str| remote.static_file_blocking(&handle, key);
+            search(&Layout::public(), &mut get, &query, limit)
+        })
+        .await?
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {

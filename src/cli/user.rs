@@ -1,5 +1,6 @@
 //! The user-side verbs of SPEC section 10: login, logout, whoami, publish,
-//! yank, owner, token, info, install, fetch, verify, mirror.
+//! yank, owner, token, info, fetch, verify, log, mirror (the project's
+//! verbs, install among them, are in `project.rs`).
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -10,8 +11,9 @@ use std::path::PathBuf;
 
 use crate::client::api::{self, Api};
 use crate::client::config::{normalize_url, Credentials};
-use crate::client::install::{self, InstallOptions};
+use crate::client::install;
 use crate::client::remote::Remote;
+use crate::words::count;
 
 /// Which registry, and as whom.
 #[derive(Args, Clone, Debug)]
@@ -146,27 +148,6 @@ pub enum UserCommand {
         #[command(flatten)]
         reg: RegistryArgs,
     },
-    /// Resolve, download, verify and unpack packages; write cairn.lock.
-    Install {
-        /// NAME[@REQ]…; none: exactly what cairn.lock pins.
-        specs: Vec<String>,
-        /// Where packages are unpacked.
-        #[arg(long, default_value = "cairn_packages")]
-        target: PathBuf,
-        /// The lock file.
-        #[arg(long, default_value = crate::client::lockfile::FILE)]
-        lockfile: PathBuf,
-        /// Resolve again even if the lock already satisfies the request.
-        #[arg(long)]
-        update: bool,
-        /// Concurrent downloads.
-        #[arg(long, default_value_t = 16)]
-        jobs: usize,
-        #[command(flatten)]
-        reg: RegistryArgs,
-        #[command(flatten)]
-        log: LogArgs,
-    },
     /// Download one verified tarball.
     Fetch {
         /// NAME@VERSION (or NAME@REQ)
@@ -267,12 +248,12 @@ pub enum TokenCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
 impl RegistryArgs {
-    fn url(&self) -> Result<String> {
+    pub(super) fn url(&self) -> Result<String> {
         if let Some(r) = self.registry.as_deref().filter(|r| !r.is_empty()) {
             return Ok(normalize_url(r));
         }
@@ -281,7 +262,7 @@ impl RegistryArgs {
         })
     }
 
-    fn remote(&self) -> Result<Remote> {
+    pub(super) fn remote(&self) -> Result<Remote> {
         let url = self.url()?;
         let token = match self.token.clone().filter(|t| !t.is_empty()) {
             Some(t) => Some(t),
@@ -291,7 +272,7 @@ impl RegistryArgs {
     }
 
     /// The remote, with what its log must show.
-    fn remote_checked(&self, log: &LogArgs) -> Result<Remote> {
+    pub(super) fn remote_checked(&self, log: &LogArgs) -> Result<Remote> {
         Ok(Remote { log: log.policy(), ..self.remote()? })
     }
 }
@@ -362,11 +343,6 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             }
             Ok(())
         }
-        UserCommand::Install { specs, target, lockfile, update, jobs, reg, log } => {
-            let (target, lockfile) = (std::path::absolute(target)?, std::path::absolute(lockfile)?);
-            let opts = InstallOptions { specs, target, lockfile, update, jobs };
-            install::install(&reg.remote_checked(&log)?, &opts).await.map(|_| ())
-        }
         UserCommand::Fetch { spec, output, reg, log } => {
             let path = install::fetch(&reg.remote_checked(&log)?, &spec, output).await?;
             println!("{}", path.display());
@@ -394,13 +370,13 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
                 crate::client::mirror::mirror(&source, &dir, public_url.as_deref(), jobs, witness.as_deref())
                     .await?;
             eprintln!(
-                "mirrored {} packages, {} versions into {}: {} blobs fetched, {} already present, {} index files changed",
-                s.packages,
-                s.versions,
+                "mirrored {}, {} into {}: {} fetched, {} already present, {} changed",
+                count(s.packages, "package"),
+                count(s.versions, "version"),
                 dir.display(),
-                s.fetched_blobs,
+                count(s.fetched_blobs, "blob"),
                 s.present_blobs,
-                s.changed_files
+                count(s.changed_files, "index file"),
             );
             if let Some(key) = s.witness_key {
                 println!("witness key: {key}");
@@ -422,7 +398,8 @@ async fn login(reg: RegistryArgs, re_trust: bool, device: bool) -> Result<()> {
     let mut creds = Credentials::load()?;
     let token = match reg.token.clone().filter(|t| !t.is_empty()) {
         _ if device => {
-            crate::client::device::obtain_token(&remote.http, &api::api_base(&remote, &config)).await?
+            crate::client::device::obtain_token(remote.http.client(), &api::api_base(&remote, &config))
+                .await?
         }
         Some(t) => t,
         None if re_trust && creds.entry(&url).and_then(|e| e.token.clone()).is_some() => {
@@ -455,11 +432,11 @@ async fn publish(path: PathBuf, dry_run: bool, reg: RegistryArgs) -> Result<()> 
     let (name, version, bytes) = if path.is_dir() {
         let packed = crate::archive::pack::pack_dir(&path)?;
         eprintln!(
-            "packed {} {} ({} files, {} bytes)",
+            "packed {} {} ({}, {})",
             packed.name,
             packed.version,
-            packed.files.len(),
-            packed.bytes.len()
+            count(packed.files.len(), "file"),
+            count(packed.bytes.len(), "byte")
         );
         (packed.name, packed.version, packed.bytes)
     } else {

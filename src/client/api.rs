@@ -30,6 +30,10 @@ pub async fn check(resp: reqwest::Response) -> Result<Value> {
     let code = body["error"].as_str().unwrap_or("");
     let hint = match status {
         StatusCode::UNAUTHORIZED => "\nhint: log in with `cairn login` or pass --token",
+        StatusCode::FORBIDDEN => {
+            "\nhint: `cairn owner list NAME` shows who may change a package; `cairn token list` shows each token's scopes and packages"
+        }
+        StatusCode::TOO_MANY_REQUESTS => "\nhint: the registry limits how fast you write; try again in a minute",
         _ => "",
     };
     bail!("{message} ({} {code}){hint}", status.as_u16())
@@ -58,6 +62,7 @@ impl Api {
         Ok(self
             .remote
             .http
+            .client()
             .request(method, format!("{}/api/v1/{path}", self.base))
             .bearer_auth(self.token()?))
     }
@@ -106,11 +111,11 @@ pub async fn info(remote: &Remote, spec: &str) -> Result<Value> {
     };
     crate::name::validate(name).map_err(|e| anyhow!("`{name}`: {e}"))?;
     let l = crate::layout::Layout::public();
-    let path = crate::layout::url(&match version {
+    let key = match version {
         Some(v) => l.version_doc(name, v),
         None => l.package_doc(name),
-    });
-    match remote.static_json(&path).await? {
+    };
+    match remote.static_json(&key).await? {
         Some(doc) => Ok(doc),
         None => match version {
             Some(v) => bail!("{name} has no version {v} in {}", remote.url),

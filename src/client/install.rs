@@ -16,20 +16,37 @@ use std::time::Instant;
 
 use super::lockfile::{LockedPackage, Lockfile};
 use super::progress;
-use super::remote::{IndexFetch, RegistryConfig, Remote, Trust};
+use super::remote::{RegistryConfig, Remote, Trust};
 use super::resolve::{self, dep_counts, dep_target, Universe};
 use super::verify::Expected;
 use crate::index::IndexLine;
 
 pub struct InstallOptions {
-    /// `NAME[@REQ]` arguments; empty = exactly what the lock pins.
-    pub specs: Vec<String>,
+    pub roots: Roots,
+    /// Lock pins not to prefer (`cairn update`).
+    pub release: Release,
     pub target: PathBuf,
     pub lockfile: PathBuf,
-    /// Re-resolve even when the lock already satisfies the request.
-    pub update: bool,
+    /// Re-resolve even when the lock already satisfies the roots.
+    pub resolve_again: bool,
     /// Concurrent downloads.
     pub jobs: usize,
+}
+
+/// What to install.
+pub enum Roots {
+    /// Exactly what `cairn.lock` pins (no manifest, no names).
+    Lock,
+    /// These requirements (a manifest's, or names given), resolved with
+    /// the lock's pins preferred wherever they satisfy them (cargo's rule).
+    Given(Vec<(String, VersionReq)>),
+}
+
+/// Which lock pins `cairn update` lets go of.
+pub enum Release {
+    None,
+    Names(Vec<String>),
+    All,
 }
 
 /// What an install did, for its summary line and for tests.
@@ -53,24 +70,55 @@ pub fn parse_spec(spec: &str) -> Result<(String, VersionReq)> {
     Ok((name.to_string(), req))
 }
 
+/// The roots of an install by name without a manifest: what the lock
+/// holds at the top (any version), and the names given.
+pub fn lock_roots(lock: Option<&Lockfile>, requested: &[(String, VersionReq)]) -> Vec<(String, VersionReq)> {
+    let mut roots: BTreeMap<String, (String, VersionReq)> = BTreeMap::new();
+    for p in lock.map(|l| l.roots()).unwrap_or_default() {
+        roots.insert(crate::name::canonical(&p.name), (p.name.clone(), VersionReq::STAR));
+    }
+    for (n, req) in requested {
+        roots.insert(crate::name::canonical(n), (n.clone(), req.clone()));
+    }
+    roots.into_values().collect()
+}
+
+/// Whether `lock` is exactly what `roots` need: each root locked at a
+/// version it matches, and every locked package reachable from them.
+fn lock_satisfies(lock: &Lockfile, roots: &[(String, VersionReq)]) -> bool {
+    let matches = roots.iter().all(|(n, req)| {
+        lock.get(n).is_some_and(|p| Version::parse(&p.version).is_ok_and(|v| req.matches(&v)))
+    });
+    let mut reached: HashSet<String> = HashSet::new();
+    let mut todo: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
+    while let Some(n) = todo.pop() {
+        if let Some(p) = lock.get(&n) {
+            if reached.insert(crate::name::canonical(&p.name)) {
+                todo.extend(p.dependencies.iter().cloned());
+            }
+        }
+    }
+    matches && reached.len() == lock.packages.len()
+}
+
 /// One package to install.
 struct Planned {
     want: Expected,
 }
 
-pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<Summary> {
+/// Installs `opts.roots` and returns what it did and the lock now in force.
+pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary, Lockfile)> {
     let started = Instant::now();
     let lock = Lockfile::load(&opts.lockfile)?;
-    let requested: Vec<(String, VersionReq)> =
-        opts.specs.iter().map(|s| parse_spec(s)).collect::<Result<_>>()?;
-
-    let lock_satisfies = |lock: &Lockfile| {
-        requested.iter().all(|(n, req)| {
-            lock.get(n).is_some_and(|p| Version::parse(&p.version).is_ok_and(|v| req.matches(&v)))
-        })
+    let keep_lock = match (&opts.roots, &lock) {
+        (Roots::Lock, _) => true,
+        (Roots::Given(roots), Some(lock)) => {
+            !opts.resolve_again && matches!(opts.release, Release::None) && lock_satisfies(lock, roots)
+        }
+        (Roots::Given(_), None) => false,
     };
-    let (plan, config, new_lock) = match &lock {
-        Some(lock) if !opts.update && lock_satisfies(lock) => {
+    let (plan, config, new_lock) = match (&opts.roots, lock.as_ref().filter(|_| keep_lock)) {
+        (_, Some(lock)) => {
             let plan = lock
                 .packages
                 .iter()
@@ -83,15 +131,29 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<Summary> 
                     },
                 })
                 .collect();
-            (plan, None, None)
+            (plan, None, lock.clone())
         }
-        None if requested.is_empty() => {
-            bail!("there is no {} here: name the packages to install", opts.lockfile.display())
-        }
-        _ => {
+        (Roots::Lock, None) => bail!(
+            "there is no {} here: name the packages to install (`cairn add NAME` records them in cairn.toml)",
+            opts.lockfile.display()
+        ),
+        (Roots::Given(roots), None) => {
             let config = remote.connect(false).await?;
-            let (plan, new_lock) = resolve_plan(remote, &requested, lock.as_ref()).await?;
-            (plan, Some(config), Some(new_lock))
+            let mut locked = HashMap::new();
+            for p in lock.iter().flat_map(|l| &l.packages) {
+                let released = match &opts.release {
+                    Release::None => false,
+                    Release::All => true,
+                    Release::Names(names) => {
+                        names.iter().any(|n| crate::name::canonical(n) == crate::name::canonical(&p.name))
+                    }
+                };
+                if let (false, Ok(v)) = (released, Version::parse(&p.version)) {
+                    locked.insert(p.name.to_lowercase(), v);
+                }
+            }
+            let (plan, new_lock) = resolve_plan(remote, roots, &locked).await?;
+            (plan, Some(config), new_lock)
         }
     };
 
@@ -121,22 +183,49 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<Summary> 
     );
     let (blobs, summary) = download_all(remote, config.as_ref(), &trust, &plan, opts.jobs).await?;
     let unpacked = unpack_all(&opts.target, &plan, &blobs)?;
-    if let Some(lock) = new_lock {
-        if Some(&lock) != Lockfile::load(&opts.lockfile)?.as_ref() {
-            lock.save(&opts.lockfile)?;
-        }
+    if Some(&new_lock) != lock.as_ref() {
+        new_lock.save(&opts.lockfile)?;
     }
+    warn_deprecated(remote, &plan, opts.jobs).await;
     let summary = Summary { packages: plan.len(), unpacked, ..summary };
     eprintln!(
-        "installed {} packages into {} ({} downloaded, {} from cache, {} unpacked) in {:.2}s",
-        summary.packages,
+        "installed {} into {} ({} downloaded, {} from cache, {} unpacked) in {:.2}s",
+        crate::words::count(summary.packages, "package"),
         opts.target.display(),
         summary.downloaded,
         summary.packages - summary.downloaded,
         summary.unpacked,
         started.elapsed().as_secs_f64()
     );
-    Ok(summary)
+    Ok((summary, new_lock))
+}
+
+/// Prints a warning for each installed package its owners deprecated
+/// (fetched concurrently, through the index's ETag cache). Only a warning:
+/// a registry that cannot say is not a reason to fail an install.
+async fn warn_deprecated(remote: &Remote, plan: &[Planned], jobs: usize) {
+    let mut found: Vec<(String, super::remote::Meta)> = futures_util::stream::iter(plan)
+        .map(|p| async move {
+            match remote.meta(&p.want.name).await {
+                Ok(meta) => meta.map(|m| (p.want.name.clone(), m)),
+                Err(e) => {
+                    tracing::debug!(name = %p.want.name, "no deprecation check: {e:#}");
+                    None
+                }
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .filter_map(|m| async move { m })
+        .collect()
+        .await;
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, meta) in found {
+        let Some(message) = meta.deprecated else { continue };
+        match meta.replacement {
+            Some(r) => eprintln!("warning: {name} is deprecated: {message}; use {r} instead"),
+            None => eprintln!("warning: {name} is deprecated: {message}"),
+        }
+    }
 }
 
 /// Fetches the index files of `roots` and everything they can reach,
@@ -148,7 +237,7 @@ async fn lines_of(remote: &Remote, plan: &[&Planned], jobs: usize) -> Result<Vec
     use futures_util::TryStreamExt;
     futures_util::stream::iter(plan)
         .map(|p| async move {
-            let lines = remote.index_file(&p.want.name).await?.lines().unwrap_or_default();
+            let lines = remote.index_file(&p.want.name).await?.unwrap_or_default();
             lines.into_iter().find(|l| l.vers == p.want.version && l.cksum == p.want.sha256).ok_or_else(
                 || {
                     anyhow!(
@@ -190,7 +279,7 @@ pub async fn fetch_closure(
     let mut files = HashMap::new();
     while let Some((name, fetched)) = pending.next().await {
         let key = name.to_lowercase();
-        let lines = fetched?.lines();
+        let lines = fetched?;
         bar.inc(1);
         for line in lines.iter().flatten() {
             let pinned =
@@ -213,38 +302,20 @@ pub async fn fetch_closure(
 
 async fn resolve_plan(
     remote: &Remote,
-    requested: &[(String, VersionReq)],
-    lock: Option<&Lockfile>,
+    roots: &[(String, VersionReq)],
+    locked: &HashMap<String, Version>,
 ) -> Result<(Vec<Planned>, Lockfile)> {
-    // Roots: what was asked now, plus what the lock holds at the top.
-    let mut roots: BTreeMap<String, (String, VersionReq)> = BTreeMap::new();
-    let mut locked = HashMap::new();
-    if let Some(lock) = lock {
-        for p in lock.roots() {
-            roots.insert(p.name.to_lowercase(), (p.name.clone(), VersionReq::STAR));
-        }
-        for p in &lock.packages {
-            if let Ok(v) = Version::parse(&p.version) {
-                locked.insert(p.name.to_lowercase(), v);
-            }
-        }
-    }
-    for (n, req) in requested {
-        roots.insert(n.to_lowercase(), (n.clone(), req.clone()));
-    }
-    let roots: Vec<(String, VersionReq)> = roots.into_values().collect();
     let names: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
-    let files = fetch_closure(remote, &names, &locked).await?;
+    let files = fetch_closure(remote, &names, locked).await?;
     let universe = Universe::new(&files);
-    let solution = resolve::resolve(&universe, &roots, &locked).map_err(|e| anyhow!("{e}"))?;
+    let solution = resolve::resolve(&universe, roots, locked).map_err(|e| anyhow!("{e}"))?;
 
     let mut plan = Vec::new();
     let mut locked_out = Vec::new();
-    for (key, line) in &solution {
+    for line in solution.values() {
         if line.yanked {
             eprintln!("note: {} {} is yanked; kept because the lock pins it", line.name, line.vers);
         }
-        let _ = key;
         let mut deps: Vec<String> = line
             .deps
             .iter()
@@ -261,7 +332,7 @@ async fn resolve_plan(
         });
         plan.push(Planned { want: Expected::from_line(line) });
     }
-    eprintln!("resolved {} packages", plan.len());
+    eprintln!("resolved {}", crate::words::count(plan.len(), "package"));
     Ok((plan, Lockfile::new(locked_out)))
 }
 
@@ -384,8 +455,10 @@ pub async fn fetch(remote: &Remote, spec: &str, out: Option<PathBuf>) -> Result<
         _ => parse_spec(spec)?,
     };
     let config = remote.connect(false).await?;
-    let lines =
-        remote.index_file(&name).await?.lines().ok_or_else(|| anyhow!("no package named `{name}`"))?;
+    let lines = remote
+        .index_file(&name)
+        .await?
+        .ok_or_else(|| anyhow!("no package named `{name}` in {}", remote.url))?;
     let line = pick(&lines, &req).ok_or_else(|| anyhow!("{name} has no version matching `{req}`"))?;
     super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
@@ -427,9 +500,8 @@ pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let (name, version) = archive_identity(&bytes)?;
     let config = remote.connect(false).await?;
-    let lines = match remote.index_file(&name).await? {
-        IndexFetch::Missing => bail!("{}: the registry has no package `{name}`", file.display()),
-        f => f.lines().unwrap_or_default(),
+    let Some(lines) = remote.index_file(&name).await? else {
+        bail!("{}: the registry has no package `{name}`", file.display());
     };
     let (sha256, _) = crate::store::digests(&bytes);
     let line = lines
@@ -446,8 +518,7 @@ pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
     super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
     let want = Expected::from_line(line);
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
-    let sig_url = format!("{}/blobs/sha256/{}.minisig", remote.url, want.sha256);
-    let sig = String::from_utf8(remote.get_bytes(&sig_url).await?).context("the signature is not text")?;
+    let sig = remote.signature(Some(&config), &want).await?;
     super::verify::verify(&bytes, &sig, &trust, &want).with_context(|| format!("{}", file.display()))?;
     crate::archive::unpack::check(&bytes, &name, &version).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let yanked = if line.yanked { " (yanked)" } else { "" };

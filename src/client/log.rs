@@ -49,25 +49,26 @@ fn kept_path(url: &str) -> Result<std::path::PathBuf> {
     Ok(config_dir()?.join("checkpoints").join(&crate::log::leaf::digest(url.as_bytes())[..32]))
 }
 
-/// Reads the log's files over HTTP (blocking: tlog's readers are
-/// synchronous; run on a blocking thread), each once.
-struct Http {
-    base: String,
-    client: reqwest::blocking::Client,
+/// Reads the log's files through the registry's fetch path, each once
+/// (tlog's readers are synchronous: this runs on a blocking thread).
+struct Files {
+    remote: Remote,
+    handle: tokio::runtime::Handle,
     seen: Mutex<HashMap<String, Vec<u8>>>,
 }
 
-impl Fetch for Http {
+impl Fetch for Files {
     fn get(&self, key: &str) -> Result<Vec<u8>, String> {
         if let Some(b) = self.seen.lock().unwrap().get(key) {
             return Ok(b.clone());
         }
-        let url = format!("{}/{key}", self.base);
-        let resp = self.client.get(&url).send().map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url} answered {}", resp.status()));
-        }
-        let bytes = resp.bytes().map_err(|e| format!("{url}: {e}"))?.to_vec();
+        let bytes = match self.remote.static_file_blocking(&self.handle, key) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(format!("{}{} is not there (404)", self.remote.url, crate::layout::url(key)))
+            }
+            Err(e) => return Err(format!("{e:#}")),
+        };
         self.seen.lock().unwrap().insert(key.to_string(), bytes.clone());
         Ok(bytes)
     }
@@ -78,7 +79,7 @@ struct Checked {
     /// The checkpoint's bytes as served, and the tree head they verified to.
     checkpoint: Vec<u8>,
     tree: tlog_tiles::Checkpoint,
-    http: Http,
+    http: Files,
 }
 
 /// The log's keys to check against: `config`'s (which must match the
@@ -125,8 +126,13 @@ async fn run(
         return Ok(None);
     };
     let trust = trust(remote, &keys)?;
-    let (base, lines) = (remote.url.clone(), lines.to_vec());
-    let checked = tokio::task::spawn_blocking(move || verify_all(&base, &trust, &lines))
+    let files = Files {
+        remote: remote.clone(),
+        handle: tokio::runtime::Handle::current(),
+        seen: Mutex::new(HashMap::new()),
+    };
+    let lines = lines.to_vec();
+    let checked = tokio::task::spawn_blocking(move || verify_all(files, &trust, &lines))
         .await?
         .map_err(|e| {
             anyhow!("the registry's transparency log does not check out: {e}. Nothing was unpacked.")
@@ -139,7 +145,7 @@ async fn run(
 /// an install checks it, as a C2SP tlog-proof.
 pub async fn proof(remote: &Remote, name: &str, version: &str) -> Result<String> {
     let config = remote.connect(false).await?;
-    let lines = remote.index_file(name).await?.lines().ok_or_else(|| anyhow!("no package named `{name}`"))?;
+    let lines = remote.index_file(name).await?.ok_or_else(|| anyhow!("no package named `{name}`"))?;
     let line = lines
         .into_iter()
         .find(|l| l.vers == version)
@@ -175,7 +181,7 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
             continue;
         }
         if !files.contains_key(&leaf.name) {
-            let lines = remote.index_file(&leaf.name).await?.lines().unwrap_or_default();
+            let lines = remote.index_file(&leaf.name).await?.unwrap_or_default();
             files.insert(leaf.name.clone(), lines);
         }
         // A hard-deleted version has no line any more; every other line that
@@ -192,8 +198,10 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
         }
     }
     Ok(format!(
-        "{} entries verified against the checkpoint; {publishes} index lines match their publish entries",
-        entries.len()
+        "{} verified against the checkpoint; {} {} their publish entries",
+        crate::words::count(entries.len(), "entry"),
+        crate::words::count(publishes, "index line"),
+        if publishes == 1 { "matches" } else { "match" }
     ))
 }
 
@@ -249,20 +257,13 @@ fn proven_path(url: &str) -> Result<std::path::PathBuf> {
     Ok(kept_path(url)?.with_extension("proven"))
 }
 
-fn verify_all(base: &str, trust: &Trust, lines: &[IndexLine]) -> Result<Checked, LogError> {
-    let http = Http {
-        base: base.to_string(),
-        client: reqwest::blocking::Client::builder()
-            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| LogError::Fetch(e.to_string()))?,
-        seen: Mutex::new(HashMap::new()),
-    };
+fn verify_all(http: Files, trust: &Trust, lines: &[IndexLine]) -> Result<Checked, LogError> {
+    let base = http.remote.url.clone();
     let layout = Layout::public();
     let bytes = http.get(&layout.log_checkpoint()).map_err(LogError::Fetch)?;
     let now = verify::checkpoint(&bytes, trust, crate::log::note::now())?;
     let io = |e: std::io::Error| LogError::Fetch(format!("the kept checkpoint: {e}"));
-    let kept_at = kept_path(base).map_err(|e| LogError::Fetch(e.to_string()))?;
+    let kept_at = kept_path(&base).map_err(|e| LogError::Fetch(e.to_string()))?;
     if let Ok(kept) = std::fs::read(&kept_at) {
         let kept = tlog_tiles::Checkpoint::from_bytes(&kept)
             .map_err(|_| LogError::Fetch(format!("{} is not a checkpoint", kept_at.display())))?;

@@ -23,7 +23,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use super::remote::{Remote, Trust};
-use super::verify::{self, Expected};
+use super::verify::Expected;
 use crate::fsutil::write_atomic;
 use crate::index::IndexLine;
 use crate::layout::StaticRoot;
@@ -113,16 +113,7 @@ pub async fn mirror(
         let (sem, bar, store, remote, config, trust) = (&sem, &bar, &store, &remote, &config, &trust);
         tasks.push(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
-            let url = Remote::blob_url(Some(config), &remote.url, want);
-            let sig_url = format!(
-                "{}{}",
-                remote.url,
-                crate::layout::url(&crate::layout::Layout::public().signature(&want.sha256))
-            );
-            let (bytes, sig) = tokio::try_join!(remote.get_bytes(&url), remote.get_bytes(&sig_url))?;
-            let sig = String::from_utf8(sig).map_err(|_| anyhow!("{sig_url} is not a signature"))?;
-            verify::verify(&bytes, &sig, trust, want)
-                .with_context(|| format!("refusing {} {} from {url}", want.name, want.version))?;
+            let (bytes, sig) = remote.download(Some(config), trust, want).await?;
             let (store, sha) = (store.clone(), want.sha256.clone());
             tokio::task::spawn_blocking(move || store.put(&sha, &bytes, &sig)).await??;
             bar.inc(1);
@@ -143,8 +134,11 @@ pub async fn mirror(
     super::log::mirror(&remote, &config, &all_lines, root.clone()).await?;
 
     // 5. The key, derived files, then the checkout of what changed.
-    let pub_url = format!("{}{}", remote.url, crate::layout::url(&l.minisign_pub()));
-    let pub_file = String::from_utf8(remote.get_bytes(&pub_url).await?)?;
+    let pub_file = remote
+        .static_file(&l.minisign_pub())
+        .await?
+        .with_context(|| format!("{} serves no minisign.pub", remote.url))?;
+    let pub_file = String::from_utf8(pub_file).context("minisign.pub is not text")?;
     if !pub_file.lines().any(|l| l.trim() == config.pubkey) {
         bail!("{}/minisign.pub does not hold the key config.json names", remote.url);
     }
@@ -266,8 +260,7 @@ fn read_tree(git_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
 async fn copy_owners(remote: &Remote, root: &StaticRoot, changed: &[&Vec<IndexLine>]) -> Result<()> {
     for lines in changed {
         let Some(first) = lines.first() else { continue };
-        let doc =
-            remote.static_json(&crate::layout::url(&root.layout().owners(&first.name))).await.ok().flatten();
+        let doc = remote.static_json(&root.layout().owners(&first.name)).await.ok().flatten();
         let owners: Vec<String> = doc
             .and_then(|d| d["owners"].as_array().cloned())
             .unwrap_or_default()

@@ -1,6 +1,8 @@
 //! One registry as the client sees it: its `config.json` (with the key
 //! pinned at first contact), the sparse index with an ETag cache, blobs and
-//! signatures through the content-addressed local cache, and the write API.
+//! signatures (downloaded and verified in one place, kept in the
+//! content-addressed local cache), and the static documents. Every read
+//! goes through `http`, the one fetch path with its retries.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -9,8 +11,10 @@ use std::sync::Arc;
 
 use super::cache::Cache;
 use super::config::{normalize_url, Credentials};
+use super::http::{Got, Http};
 use super::verify::{self, Expected};
 use crate::index::{package_path, IndexLine};
+use crate::layout::Layout;
 
 /// `index/config.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +30,16 @@ pub struct RegistryConfig {
     pub log: Option<super::log::LogKeys>,
 }
 
+/// Package-level metadata that is not a version's (`index/meta/…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Meta {
+    #[serde(default)]
+    pub deprecated: Option<String>,
+    /// The package to use instead, when the owner named one.
+    #[serde(default)]
+    pub replacement: Option<String>,
+}
+
 /// The key and name a client trusts for a registry.
 #[derive(Debug, Clone)]
 pub struct Trust {
@@ -36,39 +50,11 @@ pub struct Trust {
 #[derive(Clone)]
 pub struct Remote {
     pub url: String,
-    pub http: reqwest::Client,
+    pub http: Http,
     pub token: Option<String>,
     pub cache: Arc<Cache>,
     /// What the log checks demand.
     pub log: super::log::Policy,
-}
-
-/// What the registry answered for an index file.
-pub enum IndexFetch {
-    /// Fresh from the network (200).
-    Fetched(Vec<IndexLine>),
-    /// The cached copy, confirmed by a 304.
-    NotModified(Vec<IndexLine>),
-    /// No such package (404).
-    Missing,
-}
-
-impl IndexFetch {
-    pub fn lines(self) -> Option<Vec<IndexLine>> {
-        match self {
-            IndexFetch::Fetched(l) | IndexFetch::NotModified(l) => Some(l),
-            IndexFetch::Missing => None,
-        }
-    }
-}
-
-pub fn http_client() -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(64)
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(300))
-        .build()?)
 }
 
 impl Remote {
@@ -76,7 +62,7 @@ impl Remote {
         let url = normalize_url(url);
         Ok(Remote {
             cache: Arc::new(Cache::open(&url)?),
-            http: http_client()?,
+            http: Http::new()?,
             token,
             url,
             log: super::log::Policy::default(),
@@ -93,11 +79,9 @@ impl Remote {
 
     pub async fn config(&self) -> Result<RegistryConfig> {
         let url = format!("{}/index/config.json", self.url);
-        let resp = self.http.get(&url).send().await.with_context(|| format!("fetching {url}"))?;
-        if !resp.status().is_success() {
-            bail!("{url} answered {}: is {} a cairn registry?", resp.status(), self.url);
-        }
-        let bytes = resp.bytes().await?;
+        let Some(bytes) = self.http.bytes(&url).await? else {
+            bail!("{url} is not there: is {} a cairn registry? Check --registry or CAIRN_REGISTRY", self.url);
+        };
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {url}"))
     }
 
@@ -113,41 +97,51 @@ impl Remote {
         Ok(Trust { pubkey: c.pubkey, name: c.name })
     }
 
-    /// One package's index file, revalidated with If-None-Match.
-    pub async fn index_file(&self, name: &str) -> Result<IndexFetch> {
-        let path = package_path(name);
+    /// A file under `/index/`, revalidated with If-None-Match against the
+    /// cached copy (`usable` says whether a cached body may be offered);
+    /// `None` when the registry has no such file.
+    async fn index_cached(&self, path: &str, usable: impl Fn(&[u8]) -> bool) -> Result<Option<Vec<u8>>> {
         let url = format!("{}/index/{path}", self.url);
-        // A cached body that no longer parses is not offered for revalidation.
-        let cached = self.cache.index_get(&path).filter(|(_, body)| IndexLine::parse_file(body).is_ok());
-        let mut req = self.http.get(&url);
-        if let Some((etag, _)) = &cached {
-            req = req.header(reqwest::header::IF_NONE_MATCH, etag.as_str());
-        }
-        let resp = req.send().await.with_context(|| format!("fetching {url}"))?;
-        match resp.status().as_u16() {
-            304 => {
+        let cached = self.cache.index_get(path).filter(|(_, body)| usable(body));
+        match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await? {
+            Got::NotModified => {
                 let (_, body) = cached.ok_or_else(|| anyhow!("{url}: 304 without a cached copy"))?;
-                Ok(IndexFetch::NotModified(parse_index(&url, &body)?))
+                Ok(Some(body))
             }
-            404 | 410 => {
-                self.cache.index_remove(&path);
-                Ok(IndexFetch::Missing)
+            Got::Missing => {
+                self.cache.index_remove(path);
+                Ok(None)
             }
-            200 => {
-                let etag = resp
-                    .headers()
-                    .get(reqwest::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let body = resp.bytes().await.with_context(|| format!("reading {url}"))?;
-                let lines = parse_index(&url, &body)?;
+            Got::Body { bytes, etag } => {
                 if let Some(etag) = etag {
-                    self.cache.index_put(&path, &etag, &body);
+                    self.cache.index_put(path, &etag, &bytes);
                 }
-                Ok(IndexFetch::Fetched(lines))
+                Ok(Some(bytes))
             }
-            s => bail!("{url} answered {s}"),
         }
+    }
+
+    /// One package's index lines; `None` when there is no such package.
+    pub async fn index_file(&self, name: &str) -> Result<Option<Vec<IndexLine>>> {
+        let path = package_path(name);
+        // A cached body that no longer parses is not offered for revalidation.
+        let Some(body) = self.index_cached(&path, |b| IndexLine::parse_file(b).is_ok()).await? else {
+            return Ok(None);
+        };
+        IndexLine::parse_file(&body)
+            .map(Some)
+            .with_context(|| format!("parsing the index file {}/index/{path}", self.url))
+    }
+
+    /// A package's `index/meta/` file (SPEC section 5); `None` when the
+    /// registry has none for it, as for every package not deprecated.
+    pub async fn meta(&self, name: &str) -> Result<Option<Meta>> {
+        let path = format!("meta/{}.json", package_path(name));
+        let parse = |b: &[u8]| serde_json::from_slice::<Meta>(b);
+        let Some(body) = self.index_cached(&path, |b| parse(b).is_ok()).await? else {
+            return Ok(None);
+        };
+        parse(&body).map(Some).with_context(|| format!("parsing {}/index/{path}", self.url))
     }
 
     /// A blob's download URL from config.json's `dl` template (cargo's markers).
@@ -169,9 +163,42 @@ impl Remote {
             .replace("{sha256-checksum}", &line.sha256)
     }
 
+    /// The signature of a blob: beside the blob when `dl` names it by
+    /// digest (a CDN), else in the registry's static root.
+    fn signature_url(&self, config: Option<&RegistryConfig>, want: &Expected) -> String {
+        let url = Remote::blob_url(config, &self.url, want);
+        if url.ends_with(&want.sha256) {
+            format!("{url}.minisig")
+        } else {
+            format!("{}{}", self.url, crate::layout::url(&Layout::public().signature(&want.sha256)))
+        }
+    }
+
+    /// The registry's signature of a blob, as text.
+    pub async fn signature(&self, config: Option<&RegistryConfig>, want: &Expected) -> Result<String> {
+        let url = self.signature_url(config, want);
+        String::from_utf8(self.http.required(&url).await?)
+            .map_err(|_| anyhow!("{url} is not a minisign signature"))
+    }
+
+    /// Downloads a blob and its signature and verifies them (SPEC section
+    /// 4): the only way a blob comes from the network.
+    pub async fn download(
+        &self,
+        config: Option<&RegistryConfig>,
+        trust: &Trust,
+        want: &Expected,
+    ) -> Result<(Vec<u8>, String)> {
+        let url = Remote::blob_url(config, &self.url, want);
+        let (bytes, sig) = tokio::try_join!(self.http.required(&url), self.signature(config, want))?;
+        verify::verify(&bytes, &sig, trust, want)
+            .with_context(|| format!("refusing {} {} from {url}", want.name, want.version))?;
+        Ok((bytes, sig))
+    }
+
     /// The bytes of a package, verified: from the local cache if it holds
-    /// them, else downloaded (with the signature) and cached once verified.
-    /// Returns the bytes and how many were downloaded.
+    /// them, else downloaded and cached once verified. Returns the bytes
+    /// and how many were downloaded.
     pub async fn blob(
         &self,
         config: Option<&RegistryConfig>,
@@ -183,49 +210,38 @@ impl Remote {
                 return Ok((bytes, 0));
             }
         }
-        let url = Remote::blob_url(config, &self.url, want);
-        let sig_url = if url.ends_with(&want.sha256) {
-            format!("{url}.minisig")
-        } else {
-            format!("{}/blobs/sha256/{}.minisig", self.url, want.sha256)
-        };
-        let (bytes, sig) = tokio::try_join!(self.get_bytes(&url), self.get_bytes(&sig_url))?;
-        let sig = String::from_utf8(sig).map_err(|_| anyhow!("{sig_url} is not a minisign signature"))?;
-        verify::verify(&bytes, &sig, trust, want)
-            .with_context(|| format!("refusing {} {} from {url}", want.name, want.version))?;
+        let (bytes, sig) = self.download(config, trust, want).await?;
         self.cache.blob_put(&want.sha256, &bytes, &sig)?;
         let n = bytes.len() as u64;
         Ok((bytes, n))
     }
 
-    pub async fn get_bytes(&self, url: &str) -> Result<Vec<u8>> {
-        let resp = self.http.get(url).send().await.with_context(|| format!("fetching {url}"))?;
-        if !resp.status().is_success() {
-            bail!("{url} answered {}", resp.status());
-        }
-        Ok(resp.bytes().await.with_context(|| format!("reading {url}"))?.to_vec())
+    /// A file of the static root by its layout key; `None` when it is not there.
+    pub async fn static_file(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.http.bytes(&format!("{}{}", self.url, crate::layout::url(key))).await
     }
 
-    /// A JSON document from the static root (`None` on 404).
-    pub async fn static_json(&self, path: &str) -> Result<Option<serde_json::Value>> {
-        let url = format!("{}{path}", self.url);
-        let resp = self.http.get(&url).send().await.with_context(|| format!("fetching {url}"))?;
-        if resp.status() == 404 {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            bail!("{url} answered {}", resp.status());
-        }
-        Ok(Some(resp.json().await.with_context(|| format!("parsing {url}"))?))
+    /// A JSON document of the static root by its layout key (`None` when absent).
+    pub async fn static_json(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let Some(bytes) = self.static_file(key).await? else { return Ok(None) };
+        let doc = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}{}", self.url, crate::layout::url(key)))?;
+        Ok(Some(doc))
+    }
+
+    /// `static_file` for synchronous readers (the log's tiles, the search
+    /// shards), which run on a blocking thread of this runtime.
+    pub fn static_file_blocking(
+        &self,
+        handle: &tokio::runtime::Handle,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        handle.block_on(self.static_file(key))
     }
 
     pub fn cache_root(&self) -> PathBuf {
         self.cache.root.clone()
     }
-}
-
-fn parse_index(url: &str, body: &[u8]) -> Result<Vec<IndexLine>> {
-    IndexLine::parse_file(body).with_context(|| format!("parsing the index file {url}"))
 }
 
 /// Checks `config`'s key and name against the pin for `url`, pinning them at

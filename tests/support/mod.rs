@@ -316,6 +316,39 @@ pub fn validate(name: &str, doc: &serde_json::Value) {
     assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
 }
 
+/// One HTTP/1.1 request as a test's proxy reads it.
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Reads the next request of a keep-alive connection; `None` when the client closed it.
+pub fn read_request(reader: &mut impl std::io::BufRead) -> std::io::Result<Option<Request>> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+    let mut headers = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let Some((k, v)) = h.trim_end().split_once(':') else { break };
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        if k.eq_ignore_ascii_case("content-length") {
+            len = v.parse().unwrap_or(0);
+        }
+        headers.push((k, v));
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body)?;
+    Ok(Some(Request { method, path, headers, body }))
+}
+
 /// A free port on 127.0.0.1 (bound and released: a test starts its server on it next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -74,3 +74,13 @@ pub fn publish(server: &Server, name: &str, version: &str, deps: &[(&str, &str)]
     assert_eq!(resp.status(), 201, "{}", resp.text().unwrap());
     cairn::store::digests(&bytes).0
 }
+
+/// The packages unpacked in a project's `cairn_packages/`, sorted.
+pub fn installed(project: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(project.join("cairn_packages"))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.retain(|n| !n.starts_with('.'));
+    v.sort();
+    v
+}

@@ -1,0 +1,151 @@
+//! The one way the client reads from a registry over HTTP, with cargo's
+//! network behaviour: a connection error, a timeout, a 5xx or a 429 is
+//! retried with exponential backoff (a `Retry-After` on those answers is
+//! honoured, capped), at most `CAIRN_NET_RETRY` times (default 3, cargo's
+//! `net.retry`); 404, 410 and 451 mean "no such file" and are never retried.
+
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
+/// Retries after the first attempt, as cargo's `net.retry` defaults to.
+pub const DEFAULT_RETRIES: u32 = 3;
+/// The first backoff; each retry doubles it (0.25 s, 0.5 s, 1 s, …).
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// No single wait, backoff or `Retry-After`, is longer than this.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// What a GET found.
+pub enum Got {
+    /// 2xx: the body and its ETag.
+    Body { bytes: Vec<u8>, etag: Option<String> },
+    /// 304 to an `If-None-Match`.
+    NotModified,
+    /// 404, 410 or 451: there is no such file.
+    Missing,
+}
+
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    retries: u32,
+}
+
+impl Http {
+    pub fn new() -> Result<Http> {
+        let retries = match std::env::var("CAIRN_NET_RETRY") {
+            Ok(v) if !v.is_empty() => v
+                .parse()
+                .with_context(|| format!("CAIRN_NET_RETRY must be a whole number of retries, not `{v}`"))?,
+            _ => DEFAULT_RETRIES,
+        };
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()?;
+        Ok(Http { client, retries })
+    }
+
+    /// The underlying client, for the write API (never retried: a write is not idempotent).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// GETs `url` (conditionally, given a cached ETag), retrying what may pass.
+    pub async fn get(&self, url: &str, etag: Option<&str>) -> Result<Got> {
+        let mut attempt = 0;
+        loop {
+            let (last, retry_after) = match self.try_get(url, etag).await? {
+                Attempt::Done(got) => return Ok(got),
+                Attempt::Retry { error, retry_after } => (error, retry_after),
+            };
+            if attempt >= self.retries {
+                bail!(
+                    "fetching {url} failed after {}: {last}. The registry or the network is failing: \
+                     try again later (CAIRN_NET_RETRY sets how many retries; now {})",
+                    crate::words::count(attempt + 1, "attempt"),
+                    self.retries
+                );
+            }
+            let backoff = FIRST_BACKOFF * 2u32.saturating_pow(attempt);
+            let jitter = Duration::from_millis(rand::random::<u64>() % 100);
+            let wait = retry_after.unwrap_or(backoff + jitter).min(MAX_WAIT);
+            tracing::debug!(url, %last, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// The body of `url`, `None` when there is no such file.
+    pub async fn bytes(&self, url: &str) -> Result<Option<Vec<u8>>> {
+        Ok(match self.get(url, None).await? {
+            Got::Body { bytes, .. } => Some(bytes),
+            Got::Missing => None,
+            Got::NotModified => bail!("{url} answered 304 to a request that was not conditional"),
+        })
+    }
+
+    /// The body of `url`, which must exist.
+    pub async fn required(&self, url: &str) -> Result<Vec<u8>> {
+        self.bytes(url).await?.with_context(|| format!("{url} is not there (404)"))
+    }
+
+    async fn try_get(&self, url: &str, etag: Option<&str>) -> Result<Attempt> {
+        let mut req = self.client.get(url);
+        if let Some(e) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, e);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_builder() || e.is_redirect() => {
+                return Err(e).with_context(|| format!("fetching {url}"))
+            }
+            Err(e) => return Ok(Attempt::Retry { error: chain(&e), retry_after: None }),
+        };
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => {
+                let etag = resp
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                match resp.bytes().await {
+                    Ok(b) => Ok(Attempt::Done(Got::Body { bytes: b.to_vec(), etag })),
+                    // A body cut short is a connection error too.
+                    Err(e) => Ok(Attempt::Retry { error: chain(&e), retry_after: None }),
+                }
+            }
+            304 => Ok(Attempt::Done(Got::NotModified)),
+            404 | 410 | 451 => Ok(Attempt::Done(Got::Missing)),
+            429 | 500..=599 => {
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                Ok(Attempt::Retry { error: format!("it answered {}", resp.status()), retry_after })
+            }
+            _ => bail!("{url} answered {}", resp.status()),
+        }
+    }
+}
+
+enum Attempt {
+    Done(Got),
+    Retry { error: String, retry_after: Option<Duration> },
+}
+
+/// An error with its causes, one line (reqwest's own text names only the outermost).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
