@@ -106,6 +106,13 @@ fn owners_deprecate_a_package_and_undo_it() {
     assert_eq!(copied["deprecated"], "use libnew, which is faster");
     assert!(mirror.join("static/index/meta/li/bo/libold.json").is_file());
 
+    // Installs warn, and go on.
+    let project = tempfile::tempdir().unwrap();
+    let out = user.run(project.path(), &["install", "libold", "--registry", &server.url]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("warning: libold is deprecated: use libnew, which is faster; use libnew instead"), "{said}");
+
     // `cairn deprecate --undo` takes it back.
     user.ok(w.path(), &["deprecate", "libold", "--undo", "--registry", &server.url, "--token", &token]);
     assert_eq!(subject(data), "undeprecate libold");
@@ -113,6 +120,8 @@ fn owners_deprecate_a_package_and_undo_it() {
     let doc: Value = server.get("/api/v1/packages/libold.json").json().unwrap();
     assert_eq!(doc["deprecated"], Value::Null);
     assert!(!server.get("/p/libold").text().unwrap().contains("Deprecated: "));
+    let out = user.run(project.path(), &["install", "libold", "--registry", &server.url]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("deprecated"), "{}", String::from_utf8_lossy(&out.stderr));
     // And the CLI deprecates with a message.
     user.ok(w.path(), &["deprecate", "libold", "unmaintained", "--registry", &server.url, "--token", &token]);
     assert_eq!(
