@@ -227,7 +227,8 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
         let lines = c.files.get(&package_path(&line.name)).map_or(&[][..], Vec::as_slice);
         let total =
             counts.get(line.name.as_str()).map_or(0, |d| lines.iter().filter_map(|l| d.get(&l.vers)).sum());
-        delta.push(crate::search::DeltaEntry::of(&line.name, lines, &id.to_string(), total));
+        let deprecated = reg.read_meta(&line.name)?.is_some_and(|m| m.is_deprecated());
+        delta.push(crate::search::DeltaEntry::of(&line.name, lines, &id.to_string(), total, deprecated));
     }
     crate::search::delta::record(&reg.root, delta)?;
     // Durable before the replies, so a reader sees the change with the 201.
