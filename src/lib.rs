@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of these modules.
 
 pub mod archive;
+pub mod audit;
 pub mod cdn;
 pub mod cli;
 pub mod client;

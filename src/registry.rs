@@ -255,7 +255,7 @@ impl Registry {
         self.prune_versions(&name, &lines)?;
         if lines.is_empty() {
             derive::remove_package(&self.root, &name)?;
-            return Ok(Some(DeltaEntry::of(&name, &lines, head, 0)));
+            return Ok(Some(DeltaEntry::of(&name, &lines, head, 0, false)));
         }
         let owners = db::owners(conn, &name)?;
         let downloads = crate::jobs::stats::package_totals(conn, &name)?;
@@ -267,7 +267,8 @@ impl Registry {
         }
         crate::site::package::write(&self.root, &lines, &owners, &downloads, meta.as_ref(), None)?;
         let total = lines.iter().filter_map(|l| downloads.get(&l.vers)).sum();
-        Ok(Some(DeltaEntry::of(&name, &lines, head, total)))
+        let deprecated = self.read_meta(&name)?.is_some_and(|m| m.is_deprecated());
+        Ok(Some(DeltaEntry::of(&name, &lines, head, total, deprecated)))
     }
 
     /// Removes the documents, READMEs and blobs of a package's versions

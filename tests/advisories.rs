@@ -322,3 +322,82 @@ fn the_admin_listener_adds_advisories() {
     assert_eq!(commits(&server).len(), before.len() + 1, "nothing committed");
     assert!(!root.join("index/advisories/BAD-3.json").exists());
 }
+
+#[test]
+fn post_audit_answers_from_the_advisory_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    for v in ["1.0.0", "1.2.0"] {
+        let body = TarballBuilder::new("vulnlib", v).gzip();
+        assert_eq!(server.put("vulnlib", v, &token, body, "application/gzip").status(), 201);
+    }
+    let post = |content_type: &str, body: String| {
+        let resp = support::client()
+            .post(format!("{}/api/v1/audit", server.url))
+            .header("Content-Type", content_type)
+            // No authentication: even a bad token is ignored.
+            .header("Authorization", "Bearer cairn_not_a_token")
+            .body(body)
+            .send()
+            .unwrap();
+        assert!(resp.headers().contains_key("ratelimit-limit"));
+        (resp.status().as_u16(), resp.json::<Value>().unwrap())
+    };
+    let clean_lock = lockfile(&[("vulnlib", "1.2.0")]);
+    let (status, err) = post("text/plain", clean_lock.clone());
+    assert_eq!((status, err["error"].as_str()), (503, Some("unavailable")), "no advisories job yet: {err}");
+    assert!(cairn(&["rebuild", "advisories"], Some(dir.path())).status.success());
+    assert_eq!(
+        post("text/plain", clean_lock.clone()),
+        (200, json!({"advisories": [], "scanned": 1, "clean": true}))
+    );
+
+    let osv = json!({
+        "id": "CAIRN-2026-0042", "modified": "2026-11-01T00:00:00Z", "summary": "A flaw in vulnlib",
+        "affected": [{ "package": { "name": "vulnlib" },
+                       "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": "1.2.0" }] }] }],
+    });
+    let file = dir.path().join("osv.json");
+    std::fs::write(&file, osv.to_string()).unwrap();
+    assert!(cairn(&["admin", "advisory", "add", file.to_str().unwrap()], Some(dir.path())).status.success());
+    assert!(cairn(&["rebuild", "advisories"], Some(dir.path())).status.success());
+
+    let finding = json!({"id": "CAIRN-2026-0042", "package": "vulnlib", "version": "1.0.0",
+                         "summary": "A flaw in vulnlib", "fixed": ["1.2.0"]});
+    let affected = json!({"advisories": [finding], "scanned": 2, "clean": false});
+    assert_eq!(post("text/plain", clean_lock), (200, json!({"advisories": [], "scanned": 1, "clean": true})));
+    let lock = lockfile(&[("vulnlib", "1.0.0"), ("other", "1.0.0")]);
+    assert_eq!(post("application/toml", lock), (200, affected.clone()));
+    let deps = json!({"dependencies": {"vulnlib": "1.0.0", "other": "3.0.0"}});
+    assert_eq!(post("application/json", deps.to_string()), (200, affected.clone()));
+    let packages = json!({"packages": [{"name": "Vulnlib", "version": "1.0.0"}, {"name": "vulnlib", "version": "1.2.0"}]});
+    let (status, doc) = post("application/json; charset=utf-8", packages.to_string());
+    assert_eq!(
+        (status, &doc["advisories"][0]["package"], &doc["scanned"]),
+        (200, &json!("Vulnlib"), &json!(2))
+    );
+    // A Cargo.lock: only registry packages count.
+    let cargo_lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulnlib\"\nversion = \"1.0.0\"\nsource = \"sparse+http://127.0.0.1/index/\"\nchecksum = \"00\"\n";
+    let (status, doc) = post("text/plain", cargo_lock.to_string());
+    assert_eq!(
+        (status, &doc["advisories"][0]["id"], &doc["scanned"]),
+        (200, &json!("CAIRN-2026-0042"), &json!(1))
+    );
+
+    // Bad bodies.
+    for (content_type, body) in [
+        ("application/json", "{\"dependencies\": "),
+        ("application/json", "{\"lockfile\": {}}"),
+        ("application/json", "{}"),
+        ("application/json", "{\"packages\": [{\"name\": \"x\"}]}"),
+        ("application/toml", "[[package]\nname = 1"),
+        ("text/plain", "[[package]]\nname = \"x\"\n"),
+    ] {
+        let (status, err) = post(content_type, body.to_string());
+        assert_eq!((status, err["error"].as_str()), (400, Some("invalid")), "{body}: {err}");
+        assert!(err["message"].is_string());
+    }
+    let (status, err) = post("image/png", "x".into());
+    assert_eq!((status, err["error"].as_str()), (415, Some("unsupported-media-type")));
+}

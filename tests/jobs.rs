@@ -194,3 +194,85 @@ fn user_pages_list_what_each_user_owns() {
     assert_eq!(names("bob"), ["bravo", "zeta-shared"]);
     assert_eq!(names("admin"), Vec::<String>::new());
 }
+
+/// The names of a listing page, and its `total` and `pages`.
+#[track_caller]
+fn listing(server: &Server, path: &str) -> (Vec<String>, u64, u64) {
+    let resp = server.get(path);
+    assert_eq!(resp.status(), 200, "{path}");
+    assert_eq!(resp.headers()["cache-control"], "public, max-age=60", "{path}");
+    let page: Value = resp.json().unwrap();
+    support::validate("listing", &page);
+    let names = page["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string());
+    (names.collect(), page["total"].as_u64().unwrap(), page["pages"].as_u64().unwrap())
+}
+
+#[test]
+fn kind_and_keyword_listings_hold_their_packages_and_paginate() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without the search timer, whose run would race the rebuilds below.
+    let mut first = Server::start(dir.path());
+    let token = first.token.clone().unwrap();
+    first.kill();
+    support::set_config(dir.path(), &[("search_interval = 60", "search_interval = 0")]);
+    let server = Server::start(dir.path());
+    let publish = |name: &str, version: &str, kind: Option<&str>, keywords: &[&str]| {
+        let kind = kind.map(|k| format!("kind = {k:?}\n")).unwrap_or_default();
+        let manifest =
+            format!("[package]\nname = {name:?}\nversion = {version:?}\n{kind}keywords = {keywords:?}\n");
+        let body = TarballBuilder::new(name, version).manifest(manifest).gzip();
+        let resp = server.put(name, version, &token, body, "application/gzip");
+        assert_eq!(resp.status(), 201, "{name}: {}", resp.text().unwrap());
+    };
+    // 101 packages with the keyword `bulk`: two pages; every third a skill.
+    let bulk: Vec<String> = (0..101).map(|i| format!("bulk-{i:03}")).collect();
+    for (i, name) in bulk.iter().enumerate() {
+        publish(name, "1.0.0", (i % 3 == 0).then_some("skill"), &["bulk", "Git"]);
+    }
+    publish("lonely", "1.0.0", Some("MCP"), &["rare"]);
+    // One download of bulk-100 ranks it first.
+    let sha = server.get("/api/v1/packages/bulk-100/1.0.0.json").json::<Value>().unwrap()["sha256"].clone();
+    let log = dir.path().join("access.log");
+    let line = format!(
+        "127.0.0.1 - - [01/Nov/2026:10:00:00 +0000] \"GET /blobs/sha256/{} HTTP/1.1\" 200 1 \"-\" \"cargo\"\n",
+        sha.as_str().unwrap()
+    );
+    std::fs::write(&log, line).unwrap();
+    let out = cairn(&[
+        "rebuild",
+        "all",
+        "--access-log",
+        log.to_str().unwrap(),
+        "--data",
+        server.data.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let by_downloads: Vec<String> =
+        std::iter::once("bulk-100".to_string()).chain(bulk[..100].iter().cloned()).collect();
+    let (first, total, pages) = listing(&server, "/api/v1/keywords/bulk/1.json");
+    assert_eq!((total, pages), (101, 2));
+    assert_eq!(first, by_downloads[..100]);
+    let (second, _, _) = listing(&server, "/api/v1/keywords/bulk/2.json");
+    assert_eq!(second, by_downloads[100..]);
+    // Keywords and kinds are listed lowercased; a package without a kind is a library.
+    assert_eq!(listing(&server, "/api/v1/keywords/git/1.json").1, 101);
+    let skills: Vec<String> = bulk.iter().step_by(3).cloned().collect();
+    assert_eq!(listing(&server, "/api/v1/kinds/skill/1.json"), (skills.clone(), 34, 1));
+    let libraries = listing(&server, "/api/v1/kinds/library/1.json");
+    assert_eq!((libraries.1, libraries.0[0].as_str()), (67, "bulk-100"));
+    assert_eq!(listing(&server, "/api/v1/kinds/mcp/1.json").0, ["lonely"]);
+    assert_eq!(listing(&server, "/api/v1/keywords/rare/1.json").0, ["lonely"]);
+
+    // New latest versions move packages out: the second page and the
+    // listings nobody uses any more go.
+    publish("bulk-100", "2.0.0", None, &["git"]);
+    publish("lonely", "2.0.0", Some("skill"), &[]);
+    rebuild(&server, "search");
+    assert_eq!(listing(&server, "/api/v1/keywords/bulk/1.json"), (bulk[..100].to_vec(), 100, 1));
+    assert_eq!(server.get("/api/v1/keywords/bulk/2.json").status(), 404);
+    assert_eq!(server.get("/api/v1/kinds/mcp/1.json").status(), 404);
+    assert_eq!(server.get("/api/v1/keywords/rare/1.json").status(), 404);
+    assert!(!server.static_root().join("api/v1/kinds/mcp").exists());
+    assert_eq!(listing(&server, "/api/v1/kinds/skill/1.json").0.last().unwrap(), "lonely");
+}

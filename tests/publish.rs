@@ -351,3 +351,48 @@ fn api_responses_carry_rate_limit_headers_and_json_errors() {
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(r.json::<Value>().unwrap()["error"], "too-many-requests");
 }
+
+#[test]
+fn kinds_and_keywords_that_are_not_words_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    let native = |kind: &str, keywords: &str| {
+        let manifest = format!(
+            "[package]\nname = \"wordy\"\nversion = \"1.0.0\"\nkind = {kind:?}\nkeywords = {keywords}\n"
+        );
+        TarballBuilder::new("wordy", "1.0.0").manifest(manifest).gzip()
+    };
+    for (kind, keywords) in [("../x", "[]"), ("skill", "[\"git/hub\"]"), ("a b", "[]")] {
+        let resp = server.put("wordy", "1.0.0", &token, native(kind, keywords), GZ);
+        assert_eq!(resp.status(), 400, "{kind} {keywords}");
+        let err: Value = resp.json().unwrap();
+        assert_eq!(err["error"], "invalid", "{err}");
+    }
+    // cargo's publish metadata: its keywords reach the index line as sent.
+    let krate = TarballBuilder::new("wordy", "1.0.0")
+        .manifest_kind(cairn::archive::ManifestKind::Cargo)
+        .file("src/lib.rs", b"")
+        .gzip();
+    let meta = serde_json::json!({"name": "wordy", "vers": "1.0.0", "deps": [], "features": {},
+                                  "keywords": ["../up"], "description": "d"});
+    let json = serde_json::to_vec(&meta).unwrap();
+    let mut frame = (json.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&json);
+    frame.extend_from_slice(&(krate.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&krate);
+    let resp = client()
+        .put(format!("{}/api/v1/crates/new", server.url))
+        .bearer_auth(&token)
+        .body(frame)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().unwrap();
+    assert!(err["errors"][0]["detail"].as_str().unwrap().contains("../up"), "{err}");
+    // Nothing was written.
+    assert_eq!(server.get("/index/wo/rd/wordy").status(), 404);
+    assert_eq!(server.get("/api/v1/packages/wordy.json").status(), 404);
+    // Upper case is a word once lowercased.
+    assert_eq!(server.put("wordy", "1.0.0", &token, native("Skill", "[\"Git\"]"), GZ).status(), 201);
+}

@@ -1,8 +1,8 @@
 /* cairn's search as you type.
  *
  * The query half ports the registry's one ranking algorithm,
- * src/search/mod.rs (`search`, `query`, `tokenize`, `package_terms`,
- * `truncate`, `Manifest::shard_for`) and the delta of src/search/delta.rs,
+ * src/search/mod.rs (`search`, `query`, `parse_query`, `Filter`, `tokenize`,
+ * `package_terms`, `truncate`, `Manifest::shard_for`) and the delta of src/search/delta.rs,
  * over the static files of index/search.md. It must stay in step with that
  * Rust code: a change there is a change here. The shared vectors
  * index/search-vectors.json check both; tools/site-test/search-vectors.mjs
@@ -35,9 +35,40 @@
     return text.split(SEPARATORS).filter((w) => w !== '').map((w) => w.toLowerCase());
   }
 
+  // Rust's `to_ascii_lowercase` (JS's toLowerCase also maps K, the Kelvin sign, to k).
+  function asciiLower(s) {
+    return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  }
+
   // src/name.rs `canonical`: ASCII lowercase, `_` is `-`.
   function canonical(name) {
-    return name.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/_/g, '-');
+    return asciiLower(name).replace(/_/g, '-');
+  }
+
+  // `parse_query`: [words, filters]; each whitespace-separated part
+  // `kind:…` or `keyword:…` is a filter ({kind} or {keyword}), the rest text.
+  function parseQuery(q) {
+    const text = [];
+    const filters = [];
+    for (const part of q.split(/\p{White_Space}+/u).filter((p) => p !== '')) {
+      const lower = asciiLower(part);
+      if (lower.startsWith('kind:')) filters.push({ kind: lower.slice(5) });
+      else if (lower.startsWith('keyword:')) filters.push({ keyword: lower.slice(8) });
+      else text.push(part);
+    }
+    return [tokenize(text.join(' ')), filters];
+  }
+
+  // `Filter::term`: the shards' term of a filter's packages.
+  function filterTerm(f) {
+    return f.kind !== undefined ? '@' + f.kind : '#' + f.keyword;
+  }
+
+  // `Doc::admitted`: whether a doc passes every filter.
+  function admitted(doc, filters) {
+    return filters.every((f) => (f.kind !== undefined
+      ? doc[5] === f.kind
+      : doc[6].some((k) => asciiLower(k) === f.keyword)));
   }
 
   // Rust's `str::len`, which the 64-byte term limit counts in.
@@ -102,15 +133,17 @@
   }
 
   // `query`, given the manifest (null: none yet), the delta and the shards
-  // of the words (by file name). Docs are [name, version, description,
-  // downloads, description length in words].
-  function rank(manifest, delta, shards, words, limit) {
+  // of the words, or of the filters when there are no words (by file
+  // name). Docs are [name, version, description, downloads, description
+  // length in words, kind, keywords, deprecated].
+  function rank(manifest, delta, shards, words, filters, limit) {
     const joined = words.join('-');
     const fresh = [];
     for (const e of delta.packages) {
       const d = e.doc;
       if (!d) continue; // removed: found nowhere
-      const doc = [e.name, d.version, truncate(d.description, 120), d.downloads, tokenize(d.description).length];
+      const doc = [e.name, d.version, truncate(d.description, 120), d.downloads, tokenize(d.description).length,
+        d.kind ?? null, d.keywords, Boolean(d.deprecated)];
       fresh.push({ doc, terms: packageTerms(e.name, d.keywords, d.description) });
     }
     // The shards' copy of a package the delta names is older.
@@ -143,6 +176,21 @@
     // By package name: score, and which words matched (Rust's bit set,
     // whose bit 63 takes every word from the 64th on).
     const scored = new Map();
+    if (words.length === 0) {
+      // Filters alone: the packages of the filter term with the fewest
+      // (its postings are the most downloaded), all of score 0.
+      let fewest = null;
+      for (const t of filters.map(filterTerm)) {
+        const file = manifest && shardFor(manifest, t);
+        const shard = file ? shards.get(file) : null;
+        const p = shard && shard.terms.get(t);
+        if (p && (!fewest || p.df < fewest.p.df)) fewest = { shard, p };
+      }
+      const docs = fewest ? fewest.p.p.map(([idx]) => fewest.shard.docs[idx]).filter((d) => !replaced.has(canonical(d[0]))) : [];
+      for (const doc of docs.concat(fresh.map((f) => f.doc))) {
+        if (admitted(doc, filters)) scored.set(doc[0], { doc, score: 0, matched: new Set() });
+      }
+    }
     const add = (doc, s, word) => {
       let e = scored.get(doc[0]);
       if (!e) scored.set(doc[0], (e = { doc, score: 0, matched: new Set() }));
@@ -181,15 +229,20 @@
     });
     const hits = [];
     for (const { doc, score, matched } of scored.values()) {
+      if (!admitted(doc, filters)) continue;
       const canon = canonical(doc[0]);
-      const tier = canon === joined ? 0 : canon.startsWith(joined) ? 1 : 2;
+      const tier = joined === '' ? 2 : canon === joined ? 0 : canon.startsWith(joined) ? 1 : 2;
       // Packages matching every word come before those matching some.
-      const coverage = matched.size / words.length;
-      hits.push({ tier, name: doc[0], version: doc[1], description: doc[2], downloads: doc[3], score: score * coverage * coverage });
+      const coverage = matched.size / Math.max(words.length, 1);
+      // A deprecated package ranks below the others of its tier, but for
+      // the exact name, which still ranks first.
+      const demoted = doc[7] && tier !== 0 ? 1 : 0;
+      hits.push({ tier, demoted, name: doc[0], version: doc[1], description: doc[2], downloads: doc[3], score: score * coverage * coverage });
     }
     const desc = (x, y) => (x > y ? -1 : x < y ? 1 : 0);
     hits.sort((x, y) =>
       x.tier - y.tier ||
+      x.demoted - y.demoted ||
       // Among names that start with the query, the closest (shortest) first.
       (x.tier === 1 && y.tier === 1 ? x.name.length - y.name.length : 0) ||
       desc(x.score, y.score) ||
@@ -259,14 +312,16 @@
 
   // `search`: the manifest and the delta, then one shard per word.
   async function query(text, { limit = 10 } = {}) {
-    const words = tokenize(String(text));
-    if (words.length === 0) return [];
+    const [words, filters] = parseQuery(String(text));
+    if (words.length === 0 && filters.length === 0) return [];
     const { manifest: manifestP, delta: deltaP } = files();
     const manifest = await manifestP;
-    const needed = manifest ? [...new Set(words.map((w) => shardFor(manifest, w)).filter(Boolean))] : [];
+    // Words need their shards; filters alone, the shards of their terms.
+    const terms = words.length > 0 ? words : filters.map(filterTerm);
+    const needed = manifest ? [...new Set(terms.map((w) => shardFor(manifest, w)).filter(Boolean))] : [];
     const [delta, loaded] = await Promise.all([deltaP, Promise.all(needed.map((f) => shard(manifest, f)))]);
     const shards = new Map(needed.map((f, i) => [f, loaded[i]]));
-    return rank(manifest, delta, shards, words, limit);
+    return rank(manifest, delta, shards, words, filters, limit);
   }
 
   window.cairnSearch = { query };

@@ -194,6 +194,8 @@ pub enum ArchiveError {
     TooManyKeywords { count: usize, max: usize },
     #[error("keyword `{keyword}` is longer than {max} characters")]
     KeywordTooLong { keyword: String, max: usize },
+    #[error("{field} `{value}` must be a lowercase word: a letter or digit, then letters, digits, `-` or `_`, at most 32 characters")]
+    NotAWord { field: &'static str, value: String },
     #[error("dependency `{name}` has an invalid version requirement `{req}`: {reason}")]
     InvalidDependencyRequirement { name: String, req: String, reason: String },
 }

@@ -287,6 +287,31 @@ fn cargo_string(package: &Table, key: &str) -> Result<Option<String>, ArchiveErr
     }
 }
 
+/// Whether `s` may be a kind or a keyword (SPEC section 3): after
+/// lowercasing, `^[a-z0-9][a-z0-9_-]{0,31}$`. Both become path segments of
+/// the listings (`api/v1/kinds/{kind}/`), so nothing else gets through.
+pub fn is_word(s: &str) -> bool {
+    let mut bytes = s.bytes().map(|b| b.to_ascii_lowercase());
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.len() <= 32
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The keyword rules, for a manifest's keywords and cargo's publish metadata alike.
+pub fn check_keywords(keywords: &[String]) -> Result<(), ArchiveError> {
+    // Keyword stuffing games search; crates.io uses the same bounds.
+    if keywords.len() > MAX_KEYWORDS {
+        return Err(ArchiveError::TooManyKeywords { count: keywords.len(), max: MAX_KEYWORDS });
+    }
+    if let Some(keyword) = keywords.iter().find(|k| k.chars().count() > MAX_KEYWORD_CHARS) {
+        return Err(ArchiveError::KeywordTooLong { keyword: keyword.clone(), max: MAX_KEYWORD_CHARS });
+    }
+    if let Some(keyword) = keywords.iter().find(|k| !is_word(k)) {
+        return Err(ArchiveError::NotAWord { field: "keyword", value: keyword.clone() });
+    }
+    Ok(())
+}
+
 /// The field rules of SPEC section 3, shared by both manifest kinds.
 fn check_fields(m: &Manifest) -> Result<(), ArchiveError> {
     // Versions are SemVer 2.0: ordering, requirements and immutability all rest on it.
@@ -299,13 +324,10 @@ fn check_fields(m: &Manifest) -> Result<(), ArchiveError> {
             return Err(ArchiveError::DescriptionTooLong { chars, max: MAX_DESCRIPTION_CHARS });
         }
     }
-    // Keyword stuffing games search; crates.io uses the same bounds.
-    if m.keywords.len() > MAX_KEYWORDS {
-        return Err(ArchiveError::TooManyKeywords { count: m.keywords.len(), max: MAX_KEYWORDS });
+    if let Some(kind) = m.kind.as_deref().filter(|k| !is_word(k)) {
+        return Err(ArchiveError::NotAWord { field: "kind", value: kind.to_string() });
     }
-    if let Some(keyword) = m.keywords.iter().find(|k| k.chars().count() > MAX_KEYWORD_CHARS) {
-        return Err(ArchiveError::KeywordTooLong { keyword: keyword.clone(), max: MAX_KEYWORD_CHARS });
-    }
+    check_keywords(&m.keywords)?;
     // A requirement no resolver can read would break every install of this version.
     for dep in &m.dependencies {
         semver::VersionReq::parse(&dep.req).map_err(|e| ArchiveError::InvalidDependencyRequirement {

@@ -15,4 +15,4 @@ pub mod unpack;
 mod tests;
 
 pub use inspect::{inspect, ArchiveError, Format, Inspected, Limits};
-pub use manifest::{parse as parse_manifest, Dependency, Manifest, ManifestKind};
+pub use manifest::{check_keywords, is_word, parse as parse_manifest, Dependency, Manifest, ManifestKind};

@@ -671,6 +671,30 @@ fn rejects_long_keyword() {
 }
 
 #[test]
+fn kinds_and_keywords_are_path_safe_words() {
+    let with = |kind: &str, keywords: &str| {
+        format!("[package]\nname = \"foo\"\nversion = \"1.0.0\"\nkind = {kind:?}\nkeywords = {keywords}\n")
+    };
+    for (kind, keywords) in [
+        ("../x", "[]"),
+        ("", "[]"),
+        ("-x", "[]"),
+        (&*"k".repeat(33), "[]"),
+        ("skill", "[\"a/b\"]"),
+        ("skill", "[\"_x\"]"),
+        ("skill", "[\"a b\"]"),
+        ("skill", "[\"é\"]"),
+    ] {
+        assert!(
+            matches!(manifest_err(&with(kind, keywords)), ArchiveError::NotAWord { .. }),
+            "{kind} {keywords}"
+        );
+    }
+    check(&pkg().manifest(with("Skill", "[\"Git\", \"no_std\", \"a-b\", \"0x\"]")).gzip()).unwrap();
+    assert!(crate::archive::is_word(&"k".repeat(32)));
+}
+
+#[test]
 fn rejects_invalid_dependency_requirement() {
     let toml = "[package]\nname = \"foo\"\nversion = \"1.0.0\"\n[dependencies]\nbar = \"not a req\"\n";
     match manifest_err(toml) {

@@ -1,19 +1,16 @@
 //! `cairn audit [LOCKFILE]`: checks a `cairn.lock` (or a `Cargo.lock`)
-//! against the advisories of the registry (of the last login unless
-//! `--registry` names one; its key checked against the pin). It fetches
-//! `{registry}/api/v1/advisories/index.json`, then only the per-package files
-//! of locked packages the index names, and prints each finding as
-//! `ID package version (fixed: …)`, one per line. Exit 1 when there is any
-//! finding (a [`Findings`] error), 0 when there is none.
+//! against the registry's advisories ([`crate::audit`]: the advisory index,
+//! then only the per-package files of locked packages it names) of the
+//! last login unless `--registry` names one, its key checked against the
+//! pin, and prints each finding as `ID package version (fixed: …)`, one per
+//! line. Exit 1 when there is any finding (a [`Findings`] error), 0 when
+//! there is none.
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::Findings;
-use crate::jobs::advisories;
-use crate::name::canonical;
+use crate::audit::{audit, read_lockfile};
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
@@ -24,121 +21,26 @@ pub struct AuditArgs {
     reg: super::user::RegistryArgs,
 }
 
-#[derive(Deserialize)]
-struct LockFile {
-    #[serde(default, rename = "package")]
-    packages: Vec<LockEntry>,
-}
-
-#[derive(Deserialize)]
-struct LockEntry {
-    name: String,
-    version: String,
-    /// Cargo.lock only: where the package comes from (none for workspace members).
-    source: Option<String>,
-}
-
-/// A locked package: (name, version).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Locked {
-    pub name: String,
-    pub version: String,
-}
-
-/// Reads the packages of a cairn.lock or Cargo.lock. In a Cargo.lock, only
-/// packages from a registry count (path and git packages are skipped).
-pub fn read_lockfile(text: &str, cargo: bool) -> Result<Vec<Locked>> {
-    let lock: LockFile = toml::from_str(text)?;
-    let cargo = cargo || lock.packages.iter().any(|p| p.source.is_some());
-    Ok(lock
-        .packages
-        .into_iter()
-        .filter(|p| {
-            !cargo
-                || p.source.as_deref().is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"))
-        })
-        .map(|p| Locked { name: p.name, version: p.version })
-        .collect())
-}
-
-/// The advisory index: file stem → summaries.
-pub type Index = BTreeMap<String, serde_json::Value>;
-
-/// The per-package files a lockfile needs: stems of the index that name a
-/// locked package (compared on canonical names), each once.
-pub fn needed_files(index: &Index, locked: &[Locked]) -> Vec<String> {
-    let by_key: BTreeMap<String, &String> = index.keys().map(|k| (canonical(k), k)).collect();
-    let wanted: BTreeSet<String> =
-        locked.iter().filter_map(|l| by_key.get(&canonical(&l.name)).map(|s| (*s).clone())).collect();
-    wanted.into_iter().collect()
-}
-
-/// Findings for the locked packages from one package file: (id, name, version, fixed).
-pub fn findings(doc: &serde_json::Value, locked: &[Locked]) -> Vec<(String, String, String, Vec<String>)> {
-    let mut out = Vec::new();
-    let entries = doc.get("advisories").and_then(|a| a.as_array()).cloned().unwrap_or_default();
-    for entry in entries {
-        let listed: BTreeSet<String> = entry
-            .get("affected_versions")
-            .and_then(|v| v.as_array())
-            .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        let Ok(adv) = advisories::from_value(entry) else { continue };
-        if adv.withdrawn {
-            continue;
-        }
-        for l in locked {
-            if adv.entries_for(&l.name).next().is_none() {
-                continue;
-            }
-            let hit = listed.contains(&l.version)
-                || semver::Version::parse(&l.version).is_ok_and(|v| adv.affects(&l.name, &v));
-            if hit {
-                out.push((adv.id.clone(), l.name.clone(), l.version.clone(), adv.fixed_for(&l.name)));
-            }
-        }
-    }
-    out
-}
-
 pub fn run(args: AuditArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.lockfile)
         .with_context(|| format!("reading {}", args.lockfile.display()))?;
     let cargo = args.lockfile.file_name().is_some_and(|n| n == "Cargo.lock");
     let locked =
         read_lockfile(&text, cargo).with_context(|| format!("parsing {}", args.lockfile.display()))?;
-    let mut all = super::user::runtime()?.block_on(async {
-        let remote = args.reg.remote()?;
-        remote.connect(false).await?;
-        let l = crate::layout::Layout::public();
-        let get = |key: String| {
-            let remote = &remote;
-            async move {
-                remote
-                    .static_json(&key)
-                    .await?
-                    .with_context(|| format!("{}{} is not there (404)", remote.url, crate::layout::url(&key)))
-            }
-        };
-        let index = get(l.advisories_index()).await.context(
-            "the registry publishes no advisory index yet, so there is nothing to check against \
+    let rt = super::user::runtime()?;
+    let remote = args.reg.remote()?;
+    rt.block_on(remote.connect(false))?;
+    let mut get = |key: &str| rt.block_on(remote.static_file(key));
+    let all = audit(&crate::layout::Layout::public(), &mut get, &locked)?.with_context(|| {
+        format!(
+            "{} publishes no advisory index yet, so there is nothing to check against \
              (its advisories job writes one: `cairn rebuild advisories` on the registry)",
-        )?;
-        let index: Index = serde_json::from_value(index).context("reading the advisory index")?;
-        let mut all = Vec::new();
-        for stem in needed_files(&index, &locked) {
-            let doc = get(l.package_advisories(&stem)).await?;
-            let mine: Vec<Locked> =
-                locked.iter().filter(|l| canonical(&l.name) == canonical(&stem)).cloned().collect();
-            all.extend(findings(&doc, &mine));
-        }
-        anyhow::Ok(all)
+            remote.url
+        )
     })?;
-    all.sort_by(|a, b| (canonical(&a.1), &a.2, &a.0).cmp(&(canonical(&b.1), &b.2, &b.0)));
-    all.dedup();
-    for (id, name, version, fixed) in &all {
-        let fixed = if fixed.is_empty() { "none".to_string() } else { fixed.join(", ") };
-        println!("{id} {name} {version} (fixed: {fixed})");
+    for f in &all {
+        let fixed = if f.fixed.is_empty() { "none".to_string() } else { f.fixed.join(", ") };
+        println!("{} {} {} (fixed: {fixed})", f.id, f.package, f.version);
     }
     if all.is_empty() {
         eprintln!("no known advisories affect the {}", crate::words::count(locked.len(), "locked package"));
@@ -146,75 +48,5 @@ pub fn run(args: AuditArgs) -> Result<()> {
     } else {
         Err(Findings(format!("{} found", crate::words::count(all.len(), "vulnerable package version")))
             .into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn fetches_only_files_of_locked_packages_with_advisories() {
-        let index: Index = serde_json::from_value(json!({
-            "foo_bar": [{"id": "A-1", "modified": "2026-01-01T00:00:00Z", "fixed": []}],
-            "baz": [{"id": "A-2", "modified": "2026-01-01T00:00:00Z", "fixed": ["1.0.0"]}],
-            "unused": [{"id": "A-3", "modified": "2026-01-01T00:00:00Z", "fixed": []}],
-        }))
-        .unwrap();
-        let locked = [
-            Locked { name: "Foo-Bar".into(), version: "1.0.0".into() },
-            Locked { name: "foo-bar".into(), version: "2.0.0".into() },
-            Locked { name: "clean".into(), version: "1.0.0".into() },
-            Locked { name: "baz".into(), version: "0.1.0".into() },
-        ];
-        assert_eq!(needed_files(&index, &locked), vec!["baz".to_string(), "foo_bar".to_string()]);
-        assert!(needed_files(&index, &locked[2..3]).is_empty());
-    }
-
-    #[test]
-    fn reads_cairn_and_cargo_lockfiles() {
-        let cairn = "version = 1\n\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nchecksum = \"00\"\ndependencies = []\n";
-        assert_eq!(
-            read_lockfile(cairn, false).unwrap(),
-            vec![Locked { name: "a".into(), version: "1.0.0".into() }]
-        );
-        let cargo = r#"version = 4
-
-[[package]]
-name = "app"
-version = "0.1.0"
-dependencies = ["serde"]
-
-[[package]]
-name = "serde"
-version = "1.0.200"
-source = "registry+https://github.com/rust-lang/crates.io-index"
-checksum = "ab"
-
-[[package]]
-name = "gitdep"
-version = "0.1.0"
-source = "git+https://example.org/x#abc"
-"#;
-        assert_eq!(
-            read_lockfile(cargo, true).unwrap(),
-            vec![Locked { name: "serde".into(), version: "1.0.200".into() }]
-        );
-    }
-
-    #[test]
-    fn findings_use_ranges_and_listed_versions() {
-        let doc = json!({"name": "foo", "advisories": [{
-            "id": "A-1", "modified": "2026-01-01T00:00:00Z",
-            "affected": [{"package": {"name": "foo"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.2.0"}]}]}],
-            "affected_versions": ["1.0.0"]
-        }]});
-        let locked = [
-            Locked { name: "foo".into(), version: "1.1.0".into() },
-            Locked { name: "foo".into(), version: "1.2.0".into() },
-        ];
-        let f = findings(&doc, &locked);
-        assert_eq!(f, vec![("A-1".into(), "foo".into(), "1.1.0".into(), vec!["1.2.0".into()])]);
     }
 }

@@ -12,7 +12,7 @@ use crate::search::search;
 
 #[derive(clap::Args)]
 pub struct SearchArgs {
-    /// Words to look for; the last one also matches as a prefix.
+    /// Words to look for (the last one also matches as a prefix) and filters: `kind:skill`, `keyword:git`.
     #[arg(required = true)]
     words: Vec<String>,
     #[command(flatten)]

@@ -91,6 +91,8 @@ impl NewCrate {
             }
             crate::name::validate(&d.name).map_err(|e| format!("dependency `{}`: {e}", d.name))?;
         }
+        // The keywords reach the index line as sent (unless Cargo.toml has its own).
+        crate::archive::check_keywords(&meta.keywords).map_err(|e| e.to_string())?;
         Ok(meta)
     }
 }

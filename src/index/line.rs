@@ -115,6 +115,28 @@ impl IndexLine {
         }
     }
 
+    /// Its kind as listings and search filter on it: lowercased, `library`
+    /// when it has none (SPEC section 3); `None` for a kind that is not a
+    /// word (a line from before that rule), which no listing names.
+    pub fn listed_kind(&self) -> Option<String> {
+        let kind = self.kind.as_deref().unwrap_or("library");
+        crate::archive::is_word(kind).then(|| kind.to_ascii_lowercase())
+    }
+
+    /// Its keywords as listings and search filter on them: lowercased, each
+    /// once, words only.
+    pub fn listed_keywords(&self) -> Vec<String> {
+        let mut words: Vec<String> = self
+            .keywords
+            .iter()
+            .filter(|k| crate::archive::is_word(k))
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        words.sort();
+        words.dedup();
+        words
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("index line serializes")
     }

@@ -11,7 +11,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -188,10 +188,24 @@ fn summary(p: &Package, downloads: u64) -> Summary<'_> {
     }
 }
 
-/// `/api/v1/listings/{sort}/{page}.json`.
+/// What a listing holds: every package in one order (`sort`), or those
+/// of one kind or keyword (by downloads).
+#[derive(Clone, Copy)]
+struct Listed<'a> {
+    keyword: Option<&'a str>,
+    kind: Option<&'a str>,
+    sort: &'a str,
+}
+
+/// `/api/v1/listings/{sort}/{page}.json`, `/api/v1/kinds/{kind}/{page}.json`,
+/// `/api/v1/keywords/{keyword}/{page}.json`.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ListingPage<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyword: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
     packages: Vec<Summary<'a>>,
     page: usize,
     pages: usize,
@@ -373,7 +387,8 @@ pub fn browse(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<Value>
     }))
 }
 
-/// Listings by name, newest and downloads, and public user profiles;
+/// Listings by name, newest and downloads, by kind and by keyword, and
+/// public user profiles;
 /// returns the number of listing pages and of user pages.
 fn write_browse(
     reg: &Registry,
@@ -393,8 +408,41 @@ fn write_browse(
     let mut popular = by_name.clone();
     popular.par_sort_by(|&a, &b| downloads[b].cmp(&downloads[a]).then(a.cmp(&b)));
     let mut pages = 0;
+    // By kind and by keyword, in the order of `popular`: downloads, then name.
+    let mut kinds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut keywords: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for &i in &popular {
+        let latest = &snap.packages[i].latest;
+        if let Some(kind) = latest.listed_kind() {
+            kinds.entry(kind).or_default().push(i);
+        }
+        for keyword in latest.listed_keywords() {
+            keywords.entry(keyword).or_default().push(i);
+        }
+    }
     for (sort, list) in LISTING_SORTS.into_iter().zip([by_name, newest, popular]) {
-        pages += write_listing(w, &l.listing_dir(sort), sort, &list, &row)?;
+        let listed = Listed { keyword: None, kind: None, sort };
+        pages += write_listing(w, &l.listing_dir(sort), listed, &list, &row)?;
+    }
+    let sort = "downloads";
+    for (by_kind, groups, top) in [(true, &kinds, l.kinds_dir()), (false, &keywords, l.keywords_dir())] {
+        pages += groups
+            .par_iter()
+            .map(|(word, list)| {
+                let (listed, dir) = match by_kind {
+                    true => (Listed { keyword: None, kind: Some(word), sort }, l.kind_dir(word)),
+                    false => (Listed { keyword: Some(word), kind: None, sort }, l.keyword_dir(word)),
+                };
+                write_listing(w, &dir, listed, list, &row)
+            })
+            .sum::<Result<usize>>()?;
+        // The listings of a kind or keyword no package has any more.
+        for gone in w.root.list(&top)?.into_iter().filter(|d| !groups.contains_key(d)) {
+            let dir = format!("{top}/{gone}");
+            for file in w.root.list(&dir)? {
+                w.root.remove(&format!("{dir}/{file}"))?;
+            }
+        }
     }
 
     // Public user profiles: each user's packages in name order.
@@ -441,13 +489,13 @@ fn mirror_config(source: &[u8], reg: &Registry) -> Result<Vec<u8>> {
     Ok(derive::to_bytes(&doc))
 }
 
-/// `/api/v1/listings/{sort}/{page}.json`, pages numbered from 1, rows made
-/// by `row` from `list` (package positions in order); page files past the
-/// new last page are removed.
+/// The pages of one listing directory, numbered from 1, rows made by
+/// `row` from `list` (package positions in order); page files past the new
+/// last page are removed.
 fn write_listing<'a>(
     w: &Writes,
     dir: &str,
-    sort: &str,
+    listed: Listed,
     list: &[usize],
     row: &(dyn Fn(usize) -> Summary<'a> + Sync),
 ) -> Result<usize> {
@@ -455,7 +503,9 @@ fn write_listing<'a>(
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     (0..pages).into_par_iter().try_for_each(|i| -> Result<()> {
         let packages = list.iter().skip(i * PAGE_SIZE).take(PAGE_SIZE).map(|&p| row(p)).collect();
-        let doc = ListingPage { packages, page: i + 1, pages, per_page: PAGE_SIZE, sort, total };
+        let Listed { keyword, kind, sort } = listed;
+        let doc =
+            ListingPage { keyword, kind, packages, page: i + 1, pages, per_page: PAGE_SIZE, sort, total };
         w.put(&derive::Doc { key: Layout::listing_page(dir, i + 1), bytes: derive::to_bytes(&doc) })?;
         Ok(())
     })?;

@@ -196,6 +196,26 @@ impl Layout {
         self.at(&format!("api/v1/listings/{sort}"))
     }
 
+    /// The listings of one kind, `api/v1/kinds/{kind}/` (a word: `archive::is_word`).
+    pub fn kind_dir(&self, kind: &str) -> String {
+        format!("{}/{}", self.kinds_dir(), kind.to_ascii_lowercase())
+    }
+
+    /// The directory of every kind's listing.
+    pub fn kinds_dir(&self) -> String {
+        self.at("api/v1/kinds")
+    }
+
+    /// The listings of one keyword, `api/v1/keywords/{keyword}/` (a word).
+    pub fn keyword_dir(&self, keyword: &str) -> String {
+        format!("{}/{}", self.keywords_dir(), keyword.to_ascii_lowercase())
+    }
+
+    /// The directory of every keyword's listing.
+    pub fn keywords_dir(&self) -> String {
+        self.at("api/v1/keywords")
+    }
+
     /// Page `page` (from 1) of a listing directory.
     pub fn listing_page(dir: &str, page: usize) -> String {
         format!("{dir}/{page}.json")
@@ -402,6 +422,8 @@ mod tests {
         assert_eq!(cache_control("/api/v1/packages/all/advisories.json"), "public, max-age=300");
         assert_eq!(cache_control("/api/v1/advisories/all.json"), "public, max-age=300");
         assert_eq!(cache_control("/api/v1/packages/all.json"), "public, max-age=60");
+        assert_eq!(cache_control("/api/v1/kinds/skill/1.json"), "public, max-age=60");
+        assert_eq!(cache_control("/api/v1/keywords/stats/2.json"), "public, max-age=60");
         assert_eq!(cache_control("/"), "public, max-age=60");
         assert_eq!(cache_control("/p/abc/index.html"), "public, max-age=60");
         assert_eq!(cache_control("/orgs/acme/index/config.json"), "private, max-age=60");

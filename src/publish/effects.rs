@@ -274,7 +274,8 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
         };
         let total =
             counts.get(name.as_str()).map_or(0, |d| lines.iter().filter_map(|l| d.get(&l.vers)).sum());
-        delta.push(crate::search::DeltaEntry::of(&name, lines, &id.to_string(), total));
+        let deprecated = reg.read_meta(&name)?.is_some_and(|m| m.is_deprecated());
+        delta.push(crate::search::DeltaEntry::of(&name, lines, &id.to_string(), total, deprecated));
     }
     crate::search::delta::record(&reg.root, delta)?;
     // Durable before the replies, so a reader sees the change with the 201.

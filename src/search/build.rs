@@ -8,7 +8,8 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    package_terms, tokenize, truncate, Doc, Manifest, Postings, Shard, EXACT_NAME, KEYWORD, NAME_TOKEN,
+    package_terms, tokenize, truncate, Doc, Filter, Manifest, Postings, Shard, EXACT_NAME, KEYWORD,
+    NAME_TOKEN,
 };
 use crate::jobs::stats::Totals;
 use crate::jobs::Snapshot;
@@ -52,9 +53,21 @@ pub fn run(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<serde_jso
         .packages
         .par_iter()
         .map(|p| {
-            let desc = p.latest.description.clone().unwrap_or_default();
+            let l = &p.latest;
+            let desc = l.description.clone().unwrap_or_default();
             let len = tokenize(&desc).len() as u32;
-            Doc(p.name.clone(), p.latest.vers.clone(), truncate(&desc, 120), p.downloads(totals), len)
+            let deprecated = p.meta.as_ref().is_some_and(|m| m.is_deprecated());
+            let (kind, keywords) = (l.listed_kind(), l.keywords.clone());
+            Doc(
+                p.name.clone(),
+                l.vers.clone(),
+                truncate(&desc, 120),
+                p.downloads(totals),
+                len,
+                kind,
+                keywords,
+                deprecated,
+            )
         })
         .collect();
     let downloads: Vec<u64> = docs.iter().map(|d| d.3).collect();
@@ -71,6 +84,11 @@ pub fn run(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<serde_jso
                 package_terms(&l.name, &l.keywords, l.description.as_deref().unwrap_or(""))
             {
                 acc.entry(term).or_default().push(Hit { doc: doc as u32, fields, tf });
+            }
+            // The filters' terms, ranked by downloads alone (no field bits).
+            let filters = l.listed_kind().map(Filter::Kind).into_iter();
+            for f in filters.chain(l.listed_keywords().into_iter().map(Filter::Keyword)) {
+                acc.entry(f.term()).or_default().push(Hit { doc: doc as u32, fields: 0, tf: 0 });
             }
             acc
         })
@@ -118,7 +136,7 @@ pub fn run(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<serde_jso
     root.sync()?;
     // ...the manifest that points at them last.
     let manifest = Manifest {
-        version: 2,
+        version: super::FORMAT_VERSION,
         generated_at: crate::db::now(),
         index_commit: snap.head.clone(),
         docs: docs.len() as u64,
@@ -174,7 +192,9 @@ fn split(terms: &[(String, u64, Vec<Hit>)], ids: &[usize], key: String, out: &mu
             Some(c) => by_next.entry(c).or_default().push(i),
         }
     }
-    let mut completions: Vec<usize> = ids.iter().copied().filter(|i| terms[*i].0.len() > key.len()).collect();
+    // A filter's term is never a word being typed: no completion.
+    let typed = |i: &usize| terms[*i].0.len() > key.len() && !terms[*i].0.starts_with(['@', '#']);
+    let mut completions: Vec<usize> = ids.iter().copied().filter(typed).collect();
     completions.sort_by_key(|&i| std::cmp::Reverse(terms[i].1));
     completions.truncate(MAX_COMPLETIONS);
     out.push(Group { key: key.clone(), terms: here, completions });

@@ -33,21 +33,29 @@ pub struct DeltaEntry {
     pub doc: Option<DeltaDoc>,
 }
 
-/// What the query needs of a package: the latest version's metadata.
+/// What the query needs of a package: the latest version's metadata, and
+/// whether the package is deprecated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeltaDoc {
     pub version: String,
     pub description: String,
+    /// As listed (`IndexLine::listed_kind`). This and `deprecated` default
+    /// so a version 1 delta still reads until the next write rewrites it.
+    #[serde(default)]
+    pub kind: Option<String>,
     pub keywords: Vec<String>,
     pub downloads: u64,
+    #[serde(default)]
+    pub deprecated: bool,
 }
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2 added `kind` and `deprecated`.
+pub const FORMAT_VERSION: u32 = 2;
 
 impl DeltaEntry {
     /// The entry for a package's lines after a change made by `commit`
     /// (the same version the search job would index: `derive::latest_version`).
-    pub fn of(name: &str, lines: &[IndexLine], commit: &str, downloads: u64) -> DeltaEntry {
+    pub fn of(name: &str, lines: &[IndexLine], commit: &str, downloads: u64, deprecated: bool) -> DeltaEntry {
         let latest = crate::derive::latest_version(lines).or(lines.last());
         DeltaEntry {
             name: latest.map_or(name, |l| l.name.as_str()).to_string(),
@@ -55,8 +63,10 @@ impl DeltaEntry {
             doc: latest.map(|l| DeltaDoc {
                 version: l.vers.clone(),
                 description: l.description.clone().unwrap_or_default(),
+                kind: l.listed_kind(),
                 keywords: l.keywords.clone(),
                 downloads,
+                deprecated,
             }),
         }
     }

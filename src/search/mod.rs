@@ -17,6 +17,10 @@ pub use delta::{Delta, DeltaEntry};
 
 use crate::layout::Layout;
 
+/// The shards' format version (`index/search.md`): 3 added the docs' kind,
+/// keywords and deprecation and the filters' terms.
+pub const FORMAT_VERSION: u32 = 3;
+
 /// Field bits of a posting.
 pub const EXACT_NAME: u8 = 1;
 pub const NAME_TOKEN: u8 = 2;
@@ -27,6 +31,52 @@ const STOPWORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it", "of", "on", "or",
     "that", "the", "this", "to", "with",
 ];
+
+/// A query's filter (`kind:skill`, `keyword:git`): only packages of that
+/// kind, or with that keyword, match. Values are ASCII-lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    Kind(String),
+    Keyword(String),
+}
+
+impl Filter {
+    /// The shards' term for the filter's packages (`@skill`, `#git`): never a
+    /// word's term (those are alphanumeric), sharded by its value like one.
+    pub fn term(&self) -> String {
+        match self {
+            Filter::Kind(k) => format!("@{k}"),
+            Filter::Keyword(k) => format!("#{k}"),
+        }
+    }
+
+    /// Whether a package of `kind` (as listed: `IndexLine::listed_kind`)
+    /// with `keywords` (as published) passes.
+    pub fn admits(&self, kind: Option<&str>, keywords: &[String]) -> bool {
+        match self {
+            Filter::Kind(k) => kind == Some(k.as_str()),
+            Filter::Keyword(k) => keywords.iter().any(|w| w.to_ascii_lowercase() == *k),
+        }
+    }
+}
+
+/// A query's words (tokenized) and filters: each whitespace-separated
+/// part `kind:…` or `keyword:…` is a filter, the rest is text.
+pub fn parse_query(q: &str) -> (Vec<String>, Vec<Filter>) {
+    let mut text = Vec::new();
+    let mut filters = Vec::new();
+    for part in q.split_whitespace() {
+        let lower = part.to_ascii_lowercase();
+        if let Some(k) = lower.strip_prefix("kind:") {
+            filters.push(Filter::Kind(k.to_string()));
+        } else if let Some(k) = lower.strip_prefix("keyword:") {
+            filters.push(Filter::Keyword(k.to_string()));
+        } else {
+            text.push(part);
+        }
+    }
+    (tokenize(&text.join(" ")), filters)
+}
 
 /// Lowercase alphanumeric words; `-`, `_`, `.` and spaces separate.
 pub fn tokenize(text: &str) -> Vec<String> {
@@ -85,10 +135,26 @@ pub struct Postings {
     pub p: Vec<(u32, u8, u16)>,
 }
 
-/// A package as search results show it: name, latest version, description,
-/// downloads, description length in words.
+/// A package as search results show it and filters see it: name, latest
+/// version, description, downloads, description length in words, kind (as
+/// listed: `IndexLine::listed_kind`), keywords (as published), deprecated.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
-pub struct Doc(pub String, pub String, pub String, pub u64, pub u32);
+pub struct Doc(
+    pub String,
+    pub String,
+    pub String,
+    pub u64,
+    pub u32,
+    pub Option<String>,
+    pub Vec<String>,
+    pub bool,
+);
+
+impl Doc {
+    fn admitted(&self, filters: &[Filter]) -> bool {
+        filters.iter().all(|f| f.admits(self.5.as_deref(), &self.6))
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize, Default)]
 pub struct Shard {
@@ -182,7 +248,9 @@ pub fn search(
 /// copy, and a removed one not at all. The ranking: the exact name first,
 /// then names starting with the query (shortest first), then BM25 over
 /// name tokens, keywords and description words (the last word also
-/// matched as a prefix), downloads breaking ties, then the name.
+/// matched as a prefix), downloads breaking ties, then the name; a
+/// deprecated package last in its tier (never the exact name's). Filters
+/// keep the packages they admit; filters alone list them by downloads.
 pub fn query(
     manifest: Option<&Manifest>,
     delta: &Delta,
@@ -190,14 +258,19 @@ pub fn query(
     q: &str,
     limit: usize,
 ) -> Result<Vec<SearchResult>> {
-    let words = tokenize(q);
-    if words.is_empty() {
+    let (words, filters) = parse_query(q);
+    if words.is_empty() && filters.is_empty() {
         return Ok(vec![]);
     }
     let joined = words.join("-");
     let shard_of = |w: &str| manifest.and_then(|m| m.shard_for(w));
+    // Words need their shards; filters alone, the shards of their terms.
+    let terms: Vec<String> = match words.is_empty() {
+        true => filters.iter().map(Filter::term).collect(),
+        false => words.clone(),
+    };
     let mut shards: HashMap<String, Shard> = HashMap::new();
-    for w in &words {
+    for w in &terms {
         if let Some(f) = shard_of(w) {
             if let std::collections::hash_map::Entry::Vacant(slot) = shards.entry(f) {
                 let shard = fetch(slot.key())?;
@@ -212,8 +285,16 @@ pub fn query(
         .filter_map(|e| {
             let d = e.doc.as_ref()?;
             let words = tokenize(&d.description).len() as u32;
-            let doc =
-                Doc(e.name.clone(), d.version.clone(), truncate(&d.description, 120), d.downloads, words);
+            let doc = Doc(
+                e.name.clone(),
+                d.version.clone(),
+                truncate(&d.description, 120),
+                d.downloads,
+                words,
+                d.kind.clone(),
+                d.keywords.clone(),
+                d.deprecated,
+            );
             Some((doc, package_terms(&e.name, &d.keywords, &d.description)))
         })
         .collect();
@@ -245,6 +326,19 @@ pub fn query(
     };
     // Score by package name (docs are shard-local).
     let mut scored: HashMap<String, (Doc, f64, usize)> = HashMap::new();
+    if words.is_empty() {
+        // Filters alone: the packages of the filter term with the fewest
+        // (its postings are the most downloaded), all of score 0.
+        let postings =
+            |t: &String| shard_of(t).and_then(|f| shards[&f].terms.get(t).map(|p| (&shards[&f], p)));
+        let fewest = terms.iter().filter_map(postings).min_by_key(|(_, p)| p.df);
+        let shard_docs =
+            fewest.into_iter().flat_map(|(s, p)| p.p.iter().map(|&(i, _, _)| &s.docs[i as usize]));
+        let from_shards = shard_docs.filter(|d| !replaced.contains(&crate::name::canonical(&d.0)));
+        for doc in from_shards.chain(fresh.iter().map(|(d, _)| d)).filter(|d| d.admitted(&filters)) {
+            scored.insert(doc.0.clone(), (doc.clone(), 0.0, 0));
+        }
+    }
     let add = |doc: &Doc, s: f64, word: usize, scored: &mut HashMap<String, (Doc, f64, usize)>| {
         let e = scored.entry(doc.0.clone()).or_insert((doc.clone(), 0.0, 0));
         e.1 += s;
@@ -287,11 +381,14 @@ pub fn query(
         }
     }
     let all_words: usize = if words.len() >= 64 { usize::MAX } else { (1usize << words.len()) - 1 };
-    let mut hits: Vec<(u8, SearchResult)> = scored
+    let mut hits: Vec<(u8, bool, SearchResult)> = scored
         .into_values()
+        .filter(|(doc, _, _)| doc.admitted(&filters))
         .map(|(doc, score, matched)| {
             let canon = crate::name::canonical(&doc.0);
-            let tier = if canon == joined {
+            let tier = if joined.is_empty() {
+                2 // filters alone
+            } else if canon == joined {
                 0
             } else if canon.starts_with(&joined) {
                 1
@@ -299,7 +396,10 @@ pub fn query(
                 2
             };
             // Packages matching every word come before those matching some.
-            let coverage = (matched & all_words).count_ones() as f64 / words.len() as f64;
+            let coverage = (matched & all_words).count_ones() as f64 / words.len().max(1) as f64;
+            // A deprecated package ranks below the others of its tier, but
+            // for the exact name, which still ranks first.
+            let demoted = doc.7 && tier != 0;
             let hit = SearchResult {
                 name: doc.0,
                 version: doc.1,
@@ -307,18 +407,60 @@ pub fn query(
                 downloads: doc.3,
                 score: score * coverage * coverage,
             };
-            (tier, hit)
+            (tier, demoted, hit)
         })
         .collect();
-    hits.sort_by(|(ta, a), (tb, b)| {
+    hits.sort_by(|(ta, da, a), (tb, db, b)| {
         // Among names that start with the query, the closest (shortest) first.
         let closeness =
             if *ta == 1 && *tb == 1 { a.name.len().cmp(&b.name.len()) } else { std::cmp::Ordering::Equal };
         ta.cmp(tb)
+            .then(da.cmp(db))
             .then(closeness)
             .then(b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal))
             .then(b.downloads.cmp(&a.downloads))
             .then(a.name.cmp(&b.name))
     });
-    Ok(hits.into_iter().take(limit).map(|(_, h)| h).collect())
+    Ok(hits.into_iter().take(limit).map(|(_, _, h)| h).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(delta: &Delta, q: &str) -> Vec<String> {
+        let mut no_shards = |f: &str| -> Result<Shard> { panic!("no shards without a manifest: {f}") };
+        query(None, delta, &mut no_shards, q, 5).unwrap().into_iter().map(|r| r.name).collect()
+    }
+
+    /// The shared vectors' `deprecation` part: a hand-built delta queried alone.
+    #[test]
+    fn deprecated_packages_rank_as_the_shared_vectors_say() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../index/search-vectors.json")).unwrap();
+        let part = &vectors["deprecation"];
+        let delta: Delta = serde_json::from_value(part["delta"].clone()).unwrap();
+        for v in part["vectors"].as_array().unwrap() {
+            let q = v["query"].as_str().unwrap();
+            let want: Vec<&str> = v["top"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+            let got = names(&delta, q);
+            assert!(
+                got.len() >= want.len() && got[..want.len()] == want[..],
+                "{q:?}: want {want:?}, got {got:?}"
+            );
+            if want.is_empty() {
+                assert!(got.is_empty(), "{q:?}: {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn queries_split_into_words_and_filters() {
+        let (words, filters) = parse_query("Git KIND:Skill keyword:no_std  tools");
+        assert_eq!(words, ["git", "tools"]);
+        assert_eq!(filters, [Filter::Kind("skill".into()), Filter::Keyword("no_std".into())]);
+        assert_eq!(Filter::Kind("skill".into()).term(), "@skill");
+        assert!(Filter::Keyword("git".into()).admits(None, &["Git".into()]));
+        assert!(!Filter::Kind("library".into()).admits(None, &[]));
+    }
 }

@@ -23,6 +23,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::POST, ["me", "delete"]) => delete_me(req).await,
         (&Method::POST, ["packages"]) => register(req).await,
         (&Method::PATCH, ["packages", name]) => deprecate(req, name).await,
+        (&Method::POST, ["audit"]) => super::audit::post(req).await,
         (&Method::GET, ["packages", name, "owners"]) => owners(req, name).await,
         (&Method::PUT, ["packages", name, "owners"]) => change_owners(req, name, true).await,
         (&Method::DELETE, ["packages", name, "owners"]) => change_owners(req, name, false).await,

@@ -8,6 +8,7 @@
 
 pub mod admin;
 mod api;
+mod audit;
 mod auth;
 mod cargo;
 mod error;
@@ -311,11 +312,13 @@ where
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let cargo_shape = segs.first() == Some(&"crates");
 
+    // The audit is a read, whatever its method: a mirror answers it too.
+    let reads = is_read(&method) || audit::is_audit(&method, &segs);
     // A failed authentication is throttled like anonymous traffic, so
-    // guessing tokens costs the guesser's address its bucket. Signing in
-    // and the device flow's unauthenticated steps are anonymous whatever
-    // they carry: their failures spend the same bucket.
-    let (auth, session) = match auth::is_anonymous(&method, &segs) {
+    // guessing tokens costs the guesser's address its bucket. Signing in,
+    // the device flow's unauthenticated steps and the audit are anonymous
+    // whatever they carry: they spend the same bucket.
+    let (auth, session) = match auth::is_anonymous(&method, &segs) || audit::is_audit(&method, &segs) {
         true => (Ok(None), None),
         false => match authenticate(state, headers).await {
             Ok(Some((caller, session))) => (Ok(Some(caller)), session),
@@ -335,7 +338,7 @@ where
         );
         return render_error(&e, Some(decision), cargo_shape);
     }
-    if state.reg.config.read_only && !is_read(&method) {
+    if state.reg.config.read_only && !reads {
         let e =
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "read-only", "this registry is a read-only mirror");
         return render_error(&e, Some(decision), cargo_shape);
@@ -357,7 +360,7 @@ where
         (Ok(()), ["auth", rest @ ..]) => auth::route(&req, rest).await,
         (Ok(()), _) => api::route(&req, &segs).await.map(|(status, doc)| (status, doc, None)),
     };
-    if let (Err(e), false) = (&result, is_read(&method)) {
+    if let (Err(e), false) = (&result, reads) {
         audit_refusal(&req, path, e).await;
     }
     match result {

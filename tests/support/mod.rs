@@ -233,6 +233,7 @@ pub fn schema_for(path: &str) -> Option<&'static str> {
         ["api", "v1", "recent.json"] => "recent",
         ["api", "v1", "stats.json"] => "stats",
         ["api", "v1", "listings", _, _] => "listing",
+        ["api", "v1", "kinds" | "keywords", _, _] => "listing",
         ["api", "v1", "users", _] => "user",
         ["api", "v1", "search", "manifest.json"] => "search-manifest",
         ["api", "v1", "search", "delta.json"] => "search-delta",
