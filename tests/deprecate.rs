@@ -111,7 +111,10 @@ fn owners_deprecate_a_package_and_undo_it() {
     let out = user.run(project.path(), &["install", "libold", "--registry", &server.url]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("warning: libold is deprecated: use libnew, which is faster; use libnew instead"), "{said}");
+    assert!(
+        said.contains("warning: libold is deprecated: use libnew, which is faster; use libnew instead"),
+        "{said}"
+    );
 
     // `cairn deprecate --undo` takes it back.
     user.ok(w.path(), &["deprecate", "libold", "--undo", "--registry", &server.url, "--token", &token]);
@@ -121,7 +124,11 @@ fn owners_deprecate_a_package_and_undo_it() {
     assert_eq!(doc["deprecated"], Value::Null);
     assert!(!server.get("/p/libold").text().unwrap().contains("Deprecated: "));
     let out = user.run(project.path(), &["install", "libold", "--registry", &server.url]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("deprecated"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("deprecated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // And the CLI deprecates with a message.
     user.ok(w.path(), &["deprecate", "libold", "unmaintained", "--registry", &server.url, "--token", &token]);
     assert_eq!(
@@ -201,4 +208,39 @@ fn an_administrator_deletes_a_whole_package() {
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.json::<Value>().unwrap()["error"], "not-found");
     fsck(data);
+}
+
+#[test]
+fn search_ranks_a_deprecated_package_below_its_equals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    for name in ["yaml-aa", "yaml-zz"] {
+        let manifest =
+            format!("[package]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"YAML parser\"\n");
+        let body = cairn::archive::builder::TarballBuilder::new(name, "1.0.0").manifest(manifest).gzip();
+        assert_eq!(server.put(name, "1.0.0", &token, body, "application/gzip").status(), 201);
+    }
+    assert_eq!(patch(&server, "yaml-aa", &token, json!({"deprecated": "use yaml-zz"})).0, 200);
+    let delta: Value = server.get("/api/v1/search/delta.json").json().unwrap();
+    let entry = delta["packages"].as_array().unwrap().iter().find(|p| p["name"] == "yaml-aa").unwrap();
+    assert_eq!(entry["doc"]["deprecated"], true, "{delta:#}");
+    let user = User::new();
+    let w = tempfile::tempdir().unwrap();
+    let search = |q: &str| -> Vec<String> {
+        let out = user.ok(w.path(), &["search", "--json", q, "--registry", &server.url]);
+        let found: Vec<Value> = serde_json::from_str(&out).unwrap();
+        found.iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+    };
+    // From the delta, then from shards: the deprecated one last, unless asked for by name.
+    for round in ["delta", "shards"] {
+        // Without the deprecation, the name would order yaml-aa first.
+        assert_eq!(search("yaml parser"), ["yaml-zz", "yaml-aa"], "{round}");
+        assert_eq!(search("yaml-aa")[0], "yaml-aa", "{round}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["rebuild", "search", "--data", dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }

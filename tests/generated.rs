@@ -200,7 +200,9 @@ fn a_generated_registry_rebuilds_end_to_end() {
     eprintln!("rebuild all: {:.1?}; {PACKAGES} packages, {lines} versions", t.elapsed());
     assert_eq!(all["static"]["packages"], PACKAGES, "{all:#}");
     assert_eq!(all["static"]["versions"], lines, "{all:#}");
-    assert_eq!(all["static"]["listingPages"], 3 * PACKAGES.div_ceil(PAGE), "{all:#}");
+    // Three sorts of every package, then the kind and keyword listings.
+    let listing_pages = all["static"]["listingPages"].as_u64().unwrap() as usize;
+    assert!(listing_pages > 3 * PACKAGES.div_ceil(PAGE), "{all:#}");
     assert_eq!(all["search"]["packages"], PACKAGES, "{all:#}");
 
     let t = Instant::now();
@@ -229,7 +231,7 @@ fn a_generated_registry_rebuilds_end_to_end() {
     assert_eq!(checked.get("package"), Some(&PACKAGES), "package documents: {checked:?}");
     assert_eq!(checked.get("version"), Some(&lines), "version documents: {checked:?}");
     assert_eq!(checked.get("owners"), Some(&PACKAGES), "owners documents: {checked:?}");
-    assert_eq!(checked.get("listing"), Some(&(3 * PACKAGES.div_ceil(PAGE))), "listing pages: {checked:?}");
+    assert_eq!(checked.get("listing"), Some(&listing_pages), "listing pages: {checked:?}");
     for schema in
         ["index-config", "index-line", "health", "recent", "user", "search-manifest", "search-shard"]
     {

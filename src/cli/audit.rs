@@ -33,9 +33,10 @@ pub fn run(args: AuditArgs) -> Result<()> {
     let mut get = |key: &str| rt.block_on(remote.static_file(key));
     let all = audit(&crate::layout::Layout::public(), &mut get, &locked)?.with_context(|| {
         format!(
-            "{} publishes no advisory index yet, so there is nothing to check against \
-             (its advisories job writes one: `cairn rebuild advisories` on the registry)",
-            remote.url
+            "{}{} is not there: the registry publishes no advisory index yet, so there is nothing \
+             to check against (its advisories job writes one: `cairn rebuild advisories` on the registry)",
+            remote.url,
+            crate::layout::url(&crate::layout::Layout::public().advisories_index())
         )
     })?;
     for f in &all {
