@@ -401,3 +401,29 @@ fn post_audit_answers_from_the_advisory_files() {
     let (status, err) = post("image/png", "x".into());
     assert_eq!((status, err["error"].as_str()), (415, Some("unsupported-media-type")));
 }
+
+/// `POST /api/v1/audit` spends the address's anonymous bucket (burst 30),
+/// whatever token it carries.
+#[test]
+fn post_audit_is_rate_limited_as_an_anonymous_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(dir.path(), &[]);
+    let token = server.token.clone().unwrap();
+    let statuses: Vec<u16> = (0..32)
+        .map(|_| {
+            support::client()
+                .post(format!("{}/api/v1/audit", server.url))
+                .bearer_auth(&token)
+                .json(&json!({"dependencies": {"vulnlib": "1.0.0"}}))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    // 503: no advisories job has run; the bucket is spent all the same (the
+    // server's start spent one of its 30 on its own probe).
+    let served = statuses.iter().take_while(|s| **s == 503).count();
+    assert!((28..=30).contains(&served), "{statuses:?}");
+    assert!(statuses[served..].iter().all(|s| *s == 429), "{statuses:?}");
+}
