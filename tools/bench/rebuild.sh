@@ -46,7 +46,7 @@ cp "$WORK/out.json" "$WORK/static-warm.json"
 measure "rebuild search" "$T/cairn" rebuild search --data "$D"
 cp "$WORK/out.json" "$WORK/search.json"
 mkdir -p "$WORK/copy"
-measure "peer: cp -r of api + index" cp -r "$D/static/api" "$D/static/index" "$WORK/copy/"
+measure "peer: cp -r of api, index and the pages" cp -r "$D/static/api" "$D/static/index" "$D/static/p" "$D/static/u" "$WORK/copy/"
 echo
 log "static report (cold): $(tr -d '\n ' < "$WORK/static-cold.json" | head -c 400)"
 log "static report (warm): $(tr -d '\n ' < "$WORK/static-warm.json" | head -c 400)"

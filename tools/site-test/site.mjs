@@ -35,6 +35,8 @@ const weights = [];
 {
   // axe needs its script in the page: this context alone bypasses the CSP.
   const ctx = await browser.newContext({ bypassCSP: true });
+  // A first navigation warms the browser (its start, fonts), which is not the page's render.
+  await (await ctx.newPage()).goto(base + '/status');
   for (const [name, path] of Object.entries(pages)) {
     const page = await ctx.newPage();
     const resp = await page.goto(base + path, { waitUntil: 'load' });
