@@ -267,7 +267,7 @@ impl Registry {
         }
         crate::site::package::write(&self.root, &lines, &owners, &downloads, meta.as_ref(), None)?;
         let total = lines.iter().filter_map(|l| downloads.get(&l.vers)).sum();
-        let deprecated = self.read_meta(&name)?.is_some_and(|m| m.is_deprecated());
+        let deprecated = meta.is_some_and(|m| m.is_deprecated());
         Ok(Some(DeltaEntry::of(&name, &lines, head, total, deprecated)))
     }
 

@@ -229,6 +229,8 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
     }
     let counts: BTreeMap<&str, &derive::Downloads> =
         packages.iter().map(|(l, _, counts, _)| (l[0].name.as_str(), counts)).collect();
+    let metas_read: BTreeMap<&str, &Option<Meta>> =
+        packages.iter().map(|(l, _, _, meta)| (l[0].name.as_str(), meta)).collect();
     let no_counts = derive::Downloads::new();
     planned.par_iter().filter(|p| p.plan.gone.is_empty()).try_for_each(|p| -> std::io::Result<()> {
         let Some(line) = &p.plan.line else { return Ok(()) };
@@ -274,7 +276,12 @@ fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Com
         };
         let total =
             counts.get(name.as_str()).map_or(0, |d| lines.iter().filter_map(|l| d.get(&l.vers)).sum());
-        let deprecated = reg.read_meta(&name)?.is_some_and(|m| m.is_deprecated());
+        // Read above for a package whose lines changed; a deprecation's is read here.
+        let meta = match metas_read.get(name.as_str()) {
+            Some(meta) => (*meta).clone(),
+            None => reg.read_meta(&name)?,
+        };
+        let deprecated = meta.is_some_and(|m| m.is_deprecated());
         delta.push(crate::search::DeltaEntry::of(&name, lines, &id.to_string(), total, deprecated));
     }
     crate::search::delta::record(&reg.root, delta)?;

@@ -71,6 +71,12 @@ fn bars(series: &[(String, u64)], peak: u64) -> String {
     d
 }
 
+/// The daily series of a `stats.json` (the registry's or a package's).
+pub fn series(doc: &serde_json::Value) -> Vec<(String, u64)> {
+    let days = doc["daily"].as_array().into_iter().flatten();
+    days.filter_map(|d| Some((d["date"].as_str()?.to_string(), d["downloads"].as_u64()?))).collect()
+}
+
 /// One decimal: enough for a 720-wide view box, and short.
 fn fmt(x: f64) -> String {
     let s = format!("{x:.1}");

@@ -6,7 +6,6 @@
 //! rebuild render the same bytes from the same files.
 
 use maud::{html, Markup, PreEscaped};
-use serde_json::Value;
 use std::collections::HashMap;
 
 use super::chart;
@@ -47,14 +46,8 @@ pub fn extras(root: &StaticRoot, lines: &[IndexLine], only: Option<&[&str]>) -> 
             readmes.insert(line.vers.clone(), String::from_utf8_lossy(&html).into_owned());
         }
     }
-    let json = |key: String| -> std::io::Result<Value> {
-        Ok(root.read(&key)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null))
-    };
-    let stats = json(l.package_stats(name))?;
-    let daily = stats["daily"].as_array().into_iter().flatten();
-    let daily =
-        daily.filter_map(|d| Some((d["date"].as_str()?.to_string(), d["downloads"].as_u64()?))).collect();
-    let advisories = json(l.package_advisories(name))?;
+    let daily = chart::series(&super::read_json(root, &l.package_stats(name))?);
+    let advisories = super::read_json(root, &l.package_advisories(name))?;
     let advisories = advisories["advisories"].as_array().into_iter().flatten();
     let advisories = advisories
         .map(|a| Advisory {

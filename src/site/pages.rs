@@ -33,11 +33,6 @@ fn rows(l: &Layout, rows: &[Row]) -> Markup {
     }
 }
 
-fn series(doc: &Value) -> Vec<(String, u64)> {
-    let days = doc["daily"].as_array().into_iter().flatten();
-    days.filter_map(|d| Some((d["date"].as_str()?.to_string(), d["downloads"].as_u64()?))).collect()
-}
-
 /// `/`: the search box (in every page's header, and large here), recent
 /// publishes, most downloaded, registry totals.
 pub fn home(l: &Layout, recent: &[Row], stats: &Value, packages: u64, versions: u64) -> Doc {
@@ -125,7 +120,7 @@ pub fn stats(l: &Layout, stats: &Value) -> Doc {
         }
         section aria-labelledby="daily-h" {
             h2 #daily-h { "Downloads, last 90 days" }
-            (chart::daily("registry", "Downloads", &series(stats)))
+            (chart::daily("registry", "Downloads", &chart::series(stats)))
         }
         div.grid2 {
             section aria-labelledby="all-h" { h2 #all-h { "Most downloaded" } (list("topAllTime")) }
