@@ -54,6 +54,32 @@ pub struct Config {
     pub cdn: Cdn,
     pub log: LogConfig,
     pub accounts: Accounts,
+    pub storage: Storage,
+}
+
+/// Where blobs and the whole static root live (SPEC section 13).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    pub kind: StorageKind,
+    /// The bucket (`s3`).
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket, e.g. `cairn/` (empty: the bucket's top).
+    pub prefix: String,
+    /// An S3-compatible endpoint; omitted for AWS. Credentials come from
+    /// the `AWS_*` environment.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// The data directory's `static/` (the embedded default).
+    #[default]
+    Fs,
+    /// Any S3-compatible object store.
+    S3,
 }
 
 /// Web accounts (SPEC section 12).
@@ -173,6 +199,7 @@ impl Default for Config {
             cdn: Cdn::default(),
             log: LogConfig::default(),
             accounts: Accounts::default(),
+            storage: Storage::default(),
         }
     }
 }

@@ -37,6 +37,20 @@ pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Creates `path` holding `bytes` unless it exists (a temporary sibling
+/// hard-linked to the name, which fails on an existing file): `false` when
+/// it was there already, never replaced. Not fsync'd, like [`write_replace`].
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let tmp = temp_path(path.parent().expect("target has a parent directory"));
+    let result = write_creating_dirs(&tmp, bytes).and_then(|()| match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    });
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
 /// Creates the directory `dir`, which must not exist yet, holding `files`
 /// (paths relative to it): they are written under a temporary sibling
 /// name that is then renamed to `dir`, so readers see all of them or none,

@@ -18,19 +18,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::config::StorageKind;
 use crate::db;
 use crate::derive;
+use crate::index::stored;
 use crate::index::{meta, package_path, IndexLine, IndexRepo, Meta};
-use crate::layout::StaticRoot;
+use crate::layout::{Layout, ObjectStorage, StaticRoot};
 use crate::search::DeltaEntry;
 use crate::sign::SigningKey;
 use crate::store::BlobStore;
 
 pub struct Registry {
     pub data: PathBuf,
-    /// The static root's directory on this machine (what `cairn serve` serves).
-    pub static_root: PathBuf,
-    /// Every write to the static root goes through it.
+    /// Every read and write of the static root goes through it.
     pub root: Arc<StaticRoot>,
     pub config: Config,
     /// The signing key; a mirror has none.
@@ -43,19 +43,29 @@ pub struct Registry {
     pub log: Option<crate::log::Log>,
 }
 
+/// The registry's signing key in the data directory.
+const KEY_FILE: &str = "minisign.key";
+
 /// The login of the account `init` creates and whose token it prints.
 pub const BOOTSTRAP_LOGIN: &str = "admin";
 
 impl Registry {
+    /// A registry is a `registry.toml` with its signing key (a mirror's
+    /// says `read_only` and has none). `registry.toml` alone is an
+    /// operator's configuration waiting for `init` (SPEC section 13).
     pub fn exists(data: &Path) -> bool {
         data.join("registry.toml").is_file()
+            && (data.join(KEY_FILE).is_file() || Config::load(data).is_ok_and(|c| c.read_only))
     }
 
     /// Creates a registry in `data` and returns the bootstrap account's token.
     pub fn init(data: &Path, config: &Config) -> Result<String> {
         anyhow::ensure!(!Registry::exists(data), "{} already holds a registry", data.display());
         // Leftovers of an init that crashed are not a registry: start again.
-        for partial in ["minisign.key", "state.db", "state.db-wal", "state.db-shm", "static", "log"] {
+        let partial_key = data.join("minisign.key.partial");
+        for partial in
+            ["minisign.key.partial", "state.db", "state.db-wal", "state.db-shm", "static", "index.git", "log"]
+        {
             let p = data.join(partial);
             if p.is_dir() {
                 std::fs::remove_dir_all(&p)?;
@@ -63,20 +73,24 @@ impl Registry {
                 std::fs::remove_file(&p)?;
             }
         }
-        let static_root = data.join("static");
-        std::fs::create_dir_all(&static_root)?;
-        let root = StaticRoot::fs(&static_root);
+        let (root, git_dir, copy) = storage(data, config)?;
         let l = root.layout();
-        let key = SigningKey::generate(&data.join("minisign.key"))?;
+        // The key takes its name last: with it, the directory is a registry.
+        let key = SigningKey::generate(&partial_key)?;
         root.put_durable(&l.minisign_pub(), key.public_key_file().as_bytes())?;
         let log = crate::log::Log::open(data, &config.log_origin())?;
         let config_json = config_json(config, &key, Some(&log));
-        IndexRepo::init(&static_root.join(l.index_git()), &config.name, &config_json)?;
+        IndexRepo::init(&git_dir, &config.name, &config_json, copy)?;
         root.put_durable(&l.index_file("config.json"), &config_json)?;
         let conn = db::open(&data.join("state.db"))?;
         let token = db::add_user(&conn, BOOTSTRAP_LOGIN, None)?;
         crate::site::write_fixed(&root)?;
-        crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
+        // An operator's registry.toml (written before init) stays as it is.
+        if !data.join("registry.toml").is_file() {
+            crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
+        }
+        std::fs::rename(&partial_key, data.join(KEY_FILE))?;
+        crate::fsutil::sync_dir(data)?;
         let reg = Registry::open(data, config.clone())?;
         reg.write_summaries(&conn, &reg.index.head()?.to_string())?;
         Ok(token)
@@ -84,15 +98,14 @@ impl Registry {
 
     pub fn open(data: &Path, config: Config) -> Result<Registry> {
         anyhow::ensure!(Registry::exists(data), "{} holds no registry (run `cairn init`)", data.display());
-        let static_root = data.join("static");
-        let root = Arc::new(StaticRoot::fs(&static_root));
+        let (root, git_dir, copy) = storage(data, &config)?;
         let l = root.layout();
-        let key = if config.read_only { None } else { Some(SigningKey::load(&data.join("minisign.key"))?) };
+        let key = if config.read_only { None } else { Some(SigningKey::load(&data.join(KEY_FILE))?) };
         let pubkey = match &key {
             Some(k) => k.public_base64(),
             None => read_pubkey(&root, &l.minisign_pub())?,
         };
-        let index = IndexRepo::open(&static_root.join(l.index_git()), &config.name)?;
+        let index = IndexRepo::open(&git_dir, &config.name, copy)?;
         let log = match &key {
             Some(_) => Some(crate::log::Log::open(data, &config.log_origin())?),
             None => None,
@@ -101,7 +114,6 @@ impl Registry {
             log,
             data: data.to_path_buf(),
             store: BlobStore::new(root.clone()),
-            static_root,
             root,
             config,
             key,
@@ -143,7 +155,9 @@ impl Registry {
                 return Ok(());
             }
         };
-        crate::fsutil::remove_stale_temps(&self.static_root);
+        if let Some(dir) = self.root.local_path("") {
+            crate::fsutil::remove_stale_temps(&dir);
+        }
         let Some(key) = &self.key else {
             return Ok(()); // a mirror: its sources of truth are the source's
         };
@@ -375,6 +389,29 @@ impl Recent {
 }
 
 /// The base64 key line of a standard two-line `minisign.pub`.
+/// The static root `[storage]` names, the directory of the index
+/// repository on this machine, and the storage's copy of that repository
+/// when the root is not on this machine's disk. On the filesystem the
+/// repository is the static root's `index.git/` itself; in object storage
+/// the data directory holds a working copy (`index.git/`) that can be lost.
+fn storage(data: &Path, config: &Config) -> Result<(Arc<StaticRoot>, PathBuf, Option<Arc<stored::Copy>>)> {
+    match config.storage.kind {
+        StorageKind::Fs => {
+            let dir = data.join("static");
+            std::fs::create_dir_all(&dir)?;
+            let root = Arc::new(StaticRoot::fs(&dir));
+            let git_dir = dir.join(root.layout().index_git());
+            Ok((root, git_dir, None))
+        }
+        StorageKind::S3 => {
+            let storage = ObjectStorage::open(&config.storage).context("opening [storage]")?;
+            let root = Arc::new(StaticRoot::new(Box::new(storage), Layout::public()));
+            let copy = Arc::new(stored::Copy::new(root.clone()));
+            Ok((root, data.join("index.git"), Some(copy)))
+        }
+    }
+}
+
 fn read_pubkey(root: &StaticRoot, key: &str) -> Result<String> {
     let bytes = root.read(key).with_context(|| format!("reading {key}"))?;
     let text = String::from_utf8_lossy(bytes.as_deref().unwrap_or_default()).into_owned();

@@ -22,9 +22,7 @@ impl BlobStore {
     /// group durable with one `StaticRoot::sync` before committing.
     pub fn put(&self, sha256: &str, bytes: &[u8], minisig: &str) -> io::Result<()> {
         let l = self.root.layout();
-        if !self.root.exists(&l.blob(sha256)) {
-            self.root.put(&l.blob(sha256), bytes)?;
-        }
+        self.root.put_new(&l.blob(sha256), bytes)?;
         self.root.put(&l.signature(sha256), minisig.as_bytes())
     }
 

@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::packs;
+use super::stored::{self, Copy, BRANCH};
 use crate::fsutil;
-
-const BRANCH: &str = "refs/heads/main";
 
 /// Handle on the index repository. Cloning shares the lock that keeps pack
 /// consolidation from removing a pack while a batch reads the repository.
@@ -23,6 +22,9 @@ pub struct IndexRepo {
     path: PathBuf,
     lock: Arc<Mutex<()>>,
     author: String,
+    /// The authoritative copy in object storage, when the static root is
+    /// there; this repository is then the node's working copy.
+    copy: Option<Arc<Copy>>,
 }
 
 /// The index tree at one commit, on an open repository.
@@ -49,23 +51,40 @@ pub struct IndexTx<'r> {
 }
 
 impl IndexRepo {
-    /// Creates the bare repository with `config.json` as its first commit.
-    pub fn init(path: &Path, author: &str, config_json: &[u8]) -> Result<IndexRepo> {
-        let repo = Repository::init_opts(
-            path,
-            git2::RepositoryInitOptions::new().bare(true).initial_head("main").no_reinit(true),
-        )
-        .with_context(|| format!("creating the index repository at {}", path.display()))?;
-        drop(repo);
-        let index = IndexRepo::open(path, author)?;
+    /// Creates the bare repository with `config.json` as its first commit
+    /// (copied to `copy` when given).
+    pub fn init(path: &Path, author: &str, config_json: &[u8], copy: Option<Arc<Copy>>) -> Result<IndexRepo> {
+        if let Some(copy) = &copy {
+            // A new history over another registry's would lose it.
+            anyhow::ensure!(
+                copy.tip()?.is_none(),
+                "the storage already holds a registry's index; a further node needs a copy of the first \
+                 node's registry.toml and minisign.key, not `init` (SPEC section 13)"
+            );
+        }
+        create_bare(path)?;
+        let index = IndexRepo { copy, ..IndexRepo::open(path, author, None)? };
         index.write_batch(|tx| tx.commit(&[("config.json", Some(config_json))], "config", author))?;
         Ok(index)
     }
 
-    pub fn open(path: &Path, author: &str) -> Result<IndexRepo> {
+    /// Opens the repository; with a `copy`, first brings the local working
+    /// copy (made if missing) level with it.
+    pub fn open(path: &Path, author: &str, copy: Option<Arc<Copy>>) -> Result<IndexRepo> {
+        if let Some(copy) = &copy {
+            if !path.exists() {
+                create_bare(path)?;
+            }
+            stored::pull(copy, path)?.context("the storage holds no index repository (run `cairn init`)")?;
+        }
         Repository::open_bare(path)
             .with_context(|| format!("opening the index repository at {}", path.display()))?;
-        Ok(IndexRepo { path: path.to_path_buf(), lock: Arc::new(Mutex::new(())), author: author.to_string() })
+        Ok(IndexRepo {
+            path: path.to_path_buf(),
+            lock: Arc::new(Mutex::new(())),
+            author: author.to_string(),
+            copy,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -129,6 +148,17 @@ impl IndexRepo {
         fsutil::sync_file(&ref_path)?;
         fsutil::sync_dir(ref_path.parent().unwrap())?;
         write_dumb_info(&self.path, tip)?;
+        if let Some(copy) = &self.copy {
+            // The commit point is the copy's ref: if it did not move, neither
+            // does this one (the new pack stays, unreferenced and harmless).
+            if let Err(e) = copy.push(&self.path, tip) {
+                if let Some(parent) = parent {
+                    repo.reference(BRANCH, parent, true, "cairn: the storage refused the commit")?;
+                    write_dumb_info(&self.path, parent)?;
+                }
+                return Err(e.context("copying the index commit to the storage"));
+            }
+        }
         Ok((out, tip))
     }
 
@@ -158,7 +188,11 @@ impl IndexRepo {
     /// Merges small packs into larger ones (geometric repacking) so a clone
     /// fetches a few packs, not one per publish. Safe to call from any thread.
     pub fn consolidate_packs(&self) -> Result<()> {
-        packs::consolidate(&self.path, &self.lock)
+        packs::consolidate(&self.path, &self.lock)?;
+        match &self.copy {
+            Some(copy) => copy.push_packs(&self.path),
+            None => Ok(()),
+        }
     }
 
     /// Every commit, oldest first, with its message (for fsck and rebuilds).
@@ -330,6 +364,15 @@ impl IndexTx<'_> {
         self.written.push(id);
         Ok(id)
     }
+}
+
+fn create_bare(path: &Path) -> Result<()> {
+    Repository::init_opts(
+        path,
+        git2::RepositoryInitOptions::new().bare(true).initial_head("main").no_reinit(true),
+    )
+    .with_context(|| format!("creating the index repository at {}", path.display()))?;
+    Ok(())
 }
 
 /// `info/refs` and `objects/info/packs`, which the dumb HTTP protocol reads

@@ -6,6 +6,7 @@ mod git;
 pub mod line;
 pub mod meta;
 mod packs;
+pub mod stored;
 
 pub use git::{IndexRepo, IndexSnapshot, IndexTx};
 pub use line::{IndexDep, IndexLine};

@@ -17,9 +17,11 @@
 //! `manifest` keeps its own files.
 
 mod generation;
+mod object;
 mod storage;
 
-pub use storage::{FsStorage, StaticRoot, Storage};
+pub use object::ObjectStorage;
+pub use storage::{FileId, FsStorage, ReadSeek, StaticRoot, Storage};
 
 use crate::index::package_path;
 

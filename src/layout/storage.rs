@@ -1,8 +1,8 @@
-//! The one storage interface every writer of the static root goes through.
-//! The filesystem is the embedded default; an object store plugs in as
-//! another [`Storage`] (its keys are the same strings, and each object
-//! takes its headers from [`super::cache_control`] and
-//! [`super::content_type`]).
+//! The one storage interface every reader and writer of the static root
+//! goes through. The filesystem is the embedded default; an object store
+//! ([`super::object::ObjectStorage`], S3) is another [`Storage`]: its keys
+//! are the same strings, and each object takes its headers from
+//! [`super::cache_control`] and [`super::content_type`].
 //!
 //! Durability is per batch: [`Storage::put`] replaces atomically (a reader
 //! sees the old bytes or the new, never half) and [`Storage::sync`] makes
@@ -10,7 +10,7 @@
 //! depends on the batch (an index commit, `health.json`).
 
 use std::collections::BTreeSet;
-use std::io;
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -18,11 +18,45 @@ use super::generation::Generation;
 use super::Layout;
 use crate::fsutil;
 
+/// A stored file's version: it changes whenever the bytes do (on disk an
+/// atomic write replaces the inode; an object has a new ETag), so it is
+/// the validator the file server sends and the hot cache checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
+    }
+}
+
+/// An open file to serve: read from the start, or from an offset.
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
 pub trait Storage: Send + Sync {
     /// The bytes at `key`, `None` if there is no such file.
     fn read(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// The file at `key` with the version of exactly the bytes it reads;
+    /// `None` if there is no such file (or `key` is a directory).
+    fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>>;
+    /// The version of the file at `key`, if there is one.
+    fn stat(&self, key: &str) -> io::Result<Option<FileId>>;
     /// Replaces `key` atomically; durable after the next [`Storage::sync`].
     fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Creates `key` unless it exists (then `false`, and it is left as it
+    /// is): content-addressed files are never overwritten. Durable after
+    /// the next [`Storage::sync`].
+    fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool>;
     /// Replaces `key` atomically and durably now.
     fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
     /// Creates the directory `key`, which does not exist, holding `files`
@@ -85,8 +119,34 @@ impl Storage for FsStorage {
         }
     }
 
+    fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>> {
+        let file = match std::fs::File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        // Stat'ed open: the version describes the bytes read even if the
+        // file is replaced meanwhile.
+        let meta = file.metadata()?;
+        Ok(meta.is_file().then(|| (FileId::of(&meta), Box::new(file) as Box<dyn ReadSeek>)))
+    }
+
+    fn stat(&self, key: &str) -> io::Result<Option<FileId>> {
+        match std::fs::metadata(self.path(key)) {
+            Ok(m) => Ok(m.is_file().then(|| FileId::of(&m))),
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         self.changed(fsutil::write_replace(&self.path(key), bytes))
+    }
+
+    fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        self.changed(fsutil::write_new(&self.path(key), bytes))
     }
 
     fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
@@ -212,11 +272,28 @@ impl StaticRoot {
         self.storage.exists(key)
     }
 
+    pub fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>> {
+        self.storage.open(key)
+    }
+
+    pub fn stat(&self, key: &str) -> io::Result<Option<FileId>> {
+        self.storage.stat(key)
+    }
+
     /// Replaces `key` (durable at the next [`StaticRoot::sync`]).
     pub fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         self.storage.put(key, bytes)?;
         self.changed(key);
         Ok(())
+    }
+
+    /// Creates `key` unless it exists; whether it did ([`Storage::put_new`]).
+    pub fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        let created = self.storage.put_new(key, bytes)?;
+        if created {
+            self.changed(key);
+        }
+        Ok(created)
     }
 
     /// Writes `key` unless it holds exactly `bytes` already (`old`, when

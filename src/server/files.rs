@@ -7,18 +7,17 @@
 //! Small files (index files, documents, search files, small tarballs) are
 //! answered from the [`HotCache`]: their bytes, validator and compressed
 //! variants are kept in memory, each variant compressed once per file
-//! version. Larger files are read from disk on the blocking pool (blobs up
-//! to a size) or streamed.
+//! version. Larger files are read through the static root's storage on the
+//! blocking pool (blobs up to a size) or streamed.
 
 use bytes::Bytes;
 use std::io::{Read, Seek};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use warp::hyper::Body;
 
-use super::hot::{Encoding, Entry, FileId, HotCache};
-use crate::layout;
+use super::hot::{Encoding, Entry, HotCache};
+use crate::layout::{self, ReadSeek, StaticRoot};
 
 /// Maps a URL path to a key of the static root; refuses traversal and
 /// dotfiles (temporary files of atomic writes start with a dot).
@@ -66,7 +65,7 @@ impl<'a> Ask<'a> {
 
 /// The static root as `cairn serve` reads it.
 pub struct Files {
-    root: PathBuf,
+    root: Arc<StaticRoot>,
     pub cache: Arc<HotCache>,
 }
 
@@ -75,8 +74,8 @@ pub struct Files {
 const STREAM_OVER: u64 = 1 << 20;
 
 impl Files {
-    pub fn new(root: &Path, cache: Arc<HotCache>) -> Files {
-        Files { root: root.to_path_buf(), cache }
+    pub fn new(root: Arc<StaticRoot>, cache: Arc<HotCache>) -> Files {
+        Files { root, cache }
     }
 
     /// The site's 404 page, from memory once read.
@@ -110,34 +109,31 @@ enum Loaded {
     Memory(Arc<Entry>),
     /// A large file: its headers, and the open file to stream from.
     Stream {
-        file: std::fs::File,
+        file: Box<dyn ReadSeek>,
         entry: Arc<Entry>,
     },
 }
 
-/// Opens `key` (or its directory's page), reads it and offers it to the cache.
-fn load(root: &Path, cache: &HotCache, key: String) -> Option<Loaded> {
+/// Opens `key` (or its directory's page), reads it and offers it to the
+/// cache; an entry the hit could not check is checked here first.
+fn load(root: &StaticRoot, cache: &HotCache, key: String) -> Option<Loaded> {
     let epoch = cache.epoch();
-    let mut key = key;
-    let mut file = std::fs::File::open(root.join(&key)).ok()?;
-    let mut meta = file.metadata().ok()?;
-    if meta.is_dir() {
-        key = layout::Layout::page(&key);
-        file = std::fs::File::open(root.join(&key)).ok()?;
-        meta = file.metadata().ok()?;
+    let page = layout::Layout::page(&key);
+    for key in [key, page] {
+        if let Some(entry) = cache.unchecked(&key, epoch) {
+            return Some(Loaded::Memory(entry));
+        }
+        let Some((id, mut file)) = root.open(&key).ok()? else {
+            continue;
+        };
+        if id.size > STREAM_OVER {
+            return Some(Loaded::Stream { file, entry: Arc::new(Entry::new(&key, id, Bytes::new())) });
+        }
+        let mut bytes = Vec::with_capacity(id.size as usize);
+        file.read_to_end(&mut bytes).ok()?;
+        return Some(Loaded::Memory(cache.insert(key, id, Bytes::from(bytes), epoch)));
     }
-    if !meta.is_file() {
-        return None;
-    }
-    // Stat'ed open: the validator describes the bytes read even if the
-    // file is replaced meanwhile.
-    let id = FileId::of(&meta);
-    if meta.len() > STREAM_OVER {
-        return Some(Loaded::Stream { file, entry: Arc::new(Entry::new(&key, id, Bytes::new())) });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).ok()?;
-    Some(Loaded::Memory(cache.insert(key, id, Bytes::from(bytes), epoch)))
+    None
 }
 
 /// Whether `if_none_match` names `tag` (weak comparison, lists, `*`).
@@ -260,7 +256,7 @@ pub fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
 
 /// A large file, sent from disk in chunks (identity only: such files are
 /// tarballs and packs, never compressed on the wire).
-fn respond_stream(mut file: std::fs::File, entry: &Entry, ask: &Ask) -> Response<Body> {
+fn respond_stream(mut file: Box<dyn ReadSeek>, entry: &Entry, ask: &Ask) -> Response<Body> {
     let etag = entry.etag(Encoding::Identity);
     let b = base(entry, etag);
     if ask.if_none_match.is_some_and(|inm| etag_matches(inm, entry.etag_str(Encoding::Identity))) {

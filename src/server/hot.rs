@@ -11,40 +11,29 @@
 //! once it moved, checks each entry against its file (one `stat`) before
 //! serving it again. Files changed by hand, outside cairn, are noticed by
 //! that check at most [`REVALIDATE_AFTER`] after an entry's last one.
+//!
+//! On object storage there is no shared counter and a check is a request
+//! (HEAD), never made on an async thread: an entry older than
+//! [`OBJECT_REVALIDATE_AFTER`] is not served by [`HotCache::get`]; the
+//! blocking load checks it ([`HotCache::unchecked`]) and serves it again
+//! if the object is still that version. Another node's writes are so seen
+//! within that time, shorter than the shortest max-age of SPEC section 6.
 
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use warp::http::HeaderValue;
 
+pub use crate::layout::FileId;
 use crate::layout::StaticRoot;
 
 /// How long an entry is served without looking at its file again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
-
-/// A file version: atomic writes replace the inode, so (inode, size,
-/// mtime) changes whenever the content does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileId {
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-}
-
-impl FileId {
-    pub fn of(meta: &std::fs::Metadata) -> FileId {
-        FileId {
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        }
-    }
-}
+/// The same on object storage, where a look is a request.
+pub const OBJECT_REVALIDATE_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -199,8 +188,9 @@ fn compress(body: &[u8], e: Encoding) -> Option<Bytes> {
 
 /// The cache, keyed by static-root key.
 pub struct HotCache {
-    dir: PathBuf,
     root: Arc<StaticRoot>,
+    /// A local root, checked inline with a `stat`.
+    local: bool,
     map: RwLock<HashMap<String, Arc<Entry>>>,
     held: AtomicUsize,
     budget: usize,
@@ -214,11 +204,11 @@ pub struct HotCache {
 }
 
 impl HotCache {
-    /// A cache of the files of `root` (on disk at `dir`) up to `max_file`
-    /// bytes, `budget` bytes in all (0: nothing is cached).
-    pub fn new(dir: PathBuf, root: Arc<StaticRoot>, budget: usize, max_file: usize) -> HotCache {
+    /// A cache of the files of `root` up to `max_file` bytes, `budget`
+    /// bytes in all (0: nothing is cached).
+    pub fn new(root: Arc<StaticRoot>, budget: usize, max_file: usize) -> HotCache {
         HotCache {
-            dir,
+            local: root.local_path("").is_some(),
             seen: AtomicU64::new(root.generation().unwrap_or(0)),
             root,
             map: RwLock::default(),
@@ -249,17 +239,38 @@ impl HotCache {
     pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
         let entry = self.map.read().unwrap().get(key).cloned()?;
         let (epoch, now) = (self.epoch(), self.now_ms());
+        let after = if self.local { REVALIDATE_AFTER } else { OBJECT_REVALIDATE_AFTER };
         let stale_by_time =
-            now.saturating_sub(entry.checked.load(Ordering::Relaxed)) > REVALIDATE_AFTER.as_millis() as u64;
+            now.saturating_sub(entry.checked.load(Ordering::Relaxed)) > after.as_millis() as u64;
         if entry.checked_epoch.load(Ordering::Acquire) < epoch || stale_by_time {
-            let same = std::fs::metadata(self.dir.join(key)).is_ok_and(|m| FileId::of(&m) == entry.id);
-            if !same {
+            if !self.local {
+                return None; // checked by the load, off the async thread
+            }
+            if !self.root.stat(key).is_ok_and(|id| id == Some(entry.id)) {
                 self.invalidate(key);
                 return None;
             }
-            entry.checked.store(now, Ordering::Relaxed);
-            entry.checked_epoch.fetch_max(epoch, Ordering::AcqRel);
+            self.checked(&entry, epoch);
         }
+        entry.used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        Some(entry)
+    }
+
+    fn checked(&self, entry: &Entry, epoch: u64) {
+        entry.checked.store(self.now_ms(), Ordering::Relaxed);
+        entry.checked_epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+
+    /// On the blocking pool: the entry [`HotCache::get`] would not serve
+    /// unchecked, if the file is still its version (one `stat`, a HEAD on
+    /// object storage); otherwise it is dropped.
+    pub fn unchecked(&self, key: &str, epoch: u64) -> Option<Arc<Entry>> {
+        let entry = self.map.read().unwrap().get(key).cloned()?;
+        if !self.root.stat(key).is_ok_and(|id| id == Some(entry.id)) {
+            self.invalidate(key);
+            return None;
+        }
+        self.checked(&entry, epoch);
         entry.used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         Some(entry)
     }
@@ -339,7 +350,7 @@ mod tests {
     fn the_cache_stays_within_its_budget_and_sees_replaced_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = Arc::new(StaticRoot::fs(dir.path()));
-        let cache = HotCache::new(dir.path().to_path_buf(), root.clone(), 10_000, 4_000);
+        let cache = HotCache::new(root.clone(), 10_000, 4_000);
         for i in 0..20 {
             let key = format!("api/v1/packages/p{i}.json");
             std::fs::create_dir_all(dir.path().join("api/v1/packages")).unwrap();

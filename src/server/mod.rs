@@ -64,16 +64,11 @@ impl State {
         let limits = Limits::new(&reg.config.rate_limit);
         let pool = Arc::new(db::pool::Pool::new(reg.data.join("state.db")));
         let c = &reg.config;
-        let cache = Arc::new(hot::HotCache::new(
-            reg.static_root.clone(),
-            reg.root.clone(),
-            c.hot_cache_bytes,
-            c.hot_cache_max_file,
-        ));
+        let cache = Arc::new(hot::HotCache::new(reg.root.clone(), c.hot_cache_bytes, c.hot_cache_max_file));
         // Every write of this process to the static root reaches the cache at once.
         let invalidate = cache.clone();
         reg.root.observe(Arc::new(move |key: &str| invalidate.invalidate(key)));
-        let files = files::Files::new(&reg.static_root, cache);
+        let files = files::Files::new(reg.root.clone(), cache);
         let proxies = proxy::Proxies::parse(&c.trusted_proxies)?;
         let (last_used, session_seen) = (Mutex::default(), Mutex::default());
         let started = std::time::Instant::now();

@@ -1,0 +1,151 @@
+//! The index repository's copy in object storage (SPEC section 13): the
+//! bucket's `index.git/` is the authoritative repository, laid out as git's
+//! dumb HTTP protocol reads it (packs, `objects/info/packs`, `info/refs`,
+//! `HEAD`, the branch's ref), so a CDN in front of the bucket serves clones.
+//! The node's own repository (in its data directory) is a working copy:
+//! [`pull`] brings it level with the bucket at start, and after each local
+//! commit [`Copy::push`] uploads the new packs and then the ref — the ref's
+//! PUT is the commit point, so the bucket never names a commit whose
+//! objects it lacks.
+
+use anyhow::{Context, Result};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::packs::{self, RETIRED_DIR};
+use crate::fsutil;
+use crate::layout::StaticRoot;
+
+pub const BRANCH: &str = "refs/heads/main";
+
+/// Where a repository's commits are copied to, and which packs are there.
+pub struct Copy {
+    root: Arc<StaticRoot>,
+    /// Pack names known to be in the bucket (listed once, then kept).
+    stored: Mutex<Option<HashSet<String>>>,
+}
+
+impl Copy {
+    pub fn new(root: Arc<StaticRoot>) -> Copy {
+        Copy { root, stored: Mutex::default() }
+    }
+
+    fn key(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.root.layout().index_git())
+    }
+
+    /// Uploads every local pack the bucket lacks (the pack before its
+    /// index: a pack is used once its index is there), `objects/info/packs`,
+    /// `info/refs` and `HEAD`, then moves the bucket's ref to `tip`.
+    pub fn push(&self, repo: &Path, tip: git2::Oid) -> Result<()> {
+        self.push_packs(repo)?;
+        self.put_file(repo, "info/refs")?;
+        self.root.put(&self.key("HEAD"), format!("ref: {BRANCH}\n").as_bytes())?;
+        self.root.put_durable(&self.key(BRANCH), format!("{tip}\n").as_bytes())?;
+        Ok(())
+    }
+
+    /// The pack list after a consolidation: new packs up, then the list,
+    /// then the bucket's packs gone from this repository (retired ones stay
+    /// while their grace time runs, as on disk) removed.
+    pub fn push_packs(&self, repo: &Path) -> Result<()> {
+        let mut stored = self.stored.lock().unwrap();
+        let stored = match &mut *stored {
+            Some(s) => s,
+            none => none.insert(self.list_stored()?),
+        };
+        let live = local_packs(&repo.join("objects/pack"))?;
+        let new: Vec<&String> = live.iter().filter(|n| !stored.contains(*n)).collect();
+        for name in new {
+            for ext in ["pack", "idx"] {
+                let rel = format!("objects/pack/{name}.{ext}");
+                let bytes = std::fs::read(repo.join(&rel)).with_context(|| format!("reading {rel}"))?;
+                self.root.put_new(&self.key(&rel), &bytes)?;
+            }
+            stored.insert(name.clone());
+        }
+        self.put_file(repo, "objects/info/packs")?;
+        let retired = local_packs(&repo.join(RETIRED_DIR))?;
+        for gone in
+            stored.iter().filter(|n| !live.contains(*n) && !retired.contains(*n)).cloned().collect::<Vec<_>>()
+        {
+            for ext in ["idx", "pack"] {
+                self.root.remove(&self.key(&format!("objects/pack/{gone}.{ext}")))?;
+            }
+            stored.remove(&gone);
+        }
+        Ok(())
+    }
+
+    fn put_file(&self, repo: &Path, rel: &str) -> Result<()> {
+        let bytes = std::fs::read(repo.join(rel)).with_context(|| format!("reading {rel}"))?;
+        self.root.put(&self.key(rel), &bytes)?;
+        Ok(())
+    }
+
+    fn list_stored(&self) -> Result<HashSet<String>> {
+        let names = self.root.list(&self.key("objects/pack"))?;
+        Ok(names.iter().filter_map(|n| n.strip_suffix(".idx")).map(str::to_string).collect())
+    }
+
+    /// The commit the bucket's ref names, if the bucket holds an index.
+    pub fn tip(&self) -> Result<Option<git2::Oid>> {
+        let Some(text) = self.root.read(&self.key(BRANCH))? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&text);
+        Ok(Some(git2::Oid::from_str(text.trim()).context("the bucket's index ref")?))
+    }
+}
+
+/// Brings the local repository at `repo` level with the bucket: downloads
+/// the packs it lacks and moves its ref to the bucket's. Returns the
+/// bucket's tip, `None` when the bucket holds no index yet.
+pub fn pull(copy: &Copy, repo: &Path) -> Result<Option<git2::Oid>> {
+    let Some(tip) = copy.tip()? else {
+        return Ok(None);
+    };
+    let have = local_packs(&repo.join("objects/pack"))?;
+    let list = copy.root.read(&copy.key("objects/info/packs"))?.unwrap_or_default();
+    for line in String::from_utf8_lossy(&list).lines() {
+        let Some(name) = line.strip_prefix("P ").and_then(|p| p.strip_suffix(".pack")) else {
+            continue;
+        };
+        if have.contains(name) {
+            continue;
+        }
+        for ext in ["pack", "idx"] {
+            let rel = format!("objects/pack/{name}.{ext}");
+            let bytes = copy
+                .root
+                .read(&copy.key(&rel))?
+                .with_context(|| format!("the bucket lists {rel} but lacks it"))?;
+            fsutil::write_atomic(&repo.join(&rel), &bytes)?;
+        }
+    }
+    let git = git2::Repository::open_bare(repo)?;
+    git.find_commit(tip).with_context(|| format!("the bucket's index names {tip}, which its packs lack"))?;
+    if git.refname_to_id(BRANCH).ok() != Some(tip) {
+        git.reference(BRANCH, tip, true, "cairn: level with the bucket")?;
+        fsutil::sync_file(&repo.join(BRANCH))?;
+    }
+    fsutil::write_atomic(&repo.join("info/refs"), format!("{tip}\t{BRANCH}\n").as_bytes())?;
+    packs::write_info_packs(repo)?;
+    Ok(Some(tip))
+}
+
+/// Pack names (without extension) with an index in `dir`.
+fn local_packs(dir: &Path) -> Result<HashSet<String>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(HashSet::new());
+    };
+    let mut names = HashSet::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".idx") {
+            names.insert(stem.to_string());
+        }
+    }
+    Ok(names)
+}

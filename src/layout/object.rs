@@ -1,0 +1,223 @@
+//! The static root in an S3-compatible object store (SPEC section 13):
+//! object keys are the static root's keys under `[storage] prefix`, each
+//! object carries the Cache-Control and Content-Type its URL is served
+//! with, and a create-only write is a conditional PUT (`If-None-Match: *`),
+//! so a blob is never overwritten even by another node.
+//!
+//! [`Storage`] is synchronous (its callers are the writer thread, the jobs
+//! and the file server's blocking pool); the object store client is async,
+//! so the storage owns a small runtime and each call waits for its answer
+//! there. Never call it from an async task's thread.
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    Attribute, Attributes, ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
+};
+use std::future::Future;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::storage::{FileId, ReadSeek, Storage};
+use crate::config;
+
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    /// `""` or a prefix ending in `/`.
+    prefix: String,
+    /// `Some` until drop (a runtime is shut down, not dropped, so dropping
+    /// the storage from async code is fine).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// A store that stops answering fails a write in seconds, not minutes:
+/// the writer answers 503 and the client retries.
+const RETRIES: usize = 3;
+const RETRY_FOR: Duration = Duration::from_secs(15);
+
+impl ObjectStorage {
+    /// The bucket `[storage]` names; credentials from the `AWS_*` environment.
+    pub fn open(cfg: &config::Storage) -> io::Result<ObjectStorage> {
+        let bucket = cfg
+            .bucket
+            .as_deref()
+            .ok_or_else(|| io::Error::other("[storage] kind = \"s3\" needs a bucket"))?;
+        let retry = RetryConfig { max_retries: RETRIES, retry_timeout: RETRY_FOR, ..Default::default() };
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            // If-None-Match for create-only writes, If-Match for updates.
+            .with_conditional_put(S3ConditionalPut::ETagMatch)
+            .with_retry(retry);
+        if let Some(endpoint) = &cfg.endpoint {
+            b = b
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some(region) = &cfg.region {
+            b = b.with_region(region);
+        }
+        let store = b.build().map_err(io::Error::other)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-storage")
+            .enable_all()
+            .build()?;
+        let prefix = match cfg.prefix.trim_matches('/') {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        Ok(ObjectStorage { store: Arc::new(store), prefix, runtime: Some(runtime) })
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}{key}", self.prefix))
+    }
+
+    /// Runs `f` on the storage's runtime and waits for it.
+    fn run<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
+        &self,
+        f: impl FnOnce(Arc<dyn ObjectStore>) -> F,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let fut = f(self.store.clone());
+        self.runtime.as_ref().expect("running").spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().expect("the storage runtime answers")
+    }
+
+    fn head(&self, key: &str) -> io::Result<Option<ObjectMeta>> {
+        let path = self.path(key);
+        absent_as_none(self.run(|s| async move { s.head(&path).await }))
+    }
+
+    fn put_mode(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<(), object_store::Error> {
+        let url = super::url(key);
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, super::content_type(&url).into());
+        attributes.insert(Attribute::CacheControl, super::cache_control(&url).into());
+        let opts = PutOptions { mode, attributes, ..Default::default() };
+        let (path, payload) = (self.path(key), PutPayload::from(Bytes::copy_from_slice(bytes)));
+        self.run(|s| async move { s.put_opts(&path, payload, opts).await.map(drop) })
+    }
+}
+
+impl Drop for ObjectStorage {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// An object's version: its ETag (or, without one, its time) and size.
+fn file_id(meta: &ObjectMeta) -> FileId {
+    let nanos = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
+    let tag = meta.e_tag.clone().unwrap_or_else(|| nanos.to_string());
+    FileId { ino: xxhash_rust::xxh3::xxh3_64(tag.as_bytes()), size: meta.size, mtime_ns: nanos }
+}
+
+fn absent_as_none<T>(r: Result<T, object_store::Error>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(io::Error::other(e)),
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn read(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.open(key)?.map(|(_, mut r)| {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).expect("reading memory");
+            out
+        }))
+    }
+
+    /// The whole object, read into memory: its version is the one of the
+    /// bytes the GET answered.
+    fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>> {
+        let path = self.path(key);
+        let got = self.run(|s| async move {
+            let r = s.get(&path).await?;
+            let meta = r.meta.clone();
+            Ok::<_, object_store::Error>((meta, r.bytes().await?))
+        });
+        Ok(absent_as_none(got)?
+            .map(|(meta, bytes)| (file_id(&meta), Box::new(io::Cursor::new(bytes)) as Box<dyn ReadSeek>)))
+    }
+
+    fn stat(&self, key: &str) -> io::Result<Option<FileId>> {
+        Ok(self.head(key)?.map(|m| file_id(&m)))
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.put_mode(key, bytes, PutMode::Overwrite).map_err(io::Error::other)
+    }
+
+    fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        match self.put_mode(key, bytes, PutMode::Create) {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(false)
+            }
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+
+    /// An S3 PUT is durable when it returns.
+    fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.put(key, bytes)
+    }
+
+    /// Objects have no directories: the files are put one by one, so a
+    /// reader may see some of them before the others.
+    fn put_new_dir(&self, key: &str, files: &[(&str, &[u8])]) -> io::Result<()> {
+        files.iter().try_for_each(|(name, bytes)| self.put(&format!("{key}/{name}"), bytes))
+    }
+
+    fn exists(&self, key: &str) -> bool {
+        self.head(key).is_ok_and(|m| m.is_some())
+    }
+
+    fn size(&self, key: &str) -> io::Result<Option<u64>> {
+        Ok(self.head(key)?.map(|m| m.size))
+    }
+
+    fn remove(&self, key: &str) -> io::Result<()> {
+        let path = self.path(key);
+        absent_as_none(self.run(|s| async move { s.delete(&path).await })).map(drop)
+    }
+
+    fn list(&self, key: &str) -> io::Result<Vec<String>> {
+        let path = self.path(key);
+        let listed = self.run(|s| async move { s.list_with_delimiter(Some(&path)).await });
+        let listed = absent_as_none(listed)?.map(|l| {
+            let dirs = l.common_prefixes.into_iter();
+            let names = dirs.chain(l.objects.into_iter().map(|o| o.location));
+            names.filter_map(|p| p.filename().map(str::to_string)).collect()
+        });
+        Ok(listed.unwrap_or_default())
+    }
+
+    fn age(&self, key: &str) -> io::Result<Option<Duration>> {
+        Ok(self.head(key)?.map(|m| (chrono::Utc::now() - m.last_modified).to_std().unwrap_or_default()))
+    }
+
+    /// Every PUT was durable when it returned.
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// No shared counter: the hot cache revalidates by age instead.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+}

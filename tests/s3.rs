@@ -1,0 +1,146 @@
+//! The static root and the blobs in an S3-compatible bucket (SPEC section
+//! 13), against moto's server on 127.0.0.1: what a publish leaves in the
+//! bucket and with which headers, `cairn serve` fronting the bucket, the
+//! index repository's authoritative copy there (a node that lost its data
+//! directory's working copy catches up from it), and create-only writes
+//! that are really conditional.
+
+mod support;
+
+use cairn::layout::{ObjectStorage, Storage};
+use std::path::Path;
+use support::s3::{ENV, S3};
+use support::{git, Server};
+
+/// A data directory with `registry.toml` naming the bucket, before init.
+fn data_on(s3: &S3, dir: &Path, prefix: &str) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("registry.toml"), s3.storage_toml(prefix)).unwrap();
+    data
+}
+
+fn storage(s3: &S3, prefix: &str) -> ObjectStorage {
+    for (k, v) in ENV {
+        std::env::set_var(k, v);
+    }
+    let cfg: cairn::config::Config = toml::from_str(&s3.storage_toml(prefix)).unwrap();
+    ObjectStorage::open(&cfg.storage).unwrap()
+}
+
+#[test]
+fn create_only_writes_are_conditional() {
+    let s3 = S3::start();
+    let store = storage(&s3, "cond");
+    assert!(store.put_new("blobs/sha256/ab", b"first").unwrap(), "created");
+    assert!(!store.put_new("blobs/sha256/ab", b"second").unwrap(), "refused: it exists");
+    assert_eq!(store.read("blobs/sha256/ab").unwrap().unwrap(), b"first", "never overwritten");
+    // A second client that did not look first is refused by the server too.
+    let other = storage(&s3, "cond");
+    assert!(!other.put_new("blobs/sha256/ab", b"third").unwrap());
+    assert_eq!(s3.get("cond/blobs/sha256/ab").unwrap().bytes, b"first");
+    // Replacing writes replace; absent keys read as absent.
+    store.put("index/config.json", b"{}").unwrap();
+    store.put("index/config.json", b"{\"a\":1}").unwrap();
+    assert_eq!(store.read("index/config.json").unwrap().unwrap(), b"{\"a\":1}");
+    assert!(store.read("index/none.json").unwrap().is_none());
+    assert!(store.stat("index/none.json").unwrap().is_none());
+    let before = store.stat("index/config.json").unwrap().unwrap();
+    store.put("index/config.json", b"{\"a\":2}").unwrap();
+    assert_ne!(store.stat("index/config.json").unwrap().unwrap(), before, "a new version");
+    assert_eq!(store.list("index").unwrap(), ["config.json"]);
+    assert_eq!(store.list("blobs").unwrap(), ["sha256"]);
+    store.remove("index/config.json").unwrap();
+    assert!(!store.exists("index/config.json"));
+}
+
+#[test]
+fn a_registry_in_a_bucket_publishes_serves_and_survives_losing_its_node() {
+    let s3 = S3::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_on(&s3, tmp.path(), "reg");
+    let mut server = Server::start_with_env(&data, &ENV);
+    let sha = support::user::publish(&server, "bucketed", "1.0.0", &[]);
+    support::user::publish(&server, "bucketed", "1.1.0", &[]);
+
+    // Nothing of the static root is on the node's disk.
+    assert!(!data.join("static").exists(), "the static root is the bucket");
+    // The bucket holds it, each object with its URL's headers (SPEC section 6).
+    let expect = [
+        ("index/bu/ck/bucketed", "", "public, max-age=60"),
+        (
+            &format!("blobs/sha256/{sha}") as &str,
+            "application/octet-stream",
+            "public, max-age=31536000, immutable",
+        ),
+        (
+            &format!("blobs/sha256/{sha}.minisig"),
+            "text/plain; charset=utf-8",
+            "public, max-age=31536000, immutable",
+        ),
+        ("api/v1/packages/bucketed.json", "application/json", ""),
+        ("p/bucketed/index.html", "text/html; charset=utf-8", ""),
+        ("index/config.json", "", "public, max-age=60"),
+        ("index.git/refs/heads/main", "", "public, max-age=60"),
+        ("minisign.pub", "", "public, max-age=300"),
+    ];
+    for (key, content_type, cache_control) in expect {
+        let object = s3.get(&format!("reg/{key}")).unwrap_or_else(|| panic!("{key} is not in the bucket"));
+        let url = format!("/{key}");
+        let want_type =
+            if content_type.is_empty() { cairn::layout::content_type(&url) } else { content_type };
+        let want_cache =
+            if cache_control.is_empty() { cairn::layout::cache_control(&url) } else { cache_control };
+        assert_eq!(object.content_type.as_deref(), Some(want_type), "{key}");
+        assert_eq!(object.cache_control.as_deref(), Some(want_cache), "{key}");
+        // cairn serve answers the same bytes from the bucket.
+        let page_url = if key.ends_with("/index.html") { cairn::layout::page_url(key) } else { url.clone() };
+        let served = server.get(&page_url);
+        assert_eq!(served.status(), 200, "{page_url}");
+        assert_eq!(served.headers()["cache-control"], want_cache, "{page_url}");
+        assert_eq!(served.bytes().unwrap().to_vec(), object.bytes, "{page_url}");
+    }
+    let lines = String::from_utf8(s3.get("reg/index/bu/ck/bucketed").unwrap().bytes).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+
+    // The index repository in the bucket is the authoritative copy, and
+    // clonable over dumb HTTP (here through cairn serve, as a CDN would).
+    let tip = String::from_utf8(s3.get("reg/index.git/refs/heads/main").unwrap().bytes).unwrap();
+    let clone = tmp.path().join("clone");
+    let out =
+        git(tmp.path(), &["clone", "-q", &format!("{}/index.git", server.url), clone.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let head = git(&clone, &["rev-parse", "HEAD"]);
+    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), tip.trim());
+
+    // The node loses its working copy of the index (its data directory
+    // holds nothing that cannot be lost): it starts from the bucket's.
+    server.kill();
+    std::fs::remove_dir_all(data.join("index.git")).unwrap();
+    let token = server.token.take();
+    let mut server = Server::start_with_env(&data, &ENV);
+    server.token = token;
+    support::user::publish(&server, "bucketed", "1.2.0", &[]);
+    let lines = String::from_utf8(s3.get("reg/index/bu/ck/bucketed").unwrap().bytes).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    let out = git(&clone, &["pull", "-q", "--ff-only", &format!("{}/index.git", server.url), "main"]);
+    assert!(out.status.success(), "linear history: {}", String::from_utf8_lossy(&out.stderr));
+    let log = git(&clone, &["log", "--format=%s"]);
+    let subjects = String::from_utf8_lossy(&log.stdout);
+    // (A `config` commit too: the node came back on another port.)
+    let subjects: Vec<&str> = subjects.lines().filter(|s| s.starts_with("publish")).collect();
+    assert_eq!(subjects[..3], ["publish bucketed 1.2.0", "publish bucketed 1.1.0", "publish bucketed 1.0.0"]);
+
+    // A second registry in the same bucket under another prefix is apart.
+    assert!(s3.keys("other").is_empty());
+    // `cairn init` over a bucket that holds an index refuses.
+    let again = data_on(&s3, &tmp.path().join("second"), "reg");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["init", "--data"])
+        .arg(&again)
+        .envs(ENV)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a registry's index"));
+}
