@@ -625,3 +625,37 @@ fn index_serving_and_refusals() {
     assert_eq!(resp.status(), 404);
     assert!(resp.json::<Value>().unwrap()["errors"][0]["detail"].is_string());
 }
+
+/// cargo against `cairn serve` fronting an S3 bucket (SPEC section 13):
+/// publish, resolve and build, every file read from the bucket; the blob
+/// cargo checked is the bucket's object.
+#[test]
+fn cargo_publishes_and_builds_through_serve_fronting_a_bucket() {
+    let s3 = support::s3::S3::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("registry.toml"), s3.storage_toml("crates")).unwrap();
+    let server = Server::start_with_env(&data, &support::s3::ENV);
+    let cargo = CargoEnv::new(tmp.path(), &server, server.token.as_deref().unwrap());
+    let src = tmp.path().join("src");
+
+    let lib = write_crate(&src, "bucket-lib", "0.2.0", "", "lib.rs", "pub fn n() -> u8 { 42 }\n");
+    publish(&cargo, &lib);
+    let app = write_crate(
+        &src,
+        "bucket-app",
+        "0.1.0",
+        "publish = false\n[dependencies]\nbucket-lib = { version = \"0.2\", registry = \"cairn\" }\n",
+        "main.rs",
+        "fn main() { println!(\"got {}\", bucket_lib::n()); }\n",
+    );
+    assert_eq!(cargo.ok(&app, &["run", "--quiet"]).trim(), "got 42");
+    assert!(!data.join("static").exists(), "nothing of the static root on the node");
+    for (name, version, checksum) in locked_packages(&app.join("Cargo.lock")) {
+        let blob = s3.get(&format!("crates/blobs/sha256/{checksum}")).expect("the blob is in the bucket");
+        assert_eq!(sha256_hex(&blob.bytes), checksum, "{name} {version}");
+        let line = index_lines(&server, &name).into_iter().find(|l| l["vers"] == version.as_str()).unwrap();
+        assert_eq!(line["cksum"], checksum.as_str());
+    }
+}

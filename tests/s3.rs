@@ -131,6 +131,32 @@ fn a_registry_in_a_bucket_publishes_serves_and_survives_losing_its_node() {
     let subjects: Vec<&str> = subjects.lines().filter(|s| s.starts_with("publish")).collect();
     assert_eq!(subjects[..3], ["publish bucketed 1.2.0", "publish bucketed 1.1.0", "publish bucketed 1.0.0"]);
 
+    // The batch jobs and fsck work on the bucket as on a disk: a document
+    // removed by hand is found missing, and repaired by the static job.
+    let cairn = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .envs(ENV)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (clean, report) = cairn(&["fsck"]);
+    assert!(clean, "{report}");
+    storage(&s3, "reg").remove("api/v1/packages/bucketed.json").unwrap();
+    let (clean, report) = cairn(&["fsck"]);
+    assert!(!clean && report.contains("api/v1/packages/bucketed.json"), "{report}");
+    let (ok, report) = cairn(&["rebuild", "static"]);
+    assert!(ok, "{report}");
+    assert!(s3.get("reg/api/v1/packages/bucketed.json").is_some());
+    let (clean, report) = cairn(&["fsck"]);
+    assert!(clean, "{report}");
+
     // A second registry in the same bucket under another prefix is apart.
     assert!(s3.keys("other").is_empty());
     // `cairn init` over a bucket that holds an index refuses.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: installs the system packages the tests use
 # (git, minisign, nginx with its brotli module, python3, chromium, node)
-# and the site tests' npm packages, and the Python
-# package the log's independent check uses (cryptography) when they are
-# missing, then runs `cargo test` with any arguments given.
+# and the site tests' npm packages, and the Python packages the log's
+# independent check (cryptography) and the S3 tests (moto's server) use
+# when they are missing, then runs `cargo test` with any arguments given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,10 @@ fi
 # tests/log_check.py verifies the transparency log with its own Ed25519.
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography ||
   python3 -m pip install -q --break-system-packages cryptography
+
+# tests/s3.rs runs against moto's S3-compatible server.
+python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install -q 'moto[server]' ||
+  python3 -m pip install -q --break-system-packages 'moto[server]'
 
 # playwright-core and axe-core, as pinned by tools/site-test/package-lock.json
 # (playwright-core downloads no browser; the tests use /usr/bin/chromium).
