@@ -394,7 +394,10 @@ impl Recent {
 /// when the root is not on this machine's disk. On the filesystem the
 /// repository is the static root's `index.git/` itself; in object storage
 /// the data directory holds a working copy (`index.git/`) that can be lost.
-fn storage(data: &Path, config: &Config) -> Result<(Arc<StaticRoot>, PathBuf, Option<Arc<stored::Copy>>)> {
+pub(crate) fn storage(
+    data: &Path,
+    config: &Config,
+) -> Result<(Arc<StaticRoot>, PathBuf, Option<Arc<stored::Copy>>)> {
     match config.storage.kind {
         StorageKind::Fs => {
             let dir = data.join("static");

@@ -170,3 +170,47 @@ fn a_registry_in_a_bucket_publishes_serves_and_survives_losing_its_node() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a registry's index"));
 }
+
+/// `cairn mirror` into a bucket: DIR holds an operator's registry.toml
+/// naming the bucket; the mirror's files and its index repository land
+/// there, and `cairn serve` on DIR serves them read-only.
+#[test]
+fn a_mirror_writes_into_a_bucket() {
+    let s3 = S3::start();
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = Server::start(source_dir.path());
+    let sha = support::user::publish(&source, "mirrored", "0.1.0", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = data_on(&s3, tmp.path(), "mirror");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["mirror", &source.url])
+        .arg(&dir)
+        .envs(ENV)
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = std::fs::read_to_string(dir.join("registry.toml")).unwrap();
+    assert!(toml.contains("read_only = true") && toml.contains("[storage]"), "{toml}");
+    for key in [
+        format!("mirror/blobs/sha256/{sha}"),
+        format!("mirror/blobs/sha256/{sha}.minisig"),
+        "mirror/index/mi/rr/mirrored".into(),
+        "mirror/api/v1/packages/mirrored.json".into(),
+        "mirror/minisign.pub".into(),
+    ] {
+        assert!(s3.get(&key).is_some(), "{key} is not in the bucket");
+    }
+    let tip = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().trim().to_string();
+    let source_head =
+        support::git(&source_dir.path().join("static/index.git"), &["rev-parse", "refs/heads/main"]);
+    assert_eq!(tip(s3.get("mirror/index.git/refs/heads/main").unwrap().bytes), tip(source_head.stdout));
+    assert!(!dir.join("static").exists());
+
+    let served = Server::start_with_env(&dir, &ENV);
+    let resp = served.get("/index/mi/rr/mirrored");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().unwrap().contains("\"0.1.0\""));
+    let resp = served.put("mirrored", "9.0.0", "cairn_x", vec![0x1f, 0x8b], "application/gzip");
+    assert_eq!(resp.status(), 405);
+}

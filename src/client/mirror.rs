@@ -55,28 +55,37 @@ pub async fn mirror(
     let remote = Remote::new(source, None)?;
     let config = remote.connect(false).await?;
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
-    let static_root = dir.join("static");
-    std::fs::create_dir_all(&static_root).with_context(|| format!("creating {}", static_root.display()))?;
-    let root = Arc::new(StaticRoot::fs(&static_root));
-    let l = root.layout().clone();
-    if let Ok(text) = std::fs::read_to_string(dir.join("registry.toml")) {
-        let existing: crate::config::Config = toml::from_str(&text).context("reading DIR/registry.toml")?;
-        if !existing.read_only {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // DIR/registry.toml: the mirror's own, or an operator's written first
+    // (a `[storage]` bucket, say) that becomes the mirror's.
+    let existing = std::fs::read_to_string(dir.join("registry.toml")).ok();
+    let here: crate::config::Config = match &existing {
+        Some(text) => toml::from_str(text).context("reading DIR/registry.toml")?,
+        None => crate::config::Config::default(),
+    };
+    if existing.is_some() && crate::registry::Registry::exists(dir) {
+        if !here.read_only {
             bail!("{} holds a registry that is not a mirror; refusing to overwrite it", dir.display());
         }
-        if existing.name != config.name {
-            bail!("{} mirrors the registry `{}`, not `{}`", dir.display(), existing.name, config.name);
+        if here.name != config.name {
+            bail!("{} mirrors the registry `{}`, not `{}`", dir.display(), here.name, config.name);
         }
     }
-    crate::fsutil::remove_stale_temps(&static_root);
+    let (root, git_dir, copy) = crate::registry::storage(dir, &here)?;
+    let l = root.layout().clone();
+    if let Some(local) = root.local_path("") {
+        crate::fsutil::remove_stale_temps(&local);
+    }
 
-    // 1. The index repository.
-    let git_dir = static_root.join(l.index_git());
+    // 1. The index repository (and its copy in the storage, if not here).
     sync_git(&format!("{}{}", remote.url, crate::layout::url(&l.index_git())), &git_dir)?;
+    if let Some(copy) = &copy {
+        let tip = git2::Repository::open_bare(&git_dir)?.refname_to_id(crate::index::stored::BRANCH)?;
+        copy.push(&git_dir, tip)?;
+    }
     let tree = read_tree(&git_dir)?;
 
     // 2. What changed against the checkout, and every blob the index names.
-    let index_root = static_root.join(l.index_dir());
     let mut changed = Vec::new();
     let mut wanted: BTreeMap<String, Expected> = BTreeMap::new();
     let mut summary = MirrorSummary::default();
@@ -149,25 +158,25 @@ pub async fn mirror(
     for path in &changed {
         root.put_durable(&l.index_file(path), &tree[path])?;
     }
-    for entry in walkdir::WalkDir::new(&index_root).into_iter().flatten().filter(|e| e.file_type().is_file())
-    {
-        let rel = entry.path().strip_prefix(&index_root).expect("under root").to_string_lossy().into_owned();
-        if !in_tree.contains(&rel) {
+    for rel in root.list_all(&l.index_dir())? {
+        if !in_tree.contains(&rel) && !rel.split('/').any(|c| c.starts_with('.')) {
             root.remove(&l.index_file(&rel))?;
         }
     }
     // Written once, and again when a public URL is given (the static
-    // rebuild below points config.json's `dl` and `api` at it).
-    if !dir.join("registry.toml").is_file() || public_url.is_some() {
-        let mut toml = format!(
-            "# A read-only mirror of {}, made by `cairn mirror`.\nname = {}\nread_only = true\n",
-            remote.url,
-            serde_json::to_string(&config.name)?
-        );
+    // rebuild below points config.json's `dl` and `api` at it); an
+    // operator's file keeps its other settings.
+    if !here.read_only || public_url.is_some() {
+        let mut toml: toml_edit::DocumentMut = match &existing {
+            Some(text) => text.parse().context("reading DIR/registry.toml")?,
+            None => format!("# A read-only mirror of {}, made by `cairn mirror`.\n", remote.url).parse()?,
+        };
+        toml["name"] = toml_edit::value(&config.name);
+        toml["read_only"] = toml_edit::value(true);
         if let Some(url) = public_url {
-            toml.push_str(&format!("public_url = {}\n", serde_json::to_string(url)?));
+            toml["public_url"] = toml_edit::value(url);
         }
-        write_atomic(&dir.join("registry.toml"), toml.as_bytes())?;
+        write_atomic(&dir.join("registry.toml"), toml.to_string().as_bytes())?;
     }
     // Every derived document, as the source's jobs would write it.
     let data = dir.to_path_buf();

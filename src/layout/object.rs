@@ -203,6 +203,19 @@ impl Storage for ObjectStorage {
         Ok(listed.unwrap_or_default())
     }
 
+    /// One flat listing (paged by the client), not a request per directory.
+    fn list_all(&self, key: &str) -> io::Result<Vec<String>> {
+        use futures_util::TryStreamExt;
+        let path = self.path(key);
+        let dir = format!("{path}/");
+        let listed = self.run(|s| async move { s.list(Some(&path)).try_collect::<Vec<_>>().await });
+        let listed = absent_as_none(listed)?.unwrap_or_default();
+        Ok(listed
+            .into_iter()
+            .filter_map(|m| m.location.as_ref().strip_prefix(&dir).map(str::to_string))
+            .collect())
+    }
+
     fn age(&self, key: &str) -> io::Result<Option<Duration>> {
         Ok(self.head(key)?.map(|m| (chrono::Utc::now() - m.last_modified).to_std().unwrap_or_default()))
     }

@@ -69,6 +69,8 @@ pub trait Storage: Send + Sync {
     fn remove(&self, key: &str) -> io::Result<()>;
     /// The entry names directly under the directory `key` (none if absent).
     fn list(&self, key: &str) -> io::Result<Vec<String>>;
+    /// Every file under the directory `key`, as paths relative to it.
+    fn list_all(&self, key: &str) -> io::Result<Vec<String>>;
     /// Age of the file at `key`, if present.
     fn age(&self, key: &str) -> io::Result<Option<std::time::Duration>>;
     /// Makes every put so far durable.
@@ -188,6 +190,22 @@ impl Storage for FsStorage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+
+    fn list_all(&self, key: &str) -> io::Result<Vec<String>> {
+        let dir = self.path(key);
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(&dir).into_iter() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) if e.io_error().is_some_and(|e| e.kind() == io::ErrorKind::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if entry.file_type().is_file() {
+                out.push(entry.path().strip_prefix(&dir).expect("under dir").to_string_lossy().into_owned());
+            }
+        }
+        Ok(out)
     }
 
     fn age(&self, key: &str) -> io::Result<Option<std::time::Duration>> {
@@ -338,6 +356,10 @@ impl StaticRoot {
 
     pub fn list(&self, key: &str) -> io::Result<Vec<String>> {
         self.storage.list(key)
+    }
+
+    pub fn list_all(&self, key: &str) -> io::Result<Vec<String>> {
+        self.storage.list_all(key)
     }
 
     pub fn size(&self, key: &str) -> io::Result<Option<u64>> {
