@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod layout;
 pub mod log;
 pub mod mem;
+pub mod migrate;
 pub mod name;
 pub mod publish;
 pub mod registry;

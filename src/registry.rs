@@ -125,13 +125,27 @@ impl Registry {
     /// The lock every writer holds while it changes the registry: the
     /// server's writer thread per group, the admin CLI per command.
     pub fn lock_writer(&self) -> Result<std::fs::File> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.data.join("writer.lock"))?;
+        let f = self.lock_file("writer.lock")?;
         f.lock()?;
         Ok(f)
+    }
+
+    /// Held shared by each `cairn serve` on this data directory for as
+    /// long as it runs; `alone` takes it exclusively, failing at once
+    /// while a server runs (`cairn migrate`).
+    pub fn lock_serving(&self, alone: bool) -> Result<std::fs::File> {
+        let f = self.lock_file("serve.lock")?;
+        match alone {
+            false => f.lock_shared()?,
+            true => f.try_lock().map_err(|_| {
+                anyhow::anyhow!("a `cairn serve` runs on {}: stop it first", self.data.display())
+            })?,
+        }
+        Ok(f)
+    }
+
+    fn lock_file(&self, name: &str) -> Result<std::fs::File> {
+        Ok(std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.data.join(name))?)
     }
 
     pub fn db(&self) -> Result<Connection> {

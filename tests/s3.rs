@@ -214,3 +214,55 @@ fn a_mirror_writes_into_a_bucket() {
     let resp = served.put("mirrored", "9.0.0", "cairn_x", vec![0x1f, 0x8b], "application/gzip");
     assert_eq!(resp.status(), 405);
 }
+
+/// An embedded registry moved onto a bucket with `cairn migrate`: the
+/// same packages, history and tokens, served from the bucket, fsck clean,
+/// and it takes new publishes there.
+#[test]
+fn cairn_migrate_moves_an_embedded_registry_onto_a_bucket() {
+    let s3 = S3::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = Server::start(&data);
+    let sha = support::user::publish(&server, "moving", "1.0.0", &[]);
+    support::user::publish(&server, "moving", "1.1.0", &[]);
+    let token = server.token.take();
+    server.kill();
+
+    let cairn = |args: &[&str]| {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).envs(ENV).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let new = tmp.path().join("new.toml");
+    // The registry's own registry.toml with its `[storage]` table replaced.
+    let mut toml: toml::Table = std::fs::read_to_string(data.join("registry.toml")).unwrap().parse().unwrap();
+    let storage: toml::Table = s3.storage_toml("moved").parse().unwrap();
+    toml.insert("storage".into(), storage["storage"].clone());
+    std::fs::write(&new, toml::to_string(&toml).unwrap()).unwrap();
+    // Refused while a server holds the data directory.
+    let running = Server::start(&data);
+    let (ok, report) = cairn(&["migrate", "--data", data.to_str().unwrap(), "--to", new.to_str().unwrap()]);
+    assert!(!ok, "{report}");
+    assert!(s3.keys("moved").is_empty(), "nothing copied while a server runs");
+    drop(running);
+    let head = support::git(&data.join("static/index.git"), &["rev-parse", "refs/heads/main"]).stdout;
+    let (ok, report) = cairn(&["migrate", "--data", data.to_str().unwrap(), "--to", new.to_str().unwrap()]);
+    assert!(ok, "{report}");
+    assert!(s3.get(&format!("moved/blobs/sha256/{sha}")).is_some());
+    let tip = String::from_utf8(s3.get("moved/index.git/refs/heads/main").unwrap().bytes).unwrap();
+    assert_eq!(tip.trim(), String::from_utf8_lossy(&head).trim());
+    let (clean, report) = cairn(&["fsck", "--data", data.to_str().unwrap()]);
+    assert!(clean, "{report}");
+
+    // The old static root can go: the bucket is the registry now.
+    std::fs::remove_dir_all(data.join("static")).unwrap();
+    let mut server = Server::start_with_env(&data, &ENV);
+    server.token = token;
+    let lines = server.get("/index/mo/vi/moving").text().unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    support::user::publish(&server, "moving", "1.2.0", &[]);
+    let lines = String::from_utf8(s3.get("moved/index/mo/vi/moving").unwrap().bytes).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+}

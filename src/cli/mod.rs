@@ -63,6 +63,15 @@ enum Command {
     Fsck(fsck::FsckArgs),
     /// Serve a C2SP tlog-witness for the logs given (cosigns consistent checkpoints).
     Witness(witness::WitnessArgs),
+    /// Move the registry onto the storage another registry.toml names
+    /// (stop the server first); that file then becomes registry.toml.
+    Migrate {
+        #[command(flatten)]
+        data: DataArg,
+        /// The registry.toml to move to (e.g. with a `[storage]` bucket).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Rewrite derived files from the sources of truth.
     Rebuild {
         job: crate::jobs::Job,
@@ -108,6 +117,9 @@ pub fn main() -> i32 {
         Command::Rebuild { job, data, access_logs, public_url } => {
             rebuild(&data, job, access_logs, public_url)
         }
+        Command::Migrate { data, to } => crate::migrate::migrate(&data.data, &to).map(|report| {
+            println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+        }),
         Command::Audit(args) => audit::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Witness(args) => witness::run(args),

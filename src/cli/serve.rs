@@ -46,6 +46,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let data = args.data.data.clone();
         let (reg, token) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (reg, token) = open_or_init(&data, config)?;
+            // Released when the process ends, however it ends.
+            std::mem::forget(reg.lock_serving(false)?);
             reg.recover()?;
             // This release's stylesheet and scripts, which its pages name.
             if let Err(e) = crate::site::write_fixed(&reg.root) {
