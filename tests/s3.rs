@@ -52,6 +52,17 @@ fn create_only_writes_are_conditional() {
     assert_eq!(store.list("blobs").unwrap(), ["sha256"]);
     store.remove("index/config.json").unwrap();
     assert!(!store.exists("index/config.json"));
+
+    // Compare-and-swap: only the writer that saw the current version wins.
+    let key = "index.git/refs/heads/main";
+    let first = store.swap(key, b"a\n", None).unwrap().expect("created");
+    assert!(other.swap(key, b"b\n", None).unwrap().is_none(), "exists already");
+    let (bytes, tag) = other.read_tagged(key).unwrap().unwrap();
+    assert_eq!((bytes.as_slice(), tag.as_str()), (&b"a\n"[..], first.as_str()));
+    let second = other.swap(key, b"c\n", Some(&tag)).unwrap().expect("still at that version");
+    assert!(store.swap(key, b"d\n", Some(&first)).unwrap().is_none(), "a stale view loses");
+    assert_eq!(store.read(key).unwrap().unwrap(), b"c\n");
+    assert!(store.swap(key, b"e\n", Some(&second)).unwrap().is_some());
 }
 
 #[test]

@@ -81,6 +81,7 @@ pub async fn mirror(
     sync_git(&format!("{}{}", remote.url, crate::layout::url(&l.index_git())), &git_dir)?;
     if let Some(copy) = &copy {
         let tip = git2::Repository::open_bare(&git_dir)?.refname_to_id(crate::index::stored::BRANCH)?;
+        copy.tip()?; // the ref's version, for the compare-and-swap
         copy.push(&git_dir, tip)?;
     }
     let tree = read_tree(&git_dir)?;

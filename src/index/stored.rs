@@ -6,7 +6,9 @@
 //! [`pull`] brings it level with the bucket at start, and after each local
 //! commit [`Copy::push`] uploads the new packs and then the ref — the ref's
 //! PUT is the commit point, so the bucket never names a commit whose
-//! objects it lacks.
+//! objects it lacks. That PUT is a compare-and-swap against the ref as this
+//! node last saw it: a node whose view is old (another writer committed
+//! since) cannot move the ref, so the history stays linear.
 
 use anyhow::{Context, Result};
 use std::collections::HashSet;
@@ -24,11 +26,26 @@ pub struct Copy {
     root: Arc<StaticRoot>,
     /// Pack names known to be in the bucket (listed once, then kept).
     stored: Mutex<Option<HashSet<String>>>,
+    /// The version tag of the bucket's ref as this node last read or wrote it.
+    ref_tag: Mutex<Option<String>>,
 }
+
+/// The bucket's ref moved since this node last saw it: another writer
+/// committed. Nothing was committed here.
+#[derive(Debug)]
+pub struct Moved;
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another writer moved the index in the storage since this node last read it")
+    }
+}
+
+impl std::error::Error for Moved {}
 
 impl Copy {
     pub fn new(root: Arc<StaticRoot>) -> Copy {
-        Copy { root, stored: Mutex::default() }
+        Copy { root, stored: Mutex::default(), ref_tag: Mutex::default() }
     }
 
     fn key(&self, rel: &str) -> String {
@@ -42,8 +59,19 @@ impl Copy {
         self.push_packs(repo)?;
         self.put_file(repo, "info/refs")?;
         self.root.put(&self.key("HEAD"), format!("ref: {BRANCH}\n").as_bytes())?;
-        self.root.put_durable(&self.key(BRANCH), format!("{tip}\n").as_bytes())?;
-        Ok(())
+        self.move_ref(&format!("{tip}\n"))
+    }
+
+    /// The compare-and-swap of the bucket's ref to `content`.
+    fn move_ref(&self, content: &str) -> Result<()> {
+        let mut tag = self.ref_tag.lock().unwrap();
+        match self.root.swap(&self.key(BRANCH), content.as_bytes(), tag.as_deref())? {
+            Some(new) => {
+                *tag = Some(new);
+                Ok(())
+            }
+            None => Err(Moved.into()),
+        }
     }
 
     /// The pack list after a consolidation: new packs up, then the list,
@@ -89,13 +117,19 @@ impl Copy {
         Ok(names.iter().filter_map(|n| n.strip_suffix(".idx")).map(str::to_string).collect())
     }
 
-    /// The commit the bucket's ref names, if the bucket holds an index.
+    /// The commit the bucket's ref names, if the bucket holds an index;
+    /// the ref's version is remembered for the next [`Copy::push`].
     pub fn tip(&self) -> Result<Option<git2::Oid>> {
-        let Some(text) = self.root.read(&self.key(BRANCH))? else {
+        let mut tag = self.ref_tag.lock().unwrap();
+        let Some((text, now)) = self.root.read_tagged(&self.key(BRANCH))? else {
+            *tag = None;
             return Ok(None);
         };
+        *tag = Some(now);
+        // git reads a ref's first word; later lines are ours (the lease epoch).
         let text = String::from_utf8_lossy(&text);
-        Ok(Some(git2::Oid::from_str(text.trim()).context("the bucket's index ref")?))
+        let first = text.split_whitespace().next().unwrap_or_default();
+        Ok(Some(git2::Oid::from_str(first).context("the bucket's index ref")?))
     }
 }
 

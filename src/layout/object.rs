@@ -14,6 +14,7 @@ use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as ObjectPath;
 use object_store::{
     Attribute, Attributes, ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
+    UpdateVersion,
 };
 use std::future::Future;
 use std::io::{self, Read};
@@ -94,14 +95,19 @@ impl ObjectStorage {
         absent_as_none(self.run(|s| async move { s.head(&path).await }))
     }
 
-    fn put_mode(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<(), object_store::Error> {
+    fn put_mode(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        mode: PutMode,
+    ) -> Result<Option<String>, object_store::Error> {
         let url = super::url(key);
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::ContentType, super::content_type(&url).into());
         attributes.insert(Attribute::CacheControl, super::cache_control(&url).into());
         let opts = PutOptions { mode, attributes, ..Default::default() };
         let (path, payload) = (self.path(key), PutPayload::from(Bytes::copy_from_slice(bytes)));
-        self.run(|s| async move { s.put_opts(&path, payload, opts).await.map(drop) })
+        self.run(|s| async move { s.put_opts(&path, payload, opts).await.map(|r| r.e_tag) })
     }
 }
 
@@ -155,14 +161,38 @@ impl Storage for ObjectStorage {
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
-        self.put_mode(key, bytes, PutMode::Overwrite).map_err(io::Error::other)
+        self.put_mode(key, bytes, PutMode::Overwrite).map(drop).map_err(io::Error::other)
     }
 
     fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
         match self.put_mode(key, bytes, PutMode::Create) {
-            Ok(()) => Ok(true),
+            Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 Ok(false)
+            }
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+
+    fn read_tagged(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
+        let path = self.path(key);
+        let got = self.run(|s| async move {
+            let r = s.get(&path).await?;
+            let tag = r.meta.e_tag.clone().unwrap_or_default();
+            Ok::<_, object_store::Error>((r.bytes().await?.to_vec(), tag))
+        });
+        absent_as_none(got)
+    }
+
+    fn swap(&self, key: &str, bytes: &[u8], tag: Option<&str>) -> io::Result<Option<String>> {
+        let mode = match tag {
+            Some(t) => PutMode::Update(UpdateVersion { e_tag: Some(t.to_string()), version: None }),
+            None => PutMode::Create,
+        };
+        match self.put_mode(key, bytes, mode) {
+            Ok(tag) => Ok(Some(tag.unwrap_or_default())),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(None)
             }
             Err(e) => Err(io::Error::other(e)),
         }

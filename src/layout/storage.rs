@@ -59,6 +59,15 @@ pub trait Storage: Send + Sync {
     fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool>;
     /// Replaces `key` atomically and durably now.
     fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
+    /// The bytes at `key` with their version's tag, which [`Storage::swap`]
+    /// compares.
+    fn read_tagged(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>>;
+    /// Compare-and-swap, durable now: replaces `key` only while it is at
+    /// version `tag` (`None`: only while absent) and returns the new tag;
+    /// `None` when another write came first. On a bucket this is the
+    /// store's conditional PUT, so it holds across nodes; on a disk, across
+    /// the processes that take the writer lock.
+    fn swap(&self, key: &str, bytes: &[u8], tag: Option<&str>) -> io::Result<Option<String>>;
     /// Creates the directory `key`, which does not exist, holding `files`
     /// (names relative to it) all at once.
     fn put_new_dir(&self, key: &str, files: &[(&str, &[u8])]) -> io::Result<()>;
@@ -106,6 +115,10 @@ impl FsStorage {
         }
         r
     }
+}
+
+fn fs_tag(id: FileId) -> String {
+    format!("{:x}-{:x}-{:x}", id.ino, id.size, id.mtime_ns)
 }
 
 /// The shared change counter, a dotfile (never served) at the root's top.
@@ -157,6 +170,23 @@ impl Storage for FsStorage {
 
     fn put_new_dir(&self, key: &str, files: &[(&str, &[u8])]) -> io::Result<()> {
         self.changed(fsutil::write_new_dir(&self.path(key), files.iter().copied()))
+    }
+
+    fn read_tagged(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
+        let Some((id, mut file)) = self.open(key)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(Some((bytes, fs_tag(id))))
+    }
+
+    fn swap(&self, key: &str, bytes: &[u8], tag: Option<&str>) -> io::Result<Option<String>> {
+        if self.stat(key)?.map(fs_tag).as_deref() != tag {
+            return Ok(None);
+        }
+        self.put_durable(key, bytes)?;
+        Ok(self.stat(key)?.map(fs_tag))
     }
 
     fn exists(&self, key: &str) -> bool {
@@ -329,6 +359,19 @@ impl StaticRoot {
     pub fn put_doc(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
         let old = self.storage.read(key)?;
         self.put_if_changed(key, old.as_deref(), bytes)
+    }
+
+    pub fn read_tagged(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
+        self.storage.read_tagged(key)
+    }
+
+    /// [`Storage::swap`]: compare-and-swap on `key`.
+    pub fn swap(&self, key: &str, bytes: &[u8], tag: Option<&str>) -> io::Result<Option<String>> {
+        let swapped = self.storage.swap(key, bytes, tag)?;
+        if swapped.is_some() {
+            self.changed(key);
+        }
+        Ok(swapped)
     }
 
     /// Replaces `key` durably now (a file that names a state: a manifest,
