@@ -162,6 +162,29 @@ impl IndexRepo {
         Ok((out, tip))
     }
 
+    /// Whether the index has an authoritative copy elsewhere (a bucket),
+    /// which several writers share.
+    pub fn is_shared(&self) -> bool {
+        self.copy.is_some()
+    }
+
+    /// A writer that just took the lease ([`crate::publish::lease`]):
+    /// brings this copy level with the storage's (another node may have
+    /// committed), then fences the storage's ref with `epoch` — a new
+    /// version of the ref, so a holder that stalled past its lease cannot
+    /// commit over it (its compare-and-swap names the version before).
+    /// Returns whether the index moved.
+    pub fn take_over(&self, epoch: i64) -> Result<bool> {
+        let Some(copy) = &self.copy else {
+            return Ok(false);
+        };
+        let _guard = self.lock.lock().unwrap();
+        let before = self.head().ok();
+        let tip = stored::pull(copy, &self.path)?.context("the storage lost its index")?;
+        copy.fence(tip, epoch)?;
+        Ok(before != Some(tip))
+    }
+
     /// Removes what a writer killed mid-update leaves: ref lock files (which
     /// would block every later ref update) and half-written pack files.
     /// Only called with the writer lock held and no writer running.

@@ -62,6 +62,12 @@ impl Copy {
         self.move_ref(&format!("{tip}\n"))
     }
 
+    /// Rewrites the ref (same commit) with the lease's epoch, as its
+    /// holder's own version: see [`crate::index::IndexRepo::take_over`].
+    pub fn fence(&self, tip: git2::Oid, epoch: i64) -> Result<()> {
+        self.move_ref(&format!("{tip}\nlease-epoch {epoch}\n"))
+    }
+
     /// The compare-and-swap of the bucket's ref to `content`.
     fn move_ref(&self, content: &str) -> Result<()> {
         let mut tag = self.ref_tag.lock().unwrap();
