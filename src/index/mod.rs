@@ -6,8 +6,9 @@ mod git;
 pub mod line;
 pub mod meta;
 mod packs;
+pub mod remotes;
 
-pub use git::{IndexRepo, IndexSnapshot, IndexTx};
+pub use git::{CommitView, IndexRepo, IndexSnapshot, IndexTx};
 pub use line::{IndexDep, IndexLine};
 pub use meta::Meta;
 pub use packs::RETIRED_DIR;
