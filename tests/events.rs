@@ -374,3 +374,42 @@ fn the_event_stream_resumes_without_gaps_or_repeats() {
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.json::<Value>().unwrap()["error"], "invalid");
 }
+
+/// The events a stream replays from the start, read until `n` arrived.
+fn replay(server: &Server, n: usize) -> Vec<Sse> {
+    let mut s = Stream::open(server, "?after=0", None);
+    (0..n).map(|_| s.next()).collect()
+}
+
+#[test]
+fn a_restart_makes_the_events_a_crash_lost_and_none_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    let token = server.token.clone();
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        publish(&server, "recovered", v, &[]);
+    }
+    assert_eq!(replay(&server, 3).len(), 3);
+    server.kill();
+    // As if the writer died after the last two commits and before their
+    // events: the index has them, the table does not.
+    let conn = rusqlite::Connection::open(data.join("state.db")).unwrap();
+    let gone = conn.execute("DELETE FROM events WHERE version IN ('1.1.0', '1.2.0')", []).unwrap();
+    assert_eq!(gone, 2);
+    drop(conn);
+
+    let mut server = restart(&data, token);
+    publish(&server, "recovered", "2.0.0", &[]);
+    let got = replay(&server, 4);
+    let versions: Vec<&str> = got.iter().map(|e| e.data["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0", "1.2.0", "2.0.0"], "the lost ones again, in history order");
+    assert!(got.windows(2).all(|w| w[0].id < w[1].id));
+    // Another restart has nothing to add.
+    server.kill();
+    let server = restart(&data, server.token.clone());
+    let conn = rusqlite::Connection::open(data.join("state.db")).unwrap();
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 4);
+    drop(server);
+}
