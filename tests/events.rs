@@ -88,10 +88,11 @@ impl Receiver {
     }
 }
 
-/// A registry whose registry.toml names `hook`; returns the server (with
-/// the bootstrap token) over `data`.
-fn serve_with_webhook(data: &Path, hook: &str) -> Server {
+/// A registry whose registry.toml names `hook` (after `before` ran on it
+/// without); returns the server (with the bootstrap token) over `data`.
+fn serve_with_webhook(data: &Path, hook: &str, before: impl FnOnce(&Server)) -> Server {
     let mut first = Server::start(data);
+    before(&first);
     let token = first.token.clone();
     first.kill();
     let mut toml = std::fs::read_to_string(data.join("registry.toml")).unwrap();
@@ -167,7 +168,10 @@ fn webhooks_get_every_change_signed_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let hook = Receiver::start(0);
-    let server = serve_with_webhook(&data, &hook.url);
+    // A change from before the webhook existed is not sent to it.
+    let server = serve_with_webhook(&data, &hook.url, |s| {
+        publish(s, "early", "1.0.0", &[]);
+    });
     server.add_user("bob");
 
     publish(&server, "hooked", "1.0.0", &[]);
@@ -208,9 +212,10 @@ fn webhooks_get_every_change_signed_and_in_order() {
         let keys: Vec<&String> = e.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 6, "{e}");
     }
-    // Each event once: nothing more arrives.
+    // Each event once, and none of before the webhook: nothing more arrives.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(hook.all().len(), 6);
+    assert!(ids[0] > 1, "the early publish had an event too: {ids:?}");
 }
 
 #[test]
@@ -218,7 +223,7 @@ fn a_failing_webhook_gets_its_events_later_in_order_and_a_restart_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let hook = Receiver::start(3);
-    let mut server = serve_with_webhook(&data, &hook.url);
+    let mut server = serve_with_webhook(&data, &hook.url, |_| {});
     for v in ["1.0.0", "1.1.0", "1.2.0"] {
         publish(&server, "flaky", v, &[]);
     }

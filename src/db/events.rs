@@ -115,6 +115,20 @@ pub fn cursor(conn: &Connection, url: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
+/// Gives a webhook seen for the first time a cursor at the newest event:
+/// a webhook added to a running registry hears of changes from then on,
+/// not of its whole history (the event stream replays that). Once it has
+/// a cursor, this changes nothing.
+pub fn start_cursor(conn: &Connection, url: &str) -> Result<()> {
+    // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
+    conn.execute(
+        "INSERT INTO webhook_cursors (url, delivered) SELECT ?1, COALESCE(MAX(id), 0) FROM events WHERE true
+         ON CONFLICT (url) DO NOTHING",
+        params![url],
+    )?;
+    Ok(())
+}
+
 pub fn set_cursor(conn: &Connection, url: &str, delivered: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO webhook_cursors (url, delivered) VALUES (?1, ?2)
@@ -153,7 +167,11 @@ mod tests {
         assert_eq!(after(&conn, 0, 1).unwrap()[0].event, "publish");
         assert_eq!(last_commit(&conn).unwrap().as_deref(), Some("c2"));
         assert_eq!(cursor(&conn, "http://h").unwrap(), 0);
+        start_cursor(&conn, "http://new").unwrap();
+        assert_eq!(cursor(&conn, "http://new").unwrap(), 4, "a new webhook starts at the newest event");
         set_cursor(&conn, "http://h", 3).unwrap();
+        start_cursor(&conn, "http://h").unwrap();
+        assert_eq!(cursor(&conn, "http://h").unwrap(), 3, "a known one keeps its cursor");
         set_cursor(&conn, "http://h", 4).unwrap();
         assert_eq!(cursor(&conn, "http://h").unwrap(), 4);
     }

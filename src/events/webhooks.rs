@@ -14,7 +14,9 @@
 //! skipped: a later event is not sent before an earlier one is
 //! acknowledged. The last acknowledged id is the webhook's cursor in the
 //! database, so a restart resumes after it (a delivery acknowledged just
-//! before a crash may be sent once more: receivers dedupe by event id).
+//! before a crash may be sent once more: receivers dedupe by event id). A
+//! webhook new to the database starts after the newest event: it hears of
+//! the changes made from then on (`GET /api/v1/events?after=0` replays the rest).
 
 use anyhow::{Context, Result};
 use hmac::{Hmac, Mac};
@@ -71,6 +73,7 @@ fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
         Err(e) => return tracing::error!(error = %e, url, "webhook client failed to start; no deliveries"),
     };
     let mut conn = None;
+    let mut started = false;
     loop {
         let seen = reg.events.rung();
         let c = match conn.take().map(Ok).unwrap_or_else(|| reg.db()) {
@@ -81,6 +84,16 @@ fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
                 continue;
             }
         };
+        if !started {
+            match events::start_cursor(c, url) {
+                Ok(()) => started = true,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), url, "webhook: recording its first cursor failed");
+                    std::thread::sleep(LOOK_AGAIN);
+                    continue;
+                }
+            }
+        }
         let due = events::cursor(c, url).and_then(|after| events::after(c, after, PAGE));
         match due {
             Ok(due) if due.is_empty() => {
