@@ -55,6 +55,30 @@ pub struct Config {
     pub log: LogConfig,
     pub accounts: Accounts,
     pub storage: Storage,
+    pub index: IndexConfig,
+    /// Receivers of every event (SPEC section 13), each POSTed in id order
+    /// and signed (`events/webhooks.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// The index repository's mirrors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Git remotes (a path, `file://`, or `ssh://`/`user@host:path` with
+    /// ssh-agent) that `main` is pushed to after every commit, fast-forward
+    /// only, from a thread of their own (`index/remotes.rs`).
+    pub remotes: Vec<String>,
+}
+
+/// One webhook: where events are POSTed, and the environment variable
+/// holding the secret they are signed with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    pub secret_env: String,
 }
 
 /// Where blobs and the whole static root live (SPEC section 13).
@@ -200,6 +224,8 @@ impl Default for Config {
             log: LogConfig::default(),
             accounts: Accounts::default(),
             storage: Storage::default(),
+            index: IndexConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }

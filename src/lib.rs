@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod derive;
+pub mod events;
 pub mod fsck;
 pub mod fsutil;
 pub mod index;

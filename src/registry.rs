@@ -41,6 +41,8 @@ pub struct Registry {
     pub store: BlobStore,
     /// The transparency log; a mirror serves its source's instead.
     pub log: Option<crate::log::Log>,
+    /// Rung by the writer when it appended events (webhooks and streams follow it).
+    pub events: crate::events::Bell,
 }
 
 /// The registry's signing key in the data directory.
@@ -111,6 +113,7 @@ impl Registry {
             None => None,
         };
         Ok(Registry {
+            events: crate::events::Bell::default(),
             log,
             data: data.to_path_buf(),
             store: BlobStore::new(root.clone()),

@@ -188,6 +188,13 @@ pub enum UserCommand {
         /// source's consistent checkpoints (`POST /add-checkpoint`).
         #[arg(long, value_name = "NAME")]
         witness: Option<String>,
+        /// Fetch the index from this git remote (a path, file://, ssh or
+        /// https URL that `git` can fetch; one the source pushes to with
+        /// `[index] remotes`) instead of SOURCE/index.git; blobs, the key
+        /// and the log still come from SOURCE, and every line is checked
+        /// against the source's log as always.
+        #[arg(long, value_name = "URL")]
+        index_remote: Option<String>,
     },
 }
 
@@ -365,10 +372,14 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             }
             Ok(())
         }
-        UserCommand::Mirror { source, dir, public_url, jobs, witness } => {
-            let s =
-                crate::client::mirror::mirror(&source, &dir, public_url.as_deref(), jobs, witness.as_deref())
-                    .await?;
+        UserCommand::Mirror { source, dir, public_url, jobs, witness, index_remote } => {
+            let options = crate::client::mirror::Options {
+                public_url: public_url.as_deref(),
+                jobs,
+                witness: witness.as_deref(),
+                index_remote: index_remote.as_deref(),
+            };
+            let s = crate::client::mirror::mirror(&source, &dir, &options).await?;
             eprintln!(
                 "mirrored {}, {} into {}: {} fetched, {} already present, {} changed",
                 count(s.packages, "package"),

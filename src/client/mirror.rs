@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! DIR/registry.toml           read_only = true, name = the source's name (written last the first time)
-//! DIR/static/index.git        bare clone of {source}/index.git (git over dumb HTTP), fetched again later
+//! DIR/static/index.git        bare clone of {source}/index.git (git over dumb HTTP), fetched again later;
+//!                             or of a git remote the source pushes its index to (`--index-remote`)
 //! DIR/static/index/           the tree of its `main`
 //! DIR/static/blobs/sha256/    every blob and .minisig, each verified with the pinned key before it lands
 //! DIR/static/minisign.pub     the source's key
@@ -40,18 +41,26 @@ pub struct MirrorSummary {
     pub witness_key: Option<String>,
 }
 
-/// `public_url`: where the mirror will be served; its `index/config.json`
-/// then points `dl` and `api` there (index.git keeps the source's commits).
-/// `witness`: the mirror also witnesses its source's log (a key named so,
-/// made on first use; `cairn serve` on the mirror then answers the
-/// source's `add-checkpoint`).
-pub async fn mirror(
-    source: &str,
-    dir: &Path,
-    public_url: Option<&str>,
-    jobs: usize,
-    witness: Option<&str>,
-) -> Result<MirrorSummary> {
+/// How `mirror` runs.
+pub struct Options<'a> {
+    /// Where the mirror will be served; its `index/config.json` then points
+    /// `dl` and `api` there (index.git keeps the source's commits).
+    pub public_url: Option<&'a str>,
+    /// Concurrent downloads.
+    pub jobs: usize,
+    /// The mirror also witnesses its source's log (a key named so, made on
+    /// first use; `cairn serve` on the mirror then answers the source's
+    /// `add-checkpoint`).
+    pub witness: Option<&'a str>,
+    /// A git remote of the source's index (`[index] remotes`) to fetch the
+    /// index from instead of `{source}/index.git`: any URL `git fetch`
+    /// takes. Everything else still comes from the source over HTTP, and the
+    /// log check of step 4 proves the remote's lines are the source's.
+    pub index_remote: Option<&'a str>,
+}
+
+pub async fn mirror(source: &str, dir: &Path, options: &Options<'_>) -> Result<MirrorSummary> {
+    let Options { public_url, jobs, witness, index_remote } = *options;
     let remote = Remote::new(source, None)?;
     let config = remote.connect(false).await?;
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
@@ -78,7 +87,11 @@ pub async fn mirror(
     }
 
     // 1. The index repository (and its copy in the storage, if not here).
-    sync_git(&format!("{}{}", remote.url, crate::layout::url(&l.index_git())), &git_dir)?;
+    let index_url = match index_remote {
+        Some(url) => url.to_string(),
+        None => format!("{}{}", remote.url, crate::layout::url(&l.index_git())),
+    };
+    sync_git(&index_url, &git_dir)?;
     if let Some(copy) = &copy {
         let tip = git2::Repository::open_bare(&git_dir)?.refname_to_id(crate::index::stored::BRANCH)?;
         copy.tip()?; // the ref's version, for the compare-and-swap

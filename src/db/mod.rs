@@ -1,11 +1,13 @@
 //! The state database (SQLite): users, token hashes, package names and their
 //! owners, burned versions, and the audit log; web accounts' passwords,
-//! sessions and device codes in `account`, `session` and `device`. One
+//! sessions and device codes in `account`, `session` and `device`; the
+//! event log and webhook cursors in `events`. One
 //! writer connection lives in the publish thread; request handlers use the
 //! pool's.
 
 pub mod account;
 pub mod device;
+pub mod events;
 pub mod pool;
 pub mod session;
 pub mod token;
@@ -134,6 +136,7 @@ fn open_writable(path: &Path) -> Result<Connection> {
     account::migrate(&conn)?;
     conn.execute_batch(session::SCHEMA)?;
     conn.execute_batch(device::SCHEMA)?;
+    conn.execute_batch(events::SCHEMA)?;
     conn.execute_batch(COUNTERS)?;
     Ok(conn)
 }

@@ -297,6 +297,11 @@ impl CommitView<'_> {
         self.commit.summary().unwrap_or_default().to_string()
     }
 
+    /// When it was committed, unix seconds.
+    pub fn time(&self) -> i64 {
+        self.commit.time().seconds()
+    }
+
     /// A file as this commit has it.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
         read_in_tree(self.repo, &self.commit.tree()?, path)

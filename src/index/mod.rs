@@ -6,9 +6,10 @@ mod git;
 pub mod line;
 pub mod meta;
 mod packs;
+pub mod remotes;
 pub mod stored;
 
-pub use git::{IndexRepo, IndexSnapshot, IndexTx};
+pub use git::{CommitView, IndexRepo, IndexSnapshot, IndexTx};
 pub use line::{IndexDep, IndexLine};
 pub use meta::Meta;
 pub use packs::RETIRED_DIR;

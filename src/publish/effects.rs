@@ -27,6 +27,8 @@ pub(super) fn owners_key(name: &str) -> String {
 }
 /// The pending key of rows a failed group could not take back.
 const REPAIR_ROWS: &str = "repair:rows";
+/// The pending key of index commits whose events are not recorded yet.
+const EVENTS: &str = "events";
 
 pub(super) struct Effects {
     pending: Pending,
@@ -104,6 +106,7 @@ impl Effects {
     /// Redoes every pending effect from the sources of truth; then writes
     /// the summaries, naming the head once nothing is pending.
     pub(super) fn retry(&mut self, reg: &Registry, conn: &Connection) {
+        self.emit_events(reg, conn);
         let keys: Vec<String> = self.pending.lock().unwrap().keys().cloned().collect();
         if !keys.is_empty() {
             match redo(reg, conn, &keys) {
@@ -129,6 +132,25 @@ impl Effects {
     }
 }
 
+impl Effects {
+    /// The events of the index commits that have none yet (this group's,
+    /// and any a crash or a failure left): recorded from the history, so
+    /// making them again adds nothing. A failure is pending like any effect.
+    fn emit_events(&mut self, reg: &Registry, conn: &Connection) {
+        match crate::events::catch_up(&reg.index, conn) {
+            Ok(_) => {
+                if self.pending.lock().unwrap().remove(EVENTS).is_some() {
+                    let _ = db::clear_pending_effect(conn, EVENTS);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "recording the index's events failed; retried");
+                self.defer(conn, vec![EVENTS.to_string()], &format!("{e:#}"));
+            }
+        }
+    }
+}
+
 /// Redoes the effects of `keys` from the index and the database.
 fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
     let head = reg.index.head()?.to_string();
@@ -136,6 +158,10 @@ fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
     for key in keys {
         if key == REPAIR_ROWS {
             reg.repair_rows(conn)?;
+            continue;
+        }
+        if key == EVENTS {
+            crate::events::catch_up(&reg.index, conn)?;
             continue;
         }
         match key.strip_prefix(OWNERS) {

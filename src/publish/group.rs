@@ -28,6 +28,8 @@ pub(super) struct Worker {
     purger: Option<crate::cdn::Purger>,
     /// Wakes the pack consolidation thread; `None`: consolidate inline.
     consolidate: Option<mpsc::SyncSender<()>>,
+    /// Pushes the index to `[index] remotes`, if any (serving only).
+    pub(super) pusher: Option<crate::index::remotes::Pusher>,
     pub(super) effects: Effects,
 }
 
@@ -84,7 +86,14 @@ impl Worker {
         } else {
             None
         };
-        Ok(Worker { reg, conn, purger, consolidate, effects })
+        let pusher = match (&reg.config.index.remotes, serving) {
+            (remotes, true) if !remotes.is_empty() => Some(
+                crate::index::remotes::Pusher::start(reg.index.path().to_path_buf(), remotes.clone())
+                    .map_err(anyhow::Error::from)?,
+            ),
+            _ => None,
+        };
+        Ok(Worker { reg, conn, purger, consolidate, pusher, effects })
     }
 
     /// The writer thread: groups as they come; pending effects retried
@@ -122,6 +131,7 @@ impl Worker {
     pub(super) fn retry_alone(&mut self) {
         if let Ok(_lock) = self.reg.lock_writer() {
             self.effects.retry(&self.reg, &self.conn);
+            self.reg.events.ring();
         }
     }
 
@@ -172,7 +182,12 @@ impl Worker {
         for p in planned {
             let _ = p.job.reply.send(Ok(p.plan.outcome));
         }
-        // After the replies: a CDN never delays a 201.
+        // After the replies: webhooks and event streams take the group's events.
+        self.reg.events.ring();
+        // After the replies: a CDN or a git remote never delays a 201.
+        if let Some(pusher) = &self.pusher {
+            pusher.wake();
+        }
         if let Some(purger) = &self.purger {
             purger.purge(self.reg.root.close_journal().iter().map(|k| crate::layout::url(k)).collect());
         }
@@ -251,6 +266,18 @@ impl Worker {
                     owners.extend(packages.iter().cloned())
                 }
                 _ => {}
+            }
+            // Owner changes have no index commit to take their events from
+            // later: theirs are written with their rows, exactly once.
+            for name in owners_changed(&job.req.change, &plan.outcome) {
+                let event = db::events::NewEvent {
+                    event: "owners",
+                    name: name.to_string(),
+                    version: None,
+                    index_commit: None,
+                    at: at.clone(),
+                };
+                db::events::record(&txn, &event)?;
             }
             if plan.commit.is_some() {
                 next_leaf = next_leaf.map(|n| n + 1);
@@ -347,6 +374,18 @@ impl Worker {
             self.effects.repair_rows_later(&self.conn, &format!("{e:#}"));
         }
         remove_blobs(&self.reg, failed);
+    }
+}
+
+/// The packages whose owners a change changed: an owner change, a name
+/// registered now (its first owner), an account's deletion (it left its
+/// packages).
+fn owners_changed<'c>(change: &'c Change, outcome: &'c Outcome) -> Vec<&'c str> {
+    match (change, outcome) {
+        (Change::Owners { name, .. }, Outcome::Owners { .. }) => vec![name.as_str()],
+        (_, Outcome::Registered { name, created: true, .. }) => vec![name.as_str()],
+        (_, Outcome::AccountDeleted { packages, .. }) => packages.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -247,6 +247,7 @@ pub type Pending = Arc<Mutex<BTreeMap<String, String>>>;
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     pending: Pending,
+    pusher: Option<crate::index::remotes::Pusher>,
 }
 
 impl Writer {
@@ -257,8 +258,14 @@ impl Writer {
         let pending = Pending::default();
         let mut worker = group::Worker::new(reg, pending.clone(), true)?;
         worker.retry_alone();
+        let pusher = worker.pusher.clone();
         std::thread::Builder::new().name("cairn-writer".into()).spawn(move || worker.run(rx))?;
-        Ok(Writer { tx, pending })
+        Ok(Writer { tx, pending, pusher })
+    }
+
+    /// Where each `[index] remotes` entry stands (health's `remotes`).
+    pub fn remotes(&self) -> Vec<crate::index::remotes::RemoteStatus> {
+        self.pusher.as_ref().map(|p| p.status()).unwrap_or_default()
     }
 
     /// The effects still owed, with their errors (health's `degraded`).

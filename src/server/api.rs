@@ -64,7 +64,7 @@ async fn health(req: &Request<'_>) -> ApiResult {
         (true, false) => "degraded",
         (false, _) => "unavailable",
     };
-    let doc = json!({
+    let mut doc = json!({
         "status": status,
         "pending": pending.iter().map(|(effect, error)| json!({"effect": effect, "error": error})).collect::<Vec<_>>(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -75,6 +75,11 @@ async fn health(req: &Request<'_>) -> ApiResult {
             "blobs": check(blobs.is_ok(), blobs.as_ref().map(|_| json!({})).unwrap_or_else(|e| json!(e.to_string()))),
         },
     });
+    // The index's git remotes: mirrors, so one lagging never makes the node degraded.
+    let remotes = req.state.writer.remotes();
+    if !remotes.is_empty() {
+        doc["remotes"] = json!(remotes);
+    }
     Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))
 }
 

@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod cargo;
 mod error;
+mod events;
 pub mod files;
 pub mod hot;
 mod proxy;
@@ -61,6 +62,10 @@ const LAST_USED_FLUSH: std::time::Duration = std::time::Duration::from_secs(15);
 impl State {
     pub fn new(reg: Arc<Registry>) -> anyhow::Result<Arc<State>> {
         let writer = Writer::start(reg.clone())?;
+        // A mirror has no writer's events to send.
+        if !reg.config.read_only {
+            crate::events::webhooks::start(&reg)?;
+        }
         let limits = Limits::new(&reg.config.rate_limit);
         let pool = Arc::new(db::pool::Pool::new(reg.data.join("state.db")));
         let c = &reg.config;
@@ -183,6 +188,9 @@ async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Respo
         read_static(state, &parts.method, path, &parts.headers).await
     } else if let (Some(w), &Method::POST, "/add-checkpoint") = (&state.witness, &parts.method, path) {
         witness::add_checkpoint(w.clone(), body).await
+    } else if parts.method == Method::GET && path == "/api/v1/events" {
+        let ip = state.proxies.client(peer, &parts.headers);
+        events::stream(state, &parts.headers, parts.uri.query().unwrap_or(""), ip).await
     } else if path.starts_with("/api/") {
         let ip = state.proxies.client(peer, &parts.headers);
         let query = parts.uri.query().unwrap_or("");
