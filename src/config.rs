@@ -54,6 +54,18 @@ pub struct Config {
     pub cdn: Cdn,
     pub log: LogConfig,
     pub accounts: Accounts,
+    pub database: Database,
+}
+
+/// The state database (SPEC section 13).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// `postgres://user@host:port/db` (no TLS yet: a database on the same
+    /// host or a private network); absent: SQLite's `state.db` in the data
+    /// directory. Overridden by `CAIRN_DATABASE_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// Web accounts (SPEC section 12).
@@ -173,6 +185,7 @@ impl Default for Config {
             cdn: Cdn::default(),
             log: LogConfig::default(),
             accounts: Accounts::default(),
+            database: Database::default(),
         }
     }
 }
@@ -203,6 +216,9 @@ impl Config {
         }
         if let Some(v) = var("CAIRN_API_URL") {
             self.api_url = Some(v);
+        }
+        if let Some(v) = var("CAIRN_DATABASE_URL") {
+            self.database.url = Some(v);
         }
         if let Some(v) = var("CAIRN_RATE_LIMIT") {
             self.rate_limit.enabled = !matches!(v.as_str(), "off" | "0" | "false");

@@ -12,7 +12,6 @@
 //! ```
 
 use anyhow::{Context, Result};
-use rusqlite::Connection;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +40,8 @@ pub struct Registry {
     pub store: BlobStore,
     /// The transparency log; a mirror serves its source's instead.
     pub log: Option<crate::log::Log>,
+    /// The state database `[database] url` names (default: `state.db` here).
+    pub database: db::Target,
 }
 
 /// The login of the account `init` creates and whose token it prints.
@@ -73,8 +74,19 @@ impl Registry {
         let config_json = config_json(config, &key, Some(&log));
         IndexRepo::init(&static_root.join(l.index_git()), &config.name, &config_json)?;
         root.put_durable(&l.index_file("config.json"), &config_json)?;
-        let conn = db::open(&data.join("state.db"))?;
-        let token = db::add_user(&conn, BOOTSTRAP_LOGIN, None)?;
+        let conn = db::open(&db::Target::of(data, config)?)?;
+        // A shared database may hold the account already (an init that
+        // crashed after it): the new data directory gets a token of its own.
+        let token = match db::find_user(&conn, BOOTSTRAP_LOGIN)? {
+            Some(_) if conn.engine() == db::Engine::Postgres => {
+                tracing::warn!(
+                    login = BOOTSTRAP_LOGIN,
+                    "the database has the account already: issuing a new token"
+                );
+                db::issue_first_token(&conn, BOOTSTRAP_LOGIN)?
+            }
+            _ => db::add_user(&conn, BOOTSTRAP_LOGIN, None)?,
+        };
         crate::site::write_fixed(&root)?;
         crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
         let reg = Registry::open(data, config.clone())?;
@@ -84,6 +96,7 @@ impl Registry {
 
     pub fn open(data: &Path, config: Config) -> Result<Registry> {
         anyhow::ensure!(Registry::exists(data), "{} holds no registry (run `cairn init`)", data.display());
+        let database = db::Target::of(data, &config)?;
         let static_root = data.join("static");
         let root = Arc::new(StaticRoot::fs(&static_root));
         let l = root.layout();
@@ -107,6 +120,7 @@ impl Registry {
             key,
             pubkey,
             index,
+            database,
         })
     }
 
@@ -122,8 +136,8 @@ impl Registry {
         Ok(f)
     }
 
-    pub fn db(&self) -> Result<Connection> {
-        db::open(&self.data.join("state.db"))
+    pub fn db(&self) -> Result<db::Conn> {
+        db::open(&self.database)
     }
 
     /// Brings derived state back in line with the sources of truth after an
@@ -196,7 +210,7 @@ impl Registry {
 
     /// Takes back the rows of the last groups that the index never
     /// committed: recorded versions (and their blobs), hard-delete marks.
-    pub(crate) fn repair_rows(&self, conn: &Connection) -> Result<()> {
+    pub(crate) fn repair_rows(&self, conn: &db::Conn) -> Result<()> {
         // Only the last batch can be affected: look a little further back.
         for row in db::recent_versions(conn, self.config.max_batch * 2)? {
             let lines = self.read_lines(&row.key)?;
@@ -229,7 +243,7 @@ impl Registry {
     /// hard delete whose effects did not run).
     pub(crate) fn rederive_path(
         &self,
-        conn: &Connection,
+        conn: &db::Conn,
         path: &str,
         head: &str,
     ) -> Result<Option<DeltaEntry>> {
@@ -316,7 +330,7 @@ impl Registry {
 
     /// `recent.json` and `health.json` (naming `index_commit`, the last
     /// commit whose effects are all made), from the database.
-    pub fn write_summaries(&self, conn: &Connection, index_commit: &str) -> Result<()> {
+    pub fn write_summaries(&self, conn: &db::Conn, index_commit: &str) -> Result<()> {
         let recent: Vec<Recent> = db::recent_versions(conn, 100)?
             .into_iter()
             .map(|r| Recent { name: r.name, version: r.vers, published_at: r.published_at })
