@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cairn-data/
-//!   registry.toml      configuration (written last by init: its presence means "a registry")
+//!   registry.toml      configuration (written last by init; with static/index/config.json it means "a registry")
 //!   minisign.key       the signing key (0600)
 //!   state.db           users, token hashes, owners, burned versions, audit log
 //!   static/            everything readers fetch
@@ -48,8 +48,12 @@ pub struct Registry {
 pub const BOOTSTRAP_LOGIN: &str = "admin";
 
 impl Registry {
+    /// A registry is there once `init` made its last file: the static
+    /// index's `config.json`, then `registry.toml`. A `registry.toml` alone
+    /// is an operator's configuration for the `init` to come (SPEC 13: the
+    /// database and storage tables are written before the registry exists).
     pub fn exists(data: &Path) -> bool {
-        data.join("registry.toml").is_file()
+        data.join("registry.toml").is_file() && data.join("static/index/config.json").is_file()
     }
 
     /// Creates a registry in `data` and returns the bootstrap account's token.
@@ -71,9 +75,6 @@ impl Registry {
         let key = SigningKey::generate(&data.join("minisign.key"))?;
         root.put_durable(&l.minisign_pub(), key.public_key_file().as_bytes())?;
         let log = crate::log::Log::open(data, &config.log_origin())?;
-        let config_json = config_json(config, &key, Some(&log));
-        IndexRepo::init(&static_root.join(l.index_git()), &config.name, &config_json)?;
-        root.put_durable(&l.index_file("config.json"), &config_json)?;
         let conn = db::open(&db::Target::of(data, config)?)?;
         // A shared database may hold the account already (an init that
         // crashed after it): the new data directory gets a token of its own.
@@ -88,6 +89,10 @@ impl Registry {
             _ => db::add_user(&conn, BOOTSTRAP_LOGIN, None)?,
         };
         crate::site::write_fixed(&root)?;
+        // The index and its config.json last: with them the registry exists.
+        let config_json = config_json(config, &key, Some(&log));
+        IndexRepo::init(&static_root.join(l.index_git()), &config.name, &config_json)?;
+        root.put_durable(&l.index_file("config.json"), &config_json)?;
         crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
         let reg = Registry::open(data, config.clone())?;
         reg.write_summaries(&conn, &reg.index.head()?.to_string())?;
@@ -212,8 +217,10 @@ impl Registry {
     /// committed: recorded versions (and their blobs), hard-delete marks.
     pub(crate) fn repair_rows(&self, conn: &db::Conn) -> Result<()> {
         // Only the last batch can be affected: look a little further back.
+        // A package's file is at its name's path (`Pg_Kit`: pg/_k/pg_kit),
+        // not its canonical key's (`pg-kit`).
         for row in db::recent_versions(conn, self.config.max_batch * 2)? {
-            let lines = self.read_lines(&row.key)?;
+            let lines = self.read_lines(&row.name)?;
             if !lines.iter().any(|l| l.vers == row.vers) {
                 tracing::warn!(package = %row.name, version = %row.vers, "forgetting a version the index never committed");
                 db::forget_version(conn, &row.key, &row.version_key)?;
@@ -221,7 +228,7 @@ impl Registry {
             }
         }
         for row in db::recently_deleted(conn, self.config.max_batch * 2)? {
-            if self.read_lines(&row.key)?.iter().any(|l| l.vers == row.vers) {
+            if self.read_lines(&row.name)?.iter().any(|l| l.vers == row.vers) {
                 tracing::warn!(package = %row.name, version = %row.vers, "taking back a hard delete the index never committed");
                 db::unmark_version_deleted(conn, &row.key, &row.version_key)?;
             }

@@ -173,8 +173,49 @@ enum Inner {
 /// A Postgres client and its prepared statements by SQL text: a statement
 /// is parsed once per connection, as rusqlite's statement cache does.
 struct Pg {
-    client: postgres::Client,
+    /// `None` only while it is dropped.
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+}
+
+thread_local! {
+    /// Set while a pool's caller runs on tokio's blocking pool (see [`may_block`]).
+    static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread marked as one that may block (tokio's blocking
+/// pool, where the pool's connections are used).
+pub fn may_block<T>(f: impl FnOnce() -> T) -> T {
+    let before = MAY_BLOCK.with(|b| b.replace(true));
+    let out = f();
+    MAY_BLOCK.with(|b| b.set(before));
+    out
+}
+
+/// Runs a call of the Postgres client where it may block. The client drives
+/// its own small runtime, which tokio refuses to enter from an async thread
+/// (a server's start, or a handler that opens a connection): there, the
+/// call runs on a thread of its own; elsewhere (the writer thread, the
+/// blocking pool, the CLI) it runs here. SQLite calls simply block.
+fn off_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if MAY_BLOCK.with(|b| b.get()) || tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| s.spawn(f).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+}
+
+impl Drop for Pg {
+    /// Closing the client blocks on its runtime too.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            off_async(move || drop(client));
+        }
+    }
+}
+
+/// Connects to Postgres (where blocking is allowed, see [`off_async`]).
+pub fn connect_postgres(config: &postgres::Config) -> Result<postgres::Client, postgres::Error> {
+    off_async(|| config.connect(postgres::NoTls))
 }
 
 /// Statements kept prepared per connection (the same bound as SQLite's cache).
@@ -194,7 +235,7 @@ impl Conn {
     }
 
     pub fn from_postgres(client: postgres::Client) -> Conn {
-        Conn { inner: Inner::Postgres(RefCell::new(Pg { client, statements: HashMap::new() })) }
+        Conn { inner: Inner::Postgres(RefCell::new(Pg { client: Some(client), statements: HashMap::new() })) }
     }
 
     /// A connection to nothing (an in-memory SQLite database), held while
@@ -223,7 +264,7 @@ impl Conn {
     pub fn writable(&self) -> bool {
         match &self.inner {
             Inner::Sqlite(c) => !c.is_readonly(rusqlite::DatabaseName::Main).unwrap_or(true),
-            Inner::Postgres(pg) => !pg.borrow().client.is_closed(),
+            Inner::Postgres(pg) => !pg.borrow().client().is_closed(),
         }
     }
 
@@ -238,8 +279,8 @@ impl Conn {
             Inner::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 let stmt = pg.prepare(sql)?;
-                let refs = pg_params(&values);
-                Ok(pg.client.execute(&stmt, &refs)? as usize)
+                let client = pg.client_mut();
+                Ok(off_async(|| client.execute(&stmt, &pg_params(&values)))? as usize)
             }
         }
     }
@@ -270,8 +311,8 @@ impl Conn {
                 let rows = {
                     let mut pg = pg.borrow_mut();
                     let stmt = pg.prepare(sql)?;
-                    let refs = pg_params(&values);
-                    pg.client.query(&stmt, &refs)?
+                    let client = pg.client_mut();
+                    off_async(|| client.query(&stmt, &pg_params(&values)))?
                 };
                 rows.iter().map(|r| f(&Row { values: pg_row(r)? })).collect()
             }
@@ -314,7 +355,11 @@ impl Conn {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Postgres(pg) => Ok(pg.borrow_mut().client.batch_execute(sql)?),
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let client = pg.client_mut();
+                Ok(off_async(|| client.batch_execute(sql))?)
+            }
         }
     }
 
@@ -381,11 +426,21 @@ impl Drop for Txn<'_> {
 }
 
 impl Pg {
+    fn client(&self) -> &postgres::Client {
+        self.client.as_ref().expect("a client until dropped")
+    }
+
+    fn client_mut(&mut self) -> &mut postgres::Client {
+        self.client.as_mut().expect("a client until dropped")
+    }
+
     fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let stmt = self.client.prepare(&dollar_placeholders(sql))?;
+        let text = dollar_placeholders(sql);
+        let client = self.client_mut();
+        let stmt = off_async(|| client.prepare(&text))?;
         if self.statements.len() >= STATEMENTS {
             self.statements.clear();
         }

@@ -86,7 +86,7 @@ fn open_postgres(url: &str) -> Result<Conn> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(LOCK_WAIT);
     }
-    let client = config.connect(postgres::NoTls).with_context(|| format!("connecting to {what}"))?;
+    let client = conn::connect_postgres(&config).with_context(|| format!("connecting to {what}"))?;
     let conn = Conn::from_postgres(client);
     conn.execute_batch(&format!("SET lock_timeout = {}", LOCK_WAIT.as_millis()))?;
     migrate::run(&conn).with_context(|| format!("migrating {what}"))?;

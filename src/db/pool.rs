@@ -32,6 +32,10 @@ impl Pool {
 
     /// Runs `f` on a connection. Call it from the blocking pool.
     pub fn run<T>(&self, f: impl FnOnce(&Conn) -> Result<T>) -> Result<T> {
+        super::conn::may_block(|| self.run_here(f))
+    }
+
+    fn run_here<T>(&self, f: impl FnOnce(&Conn) -> Result<T>) -> Result<T> {
         let conn = match self.idle.lock().unwrap().pop() {
             Some(conn) => conn,
             None => {
