@@ -227,6 +227,9 @@ const STATEMENTS: usize = 64;
 /// [`MIGRATE_LOCK`] so servers starting at once migrate one at a time.
 pub const WRITER_LOCK: i64 = 0x6361_6972_6e00_0001;
 pub const MIGRATE_LOCK: i64 = 0x6361_6972_6e00_0002;
+/// The statistics job's read-merge-write of fingerprints (jobs/stats.rs),
+/// one server at a time, without waiting for the writer.
+pub const STATS_LOCK: i64 = 0x6361_6972_6e00_0003;
 
 impl Conn {
     pub fn from_sqlite(conn: rusqlite::Connection) -> Conn {
@@ -379,10 +382,17 @@ impl Conn {
     /// whatever the lock. The writer lease of several servers (SPEC 13,
     /// a later step) is to be checked here, with its epoch.
     pub fn transaction_exclusive(&self) -> Result<Txn<'_>> {
+        self.transaction_locked(WRITER_LOCK)
+    }
+
+    /// Begins a transaction that runs alone among those taking `lock`
+    /// (Postgres: a transaction-level advisory lock; SQLite: `BEGIN
+    /// IMMEDIATE`, its one write lock whatever the key).
+    pub fn transaction_locked(&self, lock: i64) -> Result<Txn<'_>> {
         match self.engine() {
             Engine::Sqlite => self.execute_batch("BEGIN IMMEDIATE")?,
             Engine::Postgres => {
-                self.execute_batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))?
+                self.execute_batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({lock})"))?
             }
         }
         Ok(Txn { conn: self, open: true })

@@ -333,3 +333,23 @@ fn the_configuration_names_the_database() {
     config.database.url = Some("mysql://db".into());
     assert!(Target::of(data, &config).is_err());
 }
+
+/// A Postgres connection that was lost answers as unavailable (publish's
+/// 503), stops being writable (its holder opens a new one), and a new one
+/// works; a refusal of the data (a constraint) is no unavailability.
+#[test]
+fn a_lost_postgres_connection_is_unavailable_and_replaced() {
+    let target = Target::Postgres(Postgres::shared().create_database());
+    let conn = open(&target).unwrap();
+    add_user(&conn, "ann", None).unwrap();
+    let dup = add_user(&conn, "ann", None).unwrap_err();
+    assert_eq!(conn::unavailable(&dup), None, "{dup:#}");
+    let pid: i32 = conn.query_row("SELECT pg_backend_pid()", params![], |r| r.get::<i32>(0)).unwrap();
+    let other = open(&target).unwrap();
+    other.query_row("SELECT pg_terminate_backend(?1)", params![pid], |_| Ok(())).unwrap();
+    let lost = find_user(&conn, "ann").unwrap_err();
+    assert!(conn::unavailable(&lost).is_some(), "{lost:#}");
+    assert!(!conn.writable());
+    let again = open(&target).unwrap();
+    assert!(again.writable() && find_user(&again, "ann").unwrap().is_some());
+}

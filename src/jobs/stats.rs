@@ -140,7 +140,9 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>, 
     records.dedup_by_key(|r| (r.day, r.fp));
     let repeats_in_run = before - records.len();
     let sorted_at = started.elapsed().as_secs_f64();
-    let tx = conn.transaction()?;
+    // Alone among the statistics jobs of every server (a read, merge and
+    // write of the fingerprints: two at once would count a line twice).
+    let tx = conn.transaction_locked(crate::db::conn::STATS_LOCK)?;
     let (fresh, seen_before) = merge_seen(&tx, &records)?;
     if let Some(start) = window_start {
         tx.execute("DELETE FROM stats_seen WHERE day < ?1", params![start])?;

@@ -38,10 +38,12 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 /// Live probe: the database answers (and how fast), the index head
 /// resolves, the blob directory can be listed.
 async fn health(req: &Request<'_>) -> ApiResult {
-    let reg = req.state.reg.clone();
+    let (reg, pool) = (req.state.reg.clone(), req.state.pool.clone());
     let (db, latency, index, blobs) = tokio::task::spawn_blocking(move || {
         let asked = std::time::Instant::now();
-        let db = reg.db().and_then(|c| crate::db::counts(&c));
+        // A pooled connection: opening one to Postgres per probe would
+        // cost a connection and a migration check each time.
+        let db = pool.run(crate::db::counts);
         let latency = asked.elapsed();
         let blobs = reg.root.list(&reg.root.layout().blobs_dir());
         (db, latency, reg.index.head(), blobs)
