@@ -167,7 +167,8 @@ pub struct Conn {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<Pg>),
+    /// Boxed: a client with its runtime is a few hundred bytes.
+    Postgres(Box<RefCell<Pg>>),
 }
 
 /// A Postgres client and its prepared statements by SQL text: a statement
@@ -238,7 +239,12 @@ impl Conn {
     }
 
     pub fn from_postgres(client: postgres::Client) -> Conn {
-        Conn { inner: Inner::Postgres(RefCell::new(Pg { client: Some(client), statements: HashMap::new() })) }
+        Conn {
+            inner: Inner::Postgres(Box::new(RefCell::new(Pg {
+                client: Some(client),
+                statements: HashMap::new(),
+            }))),
+        }
     }
 
     /// A connection to nothing (an in-memory SQLite database), held while
@@ -333,14 +339,12 @@ impl Conn {
         let mut first = None;
         // Every engine reads the rows of a one-row query anyway; the rest
         // (none, for the keyed lookups that call this) are skipped.
-        let rows = self.query(sql, params, |r| {
-            match f.take() {
-                Some(f) => first = Some(f(r)?),
-                None => {}
+        self.query(sql, params, |r| {
+            if let Some(f) = f.take() {
+                first = Some(f(r)?);
             }
             Ok(())
         })?;
-        drop(rows);
         Ok(first)
     }
 
