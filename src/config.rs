@@ -60,6 +60,18 @@ pub struct Config {
     /// and signed (`events/webhooks.rs`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<Webhook>,
+    pub database: Database,
+}
+
+/// The state database (SPEC section 13).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// `postgres://user@host:port/db` (no TLS yet: a database on the same
+    /// host or a private network); absent: SQLite's `state.db` in the data
+    /// directory. Overridden by `CAIRN_DATABASE_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The index repository's mirrors.
@@ -226,6 +238,7 @@ impl Default for Config {
             storage: Storage::default(),
             index: IndexConfig::default(),
             webhooks: Vec::new(),
+            database: Database::default(),
         }
     }
 }
@@ -256,6 +269,9 @@ impl Config {
         }
         if let Some(v) = var("CAIRN_API_URL") {
             self.api_url = Some(v);
+        }
+        if let Some(v) = var("CAIRN_DATABASE_URL") {
+            self.database.url = Some(v);
         }
         if let Some(v) = var("CAIRN_RATE_LIMIT") {
             self.rate_limit.enabled = !matches!(v.as_str(), "off" | "0" | "false");

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cairn-data/
-//!   registry.toml      configuration (written last by init: its presence means "a registry")
+//!   registry.toml      configuration (written last by init; with static/index/config.json it means "a registry")
 //!   minisign.key       the signing key (0600)
 //!   state.db           users, token hashes, owners, burned versions, audit log
 //!   static/            everything readers fetch
@@ -12,7 +12,6 @@
 //! ```
 
 use anyhow::{Context, Result};
-use rusqlite::Connection;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +42,8 @@ pub struct Registry {
     pub log: Option<crate::log::Log>,
     /// Rung by the writer when it appended events (webhooks and streams follow it).
     pub events: crate::events::Bell,
+    /// The state database `[database] url` names (default: `state.db` here).
+    pub database: db::Target,
 }
 
 /// The registry's signing key in the data directory.
@@ -81,12 +82,23 @@ impl Registry {
         let key = SigningKey::generate(&partial_key)?;
         root.put_durable(&l.minisign_pub(), key.public_key_file().as_bytes())?;
         let log = crate::log::Log::open(data, &config.log_origin())?;
+        let conn = db::open(&db::Target::of(data, config)?)?;
+        // A shared database may hold the account already (an init that
+        // crashed after it): the new data directory gets a token of its own.
+        let token = match db::find_user(&conn, BOOTSTRAP_LOGIN)? {
+            Some(_) if conn.engine() == db::Engine::Postgres => {
+                tracing::warn!(
+                    login = BOOTSTRAP_LOGIN,
+                    "the database has the account already: issuing a new token"
+                );
+                db::issue_first_token(&conn, BOOTSTRAP_LOGIN)?
+            }
+            _ => db::add_user(&conn, BOOTSTRAP_LOGIN, None)?,
+        };
+        crate::site::write_fixed(&root)?;
         let config_json = config_json(config, &key, Some(&log));
         IndexRepo::init(&git_dir, &config.name, &config_json, copy)?;
         root.put_durable(&l.index_file("config.json"), &config_json)?;
-        let conn = db::open(&data.join("state.db"))?;
-        let token = db::add_user(&conn, BOOTSTRAP_LOGIN, None)?;
-        crate::site::write_fixed(&root)?;
         // An operator's registry.toml (written before init) stays as it is.
         if !data.join("registry.toml").is_file() {
             crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;
@@ -100,6 +112,7 @@ impl Registry {
 
     pub fn open(data: &Path, config: Config) -> Result<Registry> {
         anyhow::ensure!(Registry::exists(data), "{} holds no registry (run `cairn init`)", data.display());
+        let database = db::Target::of(data, &config)?;
         let (root, git_dir, copy) = storage(data, &config)?;
         let l = root.layout();
         let key = if config.read_only { None } else { Some(SigningKey::load(&data.join(KEY_FILE))?) };
@@ -122,6 +135,7 @@ impl Registry {
             key,
             pubkey,
             index,
+            database,
         })
     }
 
@@ -151,8 +165,8 @@ impl Registry {
         Ok(std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.data.join(name))?)
     }
 
-    pub fn db(&self) -> Result<Connection> {
-        db::open(&self.data.join("state.db"))
+    pub fn db(&self) -> Result<db::Conn> {
+        db::open(&self.database)
     }
 
     /// Brings derived state back in line with the sources of truth after an
@@ -227,10 +241,12 @@ impl Registry {
 
     /// Takes back the rows of the last groups that the index never
     /// committed: recorded versions (and their blobs), hard-delete marks.
-    pub(crate) fn repair_rows(&self, conn: &Connection) -> Result<()> {
+    pub(crate) fn repair_rows(&self, conn: &db::Conn) -> Result<()> {
         // Only the last batch can be affected: look a little further back.
+        // A package's file is at its name's path (`Pg_Kit`: pg/_k/pg_kit),
+        // not its canonical key's (`pg-kit`).
         for row in db::recent_versions(conn, self.config.max_batch * 2)? {
-            let lines = self.read_lines(&row.key)?;
+            let lines = self.read_lines(&row.name)?;
             if !lines.iter().any(|l| l.vers == row.vers) {
                 tracing::warn!(package = %row.name, version = %row.vers, "forgetting a version the index never committed");
                 db::forget_version(conn, &row.key, &row.version_key)?;
@@ -238,7 +254,7 @@ impl Registry {
             }
         }
         for row in db::recently_deleted(conn, self.config.max_batch * 2)? {
-            if self.read_lines(&row.key)?.iter().any(|l| l.vers == row.vers) {
+            if self.read_lines(&row.name)?.iter().any(|l| l.vers == row.vers) {
                 tracing::warn!(package = %row.name, version = %row.vers, "taking back a hard delete the index never committed");
                 db::unmark_version_deleted(conn, &row.key, &row.version_key)?;
             }
@@ -260,7 +276,7 @@ impl Registry {
     /// hard delete whose effects did not run).
     pub(crate) fn rederive_path(
         &self,
-        conn: &Connection,
+        conn: &db::Conn,
         path: &str,
         head: &str,
     ) -> Result<Option<DeltaEntry>> {
@@ -347,7 +363,7 @@ impl Registry {
 
     /// `recent.json` and `health.json` (naming `index_commit`, the last
     /// commit whose effects are all made), from the database.
-    pub fn write_summaries(&self, conn: &Connection, index_commit: &str) -> Result<()> {
+    pub fn write_summaries(&self, conn: &db::Conn, index_commit: &str) -> Result<()> {
         let recent: Vec<Recent> = db::recent_versions(conn, 100)?
             .into_iter()
             .map(|r| Recent { name: r.name, version: r.vers, published_at: r.published_at })

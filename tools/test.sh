@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs the system packages the tests use
-# (git, minisign, nginx with its brotli module, python3, chromium, node)
+# (git, minisign, nginx with its brotli module, python3, chromium, node,
+# postgresql: the database tests start their own server from its binaries)
 # and the site tests' npm packages, and the Python packages the log's
 # independent check (cryptography) and the S3 tests (moto's server) use
 # when they are missing, then runs `cargo test` with any arguments given.
@@ -16,6 +17,7 @@ command -v python3 >/dev/null || need+=(python3 python3-pip)
 command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs npm)
 [ -f /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ] || need+=(libnginx-mod-http-brotli-filter)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   sudo=""
@@ -24,6 +26,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq "${need[@]}"
   # The package starts a system nginx on port 80; the tests start their own.
   { $sudo service nginx stop || $sudo pkill -x nginx || true; } >/dev/null 2>&1
+  # postgresql's package starts a system cluster on 5432; the tests start
+  # their own clusters (tests/support/pg.rs) and need none.
+  { $sudo service postgresql stop || true; } >/dev/null 2>&1
 fi
 
 # tests/log_check.py verifies the transparency log with its own Ed25519.

@@ -107,11 +107,12 @@ pub fn run(data: DataArg, cmd: AdminCommand) -> Result<()> {
     Ok(())
 }
 
-fn open_db(data: &DataArg) -> Result<rusqlite::Connection> {
+fn open_db(data: &DataArg) -> Result<db::Conn> {
     anyhow::ensure!(
         Registry::exists(&data.data),
         "{} holds no registry (run `cairn init` or `cairn serve`)",
         data.data.display()
     );
-    db::open(&data.data.join("state.db"))
+    let config = crate::config::Config::load(&data.data)?;
+    db::open(&db::Target::of(&data.data, &config)?)
 }

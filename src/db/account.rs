@@ -3,10 +3,10 @@
 //! Hashing and verifying take tens of milliseconds of CPU: callers run them
 //! on the blocking pool, never on an async thread.
 
+use super::{params, Conn};
 use anyhow::Result;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::User;
 
@@ -14,18 +14,6 @@ use super::User;
 pub const MIN_PASSWORD: usize = 12;
 /// The longest, so a body cannot make the hash work on megabytes.
 pub const MAX_PASSWORD: usize = 1024;
-
-/// Adds `users.password_hash` to a database made before web accounts.
-pub(super) fn migrate(conn: &Connection) -> Result<()> {
-    let has: bool = conn
-        .query_row("SELECT 1 FROM pragma_table_info('users') WHERE name = 'password_hash'", [], |_| Ok(true))
-        .optional()?
-        .unwrap_or(false);
-    if !has {
-        conn.execute_batch("ALTER TABLE users ADD COLUMN password_hash TEXT")?;
-    }
-    Ok(())
-}
 
 /// Why a password cannot be used, if it cannot.
 pub fn check_password(password: &str) -> Result<(), String> {
@@ -63,35 +51,33 @@ pub fn decoy_hash() -> &'static str {
 
 /// Creates a user with a password (open signup); `None` when the login is
 /// taken (case-insensitively), checked and inserted in one statement.
-pub fn create(conn: &Connection, login: &str, email: &str, password_hash: &str) -> Result<Option<User>> {
+pub fn create(conn: &Conn, login: &str, email: &str, password_hash: &str) -> Result<Option<User>> {
     super::check_login(login).map_err(anyhow::Error::msg)?;
     let at = super::now();
-    let n = conn.execute(
+    // On Postgres, a unique index on lower(login) stops a concurrent twin
+    // that the NOT EXISTS did not see yet.
+    let id: Option<i64> = conn.query_opt(
         "INSERT INTO users (login, email, created_at, password_hash)
-         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM users WHERE login = ?1 COLLATE NOCASE)",
+         SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT)
+         WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(login) = lower(?1))
+         ON CONFLICT DO NOTHING RETURNING id",
         params![login, email, at, password_hash],
+        |r| r.get(0),
     )?;
-    Ok((n == 1).then(|| User {
-        id: conn.last_insert_rowid(),
-        login: login.to_string(),
-        email: Some(email.to_string()),
-        created_at: at,
-    }))
+    Ok(id.map(|id| User { id, login: login.to_string(), email: Some(email.to_string()), created_at: at }))
 }
 
 /// An enabled user and their password hash (`None` when they have none).
-pub fn find_with_password(conn: &Connection, login: &str) -> Result<Option<(User, Option<String>)>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, login, email, created_at, password_hash FROM users
-             WHERE login = ?1 COLLATE NOCASE AND disabled = 0",
-            [login],
-            |r| {
-                let user = User { id: r.get(0)?, login: r.get(1)?, email: r.get(2)?, created_at: r.get(3)? };
-                Ok((user, r.get(4)?))
-            },
-        )
-        .optional()?)
+pub fn find_with_password(conn: &Conn, login: &str) -> Result<Option<(User, Option<String>)>> {
+    conn.query_opt(
+        "SELECT id, login, email, created_at, password_hash FROM users
+         WHERE lower(login) = lower(?1) AND disabled = 0",
+        params![login],
+        |r| {
+            let user = User { id: r.get(0)?, login: r.get(1)?, email: r.get(2)?, created_at: r.get(3)? };
+            Ok((user, r.get(4)?))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -112,7 +98,7 @@ mod tests {
     fn an_old_database_gets_the_password_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let old = Connection::open(&path).unwrap();
+        let old = rusqlite::Connection::open(&path).unwrap();
         old.execute_batch(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, login TEXT NOT NULL UNIQUE, email TEXT,
              created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, delete_after TEXT);
@@ -120,10 +106,23 @@ mod tests {
         )
         .unwrap();
         drop(old);
-        let conn = crate::db::open(&path).unwrap();
+        let conn = crate::db::open_sqlite(&path).unwrap();
         let (user, hash) = find_with_password(&conn, "old").unwrap().unwrap();
         assert_eq!((user.login.as_str(), hash), ("old", None));
         assert!(create(&conn, "OLD", "o@example.org", "x").unwrap().is_none(), "taken, case-insensitively");
         assert!(create(&conn, "new", "n@example.org", "x").unwrap().is_some());
+    }
+
+    #[test]
+    fn signup_takes_a_login_once_whatever_its_case() {
+        crate::db::testdb::each(|conn| {
+            let ann = create(conn, "Ann", "a@example.org", "phc").unwrap().unwrap();
+            assert!(create(conn, "ann", "b@example.org", "x").unwrap().is_none());
+            assert!(crate::db::add_user(conn, "ANN", None).is_err());
+            let (found, hash) = find_with_password(conn, "aNN").unwrap().unwrap();
+            assert_eq!((found.id, found.login.as_str(), hash.as_deref()), (ann.id, "Ann", Some("phc")));
+            assert!(crate::db::disable_user(conn, "ann").unwrap());
+            assert!(find_with_password(conn, "Ann").unwrap().is_none(), "a disabled user signs in no more");
+        });
     }
 }

@@ -6,25 +6,9 @@
 use anyhow::Result;
 use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
 use rand::Rng;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::Digest;
 
-use super::{Caller, TokenSpec};
-
-pub(super) const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS device_codes (
-    id INTEGER PRIMARY KEY,
-    device_hash TEXT NOT NULL UNIQUE,  -- SHA-256 of the device code
-    user_hash TEXT NOT NULL UNIQUE,    -- SHA-256 of the user code, ABCD-1234 form
-    scopes TEXT NOT NULL,              -- JSON array asked for
-    expires INTEGER NOT NULL,          -- unix seconds
-    interval INTEGER NOT NULL,         -- seconds between polls; 5 more at each slow-down
-    polled INTEGER,                    -- unix milliseconds of the last poll
-    state TEXT NOT NULL,               -- pending, approved, denied, delivered
-    user_id INTEGER REFERENCES users(id),  -- who approved
-    packages TEXT                      -- JSON patterns the approver's rights allow
-);
-"#;
+use super::{params, Caller, Conn, TokenSpec};
 
 /// How long a code can be approved and polled.
 pub const LIFETIME_SECS: i64 = 600;
@@ -69,9 +53,9 @@ pub fn normalize_user_code(typed: &str) -> Option<String> {
 
 /// Starts a device login for `scopes` (already checked to be known ones).
 /// Codes long expired are deleted here.
-pub fn start(conn: &Connection, scopes: &[String]) -> Result<Started> {
+pub fn start(conn: &Conn, scopes: &[String]) -> Result<Started> {
     let now = super::session::unix_now();
-    conn.execute("DELETE FROM device_codes WHERE expires < ?1", [now - LIFETIME_SECS])?;
+    conn.execute("DELETE FROM device_codes WHERE expires < ?1", params![now - LIFETIME_SECS])?;
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     let device_code = BASE64_URL_SAFE_NO_PAD.encode(bytes);
@@ -81,7 +65,7 @@ pub fn start(conn: &Connection, scopes: &[String]) -> Result<Started> {
     for _ in 0..8 {
         let user_code = generate_user_code();
         let inserted = conn.execute(
-            "INSERT INTO device_codes (device_hash, user_hash, scopes, expires, interval, state)
+            "INSERT INTO device_codes (device_hash, user_hash, scopes, expires, \"interval\", state)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending') ON CONFLICT (user_hash) DO NOTHING",
             params![
                 hash(&device_code),
@@ -113,19 +97,15 @@ pub enum Answer {
 
 /// Approves (for `approver`'s user, within its rights: the rule of
 /// [`TokenSpec::validate`]) or denies a pending user code.
-pub fn answer(conn: &Connection, user_code: &str, approver: &Caller, approve: bool) -> Result<Answer> {
+pub fn answer(conn: &Conn, user_code: &str, approver: &Caller, approve: bool) -> Result<Answer> {
     let Some(code) = normalize_user_code(user_code) else {
         return Ok(Answer::Unknown);
     };
-    let row = conn
-        .query_row(
-            "SELECT id, scopes, expires, state FROM device_codes WHERE user_hash = ?1",
-            [hash(&code)],
-            |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
-            },
-        )
-        .optional()?;
+    let row = conn.query_opt(
+        "SELECT id, scopes, expires, state FROM device_codes WHERE user_hash = ?1",
+        params![hash(&code)],
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<String>(3)?)),
+    )?;
     let Some((id, scopes, expires, state)) = row else {
         return Ok(Answer::Unknown);
     };
@@ -173,29 +153,28 @@ pub enum Poll {
 /// One poll. Polls closer together than the code's interval get
 /// `SlowDown` and add 5 seconds to it; the first poll after approval makes
 /// the token and marks the code delivered, in one transaction.
-pub fn poll(conn: &Connection, device_code: &str) -> Result<Poll> {
-    let txn = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let row = txn
-        .query_row(
-            "SELECT d.id, d.scopes, d.expires, d.interval, d.polled, d.state, d.user_id, d.packages,
+pub fn poll(conn: &Conn, device_code: &str) -> Result<Poll> {
+    // Exclusive: two polls of one code cannot both see it approved.
+    let txn = conn.transaction_exclusive()?;
+    let row = txn.query_opt(
+        "SELECT d.id, d.scopes, d.expires, d.\"interval\", d.polled, d.state, d.user_id, d.packages,
                     u.disabled
              FROM device_codes d LEFT JOIN users u ON u.id = d.user_id WHERE d.device_hash = ?1",
-            [hash(device_code)],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, Option<bool>>(8)?,
-                ))
-            },
-        )
-        .optional()?;
+        params![hash(device_code)],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<i64>(2)?,
+                r.get::<i64>(3)?,
+                r.get::<Option<i64>>(4)?,
+                r.get::<String>(5)?,
+                r.get::<Option<i64>>(6)?,
+                r.get::<Option<String>>(7)?,
+                r.get::<Option<bool>>(8)?,
+            ))
+        },
+    )?;
     let Some((id, scopes, expires, interval, polled, state, user_id, packages, disabled)) = row else {
         return Ok(Poll::Unknown);
     };
@@ -208,7 +187,7 @@ pub fn poll(conn: &Connection, device_code: &str) -> Result<Poll> {
     }
     if polled.is_some_and(|p| now_ms - p < interval * 1000) {
         txn.execute(
-            "UPDATE device_codes SET polled = ?1, interval = interval + ?2 WHERE id = ?3",
+            "UPDATE device_codes SET polled = ?1, \"interval\" = \"interval\" + ?2 WHERE id = ?3",
             params![now_ms, INTERVAL_SECS, id],
         )?;
         txn.commit()?;
@@ -222,8 +201,8 @@ pub fn poll(conn: &Connection, device_code: &str) -> Result<Poll> {
             let scopes: Vec<String> = serde_json::from_str(&scopes)?;
             let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
             let packages: Vec<String> = serde_json::from_str(&packages)?;
-            let token = super::issue_token(&txn, user_id, TOKEN_LABEL, &scopes, &packages, None)?;
-            txn.execute("UPDATE device_codes SET state = 'delivered' WHERE id = ?1", [id])?;
+            let (_, token) = super::issue_token(&txn, user_id, TOKEN_LABEL, &scopes, &packages, None)?;
+            txn.execute("UPDATE device_codes SET state = 'delivered' WHERE id = ?1", params![id])?;
             Poll::Token(token)
         }
         ("denied", _, _) => Poll::Denied,
@@ -254,26 +233,28 @@ mod tests {
 
     #[test]
     fn approval_is_within_the_approvers_rights_and_delivers_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::db::open(&dir.path().join("state.db")).unwrap();
-        let root = crate::db::add_user(&conn, "ann", None).unwrap();
-        let ann = crate::db::authenticate(&conn, &root).unwrap().unwrap();
+        crate::db::testdb::each(approval_and_delivery);
+    }
+
+    fn approval_and_delivery(conn: &Conn) {
+        let root = crate::db::add_user(conn, "ann", None).unwrap();
+        let ann = crate::db::authenticate(conn, &root).unwrap().unwrap();
         let narrow = Caller { scopes: vec!["tokens".into(), "yank".into()], ..ann.clone() };
 
         let all: Vec<String> = crate::db::ALL_SCOPES.iter().map(|s| s.to_string()).collect();
-        let s = start(&conn, &all).unwrap();
-        assert!(matches!(answer(&conn, &s.user_code, &narrow, true).unwrap(), Answer::Refused(_)));
-        assert_eq!(poll(&conn, &s.device_code).unwrap(), Poll::Pending);
-        assert_eq!(answer(&conn, &s.user_code, &ann, true).unwrap(), Answer::Done(all));
-        assert_eq!(answer(&conn, &s.user_code, &ann, false).unwrap(), Answer::Answered);
+        let s = start(conn, &all).unwrap();
+        assert!(matches!(answer(conn, &s.user_code, &narrow, true).unwrap(), Answer::Refused(_)));
+        assert_eq!(poll(conn, &s.device_code).unwrap(), Poll::Pending);
+        assert_eq!(answer(conn, &s.user_code, &ann, true).unwrap(), Answer::Done(all));
+        assert_eq!(answer(conn, &s.user_code, &ann, false).unwrap(), Answer::Answered);
         // Polled again at once: slow down, and the interval grows.
-        assert_eq!(poll(&conn, &s.device_code).unwrap(), Poll::SlowDown);
-        conn.execute("UPDATE device_codes SET polled = polled - 10000", []).unwrap();
-        let Poll::Token(token) = poll(&conn, &s.device_code).unwrap() else { panic!("no token") };
-        let caller = crate::db::authenticate(&conn, &token).unwrap().unwrap();
+        assert_eq!(poll(conn, &s.device_code).unwrap(), Poll::SlowDown);
+        conn.execute("UPDATE device_codes SET polled = polled - 10000", params![]).unwrap();
+        let Poll::Token(token) = poll(conn, &s.device_code).unwrap() else { panic!("no token") };
+        let caller = crate::db::authenticate(conn, &token).unwrap().unwrap();
         assert_eq!(caller.user.login, "ann");
-        assert_eq!(poll(&conn, &s.device_code).unwrap(), Poll::Delivered);
-        assert_eq!(poll(&conn, "nonsense").unwrap(), Poll::Unknown);
-        assert_eq!(answer(&conn, "BCDF-0000", &ann, true).unwrap(), Answer::Unknown);
+        assert_eq!(poll(conn, &s.device_code).unwrap(), Poll::Delivered);
+        assert_eq!(poll(conn, "nonsense").unwrap(), Poll::Unknown);
+        assert_eq!(answer(conn, "BCDF-0000", &ann, true).unwrap(), Answer::Unknown);
     }
 }

@@ -3,9 +3,7 @@
 //! `id` grows with every change; webhooks and `GET /api/v1/events` read
 //! them by id.
 //!
-//! Portable SQL on purpose (the state database is being ported to
-//! Postgres): `INTEGER PRIMARY KEY` ids (a sequence there), TEXT columns,
-//! `INSERT … ON CONFLICT DO NOTHING`, functions on a `&Connection`.
+//! The tables are migration 3 (SQLite) and 2 (Postgres, a BIGSERIAL id).
 //!
 //! Organisations (issue 17): an event carries no organisation today, so
 //! every event is public. When private organisations land, an `org`
@@ -14,27 +12,9 @@
 //! rows (a private organisation's events reach its webhooks and nothing else).
 
 use anyhow::Result;
-use rusqlite::{params, Connection, OptionalExtension};
 
-pub(super) const SCHEMA: &str = r#"
--- `dedup` makes re-emitting an index change a no-op (recovery replays the
--- history after the last event's commit): "{commit} {event} {name} {version}".
--- NULL for owner changes, which have no commit and are written once, in
--- the transaction of their rows (NULLs never conflict).
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    event TEXT NOT NULL,           -- publish|yank|unyank|delete|deprecate|owners|advisory
-    name TEXT NOT NULL,
-    version TEXT,
-    index_commit TEXT,
-    at TEXT NOT NULL,              -- YYYY-MM-DDTHH:MM:SSZ
-    dedup TEXT UNIQUE
-);
-CREATE TABLE IF NOT EXISTS webhook_cursors (
-    url TEXT PRIMARY KEY,
-    delivered INTEGER NOT NULL     -- the last event id the webhook acknowledged
-);
-"#;
+use super::Conn;
+use crate::params;
 
 /// One event as it is stored and sent (SPEC section 13's JSON, in this
 /// key order).
@@ -68,7 +48,7 @@ impl NewEvent {
 
 /// Appends an event; one of an index commit that is already there is
 /// skipped. Returns whether a row was added.
-pub fn record(conn: &Connection, e: &NewEvent) -> Result<bool> {
+pub fn record(conn: &Conn, e: &NewEvent) -> Result<bool> {
     let n = conn.execute(
         "INSERT INTO events (event, name, version, index_commit, at, dedup) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT DO NOTHING",
@@ -78,40 +58,37 @@ pub fn record(conn: &Connection, e: &NewEvent) -> Result<bool> {
 }
 
 /// Up to `limit` events after id `after`, oldest first.
-pub fn after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>> {
-    let mut stmt = conn.prepare_cached(
+pub fn after(conn: &Conn, after: i64, limit: usize) -> Result<Vec<Event>> {
+    conn.query(
         "SELECT id, event, name, version, index_commit, at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![after, limit as i64], |r| {
-        Ok(Event {
-            id: r.get(0)?,
-            event: r.get(1)?,
-            name: r.get(2)?,
-            version: r.get(3)?,
-            index_commit: r.get(4)?,
-            at: r.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        params![after, limit as i64],
+        |r| {
+            Ok(Event {
+                id: r.get(0)?,
+                event: r.get(1)?,
+                name: r.get(2)?,
+                version: r.get(3)?,
+                index_commit: r.get(4)?,
+                at: r.get(5)?,
+            })
+        },
+    )
 }
 
 /// The index commit of the newest event that has one: the history after it
 /// may still owe events.
-pub fn last_commit(conn: &Connection) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT index_commit FROM events WHERE index_commit IS NOT NULL ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn last_commit(conn: &Conn) -> Result<Option<String>> {
+    conn.query_opt(
+        "SELECT index_commit FROM events WHERE index_commit IS NOT NULL ORDER BY id DESC LIMIT 1",
+        params![],
+        |r| r.get(0),
+    )
 }
 
 /// The last event id a webhook acknowledged (0: none yet).
-pub fn cursor(conn: &Connection, url: &str) -> Result<i64> {
+pub fn cursor(conn: &Conn, url: &str) -> Result<i64> {
     Ok(conn
-        .query_row("SELECT delivered FROM webhook_cursors WHERE url = ?1", params![url], |r| r.get(0))
-        .optional()?
+        .query_opt("SELECT delivered FROM webhook_cursors WHERE url = ?1", params![url], |r| r.get(0))?
         .unwrap_or(0))
 }
 
@@ -119,17 +96,17 @@ pub fn cursor(conn: &Connection, url: &str) -> Result<i64> {
 /// a webhook added to a running registry hears of changes from then on,
 /// not of its whole history (the event stream replays that). Once it has
 /// a cursor, this changes nothing.
-pub fn start_cursor(conn: &Connection, url: &str) -> Result<()> {
+pub fn start_cursor(conn: &Conn, url: &str) -> Result<()> {
     // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
     conn.execute(
-        "INSERT INTO webhook_cursors (url, delivered) SELECT ?1, COALESCE(MAX(id), 0) FROM events WHERE true
+        "INSERT INTO webhook_cursors (url, delivered) SELECT CAST(?1 AS TEXT), COALESCE(MAX(id), 0) FROM events WHERE true
          ON CONFLICT (url) DO NOTHING",
         params![url],
     )?;
     Ok(())
 }
 
-pub fn set_cursor(conn: &Connection, url: &str, delivered: i64) -> Result<()> {
+pub fn set_cursor(conn: &Conn, url: &str, delivered: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO webhook_cursors (url, delivered) VALUES (?1, ?2)
          ON CONFLICT (url) DO UPDATE SET delivered = excluded.delivered",
@@ -154,25 +131,35 @@ mod tests {
 
     #[test]
     fn index_events_are_recorded_once_and_owner_events_always() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = super::super::open(&dir.path().join("state.db")).unwrap();
-        assert!(record(&conn, &event(Some("c1"), "publish")).unwrap());
-        assert!(!record(&conn, &event(Some("c1"), "publish")).unwrap(), "a replay adds nothing");
-        assert!(record(&conn, &event(Some("c2"), "yank")).unwrap());
-        assert!(record(&conn, &event(None, "owners")).unwrap());
-        assert!(record(&conn, &event(None, "owners")).unwrap(), "owner changes have no commit to dedup by");
-        let all = after(&conn, 0, 10).unwrap();
-        assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
-        assert_eq!(after(&conn, 2, 10).unwrap().len(), 2);
-        assert_eq!(after(&conn, 0, 1).unwrap()[0].event, "publish");
-        assert_eq!(last_commit(&conn).unwrap().as_deref(), Some("c2"));
-        assert_eq!(cursor(&conn, "http://h").unwrap(), 0);
-        start_cursor(&conn, "http://new").unwrap();
-        assert_eq!(cursor(&conn, "http://new").unwrap(), 4, "a new webhook starts at the newest event");
-        set_cursor(&conn, "http://h", 3).unwrap();
-        start_cursor(&conn, "http://h").unwrap();
-        assert_eq!(cursor(&conn, "http://h").unwrap(), 3, "a known one keeps its cursor");
-        set_cursor(&conn, "http://h", 4).unwrap();
-        assert_eq!(cursor(&conn, "http://h").unwrap(), 4);
+        super::super::testdb::each(|conn| {
+            assert!(record(conn, &event(Some("c1"), "publish")).unwrap());
+            assert!(!record(conn, &event(Some("c1"), "publish")).unwrap(), "a replay adds nothing");
+            assert!(record(conn, &event(Some("c2"), "yank")).unwrap());
+            assert!(record(conn, &event(None, "owners")).unwrap());
+            assert!(
+                record(conn, &event(None, "owners")).unwrap(),
+                "owner changes have no commit to dedup by"
+            );
+            // Ids grow; Postgres's sequence may skip the one a refused insert took.
+            let all = after(conn, 0, 10).unwrap();
+            let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
+            assert_eq!(ids.len(), 4);
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+            assert_eq!(after(conn, ids[1], 10).unwrap().len(), 2);
+            assert_eq!(after(conn, 0, 1).unwrap()[0].event, "publish");
+            assert_eq!(last_commit(conn).unwrap().as_deref(), Some("c2"));
+            assert_eq!(cursor(conn, "http://h").unwrap(), 0);
+            start_cursor(conn, "http://new").unwrap();
+            assert_eq!(
+                cursor(conn, "http://new").unwrap(),
+                ids[3],
+                "a new webhook starts at the newest event"
+            );
+            set_cursor(conn, "http://h", ids[2]).unwrap();
+            start_cursor(conn, "http://h").unwrap();
+            assert_eq!(cursor(conn, "http://h").unwrap(), ids[2], "a known one keeps its cursor");
+            set_cursor(conn, "http://h", ids[3]).unwrap();
+            assert_eq!(cursor(conn, "http://h").unwrap(), ids[3]);
+        });
     }
 }

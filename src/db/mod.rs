@@ -1,123 +1,106 @@
-//! The state database (SQLite): users, token hashes, package names and their
+//! The state database (SQLite, or Postgres by `[database] url`): users, token hashes, package names and their
 //! owners, burned versions, and the audit log; web accounts' passwords,
 //! sessions and device codes in `account`, `session` and `device`; the
-//! event log and webhook cursors in `events`. One
+//! event log and webhook cursors in `events`; the writer lease of several
+//! servers in `lease`. One
 //! writer connection lives in the publish thread; request handlers use the
 //! pool's.
 
 pub mod account;
+pub mod conn;
 pub mod device;
 pub mod events;
+pub mod lease;
+pub mod migrate;
 pub mod pool;
 pub mod session;
+#[cfg(test)]
+pub(crate) mod testdb;
+#[cfg(test)]
+mod tests;
 pub mod token;
 
+pub use crate::params;
+pub use conn::{Conn, Engine, Param, Row, Txn, Value};
+
 use anyhow::{Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::path::Path;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY,
-    login TEXT NOT NULL UNIQUE,
-    email TEXT,
-    created_at TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    delete_after TEXT,             -- set by the user's erasure request
-    password_hash TEXT             -- argon2id PHC string; NULL: no web password (account.rs)
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    id INTEGER PRIMARY KEY,
-    user_id INTEGER NOT NULL REFERENCES users(id),
-    hash TEXT NOT NULL UNIQUE,
-    label TEXT NOT NULL,
-    scopes TEXT NOT NULL,          -- JSON array; the core issues all scopes
-    packages TEXT NOT NULL,        -- JSON array of name patterns; empty = all
-    expires_at TEXT,
-    created_at TEXT NOT NULL,
-    last_used_at TEXT,
-    revoked_at TEXT
-);
-CREATE TABLE IF NOT EXISTS packages (
-    key TEXT PRIMARY KEY,          -- canonical name: lowercase, '_' as '-'
-    name TEXT NOT NULL,            -- first published spelling
-    confusable TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS packages_confusable ON packages(confusable);
-CREATE TABLE IF NOT EXISTS owners (
-    package TEXT NOT NULL REFERENCES packages(key),
-    user_id INTEGER NOT NULL REFERENCES users(id),
-    added_at TEXT NOT NULL,
-    PRIMARY KEY (package, user_id)
-);
-CREATE TABLE IF NOT EXISTS versions (
-    package TEXT NOT NULL,
-    version TEXT NOT NULL,         -- without build metadata: the burned identity
-    vers TEXT NOT NULL,            -- as published
-    sha256 TEXT NOT NULL,
-    published_at TEXT NOT NULL,
-    publisher INTEGER REFERENCES users(id),
-    deleted_at TEXT,
-    PRIMARY KEY (package, version)
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    user_id INTEGER,
-    token_id INTEGER,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    addr TEXT,
-    outcome TEXT NOT NULL
-);
--- Download statistics (jobs/stats.rs): counts per version per UTC day
--- (days since 1970-01-01), all-time totals, and the fingerprints of every
--- counted log line (sorted little-endian u64 arrays, one row per day and
--- top byte of the fingerprint) so no line is ever counted twice.
-CREATE TABLE IF NOT EXISTS stats_daily (
-    day INTEGER NOT NULL,
-    package TEXT NOT NULL,         -- canonical name
-    vers TEXT NOT NULL,            -- as published
-    count INTEGER NOT NULL,
-    PRIMARY KEY (day, package, vers)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stats_totals (
-    package TEXT NOT NULL,
-    vers TEXT NOT NULL,
-    total INTEGER NOT NULL,
-    PRIMARY KEY (package, vers)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stats_seen (
-    day INTEGER NOT NULL,
-    bucket INTEGER NOT NULL,
-    fps BLOB NOT NULL,
-    PRIMARY KEY (day, bucket)
-);
--- Effects of committed writes not made yet (publish/effects.rs): a
--- package's derived files by index path, or `owners:{name}`.
-CREATE TABLE IF NOT EXISTS pending_effects (key TEXT PRIMARY KEY, error TEXT NOT NULL, since TEXT NOT NULL);
-"#;
-
-/// Live packages and versions, kept current by the functions that change
-/// `versions` so health.json never scans the table. Computed once when
-/// missing (a new database, or after a tool wrote rows directly and
-/// deleted them).
-const COUNTERS: &str = r#"
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO counters SELECT 'versions', COUNT(*) FROM versions
-    WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'versions');
-INSERT OR IGNORE INTO counters SELECT 'packages', COUNT(DISTINCT package) FROM versions
-    WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'packages');
-"#;
+use std::path::{Path, PathBuf};
 
 pub const ALL_SCOPES: &[&str] = &["publish-new", "publish-update", "yank", "change-owners", "tokens"];
 
-/// Opens (and migrates) the state database with durable settings.
-/// Opens the state database for reading and writing; on storage that takes
+/// Where the state database is: `[database] url` (`postgres://…`), or the
+/// embedded default, SQLite's `state.db` in the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    /// The database a data directory's configuration names.
+    pub fn of(data: &Path, config: &crate::config::Config) -> Result<Target> {
+        match config.database.url.as_deref().map(str::trim) {
+            None | Some("") => Ok(Target::Sqlite(data.join("state.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Target::Postgres(url.to_string()))
+            }
+            Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+                Some(path) => Ok(Target::Sqlite(data.join(path))),
+                None => anyhow::bail!(
+                    "[database] url `{url}`: use postgres://user@host:port/db, or sqlite:path (default: state.db)"
+                ),
+            },
+        }
+    }
+
+    /// What logs may show: the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Sqlite(path) => path.display().to_string(),
+            Target::Postgres(url) => {
+                match url.split_once("://").and_then(|(s, rest)| Some((s, rest.split_once('@')?))) {
+                    Some((scheme, (user, host))) => {
+                        format!("{scheme}://{}@{host}", user.split(':').next().unwrap_or(user))
+                    }
+                    None => url.clone(),
+                }
+            }
+        }
+    }
+}
+
+/// Opens (and migrates) the state database.
+pub fn open(target: &Target) -> Result<Conn> {
+    match target {
+        Target::Sqlite(path) => open_sqlite(path),
+        Target::Postgres(url) => open_postgres(url),
+    }
+}
+
+/// How long a statement waits for a lock another connection holds (SQLite's
+/// busy timeout; Postgres's `lock_timeout`, the writer lock included).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the Postgres database of `url`, without TLS (for now: a database on
+/// the same host or a private network), and migrates it.
+fn open_postgres(url: &str) -> Result<Conn> {
+    let what = Target::Postgres(url.to_string()).describe();
+    let mut config: postgres::Config =
+        url.parse().with_context(|| format!("parsing the database URL {what}"))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(LOCK_WAIT);
+    }
+    let client = conn::connect_postgres(&config).with_context(|| format!("connecting to {what}"))?;
+    let conn = Conn::from_postgres(client);
+    conn.execute_batch(&format!("SET lock_timeout = {}", LOCK_WAIT.as_millis()))?;
+    migrate::run(&conn).with_context(|| format!("migrating {what}"))?;
+    Ok(conn)
+}
+
+/// Opens the SQLite database for reading and writing; on storage that takes
 /// no writes (a read-only filesystem), for reading only, so a server there
 /// still authenticates and serves (its writes then fail as unavailable).
-pub fn open(path: &Path) -> Result<Connection> {
+pub fn open_sqlite(path: &Path) -> Result<Conn> {
     match open_writable(path) {
         Ok(conn) => Ok(conn),
         Err(e) if read_only_storage(&e) => {
@@ -128,23 +111,19 @@ pub fn open(path: &Path) -> Result<Connection> {
     }
 }
 
-fn open_writable(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+fn open_writable(path: &Path) -> Result<Conn> {
+    let conn = rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(LOCK_WAIT)?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-    conn.execute_batch(SCHEMA)?;
-    account::migrate(&conn)?;
-    conn.execute_batch(session::SCHEMA)?;
-    conn.execute_batch(device::SCHEMA)?;
-    conn.execute_batch(events::SCHEMA)?;
-    conn.execute_batch(COUNTERS)?;
+    let conn = Conn::from_sqlite(conn);
+    migrate::run(&conn)?;
     Ok(conn)
 }
 
 /// Read-only, through the WAL when its files can be used, else as an
 /// immutable file (a read-only filesystem where the `-shm` cannot be made).
-fn open_read_only(path: &Path) -> Result<Connection> {
-    use rusqlite::OpenFlags;
+fn open_read_only(path: &Path) -> Result<Conn> {
+    use rusqlite::{Connection, OpenFlags};
     let flags =
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let plain = Connection::open_with_flags(path, flags)
@@ -154,8 +133,8 @@ fn open_read_only(path: &Path) -> Result<Connection> {
         Err(_) => Connection::open_with_flags(format!("file:{}?immutable=1", path.display()), flags)
             .with_context(|| format!("opening {} read-only", path.display()))?,
     };
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    Ok(conn)
+    conn.busy_timeout(LOCK_WAIT)?;
+    Ok(Conn::from_sqlite(conn))
 }
 
 /// Whether a failure to open means the storage takes no writes.
@@ -168,9 +147,10 @@ fn read_only_storage(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Whether this connection can write (false on read-only storage).
-pub fn writable(conn: &Connection) -> bool {
-    !conn.is_readonly(rusqlite::DatabaseName::Main).unwrap_or(true)
+/// Whether this connection can write (false on read-only storage, or when
+/// a Postgres connection was lost: the holder opens a new one).
+pub fn writable(conn: &Conn) -> bool {
+    conn.writable()
 }
 
 pub fn now() -> String {
@@ -225,33 +205,35 @@ pub fn check_login(login: &str) -> Result<(), String> {
 }
 
 /// Adds a user and issues a first token with every scope; returns the token.
-pub fn add_user(conn: &Connection, login: &str, email: Option<&str>) -> Result<String> {
+pub fn add_user(conn: &Conn, login: &str, email: Option<&str>) -> Result<String> {
     check_login(login).map_err(anyhow::Error::msg)?;
-    let exists: bool = conn
-        .query_row("SELECT 1 FROM users WHERE login = ?1 COLLATE NOCASE", [login], |_| Ok(true))
-        .optional()?
-        .unwrap_or(false);
-    anyhow::ensure!(!exists, "a user `{login}` exists already");
-    conn.execute(
-        "INSERT INTO users (login, email, created_at) VALUES (?1, ?2, ?3)",
+    // Checked and inserted in one statement; on Postgres a unique index on
+    // lower(login) also stops a concurrent twin.
+    let id: Option<i64> = conn.query_opt(
+        "INSERT INTO users (login, email, created_at)
+         SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT)
+         WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(login) = lower(?1))
+         ON CONFLICT DO NOTHING RETURNING id",
         params![login, email, now()],
+        |r| r.get(0),
     )?;
-    issue_token(conn, conn.last_insert_rowid(), "first token", ALL_SCOPES, &[], None)
+    let Some(id) = id else { anyhow::bail!("a user `{login}` exists already") };
+    Ok(issue_token(conn, id, "first token", ALL_SCOPES, &[], None)?.1)
 }
 
-/// Stores a new token's hash and returns the token (shown once).
+/// Stores a new token's hash and returns its id and the token (shown once).
 pub fn issue_token(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     label: &str,
     scopes: &[&str],
     packages: &[String],
     expires_at: Option<&str>,
-) -> Result<String> {
+) -> Result<(i64, String)> {
     let token = token::generate();
-    conn.execute(
+    let id = conn.query_row(
         "INSERT INTO tokens (user_id, hash, label, scopes, packages, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
             user_id,
             token::hash(&token),
@@ -261,36 +243,35 @@ pub fn issue_token(
             expires_at,
             now()
         ],
+        |r| r.get(0),
     )?;
-    Ok(token)
+    Ok((id, token))
 }
 
 /// Looks a presented token up (a read: the caller records its use with
 /// [`touch_tokens`] later, in a batch). `None` for unknown, revoked,
 /// expired tokens and disabled users; malformed tokens never reach the
 /// database.
-pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>> {
+pub fn authenticate(conn: &Conn, presented: &str) -> Result<Option<Caller>> {
     if !token::well_formed(presented) {
         return Ok(None);
     }
     let now = now();
-    let row = conn
-        .query_row(
-            "SELECT t.id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at
+    let row = conn.query_opt(
+        "SELECT t.id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at
              FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.hash = ?1 AND t.revoked_at IS NULL AND u.disabled = 0
                AND (t.expires_at IS NULL OR t.expires_at > ?2)",
-            params![token::hash(presented), now],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    User { id: r.get(3)?, login: r.get(4)?, email: r.get(5)?, created_at: r.get(6)? },
-                ))
-            },
-        )
-        .optional()?;
+        params![token::hash(presented), now],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                User { id: r.get(3)?, login: r.get(4)?, email: r.get(5)?, created_at: r.get(6)? },
+            ))
+        },
+    )?;
     let Some((token_id, scopes, packages, user)) = row else {
         return Ok(None);
     };
@@ -303,8 +284,8 @@ pub fn authenticate(conn: &Connection, presented: &str) -> Result<Option<Caller>
 }
 
 /// Records when tokens were last used, in one transaction: (token id, time).
-pub fn touch_tokens(conn: &Connection, used: &[(i64, String)]) -> Result<()> {
-    let txn = conn.unchecked_transaction()?;
+pub fn touch_tokens(conn: &Conn, used: &[(i64, String)]) -> Result<()> {
+    let txn = conn.transaction()?;
     for (id, at) in used {
         txn.execute(
             "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
@@ -315,34 +296,30 @@ pub fn touch_tokens(conn: &Connection, used: &[(i64, String)]) -> Result<()> {
     Ok(())
 }
 
-pub fn list_users(conn: &Connection) -> Result<Vec<(User, bool)>> {
-    let mut stmt = conn.prepare("SELECT id, login, email, created_at, disabled FROM users ORDER BY login")?;
-    let rows = stmt.query_map([], |r| {
+pub fn list_users(conn: &Conn) -> Result<Vec<(User, bool)>> {
+    conn.query("SELECT id, login, email, created_at, disabled FROM users ORDER BY login", params![], |r| {
         Ok((User { id: r.get(0)?, login: r.get(1)?, email: r.get(2)?, created_at: r.get(3)? }, r.get(4)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    })
 }
 
 /// A package's stored identity: (first spelling, confusable key).
-pub fn find_package(conn: &Connection, name: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT name FROM packages WHERE key = ?1", [crate::name::canonical(name)], |r| r.get(0))
-        .optional()?)
+pub fn find_package(conn: &Conn, name: &str) -> Result<Option<String>> {
+    conn.query_opt("SELECT name FROM packages WHERE key = ?1", params![crate::name::canonical(name)], |r| {
+        r.get(0)
+    })
 }
 
 /// An existing package whose name looks like `name` but is another package.
-pub fn find_confusable(conn: &Connection, name: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT name FROM packages WHERE confusable = ?1 AND key != ?2",
-            params![crate::name::confusable(name), crate::name::canonical(name)],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn find_confusable(conn: &Conn, name: &str) -> Result<Option<String>> {
+    conn.query_opt(
+        "SELECT name FROM packages WHERE confusable = ?1 AND key != ?2",
+        params![crate::name::confusable(name), crate::name::canonical(name)],
+        |r| r.get(0),
+    )
 }
 
 /// Registers a name with `user_id` as its first owner.
-pub fn create_package(conn: &Connection, name: &str, user_id: i64) -> Result<()> {
+pub fn create_package(conn: &Conn, name: &str, user_id: i64) -> Result<()> {
     let key = crate::name::canonical(name);
     conn.execute(
         "INSERT INTO packages (key, name, confusable, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -355,25 +332,23 @@ pub fn create_package(conn: &Connection, name: &str, user_id: i64) -> Result<()>
     Ok(())
 }
 
-pub fn find_user(conn: &Connection, login: &str) -> Result<Option<User>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, login, email, created_at FROM users WHERE login = ?1 COLLATE NOCASE",
-            [login],
-            |r| Ok(User { id: r.get(0)?, login: r.get(1)?, email: r.get(2)?, created_at: r.get(3)? }),
-        )
-        .optional()?)
+pub fn find_user(conn: &Conn, login: &str) -> Result<Option<User>> {
+    conn.query_opt(
+        "SELECT id, login, email, created_at FROM users WHERE lower(login) = lower(?1)",
+        params![login],
+        |r| Ok(User { id: r.get(0)?, login: r.get(1)?, email: r.get(2)?, created_at: r.get(3)? }),
+    )
 }
 
-pub fn add_owner(conn: &Connection, name: &str, user_id: i64) -> Result<()> {
+pub fn add_owner(conn: &Conn, name: &str, user_id: i64) -> Result<()> {
     conn.execute(
-        "INSERT OR IGNORE INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3)",
+        "INSERT INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         params![crate::name::canonical(name), user_id, now()],
     )?;
     Ok(())
 }
 
-pub fn remove_owner(conn: &Connection, name: &str, user_id: i64) -> Result<()> {
+pub fn remove_owner(conn: &Conn, name: &str, user_id: i64) -> Result<()> {
     conn.execute(
         "DELETE FROM owners WHERE package = ?1 AND user_id = ?2",
         params![crate::name::canonical(name), user_id],
@@ -381,40 +356,38 @@ pub fn remove_owner(conn: &Connection, name: &str, user_id: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn is_owner(conn: &Connection, name: &str, user_id: i64) -> Result<bool> {
+pub fn is_owner(conn: &Conn, name: &str, user_id: i64) -> Result<bool> {
     Ok(conn
-        .query_row(
+        .query_opt(
             "SELECT 1 FROM owners WHERE package = ?1 AND user_id = ?2",
             params![crate::name::canonical(name), user_id],
             |_| Ok(()),
-        )
-        .optional()?
+        )?
         .is_some())
 }
 
-pub fn owners(conn: &Connection, name: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(
+pub fn owners(conn: &Conn, name: &str) -> Result<Vec<String>> {
+    conn.query(
         "SELECT u.login FROM owners o JOIN users u ON u.id = o.user_id WHERE o.package = ?1 ORDER BY o.added_at, u.login",
-    )?;
-    let rows = stmt.query_map([crate::name::canonical(name)], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        params![crate::name::canonical(name)],
+        |r| r.get(0),
+    )
 }
 
 /// True when this (package, version-without-build) was ever published, even
 /// if it was since deleted: version numbers are burned forever.
-pub fn version_burned(conn: &Connection, name: &str, version_key: &str) -> Result<bool> {
+pub fn version_burned(conn: &Conn, name: &str, version_key: &str) -> Result<bool> {
     Ok(conn
-        .query_row(
+        .query_opt(
             "SELECT 1 FROM versions WHERE package = ?1 AND version = ?2",
             params![crate::name::canonical(name), version_key],
             |_| Ok(()),
-        )
-        .optional()?
+        )?
         .is_some())
 }
 
 pub fn record_version(
-    conn: &Connection,
+    conn: &Conn,
     name: &str,
     version: &semver::Version,
     sha256: &str,
@@ -422,8 +395,17 @@ pub fn record_version(
     by: i64,
 ) -> Result<()> {
     conn.execute(
-        "INSERT INTO versions (package, version, vers, sha256, published_at, publisher) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![crate::name::canonical(name), crate::name::version_key(version), version.to_string(), sha256, at, by],
+        // `seq`: the order of recording (writers take turns: one at a time).
+        "INSERT INTO versions (package, version, vers, sha256, published_at, publisher, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM versions))",
+        params![
+            crate::name::canonical(name),
+            crate::name::version_key(version),
+            version.to_string(),
+            sha256,
+            at,
+            by
+        ],
     )?;
     count_version(conn, &crate::name::canonical(name), 1)
 }
@@ -440,21 +422,21 @@ pub struct VersionRow {
 }
 
 /// The `n` most recently recorded live versions, newest first.
-pub fn recent_versions(conn: &Connection, n: usize) -> Result<Vec<VersionRow>> {
-    version_rows(conn, "v.deleted_at IS NULL ORDER BY v.rowid DESC", n)
+pub fn recent_versions(conn: &Conn, n: usize) -> Result<Vec<VersionRow>> {
+    version_rows(conn, "v.deleted_at IS NULL ORDER BY v.seq DESC", n)
 }
 
 /// The `n` versions hard-deleted last.
-pub fn recently_deleted(conn: &Connection, n: usize) -> Result<Vec<VersionRow>> {
+pub fn recently_deleted(conn: &Conn, n: usize) -> Result<Vec<VersionRow>> {
     version_rows(conn, "v.deleted_at IS NOT NULL ORDER BY v.deleted_at DESC", n)
 }
 
-fn version_rows(conn: &Connection, filter_and_order: &str, n: usize) -> Result<Vec<VersionRow>> {
-    let mut stmt = conn.prepare(&format!(
+fn version_rows(conn: &Conn, filter_and_order: &str, n: usize) -> Result<Vec<VersionRow>> {
+    let sql = format!(
         "SELECT v.package, p.name, v.version, v.vers, v.sha256, v.published_at FROM versions v JOIN packages p ON p.key = v.package
          WHERE {filter_and_order} LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([n as i64], |r| {
+    );
+    conn.query(&sql, params![n as i64], |r| {
         Ok(VersionRow {
             key: r.get(0)?,
             name: r.get(1)?,
@@ -463,35 +445,36 @@ fn version_rows(conn: &Connection, filter_and_order: &str, n: usize) -> Result<V
             sha256: r.get(4)?,
             published_at: r.get(5)?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    })
 }
 
 /// (packages with a live version, live versions).
-pub fn counts(conn: &Connection) -> Result<(i64, i64)> {
-    let get = |name: &str| conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| r.get(0));
+pub fn counts(conn: &Conn) -> Result<(i64, i64)> {
+    let get = |name: &str| {
+        conn.query_row("SELECT value FROM counters WHERE name = ?1", params![name], |r| r.get(0))
+    };
     Ok((get("packages")?, get("versions")?))
 }
 
 /// Adjusts the counters after a version of `package_key` became live (+1)
 /// or stopped being live (-1).
-fn count_version(conn: &Connection, package_key: &str, delta: i64) -> Result<()> {
+fn count_version(conn: &Conn, package_key: &str, delta: i64) -> Result<()> {
     let live: i64 = conn.query_row(
         "SELECT COUNT(*) FROM versions WHERE package = ?1 AND deleted_at IS NULL",
-        [package_key],
+        params![package_key],
         |r| r.get(0),
     )?;
-    conn.execute("UPDATE counters SET value = value + ?1 WHERE name = 'versions'", [delta])?;
+    conn.execute("UPDATE counters SET value = value + ?1 WHERE name = 'versions'", params![delta])?;
     // The package appeared (first live version) or disappeared (last one gone).
     if (delta > 0 && live == 1) || (delta < 0 && live == 0) {
-        conn.execute("UPDATE counters SET value = value + ?1 WHERE name = 'packages'", [delta])?;
+        conn.execute("UPDATE counters SET value = value + ?1 WHERE name = 'packages'", params![delta])?;
     }
     Ok(())
 }
 
 /// Forgets a version recorded by a batch whose index commit never happened
 /// (it was never acknowledged, so its number is not burned).
-pub fn forget_version(conn: &Connection, package_key: &str, version_key: &str) -> Result<()> {
+pub fn forget_version(conn: &Conn, package_key: &str, version_key: &str) -> Result<()> {
     let n = conn.execute(
         "DELETE FROM versions WHERE package = ?1 AND version = ?2 AND deleted_at IS NULL",
         params![package_key, version_key],
@@ -512,19 +495,20 @@ pub struct AuditEntry<'a> {
 }
 
 /// Appends an audit row; returns its id.
-pub fn audit(conn: &Connection, e: &AuditEntry) -> Result<i64> {
-    conn.execute(
-        "INSERT INTO audit (at, user_id, token_id, action, target, addr, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+pub fn audit(conn: &Conn, e: &AuditEntry) -> Result<i64> {
+    conn.query_row(
+        "INSERT INTO audit (at, user_id, token_id, action, target, addr, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![now(), e.user_id, e.token_id, e.action, e.target, e.addr, e.outcome],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// Whether a live version is stored under this SHA-256.
-pub fn blob_in_use(conn: &Connection, sha256: &str) -> Result<bool> {
+pub fn blob_in_use(conn: &Conn, sha256: &str) -> Result<bool> {
     let n: i64 = conn.query_row(
         "SELECT COUNT(*) FROM versions WHERE sha256 = ?1 AND deleted_at IS NULL",
-        [sha256],
+        params![sha256],
         |r| r.get(0),
     )?;
     Ok(n > 0)
@@ -532,23 +516,23 @@ pub fn blob_in_use(conn: &Connection, sha256: &str) -> Result<bool> {
 
 /// Takes back the audit row of a change that did not happen after all (its
 /// group's index commit failed).
-pub fn forget_audit(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute("DELETE FROM audit WHERE id = ?1", [id])?;
+pub fn forget_audit(conn: &Conn, id: i64) -> Result<()> {
+    conn.execute("DELETE FROM audit WHERE id = ?1", params![id])?;
     Ok(())
 }
 
 /// Takes back a package row and its first owner, made by a publish whose
 /// index commit failed.
-pub fn forget_package(conn: &Connection, name: &str) -> Result<()> {
+pub fn forget_package(conn: &Conn, name: &str) -> Result<()> {
     let key = crate::name::canonical(name);
-    conn.execute("DELETE FROM owners WHERE package = ?1", [&key])?;
-    conn.execute("DELETE FROM packages WHERE key = ?1", [&key])?;
+    conn.execute("DELETE FROM owners WHERE package = ?1", params![key])?;
+    conn.execute("DELETE FROM packages WHERE key = ?1", params![key])?;
     Ok(())
 }
 
 /// Takes back a hard delete's mark (its index commit failed, or a crash
 /// came before it).
-pub fn unmark_version_deleted(conn: &Connection, name: &str, version_key: &str) -> Result<()> {
+pub fn unmark_version_deleted(conn: &Conn, name: &str, version_key: &str) -> Result<()> {
     let key = crate::name::canonical(name);
     let n = conn.execute(
         "UPDATE versions SET deleted_at = NULL WHERE package = ?1 AND version = ?2 AND deleted_at IS NOT NULL",
@@ -562,13 +546,13 @@ pub fn unmark_version_deleted(conn: &Connection, name: &str, version_key: &str) 
 
 /// Effects a write group could not make yet (a package's derived files,
 /// its owners document), by key, with the error; retried by the writer.
-pub fn pending_effects(conn: &Connection) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare("SELECT key, error FROM pending_effects ORDER BY key")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn pending_effects(conn: &Conn) -> Result<Vec<(String, String)>> {
+    conn.query("SELECT key, error FROM pending_effects ORDER BY key", params![], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
 }
 
-pub fn add_pending_effect(conn: &Connection, key: &str, error: &str) -> Result<()> {
+pub fn add_pending_effect(conn: &Conn, key: &str, error: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO pending_effects (key, error, since) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET error = excluded.error",
@@ -577,13 +561,13 @@ pub fn add_pending_effect(conn: &Connection, key: &str, error: &str) -> Result<(
     Ok(())
 }
 
-pub fn clear_pending_effect(conn: &Connection, key: &str) -> Result<()> {
-    conn.execute("DELETE FROM pending_effects WHERE key = ?1", [key])?;
+pub fn clear_pending_effect(conn: &Conn, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM pending_effects WHERE key = ?1", params![key])?;
     Ok(())
 }
 
-pub fn clear_pending_effects(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM pending_effects", [])?;
+pub fn clear_pending_effects(conn: &Conn) -> Result<()> {
+    conn.execute("DELETE FROM pending_effects", params![])?;
     Ok(())
 }
 
@@ -600,8 +584,8 @@ pub struct TokenMeta {
     pub created_at: String,
 }
 
-fn token_meta(r: &rusqlite::Row) -> rusqlite::Result<TokenMeta> {
-    let json = |i: usize| -> rusqlite::Result<Vec<String>> {
+fn token_meta(r: &Row) -> Result<TokenMeta> {
+    let json = |i: usize| -> Result<Vec<String>> {
         let text: String = r.get(i)?;
         Ok(serde_json::from_str(&text).unwrap_or_default())
     };
@@ -619,12 +603,12 @@ fn token_meta(r: &rusqlite::Row) -> rusqlite::Result<TokenMeta> {
 const TOKEN_COLUMNS: &str = "id, label, scopes, packages, expires_at, last_used_at, created_at";
 
 /// The caller's live (not revoked) tokens.
-pub fn list_tokens(conn: &Connection, user_id: i64) -> Result<Vec<TokenMeta>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([user_id], token_meta)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn list_tokens(conn: &Conn, user_id: i64) -> Result<Vec<TokenMeta>> {
+    conn.query(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id"),
+        params![user_id],
+        token_meta,
+    )
 }
 
 /// What a new token may do.
@@ -693,17 +677,20 @@ fn pattern_within(inner: &str, outer: &str) -> bool {
 }
 
 /// Stores a new token; returns its metadata and the key (shown once).
-pub fn create_token(conn: &Connection, user_id: i64, spec: &TokenSpec) -> Result<(TokenMeta, String)> {
+pub fn create_token(conn: &Conn, user_id: i64, spec: &TokenSpec) -> Result<(TokenMeta, String)> {
     let scopes: Vec<&str> = spec.scopes.iter().map(String::as_str).collect();
-    let key = issue_token(conn, user_id, &spec.label, &scopes, &spec.packages, spec.expires_at.as_deref())?;
-    let id = conn.last_insert_rowid();
-    let meta =
-        conn.query_row(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"), [id], token_meta)?;
+    let (id, key) =
+        issue_token(conn, user_id, &spec.label, &scopes, &spec.packages, spec.expires_at.as_deref())?;
+    let meta = conn.query_row(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
+        params![id],
+        token_meta,
+    )?;
     Ok((meta, key))
 }
 
 /// Revokes one of the user's tokens; false if there is no such live token.
-pub fn revoke_token(conn: &Connection, user_id: i64, id: i64) -> Result<bool> {
+pub fn revoke_token(conn: &Conn, user_id: i64, id: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
         params![now(), id, user_id],
@@ -714,56 +701,53 @@ pub fn revoke_token(conn: &Connection, user_id: i64, id: i64) -> Result<bool> {
 /// Everything tied to a user: profile, token metadata with hashes (never a
 /// plaintext token), web sessions, owned packages with their versions,
 /// audit entries.
-pub fn export(conn: &Connection, user_id: i64) -> Result<serde_json::Value> {
+pub fn export(conn: &Conn, user_id: i64) -> Result<serde_json::Value> {
     use serde_json::json;
     let user = conn.query_row(
         "SELECT login, email, created_at, disabled, delete_after FROM users WHERE id = ?1",
-        [user_id],
+        params![user_id],
         |r| {
-            Ok(json!({ "login": r.get::<_, String>(0)?, "email": r.get::<_, Option<String>>(1)?,
-                       "createdAt": r.get::<_, String>(2)?, "disabled": r.get::<_, bool>(3)?,
-                       "deleteAfter": r.get::<_, Option<String>>(4)? }))
+            Ok(json!({ "login": r.get::<String>(0)?, "email": r.get::<Option<String>>(1)?,
+                       "createdAt": r.get::<String>(2)?, "disabled": r.get::<bool>(3)?,
+                       "deleteAfter": r.get::<Option<String>>(4)? }))
         },
     )?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {TOKEN_COLUMNS}, hash, revoked_at FROM tokens WHERE user_id = ?1 ORDER BY id"
-    ))?;
-    let tokens: Vec<serde_json::Value> = stmt
-        .query_map([user_id], |r| {
-            let mut v = serde_json::to_value(token_meta(r)?).unwrap();
-            v["sha256"] = json!(r.get::<_, String>(7)?);
-            v["revokedAt"] = json!(r.get::<_, Option<String>>(8)?);
+    let tokens = conn.query(
+        &format!("SELECT {TOKEN_COLUMNS}, hash, revoked_at FROM tokens WHERE user_id = ?1 ORDER BY id"),
+        params![user_id],
+        |r| {
+            let mut v = serde_json::to_value(token_meta(r)?)?;
+            v["sha256"] = json!(r.get::<String>(7)?);
+            v["revokedAt"] = json!(r.get::<Option<String>>(8)?);
             Ok(v)
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare(
-        "SELECT p.name, p.key FROM owners o JOIN packages p ON p.key = o.package WHERE o.user_id = ?1 ORDER BY p.key",
+        },
     )?;
-    let owned: Vec<(String, String)> =
-        stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let owned: Vec<(String, String)> = conn.query(
+        "SELECT p.name, p.key FROM owners o JOIN packages p ON p.key = o.package WHERE o.user_id = ?1 ORDER BY p.key",
+        params![user_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let mut packages = Vec::new();
     for (name, key) in owned {
-        let mut stmt = conn.prepare(
-            "SELECT vers, sha256, published_at, deleted_at FROM versions WHERE package = ?1 ORDER BY rowid",
+        let versions = conn.query(
+            "SELECT vers, sha256, published_at, deleted_at FROM versions WHERE package = ?1 ORDER BY seq",
+            params![key],
+            |r| {
+                Ok(json!({ "version": r.get::<String>(0)?, "sha256": r.get::<String>(1)?,
+                           "publishedAt": r.get::<String>(2)?, "deletedAt": r.get::<Option<String>>(3)? }))
+            },
         )?;
-        let versions: Vec<serde_json::Value> = stmt
-            .query_map([&key], |r| {
-                Ok(json!({ "version": r.get::<_, String>(0)?, "sha256": r.get::<_, String>(1)?,
-                           "publishedAt": r.get::<_, String>(2)?, "deletedAt": r.get::<_, Option<String>>(3)? }))
-            })?
-            .collect::<Result<_, _>>()?;
         packages.push(json!({ "name": name, "versions": versions }));
     }
-    let mut stmt = conn.prepare(
+    let audit = conn.query(
         "SELECT at, token_id, action, target, addr, outcome FROM audit WHERE user_id = ?1 ORDER BY id",
+        params![user_id],
+        |r| {
+            Ok(json!({ "at": r.get::<String>(0)?, "tokenId": r.get::<Option<i64>>(1)?,
+                       "action": r.get::<String>(2)?, "target": r.get::<String>(3)?,
+                       "addr": r.get::<Option<String>>(4)?, "outcome": r.get::<String>(5)? }))
+        },
     )?;
-    let audit: Vec<serde_json::Value> = stmt
-        .query_map([user_id], |r| {
-            Ok(json!({ "at": r.get::<_, String>(0)?, "tokenId": r.get::<_, Option<i64>>(1)?,
-                       "action": r.get::<_, String>(2)?, "target": r.get::<_, String>(3)?,
-                       "addr": r.get::<_, Option<String>>(4)?, "outcome": r.get::<_, String>(5)? }))
-        })?
-        .collect::<Result<_, _>>()?;
     let sessions = session::export(conn, user_id)?;
     Ok(json!({ "user": user, "tokens": tokens, "sessions": sessions, "packages": packages, "audit": audit }))
 }
@@ -774,7 +758,7 @@ pub const ERASURE_GRACE_DAYS: i64 = 30;
 /// Revokes every token of the user at once, removes them from every
 /// package's owners, and marks the account for purge after the grace
 /// period. Returns the purge time and the packages the user left.
-pub fn mark_for_deletion(conn: &Connection, user_id: i64) -> Result<(String, Vec<String>)> {
+pub fn mark_for_deletion(conn: &Conn, user_id: i64) -> Result<(String, Vec<String>)> {
     let now = now();
     let purge_after =
         crate::index::line::pubtime(chrono::Utc::now() + chrono::Duration::days(ERASURE_GRACE_DAYS));
@@ -787,24 +771,26 @@ pub fn mark_for_deletion(conn: &Connection, user_id: i64) -> Result<(String, Vec
         "UPDATE users SET disabled = 1, delete_after = ?1 WHERE id = ?2",
         params![purge_after, user_id],
     )?;
-    let mut stmt = conn.prepare(
+    let packages: Vec<String> = conn.query(
         "SELECT p.name FROM owners o JOIN packages p ON p.key = o.package WHERE o.user_id = ?1 ORDER BY p.key",
+        params![user_id],
+        |r| r.get(0),
     )?;
-    let packages: Vec<String> = stmt.query_map([user_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
-    conn.execute("DELETE FROM owners WHERE user_id = ?1", [user_id])?;
+    conn.execute("DELETE FROM owners WHERE user_id = ?1", params![user_id])?;
     Ok((purge_after, packages))
 }
 
 /// Erases accounts whose grace period has passed: tokens go, the login and
 /// email are replaced; the row stays so audit entries keep their subject id.
-pub fn purge_accounts(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt =
-        conn.prepare("SELECT id, login FROM users WHERE delete_after IS NOT NULL AND delete_after <= ?1")?;
-    let due: Vec<(i64, String)> =
-        stmt.query_map([now()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+pub fn purge_accounts(conn: &Conn) -> Result<Vec<String>> {
+    let due: Vec<(i64, String)> = conn.query(
+        "SELECT id, login FROM users WHERE delete_after IS NOT NULL AND delete_after <= ?1",
+        params![now()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     for (id, _) in &due {
         session::end_all(conn, *id)?;
-        conn.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+        conn.execute("DELETE FROM tokens WHERE user_id = ?1", params![id])?;
         conn.execute(
             "UPDATE users SET login = ?1, email = NULL, delete_after = NULL, disabled = 1 WHERE id = ?2",
             params![format!("deleted-{id}"), id],
@@ -814,18 +800,18 @@ pub fn purge_accounts(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// Disables a user: their tokens stop working at once. False if unknown.
-pub fn disable_user(conn: &Connection, login: &str) -> Result<bool> {
-    Ok(conn.execute("UPDATE users SET disabled = 1 WHERE login = ?1 COLLATE NOCASE", [login])? == 1)
+pub fn disable_user(conn: &Conn, login: &str) -> Result<bool> {
+    Ok(conn.execute("UPDATE users SET disabled = 1 WHERE lower(login) = lower(?1)", params![login])? == 1)
 }
 
 /// Issues a token with every scope to an existing, enabled user.
-pub fn issue_first_token(conn: &Connection, login: &str) -> Result<String> {
+pub fn issue_first_token(conn: &Conn, login: &str) -> Result<String> {
     let user = find_user(conn, login)?.ok_or_else(|| anyhow::anyhow!("no user `{login}`"))?;
-    issue_token(conn, user.id, "issued by an administrator", ALL_SCOPES, &[], None)
+    Ok(issue_token(conn, user.id, "issued by an administrator", ALL_SCOPES, &[], None)?.1)
 }
 
 /// Marks a version hard-deleted: it leaves every listing, its number stays burned.
-pub fn mark_version_deleted(conn: &Connection, name: &str, version_key: &str) -> Result<()> {
+pub fn mark_version_deleted(conn: &Conn, name: &str, version_key: &str) -> Result<()> {
     let n = conn.execute(
         "UPDATE versions SET deleted_at = ?1 WHERE package = ?2 AND version = ?3 AND deleted_at IS NULL",
         params![now(), crate::name::canonical(name), version_key],

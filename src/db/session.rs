@@ -6,22 +6,9 @@
 
 use anyhow::Result;
 use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::Digest;
 
-use super::{Caller, User, ALL_SCOPES};
-
-pub(super) const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL UNIQUE,     -- SHA-256 of the cookie's secret
-    user_id INTEGER NOT NULL REFERENCES users(id),
-    token_id INTEGER REFERENCES tokens(id),  -- NULL: opened with a password
-    created_at TEXT NOT NULL,
-    seen INTEGER NOT NULL          -- unix seconds of the last use (recorded at most once a minute)
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
-"#;
+use super::{params, Caller, Conn, User, ALL_SCOPES};
 
 /// A session ends after this long without a request.
 pub const IDLE_SECS: i64 = 12 * 3600;
@@ -67,9 +54,9 @@ pub fn csrf(secret: &str) -> String {
 
 /// Opens a session for a user (with the token it was opened with, if any)
 /// and returns the cookie's secret. Sessions idle too long are deleted here.
-pub fn open(conn: &Connection, user_id: i64, token_id: Option<i64>) -> Result<String> {
+pub fn open(conn: &Conn, user_id: i64, token_id: Option<i64>) -> Result<String> {
     let now = unix_now();
-    conn.execute("DELETE FROM sessions WHERE seen <= ?1", [now - IDLE_SECS])?;
+    conn.execute("DELETE FROM sessions WHERE seen <= ?1", params![now - IDLE_SECS])?;
     let secret = generate();
     conn.execute(
         "INSERT INTO sessions (hash, user_id, token_id, created_at, seen) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -81,9 +68,9 @@ pub fn open(conn: &Connection, user_id: i64, token_id: Option<i64>) -> Result<St
 /// The caller a cookie's secret stands for; `None` when the session is
 /// unknown, ended, idle too long, its user disabled, or its token revoked
 /// or expired.
-pub fn authenticate(conn: &Connection, secret: &str) -> Result<Option<(Caller, Session)>> {
+pub fn authenticate(conn: &Conn, secret: &str) -> Result<Option<(Caller, Session)>> {
     let row = conn
-        .query_row(
+        .query_opt(
             "SELECT s.id, s.seen, s.token_id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at
              FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN tokens t ON t.id = s.token_id
              WHERE s.hash = ?1 AND s.seen > ?2 AND u.disabled = 0
@@ -92,16 +79,15 @@ pub fn authenticate(conn: &Connection, secret: &str) -> Result<Option<(Caller, S
             params![hash(secret), unix_now() - IDLE_SECS, super::now()],
             |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
+                    r.get::<i64>(0)?,
+                    r.get::<i64>(1)?,
+                    r.get::<Option<i64>>(2)?,
+                    r.get::<Option<String>>(3)?,
+                    r.get::<Option<String>>(4)?,
                     User { id: r.get(5)?, login: r.get(6)?, email: r.get(7)?, created_at: r.get(8)? },
                 ))
             },
-        )
-        .optional()?;
+        )?;
     let Some((id, seen, token_id, scopes, packages, user)) = row else {
         return Ok(None);
     };
@@ -114,8 +100,8 @@ pub fn authenticate(conn: &Connection, secret: &str) -> Result<Option<(Caller, S
 }
 
 /// Records sessions' last use, in one transaction: (session id, unix seconds).
-pub fn touch(conn: &Connection, seen: &[(i64, i64)]) -> Result<()> {
-    let txn = conn.unchecked_transaction()?;
+pub fn touch(conn: &Conn, seen: &[(i64, i64)]) -> Result<()> {
+    let txn = conn.transaction()?;
     for (id, at) in seen {
         txn.execute("UPDATE sessions SET seen = ?1 WHERE id = ?2 AND seen < ?1", params![at, id])?;
     }
@@ -125,30 +111,30 @@ pub fn touch(conn: &Connection, seen: &[(i64, i64)]) -> Result<()> {
 
 /// A user's live sessions for their data export: when each was opened and
 /// last used, and the token it was opened with (the secret is nowhere).
-pub fn export(conn: &Connection, user_id: i64) -> Result<Vec<serde_json::Value>> {
-    let mut stmt = conn.prepare(
+pub fn export(conn: &Conn, user_id: i64) -> Result<Vec<serde_json::Value>> {
+    conn.query(
         "SELECT created_at, seen, token_id FROM sessions WHERE user_id = ?1 AND seen > ?2 ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![user_id, unix_now() - IDLE_SECS], |r| {
-        let seen = chrono::DateTime::from_timestamp(r.get(1)?, 0).unwrap_or_default();
-        Ok(serde_json::json!({
-            "createdAt": r.get::<_, String>(0)?,
-            "lastSeenAt": crate::index::line::pubtime(seen),
-            "tokenId": r.get::<_, Option<i64>>(2)?,
-        }))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        params![user_id, unix_now() - IDLE_SECS],
+        |r| {
+            let seen = chrono::DateTime::from_timestamp(r.get(1)?, 0).unwrap_or_default();
+            Ok(serde_json::json!({
+                "createdAt": r.get::<String>(0)?,
+                "lastSeenAt": crate::index::line::pubtime(seen),
+                "tokenId": r.get::<Option<i64>>(2)?,
+            }))
+        },
+    )
 }
 
 /// Ends one session (logout).
-pub fn end(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+pub fn end(conn: &Conn, id: i64) -> Result<()> {
+    conn.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
     Ok(())
 }
 
 /// Ends every session of a user (erasure).
-pub fn end_all(conn: &Connection, user_id: i64) -> Result<()> {
-    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+pub fn end_all(conn: &Conn, user_id: i64) -> Result<()> {
+    conn.execute("DELETE FROM sessions WHERE user_id = ?1", params![user_id])?;
     Ok(())
 }
 
@@ -158,20 +144,22 @@ mod tests {
 
     #[test]
     fn a_session_has_its_tokens_rights_and_dies_with_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::db::open(&dir.path().join("state.db")).unwrap();
-        let token = crate::db::add_user(&conn, "ann", None).unwrap();
-        let user = crate::db::find_user(&conn, "ann").unwrap().unwrap();
+        crate::db::testdb::each(session_rights);
+    }
+
+    fn session_rights(conn: &Conn) {
+        let token = crate::db::add_user(conn, "ann", None).unwrap();
+        let user = crate::db::find_user(conn, "ann").unwrap().unwrap();
         let spec = crate::db::TokenSpec {
             label: "narrow".into(),
             scopes: vec!["yank".into()],
             packages: vec!["web-*".into()],
             expires_at: None,
         };
-        let (meta, _) = crate::db::create_token(&conn, user.id, &spec).unwrap();
+        let (meta, _) = crate::db::create_token(conn, user.id, &spec).unwrap();
 
-        let by_password = open(&conn, user.id, None).unwrap();
-        let (caller, s) = authenticate(&conn, &by_password).unwrap().unwrap();
+        let by_password = open(conn, user.id, None).unwrap();
+        let (caller, s) = authenticate(conn, &by_password).unwrap().unwrap();
         assert_eq!(
             (caller.token_id, caller.scopes.len(), caller.packages.len()),
             (None, ALL_SCOPES.len(), 0)
@@ -179,19 +167,19 @@ mod tests {
         assert_eq!(s.csrf, csrf(&by_password));
         assert_ne!(s.csrf, by_password);
 
-        let by_token = open(&conn, user.id, Some(meta.id)).unwrap();
-        let (caller, _) = authenticate(&conn, &by_token).unwrap().unwrap();
+        let by_token = open(conn, user.id, Some(meta.id)).unwrap();
+        let (caller, _) = authenticate(conn, &by_token).unwrap().unwrap();
         assert_eq!((caller.scopes, caller.packages), (vec!["yank".to_string()], vec!["web-*".to_string()]));
-        assert!(crate::db::revoke_token(&conn, user.id, meta.id).unwrap());
-        assert!(authenticate(&conn, &by_token).unwrap().is_none());
+        assert!(crate::db::revoke_token(conn, user.id, meta.id).unwrap());
+        assert!(authenticate(conn, &by_token).unwrap().is_none());
 
         // Idle too long: gone, and the row only ever held a hash.
-        conn.execute("UPDATE sessions SET seen = seen - ?1", [IDLE_SECS]).unwrap();
-        assert!(authenticate(&conn, &by_password).unwrap().is_none());
+        conn.execute("UPDATE sessions SET seen = seen - ?1", params![IDLE_SECS]).unwrap();
+        assert!(authenticate(conn, &by_password).unwrap().is_none());
         let stored: i64 = conn
-            .query_row("SELECT COUNT(*) FROM sessions WHERE hash = ?1", [&by_password], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM sessions WHERE hash = ?1", params![by_password], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, 0);
-        assert!(authenticate(&conn, &token).unwrap().is_none(), "a token is no session secret");
+        assert!(authenticate(conn, &token).unwrap().is_none(), "a token is no session secret");
     }
 }

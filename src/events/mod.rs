@@ -21,8 +21,8 @@
 
 pub mod webhooks;
 
+use crate::db::Conn;
 use anyhow::Result;
-use rusqlite::Connection;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ pub fn of_commit(subject: &str, commit: &str, time: i64) -> Option<NewEvent> {
 /// Appends the events of the index commits after the newest event's
 /// commit (all of the history if that commit is not in it); returns how
 /// many were added. Called under the writer lock.
-pub fn catch_up(index: &IndexRepo, conn: &Connection) -> Result<usize> {
+pub fn catch_up(index: &IndexRepo, conn: &Conn) -> Result<usize> {
     let since = events::last_commit(conn)?;
     let mut new = Vec::new();
     let collect = |c: &crate::index::CommitView| {
@@ -113,7 +113,7 @@ pub fn catch_up(index: &IndexRepo, conn: &Connection) -> Result<usize> {
     if new.is_empty() {
         return Ok(0);
     }
-    let txn = conn.unchecked_transaction()?;
+    let txn = conn.transaction()?;
     let mut added = 0;
     for e in &new {
         added += events::record(&txn, e)? as usize;

@@ -7,9 +7,9 @@
 //! [`check`] runs the same code in check mode: it writes nothing and
 //! reports the files a rebuild would write (`cairn fsck`).
 
+use crate::db::Conn;
 use anyhow::Result;
 use rayon::prelude::*;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -135,16 +135,17 @@ fn recorded_without_readme(old: Option<&[u8]>, line: &IndexLine) -> bool {
 /// Owners by canonical name, from the state database. A mirror's database is
 /// not the source's: it has none (empty here) and reads the owners documents
 /// it copied ([`copied_owners`]).
-fn all_owners(reg: &Registry, conn: &Connection) -> Result<HashMap<String, Vec<String>>> {
+fn all_owners(reg: &Registry, conn: &Conn) -> Result<HashMap<String, Vec<String>>> {
     if reg.config.read_only {
         return Ok(HashMap::new());
     }
-    let mut stmt = conn.prepare(
+    let rows = conn.query(
         "SELECT o.package, u.login FROM owners o JOIN users u ON u.id = o.user_id ORDER BY o.package, o.added_at, u.login",
+        crate::params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        let (pkg, login) = row?;
+    for (pkg, login) in rows {
         out.entry(pkg).or_default().push(login);
     }
     Ok(out)
@@ -392,7 +393,7 @@ pub fn browse(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<Value>
 /// returns the number of listing pages and of user pages.
 fn write_browse(
     reg: &Registry,
-    conn: &Connection,
+    conn: &Conn,
     snap: &Snapshot,
     owners: &HashMap<String, Vec<String>>,
     totals: &Totals,

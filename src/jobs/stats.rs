@@ -51,9 +51,10 @@
 //! no regex, no allocation per line). Only counted lines produce a record
 //! (fingerprint, day, version id).
 
+use crate::db::Conn;
+use crate::params;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -77,23 +78,25 @@ const MAX_SAMPLES: usize = 5;
 pub type Totals = HashMap<String, crate::derive::Downloads>;
 
 /// Downloads by canonical package name, then version as published.
-pub fn version_totals(conn: &Connection) -> Result<Totals> {
-    let mut stmt = conn.prepare("SELECT package, vers, total FROM stats_totals")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+pub fn version_totals(conn: &Conn) -> Result<Totals> {
+    let rows = conn.query("SELECT package, vers, total FROM stats_totals", params![], |r| {
+        Ok((r.get::<String>(0)?, r.get(1)?, r.get::<i64>(2)? as u64))
+    })?;
     let mut out = Totals::new();
-    for row in rows {
-        let (package, vers, total) = row?;
+    for (package, vers, total) in rows {
         out.entry(package).or_default().insert(vers, total);
     }
     Ok(out)
 }
 
 /// One package's downloads by version (for the documents a publish rewrites).
-pub fn package_totals(conn: &Connection, name: &str) -> Result<crate::derive::Downloads> {
-    let mut stmt = conn.prepare_cached("SELECT vers, total FROM stats_totals WHERE package = ?1")?;
-    let rows =
-        stmt.query_map([crate::name::canonical(name)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn package_totals(conn: &Conn, name: &str) -> Result<crate::derive::Downloads> {
+    let rows = conn.query(
+        "SELECT vers, total FROM stats_totals WHERE package = ?1",
+        params![crate::name::canonical(name)],
+        |r| Ok((r.get(0)?, r.get::<i64>(1)? as u64)),
+    )?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Counts the given logs (nothing twice) and rewrites every statistics
@@ -101,7 +104,7 @@ pub fn package_totals(conn: &Connection, name: &str) -> Result<crate::derive::Do
 /// download totals after the run.
 pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>, Totals)> {
     let started = Instant::now();
-    let mut conn = reg.db()?;
+    let conn = reg.db()?;
     let blobs = BlobMap::load(&conn, &reg.store)?;
     let mut tally = Tally::default();
     let mut records: Vec<Record> = Vec::new();
@@ -137,14 +140,16 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>, 
     records.dedup_by_key(|r| (r.day, r.fp));
     let repeats_in_run = before - records.len();
     let sorted_at = started.elapsed().as_secs_f64();
-    let tx = conn.transaction()?;
+    // Alone among the statistics jobs of every server (a read, merge and
+    // write of the fingerprints: two at once would count a line twice).
+    let tx = conn.transaction_locked(crate::db::conn::STATS_LOCK)?;
     let (fresh, seen_before) = merge_seen(&tx, &records)?;
     if let Some(start) = window_start {
-        tx.execute("DELETE FROM stats_seen WHERE day < ?1", [start])?;
+        tx.execute("DELETE FROM stats_seen WHERE day < ?1", params![start])?;
         tx.execute(
             "INSERT INTO counters (name, value) VALUES ('stats_window_start', ?1)
-             ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-            [start],
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE counters.value < excluded.value",
+            params![start],
         )?;
     }
     let seen_at = started.elapsed().as_secs_f64();
@@ -190,10 +195,11 @@ pub fn run(reg: &Registry, logs: &[PathBuf]) -> Result<(Value, HashSet<String>, 
 /// The first UTC day a line can be counted on: `window_days` before today,
 /// and never before an earlier run's start (the fingerprints of the days
 /// before it were dropped, whatever the setting is now). None: no window yet.
-fn window_start(conn: &Connection, window_days: u32) -> Result<Option<u32>> {
-    let stored: Option<u32> = conn
-        .query_row("SELECT value FROM counters WHERE name = 'stats_window_start'", [], |r| r.get(0))
-        .optional()?;
+fn window_start(conn: &Conn, window_days: u32) -> Result<Option<u32>> {
+    let stored: Option<u32> =
+        conn.query_opt("SELECT value FROM counters WHERE name = 'stats_window_start'", params![], |r| {
+            r.get(0)
+        })?;
     let today = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() / 86_400;
     let configured = (window_days > 0).then(|| today.saturating_sub(u64::from(window_days)) as u32);
     Ok(stored.max(configured))
@@ -268,15 +274,13 @@ struct BlobMap {
 }
 
 impl BlobMap {
-    fn load(conn: &Connection, store: &crate::store::BlobStore) -> Result<BlobMap> {
-        let mut stmt = conn.prepare("SELECT package, vers, sha256 FROM versions")?;
+    fn load(conn: &Conn, store: &crate::store::BlobStore) -> Result<BlobMap> {
         let mut versions = Vec::new();
         let mut by_prefix = HashMap::default();
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        let rows = conn.query("SELECT package, vers, sha256 FROM versions", params![], |r| {
+            Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?))
         })?;
-        for row in rows {
-            let (package, vers, sha) = row?;
+        for (package, vers, sha) in rows {
             let Some(bytes) = decode_hex32(sha.as_bytes()) else { continue };
             by_prefix.insert(prefix(&bytes), versions.len() as u32);
             versions.push((bytes, package, vers));
@@ -634,7 +638,7 @@ fn occurrence_fp(line_hash: u64, k: u64) -> u64 {
 /// Merges the run's fingerprints (sorted by (day, fp), no repeats) into
 /// `stats_seen`; returns the records no earlier run counted and how many
 /// earlier runs had counted.
-fn merge_seen(tx: &rusqlite::Transaction, recs: &[Record]) -> Result<(Vec<Record>, usize)> {
+fn merge_seen(tx: &Conn, recs: &[Record]) -> Result<(Vec<Record>, usize)> {
     // Groups of one (day, bucket) row each, in order.
     let mut groups: Vec<(u32, u8, &[Record])> = Vec::new();
     let mut i = 0;
@@ -648,11 +652,9 @@ fn merge_seen(tx: &rusqlite::Transaction, recs: &[Record]) -> Result<(Vec<Record
         i = j;
     }
     let mut stored: Vec<Option<Vec<u8>>> = Vec::with_capacity(groups.len());
-    {
-        let mut get = tx.prepare("SELECT fps FROM stats_seen WHERE day = ?1 AND bucket = ?2")?;
-        for (day, bucket, _) in &groups {
-            stored.push(get.query_row(params![day, bucket], |r| r.get::<_, Vec<u8>>(0)).optional()?);
-        }
+    for (day, bucket, _) in &groups {
+        let get = "SELECT fps FROM stats_seen WHERE day = ?1 AND bucket = ?2";
+        stored.push(tx.query_opt(get, params![day, bucket], |r| r.get::<Vec<u8>>(0))?);
     }
     let merged: Vec<(Vec<Record>, Vec<u8>)> = groups
         .par_iter()
@@ -681,11 +683,12 @@ fn merge_seen(tx: &rusqlite::Transaction, recs: &[Record]) -> Result<(Vec<Record
             (fresh, out)
         })
         .collect();
-    let mut put = tx.prepare("INSERT OR REPLACE INTO stats_seen (day, bucket, fps) VALUES (?1, ?2, ?3)")?;
+    let put = "INSERT INTO stats_seen (day, bucket, fps) VALUES (?1, ?2, ?3)
+               ON CONFLICT (day, bucket) DO UPDATE SET fps = excluded.fps";
     let mut fresh = Vec::new();
     for ((day, bucket, _), (f, bytes)) in groups.iter().zip(merged) {
         if !f.is_empty() {
-            put.execute(params![day, bucket, bytes])?;
+            tx.execute(put, params![day, bucket, bytes])?;
         }
         fresh.extend(f);
     }
@@ -695,7 +698,7 @@ fn merge_seen(tx: &rusqlite::Transaction, recs: &[Record]) -> Result<(Vec<Record
 
 /// Adds the new downloads to the daily counts and the all-time totals;
 /// returns the packages (canonical names) whose totals changed.
-fn record_counts(tx: &rusqlite::Transaction, blobs: &BlobMap, fresh: &[Record]) -> Result<HashSet<String>> {
+fn record_counts(tx: &Conn, blobs: &BlobMap, fresh: &[Record]) -> Result<HashSet<String>> {
     // `fresh` is sorted by day: count one day at a time in a dense array,
     // then write the rows in key order (B-tree appends, not random inserts).
     let n = blobs.versions.len();
@@ -718,17 +721,13 @@ fn record_counts(tx: &rusqlite::Transaction, blobs: &BlobMap, fresh: &[Record]) 
         }
     }
     rows.par_sort_unstable();
-    let mut daily = tx.prepare(
-        "INSERT INTO stats_daily (day, package, vers, count) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (day, package, vers) DO UPDATE SET count = count + excluded.count",
-    )?;
+    let daily = "INSERT INTO stats_daily (day, package, vers, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (day, package, vers) DO UPDATE SET count = stats_daily.count + excluded.count";
     for (day, package, vers, c) in rows {
-        daily.execute(params![day, package, vers, c as i64])?;
+        tx.execute(daily, params![day, package, vers, c as i64])?;
     }
-    let mut upsert = tx.prepare(
-        "INSERT INTO stats_totals (package, vers, total) VALUES (?1, ?2, ?3)
-         ON CONFLICT (package, vers) DO UPDATE SET total = total + excluded.total",
-    )?;
+    let upsert = "INSERT INTO stats_totals (package, vers, total) VALUES (?1, ?2, ?3)
+         ON CONFLICT (package, vers) DO UPDATE SET total = stats_totals.total + excluded.total";
     let mut by_key: Vec<(&str, &str, u64)> = totals
         .iter()
         .enumerate()
@@ -737,7 +736,7 @@ fn record_counts(tx: &rusqlite::Transaction, blobs: &BlobMap, fresh: &[Record]) 
         .collect();
     by_key.sort_unstable();
     for (package, vers, t) in &by_key {
-        upsert.execute(params![package, vers, *t as i64])?;
+        tx.execute(upsert, params![package, vers, *t as i64])?;
     }
     Ok(by_key.into_iter().map(|(package, _, _)| package.to_string()).collect())
 }
@@ -763,31 +762,29 @@ struct VersionStats {
 }
 
 /// Writes every package's `stats.json` and the registry's; returns counts.
-fn write_documents(reg: &Registry, conn: &Connection, totals: &Totals) -> Result<Value> {
-    let through: Option<i64> = conn.query_row("SELECT MAX(day) FROM stats_daily", [], |r| r.get(0))?;
+fn write_documents(reg: &Registry, conn: &Conn, totals: &Totals) -> Result<Value> {
+    let through: Option<i64> = conn.query_row("SELECT MAX(day) FROM stats_daily", params![], |r| r.get(0))?;
     let first = through.map_or(0, |t| t - WINDOW_DAYS + 1);
     let mut window: HashMap<(String, String), Vec<u64>> = HashMap::new();
     if let Some(t) = through {
-        let mut stmt =
-            conn.prepare("SELECT day, package, vers, count FROM stats_daily WHERE day >= ?1 AND day <= ?2")?;
-        let rows = stmt.query_map(params![first, t], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
-        })?;
-        for row in rows {
-            let (day, package, vers, count) = row?;
+        let rows = conn.query(
+            "SELECT day, package, vers, count FROM stats_daily WHERE day >= ?1 AND day <= ?2",
+            params![first, t],
+            |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?, r.get::<i64>(3)?)),
+        )?;
+        for (day, package, vers, count) in rows {
             let series = window.entry((package, vers)).or_insert_with(|| vec![0; WINDOW_DAYS as usize]);
             series[(day - first) as usize] += count as u64;
         }
     }
     // Live versions by package: (display name, versions).
     let mut packages: HashMap<String, (String, Vec<VersionStats>)> = HashMap::new();
-    let mut stmt = conn.prepare(
+    let rows = conn.query(
         "SELECT v.package, p.name, v.vers FROM versions v JOIN packages p ON p.key = v.package WHERE v.deleted_at IS NULL",
+        params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
     )?;
-    let rows =
-        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
-    for row in rows {
-        let (key, name, vers) = row?;
+    for (key, name, vers) in rows {
         let k = (key, vers);
         let daily = window.remove(&k).unwrap_or_else(|| vec![0; WINDOW_DAYS as usize]);
         let recent = daily.iter().sum();

@@ -7,9 +7,9 @@
 //! commit whose effects are all made, so a restart re-derives everything
 //! after it even if the pending rows could not be written.
 
+use crate::db::Conn;
 use anyhow::Result;
 use rayon::prelude::*;
-use rusqlite::Connection;
 use std::collections::BTreeMap;
 
 use super::group::{Committed, Planned};
@@ -39,7 +39,7 @@ pub(super) struct Effects {
 impl Effects {
     /// Picks up what an earlier run left: the pending rows, and every index
     /// path changed after the commit health.json names.
-    pub(super) fn new(reg: &Registry, conn: &Connection, pending: Pending) -> Effects {
+    pub(super) fn new(reg: &Registry, conn: &Conn, pending: Pending) -> Effects {
         let head = reg.index.head().map(|h| h.to_string()).unwrap_or_default();
         let derived_at = reg.derived_at().unwrap_or_else(|| head.clone());
         let effects = Effects { pending, derived_at };
@@ -59,7 +59,7 @@ impl Effects {
 
     /// Takes in the pending rows recorded in the database (by a group
     /// whose effects did not run).
-    pub(super) fn reload(&self, conn: &Connection) {
+    pub(super) fn reload(&self, conn: &Conn) {
         let mut p = self.pending.lock().unwrap();
         for (key, error) in db::pending_effects(conn).unwrap_or_default() {
             p.entry(key).or_insert(error);
@@ -71,7 +71,7 @@ impl Effects {
     }
 
     /// This group's effects, then whatever is pending, then the summaries.
-    pub(super) fn make(&mut self, reg: &Registry, conn: &Connection, planned: &[Planned], c: &Committed) {
+    pub(super) fn make(&mut self, reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed) {
         match group_effects(reg, conn, planned, c) {
             Ok(()) => {
                 for name in &c.owners {
@@ -89,11 +89,11 @@ impl Effects {
 
     /// A failed group's rows could not be taken back: match the recent rows
     /// against the index again, as a start would.
-    pub(super) fn repair_rows_later(&self, conn: &Connection, error: &str) {
+    pub(super) fn repair_rows_later(&self, conn: &Conn, error: &str) {
         self.defer(conn, vec![REPAIR_ROWS.to_string()], error);
     }
 
-    fn defer(&self, conn: &Connection, keys: Vec<String>, error: &str) {
+    fn defer(&self, conn: &Conn, keys: Vec<String>, error: &str) {
         let mut p = self.pending.lock().unwrap();
         for key in keys {
             // Best effort: if the database cannot take it, health.json not
@@ -105,7 +105,7 @@ impl Effects {
 
     /// Redoes every pending effect from the sources of truth; then writes
     /// the summaries, naming the head once nothing is pending.
-    pub(super) fn retry(&mut self, reg: &Registry, conn: &Connection) {
+    pub(super) fn retry(&mut self, reg: &Registry, conn: &Conn) {
         self.emit_events(reg, conn);
         let keys: Vec<String> = self.pending.lock().unwrap().keys().cloned().collect();
         if !keys.is_empty() {
@@ -136,7 +136,7 @@ impl Effects {
     /// The events of the index commits that have none yet (this group's,
     /// and any a crash or a failure left): recorded from the history, so
     /// making them again adds nothing. A failure is pending like any effect.
-    fn emit_events(&mut self, reg: &Registry, conn: &Connection) {
+    fn emit_events(&mut self, reg: &Registry, conn: &Conn) {
         match crate::events::catch_up(&reg.index, conn) {
             Ok(_) => {
                 if self.pending.lock().unwrap().remove(EVENTS).is_some() {
@@ -152,7 +152,7 @@ impl Effects {
 }
 
 /// Redoes the effects of `keys` from the index and the database.
-fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
+fn redo(reg: &Registry, conn: &Conn, keys: &[String]) -> Result<()> {
     let head = reg.index.head()?.to_string();
     let mut delta = Vec::new();
     for key in keys {
@@ -179,7 +179,7 @@ fn redo(reg: &Registry, conn: &Connection, keys: &[String]) -> Result<()> {
 
 /// A package's documents and pages from the index as it is now: what a
 /// change without new lines (owners, a deprecation) re-derives.
-fn rewrite_package(reg: &Registry, conn: &Connection, name: &str) -> Result<()> {
+fn rewrite_package(reg: &Registry, conn: &Conn, name: &str) -> Result<()> {
     let owners = db::owners(conn, name)?;
     derive::write_owners(&reg.root, name, &owners)?;
     let lines = reg.read_lines(name)?;
@@ -195,7 +195,7 @@ fn rewrite_package(reg: &Registry, conn: &Connection, name: &str) -> Result<()> 
 
 /// The derived files of one group, written for exactly what it changed
 /// (the README from the upload, not from the stored blob), then synced.
-fn group_effects(reg: &Registry, conn: &Connection, planned: &[Planned], c: &Committed) -> Result<()> {
+fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed) -> Result<()> {
     // The log's entries first: the commit is done, and its entries prove it.
     if let Some(log) = &reg.log {
         log.catch_up(&reg.index, &reg.root)?;

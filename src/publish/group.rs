@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use rayon::prelude::*;
-use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ const SLOW: Duration = Duration::from_secs(1);
 
 pub(super) struct Worker {
     pub(super) reg: Arc<Registry>,
-    pub(super) conn: Connection,
+    pub(super) conn: db::Conn,
     /// The CDN purge hook, if `[cdn] purge_url` is set.
     purger: Option<crate::cdn::Purger>,
     /// Wakes the pack consolidation thread; `None`: consolidate inline.
@@ -136,12 +135,12 @@ impl Worker {
     }
 
     pub(super) fn run_group(&mut self, batch: Vec<Job>) {
-        // Opened read-only (the storage was read-only at start): it may take
-        // writes again since.
+        // Opened read-only (the storage was read-only at start), or a lost
+        // Postgres connection: it may take writes again since.
         if !db::writable(&self.conn) {
             // SQLite shares a file's lock and WAL-index state among a
             // process's connections: the read-only one goes first.
-            self.conn = Connection::open_in_memory().expect("an in-memory database opens");
+            self.conn = db::Conn::placeholder();
             match self.reg.db() {
                 Ok(conn) => self.conn = conn,
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "reopening the state database failed"),
@@ -218,9 +217,12 @@ impl Worker {
             Some(log) => Some(log.catch_up(&reg.index, &reg.root)?),
             None => None,
         };
-        // IMMEDIATE: a deferred transaction that reads first cannot upgrade to a
-        // write after another connection wrote (SQLITE_BUSY without waiting).
-        let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Exclusive: SQLite's IMMEDIATE (a deferred transaction that reads
+        // first cannot upgrade to a write after another connection wrote:
+        // SQLITE_BUSY without waiting); on Postgres the writers' advisory
+        // lock, so what the plans check (burned versions, names, owners)
+        // stays true until the commit across every server.
+        let txn = self.conn.transaction_exclusive()?;
         for mut job in batch {
             let r = &mut job.req;
             let (action, target) = plan::describe(&r.change);
@@ -361,7 +363,7 @@ impl Worker {
     /// next start (`Registry::recover` matches rows against the index).
     fn abandon(&self, failed: &[Planned]) {
         let undo = || -> Result<()> {
-            let txn = self.conn.unchecked_transaction()?;
+            let txn = self.conn.transaction()?;
             for p in failed {
                 p.plan.undo.apply(&txn)?;
                 db::forget_audit(&txn, p.audit_id)?;

@@ -197,21 +197,17 @@ impl WriteError {
 
 /// What about the storage made `e` fail, if that is why it did.
 fn storage_trouble(e: &anyhow::Error) -> Option<&'static str> {
+    // The database's own: SQLite's full disk or read-only file, a lost or
+    // refused Postgres connection.
+    if let Some(why) = crate::db::conn::unavailable(e) {
+        return Some(why);
+    }
     for cause in e.chain() {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             match io.raw_os_error() {
                 Some(libc::ENOSPC) | Some(libc::EDQUOT) => return Some("no space left"),
                 Some(libc::EROFS) => return Some("read-only storage"),
                 Some(libc::EIO) => return Some("I/O error"),
-                _ => {}
-            }
-        }
-        if let Some(rusqlite::Error::SqliteFailure(f, _)) = cause.downcast_ref::<rusqlite::Error>() {
-            use rusqlite::ErrorCode::*;
-            match f.code {
-                DiskFull => return Some("no space left"),
-                ReadOnly => return Some("read-only storage"),
-                SystemIoFailure | CannotOpen => return Some("I/O error"),
                 _ => {}
             }
         }

@@ -1,7 +1,7 @@
 //! The checks of each kind of change against the state as the group leaves
 //! it, and the database rows each records inside the group's transaction.
 
-use rusqlite::Connection;
+use crate::db::Conn;
 use std::collections::BTreeMap;
 
 use super::{Actor, Change, Outcome, Published, Upload, WriteError, WriteRequest};
@@ -61,7 +61,7 @@ pub(super) enum Undo {
 }
 
 impl Undo {
-    pub(super) fn apply(&self, conn: &Connection) -> anyhow::Result<()> {
+    pub(super) fn apply(&self, conn: &Conn) -> anyhow::Result<()> {
         match self {
             Undo::Nothing => Ok(()),
             Undo::Publish { name, version_key, new_package } => {
@@ -87,7 +87,7 @@ fn done(outcome: Outcome) -> Plan {
 /// entry the change's commit will be (`None`: no log), which a new line
 /// records.
 pub(super) fn plan(
-    conn: &Connection,
+    conn: &Conn,
     reg: &Registry,
     head: &IndexSnapshot,
     r: &mut WriteRequest,
@@ -317,7 +317,7 @@ fn lines_mut<'f>(
 
 /// The package must exist and the caller must own it, with `scope` on a
 /// token that may touch it. Returns the package's spelling.
-fn check_owner(conn: &Connection, caller: &Caller, pkg: &str, scope: &str) -> Result<String, WriteError> {
+fn check_owner(conn: &Conn, caller: &Caller, pkg: &str, scope: &str) -> Result<String, WriteError> {
     let spelled =
         db::find_package(conn, pkg)?.ok_or_else(|| WriteError::NotFound(format!("no package `{pkg}`")))?;
     if !caller.has_scope(scope) {
@@ -334,7 +334,7 @@ fn check_owner(conn: &Connection, caller: &Caller, pkg: &str, scope: &str) -> Re
 
 /// A name nobody has: not reserved, not a look-alike, and a token that may
 /// claim names.
-fn check_new_name(conn: &Connection, reg: &Registry, caller: &Caller, pkg: &str) -> Result<(), WriteError> {
+fn check_new_name(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<(), WriteError> {
     name::check_reserved(pkg, &reg.config.reserved_names).map_err(|e| WriteError::Invalid(e.to_string()))?;
     if let Some(similar) = db::find_confusable(conn, pkg)? {
         return Err(WriteError::Conflict(format!(
@@ -352,12 +352,7 @@ fn check_new_name(conn: &Connection, reg: &Registry, caller: &Caller, pkg: &str)
 
 /// The state checks of a publish, in the order a publisher would want to
 /// hear about them. Returns whether the name is new.
-fn check_publish(
-    conn: &Connection,
-    reg: &Registry,
-    caller: &Caller,
-    upload: &Upload,
-) -> Result<bool, WriteError> {
+fn check_publish(conn: &Conn, reg: &Registry, caller: &Caller, upload: &Upload) -> Result<bool, WriteError> {
     let pkg = &upload.line.name;
     if !caller.may_touch(pkg) {
         return Err(WriteError::Forbidden(format!("this token may not publish `{pkg}`")));

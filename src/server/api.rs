@@ -39,10 +39,12 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 /// resolves, the storage answers (one look at the public key, cheap on a
 /// disk and in a bucket alike).
 async fn health(req: &Request<'_>) -> ApiResult {
-    let reg = req.state.reg.clone();
+    let (reg, pool) = (req.state.reg.clone(), req.state.pool.clone());
     let (db, latency, index, blobs) = tokio::task::spawn_blocking(move || {
         let asked = std::time::Instant::now();
-        let db = reg.db().and_then(|c| crate::db::counts(&c));
+        // A pooled connection: opening one to Postgres per probe would
+        // cost a connection and a migration check each time.
+        let db = pool.run(crate::db::counts);
         let latency = asked.elapsed();
         let blobs = reg.root.stat(&reg.root.layout().minisign_pub());
         (db, latency, reg.index.head(), blobs)

@@ -114,7 +114,7 @@ fn signed_in(req: &Request, status: StatusCode, login: &str, secret: &str) -> Co
 
 /// A change made here, in the audit log with who made it and from where.
 fn audit(
-    conn: &rusqlite::Connection,
+    conn: &db::Conn,
     user_id: i64,
     token_id: Option<i64>,
     action: &str,
@@ -162,7 +162,7 @@ async fn signup(req: &Request<'_>) -> CookieResult {
     let created = req
         .state
         .db(move |conn| {
-            let txn = conn.unchecked_transaction()?;
+            let txn = conn.transaction()?;
             let Some(user) = account::create(&txn, &name, &email, &hash)? else {
                 return Ok(None);
             };

@@ -84,14 +84,12 @@ async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
     let users = req
         .state
         .db(move |c| {
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT u.id, u.login FROM owners o JOIN users u ON u.id = o.user_id \
              WHERE o.package = ?1 ORDER BY o.added_at, u.login",
-            )?;
-            let rows = stmt.query_map([key], |r| {
-                Ok(json!({ "id": r.get::<_, i64>(0)?, "login": r.get::<_, String>(1)?, "name": Value::Null }))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                crate::params![key],
+                |r| Ok(json!({ "id": r.get::<i64>(0)?, "login": r.get::<String>(1)?, "name": Value::Null })),
+            )
         })
         .await?;
     if users.is_empty() {

@@ -67,7 +67,7 @@ impl State {
             crate::events::webhooks::start(&reg)?;
         }
         let limits = Limits::new(&reg.config.rate_limit);
-        let pool = Arc::new(db::pool::Pool::new(reg.data.join("state.db")));
+        let pool = Arc::new(db::pool::Pool::new(reg.database.clone()));
         let c = &reg.config;
         let cache = Arc::new(hot::HotCache::new(reg.root.clone(), c.hot_cache_bytes, c.hot_cache_max_file));
         // Every write of this process to the static root reaches the cache at once.
@@ -101,7 +101,7 @@ impl State {
     /// async threads: a busy database waits there, not here).
     pub async fn db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+        f: impl FnOnce(&db::Conn) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
         let pool = self.pool.clone();
         let out = tokio::task::spawn_blocking(move || pool.run(f)).await.map_err(ApiError::internal)?;

@@ -331,45 +331,48 @@ fn main() -> Result<()> {
 
     // 1. The database rows, one transaction.
     let t = Instant::now();
-    let mut conn = cairn::db::open(&data.join("state.db"))?;
+    let conn = cairn::db::open(&cairn::db::Target::of(data, &config)?)?;
     let admin: i64 = conn
-        .query_row("SELECT id FROM users WHERE login = ?1", [cairn::registry::BOOTSTRAP_LOGIN], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM users WHERE login = ?1",
+            cairn::params![cairn::registry::BOOTSTRAP_LOGIN],
+            |r| r.get(0),
+        )
         .context("the bootstrap user `admin` is missing")?;
     {
         let txn = conn.transaction()?;
+        let mut seq: i64 =
+            txn.query_row("SELECT COALESCE(MAX(seq), 0) FROM versions", cairn::params![], |r| r.get(0))?;
         {
-            let mut pkg = txn.prepare(
-                "INSERT INTO packages (key, name, confusable, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let mut own =
-                txn.prepare("INSERT INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3)")?;
-            let mut ver = txn.prepare(
-                "INSERT INTO versions (package, version, vers, sha256, published_at, publisher)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut totals = txn
-                .prepare("INSERT OR REPLACE INTO stats_totals (package, vers, total) VALUES (?1, ?2, ?3)")?;
             for l in &lines {
                 let key = cairn::name::canonical(&l.name);
                 let at = l.pubtime.as_deref().unwrap();
                 let version = semver::Version::parse(&l.vers)?;
                 if l.vers == "0.0.0" {
-                    pkg.execute(rusqlite::params![key, l.name, cairn::name::confusable(&l.name), at])?;
-                    own.execute(rusqlite::params![key, admin, at])?;
+                    txn.execute(
+                        "INSERT INTO packages (key, name, confusable, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        cairn::params![key, l.name, cairn::name::confusable(&l.name), at],
+                    )?;
+                    txn.execute(
+                        "INSERT INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3)",
+                        cairn::params![key, admin, at],
+                    )?;
                 }
                 if args.downloads {
                     // Pareto-distributed: most versions see little, a few see millions.
                     let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
-                    totals.execute(rusqlite::params![key, l.vers, (10.0 / u.powf(1.2)) as i64])?;
+                    txn.execute(
+                        "INSERT INTO stats_totals (package, vers, total) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (package, vers) DO UPDATE SET total = excluded.total",
+                        cairn::params![key, l.vers, (10.0 / u.powf(1.2)) as i64],
+                    )?;
                 }
-                ver.execute(rusqlite::params![
-                    key,
-                    cairn::name::version_key(&version),
-                    l.vers,
-                    l.cksum,
-                    at,
-                    admin
-                ])?;
+                seq += 1;
+                txn.execute(
+                    "INSERT INTO versions (package, version, vers, sha256, published_at, publisher, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    cairn::params![key, cairn::name::version_key(&version), l.vers, l.cksum, at, admin, seq],
+                )?;
             }
         }
         // Rows written directly: recount the live counters.

@@ -1,0 +1,57 @@
+//! The writer lease (SPEC section 13): one row saying which `cairn serve`
+//! may write and until when, with an epoch that moves on every taking, so
+//! several servers on one database and one bucket write one at a time.
+//! Times are the servers' clocks in milliseconds (kept by NTP; the lease
+//! lasts seconds, far above their skew).
+
+use anyhow::Result;
+
+use super::Conn;
+use crate::params;
+
+/// A lease taken: its epoch, and whether the previous holder let it go
+/// (`false`: it expired, so that holder may have stopped mid-write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    pub epoch: i64,
+    pub released: bool,
+}
+
+/// Takes the lease for `holder` until `now_ms + ttl_ms` if it is free,
+/// expired, or already `holder`'s; `None` while another holds it.
+pub fn take(conn: &Conn, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<Option<Taken>> {
+    let Some((current, epoch, expires)) =
+        conn.query_opt("SELECT holder, epoch, expires_ms FROM writer_lease WHERE id = 1", params![], |r| {
+            Ok((r.get::<Option<String>>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?))
+        })?
+    else {
+        return Ok(None);
+    };
+    let free = current.is_none() || expires < now_ms || current.as_deref() == Some(holder);
+    if !free {
+        return Ok(None);
+    }
+    // Conditional on the epoch read: two takers at once, one wins.
+    let won = conn.execute(
+        "UPDATE writer_lease SET holder = ?1, epoch = epoch + 1, expires_ms = ?2 WHERE id = 1 AND epoch = ?3",
+        params![holder, now_ms + ttl_ms, epoch],
+    )? == 1;
+    Ok(won.then_some(Taken { epoch: epoch + 1, released: current.is_none() }))
+}
+
+/// Extends `holder`'s lease of `epoch`; `false` if it is no longer theirs.
+pub fn renew(conn: &Conn, holder: &str, epoch: i64, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE writer_lease SET expires_ms = ?3 WHERE id = 1 AND holder = ?1 AND epoch = ?2",
+        params![holder, epoch, now_ms + ttl_ms],
+    )? == 1)
+}
+
+/// Lets the lease go (a server between writes), keeping its epoch.
+pub fn release(conn: &Conn, holder: &str, epoch: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE writer_lease SET holder = NULL WHERE id = 1 AND holder = ?1 AND epoch = ?2",
+        params![holder, epoch],
+    )?;
+    Ok(())
+}
