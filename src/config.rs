@@ -64,7 +64,7 @@ pub struct Config {
 }
 
 /// The state database (SPEC section 13).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Database {
     /// `postgres://user@host:port/db` (no TLS yet: a database on the same
@@ -72,6 +72,15 @@ pub struct Database {
     /// directory. Overridden by `CAIRN_DATABASE_URL`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Seconds a writer's lease lasts when several servers share a bucket
+    /// (SPEC 13): a server that died is replaced within this time.
+    pub lease_seconds: u64,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database { url: None, lease_seconds: 10 }
+    }
 }
 
 /// The index repository's mirrors.

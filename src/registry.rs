@@ -189,10 +189,31 @@ impl Registry {
         if let Some(dir) = self.root.local_path("") {
             crate::fsutil::remove_stale_temps(&dir);
         }
-        let Some(key) = &self.key else {
+        if self.key.is_none() {
             return Ok(()); // a mirror: its sources of truth are the source's
+        }
+        // Servers sharing a bucket repair only under the writer lease: the
+        // writer does, when it first takes it (`publish::lease`).
+        if self.index.is_shared() {
+            return Ok(());
+        }
+        let conn = match self.db() {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "recovery could not open the database; the writer retries");
+                return Ok(());
+            }
         };
-        if let Err(e) = self.repair_rows_and_config(key) {
+        self.repair(&conn)
+    }
+
+    /// What [`Registry::recover`] does once it may write: the rows and
+    /// `config.json` against the index, the log's missing entries, and the
+    /// derived files of what changed since `health.json`'s commit. Failures
+    /// are left to the writer's retries.
+    pub(crate) fn repair(&self, conn: &db::Conn) -> Result<()> {
+        let key = self.key.as_ref().expect("a registry that writes has its key");
+        if let Err(e) = self.repair_rows_and_config(conn, key) {
             tracing::warn!(error = %format!("{e:#}"), "recovery could not write; the writer retries");
             return Ok(());
         }
@@ -206,18 +227,17 @@ impl Registry {
         let head = self.index.head()?;
         let derived_at = self.derived_at().and_then(|s| git2::Oid::from_str(&s).ok());
         if derived_at != Some(head) {
-            let conn = self.db()?;
             let rederive = || -> Result<()> {
                 let changed = self.index.changed_paths(derived_at, head)?;
                 tracing::info!(files = changed.len(), "rewriting derived files after an unclean stop");
                 let mut delta = Vec::new();
                 for path in changed {
-                    delta.extend(self.rederive_path(&conn, &path, &head.to_string())?);
+                    delta.extend(self.rederive_path(conn, &path, &head.to_string())?);
                 }
                 crate::search::delta::record(&self.root, delta)?;
                 self.index.refresh_dumb_info()?;
                 self.root.sync()?;
-                self.write_summaries(&conn, &head.to_string())
+                self.write_summaries(conn, &head.to_string())
             };
             if let Err(e) = rederive() {
                 tracing::warn!(error = %format!("{e:#}"), "rewriting derived files failed; the writer retries");
@@ -227,9 +247,9 @@ impl Registry {
     }
 
     /// The rows of the last group against the index, and `config.json`.
-    fn repair_rows_and_config(&self, key: &SigningKey) -> Result<()> {
+    fn repair_rows_and_config(&self, conn: &db::Conn, key: &SigningKey) -> Result<()> {
         self.index.remove_stale_locks()?;
-        self.repair_rows(&self.db()?)?;
+        self.repair_rows(conn)?;
         let wanted = config_json(&self.config, key, self.log.as_ref());
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {

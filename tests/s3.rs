@@ -277,3 +277,35 @@ fn cairn_migrate_moves_an_embedded_registry_onto_a_bucket() {
     let lines = String::from_utf8(s3.get("moved/index/mo/vi/moving").unwrap().bytes).unwrap();
     assert_eq!(lines.lines().count(), 3, "{lines}");
 }
+
+/// The fence, without servers: two working copies of one bucket's index.
+/// After the second takes over (a new lease epoch), the first — whose view
+/// is from before — cannot commit, and the history stays the second's.
+#[test]
+fn a_working_copy_from_before_a_takeover_cannot_commit() {
+    use cairn::index::{stored::Copy, IndexRepo};
+    let s3 = S3::start();
+    let root = std::sync::Arc::new(cairn::layout::StaticRoot::new(
+        Box::new(storage(&s3, "fence")),
+        cairn::layout::Layout::public(),
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = || Some(std::sync::Arc::new(Copy::new(root.clone())));
+    let first = IndexRepo::init(&tmp.path().join("a"), "t", b"{}", copy()).unwrap();
+    let second = IndexRepo::open(&tmp.path().join("b"), "t", copy()).unwrap();
+    let commit = |repo: &IndexRepo, path: &str| {
+        repo.write_batch(|tx| tx.commit(&[(path, Some(&b"x\n"[..]))], &format!("publish {path} 1.0.0"), "t"))
+    };
+    commit(&first, "one").unwrap();
+    assert!(second.take_over(7).unwrap(), "the second copy pulled the first's commit");
+    commit(&second, "two").unwrap();
+    let refused = commit(&first, "three").unwrap_err();
+    assert!(refused.chain().any(|e| e.is::<cairn::index::stored::Moved>()), "{refused:#}");
+    assert_eq!(first.read_file("three").unwrap(), None, "its local ref went back");
+    // Taking over in turn, it commits on top of the second's commit.
+    assert!(first.take_over(8).unwrap());
+    commit(&first, "three").unwrap();
+    let subjects: Vec<String> =
+        first.history().unwrap().into_iter().map(|(_, s)| s.lines().next().unwrap().to_string()).collect();
+    assert_eq!(subjects[1..], ["publish one 1.0.0", "publish two 1.0.0", "publish three 1.0.0"]);
+}

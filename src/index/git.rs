@@ -210,11 +210,16 @@ impl IndexRepo {
 
     /// Merges small packs into larger ones (geometric repacking) so a clone
     /// fetches a few packs, not one per publish. Safe to call from any thread.
+    ///
+    /// Not with a copy in object storage: there the packs are the bucket's,
+    /// one per commit group, and a working copy keeps them as they are (a
+    /// pack merged here would leave the bucket's list naming packs this
+    /// copy no longer has). Merging the bucket's packs under the writer
+    /// lease is still to come.
     pub fn consolidate_packs(&self) -> Result<()> {
-        packs::consolidate(&self.path, &self.lock)?;
         match &self.copy {
-            Some(copy) => copy.push_packs(&self.path),
-            None => Ok(()),
+            Some(_) => Ok(()),
+            None => packs::consolidate(&self.path, &self.lock),
         }
     }
 

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::packs::{self, RETIRED_DIR};
+use super::packs;
 use crate::fsutil;
 use crate::layout::StaticRoot;
 
@@ -53,13 +53,45 @@ impl Copy {
     }
 
     /// Uploads every local pack the bucket lacks (the pack before its
-    /// index: a pack is used once its index is there), `objects/info/packs`,
-    /// `info/refs` and `HEAD`, then moves the bucket's ref to `tip`.
+    /// index: a pack is used once its index is there), moves the bucket's
+    /// ref to `tip` (the commit point), then rewrites the dumb protocol's
+    /// files: the pack list (the bucket's packs, which a node's working copy
+    /// all has once it pulled), `info/refs` and `HEAD`. Nothing shared is
+    /// written before the ref moved: a writer whose view is old fails there
+    /// having added only packs nothing names. (A writer stopped between its
+    /// ref and these files, then woken after another's commit, writes them
+    /// one commit behind until the next commit rewrites them; nodes never
+    /// read them, they list the packs.)
     pub fn push(&self, repo: &Path, tip: git2::Oid) -> Result<()> {
-        self.push_packs(repo)?;
-        self.put_file(repo, "info/refs")?;
+        let mut stored = self.stored.lock().unwrap();
+        let stored = match &mut *stored {
+            Some(s) => s,
+            none => none.insert(self.list_stored()?),
+        };
+        let live = local_packs(&repo.join("objects/pack"))?;
+        let mut new: Vec<&String> = live.iter().filter(|n| !stored.contains(*n)).collect();
+        new.sort();
+        for name in new {
+            for ext in ["pack", "idx"] {
+                let rel = format!("objects/pack/{name}.{ext}");
+                let bytes = std::fs::read(repo.join(&rel)).with_context(|| format!("reading {rel}"))?;
+                self.root.put_new(&self.key(&rel), &bytes)?;
+            }
+            stored.insert(name.clone());
+        }
+        self.move_ref(&format!("{tip}\n"))?;
+        let mut names: Vec<&String> = stored.iter().collect();
+        names.sort();
+        let list: String = names.iter().map(|n| format!("P {n}.pack\n")).collect::<String>() + "\n";
+        self.root.put(&self.key("objects/info/packs"), list.as_bytes())?;
+        self.root.put(&self.key("info/refs"), format!("{tip}\t{BRANCH}\n").as_bytes())?;
         self.root.put(&self.key("HEAD"), format!("ref: {BRANCH}\n").as_bytes())?;
-        self.move_ref(&format!("{tip}\n"))
+        Ok(())
+    }
+
+    fn list_stored(&self) -> Result<HashSet<String>> {
+        let names = self.root.list(&self.key("objects/pack"))?;
+        Ok(names.iter().filter_map(|n| n.strip_suffix(".idx")).map(str::to_string).collect())
     }
 
     /// Rewrites the ref (same commit) with the lease's epoch, as its
@@ -71,56 +103,14 @@ impl Copy {
     /// The compare-and-swap of the bucket's ref to `content`.
     fn move_ref(&self, content: &str) -> Result<()> {
         let mut tag = self.ref_tag.lock().unwrap();
-        match self.root.swap(&self.key(BRANCH), content.as_bytes(), tag.as_deref())? {
+        let swapped = self.root.swap(&self.key(BRANCH), content.as_bytes(), tag.as_deref())?;
+        match swapped {
             Some(new) => {
                 *tag = Some(new);
                 Ok(())
             }
             None => Err(Moved.into()),
         }
-    }
-
-    /// The pack list after a consolidation: new packs up, then the list,
-    /// then the bucket's packs gone from this repository (retired ones stay
-    /// while their grace time runs, as on disk) removed.
-    pub fn push_packs(&self, repo: &Path) -> Result<()> {
-        let mut stored = self.stored.lock().unwrap();
-        let stored = match &mut *stored {
-            Some(s) => s,
-            none => none.insert(self.list_stored()?),
-        };
-        let live = local_packs(&repo.join("objects/pack"))?;
-        let new: Vec<&String> = live.iter().filter(|n| !stored.contains(*n)).collect();
-        for name in new {
-            for ext in ["pack", "idx"] {
-                let rel = format!("objects/pack/{name}.{ext}");
-                let bytes = std::fs::read(repo.join(&rel)).with_context(|| format!("reading {rel}"))?;
-                self.root.put_new(&self.key(&rel), &bytes)?;
-            }
-            stored.insert(name.clone());
-        }
-        self.put_file(repo, "objects/info/packs")?;
-        let retired = local_packs(&repo.join(RETIRED_DIR))?;
-        for gone in
-            stored.iter().filter(|n| !live.contains(*n) && !retired.contains(*n)).cloned().collect::<Vec<_>>()
-        {
-            for ext in ["idx", "pack"] {
-                self.root.remove(&self.key(&format!("objects/pack/{gone}.{ext}")))?;
-            }
-            stored.remove(&gone);
-        }
-        Ok(())
-    }
-
-    fn put_file(&self, repo: &Path, rel: &str) -> Result<()> {
-        let bytes = std::fs::read(repo.join(rel)).with_context(|| format!("reading {rel}"))?;
-        self.root.put(&self.key(rel), &bytes)?;
-        Ok(())
-    }
-
-    fn list_stored(&self) -> Result<HashSet<String>> {
-        let names = self.root.list(&self.key("objects/pack"))?;
-        Ok(names.iter().filter_map(|n| n.strip_suffix(".idx")).map(str::to_string).collect())
     }
 
     /// The commit the bucket's ref names, if the bucket holds an index;
@@ -147,14 +137,12 @@ pub fn pull(copy: &Copy, repo: &Path) -> Result<Option<git2::Oid>> {
         return Ok(None);
     };
     let have = local_packs(&repo.join("objects/pack"))?;
-    let list = copy.root.read(&copy.key("objects/info/packs"))?.unwrap_or_default();
-    for line in String::from_utf8_lossy(&list).lines() {
-        let Some(name) = line.strip_prefix("P ").and_then(|p| p.strip_suffix(".pack")) else {
-            continue;
-        };
-        if have.contains(name) {
-            continue;
-        }
+    // The bucket's packs as listed by the store, not by the dumb protocol's
+    // list (which may lag a commit: see `push`).
+    let listed = copy.list_stored()?;
+    let mut missing: Vec<&String> = listed.iter().filter(|n| !have.contains(*n)).collect();
+    missing.sort();
+    for name in missing {
         for ext in ["pack", "idx"] {
             let rel = format!("objects/pack/{name}.{ext}");
             let bytes = copy
@@ -164,6 +152,7 @@ pub fn pull(copy: &Copy, repo: &Path) -> Result<Option<git2::Oid>> {
             fsutil::write_atomic(&repo.join(&rel), &bytes)?;
         }
     }
+    *copy.stored.lock().unwrap() = Some(listed);
     let git = git2::Repository::open_bare(repo)?;
     git.find_commit(tip).with_context(|| format!("the bucket's index names {tip}, which its packs lack"))?;
     if git.refname_to_id(BRANCH).ok() != Some(tip) {

@@ -30,6 +30,8 @@ pub(super) struct Worker {
     /// Pushes the index to `[index] remotes`, if any (serving only).
     pub(super) pusher: Option<crate::index::remotes::Pusher>,
     pub(super) effects: Effects,
+    /// The writer lease, when several servers share the storage.
+    lease: Option<super::lease::Lease>,
 }
 
 /// Merges the index's packs on a thread of its own, woken after groups:
@@ -75,6 +77,19 @@ impl Worker {
     /// purge hook (the admin CLI's one-off writes purge nothing).
     pub(super) fn new(reg: Arc<Registry>, pending: Pending, serving: bool) -> Result<Worker, WriteError> {
         let conn = reg.db().map_err(WriteError::of_storage)?;
+        let lease = reg.index.is_shared().then(|| {
+            super::lease::Lease::new(std::time::Duration::from_secs(reg.config.database.lease_seconds.max(1)))
+        });
+        if let (Some(lease), db::Engine::Postgres) = (&lease, conn.engine()) {
+            // A writer stopped inside a transaction (SIGSTOP, a hung node)
+            // would hold the writer lock past its lease: Postgres ends it
+            // (a few leases on: a group's transaction also waits on the
+            // bucket, and the fence of the ref is what keeps it from
+            // committing).
+            let ms = 3 * lease.ttl().as_millis();
+            conn.execute_batch(&format!("SET idle_in_transaction_session_timeout = {ms}"))
+                .map_err(WriteError::of_storage)?;
+        }
         let purger = match (&reg.config.cdn.purge_url, serving) {
             (Some(url), true) => Some(crate::cdn::Purger::start(url.clone()).map_err(anyhow::Error::from)?),
             _ => None,
@@ -92,13 +107,26 @@ impl Worker {
             ),
             _ => None,
         };
-        Ok(Worker { reg, conn, purger, consolidate, pusher, effects })
+        Ok(Worker { reg, conn, purger, consolidate, pusher, effects, lease })
     }
 
     /// The writer thread: groups as they come; pending effects retried
     /// between them.
     pub(super) fn run(&mut self, rx: mpsc::Receiver<Job>) {
         loop {
+            match rx.try_recv() {
+                Ok(job) => {
+                    self.run_batch(job, &rx);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return,
+                // Idle: another server may write meanwhile.
+                Err(mpsc::TryRecvError::Empty) => {
+                    if let Some(lease) = &mut self.lease {
+                        lease.release(&self.conn);
+                    }
+                }
+            }
             let first = if self.effects.any_pending() {
                 match rx.recv_timeout(RETRY_EVERY) {
                     Ok(job) => job,
@@ -114,15 +142,20 @@ impl Worker {
                     Err(_) => return,
                 }
             };
-            let mut batch = vec![first];
-            while batch.len() < self.reg.config.max_batch.max(1) {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            self.run_group(batch);
+            self.run_batch(first, &rx);
         }
+    }
+
+    /// A group of `first` and what else is queued, up to `max_batch`.
+    fn run_batch(&mut self, first: Job, rx: &mpsc::Receiver<Job>) {
+        let mut batch = vec![first];
+        while batch.len() < self.reg.config.max_batch.max(1) {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        self.run_group(batch);
     }
 
     /// Retries pending effects under the writer lock, with no group (also
@@ -159,6 +192,15 @@ impl Worker {
                 return;
             }
         };
+        if let Some(lease) = &mut self.lease {
+            if let Err(e) = lease.hold(&self.conn, &self.reg) {
+                let e = WriteError::of_storage(e);
+                for job in batch {
+                    let _ = job.reply.send(Err(copy(&e)));
+                }
+                return;
+            }
+        }
         let mut planned = Vec::new();
         match self.commit(batch, &mut planned) {
             Ok(Some(committed)) => self.effects.make(&self.reg, &self.conn, &planned, &committed),
@@ -388,6 +430,15 @@ fn owners_changed<'c>(change: &'c Change, outcome: &'c Outcome) -> Vec<&'c str> 
         (_, Outcome::Registered { name, created: true, .. }) => vec![name.as_str()],
         (_, Outcome::AccountDeleted { packages, .. }) => packages.iter().map(String::as_str).collect(),
         _ => Vec::new(),
+    }
+}
+
+impl Drop for Worker {
+    /// A one-off writer (`cairn admin`) lets the lease go when it is done.
+    fn drop(&mut self) {
+        if let Some(lease) = &mut self.lease {
+            lease.release(&self.conn);
+        }
     }
 }
 

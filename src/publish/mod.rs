@@ -19,6 +19,7 @@
 
 mod effects;
 mod group;
+mod lease;
 mod plan;
 
 use std::collections::BTreeMap;

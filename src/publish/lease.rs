@@ -1,0 +1,93 @@
+//! The writer lease, the writer's side (SPEC section 13): when several
+//! `cairn serve` share one bucket and one database, a server writes only
+//! while it holds the lease (`db/lease.rs`). A group waits for it; a server
+//! lets it go as soon as its queue is empty, so the servers take turns and
+//! each accepts writes (they wait here, briefly, instead of being handed to
+//! the holder: nothing to route, and a group's commit is milliseconds).
+//!
+//! Taking the lease brings the index level with the bucket's and fences
+//! the bucket's ref with the new epoch (`IndexRepo::take_over`): a holder
+//! that stalled past its lease and wakes up cannot commit, because its
+//! compare-and-swap of the ref names the version before the fence. When
+//! the previous holder did not let the lease go, its last group may have
+//! stopped anywhere: the new holder repairs rows and derived files as a
+//! restart would (`Registry::repair`).
+
+use anyhow::{bail, Result};
+use std::time::{Duration, Instant};
+
+use crate::db::{lease, Conn};
+use crate::registry::Registry;
+
+/// How long a group waits for another server's lease before answering 503.
+const WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(20);
+
+pub struct Lease {
+    holder: String,
+    ttl: Duration,
+    /// The epoch held, and until when (measured from before the taking).
+    held: Option<(i64, Instant)>,
+    /// Taken before: the first taking repairs what a restart would.
+    taken_once: bool,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Lease {
+    pub fn new(ttl: Duration) -> Lease {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let holder = format!("{}:{}:{:08x}", host.trim(), std::process::id(), rand::random::<u32>());
+        Lease { holder, ttl, held: None, taken_once: false }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Holds the lease with at least half its time left, waiting for it
+    /// (at most [`WAIT`]) while another server holds it.
+    pub fn hold(&mut self, conn: &Conn, reg: &Registry) -> Result<()> {
+        let ttl_ms = self.ttl.as_millis() as i64;
+        if let Some((epoch, until)) = self.held {
+            let asked = Instant::now();
+            if until.saturating_duration_since(asked) > self.ttl / 2 {
+                return Ok(());
+            }
+            if lease::renew(conn, &self.holder, epoch, now_ms(), ttl_ms)? {
+                self.held = Some((epoch, asked + self.ttl));
+                return Ok(());
+            }
+            self.held = None;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let asked = Instant::now();
+            if let Some(taken) = lease::take(conn, &self.holder, now_ms(), ttl_ms)? {
+                self.held = Some((taken.epoch, asked + self.ttl));
+                let moved = reg.index.take_over(taken.epoch)?;
+                tracing::debug!(epoch = taken.epoch, moved, released = taken.released, "writer lease taken");
+                if moved || !taken.released || !self.taken_once {
+                    reg.repair(conn)?;
+                }
+                self.taken_once = true;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("another server has held the writer lease for {} s", WAIT.as_secs());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Lets the lease go (the queue is empty).
+    pub fn release(&mut self, conn: &Conn) {
+        if let Some((epoch, _)) = self.held.take() {
+            if let Err(e) = lease::release(conn, &self.holder, epoch) {
+                tracing::warn!(error = %format!("{e:#}"), "letting the writer lease go failed; it expires");
+            }
+        }
+    }
+}

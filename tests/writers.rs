@@ -1,0 +1,293 @@
+//! Several `cairn serve` on one Postgres and one bucket (SPEC section 13):
+//! writes are serialized by the writer lease, every acknowledged write is
+//! kept exactly once, the index history stays linear, a writer killed -9
+//! is replaced within seconds, and a writer paused (SIGSTOP) past its lease
+//! cannot commit over the one that took it. Real parts: moto's S3 server,
+//! a Postgres cluster, two server processes.
+
+mod support;
+
+use cairn::archive::builder::TarballBuilder;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::pg::Postgres;
+use support::s3::{ENV, S3};
+use support::{git, Server};
+
+/// The lease the tests run with: short, so takeovers happen in a test's time.
+const LEASE_SECONDS: u64 = 2;
+
+struct Cluster {
+    s3: S3,
+    pg: Postgres,
+    url: String,
+    tmp: tempfile::TempDir,
+    /// Both nodes name the same public URL (it goes into config.json).
+    public: String,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let (s3, pg) = (S3::start(), Postgres::start());
+        let url = pg.create_database();
+        let public = format!("http://127.0.0.1:{}", support::free_port());
+        Cluster { s3, pg, url, tmp: tempfile::tempdir().unwrap(), public }
+    }
+
+    fn dir(&self, node: &str) -> PathBuf {
+        self.tmp.path().join(node)
+    }
+
+    /// The first node: its registry.toml names the bucket and the database.
+    fn first(&self) -> Server {
+        let data = self.dir("a");
+        std::fs::create_dir_all(&data).unwrap();
+        let toml = format!(
+            "{}\n[database]\nurl = \"{}\"\nlease_seconds = {LEASE_SECONDS}\n",
+            self.s3.storage_toml("two"),
+            self.url
+        );
+        std::fs::write(data.join("registry.toml"), toml).unwrap();
+        self.start(&data)
+    }
+
+    /// A further node: a data directory with copies of the first one's
+    /// configuration and keys, nothing else (SPEC section 13).
+    fn further(&self, name: &str) -> Server {
+        let (from, to) = (self.dir("a"), self.dir(name));
+        std::fs::create_dir_all(to.join("log")).unwrap();
+        for file in ["registry.toml", "minisign.key", "log/note.key", "log/time.key"] {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
+        self.start(&to)
+    }
+
+    fn start(&self, data: &Path) -> Server {
+        Server::start_with(data, &ENV, &["--public-url", &self.public])
+    }
+
+    /// The index file of `name` as the bucket holds it.
+    fn lines(&self, name: &str) -> Vec<serde_json::Value> {
+        let key = format!("two/index/{}", cairn::index::package_path(name));
+        let Some(object) = self.s3.get(&key) else { return vec![] };
+        String::from_utf8(object.bytes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Clones the bucket's index through `server` and returns the commit
+    /// subjects, newest first, after checking the history has no merge.
+    fn history(&self, server: &Server) -> Vec<String> {
+        let clone = self.tmp.path().join(format!("clone-{}", rand::random::<u32>()));
+        let out = git(
+            self.tmp.path(),
+            &["clone", "-q", &format!("{}/index.git", server.url), clone.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let merges = git(&clone, &["rev-list", "--merges", "HEAD"]);
+        assert!(merges.stdout.is_empty(), "a linear history");
+        let log = git(&clone, &["log", "--format=%s"]);
+        String::from_utf8_lossy(&log.stdout).lines().map(str::to_string).collect()
+    }
+
+    fn fsck(&self, node: &str) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["fsck", "--data"])
+            .arg(self.dir(node))
+            .envs(ENV)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fsck: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Who holds the lease now, and its epoch.
+    fn lease(&self) -> (Option<String>, i64) {
+        let mut db = self.pg.client(self.url.rsplit('/').next().unwrap());
+        let row = db.query_one("SELECT holder, epoch FROM writer_lease WHERE id = 1", &[]).unwrap();
+        (row.get(0), row.get(1))
+    }
+}
+
+fn tarball(name: &str, version: &str) -> Vec<u8> {
+    TarballBuilder::new(name, version).file("README.md", format!("{name} {version}").as_bytes()).gzip()
+}
+
+/// A PUT with a short client timeout; `None` if no answer came.
+fn put(url: &str, token: &str, name: &str, version: &str) -> Option<u16> {
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
+    client
+        .put(format!("{url}/api/v1/packages/{name}/{version}"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/gzip")
+        .body(tarball(name, version))
+        .send()
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+#[test]
+fn two_writers_take_eight_clients_and_survive_a_kill_9() {
+    let cluster = Cluster::new();
+    let a = cluster.first();
+    let token = a.token.clone().unwrap();
+    let b = cluster.further("b");
+    let urls = Arc::new(Mutex::new([a.url.clone(), b.url.clone()]));
+    let acked: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>> = Arc::default();
+    let a = Arc::new(Mutex::new(a));
+
+    // 8 clients, half on each node, 12 versions each; node a is killed -9
+    // after a while and started again on a new port.
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (urls, acked, token) = (urls.clone(), acked.clone(), token.clone());
+            std::thread::spawn(move || {
+                let name = format!("pair-{c}");
+                for v in 0..12 {
+                    let version = format!("1.0.{v}");
+                    // As a client would: no answer (the node is down) is
+                    // asked again, of the node's address as it is now.
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    let (mut answer, mut url);
+                    loop {
+                        url = urls.lock().unwrap()[c % 2].clone();
+                        answer = put(&url, &token, &name, &version);
+                        if answer.is_some() || Instant::now() > deadline {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    if answer == Some(201) {
+                        acked.lock().unwrap().entry(name.clone()).or_default().insert(version);
+                    } else {
+                        eprintln!("{name} {version} on {url}: {answer:?}");
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    {
+        let mut a = a.lock().unwrap();
+        a.kill();
+        let restarted = cluster.start(&cluster.dir("a"));
+        urls.lock().unwrap()[0] = restarted.url.clone();
+        *a = restarted;
+    }
+    for c in clients {
+        c.join().unwrap();
+    }
+
+    let acked = acked.lock().unwrap().clone();
+    let total: usize = acked.values().map(BTreeSet::len).sum();
+    assert!(total >= 48, "most writes were acknowledged: {acked:?}");
+    for (name, versions) in &acked {
+        let lines = cluster.lines(name);
+        for v in versions {
+            let found: Vec<_> = lines.iter().filter(|l| l["vers"] == v.as_str()).collect();
+            assert_eq!(found.len(), 1, "{name} {v} once in the index");
+            let sha = found[0]["cksum"].as_str().unwrap();
+            assert!(cluster.s3.get(&format!("two/blobs/sha256/{sha}")).is_some(), "{name} {v}: blob");
+            assert!(
+                cluster.s3.get(&format!("two/blobs/sha256/{sha}.minisig")).is_some(),
+                "{name} {v}: signature"
+            );
+        }
+    }
+    let history = cluster.history(&b);
+    let publishes: Vec<&String> = history.iter().filter(|s| s.starts_with("publish ")).collect();
+    let unique: BTreeSet<&String> = publishes.iter().copied().collect();
+    assert_eq!(unique.len(), publishes.len(), "no change committed twice");
+    assert!(publishes.len() >= total, "every acknowledged publish is a commit");
+    // Both nodes serve what either wrote.
+    let a = a.lock().unwrap();
+    for server in [&*a, &b] {
+        let lines = server.get(&format!("/index/{}", cairn::index::package_path("pair-1"))).text().unwrap();
+        assert!(lines.lines().count() >= acked["pair-1"].len(), "{lines}");
+    }
+    drop(b);
+    cluster.fsck("a");
+}
+
+#[test]
+fn a_writer_paused_past_its_lease_cannot_commit() {
+    let cluster = Cluster::new();
+    let a = cluster.first();
+    let token = a.token.clone().unwrap();
+    let b = cluster.further("b");
+    assert_eq!(put(&a.url, &token, "paused", "1.0.0"), Some(201));
+    let a_pid = a.child.id() as i32;
+
+    // Catch node a holding the lease: keep its writer busy (4 clients in a
+    // loop), then SIGSTOP it and look at the lease.
+    let mut caught = None;
+    for attempt in 0..20 {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy: Vec<_> = (0..4)
+            .map(|c| {
+                let (url, token, stop) = (a.url.clone(), token.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut sent = Vec::new();
+                    for v in 0.. {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let version = format!("2.{attempt}.{v}");
+                        sent.push((version.clone(), put(&url, &token, &format!("busy-{c}"), &version)));
+                    }
+                    sent
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300 + 37 * attempt));
+        // SAFETY: kill(2) on the pid of a child this test started.
+        unsafe { libc::kill(a_pid, libc::SIGSTOP) };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (holder, epoch) = cluster.lease();
+        if holder.is_some() {
+            caught = Some((busy, epoch));
+            break;
+        }
+        unsafe { libc::kill(a_pid, libc::SIGCONT) };
+        for t in busy {
+            t.join().unwrap();
+        }
+    }
+    let (busy, epoch) = caught.expect("node a was caught holding the lease");
+
+    // Past the lease, node b takes it and commits.
+    std::thread::sleep(Duration::from_secs(LEASE_SECONDS + 1));
+    let started = Instant::now();
+    assert_eq!(put(&b.url, &token, "paused", "3.0.0"), Some(201), "b writes while a is stopped");
+    assert!(started.elapsed() < Duration::from_secs(10), "a dead holder is replaced within seconds");
+    assert!(cluster.lease().1 > epoch, "b's taking moved the epoch");
+
+    // a wakes up: whatever it was doing, it does not undo b's commit, and
+    // each of its writes is there once if acknowledged, else not at all.
+    unsafe { libc::kill(a_pid, libc::SIGCONT) };
+    // The requests a had in hand are answered now.
+    let answers: Vec<Vec<(String, Option<u16>)>> = busy.into_iter().map(|t| t.join().unwrap()).collect();
+    let lines = cluster.lines("paused");
+    assert_eq!(lines.iter().filter(|l| l["vers"] == "3.0.0").count(), 1, "b's acknowledged write is kept");
+    for (c, answers) in answers.into_iter().enumerate() {
+        let lines = cluster.lines(&format!("busy-{c}"));
+        for (version, answer) in answers {
+            let n = lines.iter().filter(|l| l["vers"] == version.as_str()).count();
+            match answer {
+                Some(201) => assert_eq!(n, 1, "busy-{c} {version} was acknowledged: it is there once"),
+                other => assert_eq!(n, 0, "busy-{c} {version} was not acknowledged ({other:?}): not there"),
+            }
+        }
+    }
+    // a writes again afterwards, on top of b's commit.
+    assert_eq!(put(&a.url, &token, "paused", "4.0.0"), Some(201));
+    let history = cluster.history(&b);
+    let at = |s: &str| history.iter().position(|h| h == s).unwrap_or_else(|| panic!("{s} in {history:?}"));
+    assert!(at("publish paused 4.0.0") < at("publish paused 3.0.0"), "a committed on top of b");
+    drop((a, b));
+    cluster.fsck("a");
+}
