@@ -164,6 +164,9 @@ pub fn check(reg: &Registry) -> Result<Report> {
     let (commits, nonlinear) = check_history(reg, &snap.head)?;
     findings.extend(nonlinear);
     if let Some(log) = &reg.log {
+        if reg.index.is_shared() {
+            log.catch_up_local(&reg.index, &reg.root)?;
+        }
         findings.extend(log.audit(&reg.index, &reg.root)?.into_iter().map(|p| finding(Kind::LogMismatch, p)));
     }
     findings.sort();

@@ -208,13 +208,32 @@ impl Log {
     /// is durable when it returns. The caller holds the writer lock.
     pub fn catch_up(&self, index: &IndexRepo, root: &StaticRoot) -> Result<u64> {
         let mut state = self.state.lock().unwrap();
+        let before = self.append(&mut state, index, root)?;
+        let old = self.published_size(root)?.min(before);
+        if old != state.size() || !root.exists(&root.layout().log_checkpoint()) {
+            self.publish(&state, root, old)?;
+        }
+        Ok(state.size())
+    }
+
+    /// This node's entries brought level with the index history, nothing
+    /// published: on shared storage another server appended and published
+    /// the rest (fsck there compares the published log, not a lagging copy).
+    pub fn catch_up_local(&self, index: &IndexRepo, root: &StaticRoot) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        self.append(&mut state, index, root).map(drop)
+    }
+
+    /// Appends the leaves the index history has after the log's last one to
+    /// the log's files; returns the size before.
+    fn append(&self, state: &mut State, index: &IndexRepo, root: &StaticRoot) -> Result<u64> {
         if !state.writable || !state.current()? {
             *state = State::open(&self.dir)?;
             anyhow::ensure!(state.writable, "the log's files cannot be written");
             state.repair()?;
         }
+        let before = state.size();
         let missing = history::leaves_after(index, state.last_commit.as_deref())?;
-        let old = self.published_size(root)?.min(state.size());
         if !missing.is_empty() {
             let mut at = *state.offsets.last().unwrap();
             let mut bytes = Vec::new();
@@ -236,10 +255,7 @@ impl Log {
                 state.hashes.sync_data()?;
             }
         }
-        if old != state.size() || !root.exists(&root.layout().log_checkpoint()) {
-            self.publish(&state, root, old)?;
-        }
-        Ok(state.size())
+        Ok(before)
     }
 
     /// Whether the log's files are on the static root's filesystem.
