@@ -161,8 +161,14 @@ impl Registry {
         Ok(f)
     }
 
+    /// A lock file, opened for reading where the storage is read-only (a
+    /// lock needs no write access, and a server there still serves reads).
     fn lock_file(&self, name: &str) -> Result<std::fs::File> {
-        Ok(std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.data.join(name))?)
+        let path = self.data.join(name);
+        match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => Ok(std::fs::File::open(&path)?),
+            opened => Ok(opened?),
+        }
     }
 
     pub fn db(&self) -> Result<db::Conn> {

@@ -229,7 +229,13 @@ impl Log {
     fn append(&self, state: &mut State, index: &IndexRepo, root: &StaticRoot) -> Result<u64> {
         if !state.writable || !state.current()? {
             *state = State::open(&self.dir)?;
-            anyhow::ensure!(state.writable, "the log's files cannot be written");
+            if !state.writable {
+                // The storage's own error (read-only, full), so the writer
+                // answers 503 for it like for any other storage trouble.
+                let why = OpenOptions::new().write(true).open(self.dir.join("leaves")).err();
+                let why = why.unwrap_or_else(|| std::io::Error::other("the log's files were read-only"));
+                return Err(anyhow::Error::new(why).context("the log's files cannot be written"));
+            }
             state.repair()?;
         }
         let before = state.size();

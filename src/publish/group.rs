@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +70,19 @@ pub(super) struct Committed {
     pub(super) commits: Vec<Option<git2::Oid>>,
     /// Packages whose owners changed without an index commit.
     pub(super) owners: Vec<String>,
+}
+
+/// Why a group did not commit: `rows_stand` once its database rows had
+/// committed (the index commit failed), false before.
+pub(super) struct Failure {
+    error: anyhow::Error,
+    rows_stand: bool,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        Failure { error, rows_stand: false }
+    }
 }
 
 impl Worker {
@@ -202,16 +215,27 @@ impl Worker {
             }
         }
         let mut planned = Vec::new();
-        match self.commit(batch, &mut planned) {
+        let mut batch = VecDeque::from(batch);
+        match self.commit(&mut batch, &mut planned) {
             Ok(Some(committed)) => self.effects.make(&self.reg, &self.conn, &planned, &committed),
             Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "write group failed to commit");
-                let e = WriteError::of_storage(e);
+            Err(Failure { error, rows_stand }) => {
+                tracing::error!(error = %format!("{error:#}"), "write group failed to commit");
+                let e = WriteError::of_storage(error);
+                // Changes not planned yet never happened.
+                for job in batch {
+                    let _ = job.reply.send(Err(copy(&e)));
+                }
                 // What needed the index did not happen: its rows go back.
-                let (failed, done): (Vec<_>, Vec<_>) =
-                    planned.into_iter().partition(|p| p.plan.commit.is_some());
-                self.abandon(&failed);
+                // Rows that never committed leave nothing but blobs.
+                let (failed, done): (Vec<_>, Vec<_>) = match rows_stand {
+                    true => planned.into_iter().partition(|p| p.plan.commit.is_some()),
+                    false => (planned, Vec::new()),
+                };
+                match rows_stand {
+                    true => self.abandon(&failed),
+                    false => remove_blobs(&self.reg, &failed),
+                }
                 for p in failed {
                     let _ = p.job.reply.send(Err(copy(&e)));
                 }
@@ -246,7 +270,11 @@ impl Worker {
     /// Plans every job, then makes the group durable: rows, bytes, index.
     /// Refused jobs are answered here; accepted ones are moved into
     /// `planned` before any durable step. `None`: nothing to commit.
-    fn commit(&mut self, batch: Vec<Job>, planned: &mut Vec<Planned>) -> Result<Option<Committed>> {
+    fn commit(
+        &mut self,
+        batch: &mut VecDeque<Job>,
+        planned: &mut Vec<Planned>,
+    ) -> Result<Option<Committed>, Failure> {
         let at = pubtime(chrono::Utc::now());
         let reg = self.reg.clone();
         let mut files: BTreeMap<String, Vec<IndexLine>> = BTreeMap::new();
@@ -265,7 +293,9 @@ impl Worker {
         // lock, so what the plans check (burned versions, names, owners)
         // stays true until the commit across every server.
         let txn = self.conn.transaction_exclusive()?;
-        for mut job in batch {
+        // A job leaves `batch` once its rows are in the transaction, so a
+        // failure before then still has it to answer.
+        while let Some(job) = batch.front_mut() {
             let r = &mut job.req;
             let (action, target) = plan::describe(&r.change);
             // Each change is all or nothing inside the group's transaction.
@@ -278,6 +308,7 @@ impl Worker {
             let plan = match result {
                 Ok(plan) => plan,
                 Err(e) => {
+                    let job = batch.pop_front().expect("the front job");
                     // Refusals are audited by the request handler, which sees
                     // them all; a row the storage would not take is a 503.
                     let e = match e {
@@ -288,6 +319,7 @@ impl Worker {
                     continue;
                 }
             };
+            let job = batch.front().expect("the front job");
             // A change that happens is audited with it, atomically.
             let caller = match &job.req.actor {
                 Actor::User(c) => Some(c),
@@ -326,6 +358,7 @@ impl Worker {
             if plan.commit.is_some() {
                 next_leaf = next_leaf.map(|n| n + 1);
             }
+            let job = batch.pop_front().expect("the front job");
             planned.push(Planned { job, plan, audit_id });
         }
         // Owner changes have no index commit to re-derive their documents
@@ -373,25 +406,29 @@ impl Worker {
         // The rows, so a crash from here on leaves rows that the next start
         // can match with (and clean up) any blob written above.
         txn.commit()?;
+        let stand = |error| Failure { error, rows_stand: true };
 
         // One commit per change, one pack for the group: the commit point.
-        let (commits, _head) = reg.index.write_batch(|tx| {
-            let mut ids = Vec::new();
-            for p in planned.iter() {
-                match &p.plan.commit {
-                    Some(c) => {
-                        let files: Vec<(&str, Option<&[u8]>)> = c
-                            .files
-                            .iter()
-                            .map(|(path, content)| (path.as_str(), content.as_deref()))
-                            .collect();
-                        ids.push(Some(tx.commit(&files, &c.subject, p.job.req.actor.login())?))
+        let (commits, _head) = reg
+            .index
+            .write_batch(|tx| {
+                let mut ids = Vec::new();
+                for p in planned.iter() {
+                    match &p.plan.commit {
+                        Some(c) => {
+                            let files: Vec<(&str, Option<&[u8]>)> = c
+                                .files
+                                .iter()
+                                .map(|(path, content)| (path.as_str(), content.as_deref()))
+                                .collect();
+                            ids.push(Some(tx.commit(&files, &c.subject, p.job.req.actor.login())?))
+                        }
+                        None => ids.push(None),
                     }
-                    None => ids.push(None),
                 }
-            }
-            Ok(ids)
-        })?;
+                Ok(ids)
+            })
+            .map_err(stand)?;
         for (p, id) in planned.iter_mut().zip(&commits) {
             if let (Outcome::Published(published), Some(id)) = (&mut p.plan.outcome, id) {
                 published.index_commit = id.to_string();
