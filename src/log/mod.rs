@@ -49,8 +49,8 @@ struct State {
     offsets: Vec<u64>,
     /// The index commit of the last leaf.
     last_commit: Option<String>,
-    /// Opened read-write (else the storage was read-only).
-    writable: bool,
+    /// Why the files were opened read-only (the storage's error), if they were.
+    read_only: Option<std::io::Error>,
 }
 
 /// The stored hashes in `hashes`, for tlog's algorithms.
@@ -124,9 +124,9 @@ impl State {
         let open = |file: &str, write: bool| {
             OpenOptions::new().read(true).write(write).create(write).truncate(false).open(dir.join(file))
         };
-        let (leaves, hashes, writable) = match (open("leaves", true), open("hashes", true)) {
-            (Ok(l), Ok(h)) => (l, h, true),
-            _ => (open("leaves", false)?, open("hashes", false)?, false),
+        let (leaves, hashes, read_only) = match (open("leaves", true), open("hashes", true)) {
+            (Ok(l), Ok(h)) => (l, h, None),
+            (Err(e), _) | (_, Err(e)) => (open("leaves", false)?, open("hashes", false)?, Some(e)),
         };
         let text = std::fs::read(dir.join("leaves"))?;
         let mut offsets = vec![0u64];
@@ -138,7 +138,7 @@ impl State {
                 Some(Leaf::parse(last).context("the log's last leaf")?.commit)
             }
         };
-        Ok(State { leaves, hashes, offsets, last_commit, writable })
+        Ok(State { leaves, hashes, offsets, last_commit, read_only })
     }
 
     /// Whether the files are as this state read them: another writer (the
@@ -227,13 +227,11 @@ impl Log {
     /// Appends the leaves the index history has after the log's last one to
     /// the log's files; returns the size before.
     fn append(&self, state: &mut State, index: &IndexRepo, root: &StaticRoot) -> Result<u64> {
-        if !state.writable || !state.current()? {
+        if state.read_only.is_some() || !state.current()? {
             *state = State::open(&self.dir)?;
-            if !state.writable {
-                // The storage's own error (read-only, full), so the writer
-                // answers 503 for it like for any other storage trouble.
-                let why = OpenOptions::new().write(true).open(self.dir.join("leaves")).err();
-                let why = why.unwrap_or_else(|| std::io::Error::other("the log's files were read-only"));
+            // The storage's own error (read-only, full), so the writer
+            // answers 503 for it like for any other storage trouble.
+            if let Some(why) = state.read_only.take() {
                 return Err(anyhow::Error::new(why).context("the log's files cannot be written"));
             }
             state.repair()?;

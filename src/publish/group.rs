@@ -228,14 +228,18 @@ impl Worker {
                 }
                 // What needed the index did not happen: its rows go back.
                 // Rows that never committed leave nothing but blobs.
-                let (failed, done): (Vec<_>, Vec<_>) = match rows_stand {
-                    true => planned.into_iter().partition(|p| p.plan.commit.is_some()),
-                    false => (planned, Vec::new()),
+                let (failed, done) = match rows_stand {
+                    true => {
+                        let (failed, done): (Vec<_>, Vec<_>) =
+                            planned.into_iter().partition(|p| p.plan.commit.is_some());
+                        self.abandon(&failed);
+                        (failed, done)
+                    }
+                    false => {
+                        remove_blobs(&self.reg, &planned);
+                        (planned, Vec::new())
+                    }
                 };
-                match rows_stand {
-                    true => self.abandon(&failed),
-                    false => remove_blobs(&self.reg, &failed),
-                }
                 for p in failed {
                     let _ = p.job.reply.send(Err(copy(&e)));
                 }
@@ -319,7 +323,6 @@ impl Worker {
                     continue;
                 }
             };
-            let job = batch.front().expect("the front job");
             // A change that happens is audited with it, atomically.
             let caller = match &job.req.actor {
                 Actor::User(c) => Some(c),
@@ -406,29 +409,26 @@ impl Worker {
         // The rows, so a crash from here on leaves rows that the next start
         // can match with (and clean up) any blob written above.
         txn.commit()?;
-        let stand = |error| Failure { error, rows_stand: true };
 
         // One commit per change, one pack for the group: the commit point.
-        let (commits, _head) = reg
-            .index
-            .write_batch(|tx| {
-                let mut ids = Vec::new();
-                for p in planned.iter() {
-                    match &p.plan.commit {
-                        Some(c) => {
-                            let files: Vec<(&str, Option<&[u8]>)> = c
-                                .files
-                                .iter()
-                                .map(|(path, content)| (path.as_str(), content.as_deref()))
-                                .collect();
-                            ids.push(Some(tx.commit(&files, &c.subject, p.job.req.actor.login())?))
-                        }
-                        None => ids.push(None),
+        let written = reg.index.write_batch(|tx| {
+            let mut ids = Vec::new();
+            for p in planned.iter() {
+                match &p.plan.commit {
+                    Some(c) => {
+                        let files: Vec<(&str, Option<&[u8]>)> = c
+                            .files
+                            .iter()
+                            .map(|(path, content)| (path.as_str(), content.as_deref()))
+                            .collect();
+                        ids.push(Some(tx.commit(&files, &c.subject, p.job.req.actor.login())?))
                     }
+                    None => ids.push(None),
                 }
-                Ok(ids)
-            })
-            .map_err(stand)?;
+            }
+            Ok(ids)
+        });
+        let (commits, _head) = written.map_err(|error| Failure { error, rows_stand: true })?;
         for (p, id) in planned.iter_mut().zip(&commits) {
             if let (Outcome::Published(published), Some(id)) = (&mut p.plan.outcome, id) {
                 published.index_commit = id.to_string();
