@@ -177,6 +177,10 @@ struct Pg {
     /// `None` only while it is dropped.
     client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+    /// Set when a call failed for want of the database (see
+    /// [`pg_unavailable`]): the client notices a closed socket only while
+    /// it polls, so its own `is_closed` may lag behind the error.
+    lost: bool,
 }
 
 thread_local! {
@@ -243,6 +247,7 @@ impl Conn {
             inner: Inner::Postgres(Box::new(RefCell::new(Pg {
                 client: Some(client),
                 statements: HashMap::new(),
+                lost: false,
             }))),
         }
     }
@@ -273,7 +278,10 @@ impl Conn {
     pub fn writable(&self) -> bool {
         match &self.inner {
             Inner::Sqlite(c) => !c.is_readonly(rusqlite::DatabaseName::Main).unwrap_or(true),
-            Inner::Postgres(pg) => !pg.borrow().client().is_closed(),
+            Inner::Postgres(pg) => {
+                let pg = pg.borrow();
+                !pg.lost && !pg.client().is_closed()
+            }
         }
     }
 
@@ -289,7 +297,8 @@ impl Conn {
                 let mut pg = pg.borrow_mut();
                 let stmt = pg.prepare(sql)?;
                 let client = pg.client_mut();
-                Ok(off_async(|| client.execute(&stmt, &pg_params(&values)))? as usize)
+                let changed = off_async(|| client.execute(&stmt, &pg_params(&values)));
+                Ok(pg.seen(changed)? as usize)
             }
         }
     }
@@ -321,7 +330,8 @@ impl Conn {
                     let mut pg = pg.borrow_mut();
                     let stmt = pg.prepare(sql)?;
                     let client = pg.client_mut();
-                    off_async(|| client.query(&stmt, &pg_params(&values)))?
+                    let rows = off_async(|| client.query(&stmt, &pg_params(&values)));
+                    pg.seen(rows)?
                 };
                 rows.iter().map(|r| f(&Row { values: pg_row(r)? })).collect()
             }
@@ -365,7 +375,8 @@ impl Conn {
             Inner::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 let client = pg.client_mut();
-                Ok(off_async(|| client.batch_execute(sql))?)
+                let done = off_async(|| client.batch_execute(sql));
+                Ok(pg.seen(done)?)
             }
         }
     }
@@ -448,13 +459,23 @@ impl Pg {
         self.client.as_mut().expect("a client until dropped")
     }
 
+    /// Passes a call's result on, noting a failure that means the database
+    /// is gone for this connection.
+    fn seen<T>(&mut self, r: Result<T, postgres::Error>) -> Result<T, postgres::Error> {
+        if let Err(e) = &r {
+            self.lost |= pg_unavailable(e).is_some();
+        }
+        r
+    }
+
     fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
         let text = dollar_placeholders(sql);
         let client = self.client_mut();
-        let stmt = off_async(|| client.prepare(&text))?;
+        let stmt = off_async(|| client.prepare(&text));
+        let stmt = self.seen(stmt)?;
         if self.statements.len() >= STATEMENTS {
             self.statements.clear();
         }
@@ -577,30 +598,32 @@ pub fn unavailable(e: &anyhow::Error) -> Option<&'static str> {
                 _ => {}
             }
         }
-        if let Some(pg) = cause.downcast_ref::<postgres::Error>() {
-            if pg.is_closed() {
-                return Some("the database connection was lost");
-            }
-            let Some(code) = pg.code() else {
-                // No SQL state: unavailable when the connection's I/O failed.
-                let io = std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>());
-                if io {
-                    return Some("the database is unreachable");
-                }
-                continue;
-            };
-            let code = code.code();
-            match code {
-                "53100" => return Some("no space left"),
-                "25006" => return Some("read-only database"),
-                _ if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") => {
-                    return Some("the database is unavailable")
-                }
-                _ => {}
-            }
+        if let Some(why) = cause.downcast_ref::<postgres::Error>().and_then(pg_unavailable) {
+            return Some(why);
         }
     }
     None
+}
+
+/// [`unavailable`] for one Postgres error.
+fn pg_unavailable(pg: &postgres::Error) -> Option<&'static str> {
+    if pg.is_closed() {
+        return Some("the database connection was lost");
+    }
+    let Some(code) = pg.code() else {
+        // No SQL state: unavailable when the connection's I/O failed.
+        let io = std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>());
+        return io.then_some("the database is unreachable");
+    };
+    let code = code.code();
+    match code {
+        "53100" => Some("no space left"),
+        "25006" => Some("read-only database"),
+        _ if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") => {
+            Some("the database is unavailable")
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

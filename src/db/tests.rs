@@ -349,12 +349,7 @@ fn a_lost_postgres_connection_is_unavailable_and_replaced() {
     other.query_row("SELECT pg_terminate_backend(?1)", params![pid], |_| Ok(())).unwrap();
     let lost = find_user(&conn, "ann").unwrap_err();
     assert!(conn::unavailable(&lost).is_some(), "{lost:#}");
-    // The client marks itself closed from its connection task: soon after.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while conn.writable() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(!conn.writable());
+    assert!(!conn.writable(), "the failed call marks the connection lost");
     let again = open(&target).unwrap();
     assert!(again.writable() && find_user(&again, "ann").unwrap().is_some());
 }
