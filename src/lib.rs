@@ -19,6 +19,7 @@ pub mod log;
 pub mod mem;
 pub mod migrate;
 pub mod name;
+pub mod outbox;
 pub mod publish;
 pub mod registry;
 pub mod search;

@@ -119,8 +119,12 @@ enum VersionState {
 #[derive(Default)]
 struct Model {
     versions: BTreeMap<(String, String), Known<VersionState>>,
-    /// Whether `bob` co-owns the package.
-    bob_owns: BTreeMap<String, Known<bool>>,
+    /// Whether an owner (`bob`, or a client's organisation `org:…`)
+    /// co-owns the package: (package, owner).
+    owns: BTreeMap<(String, String), Known<bool>>,
+    /// Each client's organisation, once its creation was acknowledged,
+    /// and bob's role in it (`None`: not a member).
+    orgs: BTreeMap<String, Known<Option<String>>>,
     /// Tokens whose creation was acknowledged.
     tokens: Vec<String>,
     /// Advisories sent: id, OSV bytes, whether the 201 came.
@@ -132,8 +136,9 @@ struct Model {
 }
 
 /// kill -9 at random moments of a mixed stream from 8 concurrent clients:
-/// publishes, yanks, unyanks, owner changes, deprecations and their undo,
-/// token creation, advisories, hard deletes of versions and of whole
+/// publishes, yanks, unyanks, owner changes (users and organisations),
+/// deprecations and their undo, token creation, organisations and their
+/// memberships, advisories, hard deletes of versions and of whole
 /// packages (the last three on the admin listener), CAIRN_CRASH_ROUNDS rounds (12 by default;
 /// tools/faults/kill9.sh runs 100). After each restart fsck is clean, every
 /// acknowledged write is there exactly once, every line has its signed blob,
@@ -180,7 +185,7 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
         });
         acked += count.into_inner();
         server = start();
-        check_model(&server, &model.lock().unwrap(), round);
+        check_model(&server, &token, &model.lock().unwrap(), round);
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(["fsck", "--data"])
             .arg(dir.path())
@@ -196,14 +201,18 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
     let m = model.lock().unwrap();
     let advisories = m.advisories.iter().filter(|a| a.2).count();
     let deprecations = m.deprecated.len();
+    let org_owned = m.owns.iter().filter(|((_, who), k)| who.starts_with("org:") && k.state).count();
     eprintln!(
-        "{rounds} rounds of kill -9, {acked} writes acknowledged ({advisories} advisories, {deprecations} packages deprecated or undone, {} whole packages deleted), none lost",
-        m.packages_deleted
+        "{rounds} rounds of kill -9, {acked} writes acknowledged ({advisories} advisories, {deprecations} packages deprecated or undone, {} whole packages deleted, {} organisations, {org_owned} packages an organisation owns, {} tokens), none lost",
+        m.packages_deleted,
+        m.orgs.len(),
+        m.tokens.len()
     );
     assert!(acked > rounds as usize * 4, "the stream wrote something each round: {acked}");
     assert!(advisories > 0, "the stream added advisories");
     assert!(deprecations > 0, "the stream deprecated packages");
     assert!(m.packages_deleted > 0, "the stream deleted whole packages");
+    assert!(!m.orgs.is_empty() && !m.tokens.is_empty(), "the stream made organisations and tokens");
 }
 
 /// One write of client `client`'s stream; returns whether it was acknowledged.
@@ -259,7 +268,7 @@ fn mixed_step(
             };
             version_write(version.clone(), &send, 201, VersionState::Live { yanked: false })
         }
-        4 | 5 => {
+        4 => {
             let Some(version) = live(false) else { return false };
             let send = || {
                 status(
@@ -268,6 +277,7 @@ fn mixed_step(
             };
             version_write(version.clone(), &send, 200, VersionState::Live { yanked: true })
         }
+        5 if i % 20 == 5 => org_step(http, url, token, model, client, i),
         6 => {
             let Some(version) = live(true) else { return false };
             let send = || {
@@ -286,23 +296,26 @@ fn mixed_step(
         }
         8 => {
             let add = i % 20 < 10;
-            let before = model.lock().unwrap().bob_owns.get(pkg).map(|k| k.state);
+            // bob in two of four owner changes, the client's organisation in the others.
+            let who = if i % 40 < 20 { "bob".to_string() } else { format!("org:{}", org_of(client)) };
+            let key = (pkg.to_string(), who.clone());
+            let before = model.lock().unwrap().owns.get(&key).map(|k| k.state);
             if before.is_none() && !model.lock().unwrap().versions.keys().any(|(p, _)| p == pkg) {
                 return false; // the package may not exist yet
             }
             model
                 .lock()
                 .unwrap()
-                .bob_owns
-                .insert(pkg.into(), Known { state: before.unwrap_or(false), in_flight: true });
+                .owns
+                .insert(key.clone(), Known { state: before.unwrap_or(false), in_flight: true });
             let req = if add {
                 http.put(format!("{url}/api/v1/packages/{pkg}/owners"))
             } else {
                 http.delete(format!("{url}/api/v1/packages/{pkg}/owners"))
             };
-            let s = status(req.bearer_auth(token).body(r#"{"users":["bob"]}"#).send());
+            let s = status(req.bearer_auth(token).json(&serde_json::json!({ "users": [who] })).send());
             if s == Some(200) {
-                model.lock().unwrap().bob_owns.insert(pkg.into(), Known { state: add, in_flight: false });
+                model.lock().unwrap().owns.insert(key, Known { state: add, in_flight: false });
             }
             s == Some(200)
         }
@@ -389,8 +402,59 @@ fn mixed_step(
     }
 }
 
+fn org_of(client: u32) -> String {
+    format!("mix-org-{client}")
+}
+
+/// An organisation write of the client's stream: its creation, then bob's
+/// membership going member → admin → gone, round and round.
+fn org_step(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    token: &str,
+    model: &Mutex<Model>,
+    client: u32,
+    i: u32,
+) -> bool {
+    let slug = org_of(client);
+    let before = model.lock().unwrap().orgs.get(&slug).cloned();
+    let Some(before) = before.filter(|k| !k.in_flight) else {
+        // Created, or created by a try whose answer the kill cut off (409).
+        let r = http
+            .post(format!("{url}/api/v1/orgs"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "slug": slug }))
+            .send();
+        let s = r.ok().map(|r| r.status().as_u16());
+        if matches!(s, Some(201 | 409)) && !model.lock().unwrap().orgs.contains_key(&slug) {
+            model.lock().unwrap().orgs.insert(slug, Known { state: None, in_flight: false });
+        }
+        return s == Some(201);
+    };
+    let after = match (i / 2) % 3 {
+        0 => Some("member"),
+        1 => Some("admin"),
+        _ => None,
+    };
+    let base = format!("{url}/api/v1/orgs/{slug}/members");
+    let req = match (&before.state, after) {
+        (None, Some(role)) => http.post(&base).json(&serde_json::json!({ "login": "bob", "role": role })),
+        (Some(_), Some(role)) => http.patch(format!("{base}/bob")).json(&serde_json::json!({ "role": role })),
+        (Some(_), None) => http.delete(format!("{base}/bob")),
+        (None, None) => return false,
+    };
+    model.lock().unwrap().orgs.insert(slug.clone(), Known { state: before.state.clone(), in_flight: true });
+    let s = req.bearer_auth(token).send().ok().map(|r| r.status().as_u16());
+    let done = matches!(s, Some(200 | 201));
+    if done {
+        let state = after.map(str::to_string);
+        model.lock().unwrap().orgs.insert(slug, Known { state, in_flight: false });
+    }
+    done
+}
+
 /// Every write the model knows the outcome of is exactly so on the server.
-fn check_model(server: &Server, m: &Model, round: u32) {
+fn check_model(server: &Server, token: &str, m: &Model, round: u32) {
     let mut lines_of: BTreeMap<String, Vec<cairn::index::IndexLine>> = BTreeMap::new();
     for (pkg, _) in m.versions.keys() {
         if lines_of.contains_key(pkg) {
@@ -434,13 +498,24 @@ fn check_model(server: &Server, m: &Model, round: u32) {
             cairn::sign::verify(&server.pubkey, &blob, &sig).unwrap();
         }
     }
-    for (pkg, known) in &m.bob_owns {
+    for ((pkg, who), known) in &m.owns {
         if known.in_flight {
             continue;
         }
         let doc = support::read_json(root.join(format!("api/v1/packages/{pkg}/owners.json")));
-        let bob = doc["owners"].as_array().unwrap().iter().any(|o| o["login"] == "bob");
-        assert_eq!(bob, known.state, "round {round}: bob owns {pkg}");
+        let owns = doc["owners"].as_array().unwrap().iter().any(|o| o["login"] == who.as_str());
+        assert_eq!(owns, known.state, "round {round}: {who} owns {pkg}");
+    }
+    for (slug, known) in &m.orgs {
+        let r = support::client().get(format!("{}/api/v1/orgs/{slug}", server.url)).bearer_auth(token).send();
+        let doc: serde_json::Value = r.unwrap().json().unwrap();
+        assert_eq!(doc["slug"], slug.as_str(), "round {round}: the acknowledged org:{slug} is gone: {doc}");
+        if known.in_flight {
+            continue;
+        }
+        let bob = doc["members"].as_array().unwrap().iter().find(|m| m["login"] == "bob");
+        let role = bob.map(|b| b["role"].as_str().unwrap().to_string());
+        assert_eq!(role, known.state, "round {round}: bob's role in org:{slug}");
     }
     for (id, bytes, acked) in &m.advisories {
         // Acknowledged: committed whole; cut off: whole or absent.

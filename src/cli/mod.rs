@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod fsck;
+mod org;
 mod project;
 mod search;
 mod serve;
@@ -55,6 +56,11 @@ enum Command {
     Project(project::ProjectCommand),
     #[command(flatten)]
     User(user::UserCommand),
+    /// Organisations: create one, its members and their roles, its tokens.
+    Org {
+        #[command(subcommand)]
+        command: org::OrgCommand,
+    },
     /// Search the registry's packages.
     Search(search::SearchArgs),
     /// Check a lockfile against the registry's security advisories (exit 1 on findings).
@@ -113,6 +119,7 @@ pub fn main() -> i32 {
         Command::Admin { data, command } => admin::run(data, command),
         Command::Project(command) => project::run(command),
         Command::User(command) => user::run(command),
+        Command::Org { command } => org::run(command),
         Command::Search(args) => search::run(args),
         Command::Rebuild { job, data, access_logs, public_url } => {
             rebuild(&data, job, access_logs, public_url)

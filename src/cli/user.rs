@@ -230,7 +230,8 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         label: String,
-        /// publish-new, publish-update, yank, change-owners, tokens (repeatable).
+        /// publish-new, publish-update, yank, change-owners, tokens (an
+        /// organisation's: read instead of tokens) (repeatable).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// Package name patterns, trailing `*` allowed (repeatable; none = all).
@@ -242,7 +243,7 @@ pub enum TokenCommand {
         #[command(flatten)]
         reg: RegistryArgs,
     },
-    /// List your tokens (never their secrets).
+    /// List the tokens (never their secrets).
     List {
         #[command(flatten)]
         reg: RegistryArgs,
@@ -340,7 +341,7 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             Ok(())
         }
         UserCommand::Owner { command } => owner(command).await,
-        UserCommand::Token { command } => token(command).await,
+        UserCommand::Token { command } => token(command, "tokens").await,
         UserCommand::Info { spec, json, reg } => {
             let doc = api::info(&reg.remote()?, &spec).await?;
             if json {
@@ -491,19 +492,21 @@ async fn owner(cmd: OwnerCommand) -> Result<()> {
     Ok(())
 }
 
-async fn token(cmd: TokenCommand) -> Result<()> {
+/// The token verbs on `path`: the user's `tokens`, or an organisation's
+/// `orgs/{slug}/tokens`.
+pub(super) async fn token(cmd: TokenCommand, path: &str) -> Result<()> {
     match cmd {
         TokenCommand::Create { label, scopes, packages, expires, reg } => {
             let api = Api::connect(reg.remote()?).await?;
             let body =
                 json!({ "label": label, "scopes": scopes, "packages": packages, "expiresAt": expires });
-            let r = api.call(Method::POST, "tokens", Some(body)).await?;
+            let r = api.call(Method::POST, path, Some(body)).await?;
             eprintln!("created token {} `{}` (shown once):", r["id"], r["label"].as_str().unwrap_or(""));
             println!("{}", r["key"].as_str().unwrap_or_default());
         }
         TokenCommand::List { reg } => {
             let api = Api::connect(reg.remote()?).await?;
-            let r = api.call(Method::GET, "tokens", None).await?;
+            let r = api.call(Method::GET, path, None).await?;
             println!("{:<6} {:<20} {:<40} {:<22} LAST USED", "ID", "LABEL", "SCOPES", "EXPIRES");
             for t in r["tokens"].as_array().into_iter().flatten() {
                 let list = |k: &str| {
@@ -525,7 +528,7 @@ async fn token(cmd: TokenCommand) -> Result<()> {
         }
         TokenCommand::Revoke { id, reg } => {
             let api = Api::connect(reg.remote()?).await?;
-            api.call(Method::DELETE, &format!("tokens/{id}"), None).await?;
+            api.call(Method::DELETE, &format!("{path}/{id}"), None).await?;
             eprintln!("revoked token {id}");
         }
     }

@@ -122,7 +122,7 @@ pub fn answer(conn: &Conn, user_code: &str, approver: &Caller, approve: bool) ->
         packages: approver.packages.clone(),
         expires_at: None,
     };
-    if let (true, Err(why)) = (approve, spec.validate(approver)) {
+    if let (true, Err(why)) = (approve, spec.validate(approver, super::ALL_SCOPES)) {
         return Ok(Answer::Refused(why));
     }
     let (state, packages) = match approve {

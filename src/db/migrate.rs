@@ -32,6 +32,11 @@ const SQLITE: &[Migration] = &[
         name: "events and the writer lease",
         sql: include_str!("migrations/sqlite/0003_events_and_lease.sql"),
     },
+    Migration {
+        version: 4,
+        name: "organisations",
+        sql: include_str!("migrations/sqlite/0004_organisations.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -40,6 +45,11 @@ const POSTGRES: &[Migration] = &[
         version: 2,
         name: "events and the writer lease",
         sql: include_str!("migrations/postgres/0002_events_and_lease.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "organisations",
+        sql: include_str!("migrations/postgres/0003_organisations.sql"),
     },
 ];
 

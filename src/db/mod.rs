@@ -2,7 +2,7 @@
 //! owners, burned versions, and the audit log; web accounts' passwords,
 //! sessions and device codes in `account`, `session` and `device`; the
 //! event log and webhook cursors in `events`; the writer lease of several
-//! servers in `lease`. One
+//! servers in `lease`; organisations in `org`. One
 //! writer connection lives in the publish thread; request handlers use the
 //! pool's.
 
@@ -12,6 +12,7 @@ pub mod device;
 pub mod events;
 pub mod lease;
 pub mod migrate;
+pub mod org;
 pub mod pool;
 pub mod session;
 #[cfg(test)]
@@ -174,9 +175,28 @@ pub struct Caller {
     pub token_id: Option<i64>,
     pub scopes: Vec<String>,
     pub packages: Vec<String>,
+    /// The organisation of an organisation token: it acts for that
+    /// organisation alone (`user` is the admin who made it).
+    pub org: Option<OrgToken>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrgToken {
+    pub id: i64,
+    pub slug: String,
+    pub private: bool,
 }
 
 impl Caller {
+    /// Who acts, as commits (`Published-By`) and answers name it: the
+    /// user's login, or `org:{slug}` for an organisation token.
+    pub fn login(&self) -> std::borrow::Cow<'_, str> {
+        match &self.org {
+            Some(o) => org::owner_name(&o.slug).into(),
+            None => self.user.login.as_str().into(),
+        }
+    }
+
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
@@ -230,12 +250,25 @@ pub fn issue_token(
     packages: &[String],
     expires_at: Option<&str>,
 ) -> Result<(i64, String)> {
+    insert_token(conn, user_id, None, label, scopes, packages, expires_at)
+}
+
+fn insert_token(
+    conn: &Conn,
+    user_id: i64,
+    org_id: Option<i64>,
+    label: &str,
+    scopes: &[&str],
+    packages: &[String],
+    expires_at: Option<&str>,
+) -> Result<(i64, String)> {
     let token = token::generate();
     let id = conn.query_row(
-        "INSERT INTO tokens (user_id, hash, label, scopes, packages, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        "INSERT INTO tokens (user_id, org_id, hash, label, scopes, packages, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             user_id,
+            org_id,
             token::hash(&token),
             label,
             serde_json::to_string(scopes)?,
@@ -250,7 +283,8 @@ pub fn issue_token(
 
 /// Looks a presented token up (a read: the caller records its use with
 /// [`touch_tokens`] later, in a batch). `None` for unknown, revoked,
-/// expired tokens and disabled users; malformed tokens never reach the
+/// expired tokens and disabled users (an organisation token is the
+/// organisation's, not its maker's); malformed tokens never reach the
 /// database.
 pub fn authenticate(conn: &Conn, presented: &str) -> Result<Option<Caller>> {
     if !token::well_formed(presented) {
@@ -258,21 +292,26 @@ pub fn authenticate(conn: &Conn, presented: &str) -> Result<Option<Caller>> {
     }
     let now = now();
     let row = conn.query_opt(
-        "SELECT t.id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at
-             FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.hash = ?1 AND t.revoked_at IS NULL AND u.disabled = 0
+        "SELECT t.id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at, o.id, o.slug, o.visibility
+             FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN orgs o ON o.id = t.org_id
+             WHERE t.hash = ?1 AND t.revoked_at IS NULL AND (u.disabled = 0 OR t.org_id IS NOT NULL)
                AND (t.expires_at IS NULL OR t.expires_at > ?2)",
         params![token::hash(presented), now],
         |r| {
+            let org = match r.get::<Option<i64>>(7)? {
+                Some(id) => Some(OrgToken { id, slug: r.get(8)?, private: r.get::<String>(9)? == "private" }),
+                None => None,
+            };
             Ok((
                 r.get::<i64>(0)?,
                 r.get::<String>(1)?,
                 r.get::<String>(2)?,
                 User { id: r.get(3)?, login: r.get(4)?, email: r.get(5)?, created_at: r.get(6)? },
+                org,
             ))
         },
     )?;
-    let Some((token_id, scopes, packages, user)) = row else {
+    let Some((token_id, scopes, packages, user, org)) = row else {
         return Ok(None);
     };
     Ok(Some(Caller {
@@ -280,6 +319,7 @@ pub fn authenticate(conn: &Conn, presented: &str) -> Result<Option<Caller>> {
         token_id: Some(token_id),
         scopes: serde_json::from_str(&scopes)?,
         packages: serde_json::from_str(&packages)?,
+        org,
     }))
 }
 
@@ -318,18 +358,18 @@ pub fn find_confusable(conn: &Conn, name: &str) -> Result<Option<String>> {
     )
 }
 
-/// Registers a name with `user_id` as its first owner.
-pub fn create_package(conn: &Conn, name: &str, user_id: i64) -> Result<()> {
+/// Registers a name with the caller as its first owner: the user, or the
+/// organisation of an organisation token.
+pub fn create_package(conn: &Conn, name: &str, caller: &Caller) -> Result<()> {
     let key = crate::name::canonical(name);
     conn.execute(
         "INSERT INTO packages (key, name, confusable, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![key, name, crate::name::confusable(name), now()],
     )?;
-    conn.execute(
-        "INSERT INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3)",
-        params![key, user_id, now()],
-    )?;
-    Ok(())
+    match &caller.org {
+        Some(o) => org::add_package(conn, name, o.id),
+        None => add_owner(conn, name, caller.user.id),
+    }
 }
 
 pub fn find_user(conn: &Conn, login: &str) -> Result<Option<User>> {
@@ -366,12 +406,41 @@ pub fn is_owner(conn: &Conn, name: &str, user_id: i64) -> Result<bool> {
         .is_some())
 }
 
-pub fn owners(conn: &Conn, name: &str) -> Result<Vec<String>> {
+/// Every owner row: (package key, user or organisation id, login, when
+/// added), users by login and organisations as `org:{slug}`. The one query
+/// of owners, for one package and for all.
+const OWNER_ROWS: &str = "SELECT o.package AS package, u.id AS id, u.login AS login, o.added_at AS added_at
+         FROM owners o JOIN users u ON u.id = o.user_id
+     UNION ALL
+     SELECT x.package, g.id, 'org:' || g.slug, x.added_at FROM org_owners x JOIN orgs g ON g.id = x.org_id";
+
+/// A package's owners in the order they were added: (id, login); an
+/// organisation's id is its own, its login `org:{slug}`.
+pub fn owner_rows(conn: &Conn, name: &str) -> Result<Vec<(i64, String)>> {
     conn.query(
-        "SELECT u.login FROM owners o JOIN users u ON u.id = o.user_id WHERE o.package = ?1 ORDER BY o.added_at, u.login",
+        &format!("SELECT id, login FROM ({OWNER_ROWS}) AS w WHERE package = ?1 ORDER BY added_at, login"),
         params![crate::name::canonical(name)],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
+}
+
+/// A package's owners' logins, in the order they were added.
+pub fn owners(conn: &Conn, name: &str) -> Result<Vec<String>> {
+    Ok(owner_rows(conn, name)?.into_iter().map(|(_, login)| login).collect())
+}
+
+/// Every package's owners' logins by canonical name.
+pub fn all_owners(conn: &Conn) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let rows = conn.query(
+        &format!("SELECT package, login FROM ({OWNER_ROWS}) AS w ORDER BY package, added_at, login"),
+        params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+    )?;
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for (pkg, login) in rows {
+        out.entry(pkg).or_default().push(login);
+    }
+    Ok(out)
 }
 
 /// True when this (package, version-without-build) was ever published, even
@@ -526,6 +595,7 @@ pub fn forget_audit(conn: &Conn, id: i64) -> Result<()> {
 pub fn forget_package(conn: &Conn, name: &str) -> Result<()> {
     let key = crate::name::canonical(name);
     conn.execute("DELETE FROM owners WHERE package = ?1", params![key])?;
+    conn.execute("DELETE FROM org_owners WHERE package = ?1", params![key])?;
     conn.execute("DELETE FROM packages WHERE key = ?1", params![key])?;
     Ok(())
 }
@@ -602,10 +672,13 @@ fn token_meta(r: &Row) -> Result<TokenMeta> {
 
 const TOKEN_COLUMNS: &str = "id, label, scopes, packages, expires_at, last_used_at, created_at";
 
-/// The caller's live (not revoked) tokens.
+/// The caller's live (not revoked) tokens; organisation tokens it made are
+/// the organisation's.
 pub fn list_tokens(conn: &Conn, user_id: i64) -> Result<Vec<TokenMeta>> {
     conn.query(
-        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id"),
+        &format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1 AND org_id IS NULL AND revoked_at IS NULL ORDER BY id"
+        ),
         params![user_id],
         token_meta,
     )
@@ -622,19 +695,21 @@ pub struct TokenSpec {
 impl TokenSpec {
     /// A token can never do more than the token that creates it: its scopes
     /// and package patterns must be within the creator's. Normalises the
-    /// expiry to the database's time format.
-    pub fn validate(&mut self, creator: &Caller) -> Result<(), String> {
+    /// expiry to the database's time format. `allowed`: the scopes this kind
+    /// of token has ([`ALL_SCOPES`], or [`org::TOKEN_SCOPES`], whose `read`
+    /// every member has without a scope).
+    pub fn validate(&mut self, creator: &Caller, allowed: &[&str]) -> Result<(), String> {
         if self.label.trim().is_empty() || self.label.len() > 64 {
             return Err("`label` must be 1 to 64 characters".into());
         }
         if self.scopes.is_empty() {
-            return Err(format!("`scopes` must name at least one of {}", ALL_SCOPES.join(", ")));
+            return Err(format!("`scopes` must name at least one of {}", allowed.join(", ")));
         }
         for scope in &self.scopes {
-            if !ALL_SCOPES.contains(&scope.as_str()) {
-                return Err(format!("unknown scope `{scope}`; scopes are {}", ALL_SCOPES.join(", ")));
+            if !allowed.contains(&scope.as_str()) {
+                return Err(format!("unknown scope `{scope}`; scopes are {}", allowed.join(", ")));
             }
-            if !creator.has_scope(scope) {
+            if scope != "read" && !creator.has_scope(scope) {
                 return Err(format!("this token lacks `{scope}`, so it cannot grant it"));
             }
         }
@@ -678,9 +753,25 @@ fn pattern_within(inner: &str, outer: &str) -> bool {
 
 /// Stores a new token; returns its metadata and the key (shown once).
 pub fn create_token(conn: &Conn, user_id: i64, spec: &TokenSpec) -> Result<(TokenMeta, String)> {
+    create_token_for(conn, user_id, None, spec)
+}
+
+fn create_token_for(
+    conn: &Conn,
+    user_id: i64,
+    org_id: Option<i64>,
+    spec: &TokenSpec,
+) -> Result<(TokenMeta, String)> {
     let scopes: Vec<&str> = spec.scopes.iter().map(String::as_str).collect();
-    let (id, key) =
-        issue_token(conn, user_id, &spec.label, &scopes, &spec.packages, spec.expires_at.as_deref())?;
+    let (id, key) = insert_token(
+        conn,
+        user_id,
+        org_id,
+        &spec.label,
+        &scopes,
+        &spec.packages,
+        spec.expires_at.as_deref(),
+    )?;
     let meta = conn.query_row(
         &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
         params![id],
@@ -692,7 +783,7 @@ pub fn create_token(conn: &Conn, user_id: i64, spec: &TokenSpec) -> Result<(Toke
 /// Revokes one of the user's tokens; false if there is no such live token.
 pub fn revoke_token(conn: &Conn, user_id: i64, id: i64) -> Result<bool> {
     let n = conn.execute(
-        "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
+        "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND org_id IS NULL AND revoked_at IS NULL",
         params![now(), id, user_id],
     )?;
     Ok(n == 1)
@@ -700,7 +791,7 @@ pub fn revoke_token(conn: &Conn, user_id: i64, id: i64) -> Result<bool> {
 
 /// Everything tied to a user: profile, token metadata with hashes (never a
 /// plaintext token), web sessions, owned packages with their versions,
-/// audit entries.
+/// organisation memberships, audit entries.
 pub fn export(conn: &Conn, user_id: i64) -> Result<serde_json::Value> {
     use serde_json::json;
     let user = conn.query_row(
@@ -713,7 +804,9 @@ pub fn export(conn: &Conn, user_id: i64) -> Result<serde_json::Value> {
         },
     )?;
     let tokens = conn.query(
-        &format!("SELECT {TOKEN_COLUMNS}, hash, revoked_at FROM tokens WHERE user_id = ?1 ORDER BY id"),
+        &format!(
+            "SELECT {TOKEN_COLUMNS}, hash, revoked_at FROM tokens WHERE user_id = ?1 AND org_id IS NULL ORDER BY id"
+        ),
         params![user_id],
         |r| {
             let mut v = serde_json::to_value(token_meta(r)?)?;
@@ -749,23 +842,30 @@ pub fn export(conn: &Conn, user_id: i64) -> Result<serde_json::Value> {
         },
     )?;
     let sessions = session::export(conn, user_id)?;
-    Ok(json!({ "user": user, "tokens": tokens, "sessions": sessions, "packages": packages, "audit": audit }))
+    let organisations: Vec<_> = org::memberships(conn, user_id)?
+        .into_iter()
+        .map(|(slug, role, since)| json!({ "org": slug, "role": role, "addedAt": since }))
+        .collect();
+    Ok(json!({ "user": user, "tokens": tokens, "sessions": sessions, "packages": packages,
+               "organisations": organisations, "audit": audit }))
 }
 
 /// How long an account marked for erasure waits before it is purged.
 pub const ERASURE_GRACE_DAYS: i64 = 30;
 
-/// Revokes every token of the user at once, removes them from every
-/// package's owners, and marks the account for purge after the grace
-/// period. Returns the purge time and the packages the user left.
+/// Revokes every token of the user at once (not the organisation tokens it
+/// made: those are the organisations'), removes them from every package's
+/// owners and every organisation, and marks the account for purge after
+/// the grace period. Returns the purge time and the packages the user left.
 pub fn mark_for_deletion(conn: &Conn, user_id: i64) -> Result<(String, Vec<String>)> {
     let now = now();
     let purge_after =
         crate::index::line::pubtime(chrono::Utc::now() + chrono::Duration::days(ERASURE_GRACE_DAYS));
     conn.execute(
-        "UPDATE tokens SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
+        "UPDATE tokens SET revoked_at = ?1 WHERE user_id = ?2 AND org_id IS NULL AND revoked_at IS NULL",
         params![now, user_id],
     )?;
+    org::leave_all(conn, user_id)?;
     session::end_all(conn, user_id)?;
     conn.execute(
         "UPDATE users SET disabled = 1, delete_after = ?1 WHERE id = ?2",
@@ -790,7 +890,7 @@ pub fn purge_accounts(conn: &Conn) -> Result<Vec<String>> {
     )?;
     for (id, _) in &due {
         session::end_all(conn, *id)?;
-        conn.execute("DELETE FROM tokens WHERE user_id = ?1", params![id])?;
+        conn.execute("DELETE FROM tokens WHERE user_id = ?1 AND org_id IS NULL", params![id])?;
         conn.execute(
             "UPDATE users SET login = ?1, email = NULL, delete_after = NULL, disabled = 1 WHERE id = ?2",
             params![format!("deleted-{id}"), id],

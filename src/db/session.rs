@@ -69,25 +69,25 @@ pub fn open(conn: &Conn, user_id: i64, token_id: Option<i64>) -> Result<String> 
 /// unknown, ended, idle too long, its user disabled, or its token revoked
 /// or expired.
 pub fn authenticate(conn: &Conn, secret: &str) -> Result<Option<(Caller, Session)>> {
-    let row = conn
-        .query_opt(
-            "SELECT s.id, s.seen, s.token_id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at
+    let row = conn.query_opt(
+        "SELECT s.id, s.seen, s.token_id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at
              FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN tokens t ON t.id = s.token_id
              WHERE s.hash = ?1 AND s.seen > ?2 AND u.disabled = 0
                AND (s.token_id IS NULL
-                    OR (t.id IS NOT NULL AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?3)))",
-            params![hash(secret), unix_now() - IDLE_SECS, super::now()],
-            |r| {
-                Ok((
-                    r.get::<i64>(0)?,
-                    r.get::<i64>(1)?,
-                    r.get::<Option<i64>>(2)?,
-                    r.get::<Option<String>>(3)?,
-                    r.get::<Option<String>>(4)?,
-                    User { id: r.get(5)?, login: r.get(6)?, email: r.get(7)?, created_at: r.get(8)? },
-                ))
-            },
-        )?;
+                    OR (t.id IS NOT NULL AND t.org_id IS NULL AND t.revoked_at IS NULL
+                        AND (t.expires_at IS NULL OR t.expires_at > ?3)))",
+        params![hash(secret), unix_now() - IDLE_SECS, super::now()],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<i64>(1)?,
+                r.get::<Option<i64>>(2)?,
+                r.get::<Option<String>>(3)?,
+                r.get::<Option<String>>(4)?,
+                User { id: r.get(5)?, login: r.get(6)?, email: r.get(7)?, created_at: r.get(8)? },
+            ))
+        },
+    )?;
     let Some((id, seen, token_id, scopes, packages, user)) = row else {
         return Ok(None);
     };
@@ -96,7 +96,7 @@ pub fn authenticate(conn: &Conn, secret: &str) -> Result<Option<(Caller, Session
         _ => (ALL_SCOPES.iter().map(|s| s.to_string()).collect(), Vec::new()),
     };
     let session = Session { id, csrf: csrf(secret), seen };
-    Ok(Some((Caller { user, token_id, scopes, packages }, session)))
+    Ok(Some((Caller { user, token_id, scopes, packages, org: None }, session)))
 }
 
 /// Records sessions' last use, in one transaction: (session id, unix seconds).

@@ -9,6 +9,11 @@ fn v(s: &str) -> semver::Version {
     semver::Version::parse(s).unwrap()
 }
 
+/// A caller for a user, as a password session would be.
+fn person(user: &User) -> Caller {
+    Caller { user: user.clone(), token_id: None, scopes: vec![], packages: vec![], org: None }
+}
+
 #[test]
 fn users_tokens_packages_versions_and_counters() {
     each(|conn| {
@@ -18,11 +23,11 @@ fn users_tokens_packages_versions_and_counters() {
         add_user(conn, "bob", None).unwrap();
         let bob = find_user(conn, "BOB").unwrap().unwrap();
 
-        create_package(conn, "Web_Kit", ann.user.id).unwrap();
+        create_package(conn, "Web_Kit", &ann).unwrap();
         assert_eq!(find_package(conn, "web-kit").unwrap().as_deref(), Some("Web_Kit"));
         assert_eq!(find_confusable(conn, "web-klt").unwrap().as_deref(), Some("Web_Kit"), "l looks like i");
         assert_eq!(find_confusable(conn, "web_kit").unwrap(), None, "the same package");
-        assert!(create_package(conn, "web-kit", bob.id).is_err(), "a name is registered once");
+        assert!(create_package(conn, "web-kit", &person(&bob)).is_err(), "a name is registered once");
         add_owner(conn, "web-kit", bob.id).unwrap();
         add_owner(conn, "web-kit", bob.id).unwrap();
         assert_eq!(owners(conn, "web_kit").unwrap(), ["ann", "bob"]);
@@ -102,7 +107,7 @@ fn tokens_export_and_erasure() {
             packages: vec!["web-*".into()],
             expires_at: Some("2999-01-01T00:00:00Z".into()),
         };
-        spec.validate(&ann).unwrap();
+        spec.validate(&ann, ALL_SCOPES).unwrap();
         let (meta, key) = create_token(conn, ann.user.id, &spec).unwrap();
         assert_eq!((meta.label.as_str(), meta.packages.clone()), ("ci", vec!["web-*".to_string()]));
         let narrow = authenticate(conn, &key).unwrap().unwrap();
@@ -113,7 +118,7 @@ fn tokens_export_and_erasure() {
         assert!(!revoke_token(conn, ann.user.id, meta.id).unwrap());
         assert!(authenticate(conn, &key).unwrap().is_none());
 
-        create_package(conn, "kit", ann.user.id).unwrap();
+        create_package(conn, "kit", &ann).unwrap();
         record_version(conn, "kit", &v("0.1.0"), "ab", &now(), ann.user.id).unwrap();
         record_version(conn, "kit", &v("0.2.0"), "cd", &now(), ann.user.id).unwrap();
         let doc = export(conn, ann.user.id).unwrap();
@@ -183,8 +188,9 @@ fn writers_take_turns_and_a_version_is_burned_once() {
     each_target(|target| {
         let a = open(target).unwrap();
         add_user(&a, "ann", None).unwrap();
-        let ann = find_user(&a, "ann").unwrap().unwrap().id;
-        create_package(&a, "kit", ann).unwrap();
+        let ann = find_user(&a, "ann").unwrap().unwrap();
+        create_package(&a, "kit", &person(&ann)).unwrap();
+        let ann = ann.id;
 
         let txn = a.transaction_exclusive().unwrap();
         assert!(!version_burned(&txn, "kit", "1.0.0").unwrap());
@@ -352,4 +358,52 @@ fn a_lost_postgres_connection_is_unavailable_and_replaced() {
     assert!(!conn.writable(), "the failed call marks the connection lost");
     let again = open(&target).unwrap();
     assert!(again.writable() && find_user(&again, "ann").unwrap().is_some());
+}
+
+/// Organisations on both engines: roles, the last owner, owners listed with
+/// `org:`, acting through an organisation, and organisation tokens.
+#[test]
+fn organisations_roles_owners_and_tokens() {
+    each(|conn| {
+        let token = add_user(conn, "ann", None).unwrap();
+        let ann = authenticate(conn, &token).unwrap().unwrap();
+        add_user(conn, "bob", None).unwrap();
+        let bob = find_user(conn, "bob").unwrap().unwrap();
+        let acme = org::create(conn, "acme", "Acme", false, ann.user.id).unwrap().unwrap();
+        assert!(org::create(conn, "acme", "Again", false, bob.id).unwrap().is_none(), "a slug is taken once");
+        assert!(org::add_member(conn, acme.id, bob.id, org::Role::Member).unwrap());
+        assert!(!org::add_member(conn, acme.id, bob.id, org::Role::Admin).unwrap(), "a member once");
+        assert_eq!(org::role(conn, acme.id, bob.id).unwrap(), Some(org::Role::Member));
+        let last = org::set_role(conn, acme.id, ann.user.id, Some(org::Role::Admin)).unwrap();
+        assert_eq!(last, Err(org::Refusal::LastOwner));
+        assert_eq!(org::sole_owner_of(conn, ann.user.id).unwrap(), ["acme"]);
+
+        create_package(conn, "kit", &ann).unwrap();
+        org::add_package(conn, "kit", acme.id).unwrap();
+        assert_eq!(owners(conn, "kit").unwrap().len(), 2);
+        assert!(owners(conn, "kit").unwrap().contains(&"org:acme".to_string()));
+        assert!(!org::acts_for(conn, "kit", bob.id).unwrap(), "a member does not act as owner");
+        org::set_role(conn, acme.id, bob.id, Some(org::Role::Admin)).unwrap().unwrap();
+        assert!(org::acts_for(conn, "kit", bob.id).unwrap());
+        assert!(org::has_published(conn, acme.id).is_ok_and(|p| !p));
+
+        let mut spec = TokenSpec {
+            label: "ci".into(),
+            scopes: vec!["publish-update".into(), "read".into()],
+            packages: vec![],
+            expires_at: None,
+        };
+        spec.validate(&ann, org::TOKEN_SCOPES).unwrap();
+        let (meta, key) = org::create_token(conn, acme.id, ann.user.id, &spec).unwrap();
+        let ci = authenticate(conn, &key).unwrap().unwrap();
+        assert_eq!(ci.org.as_ref().map(|o| o.slug.as_str()), Some("acme"));
+        assert_eq!(ci.login(), "org:acme");
+        assert!(list_tokens(conn, ann.user.id).unwrap().iter().all(|t| t.id != meta.id), "not the admin's");
+        assert!(!revoke_token(conn, ann.user.id, meta.id).unwrap(), "revoked through the organisation only");
+        assert_eq!(org::tokens(conn, acme.id).unwrap().len(), 1);
+        assert!(org::revoke_token(conn, acme.id, meta.id).unwrap());
+        assert!(authenticate(conn, &key).unwrap().is_none());
+        let export = export(conn, bob.id).unwrap();
+        assert_eq!(export["organisations"][0]["role"], "admin");
+    });
 }

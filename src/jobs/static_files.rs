@@ -139,16 +139,7 @@ fn all_owners(reg: &Registry, conn: &Conn) -> Result<HashMap<String, Vec<String>
     if reg.config.read_only {
         return Ok(HashMap::new());
     }
-    let rows = conn.query(
-        "SELECT o.package, u.login FROM owners o JOIN users u ON u.id = o.user_id ORDER BY o.package, o.added_at, u.login",
-        crate::params![],
-        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
-    )?;
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for (pkg, login) in rows {
-        out.entry(pkg).or_default().push(login);
-    }
-    Ok(out)
+    crate::db::all_owners(conn)
 }
 
 /// The logins of a mirror's `owners.json` for one package.
@@ -213,6 +204,19 @@ struct ListingPage<'a> {
     per_page: usize,
     sort: &'a str,
     total: usize,
+}
+
+/// A page's rows for packages' summaries.
+fn site_rows<'a>(packages: &'a [Summary<'a>]) -> Vec<crate::site::Row<'a>> {
+    packages
+        .iter()
+        .map(|p| crate::site::Row {
+            name: p.name,
+            version: p.latest_version,
+            description: p.description.as_deref(),
+            note: String::new(),
+        })
+        .collect()
 }
 
 /// `/api/v1/users/{login}.json`.
@@ -461,19 +465,17 @@ fn write_browse(
             login: &user.login,
             packages: mine.map(|&i| row(i)).collect(),
         };
-        let rows: Vec<crate::site::Row> = doc
-            .packages
-            .iter()
-            .map(|p| crate::site::Row {
-                name: p.name,
-                version: p.latest_version,
-                description: p.description.as_deref(),
-                note: String::new(),
-            })
-            .collect();
+        let rows = site_rows(&doc.packages);
         w.put(&crate::site::user(&reg.root, &user.login, &user.created_at, &rows))?;
         Ok(w.put(&derive::Doc { key: l.user(&user.login), bytes: derive::to_bytes(&doc) })?)
     })?;
+    // Public organisations' pages: the packages each owns.
+    for org in crate::db::org::public(conn)? {
+        let mine = owned.get(crate::db::org::owner_name(&org.slug).as_str()).into_iter().flatten();
+        let listed: Vec<_> = mine.map(|&i| row(i)).collect();
+        let rows = site_rows(&listed);
+        w.put(&crate::site::org(&reg.root, &org, &rows))?;
+    }
     Ok((pages, users.len()))
 }
 

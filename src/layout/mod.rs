@@ -272,6 +272,20 @@ impl Layout {
         self.at(&Layout::page(&format!("u/{}", login.to_ascii_lowercase())))
     }
 
+    /// `/o/{slug}`: an organisation's page.
+    pub fn org_page(&self, slug: &str) -> String {
+        self.at(&Layout::page(&format!("o/{}", slug.to_ascii_lowercase())))
+    }
+
+    /// The page of a package owner as owners are listed: `org:{slug}` is
+    /// an organisation's, any other a user's.
+    pub fn owner_page(&self, owner: &str) -> String {
+        match crate::db::org::slug_of_owner(owner) {
+            Some(slug) => self.org_page(slug),
+            None => self.user_page(owner),
+        }
+    }
+
     /// A fixed page of the site by its URL's key (`stats`, `search`, `login`, …).
     pub fn site_page(&self, url_key: &str) -> String {
         self.at(&Layout::page(url_key))

@@ -421,7 +421,7 @@ impl Worker {
                             .iter()
                             .map(|(path, content)| (path.as_str(), content.as_deref()))
                             .collect();
-                        ids.push(Some(tx.commit(&files, &c.subject, p.job.req.actor.login())?))
+                        ids.push(Some(tx.commit(&files, &c.subject, &p.job.req.actor.login())?))
                     }
                     None => ids.push(None),
                 }

@@ -96,10 +96,11 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn login(&self) -> &str {
+    /// Who the commit names in `Published-By`.
+    fn login(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Actor::User(c) => &c.user.login,
-            Actor::Admin => "(administrator)",
+            Actor::User(c) => c.login(),
+            Actor::Admin => "(administrator)".into(),
         }
     }
 

@@ -104,7 +104,7 @@ pub(super) fn plan(
             line.pubtime = Some(at.to_string());
             line.log_index = leaf;
             if new_package {
-                db::create_package(conn, &line.name, caller.user.id)?;
+                db::create_package(conn, &line.name, caller)?;
             }
             db::record_version(conn, &line.name, &upload.version, &line.cksum, at, caller.user.id)?;
             let path = package_path(&line.name);
@@ -162,24 +162,26 @@ pub(super) fn plan(
             })
         }
         Change::Owners { name, add, remove } => {
-            let spelled = check_owner(conn, actor.caller()?, name, "change-owners")?;
-            let mut ids_add = Vec::new();
-            for login in add.iter() {
-                let user = db::find_user(conn, login)?
-                    .ok_or_else(|| WriteError::NotFound(format!("no user `{login}`")))?;
-                ids_add.push(user.id);
+            let caller = actor.caller()?;
+            let spelled = check_owner(conn, caller, name, "change-owners")?;
+            let adding: Vec<Owner> = add.iter().map(|o| owner(conn, o)).collect::<Result<_, _>>()?;
+            let removing: Vec<Owner> = remove.iter().map(|o| owner(conn, o)).collect::<Result<_, _>>()?;
+            for o in &adding {
+                if let Owner::Org(org) = o {
+                    check_org_owner(conn, caller, org)?;
+                }
             }
-            let mut ids_remove = Vec::new();
-            for login in remove.iter() {
-                let user = db::find_user(conn, login)?
-                    .ok_or_else(|| WriteError::NotFound(format!("no user `{login}`")))?;
-                ids_remove.push(user.id);
+            for o in adding {
+                match o {
+                    Owner::User(id) => db::add_owner(conn, &spelled, id)?,
+                    Owner::Org(org) => db::org::add_package(conn, &spelled, org.id)?,
+                }
             }
-            for id in ids_add {
-                db::add_owner(conn, &spelled, id)?;
-            }
-            for id in ids_remove {
-                db::remove_owner(conn, &spelled, id)?;
+            for o in removing {
+                match o {
+                    Owner::User(id) => db::remove_owner(conn, &spelled, id)?,
+                    Owner::Org(org) => db::org::remove_package(conn, &spelled, org.id)?,
+                }
             }
             let owners = db::owners(conn, &spelled)?;
             if owners.is_empty() {
@@ -193,21 +195,28 @@ pub(super) fn plan(
         Change::Register { name } => {
             let caller = actor.caller()?;
             let created = match db::find_package(conn, name)? {
-                Some(spelled) if spelled == *name && db::is_owner(conn, name, caller.user.id)? => false,
+                Some(spelled) if spelled == *name && may_act(conn, caller, name)? => false,
                 Some(spelled) => {
                     return Err(WriteError::Conflict(format!("the name `{spelled}` is taken")));
                 }
                 None => {
                     check_new_name(conn, reg, caller, name)?;
-                    db::create_package(conn, name, caller.user.id)?;
+                    db::create_package(conn, name, caller)?;
                     true
                 }
             };
-            let owner = caller.user.login.clone();
+            let owner = caller.login().into_owned();
             Ok(done(Outcome::Registered { name: name.clone(), owner, created }))
         }
         Change::DeleteAccount => {
             let caller = actor.caller()?;
+            let sole = db::org::sole_owner_of(conn, caller.user.id)?;
+            if !sole.is_empty() {
+                return Err(WriteError::Conflict(format!(
+                    "you are the only owner of {}: make another member an owner first",
+                    sole.iter().map(|s| db::org::owner_name(s)).collect::<Vec<_>>().join(", ")
+                )));
+            }
             let (purge_after, packages) = db::mark_for_deletion(conn, caller.user.id)?;
             Ok(done(Outcome::AccountDeleted { purge_after, packages }))
         }
@@ -326,10 +335,63 @@ fn check_owner(conn: &Conn, caller: &Caller, pkg: &str, scope: &str) -> Result<S
     if !caller.may_touch(&spelled) {
         return Err(WriteError::Forbidden(format!("this token may not act on `{spelled}`")));
     }
-    if !db::is_owner(conn, &spelled, caller.user.id)? {
-        return Err(WriteError::Forbidden(format!("you are not an owner of `{spelled}`")));
+    if !may_act(conn, caller, &spelled)? {
+        return Err(not_an_owner(caller, &spelled));
     }
     Ok(spelled)
+}
+
+/// Whether the caller acts as an owner of the package: a user who owns it
+/// or is an admin of an organisation that owns it; an organisation token
+/// of a public organisation that owns it.
+fn may_act(conn: &Conn, caller: &Caller, pkg: &str) -> anyhow::Result<bool> {
+    match &caller.org {
+        Some(o) => Ok(!o.private && db::org::owns(conn, pkg, o.id)?),
+        None => Ok(db::is_owner(conn, pkg, caller.user.id)? || db::org::acts_for(conn, pkg, caller.user.id)?),
+    }
+}
+
+fn not_an_owner(caller: &Caller, pkg: &str) -> WriteError {
+    match &caller.org {
+        Some(o) => WriteError::Forbidden(format!("org:{} is not an owner of `{pkg}`", o.slug)),
+        None => WriteError::Forbidden(format!("you are not an owner of `{pkg}`")),
+    }
+}
+
+/// An owner named in an owner change: a login, or `org:{slug}`.
+enum Owner {
+    User(i64),
+    Org(db::org::Org),
+}
+
+fn owner(conn: &Conn, name: &str) -> Result<Owner, WriteError> {
+    if let Some(slug) = db::org::slug_of_owner(name) {
+        let org = db::org::find(conn, slug)?
+            .ok_or_else(|| WriteError::NotFound(format!("no organisation `{slug}`")))?;
+        return Ok(Owner::Org(org));
+    }
+    let user = db::find_user(conn, name)?.ok_or_else(|| WriteError::NotFound(format!("no user `{name}`")))?;
+    Ok(Owner::User(user.id))
+}
+
+/// An organisation becomes an owner only by the hand of its admin (or its
+/// own token), and only a public one: a private organisation's packages
+/// live in its own registry.
+fn check_org_owner(conn: &Conn, caller: &Caller, org: &db::org::Org) -> Result<(), WriteError> {
+    let allowed = match &caller.org {
+        Some(o) => o.id == org.id,
+        None => db::org::role(conn, org.id, caller.user.id)? >= Some(db::org::Role::Admin),
+    };
+    if !allowed {
+        return Err(WriteError::Forbidden(format!("only an admin of org:{} can make it an owner", org.slug)));
+    }
+    if org.private {
+        return Err(WriteError::Conflict(format!(
+            "org:{} is private: its packages are published to its own registry, not this one",
+            org.slug
+        )));
+    }
+    Ok(())
 }
 
 /// A name nobody has: not reserved, not a look-alike, and a token that may
@@ -346,6 +408,12 @@ fn check_new_name(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Re
     }
     if !caller.may_touch(pkg) {
         return Err(WriteError::Forbidden(format!("this token may not claim `{pkg}`")));
+    }
+    if let Some(o) = caller.org.as_ref().filter(|o| o.private) {
+        return Err(WriteError::Forbidden(format!(
+            "org:{} is private: its token publishes to its own registry, not this one",
+            o.slug
+        )));
     }
     Ok(())
 }
@@ -364,8 +432,8 @@ fn check_publish(conn: &Conn, reg: &Registry, caller: &Caller, upload: &Upload) 
             )))
         }
         Some(_) => {
-            if !db::is_owner(conn, pkg, caller.user.id)? {
-                return Err(WriteError::Forbidden(format!("you are not an owner of `{pkg}`")));
+            if !may_act(conn, caller, pkg)? {
+                return Err(not_an_owner(caller, pkg));
             }
             if !caller.has_scope("publish-update") {
                 return Err(WriteError::Forbidden("this token lacks the `publish-update` scope".into()));

@@ -30,6 +30,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::PUT, ["packages", name, version]) => publish(req, name, version).await,
         (&Method::DELETE, ["packages", name, version]) => yank(req, name, version, true).await,
         (&Method::POST, ["packages", name, version, "unyank"]) => yank(req, name, version, false).await,
+        (_, ["orgs", rest @ ..]) => super::orgs::route(req, rest).await,
         (_, ["crates", rest @ ..]) => super::cargo::route(req, rest).await,
         _ => Err(ApiError::not_found(format!("no API endpoint {m} /api/v1/{}", segs.join("/")))),
     }
@@ -85,13 +86,21 @@ async fn health(req: &Request<'_>) -> ApiResult {
     Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))
 }
 
+/// The user, or for an organisation token the organisation it acts for.
 fn whoami(req: &Request) -> ApiResult {
-    let u = &req.caller()?.user;
-    Ok((StatusCode::OK, json!({ "login": u.login, "email": u.email, "createdAt": u.created_at })))
+    let c = req.caller()?;
+    let u = &c.user;
+    Ok((
+        StatusCode::OK,
+        match &c.org {
+            Some(o) => json!({ "login": c.login(), "org": o.slug, "scopes": c.scopes }),
+            None => json!({ "login": u.login, "email": u.email, "createdAt": u.created_at }),
+        },
+    ))
 }
 
 async fn list_tokens(req: &Request<'_>) -> ApiResult {
-    let user = req.caller()?.user.id;
+    let user = req.person()?.user.id;
     let tokens = req.state.db(move |c| db::list_tokens(c, user)).await?;
     Ok((StatusCode::OK, json!({ "tokens": tokens })))
 }
@@ -107,14 +116,14 @@ struct NewToken {
 }
 
 async fn create_token(req: &Request<'_>) -> ApiResult {
-    let caller = req.caller()?;
+    let caller = req.person()?;
     if !caller.has_scope("tokens") {
         return Err(ApiError::forbidden("creating tokens needs a token with the `tokens` scope"));
     }
     let t: NewToken = req.json()?;
     let mut spec =
         db::TokenSpec { label: t.label, scopes: t.scopes, packages: t.packages, expires_at: t.expires_at };
-    spec.validate(caller).map_err(ApiError::invalid)?;
+    spec.validate(caller, db::ALL_SCOPES).map_err(ApiError::invalid)?;
     let user = caller.user.id;
     let (meta, key) = req.state.db(move |c| db::create_token(c, user, &spec)).await?;
     let mut doc = serde_json::to_value(meta).unwrap();
@@ -123,7 +132,7 @@ async fn create_token(req: &Request<'_>) -> ApiResult {
 }
 
 async fn revoke_token(req: &Request<'_>, id: &str) -> ApiResult {
-    let caller = req.caller()?;
+    let caller = req.person()?;
     let id: i64 = id.parse().map_err(|_| ApiError::not_found(format!("no token {id}")))?;
     let user = caller.user.id;
     if !req.state.db(move |c| db::revoke_token(c, user, id)).await? {
@@ -133,12 +142,12 @@ async fn revoke_token(req: &Request<'_>, id: &str) -> ApiResult {
 }
 
 async fn export(req: &Request<'_>) -> ApiResult {
-    let user = req.caller()?.user.id;
+    let user = req.person()?.user.id;
     Ok((StatusCode::OK, req.state.db(move |c| db::export(c, user)).await?))
 }
 
 async fn delete_me(req: &Request<'_>) -> ApiResult {
-    let caller = req.caller()?;
+    let caller = req.person()?;
     #[derive(Deserialize)]
     struct Confirm {
         confirm: String,

@@ -228,7 +228,9 @@ async fn login(req: &Request<'_>) -> CookieResult {
             let opened = req
                 .state
                 .db(move |conn| {
-                    let Some(caller) = db::authenticate(conn, &token)? else {
+                    // An organisation token acts for its organisation,
+                    // which has no web session.
+                    let Some(caller) = db::authenticate(conn, &token)?.filter(|c| c.org.is_none()) else {
                         return Ok(None);
                     };
                     let secret = session::open(conn, caller.user.id, caller.token_id)?;
@@ -238,7 +240,9 @@ async fn login(req: &Request<'_>) -> CookieResult {
                 .await?;
             match opened {
                 Some((login, secret)) => signed_in(req, StatusCode::OK, &login, &secret),
-                None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
+                None => Err(ApiError::unauthorized(
+                    "invalid, expired or revoked token (an organisation token opens no web session)",
+                )),
             }
         }
         _ => Err(ApiError::invalid(r#"send {"login","password"} or {"token"}"#)),

@@ -77,21 +77,19 @@ async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> Api
     Ok((StatusCode::OK, json!({ "ok": true })))
 }
 
-/// `GET /api/v1/crates/{name}/owners`: `{"users":[{"id","login","name"}]}`.
+/// `GET /api/v1/crates/{name}/owners`: `{"users":[{"id","login","name","kind"}]}`.
 /// Owners are public (`owners.json` lists them too), so no token is needed.
 async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
     let key = crate::name::canonical(name);
-    let users = req
-        .state
-        .db(move |c| {
-            c.query(
-                "SELECT u.id, u.login FROM owners o JOIN users u ON u.id = o.user_id \
-             WHERE o.package = ?1 ORDER BY o.added_at, u.login",
-                crate::params![key],
-                |r| Ok(json!({ "id": r.get::<i64>(0)?, "login": r.get::<String>(1)?, "name": Value::Null })),
-            )
+    let users = req.state.db(move |c| crate::db::owner_rows(c, &key)).await?;
+    // An organisation is what crates.io calls a team.
+    let users: Vec<Value> = users
+        .into_iter()
+        .map(|(id, login)| {
+            let kind = if crate::db::org::slug_of_owner(&login).is_some() { "team" } else { "user" };
+            json!({ "id": id, "login": login, "name": Value::Null, "kind": kind })
         })
-        .await?;
+        .collect();
     if users.is_empty() {
         return Err(ApiError::not_found(format!("no crate `{name}`")));
     }

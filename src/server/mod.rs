@@ -15,6 +15,7 @@ mod error;
 mod events;
 pub mod files;
 pub mod hot;
+mod orgs;
 mod proxy;
 mod ratelimit;
 mod url;
@@ -269,6 +270,19 @@ impl Request<'_> {
         }
     }
 
+    /// The authenticated caller when it is a person: an organisation
+    /// token acts for its organisation, never for the admin who made it.
+    pub fn person(&self) -> Result<&Caller, ApiError> {
+        let caller = self.caller()?;
+        match &caller.org {
+            Some(o) => Err(ApiError::forbidden(format!(
+                "an organisation token (org:{}) cannot do this: it needs a user's token or session",
+                o.slug
+            ))),
+            None => Ok(caller),
+        }
+    }
+
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
     }
@@ -283,7 +297,9 @@ impl Request<'_> {
 /// The rate-limit class of a route (SPEC section 7's table).
 fn class_of(method: &Method, segs: &[&str]) -> Class {
     match (method, segs) {
-        (&Method::POST, ["tokens"] | ["auth", "device", "approve"]) => Class::TokenCreate,
+        (&Method::POST, ["tokens"] | ["orgs", _, "tokens"] | ["auth", "device", "approve"]) => {
+            Class::TokenCreate
+        }
         (_, ["me", "export"]) => Class::Export,
         (_, ["me", "delete"]) => Class::Delete,
         (m, _) if is_read(m) => Class::Read,

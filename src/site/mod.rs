@@ -79,6 +79,11 @@ pub fn user(root: &StaticRoot, login: &str, since: &str, packages: &[Row]) -> Do
     pages::user(root.layout(), login, since, packages)
 }
 
+/// `/o/{slug}`.
+pub fn org(root: &StaticRoot, org: &crate::db::org::Org, packages: &[Row]) -> Doc {
+    pages::org(root.layout(), &org.slug, &org.name, &org.created_at, packages)
+}
+
 /// Bytes of the stylesheet and scripts a page loads (for the weight limit).
 pub fn asset_weight(account_page: bool) -> usize {
     assets::weight(if account_page { &["site", "search", "app"] } else { &["site", "search"] })

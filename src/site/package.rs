@@ -278,7 +278,7 @@ impl View<'_> {
                 dd {
                     @for (i, o) in self.owners.iter().enumerate() {
                         @if i > 0 { ", " }
-                        a href=(page_url(&l.user_page(o))) { (o) }
+                        a href=(page_url(&l.owner_page(o))) { (o) }
                     }
                 }
                 @if !line.keywords.is_empty() { dt { "Keywords" } dd { (line.keywords.join(", ")) } }

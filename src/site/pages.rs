@@ -169,6 +169,17 @@ pub fn user(l: &Layout, login: &str, since: &str, packages: &[Row]) -> Doc {
     Doc { key: l.user_page(login), bytes: page(l, login, &[], main) }
 }
 
+/// `/o/{slug}`: a public organisation's packages.
+pub fn org(l: &Layout, slug: &str, name: &str, since: &str, packages: &[Row]) -> Doc {
+    let main = html! {
+        h1 { (name) }
+        p { code { "org:" (slug) } " — an organisation here since " time datetime=(since) { (day(since)) } ". "
+            (packages.len()) " packages." }
+        (rows(l, packages))
+    };
+    Doc { key: l.org_page(slug), bytes: page(l, name, &[], main) }
+}
+
 /// The pages whose content comes from scripts, and the 404 page.
 pub fn fixed(l: &Layout) -> Vec<Doc> {
     let needs_js = |what: &str| html! { noscript { p.notice { (what) " needs JavaScript; everything else on this site works without it." } } };

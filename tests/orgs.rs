@@ -1,0 +1,406 @@
+//! Organisations (SPEC section 15): the role table as a matrix against a
+//! real `cairn serve`, the last-owner rule, organisation tokens (their
+//! `Published-By`, what they may and may not do), `org:acme` in
+//! owners.json, the audit rows, the outbox and the export, and the CLI.
+
+mod support;
+
+use cairn::archive::builder::TarballBuilder;
+use reqwest::blocking::Response;
+use reqwest::Method;
+use serde_json::{json, Value};
+use support::user::User;
+use support::{client, git, Server};
+
+const GZ: &str = "application/gzip";
+
+fn api(server: &Server, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
+    let mut req = client().request(method, format!("{}/api/v1{path}", server.url)).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().unwrap()
+}
+
+/// The status of a call, asserting that an error carries the JSON error body.
+fn status(resp: Response) -> u16 {
+    let code = resp.status().as_u16();
+    if code >= 400 {
+        let doc: Value = resp.json().expect("an error has a JSON body");
+        assert!(doc["error"].is_string() && doc["message"].is_string(), "{doc}");
+    }
+    code
+}
+
+fn ok(resp: Response) -> Value {
+    let code = resp.status();
+    let text = resp.text().unwrap();
+    assert!(code.is_success(), "{code}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn publish(server: &Server, token: &str, name: &str, version: &str) -> Response {
+    server.put(name, version, token, TarballBuilder::new(name, version).gzip(), GZ)
+}
+
+/// An organisation made by `boss`, its members at their roles, and a
+/// package only it owns (`boss` left its users' owners).
+fn org_with(server: &Server, boss: &str, slug: &str, members: &[(&str, &str)], package: Option<&str>) {
+    let made = api(server, Method::POST, "/orgs", boss, Some(json!({ "slug": slug })));
+    assert_eq!(status(made), 201);
+    for (login, role) in members {
+        let body = json!({ "login": login, "role": role });
+        assert_eq!(
+            status(api(server, Method::POST, &format!("/orgs/{slug}/members"), boss, Some(body))),
+            201
+        );
+    }
+    if let Some(pkg) = package {
+        assert_eq!(status(publish(server, boss, pkg, "0.1.0")), 201);
+        let owners = format!("/packages/{pkg}/owners");
+        let add = json!({ "users": [format!("org:{slug}")] });
+        assert_eq!(status(api(server, Method::PUT, &owners, boss, Some(add))), 200);
+        let me = api(server, Method::GET, "/whoami", boss, None).json::<Value>().unwrap();
+        let remove = json!({ "users": [me["login"]] });
+        assert_eq!(status(api(server, Method::DELETE, &owners, boss, Some(remove))), 200);
+    }
+}
+
+/// Every role against every action: (action, [none, member, admin, owner]).
+#[test]
+fn the_role_table_as_a_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let boss = server.add_user("boss");
+    server.add_user("helper");
+    let roles = ["none", "member", "admin", "owner"];
+    let expected: &[(&str, [u16; 4])] = &[
+        ("read the organisation", [403, 200, 200, 200]),
+        ("list members", [403, 200, 200, 200]),
+        ("list tokens", [403, 403, 200, 200]),
+        ("create a token", [403, 403, 201, 201]),
+        ("revoke a token", [403, 403, 200, 200]),
+        ("publish a version", [403, 403, 201, 201]),
+        ("yank", [403, 403, 200, 200]),
+        ("add an owner", [403, 403, 200, 200]),
+        ("invite a member", [403, 403, 201, 201]),
+        ("invite an owner", [403, 403, 403, 201]),
+        ("change a role", [403, 403, 200, 200]),
+        ("remove a member", [403, 403, 200, 200]),
+        ("change the settings", [403, 403, 403, 200]),
+        ("delete the organisation", [403, 403, 403, 200]),
+    ];
+    let mut got = Vec::new();
+    for role in roles {
+        let (slug, empty, pkg) = (format!("o-{role}"), format!("e-{role}"), format!("pkg-{role}"));
+        let me = server.add_user(&format!("u-{role}"));
+        let target = format!("t-{role}");
+        server.add_user(&target);
+        for login in [format!("i-{role}"), format!("j-{role}")] {
+            server.add_user(&login);
+        }
+        let mut members = vec![(target.as_str(), "member")];
+        let my_login = format!("u-{role}");
+        if role != "none" {
+            members.push((my_login.as_str(), role));
+        }
+        org_with(&server, &boss, &slug, &members, Some(&pkg));
+        org_with(&server, &boss, &empty, &members[1..], None);
+        let made = api(
+            &server,
+            Method::POST,
+            &format!("/orgs/{slug}/tokens"),
+            &boss,
+            Some(json!({ "label": "ci", "scopes": ["publish-update"] })),
+        );
+        let boss_token = ok(made)["id"].as_i64().unwrap();
+
+        let call = |method: Method, path: String, body: Option<Value>| {
+            status(api(&server, method, &path, &me, body))
+        };
+        let row = [
+            call(Method::GET, format!("/orgs/{slug}"), None),
+            call(Method::GET, format!("/orgs/{slug}/members"), None),
+            call(Method::GET, format!("/orgs/{slug}/tokens"), None),
+            call(
+                Method::POST,
+                format!("/orgs/{slug}/tokens"),
+                Some(json!({ "label": "x", "scopes": ["read"] })),
+            ),
+            call(Method::DELETE, format!("/orgs/{slug}/tokens/{boss_token}"), None),
+            status(publish(&server, &me, &pkg, "0.2.0")),
+            call(Method::DELETE, format!("/packages/{pkg}/0.1.0"), None),
+            call(Method::PUT, format!("/packages/{pkg}/owners"), Some(json!({ "users": ["helper"] }))),
+            call(
+                Method::POST,
+                format!("/orgs/{slug}/members"),
+                Some(json!({ "login": format!("i-{role}") })),
+            ),
+            call(
+                Method::POST,
+                format!("/orgs/{slug}/members"),
+                Some(json!({ "login": format!("j-{role}"), "role": "owner" })),
+            ),
+            call(Method::PATCH, format!("/orgs/{slug}/members/{target}"), Some(json!({ "role": "admin" }))),
+            call(Method::DELETE, format!("/orgs/{slug}/members/{target}"), None),
+            call(Method::PATCH, format!("/orgs/{slug}"), Some(json!({ "name": "Renamed" }))),
+            call(Method::DELETE, format!("/orgs/{empty}"), None),
+        ];
+        got.push(row);
+    }
+    for (i, (action, want)) in expected.iter().enumerate() {
+        let have: Vec<u16> = got.iter().map(|row| row[i]).collect();
+        assert_eq!(have, want.to_vec(), "{action}: none, member, admin, owner");
+    }
+    // The owner's changes took: the new name, the empty organisation gone.
+    let doc = ok(api(&server, Method::GET, "/orgs/o-owner", &boss, None));
+    assert_eq!(doc["name"], "Renamed");
+    assert_eq!(status(api(&server, Method::GET, "/orgs/e-owner", &boss, None)), 404);
+    // An organisation that owns a package is not deleted.
+    assert_eq!(status(api(&server, Method::DELETE, "/orgs/o-owner", &boss, None)), 409);
+    // A private organisation is not disclosed to outsiders: 404, not 403.
+    let outsider = server.add_user("outsider");
+    let private = json!({ "slug": "hidden", "visibility": "private" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs", &boss, Some(private))), 201);
+    assert_eq!(status(api(&server, Method::GET, "/orgs/hidden", &outsider, None)), 404);
+    assert_eq!(status(api(&server, Method::GET, "/orgs/hidden/members", &outsider, None)), 404);
+    assert_eq!(status(api(&server, Method::GET, "/orgs/nowhere", &outsider, None)), 404);
+}
+
+#[test]
+fn an_organisation_never_loses_its_last_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let ann = server.add_user("ann");
+    let bob = server.add_user("bob");
+    org_with(&server, &ann, "acme", &[("bob", "admin")], None);
+    let demote =
+        || api(&server, Method::PATCH, "/orgs/acme/members/ann", &ann, Some(json!({ "role": "admin" })));
+    let leave = || api(&server, Method::DELETE, "/orgs/acme/members/ann", &ann, None);
+    assert_eq!(status(demote()), 409);
+    assert_eq!(status(leave()), 409);
+    // Nor does erasing the account take the last owner away.
+    let erase = api(&server, Method::POST, "/me/delete", &ann, Some(json!({ "confirm": "ann" })));
+    assert_eq!(status(erase), 409);
+    // An admin cannot make an owner, nor demote one.
+    let promote = json!({ "role": "owner" });
+    assert_eq!(
+        status(api(&server, Method::PATCH, "/orgs/acme/members/bob", &bob, Some(promote.clone()))),
+        403
+    );
+    assert_eq!(status(api(&server, Method::DELETE, "/orgs/acme/members/ann", &bob, None)), 403);
+    // With a second owner, the first may step down and then leave.
+    assert_eq!(status(api(&server, Method::PATCH, "/orgs/acme/members/bob", &ann, Some(promote))), 200);
+    assert_eq!(status(demote()), 200);
+    assert_eq!(status(leave()), 200);
+    let doc = ok(api(&server, Method::GET, "/orgs/acme", &bob, None));
+    assert_eq!(
+        doc["members"],
+        json!([{ "login": "bob", "role": "owner", "addedAt": doc["members"][0]["addedAt"] }])
+    );
+    // Bad input: an unknown role, an unknown user, a member twice, a bad slug.
+    let bad = json!({ "login": "ann", "role": "boss" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs/acme/members", &bob, Some(bad))), 400);
+    let nobody = json!({ "login": "nobody" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs/acme/members", &bob, Some(nobody))), 404);
+    let again = json!({ "login": "bob" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs/acme/members", &bob, Some(again))), 409);
+    for slug in ["Acme", "-acme", "a_b", ""] {
+        assert_eq!(
+            status(api(&server, Method::POST, "/orgs", &bob, Some(json!({ "slug": slug })))),
+            400,
+            "{slug}"
+        );
+    }
+    assert_eq!(status(api(&server, Method::POST, "/orgs", &bob, Some(json!({ "slug": "acme" })))), 409);
+}
+
+#[test]
+fn organisation_tokens_act_for_the_organisation_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let ann = server.add_user("ann");
+    let bob = server.add_user("bob");
+    org_with(&server, &ann, "acme", &[("bob", "member")], None);
+    org_with(&server, &ann, "other", &[], Some("other-kit"));
+    let token = |slug: &str, scopes: Value| {
+        let body = json!({ "label": "ci", "scopes": scopes });
+        ok(api(&server, Method::POST, &format!("/orgs/{slug}/tokens"), &ann, Some(body)))["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let ci = token("acme", json!(["publish-new", "publish-update", "yank", "change-owners"]));
+    // A new package published with it is the organisation's.
+    assert_eq!(status(publish(&server, &ci, "acme-kit", "1.0.0")), 201);
+    let owners = server.get("/api/v1/packages/acme-kit/owners.json").json::<Value>().unwrap();
+    assert_eq!(owners, json!({ "owners": [{ "login": "org:acme" }] }));
+    let listed = ok(api(&server, Method::GET, "/packages/acme-kit/owners", &bob, None));
+    assert_eq!(listed["users"], json!(["org:acme"]));
+    let clone = dir.path().join("clone");
+    let cloned =
+        git(dir.path(), &["clone", "-q", &format!("{}/index.git", server.url), clone.to_str().unwrap()]);
+    assert!(cloned.status.success());
+    let log = git(&clone, &["log", "--format=%s|%(trailers:key=Published-By,valueonly)", "-n", "1"]);
+    assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "publish acme-kit 1.0.0|org:acme");
+    assert_eq!(ok(api(&server, Method::GET, "/whoami", &ci, None))["login"], "org:acme");
+    // The package page links the organisation's page, which the static job
+    // writes with its packages (a private organisation has none).
+    let page = server.get("/p/acme-kit").text().unwrap();
+    assert!(page.contains(r#"href="/o/acme""#), "{page}");
+    let rebuilt = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rebuild", "static", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    let org_page = server.get("/o/acme");
+    assert_eq!(org_page.status(), 200);
+    let org_page = org_page.text().unwrap();
+    assert!(org_page.contains("org:acme") && org_page.contains("acme-kit"), "{org_page}");
+    // Its admins act as owners; a member does not.
+    assert_eq!(status(publish(&server, &ann, "acme-kit", "1.1.0")), 201);
+    assert_eq!(status(publish(&server, &bob, "acme-kit", "1.2.0")), 403);
+    // It never acts for another organisation, nor for the admin who made it.
+    assert_eq!(status(publish(&server, &ci, "other-kit", "0.2.0")), 403);
+    assert_eq!(status(publish(&server, &ann, "ann-kit", "0.1.0")), 201);
+    assert_eq!(status(publish(&server, &ci, "ann-kit", "0.2.0")), 403);
+    let body = json!({ "label": "x", "scopes": ["yank"] });
+    assert_eq!(status(api(&server, Method::POST, "/tokens", &ci, Some(body.clone()))), 403);
+    assert_eq!(status(api(&server, Method::POST, "/orgs/acme/tokens", &ci, Some(body))), 403);
+    assert_eq!(status(api(&server, Method::GET, "/me/export", &ci, None)), 403);
+    assert_eq!(status(api(&server, Method::GET, "/tokens", &ci, None)), 403);
+    let signin = client().post(format!("{}/api/v1/auth/login", server.url)).json(&json!({ "token": ci }));
+    assert_eq!(signin.send().unwrap().status(), 401, "an organisation token opens no web session");
+    // Scopes hold: a read-only token publishes nothing; `tokens` is no
+    // organisation token's scope.
+    let read = token("acme", json!(["read"]));
+    assert_eq!(status(publish(&server, &read, "acme-kit", "1.3.0")), 403);
+    let bad = json!({ "label": "x", "scopes": ["tokens"] });
+    assert_eq!(status(api(&server, Method::POST, "/orgs/acme/tokens", &ann, Some(bad))), 400);
+    // The admin's own tokens list does not show the organisation's.
+    let mine = ok(api(&server, Method::GET, "/tokens", &ann, None));
+    assert!(mine["tokens"].as_array().unwrap().iter().all(|t| t["label"] != "ci"), "{mine}");
+    // Revoked, it stops at once.
+    let listed = ok(api(&server, Method::GET, "/orgs/acme/tokens", &ann, None));
+    let id = listed["tokens"][0]["id"].as_i64().unwrap();
+    assert_eq!(status(api(&server, Method::DELETE, &format!("/orgs/acme/tokens/{id}"), &ann, None)), 200);
+    assert_eq!(status(publish(&server, &ci, "acme-kit", "1.4.0")), 401);
+    // An organisation becomes an owner only by its admin's hand.
+    let add = json!({ "users": ["org:acme"] });
+    assert_eq!(status(api(&server, Method::PUT, "/packages/ann-kit/owners", &ann, Some(add.clone()))), 200);
+    assert_eq!(status(publish(&server, &bob, "bob-kit", "0.1.0")), 201);
+    assert_eq!(status(api(&server, Method::PUT, "/packages/bob-kit/owners", &bob, Some(add))), 403);
+    let nowhere = json!({ "users": ["org:nowhere"] });
+    assert_eq!(status(api(&server, Method::PUT, "/packages/bob-kit/owners", &bob, Some(nowhere))), 404);
+}
+
+#[test]
+fn private_organisations_stay_out_of_the_public_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let ann = server.add_user("ann");
+    let made =
+        api(&server, Method::POST, "/orgs", &ann, Some(json!({ "slug": "hidden", "visibility": "private" })));
+    assert_eq!(ok(made)["visibility"], "private");
+    let body = json!({ "label": "ci", "scopes": ["publish-new", "publish-update"] });
+    let ci = ok(api(&server, Method::POST, "/orgs/hidden/tokens", &ann, Some(body)))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(status(publish(&server, &ci, "secret-kit", "1.0.0")), 403);
+    assert_eq!(status(publish(&server, &ann, "ann-kit", "1.0.0")), 201);
+    let add = json!({ "users": ["org:hidden"] });
+    assert_eq!(status(api(&server, Method::PUT, "/packages/ann-kit/owners", &ann, Some(add))), 409);
+    let files = server.static_files();
+    assert!(!files.iter().any(|f| f.contains("secret-kit")), "{files:?}");
+    // A public organisation that owns a package keeps its visibility.
+    org_with(&server, &ann, "open", &[], Some("open-kit"));
+    let hide = json!({ "visibility": "private" });
+    assert_eq!(status(api(&server, Method::PATCH, "/orgs/open", &ann, Some(hide.clone()))), 409);
+    assert_eq!(
+        status(api(&server, Method::PATCH, "/orgs/hidden", &ann, Some(json!({ "visibility": "public" })))),
+        200
+    );
+    assert_eq!(status(api(&server, Method::PATCH, "/orgs/hidden", &ann, Some(hide))), 200);
+}
+
+#[test]
+fn membership_changes_are_audited_told_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let ann = server.add_user("ann");
+    let bob = server.add_user("bob");
+    org_with(&server, &ann, "acme", &[("bob", "member")], None);
+    assert_eq!(
+        status(api(&server, Method::PATCH, "/orgs/acme/members/bob", &ann, Some(json!({ "role": "admin" })))),
+        200
+    );
+    assert_eq!(
+        status(api(&server, Method::PATCH, "/orgs/acme", &ann, Some(json!({ "visibility": "private" })))),
+        200
+    );
+    assert_eq!(status(api(&server, Method::DELETE, "/orgs/acme/members/bob", &bob, None)), 200);
+    let conn = cairn::db::open_sqlite(&dir.path().join("state.db")).unwrap();
+    let rows: Vec<(String, String)> = conn
+        .query(
+            "SELECT action, target FROM audit WHERE action LIKE 'org-%' ORDER BY id",
+            cairn::params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let rows: Vec<String> = rows.iter().map(|(a, t)| format!("{a} {t}")).collect();
+    assert_eq!(
+        rows,
+        [
+            "org-create org:acme public",
+            "org-member-add org:acme bob member",
+            "org-member-role org:acme bob admin",
+            "org-update org:acme private name=acme",
+            "org-member-remove org:acme bob",
+        ]
+    );
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
+    let told: Vec<Value> = outbox.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["login"], "bob");
+    assert!(told[0]["subject"].as_str().unwrap().contains("org:acme"), "{}", told[0]);
+    let export = ok(api(&server, Method::GET, "/me/export", &ann, None));
+    assert_eq!(export["organisations"][0]["org"], "acme");
+    assert_eq!(export["organisations"][0]["role"], "owner");
+    assert_eq!(ok(api(&server, Method::GET, "/me/export", &bob, None))["organisations"], json!([]));
+}
+
+#[test]
+fn the_cli_manages_an_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let ann = server.add_user("ann");
+    server.add_user("bob");
+    let user = User::new();
+    let work = dir.path();
+    let reg = ["--registry", server.url.as_str(), "--token", ann.as_str()];
+    fn with<'a>(args: &[&'a str], reg: &[&'a str]) -> Vec<&'a str> {
+        [args, reg].concat()
+    }
+    user.ok(work, &with(&["org", "create", "acme", "--name", "Acme Corp"], &reg));
+    user.ok(work, &with(&["org", "invite", "acme", "bob", "--role", "admin"], &reg));
+    let members = user.ok(work, &with(&["org", "members", "acme"], &reg));
+    let lines: Vec<Vec<&str>> = members.lines().map(|l| l.split_whitespace().take(2).collect()).collect();
+    assert_eq!(lines, [vec!["ann", "owner"], vec!["bob", "admin"]]);
+    user.ok(work, &with(&["org", "role", "acme", "bob", "member"], &reg));
+    let info = user.ok(work, &with(&["org", "info", "acme"], &reg));
+    assert!(info.starts_with("org:acme Acme Corp (public)"), "{info}");
+    assert!(info.contains("bob") && info.contains("member"), "{info}");
+    let key = user.ok(
+        work,
+        &with(&["org", "token", "acme", "create", "--label", "ci", "--scope", "publish-new"], &reg),
+    );
+    assert!(key.trim().starts_with("cairn_"), "{key}");
+    let listed = user.ok(work, &with(&["org", "token", "acme", "list"], &reg));
+    assert!(listed.contains("ci") && listed.contains("publish-new"), "{listed}");
+    let last = user.fails(work, &with(&["org", "remove", "acme", "ann"], &reg));
+    assert!(last.contains("last owner"), "{last}");
+    user.ok(work, &with(&["org", "remove", "acme", "bob"], &reg));
+    assert!(!user.ok(work, &with(&["org", "members", "acme"], &reg)).contains("bob"));
+}
