@@ -1,6 +1,6 @@
 //! The web site in a real browser: a registry with packages (one yanked
 //! version, dependencies, a hostile README, counted downloads, an
-//! advisory), its pages rebuilt, then `tools/site-test/site.mjs` drives
+//! advisory, an organisation), its pages rebuilt, then `tools/site-test/site.mjs` drives
 //! Debian's chromium through playwright-core against the running
 //! `cairn serve`: pages, search as you type, JavaScript off, accounts,
 //! tokens, device login, CSRF, axe-core. Screenshots go to
@@ -97,6 +97,18 @@ fn the_site_in_a_browser() {
         "# app-kit\n\nBuilds apps.\n",
     );
     publish(&server, "hostile", "0.1.0", "", HOSTILE);
+    // An organisation co-owns app-kit (its page, `/o/acme`, lists it).
+    let api = |method: reqwest::Method, path: &str, body: Value| {
+        let resp = support::client()
+            .request(method, format!("{}/api/v1{path}", server.url))
+            .bearer_auth(server.token.as_ref().unwrap())
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.text().unwrap());
+    };
+    api(reqwest::Method::POST, "/orgs", serde_json::json!({ "slug": "acme", "name": "Acme Tools" }));
+    api(reqwest::Method::PUT, "/packages/app-kit/owners", serde_json::json!({ "users": ["org:acme"] }));
 
     let advisory = dir.path().join("advisory.json");
     std::fs::write(

@@ -163,7 +163,7 @@ pub fn advisories(l: &Layout, all: &Value) -> Doc {
 pub fn user(l: &Layout, login: &str, since: &str, packages: &[Row]) -> Doc {
     let main = html! {
         h1 { (login) }
-        p { "Here since " time datetime=(since) { (day(since)) } ". " (packages.len()) " packages." }
+        p { "Here since " time datetime=(since) { (day(since)) } ". " (crate::words::count(packages.len(), "package")) "." }
         (rows(l, packages))
     };
     Doc { key: l.user_page(login), bytes: page(l, login, &[], main) }
@@ -174,7 +174,7 @@ pub fn org(l: &Layout, slug: &str, name: &str, since: &str, packages: &[Row]) ->
     let main = html! {
         h1 { (name) }
         p { code { "org:" (slug) } " — an organisation here since " time datetime=(since) { (day(since)) } ". "
-            (packages.len()) " packages." }
+            (crate::words::count(packages.len(), "package")) "." }
         (rows(l, packages))
     };
     Doc { key: l.org_page(slug), bytes: page(l, name, &[], main) }

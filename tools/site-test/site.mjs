@@ -27,7 +27,7 @@ async function curl(args) {
 // ---- pages, weights, first render, axe ------------------------------------
 const pages = {
   home: '/', search: '/search?q=libbase', package: '/p/libbase', version: '/p/libbase/1.0.0',
-  hostile: '/p/hostile', user: '/u/admin', stats: '/stats', status: '/status',
+  hostile: '/p/hostile', user: '/u/admin', organisation: '/o/acme', stats: '/stats', status: '/status',
   advisories: '/advisories', login: '/login', signup: '/signup', dashboard: '/dashboard',
   device: '/device', 'not-found': '/no/such/page',
 };
@@ -112,6 +112,10 @@ const weights = [];
   await page.goto(base + '/p/app-kit');
   const deps = await page.locator('#deps-h + table').innerText();
   check(deps.includes('libbase') && deps.includes('1.0'), `dependencies: ${deps}`);
+  // An organisation owns app-kit: the owner links its page, which lists it.
+  await page.getByRole('link', { name: 'org:acme' }).click();
+  await page.waitForURL(/\/o\/acme$/);
+  check((await page.locator('main').innerText()).includes('app-kit'), 'the organisation page lists its package');
   await page.goto(base + '/p/libbase/1.0.0');
   check((await page.locator('.advisory').innerText()).includes('CAIRN-2026-0007'), 'the advisory shows on the affected version');
   await ctx.close();
