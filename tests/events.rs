@@ -5,88 +5,14 @@
 
 mod support;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::hook::{check_signed, Delivery, Receiver, SECRET};
 use support::user::publish;
-use support::{client, eventually, Server};
-
-const SECRET: &str = "a webhook secret";
-
-/// One request the receiver saw, and whether it acknowledged it.
-#[derive(Clone)]
-struct Delivery {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    accepted: bool,
-}
-
-impl Delivery {
-    fn header(&self, name: &str) -> &str {
-        let h = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
-        h.map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {name} header"))
-    }
-
-    fn event(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A webhook receiver on 127.0.0.1 that answers 500 to its first
-/// `fail_first` requests and 200 after.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Delivery>>>,
-}
-
-impl Receiver {
-    fn start(fail_first: usize) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let shared = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let seen = shared.clone();
-                std::thread::spawn(move || {
-                    let mut out = stream.try_clone().unwrap();
-                    let mut reader = BufReader::new(stream);
-                    while let Ok(Some(req)) = support::read_request(&mut reader) {
-                        let accepted = {
-                            let mut seen = seen.lock().unwrap();
-                            let accepted = seen.len() >= fail_first;
-                            seen.push(Delivery { headers: req.headers, body: req.body, accepted });
-                            accepted
-                        };
-                        let status = if accepted { "200 OK" } else { "500 Internal Server Error" };
-                        let resp = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
-                        if out.write_all(resp.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Receiver { url, seen }
-    }
-
-    fn accepted(&self) -> Vec<Delivery> {
-        self.seen.lock().unwrap().iter().filter(|d| d.accepted).cloned().collect()
-    }
-
-    fn all(&self) -> Vec<Delivery> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        eventually(|| self.accepted().len() >= n, || format!("{} of {n} deliveries", self.accepted().len()));
-        self.accepted()
-    }
-}
+use support::{client, Server};
 
 /// A registry whose registry.toml names `hook` (after `before` ran on it
 /// without); returns the server (with the bootstrap token) over `data`.
@@ -106,26 +32,6 @@ fn restart(data: &Path, token: Option<String>) -> Server {
         Server::start_with_env(data, &[("CAIRN_RATE_LIMIT", "off"), ("TEST_HOOK_SECRET", SECRET)]);
     server.token = token;
     server
-}
-
-/// Checks the signature and the timestamp of a delivery, as a receiver must.
-fn check_signed(d: &Delivery) {
-    let ts = d.header("Cairn-Timestamp");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(&d.body);
-    let want: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(
-        d.header("Cairn-Signature"),
-        format!("sha256={want}"),
-        "signature of {}",
-        d.header("Cairn-Event-Id")
-    );
-    let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap();
-    assert!((-5..120).contains(&age), "timestamp {ts} is {age} s old");
-    assert_eq!(d.header("Cairn-Event-Id"), d.event()["id"].to_string());
-    assert!(d.header("Content-Type").starts_with("application/json"));
 }
 
 fn put_owners(server: &Server, name: &str, users: &[&str]) {

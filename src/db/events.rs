@@ -106,13 +106,27 @@ pub fn start_cursor(conn: &Conn, url: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn set_cursor(conn: &Conn, url: &str, delivered: i64) -> Result<()> {
-    conn.execute(
-        "INSERT INTO webhook_cursors (url, delivered) VALUES (?1, ?2)
-         ON CONFLICT (url) DO UPDATE SET delivered = excluded.delivered",
-        params![url, delivered],
-    )?;
-    Ok(())
+/// Claims the delivery of a webhook for `holder` until `now_ms + ttl_ms`
+/// when no node holds it, its claim expired, or it is `holder`'s already
+/// (a renewal): several servers with the same `[[webhooks]]` deliver each
+/// event once, from whichever holds the claim. False while another does.
+pub fn claim(conn: &Conn, url: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE webhook_cursors SET claimed_by = ?2, claim_expires_ms = ?4
+         WHERE url = ?1 AND (claimed_by IS NULL OR claimed_by = ?2 OR claim_expires_ms < ?3)",
+        params![url, holder, now_ms, now_ms + ttl_ms],
+    )? == 1)
+}
+
+/// Moves the cursor of `holder`'s claimed webhook forward to `delivered`;
+/// false if the claim is no longer `holder`'s (it stalled past the claim,
+/// and another node delivers now).
+pub fn set_cursor(conn: &Conn, url: &str, holder: &str, delivered: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE webhook_cursors SET delivered = CASE WHEN delivered < ?3 THEN ?3 ELSE delivered END
+         WHERE url = ?1 AND claimed_by = ?2",
+        params![url, holder, delivered],
+    )? == 1)
 }
 
 #[cfg(test)]
@@ -155,11 +169,21 @@ mod tests {
                 ids[3],
                 "a new webhook starts at the newest event"
             );
-            set_cursor(conn, "http://h", ids[2]).unwrap();
-            start_cursor(conn, "http://h").unwrap();
-            assert_eq!(cursor(conn, "http://h").unwrap(), ids[2], "a known one keeps its cursor");
-            set_cursor(conn, "http://h", ids[3]).unwrap();
-            assert_eq!(cursor(conn, "http://h").unwrap(), ids[3]);
+            // One node delivers at a time; a claim lapses, a cursor never goes back.
+            let url = "http://new";
+            assert!(claim(conn, url, "a", 1_000, 500).unwrap());
+            assert!(!claim(conn, url, "b", 1_200, 500).unwrap(), "a holds it");
+            assert!(!set_cursor(conn, url, "b", ids[3] + 1).unwrap(), "b does not deliver");
+            assert!(claim(conn, url, "a", 1_400, 500).unwrap(), "a renews until 1 900");
+            assert!(!claim(conn, url, "b", 1_800, 500).unwrap());
+            assert!(claim(conn, url, "b", 2_000, 500).unwrap(), "a's claim lapsed");
+            assert!(!set_cursor(conn, url, "a", ids[3] + 1).unwrap(), "a stalled past its claim");
+            assert!(set_cursor(conn, url, "b", ids[2]).unwrap());
+            assert_eq!(cursor(conn, url).unwrap(), ids[3], "never backwards");
+            start_cursor(conn, url).unwrap();
+            assert!(set_cursor(conn, url, "b", ids[3] + 7).unwrap());
+            start_cursor(conn, url).unwrap();
+            assert_eq!(cursor(conn, url).unwrap(), ids[3] + 7, "a known one keeps its cursor");
         });
     }
 }

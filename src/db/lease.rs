@@ -9,6 +9,13 @@ use anyhow::Result;
 use super::Conn;
 use crate::params;
 
+/// This process's name as a holder of leases and claims: host, pid and a
+/// random part (a restarted process is another holder).
+pub fn holder_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}:{}:{:08x}", host.trim(), std::process::id(), rand::random::<u32>())
+}
+
 /// A lease taken: its epoch, and whether the previous holder let it go
 /// (`false`: it expired, so that holder may have stopped mid-write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

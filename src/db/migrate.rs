@@ -37,6 +37,11 @@ const SQLITE: &[Migration] = &[
         name: "organisations",
         sql: include_str!("migrations/sqlite/0004_organisations.sql"),
     },
+    Migration {
+        version: 5,
+        name: "webhook claims",
+        sql: include_str!("migrations/sqlite/0005_webhook_claims.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -50,6 +55,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "organisations",
         sql: include_str!("migrations/postgres/0003_organisations.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "webhook claims",
+        sql: include_str!("migrations/postgres/0004_webhook_claims.sql"),
     },
 ];
 

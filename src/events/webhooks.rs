@@ -17,6 +17,12 @@
 //! before a crash may be sent once more: receivers dedupe by event id). A
 //! webhook new to the database starts after the newest event: it hears of
 //! the changes made from then on (`GET /api/v1/events?after=0` replays the rest).
+//!
+//! Several servers on one database may all have the webhook: one delivers
+//! at a time, the one holding its claim in the database (renewed before
+//! every attempt, lapsing after `[database] lease_seconds`); the others
+//! look again and take over when it lapses. A holder that stalled past its
+//! claim cannot move the cursor, and stops.
 
 use anyhow::{Context, Result};
 use hmac::{Hmac, Mac};
@@ -67,7 +73,15 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", crate::store::hex(&mac.finalize().into_bytes()))
 }
 
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
+    let holder = crate::db::lease::holder_name();
+    let ttl = Duration::from_secs(reg.config.database.lease_seconds.max(1));
+    // Looked at often enough that a claim never lapses while its holder waits.
+    let look_again = LOOK_AGAIN.min(ttl / 2);
     let http = match reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build() {
         Ok(http) => http,
         Err(e) => return tracing::error!(error = %e, url, "webhook client failed to start; no deliveries"),
@@ -80,7 +94,7 @@ fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
             Ok(c) => conn.insert(c),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), url, "webhook: the state database is unavailable");
-                std::thread::sleep(LOOK_AGAIN);
+                std::thread::sleep(look_again);
                 continue;
             }
         };
@@ -89,41 +103,70 @@ fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
                 Ok(()) => started = true,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), url, "webhook: recording its first cursor failed");
-                    std::thread::sleep(LOOK_AGAIN);
+                    std::thread::sleep(look_again);
                     continue;
                 }
             }
         }
-        let due = events::cursor(c, url).and_then(|after| events::after(c, after, PAGE));
+        let ttl_ms = ttl.as_millis() as i64;
+        let mine = || events::claim(c, url, &holder, now_ms(), ttl_ms);
+        let due = mine().and_then(|mine| match mine {
+            true => events::cursor(c, url).and_then(|after| events::after(c, after, PAGE)).map(Some),
+            false => Ok(None),
+        });
         match due {
-            Ok(due) if due.is_empty() => {
-                reg.events.wait_past(seen, LOOK_AGAIN);
+            // Another node delivers it.
+            Ok(None) => std::thread::sleep(look_again),
+            Ok(Some(due)) if due.is_empty() => {
+                reg.events.wait_past(seen, look_again);
             }
-            Ok(due) => {
+            Ok(Some(due)) => {
                 for event in &due {
-                    deliver(&http, url, secret, event);
+                    if !deliver(&http, url, secret, event, &|| mine().unwrap_or(false), look_again) {
+                        break;
+                    }
                     // Recorded until it is: a failure here only means the
                     // event may be sent again after a restart.
-                    while let Err(e) = events::set_cursor(c, url, event.id) {
-                        tracing::warn!(error = %format!("{e:#}"), url, "webhook: recording the cursor failed");
-                        std::thread::sleep(LOOK_AGAIN);
+                    let moved = loop {
+                        match events::set_cursor(c, url, &holder, event.id) {
+                            Ok(moved) => break moved,
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), url, "webhook: recording the cursor failed");
+                                std::thread::sleep(look_again);
+                            }
+                        }
+                    };
+                    if !moved {
+                        tracing::warn!(url, id = event.id, "webhook: another node took over its delivery");
+                        break;
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), url, "webhook: reading events failed");
                 conn = None;
-                std::thread::sleep(LOOK_AGAIN);
+                std::thread::sleep(look_again);
             }
         }
     }
 }
 
-/// POSTs one event until the receiver acknowledges it.
-fn deliver(http: &reqwest::blocking::Client, url: &str, secret: &[u8], event: &Event) {
+/// POSTs one event until the receiver acknowledges it (true), while
+/// `still_mine` renews this node's claim at least every `renew` through
+/// the waits; false once the claim is another node's.
+fn deliver(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    secret: &[u8],
+    event: &Event,
+    still_mine: &dyn Fn() -> bool,
+    renew: Duration,
+) -> bool {
     let body = serde_json::to_vec(event).expect("an event serializes");
     let mut wait = FIRST_RETRY;
-    for attempt in 1u64.. {
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
         // Signed afresh each attempt: the timestamp is when it was sent.
         let now = chrono::Utc::now().timestamp();
         let sent = http
@@ -136,13 +179,23 @@ fn deliver(http: &reqwest::blocking::Client, url: &str, secret: &[u8], event: &E
             .body(body.clone())
             .send();
         match sent {
-            Ok(r) if r.status().is_success() => return,
+            Ok(r) if r.status().is_success() => return true,
             Ok(r) => {
                 tracing::warn!(status = %r.status(), url, id = event.id, attempt, "webhook refused the event")
             }
             Err(e) => tracing::warn!(error = %e, url, id = event.id, attempt, "webhook delivery failed"),
         }
-        std::thread::sleep(wait);
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if !still_mine() {
+                return false;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(renew));
+        }
         wait = (wait * 2).min(MAX_WAIT);
     }
 }

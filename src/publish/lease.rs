@@ -38,9 +38,7 @@ fn now_ms() -> i64 {
 
 impl Lease {
     pub fn new(ttl: Duration) -> Lease {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let holder = format!("{}:{}:{:08x}", host.trim(), std::process::id(), rand::random::<u32>());
-        Lease { holder, ttl, held: None, taken_once: false }
+        Lease { holder: lease::holder_name(), ttl, held: None, taken_once: false }
     }
 
     pub fn ttl(&self) -> Duration {

@@ -81,8 +81,10 @@ fn audit(conn: &Conn, caller: &Caller, addr: &str, action: &str, target: &str) -
     db::audit(conn, &entry).map(|_| ())
 }
 
-/// Runs `f` in a transaction on the organisation the caller reaches with
-/// role `need`; commits when `f` succeeds.
+/// Runs the change `f` on the organisation the caller reaches with role
+/// `need`, in a transaction under the writer's lock (a transaction that
+/// reads first and writes later would fail on SQLite rather than wait,
+/// when another connection wrote in between); commits when `f` succeeds.
 async fn with_org<T: Send + 'static>(
     req: &Request<'_>,
     caller: &Caller,
@@ -93,7 +95,7 @@ async fn with_org<T: Send + 'static>(
     let (slug, user) = (slug.to_string(), caller.user.id);
     req.state
         .db(move |conn| {
-            let txn = conn.transaction()?;
+            let txn = conn.transaction_exclusive()?;
             let (org, role) = match access(&txn, &slug, user, need)? {
                 Ok(found) => found,
                 Err(e) => return Ok(Err(e)),
@@ -103,6 +105,25 @@ async fn with_org<T: Send + 'static>(
                 txn.commit()?;
             }
             Ok(out)
+        })
+        .await?
+}
+
+/// Runs the read `f` on the organisation the caller reaches with role `need`.
+async fn read_org<T: Send + 'static>(
+    req: &Request<'_>,
+    caller: &Caller,
+    slug: &str,
+    need: Role,
+    f: impl FnOnce(&Conn, &Org) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (slug, user) = (slug.to_string(), caller.user.id);
+    req.state
+        .db(move |conn| {
+            Ok(match access(conn, &slug, user, need)? {
+                Ok((org, _)) => Ok(f(conn, &org)?),
+                Err(e) => Err(e),
+            })
         })
         .await?
 }
@@ -152,7 +173,7 @@ async fn create(req: &Request<'_>) -> ApiResult {
     let created = req
         .state
         .db(move |conn| {
-            let txn = conn.transaction()?;
+            let txn = conn.transaction_exclusive()?;
             let Some(org) = org::create(&txn, &slug, name.trim(), private, caller.user.id)? else {
                 return Ok(Err(ApiError::conflict(format!("the organisation `{slug}` exists already"))));
             };
@@ -167,7 +188,7 @@ async fn create(req: &Request<'_>) -> ApiResult {
 
 async fn info(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = req.person()?.clone();
-    let doc = with_org(req, &caller, slug, Role::Member, |conn, org, _| Ok(Ok(describe(conn, org)?))).await?;
+    let doc = read_org(req, &caller, slug, Role::Member, describe).await?;
     Ok((StatusCode::OK, doc))
 }
 
@@ -230,9 +251,7 @@ async fn delete(req: &Request<'_>, slug: &str) -> ApiResult {
 
 async fn members(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = req.person()?.clone();
-    let members =
-        with_org(req, &caller, slug, Role::Member, |conn, org, _| Ok(Ok(org::members(conn, org.id)?)))
-            .await?;
+    let members = read_org(req, &caller, slug, Role::Member, |conn, org| org::members(conn, org.id)).await?;
     Ok((StatusCode::OK, json!({ "members": members })))
 }
 
@@ -367,8 +386,7 @@ async fn change_member(
 
 async fn tokens(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = manager(req)?.clone();
-    let tokens =
-        with_org(req, &caller, slug, Role::Admin, |conn, org, _| Ok(Ok(org::tokens(conn, org.id)?))).await?;
+    let tokens = read_org(req, &caller, slug, Role::Admin, |conn, org| org::tokens(conn, org.id)).await?;
     Ok((StatusCode::OK, json!({ "tokens": tokens })))
 }
 

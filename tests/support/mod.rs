@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod hook;
+pub mod mixed;
 pub mod pg;
 pub mod s3;
 pub mod user;
