@@ -392,3 +392,58 @@ fn one_of_two_writers_delivers_a_webhook_and_the_other_takes_over() {
     assert_eq!(names, ["hook-0", "hook-1", "hook-after", "hook-after", "hook-after"]);
     got.iter().for_each(check_signed);
 }
+
+/// The lease holder merges the bucket's packs as commits come (one pack a
+/// group otherwise): the pack list stays short, names only packs the
+/// bucket has and none it retired, a further node pulls only those and
+/// goes on committing, and clones and fsck see the whole history.
+#[test]
+fn the_bucket_packs_are_merged_under_the_lease() {
+    let cluster = Cluster::new();
+    let a = cluster.first();
+    let token = a.token.clone().unwrap();
+    for v in 0..24 {
+        assert_eq!(put(&a.url, &token, "packed", &format!("1.0.{v}")), Some(201));
+    }
+    let text = |key: &str| {
+        String::from_utf8(cluster.s3.get(&format!("two/index.git/{key}")).unwrap().bytes).unwrap()
+    };
+    let listed = |key: &str| -> Vec<String> {
+        text(key)
+            .lines()
+            .filter_map(|l| l.strip_prefix("P ").and_then(|p| p.strip_suffix(".pack")))
+            .map(str::to_string)
+            .collect()
+    };
+    let packs = listed("objects/info/packs");
+    assert!(packs.len() <= 6, "24 groups' packs merged: {packs:?}");
+    let retired: Vec<String> =
+        text("objects/info/retired").lines().map(|l| l.split(' ').next().unwrap().to_string()).collect();
+    assert!(retired.len() >= 18, "the merged packs retired: {retired:?}");
+    for p in &packs {
+        assert!(!retired.contains(p), "{p} listed and retired");
+        assert!(
+            cluster.s3.get(&format!("two/index.git/objects/pack/{p}.idx")).is_some(),
+            "{p} in the bucket"
+        );
+    }
+    // The working copy keeps what the bucket lists.
+    let local: BTreeSet<String> = std::fs::read_dir(cluster.dir("a").join("index.git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".idx").map(str::to_string))
+        .collect();
+    assert_eq!(local, packs.iter().cloned().collect(), "the working copy's packs are the bucket's");
+    // A further node pulls the merged packs and commits on top.
+    let b = cluster.further("b");
+    for v in 24..30 {
+        assert_eq!(put(&b.url, &token, "packed", &format!("1.0.{v}")), Some(201));
+    }
+    let after = listed("objects/info/packs");
+    assert!(after.iter().all(|p| !retired.contains(p)), "no retired pack comes back: {after:?}");
+    let history = cluster.history(&b);
+    assert_eq!(history.iter().filter(|s| s.starts_with("publish packed ")).count(), 30);
+    drop((a, b));
+    cluster.fsck("a");
+    cluster.fsck("b");
+}

@@ -209,16 +209,13 @@ impl IndexRepo {
     }
 
     /// Merges small packs into larger ones (geometric repacking) so a clone
-    /// fetches a few packs, not one per publish. Safe to call from any thread.
-    ///
-    /// Not with a copy in object storage: there the packs are the bucket's,
-    /// one per commit group, and a working copy keeps them as they are (a
-    /// pack merged here would leave the bucket's list naming packs this
-    /// copy no longer has). Merging the bucket's packs under the writer
-    /// lease is still to come.
+    /// fetches a few packs, not one per publish. Safe to call from any
+    /// thread; with a copy in object storage, the bucket's packs are merged,
+    /// by the writer lease's holder alone: the writer thread calls it
+    /// between groups, while it holds the lease.
     pub fn consolidate_packs(&self) -> Result<()> {
         match &self.copy {
-            Some(_) => Ok(()),
+            Some(copy) => copy.consolidate(&self.path, &self.lock),
             None => packs::consolidate(&self.path, &self.lock),
         }
     }

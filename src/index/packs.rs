@@ -6,6 +6,8 @@
 //! `objects/retired/` (out of libgit2's sight: every pack in `objects/pack`
 //! costs each repository open a directory scan) where the static server
 //! still finds it (`RETIRED_DIR`), and is removed after `RETIRE_AFTER`.
+//! The bucket's copy of the index merges its packs with the same rule and
+//! the same wait (`stored.rs`).
 
 use anyhow::{Context, Result};
 use git2::{Odb, Oid, PackBuilder, Repository};
@@ -16,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::fsutil;
 
-const RETIRE_AFTER: Duration = Duration::from_secs(300);
+pub const RETIRE_AFTER: Duration = Duration::from_secs(300);
 /// Where replaced packs wait, relative to the repository.
 pub const RETIRED_DIR: &str = "objects/retired";
 
@@ -86,6 +88,11 @@ fn idx_count(header: &[u8]) -> Result<u32> {
     Ok(u32::from_be_bytes(header[IDX_HEADER - 4..IDX_HEADER].try_into().unwrap()))
 }
 
+/// The object count of a pack of the repository.
+pub fn object_count(repo: &Path, name: &str) -> Result<u32> {
+    idx_object_count(&pack_dir(repo).join(format!("{name}.idx")))
+}
+
 /// Reads only the header of an index file: called after every group.
 fn idx_object_count(path: &Path) -> Result<u32> {
     use std::io::Read;
@@ -125,7 +132,7 @@ const MAX_MERGED: u64 = 5_000;
 /// Which packs to merge: the smallest ones, as long as the next is at most
 /// twice the sum so far (git's geometric repack), so every object is
 /// rewritten O(log n) times, and the merge stays within `MAX_MERGED`.
-fn merge_set(mut packs: Vec<(String, u32)>) -> Vec<String> {
+pub fn merge_set(mut packs: Vec<(String, u32)>) -> Vec<String> {
     packs.sort_by_key(|(_, n)| *n);
     let mut sum = 0u64;
     let mut take = 0;
@@ -147,15 +154,7 @@ fn merge_set(mut packs: Vec<(String, u32)>) -> Vec<String> {
 pub fn consolidate(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
     let merge = merge_set(live_packs(repo_path)?);
     if !merge.is_empty() {
-        let repo = Repository::open_bare(repo_path)?;
-        let mut builder = repo.packbuilder()?;
-        for name in &merge {
-            let idx = std::fs::read(pack_dir(repo_path).join(format!("{name}.idx")))?;
-            for id in idx_object_ids(&idx)? {
-                builder.insert_object(id, None)?;
-            }
-        }
-        let new = write_pack(repo_path, &repo.odb()?, &mut builder)?;
+        let new = merge_packs(repo_path, &merge)?;
         // Only the pack list's change waits for batches: a new pack with
         // objects already present elsewhere is harmless to them.
         let _guard = lock.lock().unwrap();
@@ -173,6 +172,22 @@ pub fn consolidate(repo_path: &Path, lock: &Mutex<()>) -> Result<()> {
         write_info_packs(repo_path)?;
     }
     remove_expired(repo_path)
+}
+
+/// Writes one pack of every object of the packs `names` (which stay);
+/// returns its name.
+pub fn merge_packs(repo_path: &Path, names: &[String]) -> Result<String> {
+    let repo = Repository::open_bare(repo_path)?;
+    let mut builder = repo.packbuilder()?;
+    for name in names {
+        let idx = std::fs::read(pack_dir(repo_path).join(format!("{name}.idx")))?;
+        for id in idx_object_ids(&idx)? {
+            builder.insert_object(id, None)?;
+        }
+    }
+    let odb = repo.odb()?;
+    let name = write_pack(repo_path, &odb, &mut builder)?;
+    Ok(name)
 }
 
 /// Deletes retired packs older than the grace time (a rename sets ctime,

@@ -9,6 +9,14 @@
 //! objects it lacks. That PUT is a compare-and-swap against the ref as this
 //! node last saw it: a node whose view is old (another writer committed
 //! since) cannot move the ref, so the history stays linear.
+//!
+//! The lease holder merges the bucket's small packs between groups
+//! ([`Copy::consolidate`], the local repository's rule): the merged pack is
+//! uploaded, its parts are listed in `objects/info/retired` with the time
+//! (from then on no node counts, downloads or lists them) and deleted from
+//! the bucket after `RETIRE_AFTER`, as long as a CDN may serve a pack list
+//! that names them. [`pull`] drops the local packs the bucket no longer
+//! lists, so no node uploads a retired pack again.
 
 use anyhow::{Context, Result};
 use std::collections::HashSet;
@@ -20,6 +28,8 @@ use crate::fsutil;
 use crate::layout::StaticRoot;
 
 pub const BRANCH: &str = "refs/heads/main";
+/// The bucket's list of retired packs, relative to the repository.
+const RETIRED: &str = "objects/info/retired";
 
 /// Where a repository's commits are copied to, and which packs are there.
 pub struct Copy {
@@ -80,18 +90,96 @@ impl Copy {
             stored.insert(name.clone());
         }
         self.move_ref(&format!("{tip}\n"))?;
-        let mut names: Vec<&String> = stored.iter().collect();
-        names.sort();
-        let list: String = names.iter().map(|n| format!("P {n}.pack\n")).collect::<String>() + "\n";
-        self.root.put(&self.key("objects/info/packs"), list.as_bytes())?;
+        self.write_pack_list(stored)?;
         self.root.put(&self.key("info/refs"), format!("{tip}\t{BRANCH}\n").as_bytes())?;
         self.root.put(&self.key("HEAD"), format!("ref: {BRANCH}\n").as_bytes())?;
         Ok(())
     }
 
+    /// The bucket's packs: those with an index there, less the retired.
     fn list_stored(&self) -> Result<HashSet<String>> {
         let names = self.root.list(&self.key("objects/pack"))?;
-        Ok(names.iter().filter_map(|n| n.strip_suffix(".idx")).map(str::to_string).collect())
+        let retired: HashSet<String> = self.retired()?.into_iter().map(|(n, _)| n).collect();
+        Ok(names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".idx"))
+            .filter(|n| !retired.contains(*n))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// `objects/info/retired`: packs merged into another, with the unix
+    /// second they retired.
+    fn retired(&self) -> Result<Vec<(String, u64)>> {
+        let Some(text) = self.root.read(&self.key(RETIRED))? else {
+            return Ok(Vec::new());
+        };
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| {
+                let (name, at) = l.split_once(' ')?;
+                Some((name.to_string(), at.parse().ok()?))
+            })
+            .collect())
+    }
+
+    fn write_retired(&self, retired: &[(String, u64)]) -> Result<()> {
+        let text: String = retired.iter().map(|(n, at)| format!("{n} {at}\n")).collect();
+        Ok(self.root.put(&self.key(RETIRED), text.as_bytes())?)
+    }
+
+    /// Merges the bucket's small packs (the writer lease's holder, between
+    /// groups; the local working copy `repo` has every pack the bucket
+    /// lists): the merged pack is uploaded before its parts are retired,
+    /// so every object is always in a listed pack; retired packs past
+    /// `RETIRE_AFTER` are deleted, index first.
+    pub fn consolidate(&self, repo: &Path, lock: &Mutex<()>) -> Result<()> {
+        let mut stored = self.stored.lock().unwrap();
+        let Some(stored) = stored.as_mut() else { return Ok(()) };
+        let sizes =
+            stored.iter().map(|n| Ok((n.clone(), packs::object_count(repo, n)?))).collect::<Result<_>>()?;
+        let merge = packs::merge_set(sizes);
+        let mut retired = self.retired()?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        if !merge.is_empty() {
+            let new = packs::merge_packs(repo, &merge)?;
+            for ext in ["pack", "idx"] {
+                let rel = format!("objects/pack/{new}.{ext}");
+                let bytes = std::fs::read(repo.join(&rel)).with_context(|| format!("reading {rel}"))?;
+                self.root.put_new(&self.key(&rel), &bytes)?;
+            }
+            stored.insert(new.clone());
+            let gone: Vec<String> = merge.into_iter().filter(|n| *n != new).collect();
+            for name in &gone {
+                stored.remove(name);
+                retired.push((name.clone(), now));
+            }
+            self.write_retired(&retired)?;
+            self.write_pack_list(stored)?;
+            // The working copy keeps only what the bucket lists.
+            let _guard = lock.lock().unwrap();
+            remove_local(repo, &gone)?;
+            packs::write_info_packs(repo)?;
+        }
+        let due = packs::RETIRE_AFTER.as_secs();
+        let (expired, kept): (Vec<_>, Vec<_>) = retired.into_iter().partition(|(_, at)| now >= at + due);
+        for (name, _) in &expired {
+            for ext in ["idx", "pack"] {
+                self.root.remove(&self.key(&format!("objects/pack/{name}.{ext}")))?;
+            }
+        }
+        if !expired.is_empty() {
+            self.write_retired(&kept)?;
+        }
+        Ok(())
+    }
+
+    /// The dumb protocol's pack list: the bucket's packs.
+    fn write_pack_list(&self, stored: &HashSet<String>) -> Result<()> {
+        let mut names: Vec<&String> = stored.iter().collect();
+        names.sort();
+        let list: String = names.iter().map(|n| format!("P {n}.pack\n")).collect::<String>() + "\n";
+        Ok(self.root.put(&self.key("objects/info/packs"), list.as_bytes())?)
     }
 
     /// Rewrites the ref (same commit) with the lease's epoch, as its
@@ -152,6 +240,11 @@ pub fn pull(copy: &Copy, repo: &Path) -> Result<Option<git2::Oid>> {
             fsutil::write_atomic(&repo.join(&rel), &bytes)?;
         }
     }
+    // Packs the bucket does not list: retired by a merge (their objects
+    // are in the merged pack, downloaded above), or of a commit that never
+    // reached the bucket.
+    let extra: Vec<String> = have.into_iter().filter(|n| !listed.contains(n)).collect();
+    remove_local(repo, &extra)?;
     *copy.stored.lock().unwrap() = Some(listed);
     let git = git2::Repository::open_bare(repo)?;
     git.find_commit(tip).with_context(|| format!("the bucket's index names {tip}, which its packs lack"))?;
@@ -162,6 +255,23 @@ pub fn pull(copy: &Copy, repo: &Path) -> Result<Option<git2::Oid>> {
     fsutil::write_atomic(&repo.join("info/refs"), format!("{tip}\t{BRANCH}\n").as_bytes())?;
     packs::write_info_packs(repo)?;
     Ok(Some(tip))
+}
+
+/// Removes packs from the working copy, the index first (without it git
+/// does not see the pack).
+fn remove_local(repo: &Path, names: &[String]) -> Result<()> {
+    for name in names {
+        for ext in ["idx", "pack"] {
+            let path = repo.join(format!("objects/pack/{name}.{ext}"));
+            if let Err(e) = std::fs::remove_file(&path) {
+                anyhow::ensure!(e.kind() == std::io::ErrorKind::NotFound, "removing {}: {e}", path.display());
+            }
+        }
+    }
+    if !names.is_empty() {
+        fsutil::sync_dir(&repo.join("objects/pack"))?;
+    }
+    Ok(())
 }
 
 /// Pack names (without extension) with an index in `dir`.

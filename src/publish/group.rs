@@ -108,7 +108,8 @@ impl Worker {
             _ => None,
         };
         let effects = Effects::new(&reg, &conn, pending);
-        let consolidate = if serving {
+        // The bucket's packs are merged under the lease: in this thread.
+        let consolidate = if serving && !reg.index.is_shared() {
             Some(start_consolidation(reg.index.clone()).map_err(anyhow::Error::from)?)
         } else {
             None
