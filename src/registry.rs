@@ -252,6 +252,25 @@ impl Registry {
         Ok(())
     }
 
+    /// Writes (`private`) or removes an organisation's `config.json`: the
+    /// mark of a private organisation's registry under `/orgs/{slug}/`.
+    /// Called after an organisation's change and by the static job, which
+    /// so repairs a write that failed.
+    pub fn write_org_config(&self, slug: &str, private: bool) -> Result<()> {
+        let key = Layout::org(slug).index_file("config.json");
+        match (private, &self.key) {
+            (true, Some(signing)) => {
+                self.root.put_doc(&key, &org_config_json(&self.config, signing, slug))?;
+            }
+            _ => {
+                if self.root.stat(&key)?.is_some() {
+                    self.root.remove(&key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The rows of the last group against the index, and `config.json`.
     fn repair_rows_and_config(&self, conn: &db::Conn, key: &SigningKey) -> Result<()> {
         self.index.remove_stale_locks()?;
@@ -486,10 +505,26 @@ fn read_pubkey(root: &StaticRoot, key: &str) -> Result<String> {
 /// `index/config.json`: cargo's `dl` and `api` plus cairn's key and name,
 /// and the log's origin and keys.
 pub fn config_json(config: &Config, key: &SigningKey, log: Option<&crate::log::Log>) -> Vec<u8> {
+    registry_config(config, key, log, None)
+}
+
+/// `orgs/{slug}/index/config.json`: a private organisation's registry,
+/// below its prefix, with `auth-required` (RFC 3139).
+pub fn org_config_json(config: &Config, key: &SigningKey, slug: &str) -> Vec<u8> {
+    registry_config(config, key, None, Some(slug))
+}
+
+fn registry_config(
+    config: &Config,
+    key: &SigningKey,
+    log: Option<&crate::log::Log>,
+    org: Option<&str>,
+) -> Vec<u8> {
+    let below = org.map(|slug| format!("/orgs/{slug}")).unwrap_or_default();
     let mut doc = json!({
-        "dl": format!("{}/blobs/sha256/{{sha256-checksum}}", config.public_url()),
-        "api": config.api_url(),
-        "auth-required": false,
+        "dl": format!("{}{below}/blobs/sha256/{{sha256-checksum}}", config.public_url()),
+        "api": format!("{}{below}", config.api_url()),
+        "auth-required": org.is_some(),
         "pubkey": key.public_base64(),
         "name": config.name,
     });

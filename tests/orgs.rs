@@ -404,3 +404,111 @@ fn the_cli_manages_an_organisation() {
     user.ok(work, &with(&["org", "remove", "acme", "bob"], &reg));
     assert!(!user.ok(work, &with(&["org", "members", "acme"], &reg)).contains("bob"));
 }
+
+/// Reads under a private organisation's prefix, through `cairn serve` and
+/// through nginx asking cairn with `auth_request`: no token 401, a token of
+/// another organisation (or without `read`) 404, a member's token or the
+/// organisation's token with `read` 200, a revoked token 401. Nothing of it
+/// is in the public tree or the public index.
+#[test]
+fn private_reads_need_a_member_or_a_read_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = support::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
+    let nginx = support::Nginx::start(&data, port, &server.url);
+    let ann = server.add_user("ann");
+    let bob = server.add_user("bob");
+    let carol = server.add_user("carol");
+    let private = |owner: &str, slug: &str| {
+        let body = json!({ "slug": slug, "visibility": "private" });
+        assert_eq!(status(api(&server, Method::POST, "/orgs", owner, Some(body))), 201);
+    };
+    private(&ann, "zq-secret");
+    private(&carol, "elsewhere");
+    let invite = json!({ "login": "bob" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs/zq-secret/members", &ann, Some(invite))), 201);
+    let org_token = |owner: &str, slug: &str, scopes: Value| {
+        let body = json!({ "label": "ci", "scopes": scopes });
+        let doc = ok(api(&server, Method::POST, &format!("/orgs/{slug}/tokens"), owner, Some(body)));
+        doc["key"].as_str().unwrap().to_string()
+    };
+    let reader = org_token(&ann, "zq-secret", json!(["read"]));
+    let publisher = org_token(&ann, "zq-secret", json!(["publish-update"]));
+    let foreign = org_token(&carol, "elsewhere", json!(["read"]));
+    let made =
+        api(&server, Method::POST, "/tokens", &bob, Some(json!({ "label": "gone", "scopes": ["yank"] })));
+    let made = ok(made);
+    let revoked = made["key"].as_str().unwrap().to_string();
+    let id = made["id"].as_i64().unwrap();
+    assert_eq!(status(api(&server, Method::DELETE, &format!("/tokens/{id}"), &bob, None)), 200);
+
+    let path = "/orgs/zq-secret/index/config.json";
+    for base in [&server.url, &nginx.url] {
+        let get = |auth: Option<&str>| {
+            let mut req = client().get(format!("{base}{path}"));
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send().unwrap()
+        };
+        let bearer = |t: &str| format!("Bearer {t}");
+        let none = get(None);
+        assert_eq!(none.status(), 401, "{base}: no token");
+        assert!(none.headers().get("www-authenticate").is_some(), "{base}: the challenge");
+        assert_eq!(get(Some(&bearer(&revoked))).status(), 401, "{base}: a revoked token");
+        assert_eq!(get(Some("Bearer cairn_nope")).status(), 401, "{base}: a malformed token");
+        assert_eq!(get(Some(&bearer(&carol))).status(), 404, "{base}: another organisation's member");
+        assert_eq!(get(Some(&bearer(&foreign))).status(), 404, "{base}: another organisation's token");
+        assert_eq!(
+            get(Some(&bearer(&publisher))).status(),
+            404,
+            "{base}: an organisation token without read"
+        );
+        for (who, auth) in [
+            ("a member", bearer(&bob)),
+            ("the read token", bearer(&reader)),
+            ("cargo's header", reader.clone()),
+        ] {
+            let resp = get(Some(&auth));
+            assert_eq!(resp.status(), 200, "{base}: {who}");
+            assert_eq!(resp.headers()["cache-control"], "private, max-age=60", "{base}: {who}");
+            assert!(resp.headers().get("access-control-allow-origin").is_none(), "{base}: not a public read");
+            let config: Value = resp.json().unwrap();
+            assert_eq!(config["auth-required"], true);
+            assert_eq!(config["dl"], format!("{public}/orgs/zq-secret/blobs/sha256/{{sha256-checksum}}"));
+            assert_eq!(config["api"], format!("{public}/orgs/zq-secret"));
+        }
+    }
+    // nginx's question to cairn, asked directly.
+    let check = |uri: &str, auth: Option<&str>| {
+        let mut req = client().get(format!("{}/api/v1/auth/check", server.url)).header("X-Original-URI", uri);
+        if let Some(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    assert_eq!(check(path, None), 401);
+    assert_eq!(check(path, Some(&carol)), 403);
+    assert_eq!(check(path, Some(&bob)), 204);
+    assert_eq!(check("/index/config.json", None), 204, "public reads need nothing");
+    // Nothing of it in the public tree or the public index.
+    let public_files: Vec<String> =
+        server.static_files().into_iter().filter(|f| !f.starts_with("orgs/")).collect();
+    for f in &public_files {
+        let bytes = std::fs::read(server.static_root().join(f)).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("zq-secret"), "{f} names the private organisation");
+    }
+    let clone = dir.path().join("clone");
+    let cloned =
+        git(dir.path(), &["clone", "-q", &format!("{}/index.git", server.url), clone.to_str().unwrap()]);
+    assert!(cloned.status.success());
+    let grep = git(&clone, &["log", "--all", "-p"]);
+    assert!(!String::from_utf8_lossy(&grep.stdout).contains("zq-secret"));
+    // Made public, it has no private registry any more.
+    let open = json!({ "visibility": "public" });
+    assert_eq!(status(api(&server, Method::PATCH, "/orgs/zq-secret", &ann, Some(open))), 200);
+    let gone = client().get(format!("{}{path}", server.url)).bearer_auth(&bob).send().unwrap();
+    assert_eq!(gone.status(), 404);
+}

@@ -127,13 +127,9 @@ pub fn find(conn: &Conn, slug: &str) -> Result<Option<Org>> {
     conn.query_opt(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE slug = ?1"), params![slug], org)
 }
 
-/// The public organisations (their pages), by slug.
-pub fn public(conn: &Conn) -> Result<Vec<Org>> {
-    conn.query(
-        &format!("SELECT {ORG_COLUMNS} FROM orgs WHERE visibility = 'public' ORDER BY slug"),
-        params![],
-        org,
-    )
+/// Every organisation, by slug.
+pub fn all(conn: &Conn) -> Result<Vec<Org>> {
+    conn.query(&format!("SELECT {ORG_COLUMNS} FROM orgs ORDER BY slug"), params![], org)
 }
 
 /// The user's role in the organisation, if a member.

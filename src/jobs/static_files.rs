@@ -469,8 +469,13 @@ fn write_browse(
         w.put(&crate::site::user(&reg.root, &user.login, &user.created_at, &rows))?;
         Ok(w.put(&derive::Doc { key: l.user(&user.login), bytes: derive::to_bytes(&doc) })?)
     })?;
-    // Public organisations' pages: the packages each owns.
-    for org in crate::db::org::public(conn)? {
+    // Public organisations' pages: the packages each owns; a private one's
+    // registry has its config.json (and nothing of it is here).
+    for org in crate::db::org::all(conn)? {
+        reg.write_org_config(&org.slug, org.private)?;
+        if org.private {
+            continue;
+        }
         let mine = owned.get(crate::db::org::owner_name(&org.slug).as_str()).into_iter().flatten();
         let listed: Vec<_> = mine.map(|&i| row(i)).collect();
         let rows = site_rows(&listed);

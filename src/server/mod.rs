@@ -16,6 +16,7 @@ mod events;
 pub mod files;
 pub mod hot;
 mod orgs;
+mod private;
 mod proxy;
 mod ratelimit;
 mod url;
@@ -186,7 +187,16 @@ async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Respo
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let mut resp = if is_static_read(&parts.method, path) {
-        read_static(state, &parts.method, path, &parts.headers).await
+        let refused = match private::org_of(path) {
+            Some(slug) => private::gate(state, &parts.headers, path, slug).await,
+            None => None,
+        };
+        match refused {
+            Some(resp) => resp,
+            None => read_static(state, &parts.method, path, &parts.headers).await,
+        }
+    } else if parts.method == Method::GET && path == "/api/v1/auth/check" {
+        private::check(state, &parts.headers).await
     } else if let (Some(w), &Method::POST, "/add-checkpoint") = (&state.witness, &parts.method, path) {
         witness::add_checkpoint(w.clone(), body).await
     } else if parts.method == Method::GET && path == "/api/v1/events" {

@@ -128,6 +128,17 @@ async fn read_org<T: Send + 'static>(
         .await?
 }
 
+/// After a change committed: a private organisation's registry has its
+/// `config.json`, any other none. A failure is logged, not answered: the
+/// static job writes them all again.
+async fn org_config(req: &Request<'_>, org: &Org) {
+    let (reg, slug, private) = (req.state.reg.clone(), org.slug.clone(), org.private);
+    let written = tokio::task::spawn_blocking(move || reg.write_org_config(&slug, private)).await;
+    if let Ok(Err(e)) | Err(e) = written.map_err(anyhow::Error::from) {
+        tracing::warn!(error = %format!("{e:#}"), org = %org.slug, "writing the organisation's config.json failed");
+    }
+}
+
 fn describe(conn: &Conn, org: &Org) -> anyhow::Result<serde_json::Value> {
     Ok(json!({
         "slug": org.slug,
@@ -180,10 +191,12 @@ async fn create(req: &Request<'_>) -> ApiResult {
             audit(&txn, &caller, &addr, "org-create", &format!("org:{slug} {}", org.visibility()))?;
             let doc = describe(&txn, &org)?;
             txn.commit()?;
-            Ok(Ok(doc))
+            Ok(Ok((doc, org)))
         })
         .await??;
-    Ok((StatusCode::CREATED, created))
+    let (doc, org) = created;
+    org_config(req, &org).await;
+    Ok((StatusCode::CREATED, doc))
 }
 
 async fn info(req: &Request<'_>, slug: &str) -> ApiResult {
@@ -223,16 +236,18 @@ async fn update(req: &Request<'_>, slug: &str) -> ApiResult {
         let changed = Org { name, private, ..org.clone() };
         let target = format!("org:{} {} name={}", org.slug, changed.visibility(), changed.name);
         audit(conn, &who, &addr, "org-update", &target)?;
-        Ok(Ok(describe(conn, &changed)?))
+        Ok(Ok((describe(conn, &changed)?, changed)))
     })
     .await?;
+    let (doc, org) = doc;
+    org_config(req, &org).await;
     Ok((StatusCode::OK, doc))
 }
 
 async fn delete(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = manager(req)?.clone();
     let (who, addr) = (caller.clone(), req.ip.to_string());
-    with_org(req, &caller, slug, Role::Owner, move |conn, org, _| {
+    let gone = with_org(req, &caller, slug, Role::Owner, move |conn, org, _| {
         let owned = org::packages(conn, org.id)?;
         if !owned.is_empty() {
             return Ok(Err(ApiError::conflict(format!(
@@ -243,9 +258,10 @@ async fn delete(req: &Request<'_>, slug: &str) -> ApiResult {
         }
         org::delete(conn, org.id)?;
         audit(conn, &who, &addr, "org-delete", &format!("org:{}", org.slug))?;
-        Ok(Ok(()))
+        Ok(Ok(Org { private: false, ..org.clone() }))
     })
     .await?;
+    org_config(req, &gone).await;
     Ok((StatusCode::OK, json!({ "deleted": true })))
 }
 

@@ -1,0 +1,98 @@
+//! Reads of a private organisation's registry (SPEC section 15): every
+//! read under `/orgs/{org}/` needs the token of a member, or an
+//! organisation token of that organisation with `read`. Without a valid
+//! token the answer is 401 (cargo then sends its token: RFC 3139's
+//! `auth-required`); with a token that may not read, 404, so a private
+//! name is not disclosed. `GET /api/v1/auth/check` gives nginx's
+//! `auth_request` the same decision for `X-Original-URI` as 204, 401 or
+//! 403 (which the shipped nginx configuration turns into 404).
+
+use warp::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use warp::hyper::Body;
+
+use super::{ApiError, State};
+use crate::db::{org, Caller, Conn};
+
+/// The organisation a path reads below `/orgs/`, if it does.
+pub fn org_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/orgs/")?.split('/').next().filter(|s| !s.is_empty())
+}
+
+enum Verdict {
+    Allowed,
+    /// No token, or one that is malformed, unknown, revoked or expired.
+    Unauthenticated(String),
+    /// A valid token without access (or no such private organisation).
+    Denied,
+}
+
+async fn verdict(state: &State, headers: &HeaderMap, slug: &str) -> Verdict {
+    let caller = match super::authenticate(state, headers).await {
+        Ok(Some((caller, _))) => caller,
+        Ok(None) => {
+            return Verdict::Unauthenticated(
+                "this registry needs a token (Authorization: Bearer cairn_…)".into(),
+            )
+        }
+        Err(e) => return Verdict::Unauthenticated(e.message),
+    };
+    let slug = slug.to_string();
+    match state.db(move |conn| may_read(conn, &caller, &slug)).await {
+        Ok(true) => Verdict::Allowed,
+        Ok(false) => Verdict::Denied,
+        // The database is down: nobody is let in.
+        Err(_) => Verdict::Denied,
+    }
+}
+
+/// Whether the caller reads the private organisation `slug`: any member
+/// (whatever its token's scopes), or the organisation's own token with `read`.
+fn may_read(conn: &Conn, caller: &Caller, slug: &str) -> anyhow::Result<bool> {
+    let Some(found) = org::find(conn, slug)?.filter(|o| o.private) else {
+        return Ok(false);
+    };
+    match &caller.org {
+        Some(token_org) => Ok(token_org.id == found.id && caller.has_scope("read")),
+        None => Ok(org::role(conn, found.id, caller.user.id)?.is_some()),
+    }
+}
+
+/// The refusal of a read under `/orgs/{slug}/`, or `None` when it may go on.
+pub async fn gate(state: &State, headers: &HeaderMap, path: &str, slug: &str) -> Option<Response<Body>> {
+    match verdict(state, headers, slug).await {
+        Verdict::Allowed => None,
+        Verdict::Unauthenticated(why) => Some(unauthorized(&ApiError::unauthorized(why))),
+        Verdict::Denied => {
+            Some(super::render_error(&ApiError::not_found(format!("no file {path}")), None, false))
+        }
+    }
+}
+
+/// `GET /api/v1/auth/check`: 204, 401 or 403 for the URI nginx asks about
+/// (`X-Original-URI`); anything outside `/orgs/` is public.
+pub async fn check(state: &State, headers: &HeaderMap) -> Response<Body> {
+    let uri = headers.get("x-original-uri").and_then(|v| v.to_str().ok()).unwrap_or("/");
+    let path = uri.split(['?', '#']).next().unwrap_or("/");
+    let status = match org_of(path) {
+        None => StatusCode::NO_CONTENT,
+        Some(slug) => match verdict(state, headers, slug).await {
+            Verdict::Allowed => StatusCode::NO_CONTENT,
+            Verdict::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Verdict::Denied => StatusCode::FORBIDDEN,
+        },
+    };
+    let mut resp = Response::builder().status(status).header(header::CACHE_CONTROL, "no-store");
+    if status == StatusCode::UNAUTHORIZED {
+        resp = resp.header(header::WWW_AUTHENTICATE, CHALLENGE);
+    }
+    resp.body(Body::empty()).unwrap()
+}
+
+/// What a 401 asks for (cargo reads the status; browsers and curl the header).
+const CHALLENGE: &str = "Bearer realm=\"cairn\"";
+
+fn unauthorized(e: &ApiError) -> Response<Body> {
+    let mut resp = super::render_error(e, None, false);
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
+    resp
+}
