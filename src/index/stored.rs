@@ -97,9 +97,14 @@ impl Copy {
     }
 
     /// The bucket's packs: those with an index there, less the retired.
+    /// The retired list is read first: a pack retired by then has its
+    /// merged pack uploaded already, so the listing after has it; and a
+    /// pack deleted by then had left that list only after its deletion.
+    /// (Listing first, a merge or a deletion in between would leave a
+    /// retired pack's objects, or a deleted pack, counted.)
     fn list_stored(&self) -> Result<HashSet<String>> {
-        let names = self.root.list(&self.key("objects/pack"))?;
         let retired: HashSet<String> = self.retired()?.into_iter().map(|(n, _)| n).collect();
+        let names = self.root.list(&self.key("objects/pack"))?;
         Ok(names
             .iter()
             .filter_map(|n| n.strip_suffix(".idx"))
