@@ -309,3 +309,63 @@ fn a_working_copy_from_before_a_takeover_cannot_commit() {
         first.history().unwrap().into_iter().map(|(_, s)| s.lines().next().unwrap().to_string()).collect();
     assert_eq!(subjects[1..], ["publish one 1.0.0", "publish two 1.0.0", "publish three 1.0.0"]);
 }
+
+/// The bucket's pack merge, without servers: a working copy's commits (one
+/// pack each) are merged into one pack, their parts retired; once their
+/// retirement is past `RETIRE_AFTER` (aged here by rewriting the list) the
+/// next merge deletes them from the bucket, and a fresh working copy pulls
+/// the whole history from what is left.
+#[test]
+fn retired_packs_leave_the_bucket_after_their_wait() {
+    use cairn::index::{stored::Copy, IndexRepo};
+    let s3 = S3::start();
+    let root = std::sync::Arc::new(cairn::layout::StaticRoot::new(
+        Box::new(storage(&s3, "merge")),
+        cairn::layout::Layout::public(),
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = || Some(std::sync::Arc::new(Copy::new(root.clone())));
+    let repo = IndexRepo::init(&tmp.path().join("a"), "t", b"{}", copy()).unwrap();
+    for i in 0..8 {
+        let path = format!("p{i}");
+        repo.write_batch(|tx| {
+            tx.commit(&[(&path, Some(&b"x\n"[..]))], &format!("publish {path} 1.0.0"), "t")
+        })
+        .unwrap();
+    }
+    let idx_keys = || -> Vec<String> {
+        s3.keys("merge/index.git/objects/pack").into_iter().filter(|k| k.ends_with(".idx")).collect()
+    };
+    let before = idx_keys();
+    assert_eq!(before.len(), 9, "the config commit and 8 groups: a pack each");
+    repo.consolidate_packs().unwrap();
+    let retired_key = "index.git/objects/info/retired";
+    let retired = String::from_utf8(root.read(retired_key).unwrap().unwrap()).unwrap();
+    let names: Vec<&str> = retired.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert!(names.len() >= 7, "the merged packs retired: {retired}");
+    assert_eq!(idx_keys().len(), before.len() + 1, "the merged pack beside its parts, which wait");
+    // Their wait is over.
+    let aged: String = retired
+        .lines()
+        .map(|l| {
+            let (name, at) = l.split_once(' ').unwrap();
+            format!("{name} {}\n", at.parse::<u64>().unwrap() - 400)
+        })
+        .collect();
+    root.put(retired_key, aged.as_bytes()).unwrap();
+    repo.consolidate_packs().unwrap();
+    let left = idx_keys();
+    for name in &names {
+        assert!(!left.iter().any(|k| k.contains(name)), "{name} deleted: {left:?}");
+        assert!(
+            s3.get(&format!("merge/index.git/objects/pack/{name}.pack")).is_none(),
+            "{name}.pack deleted"
+        );
+    }
+    assert_eq!(left.len(), before.len() + 1 - names.len());
+    assert_eq!(root.read(retired_key).unwrap().unwrap(), b"", "nothing waits any more");
+    let fresh = IndexRepo::open(&tmp.path().join("b"), "t", copy()).unwrap();
+    let subjects = fresh.history().unwrap().len();
+    assert_eq!(subjects, 9, "the whole history from the packs that are left");
+    assert_eq!(fresh.read_file("p7").unwrap().as_deref(), Some(&b"x\n"[..]));
+}
