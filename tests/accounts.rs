@@ -10,17 +10,9 @@ use cairn::archive::builder::TarballBuilder;
 use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{client, Server};
+use support::{api, client, Server};
 
 const GZ: &str = "application/gzip";
-
-fn api(server: &Server, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
-    let mut req = client().request(method, format!("{}/api/v1{path}", server.url)).bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().unwrap()
-}
 
 fn publish(server: &Server, token: &str, name: &str, version: &str) -> Response {
     server.put(name, version, token, TarballBuilder::new(name, version).gzip(), GZ)

@@ -10,17 +10,9 @@ use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::user::User;
-use support::{client, git, Server};
+use support::{api, client, git, Server};
 
 const GZ: &str = "application/gzip";
-
-fn api(server: &Server, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
-    let mut req = client().request(method, format!("{}/api/v1{path}", server.url)).bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().unwrap()
-}
 
 /// The status of a call, asserting that an error carries the JSON error body.
 fn status(resp: Response) -> u16 {

@@ -7,25 +7,16 @@
 mod support;
 
 use cairn::archive::builder::TarballBuilder;
-use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::pg::Postgres;
-use support::{client, Server};
+use support::{api, client, Server};
 
 const GZ: &str = "application/gzip";
 
 fn configure(dir: &std::path::Path, url: &str) {
     let toml = format!("[database]\nurl = \"{url}\"\n\n[accounts]\nsignup = \"open\"\n");
     std::fs::write(dir.join("registry.toml"), toml).unwrap();
-}
-
-fn api(server: &Server, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
-    let mut req = client().request(method, format!("{}/api/v1{path}", server.url)).bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().unwrap()
 }
 
 fn publish(server: &Server, token: &str, name: &str, version: &str) -> u16 {

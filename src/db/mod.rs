@@ -684,10 +684,14 @@ pub fn list_tokens(conn: &Conn, user_id: i64) -> Result<Vec<TokenMeta>> {
     )
 }
 
-/// What a new token may do.
+/// What a new token may do: the body of `POST /api/v1/tokens` and of an
+/// organisation's `POST …/tokens`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TokenSpec {
     pub label: String,
     pub scopes: Vec<String>,
+    #[serde(default)]
     pub packages: Vec<String>,
     pub expires_at: Option<String>,
 }

@@ -105,24 +105,12 @@ async fn list_tokens(req: &Request<'_>) -> ApiResult {
     Ok((StatusCode::OK, json!({ "tokens": tokens })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct NewToken {
-    label: String,
-    scopes: Vec<String>,
-    #[serde(default)]
-    packages: Vec<String>,
-    expires_at: Option<String>,
-}
-
 async fn create_token(req: &Request<'_>) -> ApiResult {
     let caller = req.person()?;
     if !caller.has_scope("tokens") {
         return Err(ApiError::forbidden("creating tokens needs a token with the `tokens` scope"));
     }
-    let t: NewToken = req.json()?;
-    let mut spec =
-        db::TokenSpec { label: t.label, scopes: t.scopes, packages: t.packages, expires_at: t.expires_at };
+    let mut spec: db::TokenSpec = req.json()?;
     spec.validate(caller, db::ALL_SCOPES).map_err(ApiError::invalid)?;
     let user = caller.user.id;
     let (meta, key) = req.state.db(move |c| db::create_token(c, user, &spec)).await?;

@@ -406,21 +406,9 @@ async fn tokens(req: &Request<'_>, slug: &str) -> ApiResult {
     Ok((StatusCode::OK, json!({ "tokens": tokens })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct NewToken {
-    label: String,
-    scopes: Vec<String>,
-    #[serde(default)]
-    packages: Vec<String>,
-    expires_at: Option<String>,
-}
-
 async fn create_token(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = manager(req)?.clone();
-    let t: NewToken = req.json()?;
-    let mut spec =
-        db::TokenSpec { label: t.label, scopes: t.scopes, packages: t.packages, expires_at: t.expires_at };
+    let mut spec: db::TokenSpec = req.json()?;
     spec.validate(&caller, org::TOKEN_SCOPES).map_err(ApiError::invalid)?;
     let (who, addr) = (caller.clone(), req.ip.to_string());
     let doc = with_org(req, &caller, slug, Role::Admin, move |conn, org, _| {

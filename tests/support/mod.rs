@@ -159,6 +159,21 @@ impl Drop for Server {
     }
 }
 
+/// An API call with a bearer token and an optional JSON body.
+pub fn api(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::blocking::Response {
+    let mut req = client().request(method, format!("{}/api/v1{path}", server.url)).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().unwrap()
+}
+
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
