@@ -448,6 +448,10 @@ fn private_reads_need_a_member_or_a_read_token() {
         let bearer = |t: &str| format!("Bearer {t}");
         let none = get(None);
         assert_eq!(none.status(), 401, "{base}: no token");
+        for other in ["//orgs/zq-secret/index/config.json", "/orgs/zq%2Dsecret/index/config.json"] {
+            let sneaky = client().get(format!("{base}{other}")).send().unwrap();
+            assert!([401, 404].contains(&sneaky.status().as_u16()), "{base}{other}: {}", sneaky.status());
+        }
         assert!(none.headers().get("www-authenticate").is_some(), "{base}: the challenge");
         assert_eq!(get(Some(&bearer(&revoked))).status(), 401, "{base}: a revoked token");
         assert_eq!(get(Some("Bearer cairn_nope")).status(), 401, "{base}: a malformed token");

@@ -188,7 +188,7 @@ async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Respo
     let path = parts.uri.path();
     let mut resp = if is_static_read(&parts.method, path) {
         let refused = match private::org_of(path) {
-            Some(slug) => private::gate(state, &parts.headers, path, slug).await,
+            Some(slug) => private::gate(state, &parts.headers, path, &slug).await,
             None => None,
         };
         match refused {

@@ -13,9 +13,12 @@ use warp::hyper::Body;
 use super::{ApiError, State};
 use crate::db::{org, Caller, Conn};
 
-/// The organisation a path reads below `/orgs/`, if it does.
-pub fn org_of(path: &str) -> Option<&str> {
-    path.strip_prefix("/orgs/")?.split('/').next().filter(|s| !s.is_empty())
+/// The organisation a path reads below `/orgs/`, if it does: decided on
+/// the file's key, as the static server resolves it (`//orgs/…` and
+/// percent-escapes reach the same file as `/orgs/…`).
+pub fn org_of(path: &str) -> Option<String> {
+    let key = super::files::key_of(path)?;
+    key.strip_prefix("orgs/")?.split('/').next().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 enum Verdict {
@@ -75,7 +78,7 @@ pub async fn check(state: &State, headers: &HeaderMap) -> Response<Body> {
     let path = uri.split(['?', '#']).next().unwrap_or("/");
     let status = match org_of(path) {
         None => StatusCode::NO_CONTENT,
-        Some(slug) => match verdict(state, headers, slug).await {
+        Some(slug) => match verdict(state, headers, &slug).await {
             Verdict::Allowed => StatusCode::NO_CONTENT,
             Verdict::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Verdict::Denied => StatusCode::FORBIDDEN,
