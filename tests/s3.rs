@@ -353,6 +353,8 @@ fn retired_packs_leave_the_bucket_after_their_wait() {
         })
         .collect();
     root.put(retired_key, aged.as_bytes()).unwrap();
+    // A node reads the list when it takes the lease (and keeps it after).
+    repo.take_over(1).unwrap();
     repo.consolidate_packs().unwrap();
     let left = idx_keys();
     for name in &names {

@@ -62,11 +62,16 @@ pub struct Org {
 
 impl Org {
     pub fn visibility(&self) -> &'static str {
-        if self.private {
-            "private"
-        } else {
-            "public"
-        }
+        visibility(self.private)
+    }
+}
+
+/// `private` or `public`, as the table and the API spell them.
+fn visibility(private: bool) -> &'static str {
+    if private {
+        "private"
+    } else {
+        "public"
     }
 }
 
@@ -99,11 +104,10 @@ pub fn parse_visibility(s: &str) -> Option<bool> {
 /// slug is taken.
 pub fn create(conn: &Conn, slug: &str, name: &str, private: bool, creator: i64) -> Result<Option<Org>> {
     let at = now();
-    let visibility = if private { "private" } else { "public" };
     let id: Option<i64> = conn.query_opt(
         "INSERT INTO orgs (slug, name, visibility, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING RETURNING id",
-        params![slug, name, visibility, at],
+        params![slug, name, visibility(private), at],
         |r| r.get(0),
     )?;
     let Some(id) = id else { return Ok(None) };
@@ -262,10 +266,9 @@ pub fn has_published(conn: &Conn, org_id: i64) -> Result<bool> {
 }
 
 pub fn update(conn: &Conn, org_id: i64, name: &str, private: bool) -> Result<()> {
-    let visibility = if private { "private" } else { "public" };
     conn.execute(
         "UPDATE orgs SET name = ?1, visibility = ?2 WHERE id = ?3",
-        params![name, visibility, org_id],
+        params![name, visibility(private), org_id],
     )?;
     Ok(())
 }

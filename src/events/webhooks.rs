@@ -80,6 +80,7 @@ fn now_ms() -> i64 {
 fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
     let holder = crate::db::lease::holder_name();
     let ttl = Duration::from_secs(reg.config.database.lease_seconds.max(1));
+    let ttl_ms = ttl.as_millis() as i64;
     // Looked at often enough that a claim never lapses while its holder waits.
     let look_again = LOOK_AGAIN.min(ttl / 2);
     let http = match reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build() {
@@ -108,7 +109,6 @@ fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
                 }
             }
         }
-        let ttl_ms = ttl.as_millis() as i64;
         let mine = || events::claim(c, url, &holder, now_ms(), ttl_ms);
         let due = mine().and_then(|mine| match mine {
             true => events::cursor(c, url).and_then(|after| events::after(c, after, PAGE)).map(Some),

@@ -34,10 +34,17 @@ const RETIRED: &str = "objects/info/retired";
 /// Where a repository's commits are copied to, and which packs are there.
 pub struct Copy {
     root: Arc<StaticRoot>,
-    /// Pack names known to be in the bucket (listed once, then kept).
-    stored: Mutex<Option<HashSet<String>>>,
+    /// The bucket's packs as this node knows them (listed once, then kept).
+    stored: Mutex<Option<Listing>>,
     /// The version tag of the bucket's ref as this node last read or wrote it.
     ref_tag: Mutex<Option<String>>,
+}
+
+/// The bucket's packs, and the retired ones with the unix second they
+/// retired (`objects/info/retired`), read together.
+struct Listing {
+    packs: HashSet<String>,
+    retired: Vec<(String, u64)>,
 }
 
 /// The bucket's ref moved since this node last saw it: another writer
@@ -75,8 +82,8 @@ impl Copy {
     pub fn push(&self, repo: &Path, tip: git2::Oid) -> Result<()> {
         let mut stored = self.stored.lock().unwrap();
         let stored = match &mut *stored {
-            Some(s) => s,
-            none => none.insert(self.list_stored()?),
+            Some(s) => &mut s.packs,
+            none => &mut none.insert(self.list_stored()?).packs,
         };
         let live = local_packs(&repo.join("objects/pack"))?;
         let mut new: Vec<&String> = live.iter().filter(|n| !stored.contains(*n)).collect();
@@ -102,15 +109,16 @@ impl Copy {
     /// pack deleted by then had left that list only after its deletion.
     /// (Listing first, a merge or a deletion in between would leave a
     /// retired pack's objects, or a deleted pack, counted.)
-    fn list_stored(&self) -> Result<HashSet<String>> {
-        let retired: HashSet<String> = self.retired()?.into_iter().map(|(n, _)| n).collect();
+    fn list_stored(&self) -> Result<Listing> {
+        let retired = self.retired()?;
         let names = self.root.list(&self.key("objects/pack"))?;
-        Ok(names
+        let packs = names
             .iter()
             .filter_map(|n| n.strip_suffix(".idx"))
-            .filter(|n| !retired.contains(*n))
+            .filter(|n| !retired.iter().any(|(r, _)| r == n))
             .map(str::to_string)
-            .collect())
+            .collect();
+        Ok(Listing { packs, retired })
     }
 
     /// `objects/info/retired`: packs merged into another, with the unix
@@ -139,12 +147,11 @@ impl Copy {
     /// so every object is always in a listed pack; retired packs past
     /// `RETIRE_AFTER` are deleted, index first.
     pub fn consolidate(&self, repo: &Path, lock: &Mutex<()>) -> Result<()> {
-        let mut stored = self.stored.lock().unwrap();
-        let Some(stored) = stored.as_mut() else { return Ok(()) };
+        let mut listing = self.stored.lock().unwrap();
+        let Some(Listing { packs: stored, retired }) = listing.as_mut() else { return Ok(()) };
         let sizes =
             stored.iter().map(|n| Ok((n.clone(), packs::object_count(repo, n)?))).collect::<Result<_>>()?;
         let merge = packs::merge_set(sizes);
-        let mut retired = self.retired()?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
         if !merge.is_empty() {
             let new = packs::merge_packs(repo, &merge)?;
@@ -159,7 +166,7 @@ impl Copy {
                 stored.remove(name);
                 retired.push((name.clone(), now));
             }
-            self.write_retired(&retired)?;
+            self.write_retired(retired)?;
             self.write_pack_list(stored)?;
             // The working copy keeps only what the bucket lists.
             let _guard = lock.lock().unwrap();
@@ -167,14 +174,16 @@ impl Copy {
             packs::write_info_packs(repo)?;
         }
         let due = packs::RETIRE_AFTER.as_secs();
-        let (expired, kept): (Vec<_>, Vec<_>) = retired.into_iter().partition(|(_, at)| now >= at + due);
-        for (name, _) in &expired {
-            for ext in ["idx", "pack"] {
-                self.root.remove(&self.key(&format!("objects/pack/{name}.{ext}")))?;
-            }
-        }
+        let (expired, kept): (Vec<_>, Vec<_>) = retired.iter().cloned().partition(|(_, at)| now >= at + due);
         if !expired.is_empty() {
-            self.write_retired(&kept)?;
+            for (name, _) in &expired {
+                for ext in ["idx", "pack"] {
+                    self.root.remove(&self.key(&format!("objects/pack/{name}.{ext}")))?;
+                }
+            }
+            // Out of the list once deleted (a failure above keeps them listed to retry).
+            *retired = kept;
+            self.write_retired(retired)?;
         }
         Ok(())
     }
@@ -233,7 +242,7 @@ pub fn pull(copy: &Copy, repo: &Path) -> Result<Option<git2::Oid>> {
     // The bucket's packs as listed by the store, not by the dumb protocol's
     // list (which may lag a commit: see `push`).
     let listed = copy.list_stored()?;
-    let mut missing: Vec<&String> = listed.iter().filter(|n| !have.contains(*n)).collect();
+    let mut missing: Vec<&String> = listed.packs.iter().filter(|n| !have.contains(*n)).collect();
     missing.sort();
     for name in missing {
         for ext in ["pack", "idx"] {
@@ -248,7 +257,7 @@ pub fn pull(copy: &Copy, repo: &Path) -> Result<Option<git2::Oid>> {
     // Packs the bucket does not list: retired by a merge (their objects
     // are in the merged pack, downloaded above), or of a commit that never
     // reached the bucket.
-    let extra: Vec<String> = have.into_iter().filter(|n| !listed.contains(n)).collect();
+    let extra: Vec<String> = have.into_iter().filter(|n| !listed.packs.contains(n)).collect();
     remove_local(repo, &extra)?;
     *copy.stored.lock().unwrap() = Some(listed);
     let git = git2::Repository::open_bare(repo)?;
