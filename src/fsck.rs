@@ -212,7 +212,7 @@ pub fn repair(reg: &Registry, report: &Report) -> Result<Vec<String>> {
     for f in report.findings.iter().filter(|f| f.kind == Kind::OrphanBlob) {
         // Under the lock no group commits; one that did since the check
         // recorded a live version for it, and it is no orphan now.
-        if crate::db::blob_in_use(&conn, &f.what)? {
+        if crate::db::blob_in_use(&conn, &crate::db::Space::Public, &f.what)? {
             continue;
         }
         reg.store.remove(&f.what)?;

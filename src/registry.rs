@@ -44,6 +44,8 @@ pub struct Registry {
     pub events: crate::events::Bell,
     /// The state database `[database] url` names (default: `state.db` here).
     pub database: db::Target,
+    /// Whose packages: the public registry's, or a private organisation's.
+    pub space: db::Space,
 }
 
 /// The registry's signing key in the data directory.
@@ -136,6 +138,7 @@ impl Registry {
             pubkey,
             index,
             database,
+            space: db::Space::Public,
         })
     }
 
@@ -252,30 +255,77 @@ impl Registry {
         Ok(())
     }
 
-    /// Writes (`private`) or removes an organisation's `config.json`: the
-    /// mark of a private organisation's registry under `/orgs/{slug}/`.
-    /// Called after an organisation's change and by the static job, which
-    /// so repairs a write that failed.
+    /// Makes (`private`) an organisation's registry under `/orgs/{slug}/`,
+    /// or removes its `config.json`, the mark of one (an organisation that
+    /// turned public before it published anything). Called after an
+    /// organisation's change and by the static job, which so repairs a
+    /// write that failed.
     pub fn write_org_config(&self, slug: &str, private: bool) -> Result<()> {
+        if private && self.key.is_some() {
+            return self.org_registry(slug).map(drop);
+        }
         let key = Layout::org(slug).index_file("config.json");
-        match (private, &self.key) {
-            (true, Some(signing)) => {
-                self.root.put_doc(&key, &org_config_json(&self.config, signing, slug))?;
-            }
-            _ => {
-                if self.root.stat(&key)?.is_some() {
-                    self.root.remove(&key)?;
-                }
-            }
+        if self.root.stat(&key)?.is_some() {
+            self.root.remove(&key)?;
         }
         Ok(())
+    }
+
+    /// A private organisation's registry (SPEC section 15): the same
+    /// storage below `orgs/{slug}/`, the same database and signing key,
+    /// its own index repository, log, writer lock and name space; created
+    /// at first use, its `config.json` brought up to date on every open.
+    pub fn org_registry(&self, slug: &str) -> Result<Registry> {
+        anyhow::ensure!(
+            !self.index.is_shared(),
+            "private organisations' registries are kept on the filesystem storage only (not yet in a bucket)"
+        );
+        let key = self.key.as_ref().context("a mirror keeps no organisation's registry")?;
+        let layout = Layout::org(slug);
+        let data = self.data.join("orgs").join(slug);
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        let root = Arc::new(self.root.below(layout.clone()));
+        let l = &layout;
+        let git_dir =
+            self.root.local_path(&l.index_git()).context("the static root is not on this machine's disk")?;
+        let log = crate::log::Log::open(&data, &format!("{}/orgs/{slug}", self.config.log_origin()))?;
+        let config_json = registry_config(&self.config, key, Some(&log), Some(slug));
+        let index = match git_dir.join("HEAD").is_file() {
+            true => IndexRepo::open(&git_dir, &self.config.name, None)?,
+            false => IndexRepo::init(&git_dir, &self.config.name, &config_json, None)?,
+        };
+        let reg = Registry {
+            data,
+            store: BlobStore::new(root.clone()),
+            root,
+            config: self.config.clone(),
+            key: Some(SigningKey::load(&self.data.join(KEY_FILE))?),
+            pubkey: self.pubkey.clone(),
+            index,
+            log: Some(log),
+            events: crate::events::Bell::default(),
+            database: self.database.clone(),
+            space: db::Space::Org(slug.to_string()),
+        };
+        {
+            let _lock = reg.lock_writer()?;
+            reg.write_config(key)?;
+            reg.root.put_doc(&l.index_file("config.json"), &config_json)?;
+            reg.root.put_doc(&l.minisign_pub(), key.public_key_file().as_bytes())?;
+        }
+        Ok(reg)
     }
 
     /// The rows of the last group against the index, and `config.json`.
     fn repair_rows_and_config(&self, conn: &db::Conn, key: &SigningKey) -> Result<()> {
         self.index.remove_stale_locks()?;
         self.repair_rows(conn)?;
-        let wanted = config_json(&self.config, key, self.log.as_ref());
+        self.write_config(key)
+    }
+
+    /// Commits `config.json` when the URLs or keys it names changed.
+    fn write_config(&self, key: &SigningKey) -> Result<()> {
+        let wanted = registry_config(&self.config, key, self.log.as_ref(), self.space.org());
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {
                 tx.commit(&[("config.json", Some(&wanted))], "config", &self.config.name)
@@ -290,7 +340,7 @@ impl Registry {
         // Only the last batch can be affected: look a little further back.
         // A package's file is at its name's path (`Pg_Kit`: pg/_k/pg_kit),
         // not its canonical key's (`pg-kit`).
-        for row in db::recent_versions(conn, self.config.max_batch * 2)? {
+        for row in db::recent_versions(conn, &self.space, self.config.max_batch * 2)? {
             let lines = self.read_lines(&row.name)?;
             if !lines.iter().any(|l| l.vers == row.vers) {
                 tracing::warn!(package = %row.name, version = %row.vers, "forgetting a version the index never committed");
@@ -298,10 +348,10 @@ impl Registry {
                 self.store.remove(&row.sha256)?;
             }
         }
-        for row in db::recently_deleted(conn, self.config.max_batch * 2)? {
+        for row in db::recently_deleted(conn, &self.space, self.config.max_batch * 2)? {
             if self.read_lines(&row.name)?.iter().any(|l| l.vers == row.vers) {
                 tracing::warn!(package = %row.name, version = %row.vers, "taking back a hard delete the index never committed");
-                db::unmark_version_deleted(conn, &row.key, &row.version_key)?;
+                db::unmark_version_deleted(conn, &self.space, &row.name, &row.version_key)?;
             }
         }
         Ok(())
@@ -349,8 +399,8 @@ impl Registry {
             derive::remove_package(&self.root, &name)?;
             return Ok(Some(DeltaEntry::of(&name, &lines, head, 0, false)));
         }
-        let owners = db::owners(conn, &name)?;
-        let downloads = crate::jobs::stats::package_totals(conn, &name)?;
+        let owners = db::owners(conn, &self.space, &name)?;
+        let downloads = crate::jobs::stats::package_totals(conn, &self.space, &name)?;
         let meta = self.read_meta(&name)?;
         derive::write_package(&self.root, &lines, &owners, &downloads, meta.as_ref())?;
         for line in &lines {
@@ -409,11 +459,11 @@ impl Registry {
     /// `recent.json` and `health.json` (naming `index_commit`, the last
     /// commit whose effects are all made), from the database.
     pub fn write_summaries(&self, conn: &db::Conn, index_commit: &str) -> Result<()> {
-        let recent: Vec<Recent> = db::recent_versions(conn, 100)?
+        let recent: Vec<Recent> = db::recent_versions(conn, &self.space, 100)?
             .into_iter()
             .map(|r| Recent { name: r.name, version: r.vers, published_at: r.published_at })
             .collect();
-        let (packages, versions) = db::counts(conn)?;
+        let (packages, versions) = db::space_counts(conn, &self.space)?;
         self.write_summary_files(&recent, packages as u64, versions as u64, index_commit)
     }
 
@@ -508,12 +558,8 @@ pub fn config_json(config: &Config, key: &SigningKey, log: Option<&crate::log::L
     registry_config(config, key, log, None)
 }
 
-/// `orgs/{slug}/index/config.json`: a private organisation's registry,
-/// below its prefix, with `auth-required` (RFC 3139).
-pub fn org_config_json(config: &Config, key: &SigningKey, slug: &str) -> Vec<u8> {
-    registry_config(config, key, None, Some(slug))
-}
-
+/// `config.json` of the public registry (`org: None`) or of a private
+/// organisation's, below its prefix, with `auth-required` (RFC 3139).
 fn registry_config(
     config: &Config,
     key: &SigningKey,

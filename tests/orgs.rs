@@ -508,3 +508,131 @@ fn private_reads_need_a_member_or_a_read_token() {
     let gone = client().get(format!("{}{path}", server.url)).bearer_auth(&bob).send().unwrap();
     assert_eq!(gone.status(), 404);
 }
+
+/// A private organisation's registry of its own (SPEC section 15): its
+/// admins and its token publish and yank under `/orgs/{org}/api/v1/`, a
+/// member only reads, others get 404 and no token 401; its name space is
+/// its own (a public package of the same name and version is another);
+/// `cairn install` installs from it through `cairn serve` and nginx, with
+/// its own log proving what it installed; after the batch jobs ran, no
+/// public file and no commit of the public index names its packages.
+#[test]
+fn a_private_organisation_is_a_registry_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = support::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
+    let nginx = support::Nginx::start(&data, port, &server.url);
+    let ann = server.add_user("ann");
+    let bob = server.add_user("bob");
+    let carol = server.add_user("carol");
+    let body = json!({ "slug": "zq-secret", "visibility": "private" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs", &ann, Some(body))), 201);
+    let invite = json!({ "login": "bob" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs/zq-secret/members", &ann, Some(invite))), 201);
+    let body = json!({ "label": "ci", "scopes": ["publish-new", "publish-update", "yank", "read"] });
+    let ci = ok(api(&server, Method::POST, "/orgs/zq-secret/tokens", &ann, Some(body)))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let put = |token: Option<&str>, name: &str, version: &str| {
+        let mut req = client()
+            .put(format!("{}/orgs/zq-secret/api/v1/packages/{name}/{version}", server.url))
+            .header("Content-Type", GZ)
+            .body(TarballBuilder::new(name, version).file("README.md", b"private words").gzip());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().unwrap()
+    };
+    assert_eq!(status(put(None, "zq-hidden", "1.0.0")), 401);
+    assert_eq!(status(put(Some(&carol), "zq-hidden", "1.0.0")), 404, "not a member: not disclosed");
+    assert_eq!(status(put(Some(&bob), "zq-hidden", "1.0.0")), 403, "a member reads, an admin publishes");
+    let published = ok(put(Some(&ann), "zq-hidden", "1.0.0"));
+    assert!(
+        published["signature"].as_str().unwrap().starts_with("/orgs/zq-secret/blobs/sha256/"),
+        "{published}"
+    );
+    assert_eq!(status(put(Some(&ci), "zq-hidden", "1.1.0")), 201, "the organisation's token");
+    assert_eq!(status(put(Some(&ann), "zq-hidden", "1.1.0")), 409, "a version is published once");
+    // Its own name space: the same name and version in the public registry is another package.
+    assert_eq!(status(publish(&server, &carol, "shared-name", "1.0.0")), 201);
+    assert_eq!(status(put(Some(&ann), "shared-name", "1.0.0")), 201);
+    let owners = client()
+        .get(format!("{}/orgs/zq-secret/api/v1/packages/zq-hidden/owners", server.url))
+        .bearer_auth(&bob)
+        .send()
+        .unwrap();
+    assert_eq!(ok(owners)["users"], json!(["org:zq-secret"]));
+    let yank = client()
+        .delete(format!("{}/orgs/zq-secret/api/v1/packages/zq-hidden/1.0.0", server.url))
+        .bearer_auth(&ci)
+        .send()
+        .unwrap();
+    assert_eq!(ok(yank)["yanked"], true);
+    let index = client()
+        .get(format!("{}/orgs/zq-secret/index/{}", server.url, cairn::index::package_path("zq-hidden")))
+        .bearer_auth(&bob)
+        .send()
+        .unwrap();
+    let lines: Vec<Value> = index.text().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["yanked"].as_bool(), lines[1]["vers"].as_str()), (Some(true), Some("1.1.0")));
+
+    // `cairn install`, as a member, through cairn serve and through nginx.
+    for base in [&server.url, &nginx.url] {
+        let user = User::new();
+        let project = tempfile::tempdir().unwrap();
+        let registry = format!("{base}/orgs/zq-secret");
+        user.ok(project.path(), &["install", "zq-hidden", "--registry", &registry, "--token", &bob]);
+        let readme = project.path().join("cairn_packages/zq-hidden/README.md");
+        assert_eq!(std::fs::read_to_string(&readme).unwrap(), "private words", "{base}");
+        let lock = std::fs::read_to_string(project.path().join("cairn.lock")).unwrap();
+        assert!(lock.contains("version = \"1.1.0\""), "{lock}");
+        let err = User::new().fails(project.path(), &["install", "zq-hidden", "--registry", &registry]);
+        assert!(err.contains("401"), "{base}: {err}");
+    }
+    let checkpoint = client()
+        .get(format!("{}/orgs/zq-secret/log/checkpoint", server.url))
+        .bearer_auth(&bob)
+        .send()
+        .unwrap();
+    let checkpoint = checkpoint.text().unwrap();
+    assert!(checkpoint.contains("/orgs/zq-secret\n"), "its own log: {checkpoint}");
+
+    // The batch jobs ran; nothing public names the private packages.
+    let jobs = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rebuild", "all", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(jobs.status.success(), "{}", String::from_utf8_lossy(&jobs.stderr));
+    let root = server.static_root();
+    let mut scanned = 0;
+    for entry in walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()) {
+        let key = entry.path().strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        if key.starts_with("orgs/") {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("zq-hidden") && !text.contains("zq-secret"),
+            "{key} names the private registry"
+        );
+        assert!(!key.contains("zq-hidden"), "{key}");
+        scanned += 1;
+    }
+    assert!(scanned > 50, "the public tree was there to scan ({scanned} files)");
+    let clone = dir.path().join("clone");
+    let cloned =
+        git(dir.path(), &["clone", "-q", &format!("{}/index.git", nginx.url), clone.to_str().unwrap()]);
+    assert!(cloned.status.success());
+    let history = String::from_utf8_lossy(&git(&clone, &["log", "--all", "-p"]).stdout).into_owned();
+    assert!(history.contains("shared-name") && !history.contains("zq-hidden"), "{history}");
+    let recent: Value = server.get("/api/v1/recent.json").json().unwrap();
+    assert_eq!(recent["publishes"].as_array().unwrap().len(), 1, "{recent}");
+    let health: Value = server.get("/api/v1/health.json").json().unwrap();
+    assert_eq!((health["packages"].as_u64(), health["versions"].as_u64()), (Some(1), Some(1)), "{health}");
+}

@@ -3,8 +3,13 @@
 //! retried with exponential backoff (a `Retry-After` on those answers is
 //! honoured, capped), at most `CAIRN_NET_RETRY` times (default 3, cargo's
 //! `net.retry`); 404, 410 and 451 mean "no such file" and are never retried.
+//! A registry that answers 401 (a private organisation's, RFC 3139's
+//! `auth-required`) gets the token from then on, as cargo does; a public
+//! registry never sees it on a read.
 
 use anyhow::{bail, Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Retries after the first attempt, as cargo's `net.retry` defaults to.
@@ -28,6 +33,14 @@ pub enum Got {
 pub struct Http {
     client: reqwest::Client,
     retries: u32,
+    /// The registry's token, for a registry that asks for one.
+    auth: Option<Arc<Auth>>,
+}
+
+struct Auth {
+    token: String,
+    /// Set at the first 401: every later read carries the token.
+    send: AtomicBool,
 }
 
 impl Http {
@@ -44,7 +57,13 @@ impl Http {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
             .build()?;
-        Ok(Http { client, retries })
+        Ok(Http { client, retries, auth: None })
+    }
+
+    /// The same client with a token to send where a read needs one.
+    pub fn with_token(self, token: Option<String>) -> Http {
+        let auth = token.map(|token| Arc::new(Auth { token, send: AtomicBool::new(false) }));
+        Http { auth, ..self }
     }
 
     /// The underlying client, for the write API (never retried: a write is not idempotent).
@@ -96,6 +115,10 @@ impl Http {
         if let Some(e) = etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, e);
         }
+        let auth = self.auth.as_ref();
+        if let Some(a) = auth.filter(|a| a.send.load(Ordering::Relaxed)) {
+            req = req.bearer_auth(&a.token);
+        }
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_builder() || e.is_redirect() => {
@@ -118,6 +141,13 @@ impl Http {
                 }
             }
             304 => Ok(Attempt::Done(Got::NotModified)),
+            401 => match auth {
+                Some(a) if !a.send.swap(true, Ordering::Relaxed) => Box::pin(self.try_get(url, etag)).await,
+                Some(_) => bail!("{url} refused the token (401): it is invalid, expired or revoked"),
+                None => bail!(
+                    "{url} needs a token (401): `cairn login --registry URL --token …` for this registry, or pass --token"
+                ),
+            },
             404 | 410 | 451 => Ok(Attempt::Done(Got::Missing)),
             429 | 500..=599 => {
                 let retry_after = resp

@@ -62,7 +62,7 @@ impl Remote {
         let url = normalize_url(url);
         Ok(Remote {
             cache: Arc::new(Cache::open(&url)?),
-            http: Http::new()?,
+            http: Http::new()?.with_token(token.clone()),
             token,
             url,
             log: super::log::Policy::default(),

@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod org;
 pub mod pool;
 pub mod session;
+pub mod space;
 #[cfg(test)]
 pub(crate) mod testdb;
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub mod token;
 
 pub use crate::params;
 pub use conn::{Conn, Engine, Param, Row, Txn, Value};
+pub use space::Space;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -343,32 +345,37 @@ pub fn list_users(conn: &Conn) -> Result<Vec<(User, bool)>> {
 }
 
 /// A package's stored identity: (first spelling, confusable key).
-pub fn find_package(conn: &Conn, name: &str) -> Result<Option<String>> {
-    conn.query_opt("SELECT name FROM packages WHERE key = ?1", params![crate::name::canonical(name)], |r| {
-        r.get(0)
-    })
+pub fn find_package(conn: &Conn, space: &Space, name: &str) -> Result<Option<String>> {
+    conn.query_opt("SELECT name FROM packages WHERE key = ?1", params![space.key(name)], |r| r.get(0))
 }
 
 /// An existing package whose name looks like `name` but is another package.
-pub fn find_confusable(conn: &Conn, name: &str) -> Result<Option<String>> {
+pub fn find_confusable(conn: &Conn, space: &Space, name: &str) -> Result<Option<String>> {
     conn.query_opt(
         "SELECT name FROM packages WHERE confusable = ?1 AND key != ?2",
-        params![crate::name::confusable(name), crate::name::canonical(name)],
+        params![space.confusable(name), space.key(name)],
         |r| r.get(0),
     )
 }
 
-/// Registers a name with the caller as its first owner: the user, or the
-/// organisation of an organisation token.
-pub fn create_package(conn: &Conn, name: &str, caller: &Caller) -> Result<()> {
-    let key = crate::name::canonical(name);
+/// Registers a name with its first owner: the user, or the organisation
+/// of an organisation token; in a private organisation's space, always
+/// the organisation (`org_id`).
+pub fn create_package(
+    conn: &Conn,
+    space: &Space,
+    name: &str,
+    caller: &Caller,
+    org_id: Option<i64>,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO packages (key, name, confusable, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![key, name, crate::name::confusable(name), now()],
+        params![space.key(name), name, space.confusable(name), now()],
     )?;
-    match &caller.org {
-        Some(o) => org::add_package(conn, name, o.id),
-        None => add_owner(conn, name, caller.user.id),
+    match (org_id, &caller.org) {
+        (Some(id), _) => org::add_package(conn, space, name, id),
+        (None, Some(o)) => org::add_package(conn, space, name, o.id),
+        (None, None) => add_owner(conn, space, name, caller.user.id),
     }
 }
 
@@ -380,27 +387,27 @@ pub fn find_user(conn: &Conn, login: &str) -> Result<Option<User>> {
     )
 }
 
-pub fn add_owner(conn: &Conn, name: &str, user_id: i64) -> Result<()> {
+pub fn add_owner(conn: &Conn, space: &Space, name: &str, user_id: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO owners (package, user_id, added_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        params![crate::name::canonical(name), user_id, now()],
+        params![space.key(name), user_id, now()],
     )?;
     Ok(())
 }
 
-pub fn remove_owner(conn: &Conn, name: &str, user_id: i64) -> Result<()> {
+pub fn remove_owner(conn: &Conn, space: &Space, name: &str, user_id: i64) -> Result<()> {
     conn.execute(
         "DELETE FROM owners WHERE package = ?1 AND user_id = ?2",
-        params![crate::name::canonical(name), user_id],
+        params![space.key(name), user_id],
     )?;
     Ok(())
 }
 
-pub fn is_owner(conn: &Conn, name: &str, user_id: i64) -> Result<bool> {
+pub fn is_owner(conn: &Conn, space: &Space, name: &str, user_id: i64) -> Result<bool> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM owners WHERE package = ?1 AND user_id = ?2",
-            params![crate::name::canonical(name), user_id],
+            params![space.key(name), user_id],
             |_| Ok(()),
         )?
         .is_some())
@@ -416,23 +423,26 @@ const OWNER_ROWS: &str = "SELECT o.package AS package, u.id AS id, u.login AS lo
 
 /// A package's owners in the order they were added: (id, login); an
 /// organisation's id is its own, its login `org:{slug}`.
-pub fn owner_rows(conn: &Conn, name: &str) -> Result<Vec<(i64, String)>> {
+pub fn owner_rows(conn: &Conn, space: &Space, name: &str) -> Result<Vec<(i64, String)>> {
     conn.query(
         &format!("SELECT id, login FROM ({OWNER_ROWS}) AS w WHERE package = ?1 ORDER BY added_at, login"),
-        params![crate::name::canonical(name)],
+        params![space.key(name)],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
 
 /// A package's owners' logins, in the order they were added.
-pub fn owners(conn: &Conn, name: &str) -> Result<Vec<String>> {
-    Ok(owner_rows(conn, name)?.into_iter().map(|(_, login)| login).collect())
+pub fn owners(conn: &Conn, space: &Space, name: &str) -> Result<Vec<String>> {
+    Ok(owner_rows(conn, space, name)?.into_iter().map(|(_, login)| login).collect())
 }
 
-/// Every package's owners' logins by canonical name.
+/// Every public package's owners' logins by canonical name.
 pub fn all_owners(conn: &Conn) -> Result<std::collections::HashMap<String, Vec<String>>> {
     let rows = conn.query(
-        &format!("SELECT package, login FROM ({OWNER_ROWS}) AS w ORDER BY package, added_at, login"),
+        &format!(
+            "SELECT package, login FROM ({OWNER_ROWS}) AS w WHERE {} ORDER BY package, added_at, login",
+            Space::Public.holds("package")
+        ),
         params![],
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
@@ -445,11 +455,11 @@ pub fn all_owners(conn: &Conn) -> Result<std::collections::HashMap<String, Vec<S
 
 /// True when this (package, version-without-build) was ever published, even
 /// if it was since deleted: version numbers are burned forever.
-pub fn version_burned(conn: &Conn, name: &str, version_key: &str) -> Result<bool> {
+pub fn version_burned(conn: &Conn, space: &Space, name: &str, version_key: &str) -> Result<bool> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM versions WHERE package = ?1 AND version = ?2",
-            params![crate::name::canonical(name), version_key],
+            params![space.key(name), version_key],
             |_| Ok(()),
         )?
         .is_some())
@@ -457,6 +467,7 @@ pub fn version_burned(conn: &Conn, name: &str, version_key: &str) -> Result<bool
 
 pub fn record_version(
     conn: &Conn,
+    space: &Space,
     name: &str,
     version: &semver::Version,
     sha256: &str,
@@ -467,16 +478,9 @@ pub fn record_version(
         // `seq`: the order of recording (writers take turns: one at a time).
         "INSERT INTO versions (package, version, vers, sha256, published_at, publisher, seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM versions))",
-        params![
-            crate::name::canonical(name),
-            crate::name::version_key(version),
-            version.to_string(),
-            sha256,
-            at,
-            by
-        ],
+        params![space.key(name), crate::name::version_key(version), version.to_string(), sha256, at, by],
     )?;
-    count_version(conn, &crate::name::canonical(name), 1)
+    count_version(conn, &space.key(name), 1)
 }
 
 /// A row of the versions table.
@@ -490,20 +494,21 @@ pub struct VersionRow {
     pub published_at: String,
 }
 
-/// The `n` most recently recorded live versions, newest first.
-pub fn recent_versions(conn: &Conn, n: usize) -> Result<Vec<VersionRow>> {
-    version_rows(conn, "v.deleted_at IS NULL ORDER BY v.seq DESC", n)
+/// The space's `n` most recently recorded live versions, newest first.
+pub fn recent_versions(conn: &Conn, space: &Space, n: usize) -> Result<Vec<VersionRow>> {
+    version_rows(conn, space, "v.deleted_at IS NULL ORDER BY v.seq DESC", n)
 }
 
-/// The `n` versions hard-deleted last.
-pub fn recently_deleted(conn: &Conn, n: usize) -> Result<Vec<VersionRow>> {
-    version_rows(conn, "v.deleted_at IS NOT NULL ORDER BY v.deleted_at DESC", n)
+/// The space's `n` versions hard-deleted last.
+pub fn recently_deleted(conn: &Conn, space: &Space, n: usize) -> Result<Vec<VersionRow>> {
+    version_rows(conn, space, "v.deleted_at IS NOT NULL ORDER BY v.deleted_at DESC", n)
 }
 
-fn version_rows(conn: &Conn, filter_and_order: &str, n: usize) -> Result<Vec<VersionRow>> {
+fn version_rows(conn: &Conn, space: &Space, filter_and_order: &str, n: usize) -> Result<Vec<VersionRow>> {
     let sql = format!(
         "SELECT v.package, p.name, v.version, v.vers, v.sha256, v.published_at FROM versions v JOIN packages p ON p.key = v.package
-         WHERE {filter_and_order} LIMIT ?1"
+         WHERE {} AND {filter_and_order} LIMIT ?1",
+        space.holds("v.package")
     );
     conn.query(&sql, params![n as i64], |r| {
         Ok(VersionRow {
@@ -517,7 +522,7 @@ fn version_rows(conn: &Conn, filter_and_order: &str, n: usize) -> Result<Vec<Ver
     })
 }
 
-/// (packages with a live version, live versions).
+/// The public registry's (packages with a live version, live versions).
 pub fn counts(conn: &Conn) -> Result<(i64, i64)> {
     let get = |name: &str| {
         conn.query_row("SELECT value FROM counters WHERE name = ?1", params![name], |r| r.get(0))
@@ -525,9 +530,29 @@ pub fn counts(conn: &Conn) -> Result<(i64, i64)> {
     Ok((get("packages")?, get("versions")?))
 }
 
-/// Adjusts the counters after a version of `package_key` became live (+1)
-/// or stopped being live (-1).
+/// A space's (packages with a live version, live versions): the public
+/// registry's from its counters, a private organisation's counted (the
+/// counters are the public registry's, read on every health probe).
+pub fn space_counts(conn: &Conn, space: &Space) -> Result<(i64, i64)> {
+    match space {
+        Space::Public => counts(conn),
+        Space::Org(_) => conn.query_row(
+            &format!(
+                "SELECT COUNT(DISTINCT package), COUNT(*) FROM versions WHERE deleted_at IS NULL AND {}",
+                space.holds("package")
+            ),
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ),
+    }
+}
+
+/// Adjusts the public counters after a version of `package_key` became
+/// live (+1) or stopped being live (-1); a private key counts in none.
 fn count_version(conn: &Conn, package_key: &str, delta: i64) -> Result<()> {
+    if package_key.starts_with('@') {
+        return Ok(());
+    }
     let live: i64 = conn.query_row(
         "SELECT COUNT(*) FROM versions WHERE package = ?1 AND deleted_at IS NULL",
         params![package_key],
@@ -573,10 +598,13 @@ pub fn audit(conn: &Conn, e: &AuditEntry) -> Result<i64> {
     )
 }
 
-/// Whether a live version is stored under this SHA-256.
-pub fn blob_in_use(conn: &Conn, sha256: &str) -> Result<bool> {
+/// Whether a live version of the space is stored under this SHA-256.
+pub fn blob_in_use(conn: &Conn, space: &Space, sha256: &str) -> Result<bool> {
     let n: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM versions WHERE sha256 = ?1 AND deleted_at IS NULL",
+        &format!(
+            "SELECT COUNT(*) FROM versions WHERE sha256 = ?1 AND deleted_at IS NULL AND {}",
+            space.holds("package")
+        ),
         params![sha256],
         |r| r.get(0),
     )?;
@@ -592,8 +620,8 @@ pub fn forget_audit(conn: &Conn, id: i64) -> Result<()> {
 
 /// Takes back a package row and its first owner, made by a publish whose
 /// index commit failed.
-pub fn forget_package(conn: &Conn, name: &str) -> Result<()> {
-    let key = crate::name::canonical(name);
+pub fn forget_package(conn: &Conn, space: &Space, name: &str) -> Result<()> {
+    let key = space.key(name);
     conn.execute("DELETE FROM owners WHERE package = ?1", params![key])?;
     conn.execute("DELETE FROM org_owners WHERE package = ?1", params![key])?;
     conn.execute("DELETE FROM packages WHERE key = ?1", params![key])?;
@@ -602,8 +630,8 @@ pub fn forget_package(conn: &Conn, name: &str) -> Result<()> {
 
 /// Takes back a hard delete's mark (its index commit failed, or a crash
 /// came before it).
-pub fn unmark_version_deleted(conn: &Conn, name: &str, version_key: &str) -> Result<()> {
-    let key = crate::name::canonical(name);
+pub fn unmark_version_deleted(conn: &Conn, space: &Space, name: &str, version_key: &str) -> Result<()> {
+    let key = space.key(name);
     let n = conn.execute(
         "UPDATE versions SET deleted_at = NULL WHERE package = ?1 AND version = ?2 AND deleted_at IS NOT NULL",
         params![key, version_key],
@@ -614,30 +642,35 @@ pub fn unmark_version_deleted(conn: &Conn, name: &str, version_key: &str) -> Res
     Ok(())
 }
 
-/// Effects a write group could not make yet (a package's derived files,
-/// its owners document), by key, with the error; retried by the writer.
-pub fn pending_effects(conn: &Conn) -> Result<Vec<(String, String)>> {
-    conn.query("SELECT key, error FROM pending_effects ORDER BY key", params![], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })
+/// Effects a write group of the space could not make yet (a package's
+/// derived files, its owners document), by key, with the error; retried
+/// by that space's writer.
+pub fn pending_effects(conn: &Conn, space: &Space) -> Result<Vec<(String, String)>> {
+    let all: Vec<(String, String)> =
+        conn.query("SELECT key, error FROM pending_effects ORDER BY key", params![], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(all.into_iter().filter_map(|(k, e)| Some((space.own_pending(&k)?.to_string(), e))).collect())
 }
 
-pub fn add_pending_effect(conn: &Conn, key: &str, error: &str) -> Result<()> {
+pub fn add_pending_effect(conn: &Conn, space: &Space, key: &str, error: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO pending_effects (key, error, since) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET error = excluded.error",
-        params![key, error, now()],
+        params![space.pending_key(key), error, now()],
     )?;
     Ok(())
 }
 
-pub fn clear_pending_effect(conn: &Conn, key: &str) -> Result<()> {
-    conn.execute("DELETE FROM pending_effects WHERE key = ?1", params![key])?;
+pub fn clear_pending_effect(conn: &Conn, space: &Space, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM pending_effects WHERE key = ?1", params![space.pending_key(key)])?;
     Ok(())
 }
 
-pub fn clear_pending_effects(conn: &Conn) -> Result<()> {
-    conn.execute("DELETE FROM pending_effects", params![])?;
+pub fn clear_pending_effects(conn: &Conn, space: &Space) -> Result<()> {
+    for (key, _) in pending_effects(conn, space)? {
+        clear_pending_effect(conn, space, &key)?;
+    }
     Ok(())
 }
 
@@ -915,13 +948,13 @@ pub fn issue_first_token(conn: &Conn, login: &str) -> Result<String> {
 }
 
 /// Marks a version hard-deleted: it leaves every listing, its number stays burned.
-pub fn mark_version_deleted(conn: &Conn, name: &str, version_key: &str) -> Result<()> {
+pub fn mark_version_deleted(conn: &Conn, space: &Space, name: &str, version_key: &str) -> Result<()> {
     let n = conn.execute(
         "UPDATE versions SET deleted_at = ?1 WHERE package = ?2 AND version = ?3 AND deleted_at IS NULL",
-        params![now(), crate::name::canonical(name), version_key],
+        params![now(), space.key(name), version_key],
     )?;
     if n == 1 {
-        count_version(conn, &crate::name::canonical(name), -1)?;
+        count_version(conn, &space.key(name), -1)?;
     }
     Ok(())
 }

@@ -283,11 +283,11 @@ pub fn delete(conn: &Conn, org_id: i64) -> Result<()> {
 }
 
 /// Whether the organisation owns the package.
-pub fn owns(conn: &Conn, package: &str, org_id: i64) -> Result<bool> {
+pub fn owns(conn: &Conn, space: &super::Space, package: &str, org_id: i64) -> Result<bool> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM org_owners WHERE package = ?1 AND org_id = ?2",
-            params![crate::name::canonical(package), org_id],
+            params![space.key(package), org_id],
             |_| Ok(()),
         )?
         .is_some())
@@ -295,29 +295,29 @@ pub fn owns(conn: &Conn, package: &str, org_id: i64) -> Result<bool> {
 
 /// Whether the user acts as an owner of the package through an
 /// organisation that owns it (as its admin or owner).
-pub fn acts_for(conn: &Conn, package: &str, user_id: i64) -> Result<bool> {
+pub fn acts_for(conn: &Conn, space: &super::Space, package: &str, user_id: i64) -> Result<bool> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM org_owners o JOIN org_members m ON m.org_id = o.org_id
              WHERE o.package = ?1 AND m.user_id = ?2 AND m.role IN ('admin', 'owner') LIMIT 1",
-            params![crate::name::canonical(package), user_id],
+            params![space.key(package), user_id],
             |_| Ok(()),
         )?
         .is_some())
 }
 
-pub fn add_package(conn: &Conn, package: &str, org_id: i64) -> Result<()> {
+pub fn add_package(conn: &Conn, space: &super::Space, package: &str, org_id: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO org_owners (package, org_id, added_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        params![crate::name::canonical(package), org_id, now()],
+        params![space.key(package), org_id, now()],
     )?;
     Ok(())
 }
 
-pub fn remove_package(conn: &Conn, package: &str, org_id: i64) -> Result<()> {
+pub fn remove_package(conn: &Conn, space: &super::Space, package: &str, org_id: i64) -> Result<()> {
     conn.execute(
         "DELETE FROM org_owners WHERE package = ?1 AND org_id = ?2",
-        params![crate::name::canonical(package), org_id],
+        params![space.key(package), org_id],
     )?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! on SQLite and on a real Postgres), the writers' exclusion across
 //! connections, and the migrations.
 
+const P: super::Space = super::Space::Public;
 use super::testdb::{each, each_target, pg::Postgres};
 use super::*;
 
@@ -23,34 +24,42 @@ fn users_tokens_packages_versions_and_counters() {
         add_user(conn, "bob", None).unwrap();
         let bob = find_user(conn, "BOB").unwrap().unwrap();
 
-        create_package(conn, "Web_Kit", &ann).unwrap();
-        assert_eq!(find_package(conn, "web-kit").unwrap().as_deref(), Some("Web_Kit"));
-        assert_eq!(find_confusable(conn, "web-klt").unwrap().as_deref(), Some("Web_Kit"), "l looks like i");
-        assert_eq!(find_confusable(conn, "web_kit").unwrap(), None, "the same package");
-        assert!(create_package(conn, "web-kit", &person(&bob)).is_err(), "a name is registered once");
-        add_owner(conn, "web-kit", bob.id).unwrap();
-        add_owner(conn, "web-kit", bob.id).unwrap();
-        assert_eq!(owners(conn, "web_kit").unwrap(), ["ann", "bob"]);
-        remove_owner(conn, "web-kit", ann.user.id).unwrap();
+        create_package(conn, &P, "Web_Kit", &ann, None).unwrap();
+        assert_eq!(find_package(conn, &P, "web-kit").unwrap().as_deref(), Some("Web_Kit"));
+        assert_eq!(
+            find_confusable(conn, &P, "web-klt").unwrap().as_deref(),
+            Some("Web_Kit"),
+            "l looks like i"
+        );
+        assert_eq!(find_confusable(conn, &P, "web_kit").unwrap(), None, "the same package");
         assert!(
-            !is_owner(conn, "web-kit", ann.user.id).unwrap() && is_owner(conn, "web-kit", bob.id).unwrap()
+            create_package(conn, &P, "web-kit", &person(&bob), None).is_err(),
+            "a name is registered once"
+        );
+        add_owner(conn, &P, "web-kit", bob.id).unwrap();
+        add_owner(conn, &P, "web-kit", bob.id).unwrap();
+        assert_eq!(owners(conn, &P, "web_kit").unwrap(), ["ann", "bob"]);
+        remove_owner(conn, &P, "web-kit", ann.user.id).unwrap();
+        assert!(
+            !is_owner(conn, &P, "web-kit", ann.user.id).unwrap()
+                && is_owner(conn, &P, "web-kit", bob.id).unwrap()
         );
 
         assert_eq!(counts(conn).unwrap(), (0, 0));
         for (i, vers) in ["1.0.0", "1.1.0", "2.0.0+build"].into_iter().enumerate() {
-            record_version(conn, "web-kit", &v(vers), &format!("{i:064}"), &now(), bob.id).unwrap();
+            record_version(conn, &P, "web-kit", &v(vers), &format!("{i:064}"), &now(), bob.id).unwrap();
         }
-        assert!(version_burned(conn, "web-kit", "2.0.0").unwrap());
-        assert!(record_version(conn, "web-kit", &v("2.0.0"), "x", &now(), bob.id).is_err(), "burned");
+        assert!(version_burned(conn, &P, "web-kit", "2.0.0").unwrap());
+        assert!(record_version(conn, &P, "web-kit", &v("2.0.0"), "x", &now(), bob.id).is_err(), "burned");
         assert_eq!(counts(conn).unwrap(), (1, 3));
-        let recent: Vec<String> = recent_versions(conn, 2).unwrap().into_iter().map(|r| r.vers).collect();
+        let recent: Vec<String> = recent_versions(conn, &P, 2).unwrap().into_iter().map(|r| r.vers).collect();
         assert_eq!(recent, ["2.0.0+build", "1.1.0"], "newest first, in the order recorded");
-        mark_version_deleted(conn, "web-kit", "1.0.0").unwrap();
+        mark_version_deleted(conn, &P, "web-kit", "1.0.0").unwrap();
         assert_eq!(counts(conn).unwrap(), (1, 2));
-        assert_eq!(recently_deleted(conn, 5).unwrap()[0].vers, "1.0.0");
-        assert!(version_burned(conn, "web-kit", "1.0.0").unwrap(), "a deleted number stays burned");
-        unmark_version_deleted(conn, "web-kit", "1.0.0").unwrap();
-        assert!(blob_in_use(conn, &format!("{:064}", 0)).unwrap());
+        assert_eq!(recently_deleted(conn, &P, 5).unwrap()[0].vers, "1.0.0");
+        assert!(version_burned(conn, &P, "web-kit", "1.0.0").unwrap(), "a deleted number stays burned");
+        unmark_version_deleted(conn, &P, "web-kit", "1.0.0").unwrap();
+        assert!(blob_in_use(conn, &P, &format!("{:064}", 0)).unwrap());
         forget_version(conn, "web-kit", "2.0.0").unwrap();
         forget_version(conn, "web-kit", "1.1.0").unwrap();
         forget_version(conn, "web-kit", "1.0.0").unwrap();
@@ -83,16 +92,16 @@ fn users_tokens_packages_versions_and_counters() {
         assert!(second > id);
         forget_audit(conn, second).unwrap();
 
-        add_pending_effect(conn, "web-kit", "first").unwrap();
-        add_pending_effect(conn, "web-kit", "second").unwrap();
-        add_pending_effect(conn, "owners:web-kit", "x").unwrap();
+        add_pending_effect(conn, &P, "web-kit", "first").unwrap();
+        add_pending_effect(conn, &P, "web-kit", "second").unwrap();
+        add_pending_effect(conn, &P, "owners:web-kit", "x").unwrap();
         assert_eq!(
-            pending_effects(conn).unwrap(),
+            pending_effects(conn, &P).unwrap(),
             [("owners:web-kit".to_string(), "x".to_string()), ("web-kit".to_string(), "second".to_string())]
         );
-        clear_pending_effect(conn, "web-kit").unwrap();
-        clear_pending_effects(conn).unwrap();
-        assert!(pending_effects(conn).unwrap().is_empty());
+        clear_pending_effect(conn, &P, "web-kit").unwrap();
+        clear_pending_effects(conn, &P).unwrap();
+        assert!(pending_effects(conn, &P).unwrap().is_empty());
     });
 }
 
@@ -118,9 +127,9 @@ fn tokens_export_and_erasure() {
         assert!(!revoke_token(conn, ann.user.id, meta.id).unwrap());
         assert!(authenticate(conn, &key).unwrap().is_none());
 
-        create_package(conn, "kit", &ann).unwrap();
-        record_version(conn, "kit", &v("0.1.0"), "ab", &now(), ann.user.id).unwrap();
-        record_version(conn, "kit", &v("0.2.0"), "cd", &now(), ann.user.id).unwrap();
+        create_package(conn, &P, "kit", &ann, None).unwrap();
+        record_version(conn, &P, "kit", &v("0.1.0"), "ab", &now(), ann.user.id).unwrap();
+        record_version(conn, &P, "kit", &v("0.2.0"), "cd", &now(), ann.user.id).unwrap();
         let doc = export(conn, ann.user.id).unwrap();
         assert_eq!(doc["user"]["login"], "ann");
         assert_eq!(doc["user"]["disabled"], false);
@@ -189,21 +198,21 @@ fn writers_take_turns_and_a_version_is_burned_once() {
         let a = open(target).unwrap();
         add_user(&a, "ann", None).unwrap();
         let ann = find_user(&a, "ann").unwrap().unwrap();
-        create_package(&a, "kit", &person(&ann)).unwrap();
+        create_package(&a, &P, "kit", &person(&ann), None).unwrap();
         let ann = ann.id;
 
         let txn = a.transaction_exclusive().unwrap();
-        assert!(!version_burned(&txn, "kit", "1.0.0").unwrap());
-        record_version(&txn, "kit", &v("1.0.0"), "aa", &now(), ann).unwrap();
+        assert!(!version_burned(&txn, &P, "kit", "1.0.0").unwrap());
+        record_version(&txn, &P, "kit", &v("1.0.0"), "aa", &now(), ann).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let other = target.clone();
         let b = std::thread::spawn(move || {
             let b = open(&other).unwrap();
             let txn = b.transaction_exclusive().unwrap();
             tx.send("began").unwrap();
-            let burned = version_burned(&txn, "kit", "1.0.0").unwrap();
+            let burned = version_burned(&txn, &P, "kit", "1.0.0").unwrap();
             // The primary key refuses the number whatever a writer checked.
-            let again = record_version(&txn, "kit", &v("1.0.0+other"), "bb", &now(), ann);
+            let again = record_version(&txn, &P, "kit", &v("1.0.0+other"), "bb", &now(), ann);
             (burned, again.is_err())
         });
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -310,15 +319,15 @@ fn a_database_of_the_unversioned_schema_migrates_without_loss() {
     assert_eq!(migrate::version(&conn).unwrap(), migrate::latest(Engine::Sqlite));
     let (user, hash) = account::find_with_password(&conn, "ANN").unwrap().unwrap();
     assert_eq!((user.id, hash.as_deref()), (1, Some("phc")));
-    assert_eq!(owners(&conn, "kit").unwrap(), ["ann"]);
+    assert_eq!(owners(&conn, &P, "kit").unwrap(), ["ann"]);
     assert_eq!(counts(&conn).unwrap(), (1, 3));
-    let order: Vec<String> = recent_versions(&conn, 10).unwrap().into_iter().map(|r| r.vers).collect();
+    let order: Vec<String> = recent_versions(&conn, &P, 10).unwrap().into_iter().map(|r| r.vers).collect();
     assert_eq!(order, ["0.3.0", "0.1.0", "0.2.0"], "newest recorded first, as the rowid had it");
-    record_version(&conn, "kit", &v("0.4.0"), "d", &now(), 1).unwrap();
-    assert_eq!(recent_versions(&conn, 1).unwrap()[0].vers, "0.4.0");
+    record_version(&conn, &P, "kit", &v("0.4.0"), "d", &now(), 1).unwrap();
+    assert_eq!(recent_versions(&conn, &P, 1).unwrap()[0].vers, "0.4.0");
     let fps: Vec<u8> = conn.query_row("SELECT fps FROM stats_seen", params![], |r| r.get(0)).unwrap();
     assert_eq!(fps, [0x00, 0xff, 0x10]);
-    assert_eq!(pending_effects(&conn).unwrap().len(), 1);
+    assert_eq!(pending_effects(&conn, &P).unwrap().len(), 1);
     let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", params![], |r| r.get(0)).unwrap();
     assert_eq!(sessions, 1);
     drop(conn);
@@ -378,13 +387,13 @@ fn organisations_roles_owners_and_tokens() {
         assert_eq!(last, Err(org::Refusal::LastOwner));
         assert_eq!(org::sole_owner_of(conn, ann.user.id).unwrap(), ["acme"]);
 
-        create_package(conn, "kit", &ann).unwrap();
-        org::add_package(conn, "kit", acme.id).unwrap();
-        assert_eq!(owners(conn, "kit").unwrap().len(), 2);
-        assert!(owners(conn, "kit").unwrap().contains(&"org:acme".to_string()));
-        assert!(!org::acts_for(conn, "kit", bob.id).unwrap(), "a member does not act as owner");
+        create_package(conn, &P, "kit", &ann, None).unwrap();
+        org::add_package(conn, &P, "kit", acme.id).unwrap();
+        assert_eq!(owners(conn, &P, "kit").unwrap().len(), 2);
+        assert!(owners(conn, &P, "kit").unwrap().contains(&"org:acme".to_string()));
+        assert!(!org::acts_for(conn, &P, "kit", bob.id).unwrap(), "a member does not act as owner");
         org::set_role(conn, acme.id, bob.id, Some(org::Role::Admin)).unwrap().unwrap();
-        assert!(org::acts_for(conn, "kit", bob.id).unwrap());
+        assert!(org::acts_for(conn, &P, "kit", bob.id).unwrap());
         assert!(org::has_published(conn, acme.id).is_ok_and(|p| !p));
 
         let mut spec = TokenSpec {

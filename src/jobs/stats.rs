@@ -90,10 +90,10 @@ pub fn version_totals(conn: &Conn) -> Result<Totals> {
 }
 
 /// One package's downloads by version (for the documents a publish rewrites).
-pub fn package_totals(conn: &Conn, name: &str) -> Result<crate::derive::Downloads> {
+pub fn package_totals(conn: &Conn, space: &crate::db::Space, name: &str) -> Result<crate::derive::Downloads> {
     let rows = conn.query(
         "SELECT vers, total FROM stats_totals WHERE package = ?1",
-        params![crate::name::canonical(name)],
+        params![space.key(name)],
         |r| Ok((r.get(0)?, r.get::<i64>(1)? as u64)),
     )?;
     Ok(rows.into_iter().collect())
@@ -277,9 +277,13 @@ impl BlobMap {
     fn load(conn: &Conn, store: &crate::store::BlobStore) -> Result<BlobMap> {
         let mut versions = Vec::new();
         let mut by_prefix = HashMap::default();
-        let rows = conn.query("SELECT package, vers, sha256 FROM versions", params![], |r| {
-            Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?))
-        })?;
+        // The public registry's: a private organisation's downloads are not counted.
+        let public = crate::db::Space::Public.holds("package");
+        let rows = conn.query(
+            &format!("SELECT package, vers, sha256 FROM versions WHERE {public}"),
+            params![],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
+        )?;
         for (package, vers, sha) in rows {
             let Some(bytes) = decode_hex32(sha.as_bytes()) else { continue };
             by_prefix.insert(prefix(&bytes), versions.len() as u32);
@@ -780,7 +784,11 @@ fn write_documents(reg: &Registry, conn: &Conn, totals: &Totals) -> Result<Value
     // Live versions by package: (display name, versions).
     let mut packages: HashMap<String, (String, Vec<VersionStats>)> = HashMap::new();
     let rows = conn.query(
-        "SELECT v.package, p.name, v.vers FROM versions v JOIN packages p ON p.key = v.package WHERE v.deleted_at IS NULL",
+        &format!(
+            "SELECT v.package, p.name, v.vers FROM versions v JOIN packages p ON p.key = v.package
+             WHERE v.deleted_at IS NULL AND {}",
+            crate::db::Space::Public.holds("v.package")
+        ),
         params![],
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
     )?;

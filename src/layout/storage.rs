@@ -268,15 +268,33 @@ pub type Observer = Arc<dyn Fn(&str) + Send + Sync>;
 /// replaced file) and, while a write group has a journal open, kept in it
 /// (the CDN purge of that group).
 pub struct StaticRoot {
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
     layout: Layout,
-    observers: RwLock<Vec<Observer>>,
+    /// Shared with the roots [`StaticRoot::below`] makes: one cache hears all.
+    observers: Arc<RwLock<Vec<Observer>>>,
     journal: Mutex<Option<BTreeSet<String>>>,
 }
 
 impl StaticRoot {
     pub fn new(storage: Box<dyn Storage>, layout: Layout) -> StaticRoot {
-        StaticRoot { storage, layout, observers: RwLock::default(), journal: Mutex::default() }
+        StaticRoot {
+            storage: Arc::from(storage),
+            layout,
+            observers: Arc::default(),
+            journal: Mutex::default(),
+        }
+    }
+
+    /// The same storage seen with another registry's layout (a private
+    /// organisation's, below its prefix), telling the same observers. Its
+    /// journal is its own: a private registry's keys never reach a CDN purge.
+    pub fn below(&self, layout: Layout) -> StaticRoot {
+        StaticRoot {
+            storage: self.storage.clone(),
+            layout,
+            observers: self.observers.clone(),
+            journal: Mutex::default(),
+        }
     }
 
     /// The public registry's root on the local filesystem.

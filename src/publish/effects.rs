@@ -32,6 +32,8 @@ const EVENTS: &str = "events";
 
 pub(super) struct Effects {
     pending: Pending,
+    /// The registry's space: its rows in the pending table.
+    space: db::Space,
     /// The last commit whose effects are all made (what health.json names).
     derived_at: String,
 }
@@ -42,7 +44,7 @@ impl Effects {
     pub(super) fn new(reg: &Registry, conn: &Conn, pending: Pending) -> Effects {
         let head = reg.index.head().map(|h| h.to_string()).unwrap_or_default();
         let derived_at = reg.derived_at().unwrap_or_else(|| head.clone());
-        let effects = Effects { pending, derived_at };
+        let effects = Effects { pending, derived_at, space: reg.space.clone() };
         effects.reload(conn);
         {
             let mut p = effects.pending.lock().unwrap();
@@ -61,7 +63,7 @@ impl Effects {
     /// whose effects did not run).
     pub(super) fn reload(&self, conn: &Conn) {
         let mut p = self.pending.lock().unwrap();
-        for (key, error) in db::pending_effects(conn).unwrap_or_default() {
+        for (key, error) in db::pending_effects(conn, &self.space).unwrap_or_default() {
             p.entry(key).or_insert(error);
         }
     }
@@ -75,7 +77,7 @@ impl Effects {
         match group_effects(reg, conn, planned, c) {
             Ok(()) => {
                 for name in &c.owners {
-                    let _ = db::clear_pending_effect(conn, &owners_key(name));
+                    let _ = db::clear_pending_effect(conn, &self.space, &owners_key(name));
                 }
             }
             Err(e) => {
@@ -98,7 +100,7 @@ impl Effects {
         for key in keys {
             // Best effort: if the database cannot take it, health.json not
             // moving past this commit still tells the next start.
-            let _ = db::add_pending_effect(conn, &key, error);
+            let _ = db::add_pending_effect(conn, &self.space, &key, error);
             p.insert(key, error.to_string());
         }
     }
@@ -111,7 +113,7 @@ impl Effects {
         if !keys.is_empty() {
             match redo(reg, conn, &keys) {
                 Ok(()) => {
-                    let _ = db::clear_pending_effects(conn);
+                    let _ = db::clear_pending_effects(conn, &self.space);
                     self.pending.lock().unwrap().clear();
                     tracing::info!(effects = keys.len(), "pending effects made");
                 }
@@ -137,10 +139,14 @@ impl Effects {
     /// and any a crash or a failure left): recorded from the history, so
     /// making them again adds nothing. A failure is pending like any effect.
     fn emit_events(&mut self, reg: &Registry, conn: &Conn) {
+        // A private organisation's changes are no public events.
+        if reg.space.org().is_some() {
+            return;
+        }
         match crate::events::catch_up(&reg.index, conn) {
             Ok(_) => {
                 if self.pending.lock().unwrap().remove(EVENTS).is_some() {
-                    let _ = db::clear_pending_effect(conn, EVENTS);
+                    let _ = db::clear_pending_effect(conn, &self.space, EVENTS);
                 }
             }
             Err(e) => {
@@ -180,11 +186,11 @@ fn redo(reg: &Registry, conn: &Conn, keys: &[String]) -> Result<()> {
 /// A package's documents and pages from the index as it is now: what a
 /// change without new lines (owners, a deprecation) re-derives.
 fn rewrite_package(reg: &Registry, conn: &Conn, name: &str) -> Result<()> {
-    let owners = db::owners(conn, name)?;
+    let owners = db::owners(conn, &reg.space, name)?;
     derive::write_owners(&reg.root, name, &owners)?;
     let lines = reg.read_lines(name)?;
     if !lines.is_empty() {
-        let downloads = crate::jobs::stats::package_totals(conn, name)?;
+        let downloads = crate::jobs::stats::package_totals(conn, &reg.space, name)?;
         let meta = reg.read_meta(name)?;
         derive::write_package(&reg.root, &lines, &owners, &downloads, meta.as_ref())?;
         // Every version page shows the owners and the deprecation.
@@ -207,8 +213,8 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
         .filter(|l| !l.is_empty())
         .map(|l| {
             let name = &l[0].name;
-            let counts = crate::jobs::stats::package_totals(conn, name)?;
-            Ok((l, db::owners(conn, name)?, counts, reg.read_meta(name)?))
+            let counts = crate::jobs::stats::package_totals(conn, &reg.space, name)?;
+            Ok((l, db::owners(conn, &reg.space, name)?, counts, reg.read_meta(name)?))
         })
         .collect::<Result<_>>()?;
     packages.par_iter().try_for_each(|(lines, owners, counts, meta)| {

@@ -103,7 +103,10 @@ impl Worker {
             conn.execute_batch(&format!("SET idle_in_transaction_session_timeout = {ms}"))
                 .map_err(WriteError::of_storage)?;
         }
-        let purger = match (&reg.config.cdn.purge_url, serving) {
+        // A private organisation's registry is neither purged from a CDN
+        // (which never serves it) nor pushed to the public index's remotes.
+        let public = reg.space.org().is_none();
+        let purger = match (&reg.config.cdn.purge_url, serving && public) {
             (Some(url), true) => Some(crate::cdn::Purger::start(url.clone()).map_err(anyhow::Error::from)?),
             _ => None,
         };
@@ -114,7 +117,7 @@ impl Worker {
         } else {
             None
         };
-        let pusher = match (&reg.config.index.remotes, serving) {
+        let pusher = match (&reg.config.index.remotes, serving && public) {
             (remotes, true) if !remotes.is_empty() => Some(
                 crate::index::remotes::Pusher::start(reg.index.path().to_path_buf(), remotes.clone())
                     .map_err(anyhow::Error::from)?,
@@ -349,7 +352,8 @@ impl Worker {
             }
             // Owner changes have no index commit to take their events from
             // later: theirs are written with their rows, exactly once.
-            for name in owners_changed(&job.req.change, &plan.outcome) {
+            let public = reg.space.org().is_none();
+            for name in owners_changed(&job.req.change, &plan.outcome).into_iter().filter(|_| public) {
                 let event = db::events::NewEvent {
                     event: "owners",
                     name: name.to_string(),
@@ -369,7 +373,7 @@ impl Worker {
         // from after a crash: their effects are recorded as pending in the
         // same transaction, and cleared once made.
         for name in &owners {
-            db::add_pending_effect(&txn, &super::effects::owners_key(name), "not made yet")?;
+            db::add_pending_effect(&txn, &self.reg.space, &super::effects::owners_key(name), "not made yet")?;
         }
         if planned.is_empty() {
             txn.commit()?;
@@ -445,7 +449,7 @@ impl Worker {
         let undo = || -> Result<()> {
             let txn = self.conn.transaction()?;
             for p in failed {
-                p.plan.undo.apply(&txn)?;
+                p.plan.undo.apply(&txn, &self.reg.space)?;
                 db::forget_audit(&txn, p.audit_id)?;
             }
             txn.commit()?;

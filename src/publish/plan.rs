@@ -61,18 +61,18 @@ pub(super) enum Undo {
 }
 
 impl Undo {
-    pub(super) fn apply(&self, conn: &Conn) -> anyhow::Result<()> {
+    pub(super) fn apply(&self, conn: &Conn, space: &db::Space) -> anyhow::Result<()> {
         match self {
             Undo::Nothing => Ok(()),
             Undo::Publish { name, version_key, new_package } => {
-                db::forget_version(conn, &name::canonical(name), version_key)?;
+                db::forget_version(conn, &space.key(name), version_key)?;
                 if *new_package {
-                    db::forget_package(conn, name)?;
+                    db::forget_package(conn, space, name)?;
                 }
                 Ok(())
             }
             Undo::HardDelete { name, version_keys } => {
-                version_keys.iter().try_for_each(|key| db::unmark_version_deleted(conn, name, key))
+                version_keys.iter().try_for_each(|key| db::unmark_version_deleted(conn, space, name, key))
             }
         }
     }
@@ -96,6 +96,7 @@ pub(super) fn plan(
     files: &mut BTreeMap<String, Vec<IndexLine>>,
 ) -> Result<Plan, WriteError> {
     let actor = &r.actor;
+    let space = &reg.space;
     match &mut r.change {
         Change::Publish(upload) => {
             let caller = actor.caller()?;
@@ -104,9 +105,9 @@ pub(super) fn plan(
             line.pubtime = Some(at.to_string());
             line.log_index = leaf;
             if new_package {
-                db::create_package(conn, &line.name, caller)?;
+                db::create_package(conn, space, &line.name, caller, private_org(conn, reg)?.map(|o| o.id))?;
             }
-            db::record_version(conn, &line.name, &upload.version, &line.cksum, at, caller.user.id)?;
+            db::record_version(conn, space, &line.name, &upload.version, &line.cksum, at, caller.user.id)?;
             let path = package_path(&line.name);
             let lines = lines_mut(head, files, &path)?;
             lines.push(line.clone());
@@ -136,7 +137,7 @@ pub(super) fn plan(
             })
         }
         Change::Yank { name, version, yanked } => {
-            let spelled = check_owner(conn, actor.caller()?, name, "yank")?;
+            let spelled = check_owner(conn, reg, actor.caller()?, name, "yank")?;
             let path = package_path(&spelled);
             let lines = lines_mut(head, files, &path)?;
             let line = lines
@@ -163,7 +164,12 @@ pub(super) fn plan(
         }
         Change::Owners { name, add, remove } => {
             let caller = actor.caller()?;
-            let spelled = check_owner(conn, caller, name, "change-owners")?;
+            let spelled = check_owner(conn, reg, caller, name, "change-owners")?;
+            if let Some(slug) = space.org() {
+                return Err(WriteError::Invalid(format!(
+                    "`{spelled}` is org:{slug}'s, as every package of its private registry: its admins act as owners"
+                )));
+            }
             let adding: Vec<Owner> = add.iter().map(|o| owner(conn, o)).collect::<Result<_, _>>()?;
             let removing: Vec<Owner> = remove.iter().map(|o| owner(conn, o)).collect::<Result<_, _>>()?;
             for o in &adding {
@@ -173,17 +179,17 @@ pub(super) fn plan(
             }
             for o in adding {
                 match o {
-                    Owner::User(id) => db::add_owner(conn, &spelled, id)?,
-                    Owner::Org(org) => db::org::add_package(conn, &spelled, org.id)?,
+                    Owner::User(id) => db::add_owner(conn, space, &spelled, id)?,
+                    Owner::Org(org) => db::org::add_package(conn, space, &spelled, org.id)?,
                 }
             }
             for o in removing {
                 match o {
-                    Owner::User(id) => db::remove_owner(conn, &spelled, id)?,
-                    Owner::Org(org) => db::org::remove_package(conn, &spelled, org.id)?,
+                    Owner::User(id) => db::remove_owner(conn, space, &spelled, id)?,
+                    Owner::Org(org) => db::org::remove_package(conn, space, &spelled, org.id)?,
                 }
             }
-            let owners = db::owners(conn, &spelled)?;
+            let owners = db::owners(conn, space, &spelled)?;
             if owners.is_empty() {
                 return Err(WriteError::Conflict(format!(
                     "`{spelled}` would have no owner left; add another owner first"
@@ -194,14 +200,14 @@ pub(super) fn plan(
         }
         Change::Register { name } => {
             let caller = actor.caller()?;
-            let created = match db::find_package(conn, name)? {
-                Some(spelled) if spelled == *name && may_act(conn, caller, name)? => false,
+            let created = match db::find_package(conn, space, name)? {
+                Some(spelled) if spelled == *name && may_act(conn, reg, caller, name)? => false,
                 Some(spelled) => {
                     return Err(WriteError::Conflict(format!("the name `{spelled}` is taken")));
                 }
                 None => {
                     check_new_name(conn, reg, caller, name)?;
-                    db::create_package(conn, name, caller)?;
+                    db::create_package(conn, space, name, caller, private_org(conn, reg)?.map(|o| o.id))?;
                     true
                 }
             };
@@ -210,6 +216,9 @@ pub(super) fn plan(
         }
         Change::DeleteAccount => {
             let caller = actor.caller()?;
+            if space.org().is_some() {
+                return Err(WriteError::Invalid("an account is deleted through the public registry".into()));
+            }
             let sole = db::org::sole_owner_of(conn, caller.user.id)?;
             if !sole.is_empty() {
                 return Err(WriteError::Conflict(format!(
@@ -224,7 +233,7 @@ pub(super) fn plan(
             if !matches!(actor, Actor::Admin) {
                 return Err(WriteError::Forbidden("only an administrator deletes versions".into()));
             }
-            let spelled = db::find_package(conn, name)?
+            let spelled = db::find_package(conn, space, name)?
                 .ok_or_else(|| WriteError::NotFound(format!("no package `{name}`")))?;
             let path = package_path(&spelled);
             let lines = lines_mut(head, files, &path)?;
@@ -235,7 +244,7 @@ pub(super) fn plan(
             let line = lines.remove(at);
             let semver = crate::name::parse_version(version).map_err(WriteError::Invalid)?;
             let version_key = name::version_key(&semver);
-            db::mark_version_deleted(conn, &spelled, &version_key)?;
+            db::mark_version_deleted(conn, space, &spelled, &version_key)?;
             let content = IndexLine::file_bytes(lines);
             let subject = format!("delete {spelled} {version}");
             let undo = Undo::HardDelete { name: spelled, version_keys: vec![version_key] };
@@ -251,7 +260,7 @@ pub(super) fn plan(
             if !matches!(actor, Actor::Admin) {
                 return Err(WriteError::Forbidden("only an administrator deletes packages".into()));
             }
-            let spelled = db::find_package(conn, name)?
+            let spelled = db::find_package(conn, space, name)?
                 .ok_or_else(|| WriteError::NotFound(format!("no package `{name}`")))?;
             let path = package_path(&spelled);
             let gone = std::mem::take(lines_mut(head, files, &path)?);
@@ -262,7 +271,7 @@ pub(super) fn plan(
             for line in &gone {
                 let semver = crate::name::parse_version(&line.vers).map_err(WriteError::Invalid)?;
                 version_keys.push(name::version_key(&semver));
-                db::mark_version_deleted(conn, &spelled, version_keys.last().expect("pushed"))?;
+                db::mark_version_deleted(conn, space, &spelled, version_keys.last().expect("pushed"))?;
             }
             let mut removed = vec![(path, None)];
             if head.read(&meta::path(&spelled))?.is_some() {
@@ -274,7 +283,7 @@ pub(super) fn plan(
             Ok(Plan { commit, line: None, gone, outcome: Outcome::PackageDeleted { versions }, undo })
         }
         Change::Deprecate { name, meta: asked } => {
-            let spelled = check_owner(conn, actor.caller()?, name, "publish-update")?;
+            let spelled = check_owner(conn, reg, actor.caller()?, name, "publish-update")?;
             let path = meta::path(&spelled);
             let before =
                 head.read(&path)?.map(|b| Meta::parse(&b)).transpose().map_err(anyhow::Error::from)?;
@@ -326,16 +335,22 @@ fn lines_mut<'f>(
 
 /// The package must exist and the caller must own it, with `scope` on a
 /// token that may touch it. Returns the package's spelling.
-fn check_owner(conn: &Conn, caller: &Caller, pkg: &str, scope: &str) -> Result<String, WriteError> {
-    let spelled =
-        db::find_package(conn, pkg)?.ok_or_else(|| WriteError::NotFound(format!("no package `{pkg}`")))?;
+fn check_owner(
+    conn: &Conn,
+    reg: &Registry,
+    caller: &Caller,
+    pkg: &str,
+    scope: &str,
+) -> Result<String, WriteError> {
+    let spelled = db::find_package(conn, &reg.space, pkg)?
+        .ok_or_else(|| WriteError::NotFound(format!("no package `{pkg}`")))?;
     if !caller.has_scope(scope) {
         return Err(WriteError::Forbidden(format!("this token lacks the `{scope}` scope")));
     }
     if !caller.may_touch(&spelled) {
         return Err(WriteError::Forbidden(format!("this token may not act on `{spelled}`")));
     }
-    if !may_act(conn, caller, &spelled)? {
+    if !may_act(conn, reg, caller, &spelled)? {
         return Err(not_an_owner(caller, &spelled));
     }
     Ok(spelled)
@@ -343,11 +358,37 @@ fn check_owner(conn: &Conn, caller: &Caller, pkg: &str, scope: &str) -> Result<S
 
 /// Whether the caller acts as an owner of the package: a user who owns it
 /// or is an admin of an organisation that owns it; an organisation token
-/// of a public organisation that owns it.
-fn may_act(conn: &Conn, caller: &Caller, pkg: &str) -> anyhow::Result<bool> {
-    match &caller.org {
-        Some(o) => Ok(!o.private && db::org::owns(conn, pkg, o.id)?),
-        None => Ok(db::is_owner(conn, pkg, caller.user.id)? || db::org::acts_for(conn, pkg, caller.user.id)?),
+/// of a public organisation that owns it. In a private organisation's
+/// registry the organisation owns every package: its admins and its own
+/// tokens act.
+fn may_act(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<bool, WriteError> {
+    let space = &reg.space;
+    if let Some(org) = private_org(conn, reg)? {
+        return Ok(acts_for_org(conn, caller, &org)?);
+    }
+    Ok(match &caller.org {
+        Some(o) => !o.private && db::org::owns(conn, space, pkg, o.id)?,
+        None => {
+            db::is_owner(conn, space, pkg, caller.user.id)?
+                || db::org::acts_for(conn, space, pkg, caller.user.id)?
+        }
+    })
+}
+
+/// The organisation itself (its token) or one of its admins.
+fn acts_for_org(conn: &Conn, caller: &Caller, org: &db::org::Org) -> anyhow::Result<bool> {
+    Ok(match &caller.org {
+        Some(o) => o.id == org.id,
+        None => db::org::role(conn, org.id, caller.user.id)? >= Some(db::org::Role::Admin),
+    })
+}
+
+/// The private organisation whose registry this is (`None`: the public one).
+fn private_org(conn: &Conn, reg: &Registry) -> Result<Option<db::org::Org>, WriteError> {
+    let Some(slug) = reg.space.org() else { return Ok(None) };
+    match db::org::find(conn, slug)? {
+        Some(org) if org.private => Ok(Some(org)),
+        _ => Err(WriteError::NotFound(format!("no private organisation `{slug}`"))),
     }
 }
 
@@ -378,11 +419,7 @@ fn owner(conn: &Conn, name: &str) -> Result<Owner, WriteError> {
 /// own token), and only a public one: a private organisation's packages
 /// live in its own registry.
 fn check_org_owner(conn: &Conn, caller: &Caller, org: &db::org::Org) -> Result<(), WriteError> {
-    let allowed = match &caller.org {
-        Some(o) => o.id == org.id,
-        None => db::org::role(conn, org.id, caller.user.id)? >= Some(db::org::Role::Admin),
-    };
-    if !allowed {
+    if !acts_for_org(conn, caller, org)? {
         return Err(WriteError::Forbidden(format!("only an admin of org:{} can make it an owner", org.slug)));
     }
     if org.private {
@@ -398,7 +435,7 @@ fn check_org_owner(conn: &Conn, caller: &Caller, org: &db::org::Org) -> Result<(
 /// claim names.
 fn check_new_name(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<(), WriteError> {
     name::check_reserved(pkg, &reg.config.reserved_names).map_err(|e| WriteError::Invalid(e.to_string()))?;
-    if let Some(similar) = db::find_confusable(conn, pkg)? {
+    if let Some(similar) = db::find_confusable(conn, &reg.space, pkg)? {
         return Err(WriteError::Conflict(format!(
             "the name `{pkg}` is too similar to the existing package `{similar}`"
         )));
@@ -409,13 +446,21 @@ fn check_new_name(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Re
     if !caller.may_touch(pkg) {
         return Err(WriteError::Forbidden(format!("this token may not claim `{pkg}`")));
     }
-    if let Some(o) = caller.org.as_ref().filter(|o| o.private) {
-        return Err(WriteError::Forbidden(format!(
-            "org:{} is private: its token publishes to its own registry, not this one",
-            o.slug
-        )));
+    match private_org(conn, reg)? {
+        // A new name of a private registry is its organisation's.
+        Some(org) if !acts_for_org(conn, caller, &org)? => Err(WriteError::Forbidden(format!(
+            "only an admin of org:{} (or its token) publishes to its registry",
+            org.slug
+        ))),
+        Some(_) => Ok(()),
+        None => match caller.org.as_ref().filter(|o| o.private) {
+            Some(o) => Err(WriteError::Forbidden(format!(
+                "org:{} is private: its token publishes to its own registry, not this one",
+                o.slug
+            ))),
+            None => Ok(()),
+        },
     }
-    Ok(())
 }
 
 /// The state checks of a publish, in the order a publisher would want to
@@ -425,14 +470,14 @@ fn check_publish(conn: &Conn, reg: &Registry, caller: &Caller, upload: &Upload) 
     if !caller.may_touch(pkg) {
         return Err(WriteError::Forbidden(format!("this token may not publish `{pkg}`")));
     }
-    let new_package = match db::find_package(conn, pkg)? {
+    let new_package = match db::find_package(conn, &reg.space, pkg)? {
         Some(ref spelled) if spelled != pkg => {
             return Err(WriteError::Conflict(format!(
                 "a package named `{spelled}` exists; `{pkg}` is the same name (case and `_`/`-` do not distinguish packages)"
             )))
         }
         Some(_) => {
-            if !may_act(conn, caller, pkg)? {
+            if !may_act(conn, reg, caller, pkg)? {
                 return Err(not_an_owner(caller, pkg));
             }
             if !caller.has_scope("publish-update") {
@@ -445,7 +490,7 @@ fn check_publish(conn: &Conn, reg: &Registry, caller: &Caller, upload: &Upload) 
             true
         }
     };
-    if db::version_burned(conn, pkg, &name::version_key(&upload.version))? {
+    if db::version_burned(conn, &reg.space, pkg, &name::version_key(&upload.version))? {
         return Err(WriteError::Conflict(format!(
             "{pkg} {} was published already; a published version is never replaced (publish a new version)",
             upload.version

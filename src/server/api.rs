@@ -36,6 +36,20 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     }
 }
 
+/// The API of a private organisation's registry (`/orgs/{org}/api/v1/…`):
+/// its packages, natively and as cargo's; accounts, tokens and
+/// organisations are the public registry's.
+pub async fn route_org(req: &Request<'_>, segs: &[&str]) -> ApiResult {
+    match segs {
+        ["whoami"] | ["packages", ..] | ["crates", ..] => route(req, segs).await,
+        _ => Err(ApiError::not_found(format!(
+            "no API endpoint {} /api/v1/{} in an organisation's registry",
+            req.method,
+            segs.join("/")
+        ))),
+    }
+}
+
 /// Live probe: the database answers (and how fast), the index head
 /// resolves, the storage answers (one look at the public key, cheap on a
 /// disk and in a bucket alike).
@@ -165,14 +179,14 @@ struct Register {
 async fn register(req: &Request<'_>) -> ApiResult {
     let body: Register = req.json()?;
     crate::name::validate(&body.name).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let (name, owner, created) = req.state.writer.register(req.by()?, &body.name).await?;
+    let (name, owner, created) = req.writer().register(req.by()?, &body.name).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, json!({ "name": name, "owner": owner, "created": created })))
 }
 
 /// `PUT /api/v1/packages/{name}/{version}`.
 async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
-    let reg = &req.state.reg;
+    let reg = req.reg();
     let caller = req.caller()?;
     crate::name::validate(name).map_err(|e| ApiError::invalid(e.to_string()))?;
     crate::name::check_reserved(name, &reg.config.reserved_names)
@@ -213,12 +227,12 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
     let line =
         IndexLine::native(&inspected.manifest, inspected.format.ext(), &sha256, &blake3, bytes.len() as u64);
     let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
-    let published = req.state.writer.publish(req.by()?, upload).await?;
+    let published = req.writer().publish(req.by()?, upload).await?;
     Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
 }
 
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
-    let yanked = req.state.writer.yank(req.by()?, name, version, yanked).await?;
+    let yanked = req.writer().yank(req.by()?, name, version, yanked).await?;
     Ok((StatusCode::OK, json!({ "yanked": yanked })))
 }
 
@@ -269,7 +283,7 @@ fn deprecation_meta(name: &str, body: Deprecation) -> Result<Option<Meta>, ApiEr
 
 async fn deprecate(req: &Request<'_>, name: &str) -> ApiResult {
     let meta = deprecation_meta(name, req.json()?)?;
-    let (name, meta) = req.state.writer.deprecate(req.by()?, name, meta).await?;
+    let (name, meta) = req.writer().deprecate(req.by()?, name, meta).await?;
     Ok((
         StatusCode::OK,
         json!({ "name": name, "deprecated": meta.deprecated, "replacement": meta.replacement }),
@@ -278,8 +292,9 @@ async fn deprecate(req: &Request<'_>, name: &str) -> ApiResult {
 
 async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
     req.caller()?;
-    let n = name.to_string();
-    let (spelled, owners) = req.state.db(move |c| Ok((db::find_package(c, &n)?, db::owners(c, &n)?))).await?;
+    let (n, space) = (name.to_string(), req.space());
+    let (spelled, owners) =
+        req.state.db(move |c| Ok((db::find_package(c, &space, &n)?, db::owners(c, &space, &n)?))).await?;
     if spelled.is_none() {
         return Err(ApiError::not_found(format!("no package `{name}`")));
     }
@@ -303,7 +318,7 @@ pub(super) async fn owner_change(
         return Err(ApiError::invalid("`users` is empty"));
     }
     let (added, removed) = if add { (users.clone(), vec![]) } else { (vec![], users.clone()) };
-    let owners = req.state.writer.owners(req.by()?, name, added, removed).await?;
+    let owners = req.writer().owners(req.by()?, name, added, removed).await?;
     Ok((users, owners))
 }
 

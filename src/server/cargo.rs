@@ -31,7 +31,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 
 /// `PUT /api/v1/crates/new`.
 async fn publish(req: &Request<'_>) -> ApiResult {
-    let reg = &req.state.reg;
+    let reg = req.reg();
     let caller = req.caller()?;
     let (json, krate) = split_publish_frame(&req.body).map_err(ApiError::invalid)?;
     let meta = NewCrate::parse(&json).map_err(ApiError::invalid)?;
@@ -64,7 +64,7 @@ async fn publish(req: &Request<'_>) -> ApiResult {
     prefer_manifest(&mut line, &inspected.manifest);
     let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
     let upload = Upload { line, version, bytes: krate, readme };
-    req.state.writer.publish(req.by()?, upload).await?;
+    req.writer().publish(req.by()?, upload).await?;
     Ok((
         StatusCode::OK,
         json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } }),
@@ -73,15 +73,15 @@ async fn publish(req: &Request<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/crates/{name}/{version}/yank`, `PUT …/unyank`.
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {
-    req.state.writer.yank(req.by()?, name, version, yanked).await?;
+    req.writer().yank(req.by()?, name, version, yanked).await?;
     Ok((StatusCode::OK, json!({ "ok": true })))
 }
 
 /// `GET /api/v1/crates/{name}/owners`: `{"users":[{"id","login","name","kind"}]}`.
 /// Owners are public (`owners.json` lists them too), so no token is needed.
 async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
-    let key = crate::name::canonical(name);
-    let users = req.state.db(move |c| crate::db::owner_rows(c, &key)).await?;
+    let (n, space) = (name.to_string(), req.space());
+    let users = req.state.db(move |c| crate::db::owner_rows(c, &space, &n)).await?;
     // An organisation is what crates.io calls a team.
     let users: Vec<Value> = users
         .into_iter()
@@ -126,7 +126,7 @@ async fn search(req: &Request<'_>) -> ApiResult {
         }
     }
     let per_page = per_page.clamp(1, 100);
-    let root = req.state.reg.root.clone();
+    let root = req.reg().root.clone();
     let (total, hits) = tokio::task::spawn_blocking(move || search_packages(&root, &q, per_page))
         .await
         .map_err(ApiError::internal)?

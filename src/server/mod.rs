@@ -56,6 +56,8 @@ pub struct State {
     pub started: std::time::Instant,
     /// A mirror's witness of its source, if it keeps one.
     witness: Option<Arc<crate::log::witness::Witness>>,
+    /// The private organisations' registries this server writes, by slug.
+    orgs: private::Hosts,
 }
 
 /// How often the tokens' `lastUsedAt` reaches the database.
@@ -94,7 +96,10 @@ impl State {
             session_seen,
             started,
             witness,
+            orgs: private::Hosts::default(),
         });
+        // What a crash left in a private registry is made before its first request.
+        private::host_existing(&state)?;
         tokio::spawn(flush_last_used(state.clone()));
         Ok(state)
     }
@@ -186,7 +191,10 @@ where
 async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
-    let mut resp = if is_static_read(&parts.method, path) {
+    // A private organisation's API sits below its prefix; its documents are static reads.
+    let org_api = private::api_of(path);
+    let below = org_api.as_ref().map_or(path, |(_, rest)| rest);
+    let mut resp = if is_static_read(&parts.method, below) {
         let refused = match private::org_of(path) {
             Some(slug) => private::gate(state, &parts.headers, path, &slug).await,
             None => None,
@@ -195,6 +203,10 @@ async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Respo
             Some(resp) => resp,
             None => read_static(state, &parts.method, path, &parts.headers).await,
         }
+    } else if let Some((slug, rest)) = org_api {
+        let ip = state.proxies.client(peer, &parts.headers);
+        let query = parts.uri.query().unwrap_or("");
+        api(state, parts.method.clone(), rest, query, &parts.headers, ip, body, Some(slug)).await
     } else if parts.method == Method::GET && path == "/api/v1/auth/check" {
         private::check(state, &parts.headers).await
     } else if let (Some(w), &Method::POST, "/add-checkpoint") = (&state.witness, &parts.method, path) {
@@ -205,7 +217,7 @@ async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Respo
     } else if path.starts_with("/api/") {
         let ip = state.proxies.client(peer, &parts.headers);
         let query = parts.uri.query().unwrap_or("");
-        api(state, parts.method.clone(), path, query, &parts.headers, ip, body).await
+        api(state, parts.method.clone(), path, query, &parts.headers, ip, body, None).await
     } else {
         let e = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -266,9 +278,27 @@ pub struct Request<'a> {
     /// The session when the cookie authenticated the request.
     pub session: Option<Session>,
     pub body: Bytes,
+    /// The private organisation's registry the request is for
+    /// (`/orgs/{org}/api/v1/…`); `None`: the public registry.
+    pub org: Option<Arc<private::Hosted>>,
 }
 
 impl Request<'_> {
+    /// The registry the request writes to.
+    pub fn reg(&self) -> &Registry {
+        self.org.as_ref().map_or(&self.state.reg, |h| &h.reg)
+    }
+
+    /// That registry's writer.
+    pub fn writer(&self) -> &Writer {
+        self.org.as_ref().map_or(&self.state.writer, |h| &h.writer)
+    }
+
+    /// That registry's name space.
+    pub fn space(&self) -> db::Space {
+        self.reg().space.clone()
+    }
+
     /// The authenticated caller, or 401.
     pub fn caller(&self) -> Result<&Caller, ApiError> {
         match &self.auth {
@@ -321,6 +351,7 @@ type ApiResult = Result<(StatusCode, serde_json::Value), ApiError>;
 /// An answer that may set the session cookie.
 type CookieResult = Result<(StatusCode, serde_json::Value, Option<HeaderValue>), ApiError>;
 
+#[allow(clippy::too_many_arguments)]
 async fn api<S, B, E>(
     state: &State,
     method: Method,
@@ -329,6 +360,7 @@ async fn api<S, B, E>(
     headers: &HeaderMap,
     ip: IpAddr,
     body: S,
+    org: Option<String>,
 ) -> Response<Body>
 where
     S: Stream<Item = Result<B, E>> + Unpin,
@@ -383,11 +415,20 @@ where
         Ok(b) => b,
         Err(e) => return render_error(&e, Some(decision), cargo_shape),
     };
-    let req = Request { state, method: method.clone(), query, headers, ip, auth, session, body };
-    let result = match (auth::check_csrf(&req), segs.as_slice()) {
-        (Err(e), _) => Err(e),
-        (Ok(()), ["auth", rest @ ..]) => auth::route(&req, rest).await,
-        (Ok(()), _) => api::route(&req, &segs).await.map(|(status, doc)| (status, doc, None)),
+    // Only those who read a private organisation reach its registry's API.
+    let hosted = match &org {
+        Some(slug) => match private::admit(state, &auth, slug).await {
+            Ok(hosted) => Some(hosted),
+            Err(e) => return render_error(&e, Some(decision), cargo_shape),
+        },
+        None => None,
+    };
+    let req = Request { state, method: method.clone(), query, headers, ip, auth, session, body, org: hosted };
+    let result = match (auth::check_csrf(&req), segs.as_slice(), &org) {
+        (Err(e), _, _) => Err(e),
+        (Ok(()), segs, Some(_)) => api::route_org(&req, segs).await.map(|(status, doc)| (status, doc, None)),
+        (Ok(()), ["auth", rest @ ..], None) => auth::route(&req, rest).await,
+        (Ok(()), _, None) => api::route(&req, &segs).await.map(|(status, doc)| (status, doc, None)),
     };
     if let (Err(e), false) = (&result, reads) {
         audit_refusal(&req, path, e).await;

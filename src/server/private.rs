@@ -7,11 +7,87 @@
 //! `auth_request` the same decision for `X-Original-URI` as 204, 401 or
 //! 403 (which the shipped nginx configuration turns into 404).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use warp::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use warp::hyper::Body;
 
 use super::{ApiError, State};
 use crate::db::{org, Caller, Conn};
+use crate::publish::Writer;
+use crate::registry::Registry;
+
+/// A private organisation's registry as this server writes it.
+pub struct Hosted {
+    pub reg: Arc<Registry>,
+    pub writer: Writer,
+}
+
+/// The hosted registries by slug, each opened (and recovered) once.
+pub type Hosts = Arc<Mutex<HashMap<String, Arc<Hosted>>>>;
+
+/// Opens a private organisation's registry, repairs what a crash left and
+/// starts its writer thread.
+fn host(public: &Registry, slug: &str) -> anyhow::Result<Hosted> {
+    let reg = Arc::new(public.org_registry(slug)?);
+    reg.recover()?;
+    let writer = Writer::start(reg.clone())?;
+    Ok(Hosted { reg, writer })
+}
+
+/// Hosts every private registry the data directory holds (at start).
+pub fn host_existing(state: &State) -> anyhow::Result<()> {
+    if state.reg.config.read_only || state.reg.index.is_shared() {
+        return Ok(());
+    }
+    let private = org::all(&state.reg.db()?)?.into_iter().filter(|o| o.private);
+    let mut hosts = state.orgs.lock().unwrap();
+    for o in private.filter(|o| state.reg.data.join("orgs").join(&o.slug).is_dir()) {
+        hosts.insert(o.slug.clone(), Arc::new(host(&state.reg, &o.slug)?));
+    }
+    Ok(())
+}
+
+/// `/orgs/{org}/api/…`: the organisation, and the path below its prefix.
+pub fn api_of(path: &str) -> Option<(String, &str)> {
+    let rest = path.strip_prefix("/orgs/")?;
+    let (slug, below) = rest.split_once('/')?;
+    below.starts_with("api/").then(|| (slug.to_string(), &rest[slug.len()..]))
+}
+
+/// The registry of the private organisation `slug` for a caller who may
+/// read it (the same rule as its files: 401 without a valid token, 404
+/// otherwise), opened at its first use.
+pub async fn admit(
+    state: &State,
+    auth: &Result<Option<Caller>, ApiError>,
+    slug: &str,
+) -> Result<Arc<Hosted>, ApiError> {
+    let caller = match auth {
+        Ok(Some(c)) => c.clone(),
+        Ok(None) => {
+            return Err(ApiError::unauthorized("this registry needs a token (Authorization: Bearer cairn_…)"))
+        }
+        Err(e) => return Err(ApiError::unauthorized(e.message.clone())),
+    };
+    let s = slug.to_string();
+    if !state.db(move |conn| may_read(conn, &caller, &s)).await? {
+        return Err(ApiError::not_found(format!("no API endpoint under /orgs/{slug}/")));
+    }
+    let (public, hosts, slug) = (state.reg.clone(), state.orgs.clone(), slug.to_string());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Hosted>> {
+        let mut hosts = hosts.lock().unwrap();
+        if let Some(h) = hosts.get(&slug) {
+            return Ok(h.clone());
+        }
+        let hosted = Arc::new(host(&public, &slug)?);
+        hosts.insert(slug, hosted.clone());
+        Ok(hosted)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
 
 /// The organisation a path reads below `/orgs/`, if it does: decided on
 /// the file's key, as the static server resolves it (`//orgs/…` and

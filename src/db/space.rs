@@ -1,0 +1,79 @@
+//! A name space of packages (SPEC section 15): the public registry's, or a
+//! private organisation's own registry. The tables keyed by package hold
+//! both: a private organisation's keys are `@{slug}/{canonical name}`, and
+//! no canonical name starts with `@`, so the spaces never meet.
+
+/// Whose packages: the public registry's, or a private organisation's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Space {
+    #[default]
+    Public,
+    /// A private organisation, by slug.
+    Org(String),
+}
+
+impl Space {
+    /// The package's key in this space (the tables' `package`/`key`).
+    pub fn key(&self, name: &str) -> String {
+        self.within(crate::name::canonical(name))
+    }
+
+    /// The look-alike key of a name in this space.
+    pub fn confusable(&self, name: &str) -> String {
+        self.within(crate::name::confusable(name))
+    }
+
+    fn within(&self, key: String) -> String {
+        match self {
+            Space::Public => key,
+            Space::Org(slug) => format!("@{slug}/{key}"),
+        }
+    }
+
+    /// A SQL condition: `column` holds a key of this space (a slug is
+    /// `[a-z0-9-]`, nothing LIKE or SQL would read otherwise).
+    pub fn holds(&self, column: &str) -> String {
+        match self {
+            Space::Public => format!("{column} NOT LIKE '@%'"),
+            Space::Org(slug) => format!("{column} LIKE '@{slug}/%'"),
+        }
+    }
+
+    /// The private organisation's slug; `None` for the public registry.
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            Space::Public => None,
+            Space::Org(slug) => Some(slug),
+        }
+    }
+
+    /// A key of the effects' pending table in this space (the same
+    /// prefix as a package's key).
+    pub fn pending_key(&self, key: &str) -> String {
+        self.within(key.to_string())
+    }
+
+    /// The effect's key without the space's prefix, if it is this space's.
+    pub fn own_pending<'k>(&self, key: &'k str) -> Option<&'k str> {
+        match self {
+            Space::Public => (!key.starts_with('@')).then_some(key),
+            Space::Org(slug) => key.strip_prefix('@')?.strip_prefix(slug.as_str())?.strip_prefix('/'),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Space;
+
+    #[test]
+    fn spaces_never_share_a_key() {
+        let acme = Space::Org("acme".into());
+        assert_eq!(Space::Public.key("Foo_Bar"), "foo-bar");
+        assert_eq!(acme.key("Foo_Bar"), "@acme/foo-bar");
+        assert_eq!(acme.own_pending(&acme.pending_key("fo/o-/foo")), Some("fo/o-/foo"));
+        assert_eq!(Space::Public.own_pending(&acme.pending_key("x")), None);
+        assert_eq!(Space::Org("acm".into()).own_pending("@acme/x"), None);
+        assert_eq!(acme.own_pending("owners:x"), None);
+    }
+}
