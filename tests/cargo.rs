@@ -22,6 +22,8 @@ struct CargoEnv {
     home: PathBuf,
     target: PathBuf,
     token: String,
+    /// The name of a registry that needs the token too (upper case).
+    private: Option<String>,
 }
 
 impl CargoEnv {
@@ -59,7 +61,20 @@ progress.when = "never"
             empty = empty.display()
         );
         std::fs::write(home.join("config.toml"), config).unwrap();
-        CargoEnv { home, target: root.join("target"), token: token.to_string() }
+        CargoEnv { home, target: root.join("target"), token: token.to_string(), private: None }
+    }
+
+    /// Adds the registry `name` at `url`, which needs a token (RFC 3139's
+    /// `auth-required`): cargo's `cargo:token` provider, the token from
+    /// `CARGO_REGISTRIES_{NAME}_TOKEN` (the env's token).
+    fn with_private(self, name: &str, url: &str) -> CargoEnv {
+        let config = self.home.join("config.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            "\n[registries.{name}]\nindex = \"sparse+{url}/index/\"\ncredential-provider = [\"cargo:token\"]\n"
+        ));
+        std::fs::write(config, text).unwrap();
+        CargoEnv { private: Some(name.to_ascii_uppercase()), ..self }
     }
 
     fn command(&self, dir: &Path, args: &[&str], token: &str) -> Command {
@@ -75,6 +90,9 @@ progress.when = "never"
             .env_remove("RUSTC_WRAPPER")
             .env_remove("CARGO_MAKEFLAGS")
             .env_remove("CARGO_REGISTRIES_CRATES_IO_PROTOCOL");
+        if let Some(name) = &self.private {
+            cmd.env(format!("CARGO_REGISTRIES_{name}_TOKEN"), token);
+        }
         cmd
     }
 
@@ -297,6 +315,66 @@ fn cargo_publishes_searches_and_builds_through_nginx() {
     let log = std::fs::read_to_string(nginx.run_dir.join("access.log")).unwrap();
     assert!(log.lines().any(|l| l.contains("GET /blobs/sha256/") && l.contains(" 200 ")), "{log}");
     assert!(log.lines().any(|l| l.contains("PUT /api/v1/crates/new")), "{log}");
+}
+
+/// A private organisation's registry as cargo's (SPEC section 15, RFC
+/// 3139): cargo publishes a crate there with a member's token, and builds
+/// a project that depends on it and on a public crate, through `cairn
+/// serve` and through nginx asking cairn (`auth_request`); without a token
+/// cargo is refused. Its index, downloads and publish are below
+/// `/orgs/{org}/`, and nothing public names the crate.
+#[test]
+fn cargo_builds_with_a_private_crate_through_serve_and_nginx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
+    let nginx = Nginx::start(&data, port, &server.url);
+    let admin = server.token.clone().unwrap();
+    let made = client()
+        .post(format!("{}/api/v1/orgs", server.url))
+        .bearer_auth(&admin)
+        .json(&json!({ "slug": "zq-corp", "visibility": "private" }))
+        .send()
+        .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().unwrap());
+    let src = tmp.path().join("src");
+    let open = write_crate(&src, "open-helper", "1.0.0", "", "lib.rs", "pub fn two() -> u8 { 2 }\n");
+    let secret = write_crate(&src, "zq-inner", "0.2.0", "", "lib.rs", "pub fn five() -> u8 { 5 }\n");
+    let app = write_crate(
+        &src,
+        "zq-app",
+        "0.1.0",
+        "publish = false\n[dependencies]\n\
+         zq-inner = { version = \"0.2\", registry = \"corp\" }\n\
+         open-helper = { version = \"1\", registry = \"cairn\" }\n",
+        "main.rs",
+        "fn main() { println!(\"{}\", zq_inner::five() * open_helper::two()); }\n",
+    );
+    for (i, base) in [&server.url, &nginx.url].into_iter().enumerate() {
+        let home = tmp.path().join(format!("cargo-{i}"));
+        let cargo = CargoEnv::at(&home, base, &admin).with_private("corp", &format!("{base}/orgs/zq-corp"));
+        if i == 0 {
+            publish(&cargo, &open);
+            cargo.ok(&secret, &["publish", "--registry", "corp", "--allow-dirty", "--no-verify"]);
+        }
+        let _ = std::fs::remove_file(app.join("Cargo.lock"));
+        assert_eq!(cargo.ok(&app, &["run", "--quiet"]).trim(), "10", "{base}");
+        let locked = locked_packages(&app.join("Cargo.lock"));
+        let inner = locked.iter().find(|(n, ..)| n == "zq-inner").expect("zq-inner locked");
+        let blob = server.static_root().join("orgs/zq-corp/blobs/sha256").join(&inner.2);
+        assert_eq!(sha256_hex(&std::fs::read(&blob).unwrap()), inner.2, "{base}: the private blob");
+        let _ = std::fs::remove_file(app.join("Cargo.lock"));
+        let refused = cargo.fails_as(&app, &["generate-lockfile"], "");
+        assert!(refused.contains("401") || refused.contains("token"), "{base}: {refused}");
+    }
+    let log = std::fs::read_to_string(nginx.run_dir.join("access.log")).unwrap();
+    assert!(log.lines().any(|l| l.contains("GET /orgs/zq-corp/blobs/sha256/") && l.contains(" 200 ")), "{log}");
+    for f in server.static_files().iter().filter(|f| !f.starts_with("orgs/")) {
+        let bytes = std::fs::read(server.static_root().join(f)).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("zq-inner"), "{f} names the private crate");
+    }
 }
 
 /// `cargo yank` and `cargo yank --undo` (checked in the index file),
