@@ -82,7 +82,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         if let Some(admin) = admin {
             tokio::spawn(crate::server::admin::run(state.clone(), admin));
         }
-        spawn_timers(&state.reg);
+        spawn_timers(&state);
         crate::server::run(state, listener).await;
         Ok(())
     })
@@ -90,7 +90,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
 
 /// Starts the batch jobs registry.toml puts on a timer: search when the
 /// index moved, statistics over the configured access logs, static.
-fn spawn_timers(reg: &Arc<Registry>) {
+fn spawn_timers(state: &Arc<crate::server::State>) {
+    let reg = &state.reg;
     let c = &reg.config;
     if c.search_interval > 0 {
         tokio::spawn(every(reg.clone(), c.search_interval, Job::Search, search_is_stale));
@@ -102,7 +103,7 @@ fn spawn_timers(reg: &Arc<Registry>) {
         tokio::spawn(every(reg.clone(), c.static_interval, Job::Static, |_| Ok(true)));
     }
     if reg.log.is_some() && c.log.cosign_interval > 0 {
-        tokio::spawn(recosign(reg.clone(), c.log.cosign_interval));
+        tokio::spawn(recosign(state.clone(), c.log.cosign_interval));
     }
     if reg.log.is_some() && !c.log.witnesses.is_empty() {
         tokio::spawn(submit_to_witnesses(reg.clone()));
@@ -146,15 +147,19 @@ async fn submit_to_witnesses(reg: Arc<Registry>) {
 }
 
 /// Re-cosigns the log's checkpoint with a fresh time every `secs` seconds,
-/// even when nothing changed, so a frozen copy shows its age.
-async fn recosign(reg: Arc<Registry>, secs: u64) {
-    periodically(reg, secs, "re-cosigning the log's checkpoint", |reg| {
-        // Under the writer lock: a group's newer checkpoint is never overwritten by an older one.
-        let _lock = reg.lock_writer()?;
-        match &reg.log {
-            Some(log) => log.recosign(&reg.root),
-            None => Ok(()),
+/// even when nothing changed, so a frozen copy shows its age; and the
+/// logs of the private organisations' registries this server writes.
+async fn recosign(state: Arc<crate::server::State>, secs: u64) {
+    let orgs = state.clone();
+    periodically(state.reg.clone(), secs, "re-cosigning the log's checkpoint", move |reg| {
+        for reg in std::iter::once(reg).chain(orgs.org_registries().iter().map(|r| &**r)) {
+            // Under the writer lock: a group's newer checkpoint is never overwritten by an older one.
+            let _lock = reg.lock_writer()?;
+            if let Some(log) = &reg.log {
+                log.recosign(&reg.root)?;
+            }
         }
+        Ok(())
     })
     .await
 }

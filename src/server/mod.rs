@@ -104,6 +104,11 @@ impl State {
         Ok(state)
     }
 
+    /// The private organisations' registries this server writes.
+    pub fn org_registries(&self) -> Vec<Arc<Registry>> {
+        self.orgs.lock().unwrap().values().map(|h| h.reg.clone()).collect()
+    }
+
     /// Runs `f` on a pooled connection on the blocking pool (never on the
     /// async threads: a busy database waits there, not here).
     pub async fn db<T: Send + 'static>(
