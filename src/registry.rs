@@ -262,7 +262,11 @@ impl Registry {
     /// write that failed.
     pub fn write_org_config(&self, slug: &str, private: bool) -> Result<()> {
         if private && self.key.is_some() {
-            return self.org_registry(slug).map(drop);
+            // On a bucket there is no private registry yet (`org_registry`).
+            return match self.index.is_shared() {
+                true => Ok(()),
+                false => self.org_registry(slug).map(drop),
+            };
         }
         let key = Layout::org(slug).index_file("config.json");
         if self.root.stat(&key)?.is_some() {

@@ -370,7 +370,10 @@ fn cargo_builds_with_a_private_crate_through_serve_and_nginx() {
         assert!(refused.contains("401") || refused.contains("token"), "{base}: {refused}");
     }
     let log = std::fs::read_to_string(nginx.run_dir.join("access.log")).unwrap();
-    assert!(log.lines().any(|l| l.contains("GET /orgs/zq-corp/blobs/sha256/") && l.contains(" 200 ")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("GET /orgs/zq-corp/blobs/sha256/") && l.contains(" 200 ")),
+        "{log}"
+    );
     for f in server.static_files().iter().filter(|f| !f.starts_with("orgs/")) {
         let bytes = std::fs::read(server.static_root().join(f)).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("zq-inner"), "{f} names the private crate");

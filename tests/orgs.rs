@@ -579,8 +579,25 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     let lines: Vec<Value> = index.text().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!((lines[0]["yanked"].as_bool(), lines[1]["vers"].as_str()), (Some(true), Some("1.1.0")));
+    let listed = client()
+        .get(format!("{}/orgs/zq-secret/api/v1/packages/zq-hidden.json", server.url))
+        .bearer_auth(&bob)
+        .send()
+        .unwrap();
+    assert_eq!(listed.status(), 200, "its package document, below its prefix");
 
-    // `cairn install`, as a member, through cairn serve and through nginx.
+    // `cairn publish` by an admin, `cairn install` by a member, through cairn serve and nginx.
+    let tarball = dir.path().join("zq-hidden-1.2.0.tar.gz");
+    std::fs::write(
+        &tarball,
+        TarballBuilder::new("zq-hidden", "1.2.0").file("README.md", b"private words").gzip(),
+    )
+    .unwrap();
+    let registry = format!("{}/orgs/zq-secret", nginx.url);
+    let publisher = User::new();
+    let published = publisher
+        .ok(dir.path(), &["publish", tarball.to_str().unwrap(), "--registry", &registry, "--token", &ann]);
+    assert!(published.contains("1.2.0"), "{published}");
     for base in [&server.url, &nginx.url] {
         let user = User::new();
         let project = tempfile::tempdir().unwrap();
@@ -589,7 +606,7 @@ fn a_private_organisation_is_a_registry_of_its_own() {
         let readme = project.path().join("cairn_packages/zq-hidden/README.md");
         assert_eq!(std::fs::read_to_string(&readme).unwrap(), "private words", "{base}");
         let lock = std::fs::read_to_string(project.path().join("cairn.lock")).unwrap();
-        assert!(lock.contains("version = \"1.1.0\""), "{lock}");
+        assert!(lock.contains("version = \"1.2.0\""), "{lock}");
         let err = User::new().fails(project.path(), &["install", "zq-hidden", "--registry", &registry]);
         assert!(err.contains("401"), "{base}: {err}");
     }

@@ -306,6 +306,11 @@ impl Worker {
         while let Some(job) = batch.front_mut() {
             let r = &mut job.req;
             let (action, target) = plan::describe(&r.change);
+            // A private organisation's change names its registry.
+            let target = match reg.space.org() {
+                Some(slug) => format!("org:{slug} {target}"),
+                None => target,
+            };
             // Each change is all or nothing inside the group's transaction.
             txn.execute_batch("SAVEPOINT change")?;
             let result = plan::plan(&txn, &reg, &head, r, &at, next_leaf, &mut files);

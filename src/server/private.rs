@@ -74,6 +74,13 @@ pub async fn admit(
     if !state.db(move |conn| may_read(conn, &caller, &s)).await? {
         return Err(ApiError::not_found(format!("no API endpoint under /orgs/{slug}/")));
     }
+    if state.reg.index.is_shared() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported",
+            "private organisations' registries are kept on the filesystem storage only, not yet in a bucket",
+        ));
+    }
     let (public, hosts, slug) = (state.reg.clone(), state.orgs.clone(), slug.to_string());
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Hosted>> {
         let mut hosts = hosts.lock().unwrap();
