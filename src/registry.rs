@@ -262,11 +262,7 @@ impl Registry {
     /// write that failed.
     pub fn write_org_config(&self, slug: &str, private: bool) -> Result<()> {
         if private && self.key.is_some() {
-            // On a bucket there is no private registry yet (`org_registry`).
-            return match self.index.is_shared() {
-                true => Ok(()),
-                false => self.org_registry(slug).map(drop),
-            };
+            return self.org_registry(slug).map(drop);
         }
         let key = Layout::org(slug).index_file("config.json");
         if self.root.stat(&key)?.is_some() {
@@ -277,26 +273,35 @@ impl Registry {
 
     /// A private organisation's registry (SPEC section 15): the same
     /// storage below `orgs/{slug}/`, the same database and signing key,
-    /// its own index repository, log, writer lock and name space; created
-    /// at first use, its `config.json` brought up to date on every open.
+    /// its own index repository, log, writer lock (and lease, on a bucket)
+    /// and name space; created at first use, its `config.json` brought up
+    /// to date on every open (on a bucket, under its lease: `repair`).
     pub fn org_registry(&self, slug: &str) -> Result<Registry> {
-        anyhow::ensure!(
-            !self.index.is_shared(),
-            "private organisations' registries are kept on the filesystem storage only (not yet in a bucket)"
-        );
         let key = self.key.as_ref().context("a mirror keeps no organisation's registry")?;
         let layout = Layout::org(slug);
         let data = self.data.join("orgs").join(slug);
         std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
         let root = Arc::new(self.root.below(layout.clone()));
         let l = &layout;
-        let git_dir =
-            self.root.local_path(&l.index_git()).context("the static root is not on this machine's disk")?;
-        let log = crate::log::Log::open(&data, &format!("{}/orgs/{slug}", self.config.log_origin()))?;
+        // As the public registry's: the static root's on a disk, a working copy of the bucket's otherwise.
+        let (git_dir, copy) = match self.root.local_path(&l.index_git()) {
+            Some(dir) => (dir, None),
+            None => (data.join("index.git"), Some(Arc::new(stored::Copy::new(root.clone())))),
+        };
+        let public_log = self.log.as_ref().context("a registry that writes keeps a log")?;
+        let log = crate::log::Log::open_below(
+            &data,
+            &format!("{}/orgs/{slug}", self.config.log_origin()),
+            public_log,
+        )?;
         let config_json = registry_config(&self.config, key, Some(&log), Some(slug));
-        let index = match git_dir.join("HEAD").is_file() {
-            true => IndexRepo::open(&git_dir, &self.config.name, None)?,
-            false => IndexRepo::init(&git_dir, &self.config.name, &config_json, None)?,
+        let exists = match &copy {
+            Some(copy) => copy.tip()?.is_some(),
+            None => git_dir.join("HEAD").is_file(),
+        };
+        let index = match exists {
+            true => IndexRepo::open(&git_dir, &self.config.name, copy)?,
+            false => IndexRepo::init(&git_dir, &self.config.name, &config_json, copy)?,
         };
         let reg = Registry {
             data,
@@ -313,7 +318,9 @@ impl Registry {
         };
         {
             let _lock = reg.lock_writer()?;
-            reg.write_config(key)?;
+            if !reg.index.is_shared() {
+                reg.write_config(key)?;
+            }
             reg.root.put_doc(&l.index_file("config.json"), &config_json)?;
             reg.root.put_doc(&l.minisign_pub(), key.public_key_file().as_bytes())?;
         }

@@ -447,3 +447,93 @@ fn the_bucket_packs_are_merged_under_the_lease() {
     cluster.fsck("a");
     cluster.fsck("b");
 }
+
+/// A private organisation's registry on two writers over one bucket and
+/// one Postgres (SPEC sections 13 and 15): publishes on either node are
+/// serialized by the registry's own lease, its index history is linear
+/// and holds each once, both nodes sign its log with the same derived
+/// keys, each version's blob and signature are read through the other
+/// node, and no object outside the organisation's prefix names it.
+#[test]
+fn a_private_registry_on_two_writers() {
+    let cluster = Cluster::new();
+    let a = cluster.first();
+    let token = a.token.clone().unwrap();
+    let b = cluster.further("b");
+    let made = support::api(
+        &a,
+        reqwest::Method::POST,
+        "/orgs",
+        &token,
+        Some(serde_json::json!({ "slug": "zq-pair", "visibility": "private" })),
+    );
+    assert_eq!(made.status(), 201);
+    let versions: Vec<String> = (0..6).map(|v| format!("0.1.{v}")).collect();
+    std::thread::scope(|s| {
+        for (i, v) in versions.iter().enumerate() {
+            let (url, token) = (format!("{}/orgs/zq-pair", [&a, &b][i % 2].url), &token);
+            s.spawn(move || assert_eq!(put(&url, token, "zq-pair-kit", v), Some(201), "{v} on {url}"));
+        }
+    });
+    let read = |server: &Server, path: &str| {
+        let resp = support::client()
+            .get(format!("{}/orgs/zq-pair/{path}", server.url))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path} on {}", server.url);
+        resp.text().unwrap()
+    };
+    let index = format!("index/{}", cairn::index::package_path("zq-pair-kit"));
+    for server in [&a, &b] {
+        let lines = read(server, &index);
+        for v in &versions {
+            assert_eq!(lines.lines().filter(|l| l.contains(&format!("\"vers\":\"{v}\""))).count(), 1, "{v}");
+        }
+    }
+    let config = |server: &Server| {
+        serde_json::from_str::<serde_json::Value>(&read(server, "index/config.json")).unwrap()
+    };
+    assert_eq!(config(&a)["log"], config(&b)["log"], "one log, one set of keys");
+    let clone = cluster.tmp.path().join("private-clone");
+    let header = format!("http.extraHeader=Authorization: Bearer {token}");
+    let cloned = git(
+        cluster.tmp.path(),
+        &[
+            "-c",
+            &header,
+            "clone",
+            "-q",
+            &format!("{}/orgs/zq-pair/index.git", b.url),
+            clone.to_str().unwrap(),
+        ],
+    );
+    assert!(cloned.status.success(), "{}", String::from_utf8_lossy(&cloned.stderr));
+    assert!(git(&clone, &["rev-list", "--merges", "HEAD"]).stdout.is_empty(), "a linear history");
+    let log = String::from_utf8(git(&clone, &["log", "--format=%s"]).stdout).unwrap();
+    assert_eq!(log.lines().filter(|s| s.starts_with("publish zq-pair-kit ")).count(), 6, "{log}");
+    // Each line's blob and signature, read through the other node.
+    for line in read(&a, &index).lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let sha = line["cksum"].as_str().unwrap();
+        let blob = support::client()
+            .get(format!("{}/orgs/zq-pair/blobs/sha256/{sha}", b.url))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        let sig = read(&b, &format!("blobs/sha256/{sha}.minisig"));
+        let attested = cairn::sign::verify(&a.pubkey, &blob, &sig).unwrap();
+        assert_eq!(attested.version, line["vers"].as_str().unwrap());
+    }
+    let checkpoint = read(&b, "log/checkpoint");
+    assert!(checkpoint.lines().nth(1).is_some_and(|n| n.parse::<u64>().unwrap() >= 6), "{checkpoint}");
+    for key in cluster.s3.keys("two/") {
+        assert!(key.starts_with("two/orgs/zq-pair/") || !key.contains("zq-pair"), "{key}");
+        if !key.starts_with("two/orgs/") && !key.contains("/blobs/") && !key.contains("index.git/objects") {
+            let text = String::from_utf8_lossy(&cluster.s3.get(&key).unwrap().bytes).into_owned();
+            assert!(!text.contains("zq-pair"), "{key} names the private registry");
+        }
+    }
+}

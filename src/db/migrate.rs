@@ -42,6 +42,11 @@ const SQLITE: &[Migration] = &[
         name: "webhook claims",
         sql: include_str!("migrations/sqlite/0005_webhook_claims.sql"),
     },
+    Migration {
+        version: 6,
+        name: "registry leases",
+        sql: include_str!("migrations/sqlite/0006_registry_leases.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -61,16 +66,23 @@ const POSTGRES: &[Migration] = &[
         name: "webhook claims",
         sql: include_str!("migrations/postgres/0004_webhook_claims.sql"),
     },
+    Migration {
+        version: 5,
+        name: "registry leases",
+        sql: include_str!("migrations/postgres/0005_registry_leases.sql"),
+    },
 ];
 
-/// Live packages and versions, computed when a counter is missing (a new
-/// database, or a tool wrote rows directly and deleted the counters).
+/// The public registry's live packages and versions (a private
+/// organisation's keys start with `@`: `db::Space`), computed when a
+/// counter is missing (a new database, or a tool wrote rows directly and
+/// deleted the counters).
 const COUNTERS: &str = "
 INSERT INTO counters (name, value) SELECT 'versions', COUNT(*) FROM versions
-    WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'versions')
+    WHERE deleted_at IS NULL AND package NOT LIKE '@%' AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'versions')
     ON CONFLICT DO NOTHING;
 INSERT INTO counters (name, value) SELECT 'packages', COUNT(DISTINCT package) FROM versions
-    WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'packages')
+    WHERE deleted_at IS NULL AND package NOT LIKE '@%' AND NOT EXISTS (SELECT 1 FROM counters WHERE name = 'packages')
     ON CONFLICT DO NOTHING;
 ";
 

@@ -172,6 +172,17 @@ impl Log {
     /// named `origin` (the name is kept in the keys: a log's origin never
     /// changes).
     pub fn open(data: &Path, origin: &str) -> Result<Log> {
+        Log::open_with(data, origin, None)
+    }
+
+    /// The log of a private organisation's registry in `data`: its keys
+    /// are derived from `parent`'s (the public log's), so every server of
+    /// the registry signs with the same ones.
+    pub fn open_below(data: &Path, origin: &str, parent: &Log) -> Result<Log> {
+        Log::open_with(data, origin, Some(parent))
+    }
+
+    fn open_with(data: &Path, origin: &str, parent: Option<&Log>) -> Result<Log> {
         let dir = dir(data);
         if !dir.exists() {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -181,7 +192,10 @@ impl Log {
             if path.exists() {
                 return Key::load(&path);
             }
-            let key = Key::generate(origin, alg)?;
+            let key = match parent {
+                Some(p) => p.note_key.derive(origin, alg)?,
+                None => Key::generate(origin, alg)?,
+            };
             key.save(&path)?;
             crate::fsutil::sync_dir(&dir)?;
             Ok(key)

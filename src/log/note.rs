@@ -46,6 +46,17 @@ impl Key {
         Key { name: name.to_string(), alg, key: SigningKey::from_bytes(&seed) }
     }
 
+    /// A key of its own for `name`, derived from this one: the same on
+    /// every server that holds this key (a private organisation's log,
+    /// whose keys no server then has to hand to another).
+    pub fn derive(&self, name: &str, alg: u8) -> Result<Key> {
+        if !signed_note::is_key_name_valid(name) {
+            bail!("{name:?} cannot name a log key (no spaces or '+')");
+        }
+        let seed = blake3::derive_key(&format!("cairn log key {alg} {name}"), &self.key.to_bytes());
+        Ok(Key { name: name.to_string(), alg, key: SigningKey::from_bytes(&seed) })
+    }
+
     pub fn generate(name: &str, alg: u8) -> Result<Key> {
         if !signed_note::is_key_name_valid(name) {
             bail!("{name:?} cannot name a log key (no spaces or '+')");

@@ -91,7 +91,8 @@ impl Worker {
     pub(super) fn new(reg: Arc<Registry>, pending: Pending, serving: bool) -> Result<Worker, WriteError> {
         let conn = reg.db().map_err(WriteError::of_storage)?;
         let lease = reg.index.is_shared().then(|| {
-            super::lease::Lease::new(std::time::Duration::from_secs(reg.config.database.lease_seconds.max(1)))
+            let ttl = std::time::Duration::from_secs(reg.config.database.lease_seconds.max(1));
+            super::lease::Lease::new(ttl, reg.space.clone())
         });
         if let (Some(lease), db::Engine::Postgres) = (&lease, conn.engine()) {
             // A writer stopped inside a transaction (SIGSTOP, a hung node)

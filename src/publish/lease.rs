@@ -30,6 +30,8 @@ pub struct Lease {
     held: Option<(i64, Instant)>,
     /// Taken before: the first taking repairs what a restart would.
     taken_once: bool,
+    /// Whose registry's lease.
+    space: crate::db::Space,
 }
 
 fn now_ms() -> i64 {
@@ -37,8 +39,9 @@ fn now_ms() -> i64 {
 }
 
 impl Lease {
-    pub fn new(ttl: Duration) -> Lease {
-        Lease { holder: lease::holder_name(), ttl, held: None, taken_once: false }
+    /// The lease of the registry of `space`.
+    pub fn new(ttl: Duration, space: crate::db::Space) -> Lease {
+        Lease { holder: lease::holder_name(), ttl, held: None, taken_once: false, space }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -54,7 +57,7 @@ impl Lease {
             if until.saturating_duration_since(asked) > self.ttl / 2 {
                 return Ok(());
             }
-            if lease::renew(conn, &self.holder, epoch, now_ms(), ttl_ms)? {
+            if lease::renew(conn, &self.space, &self.holder, epoch, now_ms(), ttl_ms)? {
                 self.held = Some((epoch, asked + self.ttl));
                 return Ok(());
             }
@@ -63,7 +66,7 @@ impl Lease {
         let deadline = Instant::now() + WAIT;
         loop {
             let asked = Instant::now();
-            if let Some(taken) = lease::take(conn, &self.holder, now_ms(), ttl_ms)? {
+            if let Some(taken) = lease::take(conn, &self.space, &self.holder, now_ms(), ttl_ms)? {
                 self.held = Some((taken.epoch, asked + self.ttl));
                 let moved = reg.index.take_over(taken.epoch)?;
                 tracing::debug!(epoch = taken.epoch, moved, released = taken.released, "writer lease taken");
@@ -83,7 +86,7 @@ impl Lease {
     /// Lets the lease go (the queue is empty).
     pub fn release(&mut self, conn: &Conn) {
         if let Some((epoch, _)) = self.held.take() {
-            if let Err(e) = lease::release(conn, &self.holder, epoch) {
+            if let Err(e) = lease::release(conn, &self.space, &self.holder, epoch) {
                 tracing::warn!(error = %format!("{e:#}"), "letting the writer lease go failed; it expires");
             }
         }

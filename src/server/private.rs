@@ -37,12 +37,17 @@ fn host(public: &Registry, slug: &str) -> anyhow::Result<Hosted> {
 
 /// Hosts every private registry the data directory holds (at start).
 pub fn host_existing(state: &State) -> anyhow::Result<()> {
-    if state.reg.config.read_only || state.reg.index.is_shared() {
+    if state.reg.config.read_only {
         return Ok(());
     }
+    // Those made before, here or (on a bucket) by another server.
+    let made = |slug: &str| match state.reg.index.is_shared() {
+        true => state.reg.root.exists(&crate::layout::Layout::org(slug).index_file("config.json")),
+        false => state.reg.data.join("orgs").join(slug).is_dir(),
+    };
     let private = org::all(&state.reg.db()?)?.into_iter().filter(|o| o.private);
     let mut hosts = state.orgs.lock().unwrap();
-    for o in private.filter(|o| state.reg.data.join("orgs").join(&o.slug).is_dir()) {
+    for o in private.filter(|o| made(&o.slug)) {
         hosts.insert(o.slug.clone(), Arc::new(host(&state.reg, &o.slug)?));
     }
     Ok(())
@@ -73,13 +78,6 @@ pub async fn admit(
     let s = slug.to_string();
     if !state.db(move |conn| may_read(conn, &caller, &s)).await? {
         return Err(ApiError::not_found(format!("no API endpoint under /orgs/{slug}/")));
-    }
-    if state.reg.index.is_shared() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "unsupported",
-            "private organisations' registries are kept on the filesystem storage only, not yet in a bucket",
-        ));
     }
     let (public, hosts, slug) = (state.reg.clone(), state.orgs.clone(), slug.to_string());
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Hosted>> {
