@@ -195,7 +195,9 @@ impl Registry {
                 return Ok(());
             }
         };
-        if let Some(dir) = self.root.local_path("") {
+        // Its own files only: a private registry opened later must not
+        // take a temporary file from under the public writer.
+        if let Some(dir) = self.root.local_path(self.root.layout().top()) {
             crate::fsutil::remove_stale_temps(&dir);
         }
         if self.key.is_none() {

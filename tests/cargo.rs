@@ -359,6 +359,11 @@ fn cargo_builds_with_a_private_crate_through_serve_and_nginx() {
             publish(&cargo, &open);
             cargo.ok(&secret, &["publish", "--registry", "corp", "--allow-dirty", "--no-verify"]);
         }
+        // Its search answers from its own files (the write group's delta).
+        let found = cargo.ok(tmp.path(), &["search", "--registry", "corp", "zq-inner"]);
+        assert!(found.contains("zq-inner = \"0.2.0\""), "{base}: {found}");
+        let public_search = cargo.ok(tmp.path(), &["search", "--registry", "cairn", "zq-inner"]);
+        assert!(!public_search.contains("zq-inner"), "{base}: {public_search}");
         let _ = std::fs::remove_file(app.join("Cargo.lock"));
         assert_eq!(cargo.ok(&app, &["run", "--quiet"]).trim(), "10", "{base}");
         let locked = locked_packages(&app.join("Cargo.lock"));

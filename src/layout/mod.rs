@@ -61,6 +61,11 @@ impl Layout {
         Layout { prefix: format!("orgs/{}/", slug.to_ascii_lowercase()) }
     }
 
+    /// The registry's top: empty, or `orgs/{org}/`.
+    pub fn top(&self) -> &str {
+        &self.prefix
+    }
+
     fn at(&self, rest: &str) -> String {
         format!("{}{rest}", self.prefix)
     }

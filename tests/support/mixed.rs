@@ -5,7 +5,9 @@
 //! undo, token creation, organisations and their memberships, advisories,
 //! hard deletes of versions and of whole packages (the last three on the
 //! admin listener), with a model of what each acknowledged write left;
-//! [`check_model`] reads everything back through a server.
+//! [`check_model`] reads everything back through a server. One client's
+//! packages live in a private organisation's registry (its publishes,
+//! yanks, unyanks and deprecations go below `/orgs/mix-private/`).
 
 use cairn::archive::builder::TarballBuilder;
 use std::collections::BTreeMap;
@@ -76,6 +78,8 @@ impl Stream {
         assert!(m.packages_deleted > 0, "the stream deleted whole packages");
         assert!(!m.orgs.is_empty() && !m.tokens.is_empty(), "the stream made organisations and tokens");
         assert!(m.owns.keys().any(|(_, who)| who.starts_with("org:")), "organisations were made owners");
+        let private = m.versions.iter().any(|((p, _), k)| !registry_of(p).is_empty() && !k.in_flight);
+        assert!(private, "versions were published to the private registry");
     }
 
     /// What the stream did over its rounds.
@@ -84,8 +88,9 @@ impl Stream {
         let advisories = m.advisories.iter().filter(|a| a.2).count();
         let deprecations = m.deprecated.len();
         let org_owned = m.owns.iter().filter(|((_, who), k)| who.starts_with("org:") && k.state).count();
+        let private = m.versions.keys().filter(|(p, _)| !registry_of(p).is_empty()).count();
         format!(
-            "{rounds} rounds of kill -9, {acked} writes acknowledged ({advisories} advisories, {deprecations} packages deprecated or undone, {} whole packages deleted, {} organisations, {org_owned} packages an organisation owns, {} tokens), none lost",
+            "{rounds} rounds of kill -9, {acked} writes acknowledged ({advisories} advisories, {deprecations} packages deprecated or undone, {} whole packages deleted, {} organisations, {org_owned} packages an organisation owns, {} tokens, {private} versions in a private registry), none lost",
             m.packages_deleted,
             m.orgs.len(),
             m.tokens.len()
@@ -125,6 +130,20 @@ pub struct Model {
     pub deprecated: BTreeMap<String, Known<Option<String>>>,
     /// Whole-package deletes acknowledged.
     pub packages_deleted: usize,
+    /// The private organisation exists (its creation was answered).
+    pub private_made: bool,
+}
+
+/// The private organisation whose registry holds one client's packages.
+const PRIVATE: &str = "mix-private";
+
+/// Where a package's registry is below a server's URL: the private
+/// organisation's for client 7's packages, else the public one.
+fn registry_of(pkg: &str) -> String {
+    match pkg.starts_with("mix7x") {
+        true => format!("/orgs/{PRIVATE}"),
+        false => String::new(),
+    }
 }
 
 /// One write of client `client`'s stream; returns whether it was acknowledged.
@@ -140,6 +159,18 @@ fn mixed_step(
     client: u32,
     i: u32,
 ) -> bool {
+    let below = registry_of(pkg);
+    let private = !below.is_empty();
+    if private && !model.lock().unwrap().private_made {
+        let body = serde_json::json!({ "slug": PRIVATE, "visibility": "private" });
+        let s = http.post(format!("{url}/api/v1/orgs")).bearer_auth(token).json(&body).send();
+        let s = s.ok().map(|r| r.status().as_u16());
+        assert_ne!(s, Some(500), "creating org:{PRIVATE}");
+        model.lock().unwrap().private_made = matches!(s, Some(201 | 409));
+        return s == Some(201);
+    }
+    // Package writes go to the package's registry; the rest to the public one.
+    let (public, url) = (url, &format!("{url}{below}"));
     let live = |yanked: bool| {
         let m = model.lock().unwrap();
         let mine = m.versions.iter().filter(|((p, _), k)| p == pkg && !k.in_flight);
@@ -189,7 +220,10 @@ fn mixed_step(
             };
             version_write(version.clone(), &send, 200, VersionState::Live { yanked: true })
         }
-        5 if i % 20 == 5 => org_step(http, url, token, model, client, i),
+        5 if i % 20 == 5 => org_step(http, public, token, model, client, i),
+        // The administrator's deletes and owner changes are the public registry's.
+        7 | 8 if private => false,
+        _ if private && i % 40 == 39 => false,
         6 => {
             let Some(version) = live(true) else { return false };
             let send = || {
@@ -302,7 +336,7 @@ fn mixed_step(
         }
         _ => {
             let body = format!(r#"{{"label":"t{round}-{client}-{i}","scopes":["yank"]}}"#);
-            let r = http.post(format!("{url}/api/v1/tokens")).bearer_auth(token).body(body).send();
+            let r = http.post(format!("{public}/api/v1/tokens")).bearer_auth(token).body(body).send();
             let Ok(r) = r else { return false };
             if r.status() != 201 {
                 return false;
@@ -377,10 +411,10 @@ pub fn check_model(server: &Server, token: &str, m: &Model, round: u32) {
         if lines_of.contains_key(pkg) {
             continue;
         }
-        let resp = server.get(&format!("/index/{}", cairn::index::package_path(pkg)));
-        let lines = match resp.status().as_u16() {
-            200 => cairn::index::IndexLine::parse_file(&resp.bytes().unwrap()).unwrap(),
-            _ => Vec::new(),
+        let path = format!("{}/index/{}", registry_of(pkg), cairn::index::package_path(pkg));
+        let lines = match read(server, token, &path) {
+            Some(bytes) => cairn::index::IndexLine::parse_file(&bytes).unwrap(),
+            None => Vec::new(),
         };
         let mut seen = std::collections::BTreeSet::new();
         for l in &lines {
@@ -404,13 +438,14 @@ pub fn check_model(server: &Server, token: &str, m: &Model, round: u32) {
             }
         }
     }
-    let read = |path: String| read(server, &path);
-    for lines in lines_of.values() {
+    let read = |path: String| read(server, token, &path);
+    for (pkg, lines) in &lines_of {
+        let below = registry_of(pkg);
         for line in lines {
-            let blob = read(format!("/blobs/sha256/{}", line.cksum)).unwrap_or_else(|| {
+            let blob = read(format!("{below}/blobs/sha256/{}", line.cksum)).unwrap_or_else(|| {
                 panic!("round {round}: {} {} points at a missing blob", line.name, line.vers)
             });
-            let sig = read(format!("/blobs/sha256/{}.minisig", line.cksum)).unwrap();
+            let sig = read(format!("{below}/blobs/sha256/{}.minisig", line.cksum)).unwrap();
             cairn::sign::verify(&server.pubkey, &blob, &String::from_utf8(sig).unwrap()).unwrap();
         }
     }
@@ -445,10 +480,11 @@ pub fn check_model(server: &Server, token: &str, m: &Model, round: u32) {
         if known.in_flight {
             continue;
         }
-        let meta = read(format!("/index/{}", cairn::index::meta::path(pkg)));
+        let below = registry_of(pkg);
+        let meta = read(format!("{below}/index/{}", cairn::index::meta::path(pkg)));
         let held = meta.map(|b| cairn::index::Meta::parse(&b).unwrap().deprecated.unwrap());
         assert_eq!(held, known.state, "round {round}: {pkg}'s deprecation");
-        if let Some(doc) = read(format!("/api/v1/packages/{pkg}.json")) {
+        if let Some(doc) = read(format!("{below}/api/v1/packages/{pkg}.json")) {
             let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
             assert_eq!(doc["deprecated"].as_str(), known.state.as_deref(), "round {round}: {pkg}'s document");
         }
@@ -459,9 +495,10 @@ pub fn check_model(server: &Server, token: &str, m: &Model, round: u32) {
     }
 }
 
-/// A static file as the server serves it; `None` when it answers 404.
-fn read(server: &Server, path: &str) -> Option<Vec<u8>> {
-    let resp = server.get(path);
+/// A static file as the server serves it to `token` (a private
+/// registry's needs one); `None` when it answers 404.
+fn read(server: &Server, token: &str, path: &str) -> Option<Vec<u8>> {
+    let resp = super::client().get(format!("{}{path}", server.url)).bearer_auth(token).send().unwrap();
     match resp.status().as_u16() {
         200 => Some(resp.bytes().unwrap().to_vec()),
         404 => None,
