@@ -141,7 +141,13 @@ pub fn check(reg: &Registry) -> Result<Report> {
         named.lock().unwrap().extend(lines.iter().map(|l| l.cksum.clone()));
         Ok(())
     };
-    let (snap, drift) = match static_files::check(reg, &check_package) {
+    // A private registry's derived files are not compared (the static
+    // job's check is the public registry's); `repair` rewrites them all.
+    let checked = match reg.space.org() {
+        None => static_files::check(reg, &check_package),
+        Some(_) => crate::jobs::Snapshot::load_visiting(reg, &check_package).map(|snap| (snap, Vec::new())),
+    };
+    let (snap, drift) = match checked {
         Ok(checked) => checked,
         // libgit2 refusing an object (a bad checksum, a broken zlib stream).
         Err(e) if e.chain().any(|c| c.downcast_ref::<git2::Error>().is_some()) => {
@@ -202,7 +208,10 @@ pub fn repair(reg: &Registry, report: &Report) -> Result<Vec<String>> {
     let derived =
         report.findings.iter().filter(|f| matches!(f.kind, Kind::DerivedMissing | Kind::DerivedDiffers));
     let derived = derived.count();
-    if derived > 0 {
+    if reg.space.org().is_some() {
+        let paths = reg.rederive_all(&reg.db()?)?;
+        done.push(format!("rewrote the derived files of {}", crate::words::count(paths, "index file")));
+    } else if derived > 0 {
         // The static job takes the writer lock itself.
         crate::jobs::rebuild(reg, crate::jobs::Job::Static, &crate::jobs::Options::default())?;
         done.push(format!("rewrote derived files ({derived} found)"));
@@ -212,7 +221,7 @@ pub fn repair(reg: &Registry, report: &Report) -> Result<Vec<String>> {
     for f in report.findings.iter().filter(|f| f.kind == Kind::OrphanBlob) {
         // Under the lock no group commits; one that did since the check
         // recorded a live version for it, and it is no orphan now.
-        if crate::db::blob_in_use(&conn, &crate::db::Space::Public, &f.what)? {
+        if crate::db::blob_in_use(&conn, &reg.space, &f.what)? {
             continue;
         }
         reg.store.remove(&f.what)?;

@@ -329,6 +329,35 @@ impl Registry {
         Ok(reg)
     }
 
+    /// The registries of the private organisations the database names
+    /// whose registry was made (here, or on a bucket by any server).
+    pub fn private_registries(&self, conn: &db::Conn) -> Result<Vec<Registry>> {
+        let made = |slug: &str| match self.index.is_shared() {
+            true => self.root.exists(&Layout::org(slug).index_file("config.json")),
+            false => self.data.join("orgs").join(slug).is_dir(),
+        };
+        let orgs = db::org::all(conn)?.into_iter().filter(|o| o.private && made(&o.slug));
+        orgs.map(|o| self.org_registry(&o.slug)).collect()
+    }
+
+    /// Rewrites the derived files of every package from the index, under
+    /// the writer lock: a private registry's part of the static job (whose
+    /// listings, user and site pages are the public registry's alone) and
+    /// of `fsck --repair`. Returns the index paths seen.
+    pub fn rederive_all(&self, conn: &db::Conn) -> Result<usize> {
+        let _lock = self.lock_writer()?;
+        let head = self.index.head()?;
+        let paths = self.index.changed_paths(None, head)?;
+        let mut delta = Vec::new();
+        for path in &paths {
+            delta.extend(self.rederive_path(conn, path, &head.to_string())?);
+        }
+        crate::search::delta::record(&self.root, delta)?;
+        self.root.sync()?;
+        self.write_summaries(conn, &head.to_string())?;
+        Ok(paths.len())
+    }
+
     /// The rows of the last group against the index, and `config.json`.
     fn repair_rows_and_config(&self, conn: &db::Conn, key: &SigningKey) -> Result<()> {
         self.index.remove_stale_locks()?;

@@ -618,13 +618,18 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     let checkpoint = checkpoint.text().unwrap();
     assert!(checkpoint.contains("/orgs/zq-secret\n"), "its own log: {checkpoint}");
 
-    // The batch jobs ran; nothing public names the private packages.
+    // The batch jobs ran (and rewrote a private document that was lost);
+    // nothing public names the private packages.
+    let lost = data.join("static/orgs/zq-secret/api/v1/packages/zq-hidden.json");
+    let kept = std::fs::read(&lost).unwrap();
+    std::fs::remove_file(&lost).unwrap();
     let jobs = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["rebuild", "all", "--data"])
         .arg(&data)
         .output()
         .unwrap();
     assert!(jobs.status.success(), "{}", String::from_utf8_lossy(&jobs.stderr));
+    assert_eq!(std::fs::read(&lost).unwrap(), kept, "the static job rewrote the private document");
     let root = server.static_root();
     let mut scanned = 0;
     for entry in walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()) {
@@ -652,4 +657,23 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     assert_eq!(recent["publishes"].as_array().unwrap().len(), 1, "{recent}");
     let health: Value = server.get("/api/v1/health.json").json().unwrap();
     assert_eq!((health["packages"].as_u64(), health["versions"].as_u64()), (Some(1), Some(1)), "{health}");
+    // fsck checks the private registry too: clean, then a damaged private blob.
+    let fsck = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["fsck", "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, _, err) = fsck();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("fsck orgs/zq-secret: no findings") && err.contains("4 versions"), "{err}");
+    let sha = lines[1]["cksum"].as_str().unwrap();
+    let blob = data.join("static/orgs/zq-secret/blobs/sha256").join(sha);
+    std::fs::write(&blob, b"damaged").unwrap();
+    let (code, out, _) = fsck();
+    assert_eq!(code, Some(1));
+    assert!(out.contains("sha256-mismatch: orgs/zq-secret/: zq-hidden 1.1.0"), "{out}");
 }

@@ -25,40 +25,72 @@ pub struct FsckArgs {
 
 pub fn run(args: FsckArgs) -> Result<()> {
     let reg = Registry::open(&args.data.data, Config::load(&args.data.data)?)?;
-    let mut report = crate::fsck::check(&reg)?;
-    if args.repair && !report.findings.is_empty() {
-        for f in &report.findings {
-            eprintln!("found {f}");
-        }
-        for done in crate::fsck::repair(&reg, &report)? {
-            eprintln!("repaired: {done}");
-        }
-        report = crate::fsck::check(&reg)?;
+    // Then each private organisation's registry, which is one of its own.
+    let private = match reg.key {
+        Some(_) => reg.private_registries(&reg.db()?)?,
+        None => Vec::new(),
+    };
+    let mut reports = Vec::new();
+    for r in std::iter::once(&reg).chain(&private) {
+        reports.push((r.root.layout().top().to_string(), check(r, args.repair)?));
     }
+    let (public, orgs) = reports.split_first().expect("the public registry's report");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut doc = serde_json::to_value(&public.1)?;
+        if !orgs.is_empty() {
+            doc["orgs"] = orgs.iter().map(|(top, report)| (top.clone(), serde_json::json!(report))).collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        for f in &report.findings {
-            println!("{f}");
+        for (top, report) in &reports {
+            for f in &report.findings {
+                match top.is_empty() {
+                    true => println!("{f}"),
+                    false => println!("{}: {top}: {}", f.kind.as_str(), f.what),
+                }
+            }
         }
     }
-    let summary = summary(&report);
-    if !report.findings.is_empty() {
-        return Err(Findings(summary).into());
+    let summaries: Vec<String> = reports.iter().map(|(top, report)| summary(top, report)).collect();
+    if reports.iter().any(|(_, r)| !r.findings.is_empty()) {
+        return Err(Findings(summaries.join("\n")).into());
     }
-    eprintln!("{summary}");
+    eprintln!("{}", summaries.join("\n"));
     Ok(())
 }
 
-/// `fsck: 2 findings at {commit}: 3 packages, 4 versions, 6 commits checked in 0.01s`.
-fn summary(report: &Report) -> String {
+/// One registry's check; with `repair`, what can be repaired is, and the
+/// report is of a second check after it (a private registry's derived
+/// files, which no check compares, are rewritten on every repair).
+fn check(reg: &Registry, repair: bool) -> Result<Report> {
+    let report = crate::fsck::check(reg)?;
+    let private = reg.space.org().is_some();
+    if !repair || (report.findings.is_empty() && !private) {
+        return Ok(report);
+    }
+    for f in &report.findings {
+        eprintln!("found {f}");
+    }
+    for done in crate::fsck::repair(reg, &report)? {
+        eprintln!("repaired: {done}");
+    }
+    crate::fsck::check(reg)
+}
+
+/// `fsck: 2 findings at {commit}: 3 packages, 4 versions, 6 commits checked
+/// in 0.01s`, with a private registry's prefix after `fsck`.
+fn summary(top: &str, report: &Report) -> String {
     use crate::words::count;
     let found = match report.findings.len() {
         0 => "no findings".to_string(),
         n => count(n, "finding"),
     };
+    let top = match top {
+        "" => String::new(),
+        top => format!(" {}", top.trim_end_matches('/')),
+    };
     let mut s = format!(
-        "fsck: {found} at {}: {}, {}, {} checked in {:.2}s",
+        "fsck{top}: {found} at {}: {}, {}, {} checked in {:.2}s",
         report.head,
         count(report.packages, "package"),
         count(report.versions, "version"),

@@ -242,11 +242,21 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> R
     reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
+    // Each private organisation's registry: its packages' own files.
+    let mut private = 0;
+    if reg.key.is_some() {
+        let conn = reg.db()?;
+        for org in reg.private_registries(&conn)? {
+            org.rederive_all(&conn)?;
+            private += 1;
+        }
+    }
     let report = json!({
         "packages": snap.packages.len(),
         "versions": snap.versions,
         "listingPages": pages,
         "users": users,
+        "privateRegistries": private,
         "written": w.written.load(Ordering::Relaxed),
         "unchanged": w.unchanged.load(Ordering::Relaxed),
         "seconds": started.elapsed().as_secs_f64(),
@@ -470,7 +480,8 @@ fn write_browse(
         Ok(w.put(&derive::Doc { key: l.user(&user.login), bytes: derive::to_bytes(&doc) })?)
     })?;
     // Public organisations' pages: the packages each owns; a private one's
-    // registry has its config.json (and nothing of it is here).
+    // registry has its config.json and its own derived files (and nothing
+    // of it is here).
     for org in crate::db::org::all(conn)? {
         reg.write_org_config(&org.slug, org.private)?;
         if org.private {

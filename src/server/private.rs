@@ -26,29 +26,24 @@ pub struct Hosted {
 /// The hosted registries by slug, each opened (and recovered) once.
 pub type Hosts = Arc<Mutex<HashMap<String, Arc<Hosted>>>>;
 
-/// Opens a private organisation's registry, repairs what a crash left and
+/// Repairs what a crash left in a private organisation's registry and
 /// starts its writer thread.
-fn host(public: &Registry, slug: &str) -> anyhow::Result<Hosted> {
-    let reg = Arc::new(public.org_registry(slug)?);
+fn start(reg: Arc<Registry>) -> anyhow::Result<Hosted> {
     reg.recover()?;
     let writer = Writer::start(reg.clone())?;
     Ok(Hosted { reg, writer })
 }
 
-/// Hosts every private registry the data directory holds (at start).
+/// Hosts every private registry made before, here or (on a bucket) by
+/// another server (at start).
 pub fn host_existing(state: &State) -> anyhow::Result<()> {
     if state.reg.config.read_only {
         return Ok(());
     }
-    // Those made before, here or (on a bucket) by another server.
-    let made = |slug: &str| match state.reg.index.is_shared() {
-        true => state.reg.root.exists(&crate::layout::Layout::org(slug).index_file("config.json")),
-        false => state.reg.data.join("orgs").join(slug).is_dir(),
-    };
-    let private = org::all(&state.reg.db()?)?.into_iter().filter(|o| o.private);
     let mut hosts = state.orgs.lock().unwrap();
-    for o in private.filter(|o| made(&o.slug)) {
-        hosts.insert(o.slug.clone(), Arc::new(host(&state.reg, &o.slug)?));
+    for reg in state.reg.private_registries(&state.reg.db()?)? {
+        let slug = reg.space.org().expect("a private registry").to_string();
+        hosts.insert(slug, Arc::new(start(Arc::new(reg))?));
     }
     Ok(())
 }
@@ -85,7 +80,7 @@ pub async fn admit(
         if let Some(h) = hosts.get(&slug) {
             return Ok(h.clone());
         }
-        let hosted = Arc::new(host(&public, &slug)?);
+        let hosted = Arc::new(start(Arc::new(public.org_registry(&slug)?))?);
         hosts.insert(slug, hosted.clone());
         Ok(hosted)
     })
