@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::{client, free_port, Nginx, Server};
+use support::{client, Nginx, Server};
 
 /// A temporary CARGO_HOME with the `cairn` registry, and a target directory
 /// shared by every build of one test.
@@ -283,10 +283,7 @@ fn publish_depend_and_run() {
 fn cargo_publishes_searches_and_builds_through_nginx() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
-    let nginx = Nginx::start(&data, port, &server.url);
+    let (server, nginx) = Nginx::in_front(&data);
     let cargo = CargoEnv::at(tmp.path(), &nginx.url, server.token.as_deref().unwrap());
     let src = tmp.path().join("src");
 
@@ -327,10 +324,7 @@ fn cargo_publishes_searches_and_builds_through_nginx() {
 fn cargo_builds_with_a_private_crate_through_serve_and_nginx() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
-    let nginx = Nginx::start(&data, port, &server.url);
+    let (server, nginx) = Nginx::in_front(&data);
     let admin = server.token.clone().unwrap();
     let made = client()
         .post(format!("{}/api/v1/orgs", server.url))

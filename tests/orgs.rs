@@ -406,10 +406,7 @@ fn the_cli_manages_an_organisation() {
 fn private_reads_need_a_member_or_a_read_token() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = support::free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
-    let nginx = support::Nginx::start(&data, port, &server.url);
+    let (server, nginx) = support::Nginx::in_front(&data);
     let ann = server.add_user("ann");
     let bob = server.add_user("bob");
     let carol = server.add_user("carol");
@@ -473,8 +470,11 @@ fn private_reads_need_a_member_or_a_read_token() {
             assert!(resp.headers().get("access-control-allow-origin").is_none(), "{base}: not a public read");
             let config: Value = resp.json().unwrap();
             assert_eq!(config["auth-required"], true);
-            assert_eq!(config["dl"], format!("{public}/orgs/zq-secret/blobs/sha256/{{sha256-checksum}}"));
-            assert_eq!(config["api"], format!("{public}/orgs/zq-secret"));
+            assert_eq!(
+                config["dl"],
+                format!("{}/orgs/zq-secret/blobs/sha256/{{sha256-checksum}}", nginx.url)
+            );
+            assert_eq!(config["api"], format!("{}/orgs/zq-secret", nginx.url));
         }
     }
     // nginx's question to cairn, asked directly.
@@ -520,10 +520,7 @@ fn private_reads_need_a_member_or_a_read_token() {
 fn a_private_organisation_is_a_registry_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = support::free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let server = Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
-    let nginx = support::Nginx::start(&data, port, &server.url);
+    let (server, nginx) = support::Nginx::in_front(&data);
     let ann = server.add_user("ann");
     let bob = server.add_user("bob");
     let carol = server.add_user("carol");
@@ -556,6 +553,21 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     );
     assert_eq!(status(put(Some(&ci), "zq-hidden", "1.1.0")), 201, "the organisation's token");
     assert_eq!(status(put(Some(&ann), "zq-hidden", "1.1.0")), 409, "a version is published once");
+    // Audited, refusals too, naming the organisation's registry.
+    let conn = cairn::db::open_sqlite(&data.join("state.db")).unwrap();
+    let rows: Vec<(String, String, String)> = conn
+        .query(
+            "SELECT action, target, outcome FROM audit WHERE target LIKE '%zq-hidden%' ORDER BY id",
+            cairn::params![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let has = |action: &str, target: &str, outcome: &str| {
+        rows.iter().any(|(a, t, o)| a == action && t.contains(target) && o.starts_with(outcome))
+    };
+    assert!(has("publish", "org:zq-secret zq-hidden 1.0.0", "ok"), "{rows:?}");
+    assert!(has("request", "PUT /orgs/zq-secret/api/v1/packages/zq-hidden/1.0.0", "refused 404"), "{rows:?}");
+    assert!(has("request", "PUT /orgs/zq-secret/api/v1/packages/zq-hidden/1.0.0", "refused 403"), "{rows:?}");
     // Its own name space: the same name and version in the public registry is another package.
     assert_eq!(status(publish(&server, &carol, "shared-name", "1.0.0")), 201);
     assert_eq!(status(put(Some(&ann), "shared-name", "1.0.0")), 201);

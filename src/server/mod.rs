@@ -99,7 +99,7 @@ impl State {
             orgs: private::Hosts::default(),
         });
         // What a crash left in a private registry is made before its first request.
-        private::host_existing(&state)?;
+        private::host_existing(&state);
         tokio::spawn(flush_last_used(state.clone()));
         Ok(state)
     }
@@ -422,21 +422,26 @@ where
     };
     // Only those who read a private organisation reach its registry's API.
     let hosted = match &org {
-        Some(slug) => match private::admit(state, &auth, slug).await {
-            Ok(hosted) => Some(hosted),
-            Err(e) => return render_error(&e, Some(decision), cargo_shape),
-        },
+        Some(slug) => Some(private::admit(state, &auth, slug).await),
         None => None,
     };
-    let req = Request { state, method: method.clone(), query, headers, ip, auth, session, body, org: hosted };
-    let result = match (auth::check_csrf(&req), segs.as_slice(), &org) {
-        (Err(e), _, _) => Err(e),
-        (Ok(()), segs, Some(_)) => api::route_org(&req, segs).await.map(|(status, doc)| (status, doc, None)),
+    let org_reg = hosted.as_ref().and_then(|h| h.as_ref().ok().cloned());
+    let req =
+        Request { state, method: method.clone(), query, headers, ip, auth, session, body, org: org_reg };
+    let result = match (auth::check_csrf(&req), segs.as_slice(), hosted) {
+        (Err(e), _, _) | (Ok(()), _, Some(Err(e))) => Err(e),
+        (Ok(()), segs, Some(Ok(_))) => {
+            api::route_org(&req, segs).await.map(|(status, doc)| (status, doc, None))
+        }
         (Ok(()), ["auth", rest @ ..], None) => auth::route(&req, rest).await,
         (Ok(()), _, None) => api::route(&req, &segs).await.map(|(status, doc)| (status, doc, None)),
     };
     if let (Err(e), false) = (&result, reads) {
-        audit_refusal(&req, path, e).await;
+        let path = match &org {
+            Some(slug) => format!("/orgs/{slug}{path}"),
+            None => path.to_string(),
+        };
+        audit_refusal(&req, &path, e).await;
     }
     match result {
         Ok((status, doc, cookie)) => {

@@ -35,17 +35,27 @@ fn start(reg: Arc<Registry>) -> anyhow::Result<Hosted> {
 }
 
 /// Hosts every private registry made before, here or (on a bucket) by
-/// another server (at start).
-pub fn host_existing(state: &State) -> anyhow::Result<()> {
+/// another server (at start). One that fails to open is opened at its
+/// first request instead: the public registry serves meanwhile.
+pub fn host_existing(state: &State) {
     if state.reg.config.read_only {
-        return Ok(());
+        return;
     }
+    let registries = state.reg.db().and_then(|conn| state.reg.private_registries(&conn));
+    let registries = registries.unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "opening the private registries failed; each opens at its first request");
+        Vec::new()
+    });
     let mut hosts = state.orgs.lock().unwrap();
-    for reg in state.reg.private_registries(&state.reg.db()?)? {
+    for reg in registries {
         let slug = reg.space.org().expect("a private registry").to_string();
-        hosts.insert(slug, Arc::new(start(Arc::new(reg))?));
+        match start(Arc::new(reg)) {
+            Ok(hosted) => drop(hosts.insert(slug, Arc::new(hosted))),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), org = %slug, "starting a private registry failed")
+            }
+        }
     }
-    Ok(())
 }
 
 /// `/orgs/{org}/api/…`: the organisation, and the path below its prefix.

@@ -384,6 +384,16 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// `cairn serve` (rate limits off) on `data` with nginx in front, whose
+    /// URL is the registry's public URL (so `dl` and `api` name nginx).
+    pub fn in_front(data: &Path) -> (Server, Nginx) {
+        let port = free_port();
+        let public = format!("http://127.0.0.1:{port}");
+        let server = Server::start_with(data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
+        let nginx = Nginx::start(data, port, &server.url);
+        (server, nginx)
+    }
+
     pub fn start(data: &Path, port: u16, upstream: &str) -> Nginx {
         let run_dir = data.with_extension("nginx");
         let upstream = upstream.trim_start_matches("http://");
