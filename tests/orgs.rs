@@ -552,6 +552,13 @@ fn a_private_organisation_is_a_registry_of_its_own() {
         "{published}"
     );
     assert_eq!(status(put(Some(&ci), "zq-hidden", "1.1.0")), 201, "the organisation's token");
+    let body = json!({ "label": "publish only", "scopes": ["publish-update"] });
+    let writer = ok(api(&server, Method::POST, "/orgs/zq-secret/tokens", &ann, Some(body)))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(status(put(Some(&writer), "zq-hidden", "1.1.1")), 201, "publishing needs no `read`");
+    assert_eq!(status(put(Some(&writer), "zq-new", "1.0.0")), 403, "a new name needs `publish-new`");
     assert_eq!(status(put(Some(&ann), "zq-hidden", "1.1.0")), 409, "a version is published once");
     // Audited, refusals too, naming the organisation's registry.
     let conn = cairn::db::open_sqlite(&data.join("state.db")).unwrap();
@@ -589,7 +596,7 @@ fn a_private_organisation_is_a_registry_of_its_own() {
         .send()
         .unwrap();
     let lines: Vec<Value> = index.text().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     assert_eq!((lines[0]["yanked"].as_bool(), lines[1]["vers"].as_str()), (Some(true), Some("1.1.0")));
     let listed = client()
         .get(format!("{}/orgs/zq-secret/api/v1/packages/zq-hidden.json", server.url))
@@ -621,6 +628,9 @@ fn a_private_organisation_is_a_registry_of_its_own() {
         assert!(lock.contains("version = \"1.2.0\""), "{lock}");
         let err = User::new().fails(project.path(), &["install", "zq-hidden", "--registry", &registry]);
         assert!(err.contains("401"), "{base}: {err}");
+        // Logged in to it, the token is the saved one.
+        user.ok(project.path(), &["login", "--registry", &registry, "--token", &bob]);
+        assert_eq!(user.ok(project.path(), &["whoami", "--registry", &registry]).trim(), "bob", "{base}");
     }
     let checkpoint = client()
         .get(format!("{}/orgs/zq-secret/log/checkpoint", server.url))
@@ -681,7 +691,7 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     };
     let (code, _, err) = fsck();
     assert_eq!(code, Some(0), "{err}");
-    assert!(err.contains("fsck orgs/zq-secret: no findings") && err.contains("4 versions"), "{err}");
+    assert!(err.contains("fsck orgs/zq-secret: no findings") && err.contains("5 versions"), "{err}");
     let sha = lines[1]["cksum"].as_str().unwrap();
     let blob = data.join("static/orgs/zq-secret/blobs/sha256").join(sha);
     std::fs::write(&blob, b"damaged").unwrap();

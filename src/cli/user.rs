@@ -405,7 +405,8 @@ async fn login(reg: RegistryArgs, re_trust: bool, device: bool) -> Result<()> {
         .filter(|r| !r.is_empty())
         .map(|r| normalize_url(&r))
         .ok_or_else(|| anyhow!("pass --registry URL (or set CAIRN_REGISTRY)"))?;
-    let remote = Remote::new(&url, None)?;
+    // A token given now reads a registry that needs one (a private organisation's).
+    let remote = Remote::new(&url, reg.token.clone().filter(|t| !t.is_empty()))?;
     let config = remote.connect(re_trust).await?;
     let mut creds = Credentials::load()?;
     let token = match reg.token.clone().filter(|t| !t.is_empty()) {

@@ -81,7 +81,7 @@ pub async fn admit(
         Err(e) => return Err(ApiError::unauthorized(e.message.clone())),
     };
     let s = slug.to_string();
-    if !state.db(move |conn| may_read(conn, &caller, &s)).await? {
+    if !state.db(move |conn| may_enter(conn, &caller, &s)).await? {
         return Err(ApiError::not_found(format!("no API endpoint under /orgs/{slug}/")));
     }
     let (public, hosts, slug) = (state.reg.clone(), state.orgs.clone(), slug.to_string());
@@ -143,6 +143,17 @@ fn may_read(conn: &Conn, caller: &Caller, slug: &str) -> anyhow::Result<bool> {
     match &caller.org {
         Some(token_org) => Ok(token_org.id == found.id && caller.has_scope("read")),
         None => Ok(org::role(conn, found.id, caller.user.id)?.is_some()),
+    }
+}
+
+/// Whether the caller reaches the private organisation's write API: a
+/// member, or the organisation's own token whatever its scopes (a CI
+/// token that only publishes needs no `read`; the writer checks scopes and
+/// roles).
+fn may_enter(conn: &Conn, caller: &Caller, slug: &str) -> anyhow::Result<bool> {
+    match &caller.org {
+        Some(token_org) => Ok(token_org.private && token_org.slug == slug),
+        None => may_read(conn, caller, slug),
     }
 }
 
