@@ -675,6 +675,12 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     assert!(cloned.status.success());
     let history = String::from_utf8_lossy(&git(&clone, &["log", "--all", "-p"]).stdout).into_owned();
     assert!(history.contains("shared-name") && !history.contains("zq-hidden"), "{history}");
+    // The event log (what webhooks and the event stream send) has the public publish alone.
+    let events: Vec<String> = conn
+        .query("SELECT event || ' ' || name FROM events ORDER BY id", cairn::params![], |r| r.get(0))
+        .unwrap();
+    assert!(events.contains(&"publish shared-name".to_string()), "{events:?}");
+    assert!(!events.iter().any(|e| e.contains("zq-")), "{events:?}");
     let recent: Value = server.get("/api/v1/recent.json").json().unwrap();
     assert_eq!(recent["publishes"].as_array().unwrap().len(), 1, "{recent}");
     let health: Value = server.get("/api/v1/health.json").json().unwrap();
