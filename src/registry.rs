@@ -9,6 +9,8 @@
 //!   static/            everything readers fetch
 //!     index/           checkout of the index tree      index.git/  the bare index repository
 //!     blobs/sha256/    tarballs and .minisig            minisign.pub, api/v1/…, site files
+//!     orgs/{org}/      a private organisation's registry: the same layout below its prefix
+//!   orgs/{org}/        its writer lock and log (and, on a bucket, its index's working copy)
 //! ```
 
 use anyhow::{Context, Result};
