@@ -705,3 +705,46 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     assert_eq!(code, Some(1));
     assert!(out.contains("sha256-mismatch: orgs/zq-secret/: zq-hidden 1.1.0"), "{out}");
 }
+
+/// The registry's administrator deletes in a private organisation's
+/// registry as in the public one: a version on the admin listener, a
+/// whole package with `cairn admin delete --org` while the server runs;
+/// the numbers stay burned there, and another organisation is not found.
+#[test]
+fn an_administrator_deletes_in_a_private_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        Server::start_with(dir.path(), &[("CAIRN_RATE_LIMIT", "off")], &["--admin-listen", "127.0.0.1:0"]);
+    let admin = server.admin_url.clone().unwrap();
+    let ann = server.add_user("ann");
+    let body = json!({ "slug": "zq-vault", "visibility": "private" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs", &ann, Some(body))), 201);
+    let base = format!("{}/orgs/zq-vault", server.url);
+    let put = |version: &str| {
+        client()
+            .put(format!("{base}/api/v1/packages/zq-kept/{version}"))
+            .bearer_auth(&ann)
+            .header("Content-Type", GZ)
+            .body(TarballBuilder::new("zq-kept", version).gzip())
+            .send()
+            .unwrap()
+    };
+    let sha = ok(put("1.0.0"))["sha256"].as_str().unwrap().to_string();
+    assert_eq!(status(put("1.1.0")), 201);
+    let get = |path: &str| client().get(format!("{base}{path}")).bearer_auth(&ann).send().unwrap().status();
+    let gone = client().delete(format!("{admin}/admin/orgs/zq-vault/packages/zq-kept/1.0.0")).send().unwrap();
+    assert_eq!(status(gone), 200);
+    assert_eq!(get(&format!("/blobs/sha256/{sha}")), 404, "its blob went");
+    assert_eq!(status(put("1.0.0")), 409, "the number stays burned");
+    let nowhere = client().delete(format!("{admin}/admin/orgs/zq-none/packages/zq-kept")).send().unwrap();
+    assert_eq!(status(nowhere), 404);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "delete", "zq-kept", "--org", "zq-vault", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(&format!("/index/{}", cairn::index::package_path("zq-kept"))), 404, "the package went");
+    assert_eq!(status(put("1.1.0")), 409, "its numbers stay burned");
+    assert_eq!(status(put("1.2.0")), 201, "the name is still the organisation's");
+}

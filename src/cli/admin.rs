@@ -23,6 +23,9 @@ pub enum AdminCommand {
     Delete {
         /// NAME@VERSION or NAME
         spec: String,
+        /// In this private organisation's registry.
+        #[arg(long)]
+        org: Option<String>,
     },
     /// Erase accounts whose erasure grace period has passed.
     Purge,
@@ -79,8 +82,16 @@ pub fn run(data: DataArg, cmd: AdminCommand) -> Result<()> {
         AdminCommand::User { command: UserCommand::Token { login } } => {
             println!("{}", db::issue_first_token(&open_db(&data)?, &login)?);
         }
-        AdminCommand::Delete { spec } => {
-            let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
+        AdminCommand::Delete { spec, org } => {
+            let public = Registry::open(&data.data, Config::load(&data.data)?)?;
+            let reg = Arc::new(match org {
+                Some(slug) => {
+                    let found = db::org::find(&public.db()?, &slug)?;
+                    anyhow::ensure!(found.is_some_and(|o| o.private), "no private organisation `{slug}`");
+                    public.org_registry(&slug)?
+                }
+                None => public,
+            });
             let change = match spec.split_once('@') {
                 Some((name, version)) => Change::HardDelete { name: name.into(), version: version.into() },
                 None => Change::DeletePackage { name: spec.clone() },

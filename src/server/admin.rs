@@ -107,6 +107,26 @@ async fn route(state: &State, method: &Method, path: &str, body: &[u8]) -> ApiRe
             state.writer.hard_delete(name, version).await?;
             Ok((StatusCode::OK, json!({ "deleted": true })))
         }
+        // A private organisation's registry: the same deletes, by its writer.
+        (&Method::DELETE, ["orgs", org, "packages", rest @ ..]) if matches!(rest.len(), 1 | 2) => {
+            let slug = org.to_string();
+            let private = state.db(move |c| Ok(db::org::find(c, &slug)?.is_some_and(|o| o.private))).await?;
+            if !private {
+                return Err(ApiError::not_found(format!("no private organisation `{org}`")));
+            }
+            let writer = &super::private::hosted(state, org).await?.writer;
+            match rest {
+                [name] => {
+                    let versions = writer.delete_package(name).await?;
+                    Ok((StatusCode::OK, json!({ "deleted": true, "versions": versions })))
+                }
+                [name, version] => {
+                    writer.hard_delete(name, version).await?;
+                    Ok((StatusCode::OK, json!({ "deleted": true })))
+                }
+                _ => unreachable!("one or two segments"),
+            }
+        }
         (&Method::POST, ["advisories"]) => {
             let id = advisories::parse(body)
                 .map_err(|e| ApiError::invalid(format!("not a valid OSV advisory: {e:#}")))?

@@ -66,8 +66,7 @@ pub fn api_of(path: &str) -> Option<(String, &str)> {
 }
 
 /// The registry of the private organisation `slug` for a caller who may
-/// read it (the same rule as its files: 401 without a valid token, 404
-/// otherwise), opened at its first use.
+/// enter it (401 without a valid token, 404 otherwise: [`may_enter`]).
 pub async fn admit(
     state: &State,
     auth: &Result<Option<Caller>, ApiError>,
@@ -84,6 +83,12 @@ pub async fn admit(
     if !state.db(move |conn| may_enter(conn, &caller, &s)).await? {
         return Err(ApiError::not_found(format!("no API endpoint under /orgs/{slug}/")));
     }
+    hosted(state, slug).await
+}
+
+/// The registry of the private organisation `slug` (which the caller
+/// checked exists), opened, recovered and given its writer at first use.
+pub async fn hosted(state: &State, slug: &str) -> Result<Arc<Hosted>, ApiError> {
     let (public, hosts, slug) = (state.reg.clone(), state.orgs.clone(), slug.to_string());
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Hosted>> {
         let mut hosts = hosts.lock().unwrap();
