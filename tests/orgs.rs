@@ -525,7 +525,8 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     let bob = server.add_user("bob");
     let carol = server.add_user("carol");
     let body = json!({ "slug": "zq-secret", "visibility": "private" });
-    assert_eq!(status(api(&server, Method::POST, "/orgs", &ann, Some(body))), 201);
+    let made = ok(api(&server, Method::POST, "/orgs", &ann, Some(body)));
+    assert_eq!(made["registry"], format!("{}/orgs/zq-secret", nginx.url), "its registry's URL");
     let invite = json!({ "login": "bob" });
     assert_eq!(status(api(&server, Method::POST, "/orgs/zq-secret/members", &ann, Some(invite))), 201);
     let body = json!({ "label": "ci", "scopes": ["publish-new", "publish-update", "yank", "read"] });

@@ -129,6 +129,9 @@ fn format_members(members: &Value) -> String {
 fn format_info(doc: &Value) -> String {
     let s = |k: &str| doc[k].as_str().unwrap_or("").to_string();
     let mut out = format!("org:{} {} ({})\n", s("slug"), s("name"), s("visibility"));
+    if let Some(registry) = doc["registry"].as_str() {
+        out.push_str(&format!("registry: {registry}\n"));
+    }
     let packages: Vec<&str> =
         doc["packages"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     if !packages.is_empty() {

@@ -196,13 +196,22 @@ async fn create(req: &Request<'_>) -> ApiResult {
         .await??;
     let (doc, org) = created;
     org_config(req, &org).await;
-    Ok((StatusCode::CREATED, doc))
+    Ok((StatusCode::CREATED, with_registry(req, doc)))
+}
+
+/// A private organisation's description names its registry's URL.
+fn with_registry(req: &Request<'_>, mut doc: serde_json::Value) -> serde_json::Value {
+    if doc["visibility"] == "private" {
+        let slug = doc["slug"].as_str().unwrap_or_default().to_string();
+        doc["registry"] = json!(format!("{}/orgs/{slug}", req.state.reg.config.public_url()));
+    }
+    doc
 }
 
 async fn info(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = req.person()?.clone();
     let doc = read_org(req, &caller, slug, Role::Member, describe).await?;
-    Ok((StatusCode::OK, doc))
+    Ok((StatusCode::OK, with_registry(req, doc)))
 }
 
 #[derive(Deserialize)]
@@ -241,7 +250,7 @@ async fn update(req: &Request<'_>, slug: &str) -> ApiResult {
     .await?;
     let (doc, org) = doc;
     org_config(req, &org).await;
-    Ok((StatusCode::OK, doc))
+    Ok((StatusCode::OK, with_registry(req, doc)))
 }
 
 async fn delete(req: &Request<'_>, slug: &str) -> ApiResult {
