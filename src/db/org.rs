@@ -154,6 +154,18 @@ pub struct Member {
     pub added_at: String,
 }
 
+/// Whether the user is a member (any role) of the private organisation `slug`.
+pub fn member_of_private(conn: &Conn, slug: &str, user_id: i64) -> Result<bool> {
+    Ok(conn
+        .query_opt(
+            "SELECT 1 FROM org_members m JOIN orgs o ON o.id = m.org_id
+             WHERE o.slug = ?1 AND o.visibility = 'private' AND m.user_id = ?2",
+            params![slug, user_id],
+            |_| Ok(()),
+        )?
+        .is_some())
+}
+
 /// Members, owners first, then admins, then by login.
 pub fn members(conn: &Conn, org_id: i64) -> Result<Vec<Member>> {
     let mut all = conn.query(

@@ -486,8 +486,19 @@ async fn authenticate(
     state: &State,
     headers: &HeaderMap,
 ) -> Result<Option<(Caller, Option<Session>)>, ApiError> {
+    let authenticated = authenticate_then(state, headers, |_, _| Ok(())).await?;
+    Ok(authenticated.map(|(caller, session, ())| (caller, session)))
+}
+
+/// [`authenticate`], then `then` on the caller in the same trip to the
+/// database (the private read check: one pooled connection per read).
+async fn authenticate_then<T: Send + 'static>(
+    state: &State,
+    headers: &HeaderMap,
+    then: impl FnOnce(&db::Conn, &Caller) -> anyhow::Result<T> + Send + 'static,
+) -> Result<Option<(Caller, Option<Session>, T)>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return authenticate_session(state, headers).await;
+        return authenticate_session(state, headers, then).await;
     };
     let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
     let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
@@ -496,12 +507,18 @@ async fn authenticate(
         return Err(ApiError::unauthorized("malformed token: cairn tokens are `cairn_` and 40 characters"));
     }
     let token = token.to_string();
-    match state.db(move |conn| db::authenticate(conn, &token)).await? {
-        Some(c) => {
+    let found = state
+        .db(move |conn| match db::authenticate(conn, &token)? {
+            Some(c) => Ok(Some((then(conn, &c)?, c))),
+            None => Ok(None),
+        })
+        .await?;
+    match found {
+        Some((t, c)) => {
             if let Some(token) = c.token_id {
                 state.last_used.lock().unwrap().insert(token, db::now());
             }
-            Ok(Some((c, None)))
+            Ok(Some((c, None, t)))
         }
         None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
     }
@@ -510,14 +527,21 @@ async fn authenticate(
 /// Authenticates by the session cookie, if there is one, and notes the
 /// use of the session (and of the token it was opened with) for the next
 /// flush; the session's only when its recorded use is a minute old.
-async fn authenticate_session(
+async fn authenticate_session<T: Send + 'static>(
     state: &State,
     headers: &HeaderMap,
-) -> Result<Option<(Caller, Option<Session>)>, ApiError> {
+    then: impl FnOnce(&db::Conn, &Caller) -> anyhow::Result<T> + Send + 'static,
+) -> Result<Option<(Caller, Option<Session>, T)>, ApiError> {
     let Some(secret) = auth::session_cookie(headers) else {
         return Ok(None);
     };
-    let Some((c, session)) = state.db(move |conn| db::session::authenticate(conn, &secret)).await? else {
+    let found = state
+        .db(move |conn| match db::session::authenticate(conn, &secret)? {
+            Some((c, session)) => Ok(Some((then(conn, &c)?, c, session))),
+            None => Ok(None),
+        })
+        .await?;
+    let Some((t, c, session)) = found else {
         return Err(ApiError::unauthorized("the session has ended or expired; sign in again"));
     };
     if let Some(token) = c.token_id {
@@ -527,7 +551,7 @@ async fn authenticate_session(
     if now - session.seen >= db::session::SEEN_GRANULARITY {
         state.session_seen.lock().unwrap().insert(session.id, now);
     }
-    Ok(Some((c, Some(session))))
+    Ok(Some((c, Some(session), t)))
 }
 
 fn with_rate_headers(

@@ -120,34 +120,28 @@ enum Verdict {
     Denied,
 }
 
+/// The caller and its access in one trip to the database: this runs on
+/// every private read (`tools/bench/private_read.sh`). The database down
+/// lets nobody in.
 async fn verdict(state: &State, headers: &HeaderMap, slug: &str) -> Verdict {
-    let caller = match super::authenticate(state, headers).await {
-        Ok(Some((caller, _))) => caller,
-        Ok(None) => {
-            return Verdict::Unauthenticated(
-                "this registry needs a token (Authorization: Bearer cairn_…)".into(),
-            )
-        }
-        Err(e) => return Verdict::Unauthenticated(e.message),
-    };
     let slug = slug.to_string();
-    match state.db(move |conn| may_read(conn, &caller, &slug)).await {
-        Ok(true) => Verdict::Allowed,
-        Ok(false) => Verdict::Denied,
-        // The database is down: nobody is let in.
-        Err(_) => Verdict::Denied,
+    match super::authenticate_then(state, headers, move |conn, caller| may_read(conn, caller, &slug)).await {
+        Ok(Some((_, _, true))) => Verdict::Allowed,
+        Ok(Some((_, _, false))) => Verdict::Denied,
+        Ok(None) => {
+            Verdict::Unauthenticated("this registry needs a token (Authorization: Bearer cairn_…)".into())
+        }
+        Err(e) => Verdict::Unauthenticated(e.message),
     }
 }
 
 /// Whether the caller reads the private organisation `slug`: any member
 /// (whatever its token's scopes), or the organisation's own token with `read`.
 fn may_read(conn: &Conn, caller: &Caller, slug: &str) -> anyhow::Result<bool> {
-    let Some(found) = org::find(conn, slug)?.filter(|o| o.private) else {
-        return Ok(false);
-    };
     match &caller.org {
-        Some(token_org) => Ok(token_org.id == found.id && caller.has_scope("read")),
-        None => Ok(org::role(conn, found.id, caller.user.id)?.is_some()),
+        // The token's organisation as its authentication read it.
+        Some(token_org) => Ok(token_org.private && token_org.slug == slug && caller.has_scope("read")),
+        None => org::member_of_private(conn, slug, caller.user.id),
     }
 }
 
