@@ -262,8 +262,8 @@ impl Registry {
     /// Makes (`private`) an organisation's registry under `/orgs/{slug}/`,
     /// or removes its `config.json`, the mark of one (an organisation that
     /// turned public before it published anything). Called after an
-    /// organisation's change and by the static job, which so repairs a
-    /// write that failed.
+    /// organisation's change; the static job does the same for every
+    /// organisation, so repairing a write that failed.
     pub fn write_org_config(&self, slug: &str, private: bool) -> Result<()> {
         if private && self.key.is_some() {
             return self.org_registry(slug).map(drop);

@@ -38,6 +38,7 @@ pub struct Taken {
 /// Takes the lease for `holder` until `now_ms + ttl_ms` if it is free,
 /// expired, or already `holder`'s; `None` while another holds it.
 pub fn take(conn: &Conn, space: &Space, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<Option<Taken>> {
+    let (table, which) = split(space);
     if let Some(slug) = space.org() {
         conn.execute(
             "INSERT INTO registry_leases (registry, holder, epoch, expires_ms) VALUES (?1, NULL, 0, 0)
@@ -46,7 +47,7 @@ pub fn take(conn: &Conn, space: &Space, holder: &str, now_ms: i64, ttl_ms: i64) 
         )?;
     }
     let Some((current, epoch, expires)) = conn.query_opt(
-        &format!("SELECT holder, epoch, expires_ms FROM {} WHERE {}", split(space).0, split(space).1),
+        &format!("SELECT holder, epoch, expires_ms FROM {table} WHERE {which}"),
         params![],
         |r| Ok((r.get::<Option<String>>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
     )?
@@ -58,7 +59,6 @@ pub fn take(conn: &Conn, space: &Space, holder: &str, now_ms: i64, ttl_ms: i64) 
         return Ok(None);
     }
     // Conditional on the epoch read: two takers at once, one wins.
-    let (table, which) = split(space);
     let won = conn.execute(
         &format!(
             "UPDATE {table} SET holder = ?1, epoch = epoch + 1, expires_ms = ?2 WHERE {which} AND epoch = ?3"

@@ -550,7 +550,7 @@ pub fn space_counts(conn: &Conn, space: &Space) -> Result<(i64, i64)> {
 /// Adjusts the public counters after a version of `package_key` became
 /// live (+1) or stopped being live (-1); a private key counts in none.
 fn count_version(conn: &Conn, package_key: &str, delta: i64) -> Result<()> {
-    if package_key.starts_with('@') {
+    if Space::Public.own(package_key).is_none() {
         return Ok(());
     }
     let live: i64 = conn.query_row(
@@ -646,11 +646,9 @@ pub fn unmark_version_deleted(conn: &Conn, space: &Space, name: &str, version_ke
 /// derived files, its owners document), by key, with the error; retried
 /// by that space's writer.
 pub fn pending_effects(conn: &Conn, space: &Space) -> Result<Vec<(String, String)>> {
-    let all: Vec<(String, String)> =
-        conn.query("SELECT key, error FROM pending_effects ORDER BY key", params![], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    Ok(all.into_iter().filter_map(|(k, e)| Some((space.own_pending(&k)?.to_string(), e))).collect())
+    let sql = format!("SELECT key, error FROM pending_effects WHERE {} ORDER BY key", space.holds("key"));
+    let rows: Vec<(String, String)> = conn.query(&sql, params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.into_iter().filter_map(|(k, e)| Some((space.own(&k)?.to_string(), e))).collect())
 }
 
 pub fn add_pending_effect(conn: &Conn, space: &Space, key: &str, error: &str) -> Result<()> {
@@ -668,9 +666,7 @@ pub fn clear_pending_effect(conn: &Conn, space: &Space, key: &str) -> Result<()>
 }
 
 pub fn clear_pending_effects(conn: &Conn, space: &Space) -> Result<()> {
-    for (key, _) in pending_effects(conn, space)? {
-        clear_pending_effect(conn, space, &key)?;
-    }
+    conn.execute(&format!("DELETE FROM pending_effects WHERE {}", space.holds("key")), params![])?;
     Ok(())
 }
 

@@ -53,8 +53,9 @@ impl Space {
         self.within(key.to_string())
     }
 
-    /// The effect's key without the space's prefix, if it is this space's.
-    pub fn own_pending<'k>(&self, key: &'k str) -> Option<&'k str> {
+    /// A key of the tables (a package's, a pending effect's) without the
+    /// space's prefix, if it is this space's.
+    pub fn own<'k>(&self, key: &'k str) -> Option<&'k str> {
         match self {
             Space::Public => (!key.starts_with('@')).then_some(key),
             Space::Org(slug) => key.strip_prefix('@')?.strip_prefix(slug.as_str())?.strip_prefix('/'),
@@ -71,9 +72,9 @@ mod tests {
         let acme = Space::Org("acme".into());
         assert_eq!(Space::Public.key("Foo_Bar"), "foo-bar");
         assert_eq!(acme.key("Foo_Bar"), "@acme/foo-bar");
-        assert_eq!(acme.own_pending(&acme.pending_key("fo/o-/foo")), Some("fo/o-/foo"));
-        assert_eq!(Space::Public.own_pending(&acme.pending_key("x")), None);
-        assert_eq!(Space::Org("acm".into()).own_pending("@acme/x"), None);
-        assert_eq!(acme.own_pending("owners:x"), None);
+        assert_eq!(acme.own(&acme.pending_key("fo/o-/foo")), Some("fo/o-/foo"));
+        assert_eq!(Space::Public.own(&acme.pending_key("x")), None);
+        assert_eq!(Space::Org("acm".into()).own("@acme/x"), None);
+        assert_eq!(acme.own("owners:x"), None);
     }
 }

@@ -242,13 +242,19 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> R
     reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
-    // Each private organisation's registry: its packages' own files.
+    // Each organisation's registry: a private one's made (a write at the
+    // organisation's change may have failed) and its packages' own files
+    // rewritten; a public one has no config.json. The search job's
+    // `browse` leaves them be.
     let mut private = 0;
-    if reg.key.is_some() {
-        let conn = reg.db()?;
-        for org in reg.private_registries(&conn)? {
-            org.rederive_all(&conn)?;
-            private += 1;
+    let conn = reg.db()?;
+    for org in crate::db::org::all(&conn)? {
+        match org.private && reg.key.is_some() {
+            true => {
+                reg.org_registry(&org.slug)?.rederive_all(&conn)?;
+                private += 1;
+            }
+            false => reg.write_org_config(&org.slug, false)?,
         }
     }
     let report = json!({
@@ -479,11 +485,9 @@ fn write_browse(
         w.put(&crate::site::user(&reg.root, &user.login, &user.created_at, &rows))?;
         Ok(w.put(&derive::Doc { key: l.user(&user.login), bytes: derive::to_bytes(&doc) })?)
     })?;
-    // Public organisations' pages: the packages each owns; a private one's
-    // registry has its config.json and its own derived files (and nothing
-    // of it is here).
+    // Public organisations' pages: the packages each owns (a private
+    // one's registry has its own files, and nothing of it is here).
     for org in crate::db::org::all(conn)? {
-        reg.write_org_config(&org.slug, org.private)?;
         if org.private {
             continue;
         }

@@ -358,8 +358,12 @@ impl Worker {
             }
             // Owner changes have no index commit to take their events from
             // later: theirs are written with their rows, exactly once.
-            let public = reg.space.org().is_none();
-            for name in owners_changed(&job.req.change, &plan.outcome).into_iter().filter(|_| public) {
+            // (A private registry's changes are no public events.)
+            let changed = match reg.space.org() {
+                None => owners_changed(&job.req.change, &plan.outcome),
+                Some(_) => Vec::new(),
+            };
+            for name in changed {
                 let event = db::events::NewEvent {
                     event: "owners",
                     name: name.to_string(),

@@ -41,7 +41,6 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 WRK=${WRK:-$(command -v wrk || echo /usr/bin/wrk)}
 [ -x "$NGINX" ] || die "nginx not found (set NGINX)"
 [ -x "$WRK" ] || die "wrk not found (set WRK)"
-RENDER=$ROOT/tools/deploy/nginx/render.sh
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "building (release)"
@@ -51,23 +50,7 @@ CAIRN=${CARGO_TARGET_DIR:-$ROOT/target}/release/cairn
 [ -x "$CAIRN" ] || die "missing $CAIRN (build it, or unset SKIP_BUILD)"
 
 WORK=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/cairn-private-read.XXXXXX")
-CAIRN_PID=
-NGINX_PID=
-stop() { # pid variable name
-    local pid=${!1}
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        printf -v "$1" '%s' ""
-    fi
-}
-cleanup() {
-    stop NGINX_PID
-    stop CAIRN_PID
-    if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$ROOT/tools/bench/servers.sh"
 
 # ---- the registry, its private organisation and the servers ----------------
 D=$WORK/data
@@ -75,39 +58,12 @@ timeout 60 "$CAIRN" init --data "$D" --public-url http://127.0.0.1:1 >"$WORK/tok
     { cat "$WORK/init.log" >&2; die "cairn init failed"; }
 sed -i 's/^search_interval *=.*/search_interval = 0/' "$D/registry.toml"
 TOKEN=$(cat "$WORK/token")
-CAIRN_RATE_LIMIT=off timeout $((STEP_TIMEOUT * 4)) taskset -c "$SERVER_CPU" "$CAIRN" serve --data "$D" \
-    --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
-CAIRN_PID=$!
-for _ in $(seq 300); do
-    grep -q '^public key:' "$WORK/serve.out" 2>/dev/null && break
-    kill -0 "$CAIRN_PID" 2>/dev/null || { cat "$WORK/serve.err" >&2; die "cairn serve exited"; }
-    sleep 0.1
-done
-CAIRN_URL=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$WORK/serve.out")
-[ -n "$CAIRN_URL" ] || die "cairn serve did not start"
+start_cairn "$D" $((STEP_TIMEOUT * 4))
 code=$(curl -s -o "$WORK/org.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/json' -d '{"slug":"bench","visibility":"private"}' "$CAIRN_URL/api/v1/orgs")
 [ "$code" = 201 ] || { cat "$WORK/org.json" >&2; die "creating the private organisation: $code"; }
 
-NGINX_RUN=$WORK/nginx
-for _ in $(seq 20); do
-    port=$((20000 + RANDOM % 40000))
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
-    BENCH=1 "$RENDER" "$D" "127.0.0.1:$port" "${CAIRN_URL#http://}" "$NGINX_RUN" 1 >/dev/null
-    taskset -c "$SERVER_CPU" "$NGINX" -p "$NGINX_RUN" -c "$NGINX_RUN/nginx.conf" -g 'daemon off;' \
-        >"$WORK/nginx.out" 2>&1 &
-    NGINX_PID=$!
-    for _ in $(seq 50); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/index/config.json" && break
-        sleep 0.1
-    done
-    if curl -s -o /dev/null "http://127.0.0.1:$port/index/config.json"; then
-        NGINX_URL=http://127.0.0.1:$port
-        break
-    fi
-    stop NGINX_PID
-done
-[ -n "${NGINX_URL:-}" ] || die "nginx did not start"
+start_nginx "$D" $((STEP_TIMEOUT * 4))
 
 PUBLIC=/index/config.json
 PRIVATE=/orgs/bench/index/config.json

@@ -102,23 +102,7 @@ LOAD=$TARGET/examples/bench-publish-load
 for b in "$CAIRN" "$PREFILL" "$LOAD"; do [ -x "$b" ] || die "missing $b (build it, or unset SKIP_BUILD)"; done
 
 WORK=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/cairn-static-read.XXXXXX")
-CAIRN_PID=
-NGINX_PID=
-stop() { # pid variable name
-    local pid=${!1}
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        printf -v "$1" '%s' ""
-    fi
-}
-cleanup() {
-    stop NGINX_PID
-    stop CAIRN_PID
-    if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$ROOT/tools/bench/servers.sh"
 
 # ---- the registry ----------------------------------------------------------
 D=$WORK/data
@@ -139,17 +123,7 @@ sync
 N_VARIANTS=$(wc -w <<<"$VARIANTS")
 SERVER_TIMEOUT=$((STEP_TIMEOUT + N_VARIANTS * (ROUNDS * (DUR_S + 5) + WARM_S + 5) * 2 + 600))
 log "cairn serve on CPU $SERVER_CPU"
-CAIRN_RATE_LIMIT=off timeout "$SERVER_TIMEOUT" taskset -c "$SERVER_CPU" "$CAIRN" serve --data "$D" \
-    --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
-CAIRN_PID=$!
-for _ in $(seq 3000); do
-    grep -q '^public key:' "$WORK/serve.out" 2>/dev/null && break
-    kill -0 "$CAIRN_PID" 2>/dev/null || { cat "$WORK/serve.err" >&2; die "cairn serve exited"; }
-    sleep 0.1
-done
-CAIRN_URL=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$WORK/serve.out")
-[ -n "$CAIRN_URL" ] || { cat "$WORK/serve.err" >&2; die "cairn serve did not start"; }
-CAIRN_ADDR=${CAIRN_URL#http://}
+start_cairn "$D" "$SERVER_TIMEOUT"
 log "cairn at $CAIRN_URL"
 
 # Blobs: BLOBS real publishes through the write API (the prefill writes none).
@@ -182,29 +156,7 @@ log "paths: $N_PATHS ($N_INDEX index files, $N_DOCS documents, $N_BLOBS blobs an
 [ "$N_PATHS" -ge "$MIN_PATHS" ] || die "only $N_PATHS paths (need $MIN_PATHS): raise PACKAGES"
 
 
-# A free port for nginx: one nothing answers on; nginx's bind says the rest.
-NGINX_RUN=$WORK/nginx
-for _ in $(seq 20); do
-    port=$((20000 + RANDOM % 40000))
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
-    BENCH=1 "$RENDER" "$D" "127.0.0.1:$port" "$CAIRN_ADDR" "$NGINX_RUN" 1 >/dev/null
-    timeout 30 "$NGINX" -t -q -p "$NGINX_RUN" -c "$NGINX_RUN/nginx.conf" || die "nginx -t failed"
-    : >"$NGINX_RUN/error.log"
-    timeout "$SERVER_TIMEOUT" taskset -c "$SERVER_CPU" "$NGINX" -p "$NGINX_RUN" -c "$NGINX_RUN/nginx.conf" \
-        -g 'daemon off;' >"$WORK/nginx.out" 2>&1 &
-    NGINX_PID=$!
-    for _ in $(seq 50); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/index/config.json" && break
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if curl -s -o /dev/null "http://127.0.0.1:$port/index/config.json"; then
-        NGINX_URL=http://127.0.0.1:$port
-        break
-    fi
-    stop NGINX_PID
-done
-[ -n "${NGINX_URL:-}" ] || { cat "$NGINX_RUN/error.log" "$WORK/nginx.out" >&2; die "nginx did not start"; }
+start_nginx "$D" "$SERVER_TIMEOUT"
 log "nginx at $NGINX_URL ($("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), 1 worker, upstream $CAIRN_ADDR)"
 
 # ---- same answers before the clock -----------------------------------------
