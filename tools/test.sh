@@ -27,7 +27,7 @@ if [ ${#need[@]} -gt 0 ]; then
   # The package starts a system nginx on port 80; the tests start their own.
   { $sudo service nginx stop || $sudo pkill -x nginx || true; } >/dev/null 2>&1
   # postgresql's package starts a system cluster on 5432; the tests start
-  # their own clusters (tests/support/pg.rs) and need none.
+  # their own clusters (tests/testsuite/support/pg.rs) and need none.
   { $sudo service postgresql stop || true; } >/dev/null 2>&1
 fi
 
@@ -35,7 +35,7 @@ fi
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography ||
   python3 -m pip install -q --break-system-packages cryptography
 
-# tests/s3.rs runs against moto's S3-compatible server.
+# tests/testsuite/s3.rs runs against moto's S3-compatible server.
 python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install -q 'moto[server]' ||
   python3 -m pip install -q --break-system-packages 'moto[server]'
 

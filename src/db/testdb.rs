@@ -1,10 +1,10 @@
 //! The db tests' engines: each test body runs once on SQLite (a fresh
 //! `state.db` in a temporary directory) and once on Postgres (a fresh
-//! database in the test process's own cluster, tests/support/pg.rs).
+//! database in the test process's own cluster, tests/testsuite/support/pg.rs).
 
 use super::{Conn, Target};
 
-#[path = "../../tests/support/pg.rs"]
+#[path = "../../tests/testsuite/support/pg.rs"]
 pub(crate) mod pg;
 
 /// Runs `test` on a new database of each engine, with its target (to open

@@ -1,7 +1,7 @@
 // Runs search test vectors (default: index/search-vectors.json; else the
 // file named as the argument) through site/assets/search.js in chromium,
 // against the registry at CAIRN_URL, which must hold the vectors' corpus.
-// A vector passes as in tests/jobs.rs: an empty `top` wants no result,
+// A vector passes as in tests/testsuite/jobs.rs: an empty `top` wants no result,
 // else the first names returned equal `top`. Exits 1 on any failure.
 import { readFileSync } from 'node:fs';
 import { launch, check } from './browser.mjs';

@@ -1,5 +1,5 @@
 // The site's browser checks, against a running `cairn serve` that
-// tests/site.rs has filled (CAIRN_URL; CAIRN_TOKEN is the bootstrap
+// tests/testsuite/site.rs has filled (CAIRN_URL; CAIRN_TOKEN is the bootstrap
 // user's token; CAIRN_BIN the cairn binary for `login --device`;
 // CAIRN_CLI_HOME its HOME; SCREENSHOTS where each page's picture goes).
 // Prints one line per check group and a table of page weights and

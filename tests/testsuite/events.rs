@@ -3,7 +3,7 @@
 //! retried, with a cursor that survives a restart; and `GET /api/v1/events`
 //! as Server-Sent Events, resumed with `Last-Event-ID` or `?after=`.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};

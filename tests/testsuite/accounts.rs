@@ -4,7 +4,7 @@
 //! and device login (SPEC section 12): signup, sessions and their CSRF
 //! rule, logout, the device flow and `cairn login --device`.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use reqwest::blocking::Response;

@@ -2,7 +2,7 @@
 //! counted, what is skipped, that no line is ever counted twice, and the
 //! documents `cairn rebuild stats` writes.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! names that look like fixed files; search freshness through the delta;
 //! client addresses behind the proxy; the CDN purge hook.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use reqwest::blocking::{Client, Response};

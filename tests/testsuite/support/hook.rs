@@ -1,4 +1,4 @@
-//! A webhook receiver on 127.0.0.1 (tests/events.rs, tests/writers.rs):
+//! A webhook receiver on 127.0.0.1 (tests/testsuite/events.rs, tests/testsuite/writers.rs):
 //! it records every request and answers 500 to the first few, 200 after;
 //! and the check a receiver makes of a delivery's signature.
 

@@ -3,7 +3,7 @@
 //! text of cairn.toml and cairn.lock asserted, and the deprecation warning
 //! an install prints from the index's `meta/` file.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use support::user::{installed, publish, User};

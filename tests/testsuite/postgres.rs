@@ -2,9 +2,9 @@
 //! section 13): `registry.toml` written in the data directory first, then
 //! `cairn serve` (or `cairn init`) creates the schema there; every write of
 //! the HTTP API lands in Postgres and nothing in a `state.db`. Postgres is a
-//! real cluster the test starts (tests/support/pg.rs).
+//! real cluster the test starts (tests/testsuite/support/pg.rs).
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use reqwest::Method;

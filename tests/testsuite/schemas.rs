@@ -1,7 +1,7 @@
 //! Every static file a full rebuild emits validates against its JSON Schema
 //! in index/schema/, and no JSON document is left without one.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

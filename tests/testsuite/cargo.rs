@@ -6,7 +6,7 @@
 //! empty local directory source, and the replacement test points crates-io
 //! at cairn in the consumer project's own `.cargo/config.toml`.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use cairn::archive::ManifestKind;

@@ -287,7 +287,7 @@ pub fn validate_static_tree(root: &Path) -> (Vec<String>, std::collections::BTre
                 continue;
             }
             // READMEs and their rendering are not JSON (readme.html is
-            // checked by tests/publish.rs and the sanitiser's own tests).
+            // checked by tests/testsuite/publish.rs and the sanitiser's own tests).
             if rel.ends_with("/readme.md") || rel.ends_with("/readme.html") {
                 continue;
             }

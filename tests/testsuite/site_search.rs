@@ -4,7 +4,7 @@
 //! built, from the delta alone, and with a fresh publish in the delta.
 //! Needs `node` and chromium (CI installs both): without them the tests fail.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

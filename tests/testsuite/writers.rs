@@ -6,7 +6,7 @@
 //! of writes survives kill -9 of one of the two. Real parts: moto's S3
 //! server, a Postgres cluster, two server processes.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use std::collections::{BTreeMap, BTreeSet};
@@ -304,7 +304,7 @@ fn a_writer_paused_past_its_lease_cannot_commit() {
     cluster.fsck("a");
 }
 
-/// The fault suite's mixed stream (tests/support/mixed.rs) with its 8
+/// The fault suite's mixed stream (tests/testsuite/support/mixed.rs) with its 8
 /// clients split across two writers on one bucket and one database, node a
 /// killed -9 in every round and started again: every write the model knows
 /// the outcome of is so, whichever node took it; fsck is clean; the

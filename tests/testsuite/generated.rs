@@ -11,7 +11,7 @@
 //! in `static/index.git`, the download totals in `state.db`), never from
 //! constants: the generator draws version counts at random.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

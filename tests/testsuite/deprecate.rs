@@ -2,7 +2,7 @@
 //! package (administrators): one index commit each, the documents, pages,
 //! mirrors and the log follow, and bad input writes nothing.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! the real key, a rolled-back or stale checkpoint and a missing witness
 //! quorum, and unpacks nothing.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

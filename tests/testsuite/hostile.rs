@@ -1,7 +1,7 @@
 //! Every hostile archive kind of SPEC section 3 is refused with a 4xx JSON
 //! error and leaves no blob, no commit and no derived file behind.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

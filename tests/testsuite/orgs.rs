@@ -3,7 +3,7 @@
 //! `Published-By`, what they may and may not do), `org:acme` in
 //! owners.json, the audit rows, the outbox and the export, and the CLI.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use reqwest::blocking::Response;

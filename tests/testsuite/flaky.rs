@@ -4,7 +4,7 @@
 //! 429 with `Retry-After`. Within the retry budget (3 retries, 4 attempts)
 //! an install succeeds; beyond it, it fails naming the URL and the last error.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};

@@ -1,6 +1,6 @@
 //! The fault suite's mixed stream of writes, shared by the kill -9 tests
-//! of one server (tests/crash.rs) and of two writers on one bucket and one
-//! database (tests/writers.rs): 8 concurrent clients' publishes, yanks,
+//! of one server (tests/testsuite/crash.rs) and of two writers on one bucket and one
+//! database (tests/testsuite/writers.rs): 8 concurrent clients' publishes, yanks,
 //! unyanks, owner changes (users and organisations), deprecations and their
 //! undo, token creation, organisations and their memberships, advisories,
 //! hard deletes of versions and of whole packages (the last three on the

@@ -1,7 +1,7 @@
 //! Publish through the write API, then read everything back over HTTP, as
 //! cargo, the CLI, a browser and a mirror would.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! with its blob and a valid signature, and no index line points at a
 //! missing blob.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use std::collections::BTreeMap;
@@ -122,7 +122,7 @@ fn check_consistent(server: &Server, prefix: &str, token: &str, acked: &BTreeMap
 }
 
 /// kill -9 at random moments of the fault suite's mixed stream from 8
-/// concurrent clients (tests/support/mixed.rs), CAIRN_CRASH_ROUNDS rounds
+/// concurrent clients (tests/testsuite/support/mixed.rs), CAIRN_CRASH_ROUNDS rounds
 /// (12 by default; tools/faults/kill9.sh runs 100). After each restart
 /// fsck is clean, every acknowledged write is there exactly once, every
 /// line has its signed blob, and a write cut off by the kill is either

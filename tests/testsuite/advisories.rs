@@ -3,7 +3,7 @@
 //! registry, and `cairn audit` reports a lockfile's findings fetching only
 //! the files it needs.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::{json, Value};

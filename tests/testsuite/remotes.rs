@@ -3,7 +3,7 @@
 //! remote refuses the push while the registry goes on answering 201, and
 //! catches up once it is fixed; `cairn mirror --index-remote` follows it.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::path::Path;

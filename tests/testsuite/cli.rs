@@ -2,7 +2,7 @@
 //! and key pinning, publish and the account verbs, install with resolution,
 //! lock and cache, tampering by a middlebox, fetch/verify, and mirroring.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use std::io::{BufReader, Write};

@@ -2,7 +2,7 @@
 //! listings and user pages) and search (shards, manifest, and the shared
 //! test vectors of index/search-vectors.json).
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

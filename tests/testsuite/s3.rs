@@ -5,7 +5,7 @@
 //! directory's working copy catches up from it), and create-only writes
 //! that are really conditional.
 
-mod support;
+use crate::support;
 
 use cairn::layout::{ObjectStorage, Storage};
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! without a restart. Mounting needs root (CI runs as root); elsewhere the
 //! mount tests say so and stop.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use reqwest::blocking::Response;

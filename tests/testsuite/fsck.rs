@@ -2,7 +2,7 @@
 //! each kind of damage on its own (a fresh registry each), reported with its
 //! kind and exit 1, without fsck writing anything.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

@@ -6,7 +6,7 @@
 //! tokens, device login, CSRF, axe-core. Screenshots go to
 //! `{target}/site-screenshots/`.
 
-mod support;
+use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use serde_json::Value;

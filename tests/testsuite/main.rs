@@ -1,0 +1,32 @@
+//! The integration tests, one binary (as cargo's own tests/testsuite): the support
+//! code is compiled once, and each area is a module. Run one area with
+//! `cargo test --test testsuite crash::`.
+
+mod support;
+
+mod accounts;
+mod advisories;
+mod cargo;
+mod cli;
+mod crash;
+mod deprecate;
+mod events;
+mod faults;
+mod flaky;
+mod fsck;
+mod generated;
+mod hostile;
+mod jobs;
+mod log;
+mod orgs;
+mod postgres;
+mod project;
+mod publish;
+mod remotes;
+mod s3;
+mod schemas;
+mod serving;
+mod site;
+mod site_search;
+mod stats;
+mod writers;
