@@ -110,6 +110,7 @@ impl Registry {
         std::fs::rename(&partial_key, data.join(KEY_FILE))?;
         crate::fsutil::sync_dir(data)?;
         let reg = Registry::open(data, config.clone())?;
+        reg.publish_new_log()?;
         reg.write_summaries(&conn, &reg.index.head()?.to_string())?;
         Ok(token)
     }
@@ -327,8 +328,20 @@ impl Registry {
             }
             reg.root.put_doc(&l.index_file("config.json"), &config_json)?;
             reg.root.put_doc(&l.minisign_pub(), key.public_key_file().as_bytes())?;
+            if !exists {
+                reg.publish_new_log()?;
+            }
         }
         Ok(reg)
+    }
+
+    /// A new registry's log published at once (empty, with its signed
+    /// checkpoint), so a client and fsck find one before the first write.
+    fn publish_new_log(&self) -> Result<()> {
+        match &self.log {
+            Some(log) => log.catch_up(&self.index, &self.root).map(drop),
+            None => Ok(()),
+        }
     }
 
     /// The registries of the private organisations the database names

@@ -397,3 +397,18 @@ fn a_corrupted_pack_file_is_reported() {
         out.stderr
     );
 }
+
+/// A registry just made by `cairn init`, before any server ran, passes
+/// fsck: its log is published with its first checkpoint at init.
+#[test]
+fn a_registry_fresh_from_init_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let init =
+        Command::new(env!("CARGO_BIN_EXE_cairn")).args(["init", "--data"]).arg(&data).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(["fsck", "--data"]).arg(&data).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(data.join("static/log/checkpoint").is_file(), "{text}");
+}

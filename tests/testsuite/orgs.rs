@@ -749,3 +749,31 @@ fn an_administrator_deletes_in_a_private_registry() {
     assert_eq!(status(put("1.1.0")), 409, "its numbers stay burned");
     assert_eq!(status(put("1.2.0")), 201, "the name is still the organisation's");
 }
+
+/// A newly made private organisation's registry passes `cairn fsck` while
+/// the server runs and after it stops: its log has a checkpoint from the
+/// start (it was made without one: `log/checkpoint is missing`).
+#[test]
+fn a_new_private_registry_passes_fsck() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let ann = server.add_user("ann");
+    let body = json!({ "slug": "acme", "visibility": "private" });
+    assert_eq!(status(api(&server, Method::POST, "/orgs", &ann, Some(body))), 201);
+    let fsck = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["fsck", "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
+    };
+    let (code, out) = fsck();
+    assert_eq!(code, Some(0), "while the server runs: {out}");
+    assert!(out.contains("fsck orgs/acme: no findings"), "{out}");
+    drop(server);
+    let (code, out) = fsck();
+    assert_eq!(code, Some(0), "after the server stopped: {out}");
+}
