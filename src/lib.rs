@@ -1,6 +1,7 @@
 //! cairn: a static-index, content-addressed package registry.
 //! See ARCHITECTURE.md for the map of these modules.
 
+pub mod access_log;
 pub mod archive;
 pub mod audit;
 pub mod cdn;

@@ -457,7 +457,7 @@ impl Registry {
             return Ok(Some(DeltaEntry::of(&name, &lines, head, 0, false)));
         }
         let owners = db::owners(conn, &self.space, &name)?;
-        let downloads = crate::jobs::stats::package_totals(conn, &self.space, &name)?;
+        let downloads = crate::db::downloads::package_totals(conn, &self.space, &name)?;
         let meta = self.read_meta(&name)?;
         derive::write_package(&self.root, &lines, &owners, &downloads, meta.as_ref())?;
         for line in &lines {

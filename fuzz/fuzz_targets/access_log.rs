@@ -1,5 +1,5 @@
 //! Access-log lines (combined format) for the stats job.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = cairn::jobs::stats::parse_line(data);
+    let _ = cairn::access_log::parse_line(data);
 });

@@ -9,6 +9,7 @@
 pub mod account;
 pub mod conn;
 pub mod device;
+pub mod downloads;
 pub mod events;
 pub mod lease;
 pub mod migrate;

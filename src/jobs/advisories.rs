@@ -406,7 +406,7 @@ fn rewrite_pages(reg: &Registry, name: &str) -> Result<()> {
         return Ok(());
     }
     let owners = super::static_files::copied_owners(&reg.root, name);
-    let downloads = super::stats::package_totals(&reg.db()?, &reg.space, name)?;
+    let downloads = crate::db::downloads::package_totals(&reg.db()?, &reg.space, name)?;
     let meta = reg.read_meta(name)?;
     Ok(crate::site::package::write(&reg.root, &lines, &owners, &downloads, meta.as_ref(), None)?)
 }

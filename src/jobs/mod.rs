@@ -67,8 +67,8 @@ impl Package {
         }
     }
 
-    /// Downloads of all its versions, from [`stats::version_totals`].
-    pub fn downloads(&self, totals: &stats::Totals) -> u64 {
+    /// Downloads of all its versions, from [`crate::db::downloads::version_totals`].
+    pub fn downloads(&self, totals: &crate::db::downloads::Totals) -> u64 {
         let counts = totals.get(&crate::name::canonical(&self.name));
         counts.map_or(0, |d| self.versions.iter().filter_map(|v| d.get(v)).sum())
     }
@@ -191,8 +191,8 @@ pub fn rebuild(reg: &Registry, job: Job, opts: &Options) -> Result<serde_json::V
     // Download totals as the stats job left them, read once for the jobs that rank or show them.
     let totals = match counted {
         Some(totals) => totals,
-        None if job == Job::Advisories => stats::Totals::new(),
-        None => stats::version_totals(&reg.db()?)?,
+        None if job == Job::Advisories => crate::db::downloads::Totals::new(),
+        None => crate::db::downloads::version_totals(&reg.db()?)?,
     };
     let snap = if matches!(job, Job::Static | Job::Stats | Job::All) {
         let (snap, report_static) = static_files::run(reg, only.as_ref(), &totals)?;

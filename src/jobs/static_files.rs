@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::stats::Totals;
 use super::{Package, Snapshot, Visit};
+use crate::db::downloads::Totals;
 use crate::derive;
 use crate::index::IndexLine;
 use crate::layout::{Layout, StaticRoot, LISTING_SORTS};
@@ -237,8 +237,6 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> R
     let w = Writes::new(&reg.root);
     let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_, _| Ok(()))?;
     crate::site::write_fixed(&reg.root)?;
-    crate::site::write_stats(&reg.root)?;
-    crate::site::write_advisories(&reg.root)?;
     reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;
@@ -279,7 +277,7 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> R
 /// package's lines too, in the same single read of the index.
 pub fn check(reg: &Registry, also: Visit) -> Result<(Snapshot, Vec<Drift>)> {
     let w = Writes::checking(&reg.root);
-    let totals = super::stats::version_totals(&reg.db()?)?;
+    let totals = crate::db::downloads::version_totals(&reg.db()?)?;
     let (snap, _, _) = derive_all(reg, None, &totals, &w, also)?;
     let mut drift = w.check.expect("check mode").into_inner().unwrap();
     drift.sort_by(|a, b| a.path.cmp(&b.path));

@@ -190,7 +190,7 @@ fn rewrite_package(reg: &Registry, conn: &Conn, name: &str) -> Result<()> {
     derive::write_owners(&reg.root, name, &owners)?;
     let lines = reg.read_lines(name)?;
     if !lines.is_empty() {
-        let downloads = crate::jobs::stats::package_totals(conn, &reg.space, name)?;
+        let downloads = crate::db::downloads::package_totals(conn, &reg.space, name)?;
         let meta = reg.read_meta(name)?;
         derive::write_package(&reg.root, &lines, &owners, &downloads, meta.as_ref())?;
         // Every version page shows the owners and the deprecation.
@@ -213,7 +213,7 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
         .filter(|l| !l.is_empty())
         .map(|l| {
             let name = &l[0].name;
-            let counts = crate::jobs::stats::package_totals(conn, &reg.space, name)?;
+            let counts = crate::db::downloads::package_totals(conn, &reg.space, name)?;
             Ok((l, db::owners(conn, &reg.space, name)?, counts, reg.read_meta(name)?))
         })
         .collect::<Result<_>>()?;

@@ -11,7 +11,7 @@ use super::{
     package_terms, tokenize, truncate, Doc, Filter, Manifest, Postings, Shard, EXACT_NAME, KEYWORD,
     NAME_TOKEN,
 };
-use crate::jobs::stats::Totals;
+use crate::db::downloads::Totals;
 use crate::jobs::Snapshot;
 use crate::layout::StaticRoot;
 use crate::registry::Registry;

@@ -7,10 +7,10 @@
 //!   package, the static job, the stats job (new counts, through the static
 //!   job) and the advisories job (packages whose advisories changed);
 //! - home and status ([`write_home`]): with `recent.json` and `health.json`;
-//! - stats ([`write_stats`]) and advisories ([`write_advisories`]): by their jobs
-//!   and the static job; user pages by the static job with `users/{login}.json`;
-//! - the assets and the script-driven pages ([`write_fixed`]): at init and
-//!   by the static job.
+//! - stats ([`write_stats`]) and advisories ([`write_advisories`]): by their jobs,
+//!   and with the fixed pages; user pages by the static job with `users/{login}.json`;
+//! - the assets, the script-driven pages, stats and advisories ([`write_fixed`]):
+//!   at init, at each server start and by the static job.
 
 pub mod assets;
 mod chart;
@@ -37,10 +37,15 @@ fn read_json(root: &StaticRoot, key: &str) -> std::io::Result<Value> {
     Ok(root.read(key)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null))
 }
 
-/// The assets, the search, account and device pages, and the 404 page.
+/// The pages every registry has from `init` on, so no link of the header
+/// ever answers 404: the assets, the search, account and device pages, the
+/// 404 page, and `/stats` and `/advisories` (which say "no data yet" until
+/// their jobs have written something).
 pub fn write_fixed(root: &StaticRoot) -> std::io::Result<()> {
     let l = root.layout();
-    put_all(root, assets::docs(l).into_iter().chain(pages::fixed(l)))
+    put_all(root, assets::docs(l).into_iter().chain(pages::fixed(l)))?;
+    write_stats(root)?;
+    write_advisories(root)
 }
 
 /// The home page (recent publishes, totals, most downloaded from

@@ -107,6 +107,13 @@ pub fn stats(l: &Layout, stats: &Value) -> Doc {
         }
     };
     let n = |k: &str| count(stats[k].as_u64().unwrap_or(0));
+    if stats.is_null() {
+        let main = html! {
+            h1 { "Statistics" }
+            p { "No data yet: downloads are counted from the web servers' access logs by the stats job, which has not run here." }
+        };
+        return Doc { key: l.site_page("stats"), bytes: page(l, "Statistics", &[], main) };
+    }
     let main = html! {
         h1 { "Statistics" }
         p { "Downloads counted from the web servers' access logs, through "
@@ -133,6 +140,13 @@ pub fn stats(l: &Layout, stats: &Value) -> Doc {
 /// `/advisories`: every advisory, with the packages and versions it affects.
 pub fn advisories(l: &Layout, all: &Value) -> Doc {
     let list = all["advisories"].as_array().cloned().unwrap_or_default();
+    if all.is_null() {
+        let main = html! {
+            h1 { "Advisories" }
+            p { "No data yet: the advisories job, which matches the advisory database against the index, has not run here." }
+        };
+        return Doc { key: l.site_page("advisories"), bytes: page(l, "Advisories", &[], main) };
+    }
     let main = html! {
         h1 { "Advisories" }
         p { (list.len()) " advisories, in OSV at " a href="/api/v1/advisories/all.json" { code { "all.json" } }
