@@ -21,6 +21,7 @@ pub mod mem;
 pub mod migrate;
 pub mod name;
 pub mod outbox;
+pub mod package_files;
 pub mod publish;
 pub mod registry;
 pub mod search;

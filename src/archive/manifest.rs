@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use super::inspect::ArchiveError;
+use super::error::ArchiveError;
 
 /// Longest allowed `description`, in characters.
 pub(crate) const MAX_DESCRIPTION_CHARS: usize = 1024;

@@ -6,6 +6,8 @@
 //! publisher reads.
 
 pub mod builder;
+mod error;
+mod format;
 mod inspect;
 mod manifest;
 pub mod pack;
@@ -14,5 +16,7 @@ pub mod unpack;
 #[cfg(test)]
 mod tests;
 
-pub use inspect::{inspect, ArchiveError, Format, Inspected, Limits};
+pub use error::ArchiveError;
+pub use format::Format;
+pub use inspect::{inspect, Inspected, Limits};
 pub use manifest::{check_keywords, is_word, parse as parse_manifest, Dependency, Manifest, ManifestKind};

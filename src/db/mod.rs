@@ -437,6 +437,20 @@ pub fn owners(conn: &Conn, space: &Space, name: &str) -> Result<Vec<String>> {
     Ok(owner_rows(conn, space, name)?.into_iter().map(|(_, login)| login).collect())
 }
 
+/// The packages `login` (a user's, or `org:{slug}`) owns in a space, by
+/// their first published names, in key order.
+pub fn owned_packages(conn: &Conn, space: &Space, login: &str) -> Result<Vec<String>> {
+    conn.query(
+        &format!(
+            "SELECT p.name FROM ({OWNER_ROWS}) AS w JOIN packages p ON p.key = w.package
+             WHERE lower(w.login) = lower(?1) AND {} ORDER BY p.key",
+            space.holds("w.package")
+        ),
+        params![login],
+        |r| r.get(0),
+    )
+}
+
 /// Every public package's owners' logins by canonical name.
 pub fn all_owners(conn: &Conn) -> Result<std::collections::HashMap<String, Vec<String>>> {
     let rows = conn.query(

@@ -6,6 +6,7 @@
 //! `StaticRoot::sync`, then write `health.json`, whose `indexCommit` tells
 //! a restart which packages to re-derive if the batch was cut short.
 
+pub mod owner;
 pub mod readme;
 
 use serde::Serialize;
@@ -273,4 +274,22 @@ pub fn remove_package(root: &StaticRoot, name: &str) -> std::io::Result<()> {
     root.remove(&l.package_index(name))?;
     root.remove(&l.package_page(name))?;
     root.remove(&l.package_doc(name))
+}
+
+/// One entry of `recent.json`.
+pub struct Recent {
+    pub name: String,
+    pub version: String,
+    pub published_at: String,
+}
+
+impl Recent {
+    /// The entry of an index line that carries its publish time.
+    pub fn of(line: &IndexLine) -> Option<Recent> {
+        Some(Recent {
+            name: line.name.clone(),
+            version: line.vers.clone(),
+            published_at: line.pubtime.clone()?,
+        })
+    }
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use super::Snapshot;
 use crate::name::canonical;
+use crate::package_files::{self, Scope, Sources};
 use crate::registry::Registry;
 
 /// One event of a range, in OSV's vocabulary.
@@ -398,17 +399,14 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
     }))
 }
 
-/// A package's pages, after its advisories changed (owners as its
-/// `owners.json` says, which a mirror copied too).
+/// A package's pages, after its advisories changed.
 fn rewrite_pages(reg: &Registry, name: &str) -> Result<()> {
-    let lines = reg.read_lines(name)?;
-    if lines.is_empty() {
+    let conn = reg.db()?;
+    let src = Sources::load(reg, &conn, name)?;
+    if src.lines.is_empty() {
         return Ok(());
     }
-    let owners = super::static_files::copied_owners(&reg.root, name);
-    let downloads = crate::db::downloads::package_totals(&reg.db()?, &reg.space, name)?;
-    let meta = reg.read_meta(name)?;
-    Ok(crate::site::package::write(&reg.root, &lines, &owners, &downloads, meta.as_ref(), None)?)
+    package_files::write(reg, &conn, &src, Scope::Pages)
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use crate::derive::Recent;
 use crate::index::{meta, IndexLine, Meta};
-use crate::registry::{Recent, Registry};
+use crate::registry::Registry;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Job {

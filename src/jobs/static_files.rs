@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use super::{Package, Snapshot, Visit};
 use crate::db::downloads::Totals;
 use crate::derive;
+use crate::derive::owner::Summary;
 use crate::index::IndexLine;
 use crate::layout::{Layout, StaticRoot, LISTING_SORTS};
 use crate::registry::Registry;
@@ -134,7 +135,7 @@ fn recorded_without_readme(old: Option<&[u8]>, line: &IndexLine) -> bool {
 
 /// Owners by canonical name, from the state database. A mirror's database is
 /// not the source's: it has none (empty here) and reads the owners documents
-/// it copied ([`copied_owners`]).
+/// it copied ([`crate::package_files::copied_owners`]).
 fn all_owners(reg: &Registry, conn: &Conn) -> Result<HashMap<String, Vec<String>>> {
     if reg.config.read_only {
         return Ok(HashMap::new());
@@ -142,42 +143,8 @@ fn all_owners(reg: &Registry, conn: &Conn) -> Result<HashMap<String, Vec<String>
     crate::db::all_owners(conn)
 }
 
-/// The logins of a mirror's `owners.json` for one package.
-pub(crate) fn copied_owners(root: &StaticRoot, name: &str) -> Vec<String> {
-    let doc: Value = root
-        .read(&root.layout().owners(name))
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let logins = doc["owners"].as_array().into_iter().flatten();
-    logins.filter_map(|o| o["login"].as_str().map(String::from)).collect()
-}
-
-/// A row of the listings and user pages (fields in key order, see
-/// [`derive::PackageDoc`]).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Summary<'a> {
-    created_at: &'a Option<String>,
-    description: &'a Option<String>,
-    downloads: u64,
-    kind: &'a Option<String>,
-    latest_version: &'a str,
-    name: &'a str,
-    updated_at: &'a Option<String>,
-}
-
 fn summary(p: &Package, downloads: u64) -> Summary<'_> {
-    Summary {
-        created_at: &p.created_at,
-        description: &p.latest.description,
-        downloads,
-        kind: &p.latest.kind,
-        latest_version: &p.latest.vers,
-        name: &p.latest.name,
-        updated_at: &p.updated_at,
-    }
+    Summary::new(&p.latest, &p.created_at, &p.updated_at, downloads)
 }
 
 /// What a listing holds: every package in one order (`sort`), or those
@@ -204,28 +171,6 @@ struct ListingPage<'a> {
     per_page: usize,
     sort: &'a str,
     total: usize,
-}
-
-/// A page's rows for packages' summaries.
-fn site_rows<'a>(packages: &'a [Summary<'a>]) -> Vec<crate::site::Row<'a>> {
-    packages
-        .iter()
-        .map(|p| crate::site::Row {
-            name: p.name,
-            version: p.latest_version,
-            description: p.description.as_deref(),
-            note: String::new(),
-        })
-        .collect()
-}
-
-/// `/api/v1/users/{login}.json`.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UserPage<'a> {
-    created_at: &'a str,
-    login: &'a str,
-    packages: Vec<Summary<'a>>,
 }
 
 /// Rewrites every package's index copy and documents (only the packages in
@@ -310,7 +255,7 @@ fn derive_all(
         let dir = l.package_dir(name);
         let copied;
         let owners = if reg.config.read_only {
-            copied = copied_owners(root, name);
+            copied = crate::package_files::copied_owners(root, name);
             &copied
         } else {
             owners.get(&key).unwrap_or(&no_owners)
@@ -474,14 +419,9 @@ fn write_browse(
     let users = crate::db::list_users(conn)?;
     users.par_iter().try_for_each(|(user, _)| -> Result<()> {
         let mine = owned.get(user.login.as_str()).into_iter().flatten();
-        let doc = UserPage {
-            created_at: &user.created_at,
-            login: &user.login,
-            packages: mine.map(|&i| row(i)).collect(),
-        };
-        let rows = site_rows(&doc.packages);
+        let rows: Vec<Summary> = mine.map(|&i| row(i)).collect();
         w.put(&crate::site::user(&reg.root, &user.login, &user.created_at, &rows))?;
-        Ok(w.put(&derive::Doc { key: l.user(&user.login), bytes: derive::to_bytes(&doc) })?)
+        Ok(w.put(&derive::owner::user_doc(l, &user.login, &user.created_at, &rows))?)
     })?;
     // Public organisations' pages: the packages each owns (a private
     // one's registry has its own files, and nothing of it is here).
@@ -490,8 +430,7 @@ fn write_browse(
             continue;
         }
         let mine = owned.get(crate::db::org::owner_name(&org.slug).as_str()).into_iter().flatten();
-        let listed: Vec<_> = mine.map(|&i| row(i)).collect();
-        let rows = site_rows(&listed);
+        let rows: Vec<Summary> = mine.map(|&i| row(i)).collect();
         w.put(&crate::site::org(&reg.root, &org, &rows))?;
     }
     Ok((pages, users.len()))

@@ -12,11 +12,13 @@ use anyhow::Result;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
-use super::group::{Committed, Planned};
+use super::plan::{Committed, Planned};
 use super::{Change, Pending};
 use crate::db;
 use crate::derive;
-use crate::index::{meta, package_path, IndexLine, Meta};
+use crate::index::{meta, package_path, IndexLine};
+use crate::name::canonical;
+use crate::package_files::{self, Scope, Sources};
 use crate::registry::Registry;
 
 /// The pending key of a package's owners document.
@@ -183,20 +185,15 @@ fn redo(reg: &Registry, conn: &Conn, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A package's documents and pages from the index as it is now: what a
-/// change without new lines (owners, a deprecation) re-derives.
+/// A package's files from the index as it is now: what a change without
+/// new lines (owners, a deprecation) re-derives.
 fn rewrite_package(reg: &Registry, conn: &Conn, name: &str) -> Result<()> {
-    let owners = db::owners(conn, &reg.space, name)?;
-    derive::write_owners(&reg.root, name, &owners)?;
-    let lines = reg.read_lines(name)?;
-    if !lines.is_empty() {
-        let downloads = crate::db::downloads::package_totals(conn, &reg.space, name)?;
-        let meta = reg.read_meta(name)?;
-        derive::write_package(&reg.root, &lines, &owners, &downloads, meta.as_ref())?;
-        // Every version page shows the owners and the deprecation.
-        crate::site::package::write(&reg.root, &lines, &owners, &downloads, meta.as_ref(), None)?;
+    let src = Sources::load(reg, conn, name)?;
+    if src.lines.is_empty() {
+        // The owners list of a name whose versions were all deleted stays.
+        return Ok(derive::write_owners(&reg.root, name, &src.owners)?);
     }
-    Ok(())
+    package_files::write(reg, conn, &src, Scope::Pages)
 }
 
 /// The derived files of one group, written for exactly what it changed
@@ -206,30 +203,11 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
     if let Some(log) = &reg.log {
         log.catch_up(&reg.index, &reg.root)?;
     }
-    type Inputs<'c> = (&'c Vec<IndexLine>, Vec<String>, derive::Downloads, Option<Meta>);
-    let packages: Vec<Inputs> = c
-        .files
-        .values()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let name = &l[0].name;
-            let counts = crate::db::downloads::package_totals(conn, &reg.space, name)?;
-            Ok((l, db::owners(conn, &reg.space, name)?, counts, reg.read_meta(name)?))
-        })
-        .collect::<Result<_>>()?;
-    packages.par_iter().try_for_each(|(lines, owners, counts, meta)| {
-        derive::write_package(&reg.root, lines, owners, counts, meta.as_ref())
-    })?;
     // Deletes: the blobs and documents of the lines they removed.
     for p in planned {
         for line in &p.plan.gone {
             reg.store.remove(&line.cksum)?;
             derive::remove_version(&reg.root, &line.name, &line.vers)?;
-        }
-        if let Some(line) = p.plan.gone.first() {
-            if c.files.get(&package_path(&line.name)).is_some_and(|l| l.is_empty()) {
-                derive::remove_package(&reg.root, &line.name)?;
-            }
         }
     }
     // Deprecations and whole-package deletes change a meta file: its copy follows the index.
@@ -253,36 +231,39 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
             None => reg.root.remove(&key)?,
         }
     }
+    // The versions each package's lines changed, with their uploads' READMEs.
+    let mut versions: BTreeMap<String, Vec<package_files::Changed>> = BTreeMap::new();
+    for p in planned.iter().filter(|p| p.plan.gone.is_empty()) {
+        let Some(line) = &p.plan.line else { continue };
+        let readme = match &p.job.req.change {
+            Change::Publish(upload) => upload.readme.as_deref(),
+            _ => None,
+        };
+        versions.entry(canonical(&line.name)).or_default().push((line, readme));
+    }
+    // Every package whose file changed (a deleted one's name from its
+    // removed lines), as the index has it after the group.
+    let changed: Vec<Sources> = c
+        .files
+        .iter()
+        .map(|(path, lines)| {
+            let name = lines.first().or_else(|| gone_line(planned, path)).map_or(path.as_str(), |l| &l.name);
+            Sources::with_lines(reg, conn, name, lines.clone())
+        })
+        .collect::<Result<_>>()?;
+    changed.par_iter().try_for_each(|src| {
+        let mine = versions.get(&canonical(&src.name)).map_or(&[][..], Vec::as_slice);
+        package_files::write_files(reg, src, Scope::Versions(mine))
+    })?;
+    for src in &changed {
+        package_files::write_owners_if_missing(reg, conn, &src.owners)?;
+    }
     // Owners and deprecations change no line: the package is re-derived as the index has it.
     for name in c.owners.iter().map(String::as_str).chain(metas.iter().copied()) {
         if !c.files.contains_key(&package_path(name)) {
             rewrite_package(reg, conn, name)?;
         }
     }
-    let counts: BTreeMap<&str, &derive::Downloads> =
-        packages.iter().map(|(l, _, counts, _)| (l[0].name.as_str(), counts)).collect();
-    let metas_read: BTreeMap<&str, &Option<Meta>> =
-        packages.iter().map(|(l, _, _, meta)| (l[0].name.as_str(), meta)).collect();
-    let no_counts = derive::Downloads::new();
-    planned.par_iter().filter(|p| p.plan.gone.is_empty()).try_for_each(|p| -> std::io::Result<()> {
-        let Some(line) = &p.plan.line else { return Ok(()) };
-        let counts = counts.get(line.name.as_str()).copied().unwrap_or(&no_counts);
-        let readme = match &p.job.req.change {
-            Change::Publish(upload) => upload.readme.as_deref(),
-            _ => None,
-        };
-        derive::write_version(&reg.root, line, readme, counts)
-    })?;
-    // The pages last: they show the READMEs and documents written above.
-    // A package's page, and the pages of the versions this group changed.
-    let mut changed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for line in planned.iter().filter(|p| p.plan.gone.is_empty()).filter_map(|p| p.plan.line.as_ref()) {
-        changed.entry(line.name.as_str()).or_default().push(line.vers.as_str());
-    }
-    packages.par_iter().try_for_each(|(lines, owners, counts, meta)| {
-        let only = changed.get(lines[0].name.as_str()).map_or(&[][..], Vec::as_slice);
-        crate::site::package::write(&reg.root, lines, owners, counts, meta.as_ref(), Some(only))
-    })?;
     for p in planned {
         if let Change::Advisory { id, json } = &p.job.req.change {
             reg.root.put(&reg.root.layout().index_file(&format!("advisories/{id}.json")), json)?;
@@ -299,25 +280,23 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
             _ => continue,
         };
         let read;
-        let lines = match c.files.get(&package_path(&name)) {
-            Some(lines) => lines.as_slice(),
+        let src = match changed.iter().find(|s| canonical(&s.name) == canonical(&name)) {
+            Some(src) => src,
             None => {
-                read = reg.read_lines(&name)?;
-                read.as_slice()
+                read = Sources::load(reg, conn, &name)?;
+                &read
             }
         };
-        let total =
-            counts.get(name.as_str()).map_or(0, |d| lines.iter().filter_map(|l| d.get(&l.vers)).sum());
-        // Read above for a package whose lines changed; a deprecation's is read here.
-        let meta = match metas_read.get(name.as_str()) {
-            Some(meta) => (*meta).clone(),
-            None => reg.read_meta(&name)?,
-        };
-        let deprecated = meta.is_some_and(|m| m.is_deprecated());
-        delta.push(crate::search::DeltaEntry::of(&name, lines, &id.to_string(), total, deprecated));
+        delta.push(src.delta(&id.to_string()));
     }
     crate::search::delta::record(&reg.root, delta)?;
     // Durable before the replies, so a reader sees the change with the 201.
     reg.root.sync()?;
     Ok(())
+}
+
+/// A line a group removed from the package file at `path` (its name, when
+/// the file is left empty).
+fn gone_line<'p>(planned: &'p [Planned], path: &str) -> Option<&'p IndexLine> {
+    planned.iter().flat_map(|p| &p.plan.gone).find(|l| package_path(&l.name) == path)
 }

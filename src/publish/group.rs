@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::effects::Effects;
-use super::plan::{self, Plan};
+use super::plan::{self, Committed, Planned};
 use super::{Actor, Change, Job, Outcome, Pending, WriteError};
 use crate::db::{self, AuditEntry};
 use crate::index::{line::pubtime, IndexLine};
@@ -52,24 +52,6 @@ fn start_consolidation(index: crate::index::IndexRepo) -> std::io::Result<mpsc::
         }
     })?;
     Ok(tx)
-}
-
-/// A change that passed its checks, with what it will answer.
-pub(super) struct Planned {
-    pub(super) job: Job,
-    pub(super) plan: Plan,
-    /// Its audit row, taken back if the group's index commit fails.
-    audit_id: i64,
-}
-
-/// What the commit step made durable, for the effects.
-pub(super) struct Committed {
-    /// Index files as the group leaves them, by path.
-    pub(super) files: BTreeMap<String, Vec<IndexLine>>,
-    /// The commit of each planned change that changed the index.
-    pub(super) commits: Vec<Option<git2::Oid>>,
-    /// Packages whose owners changed without an index commit.
-    pub(super) owners: Vec<String>,
 }
 
 /// Why a group did not commit: `rows_stand` once its database rows had

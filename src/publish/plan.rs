@@ -4,7 +4,7 @@
 use crate::db::Conn;
 use std::collections::BTreeMap;
 
-use super::{Actor, Change, Outcome, Published, Upload, WriteError, WriteRequest};
+use super::{Actor, Change, Job, Outcome, Published, Upload, WriteError, WriteRequest};
 use crate::db::{self, Caller};
 use crate::index::{meta, package_path, IndexLine, IndexSnapshot, Meta};
 use crate::name;
@@ -497,4 +497,22 @@ fn check_publish(conn: &Conn, reg: &Registry, caller: &Caller, upload: &Upload) 
         )));
     }
     Ok(new_package)
+}
+
+/// A change that passed its checks, with what it will answer.
+pub(super) struct Planned {
+    pub(super) job: Job,
+    pub(super) plan: Plan,
+    /// Its audit row, taken back if the group's index commit fails.
+    pub(super) audit_id: i64,
+}
+
+/// What the commit step made durable, for the effects.
+pub(super) struct Committed {
+    /// Index files as the group leaves them, by path.
+    pub(super) files: BTreeMap<String, Vec<IndexLine>>,
+    /// The commit of each planned change that changed the index.
+    pub(super) commits: Vec<Option<git2::Oid>>,
+    /// Packages whose owners changed without an index commit.
+    pub(super) owners: Vec<String>,
 }

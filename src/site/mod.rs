@@ -22,9 +22,10 @@ use serde_json::Value;
 
 pub use pages::Row;
 
+use crate::derive::owner::Summary;
 use crate::derive::Doc;
+use crate::derive::Recent;
 use crate::layout::StaticRoot;
-use crate::registry::Recent;
 
 fn put_all(root: &StaticRoot, docs: impl IntoIterator<Item = Doc>) -> std::io::Result<()> {
     for doc in docs {
@@ -79,17 +80,22 @@ pub fn write_advisories(root: &StaticRoot) -> std::io::Result<()> {
     put_all(root, [pages::advisories(l, &read_json(root, &l.advisories_all())?)])
 }
 
-/// `/u/{login}`.
-pub fn user(root: &StaticRoot, login: &str, since: &str, packages: &[Row]) -> Doc {
-    pages::user(root.layout(), login, since, packages)
+/// `/u/{login}`: a user's packages, as their rows.
+pub fn user(root: &StaticRoot, login: &str, since: &str, packages: &[Summary]) -> Doc {
+    pages::user(root.layout(), login, since, &rows(packages))
 }
 
 /// `/o/{slug}`.
-pub fn org(root: &StaticRoot, org: &crate::db::org::Org, packages: &[Row]) -> Doc {
-    pages::org(root.layout(), &org.slug, &org.name, &org.created_at, packages)
+pub fn org(root: &StaticRoot, org: &crate::db::org::Org, packages: &[Summary]) -> Doc {
+    pages::org(root.layout(), &org.slug, &org.name, &org.created_at, &rows(packages))
 }
 
-/// Bytes of the stylesheet and scripts a page loads (for the weight limit).
-pub fn asset_weight(account_page: bool) -> usize {
-    assets::weight(if account_page { &["site", "search", "app"] } else { &["site", "search"] })
+fn rows<'a>(packages: &'a [Summary<'a>]) -> Vec<Row<'a>> {
+    let row = |p: &'a Summary<'a>| Row {
+        name: p.name,
+        version: p.latest_version,
+        description: p.description.as_deref(),
+        note: String::new(),
+    };
+    packages.iter().map(row).collect()
 }

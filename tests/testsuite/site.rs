@@ -142,3 +142,28 @@ fn the_site_in_a_browser() {
     assert!(out.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
+
+/// Right after the first publish on a default registry (no job has run),
+/// every link of every page answers: a crawl in chromium from `/` follows
+/// each same-origin link and fails on any 4xx (the header's Stats and
+/// Advisories, the owner's page, the log and key links among them).
+#[test]
+fn no_dead_link_after_the_first_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let body = TarballBuilder::new("first-one", "0.1.0").file("README.md", b"# first-one\n\nHello.\n").gzip();
+    let resp = server.put("first-one", "0.1.0", server.token.as_ref().unwrap(), body, "application/gzip");
+    assert_eq!(resp.status(), 201, "{}", resp.text().unwrap());
+    let out = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/site-test/crawl.mjs"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/site-test"))
+        .env("CAIRN_URL", &server.url)
+        .output()
+        .expect("node runs (tools/test.sh installs it, chromium and tools/site-test's packages)");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the crawl found dead links:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("no dead link"), "{stdout}");
+    // The crawl reached the pages that used to answer 404 until a job ran.
+    let crawled: usize = stdout.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(crawled >= 8, "{stdout}");
+}

@@ -1,0 +1,212 @@
+//! Recovery: the derived state brought back in line with the sources of
+//! truth after an unclean stop (rows the index never committed, the log's
+//! missing entries, the files of every package changed since the commit
+//! `health.json` names), the same for a failed group's retry, and the
+//! rewrite of every derived file of a registry (`rederive_all`).
+
+use anyhow::Result;
+
+use super::{registry_config, Registry};
+use crate::db;
+use crate::derive;
+use crate::index::{meta, IndexLine};
+use crate::package_files::{self, Scope, Sources};
+use crate::search::DeltaEntry;
+use crate::sign::SigningKey;
+
+impl Registry {
+    /// Brings derived state back in line with the sources of truth after an
+    /// unclean stop: forgets versions the database recorded but the index
+    /// never committed (they were never acknowledged) with their blobs, takes
+    /// back hard-delete marks whose index commit never happened, updates
+    /// `config.json` when the URLs changed, and rewrites the derived files of
+    /// every package changed since the commit `health.json` names (the last
+    /// one whose effects were all made). On storage that cannot take writes
+    /// (read-only, full) it does what it can and leaves the rest to the
+    /// writer's retries: a server that cannot write still serves reads.
+    pub fn recover(&self) -> Result<()> {
+        let _lock = match self.lock_writer() {
+            Ok(lock) => lock,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "no writer lock (read-only storage?): serving without recovery");
+                return Ok(());
+            }
+        };
+        // Its own files only: a private registry opened later must not
+        // take a temporary file from under the public writer.
+        if let Some(dir) = self.root.local_path(self.root.layout().top()) {
+            crate::fsutil::remove_stale_temps(&dir);
+        }
+        if self.key.is_none() {
+            return Ok(()); // a mirror: its sources of truth are the source's
+        }
+        // Servers sharing a bucket repair only under the writer lease: the
+        // writer does, when it first takes it (`publish::lease`).
+        if self.index.is_shared() {
+            return Ok(());
+        }
+        let conn = match self.db() {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "recovery could not open the database; the writer retries");
+                return Ok(());
+            }
+        };
+        self.repair(&conn)
+    }
+
+    /// What [`Registry::recover`] does once it may write: the rows and
+    /// `config.json` against the index, the log's missing entries, and the
+    /// derived files of what changed since `health.json`'s commit. Failures
+    /// are left to the writer's retries.
+    pub(crate) fn repair(&self, conn: &db::Conn) -> Result<()> {
+        let key = self.key.as_ref().expect("a registry that writes has its key");
+        if let Err(e) = self.repair_rows_and_config(conn, key) {
+            tracing::warn!(error = %format!("{e:#}"), "recovery could not write; the writer retries");
+            return Ok(());
+        }
+        // Entries a crash kept from the log (the next group would append
+        // them too, before its own).
+        if let Some(log) = &self.log {
+            if let Err(e) = log.catch_up(&self.index, &self.root) {
+                tracing::warn!(error = %format!("{e:#}"), "appending the log's missing entries failed; the writer retries");
+            }
+        }
+        let head = self.index.head()?;
+        let derived_at = self.derived_at().and_then(|s| git2::Oid::from_str(&s).ok());
+        if derived_at != Some(head) {
+            let rederive = || -> Result<()> {
+                let changed = self.index.changed_paths(derived_at, head)?;
+                tracing::info!(files = changed.len(), "rewriting derived files after an unclean stop");
+                let mut delta = Vec::new();
+                for path in changed {
+                    delta.extend(self.rederive_path(conn, &path, &head.to_string())?);
+                }
+                crate::search::delta::record(&self.root, delta)?;
+                self.index.refresh_dumb_info()?;
+                self.root.sync()?;
+                self.write_summaries(conn, &head.to_string())
+            };
+            if let Err(e) = rederive() {
+                tracing::warn!(error = %format!("{e:#}"), "rewriting derived files failed; the writer retries");
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the derived files of every package from the index, under
+    /// the writer lock: a private registry's part of the static job (whose
+    /// listings, user and site pages are the public registry's alone) and
+    /// of `fsck --repair`. Returns the index paths seen.
+    pub fn rederive_all(&self, conn: &db::Conn) -> Result<usize> {
+        let _lock = self.lock_writer()?;
+        let head = self.index.head()?;
+        let paths = self.index.changed_paths(None, head)?;
+        let mut delta = Vec::new();
+        for path in &paths {
+            delta.extend(self.rederive_path(conn, path, &head.to_string())?);
+        }
+        crate::search::delta::record(&self.root, delta)?;
+        self.root.sync()?;
+        self.write_summaries(conn, &head.to_string())?;
+        Ok(paths.len())
+    }
+
+    /// The rows of the last group against the index, and `config.json`.
+    fn repair_rows_and_config(&self, conn: &db::Conn, key: &SigningKey) -> Result<()> {
+        self.index.remove_stale_locks()?;
+        self.repair_rows(conn)?;
+        self.write_config(key)
+    }
+
+    /// Commits `config.json` when the URLs or keys it names changed.
+    pub(super) fn write_config(&self, key: &SigningKey) -> Result<()> {
+        let wanted = registry_config(&self.config, key, self.log.as_ref(), self.space.org());
+        if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
+            self.index.write_batch(|tx| {
+                tx.commit(&[("config.json", Some(&wanted))], "config", &self.config.name)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Takes back the rows of the last groups that the index never
+    /// committed: recorded versions (and their blobs), hard-delete marks.
+    pub(crate) fn repair_rows(&self, conn: &db::Conn) -> Result<()> {
+        // Only the last batch can be affected: look a little further back.
+        // A package's file is at its name's path (`Pg_Kit`: pg/_k/pg_kit),
+        // not its canonical key's (`pg-kit`).
+        for row in db::recent_versions(conn, &self.space, self.config.max_batch * 2)? {
+            let lines = self.read_lines(&row.name)?;
+            if !lines.iter().any(|l| l.vers == row.vers) {
+                tracing::warn!(package = %row.name, version = %row.vers, "forgetting a version the index never committed");
+                db::forget_version(conn, &row.key, &row.version_key)?;
+                self.store.remove(&row.sha256)?;
+            }
+        }
+        for row in db::recently_deleted(conn, &self.space, self.config.max_batch * 2)? {
+            if self.read_lines(&row.name)?.iter().any(|l| l.vers == row.vers) {
+                tracing::warn!(package = %row.name, version = %row.vers, "taking back a hard delete the index never committed");
+                db::unmark_version_deleted(conn, &self.space, &row.name, &row.version_key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the derived files that depend on one index path; for a
+    /// package's file, returns its search delta entry as of `head` (the
+    /// group that changed it may not have written it). Documents of
+    /// versions the index no longer has are removed, with their blobs (a
+    /// hard delete whose effects did not run).
+    pub(crate) fn rederive_path(
+        &self,
+        conn: &db::Conn,
+        path: &str,
+        head: &str,
+    ) -> Result<Option<DeltaEntry>> {
+        let content = self.index.read_file(path)?;
+        if path == "config.json" || path.starts_with("advisories/") || path.starts_with(meta::DIR) {
+            let key = self.root.layout().index_file(path);
+            match content {
+                Some(c) => drop(self.root.put_doc(&key, &c)?),
+                // A package no longer deprecated.
+                None => self.root.remove(&key)?,
+            }
+            // A meta file changes its package's documents, pages and search entry too.
+            return match path.strip_prefix(meta::DIR).and_then(|p| p.strip_suffix(".json")) {
+                Some(package) => self.rederive_path(conn, package, head),
+                None => Ok(None),
+            };
+        }
+        let lines = content.as_deref().map(IndexLine::parse_file).transpose()?.unwrap_or_default();
+        // A package file's name is its last path segment (the lowercased name).
+        let name = lines
+            .first()
+            .map_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string(), |l| l.name.clone());
+        self.prune_versions(&name, &lines)?;
+        let src = Sources::with_lines(self, conn, &name, lines)?;
+        package_files::write(self, conn, &src, Scope::Everything)?;
+        Ok(Some(src.delta(head)))
+    }
+
+    /// Removes the documents, READMEs and blobs of a package's versions
+    /// that `lines` (the index) no longer has.
+    fn prune_versions(&self, name: &str, lines: &[IndexLine]) -> Result<()> {
+        let l = self.root.layout();
+        for file in self.root.list(&l.package_dir(name))? {
+            let Some(version) = file.strip_suffix(".json") else { continue };
+            if semver::Version::parse(version).is_err() || lines.iter().any(|x| x.vers == version) {
+                continue;
+            }
+            let doc: Option<serde_json::Value> =
+                self.root.read(&l.version_doc(name, version))?.and_then(|b| serde_json::from_slice(&b).ok());
+            if let Some(sha) = doc.as_ref().and_then(|d| d["sha256"].as_str()) {
+                if !lines.iter().any(|x| x.cksum == sha) {
+                    self.store.remove(sha)?;
+                }
+            }
+            derive::remove_version(&self.root, name, version)?;
+        }
+        Ok(())
+    }
+}

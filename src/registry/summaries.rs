@@ -1,0 +1,52 @@
+//! `recent.json` and `health.json`, the summaries every write group and
+//! job ends with, and the home and status pages made from them.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::Registry;
+use crate::db;
+use crate::derive::{self, Recent};
+
+impl Registry {
+    /// `recent.json` and `health.json` (naming `index_commit`, the last
+    /// commit whose effects are all made), from the database.
+    pub fn write_summaries(&self, conn: &db::Conn, index_commit: &str) -> Result<()> {
+        let recent: Vec<Recent> = db::recent_versions(conn, &self.space, 100)?
+            .into_iter()
+            .map(|r| Recent { name: r.name, version: r.vers, published_at: r.published_at })
+            .collect();
+        let (packages, versions) = db::space_counts(conn, &self.space)?;
+        self.write_summary_files(&recent, packages as u64, versions as u64, index_commit)
+    }
+
+    /// Writes `recent.json` (newest first, at most 100) and `health.json`.
+    pub fn write_summary_files(
+        &self,
+        recent: &[Recent],
+        packages: u64,
+        versions: u64,
+        head: &str,
+    ) -> Result<()> {
+        let recent_doc = json!({
+            "generatedAt": db::now(),
+            "publishes": recent.iter().take(100).map(|r| json!({
+                "name": r.name, "version": r.version, "publishedAt": r.published_at,
+            })).collect::<Vec<_>>(),
+        });
+        let l = self.root.layout();
+        self.root.put_durable(&l.recent(), &derive::to_bytes(&recent_doc))?;
+        let health = json!({
+            "status": "ok",
+            "generatedAt": db::now(),
+            "indexCommit": head,
+            "packages": packages,
+            "versions": versions,
+            "lastPublishAt": recent.first().map(|r| r.published_at.clone()),
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        self.root.put_durable(&l.health(), &derive::to_bytes(&health))?;
+        crate::site::write_home(&self.root, recent, &health)?;
+        Ok(())
+    }
+}
