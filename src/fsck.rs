@@ -143,9 +143,9 @@ pub fn check(reg: &Registry) -> Result<Report> {
     };
     // A private registry's derived files are not compared (the static
     // job's check is the public registry's); `repair` rewrites them all.
-    let checked = match reg.space.org() {
-        None => static_files::check(reg, &check_package),
-        Some(_) => crate::jobs::Snapshot::load_visiting(reg, &check_package).map(|snap| (snap, Vec::new())),
+    let checked = match reg.space.derived_files_checked() {
+        true => static_files::check(reg, &check_package),
+        false => crate::jobs::Snapshot::load_visiting(reg, &check_package).map(|snap| (snap, Vec::new())),
     };
     let (snap, drift) = match checked {
         Ok(checked) => checked,
@@ -208,7 +208,7 @@ pub fn repair(reg: &Registry, report: &Report) -> Result<Vec<String>> {
     let derived =
         report.findings.iter().filter(|f| matches!(f.kind, Kind::DerivedMissing | Kind::DerivedDiffers));
     let derived = derived.count();
-    if reg.space.org().is_some() {
+    if !reg.space.derived_files_checked() {
         let paths = reg.rederive_all(&reg.db()?)?;
         done.push(format!("rewrote the derived files of {}", crate::words::count(paths, "index file")));
     } else if derived > 0 {

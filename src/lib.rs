@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod derive;
+pub mod effect;
 pub mod events;
 pub mod fsck;
 pub mod fsutil;

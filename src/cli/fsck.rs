@@ -64,8 +64,7 @@ pub fn run(args: FsckArgs) -> Result<()> {
 /// files, which no check compares, are rewritten on every repair).
 fn check(reg: &Registry, repair: bool) -> Result<Report> {
     let report = crate::fsck::check(reg)?;
-    let private = reg.space.org().is_some();
-    if !repair || (report.findings.is_empty() && !private) {
+    if !repair || (report.findings.is_empty() && reg.space.derived_files_checked()) {
         return Ok(report);
     }
     for f in &report.findings {

@@ -37,16 +37,31 @@ pub const ALL_SCOPES: &[&str] = &["publish-new", "publish-update", "yank", "chan
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Sqlite(PathBuf),
-    Postgres(String),
+    /// The URL, and the bound of every session's waits (see [`session_bound`]).
+    Postgres(String, std::time::Duration),
+}
+
+/// How long a Postgres session of cairn may wait for a lock, run one
+/// statement or sit idle inside a transaction: below the writer lease, so
+/// a node that stops mid-write (SIGSTOP, a frozen VM) has its session ended
+/// and its locks freed before its lease lapses, and another node takes the
+/// writes over within the lease plus a few seconds (SPEC section 13).
+pub fn session_bound(lease_seconds: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(lease_seconds.max(1) * 800)
 }
 
 impl Target {
+    /// A Postgres database with the default lease's bound.
+    pub fn postgres(url: &str) -> Target {
+        Target::Postgres(url.to_string(), session_bound(crate::config::Database::default().lease_seconds))
+    }
+
     /// The database a data directory's configuration names.
     pub fn of(data: &Path, config: &crate::config::Config) -> Result<Target> {
         match config.database.url.as_deref().map(str::trim) {
             None | Some("") => Ok(Target::Sqlite(data.join("state.db"))),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(Target::Postgres(url.to_string()))
+                Ok(Target::Postgres(url.to_string(), session_bound(config.database.lease_seconds)))
             }
             Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
                 Some(path) => Ok(Target::Sqlite(data.join(path))),
@@ -61,7 +76,7 @@ impl Target {
     pub fn describe(&self) -> String {
         match self {
             Target::Sqlite(path) => path.display().to_string(),
-            Target::Postgres(url) => {
+            Target::Postgres(url, _) => {
                 match url.split_once("://").and_then(|(s, rest)| Some((s, rest.split_once('@')?))) {
                     Some((scheme, (user, host))) => {
                         format!("{scheme}://{}@{host}", user.split(':').next().unwrap_or(user))
@@ -77,26 +92,38 @@ impl Target {
 pub fn open(target: &Target) -> Result<Conn> {
     match target {
         Target::Sqlite(path) => open_sqlite(path),
-        Target::Postgres(url) => open_postgres(url),
+        Target::Postgres(url, bound) => open_postgres(url, *bound),
     }
 }
 
 /// How long a statement waits for a lock another connection holds (SQLite's
-/// busy timeout; Postgres's `lock_timeout`, the writer lock included).
+/// busy timeout), and how long connecting to Postgres may take (its waits
+/// are [`session_bound`]'s).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens the Postgres database of `url`, without TLS (for now: a database on
-/// the same host or a private network), and migrates it.
-fn open_postgres(url: &str) -> Result<Conn> {
-    let what = Target::Postgres(url.to_string()).describe();
+/// the same host or a private network), and migrates it. Its session's
+/// lock, statement and idle-in-transaction waits end after `bound`, and
+/// both ends probe the connection (TCP keepalive), so a session of a node
+/// that stopped or vanished never holds a lock for long.
+fn open_postgres(url: &str, bound: std::time::Duration) -> Result<Conn> {
+    let what = Target::Postgres(url.to_string(), bound).describe();
     let mut config: postgres::Config =
         url.parse().with_context(|| format!("parsing the database URL {what}"))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(LOCK_WAIT);
     }
+    let (ms, secs) = (bound.as_millis(), bound.as_secs().max(1));
+    let options = format!(
+        "{} -c lock_timeout={ms} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms} \
+         -c tcp_keepalives_idle={secs} -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3",
+        config.get_options().unwrap_or_default()
+    );
+    config.options(options.trim());
+    config.keepalives(true).keepalives_idle(bound).keepalives_interval(std::time::Duration::from_secs(1));
+    config.keepalives_retries(3);
     let client = conn::connect_postgres(&config).with_context(|| format!("connecting to {what}"))?;
     let conn = Conn::from_postgres(client);
-    conn.execute_batch(&format!("SET lock_timeout = {}", LOCK_WAIT.as_millis()))?;
     migrate::run(&conn).with_context(|| format!("migrating {what}"))?;
     Ok(conn)
 }

@@ -1,5 +1,7 @@
-//! A name space of packages (SPEC section 15): the public registry's, or a
-//! private organisation's own registry. The tables keyed by package hold
+//! A registry's kind (SPEC section 15): the public registry, or a private
+//! organisation's own. Every rule that differs between them is asked of
+//! this one value (its name space in the tables, its events, whether it
+//! is pushed and purged outward, its owners, what fsck compares). The tables keyed by package hold
 //! both: a private organisation's keys are `@{slug}/{canonical name}`, and
 //! no canonical name starts with `@`, so the spaces never meet.
 
@@ -36,6 +38,45 @@ impl Space {
         match self {
             Space::Public => format!("{column} NOT LIKE '@%'"),
             Space::Org(slug) => format!("{column} LIKE '@{slug}/%'"),
+        }
+    }
+
+    /// Whether its changes are public events (the event log, webhooks,
+    /// the event stream): a private organisation's never are.
+    pub fn emits_events(&self) -> bool {
+        matches!(self, Space::Public)
+    }
+
+    /// Whether its files go out to the world beyond its own URLs: purged
+    /// from a CDN in front (which serves only public reads) and its index
+    /// pushed to `[index] remotes`.
+    pub fn published_outward(&self) -> bool {
+        matches!(self, Space::Public)
+    }
+
+    /// Whether its packages' owners are listed one by one: a private
+    /// organisation owns every package of its registry, and its admins act.
+    pub fn has_own_owners(&self) -> bool {
+        matches!(self, Space::Public)
+    }
+
+    /// Whether accounts are managed here (deleted, say): the public
+    /// registry's, never a private organisation's.
+    pub fn keeps_accounts(&self) -> bool {
+        matches!(self, Space::Public)
+    }
+
+    /// Whether fsck compares its derived files (through the static job's
+    /// check): a private registry's are rewritten on every repair instead.
+    pub fn derived_files_checked(&self) -> bool {
+        matches!(self, Space::Public)
+    }
+
+    /// An audit row's target, naming a private organisation's registry.
+    pub fn audit_target(&self, target: String) -> String {
+        match self {
+            Space::Public => target,
+            Space::Org(slug) => format!("org:{slug} {target}"),
         }
     }
 

@@ -12,7 +12,7 @@ pub(crate) mod pg;
 pub(crate) fn each_target(test: impl Fn(&Target)) {
     let dir = tempfile::tempdir().unwrap();
     test(&Target::Sqlite(dir.path().join("state.db")));
-    test(&Target::Postgres(pg::Postgres::shared().create_database()));
+    test(&Target::postgres(&pg::Postgres::shared().create_database()));
 }
 
 /// Runs `test` on a connection to a new database of each engine.

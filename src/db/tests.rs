@@ -269,7 +269,7 @@ fn migrations_are_recorded_once_and_reopening_changes_nothing() {
 #[test]
 fn concurrent_migrators_on_postgres_apply_each_version_once() {
     let url = Postgres::shared().create_database();
-    let target = Target::Postgres(url);
+    let target = Target::postgres(&url);
     let opened: Vec<_> = (0..4)
         .map(|_| {
             let t = target.clone();
@@ -343,7 +343,7 @@ fn the_configuration_names_the_database() {
     assert_eq!(Target::of(data, &config).unwrap(), Target::Sqlite(data.join("state.db")));
     config.database.url = Some("postgres://cairn:secret@db:5432/cairn".into());
     let target = Target::of(data, &config).unwrap();
-    assert_eq!(target, Target::Postgres("postgres://cairn:secret@db:5432/cairn".into()));
+    assert_eq!(target, Target::postgres("postgres://cairn:secret@db:5432/cairn"));
     assert_eq!(target.describe(), "postgres://cairn@db:5432/cairn", "no password in logs");
     config.database.url = Some("mysql://db".into());
     assert!(Target::of(data, &config).is_err());
@@ -354,7 +354,7 @@ fn the_configuration_names_the_database() {
 /// works; a refusal of the data (a constraint) is no unavailability.
 #[test]
 fn a_lost_postgres_connection_is_unavailable_and_replaced() {
-    let target = Target::Postgres(Postgres::shared().create_database());
+    let target = Target::postgres(&Postgres::shared().create_database());
     let conn = open(&target).unwrap();
     add_user(&conn, "ann", None).unwrap();
     let dup = add_user(&conn, "ann", None).unwrap_err();

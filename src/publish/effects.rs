@@ -16,21 +16,11 @@ use super::plan::{Committed, Planned};
 use super::{Change, Pending};
 use crate::db;
 use crate::derive;
+use crate::effect::{self, Effect};
 use crate::index::{meta, package_path, IndexLine};
 use crate::name::canonical;
 use crate::package_files::{self, Scope, Sources};
 use crate::registry::Registry;
-
-/// The pending key of a package's owners document.
-const OWNERS: &str = "owners:";
-
-pub(super) fn owners_key(name: &str) -> String {
-    format!("{OWNERS}{name}")
-}
-/// The pending key of rows a failed group could not take back.
-const REPAIR_ROWS: &str = "repair:rows";
-/// The pending key of index commits whose events are not recorded yet.
-const EVENTS: &str = "events";
 
 pub(super) struct Effects {
     pending: Pending,
@@ -54,7 +44,7 @@ impl Effects {
                 let from = git2::Oid::from_str(&effects.derived_at).ok();
                 let changed = git2::Oid::from_str(&head).ok().map(|to| reg.index.changed_paths(from, to));
                 for path in changed.and_then(|c| c.ok()).unwrap_or_default() {
-                    p.entry(path).or_insert_with(|| "left by an earlier run".into());
+                    p.entry(Effect::of_path(&path)).or_insert_with(|| "left by an earlier run".into());
                 }
             }
         }
@@ -66,7 +56,13 @@ impl Effects {
     pub(super) fn reload(&self, conn: &Conn) {
         let mut p = self.pending.lock().unwrap();
         for (key, error) in db::pending_effects(conn, &self.space).unwrap_or_default() {
-            p.entry(key).or_insert(error);
+            match Effect::decode(&key) {
+                Some(effect) => drop(p.entry(effect).or_insert(error)),
+                None => tracing::error!(
+                    key,
+                    "a pending effect of an unknown kind (written by a newer cairn?) is left as it is"
+                ),
+            }
         }
     }
 
@@ -79,13 +75,18 @@ impl Effects {
         match group_effects(reg, conn, planned, c) {
             Ok(()) => {
                 for name in &c.owners {
-                    let _ = db::clear_pending_effect(conn, &self.space, &owners_key(name));
+                    let _ =
+                        db::clear_pending_effect(conn, &self.space, &Effect::Owners(name.clone()).encode());
                 }
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "a write group's effects failed; they are retried");
-                let keys = c.files.keys().cloned().chain(c.owners.iter().map(|n| owners_key(n)));
-                self.defer(conn, keys.collect(), &format!("{e:#}"));
+                let paths = c.files.keys().map(|path| Effect::of_path(path));
+                self.defer(
+                    conn,
+                    paths.chain(c.owners.iter().cloned().map(Effect::Owners)),
+                    &format!("{e:#}"),
+                );
             }
         }
         self.retry(reg, conn);
@@ -94,16 +95,16 @@ impl Effects {
     /// A failed group's rows could not be taken back: match the recent rows
     /// against the index again, as a start would.
     pub(super) fn repair_rows_later(&self, conn: &Conn, error: &str) {
-        self.defer(conn, vec![REPAIR_ROWS.to_string()], error);
+        self.defer(conn, [Effect::RepairRows], error);
     }
 
-    fn defer(&self, conn: &Conn, keys: Vec<String>, error: &str) {
+    fn defer(&self, conn: &Conn, effects: impl IntoIterator<Item = Effect>, error: &str) {
         let mut p = self.pending.lock().unwrap();
-        for key in keys {
+        for effect in effects {
             // Best effort: if the database cannot take it, health.json not
             // moving past this commit still tells the next start.
-            let _ = db::add_pending_effect(conn, &self.space, &key, error);
-            p.insert(key, error.to_string());
+            let _ = db::add_pending_effect(conn, &self.space, &effect.encode(), error);
+            p.insert(effect, error.to_string());
         }
     }
 
@@ -111,13 +112,13 @@ impl Effects {
     /// the summaries, naming the head once nothing is pending.
     pub(super) fn retry(&mut self, reg: &Registry, conn: &Conn) {
         self.emit_events(reg, conn);
-        let keys: Vec<String> = self.pending.lock().unwrap().keys().cloned().collect();
-        if !keys.is_empty() {
-            match redo(reg, conn, &keys) {
+        let effects: Vec<Effect> = self.pending.lock().unwrap().keys().cloned().collect();
+        if !effects.is_empty() {
+            match redo(reg, conn, &effects) {
                 Ok(()) => {
                     let _ = db::clear_pending_effects(conn, &self.space);
                     self.pending.lock().unwrap().clear();
-                    tracing::info!(effects = keys.len(), "pending effects made");
+                    tracing::info!(effects = effects.len(), "pending effects made");
                 }
                 Err(e) => {
                     let error = format!("{e:#}");
@@ -142,40 +143,29 @@ impl Effects {
     /// making them again adds nothing. A failure is pending like any effect.
     fn emit_events(&mut self, reg: &Registry, conn: &Conn) {
         // A private organisation's changes are no public events.
-        if reg.space.org().is_some() {
+        if !reg.space.emits_events() {
             return;
         }
         match crate::events::catch_up(&reg.index, conn) {
             Ok(_) => {
-                if self.pending.lock().unwrap().remove(EVENTS).is_some() {
-                    let _ = db::clear_pending_effect(conn, &self.space, EVENTS);
+                if self.pending.lock().unwrap().remove(&Effect::Events).is_some() {
+                    let _ = db::clear_pending_effect(conn, &self.space, &Effect::Events.encode());
                 }
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "recording the index's events failed; retried");
-                self.defer(conn, vec![EVENTS.to_string()], &format!("{e:#}"));
+                self.defer(conn, [Effect::Events], &format!("{e:#}"));
             }
         }
     }
 }
 
-/// Redoes the effects of `keys` from the index and the database.
-fn redo(reg: &Registry, conn: &Conn, keys: &[String]) -> Result<()> {
+/// Makes `effects` again from the index and the database.
+fn redo(reg: &Registry, conn: &Conn, effects: &[Effect]) -> Result<()> {
     let head = reg.index.head()?.to_string();
     let mut delta = Vec::new();
-    for key in keys {
-        if key == REPAIR_ROWS {
-            reg.repair_rows(conn)?;
-            continue;
-        }
-        if key == EVENTS {
-            crate::events::catch_up(&reg.index, conn)?;
-            continue;
-        }
-        match key.strip_prefix(OWNERS) {
-            Some(name) => rewrite_package(reg, conn, name)?,
-            None => delta.extend(reg.rederive_path(conn, key, &head)?),
-        }
+    for effect in effects {
+        delta.extend(effect::make(reg, conn, effect, &head)?);
     }
     crate::search::delta::record(&reg.root, delta)?;
     if let Some(log) = &reg.log {
@@ -183,17 +173,6 @@ fn redo(reg: &Registry, conn: &Conn, keys: &[String]) -> Result<()> {
     }
     reg.root.sync()?;
     Ok(())
-}
-
-/// A package's files from the index as it is now: what a change without
-/// new lines (owners, a deprecation) re-derives.
-fn rewrite_package(reg: &Registry, conn: &Conn, name: &str) -> Result<()> {
-    let src = Sources::load(reg, conn, name)?;
-    if src.lines.is_empty() {
-        // The owners list of a name whose versions were all deleted stays.
-        return Ok(derive::write_owners(&reg.root, name, &src.owners)?);
-    }
-    package_files::write(reg, conn, &src, Scope::Pages)
 }
 
 /// The derived files of one group, written for exactly what it changed
@@ -261,7 +240,7 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
     // Owners and deprecations change no line: the package is re-derived as the index has it.
     for name in c.owners.iter().map(String::as_str).chain(metas.iter().copied()) {
         if !c.files.contains_key(&package_path(name)) {
-            rewrite_package(reg, conn, name)?;
+            effect::make(reg, conn, &Effect::Owners(name.to_string()), "")?;
         }
     }
     for p in planned {

@@ -11,6 +11,7 @@ use super::effects::Effects;
 use super::plan::{self, Committed, Planned};
 use super::{Actor, Change, Job, Outcome, Pending, WriteError};
 use crate::db::{self, AuditEntry};
+use crate::effect::Effect;
 use crate::index::{line::pubtime, IndexLine};
 use crate::registry::Registry;
 use crate::sign::Attestation;
@@ -76,19 +77,9 @@ impl Worker {
             let ttl = std::time::Duration::from_secs(reg.config.database.lease_seconds.max(1));
             super::lease::Lease::new(ttl, reg.space.clone())
         });
-        if let (Some(lease), db::Engine::Postgres) = (&lease, conn.engine()) {
-            // A writer stopped inside a transaction (SIGSTOP, a hung node)
-            // would hold the writer lock past its lease: Postgres ends it
-            // (a few leases on: a group's transaction also waits on the
-            // bucket, and the fence of the ref is what keeps it from
-            // committing).
-            let ms = 3 * lease.ttl().as_millis();
-            conn.execute_batch(&format!("SET idle_in_transaction_session_timeout = {ms}"))
-                .map_err(WriteError::of_storage)?;
-        }
         // A private organisation's registry is neither purged from a CDN
         // (which never serves it) nor pushed to the public index's remotes.
-        let public = reg.space.org().is_none();
+        let public = reg.space.published_outward();
         let purger = match (&reg.config.cdn.purge_url, serving && public) {
             (Some(url), true) => Some(crate::cdn::Purger::start(url.clone()).map_err(anyhow::Error::from)?),
             _ => None,
@@ -290,10 +281,7 @@ impl Worker {
             let r = &mut job.req;
             let (action, target) = plan::describe(&r.change);
             // A private organisation's change names its registry.
-            let target = match reg.space.org() {
-                Some(slug) => format!("org:{slug} {target}"),
-                None => target,
-            };
+            let target = reg.space.audit_target(target);
             // Each change is all or nothing inside the group's transaction.
             txn.execute_batch("SAVEPOINT change")?;
             let result = plan::plan(&txn, &reg, &head, r, &at, next_leaf, &mut files);
@@ -341,9 +329,9 @@ impl Worker {
             // Owner changes have no index commit to take their events from
             // later: theirs are written with their rows, exactly once.
             // (A private registry's changes are no public events.)
-            let changed = match reg.space.org() {
-                None => owners_changed(&job.req.change, &plan.outcome),
-                Some(_) => Vec::new(),
+            let changed = match reg.space.emits_events() {
+                true => owners_changed(&job.req.change, &plan.outcome),
+                false => Vec::new(),
             };
             for name in changed {
                 let event = db::events::NewEvent {
@@ -365,7 +353,12 @@ impl Worker {
         // from after a crash: their effects are recorded as pending in the
         // same transaction, and cleared once made.
         for name in &owners {
-            db::add_pending_effect(&txn, &self.reg.space, &super::effects::owners_key(name), "not made yet")?;
+            db::add_pending_effect(
+                &txn,
+                &self.reg.space,
+                &Effect::Owners(name.clone()).encode(),
+                "not made yet",
+            )?;
         }
         if planned.is_empty() {
             txn.commit()?;
@@ -404,7 +397,11 @@ impl Worker {
             return Ok(None);
         }
         // The rows, so a crash from here on leaves rows that the next start
-        // can match with (and clean up) any blob written above.
+        // can match with (and clean up) any blob written above; none if the
+        // group overran the lease (its blobs go with the rolled-back rows).
+        if let Some(lease) = &self.lease {
+            lease.check()?;
+        }
         txn.commit()?;
 
         // One commit per change, one pack for the group: the commit point.

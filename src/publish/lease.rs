@@ -44,10 +44,6 @@ impl Lease {
         Lease { holder: lease::holder_name(), ttl, held: None, taken_once: false, space }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// Holds the lease with at least half its time left, waiting for it
     /// (at most [`WAIT`]) while another server holds it.
     pub fn hold(&mut self, conn: &Conn, reg: &Registry) -> Result<()> {
@@ -57,7 +53,10 @@ impl Lease {
             if until.saturating_duration_since(asked) > self.ttl / 2 {
                 return Ok(());
             }
-            if lease::renew(conn, &self.space, &self.holder, epoch, now_ms(), ttl_ms)? {
+            // Renewed only while it still runs: a holder that overran it (it
+            // was stopped, say) may have been taken over, and takes it anew
+            // (a new epoch, the fence, the repair) instead of carrying on.
+            if until > asked && lease::renew(conn, &self.space, &self.holder, epoch, now_ms(), ttl_ms)? {
                 self.held = Some((epoch, asked + self.ttl));
                 return Ok(());
             }
@@ -80,6 +79,16 @@ impl Lease {
                 bail!("another server has held the writer lease for {} s", WAIT.as_secs());
             }
             std::thread::sleep(POLL);
+        }
+    }
+
+    /// Whether the lease still runs: a group that overran it gives up
+    /// before its rows commit, rather than racing a new holder (whose
+    /// fence would refuse its index commit anyway).
+    pub fn check(&self) -> Result<()> {
+        match self.held {
+            Some((_, until)) if Instant::now() < until => Ok(()),
+            _ => bail!("the writer lease ran out during the write group; retry"),
         }
     }
 

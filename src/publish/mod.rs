@@ -236,9 +236,9 @@ struct Job {
     reply: Reply,
 }
 
-/// Effects committed writes still owe, by key (a package's index path, or
-/// `owners:{name}`), with the error that stopped them; shared with health.
-pub type Pending = Arc<Mutex<BTreeMap<String, String>>>;
+/// Effects committed writes still owe, with the error that stopped them;
+/// shared with health.
+pub type Pending = Arc<Mutex<BTreeMap<crate::effect::Effect, String>>>;
 
 /// Handle to the writer thread.
 #[derive(Clone)]
@@ -268,7 +268,7 @@ impl Writer {
 
     /// The effects still owed, with their errors (health's `degraded`).
     pub fn pending(&self) -> Vec<(String, String)> {
-        self.pending.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.pending.lock().unwrap().iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
     async fn submit(&self, req: WriteRequest) -> Result<Outcome, WriteError> {

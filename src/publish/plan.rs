@@ -165,7 +165,7 @@ pub(super) fn plan(
         Change::Owners { name, add, remove } => {
             let caller = actor.caller()?;
             let spelled = check_owner(conn, reg, caller, name, "change-owners")?;
-            if let Some(slug) = space.org() {
+            if let (false, Some(slug)) = (space.has_own_owners(), space.org()) {
                 return Err(WriteError::Invalid(format!(
                     "`{spelled}` is org:{slug}'s, as every package of its private registry: its admins act as owners"
                 )));
@@ -216,7 +216,7 @@ pub(super) fn plan(
         }
         Change::DeleteAccount => {
             let caller = actor.caller()?;
-            if space.org().is_some() {
+            if !space.keeps_accounts() {
                 return Err(WriteError::Invalid("an account is deleted through the public registry".into()));
             }
             let sole = db::org::sole_owner_of(conn, caller.user.id)?;

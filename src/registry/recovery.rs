@@ -9,9 +9,8 @@ use anyhow::Result;
 use super::{registry_config, Registry};
 use crate::db;
 use crate::derive;
-use crate::index::{meta, IndexLine};
-use crate::package_files::{self, Scope, Sources};
-use crate::search::DeltaEntry;
+use crate::effect::{self, Effect};
+use crate::index::IndexLine;
 use crate::sign::SigningKey;
 
 impl Registry {
@@ -80,7 +79,7 @@ impl Registry {
                 tracing::info!(files = changed.len(), "rewriting derived files after an unclean stop");
                 let mut delta = Vec::new();
                 for path in changed {
-                    delta.extend(self.rederive_path(conn, &path, &head.to_string())?);
+                    delta.extend(effect::make(self, conn, &Effect::of_path(&path), &head.to_string())?);
                 }
                 crate::search::delta::record(&self.root, delta)?;
                 self.index.refresh_dumb_info()?;
@@ -104,7 +103,7 @@ impl Registry {
         let paths = self.index.changed_paths(None, head)?;
         let mut delta = Vec::new();
         for path in &paths {
-            delta.extend(self.rederive_path(conn, path, &head.to_string())?);
+            delta.extend(effect::make(self, conn, &Effect::of_path(path), &head.to_string())?);
         }
         crate::search::delta::record(&self.root, delta)?;
         self.root.sync()?;
@@ -153,45 +152,9 @@ impl Registry {
         Ok(())
     }
 
-    /// Rewrites the derived files that depend on one index path; for a
-    /// package's file, returns its search delta entry as of `head` (the
-    /// group that changed it may not have written it). Documents of
-    /// versions the index no longer has are removed, with their blobs (a
-    /// hard delete whose effects did not run).
-    pub(crate) fn rederive_path(
-        &self,
-        conn: &db::Conn,
-        path: &str,
-        head: &str,
-    ) -> Result<Option<DeltaEntry>> {
-        let content = self.index.read_file(path)?;
-        if path == "config.json" || path.starts_with("advisories/") || path.starts_with(meta::DIR) {
-            let key = self.root.layout().index_file(path);
-            match content {
-                Some(c) => drop(self.root.put_doc(&key, &c)?),
-                // A package no longer deprecated.
-                None => self.root.remove(&key)?,
-            }
-            // A meta file changes its package's documents, pages and search entry too.
-            return match path.strip_prefix(meta::DIR).and_then(|p| p.strip_suffix(".json")) {
-                Some(package) => self.rederive_path(conn, package, head),
-                None => Ok(None),
-            };
-        }
-        let lines = content.as_deref().map(IndexLine::parse_file).transpose()?.unwrap_or_default();
-        // A package file's name is its last path segment (the lowercased name).
-        let name = lines
-            .first()
-            .map_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string(), |l| l.name.clone());
-        self.prune_versions(&name, &lines)?;
-        let src = Sources::with_lines(self, conn, &name, lines)?;
-        package_files::write(self, conn, &src, Scope::Everything)?;
-        Ok(Some(src.delta(head)))
-    }
-
     /// Removes the documents, READMEs and blobs of a package's versions
     /// that `lines` (the index) no longer has.
-    fn prune_versions(&self, name: &str, lines: &[IndexLine]) -> Result<()> {
+    pub(crate) fn prune_versions(&self, name: &str, lines: &[IndexLine]) -> Result<()> {
         let l = self.root.layout();
         for file in self.root.list(&l.package_dir(name))? {
             let Some(version) = file.strip_suffix(".json") else { continue };

@@ -537,3 +537,69 @@ fn a_private_registry_on_two_writers() {
         }
     }
 }
+
+/// A node frozen (SIGSTOP) at a moment of the mixed stream that varies by
+/// round (inside a transaction, while renewing its lease, idle) holds the
+/// other up no longer than its lease: every session it opened has its
+/// waits bounded below the lease, so node b acknowledges a publish within
+/// the lease plus 5 s; after SIGCONT every write the model knows the
+/// outcome of is so (acknowledged ones once), fsck is clean, and node a,
+/// fenced, writes again. `CAIRN_FREEZE_ROUNDS` rounds (3 here;
+/// tools/faults/freeze.sh runs 50).
+#[test]
+fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
+    let rounds: u32 = std::env::var("CAIRN_FREEZE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let cluster = Cluster::new();
+    let a = cluster.first();
+    let token = a.token.clone().unwrap();
+    let b = cluster.further("b");
+    let bob = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "user", "add", "bob", "--data"])
+        .arg(cluster.dir("a"))
+        .envs(ENV)
+        .output()
+        .unwrap();
+    assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
+    let node = |s: &Server| Node { url: s.url.clone(), admin: s.admin_url.clone().unwrap() };
+    let stream = Stream::new(&token);
+    let a_pid = a.child.id() as i32;
+    let bound = Duration::from_secs(LEASE_SECONDS + 5);
+    let mut takeovers = Vec::new();
+    for round in 0..rounds {
+        let nodes = [node(&a), node(&b)];
+        let mut took = None;
+        stream.round(&nodes, round, || {
+            std::thread::sleep(Duration::from_millis(600 + (round as u64 * 317) % 1700));
+            // SAFETY: kill(2) on the pid of a child this test started.
+            unsafe { libc::kill(a_pid, libc::SIGSTOP) };
+            let started = Instant::now();
+            let answer = put(&b.url, &token, "frozen", &format!("{round}.0.0"));
+            took = Some((answer, started.elapsed()));
+            // The stream goes on through b a while, then a wakes up.
+            std::thread::sleep(Duration::from_millis(500));
+            unsafe { libc::kill(a_pid, libc::SIGCONT) };
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        let (answer, elapsed) = took.unwrap();
+        assert_eq!(answer, Some(201), "round {round}: b acknowledges a publish while a is frozen");
+        assert!(
+            elapsed < bound,
+            "round {round}: b took {elapsed:?} to take the writes over (bound {bound:?})"
+        );
+        takeovers.push(elapsed);
+        check_model(&a, &token, &stream.model.lock().unwrap(), round);
+        // a, fenced while frozen, writes again normally.
+        assert_eq!(put(&a.url, &token, "frozen", &format!("{round}.1.0")), Some(201), "round {round}");
+        cluster.fsck("a");
+    }
+    let lines = cluster.lines("frozen");
+    assert_eq!(lines.len(), rounds as usize * 2, "each acknowledged publish once: {lines:?}");
+    takeovers.sort();
+    let ms = |d: &Duration| d.as_millis();
+    eprintln!(
+        "frozen writer: {rounds} rounds, takeover p50 {} ms, max {} ms (lease {LEASE_SECONDS} s)",
+        ms(&takeovers[takeovers.len() / 2]),
+        ms(takeovers.last().unwrap())
+    );
+    drop(b);
+}
