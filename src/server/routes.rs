@@ -6,11 +6,12 @@
 //! `/orgs/{org}/api/…`) goes through the stages in order: [`admit`]
 //! (authentication, then the rate limit of the caller's bucket, then the
 //! mirror's refusal of writes), [`body_within_limit`] (the route's body
-//! limit, the body read), then [`respond`] (the private organisation's
-//! gate, the CSRF rule, the handler, the audit row of a refused write,
-//! the rate-limit headers). A stage that refuses rejects with [`Refused`],
-//! which [`refused`] renders in the API's error shape: so every API answer
-//! goes through one place that adds the rate-limit headers.
+//! limit, the body read), [`respond`] (the private organisation's gate,
+//! the CSRF rule, the handler), [`audited`] (the audit row of a refused
+//! write), then [`render`]. A stage that refuses before the handler
+//! rejects with [`Refused`], which [`refused`] renders: every API answer,
+//! errors included, has the API's error shape and the rate-limit headers
+//! of its decision.
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -24,7 +25,7 @@ use warp::{Filter, Rejection};
 
 use super::ratelimit::{Class, Decision};
 use super::{api, audit, auth, private, url, witness};
-use super::{render_error, render_json, ApiError, Request, State};
+use super::{render_error, render_json, ApiError, CookieResult, Request, State};
 use crate::db::session::Session;
 use crate::db::{self, AuditEntry, Caller};
 
@@ -130,6 +131,8 @@ fn api(state: Arc<State>) -> impl Filter<Extract = (Response<Bytes>,), Error = R
         .and_then(body_within_limit)
         .untuple_one()
         .then(respond)
+        .then(audited)
+        .map(render)
         .recover(refused)
         .unify()
 }
@@ -276,17 +279,32 @@ where
     }
 }
 
-/// The private organisation's gate, the CSRF rule, the handler, and the
-/// audit row of a refused write.
-async fn respond(a: Admitted, body: Bytes) -> Response<Bytes> {
+/// A handler's answer, with what its audit row and its headers need.
+struct Outcome {
+    state: Arc<State>,
+    result: CookieResult,
+    decision: Decision,
+    cargo_shape: bool,
+    /// Reads are not audited.
+    reads: bool,
+    /// Who asked (user and token), if known.
+    who: Option<(i64, Option<i64>)>,
+    ip: IpAddr,
+    /// The method and the whole path.
+    target: String,
+}
+
+/// The private organisation's gate, the CSRF rule, and the handler.
+async fn respond(a: Admitted, body: Bytes) -> Outcome {
     let Admitted { call, auth, session, decision } = a;
-    let (state, segs, cargo_shape, reads) = (&*call.state, call.segs(), call.cargo_shape(), call.reads());
+    let (state, segs) = (&*call.state, call.segs());
     // Only those who read a private organisation reach its registry's API.
     let hosted = match &call.org {
         Some(slug) => Some(private::admit(state, &auth, slug).await),
         None => None,
     };
     let org = hosted.as_ref().and_then(|h| h.as_ref().ok().cloned());
+    let who = auth.as_ref().ok().and_then(Option::as_ref).map(|c| (c.user.id, c.token_id));
     let (method, query, headers, ip) = (call.method.clone(), call.query.as_str(), &call.headers, call.ip);
     let req = Request { state, method, query, headers, ip, auth, session, body, org };
     let result = match (auth::check_csrf(&req), segs.as_slice(), hosted) {
@@ -297,33 +315,24 @@ async fn respond(a: Admitted, body: Bytes) -> Response<Bytes> {
         (Ok(()), ["auth", rest @ ..], None) => auth::route(&req, rest).await,
         (Ok(()), _, None) => api::route(&req, &segs).await.map(|(status, doc)| (status, doc, None)),
     };
-    if let (Err(e), false) = (&result, reads) {
-        let path = match &call.org {
-            Some(slug) => format!("/orgs/{slug}{}", call.path),
-            None => call.path.clone(),
-        };
-        audit_refusal(&req, &path, e).await;
-    }
-    match result {
-        Ok((status, doc, cookie)) => {
-            let mut resp = render_json(status, &doc, Some(decision));
-            if let Some(cookie) = cookie {
-                resp.headers_mut().insert(header::SET_COOKIE, cookie);
-            }
-            resp
-        }
-        Err(e) => render_error(&e, Some(decision), cargo_shape),
-    }
+    let target = match &call.org {
+        Some(slug) => format!("{} /orgs/{slug}{}", call.method, call.path),
+        None => format!("{} {}", call.method, call.path),
+    };
+    let (cargo_shape, reads) = (call.cargo_shape(), call.reads());
+    Outcome { state: call.state, result, decision, cargo_shape, reads, who, ip, target }
 }
 
 /// Every refused write is in the audit log, with who tried it if known.
-async fn audit_refusal(req: &Request<'_>, path: &str, e: &ApiError) {
-    let caller = req.auth.as_ref().ok().and_then(|c| c.as_ref());
-    let (user_id, token_id) = (caller.map(|c| c.user.id), caller.and_then(|c| c.token_id));
-    let target = format!("{} {path}", req.method);
+async fn audited(o: Outcome) -> Outcome {
+    let e = match (&o.result, o.reads) {
+        (Err(e), false) => e,
+        _ => return o,
+    };
+    let (user_id, token_id) = (o.who.map(|w| w.0), o.who.and_then(|w| w.1));
     let outcome = format!("refused {}: {}", e.status.as_u16(), e.message);
-    let ip = req.ip.to_string();
-    let _ = req
+    let (target, ip) = (o.target.clone(), o.ip.to_string());
+    let _ = o
         .state
         .db(move |conn| {
             let entry = AuditEntry {
@@ -337,6 +346,21 @@ async fn audit_refusal(req: &Request<'_>, path: &str, e: &ApiError) {
             db::audit(conn, &entry)
         })
         .await;
+    o
+}
+
+/// The answer, with the rate-limit headers and any session cookie.
+fn render(o: Outcome) -> Response<Bytes> {
+    match o.result {
+        Ok((status, doc, cookie)) => {
+            let mut resp = render_json(status, &doc, Some(o.decision));
+            if let Some(cookie) = cookie {
+                resp.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            resp
+        }
+        Err(e) => render_error(&e, Some(o.decision), o.cargo_shape),
+    }
 }
 
 /// Reads the body up to `limit` bytes. A body longer or shorter than its
