@@ -14,14 +14,15 @@
 //! ones exist (issue 17), this stream shows only public events
 //! (`db::events::after` reads only those).
 
-use super::body::{self, Body};
-use super::{render_error, with_rate_headers, ApiError, State};
-use crate::db::events::{self, Event};
 use bytes::Bytes;
 use http::{header, HeaderMap, Response, StatusCode};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use super::body::{self, Body};
+use super::{render_error, with_rate_headers, ApiError, State};
+use crate::db::events::{self, Event};
 
 /// The longest a stream stays silent: a comment is sent, and the table read.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -10,13 +10,13 @@
 //! version. Larger files are read through the static root's storage on the
 //! blocking pool (blobs up to a size) or streamed.
 
-use super::body::{empty, full, Body};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
+use super::body::{empty, full, Body};
 use super::hot::{Encoding, Entry, HotCache};
 use crate::layout::{self, ReadSeek, StaticRoot};
 

@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+pub use crate::layout::FileId;
 use crate::layout::{self, StaticRoot};
-pub use layout::FileId;
 
 /// How long an entry is served without looking at its file again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
