@@ -3,15 +3,15 @@
 //! that is not a static read or the event stream.
 //!
 //! A request of the API (`/api/…`, or a private organisation's
-//! `/orgs/{org}/api/…`) goes through the stages in order: [`admit`]
-//! (authentication, then the rate limit of the caller's bucket, then the
-//! mirror's refusal of writes), [`body_within_limit`] (the route's body
-//! limit, the body read), [`respond`] (the private organisation's gate,
-//! the CSRF rule, the handler), [`audited`] (the audit row of a refused
-//! write), then [`render`]. A stage that refuses before the handler
-//! rejects with [`Refused`], which [`refused`] renders: every API answer,
-//! errors included, has the API's error shape and the rate-limit headers
-//! of its decision.
+//! `/orgs/{org}/api/…`) goes through the stages in order:
+//! [`authenticated`], [`within_rate_limit`] (the caller's bucket),
+//! [`writable`] (a mirror's refusal of writes), [`body_within_limit`]
+//! (the route's body limit, the body read), [`respond`] (the private
+//! organisation's gate, the CSRF rule, the handler), [`audited`] (the
+//! audit row of a refused write), then [`render`]. A stage that refuses
+//! before the handler rejects with [`Refused`], which [`refused`] renders:
+//! every API answer, errors included, has the API's error shape and the
+//! rate-limit headers of its decision.
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -126,7 +126,9 @@ fn api(state: Arc<State>) -> impl Filter<Extract = (Response<Bytes>,), Error = R
         .and(client(state.clone()))
         .and(with_state(state))
         .map(Call::new)
-        .and_then(admit)
+        .then(authenticated)
+        .and_then(within_rate_limit)
+        .and_then(writable)
         .and(warp::body::stream())
         .and_then(body_within_limit)
         .untuple_one()
@@ -203,6 +205,13 @@ async fn refused(r: Rejection) -> Result<Response<Bytes>, Rejection> {
     }
 }
 
+/// A request authenticated, or not.
+struct Authenticated {
+    call: Call,
+    auth: Result<Option<Caller>, ApiError>,
+    session: Option<Session>,
+}
+
 /// A request authenticated (or not) and within its rate limit.
 struct Admitted {
     call: Call,
@@ -224,24 +233,30 @@ fn class_of(method: &Method, segs: &[&str]) -> Class {
     }
 }
 
-/// Authentication, the rate limit, and a mirror's refusal of writes.
-async fn admit(call: Call) -> Result<Admitted, Rejection> {
-    let (state, method, segs) = (&call.state, &call.method, call.segs());
-    // A failed authentication is throttled like anonymous traffic, so
-    // guessing tokens costs the guesser's address its bucket. Signing in,
-    // the device flow's unauthenticated steps and the audit are anonymous
-    // whatever they carry: they spend the same bucket.
+/// The caller, by token or session cookie. Signing in, the device flow's
+/// unauthenticated steps and the audit are anonymous whatever they carry.
+async fn authenticated(call: Call) -> Authenticated {
+    let (method, segs) = (&call.method, call.segs());
     let (auth, session) = match auth::is_anonymous(method, &segs) || audit::is_audit(method, &segs) {
         true => (Ok(None), None),
-        false => match auth::authenticate(state, &call.headers).await {
+        false => match auth::authenticate(&call.state, &call.headers).await {
             Ok(Some((caller, session))) => (Ok(Some(caller)), session),
             Ok(None) => (Ok(None), None),
             Err(e) => (Err(e), None),
         },
     };
+    Authenticated { call, auth, session }
+}
+
+/// The caller's bucket for the route's class, or the address's for a
+/// request without a valid credential: a failed authentication is
+/// throttled like anonymous traffic, so guessing tokens costs the
+/// guesser's address its bucket.
+async fn within_rate_limit(a: Authenticated) -> Result<Admitted, Rejection> {
+    let Authenticated { call, auth, session } = a;
     let decision = match &auth {
-        Ok(Some(c)) => state.limits.account(c.user.id, class_of(method, &segs)),
-        _ => state.limits.anonymous(call.ip),
+        Ok(Some(c)) => call.state.limits.account(c.user.id, class_of(&call.method, &call.segs())),
+        _ => call.state.limits.anonymous(call.ip),
     };
     if !decision.allowed {
         let e = ApiError::new(
@@ -251,12 +266,17 @@ async fn admit(call: Call) -> Result<Admitted, Rejection> {
         );
         return Err(call.refuse(e, decision));
     }
-    if state.reg.config.read_only && !call.reads() {
+    Ok(Admitted { call, auth, session, decision })
+}
+
+/// A read-only mirror refuses writes.
+async fn writable(a: Admitted) -> Result<Admitted, Rejection> {
+    if a.call.state.reg.config.read_only && !a.call.reads() {
         let e =
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "read-only", "this registry is a read-only mirror");
-        return Err(call.refuse(e, decision));
+        return Err(a.call.refuse(e, a.decision));
     }
-    Ok(Admitted { call, auth, session, decision })
+    Ok(a)
 }
 
 /// The body, read within the route's limit: a publish's archive in its
