@@ -1,12 +1,14 @@
 //! `cairn witness`: a C2SP tlog-witness for the logs it is told to follow.
 
 use anyhow::{Context, Result};
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use std::path::PathBuf;
 use std::sync::Arc;
-use warp::http::{header, Response, StatusCode};
-use warp::hyper::Body;
 
 use crate::log::witness::Witness;
+use crate::server::body::{self, Body};
 
 #[derive(clap::Args)]
 pub struct WitnessArgs {
@@ -41,13 +43,14 @@ pub fn run(args: WitnessArgs) -> Result<()> {
     })
 }
 
-async fn handle(witness: &Arc<Witness>, req: warp::hyper::Request<Body>) -> Response<Body> {
-    if req.method() != warp::http::Method::POST || req.uri().path() != "/add-checkpoint" {
+async fn handle(witness: &Arc<Witness>, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST || req.uri().path() != "/add-checkpoint" {
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
             .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(Body::from("only POST /add-checkpoint\n"))
+            .body(body::full("only POST /add-checkpoint\n"))
             .unwrap();
     }
-    crate::server::witness::add_checkpoint(witness.clone(), req.into_body()).await
+    let read = req.into_body().collect().await.ok().map(|b| b.to_bytes());
+    body::boxed(crate::server::witness::add_checkpoint(witness.clone(), read).await)
 }

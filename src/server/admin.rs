@@ -7,12 +7,15 @@
 //! /admin/packages/{name}` (the whole package); `POST /admin/advisories`
 //! (an OSV file; `cairn admin advisory add`); `POST /admin/purge`.
 
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use warp::http::{Method, Response, StatusCode};
-use warp::hyper::Body;
+use warp::filters::BoxedFilter;
+use warp::path::FullPath;
+use warp::Filter;
 
 use super::{render_error, render_json, ApiError, ApiResult, State};
 use crate::db;
@@ -28,26 +31,35 @@ pub fn check_loopback(addr: &SocketAddr) -> anyhow::Result<()> {
 }
 
 pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
-    super::serve_connections(listener, move |req, _peer| {
-        let state = state.clone();
-        async move {
-            let (parts, body) = req.into_parts();
-            let result = match super::read_body(body, &parts.headers, 1 << 20).await {
-                Ok(body) => route(&state, &parts.method, parts.uri.path(), &body).await,
-                Err(e) => Err(e),
-            };
-            let mut resp = respond(result);
-            resp.headers_mut().insert(
-                warp::http::header::X_CONTENT_TYPE_OPTIONS,
-                warp::http::HeaderValue::from_static("nosniff"),
-            );
-            resp
-        }
-    })
-    .await
+    let routes = super::routes(filter(state));
+    super::serve_connections(listener, move |req, _peer| routes(req)).await
 }
 
-fn respond(result: ApiResult) -> Response<Body> {
+/// Every request: its body read (a megabyte at most), routed, answered
+/// with `nosniff`.
+fn filter(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(move |method: Method, path: FullPath, headers: HeaderMap, body| {
+            let state = state.clone();
+            async move {
+                let result = match super::routes::read_body(body, &headers, 1 << 20).await {
+                    Ok(body) => route(&state, &method, path.as_str(), &body).await,
+                    Err(e) => Err(e),
+                };
+                respond(result)
+            }
+        })
+        .map(|mut resp: Response<Bytes>| {
+            resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            resp
+        })
+        .boxed()
+}
+
+fn respond(result: ApiResult) -> Response<Bytes> {
     match result {
         Ok((status, doc)) => render_json(status, &doc, None),
         Err(e) => render_error(&e, None, false),

@@ -1,9 +1,9 @@
 //! The native write API (SPEC section 7): one function per endpoint, routed
 //! by `route`. Writes go through the writer; reads use the shared connection.
 
+use http::{header, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use warp::http::{header, Method, StatusCode};
 
 use super::{ApiError, ApiResult, Request};
 use crate::archive::{self, ManifestKind};
@@ -301,28 +301,7 @@ async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
     Ok((StatusCode::OK, json!({ "users": owners })))
 }
 
-#[derive(Deserialize)]
-struct Users {
-    users: Vec<String>,
-}
-
-/// Adds (`add`) or removes the logins of a `{"users":[…]}` body; returns
-/// them and the owners after the change. Shared with cargo's owner API.
-pub(super) async fn owner_change(
-    req: &Request<'_>,
-    name: &str,
-    add: bool,
-) -> Result<(Vec<String>, Vec<String>), ApiError> {
-    let Users { users } = req.json()?;
-    if users.is_empty() {
-        return Err(ApiError::invalid("`users` is empty"));
-    }
-    let (added, removed) = if add { (users.clone(), vec![]) } else { (vec![], users.clone()) };
-    let owners = req.writer().owners(req.by()?, name, added, removed).await?;
-    Ok((users, owners))
-}
-
 async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
-    let (_, owners) = owner_change(req, name, add).await?;
+    let (_, owners) = super::owners::change(req, name, add).await?;
     Ok((StatusCode::OK, json!({ "ok": true, "users": owners })))
 }

@@ -3,10 +3,10 @@
 //! files with the matching of `cairn audit` ([`crate::audit`]). A read
 //! with a body: anonymous, rate limited by address, allowed on a mirror.
 
+use http::{header, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use warp::http::{header, Method, StatusCode};
 
 use super::{ApiError, ApiResult, Request};
 use crate::audit::{audit, read_lockfile, Locked};

@@ -2,13 +2,14 @@
 //! logout with the session cookie, the CSRF rule for writes made with it,
 //! and the device flow behind `cairn login --device` (RFC 8628).
 
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
-use super::{url, ApiError, CookieResult, Request};
+use super::{url, ApiError, CookieResult, Request, State};
 use crate::config::Signup;
-use crate::db::{self, account, device, session, AuditEntry, ALL_SCOPES};
+use crate::db::session::Session;
+use crate::db::{self, account, device, session, AuditEntry, Caller, ALL_SCOPES};
 
 /// The session cookie's name.
 const COOKIE: &str = "cairn_session";
@@ -46,6 +47,82 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_string))
         .filter(|s| !s.is_empty())
+}
+
+/// Authenticates by the `Authorization` header when there is one, else by
+/// the session cookie (with the session). `Err` for a presented token that
+/// is malformed, unknown, revoked or expired, or a cookie whose session has
+/// ended.
+pub async fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+) -> Result<Option<(Caller, Option<Session>)>, ApiError> {
+    let authenticated = authenticate_then(state, headers, |_, _| Ok(())).await?;
+    Ok(authenticated.map(|(caller, session, ())| (caller, session)))
+}
+
+/// [`authenticate`], then `then` on the caller in the same trip to the
+/// database (the private read check: one pooled connection per read).
+pub async fn authenticate_then<T: Send + 'static>(
+    state: &State,
+    headers: &HeaderMap,
+    then: impl FnOnce(&db::Conn, &Caller) -> anyhow::Result<T> + Send + 'static,
+) -> Result<Option<(Caller, Option<Session>, T)>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return authenticate_session(state, headers, then).await;
+    };
+    let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
+    // The checksum is checked before any lookup.
+    if !db::token::well_formed(token) {
+        return Err(ApiError::unauthorized("malformed token: cairn tokens are `cairn_` and 40 characters"));
+    }
+    let token = token.to_string();
+    let found = state
+        .db(move |conn| match db::authenticate(conn, &token)? {
+            Some(c) => Ok(Some((then(conn, &c)?, c))),
+            None => Ok(None),
+        })
+        .await?;
+    match found {
+        Some((t, c)) => {
+            if let Some(token) = c.token_id {
+                state.last_used.lock().unwrap().insert(token, db::now());
+            }
+            Ok(Some((c, None, t)))
+        }
+        None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
+    }
+}
+
+/// Authenticates by the session cookie, if there is one, and notes the
+/// use of the session (and of the token it was opened with) for the next
+/// flush; the session's only when its recorded use is a minute old.
+async fn authenticate_session<T: Send + 'static>(
+    state: &State,
+    headers: &HeaderMap,
+    then: impl FnOnce(&db::Conn, &Caller) -> anyhow::Result<T> + Send + 'static,
+) -> Result<Option<(Caller, Option<Session>, T)>, ApiError> {
+    let Some(secret) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    let found = state
+        .db(move |conn| match db::session::authenticate(conn, &secret)? {
+            Some((c, session)) => Ok(Some((then(conn, &c)?, c, session))),
+            None => Ok(None),
+        })
+        .await?;
+    let Some((t, c, session)) = found else {
+        return Err(ApiError::unauthorized("the session has ended or expired; sign in again"));
+    };
+    if let Some(token) = c.token_id {
+        state.last_used.lock().unwrap().insert(token, db::now());
+    }
+    let now = db::session::unix_now();
+    if now - session.seen >= db::session::SEEN_GRANULARITY {
+        state.session_seen.lock().unwrap().insert(session.id, now);
+    }
+    Ok(Some((c, Some(session), t)))
 }
 
 /// A write authenticated by the cookie must echo the session's CSRF value

@@ -4,8 +4,8 @@
 //! same ownership, scope and name checks, as the native API.
 
 use crate::layout::StaticRoot;
+use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use warp::http::{Method, StatusCode};
 
 use super::{ApiError, ApiResult, Request};
 use crate::archive::{self, ManifestKind};
@@ -99,7 +99,7 @@ async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
 /// `PUT`/`DELETE /api/v1/crates/{name}/owners` with `{"users":[login…]}`.
 /// Owners are added at once (cairn has no invitations).
 async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
-    let (users, _) = super::api::owner_change(req, name, add).await?;
+    let (users, _) = super::owners::change(req, name, add).await?;
     let logins = users.join(", ");
     let msg = if add {
         format!("user(s) {logins} added as owner(s) of crate {name}")

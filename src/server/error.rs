@@ -1,7 +1,7 @@
 //! The one error shape of the HTTP API: `{"error": code, "message": text}`.
 
+use http::StatusCode;
 use serde_json::json;
-use warp::http::StatusCode;
 
 use crate::publish::WriteError;
 

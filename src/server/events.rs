@@ -15,12 +15,12 @@
 //! (`db::events::after` reads only those).
 
 use bytes::Bytes;
+use http::{header, HeaderMap, Response, StatusCode};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use warp::http::{header, HeaderMap, Response, StatusCode};
-use warp::hyper::Body;
 
+use super::body::{self, Body};
 use super::{render_error, with_rate_headers, ApiError, State};
 use crate::db::events::{self, Event};
 
@@ -41,18 +41,18 @@ pub async fn stream(state: &State, headers: &HeaderMap, query: &str, ip: IpAddr)
             "too-many-requests",
             "rate limit exceeded; retry later",
         );
-        return render_error(&e, Some(decision), false);
+        return body::boxed(render_error(&e, Some(decision), false));
     }
     let after = match start_after(headers, query) {
         Ok(after) => after,
-        Err(e) => return render_error(&e, Some(decision), false),
+        Err(e) => return body::boxed(render_error(&e, Some(decision), false)),
     };
     if OPEN.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
         OPEN.fetch_sub(1, Ordering::SeqCst);
         let e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many event streams open");
-        return render_error(&e, Some(decision), false);
+        return body::boxed(render_error(&e, Some(decision), false));
     }
-    let (mut tx, body) = Body::channel();
+    let (tx, stream) = body::channel();
     let pool = state.pool.clone();
     let mut bell = state.reg.events.subscribe();
     tokio::spawn(async move {
@@ -65,7 +65,7 @@ pub async fn stream(state: &State, headers: &HeaderMap, query: &str, ip: IpAddr)
                 tokio::task::spawn_blocking(move || p.run(move |c| events::after(c, last, PAGE))).await;
             let Ok(Ok(page)) = page else { return }; // the client reconnects from its last id
             for e in &page {
-                if tx.send_data(frame(e)).await.is_err() {
+                if tx.send(Ok(frame(e))).await.is_err() {
                     return; // gone
                 }
                 last = e.id;
@@ -76,7 +76,7 @@ pub async fn stream(state: &State, headers: &HeaderMap, query: &str, ip: IpAddr)
             tokio::select! {
                 changed = bell.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(KEEP_ALIVE) => {
-                    if tx.send_data(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                    if tx.send(Ok(Bytes::from_static(b": keep-alive\n\n"))).await.is_err() {
                         return;
                     }
                 }
@@ -90,7 +90,7 @@ pub async fn stream(state: &State, headers: &HeaderMap, query: &str, ip: IpAddr)
         .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
         // nginx in front: pass each event on at once.
         .header("X-Accel-Buffering", "no")
-        .body(body)
+        .body(stream)
         .unwrap()
 }
 

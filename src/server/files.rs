@@ -11,11 +11,12 @@
 //! blocking pool (blobs up to a size) or streamed.
 
 use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt;
 use std::io::{Read, Seek};
 use std::sync::Arc;
-use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
-use warp::hyper::Body;
 
+use super::body::{empty, full, Body};
 use super::hot::{Encoding, Entry, HotCache};
 use crate::layout::{self, ReadSeek, StaticRoot};
 
@@ -82,7 +83,7 @@ impl Files {
     pub async fn not_found_page(&self) -> Option<Vec<u8>> {
         let key = crate::layout::Layout::public().not_found_page();
         let resp = self.serve(&crate::layout::url(&key), &Ask::plain()).await?;
-        let body = warp::hyper::body::to_bytes(resp.into_body()).await.ok()?;
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
         Some(body.to_vec())
     }
 
@@ -142,7 +143,7 @@ fn etag_matches(if_none_match: &str, tag: &str) -> bool {
 }
 
 /// The headers every answer about a static file carries.
-fn base(entry: &Entry, etag: &HeaderValue) -> warp::http::response::Builder {
+fn base(entry: &Entry, etag: &HeaderValue) -> http::response::Builder {
     let mut b = Response::builder()
         .header(header::ETAG, etag.clone())
         .header(header::CACHE_CONTROL, HeaderValue::from_static(entry.cache_control))
@@ -178,7 +179,7 @@ fn respond(entry: &Entry, ask: &Ask) -> Response<Body> {
     let etag = entry.etag(encoding);
     let b = base(entry, etag);
     if ask.if_none_match.is_some_and(|inm| etag_matches(inm, entry.etag_str(encoding))) {
-        return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap();
+        return b.status(StatusCode::NOT_MODIFIED).body(empty()).unwrap();
     }
     let b = b.header(header::CONTENT_TYPE, HeaderValue::from_static(entry.content_type));
     let b = match encoding.name() {
@@ -193,20 +194,20 @@ fn respond(entry: &Entry, ask: &Ask) -> Response<Body> {
                     .status(StatusCode::PARTIAL_CONTENT)
                     .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", entry.id.size))
                     .header(header::CONTENT_LENGTH, part.len());
-                b.body(if ask.head { Body::empty() } else { Body::from(part) }).unwrap()
+                b.body(if ask.head { empty() } else { full(part) }).unwrap()
             }
             Err(()) => unsatisfiable(b, entry.id.size),
         };
     }
     let b = b.status(StatusCode::OK).header(header::CONTENT_LENGTH, body.len());
-    b.body(if ask.head { Body::empty() } else { Body::from(body) }).unwrap()
+    b.body(if ask.head { empty() } else { full(body) }).unwrap()
 }
 
-fn unsatisfiable(b: warp::http::response::Builder, size: u64) -> Response<Body> {
+fn unsatisfiable(b: http::response::Builder, size: u64) -> Response<Body> {
     b.status(StatusCode::RANGE_NOT_SATISFIABLE)
         .header(header::CONTENT_RANGE, format!("bytes */{size}"))
         .header(header::CONTENT_LENGTH, 0)
-        .body(Body::empty())
+        .body(empty())
         .unwrap()
 }
 
@@ -260,7 +261,7 @@ fn respond_stream(mut file: Box<dyn ReadSeek>, entry: &Entry, ask: &Ask) -> Resp
     let etag = entry.etag(Encoding::Identity);
     let b = base(entry, etag);
     if ask.if_none_match.is_some_and(|inm| etag_matches(inm, entry.etag_str(Encoding::Identity))) {
-        return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap();
+        return b.status(StatusCode::NOT_MODIFIED).body(empty()).unwrap();
     }
     let b = b.header(header::CONTENT_TYPE, HeaderValue::from_static(entry.content_type));
     let (status, b, start, len) = match ranged(entry, ask) {
@@ -273,13 +274,12 @@ fn respond_stream(mut file: Box<dyn ReadSeek>, entry: &Entry, ask: &Ask) -> Resp
     };
     let b = b.status(status).header(header::CONTENT_LENGTH, len);
     if ask.head {
-        return b.body(Body::empty()).unwrap();
+        return b.body(empty()).unwrap();
     }
     if file.seek(std::io::SeekFrom::Start(start)).is_err() {
-        return b.status(StatusCode::INTERNAL_SERVER_ERROR).body(Body::empty()).unwrap();
+        return b.status(StatusCode::INTERNAL_SERVER_ERROR).body(empty()).unwrap();
     }
-    let (mut tx, body) = Body::channel();
-    let runtime = tokio::runtime::Handle::current();
+    let (tx, body) = super::body::channel();
     tokio::task::spawn_blocking(move || {
         let mut left = len;
         let mut buf = vec![0u8; 256 * 1024];
@@ -291,12 +291,12 @@ fn respond_stream(mut file: Box<dyn ReadSeek>, entry: &Entry, ask: &Ask) -> Resp
             };
             left -= n as u64;
             let chunk = Bytes::copy_from_slice(&buf[..n]);
-            if runtime.block_on(tx.send_data(chunk)).is_err() {
+            if tx.blocking_send(Ok(chunk)).is_err() {
                 break;
             }
         }
         if left > 0 {
-            tx.abort();
+            let _ = tx.blocking_send(Err("the file ended or failed before its length".into()));
         }
     });
     b.body(body).unwrap()
@@ -326,14 +326,7 @@ pub fn not_found(url_path: &str, head: bool, page: Option<Vec<u8>>) -> Response<
     if !url_path.starts_with("/orgs/") {
         b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
     }
-    b.body(if head { Body::empty() } else { Body::from(body) }).unwrap()
-}
-
-/// Whether an entry's URL is public (CORS) and what it is served as.
-pub fn describe(key: &str) -> (&'static str, &'static str, bool, bool) {
-    let url = layout::url(key);
-    let content_type = layout::content_type(&url);
-    (layout::cache_control(&url), content_type, !url.starts_with("/orgs/"), layout::ranges_allowed(&url))
+    b.body(if head { empty() } else { full(body) }).unwrap()
 }
 
 #[cfg(test)]

@@ -20,15 +20,15 @@
 //! within that time, shorter than the shortest max-age of SPEC section 6.
 
 use bytes::Bytes;
+use http::HeaderValue;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
-use warp::http::HeaderValue;
 
 pub use crate::layout::FileId;
-use crate::layout::StaticRoot;
+use crate::layout::{self, StaticRoot};
 
 /// How long an entry is served without looking at its file again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
@@ -105,7 +105,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(key: &str, id: FileId, body: Bytes) -> Entry {
-        let (cache_control, content_type, public, ranges) = super::files::describe(key);
+        let (cache_control, content_type, public, ranges) = describe(key);
         let tag = format!("{:x}-{:x}-{:x}", id.ino, id.size, id.mtime_ns as u64);
         let etag = |suffix: &str| {
             let s = format!("\"{tag}{suffix}\"");
@@ -166,6 +166,13 @@ impl Entry {
         let v = |s: &OnceLock<Option<Bytes>>| s.get().and_then(|b| b.as_ref()).map_or(0, Bytes::len);
         self.body.len() + v(&self.gzip) + v(&self.brotli) + 256
     }
+}
+
+/// Whether an entry's URL is public (CORS) and what it is served as.
+fn describe(key: &str) -> (&'static str, &'static str, bool, bool) {
+    let url = layout::url(key);
+    let content_type = layout::content_type(&url);
+    (layout::cache_control(&url), content_type, !url.starts_with("/orgs/"), layout::ranges_allowed(&url))
 }
 
 fn compress(body: &[u8], e: Encoding) -> Option<Bytes> {

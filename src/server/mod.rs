@@ -1,41 +1,50 @@
-//! The HTTP side of `cairn serve`: the write API under `/api/v1/` and the
-//! static root for everything else. One catch-all warp filter hands each
-//! request to `handle`; API requests are authenticated (a token, else the
-//! web session's cookie, whose writes pass the CSRF rule of `auth`), rate
-//! limited and routed in `api`, so every API answer (errors included) goes
-//! through one place that adds the rate-limit headers and renders the
-//! error shape.
+//! The HTTP side of `cairn serve`: the static root for reads, and the
+//! write API under `/api/v1/`. One accept loop on hyper 1 answers each
+//! request: a static read (a GET or HEAD of a file) and the event stream
+//! directly, everything else through the warp filters of `routes`, where
+//! API requests are authenticated (a token, else the web session's cookie,
+//! whose writes pass the CSRF rule of `auth`), rate limited and routed in
+//! `api`, so every API answer (errors included) goes through one place that
+//! adds the rate-limit headers and renders the error shape.
 
 pub mod admin;
 mod api;
 mod audit;
 mod auth;
+pub mod body;
 mod cargo;
 mod error;
 mod events;
 pub mod files;
 pub mod hot;
 mod orgs;
+mod owners;
 mod private;
 mod proxy;
 mod ratelimit;
+mod routes;
 mod url;
 pub mod witness;
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
-use warp::hyper::{self, Body};
+use warp::filters::BoxedFilter;
 
+use body::Body;
 pub use error::ApiError;
-use ratelimit::{Class, Decision, Limits};
+use ratelimit::{Decision, Limits};
 
 use crate::db::session::Session;
-use crate::db::{self, AuditEntry, Caller};
+use crate::db::{self, Caller};
 use crate::publish::{Actor, By, Writer};
 use crate::registry::Registry;
 
@@ -154,22 +163,45 @@ async fn flush_last_used(state: Arc<State>) {
 
 /// Serves the public listener until the process ends.
 pub async fn run(state: Arc<State>, listener: tokio::net::TcpListener) {
+    let routes = routes(routes::public(state.clone()));
     serve_connections(listener, move |req, peer| {
-        let state = state.clone();
-        async move { handle(&state, req, peer).await }
+        let (state, routes) = (state.clone(), routes.clone());
+        async move { handle(&state, &routes, req, peer).await }
     })
     .await
 }
 
+/// An answer on its way.
+type Answer = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// Warp filters as the function the accept loop calls.
+type Routes = Arc<dyn Fn(http::Request<Incoming>) -> Answer + Send + Sync>;
+
+/// The hyper service of `filter` (`warp::service`), answering with this
+/// server's body.
+fn routes(filter: BoxedFilter<(Response<Bytes>,)>) -> Routes {
+    let service = TowerToHyperService::new(warp::service(filter));
+    Arc::new(move |req| {
+        let answer = hyper::service::Service::call(&service, req);
+        Box::pin(async move {
+            match answer.await {
+                Ok(resp) => body::of_warp(resp),
+                Err(never) => match never {},
+            }
+        })
+    })
+}
+
 /// Accepts connections until the process ends and answers each request
-/// with `handler(request, peer address)`: hyper, without a filter chain in
+/// with `handler(request, peer address)`: hyper (HTTP/1.1, and HTTP/2 for
+/// a client that starts with its preface), without a filter chain in
 /// front, so a static read costs a cache lookup and the response headers.
 pub async fn serve_connections<F, Fut>(listener: tokio::net::TcpListener, handler: F)
 where
-    F: Fn(hyper::Request<Body>, IpAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+    F: Fn(http::Request<Incoming>, IpAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let http = Arc::new(hyper::server::conn::Http::new());
+    let http = Arc::new(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -188,48 +220,35 @@ where
                 let answer = handler(req, peer.ip());
                 async move { Ok::<_, std::convert::Infallible>(answer.await) }
             });
-            let _ = http.serve_connection(stream, service).await;
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
 
-async fn handle(state: &State, req: hyper::Request<Body>, peer: IpAddr) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path();
+async fn handle(
+    state: &State,
+    routes: &Routes,
+    mut req: http::Request<Incoming>,
+    peer: IpAddr,
+) -> Response<Body> {
+    let path = req.uri().path();
     // A private organisation's API sits below its prefix; its documents are static reads.
-    let org_api = private::api_of(path);
-    let below = org_api.as_ref().map_or(path, |(_, rest)| rest);
-    let mut resp = if is_static_read(&parts.method, below) {
+    let below = private::api_of(path).map_or(path, |(_, rest)| rest);
+    let mut resp = if is_static_read(req.method(), below) {
         let refused = match private::org_of(path) {
-            Some(slug) => private::gate(state, &parts.headers, path, &slug).await,
+            Some(slug) => private::gate(state, req.headers(), path, &slug).await,
             None => None,
         };
         match refused {
             Some(resp) => resp,
-            None => read_static(state, &parts.method, path, &parts.headers).await,
+            None => read_static(state, req.method(), path, req.headers()).await,
         }
-    } else if let Some((slug, rest)) = org_api {
-        let ip = state.proxies.client(peer, &parts.headers);
-        let query = parts.uri.query().unwrap_or("");
-        api(state, parts.method.clone(), rest, query, &parts.headers, ip, body, Some(slug)).await
-    } else if parts.method == Method::GET && path == "/api/v1/auth/check" {
-        private::check(state, &parts.headers).await
-    } else if let (Some(w), &Method::POST, "/add-checkpoint") = (&state.witness, &parts.method, path) {
-        witness::add_checkpoint(w.clone(), body).await
-    } else if parts.method == Method::GET && path == "/api/v1/events" {
-        let ip = state.proxies.client(peer, &parts.headers);
-        events::stream(state, &parts.headers, parts.uri.query().unwrap_or(""), ip).await
-    } else if path.starts_with("/api/") {
-        let ip = state.proxies.client(peer, &parts.headers);
-        let query = parts.uri.query().unwrap_or("");
-        api(state, parts.method.clone(), path, query, &parts.headers, ip, body, None).await
+    } else if req.method() == Method::GET && path == "/api/v1/events" {
+        let ip = state.proxies.client(peer, req.headers());
+        events::stream(state, req.headers(), req.uri().query().unwrap_or(""), ip).await
     } else {
-        let e = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid",
-            format!("{} is not allowed on {path}", parts.method),
-        );
-        render_error(&e, None, false)
+        req.extensions_mut().insert(routes::Peer(peer));
+        routes(req).await
     };
     // No answer is ever sniffed into something else (a README into a page).
     resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -339,225 +358,11 @@ impl Request<'_> {
     }
 }
 
-/// The rate-limit class of a route (SPEC section 7's table).
-fn class_of(method: &Method, segs: &[&str]) -> Class {
-    match (method, segs) {
-        (&Method::POST, ["tokens"] | ["orgs", _, "tokens"] | ["auth", "device", "approve"]) => {
-            Class::TokenCreate
-        }
-        (_, ["me", "export"]) => Class::Export,
-        (_, ["me", "delete"]) => Class::Delete,
-        (m, _) if is_read(m) => Class::Read,
-        _ => Class::Write,
-    }
-}
-
 type ApiResult = Result<(StatusCode, serde_json::Value), ApiError>;
 /// An answer that may set the session cookie.
 type CookieResult = Result<(StatusCode, serde_json::Value, Option<HeaderValue>), ApiError>;
 
-#[allow(clippy::too_many_arguments)]
-async fn api<S, B, E>(
-    state: &State,
-    method: Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    ip: IpAddr,
-    body: S,
-    org: Option<String>,
-) -> Response<Body>
-where
-    S: Stream<Item = Result<B, E>> + Unpin,
-    B: Buf,
-    E: std::fmt::Display,
-{
-    // Segments decoded once here: handlers see names and versions as sent.
-    let decoded: Vec<String> =
-        path.trim_start_matches("/api/v1/").split('/').map(url::decode_segment).collect();
-    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let cargo_shape = segs.first() == Some(&"crates");
-
-    // The audit is a read, whatever its method: a mirror answers it too.
-    let reads = is_read(&method) || audit::is_audit(&method, &segs);
-    // A failed authentication is throttled like anonymous traffic, so
-    // guessing tokens costs the guesser's address its bucket. Signing in,
-    // the device flow's unauthenticated steps and the audit are anonymous
-    // whatever they carry: they spend the same bucket.
-    let (auth, session) = match auth::is_anonymous(&method, &segs) || audit::is_audit(&method, &segs) {
-        true => (Ok(None), None),
-        false => match authenticate(state, headers).await {
-            Ok(Some((caller, session))) => (Ok(Some(caller)), session),
-            Ok(None) => (Ok(None), None),
-            Err(e) => (Err(e), None),
-        },
-    };
-    let decision = match &auth {
-        Ok(Some(c)) => state.limits.account(c.user.id, class_of(&method, &segs)),
-        _ => state.limits.anonymous(ip),
-    };
-    if !decision.allowed {
-        let e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-requests",
-            "rate limit exceeded; retry later",
-        );
-        return render_error(&e, Some(decision), cargo_shape);
-    }
-    if state.reg.config.read_only && !reads {
-        let e =
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "read-only", "this registry is a read-only mirror");
-        return render_error(&e, Some(decision), cargo_shape);
-    }
-    let body_limit = match (&method, segs.as_slice()) {
-        (&Method::PUT, ["packages", _, _]) | (&Method::PUT, ["crates", "new"]) => {
-            // The frame around a .crate adds its JSON metadata.
-            state.reg.config.limits.max_compressed + (1 << 20)
-        }
-        _ => 1 << 20,
-    };
-    let body = match read_body(body, headers, body_limit).await {
-        Ok(b) => b,
-        Err(e) => return render_error(&e, Some(decision), cargo_shape),
-    };
-    // Only those who read a private organisation reach its registry's API.
-    let hosted = match &org {
-        Some(slug) => Some(private::admit(state, &auth, slug).await),
-        None => None,
-    };
-    let org_reg = hosted.as_ref().and_then(|h| h.as_ref().ok().cloned());
-    let req =
-        Request { state, method: method.clone(), query, headers, ip, auth, session, body, org: org_reg };
-    let result = match (auth::check_csrf(&req), segs.as_slice(), hosted) {
-        (Err(e), _, _) | (Ok(()), _, Some(Err(e))) => Err(e),
-        (Ok(()), segs, Some(Ok(_))) => {
-            api::route_org(&req, segs).await.map(|(status, doc)| (status, doc, None))
-        }
-        (Ok(()), ["auth", rest @ ..], None) => auth::route(&req, rest).await,
-        (Ok(()), _, None) => api::route(&req, &segs).await.map(|(status, doc)| (status, doc, None)),
-    };
-    if let (Err(e), false) = (&result, reads) {
-        let path = match &org {
-            Some(slug) => format!("/orgs/{slug}{path}"),
-            None => path.to_string(),
-        };
-        audit_refusal(&req, &path, e).await;
-    }
-    match result {
-        Ok((status, doc, cookie)) => {
-            let mut resp = render_json(status, &doc, Some(decision));
-            if let Some(cookie) = cookie {
-                resp.headers_mut().insert(header::SET_COOKIE, cookie);
-            }
-            resp
-        }
-        Err(e) => render_error(&e, Some(decision), cargo_shape),
-    }
-}
-
-/// Every refused write is in the audit log, with who tried it if known.
-async fn audit_refusal(req: &Request<'_>, path: &str, e: &ApiError) {
-    let caller = req.auth.as_ref().ok().and_then(|c| c.as_ref());
-    let (user_id, token_id) = (caller.map(|c| c.user.id), caller.and_then(|c| c.token_id));
-    let target = format!("{} {path}", req.method);
-    let outcome = format!("refused {}: {}", e.status.as_u16(), e.message);
-    let ip = req.ip.to_string();
-    let _ = req
-        .state
-        .db(move |conn| {
-            let entry = AuditEntry {
-                user_id,
-                token_id,
-                action: "request",
-                target: &target,
-                addr: Some(&ip),
-                outcome: &outcome,
-            };
-            db::audit(conn, &entry)
-        })
-        .await;
-}
-
-/// Authenticates by the `Authorization` header when there is one, else by
-/// the session cookie (with the session). `Err` for a presented token that
-/// is malformed, unknown, revoked or expired, or a cookie whose session has
-/// ended.
-async fn authenticate(
-    state: &State,
-    headers: &HeaderMap,
-) -> Result<Option<(Caller, Option<Session>)>, ApiError> {
-    let authenticated = authenticate_then(state, headers, |_, _| Ok(())).await?;
-    Ok(authenticated.map(|(caller, session, ())| (caller, session)))
-}
-
-/// [`authenticate`], then `then` on the caller in the same trip to the
-/// database (the private read check: one pooled connection per read).
-async fn authenticate_then<T: Send + 'static>(
-    state: &State,
-    headers: &HeaderMap,
-    then: impl FnOnce(&db::Conn, &Caller) -> anyhow::Result<T> + Send + 'static,
-) -> Result<Option<(Caller, Option<Session>, T)>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return authenticate_session(state, headers, then).await;
-    };
-    let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
-    let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
-    // The checksum is checked before any lookup.
-    if !db::token::well_formed(token) {
-        return Err(ApiError::unauthorized("malformed token: cairn tokens are `cairn_` and 40 characters"));
-    }
-    let token = token.to_string();
-    let found = state
-        .db(move |conn| match db::authenticate(conn, &token)? {
-            Some(c) => Ok(Some((then(conn, &c)?, c))),
-            None => Ok(None),
-        })
-        .await?;
-    match found {
-        Some((t, c)) => {
-            if let Some(token) = c.token_id {
-                state.last_used.lock().unwrap().insert(token, db::now());
-            }
-            Ok(Some((c, None, t)))
-        }
-        None => Err(ApiError::unauthorized("invalid, expired or revoked token")),
-    }
-}
-
-/// Authenticates by the session cookie, if there is one, and notes the
-/// use of the session (and of the token it was opened with) for the next
-/// flush; the session's only when its recorded use is a minute old.
-async fn authenticate_session<T: Send + 'static>(
-    state: &State,
-    headers: &HeaderMap,
-    then: impl FnOnce(&db::Conn, &Caller) -> anyhow::Result<T> + Send + 'static,
-) -> Result<Option<(Caller, Option<Session>, T)>, ApiError> {
-    let Some(secret) = auth::session_cookie(headers) else {
-        return Ok(None);
-    };
-    let found = state
-        .db(move |conn| match db::session::authenticate(conn, &secret)? {
-            Some((c, session)) => Ok(Some((then(conn, &c)?, c, session))),
-            None => Ok(None),
-        })
-        .await?;
-    let Some((t, c, session)) = found else {
-        return Err(ApiError::unauthorized("the session has ended or expired; sign in again"));
-    };
-    if let Some(token) = c.token_id {
-        state.last_used.lock().unwrap().insert(token, db::now());
-    }
-    let now = db::session::unix_now();
-    if now - session.seen >= db::session::SEEN_GRANULARITY {
-        state.session_seen.lock().unwrap().insert(session.id, now);
-    }
-    Ok(Some((c, Some(session), t)))
-}
-
-fn with_rate_headers(
-    mut b: warp::http::response::Builder,
-    d: Option<Decision>,
-) -> warp::http::response::Builder {
+fn with_rate_headers(mut b: http::response::Builder, d: Option<Decision>) -> http::response::Builder {
     if let Some(d) = d {
         b = b
             .header("RateLimit-Limit", d.limit)
@@ -570,12 +375,12 @@ fn with_rate_headers(
     b
 }
 
-pub fn render_json(status: StatusCode, doc: &serde_json::Value, d: Option<Decision>) -> Response<Body> {
+pub fn render_json(status: StatusCode, doc: &serde_json::Value, d: Option<Decision>) -> Response<Bytes> {
     with_rate_headers(Response::builder(), d)
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from(serde_json::to_vec(doc).unwrap()))
+        .body(Bytes::from(serde_json::to_vec(doc).unwrap()))
         .unwrap()
 }
 
@@ -583,7 +388,7 @@ pub fn render_json(status: StatusCode, doc: &serde_json::Value, d: Option<Decisi
 const UNAVAILABLE_RETRY_AFTER: u64 = 10;
 
 /// The JSON error shape, or cargo's `{"errors":[{"detail"}]}` on its routes.
-pub fn render_error(e: &ApiError, d: Option<Decision>, cargo_shape: bool) -> Response<Body> {
+pub fn render_error(e: &ApiError, d: Option<Decision>, cargo_shape: bool) -> Response<Bytes> {
     let body = if cargo_shape { e.cargo_body() } else { e.body() };
     let mut b = with_rate_headers(Response::builder(), d);
     if e.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -592,41 +397,6 @@ pub fn render_error(e: &ApiError, d: Option<Decision>, cargo_shape: bool) -> Res
     b.status(e.status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from(body))
+        .body(Bytes::from(body))
         .unwrap()
-}
-
-/// Reads the body up to `limit` bytes. A body longer or shorter than its
-/// Content-Length is refused; so is one over the limit, before it is read.
-async fn read_body<S, B, E>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
-where
-    S: Stream<Item = Result<B, E>> + Unpin,
-    B: Buf,
-    E: std::fmt::Display,
-{
-    let length: Option<u64> =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    if let Some(length) = length.filter(|l| *l > limit) {
-        return Err(ApiError::too_large(format!("the body is {length} bytes; the limit is {limit} bytes")));
-    }
-    let mut buf = BytesMut::with_capacity(length.unwrap_or(0) as usize);
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-        if (buf.len() + chunk.remaining()) as u64 > length.unwrap_or(limit).min(limit) {
-            return match length {
-                Some(_) => Err(ApiError::invalid("the body is longer than its Content-Length")),
-                None => Err(ApiError::too_large(format!("the body exceeds the limit of {limit} bytes"))),
-            };
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let n = part.len();
-            buf.extend_from_slice(part);
-            chunk.advance(n);
-        }
-    }
-    if length.is_some_and(|l| buf.len() as u64 != l) {
-        return Err(ApiError::invalid("the body is shorter than its Content-Length"));
-    }
-    Ok(buf.freeze())
 }

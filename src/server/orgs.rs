@@ -9,9 +9,9 @@
 //! organisation is account management. Anyone outside a private
 //! organisation gets 404, so its name is not disclosed.
 
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use warp::http::{Method, StatusCode};
 
 use super::{ApiError, ApiResult, Request};
 use crate::db::org::{self, Org, Refusal, Role};

@@ -7,11 +7,12 @@
 //! `auth_request` the same decision for `X-Original-URI` as 204, 401 or
 //! 403 (which the shipped nginx configuration turns into 404).
 
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use warp::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use warp::hyper::Body;
 
+use super::body::{self, Body};
 use super::{ApiError, State};
 use crate::db::{org, Caller, Conn};
 use crate::publish::Writer;
@@ -125,7 +126,9 @@ enum Verdict {
 /// lets nobody in.
 async fn verdict(state: &State, headers: &HeaderMap, slug: &str) -> Verdict {
     let slug = slug.to_string();
-    match super::authenticate_then(state, headers, move |conn, caller| may_read(conn, caller, &slug)).await {
+    match super::auth::authenticate_then(state, headers, move |conn, caller| may_read(conn, caller, &slug))
+        .await
+    {
         Ok(Some((_, _, true))) => Verdict::Allowed,
         Ok(Some((_, _, false))) => Verdict::Denied,
         Ok(None) => {
@@ -160,16 +163,17 @@ fn may_enter(conn: &Conn, caller: &Caller, slug: &str) -> anyhow::Result<bool> {
 pub async fn gate(state: &State, headers: &HeaderMap, path: &str, slug: &str) -> Option<Response<Body>> {
     match verdict(state, headers, slug).await {
         Verdict::Allowed => None,
-        Verdict::Unauthenticated(why) => Some(unauthorized(&ApiError::unauthorized(why))),
+        Verdict::Unauthenticated(why) => Some(body::boxed(unauthorized(&ApiError::unauthorized(why)))),
         Verdict::Denied => {
-            Some(super::render_error(&ApiError::not_found(format!("no file {path}")), None, false))
+            let e = ApiError::not_found(format!("no file {path}"));
+            Some(body::boxed(super::render_error(&e, None, false)))
         }
     }
 }
 
 /// `GET /api/v1/auth/check`: 204, 401 or 403 for the URI nginx asks about
 /// (`X-Original-URI`); anything outside `/orgs/` is public.
-pub async fn check(state: &State, headers: &HeaderMap) -> Response<Body> {
+pub async fn check(state: &State, headers: &HeaderMap) -> Response<Bytes> {
     let uri = headers.get("x-original-uri").and_then(|v| v.to_str().ok()).unwrap_or("/");
     let path = uri.split(['?', '#']).next().unwrap_or("/");
     let status = match org_of(path) {
@@ -184,13 +188,13 @@ pub async fn check(state: &State, headers: &HeaderMap) -> Response<Body> {
     if status == StatusCode::UNAUTHORIZED {
         resp = resp.header(header::WWW_AUTHENTICATE, CHALLENGE);
     }
-    resp.body(Body::empty()).unwrap()
+    resp.body(Bytes::new()).unwrap()
 }
 
 /// What a 401 asks for (cargo reads the status; browsers and curl the header).
 const CHALLENGE: &str = "Bearer realm=\"cairn\"";
 
-fn unauthorized(e: &ApiError) -> Response<Body> {
+fn unauthorized(e: &ApiError) -> Response<Bytes> {
     let mut resp = super::render_error(e, None, false);
     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
     resp

@@ -4,8 +4,8 @@
 //! appends the address it saw, so whatever a client writes into the header
 //! itself stays to the left of the entry that counts.
 
+use http::HeaderMap;
 use std::net::IpAddr;
-use warp::http::HeaderMap;
 
 /// Trusted proxies: addresses and CIDR blocks from `trusted_proxies`.
 #[derive(Debug, Default, Clone)]

@@ -2,23 +2,26 @@
 //! witness`, and for a mirror that witnesses its source (`cairn mirror
 //! --witness NAME`, then `cairn serve` on the mirror).
 
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
 use std::sync::Arc;
-use warp::http::{header, Response, StatusCode};
-use warp::hyper::Body;
 
 use crate::log::witness::Witness;
 
-pub async fn add_checkpoint(witness: Arc<Witness>, body: Body) -> Response<Body> {
+/// A checkpoint with its proof is a few kilobytes: a larger body is refused.
+pub const MAX_BODY: u64 = 64 << 10;
+
+/// Answers the request body (`None`: it could not be read).
+pub async fn add_checkpoint(witness: Arc<Witness>, body: Option<Bytes>) -> Response<Bytes> {
     let reply = |status: StatusCode, content_type: &str, body: Vec<u8>| {
         Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(body))
+            .body(Bytes::from(body))
             .unwrap()
     };
-    // A checkpoint with its proof is a few kilobytes.
-    let body = match warp::hyper::body::to_bytes(body).await {
-        Ok(b) if b.len() <= 64 << 10 => b,
+    let body = match body {
+        Some(b) if b.len() as u64 <= MAX_BODY => b,
         _ => return reply(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", b"bad body\n".to_vec()),
     };
     match tokio::task::spawn_blocking(move || witness.add_checkpoint(&body)).await {
