@@ -89,6 +89,17 @@ pub fn version_key(v: &semver::Version) -> String {
     key.to_string()
 }
 
+/// How an organisation is written where owners are listed (owners.json,
+/// the owner API, `Published-By`, page links): `org:acme`.
+pub fn owner_name(slug: &str) -> String {
+    format!("org:{slug}")
+}
+
+/// The slug of an owner written as `org:acme`.
+pub fn slug_of_owner(owner: &str) -> Option<&str> {
+    owner.strip_prefix("org:")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 
 use anyhow::Result;
 
-use super::{now, params, Conn, TokenMeta, TokenSpec, TOKEN_COLUMNS};
+use super::tokens::TOKEN_COLUMNS;
+use super::{now, params, Conn, TokenMeta, TokenSpec};
 
 /// A member's role; each includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,16 +41,7 @@ impl Role {
 /// organisation's tokens are made by its admins), plus `read`.
 pub const TOKEN_SCOPES: &[&str] = &["publish-new", "publish-update", "yank", "change-owners", "read"];
 
-/// How an owner is written where users are listed (owners.json, the owner
-/// API, `Published-By`): `org:acme`.
-pub fn owner_name(slug: &str) -> String {
-    format!("org:{slug}")
-}
-
-/// The slug of an owner written as `org:acme`.
-pub fn slug_of_owner(owner: &str) -> Option<&str> {
-    owner.strip_prefix("org:")
-}
+pub use crate::name::{owner_name, slug_of_owner};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
@@ -346,7 +338,7 @@ pub fn tokens(conn: &Conn, org_id: i64) -> Result<Vec<TokenMeta>> {
 /// Stores an organisation token made by the admin `creator`; returns its
 /// metadata and the key (shown once).
 pub fn create_token(conn: &Conn, org_id: i64, creator: i64, spec: &TokenSpec) -> Result<(TokenMeta, String)> {
-    super::create_token_for(conn, creator, Some(org_id), spec)
+    super::tokens::create_token_for(conn, creator, Some(org_id), spec)
 }
 
 /// Revokes one of the organisation's tokens; false if there is none such.

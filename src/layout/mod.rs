@@ -285,7 +285,7 @@ impl Layout {
     /// The page of a package owner as owners are listed: `org:{slug}` is
     /// an organisation's, any other a user's.
     pub fn owner_page(&self, owner: &str) -> String {
-        match crate::db::org::slug_of_owner(owner) {
+        match crate::name::slug_of_owner(owner) {
             Some(slug) => self.org_page(slug),
             None => self.user_page(owner),
         }

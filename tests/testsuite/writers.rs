@@ -52,8 +52,11 @@ impl Cluster {
     fn first_with(&self, more_toml: &str) -> Server {
         let data = self.dir("a");
         std::fs::create_dir_all(&data).unwrap();
+        // The public URL in the file too, so `cairn fsck` (which takes no
+        // --public-url) knows each log's origin, as the servers do.
         let toml = format!(
-            "{}\n[database]\nurl = \"{}\"\nlease_seconds = {LEASE_SECONDS}\n{more_toml}",
+            "public_url = \"{}\"\n{}\n[database]\nurl = \"{}\"\nlease_seconds = {LEASE_SECONDS}\n{more_toml}",
+            self.public,
             self.s3.storage_toml("two"),
             self.url
         );
