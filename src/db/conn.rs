@@ -495,6 +495,9 @@ fn pg_unavailable(pg: &postgres::Error) -> Option<&'static str> {
     };
     let code = code.code();
     match code {
+        // A wait cairn bounds (`db::session_bound`) ran out: the session, or
+        // its transaction, outlived its time (a node that was stopped).
+        "25P03" | "57014" | "55P03" => Some("a database wait ran out"),
         "53100" => Some("no space left"),
         "25006" => Some("read-only database"),
         _ if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") => {

@@ -541,17 +541,20 @@ fn a_private_registry_on_two_writers() {
     }
 }
 
-/// A node frozen (SIGSTOP) at a moment of the mixed stream that varies by
-/// round (inside a transaction, while renewing its lease, idle) holds the
-/// other up no longer than its lease: every session it opened has its
+/// A node frozen (SIGSTOP) in the middle of the mixed stream holds the
+/// other up no longer than its lease: each round freezes node a, which
+/// takes the whole stream, at the first moment one of its Postgres
+/// sessions is seen inside an open transaction (holding its locks: the
+/// writer's group, an account change), or, on the odd rounds, at a moment
+/// that varies (renewing its lease, idle). Every session a opened has its
 /// waits bounded below the lease, so node b acknowledges a publish within
 /// the lease plus 5 s; after SIGCONT every write the model knows the
 /// outcome of is so (acknowledged ones once), fsck is clean, and node a,
-/// fenced, writes again. `CAIRN_FREEZE_ROUNDS` rounds (3 here;
+/// fenced, writes again. `CAIRN_FREEZE_ROUNDS` rounds (4 here;
 /// tools/faults/freeze.sh runs 50).
 #[test]
 fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
-    let rounds: u32 = std::env::var("CAIRN_FREEZE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let rounds: u32 = std::env::var("CAIRN_FREEZE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     let cluster = Cluster::new();
     let a = cluster.first();
     let token = a.token.clone().unwrap();
@@ -567,28 +570,33 @@ fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
     let stream = Stream::new(&token);
     let a_pid = a.child.id() as i32;
     let bound = Duration::from_secs(LEASE_SECONDS + 5);
-    let mut takeovers = Vec::new();
+    let mut watch = cluster.pg.client(cluster.url.rsplit('/').next().unwrap());
+    let in_transaction = "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL";
+    let (mut takeovers, mut caught) = (Vec::new(), 0);
     for round in 0..rounds {
-        let nodes = [node(&a), node(&b)];
+        // Only node a takes the stream: a session in a transaction is a's.
+        let nodes = [node(&a)];
         let mut took = None;
         stream.round(&nodes, round, || {
-            std::thread::sleep(Duration::from_millis(600 + (round as u64 * 317) % 1700));
+            std::thread::sleep(Duration::from_millis(400 + (round as u64 * 317) % 1200));
+            let until = Instant::now() + Duration::from_secs(5);
+            let mut inside = false;
+            while round % 2 == 0 && !inside && Instant::now() < until {
+                inside = watch.query_one(in_transaction, &[]).map(|r| r.get::<_, i64>(0) > 0).unwrap_or(false);
+            }
             // SAFETY: kill(2) on the pid of a child this test started.
             unsafe { libc::kill(a_pid, libc::SIGSTOP) };
             let started = Instant::now();
             let answer = put(&b.url, &token, "frozen", &format!("{round}.0.0"));
-            took = Some((answer, started.elapsed()));
-            // The stream goes on through b a while, then a wakes up.
-            std::thread::sleep(Duration::from_millis(500));
+            took = Some((answer, started.elapsed(), inside));
             unsafe { libc::kill(a_pid, libc::SIGCONT) };
             std::thread::sleep(Duration::from_millis(500));
         });
-        let (answer, elapsed) = took.unwrap();
+        let (answer, elapsed, inside) = took.unwrap();
+        caught += usize::from(inside);
         assert_eq!(answer, Some(201), "round {round}: b acknowledges a publish while a is frozen");
-        assert!(
-            elapsed < bound,
-            "round {round}: b took {elapsed:?} to take the writes over (bound {bound:?})"
-        );
+        assert!(elapsed < bound, "round {round}: b took {elapsed:?} to take the writes over (bound {bound:?})");
         takeovers.push(elapsed);
         check_model(&a, &token, &stream.model.lock().unwrap(), round);
         // a, fenced while frozen, writes again normally.
@@ -597,10 +605,11 @@ fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
     }
     let lines = cluster.lines("frozen");
     assert_eq!(lines.len(), rounds as usize * 2, "each acknowledged publish once: {lines:?}");
+    assert!(caught > 0, "no round froze node a inside a transaction");
     takeovers.sort();
     let ms = |d: &Duration| d.as_millis();
     eprintln!(
-        "frozen writer: {rounds} rounds, takeover p50 {} ms, max {} ms (lease {LEASE_SECONDS} s)",
+        "frozen writer: {rounds} rounds ({caught} frozen inside a transaction), takeover p50 {} ms, max {} ms (lease {LEASE_SECONDS} s)",
         ms(&takeovers[takeovers.len() / 2]),
         ms(takeovers.last().unwrap())
     );
