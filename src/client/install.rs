@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use super::lockfile::{LockedPackage, Lockfile};
 use super::progress;
-use super::remote::{RegistryConfig, Remote, Trust};
+use super::remote::{RegistryConfig, Remote};
 use super::resolve::{self, dep_counts, dep_target, Universe};
+use super::trust::Trust;
 use super::verify::Expected;
 use crate::index::IndexLine;
 
@@ -204,7 +205,7 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
 /// (fetched concurrently, through the index's ETag cache). Only a warning:
 /// a registry that cannot say is not a reason to fail an install.
 async fn warn_deprecated(remote: &Remote, plan: &[Planned], jobs: usize) {
-    let mut found: Vec<(String, super::remote::Meta)> = futures_util::stream::iter(plan)
+    let mut found: Vec<(String, crate::index::meta::Meta)> = futures_util::stream::iter(plan)
         .map(|p| async move {
             match remote.meta(&p.want.name).await {
                 Ok(meta) => meta.map(|m| (p.want.name.clone(), m)),

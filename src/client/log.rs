@@ -7,42 +7,19 @@
 //! line's bytes (dependencies and features too). Any failure stops the
 //! command, naming what failed.
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::config::{config_dir, Credentials};
+use super::error::Error;
 use super::remote::{RegistryConfig, Remote};
+use super::trust::LogKeys;
 use crate::index::IndexLine;
 use crate::layout::Layout;
 use crate::log::note::PublicKey;
 use crate::log::verify::{self, Fetch, LogError, Trust};
 use crate::log::Leaf;
-
-/// `config.json`'s `log`: the origin and the two verifier keys.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LogKeys {
-    pub origin: String,
-    pub key: String,
-    #[serde(rename = "timeKey")]
-    pub time_key: String,
-}
-
-/// What the user asks of the log (flags and environment).
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub max_age: u64,
-    pub witnesses: Vec<String>,
-    /// Witness cosignatures required; default: every witness given.
-    pub quorum: Option<usize>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy { max_age: 86_400, witnesses: Vec::new(), quorum: None }
-    }
-}
 
 /// Where the last verified checkpoint of a registry is kept.
 fn kept_path(url: &str) -> Result<std::path::PathBuf> {
@@ -62,13 +39,8 @@ impl Fetch for Files {
         if let Some(b) = self.seen.lock().unwrap().get(key) {
             return Ok(b.clone());
         }
-        let bytes = match self.remote.static_file_blocking(&self.handle, key) {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                return Err(format!("{}{} is not there (404)", self.remote.url, crate::layout::url(key)))
-            }
-            Err(e) => return Err(format!("{e:#}")),
-        };
+        let url = self.remote.url_of(key);
+        let bytes = self.handle.block_on(self.remote.http.required(&url)).map_err(|e| e.to_string())?;
         self.seen.lock().unwrap().insert(key.to_string(), bytes.clone());
         Ok(bytes)
     }
@@ -134,10 +106,7 @@ async fn run(
     let lines = lines.to_vec();
     let checked = tokio::task::spawn_blocking(move || verify_all(files, &trust, &lines))
         .await?
-        .map_err(|e| {
-            anyhow!("the registry's transparency log does not check out: {e}. Nothing was unpacked.")
-        })
-        .with_context(|| format!("checking the log of {}", remote.url))?;
+        .map_err(|error| Error::Log { url: remote.url.clone(), error: Box::new(error) })?;
     Ok(Some(checked))
 }
 

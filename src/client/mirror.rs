@@ -23,7 +23,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use super::remote::{Remote, Trust};
+use super::remote::Remote;
+use super::trust::Trust;
 use super::verify::Expected;
 use crate::fsutil::write_atomic;
 use crate::index::IndexLine;
