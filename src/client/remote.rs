@@ -250,6 +250,7 @@ impl Remote {
 /// first contact; `retrust` replaces a differing pin.
 pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
     let url = normalize_url(url);
+    let key_url = format!("{url}{}", crate::layout::url(&Layout::public().minisign_pub()));
     let mut creds = Credentials::load()?;
     let entry = creds.entry_mut(&url);
     match (&entry.pubkey, &entry.name) {
@@ -270,7 +271,7 @@ pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
                  \x20 now:    key {}, name {}\n\
                  Nothing was downloaded or installed. A changed key is what a man-in-the-middle or a \
                  compromised mirror looks like, and also what a key rotation looks like. Check the new \
-                 key with the registry's operator (it is served at {url}/minisign.pub); if they confirm \
+                 key with the registry's operator (it is served at {key_url}); if they confirm \
                  it, trust it with:\n\
                  \x20 cairn login --registry {url} --re-trust",
                 n.as_deref().unwrap_or("?"),
