@@ -144,6 +144,12 @@ impl Remote {
             .map_err(|e| Error::invalid(&self.url_of(&Layout::public().index_file(&path)), "parsing", e))
     }
 
+    /// What the cached copy of a package's `index/meta/` file says, without
+    /// a request (`None`: none cached, as for a package not deprecated).
+    pub fn cached_meta(&self, name: &str) -> Option<Meta> {
+        self.cache.index_get(&meta::path(name)).and_then(|(_, body)| Meta::parse(&body).ok())
+    }
+
     /// A blob's download URL from config.json's `dl` template (cargo's markers).
     pub fn blob_url(config: Option<&RegistryConfig>, base: &str, line: &Expected) -> String {
         let Some(c) = config else {
@@ -209,15 +215,20 @@ impl Remote {
         trust: &Trust,
         want: &Expected,
     ) -> Result<(Vec<u8>, u64)> {
-        if let Some((bytes, sig)) = self.cache.blob_get(&want.sha256) {
-            if verify::verify(&bytes, &sig, trust, want).is_ok() {
-                return Ok((bytes, 0));
-            }
+        if let Some(bytes) = self.cached_blob(trust, want) {
+            return Ok((bytes, 0));
         }
         let (bytes, sig) = self.download(config, trust, want).await?;
         self.cache.blob_put(&want.sha256, &bytes, &sig)?;
         let n = bytes.len() as u64;
         Ok((bytes, n))
+    }
+
+    /// The bytes of a package from the local cache, if it holds them and
+    /// they verify.
+    pub fn cached_blob(&self, trust: &Trust, want: &Expected) -> Option<Vec<u8>> {
+        let (bytes, sig) = self.cache.blob_get(&want.sha256)?;
+        verify::verify(&bytes, &sig, trust, want).is_ok().then_some(bytes)
     }
 
     /// A file of the static root by its layout key; `None` when it is not there.
