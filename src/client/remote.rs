@@ -99,14 +99,18 @@ impl Remote {
         usable: impl Fn(&[u8]) -> bool,
     ) -> error::Result<Option<Vec<u8>>> {
         let url = self.url_of(&Layout::public().index_file(path));
-        let cached = self.cache.index_get(path).filter(|(_, body)| usable(body));
+        let held = self.cache.index_get(path);
+        let had_copy = held.is_some();
+        let cached = held.filter(|(_, body)| usable(body));
         match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await {
             Ok(Got::NotModified) => match cached {
                 Some((_, body)) => Ok(Some(body)),
                 None => Err(Error::invalid(&url, "fetching", "304 without a cached copy")),
             },
             Err(e) if e.is_not_found() => {
-                self.cache.index_remove(path);
+                if had_copy {
+                    self.cache.index_remove(path);
+                }
                 Ok(None)
             }
             Err(e) => Err(e),
