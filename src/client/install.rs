@@ -1,9 +1,9 @@
 //! `cairn install`, `fetch` and `verify`: resolve against the sparse index
 //! (or take the lock as it is), download every tarball concurrently through
 //! the content-addressed cache, verify every one of them, inspect every one
-//! under the registry's archive rules, and only then unpack and write
-//! `cairn.lock`. A single failure anywhere before unpacking leaves the
-//! target directory and the lock untouched.
+//! under the registry's archive rules, and only then write `cairn.lock` and
+//! unpack. A single failure anywhere before that leaves the target
+//! directory and the lock untouched.
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -197,10 +197,13 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
     }
     tracing::debug!(ms = checking.elapsed().as_millis() as u64, lines = lines.len(), "the log's checks done");
     let (blobs, summary) = download_all(remote, config.as_ref(), &trust, &plan, opts.jobs).await?;
-    let unpacked = unpack_all(&opts.target, &plan, &blobs)?;
+    let unpacking = inspect_all(&opts.target, &plan, &blobs)?;
+    // Every check passed: the lock is written (and fsync'd) before the
+    // unpacking, whose files that fsync would otherwise wait for.
     if Some(&new_lock) != lock.as_ref() {
         new_lock.save(&opts.lockfile)?;
     }
+    let unpacked = unpack_all(&opts.target, &plan, &blobs, unpacking)?;
     warn_deprecated(match asking {
         Some(task) => task.await?,
         None => cached_deprecations(remote, &names),
@@ -416,13 +419,20 @@ async fn download_all(
 
 const STATE_FILE: &str = ".cairn-installed.json";
 
-/// Unpacks each package into `target/{name}/` (fresh directory, then
-/// rename), skipping those already there at the same checksum, and removes
-/// packages an earlier install put there that the plan no longer holds.
-fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<usize> {
-    let state_path = target.join(STATE_FILE);
-    let old: BTreeMap<String, String> =
-        std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+/// What an install unpacks: the packages not already in `target` at the
+/// same checksum, whose archives all passed the registry's inspection.
+struct Unpacking {
+    /// The install state found (name → checksum).
+    old: BTreeMap<String, String>,
+    todo: Vec<usize>,
+}
+
+/// Inspects every archive to unpack, before any is unpacked.
+fn inspect_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<Unpacking> {
+    let old: BTreeMap<String, String> = std::fs::read(target.join(STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let todo: Vec<usize> = (0..plan.len())
         .filter(|&i| {
             let p = &plan[i].want;
@@ -436,6 +446,14 @@ fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<usiz
             .map(|_| ())
             .map_err(|e| anyhow!("refusing {} {}: {e}", p.name, p.version))
     })?;
+    Ok(Unpacking { old, todo })
+}
+
+/// Unpacks each package of `u` into `target/{name}/` (fresh directory,
+/// then rename), and removes packages an earlier install put there that
+/// the plan no longer holds.
+fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>], u: Unpacking) -> Result<usize> {
+    let Unpacking { old, todo } = u;
     std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
     todo.par_iter().try_for_each(|&i| -> Result<()> {
         let p = &plan[i].want;
@@ -452,8 +470,10 @@ fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<usiz
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
     }
+    // Not fsync'd, like the unpacked files it describes (an fsync here would
+    // wait for all of them): a state lost in a crash costs an unpack.
     if new != old {
-        crate::fsutil::write_atomic(&state_path, &serde_json::to_vec_pretty(&new)?)?;
+        crate::fsutil::write_replace(&target.join(STATE_FILE), &serde_json::to_vec_pretty(&new)?)?;
     }
     Ok(todo.len())
 }
