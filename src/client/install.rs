@@ -192,11 +192,21 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
             lines_of(remote, &todo, opts.jobs).await?
         }
     };
-    if config.is_some() || !lines.is_empty() {
-        super::log::check(remote, config.as_ref(), &lines).await?;
-    }
-    tracing::debug!(ms = checking.elapsed().as_millis() as u64, lines = lines.len(), "the log's checks done");
-    let (blobs, summary) = download_all(remote, config.as_ref(), &trust, &plan, opts.jobs).await?;
+    // The log is checked while the blobs download (each verified against
+    // its signature as it lands); nothing is unpacked unless both pass.
+    let log_check = async {
+        if config.is_some() || !lines.is_empty() {
+            super::log::check(remote, config.as_ref(), &lines).await?;
+        }
+        tracing::debug!(
+            ms = checking.elapsed().as_millis() as u64,
+            lines = lines.len(),
+            "the log's checks done"
+        );
+        Ok(())
+    };
+    let ((), (blobs, summary)) =
+        tokio::try_join!(log_check, download_all(remote, config.as_ref(), &trust, &plan, opts.jobs))?;
     let unpacking = inspect_all(&opts.target, &plan, &blobs)?;
     // Every check passed: the lock is written (and fsync'd) before the
     // unpacking, whose files that fsync would otherwise wait for.
