@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::deprecation;
 use super::lockfile::{LockedPackage, Lockfile};
 use super::progress;
 use super::remote::{RegistryConfig, Remote};
 use super::resolve::{self, dep_counts, dep_target, Universe};
 use super::trust::Trust;
 use super::verify::Expected;
-use crate::index::meta::Meta;
 use crate::index::IndexLine;
 
 pub struct InstallOptions {
@@ -167,7 +167,7 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
     // what the cached meta files say.
     let names: Vec<String> = plan.iter().map(|p| p.want.name.clone()).collect();
     let asking =
-        config.is_some().then(|| tokio::spawn(deprecations(remote.clone(), names.clone(), opts.jobs)));
+        config.is_some().then(|| tokio::spawn(deprecation::ask(remote.clone(), names.clone(), opts.jobs)));
     let trust = match &config {
         Some(c) => Trust { pubkey: c.pubkey.clone(), name: c.name.clone() },
         None => remote.trust().await?,
@@ -214,9 +214,9 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
         new_lock.save(&opts.lockfile)?;
     }
     let unpacked = unpack_all(&opts.target, &plan, &blobs, unpacking)?;
-    warn_deprecated(match asking {
+    deprecation::warn(match asking {
         Some(task) => task.await?,
-        None => cached_deprecations(remote, &names),
+        None => deprecation::cached(remote, &names),
     });
     let summary = Summary { packages: plan.len(), unpacked, ..summary };
     eprintln!(
@@ -229,46 +229,6 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
         started.elapsed().as_secs_f64()
     );
     Ok((summary, new_lock))
-}
-
-/// The meta files of `names` that say something, fetched concurrently
-/// through the index's ETag cache. A registry that cannot say is not a
-/// reason to fail an install.
-async fn deprecations(remote: Remote, names: Vec<String>, jobs: usize) -> Vec<(String, Meta)> {
-    futures_util::stream::iter(names)
-        .map(|name| {
-            let remote = &remote;
-            async move {
-                match remote.meta(&name).await {
-                    Ok(meta) => meta.map(|m| (name, m)),
-                    Err(e) => {
-                        tracing::debug!(%name, "no deprecation check: {e:#}");
-                        None
-                    }
-                }
-            }
-        })
-        .buffer_unordered(jobs.max(1))
-        .filter_map(|m| async move { m })
-        .collect()
-        .await
-}
-
-/// What the cached meta files of `names` say, without a request.
-fn cached_deprecations(remote: &Remote, names: &[String]) -> Vec<(String, Meta)> {
-    names.iter().filter_map(|n| Some((n.clone(), remote.cached_meta(n)?))).collect()
-}
-
-/// Prints a warning for each installed package its owners deprecated.
-fn warn_deprecated(mut found: Vec<(String, Meta)>) {
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, meta) in found {
-        let Some(message) = meta.deprecated else { continue };
-        match meta.replacement {
-            Some(r) => eprintln!("warning: {name} is deprecated: {message}; use {r} instead"),
-            None => eprintln!("warning: {name} is deprecated: {message}"),
-        }
-    }
 }
 
 /// Fetches the index files of `roots` and everything they can reach,

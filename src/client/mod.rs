@@ -13,13 +13,14 @@
 //!   path a `layout::Layout` key.
 //! - `verify`: the checks every tarball passes before it is unpacked.
 //! - `resolve`: PubGrub over index lines; `lockfile`: `cairn.lock`.
-//! - `install`: install, fetch, verify; `api`: the write API verbs;
+//! - `install`: install, fetch, verify; `deprecation`: its warnings; `api`: the write API verbs;
 //!   `device`: `login --device`; `mirror`: a read-only copy of a registry;
 //!   `progress`: TTY-only bars.
 
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod deprecation;
 pub mod device;
 pub mod error;
 pub mod http;
