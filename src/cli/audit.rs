@@ -30,7 +30,7 @@ pub fn run(args: AuditArgs) -> Result<()> {
     let rt = super::user::runtime()?;
     let remote = args.reg.remote()?;
     rt.block_on(remote.connect(false))?;
-    let mut get = |key: &str| rt.block_on(remote.static_file(key));
+    let mut get = |key: &str| Ok(rt.block_on(remote.static_file(key))?);
     let all = audit(&crate::layout::Layout::public(), &mut get, &locked)?.with_context(|| {
         format!(
             "{}{} is not there: the registry publishes no advisory index yet, so there is nothing \

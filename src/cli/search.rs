@@ -32,7 +32,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         let handle = tokio::runtime::Handle::current();
         let (query, limit) = (args.words.join(" "), args.limit);
         tokio::task::spawn_blocking(move || {
-            let mut get = |key: &str| remote.static_file_blocking(&handle, key);
+            let mut get = |key: &str| Ok(remote.static_file_blocking(&handle, key)?);
             search(&Layout::public(), &mut get, &query, limit)
         })
         .await?

@@ -42,8 +42,8 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    fn policy(&self) -> crate::client::log::Policy {
-        crate::client::log::Policy {
+    fn policy(&self) -> crate::client::trust::Policy {
+        crate::client::trust::Policy {
             max_age: self.log_max_age,
             witnesses: self.witnesses.clone(),
             quorum: self.witness_quorum,

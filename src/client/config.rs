@@ -28,7 +28,7 @@ pub struct RegistryEntry {
     pub name: Option<String>,
     /// The transparency log's origin and keys, pinned with the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<super::log::LogKeys>,
+    pub log: Option<super::trust::LogKeys>,
 }
 
 /// `$XDG_CONFIG_HOME/cairn` (or `~/.config/cairn`); `CAIRN_CONFIG_DIR` overrides.

@@ -5,12 +5,16 @@
 //! `net.retry`); 404, 410 and 451 mean "no such file" and are never retried.
 //! A registry that answers 401 (a private organisation's, RFC 3139's
 //! `auth-required`) gets the token from then on, as cargo does; a public
-//! registry never sees it on a read.
+//! registry never sees it on a read. Every failure is a typed
+//! [`Error`](super::error::Error) that names the URL.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Context;
+use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use super::error::{Error, Result};
 
 /// Retries after the first attempt, as cargo's `net.retry` defaults to.
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -25,8 +29,6 @@ pub enum Got {
     Body { bytes: Vec<u8>, etag: Option<String> },
     /// 304 to an `If-None-Match`.
     NotModified,
-    /// 404, 410 or 451: there is no such file.
-    Missing,
 }
 
 #[derive(Clone)]
@@ -44,7 +46,7 @@ struct Auth {
 }
 
 impl Http {
-    pub fn new() -> Result<Http> {
+    pub fn new() -> anyhow::Result<Http> {
         let retries = match std::env::var("CAIRN_NET_RETRY") {
             Ok(v) if !v.is_empty() => v
                 .parse()
@@ -71,26 +73,26 @@ impl Http {
         &self.client
     }
 
-    /// GETs `url` (conditionally, given a cached ETag), retrying what may pass.
+    /// GETs `url` (conditionally, given a cached ETag), retrying what may
+    /// pass; no such file is `Error::NotFound`.
     pub async fn get(&self, url: &str, etag: Option<&str>) -> Result<Got> {
         let mut attempt = 0;
         loop {
             let (last, retry_after) = match self.try_get(url, etag).await? {
                 Attempt::Done(got) => return Ok(got),
-                Attempt::Retry { error, retry_after } => (error, retry_after),
+                Attempt::Retry { last, retry_after } => (last, retry_after),
             };
             if attempt >= self.retries {
-                bail!(
-                    "fetching {url} failed after {}: {last}. The registry or the network is failing: \
-                     try again later (CAIRN_NET_RETRY sets how many retries; now {})",
-                    crate::words::count(attempt + 1, "attempt"),
-                    self.retries
-                );
+                let (url, attempts, retries) = (url.to_string(), attempt + 1, self.retries);
+                return Err(match last {
+                    Failure::Connection(cause) => Error::Offline { url, cause, attempts, retries },
+                    Failure::Status(status) => Error::Unavailable { url, status, attempts, retries },
+                });
             }
             let backoff = FIRST_BACKOFF * 2u32.saturating_pow(attempt);
             let jitter = Duration::from_millis(rand::random::<u64>() % 100);
             let wait = retry_after.unwrap_or(backoff + jitter).min(MAX_WAIT);
-            tracing::debug!(url, %last, wait_ms = wait.as_millis() as u64, "retrying");
+            tracing::debug!(url, last = ?last, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -98,16 +100,20 @@ impl Http {
 
     /// The body of `url`, `None` when there is no such file.
     pub async fn bytes(&self, url: &str) -> Result<Option<Vec<u8>>> {
-        Ok(match self.get(url, None).await? {
-            Got::Body { bytes, .. } => Some(bytes),
-            Got::Missing => None,
-            Got::NotModified => bail!("{url} answered 304 to a request that was not conditional"),
-        })
+        match self.required(url).await {
+            Err(e) if e.is_not_found() => Ok(None),
+            r => r.map(Some),
+        }
     }
 
     /// The body of `url`, which must exist.
     pub async fn required(&self, url: &str) -> Result<Vec<u8>> {
-        self.bytes(url).await?.with_context(|| format!("{url} is not there (404)"))
+        match self.get(url, None).await? {
+            Got::Body { bytes, .. } => Ok(bytes),
+            Got::NotModified => {
+                Err(Error::invalid(url, "fetching", "304 to a request that was not conditional"))
+            }
+        }
     }
 
     async fn try_get(&self, url: &str, etag: Option<&str>) -> Result<Attempt> {
@@ -122,12 +128,12 @@ impl Http {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_builder() || e.is_redirect() => {
-                return Err(e).with_context(|| format!("fetching {url}"))
+                return Err(Error::Request { url: url.to_string(), cause: chain(&e) })
             }
-            Err(e) => return Ok(Attempt::Retry { error: chain(&e), retry_after: None }),
+            Err(e) => return Ok(Attempt::connection(&e)),
         };
-        let status = resp.status().as_u16();
-        match status {
+        let status = resp.status();
+        match status.as_u16() {
             200..=299 => {
                 let etag = resp
                     .headers()
@@ -137,18 +143,16 @@ impl Http {
                 match resp.bytes().await {
                     Ok(b) => Ok(Attempt::Done(Got::Body { bytes: b.to_vec(), etag })),
                     // A body cut short is a connection error too.
-                    Err(e) => Ok(Attempt::Retry { error: chain(&e), retry_after: None }),
+                    Err(e) => Ok(Attempt::connection(&e)),
                 }
             }
             304 => Ok(Attempt::Done(Got::NotModified)),
             401 => match auth {
                 Some(a) if !a.send.swap(true, Ordering::Relaxed) => Box::pin(self.try_get(url, etag)).await,
-                Some(_) => bail!("{url} refused the token (401): it is invalid, expired or revoked"),
-                None => bail!(
-                    "{url} needs a token (401): `cairn login --registry URL --token …` for this registry, or pass --token"
-                ),
+                Some(_) => Err(Error::TokenRefused { url: url.to_string() }),
+                None => Err(Error::TokenNeeded { url: url.to_string() }),
             },
-            404 | 410 | 451 => Ok(Attempt::Done(Got::Missing)),
+            404 | 410 | 451 => Err(Error::NotFound { url: url.to_string(), status }),
             429 | 500..=599 => {
                 let retry_after = resp
                     .headers()
@@ -156,16 +160,32 @@ impl Http {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                Ok(Attempt::Retry { error: format!("it answered {}", resp.status()), retry_after })
+                Ok(Attempt::Retry { last: Failure::Status(status), retry_after })
             }
-            _ => bail!("{url} answered {}", resp.status()),
+            _ => {
+                let detail = resp.bytes().await.ok().and_then(|b| super::error::detail(&b));
+                Err(Error::Status { url: url.to_string(), status, detail })
+            }
         }
     }
 }
 
 enum Attempt {
     Done(Got),
-    Retry { error: String, retry_after: Option<Duration> },
+    Retry { last: Failure, retry_after: Option<Duration> },
+}
+
+impl Attempt {
+    fn connection(e: &reqwest::Error) -> Attempt {
+        Attempt::Retry { last: Failure::Connection(chain(e)), retry_after: None }
+    }
+}
+
+/// Why an attempt may be retried.
+#[derive(Debug)]
+enum Failure {
+    Connection(String),
+    Status(StatusCode),
 }
 
 /// An error with its causes, one line (reqwest's own text names only the outermost).

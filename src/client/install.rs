@@ -1,9 +1,9 @@
 //! `cairn install`, `fetch` and `verify`: resolve against the sparse index
 //! (or take the lock as it is), download every tarball concurrently through
 //! the content-addressed cache, verify every one of them, inspect every one
-//! under the registry's archive rules, and only then unpack and write
-//! `cairn.lock`. A single failure anywhere before unpacking leaves the
-//! target directory and the lock untouched.
+//! under the registry's archive rules, and only then write `cairn.lock` and
+//! unpack. A single failure anywhere before that leaves the target
+//! directory and the lock untouched.
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::deprecation;
 use super::lockfile::{LockedPackage, Lockfile};
 use super::progress;
-use super::remote::{RegistryConfig, Remote, Trust};
+use super::remote::{RegistryConfig, Remote};
 use super::resolve::{self, dep_counts, dep_target, Universe};
+use super::trust::Trust;
 use super::verify::Expected;
 use crate::index::IndexLine;
 
@@ -104,6 +106,8 @@ fn lock_satisfies(lock: &Lockfile, roots: &[(String, VersionReq)]) -> bool {
 /// One package to install.
 struct Planned {
     want: Expected,
+    /// Its index line, when this install resolved it.
+    line: Option<IndexLine>,
 }
 
 /// Installs `opts.roots` and returns what it did and the lock now in force.
@@ -129,6 +133,7 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
                         sha256: p.checksum.to_lowercase(),
                         blake3: None,
                     },
+                    line: None,
                 })
                 .collect();
             (plan, None, lock.clone())
@@ -157,36 +162,62 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
         }
     };
 
+    // A resolution asks the registry which packages are deprecated while
+    // the rest goes on; an install from the lock asks nothing and says
+    // what the cached meta files say.
+    let names: Vec<String> = plan.iter().map(|p| p.want.name.clone()).collect();
+    let asking =
+        config.is_some().then(|| tokio::spawn(deprecation::ask(remote.clone(), names.clone(), opts.jobs)));
     let trust = match &config {
         Some(c) => Trust { pubkey: c.pubkey.clone(), name: c.name.clone() },
         None => remote.trust().await?,
     };
-    // From a lock, only versions this client has not yet seen in the log
-    // need their index lines.
-    let wanted: Vec<(String, String, String)> =
-        plan.iter().map(|p| (p.want.name.clone(), p.want.version.clone(), p.want.sha256.clone())).collect();
-    let unproven: Vec<&Planned> = match &config {
-        Some(_) => plan.iter().collect(),
+    let checking = std::time::Instant::now();
+    let lines: Vec<IndexLine> = match &config {
+        // The lines just resolved: every one is checked.
+        Some(_) => plan.iter().filter_map(|p| p.line.clone()).collect(),
+        // From a lock, only versions this client has not yet seen in the
+        // log need their index lines (and a check).
         None => {
-            let unproven = super::log::unproven(remote, &wanted)?;
-            plan.iter()
-                .filter(|p| unproven.iter().any(|(n, v, _)| *n == p.want.name && *v == p.want.version))
-                .collect()
+            let wanted: Vec<(String, String, String)> = plan
+                .iter()
+                .map(|p| (p.want.name.clone(), p.want.version.clone(), p.want.sha256.clone()))
+                .collect();
+            let unproven: HashSet<(&str, &str)> = super::log::unproven(remote, &wanted)?
+                .into_iter()
+                .map(|(n, v, _)| (&n[..], &v[..]))
+                .collect();
+            let todo: Vec<&Planned> =
+                plan.iter().filter(|p| unproven.contains(&(&p.want.name[..], &p.want.version[..]))).collect();
+            lines_of(remote, &todo, opts.jobs).await?
         }
     };
-    let checking = std::time::Instant::now();
-    super::log::check(remote, config.as_ref(), &lines_of(remote, &unproven, opts.jobs).await?).await?;
-    tracing::debug!(
-        ms = checking.elapsed().as_millis() as u64,
-        lines = unproven.len(),
-        "the log's checks done"
-    );
-    let (blobs, summary) = download_all(remote, config.as_ref(), &trust, &plan, opts.jobs).await?;
-    let unpacked = unpack_all(&opts.target, &plan, &blobs)?;
+    // The log is checked while the blobs download (each verified against
+    // its signature as it lands); nothing is unpacked unless both pass.
+    let log_check = async {
+        if config.is_some() || !lines.is_empty() {
+            super::log::check(remote, config.as_ref(), &lines).await?;
+        }
+        tracing::debug!(
+            ms = checking.elapsed().as_millis() as u64,
+            lines = lines.len(),
+            "the log's checks done"
+        );
+        Ok(())
+    };
+    let ((), (blobs, summary)) =
+        tokio::try_join!(log_check, download_all(remote, config.as_ref(), &trust, &plan, opts.jobs))?;
+    let unpacking = inspect_all(&opts.target, &plan, &blobs)?;
+    // Every check passed: the lock is written (and fsync'd) before the
+    // unpacking, whose files that fsync would otherwise wait for.
     if Some(&new_lock) != lock.as_ref() {
         new_lock.save(&opts.lockfile)?;
     }
-    warn_deprecated(remote, &plan, opts.jobs).await;
+    let unpacked = unpack_all(&opts.target, &plan, &blobs, unpacking)?;
+    deprecation::warn(match asking {
+        Some(task) => task.await?,
+        None => deprecation::cached(remote, &names),
+    });
     let summary = Summary { packages: plan.len(), unpacked, ..summary };
     eprintln!(
         "installed {} into {} ({} downloaded, {} from cache, {} unpacked) in {:.2}s",
@@ -198,34 +229,6 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
         started.elapsed().as_secs_f64()
     );
     Ok((summary, new_lock))
-}
-
-/// Prints a warning for each installed package its owners deprecated
-/// (fetched concurrently, through the index's ETag cache). Only a warning:
-/// a registry that cannot say is not a reason to fail an install.
-async fn warn_deprecated(remote: &Remote, plan: &[Planned], jobs: usize) {
-    let mut found: Vec<(String, super::remote::Meta)> = futures_util::stream::iter(plan)
-        .map(|p| async move {
-            match remote.meta(&p.want.name).await {
-                Ok(meta) => meta.map(|m| (p.want.name.clone(), m)),
-                Err(e) => {
-                    tracing::debug!(name = %p.want.name, "no deprecation check: {e:#}");
-                    None
-                }
-            }
-        })
-        .buffer_unordered(jobs.max(1))
-        .filter_map(|m| async move { m })
-        .collect()
-        .await;
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, meta) in found {
-        let Some(message) = meta.deprecated else { continue };
-        match meta.replacement {
-            Some(r) => eprintln!("warning: {name} is deprecated: {message}; use {r} instead"),
-            None => eprintln!("warning: {name} is deprecated: {message}"),
-        }
-    }
 }
 
 /// Fetches the index files of `roots` and everything they can reach,
@@ -330,14 +333,15 @@ async fn resolve_plan(
             checksum: line.cksum.clone(),
             dependencies: deps,
         });
-        plan.push(Planned { want: Expected::from_line(line) });
+        plan.push(Planned { want: Expected::from_line(line), line: Some(line.clone()) });
     }
     eprintln!("resolved {}", crate::words::count(plan.len(), "package"));
     Ok((plan, Lockfile::new(locked_out)))
 }
 
-/// Downloads (or reads from the cache) and verifies every planned blob,
-/// `jobs` at a time, with one progress display. Fails on the first refusal.
+/// Reads (from the cache, verified on every core) or downloads (`jobs`
+/// at a time, each verified on a worker thread) every planned blob, with
+/// one progress display. Fails on the first refusal.
 async fn download_all(
     remote: &Remote,
     config: Option<&RegistryConfig>,
@@ -345,32 +349,34 @@ async fn download_all(
     plan: &[Planned],
     jobs: usize,
 ) -> Result<(Vec<Vec<u8>>, Summary)> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let bar = progress::bar(plan.len() as u64, "downloading");
-    // The config is needed only for a download; fetch it lazily once.
-    let config_cell = tokio::sync::OnceCell::new();
-    if let Some(c) = config {
-        let _ = config_cell.set(c.clone());
+    let mut out: Vec<Option<Vec<u8>>> = plan.par_iter().map(|p| remote.cached_blob(trust, &p.want)).collect();
+    let missing: Vec<usize> = (0..plan.len()).filter(|&i| out[i].is_none()).collect();
+    let mut summary = Summary::default();
+    if missing.is_empty() {
+        return Ok((out.into_iter().flatten().collect(), summary));
     }
-    let mut tasks = FuturesUnordered::new();
-    for (i, p) in plan.iter().enumerate() {
-        let (sem, bar, config_cell) = (sem.clone(), bar.clone(), &config_cell);
-        tasks.push(async move {
+    // The config is needed only for a download.
+    let config = Arc::new(match config {
+        Some(c) => c.clone(),
+        None => remote.connect(false).await?,
+    });
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let bar = progress::bar(missing.len() as u64, "downloading");
+    // A JoinSet: a refusal drops the rest, which aborts them.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in missing {
+        let (remote, trust, config, sem, bar) =
+            (remote.clone(), trust.clone(), config.clone(), sem.clone(), bar.clone());
+        let want = plan[i].want.clone();
+        tasks.spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
-            let config = if remote.cache.blob_get(&p.want.sha256).is_some() {
-                config_cell.get()
-            } else {
-                Some(config_cell.get_or_try_init(|| remote.connect(false)).await?)
-            };
-            let r = remote.blob(config, trust, &p.want).await;
+            let r = remote.blob(Some(&config), &trust, &want).await;
             bar.inc(1);
             r.map(|(bytes, n)| (i, bytes, n))
         });
     }
-    let mut out: Vec<Option<Vec<u8>>> = vec![None; plan.len()];
-    let mut summary = Summary::default();
-    while let Some(r) = tasks.next().await {
-        let (i, bytes, n) = r?;
+    while let Some(r) = tasks.join_next().await {
+        let (i, bytes, n) = r??;
         if n > 0 {
             summary.downloaded += 1;
             summary.downloaded_bytes += n;
@@ -378,18 +384,25 @@ async fn download_all(
         out[i] = Some(bytes);
     }
     bar.finish_and_clear();
-    Ok((out.into_iter().map(|b| b.expect("every task answered")).collect(), summary))
+    Ok((out.into_iter().map(|b| b.expect("every blob read or downloaded")).collect(), summary))
 }
 
 const STATE_FILE: &str = ".cairn-installed.json";
 
-/// Unpacks each package into `target/{name}/` (fresh directory, then
-/// rename), skipping those already there at the same checksum, and removes
-/// packages an earlier install put there that the plan no longer holds.
-fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<usize> {
-    let state_path = target.join(STATE_FILE);
-    let old: BTreeMap<String, String> =
-        std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+/// What an install unpacks: the packages not already in `target` at the
+/// same checksum, whose archives all passed the registry's inspection.
+struct Unpacking {
+    /// The install state found (name → checksum).
+    old: BTreeMap<String, String>,
+    todo: Vec<usize>,
+}
+
+/// Inspects every archive to unpack, before any is unpacked.
+fn inspect_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<Unpacking> {
+    let old: BTreeMap<String, String> = std::fs::read(target.join(STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let todo: Vec<usize> = (0..plan.len())
         .filter(|&i| {
             let p = &plan[i].want;
@@ -403,6 +416,14 @@ fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<usiz
             .map(|_| ())
             .map_err(|e| anyhow!("refusing {} {}: {e}", p.name, p.version))
     })?;
+    Ok(Unpacking { old, todo })
+}
+
+/// Unpacks each package of `u` into `target/{name}/` (fresh directory,
+/// then rename), and removes packages an earlier install put there that
+/// the plan no longer holds.
+fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>], u: Unpacking) -> Result<usize> {
+    let Unpacking { old, todo } = u;
     std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
     todo.par_iter().try_for_each(|&i| -> Result<()> {
         let p = &plan[i].want;
@@ -419,7 +440,11 @@ fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<usiz
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
     }
-    crate::fsutil::write_atomic(&state_path, &serde_json::to_vec_pretty(&new)?)?;
+    // Not fsync'd, like the unpacked files it describes (an fsync here would
+    // wait for all of them): a state lost in a crash costs an unpack.
+    if new != old {
+        crate::fsutil::write_replace(&target.join(STATE_FILE), &serde_json::to_vec_pretty(&new)?)?;
+    }
     Ok(todo.len())
 }
 

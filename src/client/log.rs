@@ -7,50 +7,28 @@
 //! line's bytes (dependencies and features too). Any failure stops the
 //! command, naming what failed.
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::config::{config_dir, Credentials};
+use super::error::Error;
 use super::remote::{RegistryConfig, Remote};
+use super::trust::LogKeys;
 use crate::index::IndexLine;
 use crate::layout::Layout;
 use crate::log::note::PublicKey;
 use crate::log::verify::{self, Fetch, LogError, Trust};
 use crate::log::Leaf;
 
-/// `config.json`'s `log`: the origin and the two verifier keys.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LogKeys {
-    pub origin: String,
-    pub key: String,
-    #[serde(rename = "timeKey")]
-    pub time_key: String,
-}
-
-/// What the user asks of the log (flags and environment).
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub max_age: u64,
-    pub witnesses: Vec<String>,
-    /// Witness cosignatures required; default: every witness given.
-    pub quorum: Option<usize>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy { max_age: 86_400, witnesses: Vec::new(), quorum: None }
-    }
-}
-
 /// Where the last verified checkpoint of a registry is kept.
 fn kept_path(url: &str) -> Result<std::path::PathBuf> {
     Ok(config_dir()?.join("checkpoints").join(&crate::log::leaf::digest(url.as_bytes())[..32]))
 }
 
-/// Reads the log's files through the registry's fetch path, each once
-/// (tlog's readers are synchronous: this runs on a blocking thread).
+/// Reads the log's files through the registry's fetch path, each once,
+/// a batch of them concurrently (tlog's readers are synchronous: this runs
+/// on a blocking thread).
 struct Files {
     remote: Remote,
     handle: tokio::runtime::Handle,
@@ -62,17 +40,40 @@ impl Fetch for Files {
         if let Some(b) = self.seen.lock().unwrap().get(key) {
             return Ok(b.clone());
         }
-        let bytes = match self.remote.static_file_blocking(&self.handle, key) {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                return Err(format!("{}{} is not there (404)", self.remote.url, crate::layout::url(key)))
-            }
-            Err(e) => return Err(format!("{e:#}")),
-        };
+        let url = self.remote.url_of(key);
+        let bytes = self.handle.block_on(self.remote.http.required(&url)).map_err(|e| e.to_string())?;
         self.seen.lock().unwrap().insert(key.to_string(), bytes.clone());
         Ok(bytes)
     }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Vec<u8>>, String> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let mut missing: Vec<&String> = {
+            let seen = self.seen.lock().unwrap();
+            keys.iter().filter(|k| !seen.contains_key(*k)).collect()
+        };
+        missing.sort();
+        missing.dedup();
+        let fetched: Vec<(&String, Vec<u8>)> = self
+            .handle
+            .block_on(
+                futures_util::stream::iter(missing)
+                    .map(|key| async move {
+                        let bytes = self.remote.http.required(&self.remote.url_of(key)).await?;
+                        Ok::<_, super::error::Error>((key, bytes))
+                    })
+                    .buffer_unordered(FETCHES_IN_FLIGHT)
+                    .try_collect(),
+            )
+            .map_err(|e| e.to_string())?;
+        let mut seen = self.seen.lock().unwrap();
+        seen.extend(fetched.into_iter().map(|(k, b)| (k.clone(), b)));
+        Ok(keys.iter().map(|k| seen[k].clone()).collect())
+    }
 }
+
+/// The log's files fetched at once.
+const FETCHES_IN_FLIGHT: usize = 16;
 
 /// What the check verified, with the fetcher that holds the files it read.
 struct Checked {
@@ -134,10 +135,7 @@ async fn run(
     let lines = lines.to_vec();
     let checked = tokio::task::spawn_blocking(move || verify_all(files, &trust, &lines))
         .await?
-        .map_err(|e| {
-            anyhow!("the registry's transparency log does not check out: {e}. Nothing was unpacked.")
-        })
-        .with_context(|| format!("checking the log of {}", remote.url))?;
+        .map_err(|error| Error::Log { url: remote.url.clone(), error: Box::new(error) })?;
     Ok(Some(checked))
 }
 
@@ -171,7 +169,8 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
         .ok_or_else(|| anyhow!("{} keeps no transparency log", remote.url))?;
     let entries = tokio::task::spawn_blocking(move || -> Result<Vec<Leaf>> {
         let layout = Layout::public();
-        (0..c.tree.size()).map(|i| Leaf::parse(&verify::leaf(&c.tree, i, &c.http, &layout)?)).collect()
+        let all: Vec<u64> = (0..c.tree.size()).collect();
+        verify::leaves(&c.tree, &all, &c.http, &layout)?.iter().map(|e| Leaf::parse(e)).collect()
     })
     .await??;
     let mut files: HashMap<String, Vec<IndexLine>> = HashMap::new();
@@ -264,18 +263,25 @@ fn verify_all(http: Files, trust: &Trust, lines: &[IndexLine]) -> Result<Checked
     let now = verify::checkpoint(&bytes, trust, crate::log::note::now())?;
     let io = |e: std::io::Error| LogError::Fetch(format!("the kept checkpoint: {e}"));
     let kept_at = kept_path(&base).map_err(|e| LogError::Fetch(e.to_string()))?;
-    if let Ok(kept) = std::fs::read(&kept_at) {
-        let kept = tlog_tiles::Checkpoint::from_bytes(&kept)
+    let kept = std::fs::read(&kept_at).ok();
+    if let Some(kept) = &kept {
+        let kept = tlog_tiles::Checkpoint::from_bytes(kept)
             .map_err(|_| LogError::Fetch(format!("{} is not a checkpoint", kept_at.display())))?;
         verify::consistent(&now.checkpoint, &kept, &http, &layout)?;
     }
+    let indexes = lines
+        .iter()
+        .map(|line| {
+            line.log_index.ok_or_else(|| {
+                let what = format!("{} {}", line.name, line.vers);
+                LogError::MissingInclusion(format!("the index line of {what} names no log entry"))
+            })
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
+    let texts = verify::leaves(&now.checkpoint, &indexes, &http, &layout)?;
     let mut proven = String::new();
-    for line in lines {
+    for ((line, text), index) in lines.iter().zip(texts).zip(indexes) {
         let what = format!("{} {}", line.name, line.vers);
-        let index = line.log_index.ok_or_else(|| {
-            LogError::MissingInclusion(format!("the index line of {what} names no log entry"))
-        })?;
-        let text = verify::leaf(&now.checkpoint, index, &http, &layout)?;
         let leaf =
             Leaf::parse(&text).map_err(|e| LogError::MissingInclusion(format!("entry {index}: {e}")))?;
         if !leaf.is_publish_of(line, line.to_json().as_bytes()) {
@@ -286,9 +292,11 @@ fn verify_all(http: Files, trust: &Trust, lines: &[IndexLine]) -> Result<Checked
         }
         proven.push_str(&format!("{} {} {}\n", line.name, line.vers, line.cksum));
     }
-    // Kept only once everything checked out.
-    std::fs::create_dir_all(kept_at.parent().expect("has a parent")).map_err(io)?;
-    crate::fsutil::write_atomic(&kept_at, &now.body).map_err(io)?;
+    // Kept only once everything checked out (and only when it moved).
+    if kept.as_deref() != Some(&now.body[..]) {
+        std::fs::create_dir_all(kept_at.parent().expect("has a parent")).map_err(io)?;
+        crate::fsutil::write_atomic(&kept_at, &now.body).map_err(io)?;
+    }
     if !proven.is_empty() {
         use std::io::Write;
         let path = kept_at.with_extension("proven");

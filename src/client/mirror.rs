@@ -23,7 +23,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use super::remote::{Remote, Trust};
+use super::remote::Remote;
+use super::trust::Trust;
 use super::verify::Expected;
 use crate::fsutil::write_atomic;
 use crate::index::IndexLine;
@@ -89,7 +90,7 @@ pub async fn mirror(source: &str, dir: &Path, options: &Options<'_>) -> Result<M
     // 1. The index repository (and its copy in the storage, if not here).
     let index_url = match index_remote {
         Some(url) => url.to_string(),
-        None => format!("{}{}", remote.url, crate::layout::url(&l.index_git())),
+        None => remote.url_of(&l.index_git()),
     };
     sync_git(&index_url, &git_dir)?;
     if let Some(copy) = &copy {
@@ -157,13 +158,11 @@ pub async fn mirror(source: &str, dir: &Path, options: &Options<'_>) -> Result<M
     super::log::mirror(&remote, &config, &all_lines, root.clone()).await?;
 
     // 5. The key, derived files, then the checkout of what changed.
-    let pub_file = remote
-        .static_file(&l.minisign_pub())
-        .await?
-        .with_context(|| format!("{} serves no minisign.pub", remote.url))?;
-    let pub_file = String::from_utf8(pub_file).context("minisign.pub is not text")?;
+    let pub_url = remote.url_of(&l.minisign_pub());
+    let pub_file = remote.http.required(&pub_url).await?;
+    let pub_file = String::from_utf8(pub_file).with_context(|| format!("{pub_url} is not text"))?;
     if !pub_file.lines().any(|l| l.trim() == config.pubkey) {
-        bail!("{}/minisign.pub does not hold the key config.json names", remote.url);
+        bail!("{pub_url} does not hold the key config.json names");
     }
     root.put_durable(&l.minisign_pub(), pub_file.as_bytes())?;
     let changed_packages: Vec<&Vec<IndexLine>> = changed.iter().filter_map(|p| packages.get(p)).collect();

@@ -2,19 +2,27 @@
 //! the sparse index and blob cache, resolution, install and lock file, the
 //! write API, and mirroring.
 //!
+//! - `trust`: the pinned key and name, the log's keys and policy (the
+//!   lowest module: the ones below import it, it imports none of them).
+//! - `error`: the typed error of every registry read, with its URL and
+//!   predicates (`is_offline`, `is_not_found`, …).
 //! - `config`: credentials file and cache/config directories.
+//! - `http`: the one fetch path, with its retries.
 //! - `remote`: one registry over HTTP: config.json and key pinning, index
-//!   files with ETag revalidation, verified blobs through `cache`.
+//!   files with ETag revalidation, verified blobs through `cache`; every
+//!   path a `layout::Layout` key.
 //! - `verify`: the checks every tarball passes before it is unpacked.
 //! - `resolve`: PubGrub over index lines; `lockfile`: `cairn.lock`.
-//! - `install`: install, fetch, verify; `api`: the write API verbs;
+//! - `install`: install, fetch, verify; `deprecation`: its warnings; `api`: the write API verbs;
 //!   `device`: `login --device`; `mirror`: a read-only copy of a registry;
 //!   `progress`: TTY-only bars.
 
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod deprecation;
 pub mod device;
+pub mod error;
 pub mod http;
 pub mod install;
 pub mod lockfile;
@@ -25,4 +33,5 @@ pub mod progress;
 pub mod project;
 pub mod remote;
 pub mod resolve;
+pub mod trust;
 pub mod verify;

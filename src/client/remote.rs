@@ -2,17 +2,21 @@
 //! pinned at first contact), the sparse index with an ETag cache, blobs and
 //! signatures (downloaded and verified in one place, kept in the
 //! content-addressed local cache), and the static documents. Every read
-//! goes through `http`, the one fetch path with its retries.
+//! goes through `http`, the one fetch path with its retries, and fails with
+//! the typed `error::Error`; every path is a `Layout` key.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::cache::Cache;
 use super::config::{normalize_url, Credentials};
+use super::error::{self, Error};
 use super::http::{Got, Http};
+use super::trust::{LogKeys, Policy, Trust};
 use super::verify::{self, Expected};
+use crate::index::meta::{self, Meta};
 use crate::index::{package_path, IndexLine};
 use crate::layout::Layout;
 
@@ -27,24 +31,7 @@ pub struct RegistryConfig {
     pub name: String,
     /// The transparency log, if the registry keeps one.
     #[serde(default)]
-    pub log: Option<super::log::LogKeys>,
-}
-
-/// Package-level metadata that is not a version's (`index/meta/…`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Meta {
-    #[serde(default)]
-    pub deprecated: Option<String>,
-    /// The package to use instead, when the owner named one.
-    #[serde(default)]
-    pub replacement: Option<String>,
-}
-
-/// The key and name a client trusts for a registry.
-#[derive(Debug, Clone)]
-pub struct Trust {
-    pub pubkey: String,
-    pub name: String,
+    pub log: Option<LogKeys>,
 }
 
 #[derive(Clone)]
@@ -54,7 +41,7 @@ pub struct Remote {
     pub token: Option<String>,
     pub cache: Arc<Cache>,
     /// What the log checks demand.
-    pub log: super::log::Policy,
+    pub log: Policy,
 }
 
 impl Remote {
@@ -65,7 +52,7 @@ impl Remote {
             http: Http::new()?.with_token(token.clone()),
             token,
             url,
-            log: super::log::Policy::default(),
+            log: Policy::default(),
         })
     }
 
@@ -77,12 +64,18 @@ impl Remote {
         Ok(config)
     }
 
-    pub async fn config(&self) -> Result<RegistryConfig> {
-        let url = format!("{}/index/config.json", self.url);
-        let Some(bytes) = self.http.bytes(&url).await? else {
-            bail!("{url} is not there: is {} a cairn registry? Check --registry or CAIRN_REGISTRY", self.url);
-        };
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {url}"))
+    pub async fn config(&self) -> error::Result<RegistryConfig> {
+        let url = self.url_of(&Layout::public().index_file("config.json"));
+        let bytes = self.http.required(&url).await.map_err(|e| match e {
+            Error::NotFound { url, .. } => Error::NotARegistry { url, registry: self.url.clone() },
+            e => e,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::invalid(&url, "parsing", e))
+    }
+
+    /// The URL of a static-root key.
+    pub fn url_of(&self, key: &str) -> String {
+        format!("{}{}", self.url, crate::layout::url(key))
     }
 
     /// The trusted key and name: the pin if there is one, else first contact.
@@ -100,19 +93,28 @@ impl Remote {
     /// A file under `/index/`, revalidated with If-None-Match against the
     /// cached copy (`usable` says whether a cached body may be offered);
     /// `None` when the registry has no such file.
-    async fn index_cached(&self, path: &str, usable: impl Fn(&[u8]) -> bool) -> Result<Option<Vec<u8>>> {
-        let url = format!("{}/index/{path}", self.url);
-        let cached = self.cache.index_get(path).filter(|(_, body)| usable(body));
-        match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await? {
-            Got::NotModified => {
-                let (_, body) = cached.ok_or_else(|| anyhow!("{url}: 304 without a cached copy"))?;
-                Ok(Some(body))
-            }
-            Got::Missing => {
-                self.cache.index_remove(path);
+    async fn index_cached(
+        &self,
+        path: &str,
+        usable: impl Fn(&[u8]) -> bool,
+    ) -> error::Result<Option<Vec<u8>>> {
+        let url = self.url_of(&Layout::public().index_file(path));
+        let held = self.cache.index_get(path);
+        let had_copy = held.is_some();
+        let cached = held.filter(|(_, body)| usable(body));
+        match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await {
+            Ok(Got::NotModified) => match cached {
+                Some((_, body)) => Ok(Some(body)),
+                None => Err(Error::invalid(&url, "fetching", "304 without a cached copy")),
+            },
+            Err(e) if e.is_not_found() => {
+                if had_copy {
+                    self.cache.index_remove(path);
+                }
                 Ok(None)
             }
-            Got::Body { bytes, etag } => {
+            Err(e) => Err(e),
+            Ok(Got::Body { bytes, etag }) => {
                 if let Some(etag) = etag {
                     self.cache.index_put(path, &etag, &bytes);
                 }
@@ -122,32 +124,40 @@ impl Remote {
     }
 
     /// One package's index lines; `None` when there is no such package.
-    pub async fn index_file(&self, name: &str) -> Result<Option<Vec<IndexLine>>> {
+    pub async fn index_file(&self, name: &str) -> error::Result<Option<Vec<IndexLine>>> {
         let path = package_path(name);
         // A cached body that no longer parses is not offered for revalidation.
         let Some(body) = self.index_cached(&path, |b| IndexLine::parse_file(b).is_ok()).await? else {
             return Ok(None);
         };
-        IndexLine::parse_file(&body)
-            .map(Some)
-            .with_context(|| format!("parsing the index file {}/index/{path}", self.url))
+        IndexLine::parse_file(&body).map(Some).map_err(|e| {
+            let url = self.url_of(&Layout::public().index_file(&path));
+            Error::invalid(&url, "parsing the index file", format!("{e:#}"))
+        })
     }
 
     /// A package's `index/meta/` file (SPEC section 5); `None` when the
     /// registry has none for it, as for every package not deprecated.
-    pub async fn meta(&self, name: &str) -> Result<Option<Meta>> {
-        let path = format!("meta/{}.json", package_path(name));
-        let parse = |b: &[u8]| serde_json::from_slice::<Meta>(b);
-        let Some(body) = self.index_cached(&path, |b| parse(b).is_ok()).await? else {
+    pub async fn meta(&self, name: &str) -> error::Result<Option<Meta>> {
+        let path = meta::path(name);
+        let Some(body) = self.index_cached(&path, |b| Meta::parse(b).is_ok()).await? else {
             return Ok(None);
         };
-        parse(&body).map(Some).with_context(|| format!("parsing {}/index/{path}", self.url))
+        Meta::parse(&body)
+            .map(Some)
+            .map_err(|e| Error::invalid(&self.url_of(&Layout::public().index_file(&path)), "parsing", e))
+    }
+
+    /// What the cached copy of a package's `index/meta/` file says, without
+    /// a request (`None`: none cached, as for a package not deprecated).
+    pub fn cached_meta(&self, name: &str) -> Option<Meta> {
+        self.cache.index_get(&meta::path(name)).and_then(|(_, body)| Meta::parse(&body).ok())
     }
 
     /// A blob's download URL from config.json's `dl` template (cargo's markers).
     pub fn blob_url(config: Option<&RegistryConfig>, base: &str, line: &Expected) -> String {
         let Some(c) = config else {
-            return format!("{base}/blobs/sha256/{}", line.sha256);
+            return format!("{base}{}", crate::layout::url(&Layout::public().blob(&line.sha256)));
         };
         let dl = &c.dl;
         let markers = ["{crate}", "{version}", "{prefix}", "{lowerprefix}", "{sha256-checksum}"];
@@ -170,15 +180,15 @@ impl Remote {
         if url.ends_with(&want.sha256) {
             format!("{url}.minisig")
         } else {
-            format!("{}{}", self.url, crate::layout::url(&Layout::public().signature(&want.sha256)))
+            self.url_of(&Layout::public().signature(&want.sha256))
         }
     }
 
     /// The registry's signature of a blob, as text.
-    pub async fn signature(&self, config: Option<&RegistryConfig>, want: &Expected) -> Result<String> {
+    pub async fn signature(&self, config: Option<&RegistryConfig>, want: &Expected) -> error::Result<String> {
         let url = self.signature_url(config, want);
         String::from_utf8(self.http.required(&url).await?)
-            .map_err(|_| anyhow!("{url} is not a minisign signature"))
+            .map_err(|_| Error::invalid(&url, "reading", "not a minisign signature (not UTF-8)"))
     }
 
     /// Downloads a blob and its signature and verifies them (SPEC section
@@ -188,11 +198,15 @@ impl Remote {
         config: Option<&RegistryConfig>,
         trust: &Trust,
         want: &Expected,
-    ) -> Result<(Vec<u8>, String)> {
+    ) -> error::Result<(Vec<u8>, String)> {
         let url = Remote::blob_url(config, &self.url, want);
         let (bytes, sig) = tokio::try_join!(self.http.required(&url), self.signature(config, want))?;
-        verify::verify(&bytes, &sig, trust, want)
-            .with_context(|| format!("refusing {} {} from {url}", want.name, want.version))?;
+        verify::verify(&bytes, &sig, trust, want).map_err(|error| Error::Integrity {
+            url,
+            name: want.name.clone(),
+            version: want.version.clone(),
+            error: Box::new(error),
+        })?;
         Ok((bytes, sig))
     }
 
@@ -205,10 +219,8 @@ impl Remote {
         trust: &Trust,
         want: &Expected,
     ) -> Result<(Vec<u8>, u64)> {
-        if let Some((bytes, sig)) = self.cache.blob_get(&want.sha256) {
-            if verify::verify(&bytes, &sig, trust, want).is_ok() {
-                return Ok((bytes, 0));
-            }
+        if let Some(bytes) = self.cached_blob(trust, want) {
+            return Ok((bytes, 0));
         }
         let (bytes, sig) = self.download(config, trust, want).await?;
         self.cache.blob_put(&want.sha256, &bytes, &sig)?;
@@ -216,17 +228,22 @@ impl Remote {
         Ok((bytes, n))
     }
 
+    /// The bytes of a package from the local cache, if it holds them and
+    /// they verify.
+    pub fn cached_blob(&self, trust: &Trust, want: &Expected) -> Option<Vec<u8>> {
+        let (bytes, sig) = self.cache.blob_get(&want.sha256)?;
+        verify::verify(&bytes, &sig, trust, want).is_ok().then_some(bytes)
+    }
+
     /// A file of the static root by its layout key; `None` when it is not there.
-    pub async fn static_file(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.http.bytes(&format!("{}{}", self.url, crate::layout::url(key))).await
+    pub async fn static_file(&self, key: &str) -> error::Result<Option<Vec<u8>>> {
+        self.http.bytes(&self.url_of(key)).await
     }
 
     /// A JSON document of the static root by its layout key (`None` when absent).
-    pub async fn static_json(&self, key: &str) -> Result<Option<serde_json::Value>> {
+    pub async fn static_json(&self, key: &str) -> error::Result<Option<serde_json::Value>> {
         let Some(bytes) = self.static_file(key).await? else { return Ok(None) };
-        let doc = serde_json::from_slice(&bytes)
-            .with_context(|| format!("parsing {}{}", self.url, crate::layout::url(key)))?;
-        Ok(Some(doc))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::invalid(&self.url_of(key), "parsing", e))
     }
 
     /// `static_file` for synchronous readers (the log's tiles, the search
@@ -235,7 +252,7 @@ impl Remote {
         &self,
         handle: &tokio::runtime::Handle,
         key: &str,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> error::Result<Option<Vec<u8>>> {
         handle.block_on(self.static_file(key))
     }
 
@@ -248,6 +265,7 @@ impl Remote {
 /// first contact; `retrust` replaces a differing pin.
 pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
     let url = normalize_url(url);
+    let key_url = format!("{url}{}", crate::layout::url(&Layout::public().minisign_pub()));
     let mut creds = Credentials::load()?;
     let entry = creds.entry_mut(&url);
     match (&entry.pubkey, &entry.name) {
@@ -268,7 +286,7 @@ pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
                  \x20 now:    key {}, name {}\n\
                  Nothing was downloaded or installed. A changed key is what a man-in-the-middle or a \
                  compromised mirror looks like, and also what a key rotation looks like. Check the new \
-                 key with the registry's operator (it is served at {url}/minisign.pub); if they confirm \
+                 key with the registry's operator (it is served at {key_url}); if they confirm \
                  it, trust it with:\n\
                  \x20 cairn login --registry {url} --re-trust",
                 n.as_deref().unwrap_or("?"),

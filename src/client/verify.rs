@@ -3,9 +3,7 @@
 //! asked for, and the registry's minisign signature verifies with the pinned
 //! key and binds exactly this registry, name, version and both digests.
 
-use anyhow::{bail, Result};
-
-use super::remote::Trust;
+use super::trust::Trust;
 use crate::sign::SignatureError;
 
 /// What the client asked for: from an index line or a lock entry.
@@ -29,19 +27,28 @@ impl Expected {
     }
 }
 
-pub fn verify(bytes: &[u8], minisig: &str, trust: &Trust, want: &Expected) -> Result<()> {
+/// Why a blob was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("checksum mismatch for {name} {version}: expected SHA-256 {expected}, got {got}")]
+    Sha256 { name: String, version: String, expected: String, got: String },
+    #[error("BLAKE3 mismatch for {name} {version}: the index says {expected}, got {got}")]
+    Blake3 { name: String, version: String, expected: String, got: String },
+    #[error("bad signature on {name} {version}: {error} (key {key})")]
+    BadSignature { name: String, version: String, key: String, error: Box<SignatureError> },
+    #[error("the signature on {name} {version} is {error}: refusing it")]
+    Unattested { name: String, version: String, error: Box<SignatureError> },
+}
+
+pub fn verify(bytes: &[u8], minisig: &str, trust: &Trust, want: &Expected) -> Result<(), VerifyError> {
+    let (name, version) = (want.name.clone(), want.version.clone());
     let (sha256, blake3) = crate::store::digests(bytes);
     if !sha256.eq_ignore_ascii_case(&want.sha256) {
-        bail!(
-            "checksum mismatch for {} {}: expected SHA-256 {}, got {sha256}",
-            want.name,
-            want.version,
-            want.sha256
-        );
+        return Err(VerifyError::Sha256 { name, version, expected: want.sha256.clone(), got: sha256 });
     }
     if let Some(b) = &want.blake3 {
         if !b.eq_ignore_ascii_case(&blake3) {
-            bail!("BLAKE3 mismatch for {} {}: the index says {b}, got {blake3}", want.name, want.version);
+            return Err(VerifyError::Blake3 { name, version, expected: b.clone(), got: blake3 });
         }
     }
     let attested = crate::sign::Attestation {
@@ -52,13 +59,15 @@ pub fn verify(bytes: &[u8], minisig: &str, trust: &Trust, want: &Expected) -> Re
         blake3,
     };
     match crate::sign::verify_attested(&trust.pubkey, bytes, minisig, &attested) {
-        Err(e @ SignatureError::Invalid(_)) => {
-            bail!("bad signature on {} {}: {e} (key {})", want.name, want.version, trust.pubkey)
+        Err(error @ SignatureError::Invalid(_)) => Err(VerifyError::BadSignature {
+            name,
+            version,
+            key: trust.pubkey.clone(),
+            error: Box::new(error),
+        }),
+        Err(error @ SignatureError::Mismatch { .. }) => {
+            Err(VerifyError::Unattested { name, version, error: Box::new(error) })
         }
-        Err(e @ SignatureError::Mismatch { .. }) => {
-            bail!("the signature on {} {} is {e}: refusing it", want.name, want.version)
-        }
-        Ok(()) => {}
+        Ok(()) => Ok(()),
     }
-    Ok(())
 }

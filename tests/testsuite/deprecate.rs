@@ -123,7 +123,8 @@ fn owners_deprecate_a_package_and_undo_it() {
     let doc: Value = server.get("/api/v1/packages/libold.json").json().unwrap();
     assert_eq!(doc["deprecated"], Value::Null);
     assert!(!server.get("/p/libold").text().unwrap().contains("Deprecated: "));
-    let out = user.run(project.path(), &["install", "libold", "--registry", &server.url]);
+    // A resolution asks again (an install from the lock says what the cached meta files say).
+    let out = user.run(project.path(), &["update", "--registry", &server.url]);
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("deprecated"),
         "{}",

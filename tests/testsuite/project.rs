@@ -239,10 +239,16 @@ fn a_deprecated_package_warns_until_its_meta_file_goes() {
         },
         || "update never showed the new message".into(),
     );
+    // An install from the lock says what the cached meta files say; a
+    // resolution asks again.
+    assert!(
+        ok_err(&user, p, &["install"]).contains("warning: old-lib is deprecated: use the standard library\n")
+    );
     std::fs::remove_file(&meta).unwrap();
     support::eventually(
-        || !ok_err(&user, p, &["install"]).contains("deprecated"),
+        || !ok_err(&user, p, &["update"]).contains("deprecated"),
         || "the warning stayed after the meta file went".into(),
     );
+    assert!(!ok_err(&user, p, &["install"]).contains("deprecated"));
     assert_eq!(installed(p), ["fine", "old-lib"]);
 }
