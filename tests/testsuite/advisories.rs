@@ -407,8 +407,9 @@ fn post_audit_answers_from_the_advisory_files() {
 #[test]
 fn post_audit_is_rate_limited_as_an_anonymous_read() {
     let dir = tempfile::tempdir().unwrap();
+    let token = Server::start_with_env(dir.path(), &[]).token.clone().unwrap();
+    support::slow_anonymous_refill(dir.path());
     let server = Server::start_with_env(dir.path(), &[]);
-    let token = server.token.clone().unwrap();
     let statuses: Vec<u16> = (0..32)
         .map(|_| {
             support::client()

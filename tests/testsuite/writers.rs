@@ -583,7 +583,8 @@ fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
             let until = Instant::now() + Duration::from_secs(5);
             let mut inside = false;
             while round % 2 == 0 && !inside && Instant::now() < until {
-                inside = watch.query_one(in_transaction, &[]).map(|r| r.get::<_, i64>(0) > 0).unwrap_or(false);
+                inside =
+                    watch.query_one(in_transaction, &[]).map(|r| r.get::<_, i64>(0) > 0).unwrap_or(false);
             }
             // SAFETY: kill(2) on the pid of a child this test started.
             unsafe { libc::kill(a_pid, libc::SIGSTOP) };
@@ -596,7 +597,10 @@ fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
         let (answer, elapsed, inside) = took.unwrap();
         caught += usize::from(inside);
         assert_eq!(answer, Some(201), "round {round}: b acknowledges a publish while a is frozen");
-        assert!(elapsed < bound, "round {round}: b took {elapsed:?} to take the writes over (bound {bound:?})");
+        assert!(
+            elapsed < bound,
+            "round {round}: b took {elapsed:?} to take the writes over (bound {bound:?})"
+        );
         takeovers.push(elapsed);
         check_model(&a, &token, &stream.model.lock().unwrap(), round);
         // a, fenced while frozen, writes again normally.

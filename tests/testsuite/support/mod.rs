@@ -370,8 +370,22 @@ pub fn read_request(reader: &mut impl std::io::BufRead) -> std::io::Result<Optio
 }
 
 /// A free port on 127.0.0.1 (bound and released: a test starts its server on it next).
+/// A port no one listens on, for a server the test starts later (nginx,
+/// a public URL). Taken below the kernel's ephemeral range (32768 and up on
+/// Linux), where every `127.0.0.1:0` of the other tests' servers lands, so
+/// none of them can take it in the meantime (with one test binary they all
+/// run in this process, and nginx found its port taken now and then).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Spread by process, so two runs at once rarely meet either.
+    let base = 20_000 + (std::process::id() % 40) * 300;
+    loop {
+        let port = (base + NEXT.fetch_add(1, Ordering::Relaxed) % 300) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// nginx (Debian's package) with the shipped configuration
@@ -438,4 +452,17 @@ impl Drop for Nginx {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+}
+
+/// Makes the anonymous bucket of the registry in `data` (started once, so
+/// its registry.toml exists) refill once an hour instead of every 2 s, so a
+/// test that spends it sees the same statuses however slowly it runs.
+pub fn slow_anonymous_refill(data: &Path) {
+    let path = data.join("registry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("[rate_limit.anonymous]").expect("registry.toml names the anonymous quota");
+    let (head, tail) = text.split_at(at);
+    let tail = tail.replacen("per_seconds = 2\n", "per_seconds = 3600\n", 1);
+    assert!(tail.contains("per_seconds = 3600"), "{text}");
+    std::fs::write(&path, format!("{head}{tail}")).unwrap();
 }
