@@ -281,11 +281,28 @@ impl Conn {
     /// Begins a transaction that runs alone among those taking `lock`
     /// (Postgres: a transaction-level advisory lock; SQLite: `BEGIN
     /// IMMEDIATE`, its one write lock whatever the key).
+    ///
+    /// On Postgres a wait for the lock that ran out (`lock_timeout`, bounded
+    /// below the lease) is tried again for up to [`LOCK_PATIENCE`]: the
+    /// holder may be a stopped node, whose session Postgres ends within the
+    /// same bound, and the next try then gets the lock.
     pub fn transaction_locked(&self, lock: i64) -> Result<Txn<'_>> {
         match self.engine() {
             Engine::Sqlite => self.execute_batch("BEGIN IMMEDIATE")?,
             Engine::Postgres => {
-                self.execute_batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({lock})"))?
+                let until = std::time::Instant::now() + LOCK_PATIENCE;
+                loop {
+                    match self.execute_batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({lock})")) {
+                        Ok(()) => break,
+                        Err(e) if lock_wait_ran_out(&e) && std::time::Instant::now() < until => {
+                            self.execute_batch("ROLLBACK")?;
+                        }
+                        Err(e) => {
+                            let _ = self.execute_batch("ROLLBACK");
+                            return Err(e);
+                        }
+                    }
+                }
             }
         }
         Ok(Txn { conn: self, open: true })
@@ -460,6 +477,17 @@ impl postgres::types::ToSql for Value {
     }
 
     postgres::types::to_sql_checked!();
+}
+
+/// How long [`Conn::transaction_locked`] goes on asking for its lock on
+/// Postgres (as long as a write group waits for the writer lease).
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether `e` is Postgres's `lock_timeout` (SQL state 55P03).
+pub fn lock_wait_ran_out(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<postgres::Error>().and_then(|p| p.code()).is_some_and(|c| c.code() == "55P03")
+    })
 }
 
 /// Whether `e` means the database cannot take writes now, and why: SQLite's

@@ -65,7 +65,12 @@ impl Lease {
         let deadline = Instant::now() + WAIT;
         loop {
             let asked = Instant::now();
-            if let Some(taken) = lease::take(conn, &self.space, &self.holder, now_ms(), ttl_ms)? {
+            // A row lock of a stopped holder's session is waited out like its lease.
+            let taken = match lease::take(conn, &self.space, &self.holder, now_ms(), ttl_ms) {
+                Err(e) if crate::db::conn::lock_wait_ran_out(&e) => None,
+                taken => taken?,
+            };
+            if let Some(taken) = taken {
                 self.held = Some((taken.epoch, asked + self.ttl));
                 let moved = reg.index.take_over(taken.epoch)?;
                 tracing::debug!(epoch = taken.epoch, moved, released = taken.released, "writer lease taken");

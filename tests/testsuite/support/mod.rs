@@ -373,8 +373,7 @@ pub fn read_request(reader: &mut impl std::io::BufRead) -> std::io::Result<Optio
 /// A port no one listens on, for a server the test starts later (nginx,
 /// a public URL). Taken below the kernel's ephemeral range (32768 and up on
 /// Linux), where every `127.0.0.1:0` of the other tests' servers lands, so
-/// none of them can take it in the meantime (with one test binary they all
-/// run in this process, and nginx found its port taken now and then).
+/// none of them can take it in the meantime.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
