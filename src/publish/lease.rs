@@ -13,7 +13,7 @@
 //! stopped anywhere: the new holder repairs rows and derived files as a
 //! restart would (`Registry::repair`).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::time::{Duration, Instant};
 
 use crate::db::{lease, Conn};
@@ -22,6 +22,13 @@ use crate::registry::Registry;
 /// How long a group waits for another server's lease before answering 503.
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
+
+/// The writer lease could not be held for a group: another server has
+/// kept it too long, or this one overran it. Nothing of the group is
+/// written; the client may try again (503).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LeaseUnavailable(String);
 
 pub struct Lease {
     holder: String,
@@ -78,10 +85,12 @@ impl Lease {
                     reg.repair(conn)?;
                 }
                 self.taken_once = true;
-                return Ok(());
+                // A long repair may have used most of it: renewed if so.
+                return self.hold(conn, reg);
             }
             if Instant::now() > deadline {
-                bail!("another server has held the writer lease for {} s", WAIT.as_secs());
+                let why = format!("another server has held the writer lease for {} s", WAIT.as_secs());
+                return Err(LeaseUnavailable(why).into());
             }
             std::thread::sleep(POLL);
         }
@@ -93,7 +102,7 @@ impl Lease {
     pub fn check(&self) -> Result<()> {
         match self.held {
             Some((_, until)) if Instant::now() < until => Ok(()),
-            _ => bail!("the writer lease ran out during the write group; retry"),
+            _ => Err(LeaseUnavailable("the writer lease ran out during the write group".into()).into()),
         }
     }
 

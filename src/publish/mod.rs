@@ -204,6 +204,9 @@ fn storage_trouble(e: &anyhow::Error) -> Option<&'static str> {
     if let Some(why) = crate::db::conn::unavailable(e) {
         return Some(why);
     }
+    if e.chain().any(|c| c.is::<lease::LeaseUnavailable>()) {
+        return Some("the writer lease is elsewhere");
+    }
     for cause in e.chain() {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             match io.raw_os_error() {
