@@ -687,15 +687,7 @@ fn a_private_organisation_is_a_registry_of_its_own() {
     let health: Value = server.get("/api/v1/health.json").json().unwrap();
     assert_eq!((health["packages"].as_u64(), health["versions"].as_u64()), (Some(1), Some(1)), "{health}");
     // fsck checks the private registry too: clean, then a damaged private blob.
-    let fsck = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["fsck", "--data"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.code(), text(&out.stdout), text(&out.stderr))
-    };
+    let fsck = || fsck(&data);
     let (code, _, err) = fsck();
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("fsck orgs/zq-secret: no findings") && err.contains("5 versions"), "{err}");
@@ -761,19 +753,21 @@ fn a_new_private_registry_passes_fsck() {
     let ann = server.add_user("ann");
     let body = json!({ "slug": "acme", "visibility": "private" });
     assert_eq!(status(api(&server, Method::POST, "/orgs", &ann, Some(body))), 201);
-    let fsck = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["fsck", "--data"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.code(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
-    };
-    let (code, out) = fsck();
-    assert_eq!(code, Some(0), "while the server runs: {out}");
-    assert!(out.contains("fsck orgs/acme: no findings"), "{out}");
+    let (code, _, err) = fsck(&data);
+    assert_eq!(code, Some(0), "while the server runs: {err}");
+    assert!(err.contains("fsck orgs/acme: no findings"), "{err}");
     drop(server);
-    let (code, out) = fsck();
-    assert_eq!(code, Some(0), "after the server stopped: {out}");
+    let (code, _, err) = fsck(&data);
+    assert_eq!(code, Some(0), "after the server stopped: {err}");
+}
+
+/// `cairn fsck` on `data`: its exit code, stdout and stderr.
+fn fsck(data: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["fsck", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
 }

@@ -117,6 +117,17 @@ impl Cluster {
         );
     }
 
+    /// The user `bob` the mixed stream needs.
+    fn add_bob(&self) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["admin", "user", "add", "bob", "--data"])
+            .arg(self.dir("a"))
+            .envs(ENV)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Who holds the lease now, and its epoch.
     fn lease(&self) -> (Option<String>, i64) {
         let mut db = self.pg.client(self.url.rsplit('/').next().unwrap());
@@ -319,13 +330,7 @@ fn the_mixed_stream_on_two_writers_survives_kill_9() {
     let mut a = cluster.first();
     let token = a.token.clone().unwrap();
     let b = cluster.further("b");
-    let bob = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["admin", "user", "add", "bob", "--data"])
-        .arg(cluster.dir("a"))
-        .envs(ENV)
-        .output()
-        .unwrap();
-    assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
+    cluster.add_bob();
     let node = |s: &Server| Node { url: s.url.clone(), admin: s.admin_url.clone().unwrap() };
     let stream = Stream::new(&token);
     let mut acked = 0;
@@ -559,13 +564,7 @@ fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
     let a = cluster.first();
     let token = a.token.clone().unwrap();
     let b = cluster.further("b");
-    let bob = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["admin", "user", "add", "bob", "--data"])
-        .arg(cluster.dir("a"))
-        .envs(ENV)
-        .output()
-        .unwrap();
-    assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
+    cluster.add_bob();
     let node = |s: &Server| Node { url: s.url.clone(), admin: s.admin_url.clone().unwrap() };
     let stream = Stream::new(&token);
     let a_pid = a.child.id() as i32;
