@@ -70,7 +70,7 @@ pub fn write_new_dir<'a>(dir: &Path, files: impl IntoIterator<Item = (&'a str, &
 }
 
 /// A new temporary name in `dir`, of the form [`remove_stale_temps`] removes.
-fn temp_path(dir: &Path) -> PathBuf {
+pub fn temp_path(dir: &Path) -> PathBuf {
     dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()))
 }
 

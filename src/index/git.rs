@@ -62,9 +62,19 @@ impl IndexRepo {
                  node's registry.toml and minisign.key, not `init` (SPEC section 13)"
             );
         }
-        create_bare(path)?;
+        let first = |index: &IndexRepo| {
+            index.write_batch(|tx| tx.commit(&[("config.json", Some(config_json))], "config", author))
+        };
+        // With its first commit, unless the storage's copy takes that.
+        let shared = copy.is_some();
+        create_bare(path, shared, |aside| match shared {
+            true => Ok(()),
+            false => first(&IndexRepo::open(aside, author, None)?).map(drop),
+        })?;
         let index = IndexRepo { copy, ..IndexRepo::open(path, author, None)? };
-        index.write_batch(|tx| tx.commit(&[("config.json", Some(config_json))], "config", author))?;
+        if shared {
+            first(&index)?;
+        }
         Ok(index)
     }
 
@@ -72,8 +82,8 @@ impl IndexRepo {
     /// copy (made if missing) level with it.
     pub fn open(path: &Path, author: &str, copy: Option<Arc<Copy>>) -> Result<IndexRepo> {
         if let Some(copy) = &copy {
-            if !path.exists() {
-                create_bare(path)?;
+            if !path.join("HEAD").is_file() {
+                create_bare(path, true, |_| Ok(()))?;
             }
             stored::pull(copy, path)?.context("the storage holds no index repository (run `cairn init`)")?;
         }
@@ -396,13 +406,38 @@ impl IndexTx<'_> {
     }
 }
 
-fn create_bare(path: &Path) -> Result<()> {
-    Repository::init_opts(
-        path,
+/// Creates the bare repository at `path`, filled by `fill`, aside and
+/// renamed into place whole: a kill midway leaves a temporary directory the
+/// next start removes, never half a repository that no later `init` or
+/// `open` gets past. What an interrupted creation by an earlier version
+/// left at `path` is removed: a directory without `HEAD`, or (`shared`)
+/// any local working copy of a storage that holds no index yet.
+fn create_bare(path: &Path, shared: bool, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = path.parent().context("the index repository's path has a parent")?;
+    std::fs::create_dir_all(parent)?;
+    let aside = fsutil::temp_path(parent);
+    let made = Repository::init_opts(
+        &aside,
         git2::RepositoryInitOptions::new().bare(true).initial_head("main").no_reinit(true),
     )
-    .with_context(|| format!("creating the index repository at {}", path.display()))?;
-    Ok(())
+    .with_context(|| format!("creating the index repository at {}", path.display()))
+    .and_then(|_| fill(&aside))
+    .and_then(|()| Ok(fsutil::sync_filesystem(&aside)?));
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&aside);
+        return Err(e);
+    }
+    if path.exists() {
+        anyhow::ensure!(
+            shared || !path.join("HEAD").is_file(),
+            "an index repository exists at {} already",
+            path.display()
+        );
+        tracing::warn!(path = %path.display(), "removing a leftover of an interrupted creation");
+        std::fs::remove_dir_all(path)?;
+    }
+    std::fs::rename(&aside, path).with_context(|| format!("moving the new index to {}", path.display()))?;
+    Ok(fsutil::sync_dir(parent)?)
 }
 
 /// `info/refs` and `objects/info/packs`, which the dumb HTTP protocol reads

@@ -33,8 +33,8 @@ impl Registry {
     /// A private organisation's registry (SPEC section 15): the same
     /// storage below `orgs/{slug}/`, the same database and signing key,
     /// its own index repository, log, writer lock (and lease, on a bucket)
-    /// and name space; created at first use, its `config.json` brought up
-    /// to date on every open (on a bucket, under its lease: `repair`).
+    /// and name space; created at first use, its index's `config.json`
+    /// brought up to date by recovery (on a bucket, under its lease).
     pub fn org_registry(&self, slug: &str) -> Result<Registry> {
         let key = self.key.as_ref().context("a mirror keeps no organisation's registry")?;
         let layout = Layout::org(slug);
@@ -76,10 +76,9 @@ impl Registry {
             space: db::Space::Org(slug.to_string()),
         };
         {
+            // The index's own `config.json` is brought up to date by
+            // recovery, after it removed what a kill left in the way.
             let _lock = reg.lock_writer()?;
-            if !reg.index.is_shared() {
-                reg.write_config(key)?;
-            }
             reg.root.put_doc(&l.index_file("config.json"), &config_json)?;
             reg.root.put_doc(&l.minisign_pub(), key.public_key_file().as_bytes())?;
             // A new registry's (or one made before its log was published at creation).

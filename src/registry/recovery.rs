@@ -119,7 +119,7 @@ impl Registry {
     }
 
     /// Commits `config.json` when the URLs or keys it names changed.
-    pub(super) fn write_config(&self, key: &SigningKey) -> Result<()> {
+    fn write_config(&self, key: &SigningKey) -> Result<()> {
         let wanted = registry_config(&self.config, key, self.log.as_ref(), self.space.org());
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {
