@@ -8,9 +8,8 @@
 //! (BIGINT in Postgres), text and blobs (BYTEA), so callers read and bind
 //! the same Rust types on both.
 //!
-//! Postgres goes through the `postgres` crate's synchronous client, without
-//! TLS for now (`NoTls`: a database on the same host or a private network).
-//! Its `Client` needs `&mut`; it sits in a `RefCell` so every caller keeps
+//! Postgres goes through the `postgres` crate's synchronous client (over
+//! TLS as the URL's `sslmode` says: [`super::tls`]). Its `Client` needs `&mut`; it sits in a `RefCell` so every caller keeps
 //! passing `&Conn`. A `Conn` is used by one thread at a time (the writer's,
 //! or a pooled one on the blocking pool), as a rusqlite connection was.
 
@@ -97,8 +96,11 @@ impl Drop for Pg {
 }
 
 /// Connects to Postgres (where blocking is allowed, see [`off_async`]).
-pub fn connect_postgres(config: &postgres::Config) -> Result<postgres::Client, postgres::Error> {
-    off_async(|| config.connect(postgres::NoTls))
+pub fn connect_postgres(
+    config: &postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+) -> Result<postgres::Client, postgres::Error> {
+    off_async(|| config.connect(tls))
 }
 
 /// Statements kept prepared per connection (the same bound as SQLite's cache).

@@ -24,6 +24,7 @@ pub mod space;
 pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
+mod tls;
 pub mod token;
 mod tokens;
 mod value;

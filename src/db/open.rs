@@ -76,15 +76,18 @@ pub fn open(target: &Target) -> Result<Conn> {
 /// are [`session_bound`]'s).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens the Postgres database of `url`, without TLS (for now: a database on
-/// the same host or a private network), and migrates it. Its session's
+/// Opens the Postgres database of `url`, over TLS as its `sslmode` says
+/// ([`super::tls`]), and migrates it. Its session's
 /// lock, statement and idle-in-transaction waits end after `bound`, and
 /// both ends probe the connection (TCP keepalive), so a session of a node
 /// that stopped or vanished never holds a lock for long.
 fn open_postgres(url: &str, bound: std::time::Duration) -> Result<Conn> {
     let what = Target::Postgres(url.to_string(), bound).describe();
+    let (rest, tls) = super::tls::split(url).with_context(|| format!("the database URL {what}"))?;
     let mut config: postgres::Config =
-        url.parse().with_context(|| format!("parsing the database URL {what}"))?;
+        rest.parse().with_context(|| format!("parsing the database URL {what}"))?;
+    config.ssl_mode(tls.mode());
+    let connector = tls.connector().with_context(|| format!("TLS to {what}"))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(LOCK_WAIT);
     }
@@ -97,7 +100,8 @@ fn open_postgres(url: &str, bound: std::time::Duration) -> Result<Conn> {
     config.options(options.trim());
     config.keepalives(true).keepalives_idle(bound).keepalives_interval(std::time::Duration::from_secs(1));
     config.keepalives_retries(3);
-    let client = conn::connect_postgres(&config).with_context(|| format!("connecting to {what}"))?;
+    let client =
+        conn::connect_postgres(&config, connector).with_context(|| format!("connecting to {what}"))?;
     let conn = Conn::from_postgres(client);
     migrate::run(&conn).with_context(|| format!("migrating {what}"))?;
     Ok(conn)

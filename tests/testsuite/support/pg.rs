@@ -50,16 +50,57 @@ fn free_port() -> u16 {
 impl Postgres {
     /// Starts a new cluster and waits until it takes connections.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A cluster that takes TLS connections only (`ssl=on`, `hostssl` in
+    /// pg_hba.conf), with a certificate for `localhost` (not 127.0.0.1)
+    /// signed by a CA made here: [`Postgres::ca_file`].
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    /// The PEM file of the CA that signed a TLS cluster's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::Builder::new().prefix("cairn-pg").tempdir().unwrap();
         let port = free_port();
         // SAFETY: geteuid(2) has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
+        // A CA and a server certificate for the name `localhost` (made by
+        // the user that runs the server, which must own the key); then
+        // plain TCP connections are refused.
+        let tls_setup = match tls {
+            false => String::new(),
+            true => format!(
+                r#"cd "{dir}"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cairn-test-ca -keyout ca.key -out ca.crt 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+printf 'subjectAltName=DNS:localhost\n' >san.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt 2>/dev/null
+chmod 600 server.key
+printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\n' >data/pg_hba.conf
+"#,
+                dir = dir.path().display()
+            ),
+        };
+        let ssl_options = match tls {
+            false => String::new(),
+            true => format!(
+                "-c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                dir = dir.path().display()
+            ),
+        };
         // fsync off: a test cluster is thrown away, and the disk is shared.
         let script = format!(
             r#"set -e
 "{bin}/initdb" -D "{dir}/data" -U postgres -A trust -E UTF8 --locale=C >"{dir}/initdb.log" 2>&1
-"{bin}/postgres" -D "{dir}/data" -p {port} -k "{dir}" -c listen_addresses=127.0.0.1 \
+{tls_setup}
+"{bin}/postgres" -D "{dir}/data" -p {port} -k "{dir}" -c listen_addresses=127.0.0.1 {ssl_options} \
   -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200 \
   >"{dir}/postgres.log" 2>&1 &
 pid=$!
@@ -86,9 +127,14 @@ wait $pid || true
         let stdin = keeper.stdin.take();
         let pg = Postgres { port, dir, keeper, stdin };
         let started = Instant::now();
+        // A TLS cluster refuses the plain connection with an error of
+        // pg_hba.conf once it is up.
+        let up = |e: &postgres::Error| tls && e.as_db_error().is_some();
         while started.elapsed() < Duration::from_secs(60) {
-            if postgres::Client::connect(&pg.url("postgres"), postgres::NoTls).is_ok() {
-                return pg;
+            match postgres::Client::connect(&pg.url("postgres"), postgres::NoTls) {
+                Ok(_) => return pg,
+                Err(e) if up(&e) => return pg,
+                Err(_) => {}
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -105,8 +151,12 @@ wait $pid || true
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// The superuser's client, through the Unix socket (which a TLS
+    /// cluster takes without TLS).
     pub fn client(&self, db: &str) -> postgres::Client {
-        postgres::Client::connect(&self.url(db), postgres::NoTls).expect("connects to the test Postgres")
+        let config =
+            format!("host={} port={} user=postgres dbname={db}", self.dir.path().display(), self.port);
+        postgres::Client::connect(&config, postgres::NoTls).expect("connects to the test Postgres")
     }
 
     /// A new, empty database; returns its URL.
