@@ -37,7 +37,6 @@ pub fn migrate(data: &Path, to: &Path) -> Result<Report> {
     let last = format!("{git}/{BRANCH}");
     let mut keys = from.list_all("")?;
     keys.retain(|k| !k.split('/').any(|c| c.starts_with('.')) && *k != last);
-    keys.push(last);
     for key in &keys {
         let bytes = from.read(key)?.with_context(|| format!("{key} vanished while copying"))?;
         if key.starts_with(&from.layout().blobs_dir()) {
@@ -50,6 +49,11 @@ pub fn migrate(data: &Path, to: &Path) -> Result<Report> {
         }
         report.files_copied += 1;
     }
+    // Every file the ref names is stored before it is.
+    dest.sync()?;
+    let tip = from.read(&last)?.context("the index has no ref")?;
+    dest.put_durable(&last, &tip)?;
+    report.files_copied += 1;
     let registry_toml = data.join("registry.toml");
     std::fs::copy(&registry_toml, data.join("registry.toml.before-migrate"))?;
     crate::fsutil::write_atomic(&registry_toml, text.as_bytes())?;

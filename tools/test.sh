@@ -18,6 +18,8 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs npm)
 [ -f /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ] || need+=(libnginx-mod-http-brotli-filter)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# The TLS test of Postgres makes its CA and certificate with openssl.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   sudo=""
@@ -38,6 +40,9 @@ python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q crypto
 # tests/testsuite/s3.rs runs against moto's S3-compatible server.
 python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install -q 'moto[server]' ||
   python3 -m pip install -q --break-system-packages 'moto[server]'
+# ...and against s3s-fs, a Rust one (0.14.1: its newer releases need a newer
+# rustc than Debian's); built once into ~/.cargo/bin.
+command -v s3s-fs >/dev/null || cargo install -q --locked s3s-fs --version 0.14.1 --features binary
 
 # playwright-core and axe-core, as pinned by tools/site-test/package-lock.json
 # (playwright-core downloads no browser; the tests use /usr/bin/chromium).

@@ -138,7 +138,8 @@ impl Copy {
 
     fn write_retired(&self, retired: &[(String, u64)]) -> Result<()> {
         let text: String = retired.iter().map(|(n, at)| format!("{n} {at}\n")).collect();
-        Ok(self.root.put(&self.key(RETIRED), text.as_bytes())?)
+        // Durable before any pack it names is deleted (a later call).
+        Ok(self.root.put_durable(&self.key(RETIRED), text.as_bytes())?)
     }
 
     /// Merges the bucket's small packs (the writer lease's holder, between
@@ -185,7 +186,8 @@ impl Copy {
             *retired = kept;
             self.write_retired(retired)?;
         }
-        Ok(())
+        // The pack list's PUT, answered here rather than at the next group's sync.
+        Ok(self.root.sync()?)
     }
 
     /// The dumb protocol's pack list: the bucket's packs.

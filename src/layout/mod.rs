@@ -16,6 +16,7 @@
 //! `api/v1/advisories/all.json`), so a package called `all`, `stats` or
 //! `manifest` keeps its own files.
 
+mod flights;
 mod generation;
 mod object;
 mod storage;

@@ -8,6 +8,13 @@
 //! and the file server's blocking pool); the object store client is async,
 //! so the storage owns a small runtime and each call waits for its answer
 //! there. Never call it from an async task's thread.
+//!
+//! A [`Storage::put`] is durable at the next [`Storage::sync`], not when it
+//! returns: here it starts the PUT and returns, so the documents of a write
+//! group go to the store together (up to [`IN_FLIGHT`] at once) instead of
+//! one round trip after another, and `sync` waits for them. Any other
+//! request for a key with a PUT in flight waits for that PUT first, so
+//! every caller still reads its own writes, in order.
 
 use bytes::Bytes;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
@@ -18,9 +25,11 @@ use object_store::{
 };
 use std::future::Future;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::flights::Flights;
 use super::storage::{FileId, ReadSeek, Storage};
 use crate::config;
 
@@ -31,6 +40,43 @@ pub struct ObjectStorage {
     /// `Some` until drop (a runtime is shut down, not dropped, so dropping
     /// the storage from async code is fine).
     runtime: Option<tokio::runtime::Runtime>,
+    /// The PUTs in flight.
+    flights: Flights,
+    /// Requests by kind since the last `sync` (logged there, at debug).
+    requests: Requests,
+}
+
+#[derive(Default)]
+struct Requests {
+    get: AtomicU64,
+    head: AtomicU64,
+    put: AtomicU64,
+    list: AtomicU64,
+    delete: AtomicU64,
+}
+
+impl Requests {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs the counts and starts over.
+    fn log(&self, waited: Duration) {
+        let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
+        let (get, head, put, list, delete) =
+            (take(&self.get), take(&self.head), take(&self.put), take(&self.list), take(&self.delete));
+        if get + head + put + list + delete > 0 {
+            tracing::debug!(
+                get,
+                head,
+                put,
+                list,
+                delete,
+                sync_ms = waited.as_millis() as u64,
+                "object requests"
+            );
+        }
+    }
 }
 
 /// A store that stops answering fails a write in seconds, not minutes:
@@ -70,7 +116,13 @@ impl ObjectStorage {
             "" => String::new(),
             p => format!("{p}/"),
         };
-        Ok(ObjectStorage { store: Arc::new(store), prefix, runtime: Some(runtime) })
+        Ok(ObjectStorage {
+            store: Arc::new(store),
+            prefix,
+            runtime: Some(runtime),
+            flights: Flights::new(),
+            requests: Requests::default(),
+        })
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -90,24 +142,62 @@ impl ObjectStorage {
         rx.recv().expect("the storage runtime answers")
     }
 
+    /// Waits for the PUT of `key` in flight, if any.
+    fn settle(&self, key: &str) {
+        if let Some(done) = self.flights.of(key) {
+            self.run(|_| done);
+        }
+    }
+
+    /// Waits for every PUT in flight.
+    fn settle_all(&self) {
+        let all = self.flights.all();
+        self.run(|_| futures_util::future::join_all(all));
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("running")
+    }
+
     fn head(&self, key: &str) -> io::Result<Option<ObjectMeta>> {
+        self.settle(key);
+        Requests::count(&self.requests.head);
         let path = self.path(key);
         absent_as_none(self.run(|s| async move { s.head(&path).await }))
     }
 
+    /// A PUT of `bytes` with the headers its URL is served with.
+    fn put_request(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        mode: PutMode,
+    ) -> impl Future<Output = Result<Option<String>, object_store::Error>> + Send + 'static {
+        Requests::count(&self.requests.put);
+        let url = super::url(key);
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, super::content_type(&url).into());
+        attributes.insert(Attribute::CacheControl, super::cache_control(&url).into());
+        let opts = PutOptions { mode, attributes, ..Default::default() };
+        let (store, path) = (self.store.clone(), self.path(key));
+        let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
+        async move { store.put_opts(&path, payload, opts).await.map(|r| r.e_tag) }
+    }
+
+    /// A conditional or durable PUT, answered now.
     fn put_mode(
         &self,
         key: &str,
         bytes: &[u8],
         mode: PutMode,
     ) -> Result<Option<String>, object_store::Error> {
-        let url = super::url(key);
-        let mut attributes = Attributes::new();
-        attributes.insert(Attribute::ContentType, super::content_type(&url).into());
-        attributes.insert(Attribute::CacheControl, super::cache_control(&url).into());
-        let opts = PutOptions { mode, attributes, ..Default::default() };
-        let (path, payload) = (self.path(key), PutPayload::from(Bytes::copy_from_slice(bytes)));
-        self.run(|s| async move { s.put_opts(&path, payload, opts).await.map(|r| r.e_tag) })
+        self.settle(key);
+        let put = self.put_request(key, bytes, mode);
+        let answer = self.run(|_| put);
+        if answer.is_ok() {
+            self.flights.settled(key);
+        }
+        answer
     }
 }
 
@@ -146,6 +236,8 @@ impl Storage for ObjectStorage {
     /// The whole object, read into memory: its version is the one of the
     /// bytes the GET answered.
     fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>> {
+        self.settle(key);
+        Requests::count(&self.requests.get);
         let path = self.path(key);
         let got = self.run(|s| async move {
             let r = s.get(&path).await?;
@@ -160,8 +252,13 @@ impl Storage for ObjectStorage {
         Ok(self.head(key)?.map(|m| file_id(&m)))
     }
 
+    /// Started, not awaited: see the module's comment.
     fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
-        self.put_mode(key, bytes, PutMode::Overwrite).map(drop).map_err(io::Error::other)
+        // One PUT of a key at a time, so the last one written wins.
+        self.settle(key);
+        let put = self.put_request(key, bytes, PutMode::Overwrite);
+        self.flights.start(self.runtime(), key, async move { put.await.map(drop) });
+        Ok(())
     }
 
     fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
@@ -175,6 +272,8 @@ impl Storage for ObjectStorage {
     }
 
     fn read_tagged(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
+        self.settle(key);
+        Requests::count(&self.requests.get);
         let path = self.path(key);
         let got = self.run(|s| async move {
             let r = s.get(&path).await?;
@@ -200,11 +299,11 @@ impl Storage for ObjectStorage {
 
     /// An S3 PUT is durable when it returns.
     fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
-        self.put(key, bytes)
+        self.put_mode(key, bytes, PutMode::Overwrite).map(drop).map_err(io::Error::other)
     }
 
-    /// Objects have no directories: the files are put one by one, so a
-    /// reader may see some of them before the others.
+    /// Objects have no directories: the files are put one by one (at
+    /// once), so a reader may see some of them before the others.
     fn put_new_dir(&self, key: &str, files: &[(&str, &[u8])]) -> io::Result<()> {
         files.iter().try_for_each(|(name, bytes)| self.put(&format!("{key}/{name}"), bytes))
     }
@@ -218,11 +317,17 @@ impl Storage for ObjectStorage {
     }
 
     fn remove(&self, key: &str) -> io::Result<()> {
+        self.settle(key);
+        Requests::count(&self.requests.delete);
         let path = self.path(key);
-        absent_as_none(self.run(|s| async move { s.delete(&path).await })).map(drop)
+        absent_as_none(self.run(|s| async move { s.delete(&path).await }))?;
+        self.flights.settled(key);
+        Ok(())
     }
 
     fn list(&self, key: &str) -> io::Result<Vec<String>> {
+        self.settle_all();
+        Requests::count(&self.requests.list);
         let path = self.path(key);
         let listed = self.run(|s| async move { s.list_with_delimiter(Some(&path)).await });
         let listed = absent_as_none(listed)?.map(|l| {
@@ -236,6 +341,8 @@ impl Storage for ObjectStorage {
     /// One flat listing (paged by the client), not a request per directory.
     fn list_all(&self, key: &str) -> io::Result<Vec<String>> {
         use futures_util::TryStreamExt;
+        self.settle_all();
+        Requests::count(&self.requests.list);
         let path = self.path(key);
         let dir = format!("{path}/");
         let listed = self.run(|s| async move { s.list(Some(&path)).try_collect::<Vec<_>>().await });
@@ -250,9 +357,16 @@ impl Storage for ObjectStorage {
         Ok(self.head(key)?.map(|m| (chrono::Utc::now() - m.last_modified).to_std().unwrap_or_default()))
     }
 
-    /// Every PUT was durable when it returned.
+    /// Waits for the PUTs in flight: each is durable once answered.
     fn sync(&self) -> io::Result<()> {
-        Ok(())
+        let started = std::time::Instant::now();
+        self.settle_all();
+        self.requests.log(started.elapsed());
+        self.flights.failure().map_or(Ok(()), Err)
+    }
+
+    fn compare_before_put(&self) -> bool {
+        false
     }
 
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {

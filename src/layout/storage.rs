@@ -84,6 +84,11 @@ pub trait Storage: Send + Sync {
     fn age(&self, key: &str) -> io::Result<Option<std::time::Duration>>;
     /// Makes every put so far durable.
     fn sync(&self) -> io::Result<()>;
+    /// Whether a write that would not change a file is worth a read to
+    /// avoid ([`StaticRoot::put_doc`]): on a disk a read is cheap and an
+    /// unchanged file keeps its version (ETag); in a bucket the GET is a
+    /// round trip like the PUT it might save.
+    fn compare_before_put(&self) -> bool;
     /// The local path of `key`, for what needs a filesystem (the git
     /// repository, the embedded file server); `None` on object storage.
     fn local_path(&self, key: &str) -> Option<PathBuf>;
@@ -250,6 +255,10 @@ impl Storage for FsStorage {
         fsutil::sync_filesystem(&self.root)
     }
 
+    fn compare_before_put(&self) -> bool {
+        true
+    }
+
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         Some(self.path(key))
     }
@@ -373,8 +382,13 @@ impl StaticRoot {
         Ok(true)
     }
 
-    /// [`StaticRoot::put_if_changed`], reading the current bytes first.
+    /// [`StaticRoot::put_if_changed`], reading the current bytes first
+    /// where that is cheap ([`Storage::compare_before_put`]); elsewhere a
+    /// plain put (then `true`).
     pub fn put_doc(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        if !self.storage.compare_before_put() {
+            return self.put(key, bytes).map(|()| true);
+        }
         let old = self.storage.read(key)?;
         self.put_if_changed(key, old.as_deref(), bytes)
     }

@@ -40,6 +40,8 @@ pub struct Log {
     note_key: Key,
     time_key: Key,
     state: Mutex<State>,
+    /// Whether `log/keys` was written by this process.
+    keys_published: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -167,6 +169,15 @@ impl State {
     }
 }
 
+/// The size of a checkpoint the static root serves (0 if none).
+fn published_size(checkpoint: Option<&[u8]>) -> Result<u64> {
+    let Some(bytes) = checkpoint else {
+        return Ok(0);
+    };
+    let note = signed_note::Note::from_bytes(bytes).map_err(|e| anyhow::anyhow!("log/checkpoint: {e}"))?;
+    Ok(Checkpoint::from_bytes(note.text()).map_err(|e| anyhow::anyhow!("log/checkpoint: {e}"))?.size())
+}
+
 impl Log {
     /// Opens (creating on first use) the log of the registry in `data`,
     /// named `origin` (the name is kept in the keys: a log's origin never
@@ -201,7 +212,8 @@ impl Log {
             Ok(key)
         };
         let (note_key, time_key) = (key("note.key", ALG_NOTE)?, key("time.key", ALG_COSIGN)?);
-        Ok(Log { note_key, time_key, state: Mutex::new(State::open(&dir)?), dir })
+        let keys_published = std::sync::atomic::AtomicBool::new(false);
+        Ok(Log { note_key, time_key, state: Mutex::new(State::open(&dir)?), dir, keys_published })
     }
 
     pub fn origin(&self) -> &str {
@@ -223,9 +235,10 @@ impl Log {
     pub fn catch_up(&self, index: &IndexRepo, root: &StaticRoot) -> Result<u64> {
         let mut state = self.state.lock().unwrap();
         let before = self.append(&mut state, index, root)?;
-        let old = self.published_size(root)?.min(before);
-        if old != state.size() || !root.exists(&root.layout().log_checkpoint()) {
-            self.publish(&state, root, old)?;
+        let current = root.read(&root.layout().log_checkpoint())?;
+        let old = published_size(current.as_deref())?.min(before);
+        if old != state.size() || current.is_none() {
+            self.publish(&state, root, old, current.as_deref())?;
         }
         Ok(state.size())
     }
@@ -283,19 +296,9 @@ impl Log {
         root.local_path("").is_some_and(|r| dev(&r).is_some() && dev(&r) == dev(&self.dir))
     }
 
-    /// The size of the checkpoint the static root serves (0 if none).
-    fn published_size(&self, root: &StaticRoot) -> Result<u64> {
-        let Some(bytes) = root.read(&root.layout().log_checkpoint())? else {
-            return Ok(0);
-        };
-        let note =
-            signed_note::Note::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("log/checkpoint: {e}"))?;
-        Ok(Checkpoint::from_bytes(note.text()).map_err(|e| anyhow::anyhow!("log/checkpoint: {e}"))?.size())
-    }
-
     /// Writes the tiles and entry bundles from size `old` to the log's size,
     /// then the checkpoint.
-    fn publish(&self, state: &State, root: &StaticRoot, old: u64) -> Result<()> {
+    fn publish(&self, state: &State, root: &StaticRoot, old: u64, current: Option<&[u8]>) -> Result<()> {
         let (l, size) = (root.layout(), state.size());
         for tile in Tile::new_tiles(TILE_HEIGHT, old, size) {
             let data = tile.read_data(&Stored(&state.hashes))?;
@@ -304,24 +307,33 @@ impl Log {
                 root.put(&l.log_entries(tile.level_index(), tile.width()), &state.bundle(&tile)?)?;
             }
         }
+        self.publish_keys(root)?;
         root.sync()?;
-        self.sign(state, root)
+        self.sign(state, root, current)
     }
 
     /// Signs the checkpoint of the log's current size with a fresh time,
-    /// keeping witnesses' cosignatures of the same tree.
-    fn sign(&self, state: &State, root: &StaticRoot) -> Result<()> {
-        let l = root.layout();
+    /// keeping witnesses' cosignatures of the same tree from `current`
+    /// (the checkpoint the static root serves).
+    fn sign(&self, state: &State, root: &StaticRoot, current: Option<&[u8]>) -> Result<()> {
         let body = Checkpoint::new(self.origin(), state.size(), state.root_hash()?, "")
             .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?
             .to_bytes();
-        let mut kept =
-            root.read(&l.log_checkpoint())?.and_then(|b| note::signatures_of(&b, &body)).unwrap_or_default();
+        let mut kept = current.and_then(|b| note::signatures_of(b, &body)).unwrap_or_default();
         kept.retain(|s| s.id() != self.note_key.id() && s.id() != self.time_key.id());
         let signed = note::sign(&body, &self.note_key, &self.time_key, note::now(), &kept)?;
-        let (note, time) = self.vkeys();
-        root.put_doc(&l.log_keys(), format!("{note}\n{time}\n").as_bytes())?;
-        root.put_durable(&l.log_checkpoint(), &signed)?;
+        root.put_durable(&root.layout().log_checkpoint(), &signed)?;
+        Ok(())
+    }
+
+    /// `log/keys`, once per process: the keys never change.
+    fn publish_keys(&self, root: &StaticRoot) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if !self.keys_published.load(Ordering::Relaxed) {
+            let (note, time) = self.vkeys();
+            root.put_doc(&root.layout().log_keys(), format!("{note}\n{time}\n").as_bytes())?;
+            self.keys_published.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -357,7 +369,9 @@ impl Log {
     /// timer; the caller holds the writer lock).
     pub fn recosign(&self, root: &StaticRoot) -> Result<()> {
         let state = self.state.lock().unwrap();
-        self.sign(&state, root)
+        let current = root.read(&root.layout().log_checkpoint())?;
+        self.publish_keys(root)?;
+        self.sign(&state, root, current.as_deref())
     }
 
     /// What fsck finds wrong with the log: entries that differ from the

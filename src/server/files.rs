@@ -124,7 +124,9 @@ fn load(root: &StaticRoot, cache: &HotCache, key: String) -> Option<Loaded> {
         if let Some(entry) = cache.unchecked(&key, epoch) {
             return Some(Loaded::Memory(entry));
         }
-        let Some((id, mut file)) = root.open(&key).ok()? else {
+        // An error is taken as absence too: a store on a filesystem
+        // (s3s-fs) fails the GET of a key that is another key's directory.
+        let Ok(Some((id, mut file))) = root.open(&key) else {
             continue;
         };
         if id.size > STREAM_OVER {

@@ -1,5 +1,6 @@
 //! The static root and the blobs in an S3-compatible bucket (SPEC section
-//! 13), against moto's server on 127.0.0.1: what a publish leaves in the
+//! 13), against moto's server on 127.0.0.1 (and s3s-fs's for the first
+//! two tests, a second implementation in another language): what a publish leaves in the
 //! bucket and with which headers, `cairn serve` fronting the bucket, the
 //! index repository's authoritative copy there (a node that lost its data
 //! directory's working copy catches up from it), and create-only writes
@@ -9,7 +10,7 @@ use crate::support;
 
 use cairn::layout::{ObjectStorage, Storage};
 use std::path::Path;
-use support::s3::{ENV, S3};
+use support::s3::{Kind, ENV, S3};
 use support::{git, Server};
 
 /// A data directory with `registry.toml` naming the bucket, before init.
@@ -33,7 +34,12 @@ fn storage(s3: &S3, prefix: &str) -> ObjectStorage {
 
 #[test]
 fn create_only_writes_are_conditional() {
-    let s3 = S3::start();
+    for kind in [Kind::Moto, Kind::S3sFs] {
+        create_only_writes_are_conditional_on(S3::start_kind(kind));
+    }
+}
+
+fn create_only_writes_are_conditional_on(s3: S3) {
     let store = storage(&s3, "cond");
     assert!(store.put_new("blobs/sha256/ab", b"first").unwrap(), "created");
     assert!(!store.put_new("blobs/sha256/ab", b"second").unwrap(), "refused: it exists");
@@ -70,7 +76,15 @@ fn create_only_writes_are_conditional() {
 
 #[test]
 fn a_registry_in_a_bucket_publishes_serves_and_survives_losing_its_node() {
-    let s3 = S3::start();
+    a_registry_in_a_bucket_on(S3::start_kind(Kind::Moto));
+}
+
+#[test]
+fn a_registry_in_an_s3s_fs_bucket_publishes_serves_and_survives_losing_its_node() {
+    a_registry_in_a_bucket_on(S3::start_kind(Kind::S3sFs));
+}
+
+fn a_registry_in_a_bucket_on(s3: S3) {
     let tmp = tempfile::tempdir().unwrap();
     let data = data_on(&s3, tmp.path(), "reg");
     let mut server = Server::start_with_env(&data, &ENV);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Publish latency and throughput on S3 + Postgres against the embedded
-# default (issue 16; see tools/bench/README.md).
+# default (issues 16 and 26; see tools/bench/README.md), on two S3 servers:
+# s3s-fs (Rust, objects in files) and moto (Python, objects in memory).
 #
 #   tools/bench/scale_publish.sh            # N=400 publishes, 16 clients
 #   N=200 CLIENTS=16 SKIP_BUILD=1 tools/bench/scale_publish.sh
@@ -46,12 +47,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# S3: moto's server, one bucket.
+# S3: moto's server and s3s-fs (tools/test.sh installs it), one bucket each.
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
 S3_PORT=$(free_port)
 python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf -X PUT "http://127.0.0.1:$S3_PORT/bench" >/dev/null && break; sleep 0.1; done
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+S3S_PORT=$(free_port)
+mkdir -p "$WORK/s3s/bench"
+s3s-fs --host 127.0.0.1 --port "$S3S_PORT" --access-key bench --secret-key bench "$WORK/s3s" >"$WORK/s3s.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$S3S_PORT/" && break; sleep 0.1; done
 
 # Postgres: a fresh cluster as the postgres user (initdb refuses root).
 PG_PORT=$(free_port)
@@ -62,7 +68,8 @@ as_pg "$PG_BIN/postgres" -D "$WORK/pg/data" -p "$PG_PORT" -k "$WORK/pg" -c liste
     >"$WORK/postgres.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.1; done
-"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres cairn
+"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres cairn_moto
+"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres cairn_s3s
 
 # Runs the load against a registry in DATA; prints the load's JSON line.
 run() {
@@ -78,30 +85,44 @@ run() {
 }
 field() { sed -n "s/.*\"$2\":\([-0-9.][-0-9.]*\).*/\1/p" <<<"$1"; }
 
-mkdir -p "$WORK/embedded" "$WORK/scaled"
-cat >"$WORK/scaled/registry.toml" <<EOF
+# A registry on S3 server $2 (port) and Postgres database $3, in $1.
+scaled() {
+    mkdir -p "$1"
+    cat >"$1/registry.toml" <<EOF
 [storage]
 kind = "s3"
 bucket = "bench"
-endpoint = "http://127.0.0.1:$S3_PORT"
+endpoint = "http://127.0.0.1:$2"
 region = "us-east-1"
 
 [database]
-url = "postgres://postgres@127.0.0.1:$PG_PORT/cairn"
+url = "postgres://postgres@127.0.0.1:$PG_PORT/$3"
 EOF
+}
+mkdir -p "$WORK/embedded"
+scaled "$WORK/s3s-fs" "$S3S_PORT" cairn_s3s
+scaled "$WORK/moto" "$S3_PORT" cairn_moto
 log "embedded: $CLIENTS clients, $N publishes"
 E=$(run "$WORK/embedded")
-log "S3 + Postgres: $CLIENTS clients, $N publishes"
-S=$(run "$WORK/scaled")
+log "S3 (s3s-fs) + Postgres: $CLIENTS clients, $N publishes"
+F=$(run "$WORK/s3s-fs")
+log "S3 (moto) + Postgres: $CLIENTS clients, $N publishes"
+M=$(run "$WORK/moto")
 
 echo "| setup | clients | publishes | p50 ms | p99 ms | publishes/s |"
 echo "| --- | --- | --- | --- | --- | --- |"
-for row in "embedded:$E" "S3 (moto) + Postgres:$S"; do
+for row in "embedded:$E" "S3 (s3s-fs) + Postgres:$F" "S3 (moto) + Postgres:$M"; do
     name=${row%%:*}; j=${row#*:}
     echo "| $name | $CLIENTS | $(field "$j" ok) | $(field "$j" p50_ms) | $(field "$j" p99_ms) | $(field "$j" throughput_per_s) |"
 done
-python3 - "$(field "$E" throughput_per_s)" "$(field "$S" throughput_per_s)" "$(field "$E" p50_ms)" "$(field "$S" p50_ms)" <<'PY'
+echo
+for row in "s3s-fs:$F" "moto:$M"; do
+    name=${row%%:*}; j=${row#*:}
+    python3 - "$name" "$(field "$E" throughput_per_s)" "$(field "$j" throughput_per_s)" \
+        "$(field "$E" p50_ms)" "$(field "$j" p50_ms)" <<'PY'
 import sys
-e, s, ep, sp = map(float, sys.argv[1:])
-print(f"\nthroughput ratio (S3+Postgres / embedded): {s / e:.2f}; p50 ratio: {sp / ep:.2f}")
+name = sys.argv[1]
+e, s, ep, sp = map(float, sys.argv[2:])
+print(f"{name}: throughput ratio (S3+Postgres / embedded) {s / e:.2f}; p50 ratio {sp / ep:.2f}")
 PY
+done

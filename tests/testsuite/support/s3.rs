@@ -1,6 +1,7 @@
-//! An S3-compatible server for the tests: moto's server (PyPI `moto[server]`,
-//! installed by tools/test.sh) on 127.0.0.1, with one bucket, stopped when
-//! dropped; and a client that reads objects back with their headers.
+//! An S3-compatible server for the tests on 127.0.0.1, with one bucket,
+//! stopped when dropped: moto's (PyPI `moto[server]`, Python, objects in
+//! memory) or s3s-fs (crates.io, Rust, objects in files), both installed
+//! by tools/test.sh; and a client that reads objects back with their headers.
 
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 pub struct S3 {
     child: Child,
+    /// s3s-fs's directory.
+    _files: Option<tempfile::TempDir>,
     pub endpoint: String,
     pub bucket: String,
     store: Box<dyn ObjectStore>,
@@ -31,8 +34,50 @@ pub struct Object {
     pub cache_control: Option<String>,
 }
 
+/// Which S3 server.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Moto,
+    S3sFs,
+}
+
 impl S3 {
+    /// moto's server.
     pub fn start() -> S3 {
+        S3::start_kind(Kind::Moto)
+    }
+
+    pub fn start_kind(kind: Kind) -> S3 {
+        match kind {
+            Kind::Moto => S3::start_moto(),
+            Kind::S3sFs => S3::start_s3s_fs(),
+        }
+    }
+
+    /// s3s-fs, with the tests' credentials; a directory is a bucket.
+    fn start_s3s_fs() -> S3 {
+        let port = super::free_port();
+        let files = tempfile::Builder::new().prefix("cairn-s3s").tempdir().unwrap();
+        let bucket = "cairn".to_string();
+        std::fs::create_dir(files.path().join(&bucket)).unwrap();
+        let child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ENV[0].1, "--secret-key", ENV[1].1])
+            .arg(files.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts (cargo install s3s-fs --version 0.14.1 --features binary)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "s3s-fs at {endpoint} never listened");
+        S3::with_client(child, Some(files), endpoint, bucket)
+    }
+
+    fn start_moto() -> S3 {
         let port = super::free_port();
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -56,6 +101,10 @@ impl S3 {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(made, "moto at {endpoint} never made the bucket");
+        S3::with_client(child, None, endpoint, bucket)
+    }
+
+    fn with_client(child: Child, files: Option<tempfile::TempDir>, endpoint: String, bucket: String) -> S3 {
         let store = AmazonS3Builder::new()
             .with_endpoint(&endpoint)
             .with_allow_http(true)
@@ -66,7 +115,7 @@ impl S3 {
             .build()
             .unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        S3 { child, endpoint, bucket, store: Box::new(store), runtime }
+        S3 { child, _files: files, endpoint, bucket, store: Box::new(store), runtime }
     }
 
     /// The `[storage]` table of a registry in this bucket under `prefix`.
