@@ -98,28 +98,40 @@ pub fn write_files(reg: &Registry, src: &Sources, scope: Scope) -> Result<()> {
     }
     let (lines, owners, downloads, meta) = (&src.lines, &src.owners, &src.downloads, src.meta.as_ref());
     derive::write_package(root, lines, owners, downloads, meta)?;
+    // The READMEs rendered here, by version: the pages show them, unread.
+    let mut known = std::collections::HashMap::new();
+    let mut version = |line: &IndexLine, readme: Option<&[u8]>| -> Result<()> {
+        if let Some(html) = derive::write_version(root, line, readme, downloads)? {
+            known.insert(line.vers.clone(), String::from_utf8_lossy(&html).into_owned());
+        }
+        Ok(())
+    };
     let only: Option<Vec<&str>> = match scope {
         Scope::Everything => {
             for line in lines {
-                derive::write_version(root, line, reg.readme_of(line).as_deref(), downloads)?;
+                version(line, reg.readme_of(line).as_deref())?;
             }
             None
         }
         Scope::Versions(changed) => {
             for (line, readme) in changed {
-                derive::write_version(root, line, *readme, downloads)?;
+                version(line, *readme)?;
             }
             Some(changed.iter().map(|(l, _)| l.vers.as_str()).collect())
         }
         Scope::Pages => None,
     };
     // The pages last: they show the READMEs and documents written above.
-    Ok(crate::site::package::write(root, lines, owners, downloads, meta, only.as_deref())?)
+    Ok(crate::site::package::write(root, lines, owners, downloads, meta, only.as_deref(), known)?)
 }
 
 /// Each owner's page (and a user's document) where it has none yet.
-pub fn write_owners_if_missing(reg: &Registry, conn: &Conn, owners: &[String]) -> Result<()> {
-    owners.iter().try_for_each(|owner| write_owner_if_missing(reg, conn, owner))
+pub fn write_owners_if_missing<'a>(
+    reg: &Registry,
+    conn: &Conn,
+    owners: impl IntoIterator<Item = &'a String>,
+) -> Result<()> {
+    owners.into_iter().try_for_each(|owner| write_owner_if_missing(reg, conn, owner))
 }
 
 /// An owner's page (and a user's document) when it has none yet, so the

@@ -233,21 +233,26 @@ pub fn write_owners(root: &StaticRoot, name: &str, list: &[String]) -> std::io::
 }
 
 /// Writes one version's document and, when given, its README (a yank
-/// rewrites the document and keeps the README already there).
+/// rewrites the document and keeps the README already there); returns the
+/// README rendered, when given (the version's page shows it).
 pub fn write_version(
     root: &StaticRoot,
     line: &IndexLine,
     readme: Option<&[u8]>,
     downloads: &Downloads,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<Vec<u8>>> {
     let readme_key = root.layout().readme(&line.name, &line.vers);
+    let mut rendered = None;
     if let Some(readme) = readme {
         root.put_doc(&readme_key, readme)?;
         let html = readme_html(root.layout(), line, readme);
         root.put_doc(&html.key, &html.bytes)?;
+        rendered = Some(html.bytes);
     }
-    let doc = version(root.layout(), line, root.exists(&readme_key), downloads);
-    root.put_doc(&doc.key, &doc.bytes).map(drop)
+    let has_readme = readme.is_some() || root.exists(&readme_key);
+    let doc = version(root.layout(), line, has_readme, downloads);
+    root.put_doc(&doc.key, &doc.bytes)?;
+    Ok(rendered)
 }
 
 /// `{version}/readme.html`: the version's README (`readme.md`) rendered

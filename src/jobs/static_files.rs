@@ -306,7 +306,7 @@ fn derive_all(
         w.put_dir(&dir, present.is_some(), &files)?;
         // Pages are views of the documents checked above: a check leaves them out.
         if w.check.is_none() {
-            let extras = crate::site::package::extras(root, lines, None)?;
+            let extras = crate::site::package::extras(root, lines, None, HashMap::new())?;
             for page in crate::site::package::pages(l, lines, owners, downloads, meta, &extras, None) {
                 w.put(&page)?;
             }

@@ -233,6 +233,27 @@ impl Storage for ObjectStorage {
         }))
     }
 
+    /// The GETs at once (each after its key's PUT in flight, if any).
+    fn read_many(&self, keys: &[String]) -> io::Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().for_each(|k| self.settle(k));
+        let gets: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                Requests::count(&self.requests.get);
+                let (store, path) = (self.store.clone(), self.path(k));
+                async move {
+                    match store.get(&path).await {
+                        Ok(r) => r.bytes().await.map(|b| Some(b.to_vec())),
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .collect();
+        let got = self.run(|_| futures_util::future::join_all(gets));
+        got.into_iter().map(|r| r.map_err(io::Error::other)).collect()
+    }
+
     /// The whole object, read into memory: its version is the one of the
     /// bytes the GET answered.
     fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>> {
@@ -365,7 +386,7 @@ impl Storage for ObjectStorage {
         self.flights.failure().map_or(Ok(()), Err)
     }
 
-    fn compare_before_put(&self) -> bool {
+    fn cheap_reads(&self) -> bool {
         false
     }
 

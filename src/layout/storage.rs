@@ -46,6 +46,10 @@ impl<T: Read + Seek + Send> ReadSeek for T {}
 pub trait Storage: Send + Sync {
     /// The bytes at `key`, `None` if there is no such file.
     fn read(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// [`Storage::read`] of each key (a bucket asks for them at once).
+    fn read_many(&self, keys: &[String]) -> io::Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.read(k)).collect()
+    }
     /// The file at `key` with the version of exactly the bytes it reads;
     /// `None` if there is no such file (or `key` is a directory).
     fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>>;
@@ -84,11 +88,11 @@ pub trait Storage: Send + Sync {
     fn age(&self, key: &str) -> io::Result<Option<std::time::Duration>>;
     /// Makes every put so far durable.
     fn sync(&self) -> io::Result<()>;
-    /// Whether a write that would not change a file is worth a read to
-    /// avoid ([`StaticRoot::put_doc`]): on a disk a read is cheap and an
-    /// unchanged file keeps its version (ETag); in a bucket the GET is a
-    /// round trip like the PUT it might save.
-    fn compare_before_put(&self) -> bool;
+    /// Whether a read costs little next to a write: on a disk yes (so
+    /// [`StaticRoot::put_doc`] compares first, and an unchanged file keeps
+    /// its version); in a bucket a GET is a round trip like a PUT, and what
+    /// a writer wrote itself is not read back where it can know it.
+    fn cheap_reads(&self) -> bool;
     /// The local path of `key`, for what needs a filesystem (the git
     /// repository, the embedded file server); `None` on object storage.
     fn local_path(&self, key: &str) -> Option<PathBuf>;
@@ -255,7 +259,7 @@ impl Storage for FsStorage {
         fsutil::sync_filesystem(&self.root)
     }
 
-    fn compare_before_put(&self) -> bool {
+    fn cheap_reads(&self) -> bool {
         true
     }
 
@@ -343,6 +347,16 @@ impl StaticRoot {
         self.storage.read(key)
     }
 
+    /// [`Storage::cheap_reads`].
+    pub fn cheap_reads(&self) -> bool {
+        self.storage.cheap_reads()
+    }
+
+    /// Each key's bytes, read at once where the storage can.
+    pub fn read_many(&self, keys: &[String]) -> io::Result<Vec<Option<Vec<u8>>>> {
+        self.storage.read_many(keys)
+    }
+
     pub fn exists(&self, key: &str) -> bool {
         self.storage.exists(key)
     }
@@ -383,10 +397,10 @@ impl StaticRoot {
     }
 
     /// [`StaticRoot::put_if_changed`], reading the current bytes first
-    /// where that is cheap ([`Storage::compare_before_put`]); elsewhere a
-    /// plain put (then `true`).
+    /// where that is cheap ([`Storage::cheap_reads`]); elsewhere a plain
+    /// put (then `true`).
     pub fn put_doc(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
-        if !self.storage.compare_before_put() {
+        if !self.storage.cheap_reads() {
             return self.put(key, bytes).map(|()| true);
         }
         let old = self.storage.read(key)?;

@@ -42,6 +42,10 @@ pub struct Log {
     state: Mutex<State>,
     /// Whether `log/keys` was written by this process.
     keys_published: std::sync::atomic::AtomicBool,
+    /// The size of the checkpoint this process published last, while no
+    /// other writer can have published since (0: unknown): what catching
+    /// up on a bucket needs to know without reading the checkpoint back.
+    published: std::sync::atomic::AtomicU64,
 }
 
 struct State {
@@ -213,7 +217,8 @@ impl Log {
         };
         let (note_key, time_key) = (key("note.key", ALG_NOTE)?, key("time.key", ALG_COSIGN)?);
         let keys_published = std::sync::atomic::AtomicBool::new(false);
-        Ok(Log { note_key, time_key, state: Mutex::new(State::open(&dir)?), dir, keys_published })
+        let (state, published) = (Mutex::new(State::open(&dir)?), Default::default());
+        Ok(Log { note_key, time_key, state, dir, keys_published, published })
     }
 
     pub fn origin(&self) -> &str {
@@ -233,14 +238,31 @@ impl Log {
     /// then publishes them; returns the log's size. What `catch_up` writes
     /// is durable when it returns. The caller holds the writer lock.
     pub fn catch_up(&self, index: &IndexRepo, root: &StaticRoot) -> Result<u64> {
+        use std::sync::atomic::Ordering;
         let mut state = self.state.lock().unwrap();
         let before = self.append(&mut state, index, root)?;
+        // Where reads cost a round trip, the size this process published
+        // itself is not read back; and a size never published has no
+        // cosignature to keep.
+        let known = self.published.load(Ordering::Relaxed);
+        if !root.cheap_reads() && known > 0 && known == before {
+            if state.size() != before {
+                self.publish(&state, root, before, None)?;
+            }
+            return Ok(state.size());
+        }
         let current = root.read(&root.layout().log_checkpoint())?;
         let old = published_size(current.as_deref())?.min(before);
         if old != state.size() || current.is_none() {
             self.publish(&state, root, old, current.as_deref())?;
         }
         Ok(state.size())
+    }
+
+    /// Another writer may have published since (a writer lease taken anew):
+    /// the next catch-up reads the checkpoint.
+    pub fn forget_published(&self) {
+        self.published.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// This node's entries brought level with the index history, nothing
@@ -323,6 +345,7 @@ impl Log {
         kept.retain(|s| s.id() != self.note_key.id() && s.id() != self.time_key.id());
         let signed = note::sign(&body, &self.note_key, &self.time_key, note::now(), &kept)?;
         root.put_durable(&root.layout().log_checkpoint(), &signed)?;
+        self.published.store(state.size(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 use crate::db::Conn;
 use anyhow::Result;
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::{Committed, Planned};
 use super::{Change, Pending};
@@ -234,9 +234,9 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
         let mine = versions.get(&canonical(&src.name)).map_or(&[][..], Vec::as_slice);
         package_files::write_files(reg, src, Scope::Versions(mine))
     })?;
-    for src in &changed {
-        package_files::write_owners_if_missing(reg, conn, &src.owners)?;
-    }
+    // Each owner once, however many of its packages the group changed.
+    let owners: BTreeSet<&String> = changed.iter().flat_map(|src| &src.owners).collect();
+    package_files::write_owners_if_missing(reg, conn, owners)?;
     // Owners and deprecations change no line: the package is re-derived as the index has it.
     for name in c.owners.iter().map(String::as_str).chain(metas.iter().copied()) {
         if !c.files.contains_key(&package_path(name)) {

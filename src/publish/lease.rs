@@ -79,6 +79,10 @@ impl Lease {
             };
             if let Some(taken) = taken {
                 self.held = Some((taken.epoch, asked + self.ttl));
+                // Another writer may have published the log meanwhile.
+                if let Some(log) = &reg.log {
+                    log.forget_published();
+                }
                 let moved = reg.index.take_over(taken.epoch)?;
                 tracing::debug!(epoch = taken.epoch, moved, released = taken.released, "writer lease taken");
                 if moved || !taken.released || !self.taken_once {

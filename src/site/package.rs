@@ -6,6 +6,7 @@
 //! rebuild render the same bytes from the same files.
 
 use maud::{html, Markup, PreEscaped};
+use serde_json::Value;
 use std::collections::HashMap;
 
 use super::chart;
@@ -34,20 +35,35 @@ struct Advisory {
 }
 
 /// Reads a package's extras from the static root: the READMEs of its
-/// latest version and of those in `only` (all when `None`).
-pub fn extras(root: &StaticRoot, lines: &[IndexLine], only: Option<&[&str]>) -> std::io::Result<Extras> {
+/// latest version and of those in `only` (all when `None`), but those in
+/// `known` (rendered READMEs by version, just written), with its stats and
+/// advisories, in one [`StaticRoot::read_many`].
+pub fn extras(
+    root: &StaticRoot,
+    lines: &[IndexLine],
+    only: Option<&[&str]>,
+    known: HashMap<String, String>,
+) -> std::io::Result<Extras> {
     let l = root.layout();
     let name = &lines[0].name;
     let latest = latest_version(lines).or(lines.last()).map(|l| l.vers.as_str());
-    let mut readmes = HashMap::new();
     let wanted = |v: &str| Some(v) == latest || only.is_none_or(|only| only.contains(&v));
-    for line in lines.iter().filter(|line| wanted(&line.vers)) {
-        if let Some(html) = root.read(&l.readme_html(name, &line.vers))? {
-            readmes.insert(line.vers.clone(), String::from_utf8_lossy(&html).into_owned());
+    let unknown: Vec<&str> =
+        lines.iter().map(|l| l.vers.as_str()).filter(|v| wanted(v) && !known.contains_key(*v)).collect();
+    let mut keys: Vec<String> = unknown.iter().map(|v| l.readme_html(name, v)).collect();
+    keys.extend([l.package_stats(name), l.package_advisories(name)]);
+    let mut read = root.read_many(&keys)?;
+    let json = |bytes: Option<Vec<u8>>| -> Value {
+        bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
+    };
+    let advisories = json(read.pop().flatten());
+    let daily = chart::series(&json(read.pop().flatten()));
+    let mut readmes = known;
+    for (vers, html) in unknown.into_iter().zip(read) {
+        if let Some(html) = html {
+            readmes.insert(vers.to_string(), String::from_utf8_lossy(&html).into_owned());
         }
     }
-    let daily = chart::series(&super::read_json(root, &l.package_stats(name))?);
-    let advisories = super::read_json(root, &l.package_advisories(name))?;
     let advisories = advisories["advisories"].as_array().into_iter().flatten();
     let advisories = advisories
         .map(|a| Advisory {
@@ -88,7 +104,7 @@ pub fn pages(
 }
 
 /// Writes a package's page and those of the versions in `only` (every
-/// version when `None`), each only if changed.
+/// version when `None`), each only if changed; `known`: as [`extras`].
 pub fn write(
     root: &StaticRoot,
     lines: &[IndexLine],
@@ -96,8 +112,9 @@ pub fn write(
     downloads: &Downloads,
     meta: Option<&Meta>,
     only: Option<&[&str]>,
+    known: HashMap<String, String>,
 ) -> std::io::Result<()> {
-    let extras = extras(root, lines, only)?;
+    let extras = extras(root, lines, only, known)?;
     for doc in pages(root.layout(), lines, owners, downloads, meta, &extras, only) {
         root.put_doc(&doc.key, &doc.bytes)?;
     }
