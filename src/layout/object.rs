@@ -31,6 +31,8 @@ pub struct ObjectStorage {
     /// `Some` until drop (a runtime is shut down, not dropped, so dropping
     /// the storage from async code is fine).
     runtime: Option<tokio::runtime::Runtime>,
+    /// The objects' Cache-Control for shared caches (`[cdn]`).
+    edge: super::Edge,
 }
 
 /// A store that stops answering fails a write in seconds, not minutes:
@@ -39,8 +41,9 @@ const RETRIES: usize = 3;
 const RETRY_FOR: Duration = Duration::from_secs(15);
 
 impl ObjectStorage {
-    /// The bucket `[storage]` names; credentials from the `AWS_*` environment.
-    pub fn open(cfg: &config::Storage) -> io::Result<ObjectStorage> {
+    /// The bucket `[storage]` names; credentials from the `AWS_*`
+    /// environment. Objects are written with `edge`'s Cache-Control.
+    pub fn open(cfg: &config::Storage, edge: super::Edge) -> io::Result<ObjectStorage> {
         let bucket = cfg
             .bucket
             .as_deref()
@@ -70,7 +73,7 @@ impl ObjectStorage {
             "" => String::new(),
             p => format!("{p}/"),
         };
-        Ok(ObjectStorage { store: Arc::new(store), prefix, runtime: Some(runtime) })
+        Ok(ObjectStorage { store: Arc::new(store), prefix, runtime: Some(runtime), edge })
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -104,7 +107,7 @@ impl ObjectStorage {
         let url = super::url(key);
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::ContentType, super::content_type(&url).into());
-        attributes.insert(Attribute::CacheControl, super::cache_control(&url).into());
+        attributes.insert(Attribute::CacheControl, super::cache_control(&url, self.edge).into_owned().into());
         let opts = PutOptions { mode, attributes, ..Default::default() };
         let (path, payload) = (self.path(key), PutPayload::from(Bytes::copy_from_slice(bytes)));
         self.run(|s| async move { s.put_opts(&path, payload, opts).await.map(|r| r.e_tag) })
