@@ -5,8 +5,8 @@
 #   tools/deploy/varnish/render.sh BACKEND OUT
 #   varnishd -F -a 127.0.0.1:6081 -f "$PWD/OUT" -n /var/lib/varnish/cairn -s malloc,256m
 #
-#   BACKEND  host:port of `cairn serve` (or of nginx in front of it),
-#            e.g. 127.0.0.1:7878
+#   BACKEND  host:port of `cairn serve`, e.g. 127.0.0.1:7878 (the origin
+#            must send cairn's s-maxage: see ../README.md)
 #   OUT      the VCL file to write (varnishd wants an absolute -f path)
 set -euo pipefail
 
