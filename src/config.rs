@@ -354,11 +354,12 @@ impl Config {
     }
 
     /// What shared caches in front are told: with a purge configured,
-    /// they keep index files and documents for `edge_max_age`.
+    /// they keep index files and documents for `edge_max_age`. Not a
+    /// mirror's: `cairn mirror` writes its files with no writer to purge them.
     pub fn edge(&self) -> crate::layout::Edge {
-        match self.cdn.purge_url {
-            Some(_) => crate::layout::Edge::Purged { s_maxage: self.cdn.edge_max_age },
-            None => crate::layout::Edge::Expiring,
+        match (&self.cdn.purge_url, self.read_only) {
+            (Some(_), false) => crate::layout::Edge::Purged { s_maxage: self.cdn.edge_max_age },
+            _ => crate::layout::Edge::Expiring,
         }
     }
 
