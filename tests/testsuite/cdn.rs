@@ -213,6 +213,22 @@ fn cloudflare_purges_full_urls_with_the_token_and_retries() {
         assert!(files.contains(&want), "{want} not in {files:?}");
     }
     assert!(all.iter().all(|d| d.event()["files"].as_array().unwrap().len() <= 30));
+
+    // A private organisation's registry purges nothing: its files are
+    // never in a shared cache (a purge would come before the 201).
+    let admin = server.token.clone().unwrap();
+    let made = client()
+        .post(format!("{}/api/v1/orgs", server.url))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "slug": "zq-corp", "visibility": "private" }))
+        .send()
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    assert_eq!(publish(&format!("{}/orgs/zq-corp", server.url), &admin, "hidden", "1.0.0").status(), 201);
+    let r = server.get("/orgs/zq-corp/index/hi/dd/hidden");
+    assert_eq!(r.status(), 401, "a private read needs a token");
+    let purged = hook.all().len();
+    assert_eq!(purged, all.len(), "no purge for the private publish");
 }
 
 #[test]
