@@ -172,13 +172,61 @@ pub struct WitnessConfig {
     pub key: String,
 }
 
-/// A CDN in front of the static root.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A CDN in front of the static root (SPEC section 13): a write group's
+/// changed URLs are purged from it before the group's replies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cdn {
-    /// POSTed `{"paths":[…]}` (URL paths) once per write group, after the
-    /// replies, retried with backoff.
+    /// How a purge is asked for.
+    pub kind: CdnKind,
+    /// `post` and `cloudflare`: the URL POSTed to; `purge`: the cache's
+    /// base URL (e.g. `http://127.0.0.1:6081`), each changed path appended.
+    /// Absent: no purge, and shared caches follow the clients' max-age.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub purge_url: Option<String>,
+    /// `cloudflare`: the environment variable holding the API token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Seconds shared caches keep index files and documents
+    /// (`s-maxage`) when a purge is configured.
+    pub edge_max_age: u64,
+}
+
+impl Default for Cdn {
+    fn default() -> Self {
+        Cdn { kind: CdnKind::Post, purge_url: None, token_env: None, edge_max_age: 86_400 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CdnKind {
+    /// `POST {"paths":[…]}` to `purge_url`, once per write group.
+    #[default]
+    Post,
+    /// An HTTP `PURGE` of each changed URL (Varnish, nginx's cache purge).
+    Purge,
+    /// `POST {"files":[…]}` (full URLs) with the token of `token_env`.
+    Cloudflare,
+}
+
+impl Cdn {
+    /// Refuses a table that could not purge: a URL that is none, or
+    /// Cloudflare without its token's variable.
+    fn check(&self) -> Result<()> {
+        let Some(url) = &self.purge_url else { return Ok(()) };
+        let parsed = reqwest::Url::parse(url).with_context(|| format!("[cdn] purge_url {url:?}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            anyhow::bail!("[cdn] purge_url {url:?} is not an http(s) URL");
+        }
+        if self.kind == CdnKind::Cloudflare && self.token_env.is_none() {
+            anyhow::bail!("[cdn] kind = \"cloudflare\" needs token_env, the variable holding the API token");
+        }
+        if self.edge_max_age == 0 {
+            anyhow::bail!("[cdn] edge_max_age must be at least 1 second");
+        }
+        Ok(())
+    }
 }
 
 /// Token-bucket quotas, `burst` requests then one more every `per_seconds / refill`.
@@ -262,6 +310,7 @@ impl Config {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         config.apply_env();
+        config.cdn.check().with_context(|| format!("in {}", path.display()))?;
         Ok(config)
     }
 
@@ -302,6 +351,16 @@ impl Config {
             let host = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
             format!("{host}/log")
         })
+    }
+
+    /// What shared caches in front are told: with a purge configured,
+    /// they keep index files and documents for `edge_max_age`. Not a
+    /// mirror's: `cairn mirror` writes its files with no writer to purge them.
+    pub fn edge(&self) -> crate::layout::Edge {
+        match (&self.cdn.purge_url, self.read_only) {
+            (Some(_), false) => crate::layout::Edge::Purged { s_maxage: self.cdn.edge_max_age },
+            _ => crate::layout::Edge::Expiring,
+        }
     }
 
     pub fn api_url(&self) -> String {

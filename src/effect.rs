@@ -32,6 +32,10 @@ pub enum Effect {
     RepairRows,
     /// The events of index commits that have none yet.
     Events,
+    /// The CDN purge of a changed URL path (`[cdn]`): made by the writer's
+    /// purger (`publish/effects.rs`), with every other path it owes, once
+    /// the files it names are made.
+    Purge(String),
 }
 
 /// The version of [`Effect::encode`]'s form (unversioned keys were written
@@ -64,6 +68,7 @@ impl Effect {
             Effect::Owners(name) => format!("{V1}owners {name}"),
             Effect::RepairRows => format!("{V1}repair-rows"),
             Effect::Events => format!("{V1}events"),
+            Effect::Purge(path) => format!("{V1}purge {path}"),
         }
     }
 
@@ -90,6 +95,7 @@ impl Effect {
             "owners" => Effect::Owners(arg()?),
             "repair-rows" => Effect::RepairRows,
             "events" => Effect::Events,
+            "purge" => Effect::Purge(arg()?),
             _ => return None,
         })
     }
@@ -106,6 +112,7 @@ impl fmt::Display for Effect {
             Effect::Owners(name) => write!(f, "the owners of {name}"),
             Effect::RepairRows => f.write_str("the rows of a failed group"),
             Effect::Events => f.write_str("the events of the index's commits"),
+            Effect::Purge(path) => write!(f, "the CDN purge of {path}"),
         }
     }
 }
@@ -147,6 +154,8 @@ pub fn make(reg: &Registry, conn: &Conn, effect: &Effect, head: &str) -> Result<
         }
         Effect::RepairRows => reg.repair_rows(conn)?,
         Effect::Events => drop(crate::events::catch_up(&reg.index, conn)?),
+        // The writer's purger makes these, all pending paths in one go.
+        Effect::Purge(path) => anyhow::bail!("{path}: a CDN purge is made by the writer's purger"),
     }
     Ok(None)
 }
@@ -165,6 +174,7 @@ mod tests {
             Effect::Owners("Foo".into()),
             Effect::RepairRows,
             Effect::Events,
+            Effect::Purge("/index/fo/o_/foo_bar".into()),
         ];
         for e in &all {
             assert_eq!(Effect::decode(&e.encode()).as_ref(), Some(e), "{}", e.encode());

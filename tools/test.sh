@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs the system packages the tests use
-# (git, minisign, nginx with its brotli module, python3, chromium, node,
-# postgresql: the database tests start their own server from its binaries)
+# (git, minisign, nginx with its brotli module, varnish, python3, chromium,
+# node, postgresql: the database tests start their own server from its
+# binaries)
 # and the site tests' npm packages, and the Python packages the log's
 # independent check (cryptography) and the S3 tests (moto's server) use
 # when they are missing, then runs `cargo test` with any arguments given.
@@ -12,6 +13,8 @@ need=()
 command -v git >/dev/null || need+=(git)
 command -v minisign >/dev/null || need+=(minisign)
 command -v nginx >/dev/null || need+=(nginx-light)
+# tests/testsuite/cdn.rs: Varnish in front, purged by cairn.
+command -v varnishd >/dev/null || need+=(varnish)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
 # The site's browser tests: Debian's chromium, driven by playwright-core.
 command -v chromium >/dev/null || need+=(chromium)
@@ -28,6 +31,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq "${need[@]}"
   # The package starts a system nginx on port 80; the tests start their own.
   { $sudo service nginx stop || $sudo pkill -x nginx || true; } >/dev/null 2>&1
+  # varnish's package starts a system varnishd on 6081 (where systemd runs);
+  # the tests start their own (tests/testsuite/support/varnish.rs).
+  { $sudo service varnish stop || true; } >/dev/null 2>&1
   # postgresql's package starts a system cluster on 5432; the tests start
   # their own clusters (tests/testsuite/support/pg.rs) and need none.
   { $sudo service postgresql stop || true; } >/dev/null 2>&1

@@ -27,8 +27,3 @@ pub fn clear_pending_effect(conn: &Conn, space: &Space, key: &str) -> Result<()>
     conn.execute("DELETE FROM pending_effects WHERE key = ?1", params![space.pending_key(key)])?;
     Ok(())
 }
-
-pub fn clear_pending_effects(conn: &Conn, space: &Space) -> Result<()> {
-    conn.execute(&format!("DELETE FROM pending_effects WHERE {}", space.holds("key")), params![])?;
-    Ok(())
-}

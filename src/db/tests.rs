@@ -100,7 +100,7 @@ fn users_tokens_packages_versions_and_counters() {
             [("owners:web-kit".to_string(), "x".to_string()), ("web-kit".to_string(), "second".to_string())]
         );
         clear_pending_effect(conn, &P, "web-kit").unwrap();
-        clear_pending_effects(conn, &P).unwrap();
+        clear_pending_effect(conn, &P, "owners:web-kit").unwrap();
         assert!(pending_effects(conn, &P).unwrap().is_empty());
     });
 }

@@ -25,6 +25,7 @@ pub use object::ObjectStorage;
 pub use storage::{FileId, FsStorage, ReadSeek, StaticRoot, Storage};
 
 use crate::index::package_path;
+use std::borrow::Cow;
 
 /// Where one registry's files live inside the static root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -322,26 +323,74 @@ pub fn url(key: &str) -> String {
     format!("/{key}")
 }
 
+/// The URLs a shared cache may hold a changed key under (a CDN purge):
+/// the key's own and, for a page, its directory's (`/p/abc`, `/`).
+pub fn purge_urls(key: &str) -> Vec<String> {
+    match key == "index.html" || key.ends_with("/index.html") {
+        true => vec![url(key), page_url(key)],
+        false => vec![url(key)],
+    }
+}
+
 /// The URL of a page's key: its directory (`p/abc/index.html` → `/p/abc`).
 pub fn page_url(key: &str) -> String {
     let dir = key.strip_suffix("index.html").unwrap_or(key).trim_end_matches('/');
     format!("/{dir}")
 }
 
-/// Cache-Control of a static file by its URL path (SPEC section 6's table).
-pub fn cache_control(url_path: &str) -> &'static str {
+/// What shared caches in front of the static root are told (`[cdn]`,
+/// SPEC section 13): with a purge configured, every change of an index
+/// file or a package's document is purged from them, so they may keep
+/// those for `s_maxage` seconds while clients keep their own max-age.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Edge {
+    /// No purge: shared caches follow the clients' max-age.
+    #[default]
+    Expiring,
+    /// Purged on change: `s-maxage` on index files and documents.
+    Purged { s_maxage: u64 },
+}
+
+/// Cache-Control of a static file by its URL path (SPEC section 6's
+/// table), with the shared caches' `s-maxage` of `edge` where it applies.
+pub fn cache_control(url_path: &str, edge: Edge) -> Cow<'static, str> {
+    let rule = client_cache_control(url_path);
+    match edge {
+        Edge::Purged { s_maxage } if purged_at_the_edge(url_path) => {
+            format!("{rule}, s-maxage={s_maxage}").into()
+        }
+        _ => rule.into(),
+    }
+}
+
+/// The files a write group changes, and so purges, whenever they change:
+/// index files and a package's documents (not its stats and advisories,
+/// which the batch jobs write). Listings, pages and the summaries keep
+/// their max-age at the edge too.
+fn purged_at_the_edge(url_path: &str) -> bool {
+    url_path.starts_with("/index/")
+        || (url_path.starts_with("/api/v1/packages/")
+            && !package_file(url_path, "stats.json")
+            && !package_file(url_path, "advisories.json"))
+}
+
+/// Whether `url_path` is the file `file` of a package's own directory, not
+/// the document of a package named like that file (`/api/v1/packages/stats.json`).
+fn package_file(url_path: &str, file: &str) -> bool {
+    url_path
+        .strip_prefix("/api/v1/packages/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, f)| f == file)
+}
+
+/// The clients' Cache-Control of a static file by its URL path.
+fn client_cache_control(url_path: &str) -> &'static str {
     const IMMUTABLE: &str = "public, max-age=31536000, immutable";
     let p = url_path;
     if p.starts_with("/orgs/") {
         return "private, max-age=60";
     }
-    // A file of a package's own directory, not the document of a package
-    // named like that file (`/api/v1/packages/stats.json`).
-    let package_file = |f: &str| {
-        p.strip_prefix("/api/v1/packages/")
-            .and_then(|rest| rest.split_once('/'))
-            .is_some_and(|(_, file)| file == f)
-    };
+    let package_file = |f: &str| package_file(p, f);
     if p.starts_with("/blobs/") || p.starts_with("/assets/") || p.starts_with("/log/tile/") {
         IMMUTABLE
     } else if p.starts_with("/index/") || p.starts_with("/index.git/") {
@@ -431,24 +480,51 @@ mod tests {
 
     #[test]
     fn cache_control_follows_the_spec_table() {
+        let cc = |p: &str| cache_control(p, Edge::Expiring);
         let immutable = "public, max-age=31536000, immutable";
-        assert_eq!(cache_control("/blobs/sha256/ab"), immutable);
-        assert_eq!(cache_control("/index/3/a/abc"), "public, max-age=60");
-        assert_eq!(cache_control("/api/v1/health.json"), "public, max-age=10");
-        assert_eq!(cache_control("/minisign.pub"), "public, max-age=300");
-        assert_eq!(cache_control("/api/v1/search/manifest.json"), "public, max-age=5");
-        assert_eq!(cache_control("/api/v1/search/delta.json"), "public, max-age=5");
-        assert_eq!(cache_control("/api/v1/search/0123456789abcdef-3.json"), immutable);
-        assert_eq!(cache_control("/api/v1/packages/stats.json"), "public, max-age=60");
-        assert_eq!(cache_control("/api/v1/packages/all/stats.json"), "public, max-age=300");
-        assert_eq!(cache_control("/api/v1/packages/all/advisories.json"), "public, max-age=300");
-        assert_eq!(cache_control("/api/v1/advisories/all.json"), "public, max-age=300");
-        assert_eq!(cache_control("/api/v1/packages/all.json"), "public, max-age=60");
-        assert_eq!(cache_control("/api/v1/kinds/skill/1.json"), "public, max-age=60");
-        assert_eq!(cache_control("/api/v1/keywords/stats/2.json"), "public, max-age=60");
-        assert_eq!(cache_control("/"), "public, max-age=60");
-        assert_eq!(cache_control("/p/abc/index.html"), "public, max-age=60");
-        assert_eq!(cache_control("/orgs/acme/index/config.json"), "private, max-age=60");
+        assert_eq!(cc("/blobs/sha256/ab"), immutable);
+        assert_eq!(cc("/index/3/a/abc"), "public, max-age=60");
+        assert_eq!(cc("/api/v1/health.json"), "public, max-age=10");
+        assert_eq!(cc("/minisign.pub"), "public, max-age=300");
+        assert_eq!(cc("/api/v1/search/manifest.json"), "public, max-age=5");
+        assert_eq!(cc("/api/v1/search/delta.json"), "public, max-age=5");
+        assert_eq!(cc("/api/v1/search/0123456789abcdef-3.json"), immutable);
+        assert_eq!(cc("/api/v1/packages/stats.json"), "public, max-age=60");
+        assert_eq!(cc("/api/v1/packages/all/stats.json"), "public, max-age=300");
+        assert_eq!(cc("/api/v1/packages/all/advisories.json"), "public, max-age=300");
+        assert_eq!(cc("/api/v1/advisories/all.json"), "public, max-age=300");
+        assert_eq!(cc("/api/v1/packages/all.json"), "public, max-age=60");
+        assert_eq!(cc("/api/v1/kinds/skill/1.json"), "public, max-age=60");
+        assert_eq!(cc("/api/v1/keywords/stats/2.json"), "public, max-age=60");
+        assert_eq!(cc("/"), "public, max-age=60");
+        assert_eq!(cc("/p/abc/index.html"), "public, max-age=60");
+        assert_eq!(cc("/orgs/acme/index/config.json"), "private, max-age=60");
+    }
+
+    #[test]
+    fn with_a_purge_index_files_and_documents_are_kept_at_the_edge() {
+        let cc = |p: &str| cache_control(p, Edge::Purged { s_maxage: 86_400 });
+        let edge = "public, max-age=60, s-maxage=86400";
+        assert_eq!(cc("/index/3/a/abc"), edge);
+        assert_eq!(cc("/index/config.json"), edge);
+        assert_eq!(cc("/api/v1/packages/abc.json"), edge);
+        assert_eq!(cc("/api/v1/packages/stats.json"), edge, "the document of a package called stats");
+        assert_eq!(cc("/api/v1/packages/abc/1.0.0.json"), edge);
+        assert_eq!(cc("/api/v1/packages/abc/owners.json"), edge);
+        assert_eq!(cc("/api/v1/packages/abc/stats.json"), "public, max-age=300");
+        assert_eq!(cc("/api/v1/packages/abc/advisories.json"), "public, max-age=300");
+        assert_eq!(cc("/index.git/info/refs"), "public, max-age=60");
+        assert_eq!(cc("/api/v1/recent.json"), "public, max-age=60");
+        assert_eq!(cc("/p/abc/index.html"), "public, max-age=60");
+        assert_eq!(cc("/blobs/sha256/ab"), "public, max-age=31536000, immutable");
+        assert_eq!(cc("/orgs/acme/index/config.json"), "private, max-age=60");
+    }
+
+    #[test]
+    fn a_page_is_purged_under_its_directory_too() {
+        assert_eq!(purge_urls("p/abc/index.html"), ["/p/abc/index.html", "/p/abc"]);
+        assert_eq!(purge_urls("index.html"), ["/index.html", "/"]);
+        assert_eq!(purge_urls("index/ab/c/abc"), ["/index/ab/c/abc"]);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct ObjectStorage {
     flights: Flights,
     /// Requests by kind since the last `sync` (logged there, at debug).
     requests: Requests,
+    /// The objects' Cache-Control for shared caches (`[cdn]`).
+    edge: super::Edge,
 }
 
 #[derive(Default)]
@@ -85,8 +87,9 @@ const RETRIES: usize = 3;
 const RETRY_FOR: Duration = Duration::from_secs(15);
 
 impl ObjectStorage {
-    /// The bucket `[storage]` names; credentials from the `AWS_*` environment.
-    pub fn open(cfg: &config::Storage) -> io::Result<ObjectStorage> {
+    /// The bucket `[storage]` names; credentials from the `AWS_*`
+    /// environment. Objects are written with `edge`'s Cache-Control.
+    pub fn open(cfg: &config::Storage, edge: super::Edge) -> io::Result<ObjectStorage> {
         let bucket = cfg
             .bucket
             .as_deref()
@@ -122,6 +125,7 @@ impl ObjectStorage {
             runtime: Some(runtime),
             flights: Flights::new(),
             requests: Requests::default(),
+            edge,
         })
     }
 
@@ -177,7 +181,7 @@ impl ObjectStorage {
         let url = super::url(key);
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::ContentType, super::content_type(&url).into());
-        attributes.insert(Attribute::CacheControl, super::cache_control(&url).into());
+        attributes.insert(Attribute::CacheControl, super::cache_control(&url, self.edge).into_owned().into());
         let opts = PutOptions { mode, attributes, ..Default::default() };
         let (store, path) = (self.store.clone(), self.path(key));
         let payload = PutPayload::from(Bytes::copy_from_slice(bytes));

@@ -6,6 +6,12 @@
 //! by the writer's retry timer and at start. `health.json` names the last
 //! commit whose effects are all made, so a restart re-derives everything
 //! after it even if the pending rows could not be written.
+//!
+//! With a CDN in front (`[cdn]`), the URLs a group or a retry changed are
+//! purged before the replies, with every purge still owed, in one bounded
+//! attempt; a failed purge is an `Effect::Purge` per path, pending like the
+//! rest (health shows it apart) and tried again with the next group or
+//! retry, never an error for a client.
 
 use crate::db::Conn;
 use anyhow::Result;
@@ -28,15 +34,22 @@ pub(super) struct Effects {
     space: db::Space,
     /// The last commit whose effects are all made (what health.json names).
     derived_at: String,
+    /// The CDN purge, if `[cdn]` names one (never a private registry's).
+    cdn: Option<crate::cdn::Purger>,
 }
 
 impl Effects {
     /// Picks up what an earlier run left: the pending rows, and every index
     /// path changed after the commit health.json names.
-    pub(super) fn new(reg: &Registry, conn: &Conn, pending: Pending) -> Effects {
+    pub(super) fn new(
+        reg: &Registry,
+        conn: &Conn,
+        pending: Pending,
+        cdn: Option<crate::cdn::Purger>,
+    ) -> Effects {
         let head = reg.index.head().map(|h| h.to_string()).unwrap_or_default();
         let derived_at = reg.derived_at().unwrap_or_else(|| head.clone());
-        let effects = Effects { pending, derived_at, space: reg.space.clone() };
+        let effects = Effects { pending, derived_at, space: reg.space.clone(), cdn };
         effects.reload(conn);
         {
             let mut p = effects.pending.lock().unwrap();
@@ -68,6 +81,49 @@ impl Effects {
 
     pub(super) fn any_pending(&self) -> bool {
         !self.pending.lock().unwrap().is_empty()
+    }
+
+    /// Whether derived files are owed (a purge owed is not one of them).
+    fn derivations_pending(&self) -> bool {
+        self.pending.lock().unwrap().keys().any(|e| !matches!(e, Effect::Purge(_)))
+    }
+
+    /// Whether a CDN is purged: the writer then journals what it changes.
+    pub(super) fn purges(&self) -> bool {
+        self.cdn.is_some()
+    }
+
+    /// Purges `urls` (what a group or a retry just changed) with every
+    /// purge still owed, in one attempt bounded by `cdn::WAIT`; what
+    /// fails stays owed. Owed purges of a CDN no longer configured go.
+    pub(super) fn purge(&self, conn: &Conn, urls: Vec<String>) {
+        let owed: Vec<String> = {
+            let p = self.pending.lock().unwrap();
+            p.keys()
+                .filter_map(|e| if let Effect::Purge(path) = e { Some(path.clone()) } else { None })
+                .collect()
+        };
+        let Some(cdn) = &self.cdn else {
+            return self.forget(conn, owed);
+        };
+        let all: Vec<String> =
+            owed.iter().cloned().chain(urls).collect::<BTreeSet<_>>().into_iter().collect();
+        match cdn.purge(&all) {
+            Ok(()) => self.forget(conn, owed),
+            Err(e) => {
+                tracing::warn!(error = %e, paths = all.len(), "CDN purge failed; retried");
+                self.defer(conn, all.into_iter().map(Effect::Purge), &format!("CDN purge: {e}"));
+            }
+        }
+    }
+
+    /// Drops these purges from what is owed.
+    fn forget(&self, conn: &Conn, paths: Vec<String>) {
+        let mut p = self.pending.lock().unwrap();
+        for effect in paths.into_iter().map(Effect::Purge) {
+            let _ = db::clear_pending_effect(conn, &self.space, &effect.encode());
+            p.remove(&effect);
+        }
     }
 
     /// This group's effects, then whatever is pending, then the summaries.
@@ -108,25 +164,37 @@ impl Effects {
         }
     }
 
-    /// Redoes every pending effect from the sources of truth; then writes
-    /// the summaries, naming the head once nothing is pending.
+    /// Redoes every pending effect from the sources of truth (purges are
+    /// [`Effects::purge`]'s); then writes the summaries, naming the head
+    /// once no derived file is owed.
     pub(super) fn retry(&mut self, reg: &Registry, conn: &Conn) {
         self.emit_events(reg, conn);
-        let effects: Vec<Effect> = self.pending.lock().unwrap().keys().cloned().collect();
+        let effects: Vec<Effect> = {
+            let p = self.pending.lock().unwrap();
+            p.keys().filter(|e| !matches!(e, Effect::Purge(_))).cloned().collect()
+        };
         if !effects.is_empty() {
-            match redo(reg, conn, &effects) {
+            let done = redo(reg, conn, &effects);
+            let mut p = self.pending.lock().unwrap();
+            match done {
                 Ok(()) => {
-                    let _ = db::clear_pending_effects(conn, &self.space);
-                    self.pending.lock().unwrap().clear();
+                    for effect in &effects {
+                        let _ = db::clear_pending_effect(conn, &self.space, &effect.encode());
+                        p.remove(effect);
+                    }
                     tracing::info!(effects = effects.len(), "pending effects made");
                 }
                 Err(e) => {
                     let error = format!("{e:#}");
-                    self.pending.lock().unwrap().values_mut().for_each(|v| v.clone_from(&error));
+                    for effect in &effects {
+                        if let Some(v) = p.get_mut(effect) {
+                            v.clone_from(&error);
+                        }
+                    }
                 }
             }
         }
-        if !self.any_pending() {
+        if !self.derivations_pending() {
             if let Ok(head) = reg.index.head() {
                 self.derived_at = head.to_string();
             }

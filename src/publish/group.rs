@@ -24,8 +24,6 @@ const SLOW: Duration = Duration::from_secs(1);
 pub(super) struct Worker {
     pub(super) reg: Arc<Registry>,
     pub(super) conn: db::Conn,
-    /// The CDN purge hook, if `[cdn] purge_url` is set.
-    purger: Option<crate::cdn::Purger>,
     /// Wakes the pack consolidation thread; `None`: consolidate inline.
     consolidate: Option<mpsc::SyncSender<()>>,
     /// Pushes the index to `[index] remotes`, if any (serving only).
@@ -69,8 +67,9 @@ impl From<anyhow::Error> for Failure {
 }
 
 impl Worker {
-    /// A worker on its own database connection; `serving` starts the CDN
-    /// purge hook (the admin CLI's one-off writes purge nothing).
+    /// A worker on its own database connection; `serving` starts the pack
+    /// consolidation thread and the index pusher (the admin CLI's one-off
+    /// writes consolidate inline and push nothing; they purge a CDN too).
     pub(super) fn new(reg: Arc<Registry>, pending: Pending, serving: bool) -> Result<Worker, WriteError> {
         let conn = reg.db().map_err(WriteError::of_storage)?;
         let lease = reg.index.is_shared().then(|| {
@@ -80,11 +79,11 @@ impl Worker {
         // A private organisation's registry is neither purged from a CDN
         // (which never serves it) nor pushed to the public index's remotes.
         let public = reg.space.published_outward();
-        let purger = match (&reg.config.cdn.purge_url, serving && public) {
-            (Some(url), true) => Some(crate::cdn::Purger::start(url.clone()).map_err(anyhow::Error::from)?),
-            _ => None,
+        let cdn = match public {
+            true => crate::cdn::Purger::start(&reg.config.cdn, &reg.config.public_url())?,
+            false => None,
         };
-        let effects = Effects::new(&reg, &conn, pending);
+        let effects = Effects::new(&reg, &conn, pending, cdn);
         // The bucket's packs are merged under the lease: in this thread.
         let consolidate = if serving && !reg.index.is_shared() {
             Some(start_consolidation(reg.index.clone()).map_err(anyhow::Error::from)?)
@@ -98,7 +97,7 @@ impl Worker {
             ),
             _ => None,
         };
-        Ok(Worker { reg, conn, purger, consolidate, pusher, effects, lease })
+        Ok(Worker { reg, conn, consolidate, pusher, effects, lease })
     }
 
     /// The writer thread: groups as they come; pending effects retried
@@ -153,9 +152,23 @@ impl Worker {
     /// at start, so what a crash left is made before the first request).
     pub(super) fn retry_alone(&mut self) {
         if let Ok(_lock) = self.reg.lock_writer() {
+            self.journal();
             self.effects.retry(&self.reg, &self.conn);
+            self.effects.purge(&self.conn, self.changed_urls());
             self.reg.events.ring();
         }
+    }
+
+    /// With a CDN to purge, starts recording the static root's changes.
+    fn journal(&self) {
+        if self.effects.purges() {
+            self.reg.root.open_journal();
+        }
+    }
+
+    /// The URLs of what changed since [`Worker::journal`].
+    fn changed_urls(&self) -> Vec<String> {
+        self.reg.root.close_journal().iter().flat_map(|key| crate::layout::purge_urls(key)).collect()
     }
 
     pub(super) fn run_group(&mut self, batch: Vec<Job>) {
@@ -169,9 +182,6 @@ impl Worker {
                 Ok(conn) => self.conn = conn,
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "reopening the state database failed"),
             }
-        }
-        if self.purger.is_some() {
-            self.reg.root.open_journal();
         }
         let _lock = match self.reg.lock_writer() {
             Ok(lock) => lock,
@@ -192,6 +202,7 @@ impl Worker {
                 return;
             }
         }
+        self.journal();
         let mut planned = Vec::new();
         let mut batch = VecDeque::from(batch);
         match self.commit(&mut batch, &mut planned) {
@@ -226,17 +237,17 @@ impl Worker {
                 planned = done;
             }
         }
+        // Before the replies: a client that got its 201 reads the new
+        // files through the CDN (bounded; what fails is retried).
+        self.effects.purge(&self.conn, self.changed_urls());
         for p in planned {
             let _ = p.job.reply.send(Ok(p.plan.outcome));
         }
         // After the replies: webhooks and event streams take the group's events.
         self.reg.events.ring();
-        // After the replies: a CDN or a git remote never delays a 201.
+        // After the replies: a git remote never delays a 201.
         if let Some(pusher) = &self.pusher {
             pusher.wake();
-        }
-        if let Some(purger) = &self.purger {
-            purger.purge(self.reg.root.close_journal().iter().map(|k| crate::layout::url(k)).collect());
         }
         match &self.consolidate {
             // Full: a merge is due already, which will see this group's pack.

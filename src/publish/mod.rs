@@ -11,8 +11,9 @@
 //! 3. effects (`effects.rs`): derived files, the search delta, summaries,
 //!    made durable before the reply. One that fails never changes the
 //!    answer: it is recorded, retried by the writer and at start, and
-//!    health says `degraded` meanwhile;
-//! 4. the replies, then the CDN purge.
+//!    health says `degraded` meanwhile; last, the CDN purge of what the
+//!    group changed (one bounded attempt, kept and retried when it fails);
+//! 4. the replies.
 //!
 //! Room is left in the commit step for what later comes there: the
 //! writers' lease with its epoch, the transparency log's leaves.
@@ -269,9 +270,20 @@ impl Writer {
         self.pusher.as_ref().map(|p| p.status()).unwrap_or_default()
     }
 
-    /// The effects still owed, with their errors (health's `degraded`).
+    /// The effects still owed, with their errors (health's `degraded`),
+    /// the CDN purges apart ([`Writer::purges_owed`]).
     pub fn pending(&self) -> Vec<(String, String)> {
-        self.pending.lock().unwrap().iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        let p = self.pending.lock().unwrap();
+        let owed = p.iter().filter(|(k, _)| !matches!(k, crate::effect::Effect::Purge(_)));
+        owed.map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    /// The URL paths whose CDN purge is owed, and the last error (health's `cdn`).
+    pub fn purges_owed(&self) -> (usize, Option<String>) {
+        let p = self.pending.lock().unwrap();
+        let owed: Vec<&String> =
+            p.iter().filter(|(k, _)| matches!(k, crate::effect::Effect::Purge(_))).map(|(_, v)| v).collect();
+        (owed.len(), owed.first().map(|e| e.to_string()))
     }
 
     async fn submit(&self, req: WriteRequest) -> Result<Outcome, WriteError> {

@@ -244,7 +244,7 @@ pub(crate) fn storage(
             Ok((root, git_dir, None))
         }
         StorageKind::S3 => {
-            let storage = ObjectStorage::open(&config.storage).context("opening [storage]")?;
+            let storage = ObjectStorage::open(&config.storage, config.edge()).context("opening [storage]")?;
             let root = Arc::new(StaticRoot::new(Box::new(storage), Layout::public()));
             let copy = Arc::new(stored::Copy::new(root.clone()));
             Ok((root, data.join("index.git"), Some(copy)))

@@ -69,6 +69,7 @@ async fn health(req: &Request<'_>) -> ApiResult {
     let ok = db.is_ok() && index.is_ok() && blobs.is_ok();
     // Effects committed writes still owe: the node serves, degraded.
     let pending = req.state.writer.pending();
+    let (purges_owed, purge_error) = req.state.writer.purges_owed();
     let check = |ok: bool, detail: serde_json::Value| json!({ "status": if ok { "ok" } else { "failed" }, "detail": detail });
     let err = |e: &anyhow::Error| json!(format!("{e:#}"));
     let mut db_check = check(
@@ -76,7 +77,7 @@ async fn health(req: &Request<'_>) -> ApiResult {
         db.as_ref().map(|(p, v)| json!({ "packages": p, "versions": v })).unwrap_or_else(err),
     );
     db_check["latencyMs"] = json!((latency.as_secs_f64() * 1e6).round() / 1e3);
-    let status = match (ok, pending.is_empty()) {
+    let status = match (ok, pending.is_empty() && purges_owed == 0) {
         (true, true) => "ok",
         (true, false) => "degraded",
         (false, _) => "unavailable",
@@ -92,6 +93,11 @@ async fn health(req: &Request<'_>) -> ApiResult {
             "blobs": check(blobs.is_ok(), blobs.as_ref().map(|_| json!({})).unwrap_or_else(|e| json!(e.to_string()))),
         },
     });
+    // The CDN in front: a purge owed makes the node degraded (its cache may
+    // serve an index file older than a 201) until the purge goes through.
+    if req.state.reg.config.cdn.purge_url.is_some() {
+        doc["cdn"] = json!({ "pending": purges_owed, "error": purge_error });
+    }
     // The index's git remotes: mirrors, so one lagging never makes the node degraded.
     let remotes = req.state.writer.remotes();
     if !remotes.is_empty() {

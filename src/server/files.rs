@@ -130,7 +130,10 @@ fn load(root: &StaticRoot, cache: &HotCache, key: String) -> Option<Loaded> {
             continue;
         };
         if id.size > STREAM_OVER {
-            return Some(Loaded::Stream { file, entry: Arc::new(Entry::new(&key, id, Bytes::new())) });
+            return Some(Loaded::Stream {
+                file,
+                entry: Arc::new(Entry::new(&key, id, Bytes::new(), cache.edge())),
+            });
         }
         let mut bytes = Vec::with_capacity(id.size as usize);
         file.read_to_end(&mut bytes).ok()?;
@@ -148,7 +151,7 @@ fn etag_matches(if_none_match: &str, tag: &str) -> bool {
 fn base(entry: &Entry, etag: &HeaderValue) -> http::response::Builder {
     let mut b = Response::builder()
         .header(header::ETAG, etag.clone())
-        .header(header::CACHE_CONTROL, HeaderValue::from_static(entry.cache_control))
+        .header(header::CACHE_CONTROL, entry.cache_control.clone())
         .header(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if entry.public {
         b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

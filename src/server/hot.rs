@@ -87,7 +87,7 @@ impl Encoding {
 pub struct Entry {
     pub id: FileId,
     pub body: Bytes,
-    pub cache_control: &'static str,
+    pub cache_control: HeaderValue,
     pub content_type: &'static str,
     pub compressible: bool,
     pub public: bool,
@@ -104,8 +104,8 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(key: &str, id: FileId, body: Bytes) -> Entry {
-        let (cache_control, content_type, public, ranges) = describe(key);
+    pub fn new(key: &str, id: FileId, body: Bytes, edge: layout::Edge) -> Entry {
+        let (cache_control, content_type, public, ranges) = describe(key, edge);
         let tag = format!("{:x}-{:x}-{:x}", id.ino, id.size, id.mtime_ns as u64);
         let etag = |suffix: &str| {
             let s = format!("\"{tag}{suffix}\"");
@@ -169,10 +169,11 @@ impl Entry {
 }
 
 /// Whether an entry's URL is public (CORS) and what it is served as.
-fn describe(key: &str) -> (&'static str, &'static str, bool, bool) {
+fn describe(key: &str, edge: layout::Edge) -> (HeaderValue, &'static str, bool, bool) {
     let url = layout::url(key);
     let content_type = layout::content_type(&url);
-    (layout::cache_control(&url), content_type, !url.starts_with("/orgs/"), layout::ranges_allowed(&url))
+    let cache_control = HeaderValue::from_str(&layout::cache_control(&url, edge)).expect("ASCII");
+    (cache_control, content_type, !url.starts_with("/orgs/"), layout::ranges_allowed(&url))
 }
 
 fn compress(body: &[u8], e: Encoding) -> Option<Bytes> {
@@ -202,6 +203,8 @@ pub struct HotCache {
     held: AtomicUsize,
     budget: usize,
     max_file: usize,
+    /// What shared caches in front are told (`[cdn]`).
+    edge: layout::Edge,
     started: Instant,
     tick: AtomicU64,
     /// The root's change counter as last seen, and the epoch it moves:
@@ -212,8 +215,8 @@ pub struct HotCache {
 
 impl HotCache {
     /// A cache of the files of `root` up to `max_file` bytes, `budget`
-    /// bytes in all (0: nothing is cached).
-    pub fn new(root: Arc<StaticRoot>, budget: usize, max_file: usize) -> HotCache {
+    /// bytes in all (0: nothing is cached), served with `edge`'s headers.
+    pub fn new(root: Arc<StaticRoot>, budget: usize, max_file: usize, edge: layout::Edge) -> HotCache {
         HotCache {
             local: root.local_path("").is_some(),
             seen: AtomicU64::new(root.generation().unwrap_or(0)),
@@ -222,6 +225,7 @@ impl HotCache {
             held: AtomicUsize::new(0),
             budget,
             max_file,
+            edge,
             started: Instant::now(),
             tick: AtomicU64::new(0),
             epoch: AtomicU64::new(1),
@@ -282,12 +286,16 @@ impl HotCache {
         Some(entry)
     }
 
+    pub fn edge(&self) -> layout::Edge {
+        self.edge
+    }
+
     /// Makes the entry of a file just read, keeping it if it fits. `epoch`
     /// is [`HotCache::epoch`] as taken before the file was opened: a write
     /// after that makes the next hit check the file again. The clonable
     /// git repository is never kept: libgit2 writes it, not the static root.
     pub fn insert(&self, key: String, id: FileId, body: Bytes, epoch: u64) -> Arc<Entry> {
-        let entry = Arc::new(Entry::new(&key, id, body));
+        let entry = Arc::new(Entry::new(&key, id, body, self.edge));
         let keep = entry.body.len() <= self.max_file && self.budget > 0 && !key.starts_with("index.git/");
         if !keep {
             return entry;
@@ -357,7 +365,7 @@ mod tests {
     fn the_cache_stays_within_its_budget_and_sees_replaced_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = Arc::new(StaticRoot::fs(dir.path()));
-        let cache = HotCache::new(root.clone(), 10_000, 4_000);
+        let cache = HotCache::new(root.clone(), 10_000, 4_000, layout::Edge::Expiring);
         for i in 0..20 {
             let key = format!("api/v1/packages/p{i}.json");
             std::fs::create_dir_all(dir.path().join("api/v1/packages")).unwrap();
@@ -389,7 +397,8 @@ mod tests {
     #[test]
     fn variants_are_made_once_and_only_when_smaller() {
         let id = FileId { ino: 1, size: 0, mtime_ns: 0 };
-        let json = Entry::new("api/v1/packages/a.json", id, Bytes::from(vec![b'a'; 4096]));
+        let json =
+            Entry::new("api/v1/packages/a.json", id, Bytes::from(vec![b'a'; 4096]), layout::Edge::Expiring);
         let gz = json.variant(Encoding::Gzip).unwrap();
         assert!(gz.len() < 100);
         assert_eq!(json.variant(Encoding::Gzip).unwrap().as_ptr(), gz.as_ptr(), "compressed once");
@@ -397,10 +406,11 @@ mod tests {
         let mut plain = Vec::new();
         brotli::BrotliDecompress(&mut &br[..], &mut plain).unwrap();
         assert_eq!(plain, vec![b'a'; 4096]);
-        let tiny = Entry::new("api/v1/packages/b.json", id, Bytes::from_static(b"{}"));
+        let tiny =
+            Entry::new("api/v1/packages/b.json", id, Bytes::from_static(b"{}"), layout::Edge::Expiring);
         assert!(tiny.variant(Encoding::Gzip).is_none());
         let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let noise = Entry::new("api/v1/packages/c.json", id, Bytes::from(random));
+        let noise = Entry::new("api/v1/packages/c.json", id, Bytes::from(random), layout::Edge::Expiring);
         assert!(noise.variant(Encoding::Brotli).is_none_or(|b| b.len() < 4096));
     }
 }

@@ -82,7 +82,8 @@ impl State {
         let limits = Limits::new(&reg.config.rate_limit);
         let pool = Arc::new(db::pool::Pool::new(reg.database.clone()));
         let c = &reg.config;
-        let cache = Arc::new(hot::HotCache::new(reg.root.clone(), c.hot_cache_bytes, c.hot_cache_max_file));
+        let cache =
+            Arc::new(hot::HotCache::new(reg.root.clone(), c.hot_cache_bytes, c.hot_cache_max_file, c.edge()));
         // Every write of this process to the static root reaches the cache at once.
         let invalidate = cache.clone();
         reg.root.observe(Arc::new(move |key: &str| invalidate.invalidate(key)));

@@ -61,7 +61,7 @@ mod tests {
             assert_eq!(asset_url(&l, a.stem), format!("/assets/{}", a.file));
         }
         assert_eq!(
-            crate::layout::cache_control(&asset_url(&l, "site")),
+            crate::layout::cache_control(&asset_url(&l, "site"), crate::layout::Edge::Expiring),
             "public, max-age=31536000, immutable"
         );
     }

@@ -18,7 +18,7 @@ use support::{client, Nginx, Server};
 
 /// A temporary CARGO_HOME with the `cairn` registry, and a target directory
 /// shared by every build of one test.
-struct CargoEnv {
+pub(crate) struct CargoEnv {
     home: PathBuf,
     target: PathBuf,
     token: String,
@@ -32,7 +32,7 @@ impl CargoEnv {
     }
 
     /// A CARGO_HOME whose `cairn` registry is at `url` (nginx in front, say).
-    fn at(root: &Path, url: &str, token: &str) -> CargoEnv {
+    pub(crate) fn at(root: &Path, url: &str, token: &str) -> CargoEnv {
         let home = root.join("cargo-home");
         let empty = root.join("no-crates-io");
         std::fs::create_dir_all(&home).unwrap();
@@ -107,7 +107,7 @@ progress.when = "never"
 
     /// Runs cargo as the env's user; panics with cargo's output on failure.
     /// Returns stdout.
-    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, dir: &Path, args: &[&str]) -> String {
         self.ok_as(dir, args, &self.token)
     }
 
@@ -127,7 +127,14 @@ progress.when = "never"
 
 /// Writes a crate: Cargo.toml (`[package]` plus `extra`) and `src/lib.rs` or
 /// `src/main.rs`.
-fn write_crate(root: &Path, name: &str, version: &str, extra: &str, file: &str, code: &str) -> PathBuf {
+pub(crate) fn write_crate(
+    root: &Path,
+    name: &str,
+    version: &str,
+    extra: &str,
+    file: &str,
+    code: &str,
+) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let manifest = format!(

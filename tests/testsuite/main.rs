@@ -7,6 +7,7 @@ mod support;
 mod accounts;
 mod advisories;
 mod cargo;
+mod cdn;
 mod cli;
 mod crash;
 mod deprecate;

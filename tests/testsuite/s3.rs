@@ -29,7 +29,7 @@ fn storage(s3: &S3, prefix: &str) -> ObjectStorage {
         std::env::set_var(k, v);
     }
     let cfg: cairn::config::Config = toml::from_str(&s3.storage_toml(prefix)).unwrap();
-    ObjectStorage::open(&cfg.storage).unwrap()
+    ObjectStorage::open(&cfg.storage, cfg.edge()).unwrap()
 }
 
 #[test]
@@ -117,15 +117,17 @@ fn a_registry_in_a_bucket_on(s3: S3) {
         let url = format!("/{key}");
         let want_type =
             if content_type.is_empty() { cairn::layout::content_type(&url) } else { content_type };
-        let want_cache =
-            if cache_control.is_empty() { cairn::layout::cache_control(&url) } else { cache_control };
+        let want_cache = match cache_control {
+            "" => cairn::layout::cache_control(&url, cairn::layout::Edge::Expiring),
+            given => given.into(),
+        };
         assert_eq!(object.content_type.as_deref(), Some(want_type), "{key}");
-        assert_eq!(object.cache_control.as_deref(), Some(want_cache), "{key}");
+        assert_eq!(object.cache_control.as_deref(), Some(&*want_cache), "{key}");
         // cairn serve answers the same bytes from the bucket.
         let page_url = if key.ends_with("/index.html") { cairn::layout::page_url(key) } else { url.clone() };
         let served = server.get(&page_url);
         assert_eq!(served.status(), 200, "{page_url}");
-        assert_eq!(served.headers()["cache-control"], want_cache, "{page_url}");
+        assert_eq!(served.headers()["cache-control"], &*want_cache, "{page_url}");
         assert_eq!(served.bytes().unwrap().to_vec(), object.bytes, "{page_url}");
     }
     let lines = String::from_utf8(s3.get("reg/index/bu/ck/bucketed").unwrap().bytes).unwrap();

@@ -8,6 +8,7 @@ pub mod mixed;
 pub mod pg;
 pub mod s3;
 pub mod user;
+pub mod varnish;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
