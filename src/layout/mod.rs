@@ -68,6 +68,23 @@ impl Layout {
         &self.prefix
     }
 
+    /// The registry's URLs' base below the public URL: empty, or `/orgs/{org}`.
+    pub fn url_base(&self) -> String {
+        match self.prefix.trim_end_matches('/') {
+            "" => String::new(),
+            top => format!("/{top}"),
+        }
+    }
+
+    /// A key of a private organisation's registry (`orgs/{org}/{rest}`):
+    /// the organisation and `rest`. The one reading of that prefix, for
+    /// keys and URL paths (without their leading `/`) alike.
+    pub fn org_of(key: &str) -> Option<(&str, &str)> {
+        let rest = key.strip_prefix("orgs/")?;
+        let (slug, below) = rest.split_once('/').unwrap_or((rest, ""));
+        (!slug.is_empty()).then_some((slug, below))
+    }
+
     fn at(&self, rest: &str) -> String {
         format!("{}{rest}", self.prefix)
     }
@@ -476,6 +493,12 @@ mod tests {
         assert_eq!(l.log_tile(1, 0, 17), "log/tile/1/000.p/17");
         assert_eq!(l.log_entries(1000, 256), "log/tile/entries/x001/000");
         assert_eq!(Layout::org("acme").log_checkpoint(), "orgs/acme/log/checkpoint");
+        assert_eq!(Layout::org("Acme").url_base(), "/orgs/acme");
+        assert_eq!(Layout::public().url_base(), "");
+        assert_eq!(Layout::org_of("orgs/acme/index/config.json"), Some(("acme", "index/config.json")));
+        assert_eq!(Layout::org_of("orgs/acme"), Some(("acme", "")));
+        assert_eq!(Layout::org_of("orgs//x"), None);
+        assert_eq!(Layout::org_of("index/config.json"), None);
     }
 
     #[test]

@@ -275,7 +275,7 @@ fn registry_config(
     log: Option<&crate::log::Log>,
     org: Option<&str>,
 ) -> Vec<u8> {
-    let below = org.map(|slug| format!("/orgs/{slug}")).unwrap_or_default();
+    let below = org.map(|slug| Layout::org(slug).url_base()).unwrap_or_default();
     let mut doc = json!({
         "dl": format!("{}{below}/blobs/sha256/{{sha256-checksum}}", config.public_url()),
         "api": format!("{}{below}", config.api_url()),

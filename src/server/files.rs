@@ -328,7 +328,7 @@ pub fn not_found(url_path: &str, head: bool, page: Option<Vec<u8>>) -> Response<
     if let Some(csp) = layout::content_security_policy(content_type) {
         b = b.header(header::CONTENT_SECURITY_POLICY, csp);
     }
-    if !url_path.starts_with("/orgs/") {
+    if layout::Layout::org_of(url_path.trim_start_matches('/')).is_none() {
         b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
     }
     b.body(if head { empty() } else { full(body) }).unwrap()

@@ -173,7 +173,8 @@ fn describe(key: &str, edge: layout::Edge) -> (HeaderValue, &'static str, bool, 
     let url = layout::url(key);
     let content_type = layout::content_type(&url);
     let cache_control = HeaderValue::from_str(&layout::cache_control(&url, edge)).expect("ASCII");
-    (cache_control, content_type, !url.starts_with("/orgs/"), layout::ranges_allowed(&url))
+    let public = layout::Layout::org_of(key).is_none();
+    (cache_control, content_type, public, layout::ranges_allowed(&url))
 }
 
 fn compress(body: &[u8], e: Encoding) -> Option<Bytes> {

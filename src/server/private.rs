@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use super::body::{self, Body};
 use super::{ApiError, State};
 use crate::db::{org, Caller, Conn};
+use crate::layout::Layout;
 use crate::publish::Writer;
 use crate::registry::Registry;
 
@@ -61,9 +62,9 @@ pub fn host_existing(state: &State) {
 
 /// `/orgs/{org}/api/…`: the organisation, and the path below its prefix.
 pub fn api_of(path: &str) -> Option<(String, &str)> {
-    let rest = path.strip_prefix("/orgs/")?;
-    let (slug, below) = rest.split_once('/')?;
-    below.starts_with("api/").then(|| (slug.to_string(), &rest[slug.len()..]))
+    let (slug, below) = Layout::org_of(path.strip_prefix('/')?)?;
+    // `below` with the `/` before it.
+    below.starts_with("api/").then(|| (slug.to_string(), &path[path.len() - below.len() - 1..]))
 }
 
 /// The registry of the private organisation `slug` for a caller who may
@@ -110,7 +111,7 @@ pub async fn hosted(state: &State, slug: &str) -> Result<Arc<Hosted>, ApiError> 
 /// percent-escapes reach the same file as `/orgs/…`).
 pub fn org_of(path: &str) -> Option<String> {
     let key = super::files::key_of(path)?;
-    key.strip_prefix("orgs/")?.split('/').next().filter(|s| !s.is_empty()).map(str::to_string)
+    Layout::org_of(&key).map(|(slug, _)| slug.to_string())
 }
 
 enum Verdict {
