@@ -298,9 +298,11 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
             Sources::with_lines(reg, conn, name, lines.clone())
         })
         .collect::<Result<_>>()?;
-    changed.par_iter().try_for_each(|src| {
-        let mine = versions.get(&canonical(&src.name)).map_or(&[][..], Vec::as_slice);
-        package_files::write_files(reg, src, Scope::Versions(mine))
+    super::overlapped(reg, || {
+        changed.par_iter().try_for_each(|src| {
+            let mine = versions.get(&canonical(&src.name)).map_or(&[][..], Vec::as_slice);
+            package_files::write_files(reg, src, Scope::Versions(mine))
+        })
     })?;
     // Each owner once, however many of its packages the group changed.
     let owners: BTreeSet<&String> = changed.iter().flat_map(|src| &src.owners).collect();

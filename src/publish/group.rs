@@ -380,21 +380,24 @@ impl Worker {
         // flush makes them all durable before the rows and the commit that
         // point at them. While the transaction is open a failure here
         // leaves no row behind (a full disk needs no write to undo it).
-        let stored = planned.par_iter().try_for_each(|p| -> Result<()> {
-            let (Change::Publish(upload), Some(line)) = (&p.job.req.change, &p.plan.line) else {
-                return Ok(());
-            };
-            let att = Attestation {
-                registry: reg.config.name.clone(),
-                name: line.name.clone(),
-                version: line.vers.clone(),
-                sha256: line.cksum.clone(),
-                blake3: line.blake3.clone(),
-            };
-            let key = reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
-            let sig = key.sign(&upload.bytes, &att)?;
-            reg.store.put(&line.cksum, &upload.bytes, &sig)?;
-            Ok(())
+        let stored = super::overlapped(&reg, || {
+            planned.par_iter().try_for_each(|p| -> Result<()> {
+                let (Change::Publish(upload), Some(line)) = (&p.job.req.change, &p.plan.line) else {
+                    return Ok(());
+                };
+                let att = Attestation {
+                    registry: reg.config.name.clone(),
+                    name: line.name.clone(),
+                    version: line.vers.clone(),
+                    sha256: line.cksum.clone(),
+                    blake3: line.blake3.clone(),
+                };
+                let key =
+                    reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
+                let sig = key.sign(&upload.bytes, &att)?;
+                reg.store.put(&line.cksum, &upload.bytes, &sig)?;
+                Ok(())
+            })
         });
         if let Err(e) = stored.and_then(|()| Ok(reg.root.sync()?)) {
             tracing::error!(error = %format!("{e:#}"), "storing a write group's blobs failed");

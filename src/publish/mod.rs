@@ -32,6 +32,31 @@ use crate::db::Caller;
 use crate::index::IndexLine;
 use crate::registry::Registry;
 
+/// Threads for a group's parallel loops on a bucket, where each item
+/// mostly waits on round trips (a blob's conditional PUT, a package's
+/// reads): enough for a group of clients to overlap them all.
+const IO_THREADS: usize = 16;
+
+/// Runs `f`, a group's parallel loop, where its items overlap: on a
+/// bucket on a pool of [`IO_THREADS`] (rayon's global pool has one
+/// thread per core, and would wait out the round trips one by one); on a
+/// disk, where the work is the CPU's, on the global pool.
+fn overlapped<R: Send>(reg: &Registry, f: impl FnOnce() -> R + Send) -> R {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    if reg.root.cheap_reads() {
+        return f();
+    }
+    let pool = POOL.get_or_init(|| {
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(IO_THREADS).thread_name(|i| format!("cairn-io-{i}"));
+        pool.build().map_err(|e| tracing::warn!(error = %e, "no I/O thread pool; the global one serves")).ok()
+    });
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
+
 /// A validated upload: the tarball and its index line, complete but for
 /// `pubtime`, which the writer sets.
 pub struct Upload {
