@@ -55,6 +55,9 @@ impl Default for Limits {
 pub struct Inspected {
     pub format: Format,
     pub manifest: Manifest,
+    /// The manifest file's text (a crate's index line needs more of its
+    /// `Cargo.toml` than [`Manifest`] keeps).
+    pub manifest_text: String,
     /// The readme's bytes: the manifest's `readme` path, else `README.md` if
     /// present; `None` if absent (or Cargo.toml says `readme = false`).
     pub readme: Option<Vec<u8>>,
@@ -97,7 +100,16 @@ pub fn inspect(
     let manifest_path = format!("{prefix}/{}", kind.file_name());
     let mut scan = Scan::new(bytes, format, limits, &prefix, &manifest_path, kind)?;
     scan.run()?;
-    let Scan { parsed, readme_md, readme_declared, files, entries, unpacked: unpacked_size, .. } = scan;
+    let Scan {
+        parsed,
+        manifest_text,
+        readme_md,
+        readme_declared,
+        files,
+        entries,
+        unpacked: unpacked_size,
+        ..
+    } = scan;
 
     let Some(parsed) = parsed else {
         // Without a manifest the registry cannot know what it is publishing.
@@ -135,7 +147,7 @@ pub fn inspect(
         readme_md
     };
 
-    Ok(Inspected { format, manifest, readme, entries, unpacked_size })
+    Ok(Inspected { format, manifest, manifest_text, readme, entries, unpacked_size })
 }
 
 /// Which limit the counting reader hit, read back after the tar crate has
@@ -260,6 +272,8 @@ struct Scan<'a> {
     /// Paths of regular files.
     files: HashSet<String>,
     parsed: Option<manifest::Parsed>,
+    /// The manifest's text, as parsed.
+    manifest_text: String,
     readme_md: Option<Vec<u8>>,
     readme_declared: Option<Vec<u8>>,
 }
@@ -288,6 +302,7 @@ impl<'a> Scan<'a> {
             folded: HashMap::new(),
             files: HashSet::new(),
             parsed: None,
+            manifest_text: String::new(),
             readme_md: None,
             readme_declared: None,
         })
@@ -413,6 +428,8 @@ impl<'a> Scan<'a> {
             }
             let text = read_entry(entry).map_err(|e| self.io(e))?;
             self.parsed = Some(manifest::parse(self.kind, &text)?);
+            // UTF-8: the parse checked it.
+            self.manifest_text = String::from_utf8_lossy(&text).into_owned();
             return Ok(());
         }
 

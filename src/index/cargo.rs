@@ -8,7 +8,7 @@
 //!   line gets `v: 2` (older cargo versions skip such lines otherwise);
 //! - `links`, `rust_version`, each dependency's `target`, `kind`, `optional`,
 //!   `default_features`, `features` and `registry` are kept as sent;
-//! - dependencies are sorted (crates.io sorts them by name, then the rest);
+//! - dependencies are sorted as crates.io sorts them ([`dep_key`]);
 //! - `cksum` is the SHA-256 of the `.crate` and `fmt` is `tar.gz`.
 
 use bytes::Bytes;
@@ -81,6 +81,13 @@ impl NewCrate {
     pub fn parse(json: &[u8]) -> Result<NewCrate, String> {
         let meta: NewCrate =
             serde_json::from_slice(json).map_err(|e| format!("invalid publish metadata JSON: {e}"))?;
+        meta.check()
+    }
+
+    /// [`NewCrate::parse`]'s checks, of metadata from elsewhere (a
+    /// `.crate`'s own Cargo.toml: [`super::crate_manifest`]).
+    pub fn check(self) -> Result<NewCrate, String> {
+        let meta = self;
         semver::Version::parse(&meta.vers).map_err(|e| format!("invalid version `{}`: {e}", meta.vers))?;
         for d in &meta.deps {
             semver::VersionReq::parse(&d.version_req).map_err(|e| {
@@ -126,23 +133,22 @@ pub fn index_line(meta: &NewCrate, cksum: &str, blake3: &str, size: u64) -> Inde
     }
 }
 
-/// crates.io's order: its index dependency type derives `Ord` over the fields
-/// in this order.
+/// crates.io's order: by name, then kind (normal, build, dev), then the
+/// other fields (a dependency without a target first). Checked against the
+/// 661 lines with two or more dependencies in
+/// ../shared/fixtures/crates-io-mini, all in this order (sorting by the
+/// fields in their serialized order instead misplaced 93 of them: a
+/// target's normal dependency comes before the same crate's dev one).
 #[allow(clippy::type_complexity)]
 fn dep_key(
     d: &IndexDep,
-) -> (&str, &str, &[String], bool, bool, &Option<String>, &str, &Option<String>, &Option<String>) {
-    (
-        &d.name,
-        &d.req,
-        &d.features,
-        d.optional,
-        d.default_features,
-        &d.target,
-        &d.kind,
-        &d.registry,
-        &d.package,
-    )
+) -> (&str, u8, &str, &[String], bool, bool, &Option<String>, &Option<String>, &Option<String>) {
+    let kind = match d.kind.as_str() {
+        "normal" => 0,
+        "build" => 1,
+        _ => 2,
+    };
+    (&d.name, kind, &d.req, &d.features, d.optional, d.default_features, &d.target, &d.registry, &d.package)
 }
 
 /// Where the `.crate`'s own Cargo.toml states a field, its value wins over
@@ -186,16 +192,36 @@ fn index_dep(d: &NewCrateDependency) -> IndexDep {
 }
 
 /// crates.io's split: a feature any of whose values uses the newer syntax
-/// (`dep:name` or `name?/feature`) goes to `features2`, the rest stays.
+/// (`dep:name` or `name?/feature`) goes to `features2`, and so does one
+/// that enables a feature gone there (an older cargo could not resolve it
+/// either), to a fixpoint; the rest stays. Checked against the 1201 lines
+/// of ../shared/fixtures/crates-io-mini (the direct rule alone misplaced
+/// 17: hashbrown's `default` enables `default-hasher = ["dep:foldhash"]`).
 #[allow(clippy::type_complexity)]
 pub fn split_features(
     features: &BTreeMap<String, Vec<String>>,
 ) -> (BTreeMap<String, Vec<String>>, Option<BTreeMap<String, Vec<String>>>) {
-    let (new, old): (BTreeMap<_, _>, BTreeMap<_, _>) = features
+    let mut new: std::collections::BTreeSet<&str> = features
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .partition(|(_, values)| values.iter().any(|v| v.starts_with("dep:") || v.contains("?/")));
-    (old, (!new.is_empty()).then_some(new))
+        .filter(|(_, values)| values.iter().any(|v| v.starts_with("dep:") || v.contains("?/")))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    loop {
+        let enabling: Vec<&str> = features
+            .iter()
+            .filter(|(k, values)| {
+                !new.contains(k.as_str()) && values.iter().any(|v| new.contains(v.as_str()))
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if enabling.is_empty() {
+            break;
+        }
+        new.extend(enabling);
+    }
+    let (moved, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        features.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| new.contains(k.as_str()));
+    (kept, (!moved.is_empty()).then_some(moved))
 }
 
 /// Splits cargo's publish frame: u32 LE JSON length, the JSON, u32 LE crate
@@ -230,6 +256,40 @@ pub fn split_publish_frame(body: &Bytes) -> Result<(Bytes, Bytes), String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_feature_enabling_a_features2_one_goes_there_too() {
+        let f = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect()
+        };
+        let all = f(&[
+            ("default", &["hasher", "std"]),
+            ("hasher", &["dep:foldhash"]),
+            ("std", &[]),
+            ("top", &["default"]),
+        ]);
+        let (kept, moved) = split_features(&all);
+        assert_eq!(kept, f(&[("std", &[])]));
+        assert_eq!(moved.unwrap().keys().collect::<Vec<_>>(), ["default", "hasher", "top"]);
+    }
+
+    #[test]
+    fn dependencies_sort_by_name_then_kind() {
+        let dep = |kind: &str, target: Option<&str>, features: &[&str]| IndexDep {
+            kind: kind.into(),
+            target: target.map(String::from),
+            features: features.iter().map(|s| s.to_string()).collect(),
+            ..IndexDep::normal("getrandom", "^0.4")
+        };
+        let (normal, dev, dev_target) = (
+            dep("normal", Some("cfg(x)"), &["js"]),
+            dep("dev", None, &[]),
+            dep("dev", Some("cfg(x)"), &["js"]),
+        );
+        let mut deps = vec![dev_target.clone(), dev.clone(), normal.clone()];
+        deps.sort_by(|a, b| dep_key(a).cmp(&dep_key(b)));
+        assert_eq!(deps, [normal, dev, dev_target], "fastrand 2.5.0's order on crates.io");
+    }
 
     /// Metadata as cargo 1.7x-1.9x sends it, trimmed to what matters.
     fn sample() -> serde_json::Value {

@@ -2,6 +2,7 @@
 //! the JSON line format, and the writer that commits to the bare repository.
 
 pub mod cargo;
+pub mod crate_manifest;
 mod git;
 pub mod line;
 pub mod meta;

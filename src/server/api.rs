@@ -224,17 +224,55 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
     let content_type =
         req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (b, n, v) = (bytes.clone(), name.to_string(), version.to_string());
-    let inspected = tokio::task::spawn_blocking(move || {
-        archive::inspect(&b, &n, &v, content_type.as_deref(), ManifestKind::Cairn, &limits)
+    // A cairn.toml package, else a crate (SPEC section 3): its Cargo.toml.
+    let (inspected, kind) = tokio::task::spawn_blocking(move || {
+        let inspect = |kind| archive::inspect(&b, &n, &v, content_type.as_deref(), kind, &limits);
+        match inspect(ManifestKind::Cairn) {
+            Err(archive::ArchiveError::MissingManifest { path }) => match inspect(ManifestKind::Cargo) {
+                Err(archive::ArchiveError::MissingManifest { .. }) => {
+                    let path = format!("{path}` or `{n}-{v}/Cargo.toml");
+                    Err(archive::ArchiveError::MissingManifest { path })
+                }
+                crate_ => crate_.map(|i| (i, ManifestKind::Cargo)),
+            },
+            package => package.map(|i| (i, ManifestKind::Cairn)),
+        }
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::from_archive)?;
-    let line =
-        IndexLine::native(&inspected.manifest, inspected.format.ext(), &sha256, &blake3, bytes.len() as u64);
+    let size = bytes.len() as u64;
+    let line = match kind {
+        ManifestKind::Cairn => {
+            IndexLine::native(&inspected.manifest, inspected.format.ext(), &sha256, &blake3, size)
+        }
+        ManifestKind::Cargo => crate_line(&inspected, &sha256, &blake3, size)?,
+    };
     let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
     let published = req.writer().publish(req.by()?, upload).await?;
     Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
+}
+
+/// A crate's index line as cargo's publish would have it written: from
+/// the metadata its own Cargo.toml gives. cargo downloads gzip only.
+fn crate_line(
+    inspected: &archive::Inspected,
+    sha256: &str,
+    blake3: &str,
+    size: u64,
+) -> Result<IndexLine, ApiError> {
+    if inspected.format != archive::Format::TarGz {
+        return Err(ApiError::invalid(
+            "a crate (a package with Cargo.toml) is a gzip tarball; cargo reads no other",
+        ));
+    }
+    let meta = crate::index::crate_manifest::publish_metadata(&inspected.manifest_text)
+        .map_err(|e| ApiError::invalid(format!("{e:#}")))?
+        .check()
+        .map_err(ApiError::invalid)?;
+    let mut line = crate::index::cargo::index_line(&meta, sha256, blake3, size);
+    crate::index::cargo::prefer_manifest(&mut line, &inspected.manifest);
+    Ok(line)
 }
 
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {

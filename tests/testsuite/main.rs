@@ -19,6 +19,7 @@ mod generated;
 mod hostile;
 mod jobs;
 mod log;
+mod native_crates;
 mod orgs;
 mod postgres;
 mod project;
