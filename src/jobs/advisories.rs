@@ -362,8 +362,11 @@ pub fn run(reg: &Registry, snap: &Snapshot) -> Result<Value> {
         .unwrap_or_default();
     let mut written = 0usize;
     let mut put = |key: String, doc: &Value| -> Result<bool> {
-        let wrote =
-            root.put_doc(&key, &crate::derive::to_bytes(doc)).with_context(|| format!("writing {key}"))?;
+        // Compared even on a bucket, as the stats job's files.
+        let old = root.read(&key)?;
+        let wrote = root
+            .put_if_changed(&key, old.as_deref(), &crate::derive::to_bytes(doc))
+            .with_context(|| format!("writing {key}"))?;
         written += usize::from(wrote);
         Ok(wrote)
     };

@@ -266,7 +266,13 @@ fn write_documents(reg: &Registry, conn: &Conn, totals: &Totals) -> Result<Value
             let mut bytes = serde_json::to_vec(&doc)?;
             bytes.push(b'\n');
             let key = reg.root.layout().package_stats(name);
-            let wrote = reg.root.put_doc(&key, &bytes).with_context(|| format!("writing {key}"))?;
+            // Compared even on a bucket: a batch job skips the unchanged
+            // thousands (a GET costs less than a PUT, and keeps the version).
+            let old = reg.root.read(&key)?;
+            let wrote = reg
+                .root
+                .put_if_changed(&key, old.as_deref(), &bytes)
+                .with_context(|| format!("writing {key}"))?;
             Ok((wrote, PackageRow { name: name.clone(), total, recent, last7, daily }))
         })
         .collect();
