@@ -9,7 +9,7 @@
 //! every put before it durable, so a writer syncs once before anything that
 //! depends on the batch (an index commit, `health.json`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -286,7 +286,13 @@ pub struct StaticRoot {
     /// Shared with the roots [`StaticRoot::below`] makes: one cache hears all.
     observers: Arc<RwLock<Vec<Observer>>>,
     journal: Mutex<Option<BTreeSet<String>>>,
+    /// [`StaticRoot::update`]'s files as this root last wrote them, with
+    /// their versions (on storage without cheap reads).
+    known: Mutex<HashMap<String, (Vec<u8>, String)>>,
 }
+
+/// Attempts of one [`StaticRoot::update`] against other writers.
+const UPDATE_TRIES: usize = 5;
 
 impl StaticRoot {
     pub fn new(storage: Box<dyn Storage>, layout: Layout) -> StaticRoot {
@@ -295,6 +301,7 @@ impl StaticRoot {
             layout,
             observers: Arc::default(),
             journal: Mutex::default(),
+            known: Mutex::default(),
         }
     }
 
@@ -307,6 +314,7 @@ impl StaticRoot {
             layout,
             observers: self.observers.clone(),
             journal: Mutex::default(),
+            known: Mutex::default(),
         }
     }
 
@@ -409,6 +417,37 @@ impl StaticRoot {
 
     pub fn read_tagged(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
         self.storage.read_tagged(key)
+    }
+
+    /// Read-modify-write of `key`: `f` makes its new bytes from the current
+    /// ones (`None`: no file). Where reads are cheap, a read and a put
+    /// (durable at the next sync); elsewhere one conditional PUT (durable
+    /// now) against the version this root last wrote, read again only when
+    /// another writer changed it since.
+    pub fn update(
+        &self,
+        key: &str,
+        mut f: impl FnMut(Option<&[u8]>) -> io::Result<Vec<u8>>,
+    ) -> io::Result<()> {
+        if self.storage.cheap_reads() {
+            let old = self.storage.read(key)?;
+            let new = f(old.as_deref())?;
+            return self.put_if_changed(key, old.as_deref(), &new).map(drop);
+        }
+        let mut known = self.known.lock().unwrap();
+        for _ in 0..UPDATE_TRIES {
+            let (old, tag) = match known.remove(key) {
+                Some((bytes, tag)) => (Some(bytes), Some(tag)),
+                None => self.storage.read_tagged(key)?.map_or((None, None), |(b, t)| (Some(b), Some(t))),
+            };
+            let new = f(old.as_deref())?;
+            if let Some(tag) = self.storage.swap(key, &new, tag.as_deref())? {
+                self.changed(key);
+                known.insert(key.to_string(), (new, tag));
+                return Ok(());
+            }
+        }
+        Err(io::Error::other(format!("{key}: another writer changed it {UPDATE_TRIES} times running")))
     }
 
     /// [`Storage::swap`]: compare-and-swap on `key`.

@@ -72,7 +72,8 @@ impl Worker {
     /// writes consolidate inline and push nothing; they purge a CDN too).
     pub(super) fn new(reg: Arc<Registry>, pending: Pending, serving: bool) -> Result<Worker, WriteError> {
         let conn = reg.db().map_err(WriteError::of_storage)?;
-        let lease = reg.index.is_shared().then(|| {
+        // A mirror copies its source's files and takes no lease.
+        let lease = (reg.index.is_shared() && reg.key.is_some()).then(|| {
             let ttl = std::time::Duration::from_secs(reg.config.database.lease_seconds.max(1));
             super::lease::Lease::new(ttl, reg.space.clone())
         });
@@ -152,6 +153,17 @@ impl Worker {
     /// at start, so what a crash left is made before the first request).
     pub(super) fn retry_alone(&mut self) {
         if let Ok(_lock) = self.reg.lock_writer() {
+            // On shared storage only the lease's holder derives, from the
+            // index as the storage has it (holding it brings this node's
+            // copy level): a node that derived from its own lagging copy
+            // would take another's newer versions for removed ones, and
+            // prune their documents and blobs.
+            if let Some(lease) = &mut self.lease {
+                if let Err(e) = lease.hold(&self.conn, &self.reg) {
+                    tracing::info!(error = %format!("{e:#}"), "pending effects wait for the writer lease");
+                    return;
+                }
+            }
             self.journal();
             self.effects.retry(&self.reg, &self.conn);
             self.effects.purge(&self.conn, self.changed_urls());

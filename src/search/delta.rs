@@ -98,24 +98,28 @@ fn read(root: &StaticRoot) -> Result<Delta> {
     Delta::parse(root.read(&root.layout().search_delta())?.as_deref())
 }
 
-/// Records `changes` (later ones win) in the delta. Not durable until the
-/// caller's next `StaticRoot::sync`, which the write group does before its reply.
+/// Records `changes` (later ones win) in the delta ([`StaticRoot::update`]:
+/// on a bucket, the delta this writer wrote last is not read back). Durable
+/// at the caller's next `StaticRoot::sync` at the latest, which the write
+/// group does before its reply.
 pub fn record(root: &StaticRoot, changes: Vec<DeltaEntry>) -> Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
-    let old = read(root)?;
-    let mut by_name: BTreeMap<String, DeltaEntry> =
-        old.packages.into_iter().map(|e| (canonical(&e.name), e)).collect();
-    for e in changes {
-        by_name.insert(canonical(&e.name), e);
-    }
-    let delta = Delta {
-        version: FORMAT_VERSION,
-        generated_at: crate::db::now(),
-        packages: by_name.into_values().collect(),
-    };
-    root.put(&root.layout().search_delta(), &delta.bytes())?;
+    root.update(&root.layout().search_delta(), |old| {
+        let old = Delta::parse(old).map_err(std::io::Error::other)?;
+        let mut by_name: BTreeMap<String, DeltaEntry> =
+            old.packages.into_iter().map(|e| (canonical(&e.name), e)).collect();
+        for e in &changes {
+            by_name.insert(canonical(&e.name), e.clone());
+        }
+        let delta = Delta {
+            version: FORMAT_VERSION,
+            generated_at: crate::db::now(),
+            packages: by_name.into_values().collect(),
+        };
+        Ok(delta.bytes())
+    })?;
     Ok(())
 }
 
