@@ -24,7 +24,19 @@ pub struct FsckArgs {
 }
 
 pub fn run(args: FsckArgs) -> Result<()> {
-    let reg = Registry::open(&args.data.data, Config::load(&args.data.data)?)?;
+    let config = Config::load(&args.data.data)?;
+    // On shared storage the node's working copy of the index is a running
+    // server's too, whose groups pull into it and merge its packs: fsck
+    // pulls and reads it between groups, under the writer lock (a repair
+    // takes that lock itself, so it lets go after the pull).
+    let mut writer = match config.storage.kind {
+        crate::config::StorageKind::S3 => Some(crate::registry::lock_writer_of(&args.data.data)?),
+        _ => None,
+    };
+    let reg = Registry::open(&args.data.data, config)?;
+    if args.repair {
+        writer.take();
+    }
     // Then each private organisation's registry, which is one of its own.
     let private = match reg.key {
         Some(_) => reg.private_registries(&reg.db()?)?,

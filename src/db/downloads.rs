@@ -8,6 +8,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
+use super::space::in_space;
 use super::{Conn, Space};
 use crate::params;
 
@@ -41,8 +42,8 @@ pub fn package_totals(conn: &Conn, space: &Space, name: &str) -> Result<crate::d
 /// old downloads were real); a private organisation's are not counted.
 pub fn public_blobs(conn: &Conn) -> Result<Vec<(String, String, String)>> {
     conn.query(
-        &format!("SELECT package, vers, sha256 FROM versions WHERE {}", Space::Public.holds("package")),
-        params![],
+        concat!("SELECT package, vers, sha256 FROM versions WHERE ", in_space!("package", 1)),
+        params![Space::Public.key_prefix()],
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
     )
 }

@@ -34,6 +34,7 @@ pub use conn::{Conn, Engine, Param, Row, Txn, Value};
 pub use erasure::*;
 pub use open::{open, open_sqlite, session_bound, Target};
 pub use pending::*;
+use space::in_space;
 pub use space::Space;
 pub use tokens::*;
 
@@ -212,16 +213,24 @@ pub fn is_owner(conn: &Conn, space: &Space, name: &str, user_id: i64) -> Result<
 /// Every owner row: (package key, user or organisation id, login, when
 /// added), users by login and organisations as `org:{slug}`. The one query
 /// of owners, for one package and for all.
-const OWNER_ROWS: &str = "SELECT o.package AS package, u.id AS id, u.login AS login, o.added_at AS added_at
+macro_rules! owner_rows {
+    () => {
+        "SELECT o.package AS package, u.id AS id, u.login AS login, o.added_at AS added_at
          FROM owners o JOIN users u ON u.id = o.user_id
      UNION ALL
-     SELECT x.package, g.id, 'org:' || g.slug, x.added_at FROM org_owners x JOIN orgs g ON g.id = x.org_id";
+     SELECT x.package, g.id, 'org:' || g.slug, x.added_at FROM org_owners x JOIN orgs g ON g.id = x.org_id"
+    };
+}
 
 /// A package's owners in the order they were added: (id, login); an
 /// organisation's id is its own, its login `org:{slug}`.
 pub fn owner_rows(conn: &Conn, space: &Space, name: &str) -> Result<Vec<(i64, String)>> {
     conn.query(
-        &format!("SELECT id, login FROM ({OWNER_ROWS}) AS w WHERE package = ?1 ORDER BY added_at, login"),
+        concat!(
+            "SELECT id, login FROM (",
+            owner_rows!(),
+            ") AS w WHERE package = ?1 ORDER BY added_at, login"
+        ),
         params![space.key(name)],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
@@ -236,12 +245,14 @@ pub fn owners(conn: &Conn, space: &Space, name: &str) -> Result<Vec<String>> {
 /// their first published names, in key order.
 pub fn owned_packages(conn: &Conn, space: &Space, login: &str) -> Result<Vec<String>> {
     conn.query(
-        &format!(
-            "SELECT p.name FROM ({OWNER_ROWS}) AS w JOIN packages p ON p.key = w.package
-             WHERE lower(w.login) = lower(?1) AND {} ORDER BY p.key",
-            space.holds("w.package")
+        concat!(
+            "SELECT p.name FROM (",
+            owner_rows!(),
+            ") AS w JOIN packages p ON p.key = w.package WHERE lower(w.login) = lower(?1) AND ",
+            in_space!("w.package", 2),
+            " ORDER BY p.key"
         ),
-        params![login],
+        params![login, space.key_prefix()],
         |r| r.get(0),
     )
 }
@@ -249,11 +260,14 @@ pub fn owned_packages(conn: &Conn, space: &Space, login: &str) -> Result<Vec<Str
 /// Every public package's owners' logins by canonical name.
 pub fn all_owners(conn: &Conn) -> Result<std::collections::HashMap<String, Vec<String>>> {
     let rows = conn.query(
-        &format!(
-            "SELECT package, login FROM ({OWNER_ROWS}) AS w WHERE {} ORDER BY package, added_at, login",
-            Space::Public.holds("package")
+        concat!(
+            "SELECT package, login FROM (",
+            owner_rows!(),
+            ") AS w WHERE ",
+            in_space!("package", 1),
+            " ORDER BY package, added_at, login"
         ),
-        params![],
+        params![Space::Public.key_prefix()],
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
     let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
@@ -304,23 +318,32 @@ pub struct VersionRow {
     pub published_at: String,
 }
 
+/// The query of [`VersionRow`]s of the space bound as `?2`, at most `?1`.
+macro_rules! version_rows_sql {
+    ($filter_and_order:literal) => {
+        concat!(
+            "SELECT v.package, p.name, v.version, v.vers, v.sha256, v.published_at
+             FROM versions v JOIN packages p ON p.key = v.package WHERE ",
+            in_space!("v.package", 2),
+            " AND ",
+            $filter_and_order,
+            " LIMIT ?1"
+        )
+    };
+}
+
 /// The space's `n` most recently recorded live versions, newest first.
 pub fn recent_versions(conn: &Conn, space: &Space, n: usize) -> Result<Vec<VersionRow>> {
-    version_rows(conn, space, "v.deleted_at IS NULL ORDER BY v.seq DESC", n)
+    version_rows(conn, version_rows_sql!("v.deleted_at IS NULL ORDER BY v.seq DESC"), space, n)
 }
 
 /// The space's `n` versions hard-deleted last.
 pub fn recently_deleted(conn: &Conn, space: &Space, n: usize) -> Result<Vec<VersionRow>> {
-    version_rows(conn, space, "v.deleted_at IS NOT NULL ORDER BY v.deleted_at DESC", n)
+    version_rows(conn, version_rows_sql!("v.deleted_at IS NOT NULL ORDER BY v.deleted_at DESC"), space, n)
 }
 
-fn version_rows(conn: &Conn, space: &Space, filter_and_order: &str, n: usize) -> Result<Vec<VersionRow>> {
-    let sql = format!(
-        "SELECT v.package, p.name, v.version, v.vers, v.sha256, v.published_at FROM versions v JOIN packages p ON p.key = v.package
-         WHERE {} AND {filter_and_order} LIMIT ?1",
-        space.holds("v.package")
-    );
-    conn.query(&sql, params![n as i64], |r| {
+fn version_rows(conn: &Conn, sql: &str, space: &Space, n: usize) -> Result<Vec<VersionRow>> {
+    conn.query(sql, params![n as i64, space.key_prefix()], |r| {
         Ok(VersionRow {
             key: r.get(0)?,
             name: r.get(1)?,
@@ -347,11 +370,11 @@ pub fn space_counts(conn: &Conn, space: &Space) -> Result<(i64, i64)> {
     match space {
         Space::Public => counts(conn),
         Space::Org(_) => conn.query_row(
-            &format!(
-                "SELECT COUNT(DISTINCT package), COUNT(*) FROM versions WHERE deleted_at IS NULL AND {}",
-                space.holds("package")
+            concat!(
+                "SELECT COUNT(DISTINCT package), COUNT(*) FROM versions WHERE deleted_at IS NULL AND ",
+                in_space!("package", 1)
             ),
-            params![],
+            params![space.key_prefix()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         ),
     }
@@ -411,11 +434,11 @@ pub fn audit(conn: &Conn, e: &AuditEntry) -> Result<i64> {
 /// Whether a live version of the space is stored under this SHA-256.
 pub fn blob_in_use(conn: &Conn, space: &Space, sha256: &str) -> Result<bool> {
     let n: i64 = conn.query_row(
-        &format!(
-            "SELECT COUNT(*) FROM versions WHERE sha256 = ?1 AND deleted_at IS NULL AND {}",
-            space.holds("package")
+        concat!(
+            "SELECT COUNT(*) FROM versions WHERE sha256 = ?1 AND deleted_at IS NULL AND ",
+            in_space!("package", 2)
         ),
-        params![sha256],
+        params![sha256, space.key_prefix()],
         |r| r.get(0),
     )?;
     Ok(n > 0)

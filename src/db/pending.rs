@@ -3,14 +3,16 @@
 
 use anyhow::Result;
 
+use super::space::in_space;
 use super::{now, params, Conn, Space};
 
 /// Effects a write group of the space could not make yet (a package's
 /// derived files, its owners document), by key, with the error; retried
 /// by that space's writer.
 pub fn pending_effects(conn: &Conn, space: &Space) -> Result<Vec<(String, String)>> {
-    let sql = format!("SELECT key, error FROM pending_effects WHERE {} ORDER BY key", space.holds("key"));
-    let rows: Vec<(String, String)> = conn.query(&sql, params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let sql = concat!("SELECT key, error FROM pending_effects WHERE ", in_space!("key", 1), " ORDER BY key");
+    let rows: Vec<(String, String)> =
+        conn.query(sql, params![space.key_prefix()], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.into_iter().filter_map(|(k, e)| Some((space.own(&k)?.to_string(), e))).collect())
 }
 

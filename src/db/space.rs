@@ -5,6 +5,30 @@
 //! both: a private organisation's keys are `@{slug}/{canonical name}`, and
 //! no canonical name starts with `@`, so the spaces never meet.
 
+/// The SQL condition "`$column` holds a key of the space whose
+/// [`Space::key_prefix`] is bound as parameter `?$n`", as a literal: every
+/// query names its space with a bound value, none is assembled at run time.
+/// (The public registry's keys are those without the `@` no canonical name
+/// starts with.)
+macro_rules! in_space {
+    ($column:literal, $n:literal) => {
+        concat!(
+            "(CASE WHEN ?",
+            $n,
+            " = '' THEN ",
+            $column,
+            " NOT LIKE '@%' ELSE substr(",
+            $column,
+            ", 1, length(?",
+            $n,
+            ")) = ?",
+            $n,
+            " END)"
+        )
+    };
+}
+pub(crate) use in_space;
+
 /// Whose packages: the public registry's, or a private organisation's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Space {
@@ -32,13 +56,11 @@ impl Space {
         }
     }
 
-    /// A SQL condition: `column` holds a key of this space (a slug is
-    /// `[a-z0-9-]`, nothing LIKE or SQL would read otherwise).
-    pub fn holds(&self, column: &str) -> String {
-        match self {
-            Space::Public => format!("{column} NOT LIKE '@%'"),
-            Space::Org(slug) => format!("{column} LIKE '@{slug}/%'"),
-        }
+    /// What its keys start with: nothing for the public registry,
+    /// `@{slug}/` for an organisation's; bound as the parameter of
+    /// [`in_space!`].
+    pub fn key_prefix(&self) -> String {
+        self.within(String::new())
     }
 
     /// Whether its changes are public events (the event log, webhooks,
@@ -117,5 +139,6 @@ mod tests {
         assert_eq!(Space::Public.own(&acme.pending_key("x")), None);
         assert_eq!(Space::Org("acm".into()).own("@acme/x"), None);
         assert_eq!(acme.own("owners:x"), None);
+        assert_eq!((acme.key_prefix(), Space::Public.key_prefix()), ("@acme/".to_string(), String::new()));
     }
 }

@@ -199,12 +199,12 @@ fn write_documents(reg: &Registry, conn: &Conn, totals: &Totals) -> Result<Value
     // Live versions by package: (display name, versions).
     let mut packages: HashMap<String, (String, Vec<VersionStats>)> = HashMap::new();
     let rows = conn.query(
-        &format!(
+        concat!(
             "SELECT v.package, p.name, v.vers FROM versions v JOIN packages p ON p.key = v.package
-             WHERE v.deleted_at IS NULL AND {}",
-            crate::db::Space::Public.holds("v.package")
+             WHERE v.deleted_at IS NULL AND ",
+            crate::db::space::in_space!("v.package", 1)
         ),
-        params![],
+        params![crate::db::Space::Public.key_prefix()],
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
     )?;
     for (key, name, vers) in rows {

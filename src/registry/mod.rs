@@ -175,11 +175,7 @@ impl Registry {
     /// A lock file, opened for reading where the storage is read-only (a
     /// lock needs no write access, and a server there still serves reads).
     fn lock_file(&self, name: &str) -> Result<std::fs::File> {
-        let path = self.data.join(name);
-        match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
-            Err(e) if e.raw_os_error() == Some(libc::EROFS) => Ok(std::fs::File::open(&path)?),
-            opened => Ok(opened?),
-        }
+        lock_file(&self.data, name)
     }
 
     pub fn db(&self) -> Result<db::Conn> {
@@ -265,6 +261,26 @@ fn read_pubkey(root: &StaticRoot, key: &str) -> Result<String> {
 /// and the log's origin and keys.
 pub fn config_json(config: &Config, key: &SigningKey, log: Option<&crate::log::Log>) -> Vec<u8> {
     registry_config(config, key, log, None)
+}
+
+/// A lock file of the data directory `data`, opened for reading where the
+/// storage is read-only.
+fn lock_file(data: &Path, name: &str) -> Result<std::fs::File> {
+    let path = data.join(name);
+    match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => Ok(std::fs::File::open(&path)?),
+        opened => Ok(opened?),
+    }
+}
+
+/// [`Registry::lock_writer`] of the registry in `data`, before it is
+/// opened: opening one on shared storage brings the node's working copy of
+/// the index level with the storage's, which a running server's writer
+/// changes too (`cairn fsck` on a serving node).
+pub fn lock_writer_of(data: &Path) -> Result<std::fs::File> {
+    let f = lock_file(data, "writer.lock")?;
+    f.lock()?;
+    Ok(f)
 }
 
 /// `config.json` of the public registry (`org: None`) or of a private
