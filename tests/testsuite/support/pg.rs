@@ -127,9 +127,11 @@ wait $pid || true
         let stdin = keeper.stdin.take();
         let pg = Postgres { port, dir, keeper, stdin };
         let started = Instant::now();
-        // A TLS cluster refuses the plain connection with an error of
-        // pg_hba.conf once it is up.
-        let up = |e: &postgres::Error| tls && e.as_db_error().is_some();
+        // A TLS cluster refuses the plain connection with pg_hba.conf's
+        // error (28000) once it is up (57P03 while it is starting).
+        let up = |e: &postgres::Error| {
+            tls && e.code() == Some(&postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        };
         while started.elapsed() < Duration::from_secs(60) {
             match postgres::Client::connect(&pg.url("postgres"), postgres::NoTls) {
                 Ok(_) => return pg,
