@@ -44,6 +44,11 @@ pub fn run(args: FsckArgs) -> Result<()> {
     };
     let mut reports = Vec::new();
     for r in std::iter::once(&reg).chain(&private) {
+        // A private registry's working copy likewise, under its own lock.
+        let _its_writer = match r.space.org().is_some() && writer.is_some() {
+            true => Some(r.lock_writer()?),
+            false => None,
+        };
         reports.push((r.root.layout().top().to_string(), check(r, args.repair)?));
     }
     let (public, orgs) = reports.split_first().expect("the public registry's report");

@@ -54,6 +54,12 @@ impl Registry {
             public_log,
         )?;
         let config_json = registry_config(&self.config, key, Some(&log), Some(slug));
+        // A working copy of the bucket's is pulled between its writer's
+        // groups, as the public registry's is by `cairn fsck`.
+        let opening = match copy.is_some() {
+            true => Some(super::lock_writer_of(&data)?),
+            false => None,
+        };
         let exists = match &copy {
             Some(copy) => copy.tip()?.is_some(),
             None => git_dir.join("HEAD").is_file(),
@@ -62,6 +68,7 @@ impl Registry {
             true => IndexRepo::open(&git_dir, &self.config.name, copy)?,
             false => IndexRepo::init(&git_dir, &self.config.name, &config_json, copy)?,
         };
+        drop(opening);
         let reg = Registry {
             data,
             store: BlobStore::new(root.clone()),
