@@ -151,6 +151,21 @@ fn dep_key(
     (&d.name, kind, &d.req, &d.features, d.optional, d.default_features, &d.target, &d.registry, &d.package)
 }
 
+/// The index line of a crate: [`index_line`] of cargo's metadata, then
+/// [`prefer_manifest`] of its `.crate`'s Cargo.toml. The one way both
+/// publish routes make it (cargo's, and the native route's for a `.crate`).
+pub fn crate_line(
+    meta: &NewCrate,
+    m: &crate::archive::Manifest,
+    cksum: &str,
+    blake3: &str,
+    size: u64,
+) -> IndexLine {
+    let mut line = index_line(meta, cksum, blake3, size);
+    prefer_manifest(&mut line, m);
+    line
+}
+
 /// Where the `.crate`'s own Cargo.toml states a field, its value wins over
 /// the metadata's (crates.io reads these from the tarball too): the bytes are
 /// what gets built, so the index must not claim other `links` or

@@ -245,17 +245,10 @@ impl Storage for ObjectStorage {
             .map(|k| {
                 Requests::count(&self.requests.get);
                 let (store, path) = (self.store.clone(), self.path(k));
-                async move {
-                    match store.get(&path).await {
-                        Ok(r) => r.bytes().await.map(|b| Some(b.to_vec())),
-                        Err(object_store::Error::NotFound { .. }) => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                }
+                async move { Ok::<_, object_store::Error>(store.get(&path).await?.bytes().await?.to_vec()) }
             })
             .collect();
-        let got = self.run(|_| futures_util::future::join_all(gets));
-        got.into_iter().map(|r| r.map_err(io::Error::other)).collect()
+        self.run(|_| futures_util::future::join_all(gets)).into_iter().map(absent_as_none).collect()
     }
 
     /// The whole object, read into memory: its version is the one of the

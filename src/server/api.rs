@@ -270,9 +270,7 @@ fn crate_line(
         .map_err(|e| ApiError::invalid(format!("{e:#}")))?
         .check()
         .map_err(ApiError::invalid)?;
-    let mut line = crate::index::cargo::index_line(&meta, sha256, blake3, size);
-    crate::index::cargo::prefer_manifest(&mut line, &inspected.manifest);
-    Ok(line)
+    Ok(crate::index::cargo::crate_line(&meta, &inspected.manifest, sha256, blake3, size))
 }
 
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {

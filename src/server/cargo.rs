@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, Request};
 use crate::archive::{self, ManifestKind};
-use crate::index::cargo::{index_line, prefer_manifest, split_publish_frame, NewCrate};
+use crate::index::cargo::{crate_line, split_publish_frame, NewCrate};
 use crate::publish::Upload;
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
@@ -60,8 +60,7 @@ async fn publish(req: &Request<'_>) -> ApiResult {
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::from_archive)?;
-    let mut line = index_line(&meta, &sha256, &blake3, krate.len() as u64);
-    prefer_manifest(&mut line, &inspected.manifest);
+    let line = crate_line(&meta, &inspected.manifest, &sha256, &blake3, krate.len() as u64);
     let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
     let upload = Upload { line, version, bytes: krate, readme };
     req.writer().publish(req.by()?, upload).await?;
