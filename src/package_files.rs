@@ -1,57 +1,69 @@
 //! One package's files in the static root, derived from its sources of
 //! truth. [`Sources::load`] is the one loader (the index's lines and `meta/`
-//! file, the owners and download totals in the database); [`write`] the one
-//! derivation from them: the index copy, the package, owners and version
-//! documents, the READMEs, the package's and versions' pages, the pages of
-//! owners that have none yet, and ([`Sources::delta`]) its search delta
-//! entry. A write group, the retry of its effects, recovery (and so
-//! `cairn fsck --repair` and the static job's pass over private registries)
-//! and the advisories job all call it; the static job makes the same files
-//! from its snapshot with the same `derive` and `site` functions.
+//! file, the owners and download totals in the database; the static job
+//! builds the same from its snapshot); [`derive`] the one derivation from
+//! them, pure but for what it looks at in the root ([`Present`], the README
+//! rules): the index copy, the package, owners and version documents and
+//! the READMEs; [`pages`] the package's and versions' pages; [`write`]
+//! writes them with the pages of owners that have none yet, and
+//! [`Sources::delta`] is its search delta entry. A write group, the retry
+//! of its effects, recovery (and so `cairn fsck --repair` and the static
+//! job's pass over private registries), the advisories job and the static
+//! job (`cairn rebuild static`, and `cairn fsck`'s check) all call it.
 
 use anyhow::Result;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use crate::db::{self, Conn};
-use crate::derive::{self, owner::Summary, Downloads};
+use crate::derive::{self, owner::Summary, Doc, Downloads};
 use crate::index::{IndexLine, Meta};
 use crate::layout::StaticRoot;
 use crate::registry::Registry;
 use crate::search::DeltaEntry;
 
-/// What one package's files are derived from.
-pub struct Sources {
+/// What one package's files are derived from: owned when loaded, borrowed
+/// from the static job's snapshot (a rebuild copies no line).
+pub struct Sources<'a> {
     /// As the index spells it (else as asked for: a package with no line).
     pub name: String,
     /// Its index lines; none once every version was hard-deleted.
-    pub lines: Vec<IndexLine>,
-    pub owners: Vec<String>,
-    pub downloads: Downloads,
-    pub meta: Option<Meta>,
+    pub lines: Cow<'a, [IndexLine]>,
+    pub owners: Cow<'a, [String]>,
+    pub downloads: Cow<'a, Downloads>,
+    pub meta: Option<Cow<'a, Meta>>,
 }
 
-impl Sources {
+impl Sources<'static> {
     /// A package as the index and the database have it now.
-    pub fn load(reg: &Registry, conn: &Conn, name: &str) -> Result<Sources> {
+    pub fn load(reg: &Registry, conn: &Conn, name: &str) -> Result<Sources<'static>> {
         let lines = reg.read_lines(name)?;
         Sources::with_lines(reg, conn, name, lines)
     }
 
     /// The same, with the lines already read (a group's new file). A
     /// mirror's owners are the source's, as it copied them.
-    pub fn with_lines(reg: &Registry, conn: &Conn, name: &str, lines: Vec<IndexLine>) -> Result<Sources> {
+    pub fn with_lines(
+        reg: &Registry,
+        conn: &Conn,
+        name: &str,
+        lines: Vec<IndexLine>,
+    ) -> Result<Sources<'static>> {
         Ok(Sources {
             name: lines.first().map_or(name, |l| l.name.as_str()).to_string(),
-            owners: match reg.config.read_only {
+            owners: Cow::Owned(match reg.config.read_only {
                 true => copied_owners(&reg.root, name),
                 false => db::owners(conn, &reg.space, name)?,
-            },
-            downloads: db::downloads::package_totals(conn, &reg.space, name)?,
-            meta: reg.read_meta(name)?,
-            lines,
+            }),
+            downloads: Cow::Owned(db::downloads::package_totals(conn, &reg.space, name)?),
+            meta: reg.read_meta(name)?.map(Cow::Owned),
+            lines: Cow::Owned(lines),
         })
     }
+}
 
+impl Sources<'_> {
     /// Downloads of the versions it has.
     pub fn total(&self) -> u64 {
         self.lines.iter().filter_map(|l| self.downloads.get(&l.vers)).sum()
@@ -59,25 +71,191 @@ impl Sources {
 
     /// Its search delta entry, as of index commit `commit`.
     pub fn delta(&self, commit: &str) -> DeltaEntry {
-        let deprecated = !self.lines.is_empty() && self.meta.as_ref().is_some_and(Meta::is_deprecated);
+        let deprecated = !self.lines.is_empty() && self.meta.as_deref().is_some_and(Meta::is_deprecated);
         DeltaEntry::of(&self.name, &self.lines, commit, self.total(), deprecated)
     }
 }
 
-/// A version a write group changed, with the README its upload carried.
-pub type Changed<'a> = (&'a IndexLine, Option<&'a [u8]>);
+/// Where a version's README comes from.
+#[derive(Clone, Copy)]
+pub enum Readme<'a> {
+    /// The README its upload carried (`None`: its archive has none).
+    Uploaded(Option<&'a [u8]>),
+    /// The README rules: one in the root is kept (with its `readme.html`
+    /// rendered if it has none); a version whose document in the root says
+    /// it has none is not read again; else it is read from the blob.
+    Kept,
+}
 
-/// Which versions' own files a [`write`] makes.
+/// A version a write group changed, with its README.
+pub type Changed<'a> = (&'a IndexLine, Readme<'a>);
+
+/// Which versions' own files a derivation makes.
+#[derive(Clone, Copy)]
 pub enum Scope<'a> {
-    /// Every version's document and page, its README read again from its
-    /// blob: recovery and the retry of a failed group.
+    /// Every version's document and page, its README as [`Readme::Kept`]
+    /// says: recovery, the retries and the static job.
     Everything,
-    /// These versions' documents and pages, each with the README its upload
-    /// carried (none: a yank, which keeps the README there): a write group.
+    /// These versions' documents and pages: a write group (a publish with
+    /// its upload's README, a yank keeping its own).
     Versions(&'a [Changed<'a>]),
     /// No version document, but every page (they show the owners, the
     /// deprecation and the advisories): a change of those.
     Pages,
+}
+
+impl Scope<'_> {
+    /// The versions whose pages are made (`None`: every one).
+    fn only(&self) -> Option<Vec<&str>> {
+        match self {
+            Scope::Versions(changed) => Some(changed.iter().map(|(l, _)| l.vers.as_str()).collect()),
+            Scope::Everything | Scope::Pages => None,
+        }
+    }
+}
+
+/// What a derivation sees of the static root: the files there now.
+pub trait Present {
+    fn exists(&self, key: &str) -> bool;
+    fn read(&self, key: &str) -> std::io::Result<Option<Vec<u8>>>;
+}
+
+impl Present for StaticRoot {
+    fn exists(&self, key: &str) -> bool {
+        StaticRoot::exists(self, key)
+    }
+
+    fn read(&self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
+        StaticRoot::read(self, key)
+    }
+}
+
+/// A package's documents, as [`derive`] makes them.
+#[derive(Default)]
+pub struct Files {
+    /// In writing order: a README before the document that points at it.
+    pub docs: Vec<Doc>,
+    /// Keys to remove: a package left without versions loses its index
+    /// copy, document and page (its owners list stays: the name is owned).
+    pub remove: Vec<String>,
+    /// The READMEs rendered, by version: the pages show them, unread.
+    pub readmes: HashMap<String, String>,
+}
+
+/// The documents of the package that `scope` covers: its index copy,
+/// package and owners documents, and its versions' documents and READMEs.
+pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scope) -> Result<Files> {
+    let l = reg.root.layout();
+    let mut files = Files::default();
+    let Some(first) = src.lines.first() else {
+        files.remove = vec![l.package_index(&src.name), l.package_page(&src.name), l.package_doc(&src.name)];
+        return Ok(files);
+    };
+    let (lines, owners, downloads) = (&src.lines[..], &src.owners[..], &*src.downloads);
+    files.docs.push(derive::index_copy(l, lines));
+    files.docs.push(derive::package(l, lines, owners, downloads, src.meta.as_deref()));
+    files.docs.push(derive::owners(l, &first.name, owners));
+    match scope {
+        Scope::Everything => {
+            lines.iter().try_for_each(|line| files.version(reg, present, line, Readme::Kept, downloads))?
+        }
+        Scope::Versions(changed) => changed
+            .iter()
+            .try_for_each(|&(line, readme)| files.version(reg, present, line, readme, downloads))?,
+        Scope::Pages => {}
+    }
+    Ok(files)
+}
+
+impl Files {
+    /// A version's document, after its README and `readme.html` when they
+    /// are to be written.
+    fn version(
+        &mut self,
+        reg: &Registry,
+        present: &impl Present,
+        line: &IndexLine,
+        readme: Readme,
+        downloads: &Downloads,
+    ) -> Result<()> {
+        let l = reg.root.layout();
+        let readme_key = l.readme(&line.name, &line.vers);
+        let text = match readme {
+            Readme::Uploaded(text) => text.map(<[u8]>::to_vec),
+            Readme::Kept if present.exists(&readme_key) => {
+                // A README kept from before pages were rendered.
+                if !present.exists(&l.readme_html(&line.name, &line.vers)) {
+                    if let Some(text) = present.read(&readme_key)? {
+                        self.push_html(l, line, &text);
+                    }
+                }
+                self.docs.push(derive::version(l, line, true, downloads));
+                return Ok(());
+            }
+            Readme::Kept => {
+                let doc = derive::version(l, line, false, downloads);
+                // A version whose document says it has no README had its
+                // archive inspected already: its blob is not read again.
+                let old = present.read(&doc.key)?;
+                if old.as_ref() == Some(&doc.bytes) || recorded_without_readme(old.as_deref(), line) {
+                    self.docs.push(doc);
+                    return Ok(());
+                }
+                reg.readme_of(line)
+            }
+        };
+        if let Some(text) = &text {
+            self.docs.push(Doc { key: readme_key, bytes: text.clone() });
+            self.push_html(l, line, text);
+        }
+        self.docs.push(derive::version(l, line, text.is_some(), downloads));
+        Ok(())
+    }
+
+    fn push_html(&mut self, l: &crate::layout::Layout, line: &IndexLine, text: &[u8]) {
+        let html = derive::readme_html(l, line, text);
+        self.readmes.insert(line.vers.clone(), String::from_utf8_lossy(&html.bytes).into_owned());
+        self.docs.push(html);
+    }
+}
+
+/// Whether a version document (`old`, as in the root) is this line's and
+/// says the archive has no README.
+fn recorded_without_readme(old: Option<&[u8]>, line: &IndexLine) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        sha256: String,
+        readme: Option<String>,
+    }
+    old.and_then(|b| serde_json::from_slice::<Recorded>(b).ok())
+        .is_some_and(|r| r.sha256 == line.cksum && r.readme.is_none())
+}
+
+/// The package's page and its versions' pages that `scope` covers, views
+/// of the documents [`derive`] made (`readmes`, its rendered READMEs) and
+/// of those in the root (other READMEs, stats, advisories): made after
+/// them.
+pub fn pages(
+    root: &StaticRoot,
+    src: &Sources,
+    scope: Scope,
+    readmes: HashMap<String, String>,
+) -> Result<Vec<Doc>> {
+    if src.lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (lines, only) = (&src.lines[..], scope.only());
+    let extras = crate::site::package::extras(root, lines, only.as_deref(), readmes)?;
+    let meta = src.meta.as_deref();
+    Ok(crate::site::package::pages(
+        root.layout(),
+        lines,
+        &src.owners,
+        &src.downloads,
+        meta,
+        &extras,
+        only.as_deref(),
+    ))
 }
 
 /// Writes every file of the package that `scope` covers (each only if its
@@ -86,43 +264,20 @@ pub enum Scope<'a> {
 /// caller ends its batch with `StaticRoot::sync`.
 pub fn write(reg: &Registry, conn: &Conn, src: &Sources, scope: Scope) -> Result<()> {
     write_files(reg, src, scope)?;
-    write_owners_if_missing(reg, conn, &src.owners)
+    write_owners_if_missing(reg, conn, src.owners.iter())
 }
 
 /// [`write`] without the owners' pages (which need the database), so a
 /// group writes its packages in parallel and their owners' pages after.
 pub fn write_files(reg: &Registry, src: &Sources, scope: Scope) -> Result<()> {
     let root = &reg.root;
-    if src.lines.is_empty() {
-        return Ok(derive::remove_package(root, &src.name)?);
+    let mut files = derive(reg, &**root, src, scope)?;
+    let pages = pages(root, src, scope, std::mem::take(&mut files.readmes))?;
+    for doc in files.docs.iter().chain(&pages) {
+        root.put_doc(&doc.key, &doc.bytes)?;
     }
-    let (lines, owners, downloads, meta) = (&src.lines, &src.owners, &src.downloads, src.meta.as_ref());
-    derive::write_package(root, lines, owners, downloads, meta)?;
-    // The READMEs rendered here, by version: the pages show them, unread.
-    let mut known = std::collections::HashMap::new();
-    let mut version = |line: &IndexLine, readme: Option<&[u8]>| -> Result<()> {
-        if let Some(html) = derive::write_version(root, line, readme, downloads)? {
-            known.insert(line.vers.clone(), String::from_utf8_lossy(&html).into_owned());
-        }
-        Ok(())
-    };
-    let only: Option<Vec<&str>> = match scope {
-        Scope::Everything => {
-            for line in lines {
-                version(line, reg.readme_of(line).as_deref())?;
-            }
-            None
-        }
-        Scope::Versions(changed) => {
-            for (line, readme) in changed {
-                version(line, *readme)?;
-            }
-            Some(changed.iter().map(|(l, _)| l.vers.as_str()).collect())
-        }
-        Scope::Pages => None,
-    };
-    // The pages last: they show the READMEs and documents written above.
-    Ok(crate::site::package::write(root, lines, owners, downloads, meta, only.as_deref(), known)?)
+    files.remove.iter().try_for_each(|key| root.remove(key))?;
+    Ok(())
 }
 
 /// Each owner's page (and a user's document) where it has none yet.

@@ -208,51 +208,9 @@ pub fn version(l: &Layout, line: &IndexLine, has_readme: bool, downloads: &Downl
     }
 }
 
-/// Writes a package's index file copy, package document and owners list
-/// (each only if changed).
-pub fn write_package(
-    root: &StaticRoot,
-    lines: &[IndexLine],
-    owners: &[String],
-    downloads: &Downloads,
-    meta: Option<&Meta>,
-) -> std::io::Result<()> {
-    let l = root.layout();
-    let name = &lines.first().expect("package has versions").name;
-    for doc in
-        [index_copy(l, lines), package(l, lines, owners, downloads, meta), self::owners(l, name, owners)]
-    {
-        root.put_doc(&doc.key, &doc.bytes)?;
-    }
-    Ok(())
-}
-
 pub fn write_owners(root: &StaticRoot, name: &str, list: &[String]) -> std::io::Result<()> {
     let doc = owners(root.layout(), name, list);
     root.put_doc(&doc.key, &doc.bytes).map(drop)
-}
-
-/// Writes one version's document and, when given, its README (a yank
-/// rewrites the document and keeps the README already there); returns the
-/// README rendered, when given (the version's page shows it).
-pub fn write_version(
-    root: &StaticRoot,
-    line: &IndexLine,
-    readme: Option<&[u8]>,
-    downloads: &Downloads,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let readme_key = root.layout().readme(&line.name, &line.vers);
-    let mut rendered = None;
-    if let Some(readme) = readme {
-        root.put_doc(&readme_key, readme)?;
-        let html = readme_html(root.layout(), line, readme);
-        root.put_doc(&html.key, &html.bytes)?;
-        rendered = Some(html.bytes);
-    }
-    let has_readme = readme.is_some() || root.exists(&readme_key);
-    let doc = version(root.layout(), line, has_readme, downloads);
-    root.put_doc(&doc.key, &doc.bytes)?;
-    Ok(rendered)
 }
 
 /// `{version}/readme.html`: the version's README (`readme.md`) rendered
@@ -270,15 +228,6 @@ pub fn remove_version(root: &StaticRoot, name: &str, version: &str) -> std::io::
     root.remove(&l.version_page(name, version))?;
     root.remove(&l.readme_html(name, version))?;
     root.remove(&l.readme(name, version))
-}
-
-/// Removes the documents of a package whose last version was hard-deleted
-/// (its owners list stays: the name is still owned).
-pub fn remove_package(root: &StaticRoot, name: &str) -> std::io::Result<()> {
-    let l = root.layout();
-    root.remove(&l.package_index(name))?;
-    root.remove(&l.package_page(name))?;
-    root.remove(&l.package_doc(name))
 }
 
 /// One entry of `recent.json`.

@@ -11,6 +11,8 @@ use crate::db::Conn;
 use anyhow::Result;
 use rayon::prelude::*;
 use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +24,7 @@ use crate::derive;
 use crate::derive::owner::Summary;
 use crate::index::IndexLine;
 use crate::layout::{Layout, StaticRoot, LISTING_SORTS};
+use crate::package_files::{self, Present, Scope, Sources};
 use crate::registry::Registry;
 
 /// Packages per listing page.
@@ -121,16 +124,58 @@ struct DirFile {
     bytes: Vec<u8>,
 }
 
-/// Whether a version document (`old`, as on disk) is this line's and says
-/// the archive has no README.
-fn recorded_without_readme(old: Option<&[u8]>, line: &IndexLine) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Recorded {
-        sha256: String,
-        readme: Option<String>,
+/// A package's directory as one listing shows it (none: it does not exist
+/// yet, so a first rebuild looks up no file in it), each file read once.
+struct Listing<'r> {
+    root: &'r StaticRoot,
+    dir: String,
+    listed: Option<HashSet<String>>,
+    /// What the derivation read, for the writes' comparison after it.
+    read: RefCell<HashMap<String, Option<Vec<u8>>>>,
+}
+
+impl<'r> Listing<'r> {
+    fn of(root: &'r StaticRoot, dir: String) -> std::io::Result<Listing<'r>> {
+        let listed = root.list(&dir)?;
+        let listed = (!listed.is_empty()).then(|| listed.into_iter().collect());
+        Ok(Listing { root, dir, listed, read: RefCell::default() })
     }
-    old.and_then(|b| serde_json::from_slice::<Recorded>(b).ok())
-        .is_some_and(|r| r.sha256 == line.cksum && r.readme.is_none())
+
+    /// Whether `key` is in the directory.
+    fn holds(&self, key: &str) -> bool {
+        key.strip_prefix(self.dir.as_str()).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Whether the listing has `key`'s entry in the directory (a file, or
+    /// the version directory it is in).
+    fn lists(&self, key: &str) -> bool {
+        let Some(listed) = &self.listed else { return false };
+        let entry = key.get(self.dir.len() + 1..).and_then(|rest| rest.split('/').next());
+        self.holds(key) && entry.is_some_and(|e| listed.contains(e))
+    }
+
+    /// The bytes at `key` now, read once.
+    fn take(&self, key: &str) -> Option<Vec<u8>> {
+        match self.read.borrow_mut().remove(key) {
+            Some(bytes) => bytes,
+            None => self.lists(key).then(|| self.root.read(key).ok().flatten()).flatten(),
+        }
+    }
+}
+
+impl Present for Listing<'_> {
+    fn exists(&self, key: &str) -> bool {
+        self.lists(key) && self.root.exists(key)
+    }
+
+    fn read(&self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
+        if !self.lists(key) {
+            return Ok(None);
+        }
+        let bytes = self.root.read(key)?;
+        self.read.borrow_mut().insert(key.to_string(), bytes.clone());
+        Ok(bytes)
+    }
 }
 
 /// Owners by canonical name, from the state database. A mirror's database is
@@ -245,69 +290,45 @@ fn derive_all(
     let no_owners = Vec::new();
     let no_downloads = derive::Downloads::new();
 
-    // Index copies, package, owners and version documents, while the index is read.
+    // Every package's files, while the index is read: the one derivation
+    // (`package_files`), from the snapshot's lines and the maps read above.
     let package_files = |lines: &[IndexLine], meta: Option<&crate::index::Meta>| -> Result<()> {
         let name = &lines[0].name;
         let key = crate::name::canonical(name);
         if only.is_some_and(|only| !only.contains(&key)) {
             return Ok(());
         }
-        let dir = l.package_dir(name);
-        let copied;
-        let owners = if reg.config.read_only {
-            copied = crate::package_files::copied_owners(root, name);
-            &copied
-        } else {
-            owners.get(&key).unwrap_or(&no_owners)
+        let src = Sources {
+            name: name.clone(),
+            lines: Cow::Borrowed(lines),
+            owners: match reg.config.read_only {
+                true => Cow::Owned(crate::package_files::copied_owners(root, name)),
+                false => Cow::Borrowed(owners.get(&key).unwrap_or(&no_owners)),
+            },
+            downloads: Cow::Borrowed(totals.get(&key).unwrap_or(&no_downloads)),
+            meta: meta.map(Cow::Borrowed),
         };
-        let downloads = totals.get(&key).unwrap_or(&no_downloads);
-        w.put(&derive::index_copy(l, lines))?;
-        w.put(&derive::package(l, lines, owners, downloads, meta))?;
-        // One listing of the directory (None: it does not exist yet) instead
-        // of a failed lookup per file and version in a first rebuild.
-        let listed = root.list(&dir)?;
-        let present: Option<HashSet<String>> = (!listed.is_empty()).then(|| listed.into_iter().collect());
-        let has = |file: &str| present.as_ref().is_some_and(|p| p.contains(file));
-        let old_bytes =
-            |file: &str| has(file).then(|| root.read(&format!("{dir}/{file}")).ok().flatten()).flatten();
-        // A document of this directory, by its name inside it.
-        let in_dir = |doc: derive::Doc, old: Option<Vec<u8>>| {
-            let name = doc.key[dir.len() + 1..].to_string();
-            DirFile { name, old, bytes: doc.bytes }
-        };
-        let mut files = vec![in_dir(derive::owners(l, name, owners), old_bytes(Layout::OWNERS_FILE))];
-        for line in lines {
-            let old = old_bytes(&Layout::version_file(&line.vers));
-            let readme_key = l.readme(name, &line.vers);
-            let has_readme = has(&line.vers) && root.exists(&readme_key);
-            let mut doc = derive::version(l, line, has_readme, downloads);
-            // A version whose document says it has no README had its
-            // archive inspected already: its blob is not read again.
-            if !has_readme
-                && old.as_ref() != Some(&doc.bytes)
-                && !recorded_without_readme(old.as_deref(), line)
-            {
-                if let Some(text) = reg.readme_of(line) {
-                    // Before the document that points at it.
-                    let html_key = l.readme_html(name, &line.vers);
-                    let html = if has(&line.vers) { root.read(&html_key)? } else { None };
-                    files.push(in_dir(derive::readme_html(l, line, &text), html));
-                    files.push(in_dir(derive::Doc { key: readme_key, bytes: text }, None));
-                    doc = derive::version(l, line, true, downloads);
-                }
-            } else if has_readme && !root.exists(&l.readme_html(name, &line.vers)) {
-                // A README kept from before pages were rendered.
-                if let Some(text) = root.read(&readme_key)? {
-                    files.push(in_dir(derive::readme_html(l, line, &text), None));
-                }
-            }
-            files.push(in_dir(doc, old));
+        let dir = Listing::of(root, l.package_dir(name))?;
+        // A package in the snapshot has lines: nothing to remove.
+        let package_files::Files { docs, readmes, .. } =
+            package_files::derive(reg, &dir, &src, Scope::Everything)?;
+        let (inside, outside): (Vec<derive::Doc>, Vec<derive::Doc>) =
+            docs.into_iter().partition(|doc| dir.holds(&doc.key));
+        for doc in &outside {
+            w.put(doc)?;
         }
-        w.put_dir(&dir, present.is_some(), &files)?;
+        let files: Vec<DirFile> = inside
+            .into_iter()
+            .map(|doc| DirFile {
+                name: doc.key[dir.dir.len() + 1..].to_string(),
+                old: dir.take(&doc.key),
+                bytes: doc.bytes,
+            })
+            .collect();
+        w.put_dir(&dir.dir, dir.listed.is_some(), &files)?;
         // Pages are views of the documents checked above: a check leaves them out.
         if w.check.is_none() {
-            let extras = crate::site::package::extras(root, lines, None, HashMap::new())?;
-            for page in crate::site::package::pages(l, lines, owners, downloads, meta, &extras, None) {
+            for page in package_files::pages(root, &src, Scope::Everything, readmes)? {
                 w.put(&page)?;
             }
         }

@@ -25,7 +25,7 @@ use crate::derive;
 use crate::effect::{self, Effect};
 use crate::index::{meta, package_path, IndexLine};
 use crate::name::canonical;
-use crate::package_files::{self, Scope, Sources};
+use crate::package_files::{self, Readme, Scope, Sources};
 use crate::registry::Registry;
 
 pub(super) struct Effects {
@@ -283,8 +283,8 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
     for p in planned.iter().filter(|p| p.plan.gone.is_empty()) {
         let Some(line) = &p.plan.line else { continue };
         let readme = match &p.job.req.change {
-            Change::Publish(upload) => upload.readme.as_deref(),
-            _ => None,
+            Change::Publish(upload) => Readme::Uploaded(upload.readme.as_deref()),
+            _ => Readme::Kept,
         };
         versions.entry(canonical(&line.name)).or_default().push((line, readme));
     }
@@ -305,7 +305,7 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
         })
     })?;
     // Each owner once, however many of its packages the group changed.
-    let owners: BTreeSet<&String> = changed.iter().flat_map(|src| &src.owners).collect();
+    let owners: BTreeSet<&String> = changed.iter().flat_map(|src| src.owners.iter()).collect();
     package_files::write_owners_if_missing(reg, conn, owners)?;
     // Owners and deprecations change no line: the package is re-derived as the index has it.
     for name in c.owners.iter().map(String::as_str).chain(metas.iter().copied()) {

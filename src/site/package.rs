@@ -103,24 +103,6 @@ pub fn pages(
     docs
 }
 
-/// Writes a package's page and those of the versions in `only` (every
-/// version when `None`), each only if changed; `known`: as [`extras`].
-pub fn write(
-    root: &StaticRoot,
-    lines: &[IndexLine],
-    owners: &[String],
-    downloads: &Downloads,
-    meta: Option<&Meta>,
-    only: Option<&[&str]>,
-    known: HashMap<String, String>,
-) -> std::io::Result<()> {
-    let extras = extras(root, lines, only, known)?;
-    for doc in pages(root.layout(), lines, owners, downloads, meta, &extras, only) {
-        root.put_doc(&doc.key, &doc.bytes)?;
-    }
-    Ok(())
-}
-
 struct View<'a> {
     l: &'a Layout,
     /// Newest first.
