@@ -1,7 +1,8 @@
 //! The typed effects of a committed write, and the one executor that makes
-//! any of them from the sources of truth. A write group makes its own
-//! effects directly (with the READMEs of its uploads); what it could not
-//! make is recorded here, in memory and in the `pending_effects` table
+//! any of them from the sources of truth. The planner lists each change's
+//! effects; a write group makes them (its packages' files directly, with
+//! the READMEs of its uploads, the rest through [`make`]); what it could
+//! not make is recorded, in memory and in the `pending_effects` table
 //! ([`Effect::encode`], versioned), and made again by the writer's retries
 //! and by recovery through [`make`].
 
@@ -19,7 +20,7 @@ use crate::search::DeltaEntry;
 pub enum Effect {
     /// Every file of a package (by its index file's name: lowercase).
     Package(String),
-    /// A package's `meta/` file copy, then every file of the package.
+    /// A package's `meta/` file copy, then its package document and pages.
     Meta(String),
     /// `config.json`'s copy in the static root.
     Config,
@@ -43,6 +44,16 @@ pub enum Effect {
 const V1: &str = "v1 ";
 
 impl Effect {
+    /// The files of a package, by any spelling of its name.
+    pub fn package(name: &str) -> Effect {
+        Effect::Package(name.to_ascii_lowercase())
+    }
+
+    /// A package's meta file copy, by any spelling of its name.
+    pub fn meta(name: &str) -> Effect {
+        Effect::Meta(name.to_ascii_lowercase())
+    }
+
     /// The effect of a change of one index path.
     pub fn of_path(path: &str) -> Effect {
         if path == "config.json" {
@@ -136,7 +147,10 @@ pub fn make(reg: &Registry, conn: &Conn, effect: &Effect, head: &str) -> Result<
         Effect::Meta(name) => {
             // A package no longer deprecated has none: the copy goes.
             copy(&meta::path(name))?;
-            return make(reg, conn, &Effect::Package(name.clone()), head);
+            // Its deprecation shows in its package document and pages.
+            let src = Sources::load(reg, conn, name)?;
+            package_files::write(reg, conn, &src, Scope::Pages)?;
+            return Ok(Some(src.delta(head)));
         }
         Effect::Package(name) => {
             let src = Sources::load(reg, conn, name)?;
@@ -188,5 +202,14 @@ mod tests {
         assert_eq!(Effect::decode("events"), Some(Effect::Events));
         assert_eq!(Effect::decode("v1 package"), None, "a package effect names its package");
         assert_eq!(Effect::decode("v1 launch-rockets"), None, "an unknown kind is refused");
+    }
+
+    #[test]
+    fn a_planned_effect_is_the_one_its_index_path_gives() {
+        use crate::index::{meta, package_path};
+        for name in ["Foo_Bar", "ab", "x"] {
+            assert_eq!(Effect::package(name), Effect::of_path(&package_path(name)), "{name}");
+            assert_eq!(Effect::meta(name), Effect::of_path(&meta::path(name)), "{name}");
+        }
     }
 }

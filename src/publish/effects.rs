@@ -23,7 +23,7 @@ use super::{Change, Pending};
 use crate::db;
 use crate::derive;
 use crate::effect::{self, Effect};
-use crate::index::{meta, package_path, IndexLine};
+use crate::index::{package_path, IndexLine};
 use crate::name::canonical;
 use crate::package_files::{self, Readme, Scope, Sources};
 use crate::registry::Registry;
@@ -126,23 +126,21 @@ impl Effects {
         }
     }
 
-    /// This group's effects, then whatever is pending, then the summaries.
+    /// This group's effects (what its plans list), then whatever is
+    /// pending, then the summaries.
     pub(super) fn make(&mut self, reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed) {
-        match group_effects(reg, conn, planned, c) {
+        let effects: BTreeSet<&Effect> = planned.iter().flat_map(|p| &p.plan.effects).collect();
+        match group_effects(reg, conn, planned, c, &effects) {
             Ok(()) => {
-                for name in &c.owners {
-                    let _ =
-                        db::clear_pending_effect(conn, &self.space, &Effect::Owners(name.clone()).encode());
+                // Recorded pending with the rows (`group.rs`): no index
+                // commit would tell a start about them.
+                for effect in effects.iter().filter(|e| matches!(e, Effect::Owners(_))) {
+                    let _ = db::clear_pending_effect(conn, &self.space, &effect.encode());
                 }
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "a write group's effects failed; they are retried");
-                let paths = c.files.keys().map(|path| Effect::of_path(path));
-                self.defer(
-                    conn,
-                    paths.chain(c.owners.iter().cloned().map(Effect::Owners)),
-                    &format!("{e:#}"),
-                );
+                self.defer(conn, effects.into_iter().cloned(), &format!("{e:#}"));
             }
         }
         self.retry(reg, conn);
@@ -243,9 +241,17 @@ fn redo(reg: &Registry, conn: &Conn, effects: &[Effect]) -> Result<()> {
     Ok(())
 }
 
-/// The derived files of one group, written for exactly what it changed
-/// (the README from the upload, not from the stored blob), then synced.
-fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed) -> Result<()> {
+/// The effects the group's plans list, then synced: the files of each
+/// package whose lines changed written for exactly what changed (the
+/// README from the upload, not from the stored blob), every other effect
+/// through the one executor.
+fn group_effects(
+    reg: &Registry,
+    conn: &Conn,
+    planned: &[Planned],
+    c: &Committed,
+    effects: &BTreeSet<&Effect>,
+) -> Result<()> {
     // The log's entries first: the commit is done, and its entries prove it.
     if let Some(log) = &reg.log {
         log.catch_up(&reg.index, &reg.root)?;
@@ -255,27 +261,6 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
         for line in &p.plan.gone {
             reg.store.remove(&line.cksum)?;
             derive::remove_version(&reg.root, &line.name, &line.vers)?;
-        }
-    }
-    // Deprecations and whole-package deletes change a meta file: its copy follows the index.
-    fn meta_changed(p: &Planned) -> Option<&str> {
-        match &p.job.req.change {
-            Change::Deprecate { name, .. } => Some(name.as_str()),
-            Change::DeletePackage { .. } => p.plan.gone.first().map(|l| l.name.as_str()),
-            _ => None,
-        }
-    }
-    let metas: Vec<&str> = planned
-        .iter()
-        .zip(&c.commits)
-        .filter(|(_, id)| id.is_some())
-        .filter_map(|(p, _)| meta_changed(p))
-        .collect();
-    for name in &metas {
-        let key = reg.root.layout().index_file(&meta::path(name));
-        match reg.index.read_file(&meta::path(name))? {
-            Some(bytes) => drop(reg.root.put_doc(&key, &bytes)?),
-            None => reg.root.remove(&key)?,
         }
     }
     // The versions each package's lines changed, with their uploads' READMEs.
@@ -288,14 +273,20 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
         };
         versions.entry(canonical(&line.name)).or_default().push((line, readme));
     }
-    // Every package whose file changed (a deleted one's name from its
+    // Every package whose lines changed (a deleted one's name from its
     // removed lines), as the index has it after the group.
-    let changed: Vec<Sources> = c
-        .files
+    let changed: Vec<Sources> = effects
         .iter()
-        .map(|(path, lines)| {
-            let name = lines.first().or_else(|| gone_line(planned, path)).map_or(path.as_str(), |l| &l.name);
-            Sources::with_lines(reg, conn, name, lines.clone())
+        .filter_map(|e| if let Effect::Package(name) = e { Some(name) } else { None })
+        .map(|name| {
+            let path = package_path(name);
+            let lines = match c.files.get(&path) {
+                Some(lines) => lines.clone(),
+                None => reg.read_lines(name)?,
+            };
+            // Spelled as its lines have it (`with_lines`), else as its removed ones did.
+            let spelled = gone_line(planned, &path).map_or(name.as_str(), |l| &l.name);
+            Sources::with_lines(reg, conn, spelled, lines)
         })
         .collect::<Result<_>>()?;
     super::overlapped(reg, || {
@@ -307,15 +298,16 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
     // Each owner once, however many of its packages the group changed.
     let owners: BTreeSet<&String> = changed.iter().flat_map(|src| src.owners.iter()).collect();
     package_files::write_owners_if_missing(reg, conn, owners)?;
-    // Owners and deprecations change no line: the package is re-derived as the index has it.
-    for name in c.owners.iter().map(String::as_str).chain(metas.iter().copied()) {
-        if !c.files.contains_key(&package_path(name)) {
-            effect::make(reg, conn, &Effect::Owners(name.to_string()), "")?;
-        }
-    }
-    for p in planned {
-        if let Change::Advisory { id, json } = &p.job.req.change {
-            reg.root.put(&reg.root.layout().index_file(&format!("advisories/{id}.json")), json)?;
+    let written: BTreeSet<String> = changed.iter().map(|src| canonical(&src.name)).collect();
+    for effect in effects {
+        match effect {
+            // Written above.
+            Effect::Package(_) => {}
+            Effect::Owners(name) if written.contains(&canonical(name)) => {}
+            // The stage's catch-up makes them, with any a failure left (`Effects::retry`).
+            Effect::Events => {}
+            // A meta file's copy, owners, an advisory: as the index and the database have them.
+            other => drop(effect::make(reg, conn, other, "")?),
         }
     }
     // The search delta: each package a version change or a deprecation

@@ -342,13 +342,7 @@ impl Worker {
                     outcome: "ok",
                 },
             )?;
-            match (&job.req.change, &plan.outcome) {
-                (Change::Owners { name, .. } | Change::Register { name }, _) => owners.push(name.clone()),
-                (Change::DeleteAccount, Outcome::AccountDeleted { packages, .. }) => {
-                    owners.extend(packages.iter().cloned())
-                }
-                _ => {}
-            }
+            owners.extend(plan.effects.iter().filter(|e| matches!(e, Effect::Owners(_))).cloned());
             // Owner changes have no index commit to take their events from
             // later: theirs are written with their rows, exactly once.
             // (A private registry's changes are no public events.)
@@ -375,13 +369,8 @@ impl Worker {
         // Owner changes have no index commit to re-derive their documents
         // from after a crash: their effects are recorded as pending in the
         // same transaction, and cleared once made.
-        for name in &owners {
-            db::add_pending_effect(
-                &txn,
-                &self.reg.space,
-                &Effect::Owners(name.clone()).encode(),
-                "not made yet",
-            )?;
+        for effect in &owners {
+            db::add_pending_effect(&txn, &self.reg.space, &effect.encode(), "not made yet")?;
         }
         if planned.is_empty() {
             txn.commit()?;
@@ -454,7 +443,7 @@ impl Worker {
                 published.index_commit = id.to_string();
             }
         }
-        Ok(Some(Committed { files, commits, owners }))
+        Ok(Some(Committed { files, commits }))
     }
 
     /// Takes back the rows (and blobs) of changes whose index commit failed:

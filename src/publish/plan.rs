@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{Actor, Change, Job, Outcome, Published, Upload, WriteError, WriteRequest};
 use crate::db::{self, Caller};
+use crate::effect::Effect;
 use crate::index::{meta, package_path, IndexLine, IndexSnapshot, Meta};
 use crate::name;
 use crate::registry::Registry;
@@ -29,13 +30,16 @@ pub(super) fn describe(change: &Change) -> (&'static str, String) {
 }
 
 /// A change that passed its checks: the index commit it makes, the line
-/// it wrote or changed, the lines it removed, its answer, and how to take
-/// its rows back.
+/// it wrote or changed, the lines it removed, the effects it owes once
+/// committed, its answer, and how to take its rows back.
 pub(super) struct Plan {
     pub commit: Option<Commit>,
     pub line: Option<IndexLine>,
     /// Lines a delete removes (their blobs and documents go in the effects).
     pub gone: Vec<IndexLine>,
+    /// What the effects stage makes for it (`publish/effects.rs`), and
+    /// keeps pending if that fails.
+    pub effects: Vec<Effect>,
     pub outcome: Outcome,
     pub undo: Undo,
 }
@@ -78,8 +82,14 @@ impl Undo {
     }
 }
 
-fn done(outcome: Outcome) -> Plan {
-    Plan { commit: None, line: None, gone: Vec::new(), outcome, undo: Undo::Nothing }
+/// A change without an index commit, owing `effects`.
+fn done(outcome: Outcome, effects: Vec<Effect>) -> Plan {
+    Plan { commit: None, line: None, gone: Vec::new(), effects, outcome, undo: Undo::Nothing }
+}
+
+/// What an index commit on package `name` owes: its files and its event.
+fn package_effects(name: &str) -> Vec<Effect> {
+    vec![Effect::package(name), Effect::Events]
 }
 
 /// Checks one change against the state as the group leaves it and records
@@ -130,6 +140,7 @@ pub(super) fn plan(
             };
             Ok(Plan {
                 commit: sets(path, content, subject),
+                effects: package_effects(&line.name),
                 line: Some(line.clone()),
                 gone: Vec::new(),
                 outcome: Outcome::Published(published),
@@ -146,7 +157,7 @@ pub(super) fn plan(
                 .ok_or_else(|| WriteError::NotFound(format!("{spelled} has no version {version}")))?;
             // Yanking twice (or unyanking a live version) changes nothing.
             if line.yanked == *yanked {
-                return Ok(done(Outcome::Yanked { yanked: *yanked }));
+                return Ok(done(Outcome::Yanked { yanked: *yanked }, Vec::new()));
             }
             line.yanked = *yanked;
             let line = line.clone();
@@ -158,6 +169,7 @@ pub(super) fn plan(
                 commit: sets(path, content, subject),
                 line: Some(line),
                 gone: Vec::new(),
+                effects: package_effects(&spelled),
                 outcome,
                 undo: Undo::Nothing,
             })
@@ -195,8 +207,9 @@ pub(super) fn plan(
                     "`{spelled}` would have no owner left; add another owner first"
                 )));
             }
+            let effects = vec![Effect::Owners(spelled.clone())];
             *name = spelled;
-            Ok(done(Outcome::Owners { owners }))
+            Ok(done(Outcome::Owners { owners }, effects))
         }
         Change::Register { name } => {
             let caller = actor.caller()?;
@@ -212,7 +225,8 @@ pub(super) fn plan(
                 }
             };
             let owner = caller.login().into_owned();
-            Ok(done(Outcome::Registered { name: name.clone(), owner, created }))
+            let effects = vec![Effect::Owners(name.clone())];
+            Ok(done(Outcome::Registered { name: name.clone(), owner, created }, effects))
         }
         Change::DeleteAccount => {
             let caller = actor.caller()?;
@@ -227,7 +241,8 @@ pub(super) fn plan(
                 )));
             }
             let (purge_after, packages) = db::mark_for_deletion(conn, caller.user.id)?;
-            Ok(done(Outcome::AccountDeleted { purge_after, packages }))
+            let effects = packages.iter().cloned().map(Effect::Owners).collect();
+            Ok(done(Outcome::AccountDeleted { purge_after, packages }, effects))
         }
         Change::HardDelete { name, version } => {
             if !matches!(actor, Actor::Admin) {
@@ -247,11 +262,13 @@ pub(super) fn plan(
             db::mark_version_deleted(conn, space, &spelled, &version_key)?;
             let content = IndexLine::file_bytes(lines);
             let subject = format!("delete {spelled} {version}");
+            let effects = package_effects(&spelled);
             let undo = Undo::HardDelete { name: spelled, version_keys: vec![version_key] };
             Ok(Plan {
                 commit: sets(path, content, subject),
                 line: Some(line.clone()),
                 gone: vec![line],
+                effects,
                 outcome: Outcome::Deleted,
                 undo,
             })
@@ -279,8 +296,12 @@ pub(super) fn plan(
             }
             let commit = Some(Commit { files: removed, subject: format!("delete {spelled}") });
             let versions = gone.iter().map(|l| l.vers.clone()).collect();
+            // Its meta file's copy follows the index (gone with the file).
+            let mut effects = package_effects(&spelled);
+            effects.push(Effect::meta(&spelled));
             let undo = Undo::HardDelete { name: spelled, version_keys };
-            Ok(Plan { commit, line: None, gone, outcome: Outcome::PackageDeleted { versions }, undo })
+            let outcome = Outcome::PackageDeleted { versions };
+            Ok(Plan { commit, line: None, gone, effects, outcome, undo })
         }
         Change::Deprecate { name, meta: asked } => {
             let spelled = check_owner(conn, reg, actor.caller()?, name, "publish-update")?;
@@ -291,15 +312,16 @@ pub(super) fn plan(
             let outcome = Outcome::Deprecated { name: spelled.clone(), meta: after.clone() };
             // Deprecating with the same words again, or undoing what is not there, commits nothing.
             if before.unwrap_or_default() == after {
-                return Ok(done(outcome));
+                return Ok(done(outcome, Vec::new()));
             }
             let verb = if after.is_deprecated() { "deprecate" } else { "undeprecate" };
             let commit = Some(Commit {
                 files: vec![(path, after.file_bytes())],
                 subject: format!("{verb} {spelled}"),
             });
+            let effects = vec![Effect::meta(&spelled), Effect::Events];
             *name = spelled;
-            Ok(Plan { commit, line: None, gone: Vec::new(), outcome, undo: Undo::Nothing })
+            Ok(Plan { commit, line: None, gone: Vec::new(), effects, outcome, undo: Undo::Nothing })
         }
         Change::Advisory { id, json } => {
             if !matches!(actor, Actor::Admin) {
@@ -312,6 +334,7 @@ pub(super) fn plan(
                 commit: sets(path, json.clone(), subject),
                 line: None,
                 gone: Vec::new(),
+                effects: vec![Effect::Advisory(id.clone()), Effect::Events],
                 outcome,
                 undo: Undo::Nothing,
             })
@@ -513,6 +536,4 @@ pub(super) struct Committed {
     pub(super) files: BTreeMap<String, Vec<IndexLine>>,
     /// The commit of each planned change that changed the index.
     pub(super) commits: Vec<Option<git2::Oid>>,
-    /// Packages whose owners changed without an index commit.
-    pub(super) owners: Vec<String>,
 }

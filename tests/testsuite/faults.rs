@@ -269,3 +269,37 @@ fn a_failed_effect_still_answers_201_reports_degraded_and_is_repaired() {
     );
     assert_eq!(published["version"], "1.1.0");
 }
+
+#[test]
+fn a_deprecation_whose_meta_copy_fails_stays_pending_until_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let token = server.token.clone().unwrap();
+    assert_eq!(publish(&server, &token, "aged", "1.0.0").status(), 201);
+    // The static copy of the index's meta/ directory is a file: the copy cannot be written.
+    let meta_dir = server.static_root().join("index/meta");
+    let _ = std::fs::remove_dir_all(&meta_dir);
+    std::fs::write(&meta_dir, b"in the way").unwrap();
+    let r = support::client()
+        .patch(format!("{}/api/v1/packages/aged", server.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"deprecated": "use young"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "the commit is durable: the answer is success");
+    // The plan's typed effect (its meta file) is owed, not forgotten.
+    let health: Value = server.get("/api/v1/health").json().unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(health["pending"].to_string().contains("the meta file of aged"), "{health}");
+
+    std::fs::remove_file(&meta_dir).unwrap();
+    support::eventually(
+        || server.get("/api/v1/health").json::<Value>().unwrap()["status"] == "ok",
+        || format!("still pending: {}", server.get("/api/v1/health").text().unwrap()),
+    );
+    let meta: Value = server.get("/index/meta/ag/ed/aged.json").json().unwrap();
+    assert_eq!(meta["deprecated"], "use young");
+    let doc: Value = server.get("/api/v1/packages/aged.json").json().unwrap();
+    assert_eq!(doc["deprecated"], "use young");
+}
