@@ -186,7 +186,7 @@ impl Files {
                 // A README kept from before pages were rendered.
                 if !present.exists(&l.readme_html(&line.name, &line.vers)) {
                     if let Some(text) = present.read(&readme_key)? {
-                        self.push_html(l, line, &text);
+                        self.push_html(line, derive::readme_html(l, line, &text));
                     }
                 }
                 self.docs.push(derive::version(l, line, true, downloads));
@@ -204,16 +204,18 @@ impl Files {
                 reg.readme_of(line)
             }
         };
-        if let Some(text) = &text {
-            self.docs.push(Doc { key: readme_key, bytes: text.clone() });
-            self.push_html(l, line, text);
+        let has_readme = text.is_some();
+        if let Some(text) = text {
+            let html = derive::readme_html(l, line, &text);
+            self.docs.push(Doc { key: readme_key, bytes: text });
+            self.push_html(line, html);
         }
-        self.docs.push(derive::version(l, line, text.is_some(), downloads));
+        self.docs.push(derive::version(l, line, has_readme, downloads));
         Ok(())
     }
 
-    fn push_html(&mut self, l: &crate::layout::Layout, line: &IndexLine, text: &[u8]) {
-        let html = derive::readme_html(l, line, text);
+    /// A `readme.html`, kept for the pages too.
+    fn push_html(&mut self, line: &IndexLine, html: Doc) {
         self.readmes.insert(line.vers.clone(), String::from_utf8_lossy(&html.bytes).into_owned());
         self.docs.push(html);
     }
