@@ -331,20 +331,14 @@ fn write_owner_if_missing(reg: &Registry, conn: &Conn, owner: &str) -> Result<()
             root.put_doc(&page.key, &page.bytes)?;
         }
         (None, Some(user)) => {
-            for doc in user_files(root, &user.login, &user.created_at, &rows) {
-                root.put_doc(&doc.key, &doc.bytes)?;
-            }
+            let doc = derive::owner::user_doc(l, &user.login, &user.created_at, &rows);
+            root.put_doc(&doc.key, &doc.bytes)?;
+            let page = crate::site::user(root, &user.login, &user.created_at, &rows);
+            root.put_doc(&page.key, &page.bytes)?;
         }
         (None, None) => {}
     }
     Ok(())
-}
-
-/// A user's files, from the rows of their packages (in name order): the
-/// document `users/{login}.json` and the page; the static job writes
-/// every user's, a write group those of owners that have none.
-pub fn user_files(root: &StaticRoot, login: &str, since: &str, rows: &[Summary]) -> [Doc; 2] {
-    [derive::owner::user_doc(root.layout(), login, since, rows), crate::site::user(root, login, since, rows)]
 }
 
 /// The logins of a mirror's `owners.json` for one package.

@@ -441,10 +441,8 @@ fn write_browse(
     users.par_iter().try_for_each(|(user, _)| -> Result<()> {
         let mine = owned.get(user.login.as_str()).into_iter().flatten();
         let rows: Vec<Summary> = mine.map(|&i| row(i)).collect();
-        for doc in package_files::user_files(&reg.root, &user.login, &user.created_at, &rows) {
-            w.put(&doc)?;
-        }
-        Ok(())
+        w.put(&crate::site::user(&reg.root, &user.login, &user.created_at, &rows))?;
+        Ok(w.put(&derive::owner::user_doc(l, &user.login, &user.created_at, &rows))?)
     })?;
     // Public organisations' pages: the packages each owns (a private
     // one's registry has its own files, and nothing of it is here).
