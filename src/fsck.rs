@@ -135,7 +135,7 @@ pub fn check(reg: &Registry) -> Result<Report> {
     let named = Mutex::new(std::collections::HashSet::new());
     // Blobs are checked as each package's lines are read, in parallel with
     // the derived files of the same snapshot.
-    let check_package = |lines: &[IndexLine], _: Option<&crate::index::Meta>| -> Result<()> {
+    let check_package = |_: &[u8], lines: &[IndexLine], _: Option<&crate::index::Meta>| -> Result<()> {
         let mut mine: Vec<Finding> = lines.par_iter().flat_map_iter(|l| check_line(reg, l)).collect();
         found.lock().unwrap().append(&mut mine);
         named.lock().unwrap().extend(lines.iter().map(|l| l.cksum.clone()));
@@ -288,6 +288,7 @@ fn check_signature(reg: &Registry, id: &str, line: &IndexLine, bytes: &[u8]) -> 
         version: line.vers.clone(),
         sha256: line.cksum.clone(),
         blake3: line.blake3.clone(),
+        upstream: None,
     };
     match crate::sign::verify_attested(&reg.pubkey, bytes, &minisig, &want) {
         Ok(()) => None,

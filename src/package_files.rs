@@ -23,11 +23,14 @@ use crate::search::DeltaEntry;
 pub struct Sources {
     /// As the index spells it (else as asked for: a package with no line).
     pub name: String,
+    /// Its index file as the index holds it (what the static copy serves).
+    pub file: Vec<u8>,
     /// Its index lines; none once every version was hard-deleted.
     pub lines: Vec<IndexLine>,
     pub owners: Vec<String>,
     pub downloads: Downloads,
     pub meta: Option<Meta>,
+    pub origin: derive::Origin,
 }
 
 impl Sources {
@@ -41,6 +44,7 @@ impl Sources {
     /// mirror's owners are the source's, as it copied them.
     pub fn with_lines(reg: &Registry, conn: &Conn, name: &str, lines: Vec<IndexLine>) -> Result<Sources> {
         Ok(Sources {
+            file: reg.index.read_file(&crate::index::package_path(name))?.unwrap_or_default(),
             name: lines.first().map_or(name, |l| l.name.as_str()).to_string(),
             owners: match reg.config.read_only {
                 true => copied_owners(&reg.root, name),
@@ -48,6 +52,7 @@ impl Sources {
             },
             downloads: db::downloads::package_totals(conn, &reg.space, name)?,
             meta: reg.read_meta(name)?,
+            origin: origin(conn, reg, name)?,
             lines,
         })
     }
@@ -62,6 +67,17 @@ impl Sources {
         let deprecated = !self.lines.is_empty() && self.meta.as_ref().is_some_and(Meta::is_deprecated);
         DeltaEntry::of(&self.name, &self.lines, commit, self.total(), deprecated)
     }
+}
+
+/// Where a package came from: an upstream's, with its versions' log entries, or local.
+fn origin(conn: &Conn, reg: &Registry, name: &str) -> Result<derive::Origin> {
+    Ok(match db::upstream::cached(conn, &reg.space, name)? {
+        Some(row) => derive::Origin {
+            upstream: Some(row.upstream),
+            log_indexes: db::upstream::log_indexes(conn, &reg.space, name)?,
+        },
+        None => derive::Origin::default(),
+    })
 }
 
 /// A version a write group changed, with the README its upload carried.
@@ -97,11 +113,11 @@ pub fn write_files(reg: &Registry, src: &Sources, scope: Scope) -> Result<()> {
         return Ok(derive::remove_package(root, &src.name)?);
     }
     let (lines, owners, downloads, meta) = (&src.lines, &src.owners, &src.downloads, src.meta.as_ref());
-    derive::write_package(root, lines, owners, downloads, meta)?;
+    derive::write_package(root, &src.file, lines, owners, downloads, meta, &src.origin)?;
     // The READMEs rendered here, by version: the pages show them, unread.
     let mut known = std::collections::HashMap::new();
     let mut version = |line: &IndexLine, readme: Option<&[u8]>| -> Result<()> {
-        if let Some(html) = derive::write_version(root, line, readme, downloads)? {
+        if let Some(html) = derive::write_version(root, line, readme, downloads, &src.origin)? {
             known.insert(line.vers.clone(), String::from_utf8_lossy(&html).into_owned());
         }
         Ok(())

@@ -136,6 +136,13 @@ impl Remote {
         })
     }
 
+    /// The raw line (no newline) of `name` `version` in the index file last
+    /// fetched: what the log binds for a line cached from an upstream.
+    pub fn cached_line(&self, name: &str, version: &str) -> Option<Vec<u8>> {
+        let (_, body) = self.cache.index_get(&package_path(name))?;
+        crate::log::history::line_of(&body, version).map(<[u8]>::to_vec)
+    }
+
     /// A package's `index/meta/` file (SPEC section 5); `None` when the
     /// registry has none for it, as for every package not deprecated.
     pub async fn meta(&self, name: &str) -> error::Result<Option<Meta>> {

@@ -180,7 +180,7 @@ struct ListingPage<'a> {
 pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> Result<(Snapshot, Value)> {
     let started = std::time::Instant::now();
     let w = Writes::new(&reg.root);
-    let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_, _| Ok(()))?;
+    let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_, _, _| Ok(()))?;
     crate::site::write_fixed(&reg.root)?;
     reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
@@ -244,9 +244,11 @@ fn derive_all(
     let l = root.layout();
     let no_owners = Vec::new();
     let no_downloads = derive::Downloads::new();
+    let origins = crate::db::upstream::origins(&conn, &reg.space)?;
+    let local = derive::Origin::default();
 
     // Index copies, package, owners and version documents, while the index is read.
-    let package_files = |lines: &[IndexLine], meta: Option<&crate::index::Meta>| -> Result<()> {
+    let package_files = |raw: &[u8], lines: &[IndexLine], meta: Option<&crate::index::Meta>| -> Result<()> {
         let name = &lines[0].name;
         let key = crate::name::canonical(name);
         if only.is_some_and(|only| !only.contains(&key)) {
@@ -261,8 +263,9 @@ fn derive_all(
             owners.get(&key).unwrap_or(&no_owners)
         };
         let downloads = totals.get(&key).unwrap_or(&no_downloads);
-        w.put(&derive::index_copy(l, lines))?;
-        w.put(&derive::package(l, lines, owners, downloads, meta))?;
+        w.put(&derive::index_copy(l, name, raw))?;
+        let origin = origins.get(&key).unwrap_or(&local);
+        w.put(&derive::package(l, lines, owners, downloads, meta, origin))?;
         // One listing of the directory (None: it does not exist yet) instead
         // of a failed lookup per file and version in a first rebuild.
         let listed = root.list(&dir)?;
@@ -280,7 +283,7 @@ fn derive_all(
             let old = old_bytes(&Layout::version_file(&line.vers));
             let readme_key = l.readme(name, &line.vers);
             let has_readme = has(&line.vers) && root.exists(&readme_key);
-            let mut doc = derive::version(l, line, has_readme, downloads);
+            let mut doc = derive::version(l, line, has_readme, downloads, origin);
             // A version whose document says it has no README had its
             // archive inspected already: its blob is not read again.
             if !has_readme
@@ -293,7 +296,7 @@ fn derive_all(
                     let html = if has(&line.vers) { root.read(&html_key)? } else { None };
                     files.push(in_dir(derive::readme_html(l, line, &text), html));
                     files.push(in_dir(derive::Doc { key: readme_key, bytes: text }, None));
-                    doc = derive::version(l, line, true, downloads);
+                    doc = derive::version(l, line, true, downloads, origin);
                 }
             } else if has_readme && !root.exists(&l.readme_html(name, &line.vers)) {
                 // A README kept from before pages were rendered.
@@ -313,9 +316,9 @@ fn derive_all(
         }
         Ok(())
     };
-    let snap = Snapshot::load_visiting(reg, &|lines, meta| {
-        package_files(lines, meta)?;
-        also(lines, meta)
+    let snap = Snapshot::load_visiting(reg, &|raw, lines, meta| {
+        package_files(raw, lines, meta)?;
+        also(raw, lines, meta)
     })?;
     for (path, bytes) in snap.other.iter().chain(&snap.advisories).chain(&snap.meta) {
         let bytes = if path == "config.json" && reg.config.read_only {

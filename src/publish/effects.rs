@@ -298,10 +298,22 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
             Sources::with_lines(reg, conn, name, lines.clone())
         })
         .collect::<Result<_>>()?;
+    // A package cached from an upstream: every version is new here.
+    let cached: BTreeSet<String> = planned
+        .iter()
+        .filter_map(|p| match &p.job.req.change {
+            Change::Cache { name, .. } => Some(canonical(name)),
+            _ => None,
+        })
+        .collect();
     super::overlapped(reg, || {
         changed.par_iter().try_for_each(|src| {
-            let mine = versions.get(&canonical(&src.name)).map_or(&[][..], Vec::as_slice);
-            package_files::write_files(reg, src, Scope::Versions(mine))
+            let key = canonical(&src.name);
+            let scope = match (cached.contains(&key), versions.get(&key)) {
+                (true, _) => Scope::Everything,
+                (false, mine) => Scope::Versions(mine.map_or(&[][..], Vec::as_slice)),
+            };
+            package_files::write_files(reg, src, scope)
         })
     })?;
     // Each owner once, however many of its packages the group changed.

@@ -366,8 +366,8 @@ impl Worker {
                 };
                 db::events::record(&txn, &event)?;
             }
-            if plan.commit.is_some() {
-                next_leaf = next_leaf.map(|n| n + 1);
+            if let Some(c) = &plan.commit {
+                next_leaf = next_leaf.map(|n| n + c.entries);
             }
             let job = batch.pop_front().expect("the front job");
             planned.push(Planned { job, plan, audit_id });
@@ -403,6 +403,7 @@ impl Worker {
                     version: line.vers.clone(),
                     sha256: line.cksum.clone(),
                     blake3: line.blake3.clone(),
+                    upstream: None,
                 };
                 let key =
                     reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
@@ -441,7 +442,11 @@ impl Worker {
                             .iter()
                             .map(|(path, content)| (path.as_str(), content.as_deref()))
                             .collect();
-                        ids.push(Some(tx.commit(&files, &c.subject, &p.job.req.actor.login())?))
+                        let trailer = match &c.trailer {
+                            Some(t) => t.clone(),
+                            None => format!("Published-By: {}", p.job.req.actor.login()),
+                        };
+                        ids.push(Some(tx.commit(&files, &c.subject, &trailer)?))
                     }
                     None => ids.push(None),
                 }

@@ -25,6 +25,8 @@ pub(super) fn describe(change: &Change) -> (&'static str, String) {
         Change::Deprecate { name, meta: None } => ("undeprecate", name.clone()),
         Change::DeletePackage { name } => ("delete", name.clone()),
         Change::Advisory { id, .. } => ("advisory", id.clone()),
+        Change::Cache { name, row, .. } => ("cache", format!("{name} from {}", row.upstream)),
+        Change::Claim { name } => ("upstream-claim", name.clone()),
     }
 }
 
@@ -40,15 +42,26 @@ pub(super) struct Plan {
     pub undo: Undo,
 }
 
-/// One index commit: files set (`Some`) or removed (`None`), and its subject.
+/// One index commit: files set (`Some`) or removed (`None`), its subject,
+/// the trailer that replaces `Published-By` (an upstream's), and how many
+/// log entries it makes (`log::history` makes them from the commit).
 pub(super) struct Commit {
     pub files: Vec<(String, Option<Vec<u8>>)>,
     pub subject: String,
+    pub trailer: Option<String>,
+    pub entries: u64,
+}
+
+impl Commit {
+    /// A change the log records with one entry.
+    fn logged(files: Vec<(String, Option<Vec<u8>>)>, subject: String) -> Commit {
+        Commit { files, subject, trailer: None, entries: 1 }
+    }
 }
 
 /// A commit that sets one file.
 fn sets(path: String, content: Vec<u8>, subject: String) -> Option<Commit> {
-    Some(Commit { files: vec![(path, Some(content))], subject })
+    Some(Commit::logged(vec![(path, Some(content))], subject))
 }
 
 /// The database rows of a change whose index commit failed, to take back.
@@ -56,8 +69,20 @@ fn sets(path: String, content: Vec<u8>, subject: String) -> Option<Commit> {
 /// deletion) are done when the transaction commits and need none.
 pub(super) enum Undo {
     Nothing,
-    Publish { name: String, version_key: String, new_package: bool },
-    HardDelete { name: String, version_keys: Vec<String> },
+    Publish {
+        name: String,
+        version_key: String,
+        new_package: bool,
+    },
+    HardDelete {
+        name: String,
+        version_keys: Vec<String>,
+    },
+    /// The log entries a cache change's versions were given.
+    Cache {
+        name: String,
+        versions: Vec<String>,
+    },
 }
 
 impl Undo {
@@ -73,6 +98,11 @@ impl Undo {
             }
             Undo::HardDelete { name, version_keys } => {
                 version_keys.iter().try_for_each(|key| db::unmark_version_deleted(conn, space, name, key))
+            }
+            // The validators named a file the index does not hold: the next look fetches it whole.
+            Undo::Cache { name, versions } => {
+                db::upstream::forget_validators(conn, space, name)?;
+                versions.iter().try_for_each(|v| db::upstream::clear_log_index(conn, space, name, v))
             }
         }
     }
@@ -277,7 +307,7 @@ pub(super) fn plan(
             if head.read(&meta::path(&spelled))?.is_some() {
                 removed.push((meta::path(&spelled), None));
             }
-            let commit = Some(Commit { files: removed, subject: format!("delete {spelled}") });
+            let commit = Some(Commit::logged(removed, format!("delete {spelled}")));
             let versions = gone.iter().map(|l| l.vers.clone()).collect();
             let undo = Undo::HardDelete { name: spelled, version_keys };
             Ok(Plan { commit, line: None, gone, outcome: Outcome::PackageDeleted { versions }, undo })
@@ -294,10 +324,7 @@ pub(super) fn plan(
                 return Ok(done(outcome));
             }
             let verb = if after.is_deprecated() { "deprecate" } else { "undeprecate" };
-            let commit = Some(Commit {
-                files: vec![(path, after.file_bytes())],
-                subject: format!("{verb} {spelled}"),
-            });
+            let commit = Some(Commit::logged(vec![(path, after.file_bytes())], format!("{verb} {spelled}")));
             *name = spelled;
             Ok(Plan { commit, line: None, gone: Vec::new(), outcome, undo: Undo::Nothing })
         }
@@ -316,7 +343,92 @@ pub(super) fn plan(
                 undo: Undo::Nothing,
             })
         }
+        Change::Cache { name, file, row } => cache(conn, reg, head, row, name, file, leaf, files),
+        Change::Claim { name } => {
+            if !matches!(actor, Actor::Admin) {
+                return Err(WriteError::Forbidden("only an administrator claims a name".into()));
+            }
+            let new = db::upstream::claim(conn, space, name)?;
+            db::upstream::forget(conn, space, name)?;
+            let path = package_path(name);
+            // The lines an upstream served leave the index with the claim;
+            // a local package's file stays.
+            let cached = db::find_package(conn, space, name)?.is_none() && head.read(&path)?.is_some();
+            let (mut commit, mut gone) = (None, Vec::new());
+            if cached {
+                // Their blobs and documents go with them.
+                gone = std::mem::take(lines_mut(head, files, &path)?);
+                let subject = format!("claim {name}");
+                commit = Some(Commit { files: vec![(path, None)], subject, trailer: None, entries: 0 });
+            }
+            Ok(Plan { commit, line: None, gone, outcome: Outcome::Claimed { new }, undo: Undo::Nothing })
+        }
     }
+}
+
+/// An upstream's file for a name with no local package: committed when it
+/// differs from the index's, each line it adds or changes a log entry
+/// (whose numbers the cached versions' rows record), with the upstream's
+/// row (its validators: they name the file the index holds).
+#[allow(clippy::too_many_arguments)]
+fn cache(
+    conn: &Conn,
+    reg: &Registry,
+    head: &IndexSnapshot,
+    row: &db::upstream::Cached,
+    name: &str,
+    file: &[u8],
+    leaf: Option<u64>,
+    files: &mut BTreeMap<String, Vec<IndexLine>>,
+) -> Result<Plan, WriteError> {
+    let space = &reg.space;
+    if db::find_package(conn, space, name)?.is_some() || db::upstream::claimed(conn, space, name)? {
+        return Err(WriteError::Conflict(format!("`{name}` is a local package: no upstream serves it")));
+    }
+    let path = package_path(name);
+    let before = head.read(&path)?;
+    // A second file for the name in one group waits for the next revalidation.
+    if files.contains_key(&path) {
+        return Ok(done(Outcome::Cached { changed: false }));
+    }
+    db::upstream::checked(conn, space, name, row)?;
+    if before.as_deref() == Some(file) {
+        return Ok(done(Outcome::Cached { changed: false }));
+    }
+    let added = crate::log::history::cached_lines(before.as_deref(), file);
+    let mut versions = Vec::new();
+    if let Some(first) = leaf {
+        for (i, raw) in added.iter().enumerate() {
+            for (_, l) in crate::upstream::parse(name, raw).map_err(WriteError::Internal)? {
+                db::upstream::set_log_index(conn, space, name, &l.vers, first + i as u64)?;
+                versions.push(l.vers);
+            }
+        }
+    }
+    let lines = IndexLine::parse_file(file).map_err(anyhow::Error::from)?;
+    files.insert(path.clone(), lines);
+    let commit = Commit {
+        files: vec![(path, Some(file.to_vec()))],
+        subject: format!("cache {name}"),
+        trailer: Some(format!("Upstream: {}", row.upstream)),
+        entries: added.len() as u64,
+    };
+    let undo = Undo::Cache { name: name.to_string(), versions };
+    Ok(Plan {
+        commit: Some(commit),
+        line: None,
+        gone: Vec::new(),
+        outcome: Outcome::Cached { changed: true },
+        undo,
+    })
+}
+
+/// The refusal of a local name an upstream offers (SPEC section 16).
+pub(crate) fn upstream_name(name: &str, upstream: &str) -> WriteError {
+    WriteError::UpstreamName(format!(
+        "`{name}` is served from upstream {upstream}: a local package of that name would shadow it; \
+         an administrator can claim it for local use (`cairn admin upstream claim {name}`)"
+    ))
 }
 
 /// The lines of an index file as the group has it so far.
@@ -435,6 +547,11 @@ fn check_org_owner(conn: &Conn, caller: &Caller, org: &db::org::Org) -> Result<(
 /// claim names.
 fn check_new_name(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<(), WriteError> {
     name::check_reserved(pkg, &reg.config.reserved_names).map_err(|e| WriteError::Invalid(e.to_string()))?;
+    if let Some(cached) = db::upstream::cached(conn, &reg.space, pkg)? {
+        if !db::upstream::claimed(conn, &reg.space, pkg)? {
+            return Err(upstream_name(pkg, &cached.upstream));
+        }
+    }
     if let Some(similar) = db::find_confusable(conn, &reg.space, pkg)? {
         return Err(WriteError::Conflict(format!(
             "the name `{pkg}` is too similar to the existing package `{similar}`"

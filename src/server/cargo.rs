@@ -62,6 +62,7 @@ async fn publish(req: &Request<'_>) -> ApiResult {
     .map_err(ApiError::from_archive)?;
     let line = crate_line(&meta, &inspected.manifest, &sha256, &blake3, krate.len() as u64);
     let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
+    super::upstream::guard_new_name(req, &line.name).await?;
     let upload = Upload { line, version, bytes: krate, readme };
     req.writer().publish(req.by()?, upload).await?;
     Ok((
