@@ -231,18 +231,7 @@ async fn blob(state: &State, up: &Upstreams, sha256: &str) -> Result<(), ApiErro
     let max_bytes = src.config.max_cache_bytes;
     let stored = state
         .db(move |conn| {
-            let key = reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
-            let (sha256, blake3) = crate::store::digests(&bytes);
-            let att = crate::sign::Attestation {
-                registry: reg.config.name.clone(),
-                name: line.name.clone(),
-                version: line.vers.clone(),
-                sha256,
-                blake3,
-                upstream: Some(upstream.clone()),
-            };
-            let sig = key.sign(&bytes, &att)?;
-            reg.store.put(&line.cksum, &bytes, &sig)?;
+            crate::upstream::keep(&reg, &upstream, &line.name, &line.vers, &bytes)?;
             reg.root.sync()?;
             rows::fetched(conn, &reg.space, &line.cksum, size, chrono::Utc::now().timestamp_millis())?;
             if max_bytes > 0 {

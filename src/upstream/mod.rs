@@ -7,6 +7,7 @@
 //! request per key at a time (single flight), and a name an upstream does
 //! not know is remembered for `refresh`.
 
+pub mod import;
 mod lines;
 
 pub use lines::{offered, parse, UpstreamLine};
@@ -259,6 +260,30 @@ impl Source {
     pub fn min_age(&self) -> i64 {
         self.min_age
     }
+}
+
+/// Signs a cached version's bytes (their SHA-256 checked already) with the
+/// trusted comment naming its upstream and stores them content-addressed,
+/// as a local publish's; not synced (the caller's batch ends with a sync).
+pub fn keep(
+    reg: &crate::registry::Registry,
+    upstream: &str,
+    name: &str,
+    version: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let key = reg.key.as_ref().context("this registry has no signing key")?;
+    let (sha256, blake3) = crate::store::digests(bytes);
+    let att = crate::sign::Attestation {
+        registry: reg.config.name.clone(),
+        name: name.to_string(),
+        version: version.to_string(),
+        sha256: sha256.clone(),
+        blake3,
+        upstream: Some(upstream.to_string()),
+    };
+    let sig = key.sign(bytes, &att)?;
+    Ok(reg.store.put(&sha256, bytes, &sig)?)
 }
 
 /// A download URL from a `dl` template, as cargo makes it: the markers

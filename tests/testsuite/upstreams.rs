@@ -117,6 +117,20 @@ fn cargo_builds_through_cairn_and_keeps_building_with_the_upstream_down() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(server.get(&format!("/index/{}", cairn::index::package_path("corp-widgets"))).status(), 200);
 
+    // fsck finds the cached lines, blobs and signatures whole (a line
+    // whose blob nobody asked for yet is no finding).
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["fsck", "--data"])
+        .arg(&server.data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The upstream goes away: a fresh CARGO_HOME still builds everything cached.
     up.stop();
     let fresh = cargo_home(&tmp.path().join("cargo-home-2"), &server.url);
@@ -328,4 +342,107 @@ fn cairn_fetch_verifies_a_cached_crate_by_signature_and_log() {
     let entry = base64::engine::general_purpose::STANDARD.decode(extra).unwrap();
     let entry = String::from_utf8(entry).unwrap();
     assert!(entry.starts_with(&format!("cairn-log-v1 cache hex 0.4.3 {sha256} ")), "{entry}");
+}
+
+/// `cairn upstream fetch LOCKFILE` warms the cache: every crate the lock
+/// pins is stored afterwards; `cairn upstream list` shows them.
+#[test]
+fn upstream_fetch_warms_the_cache_from_a_lockfile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = Upstream::start(tmp.path());
+    let server = cairn_in_front(&tmp.path().join("data"), &up, "");
+    let user = User::new();
+    let lock = fixture().join("Cargo.lock");
+    let out = user.ok(tmp.path(), &["upstream", "fetch", lock.to_str().unwrap(), "--registry", &server.url]);
+    assert!(out.contains("40 packages cached"), "{out}");
+    for (name, version, sha256) in manifest() {
+        assert!(server.static_root().join(format!("blobs/sha256/{sha256}")).is_file(), "{name} {version}");
+    }
+    let list = user.ok(tmp.path(), &["upstream", "list", "--data", server.data.to_str().unwrap()]);
+    let hex = list.lines().find(|l| l.starts_with("hex\t")).unwrap_or_else(|| panic!("{list}"));
+    let f: Vec<&str> = hex.split('\t').collect();
+    let size = std::fs::metadata(fixture().join("crates/hex/0.4.3/download")).unwrap().len();
+    assert_eq!(&f[1..5], &["crates-io", "9", "1", &size.to_string()], "{list}");
+}
+
+/// An air-gapped registry: `cairn import --upstream` fills the cache from
+/// a directory with the upstream unreachable. An index file found there is
+/// kept byte for byte; other crates get the line `cargo publish` would have
+/// made (crates.io's line but its `pubtime`); cargo fetches every crate.
+#[test]
+fn an_air_gapped_registry_serves_what_cairn_import_brought() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Nothing listens there.
+    let nowhere = format!("sparse+http://127.0.0.1:{}/index/", support::free_port());
+    std::fs::write(
+        data.join("registry.toml"),
+        format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{nowhere}\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(&data);
+    let dir = tmp.path().join("import");
+    std::fs::create_dir_all(dir.join("index/3/h")).unwrap();
+    assert!(Command::new("cp").arg("-R").arg(fixture().join("crates")).arg(&dir).status().unwrap().success());
+    let hex_path = cairn::index::package_path("hex");
+    std::fs::copy(fixture().join("index").join(&hex_path), dir.join("index").join(&hex_path)).unwrap();
+    let user = User::new();
+    let out = user.ok(
+        tmp.path(),
+        &["import", "--upstream", "crates-io", dir.to_str().unwrap(), "--data", data.to_str().unwrap()],
+    );
+    assert!(out.contains("40 crates"), "{out}");
+
+    let served = server.get(&format!("/index/{hex_path}")).bytes().unwrap();
+    assert_eq!(&served[..], &std::fs::read(fixture().join("index").join(&hex_path)).unwrap()[..]);
+    let ryu_path = cairn::index::package_path("ryu");
+    let served = server.get(&format!("/index/{ryu_path}")).text().unwrap();
+    assert_eq!(served.lines().count(), 1, "{served}");
+    let mut derived: Value = serde_json::from_str(served.trim()).unwrap();
+    let theirs = std::fs::read_to_string(fixture().join("index").join(&ryu_path)).unwrap();
+    let mut theirs: Value = theirs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["vers"] == "1.0.23")
+        .unwrap();
+    theirs.as_object_mut().unwrap().remove("pubtime");
+    derived.as_object_mut().unwrap().remove("pubtime");
+    assert_eq!(derived, theirs, "the line cargo publish would have made");
+
+    let project = tmp.path().join("project");
+    seed_project(&project);
+    std::fs::copy(fixture().join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let home = cargo_home(&tmp.path().join("cargo-home"), &server.url);
+    cargo_ok(&home, &project, &["fetch", "--locked"]);
+}
+
+/// The shipped nginx configuration in front: an index file or blob it
+/// lacks falls back to cairn, which fills it from the upstream; cargo
+/// fetches the whole project through nginx.
+#[test]
+fn nginx_in_front_falls_back_to_cairn_for_what_it_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = Upstream::start(tmp.path());
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("registry.toml"),
+        format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{}\"\n", up.index()),
+    )
+    .unwrap();
+    let (server, nginx) = support::Nginx::in_front(&data);
+    let project = tmp.path().join("project");
+    seed_project(&project);
+    std::fs::copy(fixture().join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let home = cargo_home(&tmp.path().join("cargo-home"), &nginx.url);
+    cargo_ok(&home, &project, &["fetch", "--locked"]);
+    for (name, version, sha256) in manifest() {
+        assert!(server.static_root().join(format!("blobs/sha256/{sha256}")).is_file(), "{name} {version}");
+    }
+    // Now a static file of nginx's: the same bytes, from the root.
+    let path = cairn::index::package_path("hex");
+    let resp = reqwest::blocking::get(format!("{}/index/{path}", nginx.url)).unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(&resp.bytes().unwrap()[..], &std::fs::read(fixture().join("index").join(&path)).unwrap()[..]);
 }
