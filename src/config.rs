@@ -86,6 +86,11 @@ pub struct Upstream {
     pub refresh: u64,
     /// Bound on the bytes of blobs cached from upstreams (0: none).
     pub max_cache_bytes: u64,
+    /// Whether the public registry is served from it.
+    pub public: bool,
+    /// Private organisations (slugs) whose registries it also serves,
+    /// each with its own cache, claims and 409s in its name space.
+    pub orgs: Vec<String>,
 }
 
 impl Default for Upstream {
@@ -98,6 +103,8 @@ impl Default for Upstream {
             deny: Vec::new(),
             refresh: 60,
             max_cache_bytes: 0,
+            public: true,
+            orgs: Vec::new(),
         }
     }
 }
@@ -122,6 +129,14 @@ impl Upstream {
             _ => anyhow::bail!("min_age {s:?}: the unit is s, m, h or d"),
         };
         Ok(n * per)
+    }
+
+    /// Whether it serves the registry of `org` (`None`: the public one).
+    pub fn serves(&self, org: Option<&str>) -> bool {
+        match org {
+            None => self.public,
+            Some(slug) => self.orgs.iter().any(|o| o.eq_ignore_ascii_case(slug)),
+        }
     }
 
     /// Whether `allow` lets it serve `name` and `deny` does not stop it

@@ -8,7 +8,7 @@
 
 use http::{Response, StatusCode};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::body::{full, Body};
@@ -16,6 +16,8 @@ use super::{render_error, ApiError, State};
 use crate::db::upstream::{self as rows, Cached};
 use crate::layout::Missable;
 use crate::publish::WriteError;
+use crate::publish::Writer;
+use crate::registry::Registry;
 use crate::upstream::{Answer, Failure, Source, Upstreams};
 
 /// When each name's index file needs no look before it is served again:
@@ -26,13 +28,23 @@ pub struct Fresh(Mutex<HashMap<String, Instant>>);
 /// How long a name found local (or no upstream's) is not looked at again.
 const LOCAL_FOR: Duration = Duration::from_secs(30);
 
-impl Fresh {
+/// The registry a read is for (the public one, or a private
+/// organisation's), with its writer.
+struct Target<'a> {
+    state: &'a State,
+    reg: &'a Arc<Registry>,
+    writer: &'a Writer,
+}
+
+impl Target<'_> {
     fn is_fresh(&self, name: &str) -> bool {
-        self.0.lock().unwrap().get(&crate::name::canonical(name)).is_some_and(|until| *until > Instant::now())
+        let key = self.reg.space.key(name);
+        self.state.upstream_fresh.0.lock().unwrap().get(&key).is_some_and(|until| *until > Instant::now())
     }
 
-    fn until(&self, name: &str, for_: Duration) {
-        self.0.lock().unwrap().insert(crate::name::canonical(name), Instant::now() + for_);
+    fn fresh_for(&self, name: &str, for_: Duration) {
+        let key = self.reg.space.key(name);
+        self.state.upstream_fresh.0.lock().unwrap().insert(key, Instant::now() + for_);
     }
 }
 
@@ -41,18 +53,33 @@ impl Fresh {
 /// to give instead of the file (502 when an upstream failed for a file
 /// never cached).
 pub async fn before_read(state: &State, up: &Upstreams, key: &str) -> Option<Response<Body>> {
-    let done = match state.reg.root.layout().missable(key)? {
+    // A private organisation's read (its gate passed) is its registry's.
+    let hosted = match crate::layout::Layout::org_of(key) {
+        Some((slug, _)) if up.serves(Some(slug)) => match super::private::hosted(state, slug).await {
+            Ok(hosted) => Some(hosted),
+            Err(e) => return Some(render_error(&e, None, false).map(full)),
+        },
+        Some(_) => return None,
+        None => None,
+    };
+    let target = match &hosted {
+        Some(h) => Target { state, reg: &h.reg, writer: &h.writer },
+        None => Target { state, reg: &state.reg, writer: &state.writer },
+    };
+    let top = target.reg.root.layout().top().to_string();
+    let flight = |what: &str| format!("{top}{what}");
+    let done = match target.reg.root.layout().missable(key)? {
         Missable::IndexFile(name) => {
-            if state.upstream_fresh.is_fresh(&name) {
+            if target.is_fresh(&name) {
                 return None;
             }
-            up.single(&format!("index {name}"), index_file(state, up, &name)).await
+            up.single(&flight(&format!("index {name}")), index_file(&target, up, &name)).await
         }
         Missable::Blob(sha256) => {
-            if state.reg.store.exists(&sha256) {
+            if target.reg.store.exists(&sha256) {
                 return None;
             }
-            up.single(&format!("blob {sha256}"), blob(state, up, &sha256)).await
+            up.single(&flight(&format!("blob {sha256}")), blob(&target, up, &sha256)).await
         }
     };
     match done {
@@ -64,8 +91,9 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &str) -> Option<Res
 /// Brings the index's file for `name` level with its upstream, if an
 /// upstream serves it: what the upstream offers now, or (if it fails) the
 /// cached file as it is. An error only for a name never cached.
-async fn index_file(state: &State, up: &Upstreams, name: &str) -> Result<(), ApiError> {
-    let reg = state.reg.clone();
+async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), ApiError> {
+    let (state, reg) = (t.state, t.reg.clone());
+    let org = reg.space.org();
     let refresh_ms = |src: &Source| src.config.refresh as i64 * 1000;
     let (owner, row, cached) = {
         let (name, reg) = (name.to_string(), reg.clone());
@@ -81,22 +109,22 @@ async fn index_file(state: &State, up: &Upstreams, name: &str) -> Result<(), Api
     };
     // A local name is never served from an upstream.
     if owner {
-        state.upstream_fresh.until(name, LOCAL_FOR);
+        t.fresh_for(name, LOCAL_FOR);
         return Ok(());
     }
     let src = match &row {
-        Some(row) => up.named(&row.upstream).or_else(|| up.for_name(name)),
-        None => up.for_name(name),
+        Some(row) => up.named(&row.upstream).or_else(|| up.for_name(name, org)),
+        None => up.for_name(name, org),
     };
     let Some(src) = src else {
-        state.upstream_fresh.until(name, LOCAL_FOR);
+        t.fresh_for(name, LOCAL_FOR);
         return Ok(());
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Another node (or this one before a restart) looked lately.
     if let Some(row) = row.as_ref().filter(|r| cached && r.checked_ms + refresh_ms(src) > now_ms) {
         let left = (row.checked_ms + refresh_ms(src) - now_ms) as u64;
-        state.upstream_fresh.until(name, Duration::from_millis(left));
+        t.fresh_for(name, Duration::from_millis(left));
         return Ok(());
     }
     if !cached && up.known_absent(name) {
@@ -118,21 +146,21 @@ async fn index_file(state: &State, up: &Upstreams, name: &str) -> Result<(), Api
         Ok(Answer::NotModified) => {
             let row =
                 row.clone().map(|r| checked(r.etag, r.last_modified)).expect("validators came from a row");
-            record(state, name, row).await?;
-            state.upstream_fresh.until(name, refresh);
+            record(t, name, row).await?;
+            t.fresh_for(name, refresh);
             return Ok(());
         }
         // A name the upstream lacks: 404 (remembered); a cached one stays.
         Ok(Answer::Absent) => return Ok(()),
         Ok(Answer::File { bytes, etag, last_modified }) => (bytes, checked(etag, last_modified)),
-        Err(e) => return stale_or(state, name, cached, src, e),
+        Err(e) => return stale_or(t, name, cached, src, e),
     };
     let lines = match crate::upstream::parse(name, &bytes) {
         Ok(lines) => lines,
         Err(e) => {
             let why = format!("its index file for {name} is no index file: {e:#}");
             let e = Failure::Unavailable { upstream: src.config.name.clone(), why };
-            return stale_or(state, name, cached, src, e);
+            return stale_or(t, name, cached, src, e);
         }
     };
     // The cooldown counts from `pubtime`, else from cairn's first sighting.
@@ -151,14 +179,14 @@ async fn index_file(state: &State, up: &Upstreams, name: &str) -> Result<(), Api
     let file = crate::upstream::offered(&lines, src.min_age(), &seen, now);
     if file.is_empty() {
         // Every version is in its cooldown: nothing to serve yet.
-        state.upstream_fresh.until(name, refresh);
+        t.fresh_for(name, refresh);
         return Ok(());
     }
-    match state.writer.cache(name, file, row).await {
+    match t.writer.cache(name, file, row).await {
         Ok(_) => {}
         // Published or claimed meanwhile: local from now on.
         Err(WriteError::Conflict(_)) => {
-            state.upstream_fresh.until(name, LOCAL_FOR);
+            t.fresh_for(name, LOCAL_FOR);
             return Ok(());
         }
         Err(e) if cached => {
@@ -166,24 +194,24 @@ async fn index_file(state: &State, up: &Upstreams, name: &str) -> Result<(), Api
         }
         Err(e) => return Err(e.into()),
     }
-    state.upstream_fresh.until(name, refresh);
+    t.fresh_for(name, refresh);
     Ok(())
 }
 
 /// An upstream failed: a cached file is served as it is (and looked at
 /// again after `refresh`); a name never cached gets 502.
-fn stale_or(state: &State, name: &str, cached: bool, src: &Source, e: Failure) -> Result<(), ApiError> {
+fn stale_or(t: &Target, name: &str, cached: bool, src: &Source, e: Failure) -> Result<(), ApiError> {
     tracing::warn!(error = %e, name, cached, "an upstream failed");
     if cached {
-        state.upstream_fresh.until(name, Duration::from_secs(src.config.refresh));
+        t.fresh_for(name, Duration::from_secs(src.config.refresh));
         return Ok(());
     }
     Err(failure(e))
 }
 
-async fn record(state: &State, name: &str, row: Cached) -> Result<(), ApiError> {
-    let (name, space) = (name.to_string(), state.reg.space.clone());
-    state.db(move |conn| rows::checked(conn, &space, &name, &row)).await
+async fn record(t: &Target<'_>, name: &str, row: Cached) -> Result<(), ApiError> {
+    let (name, space) = (name.to_string(), t.reg.space.clone());
+    t.state.db(move |conn| rows::checked(conn, &space, &name, &row)).await
 }
 
 /// An upstream's failure as the reader sees it.
@@ -197,8 +225,8 @@ pub fn failure(e: Failure) -> ApiError {
 
 /// Fetches the blob `sha256` from the upstream whose committed line names
 /// it, checks it, signs it naming the upstream, and stores it.
-async fn blob(state: &State, up: &Upstreams, sha256: &str) -> Result<(), ApiError> {
-    let reg = state.reg.clone();
+async fn blob(t: &Target<'_>, up: &Upstreams, sha256: &str) -> Result<(), ApiError> {
+    let (state, reg) = (t.state, t.reg.clone());
     // Another flight stored it while this one waited.
     if reg.store.exists(sha256) {
         return Ok(());
@@ -274,11 +302,11 @@ fn evict(
 /// claimed. An upstream that cannot say refuses too: the name might be its.
 pub async fn guard_new_name(req: &super::Request<'_>, name: &str) -> Result<(), ApiError> {
     let Some(up) = req.state.upstreams.clone() else { return Ok(()) };
-    // A private registry's names are its own (its upstreams are its settings').
-    if req.org.is_some() || up.for_name(name).is_none() {
+    let space = req.space();
+    if up.for_name(name, space.org()).is_none() {
         return Ok(());
     }
-    let (space, n) = (req.space(), name.to_string());
+    let (org, n) = (space.org().map(str::to_string), name.to_string());
     let local = req
         .state
         .db(move |conn| {
@@ -288,7 +316,7 @@ pub async fn guard_new_name(req: &super::Request<'_>, name: &str) -> Result<(), 
     if local {
         return Ok(());
     }
-    match up.offers(name).await {
+    match up.offers(name, org.as_deref()).await {
         Ok(None) => Ok(()),
         Ok(Some(upstream)) => Err(crate::publish::upstream_name(name, &upstream).into()),
         Err(e) => Err(failure(e)),

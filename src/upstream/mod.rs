@@ -108,9 +108,15 @@ impl Upstreams {
         })))
     }
 
-    /// The first upstream whose rules let it serve `name`.
-    pub fn for_name(&self, name: &str) -> Option<&Source> {
-        self.sources.iter().find(|s| s.config.allows(name))
+    /// The first upstream of the registry (`org`: a private
+    /// organisation's, else the public one) whose rules let it serve `name`.
+    pub fn for_name(&self, name: &str, org: Option<&str>) -> Option<&Source> {
+        self.sources.iter().find(|s| s.config.serves(org) && s.config.allows(name))
+    }
+
+    /// Whether any upstream serves that registry.
+    pub fn serves(&self, org: Option<&str>) -> bool {
+        self.sources.iter().any(|s| s.config.serves(org))
     }
 
     /// The upstream called `name`, if it is still configured.
@@ -197,8 +203,8 @@ impl Upstreams {
 
     /// Whether the first upstream that may serve `name` knows it (one
     /// request): a local name it offers is refused (SPEC section 16).
-    pub async fn offers(&self, name: &str) -> Result<Option<String>, Failure> {
-        let Some(src) = self.for_name(name) else { return Ok(None) };
+    pub async fn offers(&self, name: &str, org: Option<&str>) -> Result<Option<String>, Failure> {
+        let Some(src) = self.for_name(name, org) else { return Ok(None) };
         match self.index_file(src, name, None, None).await? {
             Answer::Absent => Ok(None),
             _ => Ok(Some(src.config.name.clone())),

@@ -446,3 +446,50 @@ fn nginx_in_front_falls_back_to_cairn_for_what_it_lacks() {
     assert_eq!(resp.status(), 200);
     assert_eq!(&resp.bytes().unwrap()[..], &std::fs::read(fixture().join("index").join(&path)).unwrap()[..]);
 }
+
+/// A private organisation's registry with its own upstream (`orgs` in the
+/// `[[upstreams]]` entry; the public registry not served from it): its
+/// members read cached crates under `/orgs/{org}/`, signed and logged in
+/// its own log; its 409 and the public registry's are apart.
+#[test]
+fn a_private_registry_serves_its_own_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = Upstream::start(tmp.path());
+    let server = cairn_in_front(&tmp.path().join("data"), &up, "public = false\norgs = [\"acme\"]\n");
+    let ann = server.add_user("ann");
+    let made = support::api(
+        &server,
+        reqwest::Method::POST,
+        "/orgs",
+        &ann,
+        Some(serde_json::json!({ "slug": "acme", "visibility": "private" })),
+    );
+    assert_eq!(made.status(), 201);
+    let path = cairn::index::package_path("hex");
+    let read =
+        |p: &str| support::client().get(format!("{}{p}", server.url)).bearer_auth(&ann).send().unwrap();
+    let resp = read(&format!("/orgs/acme/index/{path}"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(&resp.bytes().unwrap()[..], &std::fs::read(fixture().join("index").join(&path)).unwrap()[..]);
+    let (_, _, sha256) = manifest().into_iter().find(|(n, v, _)| n == "hex" && v == "0.4.3").unwrap();
+    assert_eq!(read(&format!("/orgs/acme/blobs/sha256/{sha256}")).status(), 200);
+    let root = server.static_root().join("orgs/acme");
+    let sig = std::fs::read_to_string(root.join(format!("blobs/sha256/{sha256}.minisig"))).unwrap();
+    assert!(sig.contains(" upstream=crates-io"), "{sig}");
+    assert!(!server.static_root().join(format!("blobs/sha256/{sha256}")).exists(), "nothing public");
+    // The public registry has no upstream: hex is no name there.
+    assert_eq!(server.get(&format!("/index/{path}")).status(), 404);
+    let token = server.token.clone().unwrap();
+    let resp = server.put("hex", "9.9.9", &token, crate_upload("hex", "9.9.9"), "application/gzip");
+    assert_eq!(resp.status(), 201, "the public registry may have its own hex");
+    // In acme's registry, hex is the upstream's.
+    let resp = support::client()
+        .put(format!("{}/orgs/acme/api/v1/packages/hex/9.9.9", server.url))
+        .bearer_auth(&ann)
+        .header("Content-Type", "application/gzip")
+        .body(crate_upload("hex", "9.9.9"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert_eq!(json(resp)["error"], "upstream-name");
+}
