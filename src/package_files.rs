@@ -65,7 +65,14 @@ impl Sources {
     /// Its search delta entry, as of index commit `commit`.
     pub fn delta(&self, commit: &str) -> DeltaEntry {
         let deprecated = !self.lines.is_empty() && self.meta.as_ref().is_some_and(Meta::is_deprecated);
-        DeltaEntry::of(&self.name, &self.lines, commit, self.total(), deprecated)
+        DeltaEntry::of(
+            &self.name,
+            &self.lines,
+            commit,
+            self.total(),
+            deprecated,
+            self.origin.upstream.as_deref(),
+        )
     }
 }
 

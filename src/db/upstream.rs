@@ -66,13 +66,16 @@ pub fn first_seen(
     now_s: i64,
 ) -> Result<HashMap<String, i64>> {
     let key = space.key(name);
+    // One transaction: a package's hundreds of versions, one commit.
+    let txn = conn.transaction()?;
     for (version, cksum) in versions {
-        conn.execute(
+        txn.execute(
             "INSERT INTO upstream_versions (key, name, version, upstream, cksum, first_seen)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (key, version) DO NOTHING",
             params![key, name, version, upstream, cksum, now_s],
         )?;
     }
+    txn.commit()?;
     let rows: Vec<(String, i64)> =
         conn.query("SELECT version, first_seen FROM upstream_versions WHERE key = ?1", params![key], |r| {
             Ok((r.get(0)?, r.get(1)?))

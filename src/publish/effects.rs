@@ -336,7 +336,7 @@ fn group_effects(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed
     for (p, id) in planned.iter().zip(&c.commits) {
         let Some(id) = id else { continue };
         let name = match (&p.job.req.change, p.plan.line.as_ref().or(p.plan.gone.first())) {
-            (Change::Deprecate { name, .. }, _) => name.clone(),
+            (Change::Deprecate { name, .. } | Change::Cache { name, .. }, _) => name.clone(),
             (_, Some(line)) => line.name.clone(),
             _ => continue,
         };

@@ -143,7 +143,14 @@ fn search_packages(root: &StaticRoot, q: &str, limit: usize) -> anyhow::Result<(
     let crates = hits
         .into_iter()
         .take(limit)
-        .map(|h| json!({ "name": h.name, "max_version": h.version, "description": h.description }))
+        .map(|h| {
+            let mut hit = json!({ "name": h.name, "max_version": h.version, "description": h.description });
+            // A package cached from an upstream says which (SPEC section 16).
+            if let Some(upstream) = h.upstream {
+                hit["upstream"] = json!(upstream);
+            }
+            hit
+        })
         .collect();
     Ok((total, crates))
 }

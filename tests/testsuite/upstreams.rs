@@ -99,6 +99,10 @@ fn cargo_builds_through_cairn_and_keeps_building_with_the_upstream_down() {
     assert_eq!(doc["upstream"], "crates-io", "{doc}");
     let doc = json(server.get("/api/v1/packages/hex/0.4.3.json"));
     assert!(doc["logIndex"].as_u64().is_some(), "{doc}");
+    // Search shows it, marked with its upstream (the delta, before any search job).
+    let found = json(server.get("/api/v1/crates?q=hex"));
+    let hit = found["crates"].as_array().unwrap().iter().find(|c| c["name"] == "hex").cloned();
+    assert_eq!(hit.map(|h| h["upstream"].clone()), Some(Value::from("crates-io")), "{found}");
     let log = support::git(&server.static_root().join("index.git"), &["log", "--format=%s%n%b", "main"]);
     let log = String::from_utf8_lossy(&log.stdout).into_owned();
     assert!(log.contains("cache hex\nUpstream: crates-io"), "{log}");

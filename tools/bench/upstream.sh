@@ -62,6 +62,8 @@ UP="http://127.0.0.1:$UP_PORT"
 mkdir -p "$WORK/upstream" "$WORK/nginx/tmp"
 cp -R "$FIXTURE/index" "$FIXTURE/crates" "$WORK/upstream/"
 sed "s|@BASE@|$UP|g" "$FIXTURE/config.json.template" >"$WORK/upstream/index/config.json"
+# nginx's workers (an unprivileged user when started as root) read it.
+chmod -R a+rX "$WORK"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log;
