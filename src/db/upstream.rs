@@ -46,6 +46,27 @@ pub fn checked(conn: &Conn, space: &Space, name: &str, row: &Cached) -> Result<(
     Ok(())
 }
 
+/// Records the versions not seen before (at `now_s`), in the caller's
+/// transaction.
+pub fn record_versions(
+    conn: &Conn,
+    space: &Space,
+    name: &str,
+    upstream: &str,
+    versions: &[(&str, &str)],
+    now_s: i64,
+) -> Result<()> {
+    let key = space.key(name);
+    for (version, cksum) in versions {
+        conn.execute(
+            "INSERT INTO upstream_versions (key, name, version, upstream, cksum, first_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (key, version) DO NOTHING",
+            params![key, name, version, upstream, cksum, now_s],
+        )?;
+    }
+    Ok(())
+}
+
 /// Drops a package's validators (its file did not reach the index).
 pub fn forget_validators(conn: &Conn, space: &Space, name: &str) -> Result<()> {
     conn.execute(
@@ -68,13 +89,7 @@ pub fn first_seen(
     let key = space.key(name);
     // One transaction: a package's hundreds of versions, one commit.
     let txn = conn.transaction()?;
-    for (version, cksum) in versions {
-        txn.execute(
-            "INSERT INTO upstream_versions (key, name, version, upstream, cksum, first_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (key, version) DO NOTHING",
-            params![key, name, version, upstream, cksum, now_s],
-        )?;
-    }
+    record_versions(&txn, space, name, upstream, versions, now_s)?;
     txn.commit()?;
     let rows: Vec<(String, i64)> =
         conn.query("SELECT version, first_seen FROM upstream_versions WHERE key = ?1", params![key], |r| {

@@ -412,7 +412,13 @@ impl Worker {
                 Ok(())
             })
         });
-        if let Err(e) = stored.and_then(|()| Ok(reg.root.sync()?)) {
+        // A group without uploads (yanks, upstream caches, …) has no bytes to flush.
+        let uploads = planned.iter().any(|p| matches!(p.job.req.change, Change::Publish(_)));
+        if let Err(e) = stored.and_then(|()| {
+            Ok(if uploads {
+                reg.root.sync()?
+            })
+        }) {
             tracing::error!(error = %format!("{e:#}"), "storing a write group's blobs failed");
             drop(txn);
             remove_blobs(&reg, planned);

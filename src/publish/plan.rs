@@ -395,6 +395,10 @@ fn cache(
     if before.as_deref() == Some(file) {
         return Ok(done(Outcome::Cached { changed: false }));
     }
+    // Each version's row (its first sighting, if the cooldown did not record it).
+    let lines = crate::upstream::parse(name, file).map_err(WriteError::Internal)?;
+    let seen: Vec<(&str, &str)> = lines.iter().map(|(_, l)| (l.vers.as_str(), l.cksum.as_str())).collect();
+    db::upstream::record_versions(conn, space, name, &row.upstream, &seen, chrono::Utc::now().timestamp())?;
     let added = crate::log::history::cached_lines(before.as_deref(), file);
     let mut versions = Vec::new();
     if let Some(first) = leaf {

@@ -285,13 +285,24 @@ fn is_static_read(method: &Method, path: &str) -> bool {
 
 async fn read_static(state: &State, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
     let ask = files::Ask::of(method, headers);
-    if let (Some(up), Some(key)) = (&state.upstreams, files::key_of(path)) {
-        if let Some(refused) = upstream::before_read(state, up, &key).await {
+    // An upstream's index file is looked at before it is served (it may be
+    // due for revalidation); a blob only when it is missing.
+    let upstream = state.upstreams.as_ref().zip(files::key_of(path));
+    if let Some((up, key)) = &upstream {
+        if let Some(refused) = upstream::before_read(state, up, key, false).await {
             return refused;
         }
     }
     if let Some(resp) = state.files.serve(path, &ask).await {
         return resp;
+    }
+    if let Some((up, key)) = &upstream {
+        if let Some(refused) = upstream::before_read(state, up, key, true).await {
+            return refused;
+        }
+        if let Some(resp) = state.files.serve(path, &ask).await {
+            return resp;
+        }
     }
     // A pack consolidation retired lately is still there for readers
     // holding an older `objects/info/packs`.

@@ -48,11 +48,19 @@ impl Target<'_> {
     }
 }
 
-/// Before a static read of `key`: fills it from an upstream when it is a
-/// miss (or a cached index file due for revalidation). `Some`: the answer
-/// to give instead of the file (502 when an upstream failed for a file
-/// never cached).
-pub async fn before_read(state: &State, up: &Upstreams, key: &str) -> Option<Response<Body>> {
+/// Around a static read of `key`: before it (`missed` false), brings an
+/// index file an upstream serves level with it (a miss, or a cached file
+/// due for revalidation); after the static root had no file (`missed`),
+/// fetches a blob a cached line names. `Some`: the answer to give instead
+/// of the file (502 when an upstream failed for a file never cached).
+pub async fn before_read(state: &State, up: &Upstreams, key: &str, missed: bool) -> Option<Response<Body>> {
+    let missable = state.reg.root.layout().missable(key).or_else(|| {
+        let (slug, _) = crate::layout::Layout::org_of(key)?;
+        crate::layout::Layout::org(slug).missable(key)
+    })?;
+    if matches!(missable, Missable::Blob(_)) != missed {
+        return None;
+    }
     // A private organisation's read (its gate passed) is its registry's.
     let hosted = match crate::layout::Layout::org_of(key) {
         Some((slug, _)) if up.serves(Some(slug)) => match super::private::hosted(state, slug).await {
@@ -68,7 +76,7 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &str) -> Option<Res
     };
     let top = target.reg.root.layout().top().to_string();
     let flight = |what: &str| format!("{top}{what}");
-    let done = match target.reg.root.layout().missable(key)? {
+    let done = match missable {
         Missable::IndexFile(name) => {
             if target.is_fresh(&name) {
                 return None;
@@ -167,14 +175,19 @@ async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), Ap
     let now = chrono::Utc::now().timestamp();
     let versions: Vec<(String, String)> =
         lines.iter().map(|(_, l)| (l.vers.clone(), l.cksum.clone())).collect();
-    let seen = {
-        let (name, upstream, space) = (name.to_string(), src.config.name.clone(), reg.space.clone());
-        state
-            .db(move |conn| {
-                let v: Vec<(&str, &str)> = versions.iter().map(|(v, c)| (v.as_str(), c.as_str())).collect();
-                rows::first_seen(conn, &space, &name, &upstream, &v, now)
-            })
-            .await?
+    // Without a cooldown the writer records the versions with the commit.
+    let seen = match src.min_age() {
+        0 => Default::default(),
+        _ => {
+            let (name, upstream, space) = (name.to_string(), src.config.name.clone(), reg.space.clone());
+            state
+                .db(move |conn| {
+                    let v: Vec<(&str, &str)> =
+                        versions.iter().map(|(v, c)| (v.as_str(), c.as_str())).collect();
+                    rows::first_seen(conn, &space, &name, &upstream, &v, now)
+                })
+                .await?
+        }
     };
     let file = crate::upstream::offered(&lines, src.min_age(), &seen, now);
     if file.is_empty() {
