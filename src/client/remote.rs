@@ -217,6 +217,27 @@ impl Remote {
         Ok((bytes, sig))
     }
 
+    /// [`Remote::download`] of a blob the registry holds: `None` when it
+    /// would have to fetch it from an upstream first (a mirror copies what
+    /// its source caches, not the upstream).
+    pub async fn download_if_cached(
+        &self,
+        config: Option<&RegistryConfig>,
+        trust: &Trust,
+        want: &Expected,
+    ) -> error::Result<Option<(Vec<u8>, String)>> {
+        let url = Remote::blob_url(config, &self.url, want);
+        let Some(bytes) = self.http.if_cached(&url).await? else { return Ok(None) };
+        let sig = self.signature(config, want).await?;
+        verify::verify(&bytes, &sig, trust, want).map_err(|error| Error::Integrity {
+            url,
+            name: want.name.clone(),
+            version: want.version.clone(),
+            error: Box::new(error),
+        })?;
+        Ok(Some((bytes, sig)))
+    }
+
     /// The bytes of a package, verified: from the local cache if it holds
     /// them, else downloaded and cached once verified. Returns the bytes
     /// and how many were downloaded.

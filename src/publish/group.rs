@@ -414,11 +414,11 @@ impl Worker {
         });
         // A group without uploads (yanks, upstream caches, …) has no bytes to flush.
         let uploads = planned.iter().any(|p| matches!(p.job.req.change, Change::Publish(_)));
-        if let Err(e) = stored.and_then(|()| {
-            Ok(if uploads {
-                reg.root.sync()?
-            })
-        }) {
+        let flushed = match uploads {
+            true => stored.and_then(|()| Ok(reg.root.sync()?)),
+            false => stored,
+        };
+        if let Err(e) = flushed {
             tracing::error!(error = %format!("{e:#}"), "storing a write group's blobs failed");
             drop(txn);
             remove_blobs(&reg, planned);

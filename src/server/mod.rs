@@ -297,7 +297,11 @@ async fn read_static(state: &State, method: &Method, path: &str, headers: &Heade
         return resp;
     }
     if let Some((up, key)) = &upstream {
-        if let Some(refused) = upstream::before_read(state, up, key, true).await {
+        if upstream::only_if_cached(headers) {
+            if let Some(refused) = upstream::not_cached(state, key).await {
+                return refused;
+            }
+        } else if let Some(refused) = upstream::before_read(state, up, key, true).await {
             return refused;
         }
         if let Some(resp) = state.files.serve(path, &ask).await {

@@ -96,6 +96,37 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &str, missed: bool)
     }
 }
 
+/// Whether the request asks for a stored answer only (RFC 9111's
+/// `Cache-Control: only-if-cached`): a mirror copying what this registry
+/// caches, not what its upstream has.
+pub fn only_if_cached(headers: &http::HeaderMap) -> bool {
+    let values = headers.get_all(http::header::CACHE_CONTROL).into_iter();
+    values
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("only-if-cached")))
+}
+
+/// The answer to an `only-if-cached` read of a blob a cached line names
+/// but this registry has not fetched from its upstream: 504, as RFC 9111
+/// says (any other missing file stays a 404).
+pub async fn not_cached(state: &State, key: &str) -> Option<Response<Body>> {
+    let (space, missable) = match crate::layout::Layout::org_of(key) {
+        Some((slug, _)) => {
+            (crate::db::Space::Org(slug.to_string()), crate::layout::Layout::org(slug).missable(key))
+        }
+        None => (crate::db::Space::Public, state.reg.root.layout().missable(key)),
+    };
+    let Some(Missable::Blob(sha256)) = missable else { return None };
+    let sha = sha256.clone();
+    let named = state.db(move |conn| Ok(!rows::blob_sources(conn, &space, &sha)?.is_empty())).await;
+    if !named.unwrap_or(false) {
+        return None;
+    }
+    let e =
+        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "not-cached", format!("blob {sha256} is not cached here"));
+    Some(render_error(&e, None, false).map(full))
+}
+
 /// Brings the index's file for `name` level with its upstream, if an
 /// upstream serves it: what the upstream offers now, or (if it fails) the
 /// cached file as it is. An error only for a name never cached.

@@ -497,3 +497,35 @@ fn a_private_registry_serves_its_own_upstream() {
     assert_eq!(resp.status(), 409);
     assert_eq!(json(resp)["error"], "upstream-name");
 }
+
+/// A mirror of a registry in front of an upstream copies what that
+/// registry holds: its cached index files byte for byte and the crates it
+/// fetched, each verified; it never makes it fetch the rest from the
+/// upstream (it asks `Cache-Control: only-if-cached`, answered 504).
+#[test]
+fn a_mirror_of_a_proxying_registry_copies_what_it_caches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = Upstream::start(tmp.path());
+    let server = cairn_in_front(&tmp.path().join("data"), &up, "");
+    let path = cairn::index::package_path("hex");
+    let (_, _, sha256) = manifest().into_iter().find(|(n, v, _)| n == "hex" && v == "0.4.3").unwrap();
+    assert_eq!(server.get(&format!("/index/{path}")).status(), 200);
+    assert_eq!(server.get(&format!("/blobs/sha256/{sha256}")).status(), 200);
+    let resp = support::client()
+        .get(format!("{}/blobs/sha256/{}", server.url, "ab".repeat(32)))
+        .header("Cache-Control", "only-if-cached")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 404, "no line names it: nothing to fetch either way");
+    let user = User::new();
+    let mirror = tmp.path().join("mirror");
+    let out = user.run(tmp.path(), &["mirror", &server.url, mirror.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("8 blobs the source has not fetched"), "{err}");
+    let copied = std::fs::read(mirror.join("static/index").join(&path)).unwrap();
+    assert_eq!(copied, std::fs::read(fixture().join("index").join(&path)).unwrap());
+    assert!(mirror.join(format!("static/blobs/sha256/{sha256}")).is_file());
+    let fetched = up.requests().iter().filter(|r| r.contains("/crates/hex/")).count();
+    assert_eq!(fetched, 1, "the mirror made its source fetch nothing more: {:?}", up.requests());
+}
