@@ -25,6 +25,7 @@ struct LockEntry {
     version: String,
     /// Cargo.lock only: where the package comes from (none for workspace members).
     source: Option<String>,
+    checksum: Option<String>,
 }
 
 /// A locked package: (name, version).
@@ -37,6 +38,20 @@ pub struct Locked {
 /// Reads the packages of a cairn.lock or Cargo.lock. In a Cargo.lock, only
 /// packages from a registry count (path and git packages are skipped).
 pub fn read_lockfile(text: &str, cargo: bool) -> Result<Vec<Locked>> {
+    Ok(registry_entries(text, cargo)?
+        .into_iter()
+        .map(|p| Locked { name: p.name, version: p.version })
+        .collect())
+}
+
+/// The same with each package's checksum: (name, version, sha256), those
+/// without one (none in a registry's lock) left out.
+pub fn read_checksums(text: &str) -> Result<Vec<(String, String, String)>> {
+    let entries = registry_entries(text, false)?.into_iter();
+    Ok(entries.filter_map(|p| Some((p.name, p.version, p.checksum?))).collect())
+}
+
+fn registry_entries(text: &str, cargo: bool) -> Result<Vec<LockEntry>> {
     let lock: LockFile = toml::from_str(text)?;
     let cargo = cargo || lock.packages.iter().any(|p| p.source.is_some());
     Ok(lock
@@ -46,7 +61,6 @@ pub fn read_lockfile(text: &str, cargo: bool) -> Result<Vec<Locked>> {
             !cargo
                 || p.source.as_deref().is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"))
         })
-        .map(|p| Locked { name: p.name, version: p.version })
         .collect())
 }
 

@@ -61,6 +61,116 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<Webhook>,
     pub database: Database,
+    /// Registries served through this one (SPEC section 16), asked in order
+    /// for a name with no local package.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<Upstream>,
+}
+
+/// One `[[upstreams]]` entry: a cargo sparse registry (or a cairn one)
+/// whose packages this registry caches and serves as its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Upstream {
+    /// `[a-z0-9-]`: named in commits, signatures and documents.
+    pub name: String,
+    /// `sparse+https://index.crates.io/`, or a cairn registry's `/index/` URL.
+    pub index: String,
+    /// Cooldown: versions younger than this (`"0"`, `"90s"`, `"12h"`,
+    /// `"3d"`) are not offered yet.
+    pub min_age: String,
+    /// Name patterns it may serve (a trailing `*` allowed).
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    /// Seconds a cached index file is served before it is revalidated.
+    pub refresh: u64,
+    /// Bound on the bytes of blobs cached from upstreams (0: none).
+    pub max_cache_bytes: u64,
+    /// Whether the public registry is served from it.
+    pub public: bool,
+    /// Private organisations (slugs) whose registries it also serves,
+    /// each with its own cache, claims and 409s in its name space.
+    pub orgs: Vec<String>,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            name: String::new(),
+            index: String::new(),
+            min_age: "0".into(),
+            allow: vec!["*".into()],
+            deny: Vec::new(),
+            refresh: 60,
+            max_cache_bytes: 0,
+            public: true,
+            orgs: Vec::new(),
+        }
+    }
+}
+
+impl Upstream {
+    /// The index's base URL without cargo's `sparse+` and with a trailing `/`.
+    pub fn index_url(&self) -> String {
+        let url = self.index.strip_prefix("sparse+").unwrap_or(&self.index);
+        format!("{}/", url.trim_end_matches('/'))
+    }
+
+    /// `min_age` in seconds.
+    pub fn min_age_seconds(&self) -> Result<u64> {
+        let s = self.min_age.trim();
+        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: u64 = digits.parse().with_context(|| format!("min_age {s:?} is not a number and a unit"))?;
+        let per = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => anyhow::bail!("min_age {s:?}: the unit is s, m, h or d"),
+        };
+        Ok(n * per)
+    }
+
+    /// Whether it serves the registry of `org` (`None`: the public one).
+    pub fn serves(&self, org: Option<&str>) -> bool {
+        match org {
+            None => self.public,
+            Some(slug) => self.orgs.iter().any(|o| o.eq_ignore_ascii_case(slug)),
+        }
+    }
+
+    /// Whether `allow` lets it serve `name` and `deny` does not stop it
+    /// (patterns compared with the canonical name; a trailing `*` is a prefix).
+    pub fn allows(&self, name: &str) -> bool {
+        let key = crate::name::canonical(name);
+        let hits = |patterns: &[String]| {
+            patterns.iter().any(|p| {
+                let p = crate::name::canonical(p);
+                match p.strip_suffix('*') {
+                    Some(prefix) => key.starts_with(prefix),
+                    None => key == p,
+                }
+            })
+        };
+        hits(&self.allow) && !hits(&self.deny)
+    }
+
+    fn check(&self) -> Result<()> {
+        let name_ok = !self.name.is_empty()
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        anyhow::ensure!(name_ok, "[[upstreams]] name {:?} is not [a-z0-9-]+", self.name);
+        let url = reqwest::Url::parse(&self.index_url())
+            .with_context(|| format!("[[upstreams]] {}: index {:?}", self.name, self.index))?;
+        anyhow::ensure!(
+            matches!(url.scheme(), "http" | "https"),
+            "[[upstreams]] {}: index {:?} is not an http(s) URL",
+            self.name,
+            self.index
+        );
+        anyhow::ensure!(self.refresh > 0, "[[upstreams]] {}: refresh must be at least 1 second", self.name);
+        self.min_age_seconds().with_context(|| format!("[[upstreams]] {}", self.name))?;
+        Ok(())
+    }
 }
 
 /// The state database (SPEC section 13).
@@ -296,6 +406,7 @@ impl Default for Config {
             index: IndexConfig::default(),
             webhooks: Vec::new(),
             database: Database::default(),
+            upstreams: Vec::new(),
         }
     }
 }
@@ -311,6 +422,11 @@ impl Config {
         };
         config.apply_env();
         config.cdn.check().with_context(|| format!("in {}", path.display()))?;
+        let mut names = std::collections::HashSet::new();
+        for upstream in &config.upstreams {
+            upstream.check().with_context(|| format!("in {}", path.display()))?;
+            anyhow::ensure!(names.insert(&upstream.name), "two [[upstreams]] are named {}", upstream.name);
+        }
         Ok(config)
     }
 

@@ -30,4 +30,5 @@ pub mod server;
 pub mod sign;
 pub mod site;
 pub mod store;
+pub mod upstream;
 pub mod words;

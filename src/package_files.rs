@@ -28,11 +28,14 @@ use crate::search::DeltaEntry;
 pub struct Sources<'a> {
     /// As the index spells it (else as asked for: a package with no line).
     pub name: String,
+    /// Its index file as the index holds it (what the static copy serves).
+    pub file: Cow<'a, [u8]>,
     /// Its index lines; none once every version was hard-deleted.
     pub lines: Cow<'a, [IndexLine]>,
     pub owners: Cow<'a, [String]>,
     pub downloads: Cow<'a, Downloads>,
     pub meta: Option<Cow<'a, Meta>>,
+    pub origin: Cow<'a, derive::Origin>,
 }
 
 impl Sources<'static> {
@@ -51,6 +54,7 @@ impl Sources<'static> {
         lines: Vec<IndexLine>,
     ) -> Result<Sources<'static>> {
         Ok(Sources {
+            file: Cow::Owned(reg.index.read_file(&crate::index::package_path(name))?.unwrap_or_default()),
             name: lines.first().map_or(name, |l| l.name.as_str()).to_string(),
             owners: Cow::Owned(match reg.config.read_only {
                 true => copied_owners(&reg.root, name),
@@ -58,6 +62,7 @@ impl Sources<'static> {
             }),
             downloads: Cow::Owned(db::downloads::package_totals(conn, &reg.space, name)?),
             meta: reg.read_meta(name)?.map(Cow::Owned),
+            origin: Cow::Owned(origin(conn, reg, name)?),
             lines: Cow::Owned(lines),
         })
     }
@@ -72,8 +77,26 @@ impl Sources<'_> {
     /// Its search delta entry, as of index commit `commit`.
     pub fn delta(&self, commit: &str) -> DeltaEntry {
         let deprecated = !self.lines.is_empty() && self.meta.as_deref().is_some_and(Meta::is_deprecated);
-        DeltaEntry::of(&self.name, &self.lines, commit, self.total(), deprecated)
+        DeltaEntry::of(
+            &self.name,
+            &self.lines,
+            commit,
+            self.total(),
+            deprecated,
+            self.origin.upstream.as_deref(),
+        )
     }
+}
+
+/// Where a package came from: an upstream's, with its versions' log entries, or local.
+fn origin(conn: &Conn, reg: &Registry, name: &str) -> Result<derive::Origin> {
+    Ok(match db::upstream::cached(conn, &reg.space, name)? {
+        Some(row) => derive::Origin {
+            upstream: Some(row.upstream),
+            log_indexes: db::upstream::log_indexes(conn, &reg.space, name)?,
+        },
+        None => derive::Origin::default(),
+    })
 }
 
 /// Where a version's README comes from.
@@ -152,16 +175,16 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
         return Ok(files);
     };
     let (lines, owners, downloads) = (&src.lines[..], &src.owners[..], &*src.downloads);
-    files.docs.push(derive::index_copy(l, lines));
-    files.docs.push(derive::package(l, lines, owners, downloads, src.meta.as_deref()));
+    files.docs.push(derive::index_copy(l, &first.name, &src.file));
+    files.docs.push(derive::package(l, lines, owners, downloads, src.meta.as_deref(), &src.origin));
     files.docs.push(derive::owners(l, &first.name, owners));
     match scope {
         Scope::Everything => {
-            lines.iter().try_for_each(|line| files.version(reg, present, line, Readme::Kept, downloads))?
+            lines.iter().try_for_each(|line| files.version(reg, present, src, line, Readme::Kept))?
         }
-        Scope::Versions(changed) => changed
-            .iter()
-            .try_for_each(|&(line, readme)| files.version(reg, present, line, readme, downloads))?,
+        Scope::Versions(changed) => {
+            changed.iter().try_for_each(|&(line, readme)| files.version(reg, present, src, line, readme))?
+        }
         Scope::Pages => {}
     }
     Ok(files)
@@ -174,9 +197,9 @@ impl Files {
         &mut self,
         reg: &Registry,
         present: &impl Present,
+        src: &Sources,
         line: &IndexLine,
         readme: Readme,
-        downloads: &Downloads,
     ) -> Result<()> {
         let l = reg.root.layout();
         let readme_key = l.readme(&line.name, &line.vers);
@@ -189,11 +212,11 @@ impl Files {
                         self.push_html(line, derive::readme_html(l, line, &text));
                     }
                 }
-                self.docs.push(derive::version(l, line, true, downloads));
+                self.docs.push(derive::version(l, line, true, &src.downloads, &src.origin));
                 return Ok(());
             }
             Readme::Kept => {
-                let doc = derive::version(l, line, false, downloads);
+                let doc = derive::version(l, line, false, &src.downloads, &src.origin);
                 // A version whose document says it has no README had its
                 // archive inspected already: its blob is not read again.
                 let old = present.read(&doc.key)?;
@@ -210,7 +233,7 @@ impl Files {
             self.docs.push(Doc { key: readme_key, bytes: text });
             self.push_html(line, html);
         }
-        self.docs.push(derive::version(l, line, has_readme, downloads));
+        self.docs.push(derive::version(l, line, has_readme, &src.downloads, &src.origin));
         Ok(())
     }
 

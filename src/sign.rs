@@ -1,6 +1,7 @@
 //! The registry's minisign key and the one signed format: the trusted comment
-//! `cairn-v1 registry={r} name={n} version={v} sha256={hex} blake3={hex}`.
-//! Only this module writes or parses it.
+//! `cairn-v1 registry={r} name={n} version={v} sha256={hex} blake3={hex}`,
+//! with ` upstream={u}` after it on a version cached from an upstream
+//! (SPEC section 16). Only this module writes or parses it.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -13,12 +14,15 @@ pub struct Attestation {
     pub version: String,
     pub sha256: String,
     pub blake3: String,
+    /// The upstream a cached version came from (none: published here).
+    pub upstream: Option<String>,
 }
 
 impl Attestation {
     pub fn trusted_comment(&self) -> String {
+        let upstream = self.upstream.as_ref().map(|u| format!(" upstream={u}")).unwrap_or_default();
         format!(
-            "cairn-v1 registry={} name={} version={} sha256={} blake3={}",
+            "cairn-v1 registry={} name={} version={} sha256={} blake3={}{upstream}",
             self.registry, self.name, self.version, self.sha256, self.blake3
         )
     }
@@ -36,13 +40,20 @@ impl Attestation {
                 _ => bail!("trusted comment lacks `{key}=`"),
             }
         };
-        let a = Attestation {
+        let mut a = Attestation {
             registry: field("registry")?,
             name: field("name")?,
             version: field("version")?,
             sha256: field("sha256")?,
             blake3: field("blake3")?,
+            upstream: None,
         };
+        if let Some(part) = parts.next() {
+            match part.strip_prefix("upstream=") {
+                Some(u) if !u.is_empty() => a.upstream = Some(u.to_string()),
+                _ => bail!("trusted comment has extra fields"),
+            }
+        }
         if parts.next().is_some() {
             bail!("trusted comment has extra fields");
         }
@@ -174,6 +185,7 @@ mod tests {
             version: "1.0.0".into(),
             sha256: "ab".repeat(32),
             blake3: "cd".repeat(32),
+            upstream: None,
         }
     }
 
@@ -193,5 +205,9 @@ mod tests {
         assert_eq!(Attestation::parse(&att().trusted_comment()).unwrap(), att());
         assert!(Attestation::parse("timestamp:1").is_err());
         assert!(Attestation::parse(&(att().trusted_comment() + " x=y")).is_err());
+        let cached = Attestation { upstream: Some("crates-io".into()), ..att() };
+        assert!(cached.trusted_comment().ends_with(" upstream=crates-io"));
+        assert_eq!(Attestation::parse(&cached.trusted_comment()).unwrap(), cached);
+        assert!(Attestation::parse(&(cached.trusted_comment() + " x=y")).is_err());
     }
 }

@@ -34,6 +34,18 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AdvisoryCommand,
     },
+    /// Names an upstream registry offers (SPEC section 16).
+    Upstream {
+        #[command(subcommand)]
+        command: UpstreamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UpstreamCommand {
+    /// Claim NAME for local packages: no upstream serves it any more, its
+    /// cached lines leave the index, and a local publish of it is accepted.
+    Claim { name: String },
 }
 
 #[derive(Subcommand)]
@@ -108,6 +120,15 @@ pub fn run(data: DataArg, cmd: AdminCommand) -> Result<()> {
             let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
             let id = crate::jobs::advisories::add(reg, &file)?;
             eprintln!("added advisory {id}");
+        }
+        AdminCommand::Upstream { command: UpstreamCommand::Claim { name } } => {
+            crate::name::validate(&name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
+            let reg = Arc::new(Registry::open(&data.data, Config::load(&data.data)?)?);
+            let change = Change::Claim { name: name.clone() };
+            match apply_now(reg, WriteRequest { actor: Actor::Admin, addr: None, change })? {
+                Outcome::Claimed { new: true } => eprintln!("claimed {name} for local use"),
+                _ => eprintln!("{name} was claimed already"),
+            }
         }
         AdminCommand::Purge => {
             for login in db::purge_accounts(&open_db(&data)?)? {

@@ -7,6 +7,7 @@ mod org;
 mod project;
 mod search;
 mod serve;
+mod upstream;
 mod user;
 mod witness;
 
@@ -78,6 +79,21 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Upstream registries: warm the cache from lockfiles, list what is cached.
+    Upstream {
+        #[command(subcommand)]
+        command: upstream::UpstreamCommand,
+    },
+    /// Fill an upstream's cache with no network, from a directory of .crate
+    /// files (and the upstream's index files in the sparse layout, if any).
+    Import {
+        /// The [[upstreams]] entry the crates come from.
+        #[arg(long)]
+        upstream: String,
+        dir: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Rewrite derived files from the sources of truth.
     Rebuild {
         job: crate::jobs::Job,
@@ -127,6 +143,8 @@ pub fn main() -> i32 {
         Command::Migrate { data, to } => crate::migrate::migrate(&data.data, &to).map(|report| {
             println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
         }),
+        Command::Upstream { command } => upstream::run(command),
+        Command::Import { upstream, dir, data } => upstream::import(&data, &upstream, &dir),
         Command::Audit(args) => audit::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Witness(args) => witness::run(args),

@@ -41,7 +41,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         for r in results {
-            println!("{} {} {}", r.name, r.version, r.description);
+            let from = r.upstream.map(|u| format!(" (from {u})")).unwrap_or_default();
+            println!("{} {}{from} {}", r.name, r.version, r.description);
         }
     }
     Ok(())

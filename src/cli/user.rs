@@ -390,6 +390,12 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
                 s.present_blobs,
                 count(s.changed_files, "index file"),
             );
+            if s.uncached_blobs > 0 {
+                eprintln!(
+                    "{} the source has not fetched from its upstream yet: not copied",
+                    count(s.uncached_blobs, "blob")
+                );
+            }
             if let Some(key) = s.witness_key {
                 println!("witness key: {key}");
             }

@@ -106,6 +106,30 @@ impl Http {
         }
     }
 
+    /// The body of `url` if the registry holds it (`Cache-Control:
+    /// only-if-cached`: a registry in front of an upstream answers 504
+    /// rather than fetch it); retried as [`Http::get`] but for that 504.
+    pub async fn if_cached(&self, url: &str) -> Result<Option<Vec<u8>>> {
+        let resp = self
+            .client
+            .get(url)
+            .header(reqwest::header::CACHE_CONTROL, "only-if-cached")
+            .send()
+            .await
+            .map_err(|e| Error::Request { url: url.to_string(), cause: chain(&e) })?;
+        match resp.status() {
+            reqwest::StatusCode::GATEWAY_TIMEOUT => Ok(None),
+            s if s.is_success() => {
+                let body = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::Request { url: url.to_string(), cause: chain(&e) })?;
+                Ok(Some(body.to_vec()))
+            }
+            _ => self.required(url).await.map(Some),
+        }
+    }
+
     /// The body of `url`, which must exist.
     pub async fn required(&self, url: &str) -> Result<Vec<u8>> {
         match self.get(url, None).await? {

@@ -127,16 +127,46 @@ async fn run(
         return Ok(None);
     };
     let trust = trust(remote, &keys)?;
+    let lines = located(remote, lines).await?;
     let files = Files {
         remote: remote.clone(),
         handle: tokio::runtime::Handle::current(),
         seen: Mutex::new(HashMap::new()),
     };
-    let lines = lines.to_vec();
     let checked = tokio::task::spawn_blocking(move || verify_all(files, &trust, &lines))
         .await?
         .map_err(|error| Error::Log { url: remote.url.clone(), error: Box::new(error) })?;
     Ok(Some(checked))
+}
+
+/// A line to prove: its entry's number, and its bytes as the log binds them.
+struct Located {
+    line: IndexLine,
+    index: Option<u64>,
+    raw: Vec<u8>,
+}
+
+/// Each line with its entry: a line published here names it (`logIndex`),
+/// and is its own bytes; a line cached from an upstream is served byte for
+/// byte as the upstream wrote it, so its bytes are the fetched file's and
+/// its entry's number is in its version document (SPEC section 16).
+async fn located(remote: &Remote, lines: &[IndexLine]) -> Result<Vec<Located>> {
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        let located = match line.log_index {
+            Some(index) => {
+                Located { line: line.clone(), index: Some(index), raw: line.to_json().into_bytes() }
+            }
+            None => {
+                let doc = remote.static_json(&Layout::public().version_doc(&line.name, &line.vers)).await?;
+                let index = doc.as_ref().and_then(|d| d["logIndex"].as_u64());
+                let raw = remote.cached_line(&line.name, &line.vers).unwrap_or_default();
+                Located { line: line.clone(), index, raw }
+            }
+        };
+        out.push(located);
+    }
+    Ok(out)
 }
 
 /// `cairn log proof NAME@VERSION`: the version's publish entry, checked as
@@ -151,7 +181,9 @@ pub async fn proof(remote: &Remote, name: &str, version: &str) -> Result<String>
     let c = run(remote, Some(&config), std::slice::from_ref(&line))
         .await?
         .ok_or_else(|| anyhow!("{} keeps no transparency log", remote.url))?;
-    let index = line.log_index.expect("checked: the line names its entry");
+    let index = located(remote, std::slice::from_ref(&line)).await?[0]
+        .index
+        .expect("checked: the line has its entry");
     tokio::task::spawn_blocking(move || -> Result<String> {
         let layout = Layout::public();
         let entry = verify::leaf(&c.tree, index, &c.http, &layout)?;
@@ -186,7 +218,7 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
         // A hard-deleted version has no line any more; every other line that
         // names this entry must be the one logged.
         if let Some(line) = files[&leaf.name].iter().find(|l| l.log_index == Some(i as u64)) {
-            if !leaf.is_publish_of(line, line.to_json().as_bytes()) {
+            if !leaf.is_entry_of(line, line.to_json().as_bytes()) {
                 bail!(
                     "split view: the index line of {} {} is not the one the log recorded at entry {i}",
                     line.name,
@@ -256,7 +288,7 @@ fn proven_path(url: &str) -> Result<std::path::PathBuf> {
     Ok(kept_path(url)?.with_extension("proven"))
 }
 
-fn verify_all(http: Files, trust: &Trust, lines: &[IndexLine]) -> Result<Checked, LogError> {
+fn verify_all(http: Files, trust: &Trust, lines: &[Located]) -> Result<Checked, LogError> {
     let base = http.remote.url.clone();
     let layout = Layout::public();
     let bytes = http.get(&layout.log_checkpoint()).map_err(LogError::Fetch)?;
@@ -271,20 +303,20 @@ fn verify_all(http: Files, trust: &Trust, lines: &[IndexLine]) -> Result<Checked
     }
     let indexes = lines
         .iter()
-        .map(|line| {
-            line.log_index.ok_or_else(|| {
-                let what = format!("{} {}", line.name, line.vers);
+        .map(|l| {
+            l.index.ok_or_else(|| {
+                let what = format!("{} {}", l.line.name, l.line.vers);
                 LogError::MissingInclusion(format!("the index line of {what} names no log entry"))
             })
         })
         .collect::<Result<Vec<u64>, _>>()?;
     let texts = verify::leaves(&now.checkpoint, &indexes, &http, &layout)?;
     let mut proven = String::new();
-    for ((line, text), index) in lines.iter().zip(texts).zip(indexes) {
+    for ((Located { line, raw, .. }, text), index) in lines.iter().zip(texts).zip(indexes) {
         let what = format!("{} {}", line.name, line.vers);
         let leaf =
             Leaf::parse(&text).map_err(|e| LogError::MissingInclusion(format!("entry {index}: {e}")))?;
-        if !leaf.is_publish_of(line, line.to_json().as_bytes()) {
+        if !leaf.is_entry_of(line, raw) {
             return Err(LogError::SplitView(format!(
                 "the index line of {what} is not the one the log recorded at entry {index} \
                  (its checksum, dependencies or features differ)"

@@ -37,6 +37,9 @@ pub struct MirrorSummary {
     pub versions: usize,
     pub fetched_blobs: usize,
     pub present_blobs: usize,
+    /// Blobs of versions the source serves from an upstream but has not
+    /// fetched yet: not copied (the mirror copies what its source holds).
+    pub uncached_blobs: usize,
     pub changed_files: usize,
     /// The key of the witness the mirror keeps of its source, if asked.
     pub witness_key: Option<String>,
@@ -137,16 +140,19 @@ pub async fn mirror(source: &str, dir: &Path, options: &Options<'_>) -> Result<M
         let (sem, bar, store, remote, config, trust) = (&sem, &bar, &store, &remote, &config, &trust);
         tasks.push(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
-            let (bytes, sig) = remote.download(Some(config), trust, want).await?;
+            let got = remote.download_if_cached(Some(config), trust, want).await?;
+            bar.inc(1);
+            let Some((bytes, sig)) = got else { return Ok::<_, anyhow::Error>(false) };
             let (store, sha) = (store.clone(), want.sha256.clone());
             tokio::task::spawn_blocking(move || store.put(&sha, &bytes, &sig)).await??;
-            bar.inc(1);
-            Ok::<_, anyhow::Error>(())
+            Ok(true)
         });
     }
     while let Some(r) = tasks.next().await {
-        r?;
-        summary.fetched_blobs += 1;
+        match r? {
+            true => summary.fetched_blobs += 1,
+            false => summary.uncached_blobs += 1,
+        }
     }
     bar.finish_and_clear();
     // The blobs become durable together before the index that names them.

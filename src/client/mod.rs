@@ -35,3 +35,4 @@ pub mod remote;
 pub mod resolve;
 pub mod trust;
 pub mod verify;
+pub mod warm;

@@ -136,6 +136,13 @@ impl Remote {
         })
     }
 
+    /// The raw line (no newline) of `name` `version` in the index file last
+    /// fetched: what the log binds for a line cached from an upstream.
+    pub fn cached_line(&self, name: &str, version: &str) -> Option<Vec<u8>> {
+        let (_, body) = self.cache.index_get(&package_path(name))?;
+        crate::log::history::line_of(&body, version).map(<[u8]>::to_vec)
+    }
+
     /// A package's `index/meta/` file (SPEC section 5); `None` when the
     /// registry has none for it, as for every package not deprecated.
     pub async fn meta(&self, name: &str) -> error::Result<Option<Meta>> {
@@ -208,6 +215,27 @@ impl Remote {
             error: Box::new(error),
         })?;
         Ok((bytes, sig))
+    }
+
+    /// [`Remote::download`] of a blob the registry holds: `None` when it
+    /// would have to fetch it from an upstream first (a mirror copies what
+    /// its source caches, not the upstream).
+    pub async fn download_if_cached(
+        &self,
+        config: Option<&RegistryConfig>,
+        trust: &Trust,
+        want: &Expected,
+    ) -> error::Result<Option<(Vec<u8>, String)>> {
+        let url = Remote::blob_url(config, &self.url, want);
+        let Some(bytes) = self.http.if_cached(&url).await? else { return Ok(None) };
+        let sig = self.signature(config, want).await?;
+        verify::verify(&bytes, &sig, trust, want).map_err(|error| Error::Integrity {
+            url,
+            name: want.name.clone(),
+            version: want.version.clone(),
+            error: Box::new(error),
+        })?;
+        Ok(Some((bytes, sig)))
     }
 
     /// The bytes of a package, verified: from the local cache if it holds

@@ -57,6 +57,7 @@ pub fn verify(bytes: &[u8], minisig: &str, trust: &Trust, want: &Expected) -> Re
         version: want.version.clone(),
         sha256,
         blake3,
+        upstream: None,
     };
     match crate::sign::verify_attested(&trust.pubkey, bytes, minisig, &attested) {
         Err(error @ SignatureError::Invalid(_)) => Err(VerifyError::BadSignature {

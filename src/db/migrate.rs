@@ -47,6 +47,7 @@ const SQLITE: &[Migration] = &[
         name: "registry leases",
         sql: include_str!("migrations/sqlite/0006_registry_leases.sql"),
     },
+    Migration { version: 7, name: "upstreams", sql: include_str!("migrations/sqlite/0007_upstreams.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -71,6 +72,7 @@ const POSTGRES: &[Migration] = &[
         name: "registry leases",
         sql: include_str!("migrations/postgres/0005_registry_leases.sql"),
     },
+    Migration { version: 6, name: "upstreams", sql: include_str!("migrations/postgres/0006_upstreams.sql") },
 ];
 
 /// The public registry's live packages and versions (a private

@@ -27,6 +27,7 @@ mod tests;
 mod tls;
 pub mod token;
 mod tokens;
+pub mod upstream;
 mod value;
 
 pub use crate::params;

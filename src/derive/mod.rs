@@ -55,6 +55,8 @@ pub struct PackageDoc<'a> {
     replacement: Option<&'a str>,
     repository: &'a Option<String>,
     updated_at: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a str>,
     versions: Vec<VersionEntry<'a>>,
 }
 
@@ -75,6 +77,7 @@ pub fn package_doc<'a>(
     owners: &'a [String],
     downloads: &Downloads,
     deprecation: Option<&'a Meta>,
+    origin: &'a Origin,
 ) -> PackageDoc<'a> {
     let count = |v: &str| downloads.get(v).copied().unwrap_or(0);
     let latest = latest_version(lines);
@@ -97,6 +100,7 @@ pub fn package_doc<'a>(
         replacement: deprecation.and_then(|m| m.replacement.as_deref()),
         repository: &meta.repository,
         updated_at: lines.iter().filter_map(|l| l.pubtime.as_ref()).max(),
+        upstream: origin.upstream.as_deref(),
         versions: versions
             .into_iter()
             .map(|l| VersionEntry {
@@ -127,6 +131,8 @@ pub struct VersionDoc<'a> {
     keywords: &'a [String],
     kind: &'a Option<String>,
     license: &'a Option<String>,
+    #[serde(rename = "logIndex", skip_serializing_if = "Option::is_none")]
+    log_index: Option<u64>,
     name: &'a str,
     published_at: &'a Option<String>,
     readme: Option<String>,
@@ -134,11 +140,21 @@ pub struct VersionDoc<'a> {
     sha256: &'a str,
     signature: String,
     size_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a str>,
     version: &'a str,
     yanked: bool,
 }
 
-pub fn version_doc<'a>(l: &Layout, line: &'a IndexLine, has_readme: bool, downloads: u64) -> VersionDoc<'a> {
+/// A cached version's document also names its upstream and the log entry
+/// of its line (which carries none): what `cairn install` proves it by.
+pub fn version_doc<'a>(
+    l: &Layout,
+    line: &'a IndexLine,
+    has_readme: bool,
+    downloads: u64,
+    origin: &'a Origin,
+) -> VersionDoc<'a> {
     let download = url(&l.blob(&line.cksum));
     VersionDoc {
         blake3: &line.blake3,
@@ -153,12 +169,14 @@ pub fn version_doc<'a>(l: &Layout, line: &'a IndexLine, has_readme: bool, downlo
         keywords: &line.keywords,
         kind: &line.kind,
         license: &line.license,
+        log_index: origin.log_index(line),
         name: &line.name,
         published_at: &line.pubtime,
         readme: has_readme.then(|| url(&l.readme(&line.name, &line.vers))),
         repository: &line.repository,
         sha256: &line.cksum,
         size_bytes: line.size,
+        upstream: origin.upstream.as_deref(),
         version: &line.vers,
         yanked: line.yanked,
     }
@@ -175,12 +193,28 @@ pub fn to_bytes(doc: &impl Serialize) -> Vec<u8> {
     b
 }
 
+/// Where a package's lines came from: published here (the default), or
+/// cached from an upstream (SPEC section 16), whose versions' documents
+/// name it and the log entry of their line (their lines carry none).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub upstream: Option<String>,
+    pub log_indexes: std::collections::HashMap<String, u64>,
+}
+
+impl Origin {
+    fn log_index(&self, line: &IndexLine) -> Option<u64> {
+        self.upstream.as_ref().and_then(|_| self.log_indexes.get(&line.vers).copied())
+    }
+}
+
 /// A package's download counts by version, as the stats job keeps them.
 pub type Downloads = std::collections::HashMap<String, u64>;
 
-/// The static copy of a package's index file.
-pub fn index_copy(l: &Layout, lines: &[IndexLine]) -> Doc {
-    Doc { key: l.package_index(&lines[0].name), bytes: IndexLine::file_bytes(lines) }
+/// The static copy of a package's index file: its bytes as the index
+/// holds them (an upstream's lines are served byte for byte).
+pub fn index_copy(l: &Layout, name: &str, file: &[u8]) -> Doc {
+    Doc { key: l.package_index(name), bytes: file.to_vec() }
 }
 
 /// `api/v1/packages/{name}.json`.
@@ -190,8 +224,10 @@ pub fn package(
     owners: &[String],
     downloads: &Downloads,
     meta: Option<&Meta>,
+    origin: &Origin,
 ) -> Doc {
-    Doc { key: l.package_doc(&lines[0].name), bytes: to_bytes(&package_doc(lines, owners, downloads, meta)) }
+    let doc = package_doc(lines, owners, downloads, meta, origin);
+    Doc { key: l.package_doc(&lines[0].name), bytes: to_bytes(&doc) }
 }
 
 /// `api/v1/packages/{name}/owners.json`.
@@ -200,11 +236,17 @@ pub fn owners(l: &Layout, name: &str, owners: &[String]) -> Doc {
 }
 
 /// `api/v1/packages/{name}/{version}.json`.
-pub fn version(l: &Layout, line: &IndexLine, has_readme: bool, downloads: &Downloads) -> Doc {
+pub fn version(
+    l: &Layout,
+    line: &IndexLine,
+    has_readme: bool,
+    downloads: &Downloads,
+    origin: &Origin,
+) -> Doc {
     let count = downloads.get(&line.vers).copied().unwrap_or(0);
     Doc {
         key: l.version_doc(&line.name, &line.vers),
-        bytes: to_bytes(&version_doc(l, line, has_readme, count)),
+        bytes: to_bytes(&version_doc(l, line, has_readme, count, origin)),
     }
 }
 

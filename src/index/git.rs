@@ -63,7 +63,9 @@ impl IndexRepo {
             );
         }
         let first = |index: &IndexRepo| {
-            index.write_batch(|tx| tx.commit(&[("config.json", Some(config_json))], "config", author))
+            index.write_batch(|tx| {
+                tx.commit(&[("config.json", Some(config_json))], "config", &format!("Published-By: {author}"))
+            })
         };
         // With its first commit, unless the storage's copy takes that.
         let shared = copy.is_some();
@@ -373,8 +375,9 @@ impl IndexTx<'_> {
     }
 
     /// One commit: sets (`Some`) or removes (`None`) each file, with the
-    /// message's subject and a `Published-By` trailer.
-    pub fn commit(&mut self, files: &[(&str, Option<&[u8]>)], subject: &str, by: &str) -> Result<Oid> {
+    /// message's subject and trailer (`Published-By: {login}`, or an
+    /// upstream's `Upstream: {name}`).
+    pub fn commit(&mut self, files: &[(&str, Option<&[u8]>)], subject: &str, trailer: &str) -> Result<Oid> {
         let mut tree = self.tree;
         for (path, content) in files {
             let blob = content.map(|c| self.repo.blob(c)).transpose()?;
@@ -392,7 +395,7 @@ impl IndexTx<'_> {
         }
         let now = git2::Time::new(chrono::Utc::now().timestamp(), 0);
         let sig = Signature::new(self.author, "registry@cairn.invalid", &now)?;
-        let message = format!("{subject}\n\nPublished-By: {by}\n");
+        let message = format!("{subject}\n\n{trailer}\n");
         let parents: Vec<git2::Commit> =
             self.parent.iter().map(|p| self.repo.find_commit(*p)).collect::<Result<_, _>>()?;
         let parent_refs: Vec<&git2::Commit> = parents.iter().collect();

@@ -165,11 +165,21 @@ impl IndexLine {
 /// first written: `"yanked":true` back to false. A byte replace, so a client
 /// checks the bytes it fetched, not what a parser kept of them; inside a
 /// JSON string a quote is escaped, so the pattern can only be the key.
+/// An upstream's line may have spaces around the colon (`"yanked": true`):
+/// they are kept.
 pub fn first_written(raw: &[u8]) -> Vec<u8> {
-    const YANKED: &[u8] = b"\"yanked\":true";
-    match raw.windows(YANKED.len()).position(|w| w == YANKED) {
-        Some(at) => [&raw[..at], b"\"yanked\":false", &raw[at + YANKED.len()..]].concat(),
-        None => raw.to_vec(),
+    const KEY: &[u8] = b"\"yanked\"";
+    let Some(at) = raw.windows(KEY.len()).position(|w| w == KEY) else { return raw.to_vec() };
+    let after = at + KEY.len();
+    let spaces = |from: usize| raw[from..].iter().take_while(|b| **b == b' ').count();
+    let colon = after + spaces(after);
+    if raw.get(colon) != Some(&b':') {
+        return raw.to_vec();
+    }
+    let value = colon + 1 + spaces(colon + 1);
+    match raw[value..].starts_with(b"true") {
+        true => [&raw[..value], b"false", &raw[value + 4..]].concat(),
+        false => raw.to_vec(),
     }
 }
 

@@ -95,13 +95,13 @@ pub struct Snapshot {
 /// Entries of `recent.json`.
 pub const RECENT: usize = 100;
 
-/// Sees each package's full lines (and its meta file) once, in parallel,
-/// while the snapshot is read.
-pub type Visit<'a> = &'a (dyn Fn(&[IndexLine], Option<&Meta>) -> Result<()> + Sync);
+/// Sees each package's index file (its bytes and its lines) and its meta
+/// file once, in parallel, while the snapshot is read.
+pub type Visit<'a> = &'a (dyn Fn(&[u8], &[IndexLine], Option<&Meta>) -> Result<()> + Sync);
 
 impl Snapshot {
     pub fn load(reg: &Registry) -> Result<Snapshot> {
-        Snapshot::load_visiting(reg, &|_, _| Ok(()))
+        Snapshot::load_visiting(reg, &|_, _, _| Ok(()))
     }
 
     /// Reads `main` once: index files are read and parsed in parallel chunks,
@@ -137,13 +137,13 @@ impl Snapshot {
             let parsed: Vec<(Package, Vec<Recent>)> = chunk
                 .par_iter()
                 .map(|(path, id)| -> Result<Option<(Package, Vec<Recent>)>> {
-                    let lines = blobs.read(*id, IndexLine::parse_file)?;
-                    let lines = lines.map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                    let raw = blobs.read(*id, <[u8]>::to_vec)?;
+                    let lines = IndexLine::parse_file(&raw).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
                     if lines.is_empty() {
                         return Ok(None);
                     }
                     let meta = by_name.get(&lines[0].name.to_ascii_lowercase());
-                    visit(&lines, meta)?;
+                    visit(&raw, &lines, meta)?;
                     let mut package = Package::of(&lines);
                     package.meta = meta.cloned();
                     Ok(Some((package, newest(lines.iter().filter_map(Recent::of).collect()))))

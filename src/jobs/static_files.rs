@@ -225,7 +225,7 @@ struct ListingPage<'a> {
 pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> Result<(Snapshot, Value)> {
     let started = std::time::Instant::now();
     let w = Writes::new(&reg.root);
-    let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_, _| Ok(()))?;
+    let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_, _, _| Ok(()))?;
     crate::site::write_fixed(&reg.root)?;
     reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
@@ -289,10 +289,12 @@ fn derive_all(
     let l = root.layout();
     let no_owners = Vec::new();
     let no_downloads = derive::Downloads::new();
+    let origins = crate::db::upstream::origins(&conn, &reg.space)?;
+    let local = derive::Origin::default();
 
     // Every package's files, while the index is read: the one derivation
-    // (`package_files`), from the snapshot's lines and the maps read above.
-    let package_files = |lines: &[IndexLine], meta: Option<&crate::index::Meta>| -> Result<()> {
+    // (`package_files`), from the snapshot's file, lines and the maps read above.
+    let package_files = |raw: &[u8], lines: &[IndexLine], meta: Option<&crate::index::Meta>| -> Result<()> {
         let name = &lines[0].name;
         let key = crate::name::canonical(name);
         if only.is_some_and(|only| !only.contains(&key)) {
@@ -307,6 +309,8 @@ fn derive_all(
             },
             downloads: Cow::Borrowed(totals.get(&key).unwrap_or(&no_downloads)),
             meta: meta.map(Cow::Borrowed),
+            file: Cow::Borrowed(raw),
+            origin: Cow::Borrowed(origins.get(&key).unwrap_or(&local)),
         };
         let dir = Listing::of(root, l.package_dir(name))?;
         // A package in the snapshot has lines: nothing to remove.
@@ -334,9 +338,9 @@ fn derive_all(
         }
         Ok(())
     };
-    let snap = Snapshot::load_visiting(reg, &|lines, meta| {
-        package_files(lines, meta)?;
-        also(lines, meta)
+    let snap = Snapshot::load_visiting(reg, &|raw, lines, meta| {
+        package_files(raw, lines, meta)?;
+        also(raw, lines, meta)
     })?;
     for (path, bytes) in snap.other.iter().chain(&snap.advisories).chain(&snap.meta) {
         let bytes = if path == "config.json" && reg.config.read_only {

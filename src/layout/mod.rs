@@ -53,6 +53,15 @@ fn tile_index(n: u64, width: u32) -> String {
     path
 }
 
+/// A key an upstream can fill ([`Layout::missable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missable {
+    /// A package's index file, by the name its path ends with (lowercase).
+    IndexFile(String),
+    /// A blob or its `.minisig`, by SHA-256.
+    Blob(String),
+}
+
 /// The sorts of `api/v1/listings/{sort}/`.
 pub const LISTING_SORTS: [&str; 3] = ["name", "newest", "downloads"];
 
@@ -87,6 +96,22 @@ impl Layout {
         let rest = key.strip_prefix("orgs/")?;
         let (slug, below) = rest.split_once('/').unwrap_or((rest, ""));
         (!slug.is_empty()).then_some((slug, below))
+    }
+
+    /// What a key of this registry is, when a miss for it may be filled
+    /// from an upstream (SPEC section 16): a package's index file, or a
+    /// blob or its signature.
+    pub fn missable(&self, key: &str) -> Option<Missable> {
+        let rest = key.strip_prefix(&self.prefix)?;
+        if let Some(path) = rest.strip_prefix("index/") {
+            let name = path.rsplit('/').next()?;
+            let is_package = crate::name::validate(name).is_ok() && package_path(name) == path;
+            return is_package.then(|| Missable::IndexFile(name.to_string()));
+        }
+        let file = rest.strip_prefix("blobs/sha256/")?;
+        let hex = file.strip_suffix(".minisig").unwrap_or(file);
+        let is_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        is_hex.then(|| Missable::Blob(hex.to_string()))
     }
 
     fn at(&self, rest: &str) -> String {

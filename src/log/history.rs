@@ -16,6 +16,16 @@ pub fn leaves_after(index: &IndexRepo, since: Option<&str>) -> Result<Vec<Leaf>>
             return Ok(());
         };
         let commit = c.id();
+        if action == "cache" {
+            // An entry per line the upstream's file added or changed.
+            let path = package_path(target);
+            let file = c.read(&path)?.with_context(|| format!("{commit} ({subject}): {path} is missing"))?;
+            let before = c.read_before(&path)?;
+            for raw in cached_lines(before.as_deref(), &file) {
+                leaves.push(Leaf::of_line(action, raw, &commit)?);
+            }
+            return Ok(());
+        }
         let leaf = match (action, version) {
             ("advisory", None) => {
                 let path = format!("advisories/{target}.json");
@@ -53,6 +63,16 @@ pub fn leaves_after(index: &IndexRepo, since: Option<&str>) -> Result<Vec<Leaf>>
         Ok(())
     })?;
     Ok(leaves)
+}
+
+/// The lines (raw, no newline) of a cached package's index file `after`
+/// that its file `before` did not have byte for byte, in file order: the
+/// log entries of a `cache` commit (the writer counts them before it commits).
+pub fn cached_lines<'f>(before: Option<&[u8]>, after: &'f [u8]) -> Vec<&'f [u8]> {
+    let lines = |f: &'f [u8]| f.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    let old: std::collections::HashSet<&[u8]> =
+        before.map(|b| b.split(|c| *c == b'\n').collect()).unwrap_or_default();
+    lines(after).filter(|l| !old.contains(l)).collect()
 }
 
 /// The raw line (no newline) of `version` in an index file.

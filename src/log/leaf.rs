@@ -11,9 +11,10 @@ const MAGIC: &str = "cairn-log-v1";
 /// What a field that does not apply holds.
 const NONE: &str = "-";
 
-/// The verbs of index commits that are logged, as their subjects spell them.
-pub const ACTIONS: [&str; 7] =
-    ["publish", "yank", "unyank", "delete", "deprecate", "undeprecate", "advisory"];
+/// The verbs of index commits that are logged, as their subjects spell them
+/// (`cache {name}`: lines an upstream serves, an entry per line it adds or changes).
+pub const ACTIONS: [&str; 8] =
+    ["publish", "yank", "unyank", "delete", "deprecate", "undeprecate", "advisory", "cache"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
@@ -92,10 +93,11 @@ impl Leaf {
         })
     }
 
-    /// Whether this leaf is the publish of `line`, whose raw bytes (as
-    /// fetched, without the newline) are `raw`: what a client checks.
-    pub fn is_publish_of(&self, line: &IndexLine, raw: &[u8]) -> bool {
-        self.action == "publish"
+    /// Whether this leaf is the publish of `line` (or its caching from an
+    /// upstream), whose raw bytes (as fetched, without the newline) are
+    /// `raw`: what a client checks.
+    pub fn is_entry_of(&self, line: &IndexLine, raw: &[u8]) -> bool {
+        (self.action == "publish" || self.action == "cache")
             && self.name == line.name
             && self.version.as_deref() == Some(line.vers.as_str())
             && self.sha256.as_deref() == Some(line.cksum.as_str())

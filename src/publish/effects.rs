@@ -289,10 +289,22 @@ fn group_effects(
             Sources::with_lines(reg, conn, spelled, lines)
         })
         .collect::<Result<_>>()?;
+    // A package cached from an upstream: every version is new here.
+    let cached: BTreeSet<String> = planned
+        .iter()
+        .filter_map(|p| match &p.job.req.change {
+            Change::Cache { name, .. } => Some(canonical(name)),
+            _ => None,
+        })
+        .collect();
     super::overlapped(reg, || {
         changed.par_iter().try_for_each(|src| {
-            let mine = versions.get(&canonical(&src.name)).map_or(&[][..], Vec::as_slice);
-            package_files::write_files(reg, src, Scope::Versions(mine))
+            let key = canonical(&src.name);
+            let scope = match (cached.contains(&key), versions.get(&key)) {
+                (true, _) => Scope::Everything,
+                (false, mine) => Scope::Versions(mine.map_or(&[][..], Vec::as_slice)),
+            };
+            package_files::write_files(reg, src, scope)
         })
     })?;
     // Each owner once, however many of its packages the group changed.
@@ -316,7 +328,7 @@ fn group_effects(
     for (p, id) in planned.iter().zip(&c.commits) {
         let Some(id) = id else { continue };
         let name = match (&p.job.req.change, p.plan.line.as_ref().or(p.plan.gone.first())) {
-            (Change::Deprecate { name, .. }, _) => name.clone(),
+            (Change::Deprecate { name, .. } | Change::Cache { name, .. }, _) => name.clone(),
             (_, Some(line)) => line.name.clone(),
             _ => continue,
         };

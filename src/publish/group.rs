@@ -360,8 +360,8 @@ impl Worker {
                 };
                 db::events::record(&txn, &event)?;
             }
-            if plan.commit.is_some() {
-                next_leaf = next_leaf.map(|n| n + 1);
+            if let Some(c) = &plan.commit {
+                next_leaf = next_leaf.map(|n| n + c.entries);
             }
             let job = batch.pop_front().expect("the front job");
             planned.push(Planned { job, plan, audit_id });
@@ -392,6 +392,7 @@ impl Worker {
                     version: line.vers.clone(),
                     sha256: line.cksum.clone(),
                     blake3: line.blake3.clone(),
+                    upstream: None,
                 };
                 let key =
                     reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
@@ -400,7 +401,13 @@ impl Worker {
                 Ok(())
             })
         });
-        if let Err(e) = stored.and_then(|()| Ok(reg.root.sync()?)) {
+        // A group without uploads (yanks, upstream caches, …) has no bytes to flush.
+        let uploads = planned.iter().any(|p| matches!(p.job.req.change, Change::Publish(_)));
+        let flushed = match uploads {
+            true => stored.and_then(|()| Ok(reg.root.sync()?)),
+            false => stored,
+        };
+        if let Err(e) = flushed {
             tracing::error!(error = %format!("{e:#}"), "storing a write group's blobs failed");
             drop(txn);
             remove_blobs(&reg, planned);
@@ -430,7 +437,11 @@ impl Worker {
                             .iter()
                             .map(|(path, content)| (path.as_str(), content.as_deref()))
                             .collect();
-                        ids.push(Some(tx.commit(&files, &c.subject, &p.job.req.actor.login())?))
+                        let trailer = match &c.trailer {
+                            Some(t) => t.clone(),
+                            None => format!("Published-By: {}", p.job.req.actor.login()),
+                        };
+                        ids.push(Some(tx.commit(&files, &c.subject, &trailer)?))
                     }
                     None => ids.push(None),
                 }

@@ -18,10 +18,12 @@
 //! Room is left in the commit step for what later comes there: the
 //! writers' lease with its epoch, the transparency log's leaves.
 
+mod checks;
 mod effects;
 mod group;
 mod lease;
 mod plan;
+pub(crate) use checks::upstream_name;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -112,6 +114,20 @@ pub enum Change {
         id: String,
         json: Vec<u8>,
     },
+    /// An upstream's index file for a name with no local package, as cairn
+    /// serves it (SPEC section 16): committed as `cache {name}` when it
+    /// differs from the index's.
+    Cache {
+        name: String,
+        file: Vec<u8>,
+        /// The upstream and its answer's validators, recorded with the commit.
+        row: crate::db::upstream::Cached,
+    },
+    /// An administrator claims a name an upstream offers for local use;
+    /// its cached lines leave the index.
+    Claim {
+        name: String,
+    },
 }
 
 /// Who asks: an authenticated caller, or the operator (admin listener or
@@ -189,6 +205,14 @@ pub enum Outcome {
     Advisory {
         id: String,
     },
+    /// Whether a cache change committed anything.
+    Cached {
+        changed: bool,
+    },
+    /// Whether a claim was new.
+    Claimed {
+        new: bool,
+    },
 }
 
 /// Why the writer refused or failed a write.
@@ -202,6 +226,10 @@ pub enum WriteError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A local publish or registration of a name an upstream offers (409
+    /// `upstream-name`).
+    #[error("{0}")]
+    UpstreamName(String),
     /// The storage cannot take writes now (full, read-only, failing): 503,
     /// try again later; nothing of the write stays behind.
     #[error("{0}")]
@@ -390,6 +418,21 @@ impl Writer {
     pub async fn delete_package(&self, name: &str) -> Result<Vec<String>, WriteError> {
         match self.submit(By::admin().asks(Change::DeletePackage { name: name.to_string() })).await? {
             Outcome::PackageDeleted { versions } => Ok(versions),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Commits an upstream's file for a name (see [`Change::Cache`]);
+    /// returns whether the index changed.
+    pub async fn cache(
+        &self,
+        name: &str,
+        file: Vec<u8>,
+        row: crate::db::upstream::Cached,
+    ) -> Result<bool, WriteError> {
+        let change = Change::Cache { name: name.to_string(), file, row };
+        match self.submit(By::admin().asks(change)).await? {
+            Outcome::Cached { changed } => Ok(changed),
             other => Err(mismatch(other)),
         }
     }

@@ -4,8 +4,11 @@
 use crate::db::Conn;
 use std::collections::BTreeMap;
 
-use super::{Actor, Change, Job, Outcome, Published, Upload, WriteError, WriteRequest};
-use crate::db::{self, Caller};
+use super::checks::{
+    check_new_name, check_org_owner, check_owner, check_publish, may_act, owner, private_org, Owner,
+};
+use super::{Actor, Change, Job, Outcome, Published, WriteError, WriteRequest};
+use crate::db;
 use crate::effect::Effect;
 use crate::index::{meta, package_path, IndexLine, IndexSnapshot, Meta};
 use crate::name;
@@ -26,6 +29,8 @@ pub(super) fn describe(change: &Change) -> (&'static str, String) {
         Change::Deprecate { name, meta: None } => ("undeprecate", name.clone()),
         Change::DeletePackage { name } => ("delete", name.clone()),
         Change::Advisory { id, .. } => ("advisory", id.clone()),
+        Change::Cache { name, row, .. } => ("cache", format!("{name} from {}", row.upstream)),
+        Change::Claim { name } => ("upstream-claim", name.clone()),
     }
 }
 
@@ -44,15 +49,26 @@ pub(super) struct Plan {
     pub undo: Undo,
 }
 
-/// One index commit: files set (`Some`) or removed (`None`), and its subject.
+/// One index commit: files set (`Some`) or removed (`None`), its subject,
+/// the trailer that replaces `Published-By` (an upstream's), and how many
+/// log entries it makes (`log::history` makes them from the commit).
 pub(super) struct Commit {
     pub files: Vec<(String, Option<Vec<u8>>)>,
     pub subject: String,
+    pub trailer: Option<String>,
+    pub entries: u64,
+}
+
+impl Commit {
+    /// A change the log records with one entry.
+    fn logged(files: Vec<(String, Option<Vec<u8>>)>, subject: String) -> Commit {
+        Commit { files, subject, trailer: None, entries: 1 }
+    }
 }
 
 /// A commit that sets one file.
 fn sets(path: String, content: Vec<u8>, subject: String) -> Option<Commit> {
-    Some(Commit { files: vec![(path, Some(content))], subject })
+    Some(Commit::logged(vec![(path, Some(content))], subject))
 }
 
 /// The database rows of a change whose index commit failed, to take back.
@@ -60,8 +76,20 @@ fn sets(path: String, content: Vec<u8>, subject: String) -> Option<Commit> {
 /// deletion) are done when the transaction commits and need none.
 pub(super) enum Undo {
     Nothing,
-    Publish { name: String, version_key: String, new_package: bool },
-    HardDelete { name: String, version_keys: Vec<String> },
+    Publish {
+        name: String,
+        version_key: String,
+        new_package: bool,
+    },
+    HardDelete {
+        name: String,
+        version_keys: Vec<String>,
+    },
+    /// The log entries a cache change's versions were given.
+    Cache {
+        name: String,
+        versions: Vec<String>,
+    },
 }
 
 impl Undo {
@@ -77,6 +105,11 @@ impl Undo {
             }
             Undo::HardDelete { name, version_keys } => {
                 version_keys.iter().try_for_each(|key| db::unmark_version_deleted(conn, space, name, key))
+            }
+            // The validators named a file the index does not hold: the next look fetches it whole.
+            Undo::Cache { name, versions } => {
+                db::upstream::forget_validators(conn, space, name)?;
+                versions.iter().try_for_each(|v| db::upstream::clear_log_index(conn, space, name, v))
             }
         }
     }
@@ -294,7 +327,7 @@ pub(super) fn plan(
             if head.read(&meta::path(&spelled))?.is_some() {
                 removed.push((meta::path(&spelled), None));
             }
-            let commit = Some(Commit { files: removed, subject: format!("delete {spelled}") });
+            let commit = Some(Commit::logged(removed, format!("delete {spelled}")));
             let versions = gone.iter().map(|l| l.vers.clone()).collect();
             // Its meta file's copy follows the index (gone with the file).
             let mut effects = package_effects(&spelled);
@@ -315,10 +348,7 @@ pub(super) fn plan(
                 return Ok(done(outcome, Vec::new()));
             }
             let verb = if after.is_deprecated() { "deprecate" } else { "undeprecate" };
-            let commit = Some(Commit {
-                files: vec![(path, after.file_bytes())],
-                subject: format!("{verb} {spelled}"),
-            });
+            let commit = Some(Commit::logged(vec![(path, after.file_bytes())], format!("{verb} {spelled}")));
             let effects = vec![Effect::meta(&spelled), Effect::Events];
             *name = spelled;
             Ok(Plan { commit, line: None, gone: Vec::new(), effects, outcome, undo: Undo::Nothing })
@@ -339,7 +369,92 @@ pub(super) fn plan(
                 undo: Undo::Nothing,
             })
         }
+        Change::Cache { name, file, row } => cache(conn, reg, head, row, name, file, leaf, files),
+        Change::Claim { name } => {
+            if !matches!(actor, Actor::Admin) {
+                return Err(WriteError::Forbidden("only an administrator claims a name".into()));
+            }
+            let new = db::upstream::claim(conn, space, name)?;
+            db::upstream::forget(conn, space, name)?;
+            let path = package_path(name);
+            // The lines an upstream served leave the index with the claim;
+            // a local package's file stays.
+            let cached = db::find_package(conn, space, name)?.is_none() && head.read(&path)?.is_some();
+            let (mut commit, mut gone, mut effects) = (None, Vec::new(), Vec::new());
+            if cached {
+                // Their blobs and documents go with them.
+                gone = std::mem::take(lines_mut(head, files, &path)?);
+                let subject = format!("claim {name}");
+                commit = Some(Commit { files: vec![(path, None)], subject, trailer: None, entries: 0 });
+                effects = package_effects(name);
+            }
+            let outcome = Outcome::Claimed { new };
+            Ok(Plan { commit, line: None, gone, effects, outcome, undo: Undo::Nothing })
+        }
     }
+}
+
+/// An upstream's file for a name with no local package: committed when it
+/// differs from the index's, each line it adds or changes a log entry
+/// (whose numbers the cached versions' rows record), with the upstream's
+/// row (its validators: they name the file the index holds).
+#[allow(clippy::too_many_arguments)]
+fn cache(
+    conn: &Conn,
+    reg: &Registry,
+    head: &IndexSnapshot,
+    row: &db::upstream::Cached,
+    name: &str,
+    file: &[u8],
+    leaf: Option<u64>,
+    files: &mut BTreeMap<String, Vec<IndexLine>>,
+) -> Result<Plan, WriteError> {
+    let space = &reg.space;
+    if db::find_package(conn, space, name)?.is_some() || db::upstream::claimed(conn, space, name)? {
+        return Err(WriteError::Conflict(format!("`{name}` is a local package: no upstream serves it")));
+    }
+    let path = package_path(name);
+    let before = head.read(&path)?;
+    // A second file for the name in one group waits for the next revalidation.
+    if files.contains_key(&path) {
+        return Ok(done(Outcome::Cached { changed: false }, Vec::new()));
+    }
+    db::upstream::checked(conn, space, name, row)?;
+    if before.as_deref() == Some(file) {
+        return Ok(done(Outcome::Cached { changed: false }, Vec::new()));
+    }
+    // Each version's row (its first sighting, if the cooldown did not record it).
+    let lines = crate::upstream::parse(name, file).map_err(WriteError::Internal)?;
+    let seen: Vec<(&str, &str)> = lines.iter().map(|(_, l)| (l.vers.as_str(), l.cksum.as_str())).collect();
+    db::upstream::record_versions(conn, space, name, &row.upstream, &seen, chrono::Utc::now().timestamp())?;
+    let added = crate::log::history::cached_lines(before.as_deref(), file);
+    let mut versions = Vec::new();
+    if let Some(first) = leaf {
+        for (i, raw) in added.iter().enumerate() {
+            for (_, l) in crate::upstream::parse(name, raw).map_err(WriteError::Internal)? {
+                db::upstream::set_log_index(conn, space, name, &l.vers, first + i as u64)?;
+                versions.push(l.vers);
+            }
+        }
+    }
+    let lines = IndexLine::parse_file(file).map_err(anyhow::Error::from)?;
+    files.insert(path.clone(), lines);
+    let commit = Commit {
+        files: vec![(path, Some(file.to_vec()))],
+        subject: format!("cache {name}"),
+        trailer: Some(format!("Upstream: {}", row.upstream)),
+        entries: added.len() as u64,
+    };
+    let undo = Undo::Cache { name: name.to_string(), versions };
+    Ok(Plan {
+        commit: Some(commit),
+        line: None,
+        gone: Vec::new(),
+        // Every version of the package is new here (`Scope::Everything` in the effects).
+        effects: package_effects(name),
+        outcome: Outcome::Cached { changed: true },
+        undo,
+    })
 }
 
 /// The lines of an index file as the group has it so far.
@@ -354,172 +469,6 @@ fn lines_mut<'f>(
         files.insert(path.to_string(), lines.unwrap_or_default());
     }
     Ok(files.get_mut(path).unwrap())
-}
-
-/// The package must exist and the caller must own it, with `scope` on a
-/// token that may touch it. Returns the package's spelling.
-fn check_owner(
-    conn: &Conn,
-    reg: &Registry,
-    caller: &Caller,
-    pkg: &str,
-    scope: &str,
-) -> Result<String, WriteError> {
-    let spelled = db::find_package(conn, &reg.space, pkg)?
-        .ok_or_else(|| WriteError::NotFound(format!("no package `{pkg}`")))?;
-    if !caller.has_scope(scope) {
-        return Err(WriteError::Forbidden(format!("this token lacks the `{scope}` scope")));
-    }
-    if !caller.may_touch(&spelled) {
-        return Err(WriteError::Forbidden(format!("this token may not act on `{spelled}`")));
-    }
-    if !may_act(conn, reg, caller, &spelled)? {
-        return Err(not_an_owner(caller, &spelled));
-    }
-    Ok(spelled)
-}
-
-/// Whether the caller acts as an owner of the package: a user who owns it
-/// or is an admin of an organisation that owns it; an organisation token
-/// of a public organisation that owns it. In a private organisation's
-/// registry the organisation owns every package: its admins and its own
-/// tokens act.
-fn may_act(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<bool, WriteError> {
-    let space = &reg.space;
-    if let Some(org) = private_org(conn, reg)? {
-        return Ok(acts_for_org(conn, caller, &org)?);
-    }
-    Ok(match &caller.org {
-        Some(o) => !o.private && db::org::owns(conn, space, pkg, o.id)?,
-        None => {
-            db::is_owner(conn, space, pkg, caller.user.id)?
-                || db::org::acts_for(conn, space, pkg, caller.user.id)?
-        }
-    })
-}
-
-/// The organisation itself (its token) or one of its admins.
-fn acts_for_org(conn: &Conn, caller: &Caller, org: &db::org::Org) -> anyhow::Result<bool> {
-    Ok(match &caller.org {
-        Some(o) => o.id == org.id,
-        None => db::org::role(conn, org.id, caller.user.id)? >= Some(db::org::Role::Admin),
-    })
-}
-
-/// The private organisation whose registry this is (`None`: the public one).
-fn private_org(conn: &Conn, reg: &Registry) -> Result<Option<db::org::Org>, WriteError> {
-    let Some(slug) = reg.space.org() else { return Ok(None) };
-    match db::org::find(conn, slug)? {
-        Some(org) if org.private => Ok(Some(org)),
-        _ => Err(WriteError::NotFound(format!("no private organisation `{slug}`"))),
-    }
-}
-
-fn not_an_owner(caller: &Caller, pkg: &str) -> WriteError {
-    match &caller.org {
-        Some(o) => WriteError::Forbidden(format!("org:{} is not an owner of `{pkg}`", o.slug)),
-        None => WriteError::Forbidden(format!("you are not an owner of `{pkg}`")),
-    }
-}
-
-/// An owner named in an owner change: a login, or `org:{slug}`.
-enum Owner {
-    User(i64),
-    Org(db::org::Org),
-}
-
-fn owner(conn: &Conn, name: &str) -> Result<Owner, WriteError> {
-    if let Some(slug) = db::org::slug_of_owner(name) {
-        let org = db::org::find(conn, slug)?
-            .ok_or_else(|| WriteError::NotFound(format!("no organisation `{slug}`")))?;
-        return Ok(Owner::Org(org));
-    }
-    let user = db::find_user(conn, name)?.ok_or_else(|| WriteError::NotFound(format!("no user `{name}`")))?;
-    Ok(Owner::User(user.id))
-}
-
-/// An organisation becomes an owner only by the hand of its admin (or its
-/// own token), and only a public one: a private organisation's packages
-/// live in its own registry.
-fn check_org_owner(conn: &Conn, caller: &Caller, org: &db::org::Org) -> Result<(), WriteError> {
-    if !acts_for_org(conn, caller, org)? {
-        return Err(WriteError::Forbidden(format!("only an admin of org:{} can make it an owner", org.slug)));
-    }
-    if org.private {
-        return Err(WriteError::Conflict(format!(
-            "org:{} is private: its packages are published to its own registry, not this one",
-            org.slug
-        )));
-    }
-    Ok(())
-}
-
-/// A name nobody has: not reserved, not a look-alike, and a token that may
-/// claim names.
-fn check_new_name(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<(), WriteError> {
-    name::check_reserved(pkg, &reg.config.reserved_names).map_err(|e| WriteError::Invalid(e.to_string()))?;
-    if let Some(similar) = db::find_confusable(conn, &reg.space, pkg)? {
-        return Err(WriteError::Conflict(format!(
-            "the name `{pkg}` is too similar to the existing package `{similar}`"
-        )));
-    }
-    if !caller.has_scope("publish-new") {
-        return Err(WriteError::Forbidden("this token lacks the `publish-new` scope".into()));
-    }
-    if !caller.may_touch(pkg) {
-        return Err(WriteError::Forbidden(format!("this token may not claim `{pkg}`")));
-    }
-    match private_org(conn, reg)? {
-        // A new name of a private registry is its organisation's.
-        Some(org) if !acts_for_org(conn, caller, &org)? => Err(WriteError::Forbidden(format!(
-            "only an admin of org:{} (or its token) publishes to its registry",
-            org.slug
-        ))),
-        Some(_) => Ok(()),
-        None => match caller.org.as_ref().filter(|o| o.private) {
-            Some(o) => Err(WriteError::Forbidden(format!(
-                "org:{} is private: its token publishes to its own registry, not this one",
-                o.slug
-            ))),
-            None => Ok(()),
-        },
-    }
-}
-
-/// The state checks of a publish, in the order a publisher would want to
-/// hear about them. Returns whether the name is new.
-fn check_publish(conn: &Conn, reg: &Registry, caller: &Caller, upload: &Upload) -> Result<bool, WriteError> {
-    let pkg = &upload.line.name;
-    if !caller.may_touch(pkg) {
-        return Err(WriteError::Forbidden(format!("this token may not publish `{pkg}`")));
-    }
-    let new_package = match db::find_package(conn, &reg.space, pkg)? {
-        Some(ref spelled) if spelled != pkg => {
-            return Err(WriteError::Conflict(format!(
-                "a package named `{spelled}` exists; `{pkg}` is the same name (case and `_`/`-` do not distinguish packages)"
-            )))
-        }
-        Some(_) => {
-            if !may_act(conn, reg, caller, pkg)? {
-                return Err(not_an_owner(caller, pkg));
-            }
-            if !caller.has_scope("publish-update") {
-                return Err(WriteError::Forbidden("this token lacks the `publish-update` scope".into()));
-            }
-            false
-        }
-        None => {
-            check_new_name(conn, reg, caller, pkg)?;
-            true
-        }
-    };
-    if db::version_burned(conn, &reg.space, pkg, &name::version_key(&upload.version))? {
-        return Err(WriteError::Conflict(format!(
-            "{pkg} {} was published already; a published version is never replaced (publish a new version)",
-            upload.version
-        )));
-    }
-    Ok(new_package)
 }
 
 /// A change that passed its checks, with what it will answer.

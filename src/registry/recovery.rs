@@ -123,7 +123,11 @@ impl Registry {
         let wanted = registry_config(&self.config, key, self.log.as_ref(), self.space.org());
         if self.index.read_file("config.json")?.as_deref() != Some(&wanted[..]) {
             self.index.write_batch(|tx| {
-                tx.commit(&[("config.json", Some(&wanted))], "config", &self.config.name)
+                tx.commit(
+                    &[("config.json", Some(&wanted))],
+                    "config",
+                    &format!("Published-By: {}", self.config.name),
+                )
             })?;
         }
         Ok(())

@@ -49,6 +49,7 @@ fn static_rank(h: &Hit, downloads: &[u64]) -> (u8, u64) {
 pub fn run(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<serde_json::Value> {
     let started = std::time::Instant::now();
     // One document per package: its latest version's metadata.
+    let origins = crate::db::upstream::origins(&reg.db()?, &reg.space)?;
     let docs: Vec<Doc> = snap
         .packages
         .par_iter()
@@ -67,6 +68,7 @@ pub fn run(reg: &Registry, snap: &Snapshot, totals: &Totals) -> Result<serde_jso
                 kind,
                 keywords,
                 deprecated,
+                origins.get(&crate::name::canonical(&p.name)).and_then(|o| o.upstream.clone()),
             )
         })
         .collect();

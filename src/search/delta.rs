@@ -47,6 +47,9 @@ pub struct DeltaDoc {
     pub downloads: u64,
     #[serde(default)]
     pub deprecated: bool,
+    /// The upstream a cached package comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// 2 added `kind` and `deprecated`.
@@ -55,7 +58,14 @@ pub const FORMAT_VERSION: u32 = 2;
 impl DeltaEntry {
     /// The entry for a package's lines after a change made by `commit`
     /// (the same version the search job would index: `derive::latest_version`).
-    pub fn of(name: &str, lines: &[IndexLine], commit: &str, downloads: u64, deprecated: bool) -> DeltaEntry {
+    pub fn of(
+        name: &str,
+        lines: &[IndexLine],
+        commit: &str,
+        downloads: u64,
+        deprecated: bool,
+        upstream: Option<&str>,
+    ) -> DeltaEntry {
         let latest = crate::derive::latest_version(lines).or(lines.last());
         DeltaEntry {
             name: latest.map_or(name, |l| l.name.as_str()).to_string(),
@@ -67,6 +77,7 @@ impl DeltaEntry {
                 keywords: l.keywords.clone(),
                 downloads,
                 deprecated,
+                upstream: upstream.map(str::to_string),
             }),
         }
     }

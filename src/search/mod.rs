@@ -137,7 +137,9 @@ pub struct Postings {
 
 /// A package as search results show it and filters see it: name, latest
 /// version, description, downloads, description length in words, kind (as
-/// listed: `IndexLine::listed_kind`), keywords (as published), deprecated.
+/// listed: `IndexLine::listed_kind`), keywords (as published), deprecated,
+/// and the upstream it is cached from (none: published here; absent in
+/// shards written before upstreams).
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Doc(
     pub String,
@@ -148,6 +150,7 @@ pub struct Doc(
     pub Option<String>,
     pub Vec<String>,
     pub bool,
+    #[serde(default)] pub Option<String>,
 );
 
 impl Doc {
@@ -217,6 +220,9 @@ pub struct SearchResult {
     pub description: String,
     pub downloads: u64,
     pub score: f64,
+    /// The upstream a cached package comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// Runs a query on a registry's search files, read by key through `get`
@@ -294,6 +300,7 @@ pub fn query(
                 d.kind.clone(),
                 d.keywords.clone(),
                 d.deprecated,
+                d.upstream.clone(),
             );
             Some((doc, package_terms(&e.name, &d.keywords, &d.description)))
         })
@@ -406,6 +413,7 @@ pub fn query(
                 description: doc.2,
                 downloads: doc.3,
                 score: score * coverage * coverage,
+                upstream: doc.8,
             };
             (tier, demoted, hit)
         })

@@ -103,6 +103,11 @@ async fn health(req: &Request<'_>) -> ApiResult {
     if !remotes.is_empty() {
         doc["remotes"] = json!(remotes);
     }
+    // Upstreams (SPEC section 16): the bytes refused for not matching their line.
+    if let Some(up) = &req.state.upstreams {
+        let names: Vec<&str> = up.sources().iter().map(|s| s.config.name.as_str()).collect();
+        doc["upstreams"] = json!({ "names": names, "mismatches": up.mismatches() });
+    }
     Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))
 }
 
@@ -185,6 +190,7 @@ struct Register {
 async fn register(req: &Request<'_>) -> ApiResult {
     let body: Register = req.json()?;
     crate::name::validate(&body.name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    super::upstream::guard_new_name(req, &body.name).await?;
     let (name, owner, created) = req.writer().register(req.by()?, &body.name).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, json!({ "name": name, "owner": owner, "created": created })))
@@ -248,6 +254,7 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
         }
         ManifestKind::Cargo => crate_line(&inspected, &sha256, &blake3, size)?,
     };
+    super::upstream::guard_new_name(req, &line.name).await?;
     let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
     let published = req.writer().publish(req.by()?, upload).await?;
     Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))

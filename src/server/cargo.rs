@@ -62,6 +62,7 @@ async fn publish(req: &Request<'_>) -> ApiResult {
     .map_err(ApiError::from_archive)?;
     let line = crate_line(&meta, &inspected.manifest, &sha256, &blake3, krate.len() as u64);
     let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
+    super::upstream::guard_new_name(req, &line.name).await?;
     let upload = Upload { line, version, bytes: krate, readme };
     req.writer().publish(req.by()?, upload).await?;
     Ok((
@@ -142,7 +143,14 @@ fn search_packages(root: &StaticRoot, q: &str, limit: usize) -> anyhow::Result<(
     let crates = hits
         .into_iter()
         .take(limit)
-        .map(|h| json!({ "name": h.name, "max_version": h.version, "description": h.description }))
+        .map(|h| {
+            let mut hit = json!({ "name": h.name, "max_version": h.version, "description": h.description });
+            // A package cached from an upstream says which (SPEC section 16).
+            if let Some(upstream) = h.upstream {
+                hit["upstream"] = json!(upstream);
+            }
+            hit
+        })
         .collect();
     Ok((total, crates))
 }

@@ -74,6 +74,7 @@ impl From<WriteError> for ApiError {
             WriteError::Forbidden(m) => ApiError::forbidden(m),
             WriteError::NotFound(m) => ApiError::not_found(m),
             WriteError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            WriteError::UpstreamName(m) => ApiError::new(StatusCode::CONFLICT, "upstream-name", m),
             WriteError::Unavailable(m) => ApiError::unavailable(m),
             WriteError::Internal(e) => ApiError::internal(format!("{e:#}")),
         }

@@ -23,6 +23,7 @@ mod private;
 mod proxy;
 mod ratelimit;
 mod routes;
+mod upstream;
 mod url;
 pub mod witness;
 
@@ -67,6 +68,10 @@ pub struct State {
     witness: Option<Arc<crate::log::witness::Witness>>,
     /// The private organisations' registries this server writes, by slug.
     orgs: private::Hosts,
+    /// The registries this one serves packages from (SPEC section 16).
+    upstreams: Option<Arc<crate::upstream::Upstreams>>,
+    /// Which upstream names' index files were looked at lately.
+    upstream_fresh: upstream::Fresh,
 }
 
 /// How often the tokens' `lastUsedAt` reaches the database.
@@ -88,6 +93,8 @@ impl State {
         let invalidate = cache.clone();
         reg.root.observe(Arc::new(move |key: &str| invalidate.invalidate(key)));
         let files = files::Files::new(reg.root.clone(), cache);
+        // A mirror copies its source's cache; it fills nothing itself.
+        let (reg_read_only, upstreams) = (c.read_only, c.upstreams.clone());
         let proxies = proxy::Proxies::parse(&c.trusted_proxies)?;
         let (last_used, session_seen) = (Mutex::default(), Mutex::default());
         let started = std::time::Instant::now();
@@ -107,6 +114,11 @@ impl State {
             started,
             witness,
             orgs: private::Hosts::default(),
+            upstreams: match reg_read_only {
+                true => None,
+                false => crate::upstream::Upstreams::new(&upstreams)?,
+            },
+            upstream_fresh: upstream::Fresh::default(),
         });
         // What a crash left in a private registry is made before its first request.
         private::host_existing(&state);
@@ -273,8 +285,28 @@ fn is_static_read(method: &Method, path: &str) -> bool {
 
 async fn read_static(state: &State, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
     let ask = files::Ask::of(method, headers);
+    // An upstream's index file is looked at before it is served (it may be
+    // due for revalidation); a blob only when it is missing.
+    let upstream = state.upstreams.as_ref().zip(files::key_of(path));
+    if let Some((up, key)) = &upstream {
+        if let Some(refused) = upstream::before_read(state, up, key, false).await {
+            return refused;
+        }
+    }
     if let Some(resp) = state.files.serve(path, &ask).await {
         return resp;
+    }
+    if let Some((up, key)) = &upstream {
+        if upstream::only_if_cached(headers) {
+            if let Some(refused) = upstream::not_cached(state, key).await {
+                return refused;
+            }
+        } else if let Some(refused) = upstream::before_read(state, up, key, true).await {
+            return refused;
+        }
+        if let Some(resp) = state.files.serve(path, &ask).await {
+            return resp;
+        }
     }
     // A pack consolidation retired lately is still there for readers
     // holding an older `objects/info/packs`.

@@ -139,6 +139,7 @@ fn serve_conn(
                         version: "9.9.9".into(),
                         sha256,
                         blake3,
+                        upstream: None,
                     };
                     bytes = key.sign(&blob, &att).unwrap().into_bytes();
                 }

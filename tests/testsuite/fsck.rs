@@ -247,8 +247,14 @@ fn a_valid_signature_attesting_other_fields_is_reported() {
     let (sha256, blake3) = cairn::store::digests(&bytes);
     let registry =
         support::read_json(reg.root().join("index/config.json"))["name"].as_str().unwrap().to_string();
-    let att =
-        cairn::sign::Attestation { registry, name: "foo".into(), version: "1.1.0".into(), sha256, blake3 };
+    let att = cairn::sign::Attestation {
+        registry,
+        name: "foo".into(),
+        version: "1.1.0".into(),
+        sha256,
+        blake3,
+        upstream: None,
+    };
     std::fs::write(reg.sig("foo", "1.0.0"), key.sign(&bytes, &att).unwrap()).unwrap();
     assert_findings(
         &reg,

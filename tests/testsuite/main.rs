@@ -31,4 +31,5 @@ mod serving;
 mod site;
 mod site_search;
 mod stats;
+mod upstreams;
 mod writers;

@@ -435,11 +435,14 @@ fn main() -> Result<()> {
     let layout = cairn::layout::Layout::public();
     packages.par_iter().try_for_each(|p| -> Result<()> {
         let none = cairn::derive::Downloads::new();
-        let mut docs = vec![cairn::derive::index_copy(&layout, p)];
+        let file = IndexLine::file_bytes(p);
+        let mut docs = vec![cairn::derive::index_copy(&layout, &p[0].name, &file)];
         if args.docs {
-            docs.push(cairn::derive::package(&layout, p, &owners, &none, None));
+            docs.push(cairn::derive::package(&layout, p, &owners, &none, None, &Default::default()));
             docs.push(cairn::derive::owners(&layout, &p[0].name, &owners));
-            docs.extend(p.iter().map(|l| cairn::derive::version(&layout, l, false, &none)));
+            docs.extend(
+                p.iter().map(|l| cairn::derive::version(&layout, l, false, &none, &Default::default())),
+            );
         }
         for doc in docs {
             write(&static_root.join(&doc.key), &doc.bytes)?;

@@ -7,6 +7,7 @@ pub mod hook;
 pub mod mixed;
 pub mod pg;
 pub mod s3;
+pub mod upstream;
 pub mod user;
 pub mod varnish;
 
