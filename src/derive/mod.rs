@@ -63,11 +63,12 @@ pub struct PackageDoc<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct VersionEntry<'a> {
-    blake3: &'a str,
+    /// None for a version cached from an upstream: its line records none.
+    blake3: Option<&'a str>,
     downloads: u64,
     published_at: &'a Option<String>,
     sha256: &'a str,
-    size_bytes: u64,
+    size_bytes: Option<u64>,
     version: &'a str,
     yanked: bool,
 }
@@ -104,11 +105,11 @@ pub fn package_doc<'a>(
         versions: versions
             .into_iter()
             .map(|l| VersionEntry {
-                blake3: &l.blake3,
+                blake3: recorded(&l.blake3),
                 downloads: count(&l.vers),
                 published_at: &l.pubtime,
                 sha256: &l.cksum,
-                size_bytes: l.size,
+                size_bytes: l.recorded_size(),
                 version: &l.vers,
                 yanked: l.yanked,
             })
@@ -116,11 +117,16 @@ pub fn package_doc<'a>(
     }
 }
 
+/// A line's BLAKE3, when it records one (an upstream's line does not).
+fn recorded(blake3: &str) -> Option<&str> {
+    (!blake3.is_empty()).then_some(blake3)
+}
+
 /// `/api/v1/packages/{name}/{version}.json`, fields in key order.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionDoc<'a> {
-    blake3: &'a str,
+    blake3: Option<&'a str>,
     dependencies: &'a [IndexDep],
     description: &'a Option<String>,
     download: String,
@@ -139,7 +145,7 @@ pub struct VersionDoc<'a> {
     repository: &'a Option<String>,
     sha256: &'a str,
     signature: String,
-    size_bytes: u64,
+    size_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     upstream: Option<&'a str>,
     version: &'a str,
@@ -157,14 +163,15 @@ pub fn version_doc<'a>(
 ) -> VersionDoc<'a> {
     let download = url(&l.blob(&line.cksum));
     VersionDoc {
-        blake3: &line.blake3,
+        blake3: recorded(&line.blake3),
         dependencies: &line.deps,
         description: &line.description,
         signature: format!("{download}.minisig"),
         download,
         downloads,
         features: &line.features,
-        format: &line.fmt,
+        // An upstream's line names no format: a crate is a gzip tarball.
+        format: if line.fmt.is_empty() { "tar.gz" } else { &line.fmt },
         index_path: url(&l.package_index(&line.name)),
         keywords: &line.keywords,
         kind: &line.kind,
@@ -175,7 +182,7 @@ pub fn version_doc<'a>(
         readme: has_readme.then(|| url(&l.readme(&line.name, &line.vers))),
         repository: &line.repository,
         sha256: &line.cksum,
-        size_bytes: line.size,
+        size_bytes: line.recorded_size(),
         upstream: origin.upstream.as_deref(),
         version: &line.vers,
         yanked: line.yanked,

@@ -137,6 +137,12 @@ impl IndexLine {
         words
     }
 
+    /// The tarball's size, when the line records it (an upstream's line
+    /// does not: cairn's own lines always do).
+    pub fn recorded_size(&self) -> Option<u64> {
+        (self.size > 0 || !self.blake3.is_empty()).then_some(self.size)
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("index line serializes")
     }

@@ -121,6 +121,12 @@ fn cargo_builds_through_cairn_and_keeps_building_with_the_upstream_down() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(server.get(&format!("/index/{}", cairn::index::package_path("corp-widgets"))).status(), 200);
 
+    // Every document of the cached packages (and the search delta) matches
+    // its schema; their index files are the upstream's lines, not cairn's
+    // (index-line.schema.json is the line of a publish here).
+    let (errors, _) = support::validate_static_tree(&server.static_root());
+    let errors: Vec<&String> = errors.iter().filter(|e| !e.contains("(index-line)")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     // fsck finds the cached lines, blobs and signatures whole (a line
     // whose blob nobody asked for yet is no finding).
     let out = Command::new(env!("CARGO_BIN_EXE_cairn"))

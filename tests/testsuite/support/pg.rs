@@ -67,6 +67,7 @@ impl Postgres {
 
     fn start_with(tls: bool) -> Postgres {
         let bin = bin_dir();
+        sweep_leftovers();
         let dir = tempfile::Builder::new().prefix("cairn-pg").tempdir().unwrap();
         let port = free_port();
         // SAFETY: geteuid(2) has no preconditions.
@@ -173,6 +174,32 @@ wait $pid || true
     pub fn shared() -> &'static Postgres {
         static SHARED: std::sync::OnceLock<Postgres> = std::sync::OnceLock::new();
         SHARED.get_or_init(Postgres::start)
+    }
+}
+
+/// Removes the clusters of earlier runs: a cluster kept in a static for a
+/// whole test binary is never dropped, so its directory outlives it. One
+/// whose server is gone (no live pid in `postmaster.pid`) and that is older
+/// than a start could take is left by a run that ended.
+fn sweep_leftovers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with("cairn-pg") {
+            continue;
+        }
+        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if old.is_none_or(|age| age < Duration::from_secs(600)) {
+            continue;
+        }
+        let pid = std::fs::read_to_string(path.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        let alive = pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+        if !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
