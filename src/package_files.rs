@@ -280,6 +280,7 @@ pub fn pages(
         meta,
         &extras,
         only.as_deref(),
+        src.origin.upstream.as_deref(),
     ))
 }
 

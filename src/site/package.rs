@@ -81,7 +81,9 @@ pub fn extras(
 }
 
 /// A package's pages: `/p/{name}` and the page of each version in `only`
-/// (every version when `None`).
+/// (every version when `None`); `upstream`: the registry a cached package
+/// comes from (SPEC section 16), which they name.
+#[allow(clippy::too_many_arguments)]
 pub fn pages(
     l: &Layout,
     lines: &[IndexLine],
@@ -90,11 +92,12 @@ pub fn pages(
     meta: Option<&Meta>,
     extras: &Extras,
     only: Option<&[&str]>,
+    upstream: Option<&str>,
 ) -> Vec<Doc> {
     let mut versions: Vec<&IndexLine> = lines.iter().collect();
     versions.sort_by_key(|l| std::cmp::Reverse(semver::Version::parse(&l.vers).ok()));
     let meta = meta.filter(|m| m.is_deprecated());
-    let view = View { l, versions: &versions, owners, downloads, meta, extras };
+    let view = View { l, versions: &versions, owners, downloads, meta, extras, upstream };
     let latest = latest_version(lines).or(lines.last()).expect("a package has versions");
     let mut docs = vec![Doc { key: l.package_page(&latest.name), bytes: view.render(latest, false) }];
     for line in lines.iter().filter(|line| only.is_none_or(|only| only.contains(&line.vers.as_str()))) {
@@ -112,6 +115,7 @@ struct View<'a> {
     /// Its deprecation, if it is deprecated.
     meta: Option<&'a Meta>,
     extras: &'a Extras,
+    upstream: Option<&'a str>,
 }
 
 impl View<'_> {
@@ -131,6 +135,11 @@ impl View<'_> {
                     @if let Some(r) = &m.replacement {
                         " Use " a href=(page_url(&self.l.package_page(r))) { (r) } " instead."
                     }
+                }
+            }
+            @if let Some(u) = self.upstream {
+                p.notice role="note" {
+                    "Cached from the upstream registry " strong { (u) } ": its index lines and crates, served by this registry, each crate checked against its line, signed and logged here."
                 }
             }
             @if line.yanked {

@@ -97,6 +97,8 @@ fn cargo_builds_through_cairn_and_keeps_building_with_the_upstream_down() {
     );
     let doc = json(server.get("/api/v1/packages/hex.json"));
     assert_eq!(doc["upstream"], "crates-io", "{doc}");
+    let page = server.get("/p/hex").text().unwrap();
+    assert!(page.contains("Cached from the upstream registry <strong>crates-io</strong>"), "{page}");
     let doc = json(server.get("/api/v1/packages/hex/0.4.3.json"));
     assert!(doc["logIndex"].as_u64().is_some(), "{doc}");
     // Search shows it, marked with its upstream (the delta, before any search job).
