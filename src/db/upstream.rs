@@ -46,6 +46,20 @@ pub fn checked(conn: &Conn, space: &Space, name: &str, row: &Cached) -> Result<(
     Ok(())
 }
 
+/// Cached packages (as their lines spell them) whose upstream last
+/// answered before `before_ms`, the longest unasked first, at most `limit`.
+pub fn due(conn: &Conn, space: &Space, before_ms: i64, limit: usize) -> Result<Vec<String>> {
+    let sql = concat!(
+        "SELECT (SELECT MIN(v.name) FROM upstream_versions v WHERE v.key = p.key) AS spelled
+         FROM upstream_packages p WHERE p.checked_ms < ?1 AND ",
+        in_space!("p.key", 2),
+        " ORDER BY p.checked_ms LIMIT ?3"
+    );
+    let names: Vec<Option<String>> =
+        conn.query(sql, params![before_ms, space.key_prefix(), limit], |r| r.get(0))?;
+    Ok(names.into_iter().flatten().collect())
+}
+
 /// Records the versions not seen before (at `now_s`), in the caller's
 /// transaction.
 pub fn record_versions(

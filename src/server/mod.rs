@@ -123,6 +123,7 @@ impl State {
         // What a crash left in a private registry is made before its first request.
         private::host_existing(&state);
         tokio::spawn(flush_last_used(state.clone()));
+        tokio::spawn(upstream::sweep(state.clone()));
         Ok(state)
     }
 

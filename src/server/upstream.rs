@@ -127,6 +127,32 @@ pub async fn not_cached(state: &State, key: &str) -> Option<Response<Body>> {
     Some(render_error(&e, None, false).map(full))
 }
 
+/// How many cached packages one sweep looks at.
+const SWEEP_BATCH: usize = 64;
+
+/// Revalidates the public registry's cached index files whose `refresh`
+/// ran out, in the background, a batch per tick: reads served by nginx or
+/// a CDN from the static root never reach [`before_read`], so without this
+/// their copy would never follow the upstream.
+pub async fn sweep(state: Arc<State>) {
+    let Some(up) = state.upstreams.clone() else { return };
+    let tick = up.sources().iter().map(|s| s.config.refresh).min().unwrap_or(60).max(1);
+    let shortest_ms = tick as i64 * 1000;
+    loop {
+        tokio::time::sleep(Duration::from_secs(tick)).await;
+        let space = state.reg.space.clone();
+        let before = chrono::Utc::now().timestamp_millis() - shortest_ms;
+        let due = state.db(move |conn| rows::due(conn, &space, before, SWEEP_BATCH)).await;
+        let target = Target { state: &state, reg: &state.reg, writer: &state.writer };
+        for name in due.unwrap_or_default() {
+            if !target.is_fresh(&name) {
+                let flight = format!("index {}", name.to_ascii_lowercase());
+                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name)).await;
+            }
+        }
+    }
+}
+
 /// Brings the index's file for `name` level with its upstream, if an
 /// upstream serves it: what the upstream offers now, or (if it fails) the
 /// cached file as it is. An error only for a name never cached.

@@ -440,7 +440,7 @@ fn nginx_in_front_falls_back_to_cairn_for_what_it_lacks() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(
         data.join("registry.toml"),
-        format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{}\"\n", up.index()),
+        format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{}\"\nrefresh = 1\n", up.index()),
     )
     .unwrap();
     let (server, nginx) = support::Nginx::in_front(&data);
@@ -457,6 +457,15 @@ fn nginx_in_front_falls_back_to_cairn_for_what_it_lacks() {
     let resp = reqwest::blocking::get(format!("{}/index/{path}", nginx.url)).unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(&resp.bytes().unwrap()[..], &std::fs::read(fixture().join("index").join(&path)).unwrap()[..]);
+    // nginx never asks cairn for a file it has: the server's sweep keeps
+    // the cached copy following the upstream (a yank, here).
+    let file = up.dir.join("index").join(&path);
+    let yanked = std::fs::read_to_string(&file).unwrap().replacen("\"yanked\": false", "\"yanked\": true", 1);
+    std::fs::write(&file, &yanked).unwrap();
+    support::eventually(
+        || reqwest::blocking::get(format!("{}/index/{path}", nginx.url)).unwrap().text().unwrap() == yanked,
+        || "the yank reaches nginx's static file".into(),
+    );
 }
 
 /// A private organisation's registry with its own upstream (`orgs` in the
