@@ -207,18 +207,42 @@ async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), Ap
     };
     let refresh = Duration::from_secs(src.config.refresh);
     let answer = up.index_file(src, name, etag, modified).await;
+    // A cached file the upstream did not replace: looked at again after
+    // `refresh` (so the sweep moves on to others meanwhile).
+    let kept = match (&row, cached) {
+        (Some(r), true) => Some(checked(r.etag.clone(), r.last_modified.clone())),
+        _ => None,
+    };
     let (bytes, row) = match answer {
-        Ok(Answer::NotModified) => {
-            let row =
-                row.clone().map(|r| checked(r.etag, r.last_modified)).expect("validators came from a row");
-            record(t, name, row).await?;
+        Ok(Answer::File { bytes, etag, last_modified }) => (bytes, checked(etag, last_modified)),
+        Ok(Answer::NotModified) if kept.is_some() => {
+            record(t, name, kept.expect("checked")).await?;
             t.fresh_for(name, refresh);
             return Ok(());
         }
         // A name the upstream lacks: 404 (remembered); a cached one stays.
-        Ok(Answer::Absent) => return Ok(()),
-        Ok(Answer::File { bytes, etag, last_modified }) => (bytes, checked(etag, last_modified)),
-        Err(e) => return stale_or(t, name, cached, src, e),
+        Ok(Answer::Absent) => {
+            if let Some(kept) = kept {
+                record(t, name, kept).await?;
+            }
+            return Ok(());
+        }
+        Ok(Answer::NotModified) => {
+            let why = format!("it answered 304 for {name} to a request that was not conditional");
+            return stale_or(
+                t,
+                name,
+                cached,
+                src,
+                Failure::Unavailable { upstream: src.config.name.clone(), why },
+            );
+        }
+        Err(e) => {
+            if let Some(kept) = kept {
+                record(t, name, kept).await?;
+            }
+            return stale_or(t, name, cached, src, e);
+        }
     };
     let lines = match crate::upstream::parse(name, &bytes) {
         Ok(lines) => lines,
