@@ -296,14 +296,7 @@ fn check_signature(reg: &Registry, id: &str, line: &IndexLine, bytes: &[u8]) -> 
         Ok(None) => return Some(finding(Kind::MissingSignature, id.to_string())),
         Err(e) => return Some(finding(Kind::MissingSignature, format!("{id} (unreadable: {e})"))),
     };
-    let want = Attestation {
-        registry: reg.config.name.clone(),
-        name: line.name.clone(),
-        version: line.vers.clone(),
-        sha256: line.cksum.clone(),
-        blake3: line.blake3.clone(),
-        upstream: None,
-    };
+    let want = Attestation::of_line(&reg.config.name, line);
     match crate::sign::verify_attested(&reg.pubkey, bytes, &minisig, &want) {
         Ok(()) => None,
         Err(e @ SignatureError::Invalid(_)) => Some(finding(Kind::BadSignature, format!("{id}: {e}"))),

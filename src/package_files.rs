@@ -41,20 +41,23 @@ pub struct Sources<'a> {
 impl Sources<'static> {
     /// A package as the index and the database have it now.
     pub fn load(reg: &Registry, conn: &Conn, name: &str) -> Result<Sources<'static>> {
-        let lines = reg.read_lines(name)?;
-        Sources::with_lines(reg, conn, name, lines)
+        let file = reg.index.read_file(&crate::index::package_path(name))?.unwrap_or_default();
+        let lines = IndexLine::parse_file(&file)?;
+        Sources::with_file(reg, conn, name, file, lines)
     }
 
-    /// The same, with the lines already read (a group's new file). A
-    /// mirror's owners are the source's, as it copied them.
-    pub fn with_lines(
+    /// The same, with its index file and that file's lines in hand (a
+    /// group's new file). A mirror's owners are the source's, as it copied
+    /// them.
+    pub fn with_file(
         reg: &Registry,
         conn: &Conn,
         name: &str,
+        file: Vec<u8>,
         lines: Vec<IndexLine>,
     ) -> Result<Sources<'static>> {
         Ok(Sources {
-            file: Cow::Owned(reg.index.read_file(&crate::index::package_path(name))?.unwrap_or_default()),
+            file: Cow::Owned(file),
             name: lines.first().map_or(name, |l| l.name.as_str()).to_string(),
             owners: Cow::Owned(match reg.config.read_only {
                 true => copied_owners(&reg.root, name),

@@ -19,6 +19,19 @@ pub struct Attestation {
 }
 
 impl Attestation {
+    /// What a registry's signature of a version it published binds: its
+    /// index line's fields.
+    pub fn of_line(registry: &str, line: &crate::index::IndexLine) -> Attestation {
+        Attestation {
+            registry: registry.to_string(),
+            name: line.name.clone(),
+            version: line.vers.clone(),
+            sha256: line.cksum.clone(),
+            blake3: line.blake3.clone(),
+            upstream: None,
+        }
+    }
+
     pub fn trusted_comment(&self) -> String {
         let upstream = self.upstream.as_ref().map(|u| format!(" upstream={u}")).unwrap_or_default();
         format!(

@@ -151,9 +151,9 @@ struct Located {
 /// byte as the upstream wrote it, so its bytes are the fetched file's and
 /// its entry's number is in its version document (SPEC section 16).
 async fn located(remote: &Remote, lines: &[IndexLine]) -> Result<Vec<Located>> {
-    let mut out = Vec::with_capacity(lines.len());
-    for line in lines {
-        let located = match line.log_index {
+    // The version documents of cached lines, asked for at once.
+    let each = lines.iter().map(|line| async move {
+        Ok::<_, anyhow::Error>(match line.log_index {
             Some(index) => {
                 Located { line: line.clone(), index: Some(index), raw: line.to_json().into_bytes() }
             }
@@ -163,10 +163,9 @@ async fn located(remote: &Remote, lines: &[IndexLine]) -> Result<Vec<Located>> {
                 let raw = remote.cached_line(&line.name, &line.vers).unwrap_or_default();
                 Located { line: line.clone(), index, raw }
             }
-        };
-        out.push(located);
-    }
-    Ok(out)
+        })
+    });
+    futures_util::future::try_join_all(each).await
 }
 
 /// `cairn log proof NAME@VERSION`: the version's publish entry, checked as

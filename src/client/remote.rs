@@ -208,13 +208,7 @@ impl Remote {
     ) -> error::Result<(Vec<u8>, String)> {
         let url = Remote::blob_url(config, &self.url, want);
         let (bytes, sig) = tokio::try_join!(self.http.required(&url), self.signature(config, want))?;
-        verify::verify(&bytes, &sig, trust, want).map_err(|error| Error::Integrity {
-            url,
-            name: want.name.clone(),
-            version: want.version.clone(),
-            error: Box::new(error),
-        })?;
-        Ok((bytes, sig))
+        verified(url, bytes, sig, trust, want)
     }
 
     /// [`Remote::download`] of a blob the registry holds: `None` when it
@@ -229,13 +223,7 @@ impl Remote {
         let url = Remote::blob_url(config, &self.url, want);
         let Some(bytes) = self.http.if_cached(&url).await? else { return Ok(None) };
         let sig = self.signature(config, want).await?;
-        verify::verify(&bytes, &sig, trust, want).map_err(|error| Error::Integrity {
-            url,
-            name: want.name.clone(),
-            version: want.version.clone(),
-            error: Box::new(error),
-        })?;
-        Ok(Some((bytes, sig)))
+        verified(url, bytes, sig, trust, want).map(Some)
     }
 
     /// The bytes of a package, verified: from the local cache if it holds
@@ -291,6 +279,23 @@ impl Remote {
 
 /// Checks `config`'s key and name against the pin for `url`, pinning them at
 /// first contact; `retrust` replaces a differing pin.
+/// A downloaded blob and its signature, once they verify (SPEC section 4).
+fn verified(
+    url: String,
+    bytes: Vec<u8>,
+    sig: String,
+    trust: &Trust,
+    want: &Expected,
+) -> error::Result<(Vec<u8>, String)> {
+    verify::verify(&bytes, &sig, trust, want).map_err(|error| Error::Integrity {
+        url,
+        name: want.name.clone(),
+        version: want.version.clone(),
+        error: Box::new(error),
+    })?;
+    Ok((bytes, sig))
+}
+
 pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
     let url = normalize_url(url);
     let key_url = format!("{url}{}", crate::layout::url(&Layout::public().minisign_pub()));

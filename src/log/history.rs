@@ -69,7 +69,8 @@ pub fn leaves_after(index: &IndexRepo, since: Option<&str>) -> Result<Vec<Leaf>>
 /// that its file `before` did not have byte for byte, in file order: the
 /// log entries of a `cache` commit (the writer counts them before it commits).
 pub fn cached_lines<'f>(before: Option<&[u8]>, after: &'f [u8]) -> Vec<&'f [u8]> {
-    let lines = |f: &'f [u8]| f.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    // Blank lines are no lines, as `upstream::parse` reads the file.
+    let lines = |f: &'f [u8]| f.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
     let old: std::collections::HashSet<&[u8]> =
         before.map(|b| b.split(|c| *c == b'\n').collect()).unwrap_or_default();
     lines(after).filter(|l| !old.contains(l)).collect()

@@ -280,13 +280,12 @@ fn group_effects(
         .filter_map(|e| if let Effect::Package(name) = e { Some(name) } else { None })
         .map(|name| {
             let path = package_path(name);
-            let lines = match c.files.get(&path) {
-                Some(lines) => lines.clone(),
-                None => reg.read_lines(name)?,
-            };
-            // Spelled as its lines have it (`with_lines`), else as its removed ones did.
+            // Spelled as its lines have it (`with_file`), else as its removed ones did.
             let spelled = gone_line(planned, &path).map_or(name.as_str(), |l| &l.name);
-            Sources::with_lines(reg, conn, spelled, lines)
+            match (c.files.get(&path), committed(planned, &path)) {
+                (Some(lines), Some(file)) => Sources::with_file(reg, conn, spelled, file, lines.clone()),
+                _ => Sources::load(reg, conn, spelled),
+            }
         })
         .collect::<Result<_>>()?;
     // A package cached from an upstream: every version is new here.
@@ -346,6 +345,13 @@ fn group_effects(
     // Durable before the replies, so a reader sees the change with the 201.
     reg.root.sync()?;
     Ok(())
+}
+
+/// The bytes the group's last commit of `path` left there (empty: removed).
+fn committed(planned: &[Planned], path: &str) -> Option<Vec<u8>> {
+    let commits = planned.iter().rev().filter_map(|p| p.plan.commit.as_ref());
+    let (_, content) = commits.flat_map(|c| &c.files).find(|(f, _)| f == path)?;
+    Some(content.clone().unwrap_or_default())
 }
 
 /// A line a group removed from the package file at `path` (its name, when

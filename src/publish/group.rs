@@ -386,14 +386,7 @@ impl Worker {
                 let (Change::Publish(upload), Some(line)) = (&p.job.req.change, &p.plan.line) else {
                     return Ok(());
                 };
-                let att = Attestation {
-                    registry: reg.config.name.clone(),
-                    name: line.name.clone(),
-                    version: line.vers.clone(),
-                    sha256: line.cksum.clone(),
-                    blake3: line.blake3.clone(),
-                    upstream: None,
-                };
+                let att = Attestation::of_line(&reg.config.name, line);
                 let key =
                     reg.key.as_ref().ok_or_else(|| anyhow::anyhow!("this registry has no signing key"))?;
                 let sig = key.sign(&upload.bytes, &att)?;

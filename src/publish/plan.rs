@@ -2,7 +2,7 @@
 //! it, and the database rows each records inside the group's transaction.
 
 use crate::db::Conn;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::checks::{
     check_new_name, check_org_owner, check_owner, check_publish, may_act, owner, private_org, Owner,
@@ -430,15 +430,14 @@ fn cache(
     let added = crate::log::history::cached_lines(before.as_deref(), file);
     let mut versions = Vec::new();
     if let Some(first) = leaf {
+        let version_of: HashMap<&[u8], &str> = lines.iter().map(|(raw, l)| (*raw, l.vers.as_str())).collect();
         for (i, raw) in added.iter().enumerate() {
-            for (_, l) in crate::upstream::parse(name, raw).map_err(WriteError::Internal)? {
-                db::upstream::set_log_index(conn, space, name, &l.vers, first + i as u64)?;
-                versions.push(l.vers);
-            }
+            let version = version_of[raw];
+            db::upstream::set_log_index(conn, space, name, version, first + i as u64)?;
+            versions.push(version.to_string());
         }
     }
-    let lines = IndexLine::parse_file(file).map_err(anyhow::Error::from)?;
-    files.insert(path.clone(), lines);
+    files.insert(path.clone(), IndexLine::parse_file(file).map_err(anyhow::Error::from)?);
     let commit = Commit {
         files: vec![(path, Some(file.to_vec()))],
         subject: format!("cache {name}"),

@@ -54,20 +54,16 @@ impl Target<'_> {
 /// fetches a blob a cached line names. `Some`: the answer to give instead
 /// of the file (502 when an upstream failed for a file never cached).
 pub async fn before_read(state: &State, up: &Upstreams, key: &str, missed: bool) -> Option<Response<Body>> {
-    let missable = state.reg.root.layout().missable(key).or_else(|| {
-        let (slug, _) = crate::layout::Layout::org_of(key)?;
-        crate::layout::Layout::org(slug).missable(key)
-    })?;
-    if matches!(missable, Missable::Blob(_)) != missed {
+    let (org, missable) = missable(key)?;
+    if matches!(missable, Missable::Blob(_)) != missed || !up.serves(org) {
         return None;
     }
     // A private organisation's read (its gate passed) is its registry's.
-    let hosted = match crate::layout::Layout::org_of(key) {
-        Some((slug, _)) if up.serves(Some(slug)) => match super::private::hosted(state, slug).await {
+    let hosted = match org {
+        Some(slug) => match super::private::hosted(state, slug).await {
             Ok(hosted) => Some(hosted),
             Err(e) => return Some(render_error(&e, None, false).map(full)),
         },
-        Some(_) => return None,
         None => None,
     };
     let target = match &hosted {
@@ -96,6 +92,16 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &str, missed: bool)
     }
 }
 
+/// The registry a key is in (a private organisation's slug; `None`: the
+/// public registry) and what an upstream could fill of it.
+fn missable(key: &str) -> Option<(Option<&str>, Missable)> {
+    use crate::layout::Layout;
+    match Layout::org_of(key) {
+        Some((slug, _)) => Some((Some(slug), Layout::org(slug).missable(key)?)),
+        None => Some((None, Layout::public().missable(key)?)),
+    }
+}
+
 /// Whether the request asks for a stored answer only (RFC 9111's
 /// `Cache-Control: only-if-cached`): a mirror copying what this registry
 /// caches, not what its upstream has.
@@ -110,13 +116,8 @@ pub fn only_if_cached(headers: &http::HeaderMap) -> bool {
 /// but this registry has not fetched from its upstream: 504, as RFC 9111
 /// says (any other missing file stays a 404).
 pub async fn not_cached(state: &State, key: &str) -> Option<Response<Body>> {
-    let (space, missable) = match crate::layout::Layout::org_of(key) {
-        Some((slug, _)) => {
-            (crate::db::Space::Org(slug.to_string()), crate::layout::Layout::org(slug).missable(key))
-        }
-        None => (crate::db::Space::Public, state.reg.root.layout().missable(key)),
-    };
-    let Some(Missable::Blob(sha256)) = missable else { return None };
+    let Some((org, Missable::Blob(sha256))) = missable(key) else { return None };
+    let space = org.map_or(crate::db::Space::Public, |slug| crate::db::Space::Org(slug.to_string()));
     let sha = sha256.clone();
     let named = state.db(move |conn| Ok(!rows::blob_sources(conn, &space, &sha)?.is_empty())).await;
     if !named.unwrap_or(false) {

@@ -9,7 +9,7 @@ use cairn::archive::ManifestKind;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::upstream::{fixture, manifest, Upstream};
+use support::upstream::{fixture, manifest, sha256_of, Upstream};
 use support::user::User;
 use support::Server;
 
@@ -162,7 +162,7 @@ fn tampered_upstream_bytes_are_refused_and_stored_nowhere() {
     let tmp = tempfile::tempdir().unwrap();
     let up = Upstream::start(tmp.path());
     let server = cairn_in_front(&tmp.path().join("data"), &up, "");
-    let (_, _, sha256) = manifest().into_iter().find(|(n, v, _)| n == "hex" && v == "0.4.3").unwrap();
+    let sha256 = sha256_of("hex", "0.4.3");
     let file = up.dir.join("crates/hex/0.4.3/download");
     let good = std::fs::read(&file).unwrap();
     let mut bad = good.clone();
@@ -346,7 +346,7 @@ fn cairn_fetch_verifies_a_cached_crate_by_signature_and_log() {
     std::fs::create_dir_all(&work).unwrap();
     let out = user.ok(&work, &["fetch", "hex@0.4.3", "--registry", &server.url]);
     let fetched = std::fs::read(work.join(out.trim())).unwrap();
-    let (_, _, sha256) = manifest().into_iter().find(|(n, v, _)| n == "hex" && v == "0.4.3").unwrap();
+    let sha256 = sha256_of("hex", "0.4.3");
     assert_eq!(cairn::store::digests(&fetched).0, sha256);
     let proof = user.ok(&work, &["log", "proof", "hex@0.4.3", "--registry", &server.url]);
     use base64::Engine;
@@ -492,7 +492,7 @@ fn a_private_registry_serves_its_own_upstream() {
     let resp = read(&format!("/orgs/acme/index/{path}"));
     assert_eq!(resp.status(), 200);
     assert_eq!(&resp.bytes().unwrap()[..], &std::fs::read(fixture().join("index").join(&path)).unwrap()[..]);
-    let (_, _, sha256) = manifest().into_iter().find(|(n, v, _)| n == "hex" && v == "0.4.3").unwrap();
+    let sha256 = sha256_of("hex", "0.4.3");
     assert_eq!(read(&format!("/orgs/acme/blobs/sha256/{sha256}")).status(), 200);
     let root = server.static_root().join("orgs/acme");
     let sig = std::fs::read_to_string(root.join(format!("blobs/sha256/{sha256}.minisig"))).unwrap();
@@ -525,7 +525,7 @@ fn a_mirror_of_a_proxying_registry_copies_what_it_caches() {
     let up = Upstream::start(tmp.path());
     let server = cairn_in_front(&tmp.path().join("data"), &up, "");
     let path = cairn::index::package_path("hex");
-    let (_, _, sha256) = manifest().into_iter().find(|(n, v, _)| n == "hex" && v == "0.4.3").unwrap();
+    let sha256 = sha256_of("hex", "0.4.3");
     assert_eq!(server.get(&format!("/index/{path}")).status(), 200);
     assert_eq!(server.get(&format!("/blobs/sha256/{sha256}")).status(), 200);
     let resp = support::client()

@@ -31,6 +31,12 @@ pub fn manifest() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The SHA-256 of the fixture's `.crate` of `name` `version`.
+pub fn sha256_of(name: &str, version: &str) -> String {
+    let found = manifest().into_iter().find(|(n, v, _)| n == name && v == version);
+    found.unwrap_or_else(|| panic!("the fixture has no {name} {version}")).2
+}
+
 impl Upstream {
     pub fn start(root: &Path) -> Upstream {
         let port = super::free_port();
