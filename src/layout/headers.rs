@@ -55,7 +55,7 @@ fn package_file(url_path: &str, file: &str) -> bool {
 fn client_cache_control(url_path: &str) -> &'static str {
     const IMMUTABLE: &str = "public, max-age=31536000, immutable";
     let p = url_path;
-    if p.starts_with("/orgs/") {
+    if super::key::split_org(p.trim_start_matches('/')).is_some() {
         return "private, max-age=60";
     }
     let package_file = |f: &str| package_file(p, f);

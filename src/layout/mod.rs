@@ -19,6 +19,7 @@
 mod flights;
 mod generation;
 mod headers;
+mod key;
 mod object;
 mod storage;
 
@@ -26,6 +27,7 @@ pub use headers::{
     cache_control, compressible, content_security_policy, content_type, ranges_allowed, Edge,
     COMPRESS_MIN_BYTES, PAGE_CSP,
 };
+pub use key::{split_org, Key};
 pub use object::ObjectStorage;
 pub use storage::{FileId, FsStorage, ReadSeek, StaticRoot, Storage};
 
@@ -87,15 +89,6 @@ impl Layout {
             "" => String::new(),
             top => format!("/{top}"),
         }
-    }
-
-    /// A key of a private organisation's registry (`orgs/{org}/{rest}`):
-    /// the organisation and `rest`. The one reading of that prefix, for
-    /// keys and URL paths (without their leading `/`) alike.
-    pub fn org_of(key: &str) -> Option<(&str, &str)> {
-        let rest = key.strip_prefix("orgs/")?;
-        let (slug, below) = rest.split_once('/').unwrap_or((rest, ""));
-        (!slug.is_empty()).then_some((slug, below))
     }
 
     /// What a key of this registry is, when a miss for it may be filled
@@ -397,10 +390,6 @@ mod tests {
         assert_eq!(Layout::org("acme").log_checkpoint(), "orgs/acme/log/checkpoint");
         assert_eq!(Layout::org("Acme").url_base(), "/orgs/acme");
         assert_eq!(Layout::public().url_base(), "");
-        assert_eq!(Layout::org_of("orgs/acme/index/config.json"), Some(("acme", "index/config.json")));
-        assert_eq!(Layout::org_of("orgs/acme"), Some(("acme", "")));
-        assert_eq!(Layout::org_of("orgs//x"), None);
-        assert_eq!(Layout::org_of("index/config.json"), None);
     }
 
     #[test]

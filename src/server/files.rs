@@ -18,23 +18,12 @@ use std::sync::Arc;
 
 use super::body::{empty, full, Body};
 use super::hot::{Encoding, Entry, HotCache};
-use crate::layout::{self, ReadSeek, StaticRoot};
+use crate::layout::{self, Key, ReadSeek, StaticRoot};
 
-/// Maps a URL path to a key of the static root; refuses traversal and
-/// dotfiles (temporary files of atomic writes start with a dot).
-pub fn key_of(url_path: &str) -> Option<String> {
-    let mut key = String::with_capacity(url_path.len());
-    for seg in url_path.split('/').filter(|s| !s.is_empty()) {
-        let seg = super::url::decode_segment(seg);
-        if seg.starts_with('.') || seg.contains(['/', '\\', '\0']) {
-            return None;
-        }
-        if !key.is_empty() {
-            key.push('/');
-        }
-        key.push_str(&seg);
-    }
-    Some(key)
+/// The static-root key a URL path names (its segments percent-decoded);
+/// `None` for traversal and dotfiles ([`Key::from_segments`]).
+pub fn key_of(url_path: &str) -> Option<Key> {
+    Key::from_segments(url_path.split('/').map(super::url::decode_segment))
 }
 
 /// What a read asks for, beyond the path.
@@ -81,23 +70,22 @@ impl Files {
 
     /// The site's 404 page, from memory once read.
     pub async fn not_found_page(&self) -> Option<Vec<u8>> {
-        let key = crate::layout::Layout::public().not_found_page();
-        let resp = self.serve(&crate::layout::url(&key), &Ask::plain()).await?;
+        let key = Key::new(layout::Layout::public().not_found_page());
+        let resp = self.serve(&key, &Ask::plain()).await?;
         let body = resp.into_body().collect().await.ok()?.to_bytes();
         Some(body.to_vec())
     }
 
-    /// Answers a GET or HEAD of `url_path`; `None` when no file is there.
-    pub async fn serve(&self, url_path: &str, ask: &Ask<'_>) -> Option<Response<Body>> {
-        let key = key_of(url_path)?;
+    /// Answers a GET or HEAD of `key`; `None` when no file is there.
+    pub async fn serve(&self, key: &Key, ask: &Ask<'_>) -> Option<Response<Body>> {
         // The hot path: a cached file, or a directory's cached page.
-        for k in [&key, &layout::Layout::page(&key)] {
-            if let Some(entry) = self.cache.get(k) {
+        for k in [key, &key.page()] {
+            if let Some(entry) = self.cache.get(k.as_str()) {
                 return Some(respond(&entry, ask));
             }
         }
         let root = self.root.clone();
-        let cache = self.cache.clone();
+        let (cache, key) = (self.cache.clone(), key.clone());
         let loaded = tokio::task::spawn_blocking(move || load(&root, &cache, key)).await.ok()??;
         Some(match loaded {
             Loaded::Memory(entry) => respond(&entry, ask),
@@ -117,16 +105,16 @@ enum Loaded {
 
 /// Opens `key` (or its directory's page), reads it and offers it to the
 /// cache; an entry the hit could not check is checked here first.
-fn load(root: &StaticRoot, cache: &HotCache, key: String) -> Option<Loaded> {
+fn load(root: &StaticRoot, cache: &HotCache, key: Key) -> Option<Loaded> {
     let epoch = cache.epoch();
-    let page = layout::Layout::page(&key);
+    let page = key.page();
     for key in [key, page] {
-        if let Some(entry) = cache.unchecked(&key, epoch) {
+        if let Some(entry) = cache.unchecked(key.as_str(), epoch) {
             return Some(Loaded::Memory(entry));
         }
         // An error is taken as absence too: a store on a filesystem
         // (s3s-fs) fails the GET of a key that is another key's directory.
-        let Ok(Some((id, mut file))) = root.open(&key) else {
+        let Ok(Some((id, mut file))) = root.open(key.as_str()) else {
             continue;
         };
         if id.size > STREAM_OVER {
@@ -137,7 +125,7 @@ fn load(root: &StaticRoot, cache: &HotCache, key: String) -> Option<Loaded> {
         }
         let mut bytes = Vec::with_capacity(id.size as usize);
         file.read_to_end(&mut bytes).ok()?;
-        return Some(Loaded::Memory(cache.insert(key, id, Bytes::from(bytes), epoch)));
+        return Some(Loaded::Memory(cache.insert(&key, id, Bytes::from(bytes), epoch)));
     }
     None
 }
@@ -309,8 +297,8 @@ fn respond_stream(mut file: Box<dyn ReadSeek>, entry: &Entry, ask: &Ask) -> Resp
 
 /// The 404 of a static read: the JSON error under `/api/`, the site's
 /// 404 page (`page`, from the static root) elsewhere; public like the
-/// files it stands for.
-pub fn not_found(url_path: &str, head: bool, page: Option<Vec<u8>>) -> Response<Body> {
+/// files it stands for (`public`).
+pub fn not_found(url_path: &str, public: bool, head: bool, page: Option<Vec<u8>>) -> Response<Body> {
     let (content_type, body) = match (url_path.starts_with("/api/"), page) {
         (false, Some(page)) => ("text/html; charset=utf-8", page),
         (false, None) => ("text/plain; charset=utf-8", b"Not found\n".to_vec()),
@@ -328,7 +316,7 @@ pub fn not_found(url_path: &str, head: bool, page: Option<Vec<u8>>) -> Response<
     if let Some(csp) = layout::content_security_policy(content_type) {
         b = b.header(header::CONTENT_SECURITY_POLICY, csp);
     }
-    if layout::Layout::org_of(url_path.trim_start_matches('/')).is_none() {
+    if public {
         b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
     }
     b.body(if head { empty() } else { full(body) }).unwrap()
@@ -340,8 +328,8 @@ mod tests {
 
     #[test]
     fn refuses_traversal_and_dotfiles() {
-        assert_eq!(key_of("/index/config.json").as_deref(), Some("index/config.json"));
-        assert_eq!(key_of("/").as_deref(), Some(""));
+        assert_eq!(key_of("/index/config.json").as_ref().map(Key::as_str), Some("index/config.json"));
+        assert_eq!(key_of("/").as_ref().map(Key::as_str), Some(""));
         assert_eq!(key_of("/a/../b"), None);
         assert_eq!(key_of("/a/%2e%2e/b"), None);
         assert_eq!(key_of("/a/%2Fb"), None);

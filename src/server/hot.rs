@@ -28,7 +28,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 pub use crate::layout::FileId;
-use crate::layout::{self, StaticRoot};
+use crate::layout::{self, Key, StaticRoot};
 
 /// How long an entry is served without looking at its file again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
@@ -104,7 +104,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(key: &str, id: FileId, body: Bytes, edge: layout::Edge) -> Entry {
+    pub fn new(key: &Key, id: FileId, body: Bytes, edge: layout::Edge) -> Entry {
         let (cache_control, content_type, public, ranges) = describe(key, edge);
         let tag = format!("{:x}-{:x}-{:x}", id.ino, id.size, id.mtime_ns as u64);
         let etag = |suffix: &str| {
@@ -169,12 +169,11 @@ impl Entry {
 }
 
 /// Whether an entry's URL is public (CORS) and what it is served as.
-fn describe(key: &str, edge: layout::Edge) -> (HeaderValue, &'static str, bool, bool) {
-    let url = layout::url(key);
+fn describe(key: &Key, edge: layout::Edge) -> (HeaderValue, &'static str, bool, bool) {
+    let url = key.url();
     let content_type = layout::content_type(&url);
     let cache_control = HeaderValue::from_str(&layout::cache_control(&url, edge)).expect("ASCII");
-    let public = layout::Layout::org_of(key).is_none();
-    (cache_control, content_type, public, layout::ranges_allowed(&url))
+    (cache_control, content_type, key.is_public(), layout::ranges_allowed(&url))
 }
 
 fn compress(body: &[u8], e: Encoding) -> Option<Bytes> {
@@ -295,9 +294,10 @@ impl HotCache {
     /// is [`HotCache::epoch`] as taken before the file was opened: a write
     /// after that makes the next hit check the file again. The clonable
     /// git repository is never kept: libgit2 writes it, not the static root.
-    pub fn insert(&self, key: String, id: FileId, body: Bytes, epoch: u64) -> Arc<Entry> {
-        let entry = Arc::new(Entry::new(&key, id, body, self.edge));
-        let keep = entry.body.len() <= self.max_file && self.budget > 0 && !key.starts_with("index.git/");
+    pub fn insert(&self, key: &Key, id: FileId, body: Bytes, epoch: u64) -> Arc<Entry> {
+        let entry = Arc::new(Entry::new(key, id, body, self.edge));
+        let keep =
+            entry.body.len() <= self.max_file && self.budget > 0 && !key.as_str().starts_with("index.git/");
         if !keep {
             return entry;
         }
@@ -305,7 +305,7 @@ impl HotCache {
         entry.checked_epoch.store(epoch, Ordering::Release);
         entry.used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         let mut map = self.map.write().unwrap();
-        if let Some(old) = map.insert(key, entry.clone()) {
+        if let Some(old) = map.insert(key.as_str().to_string(), entry.clone()) {
             self.held.fetch_sub(old.weight().min(self.held.load(Ordering::Relaxed)), Ordering::Relaxed);
         }
         // Variants are counted when the entry is weighed again at eviction.
@@ -372,13 +372,13 @@ mod tests {
             std::fs::create_dir_all(dir.path().join("api/v1/packages")).unwrap();
             std::fs::write(dir.path().join(&key), vec![b'x'; 1_000]).unwrap();
             let meta = std::fs::metadata(dir.path().join(&key)).unwrap();
-            cache.insert(key, FileId::of(&meta), Bytes::from(vec![b'x'; 1_000]), cache.epoch());
+            cache.insert(&Key::new(key), FileId::of(&meta), Bytes::from(vec![b'x'; 1_000]), cache.epoch());
             assert!(cache.held() <= 10_000, "{} held", cache.held());
         }
         // The newest is still there; an older file too large for the cache never was.
         assert!(cache.get("api/v1/packages/p19.json").is_some());
         let id = FileId { ino: 1, size: 5_000, mtime_ns: 0 };
-        let big = cache.insert("big.json".into(), id, Bytes::from(vec![0; 5_000]), cache.epoch());
+        let big = cache.insert(&Key::new("big.json".into()), id, Bytes::from(vec![0; 5_000]), cache.epoch());
         assert_eq!(big.body.len(), 5_000);
         assert!(cache.get("big.json").is_none());
         cache.invalidate("api/v1/packages/p19.json");
@@ -389,7 +389,7 @@ mod tests {
         let key = "api/v1/packages/p18.json";
         let epoch = cache.epoch();
         let meta = std::fs::metadata(dir.path().join(key)).unwrap();
-        cache.insert(key.into(), FileId::of(&meta), Bytes::from_static(b"old"), epoch);
+        cache.insert(&Key::new(key.into()), FileId::of(&meta), Bytes::from_static(b"old"), epoch);
         assert!(cache.get(key).is_some());
         StaticRoot::fs(dir.path()).put(key, b"new").unwrap();
         assert!(cache.get(key).is_none(), "replaced by another process");
@@ -398,8 +398,12 @@ mod tests {
     #[test]
     fn variants_are_made_once_and_only_when_smaller() {
         let id = FileId { ino: 1, size: 0, mtime_ns: 0 };
-        let json =
-            Entry::new("api/v1/packages/a.json", id, Bytes::from(vec![b'a'; 4096]), layout::Edge::Expiring);
+        let json = Entry::new(
+            &Key::new("api/v1/packages/a.json".into()),
+            id,
+            Bytes::from(vec![b'a'; 4096]),
+            layout::Edge::Expiring,
+        );
         let gz = json.variant(Encoding::Gzip).unwrap();
         assert!(gz.len() < 100);
         assert_eq!(json.variant(Encoding::Gzip).unwrap().as_ptr(), gz.as_ptr(), "compressed once");
@@ -407,11 +411,20 @@ mod tests {
         let mut plain = Vec::new();
         brotli::BrotliDecompress(&mut &br[..], &mut plain).unwrap();
         assert_eq!(plain, vec![b'a'; 4096]);
-        let tiny =
-            Entry::new("api/v1/packages/b.json", id, Bytes::from_static(b"{}"), layout::Edge::Expiring);
+        let tiny = Entry::new(
+            &Key::new("api/v1/packages/b.json".into()),
+            id,
+            Bytes::from_static(b"{}"),
+            layout::Edge::Expiring,
+        );
         assert!(tiny.variant(Encoding::Gzip).is_none());
         let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let noise = Entry::new("api/v1/packages/c.json", id, Bytes::from(random), layout::Edge::Expiring);
+        let noise = Entry::new(
+            &Key::new("api/v1/packages/c.json".into()),
+            id,
+            Bytes::from(random),
+            layout::Edge::Expiring,
+        );
         assert!(noise.variant(Encoding::Brotli).is_none_or(|b| b.len() < 4096));
     }
 }

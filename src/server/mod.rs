@@ -249,14 +249,7 @@ async fn handle(
     // A private organisation's API sits below its prefix; its documents are static reads.
     let below = private::api_of(path).map_or(path, |(_, rest)| rest);
     let mut resp = if is_static_read(req.method(), below) {
-        let refused = match private::org_of(path) {
-            Some(slug) => private::gate(state, req.headers(), path, &slug).await,
-            None => None,
-        };
-        match refused {
-            Some(resp) => resp,
-            None => read_static(state, req.method(), path, req.headers()).await,
-        }
+        read_static(state, req.method(), path, req.headers()).await
     } else if req.method() == Method::GET && path == "/api/v1/events" {
         let ip = state.proxies.client(peer, req.headers());
         events::stream(state, req.headers(), req.uri().query().unwrap_or(""), ip).await
@@ -284,41 +277,50 @@ fn is_static_read(method: &Method, path: &str) -> bool {
     }
 }
 
+/// A static read of the file `path` names: through its private
+/// organisation's gate, if it is in one, and an upstream's miss.
 async fn read_static(state: &State, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
     let ask = files::Ask::of(method, headers);
+    let Some(key) = files::key_of(path) else {
+        return files::not_found(path, true, ask.head, None);
+    };
+    if let Some(slug) = key.org() {
+        if let Some(refused) = private::gate(state, headers, path, slug).await {
+            return refused;
+        }
+    }
     // An upstream's index file is looked at before it is served (it may be
     // due for revalidation); a blob only when it is missing.
-    let upstream = state.upstreams.as_ref().zip(files::key_of(path));
-    if let Some((up, key)) = &upstream {
-        if let Some(refused) = upstream::before_read(state, up, key, false).await {
+    if let Some(up) = &state.upstreams {
+        if let Some(refused) = upstream::before_read(state, up, &key, false).await {
             return refused;
         }
     }
-    if let Some(resp) = state.files.serve(path, &ask).await {
+    if let Some(resp) = state.files.serve(&key, &ask).await {
         return resp;
     }
-    if let Some((up, key)) = &upstream {
+    if let Some(up) = &state.upstreams {
         if upstream::only_if_cached(headers) {
-            if let Some(refused) = upstream::not_cached(state, key).await {
+            if let Some(refused) = upstream::not_cached(state, &key).await {
                 return refused;
             }
-        } else if let Some(refused) = upstream::before_read(state, up, key, true).await {
+        } else if let Some(refused) = upstream::before_read(state, up, &key, true).await {
             return refused;
         }
-        if let Some(resp) = state.files.serve(path, &ask).await {
+        if let Some(resp) = state.files.serve(&key, &ask).await {
             return resp;
         }
     }
     // A pack consolidation retired lately is still there for readers
     // holding an older `objects/info/packs`.
-    if let Some(file) = path.strip_prefix("/index.git/objects/pack/") {
-        let retired = format!("/index.git/{}/{file}", crate::index::RETIRED_DIR);
+    if let Some(file) = key.as_str().strip_prefix("index.git/objects/pack/") {
+        let retired = crate::layout::Key::new(format!("index.git/{}/{file}", crate::index::RETIRED_DIR));
         if let Some(resp) = state.files.serve(&retired, &ask).await {
             return resp;
         }
     }
     let page = if path.starts_with("/api/") { None } else { state.files.not_found_page().await };
-    files::not_found(path, ask.head, page)
+    files::not_found(path, key.is_public(), ask.head, page)
 }
 
 fn is_read(m: &Method) -> bool {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use super::body::{self, Body};
 use super::{ApiError, State};
 use crate::db::{org, Caller, Conn};
-use crate::layout::Layout;
+use crate::layout::{self, Key};
 use crate::publish::Writer;
 use crate::registry::Registry;
 
@@ -62,7 +62,7 @@ pub fn host_existing(state: &State) {
 
 /// `/orgs/{org}/api/…`: the organisation, and the path below its prefix.
 pub fn api_of(path: &str) -> Option<(String, &str)> {
-    let (slug, below) = Layout::org_of(path.strip_prefix('/')?)?;
+    let (slug, below) = layout::split_org(path.strip_prefix('/')?)?;
     // `below` with the `/` before it.
     below.starts_with("api/").then(|| (slug.to_string(), &path[path.len() - below.len() - 1..]))
 }
@@ -104,14 +104,6 @@ pub async fn hosted(state: &State, slug: &str) -> Result<Arc<Hosted>, ApiError> 
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)
-}
-
-/// The organisation a path reads below `/orgs/`, if it does: decided on
-/// the file's key, as the static server resolves it (`//orgs/…` and
-/// percent-escapes reach the same file as `/orgs/…`).
-pub fn org_of(path: &str) -> Option<String> {
-    let key = super::files::key_of(path)?;
-    Layout::org_of(&key).map(|(slug, _)| slug.to_string())
 }
 
 enum Verdict {
@@ -177,9 +169,12 @@ pub async fn gate(state: &State, headers: &HeaderMap, path: &str, slug: &str) ->
 pub async fn check(state: &State, headers: &HeaderMap) -> Response<Bytes> {
     let uri = headers.get("x-original-uri").and_then(|v| v.to_str().ok()).unwrap_or("/");
     let path = uri.split(['?', '#']).next().unwrap_or("/");
-    let status = match org_of(path) {
+    // Decided on the file's key, as the static server resolves it
+    // (`//orgs/…` and percent-escapes reach the same file as `/orgs/…`).
+    let key = super::files::key_of(path);
+    let status = match key.as_ref().and_then(Key::org) {
         None => StatusCode::NO_CONTENT,
-        Some(slug) => match verdict(state, headers, &slug).await {
+        Some(slug) => match verdict(state, headers, slug).await {
             Verdict::Allowed => StatusCode::NO_CONTENT,
             Verdict::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Verdict::Denied => StatusCode::FORBIDDEN,

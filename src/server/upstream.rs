@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::body::{full, Body};
 use super::{render_error, ApiError, State};
 use crate::db::upstream::{self as rows, Cached};
-use crate::layout::Missable;
+use crate::layout::{Key, Missable};
 use crate::publish::WriteError;
 use crate::publish::Writer;
 use crate::registry::Registry;
@@ -53,8 +53,8 @@ impl Target<'_> {
 /// due for revalidation); after the static root had no file (`missed`),
 /// fetches a blob a cached line names. `Some`: the answer to give instead
 /// of the file (502 when an upstream failed for a file never cached).
-pub async fn before_read(state: &State, up: &Upstreams, key: &str, missed: bool) -> Option<Response<Body>> {
-    let (org, missable) = missable(key)?;
+pub async fn before_read(state: &State, up: &Upstreams, key: &Key, missed: bool) -> Option<Response<Body>> {
+    let (org, missable) = (key.org(), key.missable()?);
     if matches!(missable, Missable::Blob(_)) != missed || !up.serves(org) {
         return None;
     }
@@ -92,16 +92,6 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &str, missed: bool)
     }
 }
 
-/// The registry a key is in (a private organisation's slug; `None`: the
-/// public registry) and what an upstream could fill of it.
-fn missable(key: &str) -> Option<(Option<&str>, Missable)> {
-    use crate::layout::Layout;
-    match Layout::org_of(key) {
-        Some((slug, _)) => Some((Some(slug), Layout::org(slug).missable(key)?)),
-        None => Some((None, Layout::public().missable(key)?)),
-    }
-}
-
 /// Whether the request asks for a stored answer only (RFC 9111's
 /// `Cache-Control: only-if-cached`): a mirror copying what this registry
 /// caches, not what its upstream has.
@@ -115,9 +105,9 @@ pub fn only_if_cached(headers: &http::HeaderMap) -> bool {
 /// The answer to an `only-if-cached` read of a blob a cached line names
 /// but this registry has not fetched from its upstream: 504, as RFC 9111
 /// says (any other missing file stays a 404).
-pub async fn not_cached(state: &State, key: &str) -> Option<Response<Body>> {
-    let Some((org, Missable::Blob(sha256))) = missable(key) else { return None };
-    let space = org.map_or(crate::db::Space::Public, |slug| crate::db::Space::Org(slug.to_string()));
+pub async fn not_cached(state: &State, key: &Key) -> Option<Response<Body>> {
+    let Some(Missable::Blob(sha256)) = key.missable() else { return None };
+    let space = key.org().map_or(crate::db::Space::Public, |slug| crate::db::Space::Org(slug.to_string()));
     let sha = sha256.clone();
     let named = state.db(move |conn| Ok(!rows::blob_sources(conn, &space, &sha)?.is_empty())).await;
     if !named.unwrap_or(false) {

@@ -116,11 +116,11 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
         public_read(&r, path);
         let key = cairn::server::files::key_of(path).unwrap();
         let key = if path.starts_with("/p/") || path == "/search" || path == "/" {
-            cairn::layout::Layout::page(&key)
+            key.page()
         } else {
             key
         };
-        let on_disk = std::fs::read(data.join("static").join(key)).unwrap();
+        let on_disk = std::fs::read(data.join("static").join(key.as_str())).unwrap();
         assert_eq!(r.bytes().unwrap().to_vec(), on_disk, "{who} {path}: the file's bytes");
     }
 
