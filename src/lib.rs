@@ -14,6 +14,7 @@ pub mod effect;
 pub mod events;
 pub mod fsck;
 pub mod fsutil;
+pub mod identity;
 pub mod index;
 pub mod jobs;
 pub mod layout;

@@ -54,5 +54,9 @@ command -v s3s-fs >/dev/null || cargo install -q --locked s3s-fs --version 0.14.
 # (playwright-core downloads no browser; the tests use /usr/bin/chromium).
 [ -d tools/site-test/node_modules/playwright-core ] ||
   (cd tools/site-test && npm ci --no-audit --no-fund --loglevel=error)
+# oauth2-mock-server, the OpenID provider of tests/testsuite/identity.rs,
+# as pinned by tools/oidc-test/package-lock.json.
+[ -d tools/oidc-test/node_modules/oauth2-mock-server ] ||
+  (cd tools/oidc-test && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo test "$@"

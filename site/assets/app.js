@@ -53,6 +53,12 @@
   }
 
   function login() {
+    // A sign-in through an OpenID provider that came back refused says why.
+    const refused = new URLSearchParams(location.search).get('error');
+    if (refused) { $('oidc-error').textContent = refused; $('oidc-error').hidden = false; }
+    for (const a of document.querySelectorAll('ul.providers a')) {
+      a.href = a.pathname + '?next=' + encodeURIComponent(next());
+    }
     const form = $('login-form');
     onSubmit(form, async (data) => {
       const token = data.get('token').trim();

@@ -50,7 +50,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             std::mem::forget(reg.lock_serving(false)?);
             reg.recover()?;
             // This release's stylesheet and scripts, which its pages name.
-            if let Err(e) = crate::site::write_fixed(&reg.root) {
+            if let Err(e) = crate::site::write_fixed(&reg.root, &reg.config.sign_in_providers()) {
                 tracing::warn!(error = %e, "writing the site's assets failed");
             }
             Ok((reg, token))

@@ -315,6 +315,7 @@ mod tests {
             license: None,
             keywords: vec![],
             repository: None,
+            provenance: None,
             log_index: None,
         }
     }

@@ -48,6 +48,7 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("migrations/sqlite/0006_registry_leases.sql"),
     },
     Migration { version: 7, name: "upstreams", sql: include_str!("migrations/sqlite/0007_upstreams.sql") },
+    Migration { version: 8, name: "identity", sql: include_str!("migrations/sqlite/0008_identity.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -73,6 +74,7 @@ const POSTGRES: &[Migration] = &[
         sql: include_str!("migrations/postgres/0005_registry_leases.sql"),
     },
     Migration { version: 6, name: "upstreams", sql: include_str!("migrations/postgres/0006_upstreams.sql") },
+    Migration { version: 7, name: "identity", sql: include_str!("migrations/postgres/0007_identity.sql") },
 ];
 
 /// The public registry's live packages and versions (a private

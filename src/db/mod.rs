@@ -12,6 +12,7 @@ pub mod device;
 pub mod downloads;
 mod erasure;
 pub mod events;
+pub mod identity;
 pub mod lease;
 pub mod migrate;
 mod open;
@@ -73,6 +74,10 @@ pub struct Caller {
     /// The organisation of an organisation token: it acts for that
     /// organisation alone (`user` is the admin who made it).
     pub org: Option<OrgToken>,
+    /// A trusted-publishing token's CI run (SPEC section 17): it publishes
+    /// its packages as their trust configurations allowed, and its
+    /// versions record where they were built.
+    pub provenance: Option<Box<crate::index::line::Provenance>>,
 }
 
 #[derive(Debug, Clone)]

@@ -96,7 +96,7 @@ pub fn authenticate(conn: &Conn, secret: &str) -> Result<Option<(Caller, Session
         _ => (ALL_SCOPES.iter().map(|s| s.to_string()).collect(), Vec::new()),
     };
     let session = Session { id, csrf: csrf(secret), seen };
-    Ok(Some((Caller { user, token_id, scopes, packages, org: None }, session)))
+    Ok(Some((Caller { user, token_id, scopes, packages, org: None, provenance: None }, session)))
 }
 
 /// Records sessions' last use, in one transaction: (session id, unix seconds).

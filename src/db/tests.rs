@@ -12,7 +12,14 @@ fn v(s: &str) -> semver::Version {
 
 /// A caller for a user, as a password session would be.
 fn person(user: &User) -> Caller {
-    Caller { user: user.clone(), token_id: None, scopes: vec![], packages: vec![], org: None }
+    Caller {
+        user: user.clone(),
+        token_id: None,
+        scopes: vec![],
+        packages: vec![],
+        org: None,
+        provenance: None,
+    }
 }
 
 #[test]

@@ -56,7 +56,8 @@ pub fn authenticate(conn: &Conn, presented: &str) -> Result<Option<Caller>> {
     }
     let now = now();
     let row = conn.query_opt(
-        "SELECT t.id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at, o.id, o.slug, o.visibility
+        "SELECT t.id, t.scopes, t.packages, u.id, u.login, u.email, u.created_at, o.id, o.slug, o.visibility,
+                t.provenance
              FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN orgs o ON o.id = t.org_id
              WHERE t.hash = ?1 AND t.revoked_at IS NULL AND (u.disabled = 0 OR t.org_id IS NOT NULL)
                AND (t.expires_at IS NULL OR t.expires_at > ?2)",
@@ -72,10 +73,11 @@ pub fn authenticate(conn: &Conn, presented: &str) -> Result<Option<Caller>> {
                 r.get::<String>(2)?,
                 User { id: r.get(3)?, login: r.get(4)?, email: r.get(5)?, created_at: r.get(6)? },
                 org,
+                r.get::<Option<String>>(10)?,
             ))
         },
     )?;
-    let Some((token_id, scopes, packages, user, org)) = row else {
+    let Some((token_id, scopes, packages, user, org, provenance)) = row else {
         return Ok(None);
     };
     Ok(Some(Caller {
@@ -84,6 +86,7 @@ pub fn authenticate(conn: &Conn, presented: &str) -> Result<Option<Caller>> {
         scopes: serde_json::from_str(&scopes)?,
         packages: serde_json::from_str(&packages)?,
         org,
+        provenance: provenance.map(|p| serde_json::from_str(&p)).transpose()?,
     }))
 }
 

@@ -140,6 +140,8 @@ pub struct VersionDoc<'a> {
     #[serde(rename = "logIndex", skip_serializing_if = "Option::is_none")]
     log_index: Option<u64>,
     name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a crate::index::line::Provenance>,
     published_at: &'a Option<String>,
     readme: Option<String>,
     repository: &'a Option<String>,
@@ -178,6 +180,7 @@ pub fn version_doc<'a>(
         license: &line.license,
         log_index: origin.log_index(line),
         name: &line.name,
+        provenance: line.provenance.as_ref(),
         published_at: &line.pubtime,
         readme: has_readme.then(|| url(&l.readme(&line.name, &line.vers))),
         repository: &line.repository,

@@ -129,6 +129,7 @@ pub fn index_line(meta: &NewCrate, cksum: &str, blake3: &str, size: u64) -> Inde
         license: meta.license.clone(),
         keywords: meta.keywords.clone(),
         repository: meta.repository.clone(),
+        provenance: None,
         log_index: None,
     }
 }

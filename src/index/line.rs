@@ -41,9 +41,39 @@ pub struct IndexLine {
     pub keywords: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// Where it was built, for a version published by trusted publishing
+    /// (SPEC section 17): in the line, so the log binds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
     /// The number of its publish's leaf in the transparency log.
     #[serde(default, rename = "logIndex", skip_serializing_if = "Option::is_none")]
     pub log_index: Option<u64>,
+}
+
+/// The CI run a version was published from: its identity token's claims
+/// as the trust configuration matched them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    pub issuer: String,
+    /// `owner/repo` (GitHub) or the project's path (GitLab).
+    pub repository: String,
+    /// The workflow's file name (`release.yml`, `.gitlab-ci.yml`).
+    pub workflow: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    pub run_id: String,
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+impl Provenance {
+    /// "acme/widgets@3f2a1c by release.yml", as a page says it.
+    pub fn summary(&self) -> String {
+        let sha = self.sha.get(..7).unwrap_or(&self.sha);
+        format!("{}@{sha} by {}", self.repository, self.workflow)
+    }
 }
 
 fn one() -> u32 {
@@ -111,6 +141,7 @@ impl IndexLine {
             license: m.license.clone(),
             keywords: m.keywords.clone(),
             repository: m.repository.clone(),
+            provenance: None,
             log_index: None,
         }
     }

@@ -226,7 +226,7 @@ pub fn run(reg: &Registry, only: Option<&HashSet<String>>, totals: &Totals) -> R
     let started = std::time::Instant::now();
     let w = Writes::new(&reg.root);
     let (snap, pages, users) = derive_all(reg, only, totals, &w, &|_, _, _| Ok(()))?;
-    crate::site::write_fixed(&reg.root)?;
+    crate::site::write_fixed(&reg.root, &reg.config.sign_in_providers())?;
     reg.root.sync()?;
     // Recent publishes and counts from the index itself, so a mirror's match its source.
     reg.write_summary_files(&snap.recent, snap.packages.len() as u64, snap.versions, &snap.head)?;

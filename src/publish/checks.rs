@@ -35,8 +35,13 @@ pub(super) fn check_owner(
 /// of a public organisation that owns it. In a private organisation's
 /// registry the organisation owns every package: its admins and its own
 /// tokens act.
-pub(super) fn may_act(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<bool, WriteError> {
+pub fn may_act(conn: &Conn, reg: &Registry, caller: &Caller, pkg: &str) -> Result<bool, WriteError> {
     let space = &reg.space;
+    // A trusted-publishing token was given exactly the public packages
+    // whose trust configuration (which only owners make) its CI run matched.
+    if caller.provenance.is_some() {
+        return Ok(space.org().is_none() && caller.may_touch(pkg));
+    }
     if let Some(org) = private_org(conn, reg)? {
         return Ok(acts_for_org(conn, caller, &org)?);
     }

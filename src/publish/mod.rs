@@ -19,6 +19,7 @@
 //! writers' lease with its epoch, the transparency log's leaves.
 
 mod checks;
+pub use checks::may_act;
 mod effects;
 mod group;
 mod lease;

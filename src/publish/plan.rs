@@ -146,6 +146,7 @@ pub(super) fn plan(
             let new_package = check_publish(conn, reg, caller, upload)?;
             let line = &mut upload.line;
             line.pubtime = Some(at.to_string());
+            line.provenance = caller.provenance.as_deref().cloned();
             line.log_index = leaf;
             if new_package {
                 db::create_package(conn, space, &line.name, caller, private_org(conn, reg)?.map(|o| o.id))?;

@@ -104,7 +104,7 @@ impl Registry {
             }
             _ => db::add_user(&conn, BOOTSTRAP_LOGIN, None)?,
         };
-        crate::site::write_fixed(&root)?;
+        crate::site::write_fixed(&root, &config.sign_in_providers())?;
         let config_json = config_json(config, &key, Some(&log));
         IndexRepo::init(&git_dir, &config.name, &config_json, copy)?;
         root.put_durable(&l.index_file("config.json"), &config_json)?;

@@ -23,6 +23,13 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::POST, ["me", "delete"]) => delete_me(req).await,
         (&Method::POST, ["packages"]) => register(req).await,
         (&Method::PATCH, ["packages", name]) => deprecate(req, name).await,
+        (&Method::POST, ["trusted_publishing", "tokens"]) => super::identity::exchange(req).await,
+        (&Method::DELETE, ["trusted_publishing", "tokens"]) => super::identity::revoke(req).await,
+        (&Method::GET, ["packages", name, "trusted-publishers"]) => super::identity::list(req, name).await,
+        (&Method::POST, ["packages", name, "trusted-publishers"]) => super::identity::add(req, name).await,
+        (&Method::DELETE, ["packages", name, "trusted-publishers", id]) => {
+            super::identity::remove(req, name, id).await
+        }
         (&Method::POST, ["audit"]) => super::audit::post(req).await,
         (&Method::GET, ["packages", name, "owners"]) => owners(req, name).await,
         (&Method::PUT, ["packages", name, "owners"]) => change_owners(req, name, true).await,

@@ -21,7 +21,12 @@ const CSRF_HEADER: &str = "x-cairn-csrf";
 /// ignored, and the request is throttled by address.
 pub fn is_anonymous(method: &Method, segs: &[&str]) -> bool {
     method == Method::POST
-        && matches!(segs, ["auth", "signup" | "login" | "device"] | ["auth", "device", "token"])
+        && matches!(
+            segs,
+            ["auth", "signup" | "login" | "device"]
+                | ["auth", "device", "token"]
+                | ["trusted_publishing", "tokens"]
+        )
 }
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> CookieResult {
@@ -174,7 +179,12 @@ fn check_origin(req: &Request) -> Result<(), ApiError> {
 
 /// `Set-Cookie` for a session's secret, or (`None`) one that clears it.
 fn cookie(req: &Request, secret: Option<&str>) -> HeaderValue {
-    let secure = if req.state.reg.config.public_url().starts_with("https://") { "; Secure" } else { "" };
+    set_cookie(&req.state.reg.config.public_url(), secret)
+}
+
+/// `Set-Cookie` for a session's secret on the registry at `public_url`.
+pub fn set_cookie(public_url: &str, secret: Option<&str>) -> HeaderValue {
+    let secure = if public_url.starts_with("https://") { "; Secure" } else { "" };
     let value = match secret {
         Some(s) => format!("{COOKIE}={s}; HttpOnly; SameSite=Strict; Path=/{secure}"),
         None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/{secure}; Max-Age=0"),

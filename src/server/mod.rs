@@ -17,6 +17,7 @@ mod error;
 mod events;
 pub mod files;
 pub mod hot;
+mod identity;
 mod orgs;
 mod owners;
 mod private;
@@ -72,6 +73,8 @@ pub struct State {
     upstreams: Option<Arc<crate::upstream::Upstreams>>,
     /// Which upstream names' index files were looked at lately.
     upstream_fresh: upstream::Fresh,
+    /// OpenID providers' and CI issuers' discovery and keys (SPEC section 17).
+    issuers: crate::identity::Issuers,
 }
 
 /// How often the tokens' `lastUsedAt` reaches the database.
@@ -119,6 +122,7 @@ impl State {
                 false => crate::upstream::Upstreams::new(&upstreams)?,
             },
             upstream_fresh: upstream::Fresh::default(),
+            issuers: crate::identity::Issuers::default(),
         });
         // What a crash left in a private registry is made before its first request.
         private::host_existing(&state);
@@ -254,7 +258,7 @@ async fn handle(
         let ip = state.proxies.client(peer, req.headers());
         events::stream(state, req.headers(), req.uri().query().unwrap_or(""), ip).await
     } else {
-        req.extensions_mut().insert(routes::Peer(peer));
+        req.extensions_mut().insert(proxy::Peer(peer));
         routes(req).await
     };
     // No answer is ever sniffed into something else (a README into a page).
@@ -412,10 +416,13 @@ fn with_rate_headers(mut b: http::response::Builder, d: Option<Decision>) -> htt
 }
 
 pub fn render_json(status: StatusCode, doc: &serde_json::Value, d: Option<Decision>) -> Response<Bytes> {
-    with_rate_headers(Response::builder(), d)
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
+    let b =
+        with_rate_headers(Response::builder(), d).status(status).header(header::CACHE_CONTROL, "no-store");
+    // A 204 has no body (RFC 9110).
+    if status == StatusCode::NO_CONTENT {
+        return b.body(Bytes::new()).unwrap();
+    }
+    b.header(header::CONTENT_TYPE, "application/json")
         .body(Bytes::from(serde_json::to_vec(doc).unwrap()))
         .unwrap()
 }

@@ -7,6 +7,11 @@
 use http::HeaderMap;
 use std::net::IpAddr;
 
+/// The address the connection came from (a request extension the accept
+/// loop sets).
+#[derive(Clone, Copy)]
+pub struct Peer(pub IpAddr);
+
 /// Trusted proxies: addresses and CIDR blocks from `trusted_proxies`.
 #[derive(Debug, Default, Clone)]
 pub struct Proxies(Vec<(IpAddr, u8)>);

@@ -23,16 +23,13 @@ use warp::filters::BoxedFilter;
 use warp::path::FullPath;
 use warp::{Filter, Rejection};
 
+use super::proxy::Peer;
 use super::ratelimit::{Class, Decision};
 use super::{api, audit, auth, private, url, witness};
 use super::{render_error, render_json, ApiError, CookieResult, Request, State};
 use crate::db::session::Session;
 use crate::db::{self, AuditEntry, Caller};
 
-/// The address the connection came from (a request extension the accept
-/// loop sets).
-#[derive(Clone, Copy)]
-pub struct Peer(pub IpAddr);
 
 /// The public listener's routes below the static reads: the API, nginx's
 /// private read check, a mirror's witness, and 405 for anything else.
@@ -42,7 +39,17 @@ pub fn public(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {
         .and(with_state(state.clone()))
         .and(warp::header::headers_cloned())
         .then(|state: Arc<State>, headers: HeaderMap| async move { private::check(&state, &headers).await });
-    check.or(checkpoint(state.clone())).unify().or(api(state)).unify().or(not_allowed()).unify().boxed()
+    let sign_in = super::identity::sign_in(state.clone());
+    check
+        .or(checkpoint(state.clone()))
+        .unify()
+        .or(sign_in)
+        .unify()
+        .or(api(state))
+        .unify()
+        .or(not_allowed())
+        .unify()
+        .boxed()
 }
 
 fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error = Infallible> + Clone {

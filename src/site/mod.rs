@@ -41,10 +41,11 @@ fn read_json(root: &StaticRoot, key: &str) -> std::io::Result<Value> {
 /// The pages every registry has from `init` on, so no link of the header
 /// ever answers 404: the assets, the search, account and device pages, the
 /// 404 page, and `/stats` and `/advisories` (which say "no data yet" until
-/// their jobs have written something).
-pub fn write_fixed(root: &StaticRoot) -> std::io::Result<()> {
+/// their jobs have written something). The sign-in page has a button per
+/// OpenID provider of `sign_in`.
+pub fn write_fixed(root: &StaticRoot, sign_in: &[String]) -> std::io::Result<()> {
     let l = root.layout();
-    put_all(root, assets::docs(l).into_iter().chain(pages::fixed(l)))?;
+    put_all(root, assets::docs(l).into_iter().chain(pages::fixed(l, sign_in)))?;
     write_stats(root)?;
     write_advisories(root)
 }

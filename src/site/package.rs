@@ -142,6 +142,14 @@ impl View<'_> {
                     "Cached from the upstream registry " strong { (u) } ": its index lines and crates, served by this registry, each crate checked against its line, signed and logged here."
                 }
             }
+            @if let Some(p) = &line.provenance {
+                p.provenance {
+                    "Published from " strong { (p.summary()) }
+                    " (" (p.git_ref) ", run " (p.run_id)
+                    @if let Some(e) = &p.environment { ", environment " (e) }
+                    ") through trusted publishing; the index line records it and the transparency log binds it."
+                }
+            }
             @if line.yanked {
                 p.notice role="note" { "Version " (line.vers) " is yanked: new resolutions skip it; lockfiles that pin it still work." }
             }

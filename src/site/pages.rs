@@ -195,7 +195,7 @@ pub fn org(l: &Layout, slug: &str, name: &str, since: &str, packages: &[Row]) ->
 }
 
 /// The pages whose content comes from scripts, and the 404 page.
-pub fn fixed(l: &Layout) -> Vec<Doc> {
+pub fn fixed(l: &Layout, sign_in: &[String]) -> Vec<Doc> {
     let needs_js = |what: &str| html! { noscript { p.notice { (what) " needs JavaScript; everything else on this site works without it." } } };
     let search = html! {
         h1 { "Search" }
@@ -205,7 +205,16 @@ pub fn fixed(l: &Layout) -> Vec<Doc> {
     };
     let login = html! {
         h1 { "Sign in" }
-        (needs_js("Signing in"))
+        p.error #oidc-error role="alert" hidden {}
+        @if !sign_in.is_empty() {
+            ul.providers {
+                @for name in sign_in {
+                    li { a.button href={ "/api/v1/auth/oidc/" (name) "/start" } { "Sign in with " (name) } }
+                }
+            }
+            p { "Or with this registry's own account:" }
+        }
+        (needs_js("Signing in with a password or token"))
         form.stack #login-form {
             label for="login-name" { "Login" }
             input #login-name name="login" autocomplete="username" required;

@@ -17,6 +17,7 @@ mod flaky;
 mod fsck;
 mod generated;
 mod hostile;
+mod identity;
 mod jobs;
 mod log;
 mod native_crates;

@@ -115,11 +115,7 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
         assert_eq!(header(&r, "content-security-policy"), csp, "{who} {path}: CSP on HTML only");
         public_read(&r, path);
         let key = cairn::server::files::key_of(path).unwrap();
-        let key = if path.starts_with("/p/") || path == "/search" || path == "/" {
-            key.page()
-        } else {
-            key
-        };
+        let key = if path.starts_with("/p/") || path == "/search" || path == "/" { key.page() } else { key };
         let on_disk = std::fs::read(data.join("static").join(key.as_str())).unwrap();
         assert_eq!(r.bytes().unwrap().to_vec(), on_disk, "{who} {path}: the file's bytes");
     }

@@ -248,6 +248,7 @@ fn line_for(name: &str, rng: &mut StdRng, pubtime: &str) -> IndexLine {
             k
         },
         repository: Some(format!("https://example.org/bench/{name}")),
+        provenance: None,
         log_index: None,
     }
 }

@@ -7,6 +7,9 @@ use std::path::Path;
 
 use crate::archive::Limits;
 
+mod identity;
+pub use identity::{Oidc, TrustedIssuer};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -65,6 +68,12 @@ pub struct Config {
     /// for a name with no local package.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub upstreams: Vec<Upstream>,
+    /// OpenID providers people sign in with (SPEC section 17).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oidc: Vec<Oidc>,
+    /// Issuers whose CI identity tokens may publish (SPEC section 17).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_publishing: Vec<TrustedIssuer>,
 }
 
 /// One `[[upstreams]]` entry: a cargo sparse registry (or a cairn one)
@@ -407,6 +416,8 @@ impl Default for Config {
             webhooks: Vec::new(),
             database: Database::default(),
             upstreams: Vec::new(),
+            oidc: Vec::new(),
+            trusted_publishing: Vec::new(),
         }
     }
 }
@@ -426,6 +437,14 @@ impl Config {
         for upstream in &config.upstreams {
             upstream.check().with_context(|| format!("in {}", path.display()))?;
             anyhow::ensure!(names.insert(&upstream.name), "two [[upstreams]] are named {}", upstream.name);
+        }
+        let mut names = std::collections::HashSet::new();
+        for provider in &config.oidc {
+            provider.check().with_context(|| format!("in {}", path.display()))?;
+            anyhow::ensure!(names.insert(&provider.name), "two [[oidc]] are named {}", provider.name);
+        }
+        for issuer in &config.trusted_publishing {
+            issuer.check().with_context(|| format!("in {}", path.display()))?;
         }
         Ok(config)
     }
@@ -450,6 +469,11 @@ impl Config {
         if let Some(v) = var("CAIRN_RATE_LIMIT") {
             self.rate_limit.enabled = !matches!(v.as_str(), "off" | "0" | "false");
         }
+    }
+
+    /// The names of the OpenID providers the sign-in page offers.
+    pub fn sign_in_providers(&self) -> Vec<String> {
+        self.oidc.iter().map(|p| p.name.clone()).collect()
     }
 
     pub fn public_url(&self) -> String {
