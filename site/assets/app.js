@@ -146,8 +146,34 @@
         call('GET', 'packages/' + encodeURIComponent(p.name.toLowerCase()) + '/owners.json')
           .then((o) => { owners.textContent = o.owners.map((x) => x.login).join(', '); })
           .catch(() => { owners.textContent = '—'; });
+        showTrust(p.name, row.insertCell());
       }
     } catch (e) { /* no user page until the next rebuild */ }
+
+    // A package's trust configurations (CI runs that may publish it), each removable.
+    async function showTrust(name, td) {
+      const path = 'packages/' + encodeURIComponent(name.toLowerCase()) + '/trusted-publishers';
+      td.replaceChildren();
+      try {
+        const { trustedPublishers } = await call('GET', path);
+        if (!trustedPublishers.length) td.textContent = 'none';
+        for (const t of trustedPublishers) {
+          const item = document.createElement('div');
+          item.className = 'trust';
+          item.textContent = t.repository + ' ' + t.workflow + (t.environment ? ' (' + t.environment + ')' : '') + ' ';
+          const remove = document.createElement('button');
+          remove.type = 'button';
+          remove.textContent = 'Remove';
+          remove.setAttribute('aria-label', 'Stop trusting ' + t.repository + ' ' + t.workflow + ' for ' + name);
+          remove.addEventListener('click', async () => {
+            await call('DELETE', path + '/' + t.id, undefined, s.csrf);
+            await showTrust(name, td);
+          });
+          item.append(remove);
+          td.append(item);
+        }
+      } catch (e) { td.textContent = '—'; }
+    }
   }
 
   async function device() {

@@ -212,7 +212,10 @@ pub async fn exchange(req: &Request<'_>) -> ApiResult {
     let (addr, at) = (req.ip.to_string(), expires_at.clone());
     let issued = req
         .state
-        .db(move |c| {
+        .db(move |conn| {
+            // One transaction: one durable write for the jti, the token and the audit row.
+            let txn = conn.transaction()?;
+            let c: &db::Conn = &txn;
             if !rows::use_jti(c, &run.provenance.issuer, &run.jti, run.exp)? {
                 return Ok(Err(ApiError::unauthorized(
                     "this identity token was used already (its jti is accepted once)",
@@ -242,6 +245,7 @@ pub async fn exchange(req: &Request<'_>) -> ApiResult {
                 outcome: &outcome,
             };
             db::audit(c, &entry)?;
+            txn.commit()?;
             Ok(Ok(token))
         })
         .await??;

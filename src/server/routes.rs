@@ -30,7 +30,6 @@ use super::{render_error, render_json, ApiError, CookieResult, Request, State};
 use crate::db::session::Session;
 use crate::db::{self, AuditEntry, Caller};
 
-
 /// The public listener's routes below the static reads: the API, nginx's
 /// private read check, a mirror's witness, and 405 for anything else.
 pub fn public(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {

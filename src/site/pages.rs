@@ -285,7 +285,8 @@ pub fn fixed(l: &Layout, sign_in: &[String]) -> Vec<Doc> {
                 h2 #packages-h { "Your packages" }
                 p { "As the last rebuild listed them." }
                 table #packages {
-                    thead { tr { th scope="col" { "Package" } th scope="col" { "Latest" } th scope="col" { "Owners" } } }
+                    thead { tr { th scope="col" { "Package" } th scope="col" { "Latest" } th scope="col" { "Owners" }
+                        th scope="col" { "Trusted publishing" } } }
                     tbody {}
                 }
             }

@@ -363,3 +363,44 @@ fn sign_in_binds_the_provider_identity_and_follows_its_groups() {
     assert!(to.starts_with("/login?error=") && to.contains("merged"), "{to}");
     assert_eq!(role_of(&server, &admin, "alice").as_deref(), Some("member"));
 }
+
+/// In chromium: the sign-in page's provider button, the provider, back on
+/// the dashboard signed in, which lists the packages' trust configurations.
+#[test]
+fn a_browser_signs_in_through_the_provider_and_sees_trusted_publishing() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = Provider::start();
+    let toml = format!(
+        "[[oidc]]\nname = \"corp\"\nissuer = \"{0}\"\nclient_id = \"cairn\"\n\n[[trusted_publishing]]\nissuer = \"{0}\"\n",
+        idp.url
+    );
+    let server = start(&dir.path().join("data"), &toml);
+    let admin = server.token.clone().unwrap();
+    let dave = json!({ "sub": "u-9", "preferred_username": "dave" });
+    assert!(sign_in(&server, &idp, dave.clone()).1.is_some(), "the account is made at the first sign-in");
+    assert_eq!(publish(&server, &admin, "widgets", "0.1.0").status(), 201);
+    let owners =
+        api(&server, Method::PUT, "/packages/widgets/owners", &admin, Some(json!({ "users": ["dave"] })));
+    assert_eq!(owners.status(), 200, "{}", owners.text().unwrap());
+    let trust = json!({ "issuer": idp.url, "repository": "acme/widgets", "workflow": "release.yml", "environment": "release" });
+    assert_eq!(
+        api(&server, Method::POST, "/packages/widgets/trusted-publishers", &admin, Some(trust)).status(),
+        201
+    );
+
+    idp.user(dave);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("site-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/site-test/oidc.mjs"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/site-test"))
+        .env("CAIRN_URL", &server.url)
+        .env("EXPECT_LOGIN", "dave")
+        .env("EXPECT_TRUST", "acme/widgets release.yml (release)")
+        .env("SCREENSHOT", shots.join("dashboard-oidc.png"))
+        .output()
+        .expect("node runs (tools/test.sh installs it, chromium and tools/site-test's packages)");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser sign-in failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("signed in through the provider"), "{stdout}");
+}
