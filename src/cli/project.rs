@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use super::user::{runtime, LogArgs, RegistryArgs};
 use crate::client::install::{self, InstallOptions, Release, Roots};
 use crate::client::lockfile::{self, Lockfile};
+use crate::client::policy::Policy;
 use crate::client::project::{self, Project};
 use crate::name::canonical;
 use crate::words::count;
@@ -33,6 +34,15 @@ pub struct ProjectArgs {
     /// Concurrent downloads.
     #[arg(long, default_value_t = 16)]
     jobs: usize,
+    /// Leave out versions published less than this long ago (`3d`, `12h`;
+    /// `[install] min_age`), unless the lock pins them.
+    #[arg(long, value_name = "AGE")]
+    min_age: Option<String>,
+    /// Stop before unpacking when a package NAME (or NAME=OWNER/REPO; `*`
+    /// ends a prefix) lacks provenance from a matching repository
+    /// (repeatable; `[install] require_provenance`).
+    #[arg(long, value_name = "PATTERN")]
+    require_provenance: Vec<String>,
     #[command(flatten)]
     reg: RegistryArgs,
     #[command(flatten)]
@@ -179,6 +189,12 @@ async fn update(manifest: Option<Project>, names: Vec<String>, project: &Project
 }
 
 impl ProjectArgs {
+    /// The install policy: these flags over the project's `[install]`.
+    fn policy(&self) -> Result<Policy> {
+        let manifest = Project::load(&std::path::absolute(project::FILE)?)?;
+        Policy::new(manifest.as_ref(), self.min_age.as_deref(), &self.require_provenance)
+    }
+
     /// Installs `roots` and returns the lock now in force.
     async fn install(&self, roots: Roots, release: Release, resolve_again: bool) -> Result<Lockfile> {
         let opts = InstallOptions {
@@ -188,6 +204,7 @@ impl ProjectArgs {
             lockfile: std::path::absolute(&self.lockfile)?,
             resolve_again,
             jobs: self.jobs,
+            policy: self.policy()?,
         };
         let (_, lock) = install::install(&self.reg.remote_checked(&self.log)?, &opts).await?;
         Ok(lock)

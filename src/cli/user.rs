@@ -163,6 +163,10 @@ pub enum UserCommand {
     /// Check a tarball against the index and the registry's signature.
     Verify {
         file: PathBuf,
+        /// Fail unless the version has provenance, from a repository
+        /// matching NAME=OWNER/REPO when given (repeatable).
+        #[arg(long, value_name = "PATTERN")]
+        require_provenance: Vec<String>,
         #[command(flatten)]
         reg: RegistryArgs,
         #[command(flatten)]
@@ -356,8 +360,9 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        UserCommand::Verify { file, reg, log } => {
-            let msg = install::verify_file(&reg.remote_checked(&log)?, &file).await?;
+        UserCommand::Verify { file, require_provenance, reg, log } => {
+            let policy = crate::client::policy::Policy::new(None, None, &require_provenance)?;
+            let msg = install::verify_file(&reg.remote_checked(&log)?, &file, &policy).await?;
             println!("ok: {msg}");
             Ok(())
         }

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use super::deprecation;
 use super::lockfile::{LockedPackage, Lockfile};
+use super::policy::Policy;
 use super::progress;
 use super::remote::{RegistryConfig, Remote};
 use super::resolve::{self, dep_counts, dep_target, Universe};
@@ -33,6 +34,8 @@ pub struct InstallOptions {
     pub resolve_again: bool,
     /// Concurrent downloads.
     pub jobs: usize,
+    /// The cooldown and the provenance required.
+    pub policy: Policy,
 }
 
 /// What to install.
@@ -157,7 +160,7 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
                     locked.insert(p.name.to_lowercase(), v);
                 }
             }
-            let (plan, new_lock) = resolve_plan(remote, roots, &locked).await?;
+            let (plan, new_lock) = resolve_plan(remote, roots, &locked, &opts.policy).await?;
             (plan, Some(config), new_lock)
         }
     };
@@ -192,6 +195,22 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
             lines_of(remote, &todo, opts.jobs).await?
         }
     };
+    // Provenance required: the lines of the packages it covers (fetched
+    // for those a lock pins and the log proved before, and checked against
+    // the log with the rest), refused before anything is downloaded.
+    let mut lines = lines;
+    if !opts.policy.require_provenance.is_empty() {
+        let have: HashSet<(String, &str)> =
+            lines.iter().map(|l| (l.name.to_lowercase(), l.vers.as_str())).collect();
+        let missing: Vec<&Planned> = plan
+            .iter()
+            .filter(|p| opts.policy.wants_provenance(&p.want.name))
+            .filter(|p| !have.contains(&(p.want.name.to_lowercase(), p.want.version.as_str())))
+            .collect();
+        let fetched = lines_of(remote, &missing, opts.jobs).await?;
+        lines.extend(fetched);
+        opts.policy.check_provenance(&lines).context("nothing was downloaded or unpacked")?;
+    }
     // The log is checked while the blobs download (each verified against
     // its signature as it lands); nothing is unpacked unless both pass.
     let log_check = async {
@@ -307,11 +326,16 @@ async fn resolve_plan(
     remote: &Remote,
     roots: &[(String, VersionReq)],
     locked: &HashMap<String, Version>,
+    policy: &Policy,
 ) -> Result<(Vec<Planned>, Lockfile)> {
     let names: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
-    let files = fetch_closure(remote, &names, locked).await?;
+    let mut files = fetch_closure(remote, &names, locked).await?;
+    policy.cool_down(&mut files, locked, chrono::Utc::now().timestamp());
     let universe = Universe::new(&files);
-    let solution = resolve::resolve(&universe, roots, locked).map_err(|e| anyhow!("{e}"))?;
+    let solution = resolve::resolve(&universe, roots, locked).map_err(|e| match policy.min_age {
+        Some(age) => anyhow!("{e}\n(versions published less than {age} s ago are left out: --min-age)"),
+        None => anyhow!("{e}"),
+    })?;
 
     let mut plan = Vec::new();
     let mut locked_out = Vec::new();
@@ -519,9 +543,9 @@ pub fn archive_identity(bytes: &[u8]) -> Result<(String, String)> {
 }
 
 /// `cairn verify FILE`: the file is a version the index lists (by checksum),
-/// signed by the pinned key over exactly this name, version and digests, and
-/// valid under the archive rules.
-pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
+/// signed by the pinned key over exactly this name, version and digests,
+/// valid under the archive rules, and with the provenance `policy` asks.
+pub async fn verify_file(remote: &Remote, file: &Path, policy: &Policy) -> Result<String> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let (name, version) = archive_identity(&bytes)?;
     let config = remote.connect(false).await?;
@@ -541,14 +565,19 @@ pub async fn verify_file(remote: &Remote, file: &Path) -> Result<String> {
         );
     }
     super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
+    policy.check_provenance(std::slice::from_ref(line))?;
     let want = Expected::from_line(line);
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
     let sig = remote.signature(Some(&config), &want).await?;
     super::verify::verify(&bytes, &sig, &trust, &want).with_context(|| format!("{}", file.display()))?;
     crate::archive::unpack::check(&bytes, &name, &version).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let yanked = if line.yanked { " (yanked)" } else { "" };
+    let built = match &line.provenance {
+        Some(p) => format!(", published from {} ({}, {})", p.summary(), p.git_ref, p.issuer),
+        None => String::new(),
+    };
     Ok(format!(
-        "{}: {name} {version}{yanked}, sha256 {sha256}, signed by registry `{}` with key {}",
+        "{}: {name} {version}{yanked}, sha256 {sha256}, signed by registry `{}` with key {}{built}",
         file.display(),
         config.name,
         config.pubkey

@@ -29,6 +29,7 @@ pub mod lockfile;
 pub mod log;
 pub mod mirror;
 pub mod outdated;
+pub mod policy;
 pub mod progress;
 pub mod project;
 pub mod remote;

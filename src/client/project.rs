@@ -84,6 +84,30 @@ impl Project {
             .collect()
     }
 
+    /// `[install]`: `min_age` (`"3d"`) and `require_provenance` (patterns).
+    pub fn install_policy(&self) -> Result<(Option<String>, Vec<String>)> {
+        let Some(install) = self.doc.get("install") else { return Ok((None, Vec::new())) };
+        let t = install
+            .as_table_like()
+            .ok_or_else(|| anyhow!("{}: `install` must be a table", self.path.display()))?;
+        let min_age = match t.get("min_age") {
+            None => None,
+            Some(v) => Some(v.as_str().map(str::to_string).ok_or_else(|| {
+                anyhow!("{}: `install.min_age` must be a string such as \"3d\"", self.path.display())
+            })?),
+        };
+        let patterns = match t.get("require_provenance") {
+            None => Vec::new(),
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.iter().map(|p| p.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| {
+                    anyhow!("{}: `install.require_provenance` must be a list of strings", self.path.display())
+                })?,
+        };
+        Ok((min_age, patterns))
+    }
+
     /// The key under which `name` is written (names compare canonically).
     fn key_of(&self, name: &str) -> Option<String> {
         let deps = self.doc.get("dependencies")?.as_table_like()?;

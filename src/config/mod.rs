@@ -127,17 +127,7 @@ impl Upstream {
 
     /// `min_age` in seconds.
     pub fn min_age_seconds(&self) -> Result<u64> {
-        let s = self.min_age.trim();
-        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: u64 = digits.parse().with_context(|| format!("min_age {s:?} is not a number and a unit"))?;
-        let per = match unit {
-            "" | "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => anyhow::bail!("min_age {s:?}: the unit is s, m, h or d"),
-        };
-        Ok(n * per)
+        age_seconds(&self.min_age)
     }
 
     /// Whether it serves the registry of `org` (`None`: the public one).
@@ -514,4 +504,20 @@ impl Config {
             toml::to_string_pretty(self).expect("config serializes")
         )
     }
+}
+
+/// An age as registry.toml and cairn.toml write it (`"0"`, `"90s"`,
+/// `"15m"`, `"12h"`, `"3d"`), in seconds.
+pub fn age_seconds(text: &str) -> Result<u64> {
+    let s = text.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().with_context(|| format!("min_age {s:?} is not a number and a unit"))?;
+    let per = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("min_age {s:?}: the unit is s, m, h or d"),
+    };
+    Ok(n * per)
 }

@@ -404,3 +404,86 @@ fn a_browser_signs_in_through_the_provider_and_sees_trusted_publishing() {
     assert!(out.status.success(), "the browser sign-in failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("signed in through the provider"), "{stdout}");
 }
+
+/// `cairn install --require-provenance` and `--min-age` (and `[install]`
+/// in cairn.toml), and `cairn verify --require-provenance`.
+#[test]
+fn consumers_require_provenance_and_a_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = Provider::start();
+    let toml = format!("[[trusted_publishing]]\nissuer = \"{}\"\naudience = \"cairn-test\"\n", idp.url);
+    let server = start(&dir.path().join("data"), &toml);
+    let alice = server.add_user("alice");
+    assert_eq!(publish(&server, &alice, "widgets", "0.1.0").status(), 201);
+    assert_eq!(publish(&server, &alice, "gadgets", "0.1.0").status(), 201);
+    let trust = json!({ "issuer": idp.url, "repository": "acme/widgets", "workflow": "release.yml" });
+    assert_eq!(
+        api(&server, Method::POST, "/packages/widgets/trusted-publishers", &alice, Some(trust)).status(),
+        201
+    );
+    let resp = exchange(&server, &idp.mint(github("ci-1", "acme/widgets", "release.yml", "cairn-test"), 300));
+    let token = resp.json::<Value>().unwrap()["token"].as_str().unwrap().to_string();
+    assert_eq!(publish(&server, &token, "widgets", "0.2.0").status(), 201);
+
+    let user = support::user::User::new();
+    let w = tempfile::tempdir().unwrap();
+    user.ok(w.path(), &["login", "--registry", &server.url, "--token", &alice]);
+    let project = w.path().join("p");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("cairn.toml"), "[dependencies]\n").unwrap();
+    let nothing_unpacked = |p: &Path| support::user::installed(p).is_empty();
+
+    // 0.1.0 has none: refused before anything is unpacked.
+    let err = user.fails(&project, &["install", "widgets@=0.1.0", "--require-provenance", "widgets"]);
+    assert!(err.contains("widgets 0.1.0 has no provenance"), "{err}");
+    assert!(nothing_unpacked(&project));
+    let err = user.fails(&project, &["install", "widgets@0.2", "--require-provenance", "widgets=other/*"]);
+    assert!(err.contains("published from acme/widgets, not other/*"), "{err}");
+    assert!(nothing_unpacked(&project));
+    user.ok(&project, &["install", "widgets@0.2", "--require-provenance", "widg*=acme/*"]);
+    assert_eq!(support::user::installed(&project), ["widgets"]);
+
+    // From cairn.toml's [install], and also on an install from the lock.
+    let toml = std::fs::read_to_string(project.join("cairn.toml")).unwrap();
+    std::fs::write(
+        project.join("cairn.toml"),
+        format!("{toml}\n[install]\nrequire_provenance = [\"gadgets\"]\n"),
+    )
+    .unwrap();
+    let err = user.fails(&project, &["add", "gadgets"]);
+    assert!(err.contains("gadgets 0.1.0 has no provenance"), "{err}");
+    std::fs::write(
+        project.join("cairn.toml"),
+        format!("{toml}\n[install]\nrequire_provenance = [\"widgets=evil/*\"]\n"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(project.join("cairn_packages")).unwrap();
+    let err = user.fails(&project, &["install"]);
+    assert!(err.contains("not evil/*"), "{err}");
+    assert!(nothing_unpacked(&project));
+    std::fs::write(project.join("cairn.toml"), &toml).unwrap();
+
+    // The cooldown: every version here is minutes old. The lock's pin is
+    // kept (also by a resolution again); released by `cairn update`, nothing
+    // is old enough.
+    user.ok(&project, &["install", "--min-age", "1d"]);
+    assert_eq!(support::user::installed(&project), ["widgets"]);
+    let err = user.fails(&project, &["add", "gadgets", "--min-age", "1d"]);
+    assert!(err.contains("--min-age"), "{err}");
+    std::fs::write(project.join("cairn.toml"), format!("{toml}\n[install]\nmin_age = \"3d\"\n")).unwrap();
+    user.ok(&project, &["install", "--update"]);
+    let err = user.fails(&project, &["update"]);
+    assert!(err.contains("--min-age"), "{err}");
+    user.ok(&project, &["update", "--min-age", "0"]);
+
+    // cairn verify: the provenance is said, and can be required.
+    let file = w.path().join("widgets-0.2.0.tar.gz");
+    std::fs::write(&file, tarball("widgets", "0.2.0")).unwrap();
+    let out = user
+        .ok(w.path(), &["verify", file.to_str().unwrap(), "--require-provenance", "widgets=acme/widgets"]);
+    assert!(out.contains("published from acme/widgets@3f2a1c9 by release.yml"), "{out}");
+    let old = w.path().join("widgets-0.1.0.tar.gz");
+    std::fs::write(&old, tarball("widgets", "0.1.0")).unwrap();
+    let err = user.fails(w.path(), &["verify", old.to_str().unwrap(), "--require-provenance", "widgets"]);
+    assert!(err.contains("no provenance"), "{err}");
+}
