@@ -100,6 +100,11 @@ pub struct Upstream {
     /// Private organisations (slugs) whose registries it also serves,
     /// each with its own cache, claims and 409s in its name space.
     pub orgs: Vec<String>,
+    /// Whether a name cached for the first time also brings, in the
+    /// background, the index files of its newest versions' dependencies
+    /// (what cargo asks for next): a resolution's misses then come in
+    /// waves the writer commits together, not one level after another.
+    pub prefetch: bool,
 }
 
 impl Default for Upstream {
@@ -114,6 +119,7 @@ impl Default for Upstream {
             max_cache_bytes: 0,
             public: true,
             orgs: Vec::new(),
+            prefetch: true,
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct State {
     upstreams: Option<Arc<crate::upstream::Upstreams>>,
     /// Which upstream names' index files were looked at lately.
     upstream_fresh: upstream::Fresh,
+    /// Names whose index files to bring ahead of the resolver asking.
+    upstream_ahead: upstream::Ahead,
     /// OpenID providers' and CI issuers' discovery and keys (SPEC section 17).
     issuers: crate::identity::Issuers,
 }
@@ -105,6 +107,7 @@ impl State {
             true => crate::log::witness::Witness::of_mirror(&reg.data, &reg.root)?.map(Arc::new),
             false => None,
         };
+        let (ahead_tx, ahead_rx) = upstream::ahead_channel();
         let state = Arc::new(State {
             reg,
             writer,
@@ -122,12 +125,14 @@ impl State {
                 false => crate::upstream::Upstreams::new(&upstreams)?,
             },
             upstream_fresh: upstream::Fresh::default(),
+            upstream_ahead: ahead_tx,
             issuers: crate::identity::Issuers::default(),
         });
         // What a crash left in a private registry is made before its first request.
         private::host_existing(&state);
         tokio::spawn(flush_last_used(state.clone()));
         tokio::spawn(upstream::sweep(state.clone()));
+        tokio::spawn(upstream::fetch_ahead(state.clone(), ahead_rx));
         Ok(state)
     }
 

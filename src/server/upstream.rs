@@ -118,6 +118,38 @@ pub async fn not_cached(state: &State, key: &Key) -> Option<Response<Body>> {
     Some(render_error(&e, None, false).map(full))
 }
 
+/// Where a first miss sends the names its dependencies will miss next.
+pub type Ahead = tokio::sync::mpsc::UnboundedSender<String>;
+
+pub fn ahead_channel() -> (Ahead, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    tokio::sync::mpsc::unbounded_channel()
+}
+
+/// How many index files are brought ahead at once.
+const AHEAD_AT_ONCE: usize = 16;
+
+/// Brings the public registry's index files of the names a first miss
+/// sent ([`crate::upstream::ahead`]) in the background, each through the
+/// same single flight as a reader's miss (a reader asking meanwhile waits
+/// for it), so a resolution's next level is being cached while cargo reads
+/// this one, and the writer commits it in few groups.
+pub async fn fetch_ahead(state: Arc<State>, mut names: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let Some(up) = state.upstreams.clone() else { return };
+    let slots = Arc::new(tokio::sync::Semaphore::new(AHEAD_AT_ONCE));
+    while let Some(name) = names.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let (state, up) = (state.clone(), up.clone());
+        tokio::spawn(async move {
+            let target = Target { state: &state, reg: &state.reg, writer: &state.writer };
+            if !target.is_fresh(&name) {
+                let flight = format!("index {name}");
+                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name)).await;
+            }
+            drop(slot);
+        });
+    }
+}
+
 /// How many cached packages one sweep looks at.
 const SWEEP_BATCH: usize = 64;
 
@@ -268,6 +300,14 @@ async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), Ap
         return Ok(());
     }
     match t.writer.cache(name, file, row).await {
+        // A first caching in the public registry: its dependencies next.
+        Ok(_) if !cached && src.config.prefetch && reg.space.org().is_none() => {
+            for next in crate::upstream::ahead(&lines) {
+                if !t.is_fresh(&next) {
+                    let _ = state.upstream_ahead.send(next);
+                }
+            }
+        }
         Ok(_) => {}
         // Published or claimed meanwhile: local from now on.
         Err(WriteError::Conflict(_)) => {

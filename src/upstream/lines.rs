@@ -61,9 +61,84 @@ pub fn offered(
     out
 }
 
+/// How many of a file's newest versions [`ahead`] reads the dependencies of.
+const AHEAD_VERSIONS: usize = 2;
+
+/// The names a resolver that just read this file will most likely ask for
+/// next: the dependencies but dev-dependencies (optional ones too: cargo
+/// asks for them to know their features; none of another registry) of its
+/// newest versions that are not yanked, as the index names them
+/// (`package` for a renamed one).
+pub fn ahead(lines: &[(&[u8], UpstreamLine)]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[serde(default)]
+        deps: Vec<Dep>,
+        #[serde(default)]
+        yanked: bool,
+    }
+    #[derive(serde::Deserialize)]
+    struct Dep {
+        name: String,
+        #[serde(default)]
+        package: Option<String>,
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default)]
+        registry: Option<String>,
+    }
+    let mut newest: Vec<(semver::Version, Line)> = lines
+        .iter()
+        .filter_map(|(raw, l)| {
+            Some((semver::Version::parse(&l.vers).ok()?, serde_json::from_slice::<Line>(raw).ok()?))
+        })
+        .filter(|(_, l)| !l.yanked)
+        .collect();
+    newest.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut names: Vec<String> = newest
+        .into_iter()
+        .take(AHEAD_VERSIONS)
+        .flat_map(|(_, l)| l.deps)
+        .filter(|d| d.registry.is_none() && d.kind.as_deref() != Some("dev"))
+        .map(|d| d.package.unwrap_or(d.name).to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ahead_are_the_newest_versions_required_dependencies() {
+        let sum = "ab".repeat(32);
+        let dep = |name: &str, extra: &str| {
+            let kind = if extra.contains("kind") { "" } else { r#","kind":"normal""# };
+            let optional = if extra.contains("optional") { "" } else { r#","optional":false"# };
+            format!(r#"{{"name":"{name}","req":"^1"{kind}{optional}{extra}}}"#)
+        };
+        let line = |v: &str, deps: &[String], yanked: bool| {
+            format!(
+                r#"{{"name":"foo","vers":"{v}","cksum":"{sum}","yanked":{yanked},"deps":[{}]}}"#,
+                deps.join(",")
+            )
+        };
+        let file = [
+            line("0.9.0", &[dep("old", "")], false),
+            line("1.0.0", &[dep("serde", ""), dep("dev-only", r#","kind":"dev""#)], false),
+            line(
+                "1.1.0",
+                &[dep("Libc", ""), dep("opt", r#","optional":true"#), dep("x", r#","package":"real-x""#)],
+                false,
+            ),
+            line("1.2.0", &[dep("yanked-dep", "")], true),
+        ]
+        .join("\n");
+        let lines = parse("foo", file.as_bytes()).unwrap();
+        assert_eq!(ahead(&lines), ["libc", "opt", "real-x", "serde"]);
+    }
 
     #[test]
     fn lines_stay_byte_for_byte_and_young_ones_wait() {

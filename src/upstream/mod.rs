@@ -10,7 +10,7 @@
 pub mod import;
 mod lines;
 
-pub use lines::{offered, parse, UpstreamLine};
+pub use lines::{ahead, offered, parse, UpstreamLine};
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
