@@ -124,12 +124,12 @@ impl Issuers {
 
     /// The claims of `jwt` once it is checked: signed by a key of
     /// `issuer`'s JWKS (fetched again for a `kid` it lacks, as after a key
-    /// rotation), issued by `issuer` for `audience`, and within its times.
+    /// rotation), issued by `issuer` for one of `audiences`, and within its times.
     pub async fn verify(
         &self,
         jwt: &str,
         issuer: &str,
-        audience: &str,
+        audiences: &[String],
     ) -> Result<Map<String, Value>, Refusal> {
         let header = jsonwebtoken::decode_header(jwt).or_else(|e| refuse(format!("not a JWT: {e}")))?;
         if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
@@ -153,14 +153,16 @@ impl Issuers {
         v.leeway = LEEWAY_SECS;
         v.validate_nbf = true;
         v.set_issuer(&[issuer]);
-        v.set_audience(&[audience]);
+        v.set_audience(audiences);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(jwt, &key, &v).or_else(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             refuse(match e.kind() {
                 K::ExpiredSignature => "the JWT has expired".to_string(),
                 K::ImmatureSignature => "the JWT is not valid yet (nbf)".to_string(),
-                K::InvalidAudience => format!("the JWT is not for this registry (aud must be {audience})"),
+                K::InvalidAudience => {
+                    format!("the JWT is not for this registry (aud must be {})", audiences.join(" or "))
+                }
                 K::InvalidIssuer => format!("the JWT was not issued by {issuer}"),
                 K::InvalidSignature => "the JWT's signature does not verify".to_string(),
                 _ => format!("the JWT is invalid: {e}"),

@@ -96,7 +96,7 @@ pub async fn finish(
         .get("id_token")
         .and_then(Value::as_str)
         .ok_or_else(|| Refusal("the provider sent no id_token".into()))?;
-    let claims = issuers.verify(id_token, &p.issuer, &p.client_id).await?;
+    let claims = issuers.verify(id_token, &p.issuer, std::slice::from_ref(&p.client_id)).await?;
     if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
         return Err(Refusal("the ID token's nonce is not this sign-in's".into()));
     }

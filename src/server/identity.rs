@@ -203,9 +203,18 @@ pub async fn exchange(req: &Request<'_>) -> ApiResult {
             "the issuer {issuer} is not trusted for publishing here"
         )));
     };
-    let audience = trusted_issuer.audience.clone().unwrap_or_else(|| config.public_url());
+    // By default the public URL, also as crates.io's action asks for it:
+    // without its scheme (`cairn.example`).
+    let audiences = match &trusted_issuer.audience {
+        Some(a) => vec![a.clone()],
+        None => {
+            let url = config.public_url();
+            let bare = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest).to_string();
+            vec![url, bare]
+        }
+    };
     let claims =
-        req.state.issuers.verify(&jwt, &issuer, &audience).await.map_err(|r| ApiError::unauthorized(r.0))?;
+        req.state.issuers.verify(&jwt, &issuer, &audiences).await.map_err(|r| ApiError::unauthorized(r.0))?;
     let run = trusted::run_of(&issuer, &claims).map_err(|r| ApiError::unauthorized(r.0))?;
     let expires = chrono::Utc::now() + chrono::Duration::minutes(TOKEN_MINUTES);
     let expires_at = crate::index::line::pubtime(expires);

@@ -387,6 +387,15 @@ fn a_browser_signs_in_through_the_provider_and_sees_trusted_publishing() {
         api(&server, Method::POST, "/packages/widgets/trusted-publishers", &admin, Some(trust)).status(),
         201
     );
+    // With no audience configured, the public URL is one, with or without
+    // its scheme (crates.io's action asks for the bare host).
+    for aud in [server.url.clone(), server.url.trim_start_matches("http://").to_string()] {
+        let resp = exchange(
+            &server,
+            &idp.mint(github(&format!("aud-{aud}"), "acme/widgets", "release.yml", &aud), 300),
+        );
+        assert_eq!(resp.status(), 200, "aud {aud}: {}", resp.text().unwrap());
+    }
 
     idp.user(dave);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("site-screenshots");
