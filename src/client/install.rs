@@ -6,7 +6,7 @@
 //! directory and the lock untouched.
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use rayon::prelude::*;
 use semver::{Version, VersionReq};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -143,7 +143,6 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
             opts.lockfile.display()
         ),
         (Roots::Given(roots), None) => {
-            let config = remote.connect(false).await?;
             let mut locked = HashMap::new();
             for p in lock.iter().flat_map(|l| &l.packages) {
                 let released = match &opts.release {
@@ -157,7 +156,12 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
                     locked.insert(p.name.to_lowercase(), v);
                 }
             }
-            let (plan, new_lock) = resolve_plan(remote, roots, &locked).await?;
+            // config.json (and the key's pin) and the index files are asked
+            // at once; a failure of the first is the one reported.
+            let names: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
+            let (config, files) = tokio::join!(remote.connect(false), fetch_closure(remote, &names, &locked));
+            let (config, files) = (config?, files?);
+            let (plan, new_lock) = resolve_plan(&files, roots, &locked)?;
             (plan, Some(config), new_lock)
         }
     };
@@ -205,9 +209,12 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
         );
         Ok(())
     };
-    let ((), (blobs, summary)) =
-        tokio::try_join!(log_check, download_all(remote, config.as_ref(), &trust, &plan, opts.jobs))?;
-    let unpacking = inspect_all(&opts.target, &plan, &blobs)?;
+    // What is to unpack is inspected as it is read or downloaded.
+    let unpacking = to_unpack(&opts.target, &plan);
+    let ((), (blobs, summary)) = tokio::try_join!(
+        log_check,
+        download_all(remote, config.as_ref(), &trust, &plan, &unpacking.todo, opts.jobs)
+    )?;
     // Every check passed: the lock is written (and fsync'd) before the
     // unpacking, whose files that fsync would otherwise wait for.
     if Some(&new_lock) != lock.as_ref() {
@@ -264,23 +271,26 @@ pub async fn fetch_closure(
 ) -> Result<HashMap<String, Option<Vec<IndexLine>>>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(32));
     let mut seen: HashSet<String> = HashSet::new();
-    let mut pending = FuturesUnordered::new();
-    let spawn = |name: String| {
+    // A task per file, so that reading, parsing and caching the files that
+    // arrive runs on every worker; the rest are aborted on a failure.
+    let mut pending = tokio::task::JoinSet::new();
+    let spawn = |pending: &mut tokio::task::JoinSet<_>, name: String| {
         let (remote, sem) = (remote.clone(), sem.clone());
-        async move {
+        pending.spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
             let r = remote.index_file(&name).await;
             (name, r)
-        }
+        });
     };
     for r in roots {
         if seen.insert(r.to_lowercase()) {
-            pending.push(spawn(r.clone()));
+            spawn(&mut pending, r.clone());
         }
     }
     let bar = progress::spinner("fetching the index");
     let mut files = HashMap::new();
-    while let Some((name, fetched)) = pending.next().await {
+    while let Some(joined) = pending.join_next().await {
+        let (name, fetched) = joined?;
         let key = name.to_lowercase();
         let lines = fetched?;
         bar.inc(1);
@@ -293,7 +303,7 @@ pub async fn fetch_closure(
             for d in line.deps.iter().filter(|d| dep_counts(d)) {
                 let target = dep_target(d);
                 if seen.insert(target.to_lowercase()) {
-                    pending.push(spawn(target.to_string()));
+                    spawn(&mut pending, target.to_string());
                 }
             }
         }
@@ -303,14 +313,13 @@ pub async fn fetch_closure(
     Ok(files)
 }
 
-async fn resolve_plan(
-    remote: &Remote,
+/// Resolves `roots` over the index files fetched.
+fn resolve_plan(
+    files: &HashMap<String, Option<Vec<IndexLine>>>,
     roots: &[(String, VersionReq)],
     locked: &HashMap<String, Version>,
 ) -> Result<(Vec<Planned>, Lockfile)> {
-    let names: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
-    let files = fetch_closure(remote, &names, locked).await?;
-    let universe = Universe::new(&files);
+    let universe = Universe::new(files);
     let solution = resolve::resolve(&universe, roots, locked).map_err(|e| anyhow!("{e}"))?;
 
     let mut plan = Vec::new();
@@ -341,15 +350,30 @@ async fn resolve_plan(
 
 /// Reads (from the cache, verified on every core) or downloads (`jobs`
 /// at a time, each verified on a worker thread) every planned blob, with
-/// one progress display. Fails on the first refusal.
+/// one progress display, and inspects those of `inspect` (the plan's
+/// indexes to unpack) under the registry's archive rules. Fails on the
+/// first refusal.
 async fn download_all(
     remote: &Remote,
     config: Option<&RegistryConfig>,
     trust: &Trust,
     plan: &[Planned],
+    inspect: &[usize],
     jobs: usize,
 ) -> Result<(Vec<Vec<u8>>, Summary)> {
-    let mut out: Vec<Option<Vec<u8>>> = plan.par_iter().map(|p| remote.cached_blob(trust, &p.want)).collect();
+    let mut inspected = vec![false; plan.len()];
+    inspect.iter().for_each(|&i| inspected[i] = true);
+    let mut out: Vec<Option<Vec<u8>>> = plan
+        .par_iter()
+        .zip(&inspected)
+        .map(|(p, &inspected)| {
+            let Some(bytes) = remote.cached_blob(trust, &p.want) else { return Ok(None) };
+            if inspected {
+                check_archive(&p.want, &bytes)?;
+            }
+            Ok(Some(bytes))
+        })
+        .collect::<Result<_>>()?;
     let missing: Vec<usize> = (0..plan.len()).filter(|&i| out[i].is_none()).collect();
     let mut summary = Summary::default();
     if missing.is_empty() {
@@ -368,11 +392,16 @@ async fn download_all(
         let (remote, trust, config, sem, bar) =
             (remote.clone(), trust.clone(), config.clone(), sem.clone(), bar.clone());
         let want = plan[i].want.clone();
+        let inspected = inspected[i];
         tasks.spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
             let r = remote.blob(Some(&config), &trust, &want).await;
             bar.inc(1);
-            r.map(|(bytes, n)| (i, bytes, n))
+            let (bytes, n) = r?;
+            if inspected {
+                check_archive(&want, &bytes)?;
+            }
+            Ok::<_, anyhow::Error>((i, bytes, n))
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -390,15 +419,15 @@ async fn download_all(
 const STATE_FILE: &str = ".cairn-installed.json";
 
 /// What an install unpacks: the packages not already in `target` at the
-/// same checksum, whose archives all passed the registry's inspection.
+/// same checksum (whose archives must all pass the registry's inspection).
 struct Unpacking {
     /// The install state found (name → checksum).
     old: BTreeMap<String, String>,
     todo: Vec<usize>,
 }
 
-/// Inspects every archive to unpack, before any is unpacked.
-fn inspect_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<Unpacking> {
+/// The packages of `plan` to unpack into `target`.
+fn to_unpack(target: &Path, plan: &[Planned]) -> Unpacking {
     let old: BTreeMap<String, String> = std::fs::read(target.join(STATE_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -409,14 +438,15 @@ fn inspect_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<Unp
             old.get(&p.name) != Some(&p.sha256) || !target.join(&p.name).is_dir()
         })
         .collect();
-    // Every archive to unpack passes the registry's own inspection before any is unpacked.
-    todo.par_iter().try_for_each(|&i| {
-        let p = &plan[i].want;
-        crate::archive::unpack::check(&blobs[i], &p.name, &p.version)
-            .map(|_| ())
-            .map_err(|e| anyhow!("refusing {} {}: {e}", p.name, p.version))
-    })?;
-    Ok(Unpacking { old, todo })
+    Unpacking { old, todo }
+}
+
+/// The registry's own inspection of an archive to unpack: every one passes
+/// it before any is unpacked.
+fn check_archive(want: &Expected, bytes: &[u8]) -> Result<()> {
+    crate::archive::unpack::check(bytes, &want.name, &want.version)
+        .map(|_| ())
+        .map_err(|e| anyhow!("refusing {} {}: {e}", want.name, want.version))
 }
 
 /// Unpacks each package of `u` into `target/{name}/` (fresh directory,
