@@ -25,6 +25,12 @@ pub fn check(bytes: &[u8], name: &str, version: &str) -> Result<Inspected, Archi
 /// exist), stripping the `{name}-{version}/` prefix. Returns the number of
 /// files written.
 pub fn unpack(bytes: &[u8], name: &str, version: &str, dest: &Path) -> Result<u64> {
+    std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
+    unpack_into(bytes, name, version, dest)
+}
+
+/// [`unpack`] into `dest`, an empty directory the caller made.
+pub fn unpack_into(bytes: &[u8], name: &str, version: &str, dest: &Path) -> Result<u64> {
     let prefix = format!("{name}-{version}");
     let limits = Limits::default();
     let format = Format::sniff(bytes).context("the archive is neither gzip nor zstd")?;
@@ -32,7 +38,6 @@ pub fn unpack(bytes: &[u8], name: &str, version: &str, dest: &Path) -> Result<u6
         Format::TarGz => Box::new(flate2::read::GzDecoder::new(bytes)),
         Format::TarZst => Box::new(zstd::stream::read::Decoder::new(bytes)?),
     };
-    std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut archive = tar::Archive::new(reader);
     let (mut files, mut written) = (0u64, 0u64);
     let mut made: std::collections::HashSet<std::path::PathBuf> = std::collections::HashSet::new();

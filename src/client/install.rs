@@ -350,9 +350,8 @@ fn resolve_plan(
 
 /// Reads (from the cache, verified on every core) or downloads (`jobs`
 /// at a time, each verified on a worker thread) every planned blob, with
-/// one progress display, and inspects those of `inspect` (the plan's
-/// indexes to unpack) under the registry's archive rules. Fails on the
-/// first refusal.
+/// one progress display, inspecting those of `inspect` (the plan's indexes
+/// to unpack) under the registry's archive rules. Fails on the first refusal.
 async fn download_all(
     remote: &Remote,
     config: Option<&RegistryConfig>,
@@ -457,10 +456,24 @@ fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>], u: Unpacking) 
     std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
     todo.par_iter().try_for_each(|&i| -> Result<()> {
         let p = &plan[i].want;
-        let tmp = target.join(format!(".tmp-{}-{}", p.name, rand::random::<u32>()));
-        crate::archive::unpack::unpack(&blobs[i], &p.name, &p.version, &tmp)
-            .with_context(|| format!("unpacking {} {}", p.name, p.version))?;
-        replace_dir(&tmp, &target.join(&p.name))
+        let (dest, bytes) = (target.join(&p.name), &blobs[i]);
+        let context = || format!("unpacking {} {}", p.name, p.version);
+        // A new package is unpacked in place (removed again on a failure);
+        // one that is there is replaced by a fresh directory renamed over it.
+        match std::fs::create_dir(&dest) {
+            Ok(()) => crate::archive::unpack::unpack_into(bytes, &p.name, &p.version, &dest)
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_dir_all(&dest);
+                })
+                .map(|_| ())
+                .with_context(context),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let tmp = target.join(format!(".tmp-{}-{}", p.name, rand::random::<u32>()));
+                crate::archive::unpack::unpack(bytes, &p.name, &p.version, &tmp).with_context(context)?;
+                replace_dir(&tmp, &dest)
+            }
+            Err(e) => Err(e).with_context(|| format!("creating {}", dest.display())),
+        }
     })?;
     let new: BTreeMap<String, String> =
         plan.iter().map(|p| (p.want.name.clone(), p.want.sha256.clone())).collect();
