@@ -25,6 +25,12 @@ pub fn check(bytes: &[u8], name: &str, version: &str) -> Result<Inspected, Archi
 /// exist), stripping the `{name}-{version}/` prefix. Returns the number of
 /// files written.
 pub fn unpack(bytes: &[u8], name: &str, version: &str, dest: &Path) -> Result<u64> {
+    std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
+    unpack_into(bytes, name, version, dest)
+}
+
+/// [`unpack`] into `dest`, an empty directory the caller made.
+pub fn unpack_into(bytes: &[u8], name: &str, version: &str, dest: &Path) -> Result<u64> {
     let prefix = format!("{name}-{version}");
     let limits = Limits::default();
     let format = Format::sniff(bytes).context("the archive is neither gzip nor zstd")?;
@@ -32,9 +38,9 @@ pub fn unpack(bytes: &[u8], name: &str, version: &str, dest: &Path) -> Result<u6
         Format::TarGz => Box::new(flate2::read::GzDecoder::new(bytes)),
         Format::TarZst => Box::new(zstd::stream::read::Decoder::new(bytes)?),
     };
-    std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut archive = tar::Archive::new(reader);
     let (mut files, mut written) = (0u64, 0u64);
+    let mut made: std::collections::HashSet<std::path::PathBuf> = std::collections::HashSet::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = String::from_utf8(entry.path_bytes().into_owned()).context("entry path is not UTF-8")?;
@@ -53,10 +59,16 @@ pub fn unpack(bytes: &[u8], name: &str, version: &str, dest: &Path) -> Result<u6
         let target = dest.join(rel_path);
         let kind = entry.header().entry_type();
         if kind.is_dir() {
-            std::fs::create_dir_all(&target)?;
+            if made.insert(rel_path.to_path_buf()) {
+                std::fs::create_dir_all(&target)?;
+            }
         } else if kind.is_file() {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
+            // Each directory is made once (`dest` exists): a `create_dir_all`
+            // per file would cost a failed mkdir and a stat each.
+            if let Some(parent) = rel_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if made.insert(parent.to_path_buf()) {
+                    std::fs::create_dir_all(dest.join(parent))?;
+                }
             }
             let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
             let mut opts = std::fs::OpenOptions::new();

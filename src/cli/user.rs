@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use crate::client::api::{self, Api};
 use crate::client::config::{normalize_url, Credentials};
-use crate::client::install;
 use crate::client::remote::Remote;
+use crate::client::single;
 use crate::words::count;
 
 /// Which registry, and as whom.
@@ -356,13 +356,13 @@ async fn run_async(cmd: UserCommand) -> Result<()> {
             Ok(())
         }
         UserCommand::Fetch { spec, output, reg, log } => {
-            let path = install::fetch(&reg.remote_checked(&log)?, &spec, output).await?;
+            let path = single::fetch(&reg.remote_checked(&log)?, &spec, output).await?;
             println!("{}", path.display());
             Ok(())
         }
         UserCommand::Verify { file, require_provenance, reg, log } => {
             let policy = crate::client::policy::Policy::new(None, None, &require_provenance)?;
-            let msg = install::verify_file(&reg.remote_checked(&log)?, &file, &policy).await?;
+            let msg = single::verify_file(&reg.remote_checked(&log)?, &file, &policy).await?;
             println!("ok: {msg}");
             Ok(())
         }
@@ -465,7 +465,7 @@ async fn publish(path: PathBuf, dry_run: bool, reg: RegistryArgs) -> Result<()> 
         (packed.name, packed.version, packed.bytes)
     } else {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let (n, v) = install::archive_identity(&bytes)?;
+        let (n, v) = single::archive_identity(&bytes)?;
         (n, v, bytes)
     };
     crate::name::validate(&name).map_err(|e| anyhow!("{e}"))?;

@@ -10,14 +10,18 @@
 
 use anyhow::Result;
 use sha2::Digest;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use super::config::cache_dir;
 
-// Cache files are written with `fsutil::write_replace` (temp file + rename,
-// no fsync): an entry lost or torn by a crash costs a download (blobs are
-// verified on every read, a bad index body is refetched), so the cache does
-// not pay for durability.
+// Cache files are written without fsync: an entry lost or torn by a crash
+// costs a download (blobs are verified on every read, a bad index body is
+// refetched), so the cache does not pay for durability. A file that is not
+// there yet is written under its own name (a reader takes it only once it is
+// whole: an index body before its ETag, a blob or signature verified on
+// every read); one that is there is replaced by `fsutil::write_replace`
+// (temp file + rename), so a reader sees the old file or the new one.
 
 pub struct Cache {
     pub root: PathBuf,
@@ -57,8 +61,13 @@ impl Cache {
     /// Best effort: a cache that cannot be written only costs a download.
     pub fn index_put(&self, path: &str, etag: &str, body: &[u8]) {
         let p = self.index_path(path);
-        let _ = crate::fsutil::write_replace(&p, body)
-            .and_then(|_| crate::fsutil::write_replace(&p.with_extension("etag"), etag.as_bytes()));
+        let etag_path = p.with_extension("etag");
+        // A body is written in place only where no ETag could pair with it half-written.
+        let body = match etag_path.exists() {
+            true => crate::fsutil::write_replace(&p, body),
+            false => put(&p, body),
+        };
+        let _ = body.and_then(|_| put(&etag_path, etag.as_bytes()));
     }
 
     pub fn index_remove(&self, path: &str) {
@@ -81,13 +90,76 @@ impl Cache {
         Some((bytes, sig))
     }
 
-    /// Stores a verified blob and its signature (blob first).
+    /// Stores a verified blob and its signature (blob first). A blob the
+    /// cache holds already is replaced by these bytes, verified (it did not
+    /// verify, or it would not have been downloaded again).
     pub fn blob_put(&self, sha256: &str, bytes: &[u8], sig: &str) -> Result<()> {
-        let blob = self.blob_path(sha256);
-        if !blob.is_file() {
-            crate::fsutil::write_replace(&blob, bytes)?;
-        }
-        crate::fsutil::write_replace(&self.sig_path(sha256), sig.as_bytes())?;
+        put(&self.blob_path(sha256), bytes)?;
+        put(&self.sig_path(sha256), sig.as_bytes())?;
         Ok(())
+    }
+}
+
+/// Writes `bytes` to `path`: in place when there is no such file, else by
+/// a temporary sibling renamed over it.
+fn put(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match put_new(path, bytes) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => crate::fsutil::write_replace(path, bytes),
+        r => r,
+    }
+}
+
+/// Creates `path` holding `bytes` (and its directory when missing); a file
+/// there already is an `AlreadyExists` error, and a failed write leaves none.
+fn put_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(path);
+    let mut file = match create() {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().expect("a cache file has a parent directory"))?;
+            create()?
+        }
+        r => r?,
+    };
+    file.write_all(bytes).inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_written_in_place_then_replaced() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path(), "http://example.test");
+        assert!(cache.index_get("3/a/abc").is_none());
+        cache.index_put("3/a/abc", "\"one\"", b"line 1\n");
+        assert_eq!(cache.index_get("3/a/abc"), Some(("\"one\"".to_string(), b"line 1\n".to_vec())));
+        cache.index_put("3/a/abc", "\"two\"", b"line 1\nline 2\n");
+        assert_eq!(cache.index_get("3/a/abc"), Some(("\"two\"".to_string(), b"line 1\nline 2\n".to_vec())));
+
+        cache.blob_put("ab12", b"tampered", "sig one").unwrap();
+        cache.blob_put("ab12", b"bytes", "sig two").unwrap();
+        assert_eq!(cache.blob_get("ab12"), Some((b"bytes".to_vec(), "sig two".to_string())));
+        // Nothing but the entries: no temporary file is left behind.
+        let mut names: Vec<String> = walk(root.path());
+        names.sort();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        assert_eq!(names.len(), 4, "{names:?}");
+    }
+
+    fn walk(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flat_map(|e| {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p)
+                } else {
+                    vec![p.display().to_string()]
+                }
+            })
+            .collect()
     }
 }

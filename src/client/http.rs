@@ -146,7 +146,8 @@ impl Http {
             req = req.header(reqwest::header::IF_NONE_MATCH, e);
         }
         let auth = self.auth.as_ref();
-        if let Some(a) = auth.filter(|a| a.send.load(Ordering::Relaxed)) {
+        let with_token = auth.filter(|a| a.send.load(Ordering::Relaxed));
+        if let Some(a) = with_token {
             req = req.bearer_auth(&a.token);
         }
         let resp = match req.send().await {
@@ -171,8 +172,13 @@ impl Http {
                 }
             }
             304 => Ok(Attempt::Done(Got::NotModified)),
+            // A read sent without the token (another read may have set the
+            // flag since: they run concurrently) is sent again with it.
             401 => match auth {
-                Some(a) if !a.send.swap(true, Ordering::Relaxed) => Box::pin(self.try_get(url, etag)).await,
+                Some(a) if with_token.is_none() => {
+                    a.send.store(true, Ordering::Relaxed);
+                    Box::pin(self.try_get(url, etag)).await
+                }
                 Some(_) => Err(Error::TokenRefused { url: url.to_string() }),
                 None => Err(Error::TokenNeeded { url: url.to_string() }),
             },

@@ -6,7 +6,7 @@
 //! directory and the lock untouched.
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use rayon::prelude::*;
 use semver::{Version, VersionReq};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -146,7 +146,6 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
             opts.lockfile.display()
         ),
         (Roots::Given(roots), None) => {
-            let config = remote.connect(false).await?;
             let mut locked = HashMap::new();
             for p in lock.iter().flat_map(|l| &l.packages) {
                 let released = match &opts.release {
@@ -160,7 +159,13 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
                     locked.insert(p.name.to_lowercase(), v);
                 }
             }
-            let (plan, new_lock) = resolve_plan(remote, roots, &locked, &opts.policy).await?;
+            // config.json (and the key's pin) and the index files are asked
+            // at once; a failure of the first is the one reported.
+            let names: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
+            let (config, files) = tokio::join!(remote.connect(false), fetch_closure(remote, &names, &locked));
+            let (config, mut files) = (config?, files?);
+            opts.policy.cool_down(&mut files, &locked, chrono::Utc::now().timestamp());
+            let (plan, new_lock) = resolve_plan(&files, roots, &locked, &opts.policy)?;
             (plan, Some(config), new_lock)
         }
     };
@@ -224,9 +229,12 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
         );
         Ok(())
     };
-    let ((), (blobs, summary)) =
-        tokio::try_join!(log_check, download_all(remote, config.as_ref(), &trust, &plan, opts.jobs))?;
-    let unpacking = inspect_all(&opts.target, &plan, &blobs)?;
+    // What is to unpack is inspected as it is read or downloaded.
+    let unpacking = to_unpack(&opts.target, &plan);
+    let ((), (blobs, summary)) = tokio::try_join!(
+        log_check,
+        download_all(remote, config.as_ref(), &trust, &plan, &unpacking.todo, opts.jobs)
+    )?;
     // Every check passed: the lock is written (and fsync'd) before the
     // unpacking, whose files that fsync would otherwise wait for.
     if Some(&new_lock) != lock.as_ref() {
@@ -283,23 +291,26 @@ pub async fn fetch_closure(
 ) -> Result<HashMap<String, Option<Vec<IndexLine>>>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(32));
     let mut seen: HashSet<String> = HashSet::new();
-    let mut pending = FuturesUnordered::new();
-    let spawn = |name: String| {
+    // A task per file, so that reading, parsing and caching the files that
+    // arrive runs on every worker; the rest are aborted on a failure.
+    let mut pending = tokio::task::JoinSet::new();
+    let spawn = |pending: &mut tokio::task::JoinSet<_>, name: String| {
         let (remote, sem) = (remote.clone(), sem.clone());
-        async move {
+        pending.spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
             let r = remote.index_file(&name).await;
             (name, r)
-        }
+        });
     };
     for r in roots {
         if seen.insert(r.to_lowercase()) {
-            pending.push(spawn(r.clone()));
+            spawn(&mut pending, r.clone());
         }
     }
     let bar = progress::spinner("fetching the index");
     let mut files = HashMap::new();
-    while let Some((name, fetched)) = pending.next().await {
+    while let Some(joined) = pending.join_next().await {
+        let (name, fetched) = joined?;
         let key = name.to_lowercase();
         let lines = fetched?;
         bar.inc(1);
@@ -312,7 +323,7 @@ pub async fn fetch_closure(
             for d in line.deps.iter().filter(|d| dep_counts(d)) {
                 let target = dep_target(d);
                 if seen.insert(target.to_lowercase()) {
-                    pending.push(spawn(target.to_string()));
+                    spawn(&mut pending, target.to_string());
                 }
             }
         }
@@ -322,16 +333,14 @@ pub async fn fetch_closure(
     Ok(files)
 }
 
-async fn resolve_plan(
-    remote: &Remote,
+/// Resolves `roots` over the index files fetched (`policy`'s cooldown applied).
+fn resolve_plan(
+    files: &HashMap<String, Option<Vec<IndexLine>>>,
     roots: &[(String, VersionReq)],
     locked: &HashMap<String, Version>,
     policy: &Policy,
 ) -> Result<(Vec<Planned>, Lockfile)> {
-    let names: Vec<String> = roots.iter().map(|(n, _)| n.clone()).collect();
-    let mut files = fetch_closure(remote, &names, locked).await?;
-    policy.cool_down(&mut files, locked, chrono::Utc::now().timestamp());
-    let universe = Universe::new(&files);
+    let universe = Universe::new(files);
     let solution = resolve::resolve(&universe, roots, locked).map_err(|e| match policy.min_age {
         Some(age) => anyhow!("{e}\n(versions published less than {age} s ago are left out: --min-age)"),
         None => anyhow!("{e}"),
@@ -365,15 +374,29 @@ async fn resolve_plan(
 
 /// Reads (from the cache, verified on every core) or downloads (`jobs`
 /// at a time, each verified on a worker thread) every planned blob, with
-/// one progress display. Fails on the first refusal.
+/// one progress display, inspecting those of `inspect` (the plan's indexes
+/// to unpack) under the registry's archive rules. Fails on the first refusal.
 async fn download_all(
     remote: &Remote,
     config: Option<&RegistryConfig>,
     trust: &Trust,
     plan: &[Planned],
+    inspect: &[usize],
     jobs: usize,
 ) -> Result<(Vec<Vec<u8>>, Summary)> {
-    let mut out: Vec<Option<Vec<u8>>> = plan.par_iter().map(|p| remote.cached_blob(trust, &p.want)).collect();
+    let mut inspected = vec![false; plan.len()];
+    inspect.iter().for_each(|&i| inspected[i] = true);
+    let mut out: Vec<Option<Vec<u8>>> = plan
+        .par_iter()
+        .zip(&inspected)
+        .map(|(p, &inspected)| {
+            let Some(bytes) = remote.cached_blob(trust, &p.want) else { return Ok(None) };
+            if inspected {
+                check_archive(&p.want, &bytes)?;
+            }
+            Ok(Some(bytes))
+        })
+        .collect::<Result<_>>()?;
     let missing: Vec<usize> = (0..plan.len()).filter(|&i| out[i].is_none()).collect();
     let mut summary = Summary::default();
     if missing.is_empty() {
@@ -392,11 +415,16 @@ async fn download_all(
         let (remote, trust, config, sem, bar) =
             (remote.clone(), trust.clone(), config.clone(), sem.clone(), bar.clone());
         let want = plan[i].want.clone();
+        let inspected = inspected[i];
         tasks.spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
             let r = remote.blob(Some(&config), &trust, &want).await;
             bar.inc(1);
-            r.map(|(bytes, n)| (i, bytes, n))
+            let (bytes, n) = r?;
+            if inspected {
+                check_archive(&want, &bytes)?;
+            }
+            Ok::<_, anyhow::Error>((i, bytes, n))
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -414,15 +442,15 @@ async fn download_all(
 const STATE_FILE: &str = ".cairn-installed.json";
 
 /// What an install unpacks: the packages not already in `target` at the
-/// same checksum, whose archives all passed the registry's inspection.
+/// same checksum (whose archives must all pass the registry's inspection).
 struct Unpacking {
     /// The install state found (name → checksum).
     old: BTreeMap<String, String>,
     todo: Vec<usize>,
 }
 
-/// Inspects every archive to unpack, before any is unpacked.
-fn inspect_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<Unpacking> {
+/// The packages of `plan` to unpack into `target`.
+fn to_unpack(target: &Path, plan: &[Planned]) -> Unpacking {
     let old: BTreeMap<String, String> = std::fs::read(target.join(STATE_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -433,14 +461,15 @@ fn inspect_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>]) -> Result<Unp
             old.get(&p.name) != Some(&p.sha256) || !target.join(&p.name).is_dir()
         })
         .collect();
-    // Every archive to unpack passes the registry's own inspection before any is unpacked.
-    todo.par_iter().try_for_each(|&i| {
-        let p = &plan[i].want;
-        crate::archive::unpack::check(&blobs[i], &p.name, &p.version)
-            .map(|_| ())
-            .map_err(|e| anyhow!("refusing {} {}: {e}", p.name, p.version))
-    })?;
-    Ok(Unpacking { old, todo })
+    Unpacking { old, todo }
+}
+
+/// The registry's own inspection of an archive to unpack: every one passes
+/// it before any is unpacked.
+fn check_archive(want: &Expected, bytes: &[u8]) -> Result<()> {
+    crate::archive::unpack::check(bytes, &want.name, &want.version)
+        .map(|_| ())
+        .map_err(|e| anyhow!("refusing {} {}: {e}", want.name, want.version))
 }
 
 /// Unpacks each package of `u` into `target/{name}/` (fresh directory,
@@ -451,10 +480,24 @@ fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>], u: Unpacking) 
     std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
     todo.par_iter().try_for_each(|&i| -> Result<()> {
         let p = &plan[i].want;
-        let tmp = target.join(format!(".tmp-{}-{}", p.name, rand::random::<u32>()));
-        crate::archive::unpack::unpack(&blobs[i], &p.name, &p.version, &tmp)
-            .with_context(|| format!("unpacking {} {}", p.name, p.version))?;
-        replace_dir(&tmp, &target.join(&p.name))
+        let (dest, bytes) = (target.join(&p.name), &blobs[i]);
+        let context = || format!("unpacking {} {}", p.name, p.version);
+        // A new package is unpacked in place (removed again on a failure);
+        // one that is there is replaced by a fresh directory renamed over it.
+        match std::fs::create_dir(&dest) {
+            Ok(()) => crate::archive::unpack::unpack_into(bytes, &p.name, &p.version, &dest)
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_dir_all(&dest);
+                })
+                .map(|_| ())
+                .with_context(context),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let tmp = target.join(format!(".tmp-{}-{}", p.name, rand::random::<u32>()));
+                crate::archive::unpack::unpack(bytes, &p.name, &p.version, &tmp).with_context(context)?;
+                replace_dir(&tmp, &dest)
+            }
+            Err(e) => Err(e).with_context(|| format!("creating {}", dest.display())),
+        }
     })?;
     let new: BTreeMap<String, String> =
         plan.iter().map(|p| (p.want.name.clone(), p.want.sha256.clone())).collect();
@@ -494,92 +537,4 @@ pub fn pick<'a>(lines: &'a [IndexLine], req: &VersionReq) -> Option<&'a IndexLin
         .filter(|(v, l)| req.matches(v) && (!l.yanked || exact))
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, l)| l)
-}
-
-/// `cairn fetch NAME@VERSION`: the verified tarball, written to `out` (or
-/// `./{name}-{version}.{fmt}`). Returns the path.
-pub async fn fetch(remote: &Remote, spec: &str, out: Option<PathBuf>) -> Result<PathBuf> {
-    let (name, req) = match spec.split_once('@') {
-        Some((n, v)) if Version::parse(v).is_ok() => (n.to_string(), VersionReq::parse(&format!("={v}"))?),
-        _ => parse_spec(spec)?,
-    };
-    let config = remote.connect(false).await?;
-    let lines = remote
-        .index_file(&name)
-        .await?
-        .ok_or_else(|| anyhow!("no package named `{name}` in {}", remote.url))?;
-    let line = pick(&lines, &req).ok_or_else(|| anyhow!("{name} has no version matching `{req}`"))?;
-    super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
-    let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
-    let (bytes, _) = remote.blob(Some(&config), &trust, &Expected::from_line(line)).await?;
-    crate::archive::unpack::check(&bytes, &line.name, &line.vers)
-        .map_err(|e| anyhow!("refusing {} {}: {e}", line.name, line.vers))?;
-    let ext = crate::archive::Format::sniff(&bytes).map(|f| f.ext()).unwrap_or("tar");
-    let path = out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.{ext}", line.name, line.vers)));
-    crate::fsutil::write_atomic(&std::path::absolute(&path)?, &bytes)?;
-    Ok(path)
-}
-
-/// The name and version an archive's top directory `{name}-{version}/` names.
-pub fn archive_identity(bytes: &[u8]) -> Result<(String, String)> {
-    use std::io::Read;
-    let format = crate::archive::Format::sniff(bytes).context("not a gzip or zstd archive")?;
-    let reader: Box<dyn Read + '_> = match format {
-        crate::archive::Format::TarGz => Box::new(flate2::read::GzDecoder::new(bytes)),
-        crate::archive::Format::TarZst => Box::new(zstd::stream::read::Decoder::new(bytes)?),
-    };
-    let mut archive = tar::Archive::new(reader);
-    let first = archive.entries()?.next().context("the archive is empty")??;
-    let path = String::from_utf8_lossy(&first.path_bytes()).into_owned();
-    let top = path.split('/').next().unwrap_or_default().to_string();
-    // Names may hold `-`, versions may too: take the first split that reads as both.
-    for (i, _) in top.match_indices('-') {
-        let (name, version) = (&top[..i], &top[i + 1..]);
-        if crate::name::validate(name).is_ok() && Version::parse(version).is_ok() {
-            return Ok((name.to_string(), version.to_string()));
-        }
-    }
-    bail!("the archive's top directory `{top}` is not `{{name}}-{{version}}`")
-}
-
-/// `cairn verify FILE`: the file is a version the index lists (by checksum),
-/// signed by the pinned key over exactly this name, version and digests,
-/// valid under the archive rules, and with the provenance `policy` asks.
-pub async fn verify_file(remote: &Remote, file: &Path, policy: &Policy) -> Result<String> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let (name, version) = archive_identity(&bytes)?;
-    let config = remote.connect(false).await?;
-    let Some(lines) = remote.index_file(&name).await? else {
-        bail!("{}: the registry has no package `{name}`", file.display());
-    };
-    let (sha256, _) = crate::store::digests(&bytes);
-    let line = lines
-        .iter()
-        .find(|l| l.vers == version)
-        .ok_or_else(|| anyhow!("{}: the registry has no version {version} of {name}", file.display()))?;
-    if line.cksum != sha256 {
-        bail!(
-            "{}: not the published {name} {version}: the index says SHA-256 {}, the file's is {sha256}",
-            file.display(),
-            line.cksum
-        );
-    }
-    super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
-    policy.check_provenance(std::slice::from_ref(line))?;
-    let want = Expected::from_line(line);
-    let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
-    let sig = remote.signature(Some(&config), &want).await?;
-    super::verify::verify(&bytes, &sig, &trust, &want).with_context(|| format!("{}", file.display()))?;
-    crate::archive::unpack::check(&bytes, &name, &version).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    let yanked = if line.yanked { " (yanked)" } else { "" };
-    let built = match &line.provenance {
-        Some(p) => format!(", published from {} ({}, {})", p.summary(), p.git_ref, p.issuer),
-        None => String::new(),
-    };
-    Ok(format!(
-        "{}: {name} {version}{yanked}, sha256 {sha256}, signed by registry `{}` with key {}{built}",
-        file.display(),
-        config.name,
-        config.pubkey
-    ))
 }

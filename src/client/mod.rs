@@ -34,6 +34,7 @@ pub mod progress;
 pub mod project;
 pub mod remote;
 pub mod resolve;
+pub mod single;
 pub mod trust;
 pub mod verify;
 pub mod warm;
