@@ -108,6 +108,8 @@ pub fn purge_accounts(conn: &Conn) -> Result<Vec<String>> {
     for (id, _) in &due {
         session::end_all(conn, *id)?;
         conn.execute("DELETE FROM tokens WHERE user_id = ?1 AND org_id IS NULL", params![id])?;
+        // An OpenID identity is free again: its next sign-in makes a new account.
+        conn.execute("DELETE FROM oidc_identities WHERE user_id = ?1", params![id])?;
         conn.execute(
             "UPDATE users SET login = ?1, email = NULL, delete_after = NULL, disabled = 1 WHERE id = ?2",
             params![format!("deleted-{id}"), id],

@@ -230,12 +230,15 @@ pub fn remove_trusted_publisher(conn: &Conn, space: &Space, package: &str, id: i
 }
 
 /// The public registry's trust configurations of `issuer` for `repository`
-/// (compared without case, as GitHub and GitLab do).
+/// (compared without case, as GitHub and GitLab do) whose maker's account
+/// is active: a token acts as that account, so a disabled or erased
+/// maker's configuration admits no run until an owner makes it again.
 pub fn trust_for(conn: &Conn, issuer: &str, repository: &str) -> Result<Vec<Trust>> {
     conn.query(
         "SELECT t.id, t.issuer, t.repository, t.workflow, t.environment, u.login, t.created_at, p.name, t.created_by
              FROM trusted_publishers t JOIN users u ON u.id = t.created_by JOIN packages p ON p.key = t.package
              WHERE t.issuer = ?1 AND lower(t.repository) = lower(?2) AND t.package NOT LIKE '@%'
+               AND u.disabled = 0
              ORDER BY t.id",
         params![issuer, repository],
         |r| Ok(Trust { config: row(r)?, package: r.get(7)?, created_by_id: r.get(8)? }),

@@ -257,6 +257,18 @@ fn the_exchange_refuses_what_it_cannot_trust_and_follows_a_key_rotation() {
     let vdoc: Value = server.get("/api/v1/packages/widgets/0.2.0.json").json().unwrap();
     assert_eq!(vdoc["provenance"]["repository"], "acme/widgets-gl");
     assert_eq!(vdoc["provenance"]["runId"], "77");
+
+    // A token acts as the configuration's maker: once alice is disabled,
+    // her configurations admit no run.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "user", "disable", "alice", "--data"])
+        .arg(&server.data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, m) =
+        error_of(exchange(&server, &idp.mint(github("l", "acme/widgets", "release.yml", "cairn-test"), 300)));
+    assert_eq!(status, 403, "{m}");
 }
 
 /// One sign-in through the provider, redirect by redirect, with the
