@@ -9,7 +9,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::config::{config_dir, Credentials};
 use super::error::Error;
@@ -126,20 +126,50 @@ async fn run(
     let Some(keys) = keys(remote, config)? else {
         return Ok(None);
     };
-    let trust = trust(remote, &keys)?;
+    let trust = Arc::new(trust(remote, &keys)?);
     let lines = located(remote, lines).await?;
     let files = Files {
         remote: remote.clone(),
         handle: tokio::runtime::Handle::current(),
         seen: Mutex::new(HashMap::new()),
     };
-    let checked = tokio::task::spawn_blocking(move || verify_all(files, &trust, &lines))
+    let log_error = |error| Error::Log { url: remote.url.clone(), error: Box::new(error) };
+    let (t, first) = (trust.clone(), lines.clone());
+    let (checked, foreign) =
+        tokio::task::spawn_blocking(move || verify_all(files, &t, &first, true)).await?.map_err(log_error)?;
+    if foreign.is_empty() {
+        return Ok(Some(checked));
+    }
+    // Lines cached from an upstream cairn registry keep the `logIndex` of
+    // that registry's log; their entries here are in their version
+    // documents. Every line is checked again with them (the leaves fetched
+    // already are kept), and only then is the checkpoint kept.
+    let relocated = cached_entries(remote, foreign).await?;
+    let same = |a: &Located, b: &Located| a.line.name == b.line.name && a.line.vers == b.line.vers;
+    let all: Vec<Located> =
+        lines.into_iter().map(|l| relocated.iter().find(|r| same(r, &l)).cloned().unwrap_or(l)).collect();
+    let (checked, _) = tokio::task::spawn_blocking(move || verify_all(checked.http, &trust, &all, false))
         .await?
-        .map_err(|error| Error::Log { url: remote.url.clone(), error: Box::new(error) })?;
+        .map_err(log_error)?;
     Ok(Some(checked))
 }
 
+/// Lines whose `logIndex` names no entry of theirs in this log, located by
+/// their version documents; a version document that names no upstream
+/// leaves the line without an entry (the check then refuses it).
+async fn cached_entries(remote: &Remote, foreign: Vec<Located>) -> Result<Vec<Located>> {
+    let each = foreign.into_iter().map(|l| async move {
+        let doc = remote.static_json(&Layout::public().version_doc(&l.line.name, &l.line.vers)).await?;
+        let cached = doc.as_ref().is_some_and(|d| d["upstream"].is_string());
+        let index = doc.as_ref().and_then(|d| d["logIndex"].as_u64()).filter(|_| cached);
+        let raw = remote.cached_line(&l.line.name, &l.line.vers).unwrap_or(l.raw);
+        Ok::<_, anyhow::Error>(Located { line: l.line, index, raw })
+    });
+    futures_util::future::try_join_all(each).await
+}
+
 /// A line to prove: its entry's number, and its bytes as the log binds them.
+#[derive(Clone)]
 struct Located {
     line: IndexLine,
     index: Option<u64>,
@@ -287,7 +317,15 @@ fn proven_path(url: &str) -> Result<std::path::PathBuf> {
     Ok(kept_path(url)?.with_extension("proven"))
 }
 
-fn verify_all(http: Files, trust: &Trust, lines: &[Located]) -> Result<Checked, LogError> {
+/// Checks `lines` against the log. With `relocate`, a line whose
+/// `logIndex` is past the log's end or names another version's entry is
+/// returned apart, unchecked (see [`cached_entries`]); without, it is refused.
+fn verify_all(
+    http: Files,
+    trust: &Trust,
+    lines: &[Located],
+    relocate: bool,
+) -> Result<(Checked, Vec<Located>), LogError> {
     let base = http.remote.url.clone();
     let layout = Layout::public();
     let bytes = http.get(&layout.log_checkpoint()).map_err(LogError::Fetch)?;
@@ -300,21 +338,34 @@ fn verify_all(http: Files, trust: &Trust, lines: &[Located]) -> Result<Checked, 
             .map_err(|_| LogError::Fetch(format!("{} is not a checkpoint", kept_at.display())))?;
         verify::consistent(&now.checkpoint, &kept, &http, &layout)?;
     }
-    let indexes = lines
-        .iter()
-        .map(|l| {
-            l.index.ok_or_else(|| {
+    let mut foreign = Vec::new();
+    let (mut mine, mut indexes) = (Vec::new(), Vec::new());
+    for l in lines {
+        match l.index {
+            Some(i) if relocate && i >= now.checkpoint.size() => foreign.push(l.clone()),
+            Some(i) => {
+                mine.push(l);
+                indexes.push(i);
+            }
+            None => {
                 let what = format!("{} {}", l.line.name, l.line.vers);
-                LogError::MissingInclusion(format!("the index line of {what} names no log entry"))
-            })
-        })
-        .collect::<Result<Vec<u64>, _>>()?;
+                return Err(LogError::MissingInclusion(format!(
+                    "the index line of {what} names no log entry"
+                )));
+            }
+        }
+    }
     let texts = verify::leaves(&now.checkpoint, &indexes, &http, &layout)?;
     let mut proven = String::new();
-    for ((Located { line, raw, .. }, text), index) in lines.iter().zip(texts).zip(indexes) {
+    for ((l, text), index) in mine.into_iter().zip(texts).zip(indexes) {
+        let Located { line, raw, .. } = l;
         let what = format!("{} {}", line.name, line.vers);
         let leaf =
             Leaf::parse(&text).map_err(|e| LogError::MissingInclusion(format!("entry {index}: {e}")))?;
+        if relocate && (leaf.name != line.name || leaf.version.as_deref() != Some(line.vers.as_str())) {
+            foreign.push(l.clone());
+            continue;
+        }
         if !leaf.is_entry_of(line, raw) {
             return Err(LogError::SplitView(format!(
                 "the index line of {what} is not the one the log recorded at entry {index} \
@@ -323,7 +374,11 @@ fn verify_all(http: Files, trust: &Trust, lines: &[Located]) -> Result<Checked, 
         }
         proven.push_str(&format!("{} {} {}\n", line.name, line.vers, line.cksum));
     }
-    // Kept only once everything checked out (and only when it moved).
+    // Kept only once everything checked out (and only when it moved); with
+    // lines set apart, the check is not over.
+    if !foreign.is_empty() {
+        return Ok((Checked { checkpoint: bytes, tree: now.checkpoint, http }, foreign));
+    }
     if kept.as_deref() != Some(&now.body[..]) {
         std::fs::create_dir_all(kept_at.parent().expect("has a parent")).map_err(io)?;
         crate::fsutil::write_atomic(&kept_at, &now.body).map_err(io)?;
@@ -334,5 +389,5 @@ fn verify_all(http: Files, trust: &Trust, lines: &[Located]) -> Result<Checked, 
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
         f.write_all(proven.as_bytes()).map_err(io)?;
     }
-    Ok(Checked { checkpoint: bytes, tree: now.checkpoint, http })
+    Ok((Checked { checkpoint: bytes, tree: now.checkpoint, http }, foreign))
 }

@@ -548,3 +548,40 @@ fn a_mirror_of_a_proxying_registry_copies_what_it_caches() {
     let fetched = up.requests().iter().filter(|r| r.contains("/crates/hex/")).count();
     assert_eq!(fetched, 1, "the mirror made its source fetch nothing more: {:?}", up.requests());
 }
+
+/// A cairn registry in front of another cairn registry: the lines it
+/// caches keep the upstream's `logIndex` (byte for byte), which names an
+/// entry of the upstream's log, so `cairn install` through it proves each
+/// cached line by the proxy's own log entry, named in its version document.
+#[test]
+fn cairn_install_through_a_cairn_registry_in_front_of_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Server::start(&tmp.path().join("a"));
+    support::user::publish(&a, "leaf-pkg", "1.0.0", &[]);
+    support::user::publish(&a, "top-pkg", "1.0.0", &[("leaf-pkg", "^1")]);
+    let data = tmp.path().join("b");
+    std::fs::create_dir_all(&data).unwrap();
+    let toml = format!("[[upstreams]]\nname = \"corp-a\"\nindex = \"{}/index/\"\n", a.url);
+    std::fs::write(data.join("registry.toml"), toml).unwrap();
+    let b = Server::start(&data);
+
+    let user = User::new();
+    let w = tempfile::tempdir().unwrap();
+    user.ok(w.path(), &["login", "--registry", &b.url, "--token", b.token.as_ref().unwrap()]);
+    let project = w.path().join("p");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("cairn.toml"), "[dependencies]\n").unwrap();
+    user.ok(&project, &["install", "top-pkg"]);
+    assert_eq!(support::user::installed(&project), ["leaf-pkg", "top-pkg"]);
+    // What the proxy serves is the upstream's file, its logIndex included.
+    for name in ["leaf-pkg", "top-pkg"] {
+        let path = format!("/index/{}", cairn::index::package_path(name));
+        let (theirs, ours) = (a.get(&path).text().unwrap(), b.get(&path).text().unwrap());
+        assert_eq!(ours, theirs, "{name}");
+        assert!(ours.contains("\"logIndex\""), "{ours}");
+    }
+    // From the lock, in a fresh project, nothing to prove again.
+    std::fs::remove_dir_all(project.join("cairn_packages")).unwrap();
+    user.ok(&project, &["install"]);
+    assert_eq!(support::user::installed(&project), ["leaf-pkg", "top-pkg"]);
+}
