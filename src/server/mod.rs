@@ -108,6 +108,7 @@ impl State {
             false => None,
         };
         let (ahead_tx, ahead_rx) = upstream::ahead_channel();
+        let pins = reg.data.join("upstreams");
         let state = Arc::new(State {
             reg,
             writer,
@@ -122,7 +123,7 @@ impl State {
             orgs: private::Hosts::default(),
             upstreams: match reg_read_only {
                 true => None,
-                false => crate::upstream::Upstreams::new(&upstreams)?,
+                false => crate::upstream::Upstreams::new(&upstreams, pins)?,
             },
             upstream_fresh: upstream::Fresh::default(),
             upstream_ahead: ahead_tx,

@@ -275,6 +275,10 @@ async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), Ap
             return stale_or(t, name, cached, src, e);
         }
     };
+    // A cairn upstream's lines are checked against its log first.
+    if let Err(e) = up.check_lines(src, lines.iter().map(|(raw, _)| raw.to_vec()).collect()).await {
+        return stale_or(t, name, cached, src, e);
+    }
     // The cooldown counts from `pubtime`, else from cairn's first sighting.
     let now = chrono::Utc::now().timestamp();
     let versions: Vec<(String, String)> =
@@ -343,7 +347,7 @@ async fn record(t: &Target<'_>, name: &str, row: Cached) -> Result<(), ApiError>
 pub fn failure(e: Failure) -> ApiError {
     let code = match e {
         Failure::Unavailable { .. } => "upstream-unavailable",
-        Failure::Mismatch { .. } => "upstream-mismatch",
+        Failure::Mismatch { .. } | Failure::Unverified { .. } => "upstream-mismatch",
     };
     ApiError::new(StatusCode::BAD_GATEWAY, code, e.to_string())
 }

@@ -7,6 +7,7 @@
 //! request per key at a time (single flight), and a name an upstream does
 //! not know is remembered for `refresh`.
 
+mod cairn;
 pub mod import;
 mod lines;
 
@@ -14,6 +15,7 @@ pub use lines::{ahead, offered, parse, UpstreamLine};
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Upstreams {
     sources: Vec<Source>,
     http: reqwest::Client,
+    /// Where cairn upstreams' keys are pinned.
+    pins: PathBuf,
     /// One flight per key (an index file, a blob): later callers wait for it.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Names an upstream answered 404 for, until when.
@@ -38,8 +42,15 @@ pub struct Upstreams {
 pub struct Source {
     pub config: Upstream,
     min_age: i64,
-    /// `config.json`'s `dl`, read at the first blob miss.
-    dl: tokio::sync::OnceCell<String>,
+    /// What its `config.json` says, read at first need.
+    meta: tokio::sync::OnceCell<Meta>,
+}
+
+/// An upstream's `config.json`, as cairn uses it.
+struct Meta {
+    dl: String,
+    /// A cairn registry's pinned identity (`None`: a plain sparse registry).
+    cairn: Option<cairn::Cairn>,
 }
 
 /// What an upstream said of an index file.
@@ -60,6 +71,9 @@ pub enum Failure {
     /// Unreachable, 5xx, a timeout, or an answer that is no index file.
     #[error("upstream {upstream} is unavailable: {why}")]
     Unavailable { upstream: String, why: String },
+    /// A cairn upstream whose keys, log or signature do not verify.
+    #[error("upstream {upstream} does not verify: {why}")]
+    Unverified { upstream: String, why: String },
     /// Bytes that are not what the line names.
     #[error(
         "upstream {upstream} served {name} {version} with SHA-256 {got}, but its index line says {want}"
@@ -84,14 +98,19 @@ const MISMATCHES_KEPT: usize = 20;
 
 impl Upstreams {
     /// `None` when none is configured.
-    pub fn new(list: &[Upstream]) -> Result<Option<Arc<Upstreams>>> {
+    /// `pins`: where cairn upstreams' keys are pinned (the data directory's `upstreams/`).
+    pub fn new(list: &[Upstream], pins: PathBuf) -> Result<Option<Arc<Upstreams>>> {
         if list.is_empty() {
             return Ok(None);
         }
         let sources = list
             .iter()
             .map(|c| {
-                Ok(Source { config: c.clone(), min_age: c.min_age_seconds()? as i64, dl: Default::default() })
+                Ok(Source {
+                    config: c.clone(),
+                    min_age: c.min_age_seconds()? as i64,
+                    meta: Default::default(),
+                })
             })
             .collect::<Result<_>>()?;
         let http = reqwest::Client::builder()
@@ -102,6 +121,7 @@ impl Upstreams {
         Ok(Some(Arc::new(Upstreams {
             sources,
             http,
+            pins,
             flights: Mutex::default(),
             absent: Mutex::default(),
             mismatches: Mutex::default(),
@@ -215,12 +235,8 @@ impl Upstreams {
     /// line's SHA-256; a mismatch is kept for health and stored nowhere.
     pub async fn blob(&self, src: &Source, line: &UpstreamLine) -> Result<Vec<u8>, Failure> {
         let unavailable = |why: String| Failure::Unavailable { upstream: src.config.name.clone(), why };
-        let dl = src
-            .dl
-            .get_or_try_init(|| self.dl_template(src))
-            .await
-            .map_err(|e| unavailable(format!("{e:#}")))?;
-        let url = download_url(dl, &line.name, &line.vers, &line.cksum);
+        let meta = self.meta(src).await?;
+        let url = download_url(&meta.dl, &line.name, &line.vers, &line.cksum);
         let resp = self.http.get(&url).send().await.map_err(|e| unavailable(format!("{url}: {e}")))?;
         if !resp.status().is_success() {
             return Err(unavailable(format!("{url}: {}", resp.status())));
@@ -244,6 +260,14 @@ impl Upstreams {
             let Mismatch { upstream, name, version, want, got, .. } = m;
             return Err(Failure::Mismatch { upstream, name, version, want, got });
         }
+        // A cairn upstream's blob is also checked against its signature.
+        if let Some(c) = &meta.cairn {
+            let sig_url = format!("{url}.minisig");
+            let get = async { self.http.get(&sig_url).send().await?.error_for_status()?.text().await };
+            let sig = get.await.map_err(|e| unavailable(format!("{sig_url}: {e}")))?;
+            c.check_blob(&bytes, &sig, &line.name, &line.vers, &line.cksum)
+                .map_err(|why| Failure::Unverified { upstream: src.config.name.clone(), why })?;
+        }
         Ok(bytes)
     }
 
@@ -252,12 +276,39 @@ impl Upstreams {
         self.mismatches.lock().unwrap().clone()
     }
 
-    async fn dl_template(&self, src: &Source) -> Result<String> {
-        let url = format!("{}config.json", src.config.index_url());
-        let resp = self.http.get(&url).send().await.with_context(|| url.clone())?.error_for_status()?;
-        let config: serde_json::Value = resp.json().await.with_context(|| format!("{url}: not JSON"))?;
-        let dl = config["dl"].as_str().with_context(|| format!("{url} has no `dl`"))?;
-        Ok(dl.to_string())
+    async fn meta<'s>(&self, src: &'s Source) -> Result<&'s Meta, Failure> {
+        let unverified = |why: String| Failure::Unverified { upstream: src.config.name.clone(), why };
+        let unavailable = |why: String| Failure::Unavailable { upstream: src.config.name.clone(), why };
+        src.meta
+            .get_or_try_init(|| async {
+                let url = format!("{}config.json", src.config.index_url());
+                let get = async {
+                    let resp = self.http.get(&url).send().await?.error_for_status()?;
+                    resp.json::<serde_json::Value>().await
+                };
+                let config = get.await.map_err(|e| unavailable(format!("{url}: {e}")))?;
+                let dl = config["dl"].as_str().ok_or_else(|| unavailable(format!("{url} has no `dl`")))?;
+                let index = src.config.index_url();
+                let cairn =
+                    cairn::from_config(&config, &self.pins, &src.config.name, &index).map_err(unverified)?;
+                Ok(Meta { dl: dl.to_string(), cairn })
+            })
+            .await
+    }
+
+    /// Checks the raw lines a cairn upstream serves against its log
+    /// (nothing to check for a plain sparse registry).
+    pub async fn check_lines(&self, src: &Source, raw: Vec<Vec<u8>>) -> Result<(), Failure> {
+        let Some(c) = self.meta(src).await?.cairn.clone() else { return Ok(()) };
+        let (http, handle) = (self.http.clone(), tokio::runtime::Handle::current());
+        let checked = tokio::task::spawn_blocking(move || {
+            let raw: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
+            c.check_lines(&http, handle, &raw)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        checked.map_err(|why| Failure::Unverified { upstream: src.config.name.clone(), why })
     }
 }
 

@@ -585,3 +585,68 @@ fn cairn_install_through_a_cairn_registry_in_front_of_another() {
     user.ok(&project, &["install"]);
     assert_eq!(support::user::installed(&project), ["leaf-pkg", "top-pkg"]);
 }
+
+/// A cairn upstream is verified before anything of it is cached: a line
+/// its log did not record, a blob its key did not sign, and other keys
+/// than at first contact (pinned in the data directory, so across a
+/// restart) are refused with 502 `upstream-mismatch`, and nothing is cached.
+#[test]
+fn a_cairn_upstream_is_verified_before_anything_is_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Server::start(&tmp.path().join("a"));
+    let good = support::user::publish(&a, "good-pkg", "1.0.0", &[]);
+    support::user::publish(&a, "lying-pkg", "1.0.0", &[]);
+    let unsigned = support::user::publish(&a, "unsigned-pkg", "1.0.0", &[]);
+    support::user::publish(&a, "later-pkg", "1.0.0", &[]);
+    let data = tmp.path().join("b");
+    std::fs::create_dir_all(&data).unwrap();
+    let toml = format!("[[upstreams]]\nname = \"corp-a\"\nindex = \"{}/index/\"\n", a.url);
+    std::fs::write(data.join("registry.toml"), toml).unwrap();
+    let mut b = Server::start(&data);
+    let index = |name: &str| format!("/index/{}", cairn::index::package_path(name));
+
+    // Verified: cached; the keys are pinned at this first contact.
+    assert_eq!(b.get(&index("good-pkg")).status(), 200);
+    assert_eq!(b.get(&format!("/blobs/sha256/{good}")).status(), 200);
+    assert!(data.join("upstreams/corp-a.pin.json").is_file());
+
+    // A line its log did not record (the upstream's file edited).
+    let file = a.static_root().join(&index("lying-pkg")[1..]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"deps\":[]", "\"deps\":[{\"name\":\"evil\",\"req\":\"^1\",\"features\":[],\"optional\":false,\"default_features\":true,\"target\":null,\"kind\":\"normal\"}]")).unwrap();
+    let resp = b.get(&index("lying-pkg"));
+    assert_eq!(resp.status(), 502);
+    let body = json(resp);
+    assert_eq!(body["error"], "upstream-mismatch", "{body}");
+    assert!(!b.static_root().join(&index("lying-pkg")[1..]).exists(), "nothing cached");
+
+    // A blob its key did not sign: another blob's signature in its place.
+    let sigs = a.static_root().join("blobs/sha256");
+    std::fs::copy(sigs.join(format!("{good}.minisig")), sigs.join(format!("{unsigned}.minisig"))).unwrap();
+    assert_eq!(b.get(&index("unsigned-pkg")).status(), 200);
+    let resp = b.get(&format!("/blobs/sha256/{unsigned}"));
+    assert_eq!(resp.status(), 502);
+    assert_eq!(json(resp)["error"], "upstream-mismatch");
+    assert!(!b.static_root().join(format!("blobs/sha256/{unsigned}")).exists(), "nothing stored");
+
+    // Other keys than at first contact, after a restart of the proxy.
+    let config = a.static_root().join("index/config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let key = doc["pubkey"].as_str().unwrap();
+    let other = format!("{}{}", &key[..key.len() - 4], if key.ends_with("AAAA") { "BBBB" } else { "AAAA" });
+    std::fs::write(&config, text.replace(key, &other)).unwrap();
+    support::eventually(
+        || a.get("/index/config.json").text().unwrap().contains(&other),
+        || "the upstream serves its new key".into(),
+    );
+    b.kill();
+    let b = Server::start(&data);
+    let resp = b.get(&index("later-pkg"));
+    assert_eq!(resp.status(), 502);
+    let body = json(resp);
+    assert_eq!(body["error"], "upstream-mismatch");
+    assert!(body["message"].as_str().unwrap().contains("first contact"), "{body}");
+    // What was cached before is still served.
+    assert_eq!(b.get(&index("good-pkg")).status(), 200);
+}
