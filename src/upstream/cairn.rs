@@ -51,7 +51,8 @@ pub fn from_config(
     let now = Pin { pubkey: pubkey.to_string(), name: name.to_string(), log };
     let path = pins.join(format!("{upstream}.pin.json"));
     match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Pin>(&b).ok()) {
-        Some(pinned) if pinned != now => return Err(format!(
+        Some(pinned) if pinned != now => {
+            return Err(format!(
             "it presents other keys than at first contact (pinned: key {}, name {}; now: key {}, name {}): \
                  nothing of it is cached; if its operator confirms the new key, remove {} to pin it again",
             pinned.pubkey,
@@ -59,7 +60,8 @@ pub fn from_config(
             now.pubkey,
             now.name,
             path.display()
-        )),
+        ))
+        }
         Some(_) => {}
         None => {
             let bytes = serde_json::to_vec_pretty(&now).expect("a pin serializes");
