@@ -122,12 +122,13 @@ async fn run(
     remote: &Remote,
     config: Option<&RegistryConfig>,
     lines: &[IndexLine],
+    raws: Option<&[Vec<u8>]>,
 ) -> Result<Option<Checked>> {
     let Some(keys) = keys(remote, config)? else {
         return Ok(None);
     };
     let trust = Arc::new(trust(remote, &keys)?);
-    let lines = located(remote, lines).await?;
+    let lines = located(remote, lines, raws).await?;
     let files = Files {
         remote: remote.clone(),
         handle: tokio::runtime::Handle::current(),
@@ -180,9 +181,12 @@ struct Located {
 /// and is its own bytes; a line cached from an upstream is served byte for
 /// byte as the upstream wrote it, so its bytes are the fetched file's and
 /// its entry's number is in its version document (SPEC section 16).
-async fn located(remote: &Remote, lines: &[IndexLine]) -> Result<Vec<Located>> {
+/// `raws`: each line's bytes as its file holds them, when the caller has
+/// them (a mirror reads the index from git); else a cached line's are the
+/// bytes this client fetched.
+async fn located(remote: &Remote, lines: &[IndexLine], raws: Option<&[Vec<u8>]>) -> Result<Vec<Located>> {
     // The version documents of cached lines, asked for at once.
-    let each = lines.iter().map(|line| async move {
+    let each = lines.iter().enumerate().map(|(i, line)| async move {
         Ok::<_, anyhow::Error>(match line.log_index {
             Some(index) => {
                 Located { line: line.clone(), index: Some(index), raw: line.to_json().into_bytes() }
@@ -190,7 +194,10 @@ async fn located(remote: &Remote, lines: &[IndexLine]) -> Result<Vec<Located>> {
             None => {
                 let doc = remote.static_json(&Layout::public().version_doc(&line.name, &line.vers)).await?;
                 let index = doc.as_ref().and_then(|d| d["logIndex"].as_u64());
-                let raw = remote.cached_line(&line.name, &line.vers).unwrap_or_default();
+                let raw = match raws {
+                    Some(raws) => raws[i].clone(),
+                    None => remote.cached_line(&line.name, &line.vers).unwrap_or_default(),
+                };
                 Located { line: line.clone(), index, raw }
             }
         })
@@ -207,10 +214,10 @@ pub async fn proof(remote: &Remote, name: &str, version: &str) -> Result<String>
         .into_iter()
         .find(|l| l.vers == version)
         .ok_or_else(|| anyhow!("{name} has no version {version}"))?;
-    let c = run(remote, Some(&config), std::slice::from_ref(&line))
+    let c = run(remote, Some(&config), std::slice::from_ref(&line), None)
         .await?
         .ok_or_else(|| anyhow!("{} keeps no transparency log", remote.url))?;
-    let index = located(remote, std::slice::from_ref(&line)).await?[0]
+    let index = located(remote, std::slice::from_ref(&line), None).await?[0]
         .index
         .expect("checked: the line has its entry");
     tokio::task::spawn_blocking(move || -> Result<String> {
@@ -225,7 +232,7 @@ pub async fn proof(remote: &Remote, name: &str, version: &str) -> Result<String>
 /// tree's tiles, and each publish entry against the index line it names.
 pub async fn verify_whole(remote: &Remote) -> Result<String> {
     let config = remote.connect(false).await?;
-    let c = run(remote, Some(&config), &[])
+    let c = run(remote, Some(&config), &[], None)
         .await?
         .ok_or_else(|| anyhow!("{} keeps no transparency log", remote.url))?;
     let entries = tokio::task::spawn_blocking(move || -> Result<Vec<Leaf>> {
@@ -268,7 +275,7 @@ pub async fn verify_whole(remote: &Remote) -> Result<String> {
 /// Checks the log for `lines`, the index lines this command uses
 /// (`config`: the `config.json` just fetched, if the caller has one).
 pub async fn check(remote: &Remote, config: Option<&RegistryConfig>, lines: &[IndexLine]) -> Result<()> {
-    run(remote, config, lines).await.map(|_| ())
+    run(remote, config, lines, None).await.map(|_| ())
 }
 
 /// The versions of `wanted` (name, version, sha256) not yet proven in the
@@ -289,9 +296,10 @@ pub async fn mirror(
     remote: &Remote,
     config: &RegistryConfig,
     lines: &[IndexLine],
+    raws: &[Vec<u8>],
     root: std::sync::Arc<crate::layout::StaticRoot>,
 ) -> Result<()> {
-    let Some(c) = run(remote, Some(config), lines).await? else {
+    let Some(c) = run(remote, Some(config), lines, Some(raws)).await? else {
         return Ok(());
     };
     tokio::task::spawn_blocking(move || -> Result<()> {

@@ -28,6 +28,7 @@ use super::trust::Trust;
 use super::verify::Expected;
 use crate::fsutil::write_atomic;
 use crate::index::IndexLine;
+use crate::layout::Layout;
 use crate::layout::StaticRoot;
 use crate::store::BlobStore;
 
@@ -158,10 +159,16 @@ pub async fn mirror(source: &str, dir: &Path, options: &Options<'_>) -> Result<M
     // The blobs become durable together before the index that names them.
     root.sync()?;
 
-    // 4. The source's log, checked for every line and copied byte for byte.
-    let all_lines: Vec<IndexLine> =
-        packages.values().flatten().filter(|l| l.log_index.is_some()).cloned().collect();
-    super::log::mirror(&remote, &config, &all_lines, root.clone()).await?;
+    // 4. The source's log, checked for every line (a cached line by the
+    // entry its version document names) and copied byte for byte.
+    let all_lines: Vec<IndexLine> = packages.values().flatten().cloned().collect();
+    let raws: Vec<Vec<u8>> = packages
+        .keys()
+        .flat_map(|path| tree[path].split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)))
+        .map(<[u8]>::to_vec)
+        .collect();
+    super::log::mirror(&remote, &config, &all_lines, &raws, root.clone()).await?;
+    let cached = cached_versions(&remote, &all_lines).await?;
 
     // 5. The key, derived files, then the checkout of what changed.
     let pub_url = remote.url_of(&l.minisign_pub());
@@ -201,6 +208,7 @@ pub async fn mirror(source: &str, dir: &Path, options: &Options<'_>) -> Result<M
     let data = dir.to_path_buf();
     tokio::task::spawn_blocking(move || -> Result<()> {
         let reg = crate::registry::Registry::open(&data, crate::config::Config::load(&data)?)?;
+        record_cached(&reg, &cached)?;
         let options = crate::jobs::Options::default();
         crate::jobs::rebuild(&reg, crate::jobs::Job::Static, &options)?;
         crate::jobs::rebuild(&reg, crate::jobs::Job::Search, &options)?;
@@ -297,5 +305,40 @@ async fn copy_owners(remote: &Remote, root: &StaticRoot, changed: &[&Vec<IndexLi
             .collect();
         crate::derive::write_owners(root, &first.name, &owners)?;
     }
+    Ok(())
+}
+
+/// A version the source cached from an upstream: (name, version,
+/// checksum, upstream, its entry in the source's log, which the mirror's
+/// copy of the log shares).
+type CachedVersion = (String, String, String, String, u64);
+
+/// The versions of `lines` the source cached from an upstream (their
+/// lines name no entry), as their version documents say.
+async fn cached_versions(remote: &Remote, lines: &[IndexLine]) -> Result<Vec<CachedVersion>> {
+    let each = lines.iter().filter(|l| l.log_index.is_none()).map(|l| async move {
+        let doc = remote.static_json(&Layout::public().version_doc(&l.name, &l.vers)).await?;
+        let doc = doc.unwrap_or_default();
+        Ok::<_, anyhow::Error>(match (doc["upstream"].as_str(), doc["logIndex"].as_u64()) {
+            (Some(up), Some(i)) => Some((l.name.clone(), l.vers.clone(), l.cksum.clone(), up.to_string(), i)),
+            _ => None,
+        })
+    });
+    Ok(futures_util::future::try_join_all(each).await?.into_iter().flatten().collect())
+}
+
+/// The mirror's record of its source's cached versions, so its documents
+/// name their upstream and log entry as the source's do.
+fn record_cached(reg: &crate::registry::Registry, cached: &[CachedVersion]) -> Result<()> {
+    use crate::db::upstream as rows;
+    let conn = reg.db()?;
+    let txn = conn.transaction()?;
+    for (name, version, cksum, upstream, index) in cached {
+        let row = rows::Cached { upstream: upstream.clone(), etag: None, last_modified: None, checked_ms: 0 };
+        rows::checked(&txn, &reg.space, name, &row)?;
+        rows::record_versions(&txn, &reg.space, name, upstream, &[(version, cksum)], 0)?;
+        rows::set_log_index(&txn, &reg.space, name, version, *index)?;
+    }
+    txn.commit()?;
     Ok(())
 }

@@ -547,6 +547,16 @@ fn a_mirror_of_a_proxying_registry_copies_what_it_caches() {
     assert!(mirror.join(format!("static/blobs/sha256/{sha256}")).is_file());
     let fetched = up.requests().iter().filter(|r| r.contains("/crates/hex/")).count();
     assert_eq!(fetched, 1, "the mirror made its source fetch nothing more: {:?}", up.requests());
+    // Served, the mirror's documents name the upstream and the log entry as
+    // the source's do: a client proves the cached crate against the mirror.
+    let doc: Value = server.get("/api/v1/packages/hex/0.4.3.json").json().unwrap();
+    let copy = Server::start(&mirror);
+    let theirs: Value = copy.get("/api/v1/packages/hex/0.4.3.json").json().unwrap();
+    assert_eq!((&theirs["upstream"], &theirs["logIndex"]), (&doc["upstream"], &doc["logIndex"]));
+    let work = tmp.path().join("from-mirror");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = user.ok(&work, &["fetch", "hex@0.4.3", "--registry", &copy.url]);
+    assert_eq!(cairn::store::digests(&std::fs::read(work.join(out.trim())).unwrap()).0, sha256);
 }
 
 /// A cairn registry in front of another cairn registry: the lines it
