@@ -557,6 +557,11 @@ fn a_mirror_of_a_proxying_registry_copies_what_it_caches() {
     std::fs::create_dir_all(&work).unwrap();
     let out = user.ok(&work, &["fetch", "hex@0.4.3", "--registry", &copy.url]);
     assert_eq!(cairn::store::digests(&std::fs::read(work.join(out.trim())).unwrap()).0, sha256);
+    // fsck finds the mirror whole: a blob its source never fetched is no finding.
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_cairn")).args(["fsck", "--data"]).arg(&mirror).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
 }
 
 /// A cairn registry in front of another cairn registry: the lines it
