@@ -59,6 +59,17 @@ pub fn check_reserved(name: &str, reserved: &[String]) -> Result<(), NameError> 
 
 /// crates.io's identity rule: lowercase, `_` is `-`. Index and static paths
 /// use the lowercased name (`lower`), identity uses this key.
+/// Whether a name pattern (a name, or a prefix and a trailing `*`) covers
+/// `name`, both compared as canonical names: token scopes, upstreams'
+/// allow/deny and `--require-provenance` read patterns this one way.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let name = canonical(name);
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(&canonical(prefix)),
+        None => canonical(pattern) == name,
+    }
+}
+
 pub fn canonical(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
 }

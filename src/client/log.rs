@@ -160,13 +160,19 @@ async fn run(
 /// leaves the line without an entry (the check then refuses it).
 async fn cached_entries(remote: &Remote, foreign: Vec<Located>) -> Result<Vec<Located>> {
     let each = foreign.into_iter().map(|l| async move {
-        let doc = remote.static_json(&Layout::public().version_doc(&l.line.name, &l.line.vers)).await?;
-        let cached = doc.as_ref().is_some_and(|d| d["upstream"].is_string());
-        let index = doc.as_ref().and_then(|d| d["logIndex"].as_u64()).filter(|_| cached);
+        let index = cached_entry(remote, &l.line).await?;
         let raw = remote.cached_line(&l.line.name, &l.line.vers).unwrap_or(l.raw);
         Ok::<_, anyhow::Error>(Located { line: l.line, index, raw })
     });
     futures_util::future::try_join_all(each).await
+}
+
+/// The entry of a cached version, as its version document names it (one
+/// that names no upstream gives none).
+async fn cached_entry(remote: &Remote, line: &IndexLine) -> Result<Option<u64>> {
+    let doc = remote.static_json(&Layout::public().version_doc(&line.name, &line.vers)).await?;
+    let cached = doc.as_ref().is_some_and(|d| d["upstream"].is_string());
+    Ok(doc.as_ref().and_then(|d| d["logIndex"].as_u64()).filter(|_| cached))
 }
 
 /// A line to prove: its entry's number, and its bytes as the log binds them.
@@ -192,8 +198,7 @@ async fn located(remote: &Remote, lines: &[IndexLine], raws: Option<&[Vec<u8>]>)
                 Located { line: line.clone(), index: Some(index), raw: line.to_json().into_bytes() }
             }
             None => {
-                let doc = remote.static_json(&Layout::public().version_doc(&line.name, &line.vers)).await?;
-                let index = doc.as_ref().and_then(|d| d["logIndex"].as_u64());
+                let index = cached_entry(remote, line).await?;
                 let raw = match raws {
                     Some(raws) => raws[i].clone(),
                     None => remote.cached_line(&line.name, &line.vers).unwrap_or_default(),

@@ -31,7 +31,7 @@ impl Requirement {
     }
 
     fn covers(&self, name: &str) -> bool {
-        matches(&self.name, &crate::name::canonical(name), true)
+        crate::name::matches(&self.name, name)
     }
 
     /// Why `line` does not meet it, if it does not.
@@ -43,7 +43,7 @@ impl Requirement {
             ));
         };
         match &self.repository {
-            Some(want) if !matches(want, &p.repository.to_lowercase(), false) => {
+            Some(want) if !repository_matches(want, &p.repository) => {
                 Some(format!("{} {} was published from {}, not {want}", line.name, line.vers, p.repository))
             }
             _ => None,
@@ -51,12 +51,13 @@ impl Requirement {
     }
 }
 
-/// `pattern` (a trailing `*` is a prefix) against `value`; names compare canonically.
-fn matches(pattern: &str, value: &str, name: bool) -> bool {
-    let norm = |s: &str| if name { crate::name::canonical(s) } else { s.to_lowercase() };
+/// A repository pattern (a trailing `*` is a prefix) against a
+/// repository, without case, as GitHub and GitLab compare them.
+fn repository_matches(pattern: &str, repository: &str) -> bool {
+    let repository = repository.to_lowercase();
     match pattern.strip_suffix('*') {
-        Some(prefix) => value.starts_with(&norm(prefix)),
-        None => value == norm(pattern),
+        Some(prefix) => repository.starts_with(&prefix.to_lowercase()),
+        None => repository == pattern.to_lowercase(),
     }
 }
 

@@ -147,16 +147,7 @@ impl Upstream {
     /// Whether `allow` lets it serve `name` and `deny` does not stop it
     /// (patterns compared with the canonical name; a trailing `*` is a prefix).
     pub fn allows(&self, name: &str) -> bool {
-        let key = crate::name::canonical(name);
-        let hits = |patterns: &[String]| {
-            patterns.iter().any(|p| {
-                let p = crate::name::canonical(p);
-                match p.strip_suffix('*') {
-                    Some(prefix) => key.starts_with(prefix),
-                    None => key == p,
-                }
-            })
-        };
+        let hits = |patterns: &[String]| patterns.iter().any(|p| crate::name::matches(p, name));
         hits(&self.allow) && !hits(&self.deny)
     }
 

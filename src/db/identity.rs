@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::org::{self, Role};
-use super::{check_login, now, params, token, Conn, Space, User};
+use super::{check_login, now, params, Conn, Space, User};
 use crate::index::line::Provenance;
 
 /// A sign-in under way: what the callback checks the provider's answer against.
@@ -94,15 +94,9 @@ pub fn account_of(
         return Ok(Err(NoAccount::BadLogin(e)));
     }
     let txn = conn.transaction()?;
-    let id: Option<i64> = txn.query_opt(
-        "INSERT INTO users (login, email, created_at)
-         SELECT CAST(?1 AS TEXT), NULL, CAST(?2 AS TEXT)
-         WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(login) = lower(?1))
-         ON CONFLICT DO NOTHING RETURNING id",
-        params![login, now()],
-        |r| r.get(0),
-    )?;
-    let Some(id) = id else { return Ok(Err(NoAccount::Taken(login.to_string()))) };
+    let Some(id) = super::insert_user(&txn, login, None)? else {
+        return Ok(Err(NoAccount::Taken(login.to_string())));
+    };
     txn.execute(
         "INSERT INTO oidc_identities (issuer, sub, user_id) VALUES (?1, ?2, ?3)",
         params![issuer, sub, id],
@@ -265,23 +259,18 @@ pub fn issue_trusted_token(
     expires_at: &str,
     provenance: &Provenance,
 ) -> Result<(i64, String)> {
-    let secret = token::generate();
-    let id = conn.query_row(
-        "INSERT INTO tokens (user_id, hash, label, scopes, packages, expires_at, created_at, provenance)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
-        params![
-            user_id,
-            token::hash(&secret),
-            format!("trusted publishing: {}", provenance.repository),
-            serde_json::to_string(&["publish-update"])?,
-            serde_json::to_string(packages)?,
-            expires_at,
-            now(),
-            serde_json::to_string(provenance)?
-        ],
-        |r| r.get(0),
-    )?;
-    Ok((id, secret))
+    let (label, provenance) =
+        (format!("trusted publishing: {}", provenance.repository), serde_json::to_string(provenance)?);
+    let row = super::tokens::NewToken {
+        user_id,
+        org_id: None,
+        label: &label,
+        scopes: &["publish-update"],
+        packages,
+        expires_at: Some(expires_at),
+        provenance: Some(&provenance),
+    };
+    super::tokens::insert_token(conn, &row)
 }
 
 /// Revokes the trusted-publishing token `id`; whether it was one, live.

@@ -104,12 +104,7 @@ impl Caller {
     /// Package patterns: exact names or a prefix with a trailing `*`,
     /// compared on canonical names; no patterns means every package.
     pub fn may_touch(&self, package: &str) -> bool {
-        let key = crate::name::canonical(package);
-        self.packages.is_empty()
-            || self.packages.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => key.starts_with(&crate::name::canonical(prefix)),
-                None => crate::name::canonical(p) == key,
-            })
+        self.packages.is_empty() || self.packages.iter().any(|p| crate::name::matches(p, package))
     }
 }
 
@@ -127,18 +122,22 @@ pub fn check_login(login: &str) -> Result<(), String> {
 /// Adds a user and issues a first token with every scope; returns the token.
 pub fn add_user(conn: &Conn, login: &str, email: Option<&str>) -> Result<String> {
     check_login(login).map_err(anyhow::Error::msg)?;
-    // Checked and inserted in one statement; on Postgres a unique index on
-    // lower(login) also stops a concurrent twin.
-    let id: Option<i64> = conn.query_opt(
+    let Some(id) = insert_user(conn, login, email)? else { anyhow::bail!("a user `{login}` exists already") };
+    Ok(issue_token(conn, id, "first token", ALL_SCOPES, &[], None)?.1)
+}
+
+/// Inserts a user unless a login equal but for case exists (`None` then):
+/// checked and inserted in one statement; on Postgres a unique index on
+/// lower(login) also stops a concurrent twin.
+pub(crate) fn insert_user(conn: &Conn, login: &str, email: Option<&str>) -> Result<Option<i64>> {
+    conn.query_opt(
         "INSERT INTO users (login, email, created_at)
          SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT)
          WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(login) = lower(?1))
          ON CONFLICT DO NOTHING RETURNING id",
         params![login, email, now()],
         |r| r.get(0),
-    )?;
-    let Some(id) = id else { anyhow::bail!("a user `{login}` exists already") };
-    Ok(issue_token(conn, id, "first token", ALL_SCOPES, &[], None)?.1)
+    )
 }
 
 pub fn list_users(conn: &Conn) -> Result<Vec<(User, bool)>> {

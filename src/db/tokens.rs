@@ -14,22 +14,30 @@ pub fn issue_token(
     packages: &[String],
     expires_at: Option<&str>,
 ) -> Result<(i64, String)> {
-    insert_token(conn, user_id, None, label, scopes, packages, expires_at)
+    let row = NewToken { user_id, org_id: None, label, scopes, packages, expires_at, provenance: None };
+    insert_token(conn, &row)
 }
 
-fn insert_token(
-    conn: &Conn,
-    user_id: i64,
-    org_id: Option<i64>,
-    label: &str,
-    scopes: &[&str],
-    packages: &[String],
-    expires_at: Option<&str>,
-) -> Result<(i64, String)> {
+/// A token row to insert: a user's, an organisation's (`org_id`), or a
+/// trusted-publishing one (`provenance`, JSON).
+#[derive(Clone, Copy)]
+pub(super) struct NewToken<'a> {
+    pub user_id: i64,
+    pub org_id: Option<i64>,
+    pub label: &'a str,
+    pub scopes: &'a [&'a str],
+    pub packages: &'a [String],
+    pub expires_at: Option<&'a str>,
+    pub provenance: Option<&'a str>,
+}
+
+/// The one insert of a token row; returns its id and the token (shown once).
+pub(super) fn insert_token(conn: &Conn, t: &NewToken) -> Result<(i64, String)> {
+    let NewToken { user_id, org_id, label, scopes, packages, expires_at, provenance } = *t;
     let token = token::generate();
     let id = conn.query_row(
-        "INSERT INTO tokens (user_id, org_id, hash, label, scopes, packages, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+        "INSERT INTO tokens (user_id, org_id, hash, label, scopes, packages, expires_at, created_at, provenance)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         params![
             user_id,
             org_id,
@@ -38,7 +46,8 @@ fn insert_token(
             serde_json::to_string(scopes)?,
             serde_json::to_string(packages)?,
             expires_at,
-            now()
+            now(),
+            provenance
         ],
         |r| r.get(0),
     )?;
@@ -229,15 +238,16 @@ pub(super) fn create_token_for(
     spec: &TokenSpec,
 ) -> Result<(TokenMeta, String)> {
     let scopes: Vec<&str> = spec.scopes.iter().map(String::as_str).collect();
-    let (id, key) = insert_token(
-        conn,
+    let row = NewToken {
         user_id,
         org_id,
-        &spec.label,
-        &scopes,
-        &spec.packages,
-        spec.expires_at.as_deref(),
-    )?;
+        label: &spec.label,
+        scopes: &scopes,
+        packages: &spec.packages,
+        expires_at: spec.expires_at.as_deref(),
+        provenance: None,
+    };
+    let (id, key) = insert_token(conn, &row)?;
     let meta = conn.query_row(
         &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
         params![id],

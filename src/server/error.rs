@@ -31,6 +31,10 @@ impl ApiError {
     pub fn conflict(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", m)
     }
+    /// 429: the caller's (or the address's) bucket is empty.
+    pub fn too_many_requests() -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "rate limit exceeded; retry later")
+    }
     pub fn too_large(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", m)
     }

@@ -36,11 +36,7 @@ static OPEN: AtomicUsize = AtomicUsize::new(0);
 pub async fn stream(state: &State, headers: &HeaderMap, query: &str, ip: IpAddr) -> Response<Body> {
     let decision = state.limits.anonymous(ip);
     if !decision.allowed {
-        let e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-requests",
-            "rate limit exceeded; retry later",
-        );
+        let e = ApiError::too_many_requests();
         return body::boxed(render_error(&e, Some(decision), false));
     }
     let after = match start_after(headers, query) {

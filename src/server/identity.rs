@@ -19,6 +19,20 @@ use crate::db::identity::{self as rows, NoAccount, PendingLogin, TrustedPublishe
 use crate::db::{self, AuditEntry};
 use crate::identity::{oidc, trusted};
 
+/// An audit row of a change made here, by whom and from where.
+fn audit(
+    conn: &db::Conn,
+    user_id: Option<i64>,
+    token_id: Option<i64>,
+    action: &str,
+    target: &str,
+    addr: &str,
+    outcome: &str,
+) -> anyhow::Result<()> {
+    let entry = AuditEntry { user_id, token_id, action, target, addr: Some(addr), outcome };
+    db::audit(conn, &entry).map(|_| ())
+}
+
 /// How long a trusted-publishing token lives.
 const TOKEN_MINUTES: i64 = 30;
 
@@ -71,11 +85,7 @@ fn refused(why: &str) -> Response<Bytes> {
 async fn start(state: &State, name: &str, q: &HashMap<String, String>, ip: IpAddr) -> Response<Bytes> {
     let decision = state.limits.anonymous(ip);
     if !decision.allowed {
-        let e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-requests",
-            "rate limit exceeded; retry later",
-        );
+        let e = ApiError::too_many_requests();
         return super::render_error(&e, Some(decision), false);
     }
     let p = match provider(state, name) {
@@ -156,15 +166,7 @@ async fn sign_in_with(
                 false => format!("ok; {}", changes.join(", ")),
             };
             let target = format!("oidc:{provider_name}");
-            let entry = AuditEntry {
-                user_id: Some(user.id),
-                token_id: None,
-                action: "sign-in",
-                target: &target,
-                addr: Some(&addr),
-                outcome: &outcome,
-            };
-            db::audit(c, &entry)?;
+            audit(c, Some(user.id), None, "sign-in", &target, &addr, &outcome)?;
             Ok(Ok(db::session::open(c, user.id, None)?))
         })
         .await
@@ -231,29 +233,34 @@ pub async fn exchange(req: &Request<'_>) -> ApiResult {
                 )));
             }
             let trust = rows::trust_for(c, &run.provenance.issuer, &run.provenance.repository)?;
-            let mut admitted: Vec<_> =
+            let admitted: Vec<_> =
                 trust.iter().filter(|t| trusted::admits(&t.config, &run.provenance)).collect();
-            admitted.dedup_by(|a, b| a.package == b.package);
             let Some(first) = admitted.first() else {
                 return Ok(Err(ApiError::forbidden(format!(
                     "no package trusts {} {} ({}) for publishing",
                     run.provenance.repository, run.provenance.workflow, run.provenance.issuer
                 ))));
             };
-            let packages: Vec<String> = admitted.iter().map(|t| t.package.clone()).collect();
+            // Each package once (several configurations may admit the run).
+            let packages: Vec<String> = admitted
+                .iter()
+                .map(|t| t.package.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
             let (id, token) =
                 rows::issue_trusted_token(c, first.created_by_id, &packages, &at, &run.provenance)?;
             let target = format!("{} {}", run.provenance.repository, run.provenance.workflow);
             let outcome = format!("ok; token {id} for {}", packages.join(", "));
-            let entry = AuditEntry {
-                user_id: Some(first.created_by_id),
-                token_id: Some(id),
-                action: "trusted-publishing token",
-                target: &target,
-                addr: Some(&addr),
-                outcome: &outcome,
-            };
-            db::audit(c, &entry)?;
+            audit(
+                c,
+                Some(first.created_by_id),
+                Some(id),
+                "trusted-publishing token",
+                &target,
+                &addr,
+                &outcome,
+            )?;
             txn.commit()?;
             Ok(Ok(token))
         })
@@ -359,15 +366,7 @@ pub async fn add(req: &Request<'_>, name: &str) -> ApiResult {
             let id = rows::add_trusted_publisher(&txn, &space, &spelled, &saved, user_id)?;
             let target = format!("{spelled} trusted-publisher {id}");
             let outcome = format!("ok; {} {} {}", saved.issuer, saved.repository, saved.workflow);
-            let entry = AuditEntry {
-                user_id: Some(user_id),
-                token_id,
-                action: "trusted-publisher add",
-                target: &target,
-                addr: Some(&addr),
-                outcome: &outcome,
-            };
-            db::audit(&txn, &entry)?;
+            audit(&txn, Some(user_id), token_id, "trusted-publisher add", &target, &addr, &outcome)?;
             txn.commit()?;
             Ok(id)
         })
@@ -387,15 +386,7 @@ pub async fn remove(req: &Request<'_>, name: &str, id: &str) -> ApiResult {
             let removed = rows::remove_trusted_publisher(&txn, &space, &spelled, id)?;
             if removed {
                 let target = format!("{spelled} trusted-publisher {id}");
-                let entry = AuditEntry {
-                    user_id: Some(user_id),
-                    token_id,
-                    action: "trusted-publisher remove",
-                    target: &target,
-                    addr: Some(&addr),
-                    outcome: "ok",
-                };
-                db::audit(&txn, &entry)?;
+                audit(&txn, Some(user_id), token_id, "trusted-publisher remove", &target, &addr, "ok")?;
             }
             txn.commit()?;
             Ok(removed)

@@ -265,11 +265,7 @@ async fn within_rate_limit(a: Authenticated) -> Result<Admitted, Rejection> {
         _ => call.state.limits.anonymous(call.ip),
     };
     if !decision.allowed {
-        let e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-requests",
-            "rate limit exceeded; retry later",
-        );
+        let e = ApiError::too_many_requests();
         return Err(call.refuse(e, decision));
     }
     Ok(Admitted { call, auth, session, decision })

@@ -276,7 +276,8 @@ async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), Ap
         }
     };
     // A cairn upstream's lines are checked against its log first.
-    if let Err(e) = up.check_lines(src, lines.iter().map(|(raw, _)| raw.to_vec()).collect()).await {
+    let raw: Vec<&[u8]> = lines.iter().map(|(raw, _)| *raw).collect();
+    if let Err(e) = up.check_lines(src, &raw).await {
         return stale_or(t, name, cached, src, e);
     }
     // The cooldown counts from `pubtime`, else from cairn's first sighting.

@@ -298,8 +298,9 @@ impl Upstreams {
 
     /// Checks the raw lines a cairn upstream serves against its log
     /// (nothing to check for a plain sparse registry).
-    pub async fn check_lines(&self, src: &Source, raw: Vec<Vec<u8>>) -> Result<(), Failure> {
+    pub async fn check_lines(&self, src: &Source, raw: &[&[u8]]) -> Result<(), Failure> {
         let Some(c) = self.meta(src).await?.cairn.clone() else { return Ok(()) };
+        let raw: Vec<Vec<u8>> = raw.iter().map(|r| r.to_vec()).collect();
         let (http, handle) = (self.http.clone(), tokio::runtime::Handle::current());
         let checked = tokio::task::spawn_blocking(move || {
             let raw: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();

@@ -15,10 +15,22 @@ use std::path::Path;
 use support::oidc::Provider;
 use support::{api, client, Server};
 
-fn start(data: &Path, toml: &str) -> Server {
-    std::fs::create_dir_all(data).unwrap();
-    std::fs::write(data.join("registry.toml"), toml).unwrap();
-    Server::start(data)
+/// A registry whose registry.toml `toml` makes from a new provider's
+/// issuer URL: (the directory of its data, the provider, the server).
+/// Bind the directory to a name (`_dir`), so it outlives the server.
+fn registry(toml: impl FnOnce(&str) -> String) -> (tempfile::TempDir, Provider, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = Provider::start();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("registry.toml"), toml(&idp.url)).unwrap();
+    let server = Server::start(&data);
+    (dir, idp, server)
+}
+
+/// `[[trusted_publishing]]` for `issuer`, with the tests' audience.
+fn trusting(issuer: &str) -> String {
+    format!("[[trusted_publishing]]\nissuer = \"{issuer}\"\naudience = \"cairn-test\"\n")
 }
 
 fn tarball(name: &str, version: &str) -> Vec<u8> {
@@ -76,10 +88,7 @@ fn log_leaves(server: &Server) -> Vec<String> {
 
 #[test]
 fn trusted_publishing_gives_ci_a_scoped_token_and_its_versions_carry_provenance() {
-    let dir = tempfile::tempdir().unwrap();
-    let idp = Provider::start();
-    let toml = format!("[[trusted_publishing]]\nissuer = \"{}\"\naudience = \"cairn-test\"\n", idp.url);
-    let server = start(&dir.path().join("data"), &toml);
+    let (_dir, idp, server) = registry(trusting);
     let alice = server.add_user("alice");
     let bob = server.add_user("bob");
     for name in ["widgets", "gadgets"] {
@@ -183,10 +192,7 @@ fn trusted_publishing_gives_ci_a_scoped_token_and_its_versions_carry_provenance(
 
 #[test]
 fn the_exchange_refuses_what_it_cannot_trust_and_follows_a_key_rotation() {
-    let dir = tempfile::tempdir().unwrap();
-    let idp = Provider::start();
-    let toml = format!("[[trusted_publishing]]\nissuer = \"{}\"\naudience = \"cairn-test\"\n", idp.url);
-    let server = start(&dir.path().join("data"), &toml);
+    let (_dir, idp, server) = registry(trusting);
     let alice = server.add_user("alice");
     assert_eq!(publish(&server, &alice, "widgets", "0.1.0").status(), 201);
     let path = "/packages/widgets/trusted-publishers";
@@ -317,13 +323,11 @@ fn role_of(server: &Server, admin: &str, login: &str) -> Option<String> {
 
 #[test]
 fn sign_in_binds_the_provider_identity_and_follows_its_groups() {
-    let dir = tempfile::tempdir().unwrap();
-    let idp = Provider::start();
-    let toml = format!(
-        "[[oidc]]\nname = \"corp\"\nissuer = \"{}\"\nclient_id = \"cairn\"\n\n[oidc.groups]\n\"acme-dev\" = \"acme:member\"\n\"acme-leads\" = \"acme:admin\"\n",
-        idp.url
-    );
-    let server = start(&dir.path().join("data"), &toml);
+    let (_dir, idp, server) = registry(|issuer| {
+        format!(
+            "[[oidc]]\nname = \"corp\"\nissuer = \"{issuer}\"\nclient_id = \"cairn\"\n\n[oidc.groups]\n\"acme-dev\" = \"acme:member\"\n\"acme-leads\" = \"acme:admin\"\n"
+        )
+    });
     let admin = server.token.clone().unwrap();
     let alice = server.add_user("alice");
     let org = api(&server, Method::POST, "/orgs", &admin, Some(json!({ "slug": "acme" })));
@@ -380,13 +384,9 @@ fn sign_in_binds_the_provider_identity_and_follows_its_groups() {
 /// the dashboard signed in, which lists the packages' trust configurations.
 #[test]
 fn a_browser_signs_in_through_the_provider_and_sees_trusted_publishing() {
-    let dir = tempfile::tempdir().unwrap();
-    let idp = Provider::start();
-    let toml = format!(
-        "[[oidc]]\nname = \"corp\"\nissuer = \"{0}\"\nclient_id = \"cairn\"\n\n[[trusted_publishing]]\nissuer = \"{0}\"\n",
-        idp.url
-    );
-    let server = start(&dir.path().join("data"), &toml);
+    let (_dir, idp, server) = registry(|issuer| {
+        format!("[[oidc]]\nname = \"corp\"\nissuer = \"{issuer}\"\nclient_id = \"cairn\"\n\n[[trusted_publishing]]\nissuer = \"{issuer}\"\n")
+    });
     let admin = server.token.clone().unwrap();
     let dave = json!({ "sub": "u-9", "preferred_username": "dave" });
     assert!(sign_in(&server, &idp, dave.clone()).1.is_some(), "the account is made at the first sign-in");
@@ -430,10 +430,7 @@ fn a_browser_signs_in_through_the_provider_and_sees_trusted_publishing() {
 /// in cairn.toml), and `cairn verify --require-provenance`.
 #[test]
 fn consumers_require_provenance_and_a_cooldown() {
-    let dir = tempfile::tempdir().unwrap();
-    let idp = Provider::start();
-    let toml = format!("[[trusted_publishing]]\nissuer = \"{}\"\naudience = \"cairn-test\"\n", idp.url);
-    let server = start(&dir.path().join("data"), &toml);
+    let (_dir, idp, server) = registry(trusting);
     let alice = server.add_user("alice");
     assert_eq!(publish(&server, &alice, "widgets", "0.1.0").status(), 201);
     assert_eq!(publish(&server, &alice, "gadgets", "0.1.0").status(), 201);
