@@ -7,10 +7,10 @@ use crate::support;
 
 use cairn::archive::builder::TarballBuilder;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
-use support::mixed::{check_model, Node, Stream};
+use support::mixed::{await_writes, check_model, Node, Stream};
 use support::Server;
 
 /// Then the same into a private organisation's registry (SPEC section
@@ -38,10 +38,11 @@ fn publishes_survive_kill_9(org: Option<&str>, rounds: u32) {
     let acked: Mutex<BTreeMap<(String, String), String>> = Mutex::new(BTreeMap::new());
     for round in 0..rounds {
         let stop = AtomicBool::new(false);
+        let published = AtomicUsize::new(0);
         let url = format!("{}{prefix}", server.url);
         std::thread::scope(|s| {
             for client in 0..4 {
-                let (stop, acked, token, url) = (&stop, &acked, &token, &url);
+                let (stop, acked, token, url, published) = (&stop, &acked, &token, &url, &published);
                 let base = round + client * 10_000;
                 s.spawn(move || {
                     let http = support::client();
@@ -62,6 +63,7 @@ fn publishes_survive_kill_9(org: Option<&str>, rounds: u32) {
                             Ok(r) if r.status() == 201 => {
                                 let (sha, _) = cairn::store::digests(&body);
                                 acked.lock().unwrap().insert((name, version), sha);
+                                published.fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(r) if r.status().is_server_error() => {
                                 panic!("server error: {}", r.text().unwrap())
@@ -72,7 +74,8 @@ fn publishes_survive_kill_9(org: Option<&str>, rounds: u32) {
                 });
             }
             // Let a few publishes through, then pull the plug mid-stream.
-            std::thread::sleep(Duration::from_millis(150 + (round as u64 * 37) % 250));
+            await_writes(&published, 2);
+            std::thread::sleep(Duration::from_millis((round as u64 * 37) % 250));
             kill_9(&mut server);
             stop.store(true, Ordering::Relaxed);
         });
@@ -140,8 +143,14 @@ fn a_mixed_stream_of_writes_survives_kill_9() {
     let mut acked = 0usize;
     for round in 0..rounds {
         let node = Node { url: server.url.clone(), admin: server.admin_url.clone().unwrap() };
-        acked += stream.round(&[node], round, || {
-            std::thread::sleep(Duration::from_millis(120 + (round as u64 * 53) % 300));
+        acked += stream.round(&[node], round, |count| {
+            // Some writes through, then a moment that varies by round; the
+            // last round also waits for every kind of write to have come up.
+            await_writes(count, 5);
+            if round + 1 == rounds {
+                stream.await_every_kind(Duration::from_secs(60));
+            }
+            std::thread::sleep(Duration::from_millis((round as u64 * 53) % 300));
             kill_9(&mut server);
         });
         server = start();

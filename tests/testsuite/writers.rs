@@ -336,7 +336,7 @@ fn the_mixed_stream_on_two_writers_survives_kill_9() {
     let mut acked = 0;
     for round in 0..rounds {
         let nodes = [node(&a), node(&b)];
-        acked += stream.round(&nodes, round, || {
+        acked += stream.round(&nodes, round, |_| {
             std::thread::sleep(Duration::from_millis(1500 + (round as u64 * 211) % 1000));
             a.kill();
         });
@@ -577,7 +577,7 @@ fn a_frozen_writer_holds_the_other_up_no_longer_than_its_lease() {
         // Only node a takes the stream: a session in a transaction is a's.
         let nodes = [node(&a)];
         let mut took = None;
-        stream.round(&nodes, round, || {
+        stream.round(&nodes, round, |_| {
             std::thread::sleep(Duration::from_millis(400 + (round as u64 * 317) % 1200));
             let until = Instant::now() + Duration::from_secs(5);
             let mut inside = false;

@@ -13,6 +13,7 @@ use cairn::archive::builder::TarballBuilder;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::Server;
 
@@ -41,9 +42,9 @@ impl Stream {
     }
 
     /// One round: 8 clients (client `c` on `nodes[c % nodes.len()]`) write
-    /// until `cut` returns, which kills a node; returns the writes
-    /// acknowledged.
-    pub fn round(&self, nodes: &[Node], round: u32, cut: impl FnOnce()) -> usize {
+    /// until `cut` returns, which kills a node (it sees the round's count
+    /// of acknowledged writes); returns the writes acknowledged.
+    pub fn round(&self, nodes: &[Node], round: u32, cut: impl FnOnce(&AtomicUsize)) -> usize {
         let stop = AtomicBool::new(false);
         let count = AtomicUsize::new(0);
         std::thread::scope(|s| {
@@ -63,7 +64,7 @@ impl Stream {
                     }
                 });
             }
-            cut();
+            cut(&count);
             stop.store(true, Ordering::Relaxed);
         });
         count.into_inner()
@@ -72,14 +73,33 @@ impl Stream {
     /// Asserts that every kind of write came up (and was acknowledged):
     /// for a run long enough that each surely did.
     pub fn assert_every_kind(&self) {
+        if let Some(missing) = self.missing_kind() {
+            panic!("{missing}");
+        }
+    }
+
+    /// Waits (up to `at_most`) until every kind of write came up, so a
+    /// run's last round makes the kinds a slow machine had not reached.
+    pub fn await_every_kind(&self, at_most: Duration) {
+        let until = Instant::now() + at_most;
+        while self.missing_kind().is_some() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The first kind of write that has not come up yet.
+    fn missing_kind(&self) -> Option<&'static str> {
         let m = self.model.lock().unwrap();
-        assert!(m.advisories.iter().any(|a| a.2), "the stream added advisories");
-        assert!(!m.deprecated.is_empty(), "the stream deprecated packages");
-        assert!(m.packages_deleted > 0, "the stream deleted whole packages");
-        assert!(!m.orgs.is_empty() && !m.tokens.is_empty(), "the stream made organisations and tokens");
-        assert!(m.owns.keys().any(|(_, who)| who.starts_with("org:")), "organisations were made owners");
         let private = m.versions.iter().any(|((p, _), k)| !registry_of(p).is_empty() && !k.in_flight);
-        assert!(private, "versions were published to the private registry");
+        let checks = [
+            (m.advisories.iter().any(|a| a.2), "the stream added advisories"),
+            (!m.deprecated.is_empty(), "the stream deprecated packages"),
+            (m.packages_deleted > 0, "the stream deleted whole packages"),
+            (!m.orgs.is_empty() && !m.tokens.is_empty(), "the stream made organisations and tokens"),
+            (m.owns.keys().any(|(_, who)| who.starts_with("org:")), "organisations were made owners"),
+            (private, "versions were published to the private registry"),
+        ];
+        checks.into_iter().find(|(done, _)| !done).map(|(_, what)| what)
     }
 
     /// What the stream did over its rounds.
@@ -147,6 +167,15 @@ fn registry_of(pkg: &str) -> String {
 }
 
 /// One write of client `client`'s stream; returns whether it was acknowledged.
+/// Waits (up to 30 s) until `count` reaches `at_least`: a kill then cuts a
+/// stream that is under way, however slow the machine.
+pub fn await_writes(count: &AtomicUsize, at_least: usize) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while count.load(Ordering::Relaxed) < at_least && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn mixed_step(
     http: &reqwest::blocking::Client,
