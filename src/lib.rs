@@ -22,6 +22,7 @@ pub mod log;
 pub mod mem;
 pub mod migrate;
 pub mod name;
+pub mod npm;
 pub mod outbox;
 pub mod package_files;
 pub mod publish;

@@ -174,13 +174,24 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
     let l = reg.root.layout();
     let mut files = Files::default();
     let Some(first) = src.lines.first() else {
-        files.remove = vec![l.package_index(&src.name), l.package_page(&src.name), l.package_doc(&src.name)];
+        files.remove = vec![
+            l.package_index(&src.name),
+            l.package_page(&src.name),
+            l.package_doc(&src.name),
+            l.npm_packument(&src.name),
+        ];
         return Ok(files);
     };
     let (lines, owners, downloads) = (&src.lines[..], &src.owners[..], &*src.downloads);
     files.docs.push(derive::index_copy(l, &first.name, &src.file));
     files.docs.push(derive::package(l, lines, owners, downloads, src.meta.as_deref(), &src.origin));
     files.docs.push(derive::owners(l, &first.name, owners));
+    if let Some(key) = &reg.npm_key {
+        let url = reg.config.public_url();
+        let of =
+            crate::npm::packument::Of { layout: l, url: &url, key, lines, owners, meta: src.meta.as_deref() };
+        files.docs.extend(crate::npm::packument::packument(&of));
+    }
     match scope {
         Scope::Everything => {
             lines.iter().try_for_each(|line| files.version(reg, present, src, line, Readme::Kept))?

@@ -135,6 +135,12 @@ impl SigningKey {
         Ok(SigningKey { secret, public })
     }
 
+    /// A secret of its own for `context`, derived from this key: the same
+    /// on every server that holds it (the npm signing key, SPEC section 18).
+    pub fn derive_seed(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.secret.to_bytes())
+    }
+
     /// The base64 line of the public key (`RW…`), as in config.json.
     pub fn public_base64(&self) -> String {
         self.public.to_base64()

@@ -67,9 +67,9 @@ impl TarballBuilder {
         }
     }
 
-    /// `{name}-{version}`, the directory every entry lives under.
+    /// The directory every entry lives under: `{name}-{version}`, npm's `package`.
     pub fn prefix(&self) -> String {
-        format!("{}-{}", self.name, self.version)
+        self.kind.prefix(&self.name, &self.version)
     }
 
     /// Which manifest file to write (`cairn.toml` or `Cargo.toml`).
@@ -93,6 +93,10 @@ impl TarballBuilder {
 
     /// The default manifest text for the current kind, name and version.
     pub fn default_manifest(&self) -> String {
+        if self.kind == ManifestKind::Npm {
+            let json = serde_json::json!({ "name": self.name, "version": self.version, "license": "MIT" });
+            return json.to_string();
+        }
         format!(
             "[package]\nname = \"{}\"\nversion = \"{}\"\ndescription = \"A test package\"\nlicense = \"MIT\"\n",
             self.name, self.version

@@ -66,6 +66,9 @@ pub struct Inspected {
     pub entries: u64,
     /// Length of the decompressed tar stream, headers and padding included.
     pub unpacked_size: u64,
+    /// Regular files, and the sum of their sizes (npm's `fileCount` and `unpackedSize`).
+    pub file_count: u64,
+    pub file_bytes: u64,
 }
 
 /// Validates a whole tarball held in memory.
@@ -96,7 +99,7 @@ pub fn inspect(
         }
     }
 
-    let prefix = format!("{name}-{version}");
+    let prefix = kind.prefix(name, version);
     let manifest_path = format!("{prefix}/{}", kind.file_name());
     let mut scan = Scan::new(bytes, format, limits, &prefix, &manifest_path, kind)?;
     scan.run()?;
@@ -108,8 +111,10 @@ pub fn inspect(
         files,
         entries,
         unpacked: unpacked_size,
+        file_bytes,
         ..
     } = scan;
+    let file_count = files.len() as u64;
 
     let Some(parsed) = parsed else {
         // Without a manifest the registry cannot know what it is publishing.
@@ -147,7 +152,7 @@ pub fn inspect(
         readme_md
     };
 
-    Ok(Inspected { format, manifest, manifest_text, readme, entries, unpacked_size })
+    Ok(Inspected { format, manifest, manifest_text, readme, entries, unpacked_size, file_count, file_bytes })
 }
 
 /// Which limit the counting reader hit, read back after the tar crate has
@@ -269,8 +274,9 @@ struct Scan<'a> {
     seen: HashSet<String>,
     /// NFC + lowercase key → first path with that key.
     folded: HashMap<String, String>,
-    /// Paths of regular files.
+    /// Paths of regular files, and their bytes.
     files: HashSet<String>,
+    file_bytes: u64,
     parsed: Option<manifest::Parsed>,
     /// The manifest's text, as parsed.
     manifest_text: String,
@@ -301,6 +307,7 @@ impl<'a> Scan<'a> {
             seen: HashSet::new(),
             folded: HashMap::new(),
             files: HashSet::new(),
+            file_bytes: 0,
             parsed: None,
             manifest_text: String::new(),
             readme_md: None,
@@ -419,6 +426,7 @@ impl<'a> Scan<'a> {
             return Ok(());
         }
         self.files.insert(key.clone());
+        self.file_bytes += entry.size();
 
         if key == self.manifest_path {
             let size = entry.size();

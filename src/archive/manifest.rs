@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use super::error::ArchiveError;
+pub use super::metadata::{Dependency, Manifest, Parsed};
 
 /// Longest allowed `description`, in characters.
 pub(crate) const MAX_DESCRIPTION_CHARS: usize = 1024;
@@ -24,6 +25,8 @@ pub enum ManifestKind {
     Cairn,
     /// A Rust crate with `Cargo.toml`.
     Cargo,
+    /// An npm package: `package/package.json` (SPEC section 18).
+    Npm,
 }
 
 impl ManifestKind {
@@ -32,46 +35,18 @@ impl ManifestKind {
         match self {
             ManifestKind::Cairn => "cairn.toml",
             ManifestKind::Cargo => "Cargo.toml",
+            ManifestKind::Npm => "package.json",
         }
     }
-}
 
-/// The package metadata the registry keeps, from either manifest kind.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub name: String,
-    /// The version string exactly as written in the manifest; it parses as
-    /// SemVer (checked).
-    pub version: String,
-    /// Free word (`library`, `skill`, `mcp`, ...); always `None` for Cargo.toml.
-    pub kind: Option<String>,
-    pub description: Option<String>,
-    pub license: Option<String>,
-    pub keywords: Vec<String>,
-    pub repository: Option<String>,
-    /// The readme path as declared in the manifest, if any.
-    pub readme: Option<String>,
-    /// Sorted by name.
-    pub dependencies: Vec<Dependency>,
-    /// Cargo.toml `links`; `None` for cairn.toml.
-    pub links: Option<String>,
-    /// Cargo.toml `rust-version`; `None` for cairn.toml.
-    pub rust_version: Option<String>,
-}
-
-/// One entry of `[dependencies]`: the key and its SemVer requirement.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dependency {
-    pub name: String,
-    pub req: String,
-}
-
-/// A parsed manifest plus what the readme lookup needs to know.
-#[derive(Debug)]
-pub struct Parsed {
-    pub manifest: Manifest,
-    /// `readme = false` in Cargo.toml: no readme even if README.md exists.
-    pub readme_disabled: bool,
+    /// The one directory every entry of the archive lives in: npm's
+    /// `package/`, else `{name}-{version}/`.
+    pub fn prefix(&self, name: &str, version: &str) -> String {
+        match self {
+            ManifestKind::Npm => "package".to_string(),
+            ManifestKind::Cairn | ManifestKind::Cargo => format!("{name}-{version}"),
+        }
+    }
 }
 
 /// Parses and checks a manifest of the given kind.
@@ -83,8 +58,9 @@ pub fn parse(kind: ManifestKind, bytes: &[u8]) -> Result<Parsed, ArchiveError> {
     let parsed = match kind {
         ManifestKind::Cairn => parse_cairn(text)?,
         ManifestKind::Cargo => parse_cargo(text)?,
+        ManifestKind::Npm => super::npm::parse(text)?,
     };
-    check_fields(&parsed.manifest)?;
+    check_fields(&parsed.manifest, kind)?;
     Ok(parsed)
 }
 
@@ -312,8 +288,9 @@ pub fn check_keywords(keywords: &[String]) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-/// The field rules of SPEC section 3, shared by both manifest kinds.
-fn check_fields(m: &Manifest) -> Result<(), ArchiveError> {
+/// The field rules of SPEC section 3, shared by every manifest kind; an
+/// npm package's requirements are npm ranges.
+fn check_fields(m: &Manifest, kind: ManifestKind) -> Result<(), ArchiveError> {
     // Versions are SemVer 2.0: ordering, requirements and immutability all rest on it.
     semver::Version::parse(&m.version)
         .map_err(|e| ArchiveError::InvalidVersion { version: m.version.clone(), reason: e.to_string() })?;
@@ -330,10 +307,16 @@ fn check_fields(m: &Manifest) -> Result<(), ArchiveError> {
     check_keywords(&m.keywords)?;
     // A requirement no resolver can read would break every install of this version.
     for dep in &m.dependencies {
-        semver::VersionReq::parse(&dep.req).map_err(|e| ArchiveError::InvalidDependencyRequirement {
+        let checked = match kind {
+            ManifestKind::Npm => crate::npm::range::check(&dep.req),
+            ManifestKind::Cairn | ManifestKind::Cargo => {
+                semver::VersionReq::parse(&dep.req).map(drop).map_err(|e| e.to_string())
+            }
+        };
+        checked.map_err(|reason| ArchiveError::InvalidDependencyRequirement {
             name: dep.name.clone(),
             req: dep.req.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
     }
     Ok(())

@@ -10,6 +10,8 @@ mod error;
 mod format;
 mod inspect;
 mod manifest;
+mod metadata;
+pub mod npm;
 pub mod pack;
 pub mod unpack;
 

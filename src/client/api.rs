@@ -116,6 +116,14 @@ pub async fn info(remote: &Remote, spec: &str) -> Result<Value> {
         None => l.package_doc(name),
     };
     match remote.static_json(&key).await? {
+        // A package says its format through its latest version's document.
+        Some(mut doc) if version.is_none() => {
+            if let Some(latest) = doc["latestVersion"].as_str() {
+                let latest = remote.static_json(&l.version_doc(name, latest)).await?;
+                doc["format"] = latest.map_or(Value::Null, |v| v["format"].clone());
+            }
+            Ok(doc)
+        }
         Some(doc) => Ok(doc),
         None => match version {
             Some(v) => bail!("{name} has no version {v} in {}", remote.url),
@@ -138,6 +146,9 @@ pub fn format_info(doc: &Value) -> String {
         let list = |k: &str| {
             doc[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
         };
+        if s("format") == crate::npm::FMT {
+            out.push_str(&format!("npm: an npm package (npm install {})\n", s("name")));
+        }
         if let Some(kw) = list("keywords").filter(|k| !k.is_empty()) {
             out.push_str(&format!("keywords: {kw}\n"));
         }

@@ -313,6 +313,13 @@ pub async fn fetch_closure(
         let (name, fetched) = joined?;
         let key = name.to_lowercase();
         let lines = fetched?;
+        if lines.iter().flatten().any(IndexLine::is_npm) {
+            bail!(
+                "`{name}` is an npm package: install it with npm (`npm install {name} --registry {}/npm/`), \
+                 which resolves npm's ranges",
+                remote.url
+            );
+        }
         bar.inc(1);
         for line in lines.iter().flatten() {
             let pinned =

@@ -316,6 +316,7 @@ mod tests {
             keywords: vec![],
             repository: None,
             provenance: None,
+            npm: None,
             log_index: None,
         }
     }

@@ -130,6 +130,7 @@ pub fn index_line(meta: &NewCrate, cksum: &str, blake3: &str, size: u64) -> Inde
         keywords: meta.keywords.clone(),
         repository: meta.repository.clone(),
         provenance: None,
+        npm: None,
         log_index: None,
     }
 }

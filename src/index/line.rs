@@ -45,9 +45,29 @@ pub struct IndexLine {
     /// (SPEC section 17): in the line, so the log binds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// An npm package's version (`fmt` is `npm`, SPEC section 18): what its
+    /// packument says beyond the line's own keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npm: Option<Box<Npm>>,
     /// The number of its publish's leaf in the transparency log.
     #[serde(default, rename = "logIndex", skip_serializing_if = "Option::is_none")]
     pub log_index: Option<u64>,
+}
+
+/// The npm fields of a version: its tarball's npm digests and counts, and
+/// the package.json fields npm reads from a packument (`bin`, `engines`,
+/// `peerDependenciesMeta`, …), as the archive's package.json has them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Npm {
+    /// `sha512-{base64}`, Subresource Integrity's form.
+    pub integrity: String,
+    /// SHA-1, hex.
+    pub shasum: String,
+    pub file_count: u64,
+    pub unpacked_size: u64,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The CI run a version was published from: its identity token's claims
@@ -142,8 +162,14 @@ impl IndexLine {
             keywords: m.keywords.clone(),
             repository: m.repository.clone(),
             provenance: None,
+            npm: None,
             log_index: None,
         }
+    }
+
+    /// Whether it is an npm package's version (SPEC section 18).
+    pub fn is_npm(&self) -> bool {
+        self.fmt == crate::npm::FMT
     }
 
     /// Its kind as listings and search filter on it: lowercased, `library`

@@ -4,6 +4,7 @@
 //! owner of that file's path and bytes.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::package_path;
 
@@ -18,6 +19,13 @@ pub struct Meta {
     /// A package to use instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
+    /// Versions deprecated one by one (npm's `deprecate name@range`), by version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, String>,
+    /// npm's dist-tags other than `latest` (which is always the latest
+    /// version of SPEC section 6), by tag.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The longest deprecation message accepted.
@@ -46,6 +54,11 @@ impl Meta {
     pub fn is_deprecated(&self) -> bool {
         self.deprecated.is_some()
     }
+
+    /// Why `version` should not be used: its own message, else the package's.
+    pub fn deprecation_of(&self, version: &str) -> Option<&str> {
+        self.versions.get(version).or(self.deprecated.as_ref()).map(String::as_str)
+    }
 }
 
 #[cfg(test)]
@@ -56,7 +69,7 @@ mod tests {
     fn meta_files_sit_at_the_packages_cargo_path() {
         assert_eq!(path("Serde_json"), "meta/se/rd/serde_json.json");
         assert_eq!(path("ab"), "meta/2/ab.json");
-        let m = Meta { deprecated: Some("use b".into()), replacement: Some("b".into()) };
+        let m = Meta { deprecated: Some("use b".into()), replacement: Some("b".into()), ..Meta::default() };
         assert_eq!(m.file_bytes().unwrap(), b"{\"deprecated\":\"use b\",\"replacement\":\"b\"}\n");
         assert_eq!(Meta::parse(&m.file_bytes().unwrap()).unwrap(), m);
         assert_eq!(Meta::default().file_bytes(), None);

@@ -37,6 +37,7 @@ pub fn cache_control(url_path: &str, edge: Edge) -> Cow<'static, str> {
 /// their max-age at the edge too.
 fn purged_at_the_edge(url_path: &str) -> bool {
     url_path.starts_with("/index/")
+        || url_path.starts_with("/npm/")
         || (url_path.starts_with("/api/v1/packages/")
             && !package_file(url_path, "stats.json")
             && !package_file(url_path, "advisories.json"))
@@ -99,12 +100,24 @@ pub fn content_type(url_path: &str) -> &'static str {
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("minisig") | Some("pub") => "text/plain; charset=utf-8",
+        // Packuments and the key document: a package's name may hold a dot.
+        _ if is_npm_document(url_path) => "application/json",
         _ if url_path.starts_with("/blobs/") || url_path.starts_with("/log/tile/") => {
             "application/octet-stream"
         }
         _ if url_path.starts_with("/index.git/objects/") => "application/octet-stream",
         _ => "text/plain; charset=utf-8",
     }
+}
+
+/// Whether a URL path is a document of an npm door (a packument, the
+/// keys), public or a private organisation's.
+fn is_npm_document(url_path: &str) -> bool {
+    let below = match super::key::split_org(url_path.trim_start_matches('/')) {
+        Some((_, below)) => below,
+        None => url_path.trim_start_matches('/'),
+    };
+    below.starts_with("npm/") && !below.starts_with("npm/-/blobs/")
 }
 
 /// The Content-Security-Policy of every HTML answer (site pages,

@@ -35,8 +35,10 @@ impl Key {
         Some(Key::new(path))
     }
 
-    /// A key a [`Layout`] built.
+    /// A key a [`Layout`] built, or the URL of one (an npm tarball's
+    /// alias of a blob is the blob).
     pub fn new(path: String) -> Key {
+        let path = super::npm_blob_alias(&path).unwrap_or(path);
         let org = split_org(&path).map(|(slug, _)| slug.to_string());
         Key { path, org }
     }
@@ -104,5 +106,9 @@ mod tests {
         assert_eq!(Key::from_segments(["index", "..", "x"]), None);
         assert_eq!(Key::from_segments(["a/b"]), None);
         assert_eq!(Key::from_segments(Vec::<String>::new()).unwrap().as_str(), "");
+        let tarball = Layout::org("acme").npm_tarball("ab");
+        assert_eq!(tarball, "/orgs/acme/npm/-/blobs/sha256/ab");
+        let k = Key::from_segments(tarball.split('/')).unwrap();
+        assert_eq!((k.as_str(), k.org()), ("orgs/acme/blobs/sha256/ab", Some("acme")));
     }
 }

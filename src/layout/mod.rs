@@ -203,6 +203,46 @@ impl Layout {
         self.package_file(name, "advisories.json")
     }
 
+    /// The npm door's directory (SPEC section 18): `npm`, or `orgs/{org}/npm`.
+    pub fn npm_dir(&self) -> String {
+        self.at("npm")
+    }
+
+    /// The name npm knows a package by here: the organisation's scope in
+    /// its registry (`@acme/widget`), the name itself in the public one.
+    pub fn npm_name(&self, name: &str) -> String {
+        match self.org_slug() {
+            Some(org) => format!("@{org}/{}", name.to_ascii_lowercase()),
+            None => name.to_ascii_lowercase(),
+        }
+    }
+
+    /// A package's packument: `npm/{name}`, `orgs/{org}/npm/@{org}/{name}`
+    /// (npm asks for `@acme%2fwidget` or `@acme/widget`: one file serves both).
+    pub fn npm_packument(&self, name: &str) -> String {
+        format!("{}/{}", self.npm_dir(), self.npm_name(name))
+    }
+
+    /// The registry's npm signing key, as npm reads it.
+    pub fn npm_keys(&self) -> String {
+        format!("{}/-/npm/v1/keys", self.npm_dir())
+    }
+
+    /// A tarball's URL path as a packument gives it: the blob's, or in a
+    /// private organisation's registry the same blob below its npm door,
+    /// because npm sends a scope registry's token only below its URL.
+    pub fn npm_tarball(&self, sha256: &str) -> String {
+        match self.org_slug() {
+            Some(_) => url(&format!("{}/{NPM_BLOBS}{sha256}", self.npm_dir())),
+            None => url(&self.blob(sha256)),
+        }
+    }
+
+    /// The private organisation whose registry this is.
+    pub fn org_slug(&self) -> Option<&str> {
+        split_org(&self.prefix).map(|(slug, _)| slug)
+    }
+
     /// The transparency log's signed checkpoint.
     pub fn log_checkpoint(&self) -> String {
         self.at("log/checkpoint")
@@ -355,6 +395,16 @@ impl Layout {
             dir => format!("{dir}/index.html"),
         }
     }
+}
+
+/// Below a private registry's npm door, its blobs (see [`Layout::npm_tarball`]).
+const NPM_BLOBS: &str = "-/blobs/sha256/";
+
+/// The blob key a private registry's npm tarball URL stands for.
+fn npm_blob_alias(key: &str) -> Option<String> {
+    let (slug, below) = split_org(key)?;
+    let hex = below.strip_prefix("npm/")?.strip_prefix(NPM_BLOBS)?;
+    Some(Layout::org(slug).blob(hex))
 }
 
 /// The URL of a key.

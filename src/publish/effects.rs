@@ -327,7 +327,7 @@ fn group_effects(
     for (p, id) in planned.iter().zip(&c.commits) {
         let Some(id) = id else { continue };
         let name = match (&p.job.req.change, p.plan.line.as_ref().or(p.plan.gone.first())) {
-            (Change::Deprecate { name, .. } | Change::Cache { name, .. }, _) => name.clone(),
+            (Change::Meta { name, .. } | Change::Cache { name, .. }, _) => name.clone(),
             (_, Some(line)) => line.name.clone(),
             _ => continue,
         };

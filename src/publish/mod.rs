@@ -97,11 +97,11 @@ pub enum Change {
         name: String,
         version: String,
     },
-    /// An owner marks a package deprecated (`meta: Some`, with a message)
-    /// or undoes it (`None`): its `meta/` file.
-    Deprecate {
+    /// An owner changes what the package's `meta/` file says: its
+    /// deprecation, its versions' deprecations, its npm dist-tags.
+    Meta {
         name: String,
-        meta: Option<crate::index::Meta>,
+        edit: MetaEdit,
     },
     /// An administrator's delete of a whole package: every version's blob
     /// and line go; the version numbers stay burned and the name keeps its
@@ -129,6 +129,17 @@ pub enum Change {
     Claim {
         name: String,
     },
+}
+
+/// A change of a package's `meta/` file.
+pub enum MetaEdit {
+    /// The package deprecated (`Some`, with a message and maybe a
+    /// replacement) or that undone (`None`); the rest of the file stays.
+    Package(Option<crate::index::Meta>),
+    /// npm's `deprecate name@range`: each version's message (empty: undone).
+    Versions(BTreeMap<String, String>),
+    /// npm's dist-tag set to a version, or removed (`None`).
+    Tag { tag: String, version: Option<String> },
 }
 
 /// Who asks: an authenticated caller, or the operator (admin listener or
@@ -409,7 +420,17 @@ impl Writer {
         name: &str,
         meta: Option<crate::index::Meta>,
     ) -> Result<(String, crate::index::Meta), WriteError> {
-        match self.submit(by.asks(Change::Deprecate { name: name.to_string(), meta })).await? {
+        self.edit_meta(by, name, MetaEdit::Package(meta)).await
+    }
+
+    /// Changes a package's `meta/` file; returns its name and meta as they are now.
+    pub async fn edit_meta(
+        &self,
+        by: By,
+        name: &str,
+        edit: MetaEdit,
+    ) -> Result<(String, crate::index::Meta), WriteError> {
+        match self.submit(by.asks(Change::Meta { name: name.to_string(), edit })).await? {
             Outcome::Deprecated { name, meta } => Ok((name, meta)),
             other => Err(mismatch(other)),
         }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::checks::{
     check_new_name, check_org_owner, check_owner, check_publish, may_act, owner, private_org, Owner,
 };
-use super::{Actor, Change, Job, Outcome, Published, WriteError, WriteRequest};
+use super::{Actor, Change, Job, MetaEdit, Outcome, Published, WriteError, WriteRequest};
 use crate::db;
 use crate::effect::Effect;
 use crate::index::{meta, package_path, IndexLine, IndexSnapshot, Meta};
@@ -25,8 +25,10 @@ pub(super) fn describe(change: &Change) -> (&'static str, String) {
         Change::Register { name } => ("register", name.clone()),
         Change::DeleteAccount => ("delete-account", String::new()),
         Change::HardDelete { name, version } => ("delete", format!("{name} {version}")),
-        Change::Deprecate { name, meta: Some(_) } => ("deprecate", name.clone()),
-        Change::Deprecate { name, meta: None } => ("undeprecate", name.clone()),
+        Change::Meta { name, edit: MetaEdit::Package(Some(_)) } => ("deprecate", name.clone()),
+        Change::Meta { name, edit: MetaEdit::Package(None) } => ("undeprecate", name.clone()),
+        Change::Meta { name, edit: MetaEdit::Versions(_) } => ("deprecate-versions", name.clone()),
+        Change::Meta { name, edit: MetaEdit::Tag { tag, .. } } => ("dist-tag", format!("{name} {tag}")),
         Change::DeletePackage { name } => ("delete", name.clone()),
         Change::Advisory { id, .. } => ("advisory", id.clone()),
         Change::Cache { name, row, .. } => ("cache", format!("{name} from {}", row.upstream)),
@@ -118,6 +120,53 @@ impl Undo {
 /// A change without an index commit, owing `effects`.
 fn done(outcome: Outcome, effects: Vec<Effect>) -> Plan {
     Plan { commit: None, line: None, gone: Vec::new(), effects, outcome, undo: Undo::Nothing }
+}
+
+/// The meta file `edit` makes of `before`, for a package with `lines`.
+fn edited(before: &Meta, edit: &MetaEdit, lines: &[IndexLine]) -> Result<Meta, WriteError> {
+    let mut after = before.clone();
+    let has = |v: &str| lines.iter().any(|l| l.vers == v);
+    match edit {
+        MetaEdit::Package(asked) => {
+            let asked = asked.clone().unwrap_or_default();
+            (after.deprecated, after.replacement) = (asked.deprecated, asked.replacement);
+        }
+        MetaEdit::Versions(messages) => {
+            let live: Vec<&str> = lines.iter().filter(|l| !l.yanked).map(|l| l.vers.as_str()).collect();
+            // The package's deprecation becomes each version's, so one can be undone.
+            if let Some(m) = after.deprecated.take() {
+                for v in &live {
+                    after.versions.entry(v.to_string()).or_insert_with(|| m.clone());
+                }
+            }
+            for (version, message) in messages {
+                if !has(version) {
+                    return Err(WriteError::NotFound(format!("no version {version}")));
+                }
+                match message.trim() {
+                    "" => after.versions.remove(version),
+                    m => after.versions.insert(version.clone(), m.to_string()),
+                };
+            }
+            // Every live version saying the same is the package's deprecation.
+            let first = live.first().and_then(|v| after.versions.get(*v)).cloned();
+            if let Some(m) = first.filter(|m| live.iter().all(|v| after.versions.get(*v) == Some(m))) {
+                after.versions.retain(|v, _| !live.contains(&v.as_str()));
+                after.deprecated = Some(m);
+            }
+            if after.deprecated.is_none() {
+                after.replacement = None;
+            }
+        }
+        MetaEdit::Tag { tag, version: Some(version) } => {
+            if !has(version) {
+                return Err(WriteError::NotFound(format!("no version {version}")));
+            }
+            after.tags.insert(tag.clone(), version.clone());
+        }
+        MetaEdit::Tag { tag, version: None } => drop(after.tags.remove(tag)),
+    }
+    Ok(after)
 }
 
 /// What an index commit on package `name` owes: its files and its event.
@@ -337,19 +386,24 @@ pub(super) fn plan(
             let outcome = Outcome::PackageDeleted { versions };
             Ok(Plan { commit, line: None, gone, effects, outcome, undo })
         }
-        Change::Deprecate { name, meta: asked } => {
+        Change::Meta { name, edit } => {
             let spelled = check_owner(conn, reg, actor.caller()?, name, "publish-update")?;
             let path = meta::path(&spelled);
             let before =
                 head.read(&path)?.map(|b| Meta::parse(&b)).transpose().map_err(anyhow::Error::from)?;
-            let after = asked.clone().unwrap_or_default();
+            let before = before.unwrap_or_default();
+            let lines = head.read(&package_path(&spelled))?.unwrap_or_default();
+            let lines = IndexLine::parse_file(&lines).map_err(anyhow::Error::from)?;
+            let after = edited(&before, edit, &lines)?;
             let outcome = Outcome::Deprecated { name: spelled.clone(), meta: after.clone() };
-            // Deprecating with the same words again, or undoing what is not there, commits nothing.
-            if before.unwrap_or_default() == after {
+            // Saying again what the file says commits nothing.
+            if before == after {
                 return Ok(done(outcome, Vec::new()));
             }
-            let verb = if after.is_deprecated() { "deprecate" } else { "undeprecate" };
-            let commit = Some(Commit::logged(vec![(path, after.file_bytes())], format!("{verb} {spelled}")));
+            // The log's verb: `deprecate` binds the file written, `undeprecate` the one removed.
+            let file = after.file_bytes();
+            let verb = if file.is_some() { "deprecate" } else { "undeprecate" };
+            let commit = Some(Commit::logged(vec![(path, file)], format!("{verb} {spelled}")));
             let effects = vec![Effect::meta(&spelled), Effect::Events];
             *name = spelled;
             Ok(Plan { commit, line: None, gone: Vec::new(), effects, outcome, undo: Undo::Nothing })

@@ -41,6 +41,8 @@ pub struct Registry {
     pub config: Config,
     /// The signing key; a mirror has none.
     pub key: Option<SigningKey>,
+    /// The npm signing key derived from it (SPEC section 18).
+    pub npm_key: Option<crate::npm::Key>,
     /// The public key's base64 line (`RW…`), the registry's or the mirrored source's.
     pub pubkey: String,
     pub index: IndexRepo,
@@ -116,6 +118,7 @@ impl Registry {
         crate::fsutil::sync_dir(data)?;
         let reg = Registry::open(data, config.clone())?;
         reg.publish_new_log()?;
+        reg.write_npm_keys()?;
         reg.write_summaries(&conn, &reg.index.head()?.to_string())?;
         Ok(token)
     }
@@ -142,6 +145,7 @@ impl Registry {
             store: BlobStore::new(root.clone()),
             root,
             config,
+            npm_key: key.as_ref().map(crate::npm::Key::of),
             key,
             pubkey,
             index,
@@ -201,7 +205,14 @@ impl Registry {
     /// The README extracted from a stored tarball, if it has one.
     pub fn readme_of(&self, line: &IndexLine) -> Option<Vec<u8>> {
         let bytes = self.store.read(&line.cksum).ok()??;
-        crate::archive::unpack::check(&bytes, &line.name, &line.vers).ok().and_then(|i| i.readme)
+        let inspected = match line.is_npm() {
+            true => {
+                let (kind, limits) = (crate::archive::ManifestKind::Npm, &crate::archive::Limits::default());
+                crate::archive::inspect(&bytes, &line.name, &line.vers, None, kind, limits)
+            }
+            false => crate::archive::unpack::check(&bytes, &line.name, &line.vers),
+        };
+        inspected.ok().and_then(|i| i.readme)
     }
 
     /// A package's `meta/` file at `main`, if it has one.

@@ -69,12 +69,14 @@ impl Registry {
             false => IndexRepo::init(&git_dir, &self.config.name, &config_json, copy)?,
         };
         drop(opening);
+        let signing = SigningKey::load(&self.data.join(KEY_FILE))?;
         let reg = Registry {
             data,
             store: BlobStore::new(root.clone()),
             root,
             config: self.config.clone(),
-            key: Some(SigningKey::load(&self.data.join(KEY_FILE))?),
+            npm_key: Some(crate::npm::Key::of(&signing)),
+            key: Some(signing),
             pubkey: self.pubkey.clone(),
             index,
             log: Some(log),

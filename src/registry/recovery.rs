@@ -23,6 +23,15 @@ impl Registry {
     /// one whose effects were all made). On storage that cannot take writes
     /// (read-only, full) it does what it can and leaves the rest to the
     /// writer's retries: a server that cannot write still serves reads.
+    /// The npm door's key document (SPEC section 18), as its key derives it.
+    pub fn write_npm_keys(&self) -> Result<()> {
+        if let Some(key) = &self.npm_key {
+            let doc = crate::npm::packument::keys(self.root.layout(), key);
+            self.root.put_doc(&doc.key, &doc.bytes)?;
+        }
+        Ok(())
+    }
+
     pub fn recover(&self) -> Result<()> {
         let _lock = match self.lock_writer() {
             Ok(lock) => lock,
@@ -39,6 +48,7 @@ impl Registry {
         if self.key.is_none() {
             return Ok(()); // a mirror: its sources of truth are the source's
         }
+        self.write_npm_keys()?;
         // Servers sharing a bucket repair only under the writer lease: the
         // writer does, when it first takes it (`publish::lease`).
         if self.index.is_shared() {

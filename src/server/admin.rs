@@ -62,7 +62,7 @@ fn filter(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {
 fn respond(result: ApiResult) -> Response<Bytes> {
     match result {
         Ok((status, doc)) => render_json(status, &doc, None),
-        Err(e) => render_error(&e, None, false),
+        Err(e) => render_error(&e, None, super::Shape::Api),
     }
 }
 

@@ -39,6 +39,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::POST, ["packages", name, version, "unyank"]) => yank(req, name, version, false).await,
         (_, ["orgs", rest @ ..]) => super::orgs::route(req, rest).await,
         (_, ["crates", rest @ ..]) => super::cargo::route(req, rest).await,
+        (_, ["npm", rest @ ..]) => super::npm::route(req, rest).await,
         _ => Err(ApiError::not_found(format!("no API endpoint {m} /api/v1/{}", segs.join("/")))),
     }
 }
@@ -48,7 +49,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 /// organisations are the public registry's.
 pub async fn route_org(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     match segs {
-        ["whoami"] | ["packages", ..] | ["crates", ..] => route(req, segs).await,
+        ["whoami"] | ["packages", ..] | ["crates", ..] | ["npm", ..] => route(req, segs).await,
         _ => Err(ApiError::not_found(format!(
             "no API endpoint {} /api/v1/{} in an organisation's registry",
             req.method,
@@ -203,17 +204,24 @@ async fn register(req: &Request<'_>) -> ApiResult {
     Ok((status, json!({ "name": name, "owner": owner, "created": created })))
 }
 
-/// `PUT /api/v1/packages/{name}/{version}`.
-async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
-    let reg = req.reg();
+/// The checks of every publish, before its archive is read: the name and
+/// version's syntax, reserved names, the token's scopes. Returns the version.
+pub(super) fn may_publish(req: &Request, name: &str, version: &str) -> Result<semver::Version, ApiError> {
     let caller = req.caller()?;
     crate::name::validate(name).map_err(|e| ApiError::invalid(e.to_string()))?;
-    crate::name::check_reserved(name, &reg.config.reserved_names)
+    crate::name::check_reserved(name, &req.reg().config.reserved_names)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let parsed = crate::name::parse_version(version).map_err(ApiError::invalid)?;
     if !caller.has_scope("publish-new") && !caller.has_scope("publish-update") {
         return Err(ApiError::forbidden("this token has neither `publish-new` nor `publish-update`"));
     }
+    Ok(parsed)
+}
+
+/// `PUT /api/v1/packages/{name}/{version}`.
+async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
+    let reg = req.reg();
+    let parsed = may_publish(req, name, version)?;
     if !req.headers.contains_key(header::CONTENT_LENGTH) {
         return Err(ApiError::new(StatusCode::LENGTH_REQUIRED, "invalid", "Content-Length is required"));
     }
@@ -260,6 +268,8 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
             IndexLine::native(&inspected.manifest, inspected.format.ext(), &sha256, &blake3, size)
         }
         ManifestKind::Cargo => crate_line(&inspected, &sha256, &blake3, size)?,
+        // Not inspected as one here: npm's packages come through npm's door.
+        ManifestKind::Npm => return Err(ApiError::invalid("an npm package is published with npm, at /npm/")),
     };
     super::upstream::guard_new_name(req, &line.name).await?;
     let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
@@ -334,7 +344,7 @@ fn deprecation_meta(name: &str, body: Deprecation) -> Result<Option<Meta>, ApiEr
             return Err(ApiError::invalid("a package cannot replace itself"));
         }
     }
-    Ok(Some(Meta { deprecated: Some(message), replacement: body.replacement }))
+    Ok(Some(Meta { deprecated: Some(message), replacement: body.replacement, ..Meta::default() }))
 }
 
 async fn deprecate(req: &Request<'_>, name: &str) -> ApiResult {

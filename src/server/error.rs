@@ -66,6 +66,11 @@ impl ApiError {
         serde_json::to_vec(&json!({ "errors": [{ "detail": self.message }] })).unwrap()
     }
 
+    /// npm's error shape: npm prints `error` after the status line.
+    pub fn npm_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "error": self.message, "code": self.code })).unwrap()
+    }
+
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&json!({ "error": self.code, "message": self.message })).unwrap()
     }

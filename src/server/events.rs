@@ -37,16 +37,16 @@ pub async fn stream(state: &State, headers: &HeaderMap, query: &str, ip: IpAddr)
     let decision = state.limits.anonymous(ip);
     if !decision.allowed {
         let e = ApiError::too_many_requests();
-        return body::boxed(render_error(&e, Some(decision), false));
+        return body::boxed(render_error(&e, Some(decision), super::Shape::Api));
     }
     let after = match start_after(headers, query) {
         Ok(after) => after,
-        Err(e) => return body::boxed(render_error(&e, Some(decision), false)),
+        Err(e) => return body::boxed(render_error(&e, Some(decision), super::Shape::Api)),
     };
     if OPEN.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
         OPEN.fetch_sub(1, Ordering::SeqCst);
         let e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many event streams open");
-        return body::boxed(render_error(&e, Some(decision), false));
+        return body::boxed(render_error(&e, Some(decision), super::Shape::Api));
     }
     let (tx, stream) = body::channel();
     let pool = state.pool.clone();

@@ -86,11 +86,11 @@ async fn start(state: &State, name: &str, q: &HashMap<String, String>, ip: IpAdd
     let decision = state.limits.anonymous(ip);
     if !decision.allowed {
         let e = ApiError::too_many_requests();
-        return super::render_error(&e, Some(decision), false);
+        return super::render_error(&e, Some(decision), super::Shape::Api);
     }
     let p = match provider(state, name) {
         Ok(p) => p.clone(),
-        Err(e) => return super::render_error(&e, None, false),
+        Err(e) => return super::render_error(&e, None, super::Shape::Api),
     };
     let started = match oidc::start(&state.issuers, &p, &redirect_uri(state, name)).await {
         Ok(s) => s,
@@ -107,7 +107,7 @@ async fn start(state: &State, name: &str, q: &HashMap<String, String>, ip: IpAdd
     let st = started.state.clone();
     match state.db(move |c| rows::start_login(c, &st, &pending)).await {
         Ok(()) => redirect(&started.url, None),
-        Err(e) => super::render_error(&e, None, false),
+        Err(e) => super::render_error(&e, None, super::Shape::Api),
     }
 }
 

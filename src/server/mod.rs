@@ -18,6 +18,7 @@ mod events;
 pub mod files;
 pub mod hot;
 mod identity;
+mod npm;
 mod orgs;
 mod owners;
 mod private;
@@ -47,6 +48,7 @@ use ratelimit::{Decision, Limits};
 
 use crate::db::session::Session;
 use crate::db::{self, Caller};
+use crate::layout::Key;
 use crate::publish::{Actor, By, Writer};
 use crate::registry::Registry;
 
@@ -258,7 +260,15 @@ async fn handle(
     let path = req.uri().path();
     // A private organisation's API sits below its prefix; its documents are static reads.
     let below = private::api_of(path).map_or(path, |(_, rest)| rest);
-    let mut resp = if is_static_read(req.method(), below) {
+    // npm's door: packuments and its key are static reads, the rest its routes.
+    let npm = crate::npm::door_of(path);
+    let npm_static = npm.filter(|_| is_read(req.method())).and_then(|(org, rest)| npm::static_key(org, rest));
+    let mut resp = if let Some(key) = npm_static {
+        match key {
+            Ok(key) => read_key(state, req.method(), path, key, req.headers()).await,
+            Err(e) => body::boxed(render_error(&e, None, Shape::Npm)),
+        }
+    } else if npm.is_none() && is_static_read(req.method(), below) {
         read_static(state, req.method(), path, req.headers()).await
     } else if req.method() == Method::GET && path == "/api/v1/events" {
         let ip = state.proxies.client(peer, req.headers());
@@ -290,10 +300,21 @@ fn is_static_read(method: &Method, path: &str) -> bool {
 /// A static read of the file `path` names: through its private
 /// organisation's gate, if it is in one, and an upstream's miss.
 async fn read_static(state: &State, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
-    let ask = files::Ask::of(method, headers);
     let Some(key) = files::key_of(path) else {
-        return files::not_found(path, true, ask.head, None);
+        return files::not_found(path, true, method == Method::HEAD, None);
     };
+    read_key(state, method, path, key, headers).await
+}
+
+/// A static read of `key` (which the URL `path` names).
+async fn read_key(
+    state: &State,
+    method: &Method,
+    path: &str,
+    key: Key,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let ask = files::Ask::of(method, headers);
     if let Some(slug) = key.org() {
         if let Some(refused) = private::gate(state, headers, path, slug).await {
             return refused;
@@ -329,7 +350,10 @@ async fn read_static(state: &State, method: &Method, path: &str, headers: &Heade
             return resp;
         }
     }
-    let page = if path.starts_with("/api/") { None } else { state.files.not_found_page().await };
+    let page = match path.starts_with("/api/") || crate::npm::door_of(path).is_some() {
+        true => None,
+        false => state.files.not_found_page().await,
+    };
     files::not_found(path, key.is_public(), ask.head, page)
 }
 
@@ -357,6 +381,11 @@ impl Request<'_> {
     /// The registry the request writes to.
     pub fn reg(&self) -> &Registry {
         self.org.as_ref().map_or(&self.state.reg, |h| &h.reg)
+    }
+
+    /// The same, shared (for the blocking pool).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.org.as_ref().map_or_else(|| self.state.reg.clone(), |h| h.reg.clone())
     }
 
     /// That registry's writer.
@@ -436,9 +465,24 @@ pub fn render_json(status: StatusCode, doc: &serde_json::Value, d: Option<Decisi
 /// Seconds a 503 asks the client to wait.
 const UNAVAILABLE_RETRY_AFTER: u64 = 10;
 
-/// The JSON error shape, or cargo's `{"errors":[{"detail"}]}` on its routes.
-pub fn render_error(e: &ApiError, d: Option<Decision>, cargo_shape: bool) -> Response<Bytes> {
-    let body = if cargo_shape { e.cargo_body() } else { e.body() };
+/// Whose error shape an answer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The API's `{"error": code, "message"}`.
+    Api,
+    /// cargo's `{"errors":[{"detail"}]}`, on its routes.
+    Cargo,
+    /// npm's `{"error": message}` (the text npm prints), on its door.
+    Npm,
+}
+
+/// The JSON error in the shape of the route's client.
+pub fn render_error(e: &ApiError, d: Option<Decision>, shape: Shape) -> Response<Bytes> {
+    let body = match shape {
+        Shape::Api => e.body(),
+        Shape::Cargo => e.cargo_body(),
+        Shape::Npm => e.npm_body(),
+    };
     let mut b = with_rate_headers(Response::builder(), d);
     if e.status == StatusCode::SERVICE_UNAVAILABLE {
         b = b.header(header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER);

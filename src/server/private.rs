@@ -159,7 +159,7 @@ pub async fn gate(state: &State, headers: &HeaderMap, path: &str, slug: &str) ->
         Verdict::Unauthenticated(why) => Some(body::boxed(unauthorized(&ApiError::unauthorized(why)))),
         Verdict::Denied => {
             let e = ApiError::not_found(format!("no file {path}"));
-            Some(body::boxed(super::render_error(&e, None, false)))
+            Some(body::boxed(super::render_error(&e, None, super::Shape::Api)))
         }
     }
 }
@@ -191,7 +191,7 @@ pub async fn check(state: &State, headers: &HeaderMap) -> Response<Bytes> {
 const CHALLENGE: &str = "Bearer realm=\"cairn\"";
 
 fn unauthorized(e: &ApiError) -> Response<Bytes> {
-    let mut resp = super::render_error(e, None, false);
+    let mut resp = super::render_error(e, None, super::Shape::Api);
     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
     resp
 }

@@ -26,7 +26,7 @@ use warp::{Filter, Rejection};
 use super::proxy::Peer;
 use super::ratelimit::{Class, Decision};
 use super::{api, audit, auth, private, url, witness};
-use super::{render_error, render_json, ApiError, CookieResult, Request, State};
+use super::{render_error, render_json, ApiError, CookieResult, Request, Shape, State};
 use crate::db::session::Session;
 use crate::db::{self, AuditEntry, Caller};
 
@@ -40,6 +40,8 @@ pub fn public(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {
         .then(|state: Arc<State>, headers: HeaderMap| async move { private::check(&state, &headers).await });
     let sign_in = super::identity::sign_in(state.clone());
     check
+        .or(npm_login_done(state.clone()))
+        .unify()
         .or(checkpoint(state.clone()))
         .unify()
         .or(sign_in)
@@ -49,6 +51,18 @@ pub fn public(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {
         .or(not_allowed())
         .unify()
         .boxed()
+}
+
+/// The done URL npm polls during a web login (`server/npm/login.rs`): its
+/// 202 carries `Retry-After`, which no API answer has.
+fn npm_login_done(state: Arc<State>) -> impl Filter<Extract = (Response<Bytes>,), Error = Rejection> + Clone {
+    let code = warp::path::full().and_then(|p: FullPath| async move {
+        super::npm::login::code_of(p.as_str()).ok_or_else(warp::reject::not_found)
+    });
+    warp::get()
+        .and(code)
+        .and(with_state(state))
+        .then(|code: String, state: Arc<State>| async move { super::npm::login::poll(&state, code).await })
 }
 
 fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error = Infallible> + Clone {
@@ -105,15 +119,20 @@ fn not_allowed() -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible
             "invalid",
             format!("{method} is not allowed on {}", path.as_str()),
         );
-        render_error(&e, None, false)
+        render_error(&e, None, Shape::Api)
     })
 }
 
 /// Which API a path is for: the path below a private organisation's
-/// prefix and the organisation, or the public registry's path.
+/// prefix and the organisation, or the public registry's path; npm's
+/// door (`/npm/…`) is an API too.
 fn target() -> impl Filter<Extract = (String, Option<String>), Error = Rejection> + Copy {
     warp::path::full()
         .and_then(|p: FullPath| async move {
+            // npm's door: its path below a private organisation's prefix.
+            if let Some((org, rest)) = crate::npm::door_of(p.as_str()) {
+                return Ok((format!("/npm/{rest}"), org.map(str::to_string)));
+            }
             match private::api_of(p.as_str()) {
                 Some((slug, below)) => Ok((below.to_string(), Some(slug))),
                 None if p.as_str().starts_with("/api/") => Ok((p.as_str().to_string(), None)),
@@ -170,7 +189,10 @@ impl Call {
         ip: IpAddr,
         state: Arc<State>,
     ) -> Call {
-        let segs = path.trim_start_matches("/api/v1/").split('/').map(url::decode_segment).collect();
+        // npm's routes are the API's `npm/…` (`server/npm`).
+        let below = path.strip_prefix('/').filter(|p| p.starts_with("npm/"));
+        let below = below.unwrap_or_else(|| path.trim_start_matches("/api/v1/"));
+        let segs = below.split('/').map(url::decode_segment).collect();
         Call { state, method, path, org, query, headers, ip, segs }
     }
 
@@ -178,9 +200,13 @@ impl Call {
         self.segs.iter().map(String::as_str).collect()
     }
 
-    /// cargo's routes answer errors in cargo's shape.
-    fn cargo_shape(&self) -> bool {
-        self.segs.first().is_some_and(|s| s == "crates")
+    /// cargo's and npm's routes answer errors in their client's shape.
+    fn shape(&self) -> Shape {
+        match self.segs.first().map(String::as_str) {
+            Some("crates") => Shape::Cargo,
+            Some("npm") => Shape::Npm,
+            _ => Shape::Api,
+        }
     }
 
     /// The audit is a read, whatever its method: a mirror answers it too.
@@ -189,7 +215,7 @@ impl Call {
     }
 
     fn refuse(&self, error: ApiError, decision: Decision) -> Rejection {
-        warp::reject::custom(Refused { error, decision: Some(decision), cargo_shape: self.cargo_shape() })
+        warp::reject::custom(Refused { error, decision: Some(decision), shape: self.shape() })
     }
 }
 
@@ -198,7 +224,7 @@ impl Call {
 struct Refused {
     error: ApiError,
     decision: Option<Decision>,
-    cargo_shape: bool,
+    shape: Shape,
 }
 
 impl warp::reject::Reject for Refused {}
@@ -206,7 +232,7 @@ impl warp::reject::Reject for Refused {}
 /// The answer of a refusal; any other rejection goes on to the next route.
 async fn refused(r: Rejection) -> Result<Response<Bytes>, Rejection> {
     match r.find::<Refused>() {
-        Some(Refused { error, decision, cargo_shape }) => Ok(render_error(error, *decision, *cargo_shape)),
+        Some(Refused { error, decision, shape }) => Ok(render_error(error, *decision, *shape)),
         None => Err(r),
     }
 }
@@ -293,6 +319,8 @@ where
             // The frame around a .crate adds its JSON metadata.
             a.call.state.reg.config.limits.max_compressed + (1 << 20)
         }
+        // npm's publish: the tarball in base64 inside its packument.
+        (&Method::PUT, ["npm", ..]) => a.call.state.reg.config.limits.max_compressed / 3 * 4 + (1 << 20),
         _ => 1 << 20,
     };
     match read_body(body, &a.call.headers, limit).await {
@@ -306,7 +334,7 @@ struct Outcome {
     state: Arc<State>,
     result: CookieResult,
     decision: Decision,
-    cargo_shape: bool,
+    shape: Shape,
     /// Reads are not audited.
     reads: bool,
     /// Who asked (user and token), if known.
@@ -341,8 +369,8 @@ async fn respond(a: Admitted, body: Bytes) -> Outcome {
         Some(slug) => format!("{} /orgs/{slug}{}", call.method, call.path),
         None => format!("{} {}", call.method, call.path),
     };
-    let (cargo_shape, reads) = (call.cargo_shape(), call.reads());
-    Outcome { state: call.state, result, decision, cargo_shape, reads, who, ip, target }
+    let (shape, reads) = (call.shape(), call.reads());
+    Outcome { state: call.state, result, decision, shape, reads, who, ip, target }
 }
 
 /// Every refused write is in the audit log, with who tried it if known.
@@ -381,7 +409,7 @@ fn render(o: Outcome) -> Response<Bytes> {
             }
             resp
         }
-        Err(e) => render_error(&e, Some(o.decision), o.cargo_shape),
+        Err(e) => render_error(&e, Some(o.decision), o.shape),
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &Key, missed: bool)
     let hosted = match org {
         Some(slug) => match super::private::hosted(state, slug).await {
             Ok(hosted) => Some(hosted),
-            Err(e) => return Some(render_error(&e, None, false).map(full)),
+            Err(e) => return Some(render_error(&e, None, super::Shape::Api).map(full)),
         },
         None => None,
     };
@@ -88,7 +88,7 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &Key, missed: bool)
     };
     match done {
         Ok(()) => None,
-        Err(e) => Some(render_error(&e, None, false).map(full)),
+        Err(e) => Some(render_error(&e, None, super::Shape::Api).map(full)),
     }
 }
 
@@ -115,7 +115,7 @@ pub async fn not_cached(state: &State, key: &Key) -> Option<Response<Body>> {
     }
     let e =
         ApiError::new(StatusCode::GATEWAY_TIMEOUT, "not-cached", format!("blob {sha256} is not cached here"));
-    Some(render_error(&e, None, false).map(full))
+    Some(render_error(&e, None, super::Shape::Api).map(full))
 }
 
 /// Where a first miss sends the names its dependencies will miss next.

@@ -190,6 +190,19 @@ impl View<'_> {
     fn install(&self, line: &IndexLine, pinned: bool) -> Markup {
         let (name, vers) = (&line.name, &line.vers);
         let req = if pinned { format!("={vers}") } else { vers.clone() };
+        if line.is_npm() {
+            // npm's door: the public registry's, or the organisation's scope registry.
+            let npm_name = self.l.npm_name(name);
+            let door = url(&self.l.npm_dir());
+            return html! {
+                section aria-labelledby="install-h" {
+                    h2 #install-h { "Install" }
+                    p.snippet { "With npm (this registry's npm door, " code { (door) "/" } ", as the registry"
+                        @if let Some(org) = self.l.org_slug() { " of " code { "@" (org) } } "):" }
+                    pre { code { "npm install " (npm_name) "@" (vers) } }
+                }
+            };
+        }
         html! {
             section aria-labelledby="install-h" {
                 h2 #install-h { "Install" }

@@ -21,6 +21,7 @@ mod identity;
 mod jobs;
 mod log;
 mod native_crates;
+mod npm;
 mod orgs;
 mod postgres;
 mod project;

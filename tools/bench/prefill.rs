@@ -249,6 +249,7 @@ fn line_for(name: &str, rng: &mut StdRng, pubtime: &str) -> IndexLine {
         },
         repository: Some(format!("https://example.org/bench/{name}")),
         provenance: None,
+        npm: None,
         log_index: None,
     }
 }

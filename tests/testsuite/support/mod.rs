@@ -5,6 +5,7 @@
 
 pub mod hook;
 pub mod mixed;
+pub mod npm;
 pub mod oidc;
 pub mod pg;
 pub mod s3;
