@@ -100,6 +100,18 @@ fn npm_publishes_installs_a_two_level_graph_and_installs_its_lock_after_a_yank()
     let fresh = Npm::new(&door, None, &[]);
     fresh.ok(&app, &["ci"]);
     assert_eq!(installed_version(&app, "alpha"), "1.1.0");
+    // Downloads are counted from nginx's access log of the tarball URLs
+    // (npm ci's: the publisher's npm had the tarballs in its cache).
+    let stats = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rebuild", "stats", "--data"])
+        .arg(&data)
+        .arg("--access-log")
+        .arg(nginx.run_dir.join("access.log"))
+        .output()
+        .unwrap();
+    assert!(stats.status.success(), "{}", text(&stats));
+    let counted = get_json(&format!("{}/api/v1/packages/alpha/stats.json", nginx.url));
+    assert_eq!(counted["total"], 1, "{counted}");
 
     // The whole-package form is refused, and nothing goes.
     let refused = npm.run(&work, &["unpublish", "alpha", "--force"]);
@@ -169,6 +181,35 @@ fn dist_tags_deprecations_owners_whoami_and_search() {
     let found = npm.ok(&work, &["search", "gamma", "--json"]);
     let found: Value = serde_json::from_str(&found).unwrap();
     assert_eq!(found[0]["name"], "gamma", "{found}");
+
+    // cairn's own client: `info` says npm, `install` leaves it to npm.
+    let user = support::user::User::new();
+    let reg = ["--registry", server.url.as_str()];
+    let info = user.ok(&work, &[&["info", "gamma"][..], &reg].concat());
+    assert!(info.contains("npm install gamma"), "{info}");
+    let refused = user.fails(&project(&work, "cairn-app"), &[&["install", "gamma"][..], &reg].concat());
+    assert!(refused.contains("npm package") && refused.contains("npm install gamma"), "{refused}");
+    // The page's install snippet is npm's.
+    let page = support::client().get(format!("{}/p/gamma", server.url)).send().unwrap().text().unwrap();
+    assert!(page.contains("npm install gamma@1.1.0"), "{page}");
+
+    // The packument is a derived file like any other: fsck checks it and repairs it byte for byte.
+    let packument = server.data.join("static/npm/gamma");
+    let made = std::fs::read(&packument).unwrap();
+    let fsck = |repair: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.arg("fsck").arg("--data").arg(&server.data);
+        if repair {
+            cmd.arg("--repair");
+        }
+        cmd.output().unwrap()
+    };
+    assert!(fsck(false).status.success(), "{}", text(&fsck(false)));
+    std::fs::write(&packument, b"{}").unwrap();
+    let found = fsck(false);
+    assert!(!found.status.success() && text(&found).contains("npm/gamma"), "{}", text(&found));
+    assert!(fsck(true).status.success());
+    assert_eq!(std::fs::read(&packument).unwrap(), made);
 }
 
 #[test]
@@ -243,6 +284,17 @@ fn a_private_organisations_scope_needs_its_token() {
     let locked = lock(&app);
     let resolved = locked["packages"]["node_modules/@acme/widget"]["resolved"].as_str().unwrap();
     assert!(resolved.starts_with(&format!("{scope_door}-/blobs/sha256/")), "{resolved}");
+
+    // Both of npm's URL forms of a scoped name are the one packument.
+    let read = |url: String| support::client().get(url).bearer_auth(&token).send().unwrap();
+    let encoded = read(format!("{scope_door}@acme%2fwidget"));
+    assert_eq!(
+        (encoded.status().as_u16(), encoded.headers()["content-type"].to_str().unwrap()),
+        (200, "application/json")
+    );
+    let encoded = encoded.bytes().unwrap();
+    assert_eq!(read(format!("{scope_door}@acme/widget")).bytes().unwrap(), encoded);
+    assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap()["name"], "@acme/widget");
 
     // Without a token: refused, and nothing is disclosed.
     let stranger = Npm::new(&public_door, None, &[format!("@acme:registry={scope_door}")]);

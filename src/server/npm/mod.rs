@@ -48,6 +48,9 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::GET, ["-", "v1", "search"]) => search(req).await,
         (&Method::POST, ["-", "v1", "login"]) => login::start(req).await,
         (&Method::GET, ["-", "user", login]) => user(req, login).await,
+        (&Method::PUT, ["-", "user", _]) => Err(ApiError::invalid(
+            "cairn has no npm password login: run `npm login --auth-type=web`, or put a cairn token in .npmrc",
+        )),
         (&Method::POST, ["-", "npm", "v1", "security", "advisories", "bulk"]) => audit::bulk(req).await,
         (_, ["-", "package", rest @ ..]) => publish::dist_tags(req, rest).await,
         (&Method::PUT, rest) => publish::put(req, rest).await,
