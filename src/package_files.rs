@@ -179,6 +179,7 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
             l.package_page(&src.name),
             l.package_doc(&src.name),
             l.npm_packument(&src.name),
+            l.feed_package(&src.name),
         ];
         return Ok(files);
     };
@@ -186,6 +187,7 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
     files.docs.push(derive::index_copy(l, &first.name, &src.file));
     files.docs.push(derive::package(l, lines, owners, downloads, src.meta.as_deref(), &src.origin));
     files.docs.push(derive::owners(l, &first.name, owners));
+    files.docs.push(feed(reg, &first.name, lines));
     if let Some(key) = &reg.npm_key {
         let url = reg.config.public_url();
         let of =
@@ -203,6 +205,30 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
     }
     Ok(files)
 }
+
+/// The package's Atom feed: its versions with a publish time, newest first.
+fn feed(reg: &Registry, name: &str, lines: &[IndexLine]) -> Doc {
+    let l = reg.root.layout();
+    let mut dated: Vec<&IndexLine> = lines.iter().filter(|l| !l.yanked && l.pubtime.is_some()).collect();
+    // Newest first; within one second, the higher version first.
+    let semver = |l: &IndexLine| semver::Version::parse(&l.vers).ok();
+    dated.sort_by(|a, b| b.pubtime.cmp(&a.pubtime).then_with(|| semver(b).cmp(&semver(a))));
+    let entries: Vec<derive::feed::Entry> = dated
+        .iter()
+        .take(FEED_ENTRIES)
+        .map(|line| derive::feed::Entry {
+            name: &line.name,
+            version: &line.vers,
+            published: line.pubtime.as_deref().unwrap_or_default(),
+            summary: line.description.as_deref(),
+        })
+        .collect();
+    let title = format!("{name} on {}", reg.config.name);
+    derive::feed::feed(l, &reg.config.name, l.feed_package(name), &title, &l.package_page(name), &entries)
+}
+
+/// The versions a package's feed lists.
+const FEED_ENTRIES: usize = 50;
 
 impl Files {
     /// A version's document, after its README and `readme.html` when they

@@ -43,6 +43,10 @@ fi
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography ||
   python3 -m pip install -q --break-system-packages cryptography
 
+# tests/testsuite/feeds.rs reads the Atom feeds with a real feed parser.
+python3 -c 'import feedparser' 2>/dev/null || python3 -m pip install -q feedparser ||
+  python3 -m pip install -q --break-system-packages feedparser
+
 # tests/testsuite/s3.rs runs against moto's S3-compatible server.
 python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install -q 'moto[server]' ||
   python3 -m pip install -q --break-system-packages 'moto[server]'

@@ -99,6 +99,7 @@ pub fn content_type(url_path: &str) -> &'static str {
         Some("js") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
+        Some("xml") => "application/atom+xml",
         Some("minisig") | Some("pub") => "text/plain; charset=utf-8",
         // Packuments and the key document: a package's name may hold a dot.
         _ if is_npm_document(url_path) => "application/json",
@@ -134,7 +135,8 @@ pub fn content_security_policy(content_type: &str) -> Option<&'static str> {
 /// Whether a file of this Content-Type is sent compressed to a client that
 /// asks: text and JSON, never tarballs or git objects.
 pub fn compressible(content_type: &str) -> bool {
-    content_type.starts_with("text/") || content_type == "application/json" || content_type == "image/svg+xml"
+    content_type.starts_with("text/")
+        || ["application/json", "image/svg+xml", "application/atom+xml"].contains(&content_type)
 }
 
 /// Files smaller than this are sent as they are: compression would save

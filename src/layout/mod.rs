@@ -203,6 +203,16 @@ impl Layout {
         self.package_file(name, "advisories.json")
     }
 
+    /// The Atom feed of the registry's latest publishes (SPEC section 19).
+    pub fn feed_updates(&self) -> String {
+        self.at("feeds/updates.xml")
+    }
+
+    /// The Atom feed of one package's versions.
+    pub fn feed_package(&self, name: &str) -> String {
+        self.at(&format!("feeds/packages/{}.xml", name.to_ascii_lowercase()))
+    }
+
     /// The npm door's directory (SPEC section 18): `npm`, or `orgs/{org}/npm`.
     pub fn npm_dir(&self) -> String {
         self.at("npm")

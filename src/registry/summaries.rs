@@ -46,6 +46,20 @@ impl Registry {
             "version": env!("CARGO_PKG_VERSION"),
         });
         self.root.put_durable(&l.health(), &derive::to_bytes(&health))?;
+        let entries: Vec<derive::feed::Entry> = recent
+            .iter()
+            .take(100)
+            .map(|r| derive::feed::Entry {
+                name: &r.name,
+                version: &r.version,
+                published: &r.published_at,
+                summary: None,
+            })
+            .collect();
+        let title = format!("Latest publishes on {}", self.config.name);
+        let feed =
+            derive::feed::feed(l, &self.config.name, l.feed_updates(), &title, &l.home_page(), &entries);
+        self.root.put_doc(&feed.key, &feed.bytes)?;
         crate::site::write_home(&self.root, recent, &health)?;
         Ok(())
     }

@@ -220,6 +220,9 @@ pub struct SearchResult {
     pub description: String,
     pub downloads: u64,
     pub score: f64,
+    /// Its kind (`library` when it declares none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// The upstream a cached package comes from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
@@ -413,6 +416,7 @@ pub fn query(
                 description: doc.2,
                 downloads: doc.3,
                 score: score * coverage * coverage,
+                kind: doc.5,
                 upstream: doc.8,
             };
             (tier, demoted, hit)

@@ -21,6 +21,8 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::DELETE, ["tokens", id]) => revoke_token(req, id).await,
         (&Method::GET, ["me", "export"]) => export(req).await,
         (&Method::POST, ["me", "delete"]) => delete_me(req).await,
+        (&Method::GET, ["packages"]) => super::search::packages(req).await,
+        (&Method::GET, ["search"]) => super::search::skillreg(req).await,
         (&Method::POST, ["packages"]) => register(req).await,
         (&Method::PATCH, ["packages", name]) => deprecate(req, name).await,
         (&Method::POST, ["trusted_publishing", "tokens"]) => super::identity::exchange(req).await,

@@ -25,6 +25,7 @@ mod private;
 mod proxy;
 mod ratelimit;
 mod routes;
+mod search;
 mod upstream;
 mod url;
 pub mod witness;

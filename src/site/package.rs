@@ -258,6 +258,7 @@ impl View<'_> {
                     p { "Older versions are listed in the "
                         a href=(url(&l.package_doc(&current.name))) { "package document" } "." }
                 }
+                p { a href=(url(&l.feed_package(&current.name))) type="application/atom+xml" { "Atom feed" } " of its versions" }
             }
         }
     }

@@ -13,6 +13,7 @@ mod crash;
 mod deprecate;
 mod events;
 mod faults;
+mod feeds;
 mod flaky;
 mod fsck;
 mod generated;

@@ -7,8 +7,9 @@
 #   PUBLISHES=20 PACKAGES=100 RUNS=3 tools/bench/npm.sh
 #
 # 1. publish: PUBLISHES packages, each `npm publish`ed to cairn and to
-#    Verdaccio in turn (which goes first alternates), wall time of npm.
-#    Then the same bodies' PUT alone (npm's body replayed by curl as a new
+#    Verdaccio in turn (which goes first alternates), wall time of npm;
+#    npm's own time (`npm publish --dry-run`, no request) beside it, and
+#    each registry's time above it. Then the same bodies' PUT alone (npm's body replayed by curl as a new
 #    version), which is the server's share of that time.
 # 2. install: a project depending on the root of a PACKAGES-package graph
 #    (a binary tree of `^1.0.0` dependencies, published to both through
@@ -125,6 +126,13 @@ for i in $(seq 0 $((PUBLISHES - 1))); do
     done
 done
 
+# npm's own time: a dry run packs and prints, and sends nothing.
+: >"$WORK/dry.ms"
+for i in $(seq 1 10); do
+    npm_run cairn "$WORK/pub/pub-000" publish --dry-run
+    echo "$MS" >>"$WORK/dry.ms"
+done
+
 # The server's share: npm's bodies (new names) PUT by curl, timed by curl.
 python3 tools/bench/npm/graph.py make "$WORK/bodies" "$PUBLISHES" bench-put
 put_ms() { # URL TOKEN FILE
@@ -179,6 +187,11 @@ echo "| step (ms, median of each) | cairn | Verdaccio 6.8 | cairn / Verdaccio |"
 echo "| --- | --- | --- | --- |"
 row "npm publish (x$PUBLISHES, wall of npm)" "$WORK/pub-cairn.ms" "$WORK/pub-verdaccio.ms"
 printf '| npm publish p90 | %s | %s | |\n' "$(p90 <"$WORK/pub-cairn.ms")" "$(p90 <"$WORK/pub-verdaccio.ms")"
+DRY=$(median <"$WORK/dry.ms")
+printf '| npm publish --dry-run (npm alone, no request; x10) | %s | | |\n' "$DRY"
+C_PUB=$(median <"$WORK/pub-cairn.ms"); V_PUB=$(median <"$WORK/pub-verdaccio.ms")
+printf '| npm publish above npm'"'"'s own time | %s | %s | %s |\n' $((C_PUB - DRY)) $((V_PUB - DRY)) \
+    "$(awk -v a=$((C_PUB - DRY)) -v b=$((V_PUB - DRY)) 'BEGIN { printf "%.2f", a / b }')"
 row "its PUT alone (curl, x$PUBLISHES)" "$WORK/put-cairn.ms" "$WORK/put-verdaccio.ms"
 row "cold npm install, $PACKAGES packages (x$RUNS)" "$WORK/install-cairn.ms" "$WORK/install-verdaccio.ms"
 printf '| tarball GET, requests/s (wrk -t2 -c16 10 s) | %s | %s | %s |\n' "$C_RPS" "$V_RPS" \

@@ -54,7 +54,7 @@ if [ -n "$BROTLI_SO" ]; then
             brotli_comp_level 5;\
             brotli_min_length 256;\
             brotli_types application/json text/plain text/markdown text/css\
-                         text/javascript image/svg+xml;   # text/html always'
+                         text/javascript image/svg+xml application/atom+xml;   # text/html always'
 else
     BROTLI_LOAD="# brotli: not loaded (module not found, or BROTLI=0): br is not offered"
     BROTLI_CONF='            # brotli: module not loaded'
