@@ -36,6 +36,8 @@ pub struct Sources<'a> {
     pub downloads: Cow<'a, Downloads>,
     pub meta: Option<Cow<'a, Meta>>,
     pub origin: Cow<'a, derive::Origin>,
+    /// The packages whose newest version depends on it.
+    pub dependents: Cow<'a, db::dependents::Dependents>,
 }
 
 impl Sources<'static> {
@@ -66,6 +68,7 @@ impl Sources<'static> {
             downloads: Cow::Owned(db::downloads::package_totals(conn, &reg.space, name)?),
             meta: reg.read_meta(name)?.map(Cow::Owned),
             origin: Cow::Owned(origin(conn, reg, name)?),
+            dependents: Cow::Owned(db::dependents::of(conn, &reg.space, name)?),
             lines: Cow::Owned(lines),
         })
     }
@@ -180,6 +183,7 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
             l.package_doc(&src.name),
             l.npm_packument(&src.name),
             l.feed_package(&src.name),
+            l.dependents(&src.name),
         ];
         return Ok(files);
     };
@@ -187,6 +191,7 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
     files.docs.push(derive::index_copy(l, &first.name, &src.file));
     files.docs.push(derive::package(l, lines, owners, downloads, src.meta.as_deref(), &src.origin));
     files.docs.push(derive::owners(l, &first.name, owners));
+    files.docs.push(derive::dependents(l, &first.name, &src.dependents));
     files.docs.push(feed(reg, &first.name, lines));
     if let Some(key) = &reg.npm_key {
         let url = reg.config.public_url();
@@ -321,6 +326,7 @@ pub fn pages(
         &extras,
         only.as_deref(),
         src.origin.upstream.as_deref(),
+        &src.dependents,
     ))
 }
 
@@ -330,7 +336,43 @@ pub fn pages(
 /// caller ends its batch with `StaticRoot::sync`.
 pub fn write(reg: &Registry, conn: &Conn, src: &Sources, scope: Scope) -> Result<()> {
     write_files(reg, src, scope)?;
-    write_owners_if_missing(reg, conn, src.owners.iter())
+    write_owners_if_missing(reg, conn, src.owners.iter())?;
+    follow_dependencies(reg, conn, &src.name, &src.lines)
+}
+
+/// The packages of this registry that `lines`' newest version depends on
+/// (its normal dependencies; an npm scope's names as its packages).
+pub fn newest_dependencies(reg: &Registry, lines: &[IndexLine]) -> Vec<String> {
+    let Some(newest) = derive::latest_version(lines) else { return Vec::new() };
+    let deps = newest.deps.iter().filter(|d| d.kind == "normal" && d.registry.is_none());
+    let names = deps.map(|d| d.package.as_deref().unwrap_or(&d.name));
+    match newest.is_npm() {
+        true => names.filter_map(|n| crate::npm::package_of(reg.space.org(), n).ok()).collect(),
+        false => names.map(str::to_string).collect(),
+    }
+}
+
+/// Records the dependencies of `name`'s newest version (`lines`) and
+/// rewrites the documents and page of each package whose dependents that
+/// changed, so they are current after every write (SPEC section 19).
+pub fn follow_dependencies(reg: &Registry, conn: &Conn, name: &str, lines: &[IndexLine]) -> Result<()> {
+    if reg.config.read_only {
+        return Ok(());
+    }
+    let changed = db::dependents::set(conn, &reg.space, name, &newest_dependencies(reg, lines))?;
+    rewrite_dependents_of(reg, conn, changed)
+}
+
+/// The package documents and page of each package (by the name its
+/// dependents give it) whose dependents changed: a local or a cached one.
+pub fn rewrite_dependents_of(reg: &Registry, conn: &Conn, names: Vec<String>) -> Result<()> {
+    for name in names {
+        let src = Sources::load(reg, conn, &name)?;
+        if !src.lines.is_empty() {
+            write_files(reg, &src, Scope::Versions(&[]))?;
+        }
+    }
+    Ok(())
 }
 
 /// [`write`] without the owners' pages (which need the database), so a

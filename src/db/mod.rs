@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod conn;
+pub mod dependents;
 pub mod device;
 pub mod downloads;
 mod erasure;

@@ -246,6 +246,15 @@ pub fn owners(l: &Layout, name: &str, owners: &[String]) -> Doc {
     Doc { key: l.owners(name), bytes: to_bytes(&owners_doc(owners)) }
 }
 
+/// `api/v1/packages/{name}/dependents.json`: the packages whose newest
+/// version depends on it, most downloaded first.
+pub fn dependents(l: &Layout, name: &str, d: &crate::db::dependents::Dependents) -> Doc {
+    let listed: Vec<Value> =
+        d.listed.iter().map(|(n, downloads)| json!({ "name": n, "downloads": downloads })).collect();
+    let doc = json!({ "name": name, "total": d.total, "dependents": listed });
+    Doc { key: l.dependents(name), bytes: to_bytes(&doc) }
+}
+
 /// `api/v1/packages/{name}/{version}.json`.
 pub fn version(
     l: &Layout,

@@ -291,6 +291,11 @@ fn derive_all(
     let no_downloads = derive::Downloads::new();
     let origins = crate::db::upstream::origins(&conn, &reg.space)?;
     let local = derive::Origin::default();
+    let dependents = crate::db::dependents::all(&conn, &reg.space)?;
+    let no_dependents = crate::db::dependents::Dependents::default();
+    // Each package's newest dependencies, to bring the table level after
+    // the pass (a run writes; fsck's check mode changes nothing).
+    let newest_deps: std::sync::Mutex<Vec<(String, Vec<String>)>> = Default::default();
 
     // Every package's files, while the index is read: the one derivation
     // (`package_files`), from the snapshot's file, lines and the maps read above.
@@ -311,7 +316,12 @@ fn derive_all(
             meta: meta.map(Cow::Borrowed),
             file: Cow::Borrowed(raw),
             origin: Cow::Borrowed(origins.get(&key).unwrap_or(&local)),
+            dependents: Cow::Borrowed(dependents.get(&reg.space.key(name)).unwrap_or(&no_dependents)),
         };
+        if w.check.is_none() && !reg.config.read_only {
+            let deps = crate::package_files::newest_dependencies(reg, lines);
+            newest_deps.lock().unwrap().push((name.clone(), deps));
+        }
         let dir = Listing::of(root, l.package_dir(name))?;
         // A package in the snapshot has lines: nothing to remove.
         let package_files::Files { docs, readmes, .. } =
@@ -356,6 +366,13 @@ fn derive_all(
     if w.check.is_some() {
         return Ok((snap, 0, 0));
     }
+    // The dependencies table level with the index (a registry older than
+    // it, a write cut short), and the pages whose dependents that changed.
+    let mut changed = Vec::new();
+    for (name, deps) in newest_deps.into_inner().unwrap() {
+        changed.extend(crate::db::dependents::set(&conn, &reg.space, &name, &deps)?);
+    }
+    package_files::rewrite_dependents_of(reg, &conn, changed)?;
     let (pages, users) = write_browse(reg, &conn, &snap, &owners, totals, w)?;
     Ok((snap, pages, users))
 }

@@ -195,6 +195,11 @@ impl Layout {
         self.package_file(name, Layout::OWNERS_FILE)
     }
 
+    /// The packages whose newest version depends on it (SPEC section 19).
+    pub fn dependents(&self, name: &str) -> String {
+        self.package_file(name, "dependents.json")
+    }
+
     pub fn package_stats(&self, name: &str) -> String {
         self.package_file(name, "stats.json")
     }

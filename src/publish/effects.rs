@@ -309,6 +309,10 @@ fn group_effects(
     // Each owner once, however many of its packages the group changed.
     let owners: BTreeSet<&String> = changed.iter().flat_map(|src| src.owners.iter()).collect();
     package_files::write_owners_if_missing(reg, conn, owners)?;
+    // The packages whose dependents these changed: their documents and pages.
+    for src in &changed {
+        package_files::follow_dependencies(reg, conn, &src.name, &src.lines)?;
+    }
     let written: BTreeSet<String> = changed.iter().map(|src| canonical(&src.name)).collect();
     for effect in effects {
         match effect {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::chart;
 use super::frame::{count, day, page, size};
+use crate::db::dependents::Dependents;
 use crate::derive::{latest_version, Doc, Downloads};
 use crate::index::{IndexLine, Meta};
 use crate::layout::{page_url, url, Layout, StaticRoot};
@@ -19,6 +20,9 @@ use crate::layout::{page_url, url, Layout, StaticRoot};
 const LISTED_VERSIONS: usize = 100;
 
 /// What a package's pages show beyond its index lines and owners.
+/// The dependents a package page lists.
+const LISTED_DEPENDENTS: usize = 20;
+
 #[derive(Default)]
 pub struct Extras {
     /// Rendered READMEs by version.
@@ -93,11 +97,12 @@ pub fn pages(
     extras: &Extras,
     only: Option<&[&str]>,
     upstream: Option<&str>,
+    dependents: &Dependents,
 ) -> Vec<Doc> {
     let mut versions: Vec<&IndexLine> = lines.iter().collect();
     versions.sort_by_key(|l| std::cmp::Reverse(semver::Version::parse(&l.vers).ok()));
     let meta = meta.filter(|m| m.is_deprecated());
-    let view = View { l, versions: &versions, owners, downloads, meta, extras, upstream };
+    let view = View { l, versions: &versions, owners, downloads, meta, extras, upstream, dependents };
     let latest = latest_version(lines).or(lines.last()).expect("a package has versions");
     let mut docs = vec![Doc { key: l.package_page(&latest.name), bytes: view.render(latest, false) }];
     for line in lines.iter().filter(|line| only.is_none_or(|only| only.contains(&line.vers.as_str()))) {
@@ -116,6 +121,7 @@ struct View<'a> {
     meta: Option<&'a Meta>,
     extras: &'a Extras,
     upstream: Option<&'a str>,
+    dependents: &'a Dependents,
 }
 
 impl View<'_> {
@@ -172,7 +178,9 @@ impl View<'_> {
                             None => p { "This version has no README." },
                         }
                     }
-                    @if version_page { (self.other_versions(line)) } @else { (self.versions_table(line)) }
+                    @if version_page { (self.other_versions(line)) } @else {
+                        (self.versions_table(line)) (self.dependents_list(name))
+                    }
                     (self.dependencies(line))
                 }
                 aside aria-label="About this package" {
@@ -217,6 +225,25 @@ impl View<'_> {
     /// A version page links to the list on the package page: with the
     /// list (or anything else about the other versions) on it, every
     /// publish would rewrite every version page of the package.
+    /// The packages whose newest version depends on it, most downloaded first.
+    fn dependents_list(&self, name: &str) -> Markup {
+        let d = self.dependents;
+        html! {
+            @if d.total > 0 {
+                section aria-labelledby="dependents-h" {
+                    h2 #dependents-h { "Dependents (" (d.total) ")" }
+                    ul.dependents { @for (n, _) in d.listed.iter().take(LISTED_DEPENDENTS) {
+                        li { a href=(page_url(&self.l.package_page(n))) { (n) } }
+                    } }
+                    @if d.total > LISTED_DEPENDENTS {
+                        p { "The first " (d.listed.len()) " are in "
+                            a href=(url(&self.l.dependents(name))) { "its dependents document" } "." }
+                    }
+                }
+            }
+        }
+    }
+
     fn other_versions(&self, current: &IndexLine) -> Markup {
         let package = page_url(&self.l.package_page(&current.name));
         html! {

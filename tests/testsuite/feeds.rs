@@ -1,6 +1,6 @@
 //! What SPEC section 19 adds to reading a registry: the Atom feeds (the
 //! latest publishes, each package's versions), read with a real feed
-//! parser, and the seeds' search routes (pakx's `GET /api/v1/packages`,
+//! parser, each package's dependents, and the seeds' search routes (pakx's `GET /api/v1/packages`,
 //! skillreg's `GET /api/v1/search`), answered with the one ranking.
 
 use crate::support;
@@ -145,4 +145,77 @@ fn the_seeds_search_routes_answer_with_the_one_ranking() {
     assert_eq!(status, 404, "{refused}");
     let (status, _) = get("/search?q=weather&org=nosuch", None);
     assert_eq!(status, 404);
+}
+
+#[test]
+fn dependents_follow_every_publish_and_yank() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.token.clone().unwrap();
+    let put = |name: &str, version: &str, deps: &str| {
+        let toml = format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\n\n[dependencies]\n{deps}");
+        let body = TarballBuilder::new(name, version).manifest(toml).gzip();
+        assert_eq!(
+            server.put(name, version, &token, body, "application/gzip").status(),
+            201,
+            "{name} {version}"
+        );
+    };
+    let dependents = || -> Value { server.get("/api/v1/packages/base/dependents.json").json().unwrap() };
+    let names = |doc: &Value| -> Vec<String> {
+        doc["dependents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    put("base", "1.0.0", "");
+    assert_eq!(dependents(), json!({"name": "base", "total": 0, "dependents": []}));
+    put("app", "1.0.0", "base = \"^1\"\n");
+    put("tool", "1.0.0", "base = \"^1\"\nother = \"*\"\n");
+    let doc = dependents();
+    assert_eq!((doc["total"].as_u64(), names(&doc)), (Some(2), vec!["app".to_string(), "tool".to_string()]));
+    support::validate("dependents", &doc);
+    let page = server.get("/p/base").text().unwrap();
+    assert!(page.contains("Dependents (2)") && page.contains("href=\"/p/tool\""), "{page}");
+
+    // The newest version counts: app 2 no longer depends on base; tool's
+    // only version yanked leaves nothing that depends.
+    put("app", "2.0.0", "");
+    assert_eq!(names(&dependents()), ["tool"]);
+    let yank = api(&server, Method::DELETE, "/packages/tool/1.0.0", &token, None);
+    assert_eq!(yank.status(), 200);
+    assert_eq!(dependents()["total"], 0);
+    assert!(!server.get("/p/base").text().unwrap().contains("Dependents ("));
+    let unyank = api(&server, Method::POST, "/packages/tool/1.0.0/unyank", &token, None);
+    assert_eq!(unyank.status(), 200);
+    put("app", "3.0.0", "base = \"^1\"\n");
+
+    // Most downloaded first, as of the static job's run after the stats.
+    let tool = server.get("/api/v1/packages/tool/1.0.0.json").json::<Value>().unwrap();
+    let sha = tool["sha256"].as_str().unwrap();
+    let log = dir.path().join("access.log");
+    let line = format!("203.0.113.9 - - [01/Dec/2026:10:00:00 +0000] \"GET /blobs/sha256/{sha} HTTP/1.1\" 200 99 \"-\" \"cairn/0.1\"\n");
+    std::fs::write(&log, line.repeat(3)).unwrap();
+    for job in [&["rebuild", "stats", "--access-log", log.to_str().unwrap()][..], &["rebuild", "static"][..]]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(job)
+            .arg("--data")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let doc = dependents();
+    assert_eq!(names(&doc), ["tool", "app"], "{doc}");
+    assert_eq!(doc["dependents"][0]["downloads"], 3);
+    // fsck finds the dependents documents as the derivation makes them.
+    let fsck = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["fsck", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stdout));
 }

@@ -336,7 +336,9 @@ fn a_generated_registry_rebuilds_end_to_end() {
         let versions: BTreeSet<String> =
             p.lines.iter().map(|l| format!("{}.json", l["vers"].as_str().unwrap())).collect();
         for (rel, _) in files_under(&root.join(format!("api/v1/packages/{lower}"))) {
-            if !versions.contains(&rel) && rel != "owners.json" && rel != "stats.json" {
+            if !versions.contains(&rel)
+                && !["owners.json", "stats.json", "dependents.json"].contains(&rel.as_str())
+            {
                 fail(format!("{name}: unexpected api/v1/packages/{lower}/{rel}"));
             }
         }
@@ -551,6 +553,7 @@ fn a_killed_rebuild_leaves_only_whole_package_directories() {
             let mut want: BTreeSet<String> =
                 pkg.lines.iter().map(|l| format!("{}.json", l["vers"].as_str().unwrap())).collect();
             want.insert("owners.json".into());
+            want.insert("dependents.json".into());
             let have: BTreeSet<String> = std::fs::read_dir(entry.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -267,6 +267,7 @@ pub fn schema_for(path: &str) -> Option<&'static str> {
         ["api", "v1", "packages", _, "owners.json"] => "owners",
         ["api", "v1", "packages", _, "stats.json"] => "package-stats",
         ["api", "v1", "packages", _, "advisories.json"] => "advisories-package",
+        ["api", "v1", "packages", _, "dependents.json"] => "dependents",
         ["api", "v1", "packages", _, _] => "version",
         _ => return None,
     })
