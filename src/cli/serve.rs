@@ -29,6 +29,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut config = Config::load(&args.data.data)?;
+        super::init_log(config.log.format);
+        crate::metrics::get().set_enabled(config.metrics);
         if let Some(l) = args.listen {
             config.listen = l;
         }
@@ -184,7 +186,10 @@ fn search_is_stale(reg: &Registry) -> Result<bool> {
 async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Result<bool>) {
     periodically(reg, secs, "scheduled rebuild", move |reg| {
         if due(reg)? {
-            rebuild_in_child(reg, job).with_context(|| format!("the {job:?} job"))?;
+            let started = std::time::Instant::now();
+            let ran = rebuild_in_child(reg, job);
+            crate::metrics::get().job(job.name(), ran.is_ok(), started.elapsed());
+            ran.with_context(|| format!("the {job:?} job"))?;
         }
         Ok(())
     })
@@ -192,10 +197,8 @@ async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Re
 }
 
 fn rebuild_in_child(reg: &Registry, job: Job) -> Result<()> {
-    use clap::ValueEnum;
-    let name = job.to_possible_value().context("a job has a name")?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.arg("rebuild").arg(name.get_name()).arg("--data").arg(&reg.data);
+    cmd.arg("rebuild").arg(job.name()).arg("--data").arg(&reg.data);
     if let Some(url) = &reg.config.public_url {
         cmd.arg("--public-url").arg(url);
     }

@@ -240,6 +240,19 @@ pub enum WriteError {
 }
 
 impl WriteError {
+    /// The error's code in the API's answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WriteError::Invalid(_) => "invalid",
+            WriteError::Forbidden(_) => "forbidden",
+            WriteError::NotFound(_) => "not-found",
+            WriteError::Conflict(_) => "conflict",
+            WriteError::UpstreamName(_) => "upstream-name",
+            WriteError::Unavailable(_) => "unavailable",
+            WriteError::Internal(_) => "internal",
+        }
+    }
+
     /// A failure of the commit step: `Unavailable` when the storage under
     /// it is full, read-only or failing, else `Internal`.
     pub fn of_storage(e: anyhow::Error) -> WriteError {
@@ -292,6 +305,15 @@ type Reply = oneshot::Sender<Result<Outcome, WriteError>>;
 struct Job {
     req: WriteRequest,
     reply: Reply,
+}
+
+impl Job {
+    /// Answers the job, counting the answer by kind and result.
+    fn answer(self, result: Result<Outcome, WriteError>) {
+        let kind = plan::describe(&self.req.change).0;
+        crate::metrics::get().write(kind, result.as_ref().map_or_else(WriteError::code, |_| "ok"));
+        let _ = self.reply.send(result);
+    }
 }
 
 /// Effects committed writes still owe, with the error that stopped them;

@@ -18,6 +18,7 @@ mod events;
 pub mod files;
 pub mod hot;
 mod identity;
+mod observe;
 mod orgs;
 mod owners;
 mod private;
@@ -255,7 +256,9 @@ async fn handle(
     mut req: http::Request<Incoming>,
     peer: IpAddr,
 ) -> Response<Body> {
-    let path = req.uri().path();
+    let path = req.uri().path().to_string();
+    let path = path.as_str();
+    let seen = observe::Observed::start(req.method(), path, req.headers(), state.proxies.trusts(peer));
     // A private organisation's API sits below its prefix; its documents are static reads.
     let below = private::api_of(path).map_or(path, |(_, rest)| rest);
     let mut resp = if is_static_read(req.method(), below) {
@@ -265,10 +268,13 @@ async fn handle(
         events::stream(state, req.headers(), req.uri().query().unwrap_or(""), ip).await
     } else {
         req.extensions_mut().insert(proxy::Peer(peer));
+        req.extensions_mut().insert(seen.acting.clone());
         routes(req).await
     };
     // No answer is ever sniffed into something else (a README into a page).
     resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp.headers_mut().insert("x-request-id", seen.id.clone());
+    seen.finish(path, resp.status().as_u16());
     resp
 }
 

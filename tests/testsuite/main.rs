@@ -21,6 +21,7 @@ mod identity;
 mod jobs;
 mod log;
 mod native_crates;
+mod ops;
 mod orgs;
 mod postgres;
 mod project;

@@ -1,0 +1,217 @@
+//! Operating cairn (SPEC section 20): the Prometheus scrape checked by
+//! promtool, the JSON log (request ids, no credential ever), backups and
+//! their restore, quotas and retention.
+
+use crate::support;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use support::{api, client, Server};
+
+const ADMIN: [&str; 2] = ["--admin-listen", "127.0.0.1:0"];
+
+/// `GET /metrics` on the admin listener.
+fn scrape(server: &Server) -> String {
+    let resp = client().get(format!("{}/metrics", server.admin_url.as_ref().unwrap())).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().unwrap()
+}
+
+/// The value of one sample line (`name{labels} value`), if there.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_metrics_scrape_passes_promtool_and_counts_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("CAIRN_RATE_LIMIT", "off")], &ADMIN);
+    support::user::publish(&server, "metered", "1.0.0", &[]);
+    for _ in 0..3 {
+        assert_eq!(server.get("/index/me/te/metered").status(), 200);
+    }
+    assert_eq!(server.get("/index/no/ne/nonesuch").status(), 404);
+    let text = scrape(&server);
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (tools/test.sh installs Debian's prometheus)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let count = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series}:\n{text}"));
+    assert!(count(r#"cairn_http_requests_total{class="static",status="200"}"#) >= 3.0);
+    assert_eq!(count(r#"cairn_http_requests_total{class="static",status="404"}"#), 1.0);
+    assert_eq!(count(r#"cairn_http_requests_total{class="publish",status="201"}"#), 1.0);
+    assert!(count(r#"cairn_http_request_duration_seconds_count{class="static"}"#) >= 4.0);
+    assert_eq!(count(r#"cairn_writes_total{kind="publish",result="ok"}"#), 1.0);
+    assert_eq!(count("cairn_write_groups_total"), 1.0);
+    assert_eq!(count("cairn_write_group_size_count"), 1.0);
+    assert!(count("cairn_hot_cache_hits_total") >= 1.0, "a repeated read is a hit");
+    assert!(count("cairn_hot_cache_misses_total") >= 1.0);
+    assert_eq!(count("cairn_packages"), 1.0);
+    assert_eq!(count("cairn_versions"), 1.0);
+    assert_eq!(count("cairn_log_entries"), 1.0);
+    assert_eq!(count("cairn_pending_effects"), 0.0);
+    assert_eq!(count("cairn_writer_lease_held"), 0.0, "no shared storage: no lease");
+    assert!(count("process_resident_memory_bytes") > 1e6);
+    assert!(count("process_open_fds") > 3.0);
+    // A refused write is counted by its error's code.
+    let resp = server.put("metered", "1.0.0", server.token.as_ref().unwrap(), Vec::new(), "application/gzip");
+    assert_eq!(resp.status(), 400);
+    let body = cairn::archive::builder::TarballBuilder::new("metered", "1.0.0").gzip();
+    assert_eq!(
+        server.put("metered", "1.0.0", server.token.as_ref().unwrap(), body, "application/gzip").status(),
+        409
+    );
+    let text = scrape(&server);
+    assert_eq!(sample(&text, r#"cairn_writes_total{kind="publish",result="conflict"}"#), Some(1.0), "{text}");
+}
+
+#[test]
+fn metrics_off_records_nothing_and_the_endpoint_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CAIRN_RATE_LIMIT", "off"), ("CAIRN_METRICS", "off")];
+    let server = Server::start_with(dir.path(), &env, &ADMIN);
+    let resp = client().get(format!("{}/metrics", server.admin_url.as_ref().unwrap())).send().unwrap();
+    assert_eq!(resp.status(), 404);
+    let doc: Value = resp.json().unwrap();
+    assert_eq!(doc["error"], "not-found", "{doc}");
+}
+
+/// The parsed lines of a JSON log; panics on a line that is not JSON.
+fn json_lines(log: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// A registry that takes signups, so a password and a session exist;
+/// returns its bootstrap token.
+fn open_signup(data: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(["init", "--data"]).arg(data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    support::set_config(data, &[(r#"signup = "closed""#, r#"signup = "open""#)]);
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn the_json_log_has_request_ids_and_logins_and_never_a_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let bootstrap = open_signup(&data);
+    let env = [("CAIRN_RATE_LIMIT", "off"), ("CAIRN_LOG_FORMAT", "json"), ("CAIRN_LOG", "info")];
+    // 127.0.0.1 is a trusted proxy here: its X-Request-Id is kept.
+    support::set_config(&data, &[("trusted_proxies = []", r#"trusted_proxies = ["127.0.0.1"]"#)]);
+    let server = Server::start_logged(&data, &env, &[], &log);
+    let mut secrets = vec![bootstrap.clone()];
+
+    // A token's publish, with the proxy's request id.
+    let body = cairn::archive::builder::TarballBuilder::new("logged", "1.0.0").gzip();
+    let resp = client()
+        .put(format!("{}/api/v1/packages/logged/1.0.0", server.url))
+        .bearer_auth(&bootstrap)
+        .header("Content-Type", "application/gzip")
+        .header("X-Request-Id", "proxy-abc-123")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["x-request-id"], "proxy-abc-123");
+
+    // A signup and a password login: the password, the cookie, the CSRF value.
+    let password = "correct horse battery staple 42";
+    secrets.push(password.to_string());
+    let body = json!({ "login": "ann", "email": "ann@example.org", "password": password });
+    let resp = client().post(format!("{}/api/v1/auth/signup", server.url)).json(&body).send().unwrap();
+    assert_eq!(resp.status(), 201);
+    let first = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    secrets.push(first.strip_prefix("cairn_session=").unwrap().split(';').next().unwrap().to_string());
+    let body = json!({ "login": "ann", "password": password });
+    let resp = client().post(format!("{}/api/v1/auth/login", server.url)).json(&body).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let own_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(own_id.len(), 16, "an id of its own: {own_id}");
+    let set_cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set_cookie.strip_prefix("cairn_session=").unwrap().split(';').next().unwrap().to_string();
+    let doc: Value = resp.json().unwrap();
+    let csrf = doc["csrf"].as_str().unwrap().to_string();
+    secrets.extend([cookie.clone(), csrf.clone()]);
+    // A token made through the session: its key is a secret too.
+    let resp = client()
+        .post(format!("{}/api/v1/tokens", server.url))
+        .header("Cookie", format!("cairn_session={cookie}"))
+        .header("Origin", &server.url)
+        .header("X-Cairn-Csrf", &csrf)
+        .json(&json!({ "label": "ci", "scopes": ["publish-new"], "expiresAt": null }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let made: Value = resp.json().unwrap();
+    secrets.push(made["key"].as_str().unwrap().to_string());
+
+    // The device flow: both codes and the token it hands out.
+    let resp = client().post(format!("{}/api/v1/auth/device", server.url)).json(&json!({})).send().unwrap();
+    let doc: Value = resp.json().unwrap();
+    let (device, user_code) = (doc["deviceCode"].as_str().unwrap(), doc["userCode"].as_str().unwrap());
+    secrets.extend([device.to_string(), user_code.to_string()]);
+    let resp = client()
+        .post(format!("{}/api/v1/auth/device/approve", server.url))
+        .header("Cookie", format!("cairn_session={cookie}"))
+        .header("Origin", &server.url)
+        .header("X-Cairn-Csrf", &csrf)
+        .json(&json!({ "userCode": user_code, "approve": true }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text());
+    let resp = client()
+        .post(format!("{}/api/v1/auth/device/token", server.url))
+        .json(&json!({ "deviceCode": device }))
+        .send()
+        .unwrap();
+    let doc: Value = resp.json().unwrap();
+    let device_token = doc["token"].as_str().unwrap_or_else(|| panic!("{doc}")).to_string();
+    secrets.push(device_token.clone());
+    assert_eq!(api(&server, Method::GET, "/whoami", &device_token, None).status(), 200);
+    // A wrong token is a credential too.
+    let forged = format!("{}x", &bootstrap[..bootstrap.len() - 1]);
+    secrets.push(forged.clone());
+    assert_eq!(api(&server, Method::GET, "/whoami", &forged, None).status(), 401);
+    drop(server);
+
+    let lines = json_lines(&log);
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["target"] == "cairn::request").collect();
+    let publish = requests
+        .iter()
+        .find(|l| l["request_id"] == "proxy-abc-123")
+        .unwrap_or_else(|| panic!("the proxy's id is logged: {requests:#?}"));
+    assert_eq!(publish["class"], "publish");
+    assert_eq!(publish["status"], 201);
+    assert_eq!(publish["login"], "admin");
+    assert!(publish["duration_ms"].as_f64().unwrap() > 0.0);
+    let login = requests.iter().find(|l| l["request_id"] == own_id.as_str()).expect("the login's line");
+    assert_eq!((login["class"].as_str(), login["status"].as_u64()), (Some("auth"), Some(200)));
+    assert!(
+        requests.iter().any(|l| l["login"] == "ann" && l["path"] == "/api/v1/tokens"),
+        "the session's login is logged"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "the log holds a secret ({secret}):\n{text}");
+    }
+}
