@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod archive;
 pub mod audit;
+pub mod backup;
 pub mod cdn;
 pub mod cli;
 pub mod client;

@@ -81,6 +81,22 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Write one consistent backup of what is not derived (the server may run).
+    Backup {
+        #[command(flatten)]
+        data: DataArg,
+        /// The directory to write (it must not exist).
+        out: PathBuf,
+        /// An earlier backup whose blobs this one leaves out.
+        #[arg(long)]
+        since: Option<PathBuf>,
+    },
+    /// Make a registry from a backup in a new data directory.
+    Restore {
+        backup: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Upstream registries: warm the cache from lockfiles, list what is cached.
     Upstream {
         #[command(subcommand)]
@@ -143,6 +159,12 @@ pub fn main() -> i32 {
         Command::Migrate { data, to } => crate::migrate::migrate(&data.data, &to).map(|report| {
             println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
         }),
+        Command::Backup { data, out, since } => {
+            crate::backup::backup(&data.data, &out, since.as_deref()).and_then(|m| print_json(&m))
+        }
+        Command::Restore { backup, data } => {
+            crate::backup::restore(&backup, &data.data).and_then(|m| print_json(&m))
+        }
         Command::Upstream { command } => upstream::run(command),
         Command::Import { upstream, dir, data } => upstream::import(&data, &upstream, &dir),
         Command::Audit(args) => audit::run(args),
@@ -178,6 +200,11 @@ fn init_log(format: LogFormat) {
         }
         LogFormat::Text => log.init(),
     }
+}
+
+fn print_json(report: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
 }
 
 fn rebuild(

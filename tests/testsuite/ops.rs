@@ -215,3 +215,184 @@ fn the_json_log_has_request_ids_and_logins_and_never_a_credential() {
         assert!(!text.contains(secret.as_str()), "the log holds a secret ({secret}):\n{text}");
     }
 }
+
+/// `cairn ARGS…` to success; its stdout.
+fn cairn(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).env("CAIRN_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Value {
+    let mut args = vec!["backup".as_ref(), "--data".as_ref(), data.as_os_str(), out.as_os_str()];
+    if let Some(prev) = since {
+        args.extend(["--since".as_ref(), prev.as_os_str()]);
+    }
+    serde_json::from_str(&cairn(&args)).unwrap()
+}
+
+fn restore(backup: &Path, data: &Path) {
+    cairn(&["restore".as_ref(), backup.as_os_str(), "--data".as_ref(), data.as_os_str()]);
+}
+
+fn fsck_clean(data: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).arg("fsck").arg("--data").arg(data).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("no findings"), "fsck of the restored registry: {text}");
+}
+
+/// The commit `main` names in a registry's index.
+fn head(data: &Path) -> String {
+    let out = support::git(&data.join("static/index.git"), &["rev-parse", "main"]);
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Each package file of `restored` (index files, documents, pages, blobs
+/// and signatures) is byte for byte the one `original` serves.
+fn same_package_files(original: &Server, restored: &Path) {
+    let root = restored.join("static");
+    let mut compared = 0;
+    for entry in walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()) {
+        let rel = entry.path().strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let package_file = ["index/", "api/v1/packages/", "blobs/", "p/"].iter().any(|p| rel.starts_with(p));
+        if !package_file || rel.starts_with("index.git/") {
+            continue;
+        }
+        let served = original.get(&format!("/{rel}"));
+        assert_eq!(served.status(), 200, "{rel} is not served by the original");
+        assert!(served.bytes().unwrap() == std::fs::read(entry.path()).unwrap(), "{rel} differs");
+        compared += 1;
+    }
+    assert!(compared > 10, "only {compared} files compared");
+}
+
+#[test]
+fn a_backup_taken_during_publishes_restores_whole_and_an_incremental_one_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    for i in 0..5 {
+        support::user::publish(&server, &format!("before-{i}"), "1.0.0", &[]);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (url, token, stop) = (server.url.clone(), server.token.clone().unwrap(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("during-{n}");
+                let body = cairn::archive::builder::TarballBuilder::new(&name, "1.0.0").gzip();
+                let resp = client()
+                    .put(format!("{url}/api/v1/packages/{name}/1.0.0"))
+                    .bearer_auth(&token)
+                    .header("Content-Type", "application/gzip")
+                    .body(body)
+                    .send()
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+                n += 1;
+            }
+            n
+        })
+    };
+    // Publishes are under way while the backup runs.
+    support::eventually(|| server.get("/index/du/ri/during-1").status() == 200, || "no publish".into());
+    let first = dir.path().join("first");
+    let manifest = backup(&data, &first, None);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let published = publisher.join().unwrap();
+    assert!(published >= 2, "{published} publishes");
+    assert!(!first.join("static/api").exists(), "derived documents are not backed up");
+
+    let restored = dir.path().join("restored");
+    restore(&first, &restored);
+    fsck_clean(&restored);
+    assert_eq!(head(&restored), manifest["commits"][""].as_str().unwrap(), "the backup's commit");
+    same_package_files(&server, &restored);
+
+    // An incremental backup holds only the blobs the first did not.
+    let incremental = dir.path().join("second");
+    let manifest = backup(&data, &incremental, Some(&first));
+    let blobs_first = walkdir::WalkDir::new(first.join("static/blobs"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .count();
+    let all = walkdir::WalkDir::new(data.join("static/blobs"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(manifest["blobFiles"].as_u64().unwrap() as usize, all - blobs_first, "{manifest}");
+    let again = dir.path().join("again");
+    restore(&incremental, &again);
+    fsck_clean(&again);
+    assert_eq!(head(&again), head(&data));
+    let checkpoint = std::fs::read(data.join("static/log/checkpoint")).unwrap();
+    assert_eq!(
+        std::fs::read(again.join("static/log/checkpoint")).unwrap(),
+        checkpoint,
+        "the same checkpoint"
+    );
+    same_package_files(&server, &again);
+    // The restored registry serves the same bytes over HTTP.
+    drop(server);
+    let original = Server::start(&data);
+    let server = Server::start(&again);
+    for path in ["/log/checkpoint", "/index/be/fo/before-0", "/api/v1/packages/during-0.json"] {
+        assert!(server.get(path).bytes().unwrap() == original.get(path).bytes().unwrap(), "{path}");
+    }
+}
+
+#[test]
+fn a_backup_killed_midway_leaves_no_backup_and_the_next_one_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    for i in 0..20 {
+        support::user::publish(&server, &format!("pkg-{i}"), "1.0.0", &[]);
+    }
+    let out = dir.path().join("backup");
+    let mut midway = 0;
+    for _ in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("backup")
+            .arg("--data")
+            .arg(&data)
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed as soon as its temporary directory is there.
+        let started = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("backup.tmp-"))
+        };
+        while !started() && child.try_wait().unwrap().is_none() {}
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if status.success() {
+            // It finished first: whole.
+            assert!(out.join("manifest.json").is_file());
+            std::fs::remove_dir_all(&out).unwrap();
+        } else {
+            assert!(!out.exists(), "a killed backup left {}", out.display());
+            midway += 1;
+        }
+    }
+    assert!(midway > 0, "no backup was killed midway");
+    backup(&data, &out, None);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "the killed backups' leftovers stay: {leftovers:?}");
+    let restored = dir.path().join("restored");
+    restore(&out, &restored);
+    fsck_clean(&restored);
+    same_package_files(&server, &restored);
+}
