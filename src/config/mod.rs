@@ -8,7 +8,9 @@ use std::path::Path;
 use crate::archive::Limits;
 
 mod identity;
+mod ops;
 pub use identity::{Oidc, TrustedIssuer};
+pub use ops::Quotas;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,6 +60,7 @@ pub struct Config {
     /// Whether `serve` records its Prometheus metrics (`GET /metrics` on
     /// the admin listener; `CAIRN_METRICS=off`).
     pub metrics: bool,
+    pub quotas: Quotas,
     pub log: LogConfig,
     pub accounts: Accounts,
     pub storage: Storage,
@@ -411,6 +414,7 @@ impl Default for Config {
             hot_cache_max_file: 256 << 10,
             cdn: Cdn::default(),
             metrics: true,
+            quotas: Quotas::default(),
             log: LogConfig::default(),
             accounts: Accounts::default(),
             storage: Storage::default(),

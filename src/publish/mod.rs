@@ -231,6 +231,9 @@ pub enum WriteError {
     /// `upstream-name`).
     #[error("{0}")]
     UpstreamName(String),
+    /// A publish would take an owner past its quota (413 `quota-exceeded`).
+    #[error("{0}")]
+    QuotaExceeded(Box<QuotaExceeded>),
     /// The storage cannot take writes now (full, read-only, failing): 503,
     /// try again later; nothing of the write stays behind.
     #[error("{0}")]
@@ -248,6 +251,7 @@ impl WriteError {
             WriteError::NotFound(_) => "not-found",
             WriteError::Conflict(_) => "conflict",
             WriteError::UpstreamName(_) => "upstream-name",
+            WriteError::QuotaExceeded(_) => "quota-exceeded",
             WriteError::Unavailable(_) => "unavailable",
             WriteError::Internal(_) => "internal",
         }
@@ -262,6 +266,29 @@ impl WriteError {
             )),
             None => WriteError::Internal(e),
         }
+    }
+}
+
+/// A refused publish's owner, its usage before, its limit and the size asked.
+#[derive(Debug)]
+pub struct QuotaExceeded {
+    pub owner: crate::db::quota::Owner,
+    pub usage: u64,
+    pub limit: u64,
+    pub size: u64,
+}
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let owner = match &self.owner {
+            crate::db::quota::Owner::User { login, .. } => format!("user `{login}`"),
+            crate::db::quota::Owner::Org { slug, .. } => format!("organisation `{slug}`"),
+        };
+        write!(
+            f,
+            "this publish ({} bytes) would take {owner} past its quota: usage {} bytes, limit {} bytes",
+            self.size, self.usage, self.limit
+        )
     }
 }
 

@@ -396,3 +396,79 @@ fn a_backup_killed_midway_leaves_no_backup_and_the_next_one_is_whole() {
     fsck_clean(&restored);
     same_package_files(&server, &restored);
 }
+
+/// A publish of `name` `version` with `token` (a README of `pad` bytes
+/// makes it as large as the test needs).
+fn publish_sized(
+    server: &Server,
+    token: &str,
+    name: &str,
+    version: &str,
+    pad: usize,
+) -> reqwest::blocking::Response {
+    // Random bytes: gzip cannot shrink them, so the archive's size follows `pad`.
+    let noise: Vec<u8> = (0..pad).map(|_| rand::random::<u8>()).collect();
+    let body = cairn::archive::builder::TarballBuilder::new(name, version).file("noise.bin", &noise).gzip();
+    server.put(name, version, token, body, "application/gzip")
+}
+
+fn usage(server: &Server, token: &str, path: &str) -> Value {
+    let resp = api(server, Method::GET, path, token, None);
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().unwrap()["usage"].clone()
+}
+
+#[test]
+fn quotas_refuse_a_publish_past_them_with_413_and_show_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let admin = server.token.clone().unwrap();
+    assert_eq!(publish_sized(&server, &admin, "first", "1.0.0", 20_000).status(), 201);
+    let used = usage(&server, &admin, "/whoami");
+    assert_eq!(used["limit"], Value::Null, "no quota by default: {used}");
+    let first = used["bytes"].as_u64().unwrap();
+    assert!(first > 20_000, "{used}");
+    // An organisation that owns a package through its token.
+    assert_eq!(api(&server, Method::POST, "/orgs", &admin, Some(json!({ "slug": "acme" }))).status(), 201);
+    let body = json!({ "label": "ci", "scopes": ["publish-new", "publish-update"] });
+    let resp = api(&server, Method::POST, "/orgs/acme/tokens", &admin, Some(body));
+    let ci = resp.json::<Value>().unwrap()["key"].as_str().unwrap().to_string();
+    assert_eq!(publish_sized(&server, &ci, "acme-kit", "1.0.0", 20_000).status(), 201);
+    let org_used = usage(&server, &admin, "/orgs/acme")["bytes"].as_u64().unwrap();
+    assert!(org_used > 20_000);
+    drop(server);
+    // Versions recorded before sizes were get theirs from their index lines at start.
+    let conn = rusqlite::Connection::open(data.join("state.db")).unwrap();
+    conn.execute("UPDATE versions SET size = NULL", []).unwrap();
+    drop(conn);
+
+    let (user_limit, org_limit) =
+        (format!("user_bytes = {}", first + 10_000), format!("org_bytes = {}", org_used + 10_000));
+    support::set_config(&data, &[("user_bytes = 0", &user_limit), ("org_bytes = 0", &org_limit)]);
+    let server = Server::start(&data);
+    let used = usage(&server, &admin, "/whoami");
+    assert_eq!((used["bytes"].as_u64(), used["limit"].as_u64()), (Some(first), Some(first + 10_000)));
+    assert_eq!(usage(&server, &ci, "/whoami")["limit"].as_u64(), Some(org_used + 10_000), "the org token's");
+    let versions = |server: &Server| -> i64 {
+        let conn = rusqlite::Connection::open(server.data.join("state.db")).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM versions", [], |r| r.get(0)).unwrap()
+    };
+    let before = (versions(&server), server.static_files());
+
+    for (token, name, usage, limit) in
+        [(&admin, "second", first, first + 10_000), (&ci, "acme-kit", org_used, org_used + 10_000)]
+    {
+        let version = if name == "acme-kit" { "1.1.0" } else { "1.0.0" };
+        let resp = publish_sized(&server, token, name, version, 20_000);
+        assert_eq!(resp.status(), 413);
+        let doc: Value = resp.json().unwrap();
+        assert_eq!(doc["error"], "quota-exceeded", "{doc}");
+        assert_eq!((doc["usage"].as_u64(), doc["limit"].as_u64()), (Some(usage), Some(limit)), "{doc}");
+        let message = doc["message"].as_str().unwrap();
+        assert!(message.contains(&usage.to_string()) && message.contains(&limit.to_string()), "{message}");
+    }
+    assert_eq!((versions(&server), server.static_files()), before, "a refused publish writes nothing");
+    // Within the quota it goes through, and the version was never burned.
+    assert_eq!(publish_sized(&server, &admin, "second", "1.0.0", 100).status(), 201);
+}
