@@ -28,6 +28,7 @@ pub mod outbox;
 pub mod package_files;
 pub mod publish;
 pub mod registry;
+pub mod retention;
 pub mod search;
 pub mod server;
 pub mod sign;

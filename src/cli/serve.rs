@@ -104,6 +104,9 @@ fn spawn_timers(state: &Arc<crate::server::State>) {
     if c.static_interval > 0 {
         tokio::spawn(every(reg.clone(), c.static_interval, Job::Static, |_| Ok(true)));
     }
+    if !c.retention.is_empty() && c.retention_interval > 0 {
+        tokio::spawn(retention(reg.clone(), c.retention_interval));
+    }
     if reg.log.is_some() && c.log.cosign_interval > 0 {
         tokio::spawn(recosign(state.clone(), c.log.cosign_interval));
     }
@@ -211,6 +214,27 @@ fn rebuild_in_child(reg: &Registry, job: Job) -> Result<()> {
     }
     tracing::debug!(report = %String::from_utf8_lossy(&out.stdout), "{job:?} job done");
     Ok(())
+}
+
+/// Applies the `[[retention]]` rules every `secs` seconds, as `cairn admin
+/// retention` in a child process: its deletes go through the writer lock
+/// and the hot cache sees them by the root's change counter, as a job's.
+async fn retention(reg: Arc<Registry>, secs: u64) {
+    periodically(reg, secs, "retention", |reg| {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .args(["admin", "retention", "--data"])
+            .arg(&reg.data)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        crate::metrics::get().job("retention", out.status.success(), started.elapsed());
+        if !out.status.success() {
+            anyhow::bail!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        tracing::info!(report = %String::from_utf8_lossy(&out.stdout), "retention applied");
+        Ok(())
+    })
+    .await
 }
 
 /// Runs `work` on the blocking pool every `secs` seconds (the first time

@@ -10,7 +10,7 @@ use crate::archive::Limits;
 mod identity;
 mod ops;
 pub use identity::{Oidc, TrustedIssuer};
-pub use ops::Quotas;
+pub use ops::{Quotas, Retention};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,6 +61,11 @@ pub struct Config {
     /// the admin listener; `CAIRN_METRICS=off`).
     pub metrics: bool,
     pub quotas: Quotas,
+    /// Which prereleases go (SPEC section 20).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<Retention>,
+    /// Seconds between runs of the retention rules (0: only `cairn admin retention`).
+    pub retention_interval: u64,
     pub log: LogConfig,
     pub accounts: Accounts,
     pub storage: Storage,
@@ -415,6 +420,8 @@ impl Default for Config {
             cdn: Cdn::default(),
             metrics: true,
             quotas: Quotas::default(),
+            retention: Vec::new(),
+            retention_interval: 86_400,
             log: LogConfig::default(),
             accounts: Accounts::default(),
             storage: Storage::default(),
@@ -448,6 +455,9 @@ impl Config {
         for provider in &config.oidc {
             provider.check().with_context(|| format!("in {}", path.display()))?;
             anyhow::ensure!(names.insert(&provider.name), "two [[oidc]] are named {}", provider.name);
+        }
+        for rule in &config.retention {
+            rule.check().with_context(|| format!("in {}", path.display()))?;
         }
         for issuer in &config.trusted_publishing {
             issuer.check().with_context(|| format!("in {}", path.display()))?;

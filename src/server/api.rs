@@ -131,19 +131,10 @@ async fn whoami(req: &Request<'_>) -> ApiResult {
         Some(o) => json!({ "login": c.login(), "org": o.slug, "scopes": c.scopes }),
         None => json!({ "login": u.login, "email": u.email, "createdAt": u.created_at }),
     };
-    doc["usage"] = usage(req.state, owner).await?;
+    doc["usage"] = req.state.usage(owner).await?;
     Ok((StatusCode::OK, doc))
 }
 
-/// An owner's usage (SPEC section 20): `{"bytes", "limit"}` (`null`: none).
-pub(super) async fn usage(
-    state: &super::State,
-    owner: db::quota::Owner,
-) -> Result<serde_json::Value, ApiError> {
-    let limit = state.reg.config.quotas.limit(&owner);
-    let bytes = state.db(move |c| db::quota::usage(c, &owner)).await?;
-    Ok(json!({ "bytes": bytes, "limit": limit }))
-}
 
 async fn list_tokens(req: &Request<'_>) -> ApiResult {
     let user = req.person()?.user.id;

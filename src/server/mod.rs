@@ -155,6 +155,16 @@ impl State {
     }
 }
 
+impl State {
+    /// An owner's storage usage (SPEC section 20): `{"bytes", "limit"}`
+    /// (`null`: no quota), for whoami and the organisation's document.
+    pub async fn usage(&self, owner: db::quota::Owner) -> Result<serde_json::Value, ApiError> {
+        let limit = self.reg.config.quotas.limit(&owner);
+        let bytes = self.db(move |c| db::quota::usage(c, &owner)).await?;
+        Ok(serde_json::json!({ "bytes": bytes, "limit": limit }))
+    }
+}
+
 /// Writes the tokens' and sessions' last use every [`LAST_USED_FLUSH`]; a
 /// failure (a read-only database) keeps them for the next flush.
 async fn flush_last_used(state: Arc<State>) {

@@ -214,7 +214,7 @@ async fn info(req: &Request<'_>, slug: &str) -> ApiResult {
         Ok((describe(conn, org)?, db::quota::Owner::Org { id: org.id, slug: org.slug.clone() }))
     })
     .await?;
-    doc["usage"] = super::api::usage(req.state, owner).await?;
+    doc["usage"] = req.state.usage(owner).await?;
     Ok((StatusCode::OK, with_registry(req, doc)))
 }
 
