@@ -69,6 +69,9 @@ pub fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Result<Manifest>
         read_manifest(prev)?;
     }
     let postgres = config.database.url.is_some();
+    if postgres {
+        eprintln!("the state database is Postgres: back it up with its own tools (pg_dump); this backup holds the rest");
+    }
     let reg = Registry::open(data, config)?;
     let conn = reg.db()?;
     let privates = reg.private_registries(&conn)?;
@@ -87,7 +90,7 @@ pub fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Result<Manifest>
     }
     // Under every writer lock: what changes in place, and the list of
     // what never changes once written (blobs, git packs).
-    let (commits, later, blob_files) = {
+    let (commits, packs, mut blobs) = {
         let _locks: Vec<std::fs::File> =
             std::iter::once(&reg).chain(&privates).map(Registry::lock_writer).collect::<Result<_>>()?;
         let mut commits = std::collections::BTreeMap::new();
@@ -97,7 +100,7 @@ pub fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Result<Manifest>
         if !postgres {
             sqlite_backup(&data.join("state.db"), &tmp.join("state.db"))?;
         }
-        let (mut later, mut blob_files) = (Vec::new(), 0);
+        let (mut packs, mut blobs) = (Vec::new(), Vec::new());
         for part in &parts {
             copy_tree(&data.join(&part.log_dir), &tmp.join(&part.log_dir), &|_| true)?;
             let log = Path::new("static").join(part.layout.log_dir());
@@ -106,20 +109,17 @@ pub fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Result<Manifest>
             let git = Path::new("static").join(part.layout.index_git());
             let is_pack = |f: &Path| f.starts_with("objects/pack");
             copy_tree(&data.join(&git), &tmp.join(&git), &|f| !is_pack(f) && !f.starts_with(RETIRED_DIR))?;
-            let packs = list_files(&data.join(&git).join("objects/pack"))?;
-            later.extend(packs.into_iter().map(|f| git.join("objects/pack").join(f)));
+            let pack_dir = git.join("objects/pack");
+            packs.extend(list_files(&data.join(&pack_dir))?.into_iter().map(|f| pack_dir.join(f)));
             // Another registry's files below this one's prefix are its own part.
-            let blobs = Path::new("static").join(part.layout.blobs_dir());
-            let listed = list_files(&data.join(&blobs))?.into_iter().map(|f| blobs.join(f));
-            // Blobs never change: those `--since` holds are left out.
-            let new: Vec<PathBuf> =
-                listed.filter(|b| since.as_ref().is_none_or(|prev| !in_chain(prev, b))).collect();
-            blob_files += new.len();
-            later.extend(new);
+            let dir = Path::new("static").join(part.layout.blobs_dir());
+            blobs.extend(list_files(&data.join(&dir))?.into_iter().map(|f| dir.join(f)));
         }
-        (commits, later, blob_files)
+        (commits, packs, blobs)
     };
-    later.par_iter().try_for_each(|rel| copy_unchanging(data, &tmp, rel))?;
+    // Blobs never change: those `--since` holds are left out.
+    blobs.retain(|b| since.as_ref().is_none_or(|prev| !in_chain(prev, b)));
+    packs.par_iter().chain(&blobs).try_for_each(|rel| copy_unchanging(data, &tmp, rel))?;
     // The operator's files, which no write changes.
     for file in ["registry.toml", crate::registry::KEY_FILE] {
         std::fs::copy(data.join(file), tmp.join(file)).with_context(|| format!("copying {file}"))?;
@@ -131,7 +131,7 @@ pub fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Result<Manifest>
         commits,
         database: if postgres { "postgres" } else { "sqlite" }.into(),
         since,
-        blob_files,
+        blob_files: blobs.len(),
     };
     std::fs::write(tmp.join(MANIFEST), serde_json::to_vec_pretty(&manifest)?)?;
     crate::fsutil::sync_filesystem(&tmp)?;
@@ -229,7 +229,7 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Copies the files under `from` that `keep` takes (by path relative to
 /// `from`) to `to`, leaving temporaries out; nothing when `from` is absent.
-fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<usize> {
+fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<()> {
     let files: Vec<PathBuf> = list_files(from)?.into_iter().filter(|f| keep(f)).collect();
     files.par_iter().try_for_each(|rel| -> Result<()> {
         let dest = to.join(rel);
@@ -237,6 +237,5 @@ fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<usi
         std::fs::copy(from.join(rel), &dest)
             .with_context(|| format!("copying {}", from.join(rel).display()))?;
         Ok(())
-    })?;
-    Ok(files.len())
+    })
 }

@@ -135,7 +135,6 @@ async fn whoami(req: &Request<'_>) -> ApiResult {
     Ok((StatusCode::OK, doc))
 }
 
-
 async fn list_tokens(req: &Request<'_>) -> ApiResult {
     let user = req.person()?.user.id;
     let tokens = req.state.db(move |c| db::list_tokens(c, user)).await?;
