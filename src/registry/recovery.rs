@@ -104,14 +104,22 @@ impl Registry {
         for (name, vers) in missing {
             by_name.entry(name).or_default().push(vers);
         }
+        if by_name.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(packages = by_name.len(), "recording versions' sizes from the index");
+        // One snapshot and one transaction: a large registry's first start
+        // after the upgrade reads and writes them all.
+        let snapshot = self.index.snapshot()?;
+        let txn = conn.transaction()?;
         for (name, versions) in by_name {
-            let Some(file) = self.index.read_file(&crate::index::package_path(&name))? else { continue };
+            let Some(file) = snapshot.read(&crate::index::package_path(&name))? else { continue };
             for line in IndexLine::parse_file(&file)?.into_iter().filter(|l| versions.contains(&l.vers)) {
                 let key = semver::Version::parse(&line.vers).map(|v| crate::name::version_key(&v))?;
-                db::quota::record_size(conn, &self.space, &name, &key, line.size)?;
+                db::quota::record_size(&txn, &self.space, &name, &key, line.size)?;
             }
         }
-        Ok(())
+        txn.commit()
     }
 
     /// Rewrites the derived files of every package from the index, under

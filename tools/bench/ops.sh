@@ -80,7 +80,12 @@ serve() { # dir on|off
     CAIRN_RATE_LIMIT=off CAIRN_METRICS=$metrics taskset -c "$SERVER_CPU" "$CAIRN" serve --data "$1" \
         --listen 127.0.0.1:0 >"$out.out" 2>"$out.err" &
     PIDS+=($!)
-    for _ in $(seq 600); do grep -q '^public key:' "$out.out" 2>/dev/null && break; sleep 0.1; done
+    # A large registry's first start takes a while (its recovery and summaries).
+    for _ in $(seq 6000); do
+        grep -q '^public key:' "$out.out" 2>/dev/null && break
+        kill -0 "${PIDS[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
     URL=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$out.out")
     [ -n "$URL" ] || { cat "$out.err" >&2; die "cairn serve did not start"; }
 }
