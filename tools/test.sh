@@ -2,7 +2,7 @@
 # The README's test command: installs the system packages the tests use
 # (git, minisign, nginx with its brotli module, varnish, python3, chromium,
 # node, postgresql: the database tests start their own server from its
-# binaries)
+# binaries, prometheus for its promtool)
 # and the site tests' npm packages, and the Python packages the log's
 # independent check (cryptography) and the S3 tests (moto's server) use
 # when they are missing, then runs `cargo test` with any arguments given.
@@ -23,6 +23,8 @@ command -v node >/dev/null || need+=(nodejs npm)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # The TLS test of Postgres makes its CA and certificate with openssl.
 command -v openssl >/dev/null || need+=(openssl)
+# tests/testsuite/ops.rs checks the metrics scrape with promtool.
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   sudo=""
@@ -37,6 +39,9 @@ if [ ${#need[@]} -gt 0 ]; then
   # postgresql's package starts a system cluster on 5432; the tests start
   # their own clusters (tests/testsuite/support/pg.rs) and need none.
   { $sudo service postgresql stop || true; } >/dev/null 2>&1
+  # prometheus's package starts a server listening on every interface;
+  # the tests need its promtool alone.
+  { $sudo service prometheus stop || $sudo pkill -x prometheus || true; } >/dev/null 2>&1
 fi
 
 # tests/log_check.py verifies the transparency log with its own Ed25519.

@@ -90,6 +90,13 @@
     if (!s) { $('dash-signed-out').hidden = false; return; }
     $('dash').hidden = false;
     $('dash-login').textContent = s.login;
+    // Storage: the bytes of the packages the user owns, against the quota
+    // (shown when it comes; the rest of the page does not wait for it).
+    call('GET', 'whoami').then(({ usage }) => {
+      const mb = (n) => (n / 1e6).toFixed(1) + ' MB';
+      $('dash-usage').textContent = 'Storage used: ' + mb(usage.bytes) +
+        (usage.limit === null ? '' : ' of ' + mb(usage.limit));
+    }).catch((e) => { console.error(e); });
     $('logout').addEventListener('click', async () => {
       await call('POST', 'auth/logout', {}, s.csrf);
       location.assign('/');

@@ -34,6 +34,13 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AdvisoryCommand,
     },
+    /// Hard-delete the prereleases the [[retention]] rules let go (a version
+    /// another live version pins with `=` stays) and list them as JSON.
+    Retention {
+        /// List what would go, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Names an upstream registry offers (SPEC section 16).
     Upstream {
         #[command(subcommand)]
@@ -129,6 +136,11 @@ pub fn run(data: DataArg, cmd: AdminCommand) -> Result<()> {
                 Outcome::Claimed { new: true } => eprintln!("claimed {name} for local use"),
                 _ => eprintln!("{name} was claimed already"),
             }
+        }
+        AdminCommand::Retention { dry_run } => {
+            let reg = Registry::open(&data.data, Config::load(&data.data)?)?;
+            let report = crate::retention::run(reg, dry_run)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         AdminCommand::Purge => {
             for login in db::purge_accounts(&open_db(&data)?)? {

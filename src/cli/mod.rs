@@ -12,6 +12,8 @@ mod user;
 mod witness;
 
 use clap::{Parser, Subcommand};
+
+use crate::config::LogFormat;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -79,6 +81,22 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Write one consistent backup of what is not derived (the server may run).
+    Backup {
+        #[command(flatten)]
+        data: DataArg,
+        /// The directory to write (it must not exist).
+        out: PathBuf,
+        /// An earlier backup whose blobs this one leaves out.
+        #[arg(long)]
+        since: Option<PathBuf>,
+    },
+    /// Make a registry from a backup in a new data directory.
+    Restore {
+        backup: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Upstream registries: warm the cache from lockfiles, list what is cached.
     Upstream {
         #[command(subcommand)]
@@ -117,13 +135,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                .unwrap_or_else(|_| "cairn=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` starts its log once it has read registry.toml's `[log] format`.
+    if !matches!(cli.command, Command::Serve(_)) {
+        let json = std::env::var("CAIRN_LOG_FORMAT").is_ok_and(|f| f == "json");
+        init_log(if json { LogFormat::Json } else { LogFormat::Text });
+    }
     // libgit2 re-hashes (SHA-1 with collision detection) every object it
     // reads: a fifth of the CPU of reading the index at crates.io scale.
     // Our objects were hashed when libgit2 indexed the packs we wrote, and
@@ -143,6 +159,12 @@ pub fn main() -> i32 {
         Command::Migrate { data, to } => crate::migrate::migrate(&data.data, &to).map(|report| {
             println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
         }),
+        Command::Backup { data, out, since } => {
+            crate::backup::backup(&data.data, &out, since.as_deref()).and_then(|m| print_json(&m))
+        }
+        Command::Restore { backup, data } => {
+            crate::backup::restore(&backup, &data.data).and_then(|m| print_json(&m))
+        }
         Command::Upstream { command } => upstream::run(command),
         Command::Import { upstream, dir, data } => upstream::import(&data, &upstream, &dir),
         Command::Audit(args) => audit::run(args),
@@ -160,6 +182,29 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// The process' log on stderr, filtered by `CAIRN_LOG`. The requests'
+/// lines (`cairn::request`) are the JSON log's: in text they are off unless
+/// `CAIRN_LOG` asks for them.
+fn init_log(format: LogFormat) {
+    let default = match format {
+        LogFormat::Json => "cairn=info,warn",
+        LogFormat::Text => "cairn=info,cairn::request=off,warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| default.into());
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => {
+            log.json().flatten_event(true).with_current_span(false).with_span_list(false).init()
+        }
+        LogFormat::Text => log.init(),
+    }
+}
+
+fn print_json(report: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
 }
 
 fn rebuild(

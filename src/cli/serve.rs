@@ -29,6 +29,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut config = Config::load(&args.data.data)?;
+        super::init_log(config.log.format);
+        crate::metrics::get().set_enabled(config.metrics);
         if let Some(l) = args.listen {
             config.listen = l;
         }
@@ -101,6 +103,9 @@ fn spawn_timers(state: &Arc<crate::server::State>) {
     }
     if c.static_interval > 0 {
         tokio::spawn(every(reg.clone(), c.static_interval, Job::Static, |_| Ok(true)));
+    }
+    if !c.retention.is_empty() && c.retention_interval > 0 {
+        tokio::spawn(retention(reg.clone(), c.retention_interval));
     }
     if reg.log.is_some() && c.log.cosign_interval > 0 {
         tokio::spawn(recosign(state.clone(), c.log.cosign_interval));
@@ -184,7 +189,10 @@ fn search_is_stale(reg: &Registry) -> Result<bool> {
 async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Result<bool>) {
     periodically(reg, secs, "scheduled rebuild", move |reg| {
         if due(reg)? {
-            rebuild_in_child(reg, job).with_context(|| format!("the {job:?} job"))?;
+            let started = std::time::Instant::now();
+            let ran = rebuild_in_child(reg, job);
+            crate::metrics::get().job(job.name(), ran.is_ok(), started.elapsed());
+            ran.with_context(|| format!("the {job:?} job"))?;
         }
         Ok(())
     })
@@ -192,10 +200,8 @@ async fn every(reg: Arc<Registry>, secs: u64, job: Job, due: fn(&Registry) -> Re
 }
 
 fn rebuild_in_child(reg: &Registry, job: Job) -> Result<()> {
-    use clap::ValueEnum;
-    let name = job.to_possible_value().context("a job has a name")?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.arg("rebuild").arg(name.get_name()).arg("--data").arg(&reg.data);
+    cmd.arg("rebuild").arg(job.name()).arg("--data").arg(&reg.data);
     if let Some(url) = &reg.config.public_url {
         cmd.arg("--public-url").arg(url);
     }
@@ -208,6 +214,27 @@ fn rebuild_in_child(reg: &Registry, job: Job) -> Result<()> {
     }
     tracing::debug!(report = %String::from_utf8_lossy(&out.stdout), "{job:?} job done");
     Ok(())
+}
+
+/// Applies the `[[retention]]` rules every `secs` seconds, as `cairn admin
+/// retention` in a child process: its deletes go through the writer lock
+/// and the hot cache sees them by the root's change counter, as a job's.
+async fn retention(reg: Arc<Registry>, secs: u64) {
+    periodically(reg, secs, "retention", |reg| {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .args(["admin", "retention", "--data"])
+            .arg(&reg.data)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        crate::metrics::get().job("retention", out.status.success(), started.elapsed());
+        if !out.status.success() {
+            anyhow::bail!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        tracing::info!(report = %String::from_utf8_lossy(&out.stdout), "retention applied");
+        Ok(())
+    })
+    .await
 }
 
 /// Runs `work` on the blocking pool every `secs` seconds (the first time

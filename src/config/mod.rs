@@ -8,7 +8,9 @@ use std::path::Path;
 use crate::archive::Limits;
 
 mod identity;
+mod ops;
 pub use identity::{Oidc, TrustedIssuer};
+pub use ops::{Quotas, Retention};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,6 +57,15 @@ pub struct Config {
     /// The largest file the hot cache keeps, in bytes.
     pub hot_cache_max_file: usize,
     pub cdn: Cdn,
+    /// Whether `serve` records its Prometheus metrics (`GET /metrics` on
+    /// the admin listener; `CAIRN_METRICS=off`).
+    pub metrics: bool,
+    pub quotas: Quotas,
+    /// Which prereleases go (SPEC section 20).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<Retention>,
+    /// Seconds between runs of the retention rules (0: only `cairn admin retention`).
+    pub retention_interval: u64,
     pub log: LogConfig,
     pub accounts: Accounts,
     pub storage: Storage,
@@ -262,11 +273,22 @@ pub struct LogConfig {
     pub cosign_interval: u64,
     /// Witnesses each new checkpoint is submitted to (C2SP tlog-witness).
     pub witnesses: Vec<WitnessConfig>,
+    /// The process' own log on stderr: `text`, or `json` (one object per
+    /// line, with a line per request; `CAIRN_LOG_FORMAT`).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { origin: None, cosign_interval: 300, witnesses: Vec::new() }
+        LogConfig { origin: None, cosign_interval: 300, witnesses: Vec::new(), format: LogFormat::Text }
     }
 }
 
@@ -396,6 +418,10 @@ impl Default for Config {
             hot_cache_bytes: 64 << 20,
             hot_cache_max_file: 256 << 10,
             cdn: Cdn::default(),
+            metrics: true,
+            quotas: Quotas::default(),
+            retention: Vec::new(),
+            retention_interval: 86_400,
             log: LogConfig::default(),
             accounts: Accounts::default(),
             storage: Storage::default(),
@@ -430,6 +456,9 @@ impl Config {
             provider.check().with_context(|| format!("in {}", path.display()))?;
             anyhow::ensure!(names.insert(&provider.name), "two [[oidc]] are named {}", provider.name);
         }
+        for rule in &config.retention {
+            rule.check().with_context(|| format!("in {}", path.display()))?;
+        }
         for issuer in &config.trusted_publishing {
             issuer.check().with_context(|| format!("in {}", path.display()))?;
         }
@@ -455,6 +484,12 @@ impl Config {
         }
         if let Some(v) = var("CAIRN_RATE_LIMIT") {
             self.rate_limit.enabled = !matches!(v.as_str(), "off" | "0" | "false");
+        }
+        if let Some(v) = var("CAIRN_METRICS") {
+            self.metrics = !matches!(v.as_str(), "off" | "0" | "false");
+        }
+        if let Some(v) = var("CAIRN_LOG_FORMAT") {
+            self.log.format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
         }
     }
 

@@ -50,6 +50,11 @@ const SQLITE: &[Migration] = &[
     Migration { version: 7, name: "upstreams", sql: include_str!("migrations/sqlite/0007_upstreams.sql") },
     Migration { version: 8, name: "identity", sql: include_str!("migrations/sqlite/0008_identity.sql") },
     Migration {
+        version: 9,
+        name: "version sizes",
+        sql: include_str!("migrations/sqlite/0009_version_sizes.sql"),
+    },
+    Migration {
         version: 11,
         name: "dependencies",
         sql: include_str!("migrations/sqlite/0011_dependencies.sql"),
@@ -80,6 +85,11 @@ const POSTGRES: &[Migration] = &[
     },
     Migration { version: 6, name: "upstreams", sql: include_str!("migrations/postgres/0006_upstreams.sql") },
     Migration { version: 7, name: "identity", sql: include_str!("migrations/postgres/0007_identity.sql") },
+    Migration {
+        version: 8,
+        name: "version sizes",
+        sql: include_str!("migrations/postgres/0008_version_sizes.sql"),
+    },
     Migration {
         version: 10,
         name: "dependencies",

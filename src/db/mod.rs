@@ -20,6 +20,7 @@ mod open;
 pub mod org;
 mod pending;
 pub mod pool;
+pub mod quota;
 pub mod session;
 pub mod space;
 #[cfg(test)]

@@ -29,6 +29,19 @@ pub enum Job {
     All,
 }
 
+impl Job {
+    /// Its name on the command line (clap's, from the variant) and in the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Static => "static",
+            Job::Search => "search",
+            Job::Stats => "stats",
+            Job::Advisories => "advisories",
+            Job::All => "all",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Options {
     /// Access logs (combined format) for the stats job.

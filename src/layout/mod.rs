@@ -136,6 +136,11 @@ impl Layout {
         self.at("index.git")
     }
 
+    /// The published log: tiles, entry bundles, keys and the checkpoint.
+    pub fn log_dir(&self) -> String {
+        self.at("log")
+    }
+
     pub fn blobs_dir(&self) -> String {
         self.at("blobs/sha256")
     }

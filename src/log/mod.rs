@@ -77,7 +77,8 @@ impl HashReader for Stored<'_> {
     }
 }
 
-fn dir(data: &Path) -> PathBuf {
+/// The log's own files (entries, hashes, keys) in a registry's data directory.
+pub fn dir(data: &Path) -> PathBuf {
     data.join("log")
 }
 

@@ -200,3 +200,27 @@ pub(crate) fn upstream_name(name: &str, upstream: &str) -> WriteError {
          an administrator can claim it for local use (`cairn admin upstream claim {name}`)"
     ))
 }
+
+/// A publish of `size` bytes stays within each owner's quota (SPEC section
+/// 20). The version's row is recorded already, so the usage counts it; a
+/// refusal rolls the change back.
+pub(super) fn check_quota(conn: &Conn, reg: &Registry, pkg: &str, size: u64) -> Result<(), WriteError> {
+    let quotas = &reg.config.quotas;
+    if quotas.org_bytes == 0 && quotas.user_bytes == 0 {
+        return Ok(());
+    }
+    for owner in db::quota::owners(conn, &reg.space, pkg)? {
+        let Some(limit) = quotas.limit(&owner) else { continue };
+        let after = db::quota::usage(conn, &owner)?;
+        if after > limit {
+            let usage = after.saturating_sub(size);
+            return Err(WriteError::QuotaExceeded(Box::new(super::QuotaExceeded {
+                owner,
+                usage,
+                limit,
+                size,
+            })));
+        }
+    }
+    Ok(())
+}

@@ -184,6 +184,7 @@ impl Worker {
     }
 
     pub(super) fn run_group(&mut self, batch: Vec<Job>) {
+        let (started, size) = (std::time::Instant::now(), batch.len());
         // Opened read-only (the storage was read-only at start), or a lost
         // Postgres connection: it may take writes again since.
         if !db::writable(&self.conn) {
@@ -200,7 +201,7 @@ impl Worker {
             Err(e) => {
                 let e = WriteError::of_storage(e);
                 for job in batch {
-                    let _ = job.reply.send(Err(copy(&e)));
+                    job.answer(Err(copy(&e)));
                 }
                 return;
             }
@@ -209,7 +210,7 @@ impl Worker {
             if let Err(e) = lease.hold(&self.conn, &self.reg) {
                 let e = WriteError::of_storage(e);
                 for job in batch {
-                    let _ = job.reply.send(Err(copy(&e)));
+                    job.answer(Err(copy(&e)));
                 }
                 return;
             }
@@ -225,7 +226,7 @@ impl Worker {
                 let e = WriteError::of_storage(error);
                 // Changes not planned yet never happened.
                 for job in batch {
-                    let _ = job.reply.send(Err(copy(&e)));
+                    job.answer(Err(copy(&e)));
                 }
                 // What needed the index did not happen: its rows go back.
                 // Rows that never committed leave nothing but blobs.
@@ -242,7 +243,7 @@ impl Worker {
                     }
                 };
                 for p in failed {
-                    let _ = p.job.reply.send(Err(copy(&e)));
+                    p.job.answer(Err(copy(&e)));
                 }
                 // The changes that stand (owners) owe their documents.
                 self.effects.reload(&self.conn);
@@ -253,8 +254,9 @@ impl Worker {
         // files through the CDN (bounded; what fails is retried).
         self.effects.purge(&self.conn, self.changed_urls());
         for p in planned {
-            let _ = p.job.reply.send(Ok(p.plan.outcome));
+            p.job.answer(Ok(p.plan.outcome));
         }
+        crate::metrics::get().write_group(size, started.elapsed());
         // After the replies: webhooks and event streams take the group's events.
         self.reg.events.ring();
         // After the replies: a git remote never delays a 201.
@@ -322,7 +324,7 @@ impl Worker {
                         WriteError::Internal(e) => WriteError::of_storage(e),
                         refusal => refusal,
                     };
-                    let _ = job.reply.send(Err(e));
+                    job.answer(Err(e));
                     continue;
                 }
             };
@@ -407,7 +409,7 @@ impl Worker {
             // Nothing was recorded: every change of the group failed.
             let failure = WriteError::of_storage(e);
             for p in planned.drain(..) {
-                let _ = p.job.reply.send(Err(copy(&failure)));
+                p.job.answer(Err(copy(&failure)));
             }
             return Ok(None);
         }

@@ -68,6 +68,7 @@ impl Lease {
                 return Ok(());
             }
             self.held = None;
+            crate::metrics::get().lease_held(false);
         }
         let deadline = Instant::now() + WAIT;
         loop {
@@ -79,6 +80,7 @@ impl Lease {
             };
             if let Some(taken) = taken {
                 self.held = Some((taken.epoch, asked + self.ttl));
+                crate::metrics::get().lease_held(true);
                 // Another writer may have published the log meanwhile.
                 if let Some(log) = &reg.log {
                     log.forget_published();
@@ -113,6 +115,7 @@ impl Lease {
     /// Lets the lease go (the queue is empty).
     pub fn release(&mut self, conn: &Conn) {
         if let Some((epoch, _)) = self.held.take() {
+            crate::metrics::get().lease_held(false);
             if let Err(e) = lease::release(conn, &self.space, &self.holder, epoch) {
                 tracing::warn!(error = %format!("{e:#}"), "letting the writer lease go failed; it expires");
             }

@@ -242,6 +242,9 @@ pub enum WriteError {
     /// `upstream-name`).
     #[error("{0}")]
     UpstreamName(String),
+    /// A publish would take an owner past its quota (413 `quota-exceeded`).
+    #[error("{0}")]
+    QuotaExceeded(Box<QuotaExceeded>),
     /// The storage cannot take writes now (full, read-only, failing): 503,
     /// try again later; nothing of the write stays behind.
     #[error("{0}")]
@@ -251,6 +254,20 @@ pub enum WriteError {
 }
 
 impl WriteError {
+    /// The error's code in the API's answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WriteError::Invalid(_) => "invalid",
+            WriteError::Forbidden(_) => "forbidden",
+            WriteError::NotFound(_) => "not-found",
+            WriteError::Conflict(_) => "conflict",
+            WriteError::UpstreamName(_) => "upstream-name",
+            WriteError::QuotaExceeded(_) => "quota-exceeded",
+            WriteError::Unavailable(_) => "unavailable",
+            WriteError::Internal(_) => "internal",
+        }
+    }
+
     /// A failure of the commit step: `Unavailable` when the storage under
     /// it is full, read-only or failing, else `Internal`.
     pub fn of_storage(e: anyhow::Error) -> WriteError {
@@ -260,6 +277,29 @@ impl WriteError {
             )),
             None => WriteError::Internal(e),
         }
+    }
+}
+
+/// A refused publish's owner, its usage before, its limit and the size asked.
+#[derive(Debug)]
+pub struct QuotaExceeded {
+    pub owner: crate::db::quota::Owner,
+    pub usage: u64,
+    pub limit: u64,
+    pub size: u64,
+}
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let owner = match &self.owner {
+            crate::db::quota::Owner::User { login, .. } => format!("user `{login}`"),
+            crate::db::quota::Owner::Org { slug, .. } => format!("organisation `{slug}`"),
+        };
+        write!(
+            f,
+            "this publish ({} bytes) would take {owner} past its quota: usage {} bytes, limit {} bytes",
+            self.size, self.usage, self.limit
+        )
     }
 }
 
@@ -303,6 +343,15 @@ type Reply = oneshot::Sender<Result<Outcome, WriteError>>;
 struct Job {
     req: WriteRequest,
     reply: Reply,
+}
+
+impl Job {
+    /// Answers the job, counting the answer by kind and result.
+    fn answer(self, result: Result<Outcome, WriteError>) {
+        let kind = plan::describe(&self.req.change).0;
+        crate::metrics::get().write(kind, result.as_ref().map_or_else(WriteError::code, |_| "ok"));
+        let _ = self.reply.send(result);
+    }
 }
 
 /// Effects committed writes still owe, with the error that stopped them;

@@ -5,7 +5,8 @@ use crate::db::Conn;
 use std::collections::{BTreeMap, HashMap};
 
 use super::checks::{
-    check_new_name, check_org_owner, check_owner, check_publish, may_act, owner, private_org, Owner,
+    check_new_name, check_org_owner, check_owner, check_publish, check_quota, may_act, owner, private_org,
+    Owner,
 };
 use super::{Actor, Change, Job, MetaEdit, Outcome, Published, WriteError, WriteRequest};
 use crate::db;
@@ -201,6 +202,9 @@ pub(super) fn plan(
                 db::create_package(conn, space, &line.name, caller, private_org(conn, reg)?.map(|o| o.id))?;
             }
             db::record_version(conn, space, &line.name, &upload.version, &line.cksum, at, caller.user.id)?;
+            let size = line.size;
+            db::quota::record_size(conn, space, &line.name, &name::version_key(&upload.version), size)?;
+            check_quota(conn, reg, &line.name, size)?;
             let path = package_path(&line.name);
             let lines = lines_mut(head, files, &path)?;
             lines.push(line.clone());

@@ -58,7 +58,7 @@ pub struct Registry {
 }
 
 /// The registry's signing key in the data directory.
-const KEY_FILE: &str = "minisign.key";
+pub const KEY_FILE: &str = "minisign.key";
 
 /// The login of the account `init` creates and whose token it prints.
 pub const BOOTSTRAP_LOGIN: &str = "admin";

@@ -74,6 +74,9 @@ impl Registry {
             tracing::warn!(error = %format!("{e:#}"), "recovery could not write; the writer retries");
             return Ok(());
         }
+        if let Err(e) = self.fill_sizes(conn) {
+            tracing::warn!(error = %format!("{e:#}"), "recording versions' sizes failed; retried at the next start");
+        }
         // Entries a crash kept from the log (the next group would append
         // them too, before its own).
         if let Some(log) = &self.log {
@@ -101,6 +104,32 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Records the sizes of versions recorded before sizes were (the
+    /// quotas' usage), from their index lines.
+    fn fill_sizes(&self, conn: &db::Conn) -> Result<()> {
+        let missing = db::quota::unsized_versions(conn, &self.space)?;
+        let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (name, vers) in missing {
+            by_name.entry(name).or_default().push(vers);
+        }
+        if by_name.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(packages = by_name.len(), "recording versions' sizes from the index");
+        // One snapshot and one transaction: a large registry's first start
+        // after the upgrade reads and writes them all.
+        let snapshot = self.index.snapshot()?;
+        let txn = conn.transaction()?;
+        for (name, versions) in by_name {
+            let Some(file) = snapshot.read(&crate::index::package_path(&name))? else { continue };
+            for line in IndexLine::parse_file(&file)?.into_iter().filter(|l| versions.contains(&l.vers)) {
+                let key = semver::Version::parse(&line.vers).map(|v| crate::name::version_key(&v))?;
+                db::quota::record_size(&txn, &self.space, &name, &key, line.size)?;
+            }
+        }
+        txn.commit()
     }
 
     /// Rewrites the derived files of every package from the index, under

@@ -5,7 +5,8 @@
 //! `POST /admin/users/{login}/disable`; `POST /admin/users/{login}/token`;
 //! `DELETE /admin/packages/{name}/{version}` (hard delete), `DELETE
 //! /admin/packages/{name}` (the whole package); `POST /admin/advisories`
-//! (an OSV file; `cairn admin advisory add`); `POST /admin/purge`.
+//! (an OSV file; `cairn admin advisory add`); `POST /admin/purge`;
+//! `GET /metrics` (Prometheus).
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -45,6 +46,9 @@ fn filter(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {
         .then(move |method: Method, path: FullPath, headers: HeaderMap, body| {
             let state = state.clone();
             async move {
+                if method == Method::GET && path.as_str() == "/metrics" {
+                    return metrics(&state).await;
+                }
                 let result = match super::routes::read_body(body, &headers, 1 << 20).await {
                     Ok(body) => route(&state, &method, path.as_str(), &body).await,
                     Err(e) => Err(e),
@@ -57,6 +61,33 @@ fn filter(state: Arc<State>) -> BoxedFilter<(Response<Bytes>,)> {
             resp
         })
         .boxed()
+}
+
+/// `GET /metrics`: Prometheus' text format (404 with metrics off).
+async fn metrics(state: &State) -> Response<Bytes> {
+    let m = crate::metrics::get();
+    if !m.enabled() {
+        return render_error(
+            &ApiError::not_found("metrics are off (`metrics = false`)"),
+            None,
+            super::Shape::Api,
+        );
+    }
+    let (packages, versions) = match state.db(db::counts).await {
+        Ok(counts) => counts,
+        Err(e) => return render_error(&e, None, super::Shape::Api),
+    };
+    let scrape = crate::metrics::Scrape {
+        pending_effects: state.writer.pending().len() + state.writer.purges_owed().0,
+        log_entries: state.reg.log.as_ref().map_or(0, |l| l.size()),
+        packages,
+        versions,
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Bytes::from(m.render(&scrape)))
+        .unwrap()
 }
 
 fn respond(result: ApiResult) -> Response<Bytes> {

@@ -15,7 +15,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     let m = &req.method;
     match (m, segs) {
         (&Method::GET | &Method::HEAD, ["health"]) => health(req).await,
-        (&Method::GET, ["whoami"]) => whoami(req),
+        (&Method::GET, ["whoami"]) => whoami(req).await,
         (&Method::GET, ["tokens"]) => list_tokens(req).await,
         (&Method::POST, ["tokens"]) => create_token(req).await,
         (&Method::DELETE, ["tokens", id]) => revoke_token(req, id).await,
@@ -121,17 +121,21 @@ async fn health(req: &Request<'_>) -> ApiResult {
     Ok((if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, doc))
 }
 
-/// The user, or for an organisation token the organisation it acts for.
-fn whoami(req: &Request) -> ApiResult {
+/// The user, or for an organisation token the organisation it acts for,
+/// with its storage usage against its quota.
+async fn whoami(req: &Request<'_>) -> ApiResult {
     let c = req.caller()?;
     let u = &c.user;
-    Ok((
-        StatusCode::OK,
-        match &c.org {
-            Some(o) => json!({ "login": c.login(), "org": o.slug, "scopes": c.scopes }),
-            None => json!({ "login": u.login, "email": u.email, "createdAt": u.created_at }),
-        },
-    ))
+    let owner = match &c.org {
+        Some(o) => db::quota::Owner::Org { id: o.id, slug: o.slug.clone() },
+        None => db::quota::Owner::User { id: u.id, login: u.login.clone() },
+    };
+    let mut doc = match &c.org {
+        Some(o) => json!({ "login": c.login(), "org": o.slug, "scopes": c.scopes }),
+        None => json!({ "login": u.login, "email": u.email, "createdAt": u.created_at }),
+    };
+    doc["usage"] = req.state.usage(owner).await?;
+    Ok((StatusCode::OK, doc))
 }
 
 async fn list_tokens(req: &Request<'_>) -> ApiResult {

@@ -10,11 +10,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Fields the body carries beside `error` and `message`.
+    pub extra: Option<serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), extra: None }
     }
     pub fn invalid(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", m)
@@ -72,7 +74,11 @@ impl ApiError {
     }
 
     pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({ "error": self.code, "message": self.message })).unwrap()
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(serde_json::Value::Object(extra)) = &self.extra {
+            body.as_object_mut().expect("an object").extend(extra.clone());
+        }
+        serde_json::to_vec(&body).unwrap()
     }
 }
 
@@ -84,6 +90,10 @@ impl From<WriteError> for ApiError {
             WriteError::NotFound(m) => ApiError::not_found(m),
             WriteError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             WriteError::UpstreamName(m) => ApiError::new(StatusCode::CONFLICT, "upstream-name", m),
+            WriteError::QuotaExceeded(q) => ApiError {
+                extra: Some(json!({ "usage": q.usage, "limit": q.limit, "size": q.size })),
+                ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "quota-exceeded", q.to_string())
+            },
             WriteError::Unavailable(m) => ApiError::unavailable(m),
             WriteError::Internal(e) => ApiError::internal(format!("{e:#}")),
         }

@@ -81,9 +81,11 @@ impl Files {
         // The hot path: a cached file, or a directory's cached page.
         for k in [key, &key.page()] {
             if let Some(entry) = self.cache.get(k.as_str()) {
+                crate::metrics::get().hot_cache(true);
                 return Some(respond(&entry, ask));
             }
         }
+        crate::metrics::get().hot_cache(false);
         let root = self.root.clone();
         let (cache, key) = (self.cache.clone(), key.clone());
         let loaded = tokio::task::spawn_blocking(move || load(&root, &cache, key)).await.ok()??;

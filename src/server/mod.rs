@@ -19,6 +19,7 @@ pub mod files;
 pub mod hot;
 mod identity;
 mod npm;
+mod observe;
 mod orgs;
 mod owners;
 mod private;
@@ -157,6 +158,16 @@ impl State {
     }
 }
 
+impl State {
+    /// An owner's storage usage (SPEC section 20): `{"bytes", "limit"}`
+    /// (`null`: no quota), for whoami and the organisation's document.
+    pub async fn usage(&self, owner: db::quota::Owner) -> Result<serde_json::Value, ApiError> {
+        let limit = self.reg.config.quotas.limit(&owner);
+        let bytes = self.db(move |c| db::quota::usage(c, &owner)).await?;
+        Ok(serde_json::json!({ "bytes": bytes, "limit": limit }))
+    }
+}
+
 /// Writes the tokens' and sessions' last use every [`LAST_USED_FLUSH`]; a
 /// failure (a read-only database) keeps them for the next flush.
 async fn flush_last_used(state: Arc<State>) {
@@ -258,7 +269,9 @@ async fn handle(
     mut req: http::Request<Incoming>,
     peer: IpAddr,
 ) -> Response<Body> {
-    let path = req.uri().path();
+    let path = req.uri().path().to_string();
+    let path = path.as_str();
+    let seen = observe::Observed::start(req.method(), path, req.headers(), state.proxies.trusts(peer));
     // A private organisation's API sits below its prefix; its documents are static reads.
     let below = private::api_of(path).map_or(path, |(_, rest)| rest);
     // npm's door: packuments and its key are static reads, the rest its routes.
@@ -276,10 +289,13 @@ async fn handle(
         events::stream(state, req.headers(), req.uri().query().unwrap_or(""), ip).await
     } else {
         req.extensions_mut().insert(proxy::Peer(peer));
+        req.extensions_mut().insert(seen.acting.clone());
         routes(req).await
     };
     // No answer is ever sniffed into something else (a README into a page).
     resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp.headers_mut().insert("x-request-id", seen.id.clone());
+    seen.finish(path, resp.status().as_u16());
     resp
 }
 

@@ -210,7 +210,11 @@ fn with_registry(req: &Request<'_>, mut doc: serde_json::Value) -> serde_json::V
 
 async fn info(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = req.person()?.clone();
-    let doc = read_org(req, &caller, slug, Role::Member, describe).await?;
+    let (mut doc, owner) = read_org(req, &caller, slug, Role::Member, |conn, org| {
+        Ok((describe(conn, org)?, db::quota::Owner::Org { id: org.id, slug: org.slug.clone() }))
+    })
+    .await?;
+    doc["usage"] = req.state.usage(owner).await?;
     Ok((StatusCode::OK, with_registry(req, doc)))
 }
 

@@ -23,6 +23,7 @@ use warp::filters::BoxedFilter;
 use warp::path::FullPath;
 use warp::{Filter, Rejection};
 
+use super::observe::Acting;
 use super::proxy::Peer;
 use super::ratelimit::{Class, Decision};
 use super::{api, audit, auth, private, url, witness};
@@ -151,6 +152,8 @@ fn api(state: Arc<State>) -> impl Filter<Extract = (Response<Bytes>,), Error = R
         .and(client(state.clone()))
         .and(with_state(state))
         .map(Call::new)
+        .and(warp::ext::optional::<Acting>())
+        .map(|call: Call, acting| Call { acting, ..call })
         .then(authenticated)
         .and_then(within_rate_limit)
         .and_then(writable)
@@ -177,6 +180,8 @@ struct Call {
     /// The path's segments below `/api/v1/`, decoded once here: handlers
     /// see names and versions as sent.
     segs: Vec<String>,
+    /// Where the request's log line takes its login from.
+    acting: Option<Acting>,
 }
 
 impl Call {
@@ -193,7 +198,7 @@ impl Call {
         let below = path.strip_prefix('/').filter(|p| p.starts_with("npm/"));
         let below = below.unwrap_or_else(|| path.trim_start_matches("/api/v1/"));
         let segs = below.split('/').map(url::decode_segment).collect();
-        Call { state, method, path, org, query, headers, ip, segs }
+        Call { state, method, path, org, query, headers, ip, segs, acting: None }
     }
 
     fn segs(&self) -> Vec<&str> {
@@ -277,6 +282,9 @@ async fn authenticated(call: Call) -> Authenticated {
             Err(e) => (Err(e), None),
         },
     };
+    if let (Some(acting), Ok(Some(caller))) = (&call.acting, &auth) {
+        acting.set(&caller.login());
+    }
     Authenticated { call, auth, session }
 }
 

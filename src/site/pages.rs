@@ -249,6 +249,7 @@ pub fn fixed(l: &Layout, sign_in: &[String]) -> Vec<Doc> {
         p #dash-signed-out hidden { "You are not signed in. " a href="/login" { "Sign in" } "." }
         div #dash hidden {
             p { "Signed in as " strong #dash-login {} ". " button #logout type="button" { "Sign out" } }
+            p #dash-usage {}
             section aria-labelledby="tokens-h" {
                 h2 #tokens-h { "API tokens" }
                 table #tokens {

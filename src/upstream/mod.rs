@@ -192,6 +192,24 @@ impl Upstreams {
         etag: Option<&str>,
         last_modified: Option<&str>,
     ) -> Result<Answer, Failure> {
+        let answer = self.ask_index_file(src, name, etag, last_modified).await;
+        let result = match &answer {
+            Ok(Answer::File { .. }) => "ok",
+            Ok(Answer::NotModified) => "not-modified",
+            Ok(Answer::Absent) => "not-found",
+            Err(_) => "error",
+        };
+        crate::metrics::get().upstream_fetch(&src.config.name, result);
+        answer
+    }
+
+    async fn ask_index_file(
+        &self,
+        src: &Source,
+        name: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<Answer, Failure> {
         let url = format!("{}{}", src.config.index_url(), package_path(name));
         let mut req = self.http.get(&url);
         if let Some(etag) = etag {
@@ -234,6 +252,12 @@ impl Upstreams {
     /// The `.crate` of `line` from its upstream's `dl`, checked against the
     /// line's SHA-256; a mismatch is kept for health and stored nowhere.
     pub async fn blob(&self, src: &Source, line: &UpstreamLine) -> Result<Vec<u8>, Failure> {
+        let blob = self.ask_blob(src, line).await;
+        crate::metrics::get().upstream_fetch(&src.config.name, if blob.is_ok() { "ok" } else { "error" });
+        blob
+    }
+
+    async fn ask_blob(&self, src: &Source, line: &UpstreamLine) -> Result<Vec<u8>, Failure> {
         let unavailable = |why: String| Failure::Unavailable { upstream: src.config.name.clone(), why };
         let meta = self.meta(src).await?;
         let url = download_url(&meta.dl, &line.name, &line.vers, &line.cksum);

@@ -23,6 +23,7 @@ mod jobs;
 mod log;
 mod native_crates;
 mod npm;
+mod ops;
 mod orgs;
 mod postgres;
 mod project;

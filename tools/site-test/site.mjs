@@ -174,6 +174,8 @@ const weights = [];
   await Promise.all([page.waitForURL('**/dashboard'), page.getByRole('button', { name: 'Create account' }).click()]);
   await page.locator('#dash-login').waitFor();
   check((await page.locator('#dash-login').innerText()) === 'webuser', 'signed in after sign-up');
+  // The storage usage of SPEC section 20 (whoami's `usage`).
+  await page.locator('#dash-usage').filter({ hasText: 'Storage used: 0.0 MB' }).waitFor({ timeout: 10000 });
   // Sign out, then in with the password.
   await Promise.all([page.waitForURL(base + '/'), page.locator('#logout').click()]);
   await page.goto(base + '/login');

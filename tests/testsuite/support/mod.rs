@@ -39,6 +39,15 @@ impl Server {
     }
 
     pub fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::spawn(data, env, args, Stdio::inherit())
+    }
+
+    /// As [`Server::start_with`], its stderr (its log) written to `log`.
+    pub fn start_logged(data: &Path, env: &[(&str, &str)], args: &[&str], log: &Path) -> Server {
+        Server::spawn(data, env, args, std::fs::File::create(log).unwrap().into())
+    }
+
+    fn spawn(data: &Path, env: &[(&str, &str)], args: &[&str], stderr: Stdio) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.arg("serve");
         if !args.contains(&"--listen") {
@@ -50,7 +59,7 @@ impl Server {
             .env_remove("CAIRN_PUBLIC_URL")
             .env("CAIRN_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
