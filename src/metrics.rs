@@ -29,6 +29,8 @@ pub enum RouteClass {
     Publish,
     /// cargo's web API but its publish.
     Cargo,
+    /// npm's door but its static reads (publish, edits, login, search, audit).
+    Npm,
     /// Sign-in, sessions, the device flow.
     Auth,
     /// The event stream.
@@ -47,6 +49,7 @@ impl RouteClass {
             RouteClass::Static => "static",
             RouteClass::Publish => "publish",
             RouteClass::Cargo => "cargo",
+            RouteClass::Npm => "npm",
             RouteClass::Auth => "auth",
             RouteClass::Events => "events",
             RouteClass::ApiRead => "api-read",

@@ -84,6 +84,12 @@ fn new_id() -> HeaderValue {
 
 /// The route class of a request, from its method and path alone.
 pub fn class_of(method: &Method, path: &str) -> RouteClass {
+    if let Some((org, rest)) = crate::npm::door_of(path) {
+        return match super::npm::static_key(org, rest) {
+            Some(_) if super::is_read(method) => RouteClass::Static,
+            _ => RouteClass::Npm,
+        };
+    }
     let below = super::private::api_of(path).map_or(path, |(_, rest)| rest);
     if super::is_static_read(method, below) {
         return RouteClass::Static;
@@ -116,6 +122,10 @@ mod tests {
         assert_eq!(c(Method::DELETE, "/api/v1/crates/foo/1.0.0/yank"), "cargo");
         assert_eq!(c(Method::POST, "/api/v1/auth/login"), "auth");
         assert_eq!(c(Method::GET, "/api/v1/whoami"), "api-read");
+        assert_eq!(c(Method::GET, "/npm/left-pad"), "static");
+        assert_eq!(c(Method::GET, "/orgs/acme/npm/@acme%2fw"), "static");
+        assert_eq!(c(Method::GET, "/npm/-/whoami"), "npm");
+        assert_eq!(c(Method::PUT, "/npm/left-pad"), "npm");
         assert_eq!(c(Method::POST, "/api/v1/tokens"), "api-write");
         assert_eq!(c(Method::GET, "/api/v1/events"), "events");
         assert_eq!(c(Method::POST, "/elsewhere"), "other");
