@@ -48,6 +48,10 @@ fi
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography ||
   python3 -m pip install -q --break-system-packages cryptography
 
+# tests/testsuite/mail.rs delivers to a real SMTP server, aiosmtpd.
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q aiosmtpd ||
+  python3 -m pip install -q --break-system-packages aiosmtpd
+
 # tests/testsuite/feeds.rs reads the Atom feeds with a real feed parser.
 python3 -c 'import feedparser' 2>/dev/null || python3 -m pip install -q feedparser ||
   python3 -m pip install -q --break-system-packages feedparser

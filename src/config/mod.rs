@@ -57,6 +57,8 @@ pub struct Config {
     /// The largest file the hot cache keeps, in bytes.
     pub hot_cache_max_file: usize,
     pub cdn: Cdn,
+    /// Where mail goes (SPEC section 19): an SMTP server, else the outbox only.
+    pub mail: Mail,
     /// Whether `serve` records its Prometheus metrics (`GET /metrics` on
     /// the admin listener; `CAIRN_METRICS=off`).
     pub metrics: bool,
@@ -300,6 +302,20 @@ pub struct WitnessConfig {
     pub key: String,
 }
 
+/// `[mail]`: every message is first appended to the data directory's
+/// `outbox.jsonl`; with `smtp` a thread of `serve` sends them on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mail {
+    /// `smtp://host:port` (plain, or STARTTLS when the server offers it)
+    /// or `smtps://host:port`; none: the outbox only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<String>,
+    /// The sender (`cairn <registry@example.com>`); default `cairn@{host of the public URL}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
 /// A CDN in front of the static root (SPEC section 13): a write group's
 /// changed URLs are purged from it before the group's replies.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -418,6 +434,7 @@ impl Default for Config {
             hot_cache_bytes: 64 << 20,
             hot_cache_max_file: 256 << 10,
             cdn: Cdn::default(),
+            mail: Mail::default(),
             metrics: true,
             quotas: Quotas::default(),
             retention: Vec::new(),

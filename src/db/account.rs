@@ -80,6 +80,34 @@ pub fn find_with_password(conn: &Conn, login: &str) -> Result<Option<(User, Opti
     )
 }
 
+/// The addresses of those of `logins` who have one and take notifications
+/// (organisations, disabled users and the opted-out are left out), as
+/// (login, email).
+pub fn notified(conn: &Conn, logins: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for login in logins {
+        let row = conn.query_opt(
+            "SELECT login, email FROM users WHERE lower(login) = lower(?1) AND email IS NOT NULL
+                 AND notify = 1 AND disabled = 0",
+            params![login],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+        )?;
+        out.extend(row);
+    }
+    Ok(out)
+}
+
+/// Whether a user takes notifications.
+pub fn notify(conn: &Conn, user_id: i64) -> Result<bool> {
+    conn.query_row("SELECT notify FROM users WHERE id = ?1", params![user_id], |r| Ok(r.get::<i64>(0)? != 0))
+}
+
+/// A user's opt-in (`true`) or opt-out of notifications.
+pub fn set_notify(conn: &Conn, user_id: i64, on: bool) -> Result<()> {
+    conn.execute("UPDATE users SET notify = ?1 WHERE id = ?2", params![on as i64, user_id])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

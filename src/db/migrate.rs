@@ -59,6 +59,11 @@ const SQLITE: &[Migration] = &[
         name: "dependencies",
         sql: include_str!("migrations/sqlite/0011_dependencies.sql"),
     },
+    Migration {
+        version: 12,
+        name: "notifications",
+        sql: include_str!("migrations/sqlite/0012_notifications.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -94,6 +99,11 @@ const POSTGRES: &[Migration] = &[
         version: 10,
         name: "dependencies",
         sql: include_str!("migrations/postgres/0010_dependencies.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "notifications",
+        sql: include_str!("migrations/postgres/0011_notifications.sql"),
     },
 ];
 

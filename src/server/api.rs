@@ -21,6 +21,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::DELETE, ["tokens", id]) => revoke_token(req, id).await,
         (&Method::GET, ["me", "export"]) => export(req).await,
         (&Method::POST, ["me", "delete"]) => delete_me(req).await,
+        (&Method::PATCH, ["me"]) => set_me(req).await,
         (&Method::GET, ["packages"]) => super::search::packages(req).await,
         (&Method::GET, ["search"]) => super::search::skillreg(req).await,
         (&Method::POST, ["packages"]) => register(req).await,
@@ -135,7 +136,25 @@ async fn whoami(req: &Request<'_>) -> ApiResult {
         None => json!({ "login": u.login, "email": u.email, "createdAt": u.created_at }),
     };
     doc["usage"] = req.state.usage(owner).await?;
+    if c.org.is_none() {
+        let id = u.id;
+        doc["notify"] = json!(req.state.db(move |conn| db::account::notify(conn, id)).await?);
+    }
     Ok((StatusCode::OK, doc))
+}
+
+/// `PATCH /api/v1/me` `{"notify": bool}`: whether the caller is mailed
+/// about the packages they own (SPEC section 19).
+async fn set_me(req: &Request<'_>) -> ApiResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Me {
+        notify: bool,
+    }
+    let Me { notify } = req.json()?;
+    let id = req.person()?.user.id;
+    req.state.db(move |conn| db::account::set_notify(conn, id, notify)).await?;
+    Ok((StatusCode::OK, json!({ "notify": notify })))
 }
 
 async fn list_tokens(req: &Request<'_>) -> ApiResult {

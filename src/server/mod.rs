@@ -92,6 +92,8 @@ impl State {
         // A mirror has no writer's events to send.
         if !reg.config.read_only {
             crate::events::webhooks::start(&reg)?;
+            crate::mail::notify::start(&reg)?;
+            crate::mail::deliver::start(&reg)?;
         }
         let limits = Limits::new(&reg.config.rate_limit);
         let pool = Arc::new(db::pool::Pool::new(reg.database.clone()));

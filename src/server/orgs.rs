@@ -342,7 +342,7 @@ async fn invite(req: &Request<'_>, slug: &str) -> ApiResult {
     .await?;
     let (user, role, subject, body) = added;
     // After the commit: the message tells of a membership that exists.
-    if let Err(e) = crate::outbox::send(&data, &user.login, user.email.as_deref(), &subject, &body) {
+    if let Err(e) = crate::mail::outbox::send(&data, &user.login, user.email.as_deref(), &subject, &body) {
         tracing::warn!(error = %format!("{e:#}"), login = %user.login, "the invitation's message was not written");
     }
     let doc = json!({ "login": user.login, "role": role.as_str() });

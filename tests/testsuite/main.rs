@@ -21,6 +21,7 @@ mod hostile;
 mod identity;
 mod jobs;
 mod log;
+mod mail;
 mod native_crates;
 mod npm;
 mod ops;

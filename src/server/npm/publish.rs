@@ -124,7 +124,7 @@ async fn edit(req: &Request<'_>, name: &str, doc: Document) -> ApiResult {
         let add: Vec<String> = listed.iter().filter(|l| !owners.contains(l)).cloned().collect();
         let remove: Vec<String> = owners.iter().filter(|o| !listed.contains(o)).cloned().collect();
         if !add.is_empty() || !remove.is_empty() {
-            req.writer().owners(req.by()?, name, add, remove).await?;
+            super::super::owners::change_by(req, name, add, remove).await?;
             changed = true;
         }
     }
