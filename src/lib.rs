@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod layout;
 pub mod log;
 pub mod mem;
+pub mod merge;
 pub mod migrate;
 pub mod name;
 pub mod npm;

@@ -49,6 +49,7 @@ const SQLITE: &[Migration] = &[
     },
     Migration { version: 7, name: "upstreams", sql: include_str!("migrations/sqlite/0007_upstreams.sql") },
     Migration { version: 8, name: "identity", sql: include_str!("migrations/sqlite/0008_identity.sql") },
+    Migration { version: 10, name: "proposals", sql: include_str!("migrations/sqlite/0010_proposals.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -75,6 +76,7 @@ const POSTGRES: &[Migration] = &[
     },
     Migration { version: 6, name: "upstreams", sql: include_str!("migrations/postgres/0006_upstreams.sql") },
     Migration { version: 7, name: "identity", sql: include_str!("migrations/postgres/0007_identity.sql") },
+    Migration { version: 9, name: "proposals", sql: include_str!("migrations/postgres/0009_proposals.sql") },
 ];
 
 /// The public registry's live packages and versions (a private

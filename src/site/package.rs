@@ -172,7 +172,7 @@ impl View<'_> {
                             None => p { "This version has no README." },
                         }
                     }
-                    @if version_page { (self.other_versions(line)) } @else { (self.versions_table(line)) }
+                    @if version_page { (self.other_versions(line)) } @else { (self.versions_table(line)) (self.proposals(line)) }
                     (self.dependencies(line))
                 }
                 aside aria-label="About this package" {
@@ -184,7 +184,25 @@ impl View<'_> {
                 (chart::daily("downloads", "Downloads", &self.extras.daily))
             }
         };
-        page(self.l, &title, &[], main)
+        let scripts: &[&str] = if version_page { &[] } else { &["app"] };
+        page(self.l, &title, scripts, main)
+    }
+
+    /// Proposals are database rows (SPEC section 19): the package page
+    /// links to their pages, and its script lists the open ones here.
+    fn proposals(&self, line: &IndexLine) -> Markup {
+        let api = match self.l.org_slug() {
+            Some(org) => format!("/orgs/{org}/api/v1/"),
+            None => "/api/v1/".to_string(),
+        };
+        html! {
+            section aria-labelledby="proposals-h" {
+                h2 #proposals-h { "Proposals" }
+                p { "A signed-in user may propose a change to a file of this package; its owners merge proposals into a new version. "
+                    a href=(page_url(&self.l.proposals_page(&line.name))) { "Proposals and the form to propose a change" } "." }
+                ul.proposals #package-proposals data-package=(line.name) data-api=(api) {}
+            }
+        }
     }
 
     fn install(&self, line: &IndexLine, pinned: bool) -> Markup {

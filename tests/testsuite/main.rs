@@ -25,6 +25,7 @@ mod npm;
 mod orgs;
 mod postgres;
 mod project;
+mod proposals;
 mod publish;
 mod remotes;
 mod s3;
