@@ -128,7 +128,25 @@ pub async fn publish(req: &Request<'_>, name: &str) -> ApiResult {
     let (spelled, newest) = owner_and_newest(req, name).await?;
     let conflict = ApiError::conflict;
     let (space, n) = (req.space(), spelled.clone());
-    let c = req.state.db(move |conn| proposals::candidate(conn, &space, &n)).await?.unwrap_or_default();
+    let (c, closed) = req
+        .state
+        .db(move |conn| {
+            let c = proposals::candidate(conn, &space, &n)?.unwrap_or_default();
+            let mut closed = Vec::new();
+            for id in &c.proposal_ids {
+                match proposals::get(conn, &space, &n, *id)? {
+                    Some(p) if p.status == "open" => {}
+                    _ => closed.push(*id),
+                }
+            }
+            Ok((c, closed))
+        })
+        .await?;
+    if !closed.is_empty() {
+        return Err(conflict(format!(
+            "proposals {closed:?} were closed since the candidate was composed: compose it again"
+        )));
+    }
     if c.proposal_ids.is_empty() {
         return Err(conflict(format!("the candidate of `{spelled}` has no proposals: compose it first")));
     }

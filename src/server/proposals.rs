@@ -62,6 +62,9 @@ pub async fn create(req: &Request<'_>, name: &str) -> ApiResult {
     check_path(&body.path)?;
     let (reg, space) = (req.registry(), req.space());
     let line = version_line(&reg, name, &body.base_version).await?;
+    if line.is_npm() {
+        return Err(ApiError::invalid("an npm package's new versions come from npm: it takes no proposals"));
+    }
     // The base must be text: a diff and a merge of bytes would be guesses.
     text_of(&reg, &line, &body.path).await?;
     let addr = req.ip.to_string();

@@ -191,16 +191,12 @@ impl View<'_> {
     /// Proposals are database rows (SPEC section 19): the package page
     /// links to their pages, and its script lists the open ones here.
     fn proposals(&self, line: &IndexLine) -> Markup {
-        let api = match self.l.org_slug() {
-            Some(org) => format!("/orgs/{org}/api/v1/"),
-            None => "/api/v1/".to_string(),
-        };
         html! {
             section aria-labelledby="proposals-h" {
                 h2 #proposals-h { "Proposals" }
                 p { "A signed-in user may propose a change to a file of this package; its owners merge proposals into a new version. "
                     a href=(page_url(&self.l.proposals_page(&line.name))) { "Proposals and the form to propose a change" } "." }
-                ul.proposals #package-proposals data-package=(line.name) data-api=(api) {}
+                ul.proposals #package-proposals data-package=(line.name) data-api=(super::frame::api_base(self.l)) {}
             }
         }
     }

@@ -9,7 +9,7 @@
 
 use maud::{html, Markup};
 
-use super::frame::{day, page};
+use super::frame::{api_base, day, page};
 use crate::db::proposals::Proposal;
 use crate::derive::Doc;
 use crate::layout::{page_url, Layout};
@@ -46,7 +46,9 @@ pub fn list(l: &Layout, name: &str, proposals: &[Proposal], draft: Option<&Draft
                 }
             }
         }
-        @if let Some(d) = draft { (form(name, d)) }
+        p { "Owners compose open proposals into a new version on the "
+            a href={ "/dashboard?compose=" (name.to_ascii_lowercase()) } { "dashboard" } "." }
+        @if let Some(d) = draft { (form(l, name, d)) }
     };
     Doc { key: l.proposals_page(name), bytes: page(l, &format!("Proposals for {name}"), &["app"], main) }
 }
@@ -58,13 +60,13 @@ fn row(l: &Layout, name: &str, p: &Proposal) -> Markup {
     }
 }
 
-fn form(name: &str, d: &Draft) -> Markup {
+fn form(l: &Layout, name: &str, d: &Draft) -> Markup {
     html! {
         section aria-labelledby="propose-h" {
             h2 #propose-h { "Propose a change" }
             noscript { p.notice { "Sending a proposal needs JavaScript and a signed-in account; reading works without." } }
-            p #propose-signed-out hidden { "Sign in to propose a change: " a href={ "/login?next=/p/" (name.to_ascii_lowercase()) "/proposals" } { "sign in" } "." }
-            form.stack #propose-form data-package=(name) {
+            p #propose-signed-out hidden { "Sign in to propose a change: " a href={ "/login?next=" (page_url(&l.proposals_page(name))) } { "sign in" } "." }
+            form.stack #propose-form data-package=(name) data-api=(api_base(l)) {
                 label for="propose-title" { "Title" }
                 input #propose-title name="title" required maxlength="200";
                 label for="propose-intent" { "Why (what the change is for)" }

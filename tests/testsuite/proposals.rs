@@ -153,6 +153,14 @@ fn propose_compose_conflict_and_publish_a_merged_version() {
     assert_eq!(status(patch(c, &cy, "withdrawn")), 409);
     assert_eq!(status(compose(&[a, c])), 409, "a rejected proposal is not composed");
 
+    // A proposal withdrawn after the candidate was composed stops its publish.
+    let d = ok(propose(&server, &cy, "skill", "Title", &BASE.replace("# Skill", "# The skill")))["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(ok(compose(&[a, b, d]))["conflicts"], json!([]));
+    assert_eq!(ok(patch(d, &cy, "withdrawn"))["status"], "withdrawn");
+    assert_eq!(status(publish(json!({ "bump": "minor" }))), 409);
+
     ok(compose(&[a, b]));
     assert_eq!(status(publish(json!({ "bump": "sideways" }))), 400);
     let published = ok(publish(json!({ "bump": "minor", "changelog": "Clearer docs." })));
@@ -286,4 +294,91 @@ fn a_private_registry_keeps_its_proposals_to_its_members() {
     assert_eq!(published["version"], "1.0.1");
     let shown = ok(api(&server, Method::GET, &format!("/orgs/acme/proposals/{id}"), &member, None));
     assert_eq!(shown["mergedVersion"], "1.0.1");
+}
+
+/// In chromium (`tools/site-test/proposals.mjs`): proposing on the
+/// proposals page, reading a diff with scripts off, composing on the
+/// dashboard with a conflict shown and its publish refused, publishing;
+/// then the new version's tarball holds the merged file under a signature
+/// that verifies.
+#[test]
+fn the_proposal_flow_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let owner = server.add_user("owner");
+    let (ann, bob) = (server.add_user("ann"), server.add_user("bob"));
+    assert_eq!(
+        status(server.put("skill", "1.0.0", &owner, skill("skill", "1.0.0"), "application/gzip")),
+        201
+    );
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("site-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/site-test/proposals.mjs"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/site-test"))
+        .env("CAIRN_URL", &server.url)
+        .env("PKG", "skill")
+        .env("OWNER_TOKEN", &owner)
+        .env("ANN_TOKEN", &ann)
+        .env("BOB_TOKEN", &bob)
+        .env("SCREENSHOT", shots.join("dashboard-compose.png"))
+        .output()
+        .expect("node runs (tools/test.sh installs it, chromium and tools/site-test's packages)");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser's proposal flow failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("proposals flow ok"), "{stdout}");
+
+    let line = ok(server.get("/api/v1/packages/skill/1.1.0.json"));
+    let sha = line["sha256"].as_str().unwrap();
+    let tarball = server.get(&format!("/blobs/sha256/{sha}")).bytes().unwrap();
+    let minisig = server.get(&format!("/blobs/sha256/{sha}.minisig")).text().unwrap();
+    let attested = cairn::sign::verify(&server.pubkey, &tarball, &minisig).unwrap();
+    assert_eq!((attested.name.as_str(), attested.version.as_str()), ("skill", "1.1.0"));
+    let files = cairn::archive::rewrite::read(&tarball, "skill-1.1.0").unwrap();
+    assert_eq!(files["SKILL.md"].data, b"# Skill\n\na better intro\n\n## Usage\n\nrun it twice\n");
+    let open = ok(api(&server, Method::GET, "/packages/skill/proposals?status=open", &ann, None));
+    assert_eq!(open["proposals"][0]["title"], "Other intro", "the conflicting one stays open");
+}
+
+/// A crate (a package with Cargo.toml and no cairn.toml): its candidate's
+/// version is set in Cargo.toml, and the new version is a crate cargo reads.
+#[test]
+fn a_crates_candidate_bumps_its_cargo_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let owner = server.add_user("owner");
+    let ann = server.add_user("ann");
+    let krate = TarballBuilder::new("gears", "0.3.1")
+        .manifest_kind(cairn::archive::ManifestKind::Cargo)
+        .file("README.md", b"# gears\n\nTurns.\n")
+        .file("src/lib.rs", b"pub fn turn() {}\n")
+        .gzip();
+    assert_eq!(status(server.put("gears", "0.3.1", &owner, krate, "application/gzip")), 201);
+    let body = json!({ "title": "Say more", "baseVersion": "0.3.1", "path": "README.md", "content": "# gears\n\nTurns well.\n" });
+    let id = ok(api(&server, Method::POST, "/packages/gears/proposals", &ann, Some(body)))["id"].clone();
+    let composed = ok(api(
+        &server,
+        Method::PUT,
+        "/packages/gears/candidate",
+        &owner,
+        Some(json!({ "proposalIds": [id] })),
+    ));
+    assert_eq!(composed["files"]["README.md"], "# gears\n\nTurns well.\n");
+    let published = ok(api(
+        &server,
+        Method::POST,
+        "/packages/gears/candidate/publish",
+        &owner,
+        Some(json!({ "bump": "major" })),
+    ));
+    assert_eq!(published["version"], "1.0.0");
+    let sha = published["sha256"].as_str().unwrap();
+    let tarball = server.get(&format!("/blobs/sha256/{sha}")).bytes().unwrap();
+    let files = cairn::archive::rewrite::read(&tarball, "gears-1.0.0").unwrap();
+    let manifest = String::from_utf8_lossy(&files["Cargo.toml"].data).into_owned();
+    assert!(manifest.contains("version = \"1.0.0\"") && !files.contains_key("cairn.toml"), "{manifest}");
+    assert_eq!(files["src/lib.rs"].data, b"pub fn turn() {}\n");
+    // cargo's index line of the new version.
+    let index = server.get("/index/ge/ar/gears").text().unwrap();
+    assert!(index.lines().any(|l| l.contains("\"vers\":\"1.0.0\"")), "{index}");
 }
