@@ -241,6 +241,25 @@
     }, $('propose-error'));
   }
 
+  // A proposal's page: its author withdraws it, an owner rejects it (the
+  // server decides who may; the page is written again, so it reloads).
+  async function proposalActions() {
+    const box = $('proposal-actions');
+    const s = await session();
+    if (!s) return;
+    box.hidden = false;
+    const { api, package: name, id, author } = box.dataset;
+    $('proposal-withdraw').hidden = s.login.toLowerCase() !== author.toLowerCase();
+    const close = async (status) => {
+      try {
+        await callAt(api, 'PATCH', pkgPath(name) + '/proposals/' + id, { status }, s.csrf);
+        location.reload();
+      } catch (e) { $('proposal-error').textContent = e.message; }
+    };
+    $('proposal-withdraw').addEventListener('click', () => close('withdrawn'));
+    $('proposal-reject').addEventListener('click', () => close('rejected'));
+  }
+
   // The dashboard's compose view: an owner picks open proposals, composes
   // them (conflicts shown with their hunks) and publishes the candidate.
   function compose(s) {
@@ -319,7 +338,7 @@
 
   const pages = {
     'login-form': login, 'signup-form': signup, dash: dashboard, 'device-form': device,
-    'package-proposals': packageProposals, 'propose-form': propose,
+    'package-proposals': packageProposals, 'propose-form': propose, 'proposal-actions': proposalActions,
   };
   for (const [id, run] of Object.entries(pages)) {
     if ($(id)) Promise.resolve(run()).catch((e) => { console.error(e); });

@@ -99,6 +99,13 @@ pub fn one(l: &Layout, name: &str, p: &Proposal, diff: &str) -> Doc {
             dt { "Against" } dd { a href=(page_url(&l.version_page(name, &p.base_version))) { (p.base_version) } }
             dt { "By" } dd { a href=(page_url(&l.user_page(&p.author))) { (p.author) } ", " (day(&p.created_at)) }
         }
+        @if p.status == "open" {
+            div.actions #proposal-actions hidden data-package=(name) data-api=(api_base(l)) data-id=(p.id) data-author=(p.author) {
+                button #proposal-withdraw type="button" hidden { "Withdraw (its author)" } " "
+                button #proposal-reject type="button" { "Reject (an owner)" }
+                p.error #proposal-error role="alert" {}
+            }
+        }
         @if !p.intent.is_empty() { section aria-labelledby="intent-h" { h2 #intent-h { "Why" } p.intent { (p.intent) } } }
         section aria-labelledby="diff-h" {
             h2 #diff-h { "Diff" }
@@ -120,6 +127,6 @@ pub fn one(l: &Layout, name: &str, p: &Proposal, diff: &str) -> Doc {
     };
     Doc {
         key: l.proposal_page(name, p.id),
-        bytes: page(l, &format!("#{} {} · {name}", p.id, p.title), &[], main),
+        bytes: page(l, &format!("#{} {} · {name}", p.id, p.title), &["app"], main),
     }
 }

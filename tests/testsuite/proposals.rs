@@ -336,8 +336,8 @@ fn the_proposal_flow_in_a_browser() {
     assert_eq!((attested.name.as_str(), attested.version.as_str()), ("skill", "1.1.0"));
     let files = cairn::archive::rewrite::read(&tarball, "skill-1.1.0").unwrap();
     assert_eq!(files["SKILL.md"].data, b"# Skill\n\na better intro\n\n## Usage\n\nrun it twice\n");
-    let open = ok(api(&server, Method::GET, "/packages/skill/proposals?status=open", &ann, None));
-    assert_eq!(open["proposals"][0]["title"], "Other intro", "the conflicting one stays open");
+    let open = ok(api(&server, Method::GET, "/packages/skill/proposals?status=rejected", &ann, None));
+    assert_eq!(open["proposals"][0]["title"], "Other intro", "the conflicting one, rejected on its page");
 }
 
 /// A crate (a package with Cargo.toml and no cairn.toml): its candidate's

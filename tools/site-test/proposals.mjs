@@ -6,6 +6,8 @@
 // refused, then publishes the two as a minor version.
 // CAIRN_URL is the registry, PKG the package (at 1.0.0 with SKILL.md),
 // OWNER_TOKEN, ANN_TOKEN and BOB_TOKEN the users' tokens.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { launch, check } from './browser.mjs';
 
 const base = process.env.CAIRN_URL;
@@ -37,7 +39,7 @@ const ann = await signedIn(process.env.ANN_TOKEN);
 const first = await propose(ann, 'Better intro', 'intro', 'a better intro');
 const bob = await signedIn(process.env.BOB_TOKEN);
 await propose(bob, 'Run twice', 'run it', 'run it twice');
-await propose(bob, 'Other intro', 'intro', 'another intro');
+const third = await propose(bob, 'Other intro', 'intro', 'another intro');
 
 // Reading needs no script: the proposal's page and its diff.
 const plain = await (await browser.newContext({ javaScriptEnabled: false })).newPage();
@@ -89,5 +91,31 @@ await owner.locator('#publish-done a').waitFor({ timeout: 30000 });
 const done = await owner.textContent('#publish-done');
 check(done.includes(`${pkg} 1.1.0`), `published: ${done}`);
 if (process.env.SCREENSHOT) await owner.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+
+// The owner rejects the conflicting proposal on its page; its author may
+// only withdraw (the button the page shows bob).
+await bob.goto(base + third);
+await bob.locator('#proposal-withdraw').waitFor({ timeout: 15000 });
+await owner.goto(base + third);
+await owner.locator('#proposal-reject').waitFor({ timeout: 15000 });
+check(await owner.locator('#proposal-withdraw').isHidden(), 'only the author is offered the withdrawal');
+await Promise.all([owner.waitForEvent('load'), owner.click('#proposal-reject')]);
+const status = await owner.textContent('#proposal-status');
+check(status.includes('rejected'), `rejected on its page: ${status}`);
+
+// The new pages pass axe as the site's others do (site.mjs).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const axeContext = await browser.newContext({ bypassCSP: true });
+for (const path of [`/p/${pkg}/proposals`, first, `/p/${pkg}`, `/dashboard?compose=${pkg}`]) {
+  const page = await axeContext.newPage();
+  const resp = await page.goto(base + path, { waitUntil: 'load' });
+  check(resp.status() === 200, `${path} answers ${resp.status()}`);
+  await page.addScriptTag({ content: axeSource });
+  const result = await page.evaluate(async () => await window.axe.run(
+    { exclude: [['.readme']] }, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  check(bad.length === 0, `axe on ${path}: ${bad.map((v) => `${v.id} (${v.nodes.map((n) => n.target).join(' ')})`).join('; ')}`);
+  await page.close();
+}
 await browser.close();
 if (!process.exitCode) console.log('proposals flow ok');
