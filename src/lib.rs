@@ -26,6 +26,7 @@ pub mod name;
 pub mod npm;
 pub mod outbox;
 pub mod package_files;
+pub mod proposal_pages;
 pub mod publish;
 pub mod registry;
 pub mod search;

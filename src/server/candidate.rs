@@ -11,11 +11,12 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 use super::proposals::{self as p, audit};
-use super::version_files::{blocking, files_of, lines_of, newest, prefix, text};
+use super::version_files::{blocking, files_of, lines_of, text};
 use super::{ApiError, ApiResult, Request};
 use crate::archive::{rewrite, Format};
 use crate::db::proposals::{self, Candidate};
 use crate::index::IndexLine;
+use crate::proposal_pages::{newest, prefix};
 
 /// `GET …/candidate`: the active one, made (empty, on the newest version)
 /// at the first fetch.

@@ -1,5 +1,6 @@
-//! A package's stored versions as proposals read them (SPEC section 19):
-//! its index lines, the newest, and a version's files from its blob.
+//! A package's stored versions as the proposal handlers read them (SPEC
+//! section 19): its index lines and a version's files (`crate::proposal_pages`
+//! reads them), with the API's errors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,52 +39,17 @@ pub(super) async fn files_of(
     line: &IndexLine,
 ) -> Result<BTreeMap<String, rewrite::File>, ApiError> {
     let (r, l) = (reg.clone(), line.clone());
-    blocking(move || read_files(&r, &l)).await
-}
-
-/// The same, on a blocking thread.
-pub(super) fn read_files(
-    reg: &Registry,
-    line: &IndexLine,
-) -> anyhow::Result<BTreeMap<String, rewrite::File>> {
-    let bytes = reg
-        .store
-        .read(&line.cksum)?
-        .ok_or_else(|| anyhow::anyhow!("the blob of {} {} is missing", line.name, line.vers))?;
-    rewrite::read(&bytes, &prefix(line))
-}
-
-/// The newest version: the greatest that is not yanked.
-pub(super) fn newest(lines: &[IndexLine]) -> Option<&IndexLine> {
-    lines
-        .iter()
-        .filter(|l| !l.yanked)
-        .filter_map(|l| Some((semver::Version::parse(&l.vers).ok()?, l)))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, l)| l)
-}
-
-/// An archive's directory: npm's `package/`, else `{name}-{version}/`.
-pub(super) fn prefix(line: &IndexLine) -> String {
-    match line.is_npm() {
-        true => "package".into(),
-        false => format!("{}-{}", line.name, line.vers),
-    }
+    blocking(move || crate::proposal_pages::files(&r, &l)).await
 }
 
 /// A file of a version as text: empty when the version lacks it (a
-/// proposal may add a file), 422 when it is not UTF-8.
+/// proposal may add a file), 400 when it is not UTF-8.
 pub(super) async fn text_of(reg: &Arc<Registry>, line: &IndexLine, path: &str) -> Result<String, ApiError> {
     text(&files_of(reg, line).await?, path)
 }
 
 pub(super) fn text(files: &BTreeMap<String, rewrite::File>, path: &str) -> Result<String, ApiError> {
-    match files.get(path) {
-        None => Ok(String::new()),
-        Some(f) => String::from_utf8(f.data.clone()).map_err(|_| {
-            ApiError::invalid(format!("`{path}` is not UTF-8 text: proposals change text files"))
-        }),
-    }
+    crate::proposal_pages::text(files, path).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 pub(super) async fn blocking<T: Send + 'static>(

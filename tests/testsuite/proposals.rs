@@ -208,6 +208,18 @@ fn propose_compose_conflict_and_publish_a_merged_version() {
     let page = server.get(&format!("/p/skill/proposals/{a}")).text().unwrap();
     assert!(page.contains("+a better intro") && page.contains("-intro"), "{page}");
 
+    // A package published before proposals has no such page: the static job writes it.
+    let list_page = server.static_root().join("p/skill/proposals/index.html");
+    std::fs::remove_file(&list_page).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rebuild", "static", "--data"])
+        .arg(&server.data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(&list_page).expect("the static job wrote the missing page");
+    assert!(page.contains("Better intro") && page.contains("propose-form"), "{page}");
+
     // The author's export holds the proposal; each change has its audit row.
     let export = ok(api(&server, Method::GET, "/me/export", &ann, None));
     assert_eq!(export["proposals"][0]["title"], "Better intro");
