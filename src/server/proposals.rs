@@ -3,7 +3,7 @@
 //! text file of a package as they would have it; anyone who reads the
 //! package reads its proposals with their diffs; the owners reject, the
 //! author withdraws. Rows of the database, each write with its audit row;
-//! the site's proposal pages are written again after each (`pages.rs`).
+//! the site's proposal pages are written again after each (`proposal_pages.rs`).
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use crate::db::{self, proposals, proposals::Proposal, Space};
 use crate::registry::Registry;
 
 /// The largest proposed file (UTF-8 bytes).
-pub const MAX_CONTENT: usize = 256 * 1024;
+const MAX_CONTENT: usize = 256 * 1024;
 const MAX_TITLE: usize = 200;
 const MAX_INTENT: usize = 10_000;
 

@@ -46,8 +46,11 @@ pub fn list(l: &Layout, name: &str, proposals: &[Proposal], draft: Option<&Draft
                 }
             }
         }
-        p { "Owners compose open proposals into a new version on the "
-            a href={ "/dashboard?compose=" (name.to_ascii_lowercase()) } { "dashboard" } "." }
+        // The dashboard's compose view speaks to the public registry's API.
+        @if l.org_slug().is_none() {
+            p { "Owners compose open proposals into a new version on the "
+                a href={ "/dashboard?compose=" (name.to_ascii_lowercase()) } { "dashboard" } "." }
+        }
         @if let Some(d) = draft { (form(l, name, d)) }
     };
     Doc { key: l.proposals_page(name), bytes: page(l, &format!("Proposals for {name}"), &["app"], main) }
