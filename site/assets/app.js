@@ -8,11 +8,15 @@
   'use strict';
   const $ = (id) => document.getElementById(id);
 
-  async function call(method, path, body, csrf) {
+  // The API of the page's registry: the public one, or a private
+  // organisation's below its prefix (a page's data-api says which).
+  function call(method, path, body, csrf) { return callAt('/api/v1/', method, path, body, csrf); }
+
+  async function callAt(api, method, path, body, csrf) {
     const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (csrf) headers['X-Cairn-Csrf'] = csrf;
-    const resp = await fetch('/api/v1/' + path, {
+    const resp = await fetch(api + path, {
       method, headers, credentials: 'same-origin',
       body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -139,6 +143,8 @@
       await showTokens();
     }, $('token-error'));
 
+    compose(s);
+
     const packages = $('packages').tBodies[0];
     try {
       const user = await call('GET', 'users/' + encodeURIComponent(s.login.toLowerCase()) + '.json');
@@ -204,7 +210,143 @@
     $('device-deny').addEventListener('click', () => answer(false));
   }
 
-  const pages = { 'login-form': login, 'signup-form': signup, dash: dashboard, 'device-form': device };
+  function pkgPath(name) { return 'packages/' + encodeURIComponent(name.toLowerCase()); }
+
+  // A proposal's page, in the registry whose API is `api`.
+  function proposalLink(api, name, p) {
+    const a = document.createElement('a');
+    a.href = api.replace(/\/api\/v1\/$/, '') + '/p/' + encodeURIComponent(name.toLowerCase()) + '/proposals/' + p.id;
+    a.textContent = '#' + p.id + ' ' + p.title;
+    return a;
+  }
+
+  // The package page: its open proposals (the proposals page lists them without a script).
+  async function packageProposals() {
+    const list = $('package-proposals');
+    const name = list.dataset.package;
+    const { proposals } = await callAt(list.dataset.api, 'GET', pkgPath(name) + '/proposals?status=open');
+    for (const p of proposals) {
+      const li = document.createElement('li');
+      li.append(proposalLink(list.dataset.api, name, p), ' · ' + p.path + ' by ' + p.author);
+      list.append(li);
+    }
+  }
+
+  // The proposals page's form: a signed-in user proposes a file.
+  async function propose() {
+    const form = $('propose-form');
+    const s = await session();
+    if (!s) { $('propose-signed-out').hidden = false; form.hidden = true; return; }
+    const name = form.dataset.package;
+    onSubmit(form, async (data) => {
+      const body = {};
+      for (const k of ['title', 'intent', 'baseVersion', 'path', 'content']) body[k] = data.get(k);
+      const made = await callAt(form.dataset.api, 'POST', pkgPath(name) + '/proposals', body, s.csrf);
+      const done = $('propose-done');
+      done.replaceChildren('Proposal sent: ', proposalLink(form.dataset.api, name, made), '.');
+      form.reset();
+    }, $('propose-error'));
+  }
+
+  // A proposal's page: its author withdraws it, an owner rejects it (the
+  // server decides who may; the page is written again, so it reloads).
+  async function proposalActions() {
+    const box = $('proposal-actions');
+    const s = await session();
+    if (!s) return;
+    box.hidden = false;
+    const { api, package: name, id, author } = box.dataset;
+    $('proposal-withdraw').hidden = s.login.toLowerCase() !== author.toLowerCase();
+    const close = async (status) => {
+      try {
+        await callAt(api, 'PATCH', pkgPath(name) + '/proposals/' + id, { status }, s.csrf);
+        location.reload();
+      } catch (e) { $('proposal-error').textContent = e.message; }
+    };
+    $('proposal-withdraw').addEventListener('click', () => close('withdrawn'));
+    $('proposal-reject').addEventListener('click', () => close('rejected'));
+  }
+
+  // The dashboard's compose view: an owner picks open proposals, composes
+  // them (conflicts shown with their hunks) and publishes the candidate.
+  function compose(s) {
+    const form = $('compose-form');
+    const chosen = $('compose-proposals');
+    let name = null;
+
+    function hunkText(h) {
+      return '<<<<<<< candidate\n' + h.ours + '||||||| base\n' + h.base + '=======\n' + h.theirs + '>>>>>>> proposal\n';
+    }
+
+    function show(candidate) {
+      $('compose-base').textContent = name + ' ' + candidate.baseVersion;
+      const conflicts = $('compose-conflicts');
+      conflicts.replaceChildren();
+      for (const c of candidate.conflicts) {
+        const li = document.createElement('li');
+        li.className = 'conflict';
+        const pre = document.createElement('pre');
+        pre.textContent = c.hunks.map(hunkText).join('');
+        li.append('Proposal #' + c.proposalId + ' conflicts in ' + c.path + ':', pre);
+        conflicts.append(li);
+      }
+      if (!candidate.conflicts.length) conflicts.append(Object.assign(document.createElement('li'), { textContent: 'None.' }));
+      const files = $('compose-files');
+      files.replaceChildren();
+      for (const [path, content] of Object.entries(candidate.files)) {
+        const h = document.createElement('h4');
+        h.textContent = path;
+        const pre = document.createElement('pre');
+        pre.textContent = content;
+        files.append(h, pre);
+      }
+      $('compose-result').hidden = false;
+      $('publish-form').hidden = candidate.conflicts.length > 0 || candidate.proposalIds.length === 0;
+    }
+
+    async function load(pkg) {
+      name = pkg;
+      const [candidate, { proposals }] = await Promise.all([
+        call('GET', pkgPath(name) + '/candidate'),
+        call('GET', pkgPath(name) + '/proposals?status=open'),
+      ]);
+      chosen.replaceChildren();
+      for (const p of proposals.slice().reverse()) {
+        const label = document.createElement('label');
+        const box = document.createElement('input');
+        box.type = 'checkbox';
+        box.value = p.id;
+        box.checked = candidate.proposalIds.includes(p.id);
+        label.append(box, ' ', proposalLink('/api/v1/', name, p), ' by ' + p.author + ' (' + p.path + ')');
+        chosen.append(label, document.createElement('br'));
+      }
+      if (!proposals.length) chosen.textContent = 'No open proposals.';
+      $('compose-pick').hidden = false;
+      show(candidate);
+    }
+
+    onSubmit(form, async (data) => load(data.get('package').trim()), $('compose-error'));
+    onSubmit($('compose-pick'), async () => {
+      const proposalIds = [...chosen.querySelectorAll('input:checked')].map((b) => Number(b.value));
+      show(await call('PUT', pkgPath(name) + '/candidate', { proposalIds }, s.csrf));
+    }, $('compose-error'));
+    onSubmit($('publish-form'), async (data) => {
+      const made = await call('POST', pkgPath(name) + '/candidate/publish',
+        { bump: data.get('bump'), changelog: data.get('changelog') }, s.csrf);
+      const a = document.createElement('a');
+      a.href = '/p/' + encodeURIComponent(name.toLowerCase()) + '/' + encodeURIComponent(made.version);
+      a.textContent = made.name + ' ' + made.version;
+      $('publish-done').replaceChildren('Published ', a, '.');
+      await load(name);
+    }, $('compose-error'));
+    const asked = new URLSearchParams(location.search).get('compose');
+    if (asked) { $('compose-package').value = asked; load(asked).catch((e) => { $('compose-error').textContent = e.message; }); }
+  }
+
+  const pages = {
+    'login-form': login, 'signup-form': signup, dash: dashboard, 'device-form': device,
+    'package-proposals': packageProposals, 'propose-form': propose, 'proposal-actions': proposalActions,
+  };
   for (const [id, run] of Object.entries(pages)) {
     if ($(id)) Promise.resolve(run()).catch((e) => { console.error(e); });
   }

@@ -13,6 +13,7 @@ mod manifest;
 mod metadata;
 pub mod npm;
 pub mod pack;
+pub mod rewrite;
 pub mod unpack;
 
 #[cfg(test)]

@@ -55,20 +55,31 @@ pub fn pack_dir(dir: &Path) -> Result<Packed> {
         let path = dir.join(rel);
         let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let meta = std::fs::metadata(&path)?;
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(data.len() as u64);
-        header.set_mtime(MTIME);
-        header.set_uid(0);
-        header.set_gid(0);
         use std::os::unix::fs::PermissionsExt;
-        header.set_mode(if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 });
-        tar.append_data(&mut header, format!("{prefix}/{rel}"), &data[..])
-            .with_context(|| format!("adding {rel}"))?;
+        append(&mut tar, &prefix, rel, meta.permissions().mode() & 0o111 != 0, &data)?;
     }
     let tar = tar.into_inner()?;
     let bytes = zstd::encode_all(&tar[..], 12)?;
     Ok(Packed { name, version, bytes, files })
+}
+
+/// Appends a regular file at `{prefix}/{rel}` with the fixed owner and
+/// time, so one tree always packs to the same bytes.
+pub(super) fn append(
+    tar: &mut tar::Builder<Vec<u8>>,
+    prefix: &str,
+    rel: &str,
+    executable: bool,
+    data: &[u8],
+) -> Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(data.len() as u64);
+    header.set_mtime(MTIME);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mode(if executable { 0o755 } else { 0o644 });
+    tar.append_data(&mut header, format!("{prefix}/{rel}"), data).with_context(|| format!("adding {rel}"))
 }
 
 /// The files to pack, relative to `dir` with `/` separators, sorted.

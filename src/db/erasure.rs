@@ -63,8 +63,9 @@ pub fn export(conn: &Conn, user_id: i64) -> Result<serde_json::Value> {
         .into_iter()
         .map(|(slug, role, since)| json!({ "org": slug, "role": role, "addedAt": since }))
         .collect();
+    let proposals = super::proposals::by_author(conn, user_id)?;
     Ok(json!({ "user": user, "tokens": tokens, "sessions": sessions, "packages": packages,
-               "organisations": organisations, "audit": audit }))
+               "organisations": organisations, "proposals": proposals, "audit": audit }))
 }
 
 /// How long an account marked for erasure waits before it is purged.

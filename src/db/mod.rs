@@ -2,7 +2,8 @@
 //! owners, burned versions, and the audit log; web accounts' passwords,
 //! sessions and device codes in `account`, `session` and `device`; the
 //! event log and webhook cursors in `events`; the writer lease of several
-//! servers in `lease`; organisations in `org`. One
+//! servers in `lease`; organisations in `org`; proposals and candidates in
+//! `proposals`. One
 //! writer connection lives in the publish thread; request handlers use the
 //! pool's.
 
@@ -20,6 +21,7 @@ mod open;
 pub mod org;
 mod pending;
 pub mod pool;
+pub mod proposals;
 pub mod quota;
 pub mod session;
 pub mod space;

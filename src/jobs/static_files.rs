@@ -296,6 +296,7 @@ fn derive_all(
     // Each package's newest dependencies, to bring the table level after
     // the pass (a run writes; fsck's check mode changes nothing).
     let newest_deps: std::sync::Mutex<Vec<(String, Vec<String>)>> = Default::default();
+    let no_proposals_page = std::sync::Mutex::new(Vec::new());
 
     // Every package's files, while the index is read: the one derivation
     // (`package_files`), from the snapshot's file, lines and the maps read above.
@@ -345,6 +346,12 @@ fn derive_all(
             for page in package_files::pages(root, &src, Scope::Everything, readmes)? {
                 w.put(&page)?;
             }
+            // The page the package page links to, missing for a package
+            // published before proposals (SPEC section 19): written below,
+            // on this job's one connection.
+            if let Some(name) = crate::proposal_pages::missing(reg, lines) {
+                no_proposals_page.lock().unwrap().push(name);
+            }
         }
         Ok(())
     };
@@ -352,6 +359,12 @@ fn derive_all(
         package_files(raw, lines, meta)?;
         also(raw, lines, meta)
     })?;
+    // A failure is no reason to stop the job (a cached package's blob may be absent).
+    for name in no_proposals_page.into_inner().unwrap() {
+        if let Err(e) = crate::proposal_pages::write(reg, &conn, &name, None) {
+            tracing::warn!(package = %name, error = %format!("{e:#}"), "writing the proposals page failed");
+        }
+    }
     for (path, bytes) in snap.other.iter().chain(&snap.advisories).chain(&snap.meta) {
         let bytes = if path == "config.json" && reg.config.read_only {
             mirror_config(bytes, reg)?

@@ -373,6 +373,17 @@ impl Layout {
         self.at(&Layout::page(&format!("p/{}/{version}", name.to_ascii_lowercase())))
     }
 
+    /// A package's proposals and the form to propose a change,
+    /// `/p/{name}/proposals` (no version is called `proposals`).
+    pub fn proposals_page(&self, name: &str) -> String {
+        self.at(&Layout::page(&format!("p/{}/proposals", name.to_ascii_lowercase())))
+    }
+
+    /// One proposal with its diff, `/p/{name}/proposals/{id}`.
+    pub fn proposal_page(&self, name: &str, id: i64) -> String {
+        self.at(&Layout::page(&format!("p/{}/proposals/{id}", name.to_ascii_lowercase())))
+    }
+
     /// A user's page, `/u/{login}`.
     pub fn user_page(&self, login: &str) -> String {
         self.at(&Layout::page(&format!("u/{}", login.to_ascii_lowercase())))

@@ -6,10 +6,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, Request};
-use crate::archive::{self, ManifestKind};
 use crate::db;
-use crate::index::{meta, IndexLine, Meta};
-use crate::publish::Upload;
+use crate::index::{meta, Meta};
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     let m = &req.method;
@@ -34,6 +32,16 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
             super::identity::remove(req, name, id).await
         }
         (&Method::POST, ["audit"]) => super::audit::post(req).await,
+        (&Method::POST, ["packages", name, "proposals"]) => super::proposals::create(req, name).await,
+        (&Method::GET, ["packages", name, "proposals"]) => super::proposals::list(req, name).await,
+        (&Method::GET, ["packages", name, "proposals", id]) => super::proposals::show(req, name, id).await,
+        (&Method::PATCH, ["packages", name, "proposals", id]) => super::proposals::close(req, name, id).await,
+        (&Method::GET, ["packages", name, "candidate"]) => super::candidate::show(req, name).await,
+        (&Method::PUT, ["packages", name, "candidate"]) => super::candidate::compose(req, name).await,
+        (&Method::POST, ["packages", name, "candidate", "publish"]) => {
+            super::candidate::publish(req, name).await
+        }
+        (&Method::GET, ["orgs", org, "proposals", id]) => super::proposals::show_in_org(req, org, id).await,
         (&Method::GET, ["packages", name, "owners"]) => owners(req, name).await,
         (&Method::PUT, ["packages", name, "owners"]) => change_owners(req, name, true).await,
         (&Method::DELETE, ["packages", name, "owners"]) => change_owners(req, name, false).await,
@@ -259,8 +267,8 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
         )));
     }
     let bytes = req.body.clone();
-    let (sha256, blake3) = crate::store::digests(&bytes);
     if let Some(claimed) = req.headers.get("X-Checksum-Sha256").and_then(|v| v.to_str().ok()) {
+        let sha256 = crate::store::digests(&bytes).0;
         if !claimed.eq_ignore_ascii_case(&sha256) {
             return Err(ApiError::invalid(format!(
                 "X-Checksum-Sha256 is {claimed} but the body's SHA-256 is {sha256}"
@@ -269,57 +277,7 @@ async fn publish(req: &Request<'_>, name: &str, version: &str) -> ApiResult {
     }
     let content_type =
         req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let (b, n, v) = (bytes.clone(), name.to_string(), version.to_string());
-    // A cairn.toml package, else a crate (SPEC section 3): its Cargo.toml.
-    let (inspected, kind) = tokio::task::spawn_blocking(move || {
-        let inspect = |kind| archive::inspect(&b, &n, &v, content_type.as_deref(), kind, &limits);
-        match inspect(ManifestKind::Cairn) {
-            Err(archive::ArchiveError::MissingManifest { path }) => match inspect(ManifestKind::Cargo) {
-                Err(archive::ArchiveError::MissingManifest { .. }) => {
-                    let path = format!("{path}` or `{n}-{v}/Cargo.toml");
-                    Err(archive::ArchiveError::MissingManifest { path })
-                }
-                crate_ => crate_.map(|i| (i, ManifestKind::Cargo)),
-            },
-            package => package.map(|i| (i, ManifestKind::Cairn)),
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::from_archive)?;
-    let size = bytes.len() as u64;
-    let line = match kind {
-        ManifestKind::Cairn => {
-            IndexLine::native(&inspected.manifest, inspected.format.ext(), &sha256, &blake3, size)
-        }
-        ManifestKind::Cargo => crate_line(&inspected, &sha256, &blake3, size)?,
-        // Not inspected as one here: npm's packages come through npm's door.
-        ManifestKind::Npm => return Err(ApiError::invalid("an npm package is published with npm, at /npm/")),
-    };
-    super::upstream::guard_new_name(req, &line.name).await?;
-    let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
-    let published = req.writer().publish(req.by()?, upload).await?;
-    Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
-}
-
-/// A crate's index line as cargo's publish would have it written: from
-/// the metadata its own Cargo.toml gives. cargo downloads gzip only.
-fn crate_line(
-    inspected: &archive::Inspected,
-    sha256: &str,
-    blake3: &str,
-    size: u64,
-) -> Result<IndexLine, ApiError> {
-    if inspected.format != archive::Format::TarGz {
-        return Err(ApiError::invalid(
-            "a crate (a package with Cargo.toml) is a gzip tarball; cargo reads no other",
-        ));
-    }
-    let meta = crate::index::crate_manifest::publish_metadata(&inspected.manifest_text)
-        .map_err(|e| ApiError::invalid(format!("{e:#}")))?
-        .check()
-        .map_err(ApiError::invalid)?;
-    Ok(crate::index::cargo::crate_line(&meta, &inspected.manifest, sha256, blake3, size))
+    super::publish::archive(req, name, (version, parsed), bytes, content_type).await
 }
 
 async fn yank(req: &Request<'_>, name: &str, version: &str, yanked: bool) -> ApiResult {

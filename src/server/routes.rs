@@ -323,6 +323,8 @@ where
     B: Buf,
 {
     let limit = match (&a.call.method, a.call.segs().as_slice()) {
+        // A proposals' candidate (SPEC section 19) is JSON, not an archive.
+        (&Method::PUT, ["packages", _, "candidate"]) => 1 << 20,
         (&Method::PUT, ["packages", _, _]) | (&Method::PUT, ["crates", "new"]) => {
             // The frame around a .crate adds its JSON metadata.
             a.call.state.reg.config.limits.max_compressed + (1 << 20)

@@ -87,6 +87,15 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// The API base of the page's registry, for its scripts (`data-api`): a
+/// private organisation's is below its prefix.
+pub fn api_base(l: &Layout) -> String {
+    match l.org_slug() {
+        Some(org) => format!("/orgs/{org}/api/v1/"),
+        None => "/api/v1/".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

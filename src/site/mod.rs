@@ -17,6 +17,7 @@ mod chart;
 mod frame;
 pub mod package;
 mod pages;
+pub mod proposals;
 
 use serde_json::Value;
 

@@ -179,7 +179,7 @@ impl View<'_> {
                         }
                     }
                     @if version_page { (self.other_versions(line)) } @else {
-                        (self.versions_table(line)) (self.dependents_list(name))
+                        (self.versions_table(line)) (self.proposals(line)) (self.dependents_list(name))
                     }
                     (self.dependencies(line))
                 }
@@ -192,7 +192,21 @@ impl View<'_> {
                 (chart::daily("downloads", "Downloads", &self.extras.daily))
             }
         };
-        page(self.l, &title, &[], main)
+        let scripts: &[&str] = if version_page { &[] } else { &["app"] };
+        page(self.l, &title, scripts, main)
+    }
+
+    /// Proposals are database rows (SPEC section 19): the package page
+    /// links to their pages, and its script lists the open ones here.
+    fn proposals(&self, line: &IndexLine) -> Markup {
+        html! {
+            section aria-labelledby="proposals-h" {
+                h2 #proposals-h { "Proposals" }
+                p { "A signed-in user may propose a change to a file of this package; its owners merge proposals into a new version. "
+                    a href=(page_url(&self.l.proposals_page(&line.name))) { "Proposals and the form to propose a change" } "." }
+                ul.proposals #package-proposals data-package=(line.name) data-api=(super::frame::api_base(self.l)) {}
+            }
+        }
     }
 
     fn install(&self, line: &IndexLine, pinned: bool) -> Markup {

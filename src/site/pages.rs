@@ -291,6 +291,36 @@ pub fn fixed(l: &Layout, sign_in: &[String]) -> Vec<Doc> {
                     tbody {}
                 }
             }
+            section aria-labelledby="compose-h" {
+                h2 #compose-h { "Compose a release from proposals" }
+                p { "As an owner of a package: pick its open proposals, merge them on its newest version (conflicts are shown, never guessed) and publish." }
+                form.stack #compose-form {
+                    label for="compose-package" { "Package" }
+                    input #compose-package name="package" required;
+                    button type="submit" { "Load its proposals" }
+                }
+                p.error #compose-error role="alert" {}
+                form.stack #compose-pick hidden {
+                    fieldset { legend { "Open proposals" } div #compose-proposals {} }
+                    button type="submit" { "Compose" }
+                }
+                div #compose-result hidden {
+                    h3 { "Candidate on " span #compose-base {} }
+                    h4 { "Conflicts" }
+                    ul #compose-conflicts {}
+                    div #compose-files {}
+                    form.stack #publish-form hidden {
+                        label for="publish-bump" { "Version" }
+                        select #publish-bump name="bump" {
+                            option value="patch" { "patch" } option value="minor" { "minor" } option value="major" { "major" }
+                        }
+                        label for="publish-changelog" { "Changelog" }
+                        textarea #publish-changelog name="changelog" rows="3" {}
+                        button.primary type="submit" { "Publish" }
+                    }
+                }
+                p #publish-done role="status" {}
+            }
             section aria-labelledby="device-h" {
                 h2 #device-h { "Device sign-in" }
                 p { "Approve a " code { "cairn login --device" } " on the " a href="/device" { "device page" } "." }

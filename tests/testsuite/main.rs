@@ -28,6 +28,7 @@ mod ops;
 mod orgs;
 mod postgres;
 mod project;
+mod proposals;
 mod publish;
 mod remotes;
 mod s3;
