@@ -24,16 +24,17 @@ pub fn record_size(conn: &Conn, space: &Space, name: &str, version_key: &str, si
     Ok(())
 }
 
-/// The bytes of the live versions of every package `owner` owns.
+/// The bytes of the live versions of every package `owner` owns (Postgres
+/// sums a BIGINT into a NUMERIC: cast back).
 pub fn usage(conn: &Conn, owner: &Owner) -> Result<u64> {
     let (sql, id) = match owner {
         Owner::User { id, .. } => (
-            "SELECT COALESCE(SUM(v.size), 0) FROM versions v JOIN owners o ON o.package = v.package
+            "SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT) FROM versions v JOIN owners o ON o.package = v.package
              WHERE o.user_id = ?1 AND v.deleted_at IS NULL",
             id,
         ),
         Owner::Org { id, .. } => (
-            "SELECT COALESCE(SUM(v.size), 0) FROM versions v JOIN org_owners o ON o.package = v.package
+            "SELECT CAST(COALESCE(SUM(v.size), 0) AS BIGINT) FROM versions v JOIN org_owners o ON o.package = v.package
              WHERE o.org_id = ?1 AND v.deleted_at IS NULL",
             id,
         ),

@@ -423,3 +423,23 @@ fn organisations_roles_owners_and_tokens() {
         assert_eq!(export["organisations"][0]["role"], "admin");
     });
 }
+
+#[test]
+fn quota_usage_sums_an_owners_live_versions_on_both_engines() {
+    each(|conn| {
+        let token = add_user(conn, "ann", None).unwrap();
+        let ann = authenticate(conn, &token).unwrap().unwrap();
+        create_package(conn, &P, "kit", &ann, None).unwrap();
+        let owner = quota::Owner::User { id: ann.user.id, login: "ann".into() };
+        assert_eq!(quota::usage(conn, &owner).unwrap(), 0);
+        for (i, vers) in ["1.0.0", "1.1.0"].into_iter().enumerate() {
+            record_version(conn, &P, "kit", &v(vers), &format!("{i:064}"), &now(), ann.user.id).unwrap();
+        }
+        assert_eq!(quota::unsized_versions(conn, &P).unwrap().len(), 2);
+        quota::record_size(conn, &P, "kit", "1.0.0", 3_000_000_000).unwrap();
+        quota::record_size(conn, &P, "kit", "1.1.0", 5).unwrap();
+        assert_eq!(quota::usage(conn, &owner).unwrap(), 3_000_000_005, "a sum past 32 bits");
+        assert_eq!(quota::owners(conn, &P, "kit").unwrap(), std::slice::from_ref(&owner));
+        assert!(quota::unsized_versions(conn, &P).unwrap().is_empty());
+    });
+}

@@ -13,7 +13,8 @@
 #            blobs) against `cp -r` of the same data directory, ROUNDS_BACKUP
 #            interleaved rounds each (cp -r, backup, cp -r, backup, …), the
 #            page cache warm for both; then `cairn restore` of the last
-#            backup, `cairn fsck` of the restored registry.
+#            backup, `cairn fsck` of the original and the restored registry
+#            (the prefill writes no blobs: both find the same missing ones).
 #
 #   tools/bench/ops.sh                          # both parts
 #   PARTS=backup BIG_PACKAGES=20000 SKIP_BUILD=1 tools/bench/ops.sh
@@ -153,6 +154,10 @@ if [[ " $PARTS " == *" backup "* ]]; then
     echo
     echo "backup: $(find "$WORK/backup" -type f | wc -l) files, $(($(du -sb "$WORK/backup" | cut -f1) / 1048576)) MiB"
     rs_s=$(secs_of "$CAIRN" restore "$WORK/backup" --data "$WORK/restored")
-    fs_s=$(secs_of "$CAIRN" fsck --data "$WORK/restored")
-    echo "restore: $rs_s s ($(find "$WORK/restored" -type f | wc -l) files); cairn fsck of the restored registry: clean, $fs_s s"
+    echo "restore: $rs_s s ($(find "$WORK/restored" -type f | wc -l) files)"
+    # The prefill writes no blobs, so fsck finds each prefilled version's
+    # missing: the restored registry must find exactly what the original does.
+    for d in big restored; do
+        echo "cairn fsck of $d: $("$CAIRN" fsck --data "$WORK/$d" 2>&1 | tail -n1 | sed 's/ in [0-9.]*s$//')"
+    done
 fi
