@@ -376,8 +376,10 @@ fn one_of_two_writers_delivers_a_webhook_and_the_other_takes_over() {
     // comes next.
     let last = first[1].event()["id"].as_i64().unwrap();
     let mut db = cluster.pg.client(cluster.url.rsplit('/').next().unwrap());
+    // The webhook's cursor (the mail notifications keep one of their own).
     let cursor = |db: &mut postgres::Client| -> (i64, String) {
-        let row = db.query_one("SELECT delivered, claimed_by FROM webhook_cursors", &[]).unwrap();
+        let sql = "SELECT delivered, claimed_by FROM webhook_cursors WHERE url = $1";
+        let row = db.query_one(sql, &[&hook.url]).unwrap();
         (row.get(0), row.get(1))
     };
     support::eventually(|| cursor(&mut db).0 >= last, || format!("the cursor at {last}"));
