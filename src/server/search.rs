@@ -40,7 +40,7 @@ fn asked(query: &str) -> Result<Asked, ApiError> {
 }
 
 /// The hits of `q` in `reg`'s search files, best first.
-async fn hits(reg: Arc<Registry>, q: String) -> Result<Vec<SearchResult>, ApiError> {
+pub(super) async fn hits(reg: Arc<Registry>, q: String) -> Result<Vec<SearchResult>, ApiError> {
     tokio::task::spawn_blocking(move || {
         let root = &reg.root;
         crate::search::search(root.layout(), &mut |key| Ok(root.read(key)?), &q, usize::MAX)

@@ -10,26 +10,9 @@ use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::user::User;
-use support::{api, client, git, Server};
+use support::{api, client, git, ok, status, Server};
 
 const GZ: &str = "application/gzip";
-
-/// The status of a call, asserting that an error carries the JSON error body.
-fn status(resp: Response) -> u16 {
-    let code = resp.status().as_u16();
-    if code >= 400 {
-        let doc: Value = resp.json().expect("an error has a JSON body");
-        assert!(doc["error"].is_string() && doc["message"].is_string(), "{doc}");
-    }
-    code
-}
-
-fn ok(resp: Response) -> Value {
-    let code = resp.status();
-    let text = resp.text().unwrap();
-    assert!(code.is_success(), "{code}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
 
 fn publish(server: &Server, token: &str, name: &str, version: &str) -> Response {
     server.put(name, version, token, TarballBuilder::new(name, version).gzip(), GZ)

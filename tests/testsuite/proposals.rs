@@ -12,26 +12,9 @@ use cairn::archive::builder::TarballBuilder;
 use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{api, Server};
+use support::{api, ok, status, Server};
 
 const BASE: &str = "# Skill\n\nintro\n\n## Usage\n\nrun it\n";
-
-/// The status of a call, asserting that an error carries the JSON error body.
-fn status(resp: Response) -> u16 {
-    let code = resp.status().as_u16();
-    if code >= 400 {
-        let doc: Value = resp.json().expect("an error has a JSON body");
-        assert!(doc["error"].is_string() && doc["message"].is_string(), "{doc}");
-    }
-    code
-}
-
-fn ok(resp: Response) -> Value {
-    let code = resp.status();
-    let text = resp.text().unwrap();
-    assert!(code.is_success(), "{code}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
 
 fn skill(name: &str, version: &str) -> Vec<u8> {
     TarballBuilder::new(name, version)

@@ -108,16 +108,9 @@ async fn search(req: &Request<'_>) -> ApiResult {
         }
     }
     let size = size.clamp(1, 250);
-    let reg = req.reg();
-    let (root, layout) = (reg.root.clone(), reg.root.layout().clone());
-    let hits = tokio::task::spawn_blocking(move || {
-        crate::search::search(&layout, &mut |key| Ok(root.read(key)?), &text, usize::MAX)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    let hits = super::search::hits(req.registry(), text).await?;
     let total = hits.len();
-    let layout = reg.root.layout();
+    let layout = req.reg().root.layout();
     let objects: Vec<_> = hits
         .into_iter()
         .skip(from)

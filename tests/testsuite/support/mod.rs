@@ -187,6 +187,24 @@ pub fn api(
     req.send().unwrap()
 }
 
+/// The status of a call, asserting that an error carries the JSON error body.
+pub fn status(resp: reqwest::blocking::Response) -> u16 {
+    let code = resp.status().as_u16();
+    if code >= 400 {
+        let doc: serde_json::Value = resp.json().expect("an error has a JSON body");
+        assert!(doc["error"].is_string() && doc["message"].is_string(), "{doc}");
+    }
+    code
+}
+
+/// The JSON body of a call that must succeed.
+pub fn ok(resp: reqwest::blocking::Response) -> serde_json::Value {
+    let code = resp.status();
+    let text = resp.text().unwrap();
+    assert!(code.is_success(), "{code}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
