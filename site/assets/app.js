@@ -1,8 +1,8 @@
-// cairn's account pages: sign-in, sign-up, the dashboard and the device
-// approval, over the write API (SPEC section 12). The session is the
-// HttpOnly cookie `cairn_session`; every write also sends the session's
-// CSRF value (from GET /api/v1/auth/session) as X-Cairn-Csrf, and the
-// browser adds the Origin the server checks. Data is put in the page as
+// cairn's account pages: sign-in, sign-up, the dashboard, the device
+// approval and an invitation's answer, over the write API (SPEC section
+// 12). The session is the HttpOnly cookie `cairn_session`; every write
+// also sends the session's CSRF value (from GET /api/v1/auth/session) as
+// X-Cairn-Csrf, and the browser adds the Origin the server checks. Data is put in the page as
 // text, never as HTML.
 (function () {
   'use strict';
@@ -96,10 +96,21 @@
     $('dash-login').textContent = s.login;
     // Storage: the bytes of the packages the user owns, against the quota
     // (shown when it comes; the rest of the page does not wait for it).
-    call('GET', 'whoami').then(({ usage }) => {
+    // and whether the owner's mails come (the opt-out of SPEC section 19).
+    call('GET', 'whoami').then(({ usage, notify }) => {
       const mb = (n) => (n / 1e6).toFixed(1) + ' MB';
       $('dash-usage').textContent = 'Storage used: ' + mb(usage.bytes) +
         (usage.limit === null ? '' : ' of ' + mb(usage.limit));
+      const box = $('notify');
+      box.checked = notify;
+      box.disabled = false;
+      box.addEventListener('change', async () => {
+        $('notify-result').textContent = '';
+        try {
+          const done = await call('PATCH', 'me', { notify: box.checked }, s.csrf);
+          $('notify-result').textContent = done.notify ? 'Mails on.' : 'Mails off.';
+        } catch (e) { box.checked = !box.checked; $('notify-result').textContent = e.message; }
+      });
     }).catch((e) => { console.error(e); });
     $('logout').addEventListener('click', async () => {
       await call('POST', 'auth/logout', {}, s.csrf);
@@ -208,6 +219,37 @@
     }
     form.addEventListener('submit', (ev) => { ev.preventDefault(); answer(true); });
     $('device-deny').addEventListener('click', () => answer(false));
+  }
+
+  // An invitation's page (/invitations/{token}): what it offers, then
+  // accept or decline for the invitee, signed in with the invited address.
+  async function invitation() {
+    const token = location.pathname.split('/').filter(Boolean)[1] || '';
+    const path = 'invitations/' + encodeURIComponent(token);
+    let i;
+    try { i = await call('GET', path); } catch (e) { $('invite-error').textContent = e.message; return; }
+    $('invite-text').textContent = i.invitedBy + ' invites ' + i.email + ' to join ' + i.name +
+      ' (org:' + i.org + ') as ' + i.role + '. The invitation expires at ' + i.expiresAt + '.';
+    $('invite').hidden = false;
+    const s = await session();
+    if (!s) {
+      $('invite-login').href = '/login?next=' + encodeURIComponent(location.pathname);
+      $('invite-signed-out').hidden = false;
+      return;
+    }
+    $('invite-actions').hidden = false;
+    async function answer(verb) {
+      $('invite-result').textContent = '';
+      try {
+        await call('POST', path + '/' + verb, {}, s.csrf);
+        $('invite-actions').hidden = true;
+        $('invite-result').textContent = verb === 'accept'
+          ? 'Accepted: you are a member of org:' + i.org + ' as ' + i.role + '.'
+          : 'Declined.';
+      } catch (e) { $('invite-result').textContent = e.message; }
+    }
+    $('invite-accept').addEventListener('click', () => answer('accept'));
+    $('invite-decline').addEventListener('click', () => answer('decline'));
   }
 
   function pkgPath(name) { return 'packages/' + encodeURIComponent(name.toLowerCase()); }
@@ -344,7 +386,7 @@
   }
 
   const pages = {
-    'login-form': login, 'signup-form': signup, dash: dashboard, 'device-form': device,
+    'login-form': login, 'signup-form': signup, dash: dashboard, 'device-form': device, invite: invitation,
     'package-proposals': packageProposals, 'propose-form': propose, 'proposal-actions': proposalActions,
   };
   for (const [id, run] of Object.entries(pages)) {

@@ -36,9 +36,12 @@ pub enum OrgCommand {
         #[command(flatten)]
         reg: RegistryArgs,
     },
-    /// Make a user a member at once (they are told through the registry's outbox).
+    /// Make a user a member at once (they are told through the registry's
+    /// mail), or invite an email address: a pending invitation, mailed,
+    /// that its invitee accepts within 7 days.
     Invite {
         slug: String,
+        /// A login, or an email address (it has an `@`).
         login: String,
         /// member, admin or owner.
         #[arg(long, default_value = "member")]
@@ -94,9 +97,20 @@ async fn org(cmd: OrgCommand) -> Result<()> {
             print!("{}", format_members(&doc["members"]));
         }
         OrgCommand::Invite { slug, login, role, reg } => {
-            let body = json!({ "login": login, "role": role });
-            connect(reg).await?.call(Method::POST, &format!("orgs/{slug}/members"), Some(body)).await?;
-            eprintln!("{login} is now a member of org:{slug} ({role})");
+            let by_email = login.contains('@');
+            let body = match by_email {
+                true => json!({ "email": login, "role": role }),
+                false => json!({ "login": login, "role": role }),
+            };
+            let doc =
+                connect(reg).await?.call(Method::POST, &format!("orgs/{slug}/members"), Some(body)).await?;
+            match by_email {
+                true => eprintln!(
+                    "invited {login} to org:{slug} ({role}); the invitation was mailed and expires at {}",
+                    doc["expiresAt"].as_str().unwrap_or("?")
+                ),
+                false => eprintln!("{login} is now a member of org:{slug} ({role})"),
+            }
         }
         OrgCommand::Role { slug, login, role, reg } => {
             let body = json!({ "role": role });
@@ -121,7 +135,15 @@ fn format_members(members: &Value) -> String {
     let mut out = String::new();
     for m in members.as_array().into_iter().flatten() {
         let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
-        out.push_str(&format!("{:<24} {:<7} since {}\n", s("login"), s("role"), s("addedAt")));
+        match m["pending"].as_bool() == Some(true) {
+            true => out.push_str(&format!(
+                "{:<24} {:<7} invited, expires {}\n",
+                s("email"),
+                s("role"),
+                s("expiresAt")
+            )),
+            false => out.push_str(&format!("{:<24} {:<7} since {}\n", s("login"), s("role"), s("addedAt"))),
+        }
     }
     out
 }

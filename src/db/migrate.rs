@@ -65,6 +65,11 @@ const SQLITE: &[Migration] = &[
         name: "notifications",
         sql: include_str!("migrations/sqlite/0012_notifications.sql"),
     },
+    Migration {
+        version: 13,
+        name: "invitations",
+        sql: include_str!("migrations/sqlite/0013_invitations.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -106,6 +111,11 @@ const POSTGRES: &[Migration] = &[
         version: 11,
         name: "notifications",
         sql: include_str!("migrations/postgres/0011_notifications.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "invitations",
+        sql: include_str!("migrations/postgres/0012_invitations.sql"),
     },
 ];
 

@@ -15,6 +15,7 @@ pub mod downloads;
 mod erasure;
 pub mod events;
 pub mod identity;
+pub mod invitation;
 pub mod lease;
 pub mod migrate;
 mod open;

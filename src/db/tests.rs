@@ -443,3 +443,45 @@ fn quota_usage_sums_an_owners_live_versions_on_both_engines() {
         assert!(quota::unsized_versions(conn, &P).unwrap().is_empty());
     });
 }
+
+#[test]
+fn invitations_wait_are_replaced_withdrawn_and_expire_on_both_engines() {
+    use super::invitation;
+    each(|conn| {
+        let token = add_user(conn, "ann", None).unwrap();
+        let ann = authenticate(conn, &token).unwrap().unwrap();
+        let acme = org::create(conn, "acme", "Acme", true, ann.user.id).unwrap().unwrap();
+        let (first, _) =
+            invitation::create(conn, acme.id, "bob@x.test", org::Role::Member, ann.user.id).unwrap();
+        let (second, expires) =
+            invitation::create(conn, acme.id, "bob@x.test", org::Role::Admin, ann.user.id).unwrap();
+        assert!(invitation::find(conn, &first).unwrap().is_none(), "inviting again replaces the link");
+        let found = invitation::find(conn, &second).unwrap().unwrap();
+        assert_eq!(
+            (found.org_slug.as_str(), found.role, found.invited_by.as_str()),
+            ("acme", org::Role::Admin, "ann")
+        );
+        assert!(!found.expired() && found.expires_at == expires);
+        let pending = invitation::pending(conn, acme.id).unwrap();
+        assert_eq!(
+            pending.iter().map(|p| (p.email.as_str(), p.role)).collect::<Vec<_>>(),
+            [("bob@x.test", "admin")]
+        );
+
+        conn.execute("UPDATE invitations SET expires_at = ?1", params!["2020-01-01T00:00:00Z"]).unwrap();
+        assert!(invitation::find(conn, &second).unwrap().unwrap().expired());
+        assert!(invitation::pending(conn, acme.id).unwrap().is_empty());
+        assert!(
+            !invitation::withdraw(conn, acme.id, "bob@x.test").unwrap(),
+            "an expired one is not withdrawn"
+        );
+        // A new invitation clears the expired ones.
+        let (third, _) =
+            invitation::create(conn, acme.id, "cy@x.test", org::Role::Member, ann.user.id).unwrap();
+        assert!(invitation::find(conn, &second).unwrap().is_none());
+        assert!(invitation::withdraw(conn, acme.id, "cy@x.test").unwrap());
+        assert!(invitation::find(conn, &third).unwrap().is_none());
+        invitation::create(conn, acme.id, "dee@x.test", org::Role::Member, ann.user.id).unwrap();
+        org::delete(conn, acme.id).unwrap();
+    });
+}

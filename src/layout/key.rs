@@ -36,9 +36,9 @@ impl Key {
     }
 
     /// A key a [`Layout`] built, or the URL of one (an npm tarball's
-    /// alias of a blob is the blob).
+    /// alias of a blob is the blob; an invitation's link, its page).
     pub fn new(path: String) -> Key {
-        let path = super::npm_blob_alias(&path).unwrap_or(path);
+        let path = super::npm_blob_alias(&path).or_else(|| super::invitation_page(&path)).unwrap_or(path);
         let org = split_org(&path).map(|(slug, _)| slug.to_string());
         Key { path, org }
     }
@@ -110,5 +110,14 @@ mod tests {
         assert_eq!(tarball, "/orgs/acme/npm/-/blobs/sha256/ab");
         let k = Key::from_segments(tarball.split('/')).unwrap();
         assert_eq!((k.as_str(), k.org()), ("orgs/acme/blobs/sha256/ab", Some("acme")));
+    }
+
+    #[test]
+    fn an_invitation_link_is_the_invitation_page() {
+        let link = Layout::invitation_url("tok_en-1");
+        let k = Key::from_segments(link.split('/')).unwrap();
+        assert_eq!(k.as_str(), Layout::public().site_page("invitations"));
+        assert_eq!(Key::new("invitations/a/b".into()).as_str(), "invitations/a/b");
+        assert_eq!(Key::new("invitations".into()).as_str(), "invitations");
     }
 }

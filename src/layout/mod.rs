@@ -403,6 +403,13 @@ impl Layout {
         }
     }
 
+    /// The link an invitation's mail carries (SPEC section 19): any
+    /// `/invitations/{token}` is the one invitation page, whose script
+    /// reads the token from the URL (see [`invitation_page`]).
+    pub fn invitation_url(token: &str) -> String {
+        format!("/{INVITATIONS}/{token}")
+    }
+
     /// A fixed page of the site by its URL's key (`stats`, `search`, `login`, …).
     pub fn site_page(&self, url_key: &str) -> String {
         self.at(&Layout::page(url_key))
@@ -426,6 +433,16 @@ impl Layout {
             dir => format!("{dir}/index.html"),
         }
     }
+}
+
+/// Where invitations' links point: the site's page `invitations`.
+const INVITATIONS: &str = "invitations";
+
+/// The page an invitation's link stands for (`invitations/{token}` →
+/// `invitations/index.html`).
+fn invitation_page(key: &str) -> Option<String> {
+    let token = key.strip_prefix(INVITATIONS)?.strip_prefix('/')?;
+    (!token.is_empty() && !token.contains('/')).then(|| Layout::page(INVITATIONS))
 }
 
 /// Below a private registry's npm door, its blobs (see [`Layout::npm_tarball`]).

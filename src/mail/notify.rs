@@ -109,7 +109,7 @@ pub fn owners_changed(
     );
     send_to_owners(reg, conn, name, &subject, &body)?;
     for (login, email) in db::account::notified(conn, gone)? {
-        crate::mail::outbox::send(&reg.data, &login, Some(&email), &subject, &body)?;
+        crate::mail::outbox::send(&reg.data, Some(&login), Some(&email), &subject, &body)?;
     }
     Ok(())
 }
@@ -117,7 +117,7 @@ pub fn owners_changed(
 fn send_to_owners(reg: &Registry, conn: &Conn, name: &str, subject: &str, body: &str) -> Result<()> {
     let owners = db::owners(conn, &Space::Public, name)?;
     for (login, email) in db::account::notified(conn, &owners)? {
-        crate::mail::outbox::send(&reg.data, &login, Some(&email), subject, body)?;
+        crate::mail::outbox::send(&reg.data, Some(&login), Some(&email), subject, body)?;
     }
     Ok(())
 }

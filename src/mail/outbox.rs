@@ -1,4 +1,4 @@
-//! Messages to people (an organisation's invitation): where a registry with
+//! Messages to people (invitations, notifications): where a registry with
 //! a mail server would send an email, the embedded default appends it to
 //! `outbox.jsonl` in the data directory and logs it, for the operator to
 //! deliver or forward.
@@ -9,8 +9,9 @@ use std::path::Path;
 
 pub const FILE: &str = "outbox.jsonl";
 
-/// Appends one message: `{"at","to","login","subject","body"}`.
-pub fn send(data: &Path, login: &str, to: Option<&str>, subject: &str, body: &str) -> Result<()> {
+/// Appends one message: `{"at","to","login","subject","body"}`;
+/// `login`: the account it is for (`None`: an address invited, no account yet).
+pub fn send(data: &Path, login: Option<&str>, to: Option<&str>, subject: &str, body: &str) -> Result<()> {
     let line = serde_json::json!({
         "at": crate::db::now(), "login": login, "to": to, "subject": subject, "body": body,
     });

@@ -49,6 +49,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
         (&Method::DELETE, ["packages", name, version]) => yank(req, name, version, true).await,
         (&Method::POST, ["packages", name, version, "unyank"]) => yank(req, name, version, false).await,
         (_, ["orgs", rest @ ..]) => super::orgs::route(req, rest).await,
+        (_, ["invitations", rest @ ..]) => super::invitations::route(req, rest).await,
         (_, ["crates", rest @ ..]) => super::cargo::route(req, rest).await,
         (_, ["npm", rest @ ..]) => super::npm::route(req, rest).await,
         _ => Err(ApiError::not_found(format!("no API endpoint {m} /api/v1/{}", segs.join("/")))),

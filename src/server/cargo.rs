@@ -100,7 +100,7 @@ async fn owners(req: &Request<'_>, name: &str) -> ApiResult {
 }
 
 /// `PUT`/`DELETE /api/v1/crates/{name}/owners` with `{"users":[login…]}`.
-/// Owners are added at once (cairn has no invitations).
+/// Owners are added at once (cairn has no owner invitations).
 async fn change_owners(req: &Request<'_>, name: &str, add: bool) -> ApiResult {
     let (users, _) = super::owners::change(req, name, add).await?;
     let logins = users.join(", ");

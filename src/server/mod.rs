@@ -19,6 +19,7 @@ mod events;
 pub mod files;
 pub mod hot;
 mod identity;
+mod invitations;
 mod npm;
 mod observe;
 mod orgs;

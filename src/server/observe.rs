@@ -52,6 +52,8 @@ impl Observed {
     /// The answer's status: counted, timed and logged.
     pub fn finish(self, path: &str, status: u16) {
         let took = self.started.elapsed();
+        let path = loggable(path);
+        let path = path.as_ref();
         metrics::get().request(self.class, status, took);
         if tracing::enabled!(target: "cairn::request", tracing::Level::INFO) {
             tracing::info!(
@@ -66,6 +68,23 @@ impl Observed {
                 "request"
             );
         }
+    }
+}
+
+/// The path as logged: without the secret a path may carry (an
+/// invitation's token, the device code of npm's done URL).
+fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut segs: Vec<&str> = path.split('/').collect();
+    let secret = match super::npm::login::code_of(path) {
+        Some(_) => Some(segs.len() - 1),
+        None => segs.iter().position(|s| *s == "invitations").map(|i| i + 1).filter(|&i| i < segs.len()),
+    };
+    match secret {
+        Some(i) => {
+            segs[i] = "…";
+            std::borrow::Cow::Owned(segs.join("/"))
+        }
+        None => std::borrow::Cow::Borrowed(path),
     }
 }
 
@@ -129,6 +148,15 @@ mod tests {
         assert_eq!(c(Method::POST, "/api/v1/tokens"), "api-write");
         assert_eq!(c(Method::GET, "/api/v1/events"), "events");
         assert_eq!(c(Method::POST, "/elsewhere"), "other");
+    }
+
+    #[test]
+    fn a_secret_in_a_path_is_never_logged() {
+        assert_eq!(loggable("/invitations/s3cret"), "/invitations/…");
+        assert_eq!(loggable("/api/v1/invitations/s3cret/accept"), "/api/v1/invitations/…/accept");
+        assert_eq!(loggable("/npm/-/v1/login/done/s3cret"), "/npm/-/v1/login/done/…");
+        assert_eq!(loggable("/invitations/"), "/invitations/…");
+        assert_eq!(loggable("/api/v1/packages/x"), "/api/v1/packages/x");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 
 /// The caller of an organisation write: a user (not an organisation
 /// token) whose token has `tokens`.
-fn manager<'r>(req: &'r Request) -> Result<&'r Caller, ApiError> {
+pub(super) fn manager<'r>(req: &'r Request) -> Result<&'r Caller, ApiError> {
     let caller = req.person()?;
     if !caller.has_scope("tokens") {
         return Err(ApiError::forbidden("managing an organisation needs a token with the `tokens` scope"));
@@ -69,7 +69,13 @@ fn access(
 }
 
 /// One audit row for an organisation change by `caller`.
-fn audit(conn: &Conn, caller: &Caller, addr: &str, action: &str, target: &str) -> anyhow::Result<()> {
+pub(super) fn audit(
+    conn: &Conn,
+    caller: &Caller,
+    addr: &str,
+    action: &str,
+    target: &str,
+) -> anyhow::Result<()> {
     let entry = AuditEntry {
         user_id: Some(caller.user.id),
         token_id: caller.token_id,
@@ -85,7 +91,7 @@ fn audit(conn: &Conn, caller: &Caller, addr: &str, action: &str, target: &str) -
 /// `need`, in a transaction under the writer's lock (a transaction that
 /// reads first and writes later would fail on SQLite rather than wait,
 /// when another connection wrote in between); commits when `f` succeeds.
-async fn with_org<T: Send + 'static>(
+pub(super) async fn with_org<T: Send + 'static>(
     req: &Request<'_>,
     caller: &Caller,
     slug: &str,
@@ -145,7 +151,7 @@ fn describe(conn: &Conn, org: &Org) -> anyhow::Result<serde_json::Value> {
         "name": org.name,
         "visibility": org.visibility(),
         "createdAt": org.created_at,
-        "members": org::members(conn, org.id)?,
+        "members": members_of(conn, org)?,
         "packages": org::packages(conn, org.id)?,
     }))
 }
@@ -280,8 +286,18 @@ async fn delete(req: &Request<'_>, slug: &str) -> ApiResult {
 
 async fn members(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = req.person()?.clone();
-    let members = read_org(req, &caller, slug, Role::Member, |conn, org| org::members(conn, org.id)).await?;
+    let members = read_org(req, &caller, slug, Role::Member, members_of).await?;
     Ok((StatusCode::OK, json!({ "members": members })))
+}
+
+/// The members, then the invitations still pending (`"pending": true`).
+fn members_of(conn: &Conn, org: &Org) -> anyhow::Result<serde_json::Value> {
+    let mut all = serde_json::to_value(org::members(conn, org.id)?)?;
+    let pending = crate::db::invitation::pending(conn, org.id)?;
+    if let Some(list) = all.as_array_mut() {
+        list.extend(pending.into_iter().map(|p| serde_json::to_value(p).unwrap_or_default()));
+    }
+    Ok(all)
 }
 
 fn role_of(text: Option<&str>) -> Result<Role, ApiError> {
@@ -291,7 +307,7 @@ fn role_of(text: Option<&str>) -> Result<Role, ApiError> {
 }
 
 /// Owners alone make or unmake owners.
-fn may_grant(mine: Role, before: Option<Role>, after: Option<Role>) -> Result<(), ApiError> {
+pub(super) fn may_grant(mine: Role, before: Option<Role>, after: Option<Role>) -> Result<(), ApiError> {
     let touches_owner = before == Some(Role::Owner) || after == Some(Role::Owner);
     match touches_owner && mine < Role::Owner {
         true => Err(ApiError::forbidden("only an owner makes or removes owners")),
@@ -302,16 +318,23 @@ fn may_grant(mine: Role, before: Option<Role>, after: Option<Role>) -> Result<()
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Invite {
-    login: String,
+    login: Option<String>,
+    email: Option<String>,
     role: Option<String>,
 }
 
-/// An invitation takes effect at once: the user is a member, and the
-/// message that tells them goes to the outbox.
+/// By `login` an invitation takes effect at once: the user is a member,
+/// and the message that tells them goes to the outbox. By `email` it is
+/// a pending invitation (`server/invitations.rs`).
 async fn invite(req: &Request<'_>, slug: &str) -> ApiResult {
     let caller = manager(req)?.clone();
-    let Invite { login, role } = req.json()?;
+    let Invite { login, email, role } = req.json()?;
     let role = role_of(role.as_deref())?;
+    let login = match (login, email) {
+        (Some(login), None) => login,
+        (None, Some(email)) => return super::invitations::invite(req, &caller, slug, &email, role).await,
+        _ => return Err(ApiError::invalid("invite with one of `login` (at once) or `email` (pending)")),
+    };
     let (who, addr, data) = (caller.clone(), req.ip.to_string(), req.state.reg.data.clone());
     let added = with_org(req, &caller, slug, Role::Admin, move |conn, org, mine| {
         if let Err(e) = may_grant(mine, None, Some(role)) {
@@ -342,7 +365,9 @@ async fn invite(req: &Request<'_>, slug: &str) -> ApiResult {
     .await?;
     let (user, role, subject, body) = added;
     // After the commit: the message tells of a membership that exists.
-    if let Err(e) = crate::mail::outbox::send(&data, &user.login, user.email.as_deref(), &subject, &body) {
+    if let Err(e) =
+        crate::mail::outbox::send(&data, Some(&user.login), user.email.as_deref(), &subject, &body)
+    {
         tracing::warn!(error = %format!("{e:#}"), login = %user.login, "the invitation's message was not written");
     }
     let doc = json!({ "login": user.login, "role": role.as_str() });
@@ -363,9 +388,13 @@ async fn set_role(req: &Request<'_>, slug: &str, login: &str) -> ApiResult {
     Ok((StatusCode::OK, json!({ "login": login, "role": role.as_str() })))
 }
 
-/// Removes a member; any member may leave.
+/// Removes a member; any member may leave. An address (a login has no
+/// `@`) withdraws its pending invitation.
 async fn remove(req: &Request<'_>, slug: &str, login: &str) -> ApiResult {
     let caller = manager(req)?.clone();
+    if login.contains('@') {
+        return super::invitations::withdraw(req, &caller, slug, login).await;
+    }
     change_member(req, &caller, slug, login, None).await?;
     Ok((StatusCode::OK, json!({ "login": login, "removed": true })))
 }

@@ -250,6 +250,10 @@ pub fn fixed(l: &Layout, sign_in: &[String]) -> Vec<Doc> {
         div #dash hidden {
             p { "Signed in as " strong #dash-login {} ". " button #logout type="button" { "Sign out" } }
             p #dash-usage {}
+            p {
+                label { input #notify type="checkbox" disabled; " Mail me when a version of a package I own is published, yanked or unyanked, or when its owners change" }
+                " " span #notify-result role="status" {}
+            }
             section aria-labelledby="tokens-h" {
                 h2 #tokens-h { "API tokens" }
                 table #tokens {
@@ -342,6 +346,20 @@ pub fn fixed(l: &Layout, sign_in: &[String]) -> Vec<Doc> {
             p #device-result role="status" {}
         }
     };
+    let invitation = html! {
+        h1 { "An invitation" }
+        (needs_js("Answering an invitation"))
+        p.error #invite-error role="alert" {}
+        div #invite hidden {
+            p #invite-text {}
+            p #invite-signed-out hidden { "Sign in with an account of that address first: " a #invite-login href="/login" { "sign in" } "." }
+            div.actions #invite-actions hidden {
+                button.primary #invite-accept type="button" { "Accept" } " "
+                button #invite-decline type="button" { "Decline" }
+            }
+            p #invite-result role="status" {}
+        }
+    };
     let not_found = html! {
         h1 { "Not found" }
         p { "There is no page at this address. Try the search box, or go " a href="/" { "home" } "." }
@@ -353,6 +371,7 @@ pub fn fixed(l: &Layout, sign_in: &[String]) -> Vec<Doc> {
         Doc { key: l.site_page("signup"), bytes: page(l, "Create an account", app, signup) },
         Doc { key: l.site_page("dashboard"), bytes: page(l, "Dashboard", app, dashboard) },
         Doc { key: l.site_page("device"), bytes: page(l, "Approve a device", app, device) },
+        Doc { key: l.site_page("invitations"), bytes: page(l, "An invitation", app, invitation) },
         Doc { key: l.not_found_page(), bytes: page(l, "Not found", &[], not_found) },
     ]
 }

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use support::{api, Server};
 
 /// aiosmtpd on a free port, writing what it receives into a maildir.
-struct Smtp {
+pub struct Smtp {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Smtp {
-    fn start(maildir: &Path) -> Smtp {
+    pub fn start(maildir: &Path) -> Smtp {
         let port = support::free_port();
         let child = Command::new("python3")
             .args([
@@ -64,8 +64,27 @@ fn received(maildir: &Path) -> Vec<(String, String)> {
     serde_json::from_slice::<Vec<(String, String)>>(&out.stdout).unwrap()
 }
 
+/// The text of the messages to `to`, read by Python's own parser.
+pub fn bodies_to(maildir: &Path, to: &str) -> Vec<String> {
+    let script = "import mailbox, json, sys\n\
+        print(json.dumps([m.get_payload(decode=True).decode() for m in mailbox.Maildir(sys.argv[1], create=False) \
+        if m['To'] == sys.argv[2]]))";
+    let out = Command::new("python3").args(["-c", script]).arg(maildir).arg(to).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Starts a registry that mails through `smtp`: a first start makes it,
+/// then `[mail]` is set for the next.
+pub fn with_mail(data: &Path, smtp: &Smtp) {
+    drop(Server::start(data));
+    let mail =
+        format!("[mail]\nsmtp = \"smtp://127.0.0.1:{}\"\nfrom = \"cairn <cairn@example.test>\"\n", smtp.port);
+    support::set_config(data, &[("[mail]\n", &mail)]);
+}
+
 /// Waits (up to 30 s) until `want` messages have arrived.
-fn await_mail(maildir: &Path, want: usize) -> Vec<(String, String)> {
+pub fn await_mail(maildir: &Path, want: usize) -> Vec<(String, String)> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let got = received(maildir);
@@ -76,7 +95,7 @@ fn await_mail(maildir: &Path, want: usize) -> Vec<(String, String)> {
     }
 }
 
-fn add_user(data: &Path, login: &str, email: &str) -> String {
+pub fn add_user(data: &Path, login: &str, email: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["admin", "user", "add", login, "--email", email, "--data"])
         .arg(data)
@@ -91,11 +110,7 @@ fn owners_are_mailed_of_publishes_yanks_and_owner_changes_unless_they_opt_out() 
     let dir = tempfile::tempdir().unwrap();
     let (data, maildir) = (dir.path().join("data"), dir.path().join("maildir"));
     let smtp = Smtp::start(&maildir);
-    // A first start makes the registry; the second serves with [mail].
-    drop(Server::start(&data));
-    let mail =
-        format!("[mail]\nsmtp = \"smtp://127.0.0.1:{}\"\nfrom = \"cairn <cairn@example.test>\"\n", smtp.port);
-    support::set_config(&data, &[("[mail]\n", &mail)]);
+    with_mail(&data, &smtp);
     let ann = add_user(&data, "ann", "ann@example.test");
     let bob = add_user(&data, "bob", "bob@example.test");
     let server = Server::start(&data);

@@ -19,6 +19,7 @@ mod fsck;
 mod generated;
 mod hostile;
 mod identity;
+mod invitations;
 mod jobs;
 mod log;
 mod mail;

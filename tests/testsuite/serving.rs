@@ -104,6 +104,8 @@ fn check_rules(base: &str, data: &Path, blob: &str, who: &str) {
         ("/p/all", "public, max-age=60", "text/html; charset=utf-8"),
         ("/p/all/1.0.0", "public, max-age=60", "text/html; charset=utf-8"),
         ("/search", "public, max-age=60", "text/html; charset=utf-8"),
+        // Every invitation's link is the one invitation page.
+        ("/invitations/a-token", "public, max-age=60", "text/html; charset=utf-8"),
         (&css, "public, max-age=31536000, immutable", "text/css; charset=utf-8"),
     ] {
         let r = get(&c, &url(path), &[]);
