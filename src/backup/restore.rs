@@ -28,7 +28,7 @@ pub fn restore(backup: &Path, data: &Path) -> Result<Manifest> {
         at = before.since;
     }
     if manifest.database == "postgres" {
-        eprintln!("the database is Postgres: restore it with its own tools (pg_restore) into the one registry.toml names");
+        eprintln!("the database is Postgres: restore it with its own tools (pg_restore) into the database registry.toml names, before serving");
     }
     // No recovery: the backup is consistent, and recovery would commit a
     // `config.json` of this registry.toml's URLs, moving the index on.

@@ -32,6 +32,7 @@ mod project;
 mod proposals;
 mod publish;
 mod remotes;
+mod retention;
 mod s3;
 mod schemas;
 mod serving;

@@ -1,6 +1,6 @@
 //! Operating cairn (SPEC section 20): the Prometheus scrape checked by
 //! promtool, the JSON log (request ids, no credential ever), backups and
-//! their restore, quotas and retention.
+//! their restore, quotas (retention: `retention.rs`).
 
 use crate::support;
 
@@ -223,7 +223,7 @@ fn cairn(args: &[&std::ffi::OsStr]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Value {
+pub(crate) fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Value {
     let mut args = vec!["backup".as_ref(), "--data".as_ref(), data.as_os_str(), out.as_os_str()];
     if let Some(prev) = since {
         args.extend(["--since".as_ref(), prev.as_os_str()]);
@@ -231,25 +231,25 @@ fn backup(data: &Path, out: &Path, since: Option<&Path>) -> Value {
     serde_json::from_str(&cairn(&args)).unwrap()
 }
 
-fn restore(backup: &Path, data: &Path) {
+pub(crate) fn restore(backup: &Path, data: &Path) {
     cairn(&["restore".as_ref(), backup.as_os_str(), "--data".as_ref(), data.as_os_str()]);
 }
 
-fn fsck_clean(data: &Path) {
+pub(crate) fn fsck_clean(data: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_cairn")).arg("fsck").arg("--data").arg(data).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("no findings"), "fsck of the restored registry: {text}");
 }
 
 /// The commit `main` names in a registry's index.
-fn head(data: &Path) -> String {
+pub(crate) fn head(data: &Path) -> String {
     let out = support::git(&data.join("static/index.git"), &["rev-parse", "main"]);
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Each package file of `restored` (index files, documents, pages, blobs
 /// and signatures) is byte for byte the one `original` serves.
-fn same_package_files(original: &Server, restored: &Path) {
+pub(crate) fn same_package_files(original: &Server, restored: &Path) {
     let root = restored.join("static");
     let mut compared = 0;
     for entry in walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()) {
@@ -471,111 +471,4 @@ fn quotas_refuse_a_publish_past_them_with_413_and_show_usage() {
     assert_eq!((versions(&server), server.static_files()), before, "a refused publish writes nothing");
     // Within the quota it goes through, and the version was never burned.
     assert_eq!(publish_sized(&server, &admin, "second", "1.0.0", 100).status(), 201);
-}
-
-fn retention(data: &Path, dry_run: bool) -> Value {
-    let mut args = vec!["admin".as_ref(), "retention".as_ref(), "--data".as_ref(), data.as_os_str()];
-    if dry_run {
-        args.push("--dry-run".as_ref());
-    }
-    serde_json::from_str(&cairn(&args)).unwrap()
-}
-
-/// The versions an index file serves.
-fn served_versions(server: &Server, path: &str) -> Vec<String> {
-    let text = server.get(path).text().unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["vers"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn versions_of(report: &Value, list: &str) -> Vec<String> {
-    report[list].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap().to_string()).collect()
-}
-
-#[test]
-fn retention_lets_old_prereleases_go_through_the_writer_but_keeps_exact_pins() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start(&data);
-    for v in ["1.0.0-alpha.1", "1.0.0-alpha.2", "1.0.0-beta.1", "1.0.0-beta.2", "1.0.0"] {
-        support::user::publish(&server, "lib", v, &[]);
-    }
-    support::user::publish(&server, "app", "1.0.0", &[("lib", "=1.0.0-alpha.1")]);
-    let token = server.token.clone().unwrap();
-    let all = served_versions(&server, "/index/3/l/lib");
-    assert_eq!(all.len(), 5);
-    let config = std::fs::read_to_string(data.join("registry.toml")).unwrap();
-
-    // A rule that names a bad age is refused, and nothing goes.
-    std::fs::write(
-        data.join("registry.toml"),
-        format!("{config}\n[[retention]]\nprereleases_older_than = \"soon\"\n"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["admin", "retention", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("soon"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Nothing is 30 days old yet.
-    std::fs::write(
-        data.join("registry.toml"),
-        format!("{config}\n[[retention]]\nprereleases_older_than = \"30d\"\n"),
-    )
-    .unwrap();
-    let report = retention(&data, false);
-    assert!(versions_of(&report, "deleted").is_empty(), "{report}");
-
-    std::fs::write(
-        data.join("registry.toml"),
-        format!("{config}\n[[retention]]\nkeep_last_prereleases = 1\n"),
-    )
-    .unwrap();
-    let dry = retention(&data, true);
-    assert_eq!(dry["dryRun"], true);
-    assert_eq!(versions_of(&dry, "deleted"), ["1.0.0-beta.1", "1.0.0-alpha.2"], "{dry}");
-    assert_eq!(versions_of(&dry, "kept"), ["1.0.0-alpha.1"], "{dry}");
-    assert_eq!(dry["kept"][0]["pinnedBy"], "app 1.0.0");
-    assert_eq!(served_versions(&server, "/index/3/l/lib"), all, "a dry run deletes nothing");
-
-    let report = retention(&data, false);
-    assert_eq!(versions_of(&report, "deleted"), versions_of(&dry, "deleted"));
-    assert_eq!(served_versions(&server, "/index/3/l/lib"), ["1.0.0-alpha.1", "1.0.0-beta.2", "1.0.0"]);
-    let doc: Value = server.get("/api/v1/packages/lib.json").json().unwrap();
-    assert!(!doc.to_string().contains("1.0.0-beta.1"), "{doc}");
-    // Hard deletes: audited, the numbers burned, the registry whole.
-    let conn = rusqlite::Connection::open(data.join("state.db")).unwrap();
-    let audited: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action = 'delete' AND target LIKE 'lib 1.0.0-%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(audited, 2);
-    let body = cairn::archive::builder::TarballBuilder::new("lib", "1.0.0-beta.1").gzip();
-    assert_eq!(
-        server.put("lib", "1.0.0-beta.1", server.token.as_ref().unwrap(), body, "application/gzip").status(),
-        409
-    );
-    fsck_clean(&data);
-
-    // The timer applies the rules on its own.
-    drop(server);
-    support::set_config(&data, &[("retention_interval = 86400", "retention_interval = 1")]);
-    let server = Server::start(&data);
-    let body = cairn::archive::builder::TarballBuilder::new("lib", "1.0.1-rc.1").gzip();
-    assert_eq!(server.put("lib", "1.0.1-rc.1", &token, body, "application/gzip").status(), 201);
-    support::eventually(
-        || !served_versions(&server, "/index/3/l/lib").contains(&"1.0.0-beta.2".to_string()),
-        || format!("the timer left {:?}", served_versions(&server, "/index/3/l/lib")),
-    );
-    assert_eq!(served_versions(&server, "/index/3/l/lib"), ["1.0.0-alpha.1", "1.0.0", "1.0.1-rc.1"]);
 }

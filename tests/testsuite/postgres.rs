@@ -216,3 +216,64 @@ fn tls_to_postgres_is_verified_as_the_url_says() {
     assert!(sessions(true) >= 1, "cairn's sessions are encrypted");
     assert_eq!(sessions(false), 0);
 }
+
+/// `cairn backup` of a registry on Postgres holds everything but the
+/// database and says so; after the database is lost and brought back
+/// with pg_dump/pg_restore, `cairn restore` makes a registry that passes
+/// fsck, has the same index head and serves the same package files.
+#[test]
+fn a_backup_on_postgres_with_pg_dump_restores_whole() {
+    let pg = Postgres::shared();
+    let url = pg.create_database();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    configure(&data, &url);
+    let server = Server::start(&data);
+    let root = server.token.clone().unwrap();
+    for name in ["pg-one", "pg-two", "pg-three"] {
+        assert_eq!(publish(&server, &root, name, "1.0.0"), 201);
+    }
+    assert_eq!(api(&server, Method::DELETE, "/packages/pg-two/1.0.0", &root, None).status(), 200);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["backup", "--data"])
+        .arg(&data)
+        .arg(dir.path().join("backup"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("Postgres") && said.contains("pg_dump"),
+        "the backup says what it leaves out: {said}"
+    );
+    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["database"], "postgres");
+    assert!(!dir.path().join("backup/state.db").exists());
+
+    // The database's own tools, then the loss of it.
+    let (bin, port) = (support::pg::bin_dir(), pg.port.to_string());
+    let dump = dir.path().join("state.dump");
+    let pg_tool = |tool: &str, args: &[&str]| {
+        let out = std::process::Command::new(bin.join(tool))
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    pg_tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db]);
+    // Lost under the running server (which keeps serving its static files).
+    let mut admin = pg.client("postgres");
+    admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    pg_tool("pg_restore", &["-d", &db, dump.to_str().unwrap()]);
+
+    let restored = dir.path().join("restored");
+    crate::ops::restore(&dir.path().join("backup"), &restored);
+    crate::ops::fsck_clean(&restored);
+    assert_eq!(crate::ops::head(&restored), crate::ops::head(&data));
+    crate::ops::same_package_files(&server, &restored);
+}
