@@ -26,6 +26,14 @@ impl BlobStore {
         self.root.put(&l.signature(sha256), minisig.as_bytes())
     }
 
+    /// As [`Store::put`], both files durable now (one blob outside a
+    /// write group's batch, which ends with a flush of the whole root).
+    pub fn put_durable(&self, sha256: &str, bytes: &[u8], minisig: &str) -> io::Result<()> {
+        let l = self.root.layout();
+        self.root.put_durable(&l.blob(sha256), bytes)?;
+        self.root.put_durable(&l.signature(sha256), minisig.as_bytes())
+    }
+
     pub fn read(&self, sha256: &str) -> io::Result<Option<Vec<u8>>> {
         self.root.read(&self.root.layout().blob(sha256))
     }

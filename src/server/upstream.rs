@@ -389,8 +389,7 @@ async fn blob(t: &Target<'_>, up: &Upstreams, sha256: &str) -> Result<(), ApiErr
     let max_bytes = src.config.max_cache_bytes;
     let stored = state
         .db(move |conn| {
-            crate::upstream::keep(&reg, &upstream, &line.name, &line.vers, &bytes)?;
-            reg.root.sync()?;
+            crate::upstream::keep_now(&reg, &upstream, &line.name, &line.vers, &bytes)?;
             rows::fetched(conn, &reg.space, &line.cksum, size, chrono::Utc::now().timestamp_millis())?;
             if max_bytes > 0 {
                 evict(&reg, conn, &upstream, max_bytes, &line.cksum)?;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Upstream;
 use crate::index::package_path;
+use crate::registry::Registry;
 
 /// How long one request to an upstream may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -347,13 +348,20 @@ impl Source {
 /// Signs a cached version's bytes (their SHA-256 checked already) with the
 /// trusted comment naming its upstream and stores them content-addressed,
 /// as a local publish's; not synced (the caller's batch ends with a sync).
-pub fn keep(
-    reg: &crate::registry::Registry,
-    upstream: &str,
-    name: &str,
-    version: &str,
-    bytes: &[u8],
-) -> Result<()> {
+pub fn keep(reg: &Registry, upstream: &str, name: &str, version: &str, bytes: &[u8]) -> Result<()> {
+    let (sha256, sig) = sign(reg, upstream, name, version, bytes)?;
+    Ok(reg.store.put(&sha256, bytes, &sig)?)
+}
+
+/// [`keep`] for one version outside a batch: its blob and signature are
+/// durable when it returns (two fsyncs, not a flush of the filesystem).
+pub fn keep_now(reg: &Registry, upstream: &str, name: &str, version: &str, bytes: &[u8]) -> Result<()> {
+    let (sha256, sig) = sign(reg, upstream, name, version, bytes)?;
+    Ok(reg.store.put_durable(&sha256, bytes, &sig)?)
+}
+
+/// The SHA-256 of a cached version's bytes and their signature.
+fn sign(reg: &Registry, upstream: &str, name: &str, version: &str, bytes: &[u8]) -> Result<(String, String)> {
     let key = reg.key.as_ref().context("this registry has no signing key")?;
     let (sha256, blake3) = crate::store::digests(bytes);
     let att = crate::sign::Attestation {
@@ -365,7 +373,7 @@ pub fn keep(
         upstream: Some(upstream.to_string()),
     };
     let sig = key.sign(bytes, &att)?;
-    Ok(reg.store.put(&sha256, bytes, &sig)?)
+    Ok((sha256, sig))
 }
 
 /// A download URL from a `dl` template, as cargo makes it: the markers
