@@ -364,9 +364,15 @@ pub fn follow_dependencies(reg: &Registry, conn: &Conn, name: &str, lines: &[Ind
 }
 
 /// The package documents and page of each package (by the name its
-/// dependents give it) whose dependents changed: a local or a cached one.
+/// dependents give it) whose dependents changed: a local or a cached one,
+/// each once however many of its dependents changed (a whole registry's
+/// table made anew names a popular package once per dependent).
 pub fn rewrite_dependents_of(reg: &Registry, conn: &Conn, names: Vec<String>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
     for name in names {
+        if !seen.insert(crate::name::canonical(&name)) {
+            continue;
+        }
         let src = Sources::load(reg, conn, &name)?;
         if !src.lines.is_empty() {
             write_files(reg, &src, Scope::Versions(&[]))?;
@@ -385,6 +391,16 @@ pub fn write_files(reg: &Registry, src: &Sources, scope: Scope) -> Result<()> {
         root.put_doc(&doc.key, &doc.bytes)?;
     }
     files.remove.iter().try_for_each(|key| root.remove(key))?;
+    Ok(())
+}
+
+/// The documents of every version of `src` (its index copy and its
+/// package, owners and version documents, no page): what a reader and a
+/// verifying client of a package just cached ask for next, written before
+/// the rest of its files ([`write`], later).
+pub fn write_documents(reg: &Registry, src: &Sources) -> Result<()> {
+    let files = derive(reg, &*reg.root, src, Scope::Everything)?;
+    files.docs.iter().try_for_each(|doc| reg.root.put_doc(&doc.key, &doc.bytes).map(drop))?;
     Ok(())
 }
 

@@ -36,7 +36,15 @@ pub(super) struct Effects {
     derived_at: String,
     /// The CDN purge, if `[cdn]` names one (never a private registry's).
     cdn: Option<crate::cdn::Purger>,
+    /// Derivations put off by [`Effects::make_cached`], made once the
+    /// writer is idle for [`IDLE_FOR`] (failures wait the retry timer).
+    deferred: bool,
 }
+
+/// How long the writer waits for another write before it makes the
+/// derivations [`Effects::make_cached`] put off: a resolver asking one
+/// missing index file after the other gets each as soon as it commits.
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Effects {
     /// Picks up what an earlier run left: the pending rows, and every index
@@ -49,7 +57,7 @@ impl Effects {
     ) -> Effects {
         let head = reg.index.head().map(|h| h.to_string()).unwrap_or_default();
         let derived_at = reg.derived_at().unwrap_or_else(|| head.clone());
-        let effects = Effects { pending, derived_at, space: reg.space.clone(), cdn };
+        let effects = Effects { pending, derived_at, space: reg.space.clone(), cdn, deferred: false };
         effects.reload(conn);
         {
             let mut p = effects.pending.lock().unwrap();
@@ -146,6 +154,33 @@ impl Effects {
         self.retry(reg, conn);
     }
 
+    /// A group of upstream cachings, which readers wait on: the log's
+    /// entries and the packages' documents now; their pages and the rest are
+    /// pending (recorded like a failed effect, and `health.json` keeps
+    /// naming the last commit derived, so a start makes them too) until
+    /// the writer is idle ([`Effects::wait`]) or the next group.
+    pub(super) fn make_cached(&mut self, reg: &Registry, conn: &Conn, planned: &[Planned]) {
+        let effects: BTreeSet<Effect> = planned.iter().flat_map(|p| p.plan.effects.iter().cloned()).collect();
+        match cached_documents(reg, conn, planned) {
+            Ok(()) => {
+                self.defer(conn, effects, "derived once the writer is idle");
+                self.deferred = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "a write group's effects failed; they are retried");
+                self.defer(conn, effects, &format!("{e:#}"));
+            }
+        }
+    }
+
+    /// How long the idle writer waits before it retries what is pending.
+    pub(super) fn wait(&self) -> std::time::Duration {
+        match self.deferred {
+            true => IDLE_FOR,
+            false => super::group::RETRY_EVERY,
+        }
+    }
+
     /// A failed group's rows could not be taken back: match the recent rows
     /// against the index again, as a start would.
     pub(super) fn repair_rows_later(&self, conn: &Conn, error: &str) {
@@ -166,6 +201,7 @@ impl Effects {
     /// [`Effects::purge`]'s); then writes the summaries, naming the head
     /// once no derived file is owed.
     pub(super) fn retry(&mut self, reg: &Registry, conn: &Conn) {
+        self.deferred = false;
         self.emit_events(reg, conn);
         let effects: Vec<Effect> = {
             let p = self.pending.lock().unwrap();
@@ -239,6 +275,20 @@ fn redo(reg: &Registry, conn: &Conn, effects: &[Effect]) -> Result<()> {
     }
     reg.root.sync()?;
     Ok(())
+}
+
+/// The log's entries of a group of cachings, then each cached package's
+/// documents as the group committed it ([`package_files::write_documents`]).
+fn cached_documents(reg: &Registry, conn: &Conn, planned: &[Planned]) -> Result<()> {
+    if let Some(log) = &reg.log {
+        log.catch_up(&reg.index, &reg.root)?;
+    }
+    let cached = planned.iter().filter(|p| p.plan.commit.is_some()).filter_map(|p| match &p.job.req.change {
+        Change::Cache { name, .. } => Some(name),
+        _ => None,
+    });
+    let sources: Vec<Sources> = cached.map(|name| Sources::load(reg, conn, name)).collect::<Result<_>>()?;
+    super::overlapped(reg, || sources.par_iter().try_for_each(|src| package_files::write_documents(reg, src)))
 }
 
 /// The effects the group's plans list, then synced: the files of each

@@ -17,7 +17,7 @@ use crate::registry::Registry;
 use crate::sign::Attestation;
 
 /// How often the writer retries pending effects while no write comes.
-const RETRY_EVERY: Duration = Duration::from_secs(5);
+pub(super) const RETRY_EVERY: Duration = Duration::from_secs(5);
 /// A pack consolidation slower than this is logged.
 const SLOW: Duration = Duration::from_secs(1);
 
@@ -119,7 +119,7 @@ impl Worker {
                 }
             }
             let first = if self.effects.any_pending() {
-                match rx.recv_timeout(RETRY_EVERY) {
+                match rx.recv_timeout(self.effects.wait()) {
                     Ok(job) => job,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         self.retry_alone();
@@ -219,6 +219,10 @@ impl Worker {
         let mut planned = Vec::new();
         let mut batch = VecDeque::from(batch);
         match self.commit(&mut batch, &mut planned) {
+            // Cachings alone: their readers get the index files at once.
+            Ok(Some(_)) if planned.iter().all(|p| matches!(p.job.req.change, Change::Cache { .. })) => {
+                self.effects.make_cached(&self.reg, &self.conn, &planned)
+            }
             Ok(Some(committed)) => self.effects.make(&self.reg, &self.conn, &planned, &committed),
             Ok(None) => {}
             Err(Failure { error, rows_stand }) => {
