@@ -34,6 +34,10 @@ pub struct RegistryConfig {
     pub log: Option<LogKeys>,
 }
 
+/// `api/v1/deprecations.json`: each deprecated package's message and
+/// replacement, by lowercase name.
+pub type Deprecations = std::collections::HashMap<String, Meta>;
+
 #[derive(Clone)]
 pub struct Remote {
     pub url: String,
@@ -153,6 +157,24 @@ impl Remote {
     pub fn cached_meta(&self, name: &str) -> Option<Meta> {
         let key = Layout::public().index_file(&meta::path(name));
         self.cache.entry_get(&key).and_then(|(_, body)| Meta::parse(&body).ok())
+    }
+
+    /// Every deprecated package by lowercase name (`api/v1/deprecations.json`,
+    /// SPEC section 6); `None` when the registry does not publish the list.
+    pub async fn deprecations(&self) -> error::Result<Option<Deprecations>> {
+        let key = Layout::public().deprecations();
+        let Some(body) =
+            self.revalidated(&key, |b| serde_json::from_slice::<Deprecations>(b).is_ok()).await?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body).map(Some).map_err(|e| Error::invalid(&self.url_of(&key), "parsing", e))
+    }
+
+    /// The list of deprecated packages as last fetched, without a request.
+    pub fn cached_deprecations(&self) -> Option<Deprecations> {
+        let (_, body) = self.cache.entry_get(&Layout::public().deprecations())?;
+        serde_json::from_slice(&body).ok()
     }
 
     /// A blob's download URL from config.json's `dl` template (cargo's markers).
