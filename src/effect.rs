@@ -147,9 +147,17 @@ pub fn make(reg: &Registry, conn: &Conn, effect: &Effect, head: &str) -> Result<
         Effect::Meta(name) => {
             // A package no longer deprecated has none: the copy goes.
             copy(&meta::path(name))?;
-            // Its deprecation shows in its package document and pages.
+            // Its deprecation shows in its package document and pages, and
+            // in the registry's list of deprecated packages.
             let src = Sources::load(reg, conn, name)?;
             package_files::write(reg, conn, &src, Scope::Pages)?;
+            crate::derive::deprecations::update(&reg.root, name, src.meta.as_deref(), || {
+                let (_, files) = reg.index.files()?;
+                let metas = files.into_iter().filter(|(path, _)| path.starts_with(meta::DIR));
+                metas
+                    .map(|(path, _)| Ok((path.clone(), reg.index.read_file(&path)?.unwrap_or_default())))
+                    .collect()
+            })?;
             return Ok(Some(src.delta(head)));
         }
         Effect::Package(name) => {

@@ -3,7 +3,7 @@
 //! ```text
 //! blobs/sha256/{hex}                      tarballs, content-addressed, shared by every registry
 //! registries/{key}/sigs/{hex}.minisig     each registry's signature of a blob
-//! registries/{key}/index/{path}           sparse index files, with {path}.etag beside them
+//! registries/{key}/entries/{static key}    index files and the like: `{length} {etag}\n` then the body
 //! ```
 //!
 //! Only verified blobs are written; every read is verified again by the caller.
@@ -20,8 +20,11 @@ use super::config::cache_dir;
 // refetched), so the cache does not pay for durability. A file that is not
 // there yet is written under its own name (a reader takes it only once it is
 // whole: an index body before its ETag, a blob or signature verified on
-// every read); one that is there is replaced by `fsutil::write_replace`
-// (temp file + rename), so a reader sees the old file or the new one.
+// every read; an index entry only if its body has the length its first line
+// gives, so a torn one is a miss); one that is there is replaced by
+// `fsutil::write_replace` (temp file + rename), so a reader sees the old file
+// or the new one. An index entry is one file, its ETag in its first line, not
+// a body and an ETag beside it: a cold install writes some 300 of them.
 
 pub struct Cache {
     pub root: PathBuf,
@@ -46,34 +49,31 @@ impl Cache {
         Cache { root: root.to_path_buf(), registry: root.join("registries").join(registry_key(url)) }
     }
 
-    fn index_path(&self, path: &str) -> PathBuf {
-        self.registry.join("index").join(path)
+    /// The file of a revalidated entry, by its static-root key: not under
+    /// `index/`, where an earlier client kept an index file's body and its
+    /// `.etag` apart, so that neither misreads the other's.
+    fn entry_path(&self, key: &str) -> PathBuf {
+        self.registry.join("entries").join(key)
     }
 
-    /// The cached ETag and body of an index file.
-    pub fn index_get(&self, path: &str) -> Option<(String, Vec<u8>)> {
-        let p = self.index_path(path);
-        let etag = std::fs::read_to_string(p.with_extension("etag")).ok()?;
-        let body = std::fs::read(&p).ok()?;
-        Some((etag, body))
+    /// The cached ETag and body of a file of the registry (an index file).
+    pub fn entry_get(&self, key: &str) -> Option<(String, Vec<u8>)> {
+        decode_entry(std::fs::read(self.entry_path(key)).ok()?)
     }
 
     /// Best effort: a cache that cannot be written only costs a download.
-    pub fn index_put(&self, path: &str, etag: &str, body: &[u8]) {
-        let p = self.index_path(path);
-        let etag_path = p.with_extension("etag");
-        // A body is written in place only where no ETag could pair with it half-written.
-        let body = match etag_path.exists() {
-            true => crate::fsutil::write_replace(&p, body),
-            false => put(&p, body),
-        };
-        let _ = body.and_then(|_| put(&etag_path, etag.as_bytes()));
+    pub fn entry_put(&self, key: &str, etag: &str, body: &[u8]) {
+        // A header value has no line break; an empty ETag is no validator.
+        if etag.is_empty() || etag.contains('\n') {
+            return;
+        }
+        let mut entry = format!("{} {etag}\n", body.len()).into_bytes();
+        entry.extend_from_slice(body);
+        let _ = put(&self.entry_path(key), &entry);
     }
 
-    pub fn index_remove(&self, path: &str) {
-        let p = self.index_path(path);
-        let _ = std::fs::remove_file(p.with_extension("etag"));
-        let _ = std::fs::remove_file(p);
+    pub fn entry_remove(&self, key: &str) {
+        let _ = std::fs::remove_file(self.entry_path(key));
     }
 
     pub fn blob_path(&self, sha256: &str) -> PathBuf {
@@ -98,6 +98,20 @@ impl Cache {
         put(&self.sig_path(sha256), sig.as_bytes())?;
         Ok(())
     }
+}
+
+/// An index entry's ETag and body; `None` for a torn or foreign file.
+fn decode_entry(mut entry: Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let eol = entry.iter().position(|&b| b == b'\n')?;
+    let head = std::str::from_utf8(&entry[..eol]).ok()?;
+    let (len, etag) = head.split_once(' ')?;
+    let len: usize = len.parse().ok()?;
+    if entry.len() - eol - 1 != len || etag.is_empty() {
+        return None;
+    }
+    let etag = etag.to_string();
+    entry.drain(..=eol);
+    Some((etag, entry))
 }
 
 /// Writes `bytes` to `path`: in place when there is no such file, else by
@@ -133,11 +147,20 @@ mod tests {
     fn entries_are_written_in_place_then_replaced() {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::at(root.path(), "http://example.test");
-        assert!(cache.index_get("3/a/abc").is_none());
-        cache.index_put("3/a/abc", "\"one\"", b"line 1\n");
-        assert_eq!(cache.index_get("3/a/abc"), Some(("\"one\"".to_string(), b"line 1\n".to_vec())));
-        cache.index_put("3/a/abc", "\"two\"", b"line 1\nline 2\n");
-        assert_eq!(cache.index_get("3/a/abc"), Some(("\"two\"".to_string(), b"line 1\nline 2\n".to_vec())));
+        assert!(cache.entry_get("index/3/a/abc").is_none());
+        cache.entry_put("index/3/a/abc", "\"one\"", b"line 1\n");
+        assert_eq!(cache.entry_get("index/3/a/abc"), Some(("\"one\"".to_string(), b"line 1\n".to_vec())));
+        cache.entry_put("index/3/a/abc", "\"two\"", b"line 1\nline 2\n");
+        assert_eq!(
+            cache.entry_get("index/3/a/abc"),
+            Some(("\"two\"".to_string(), b"line 1\nline 2\n".to_vec()))
+        );
+        // A torn entry (cut short by a crash or read while written) is a miss.
+        let file = cache.entry_path("index/3/a/abc");
+        let whole = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &whole[..whole.len() - 3]).unwrap();
+        assert!(cache.entry_get("index/3/a/abc").is_none());
+        cache.entry_put("index/3/a/abc", "\"two\"", b"line 1\nline 2\n");
 
         cache.blob_put("ab12", b"tampered", "sig one").unwrap();
         cache.blob_put("ab12", b"bytes", "sig two").unwrap();
@@ -146,7 +169,7 @@ mod tests {
         let mut names: Vec<String> = walk(root.path());
         names.sort();
         assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
-        assert_eq!(names.len(), 4, "{names:?}");
+        assert_eq!(names.len(), 3, "{names:?}");
     }
 
     fn walk(dir: &Path) -> Vec<String> {

@@ -1,17 +1,30 @@
-//! The deprecation warnings of an install (SPEC section 5): the meta files
-//! of the installed packages, asked while the install goes on after a
-//! resolution, or read from the cache for an install from the lock (which
-//! asks the registry nothing).
+//! The deprecation warnings of an install (SPEC sections 5 and 6): the
+//! registry's list of deprecated packages (`api/v1/deprecations.json`), or
+//! from a registry without it the meta files of the installed packages,
+//! asked while the install goes on after a resolution; an install from the
+//! lock asks the registry nothing and reads what the cache holds.
 
 use futures_util::StreamExt;
 
-use super::remote::Remote;
+use super::remote::{Deprecations, Remote};
 use crate::index::meta::Meta;
 
-/// The meta files of `names` that say something, fetched concurrently
-/// through the index's ETag cache. A registry that cannot say is not a
-/// reason to fail an install.
+/// What the registry says of `names`: one list for all of them, else the
+/// meta files of those that have one, fetched concurrently; both through
+/// the ETag cache. A registry that cannot say is not a reason to fail an
+/// install.
 pub async fn ask(remote: Remote, names: Vec<String>, jobs: usize) -> Vec<(String, Meta)> {
+    match remote.deprecations().await {
+        Ok(Some(list)) => return listed(&list, names),
+        // A registry without the list: its meta files, one by one.
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!("no deprecation check: {e:#}");
+            if e.is_offline() || e.is_unavailable() {
+                return Vec::new();
+            }
+        }
+    }
     // A registry gone offline or failing is not asked again (each ask
     // would spend its retries).
     let gave_up = std::sync::atomic::AtomicBool::new(false);
@@ -40,9 +53,24 @@ pub async fn ask(remote: Remote, names: Vec<String>, jobs: usize) -> Vec<(String
         .await
 }
 
-/// What the cached meta files of `names` say, without a request.
+/// What the cache says of `names`, without a request: the list last
+/// fetched, else the cached meta files.
 pub fn cached(remote: &Remote, names: &[String]) -> Vec<(String, Meta)> {
-    names.iter().filter_map(|n| Some((n.clone(), remote.cached_meta(n)?))).collect()
+    match remote.cached_deprecations() {
+        Some(list) => listed(&list, names.to_vec()),
+        None => names.iter().filter_map(|n| Some((n.clone(), remote.cached_meta(n)?))).collect(),
+    }
+}
+
+/// The entries of `list` for `names`.
+fn listed(list: &Deprecations, names: Vec<String>) -> Vec<(String, Meta)> {
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let meta = list.get(&n.to_ascii_lowercase())?.clone();
+            Some((n, meta))
+        })
+        .collect()
 }
 
 /// Prints a warning for each installed package its owners deprecated.

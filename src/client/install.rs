@@ -1,16 +1,17 @@
 //! `cairn install`, `fetch` and `verify`: resolve against the sparse index
 //! (or take the lock as it is), download every tarball concurrently through
 //! the content-addressed cache, verify every one of them, inspect every one
-//! under the registry's archive rules, and only then write `cairn.lock` and
-//! unpack. A single failure anywhere before that leaves the target
-//! directory and the lock untouched.
+//! under the registry's archive rules (each unpacked into a staging
+//! directory as it comes: `target`), and only then write `cairn.lock` and
+//! move the packages into place. A single failure anywhere before that
+//! leaves the target directory and the lock untouched.
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::stream::StreamExt;
 use rayon::prelude::*;
 use semver::{Version, VersionReq};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +21,7 @@ use super::policy::Policy;
 use super::progress;
 use super::remote::{RegistryConfig, Remote};
 use super::resolve::{self, dep_counts, dep_target, Universe};
+use super::target::{Stage, Unpacking};
 use super::trust::Trust;
 use super::verify::Expected;
 use crate::index::IndexLine;
@@ -229,18 +231,20 @@ pub async fn install(remote: &Remote, opts: &InstallOptions) -> Result<(Summary,
         );
         Ok(())
     };
-    // What is to unpack is inspected as it is read or downloaded.
-    let unpacking = to_unpack(&opts.target, &plan);
-    let ((), (blobs, summary)) = tokio::try_join!(
+    // What is to unpack is inspected and unpacked (staged) as it is read
+    // or downloaded; it moves into place once every check passed.
+    let wants: Vec<&Expected> = plan.iter().map(|p| &p.want).collect();
+    let unpacking = Unpacking::new(&opts.target, &wants)?;
+    let ((), summary) = tokio::try_join!(
         log_check,
-        download_all(remote, config.as_ref(), &trust, &plan, &unpacking.todo, opts.jobs)
+        download_all(remote, config.as_ref(), &trust, &plan, &unpacking, opts.jobs)
     )?;
     // Every check passed: the lock is written (and fsync'd) before the
-    // unpacking, whose files that fsync would otherwise wait for.
+    // unpacked files move into place.
     if Some(&new_lock) != lock.as_ref() {
         new_lock.save(&opts.lockfile)?;
     }
-    let unpacked = unpack_all(&opts.target, &plan, &blobs, unpacking)?;
+    let unpacked = unpacking.finish(&wants)?;
     deprecation::warn(match asking {
         Some(task) => task.await?,
         None => deprecation::cached(remote, &names),
@@ -381,33 +385,34 @@ fn resolve_plan(
 
 /// Reads (from the cache, verified on every core) or downloads (`jobs`
 /// at a time, each verified on a worker thread) every planned blob, with
-/// one progress display, inspecting those of `inspect` (the plan's indexes
-/// to unpack) under the registry's archive rules. Fails on the first refusal.
+/// one progress display; those `unpacking` is to unpack are inspected under
+/// the registry's archive rules and staged. Fails on the first refusal.
 async fn download_all(
     remote: &Remote,
     config: Option<&RegistryConfig>,
     trust: &Trust,
     plan: &[Planned],
-    inspect: &[usize],
+    unpacking: &Unpacking,
     jobs: usize,
-) -> Result<(Vec<Vec<u8>>, Summary)> {
-    let mut inspected = vec![false; plan.len()];
-    inspect.iter().for_each(|&i| inspected[i] = true);
-    let mut out: Vec<Option<Vec<u8>>> = plan
+) -> Result<Summary> {
+    let mut stage: Vec<Option<Stage>> = vec![None; plan.len()];
+    unpacking.todo.iter().for_each(|&i| stage[i] = unpacking.stage().cloned());
+    let cached: Vec<bool> = plan
         .par_iter()
-        .zip(&inspected)
-        .map(|(p, &inspected)| {
-            let Some(bytes) = remote.cached_blob(trust, &p.want) else { return Ok(None) };
-            if inspected {
+        .zip(&stage)
+        .map(|(p, stage)| {
+            let Some(bytes) = remote.cached_blob(trust, &p.want) else { return Ok(false) };
+            if let Some(stage) = stage {
                 check_archive(&p.want, &bytes)?;
+                stage.put(&p.want, &bytes)?;
             }
-            Ok(Some(bytes))
+            Ok(true)
         })
         .collect::<Result<_>>()?;
-    let missing: Vec<usize> = (0..plan.len()).filter(|&i| out[i].is_none()).collect();
+    let missing: Vec<usize> = (0..plan.len()).filter(|&i| !cached[i]).collect();
     let mut summary = Summary::default();
     if missing.is_empty() {
-        return Ok((out.into_iter().flatten().collect(), summary));
+        return Ok(summary);
     }
     // The config is needed only for a download.
     let config = Arc::new(match config {
@@ -421,54 +426,28 @@ async fn download_all(
     for i in missing {
         let (remote, trust, config, sem, bar) =
             (remote.clone(), trust.clone(), config.clone(), sem.clone(), bar.clone());
-        let want = plan[i].want.clone();
-        let inspected = inspected[i];
+        let (want, stage) = (plan[i].want.clone(), stage[i].clone());
         tasks.spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
             let r = remote.blob(Some(&config), &trust, &want).await;
             bar.inc(1);
             let (bytes, n) = r?;
-            if inspected {
+            if let Some(stage) = stage {
                 check_archive(&want, &bytes)?;
+                stage.put(&want, &bytes)?;
             }
-            Ok::<_, anyhow::Error>((i, bytes, n))
+            Ok::<_, anyhow::Error>(n)
         });
     }
     while let Some(r) = tasks.join_next().await {
-        let (i, bytes, n) = r??;
+        let n = r??;
         if n > 0 {
             summary.downloaded += 1;
             summary.downloaded_bytes += n;
         }
-        out[i] = Some(bytes);
     }
     bar.finish_and_clear();
-    Ok((out.into_iter().map(|b| b.expect("every blob read or downloaded")).collect(), summary))
-}
-
-const STATE_FILE: &str = ".cairn-installed.json";
-
-/// What an install unpacks: the packages not already in `target` at the
-/// same checksum (whose archives must all pass the registry's inspection).
-struct Unpacking {
-    /// The install state found (name → checksum).
-    old: BTreeMap<String, String>,
-    todo: Vec<usize>,
-}
-
-/// The packages of `plan` to unpack into `target`.
-fn to_unpack(target: &Path, plan: &[Planned]) -> Unpacking {
-    let old: BTreeMap<String, String> = std::fs::read(target.join(STATE_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let todo: Vec<usize> = (0..plan.len())
-        .filter(|&i| {
-            let p = &plan[i].want;
-            old.get(&p.name) != Some(&p.sha256) || !target.join(&p.name).is_dir()
-        })
-        .collect();
-    Unpacking { old, todo }
+    Ok(summary)
 }
 
 /// The registry's own inspection of an archive to unpack: every one passes
@@ -477,61 +456,6 @@ fn check_archive(want: &Expected, bytes: &[u8]) -> Result<()> {
     crate::archive::unpack::check(bytes, &want.name, &want.version)
         .map(|_| ())
         .map_err(|e| anyhow!("refusing {} {}: {e}", want.name, want.version))
-}
-
-/// Unpacks each package of `u` into `target/{name}/` (fresh directory,
-/// then rename), and removes packages an earlier install put there that
-/// the plan no longer holds.
-fn unpack_all(target: &Path, plan: &[Planned], blobs: &[Vec<u8>], u: Unpacking) -> Result<usize> {
-    let Unpacking { old, todo } = u;
-    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
-    todo.par_iter().try_for_each(|&i| -> Result<()> {
-        let p = &plan[i].want;
-        let (dest, bytes) = (target.join(&p.name), &blobs[i]);
-        let context = || format!("unpacking {} {}", p.name, p.version);
-        // A new package is unpacked in place (removed again on a failure);
-        // one that is there is replaced by a fresh directory renamed over it.
-        match std::fs::create_dir(&dest) {
-            Ok(()) => crate::archive::unpack::unpack_into(bytes, &p.name, &p.version, &dest)
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_dir_all(&dest);
-                })
-                .map(|_| ())
-                .with_context(context),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let tmp = target.join(format!(".tmp-{}-{}", p.name, rand::random::<u32>()));
-                crate::archive::unpack::unpack(bytes, &p.name, &p.version, &tmp).with_context(context)?;
-                replace_dir(&tmp, &dest)
-            }
-            Err(e) => Err(e).with_context(|| format!("creating {}", dest.display())),
-        }
-    })?;
-    let new: BTreeMap<String, String> =
-        plan.iter().map(|p| (p.want.name.clone(), p.want.sha256.clone())).collect();
-    for name in old.keys().filter(|n| !new.contains_key(*n)) {
-        let dir = target.join(name);
-        if dir.is_dir() && crate::name::validate(name).is_ok() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
-    }
-    // Not fsync'd, like the unpacked files it describes (an fsync here would
-    // wait for all of them): a state lost in a crash costs an unpack.
-    if new != old {
-        crate::fsutil::write_replace(&target.join(STATE_FILE), &serde_json::to_vec_pretty(&new)?)?;
-    }
-    Ok(todo.len())
-}
-
-fn replace_dir(tmp: &Path, dest: &Path) -> Result<()> {
-    if dest.exists() {
-        let old = dest.with_file_name(format!(".old-{}", rand::random::<u64>()));
-        std::fs::rename(dest, &old)?;
-        std::fs::rename(tmp, dest)?;
-        std::fs::remove_dir_all(&old)?;
-    } else {
-        std::fs::rename(tmp, dest)?;
-    }
-    Ok(())
 }
 
 /// The highest usable version of `name` that `req` matches (an exact

@@ -13,7 +13,8 @@
 //!   path a `layout::Layout` key.
 //! - `verify`: the checks every tarball passes before it is unpacked.
 //! - `resolve`: PubGrub over index lines; `lockfile`: `cairn.lock`.
-//! - `install`: install, fetch, verify; `deprecation`: its warnings; `api`: the write API verbs;
+//! - `install`: install, fetch, verify; `target`: unpacking into `cairn_packages/`;
+//!   `deprecation`: its warnings; `api`: the write API verbs;
 //!   `device`: `login --device`; `mirror`: a read-only copy of a registry;
 //!   `progress`: TTY-only bars.
 
@@ -35,6 +36,7 @@ pub mod project;
 pub mod remote;
 pub mod resolve;
 pub mod single;
+pub mod target;
 pub mod trust;
 pub mod verify;
 pub mod warm;

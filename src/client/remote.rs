@@ -34,6 +34,10 @@ pub struct RegistryConfig {
     pub log: Option<LogKeys>,
 }
 
+/// `api/v1/deprecations.json`: each deprecated package's message and
+/// replacement, by lowercase name.
+pub type Deprecations = std::collections::HashMap<String, Meta>;
+
 #[derive(Clone)]
 pub struct Remote {
     pub url: String,
@@ -90,16 +94,12 @@ impl Remote {
         Ok(Trust { pubkey: c.pubkey, name: c.name })
     }
 
-    /// A file under `/index/`, revalidated with If-None-Match against the
-    /// cached copy (`usable` says whether a cached body may be offered);
-    /// `None` when the registry has no such file.
-    async fn index_cached(
-        &self,
-        path: &str,
-        usable: impl Fn(&[u8]) -> bool,
-    ) -> error::Result<Option<Vec<u8>>> {
-        let url = self.url_of(&Layout::public().index_file(path));
-        let held = self.cache.index_get(path);
+    /// A file of the static root by its layout key, revalidated with
+    /// If-None-Match against the cached copy (`usable` says whether a cached
+    /// body may be offered); `None` when the registry has no such file.
+    async fn revalidated(&self, key: &str, usable: impl Fn(&[u8]) -> bool) -> error::Result<Option<Vec<u8>>> {
+        let url = self.url_of(key);
+        let held = self.cache.entry_get(key);
         let had_copy = held.is_some();
         let cached = held.filter(|(_, body)| usable(body));
         match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await {
@@ -109,14 +109,14 @@ impl Remote {
             },
             Err(e) if e.is_not_found() => {
                 if had_copy {
-                    self.cache.index_remove(path);
+                    self.cache.entry_remove(key);
                 }
                 Ok(None)
             }
             Err(e) => Err(e),
             Ok(Got::Body { bytes, etag }) => {
                 if let Some(etag) = etag {
-                    self.cache.index_put(path, &etag, &bytes);
+                    self.cache.entry_put(key, &etag, &bytes);
                 }
                 Ok(Some(bytes))
             }
@@ -125,40 +125,56 @@ impl Remote {
 
     /// One package's index lines; `None` when there is no such package.
     pub async fn index_file(&self, name: &str) -> error::Result<Option<Vec<IndexLine>>> {
-        let path = package_path(name);
+        let key = Layout::public().package_index(name);
         // A cached body that no longer parses is not offered for revalidation.
-        let Some(body) = self.index_cached(&path, |b| IndexLine::parse_file(b).is_ok()).await? else {
+        let Some(body) = self.revalidated(&key, |b| IndexLine::parse_file(b).is_ok()).await? else {
             return Ok(None);
         };
-        IndexLine::parse_file(&body).map(Some).map_err(|e| {
-            let url = self.url_of(&Layout::public().index_file(&path));
-            Error::invalid(&url, "parsing the index file", format!("{e:#}"))
-        })
+        IndexLine::parse_file(&body)
+            .map(Some)
+            .map_err(|e| Error::invalid(&self.url_of(&key), "parsing the index file", format!("{e:#}")))
     }
 
     /// The raw line (no newline) of `name` `version` in the index file last
     /// fetched: what the log binds for a line cached from an upstream.
     pub fn cached_line(&self, name: &str, version: &str) -> Option<Vec<u8>> {
-        let (_, body) = self.cache.index_get(&package_path(name))?;
+        let (_, body) = self.cache.entry_get(&Layout::public().package_index(name))?;
         crate::log::history::line_of(&body, version).map(<[u8]>::to_vec)
     }
 
     /// A package's `index/meta/` file (SPEC section 5); `None` when the
     /// registry has none for it, as for every package not deprecated.
     pub async fn meta(&self, name: &str) -> error::Result<Option<Meta>> {
-        let path = meta::path(name);
-        let Some(body) = self.index_cached(&path, |b| Meta::parse(b).is_ok()).await? else {
+        let key = Layout::public().index_file(&meta::path(name));
+        let Some(body) = self.revalidated(&key, |b| Meta::parse(b).is_ok()).await? else {
             return Ok(None);
         };
-        Meta::parse(&body)
-            .map(Some)
-            .map_err(|e| Error::invalid(&self.url_of(&Layout::public().index_file(&path)), "parsing", e))
+        Meta::parse(&body).map(Some).map_err(|e| Error::invalid(&self.url_of(&key), "parsing", e))
     }
 
     /// What the cached copy of a package's `index/meta/` file says, without
     /// a request (`None`: none cached, as for a package not deprecated).
     pub fn cached_meta(&self, name: &str) -> Option<Meta> {
-        self.cache.index_get(&meta::path(name)).and_then(|(_, body)| Meta::parse(&body).ok())
+        let key = Layout::public().index_file(&meta::path(name));
+        self.cache.entry_get(&key).and_then(|(_, body)| Meta::parse(&body).ok())
+    }
+
+    /// Every deprecated package by lowercase name (`api/v1/deprecations.json`,
+    /// SPEC section 6); `None` when the registry does not publish the list.
+    pub async fn deprecations(&self) -> error::Result<Option<Deprecations>> {
+        let key = Layout::public().deprecations();
+        let Some(body) =
+            self.revalidated(&key, |b| serde_json::from_slice::<Deprecations>(b).is_ok()).await?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body).map(Some).map_err(|e| Error::invalid(&self.url_of(&key), "parsing", e))
+    }
+
+    /// The list of deprecated packages as last fetched, without a request.
+    pub fn cached_deprecations(&self) -> Option<Deprecations> {
+        let (_, body) = self.cache.entry_get(&Layout::public().deprecations())?;
+        serde_json::from_slice(&body).ok()
     }
 
     /// A blob's download URL from config.json's `dl` template (cargo's markers).

@@ -6,6 +6,7 @@
 //! `StaticRoot::sync`, then write `health.json`, whose `indexCommit` tells
 //! a restart which packages to re-derive if the batch was cut short.
 
+pub mod deprecations;
 pub mod feed;
 pub mod owner;
 pub mod readme;

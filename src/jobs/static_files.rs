@@ -379,6 +379,9 @@ fn derive_all(
     if w.check.is_some() {
         return Ok((snap, 0, 0));
     }
+    // The list of deprecated packages, whole (a write keeps it current).
+    let metas = snap.meta.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice()));
+    w.put(&derive::deprecations::whole(root, metas))?;
     // The dependencies table level with the index (a registry older than
     // it, a write cut short), and the pages whose dependents that changed.
     let mut changed = Vec::new();

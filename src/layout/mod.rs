@@ -350,6 +350,11 @@ impl Layout {
         self.at("api/v1/advisories")
     }
 
+    /// Every deprecated package with its message (SPEC section 6).
+    pub fn deprecations(&self) -> String {
+        self.at("api/v1/deprecations.json")
+    }
+
     pub fn advisories_index(&self) -> String {
         self.at("api/v1/advisories/index.json")
     }
@@ -542,14 +547,25 @@ mod tests {
     #[test]
     fn fixed_files_and_package_files_never_share_a_path() {
         let l = Layout::public();
-        let names =
-            ["all", "manifest", "delta", "stats", "recent", "health", "listings", "users", "advisories"];
+        let names = [
+            "all",
+            "manifest",
+            "delta",
+            "stats",
+            "recent",
+            "health",
+            "listings",
+            "users",
+            "advisories",
+            "deprecations",
+        ];
         let fixed = [
             l.stats(),
             l.recent(),
             l.health(),
             l.advisories_all(),
             l.advisories_index(),
+            l.deprecations(),
             l.search_manifest(),
             l.search_delta(),
             Layout::listing_page(&l.listing_dir("name"), 1),

@@ -110,6 +110,9 @@ impl Registry {
         let config_json = config_json(config, &key, Some(&log));
         IndexRepo::init(&git_dir, &config.name, &config_json, copy)?;
         root.put_durable(&l.index_file("config.json"), &config_json)?;
+        // No package is deprecated yet: installs need not ask one by one.
+        let none = crate::derive::deprecations::whole(&root, []);
+        root.put_doc(&none.key, &none.bytes)?;
         // An operator's registry.toml (written before init) stays as it is.
         if !data.join("registry.toml").is_file() {
             crate::fsutil::write_atomic(&data.join("registry.toml"), config.to_toml().as_bytes())?;

@@ -90,6 +90,11 @@ impl Registry {
             let _lock = reg.lock_writer()?;
             reg.root.put_doc(&l.index_file("config.json"), &config_json)?;
             reg.root.put_doc(&l.minisign_pub(), key.public_key_file().as_bytes())?;
+            // A new registry has no deprecated package (SPEC section 6).
+            if !exists {
+                let none = crate::derive::deprecations::whole(&reg.root, []);
+                reg.root.put_doc(&none.key, &none.bytes)?;
+            }
             // A new registry's (or one made before its log was published at creation).
             if !reg.root.exists(&l.log_checkpoint()) {
                 reg.publish_new_log()?;

@@ -105,6 +105,10 @@ fn owners_deprecate_a_package_and_undo_it() {
             .unwrap();
     assert_eq!(copied["deprecated"], "use libnew, which is faster");
     assert!(mirror.join("static/index/meta/li/bo/libold.json").is_file());
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(mirror.join("static/api/v1/deprecations.json")).unwrap())
+            .unwrap();
+    assert_eq!(list["libold"]["replacement"], "libnew");
 
     // Installs warn, and go on.
     let project = tempfile::tempdir().unwrap();
@@ -136,9 +140,28 @@ fn owners_deprecate_a_package_and_undo_it() {
         server.get("/api/v1/packages/libold.json").json::<Value>().unwrap()["deprecated"],
         "unmaintained"
     );
-    // The log took all three: publish, deprecate, undeprecate, deprecate.
+    // The registry's list of deprecated packages follows every change, and
+    // an install reads it rather than the meta files.
+    let list: Value = server.get("/api/v1/deprecations.json").json().unwrap();
+    assert_eq!(list, json!({"libold": {"deprecated": "unmaintained"}}));
+    let out = user.run(project.path(), &["update", "--registry", &server.url]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: libold is deprecated: unmaintained"));
+    // A registry without the list (made before it) is asked package by package.
+    std::fs::remove_file(data.join("static/api/v1/deprecations.json")).unwrap();
+    while server.get("/api/v1/deprecations.json").status() != 404 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = user.run(project.path(), &["update", "--registry", &server.url]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: libold is deprecated: unmaintained"));
+    // The next change makes it whole again.
+    user.ok(w.path(), &["deprecate", "libold", "--undo", "--registry", &server.url, "--token", &token]);
+    user.ok(w.path(), &["deprecate", "libold", "unmaintained", "--registry", &server.url, "--token", &token]);
+    let list: Value = server.get("/api/v1/deprecations.json").json().unwrap();
+    assert_eq!(list, json!({"libold": {"deprecated": "unmaintained"}}));
+    // The log took them all: publish, deprecate, undeprecate, deprecate,
+    // undeprecate, deprecate.
     let checkpoint = server.get("/log/checkpoint").text().unwrap();
-    assert_eq!(checkpoint.lines().nth(1), Some("4"), "{checkpoint}");
+    assert_eq!(checkpoint.lines().nth(1), Some("6"), "{checkpoint}");
     fsck(data);
 }
 
@@ -181,6 +204,7 @@ fn an_administrator_deletes_a_whole_package() {
     ] {
         assert_eq!(server.get(gone).status(), 404, "{gone}");
     }
+    assert_eq!(server.get("/api/v1/deprecations.json").json::<Value>().unwrap(), json!({}));
     // The name keeps its owner and its version numbers: nobody takes it over.
     let bob = server.add_user("bob");
     let tarball = cairn::archive::builder::TarballBuilder::new("gone", "9.0.0").gzip();

@@ -215,7 +215,10 @@ fn a_deprecated_package_warns_until_its_meta_file_goes() {
     let user = logged_in(&server);
     let project = tempfile::tempdir().unwrap();
     let p = project.path();
-    // What the registry writes when an owner deprecates a package (SPEC section 5).
+    // A registry without the list of deprecated packages (one made before
+    // it, whose installs ask each package's meta file) ...
+    std::fs::remove_file(server.static_root().join("api/v1/deprecations.json")).unwrap();
+    // ... and what it writes when an owner deprecates a package (SPEC section 5).
     let meta = server.static_root().join("index/meta/ol/d-/old-lib.json");
     std::fs::create_dir_all(meta.parent().unwrap()).unwrap();
     std::fs::write(&meta, r#"{"deprecated":"unmaintained","replacement":"new-lib"}"#).unwrap();

@@ -288,6 +288,7 @@ pub fn schema_for(path: &str) -> Option<&'static str> {
         ["api", "v1", "search", "manifest.json"] => "search-manifest",
         ["api", "v1", "search", "delta.json"] => "search-delta",
         ["api", "v1", "search", _] => "search-shard",
+        ["api", "v1", "deprecations.json"] => "deprecations",
         ["api", "v1", "advisories", "index.json"] => "advisories-index",
         ["api", "v1", "advisories", "all.json"] => "advisories-all",
         ["api", "v1", "packages", _] => "package",
