@@ -158,7 +158,8 @@ pub fn withdraw(conn: &Conn, org_id: i64, email: &str) -> Result<bool> {
     Ok(n == 1)
 }
 
-/// Every invitation of an organisation that is being deleted.
+/// Every invitation of an organisation that is being deleted (before
+/// [`super::org::delete`]).
 pub fn remove_all(conn: &Conn, org_id: i64) -> Result<()> {
     conn.execute("DELETE FROM invitations WHERE org_id = ?1", params![org_id])?;
     Ok(())

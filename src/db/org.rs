@@ -280,7 +280,6 @@ pub fn update(conn: &Conn, org_id: i64, name: &str, private: bool) -> Result<()>
 /// Deletes an organisation that owns no package: its memberships and its
 /// tokens go with it.
 pub fn delete(conn: &Conn, org_id: i64) -> Result<()> {
-    super::invitation::remove_all(conn, org_id)?;
     conn.execute("DELETE FROM org_members WHERE org_id = ?1", params![org_id])?;
     conn.execute("DELETE FROM tokens WHERE org_id = ?1", params![org_id])?;
     conn.execute("DELETE FROM orgs WHERE id = ?1", params![org_id])?;

@@ -482,6 +482,7 @@ fn invitations_wait_are_replaced_withdrawn_and_expire_on_both_engines() {
         assert!(invitation::withdraw(conn, acme.id, "cy@x.test").unwrap());
         assert!(invitation::find(conn, &third).unwrap().is_none());
         invitation::create(conn, acme.id, "dee@x.test", org::Role::Member, ann.user.id).unwrap();
+        invitation::remove_all(conn, acme.id).unwrap();
         org::delete(conn, acme.id).unwrap();
     });
 }

@@ -38,7 +38,7 @@ impl Key {
     /// A key a [`Layout`] built, or the URL of one (an npm tarball's
     /// alias of a blob is the blob; an invitation's link, its page).
     pub fn new(path: String) -> Key {
-        let path = super::npm_blob_alias(&path).or_else(|| super::invitation_page(&path)).unwrap_or(path);
+        let path = npm_blob_alias(&path).or_else(|| invitation_page(&path)).unwrap_or(path);
         let org = split_org(&path).map(|(slug, _)| slug.to_string());
         Key { path, org }
     }
@@ -86,6 +86,26 @@ pub fn split_org(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("orgs/")?;
     let (slug, below) = rest.split_once('/').unwrap_or((rest, ""));
     (!slug.is_empty()).then_some((slug, below))
+}
+
+/// Where invitations' links point: the site's page `invitations`.
+pub(super) const INVITATIONS: &str = "invitations";
+
+/// The page an invitation's link stands for (`invitations/{token}` →
+/// `invitations/index.html`).
+fn invitation_page(key: &str) -> Option<String> {
+    let token = key.strip_prefix(INVITATIONS)?.strip_prefix('/')?;
+    (!token.is_empty() && !token.contains('/')).then(|| Layout::page(INVITATIONS))
+}
+
+/// Below a private registry's npm door, its blobs (see [`Layout::npm_tarball`]).
+pub(super) const NPM_BLOBS: &str = "-/blobs/sha256/";
+
+/// The blob key a private registry's npm tarball URL stands for.
+fn npm_blob_alias(key: &str) -> Option<String> {
+    let (slug, below) = split_org(key)?;
+    let hex = below.strip_prefix("npm/")?.strip_prefix(NPM_BLOBS)?;
+    Some(Layout::org(slug).blob(hex))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub use headers::{
     COMPRESS_MIN_BYTES, PAGE_CSP,
 };
 pub use key::{split_org, Key};
+use key::{INVITATIONS, NPM_BLOBS};
 pub use object::ObjectStorage;
 pub use storage::{FileId, FsStorage, ReadSeek, StaticRoot, Storage};
 
@@ -410,7 +411,7 @@ impl Layout {
 
     /// The link an invitation's mail carries (SPEC section 19): any
     /// `/invitations/{token}` is the one invitation page, whose script
-    /// reads the token from the URL (see [`invitation_page`]).
+    /// reads the token from the URL (see [`Key::new`]).
     pub fn invitation_url(token: &str) -> String {
         format!("/{INVITATIONS}/{token}")
     }
@@ -438,26 +439,6 @@ impl Layout {
             dir => format!("{dir}/index.html"),
         }
     }
-}
-
-/// Where invitations' links point: the site's page `invitations`.
-const INVITATIONS: &str = "invitations";
-
-/// The page an invitation's link stands for (`invitations/{token}` →
-/// `invitations/index.html`).
-fn invitation_page(key: &str) -> Option<String> {
-    let token = key.strip_prefix(INVITATIONS)?.strip_prefix('/')?;
-    (!token.is_empty() && !token.contains('/')).then(|| Layout::page(INVITATIONS))
-}
-
-/// Below a private registry's npm door, its blobs (see [`Layout::npm_tarball`]).
-const NPM_BLOBS: &str = "-/blobs/sha256/";
-
-/// The blob key a private registry's npm tarball URL stands for.
-fn npm_blob_alias(key: &str) -> Option<String> {
-    let (slug, below) = split_org(key)?;
-    let hex = below.strip_prefix("npm/")?.strip_prefix(NPM_BLOBS)?;
-    Some(Layout::org(slug).blob(hex))
 }
 
 /// The URL of a key.

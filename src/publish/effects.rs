@@ -41,6 +41,9 @@ pub(super) struct Effects {
     deferred: bool,
 }
 
+/// How often the writer retries pending effects while no write comes.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long the writer waits for another write before it makes the
 /// derivations [`Effects::make_cached`] put off: a resolver asking one
 /// missing index file after the other gets each as soon as it commits.
@@ -177,7 +180,7 @@ impl Effects {
     pub(super) fn wait(&self) -> std::time::Duration {
         match self.deferred {
             true => IDLE_FOR,
-            false => super::group::RETRY_EVERY,
+            false => RETRY_EVERY,
         }
     }
 

@@ -16,8 +16,6 @@ use crate::index::{line::pubtime, IndexLine};
 use crate::registry::Registry;
 use crate::sign::Attestation;
 
-/// How often the writer retries pending effects while no write comes.
-pub(super) const RETRY_EVERY: Duration = Duration::from_secs(5);
 /// A pack consolidation slower than this is logged.
 const SLOW: Duration = Duration::from_secs(1);
 

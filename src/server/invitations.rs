@@ -46,7 +46,7 @@ async fn show(req: &Request<'_>, token: &str) -> ApiResult {
 /// Accepts (the membership, with the invited role) or declines; either
 /// ends the invitation. Only an account whose address is the invited one.
 async fn answer(req: &Request<'_>, token: &str, accept: bool) -> ApiResult {
-    let caller = super::orgs::manager(req)?.clone();
+    let caller = super::org_access::manager(req)?.clone();
     let (token, addr) = (token.to_string(), req.ip.to_string());
     let done = req
         .state
@@ -76,7 +76,7 @@ async fn answer(req: &Request<'_>, token: &str, accept: bool) -> ApiResult {
                 let err = format!("{} is a member of org:{} already", caller.user.login, i.org_slug);
                 return Ok(Err(ApiError::conflict(err)));
             };
-            super::orgs::audit(&txn, &caller, &addr, action, &target)?;
+            super::org_access::audit(&txn, &caller, &addr, action, &target)?;
             txn.commit()?;
             Ok(Ok((i, caller.user.login.clone())))
         })
@@ -95,8 +95,8 @@ pub async fn invite(req: &Request<'_>, caller: &Caller, slug: &str, email: &str,
     invitation::check_email(email.trim()).map_err(ApiError::invalid)?;
     let email = invitation::normalize_email(email);
     let (who, addr) = (caller.clone(), req.ip.to_string());
-    let made = super::orgs::with_org(req, caller, slug, Role::Admin, move |conn, org, mine| {
-        if let Err(e) = super::orgs::may_grant(mine, None, Some(role)) {
+    let made = super::org_access::with_org(req, caller, slug, Role::Admin, move |conn, org, mine| {
+        if let Err(e) = super::org_access::may_grant(mine, None, Some(role)) {
             return Ok(Err(e));
         }
         if let Some(member) = member_with(conn, org, &email)? {
@@ -107,7 +107,7 @@ pub async fn invite(req: &Request<'_>, caller: &Caller, slug: &str, email: &str,
         }
         let (token, expires) = invitation::create(conn, org.id, &email, role, who.user.id)?;
         let target = format!("org:{} {email} {}", org.slug, role.as_str());
-        super::orgs::audit(conn, &who, &addr, "org-invite", &target)?;
+        super::org_access::audit(conn, &who, &addr, "org-invite", &target)?;
         Ok(Ok((org.clone(), email, token, expires)))
     })
     .await?;
@@ -152,14 +152,20 @@ pub async fn withdraw(req: &Request<'_>, caller: &Caller, slug: &str, email: &st
     let email = invitation::normalize_email(email);
     let (who, addr) = (caller.clone(), req.ip.to_string());
     let gone = email.clone();
-    super::orgs::with_org(req, caller, slug, Role::Admin, move |conn, org, _| {
+    super::org_access::with_org(req, caller, slug, Role::Admin, move |conn, org, _| {
         if !invitation::withdraw(conn, org.id, &gone)? {
             return Ok(Err(ApiError::not_found(format!(
                 "org:{} has no pending invitation of {gone}",
                 org.slug
             ))));
         }
-        super::orgs::audit(conn, &who, &addr, "org-invite-withdraw", &format!("org:{} {gone}", org.slug))?;
+        super::org_access::audit(
+            conn,
+            &who,
+            &addr,
+            "org-invite-withdraw",
+            &format!("org:{} {gone}", org.slug),
+        )?;
         Ok(Ok(()))
     })
     .await?;

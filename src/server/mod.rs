@@ -22,6 +22,7 @@ mod identity;
 mod invitations;
 mod npm;
 mod observe;
+mod org_access;
 mod orgs;
 mod owners;
 mod private;
