@@ -14,7 +14,9 @@
 # what AWS S3's cost, so the ratio says what cairn's own path costs, not
 # what a deployment's bucket would.
 #
-# Environment: N (400), CLIENTS (16), SKIP_BUILD, KEEP, STEP_TIMEOUT (600).
+# Environment: N (400), CLIENTS (16), SKIP_BUILD, KEEP, STEP_TIMEOUT (600),
+# CAIRN_LOG (warn; `warn,cairn::layout::object=debug` logs each sync's
+# object requests in the kept directory's *.serve files).
 set -euo pipefail
 
 N=${N:-400}
@@ -76,7 +78,7 @@ for _ in $(seq 100); do "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && br
 # Runs the load against a registry in DATA; prints the load's JSON line.
 run() {
     local data=$1 out=$WORK/$(basename "$1").serve
-    CAIRN_RATE_LIMIT=off CAIRN_LOG=warn "$CAIRN" serve --data "$data" --listen 127.0.0.1:0 >"$out" 2>&1 &
+    CAIRN_RATE_LIMIT=off CAIRN_LOG=${CAIRN_LOG:-warn} "$CAIRN" serve --data "$data" --listen 127.0.0.1:0 >"$out" 2>&1 &
     PIDS+=($!)
     local url token
     for _ in $(seq 300); do url=$(sed -n 's/^listening on //p' "$out"); [ -n "$url" ] && break; sleep 0.1; done
