@@ -173,6 +173,17 @@ pub fn members(conn: &Conn, org_id: i64) -> Result<Vec<Member>> {
     Ok(all.into_iter().map(|(_, m)| m).collect())
 }
 
+/// The login of the member whose account has the address `email`
+/// (lowercase), if any.
+pub fn member_with_email(conn: &Conn, org_id: i64, email: &str) -> Result<Option<String>> {
+    conn.query_opt(
+        "SELECT u.login FROM org_members m JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = ?1 AND lower(trim(u.email)) = ?2",
+        params![org_id, email],
+        |r| r.get(0),
+    )
+}
+
 /// Adds a member; false if the user is one already.
 pub fn add_member(conn: &Conn, org_id: i64, user_id: i64, role: Role) -> Result<bool> {
     let n = conn.execute(

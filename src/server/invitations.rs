@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{ApiError, ApiResult, Request};
 use crate::db::invitation::{self, Invitation};
 use crate::db::org::{self, Org, Role};
-use crate::db::{self, Caller, Conn};
+use crate::db::{Caller, Conn};
 
 pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
     match (&req.method, segs) {
@@ -99,7 +99,7 @@ pub async fn invite(req: &Request<'_>, caller: &Caller, slug: &str, email: &str,
         if let Err(e) = super::org_access::may_grant(mine, None, Some(role)) {
             return Ok(Err(e));
         }
-        if let Some(member) = member_with(conn, org, &email)? {
+        if let Some(member) = org::member_with_email(conn, org.id, &email)? {
             return Ok(Err(ApiError::conflict(format!(
                 "{email} is the address of {member}, a member of org:{} already",
                 org.slug
@@ -115,17 +115,6 @@ pub async fn invite(req: &Request<'_>, caller: &Caller, slug: &str, email: &str,
     mail(req, caller, &org, &email, role, &token, &expires);
     let doc = json!({ "email": email, "role": role.as_str(), "pending": true, "expiresAt": expires });
     Ok((StatusCode::CREATED, doc))
-}
-
-/// The member of `org` whose account has the address `email`, if any.
-fn member_with(conn: &Conn, org: &Org, email: &str) -> anyhow::Result<Option<String>> {
-    for m in org::members(conn, org.id)? {
-        let user = db::find_user(conn, &m.login)?;
-        if user.and_then(|u| u.email).is_some_and(|e| invitation::normalize_email(&e) == email) {
-            return Ok(Some(m.login));
-        }
-    }
-    Ok(None)
 }
 
 /// The invitation's mail, after the commit: it links an invitation that

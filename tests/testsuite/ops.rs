@@ -217,7 +217,7 @@ fn the_json_log_has_request_ids_and_logins_and_never_a_credential() {
 }
 
 /// `cairn ARGS…` to success; its stdout.
-fn cairn(args: &[&std::ffi::OsStr]) -> String {
+pub(crate) fn cairn(args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).env("CAIRN_LOG", "warn").output().unwrap();
     assert!(out.status.success(), "cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()

@@ -5,16 +5,11 @@
 
 use crate::support;
 
+use crate::ops::cairn;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 use support::{api, Server};
-
-fn cairn(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).env("CAIRN_LOG", "warn").output().unwrap();
-    assert!(out.status.success(), "cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn retention(data: &Path, dry_run: bool) -> Value {
     let mut args = vec!["admin".as_ref(), "retention".as_ref(), "--data".as_ref(), data.as_os_str()];
