@@ -19,6 +19,7 @@
 //! (its file is `index/advisories/{ID}.json`). Other commits (`config`, the
 //! first commit) make none.
 
+pub mod follower;
 pub mod webhooks;
 
 use crate::db::Conn;

@@ -19,10 +19,8 @@
 //! the changes made from then on (`GET /api/v1/events?after=0` replays the rest).
 //!
 //! Several servers on one database may all have the webhook: one delivers
-//! at a time, the one holding its claim in the database (renewed before
-//! every attempt, lapsing after `[database] lease_seconds`); the others
-//! look again and take over when it lapses. A holder that stalled past its
-//! claim cannot move the cursor, and stops.
+//! at a time, the one holding its cursor's claim (`follower.rs`, renewed
+//! before every attempt).
 
 use anyhow::{Context, Result};
 use hmac::{Hmac, Mac};
@@ -30,18 +28,13 @@ use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::events::{self, Event};
+use crate::db::events::Event;
 use crate::registry::Registry;
 
 /// The wait before the first retry of a delivery, doubled after each failure.
 pub const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// The longest wait between two attempts of one delivery.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
-/// How long a follower waits for the bell before it looks at the table
-/// anyway (events written by another process ring no bell here).
-const LOOK_AGAIN: Duration = Duration::from_secs(2);
-/// Events read per query.
-const PAGE: usize = 100;
 
 /// Starts one delivery thread per configured webhook. Fails when a
 /// webhook's secret is not in the environment: an unsigned delivery would
@@ -73,82 +66,14 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", crate::store::hex(&mac.finalize().into_bytes()))
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 fn deliver_forever(reg: &Registry, url: &str, secret: &[u8]) {
-    let holder = crate::db::lease::holder_name();
-    let ttl = Duration::from_secs(reg.config.database.lease_seconds.max(1));
-    let ttl_ms = ttl.as_millis() as i64;
-    // Looked at often enough that a claim never lapses while its holder waits.
-    let look_again = LOOK_AGAIN.min(ttl / 2);
     let http = match reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build() {
         Ok(http) => http,
         Err(e) => return tracing::error!(error = %e, url, "webhook client failed to start; no deliveries"),
     };
-    let mut conn = None;
-    let mut started = false;
-    loop {
-        let seen = reg.events.rung();
-        let c = match conn.take().map(Ok).unwrap_or_else(|| reg.db()) {
-            Ok(c) => conn.insert(c),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), url, "webhook: the state database is unavailable");
-                std::thread::sleep(look_again);
-                continue;
-            }
-        };
-        if !started {
-            match events::start_cursor(c, url) {
-                Ok(()) => started = true,
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), url, "webhook: recording its first cursor failed");
-                    std::thread::sleep(look_again);
-                    continue;
-                }
-            }
-        }
-        let mine = || events::claim(c, url, &holder, now_ms(), ttl_ms);
-        let due = mine().and_then(|mine| match mine {
-            true => events::cursor(c, url).and_then(|after| events::after(c, after, PAGE)).map(Some),
-            false => Ok(None),
-        });
-        match due {
-            // Another node delivers it.
-            Ok(None) => std::thread::sleep(look_again),
-            Ok(Some(due)) if due.is_empty() => {
-                reg.events.wait_past(seen, look_again);
-            }
-            Ok(Some(due)) => {
-                for event in &due {
-                    if !deliver(&http, url, secret, event, &|| mine().unwrap_or(false), look_again) {
-                        break;
-                    }
-                    // Recorded until it is: a failure here only means the
-                    // event may be sent again after a restart.
-                    let moved = loop {
-                        match events::set_cursor(c, url, &holder, event.id) {
-                            Ok(moved) => break moved,
-                            Err(e) => {
-                                tracing::warn!(error = %format!("{e:#}"), url, "webhook: recording the cursor failed");
-                                std::thread::sleep(look_again);
-                            }
-                        }
-                    };
-                    if !moved {
-                        tracing::warn!(url, id = event.id, "webhook: another node took over its delivery");
-                        break;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), url, "webhook: reading events failed");
-                conn = None;
-                std::thread::sleep(look_again);
-            }
-        }
-    }
+    super::follower::follow(reg, url, |_, event, claim| {
+        Ok(deliver(&http, url, secret, event, &|| claim.still_mine(), claim.renew))
+    })
 }
 
 /// POSTs one event until the receiver acknowledges it (true), while

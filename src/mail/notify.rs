@@ -1,7 +1,7 @@
 //! Notifications (SPEC section 19, crates.io's publish notifications: a
 //! stolen token is noticed): a thread follows the public registry's events
-//! with a durable cursor of its own (the webhooks' table, under
-//! [`CURSOR`]; of several servers, the one holding its claim) and puts a
+//! with a durable cursor of its own (`events::follower`, under [`CURSOR`];
+//! of several servers, the one holding its claim) and puts a
 //! mail to every owner of the package in the outbox for each publish, yank
 //! and unyank; an owner change is mailed by [`owners_changed`]. Users who
 //! opted out (`PATCH /api/v1/me {"notify": false}`) and users without an
@@ -9,15 +9,12 @@
 
 use anyhow::Result;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::db::{self, events, Conn, Space};
 use crate::registry::Registry;
 
 /// The notifications' cursor in the events' delivery table.
 pub const CURSOR: &str = "mail:notifications";
-/// Events read per query.
-const PAGE: usize = 100;
 
 pub fn start(reg: &Arc<Registry>) -> Result<()> {
     let reg = reg.clone();
@@ -26,43 +23,9 @@ pub fn start(reg: &Arc<Registry>) -> Result<()> {
 }
 
 fn follow(reg: &Registry) {
-    let holder = db::lease::holder_name();
-    let ttl = Duration::from_secs(reg.config.database.lease_seconds.max(1));
-    let look_again = Duration::from_secs(2).min(ttl / 2);
-    let mut started = false;
-    loop {
-        let seen = reg.events.rung();
-        let result = reg.db().and_then(|conn| {
-            if !started {
-                events::start_cursor(&conn, CURSOR)?;
-                started = true;
-            }
-            if !events::claim(&conn, CURSOR, &holder, now_ms(), ttl.as_millis() as i64)? {
-                return Ok(None);
-            }
-            let due = events::after(&conn, events::cursor(&conn, CURSOR)?, PAGE)?;
-            for event in &due {
-                mail_owners(reg, &conn, event)?;
-                if !events::set_cursor(&conn, CURSOR, &holder, event.id)? {
-                    return Ok(None); // another node took over
-                }
-            }
-            Ok(Some(due.len()))
-        });
-        match result {
-            Ok(Some(0)) => drop(reg.events.wait_past(seen, look_again)),
-            Ok(Some(_)) => {}
-            Ok(None) => std::thread::sleep(look_again),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "notifications: retried");
-                std::thread::sleep(look_again);
-            }
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    crate::events::follower::follow(reg, CURSOR, |conn, event, _| {
+        mail_owners(reg, conn, event).map(|()| true)
+    })
 }
 
 /// The mail of one event to the package's owners, if the event is one they hear of.
