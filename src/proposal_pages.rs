@@ -1,12 +1,12 @@
 //! A package's proposal pages (SPEC section 19, rendered by
 //! `site::proposals`): the list, with the form starting from the newest
 //! version's `SKILL.md` (else `README.md`), and a changed proposal's page
-//! with its diff. Proposals change without an index commit, so the
-//! package's derivation does not write these: the server does after each
-//! proposal change and each publish through the API, and the static job
-//! where they are missing (a package published before proposals existed).
-//! Also the reading of a stored version's files that they and the
-//! server's proposal handlers share.
+//! with its diff. Proposals change without an index commit, so the server
+//! writes these after each proposal change ([`write`]); a publish's write
+//! group writes the list with the upload's archive in hand ([`published`],
+//! no blob read back); the static job where they are missing (a package
+//! published before proposals existed). Also the reading of a stored
+//! version's files that they and the server's proposal handlers share.
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -22,15 +22,56 @@ use crate::site::proposals::{list, one, Draft};
 /// order land in it.
 static WRITING: Mutex<()> = Mutex::new(());
 
-/// Writes the package's list page, and the page of `changed`.
+/// Writes the package's list page, and the page of `changed`: the newest
+/// version's files read from its blob.
 pub fn write(reg: &Registry, conn: &Conn, name: &str, changed: Option<i64>) -> Result<()> {
     let _one = WRITING.lock().unwrap_or_else(|e| e.into_inner());
     let lines = reg.read_lines(name)?;
     let Some(latest) = newest(&lines) else { return Ok(()) };
-    let all = proposals::list(conn, &reg.space, name, None)?;
     let files = files(reg, latest)?;
+    let all = list_page(reg, conn, latest, &files)?;
+    if let Some(p) = changed.and_then(|id| all.iter().find(|p| p.id == id)) {
+        let base = match lines.iter().find(|l| l.vers == p.base_version) {
+            Some(line) => text(&files_of_other(reg, line, latest, &files)?, &p.path)?,
+            None => String::new(),
+        };
+        let diff = crate::merge::unified_diff(&p.path, &base, &p.content);
+        let page = one(reg.root.layout(), &latest.name, p, &diff);
+        reg.root.put_doc(&page.key, &page.bytes)?;
+    }
+    Ok(())
+}
+
+/// The list page after a publish of `line` (`lines`: the package's after
+/// it), from the upload's `archive`: when it is the newest version of a
+/// package that takes proposals. Not synced: the group's sync is.
+pub fn published(
+    reg: &Registry,
+    conn: &Conn,
+    lines: &[IndexLine],
+    line: &IndexLine,
+    archive: &[u8],
+) -> Result<()> {
+    let takes = !line.is_npm() && !reg.config.read_only;
+    if !takes || newest(lines).is_none_or(|l| l.vers != line.vers) {
+        return Ok(());
+    }
+    let files = rewrite::read(archive, &prefix(line))?;
+    let _one = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    list_page(reg, conn, line, &files).map(drop)
+}
+
+/// Writes the list page of `latest`'s package, its form starting from
+/// `files` (`latest`'s); returns the proposals it lists.
+fn list_page(
+    reg: &Registry,
+    conn: &Conn,
+    latest: &IndexLine,
+    files: &BTreeMap<String, rewrite::File>,
+) -> Result<Vec<proposals::Proposal>> {
+    let all = proposals::list(conn, &reg.space, &latest.name, None)?;
     let texts: Vec<(&str, String)> =
-        files.keys().filter_map(|path| Some((path.as_str(), text(&files, path).ok()?))).collect();
+        files.keys().filter_map(|path| Some((path.as_str(), text(files, path).ok()?))).collect();
     let start = ["SKILL.md", "README.md"]
         .iter()
         .find_map(|want| texts.iter().find(|(path, _)| path == want))
@@ -41,19 +82,9 @@ pub fn write(reg: &Registry, conn: &Conn, name: &str, changed: Option<i64>) -> R
         path,
         content,
     });
-    let root = &reg.root;
-    let page = list(root.layout(), &latest.name, &all, draft.as_ref());
-    root.put_doc(&page.key, &page.bytes)?;
-    if let Some(p) = changed.and_then(|id| all.iter().find(|p| p.id == id)) {
-        let base = match lines.iter().find(|l| l.vers == p.base_version) {
-            Some(line) => text(&files_of_other(reg, line, latest, &files)?, &p.path)?,
-            None => String::new(),
-        };
-        let diff = crate::merge::unified_diff(&p.path, &base, &p.content);
-        let page = one(root.layout(), &latest.name, p, &diff);
-        root.put_doc(&page.key, &page.bytes)?;
-    }
-    Ok(())
+    let page = list(reg.root.layout(), &latest.name, &all, draft.as_ref());
+    reg.root.put_doc(&page.key, &page.bytes)?;
+    Ok(all)
 }
 
 /// The package's name when its list page is missing and it takes

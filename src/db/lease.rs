@@ -77,12 +77,12 @@ pub fn renew(conn: &Conn, space: &Space, holder: &str, epoch: i64, now_ms: i64, 
     )? == 1)
 }
 
-/// Lets the lease go (a server between writes), keeping its epoch.
-pub fn release(conn: &Conn, space: &Space, holder: &str, epoch: i64) -> Result<()> {
+/// Lets the lease go (a server between writes), keeping its epoch;
+/// whether it was still `holder`'s.
+pub fn release(conn: &Conn, space: &Space, holder: &str, epoch: i64) -> Result<bool> {
     let (table, which) = split(space);
-    conn.execute(
+    Ok(conn.execute(
         &format!("UPDATE {table} SET holder = NULL WHERE {which} AND holder = ?1 AND epoch = ?2"),
         params![holder, epoch],
-    )?;
-    Ok(())
+    )? == 1)
 }

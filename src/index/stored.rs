@@ -38,6 +38,8 @@ pub struct Copy {
     stored: Mutex<Option<Listing>>,
     /// The version tag of the bucket's ref as this node last read or wrote it.
     ref_tag: Mutex<Option<String>>,
+    /// `HEAD` written by this process.
+    head_written: std::sync::atomic::AtomicBool,
 }
 
 /// The bucket's packs, and the retired ones with the unix second they
@@ -62,7 +64,7 @@ impl std::error::Error for Moved {}
 
 impl Copy {
     pub fn new(root: Arc<StaticRoot>) -> Copy {
-        Copy { root, stored: Mutex::default(), ref_tag: Mutex::default() }
+        Copy { root, stored: Mutex::default(), ref_tag: Mutex::default(), head_written: Default::default() }
     }
 
     fn key(&self, rel: &str) -> String {
@@ -99,7 +101,11 @@ impl Copy {
         self.move_ref(&format!("{tip}\n"))?;
         self.write_pack_list(stored)?;
         self.root.put(&self.key("info/refs"), format!("{tip}\t{BRANCH}\n").as_bytes())?;
-        self.root.put(&self.key("HEAD"), format!("ref: {BRANCH}\n").as_bytes())?;
+        // Once a process: it never changes.
+        if !self.head_written.load(std::sync::atomic::Ordering::Relaxed) {
+            self.root.put_durable(&self.key("HEAD"), format!("ref: {BRANCH}\n").as_bytes())?;
+            self.head_written.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 

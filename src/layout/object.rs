@@ -58,8 +58,11 @@ struct Requests {
 }
 
 impl Requests {
-    fn count(counter: &AtomicU64) {
+    /// Counts a request; at trace, logs it with its key (which request
+    /// of a write group reads what).
+    fn count(counter: &AtomicU64, method: &str, key: &str) {
         counter.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(method, key, "object request");
     }
 
     /// Logs the counts and starts over.
@@ -165,7 +168,7 @@ impl ObjectStorage {
 
     fn head(&self, key: &str) -> io::Result<Option<ObjectMeta>> {
         self.settle(key);
-        Requests::count(&self.requests.head);
+        Requests::count(&self.requests.head, "HEAD", key);
         let path = self.path(key);
         absent_as_none(self.run(|s| async move { s.head(&path).await }))
     }
@@ -177,7 +180,7 @@ impl ObjectStorage {
         bytes: &[u8],
         mode: PutMode,
     ) -> impl Future<Output = Result<Option<String>, object_store::Error>> + Send + 'static {
-        Requests::count(&self.requests.put);
+        Requests::count(&self.requests.put, "PUT", key);
         let url = super::url(key);
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::ContentType, super::content_type(&url).into());
@@ -243,7 +246,7 @@ impl Storage for ObjectStorage {
         let gets: Vec<_> = keys
             .iter()
             .map(|k| {
-                Requests::count(&self.requests.get);
+                Requests::count(&self.requests.get, "GET", k);
                 let (store, path) = (self.store.clone(), self.path(k));
                 async move { Ok::<_, object_store::Error>(store.get(&path).await?.bytes().await?.to_vec()) }
             })
@@ -255,7 +258,7 @@ impl Storage for ObjectStorage {
     /// bytes the GET answered.
     fn open(&self, key: &str) -> io::Result<Option<(FileId, Box<dyn ReadSeek>)>> {
         self.settle(key);
-        Requests::count(&self.requests.get);
+        Requests::count(&self.requests.get, "GET", key);
         let path = self.path(key);
         let got = self.run(|s| async move {
             let r = s.get(&path).await?;
@@ -291,7 +294,7 @@ impl Storage for ObjectStorage {
 
     fn read_tagged(&self, key: &str) -> io::Result<Option<(Vec<u8>, String)>> {
         self.settle(key);
-        Requests::count(&self.requests.get);
+        Requests::count(&self.requests.get, "GET", key);
         let path = self.path(key);
         let got = self.run(|s| async move {
             let r = s.get(&path).await?;
@@ -336,7 +339,7 @@ impl Storage for ObjectStorage {
 
     fn remove(&self, key: &str) -> io::Result<()> {
         self.settle(key);
-        Requests::count(&self.requests.delete);
+        Requests::count(&self.requests.delete, "DELETE", key);
         let path = self.path(key);
         absent_as_none(self.run(|s| async move { s.delete(&path).await }))?;
         self.flights.settled(key);
@@ -345,7 +348,7 @@ impl Storage for ObjectStorage {
 
     fn list(&self, key: &str) -> io::Result<Vec<String>> {
         self.settle_all();
-        Requests::count(&self.requests.list);
+        Requests::count(&self.requests.list, "LIST", key);
         let path = self.path(key);
         let listed = self.run(|s| async move { s.list_with_delimiter(Some(&path)).await });
         let listed = absent_as_none(listed)?.map(|l| {
@@ -360,7 +363,7 @@ impl Storage for ObjectStorage {
     fn list_all(&self, key: &str) -> io::Result<Vec<String>> {
         use futures_util::TryStreamExt;
         self.settle_all();
-        Requests::count(&self.requests.list);
+        Requests::count(&self.requests.list, "LIST", key);
         let path = self.path(key);
         let dir = format!("{path}/");
         let listed = self.run(|s| async move { s.list(Some(&path)).try_collect::<Vec<_>>().await });

@@ -349,20 +349,32 @@ fn group_effects(
             _ => None,
         })
         .collect();
-    super::overlapped(reg, || {
-        changed.par_iter().try_for_each(|src| {
-            let key = canonical(&src.name);
-            let scope = match (cached.contains(&key), versions.get(&key)) {
-                (true, _) => Scope::Everything,
-                (false, mine) => Scope::Versions(mine.map_or(&[][..], Vec::as_slice)),
-            };
-            package_files::write_files(reg, src, scope)
-        })
+    let delta = search_delta(reg, conn, planned, c, &changed)?;
+    // The packages' files and the search delta (a compare-and-swap) on
+    // one thread, what needs the database on this one: on a bucket their
+    // round trips overlap.
+    std::thread::scope(|s| {
+        let files = s.spawn(|| {
+            super::overlapped(reg, || {
+                changed.par_iter().try_for_each(|src| {
+                    let key = canonical(&src.name);
+                    let scope = match (cached.contains(&key), versions.get(&key)) {
+                        (true, _) => Scope::Everything,
+                        (false, mine) => Scope::Versions(mine.map_or(&[][..], Vec::as_slice)),
+                    };
+                    package_files::write_files(reg, src, scope)
+                })
+            })?;
+            crate::search::delta::record(&reg.root, delta)
+        });
+        proposal_pages(reg, conn, planned, &changed);
+        // Each owner once, however many of its packages the group changed.
+        let owners: BTreeSet<&String> = changed.iter().flat_map(|src| src.owners.iter()).collect();
+        let owners = package_files::write_owners_if_missing(reg, conn, owners);
+        files.join().map_err(|_| anyhow::anyhow!("deriving a group's files panicked"))?.and(owners)
     })?;
-    // Each owner once, however many of its packages the group changed.
-    let owners: BTreeSet<&String> = changed.iter().flat_map(|src| src.owners.iter()).collect();
-    package_files::write_owners_if_missing(reg, conn, owners)?;
-    // The packages whose dependents these changed: their documents and pages.
+    // The packages whose dependents these changed: their documents and
+    // pages (after the packages' own, which hold the dependents as before).
     for src in &changed {
         package_files::follow_dependencies(reg, conn, &src.name, &src.lines)?;
     }
@@ -378,8 +390,36 @@ fn group_effects(
             other => drop(effect::make(reg, conn, other, "")?),
         }
     }
-    // The search delta: each package a version change or a deprecation
-    // touched, as it is after the group, with the commit that last changed it.
+    // Durable before the replies, so a reader sees the change with the 201.
+    reg.root.sync()?;
+    Ok(())
+}
+
+/// A publish's proposals page starts from its archive, in hand. The rows
+/// are the truth: a failed page is made again by the package's next
+/// change (or the static job), never a failure of the group.
+fn proposal_pages(reg: &Registry, conn: &Conn, planned: &[Planned], changed: &[Sources]) {
+    for p in planned {
+        let (Change::Publish(upload), Some(line)) = (&p.job.req.change, &p.plan.line) else { continue };
+        let Some(src) = changed.iter().find(|s| canonical(&s.name) == canonical(&line.name)) else {
+            continue;
+        };
+        if let Err(e) = crate::proposal_pages::published(reg, conn, &src.lines, line, &upload.bytes) {
+            tracing::warn!(error = %e, package = %line.name, "writing a package's proposals page failed");
+        }
+    }
+}
+
+/// The search delta's entries: each package a version change or a
+/// deprecation touched, as it is after the group, with the commit that
+/// last changed it.
+fn search_delta(
+    reg: &Registry,
+    conn: &Conn,
+    planned: &[Planned],
+    c: &Committed,
+    changed: &[Sources],
+) -> Result<Vec<crate::search::DeltaEntry>> {
     let mut delta = Vec::new();
     for (p, id) in planned.iter().zip(&c.commits) {
         let Some(id) = id else { continue };
@@ -398,10 +438,7 @@ fn group_effects(
         };
         delta.push(src.delta(&id.to_string()));
     }
-    crate::search::delta::record(&reg.root, delta)?;
-    // Durable before the replies, so a reader sees the change with the 201.
-    reg.root.sync()?;
-    Ok(())
+    Ok(delta)
 }
 
 /// The bytes the group's last commit of `path` left there (empty: removed).

@@ -216,7 +216,9 @@ impl Worker {
         self.journal();
         let mut planned = Vec::new();
         let mut batch = VecDeque::from(batch);
-        match self.commit(&mut batch, &mut planned) {
+        let committed = self.commit(&mut batch, &mut planned);
+        let commit_ms = started.elapsed().as_millis() as u64;
+        match committed {
             // Cachings alone: their readers get the index files at once.
             Ok(Some(_)) if planned.iter().all(|p| matches!(p.job.req.change, Change::Cache { .. })) => {
                 self.effects.make_cached(&self.reg, &self.conn, &planned)
@@ -258,6 +260,9 @@ impl Worker {
         for p in planned {
             p.job.answer(Ok(p.plan.outcome));
         }
+        // Where a group's time goes (the bench's CAIRN_LOG shows it).
+        let total_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(size, commit_ms, effects_ms = total_ms - commit_ms, "write group answered");
         crate::metrics::get().write_group(size, started.elapsed());
         // After the replies: webhooks and event streams take the group's events.
         self.reg.events.ring();

@@ -37,6 +37,8 @@ pub struct Lease {
     held: Option<(i64, Instant)>,
     /// Taken before: the first taking repairs what a restart would.
     taken_once: bool,
+    /// The epoch this server last let go of.
+    let_go: Option<i64>,
     /// Whose registry's lease.
     space: crate::db::Space,
 }
@@ -48,7 +50,7 @@ fn now_ms() -> i64 {
 impl Lease {
     /// The lease of the registry of `space`.
     pub fn new(ttl: Duration, space: crate::db::Space) -> Lease {
-        Lease { holder: lease::holder_name(), ttl, held: None, taken_once: false, space }
+        Lease { holder: lease::holder_name(), ttl, held: None, taken_once: false, let_go: None, space }
     }
 
     /// Holds the lease with at least half its time left, waiting for it
@@ -81,6 +83,14 @@ impl Lease {
             if let Some(taken) = taken {
                 self.held = Some((taken.epoch, asked + self.ttl));
                 crate::metrics::get().lease_held(true);
+                // Taken back at the epoch after the one this server let go
+                // of: nobody held it in between (each taking counts one), so
+                // the bucket's ref, its packs and the log are as this server
+                // left them, and a holder from before is fenced already.
+                // Busy, a server lets go and takes back between most groups.
+                if taken.released && self.let_go.is_some_and(|e| e + 1 == taken.epoch) {
+                    return Ok(());
+                }
                 // Another writer may have published the log meanwhile.
                 if let Some(log) = &reg.log {
                     log.forget_published();
@@ -116,8 +126,11 @@ impl Lease {
     pub fn release(&mut self, conn: &Conn) {
         if let Some((epoch, _)) = self.held.take() {
             crate::metrics::get().lease_held(false);
-            if let Err(e) = lease::release(conn, &self.space, &self.holder, epoch) {
-                tracing::warn!(error = %format!("{e:#}"), "letting the writer lease go failed; it expires");
+            match lease::release(conn, &self.space, &self.holder, epoch) {
+                Ok(released) => self.let_go = released.then_some(epoch),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "letting the writer lease go failed; it expires")
+                }
             }
         }
     }

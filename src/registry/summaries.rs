@@ -35,7 +35,7 @@ impl Registry {
             })).collect::<Vec<_>>(),
         });
         let l = self.root.layout();
-        self.root.put_durable(&l.recent(), &derive::to_bytes(&recent_doc))?;
+        self.root.put(&l.recent(), &derive::to_bytes(&recent_doc))?;
         let health = json!({
             "status": "ok",
             "generatedAt": db::now(),
@@ -45,7 +45,7 @@ impl Registry {
             "lastPublishAt": recent.first().map(|r| r.published_at.clone()),
             "version": env!("CARGO_PKG_VERSION"),
         });
-        self.root.put_durable(&l.health(), &derive::to_bytes(&health))?;
+        self.root.put(&l.health(), &derive::to_bytes(&health))?;
         let entries: Vec<derive::feed::Entry> = recent
             .iter()
             .take(100)
@@ -61,6 +61,9 @@ impl Registry {
             derive::feed::feed(l, &self.config.name, l.feed_updates(), &title, &l.home_page(), &entries);
         self.root.put_doc(&feed.key, &feed.bytes)?;
         crate::site::write_home(&self.root, recent, &health)?;
-        Ok(())
+        // All at once, after the derived files health.json vouches for
+        // (the caller synced those): on a bucket one round trip, not one
+        // per file.
+        Ok(self.root.sync()?)
     }
 }

@@ -63,11 +63,8 @@ async fn publish(req: &Request<'_>) -> ApiResult {
     let line = crate_line(&meta, &inspected.manifest, &sha256, &blake3, krate.len() as u64);
     let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
     super::upstream::guard_new_name(req, &line.name).await?;
-    let name = line.name.clone();
     let upload = Upload { line, version, bytes: krate, readme };
     req.writer().publish(req.by()?, upload).await?;
-    // The proposals page starts from the newest version's files.
-    super::proposal_pages::write(req, &name, None).await;
     Ok((
         StatusCode::OK,
         json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } }),

@@ -1,6 +1,6 @@
 //! The server's writes of a package's proposal pages
-//! (`crate::proposal_pages`), after each change of its proposals and each
-//! publish through the API. The rows are the truth: a failed write is
+//! (`crate::proposal_pages`), after each change of its proposals (a
+//! publish's write group writes the list itself). The rows are the truth: a failed write is
 //! logged and made again by the package's next change, never an error of
 //! the request.
 

@@ -51,8 +51,6 @@ pub async fn archive(
     super::upstream::guard_new_name(req, &line.name).await?;
     let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
     let published = req.writer().publish(req.by()?, upload).await?;
-    // The proposals page starts from the newest version's files.
-    super::proposal_pages::write(req, name, None).await;
     Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
 }
 
