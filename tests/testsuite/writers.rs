@@ -239,6 +239,62 @@ fn two_writers_take_eight_clients_and_survive_a_kill_9() {
     cluster.fsck("b");
 }
 
+/// One publish at a time, so each node lets the lease go after each: a
+/// node taking it back right after itself skips the pull and the fence
+/// (nobody held it in between), one taking it after the other node pulls
+/// that node's commits first. Either way every publish lands, in order.
+#[test]
+fn a_writer_taking_its_lease_back_after_itself_or_the_other_commits_in_order() {
+    let cluster = Cluster::new();
+    let a = cluster.first();
+    let token = a.token.clone().unwrap();
+    let b = cluster.further("b");
+    let steps = [
+        (&a, "turn", "1.0.0"),
+        (&a, "turn", "1.1.0"),
+        (&b, "other", "1.0.0"),
+        (&a, "turn", "1.2.0"),
+        (&a, "third", "1.0.0"),
+        (&b, "other", "1.1.0"),
+        (&b, "other", "1.2.0"),
+        (&a, "turn", "1.3.0"),
+    ];
+    let mut epochs = Vec::new();
+    for (node, name, version) in steps {
+        assert_eq!(put(&node.url, &token, name, version), Some(201), "{name} {version} on {}", node.url);
+        // Let go once the queue is empty (just after the reply).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let epoch = loop {
+            match cluster.lease() {
+                (None, epoch) => break epoch,
+                held => assert!(Instant::now() < deadline, "still held: {held:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        epochs.push(epoch);
+    }
+    // Each publish took the lease anew: one epoch more each time.
+    assert!(epochs.windows(2).all(|w| w[1] == w[0] + 1), "{epochs:?}");
+    let versions = |name: &str| -> Vec<String> {
+        cluster.lines(name).iter().map(|l| l["vers"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(versions("turn"), ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]);
+    assert_eq!(versions("other"), ["1.0.0", "1.1.0", "1.2.0"]);
+    assert_eq!(versions("third"), ["1.0.0"]);
+    let subjects: Vec<String> =
+        cluster.history(&a).into_iter().filter(|s| s.starts_with("publish ")).collect();
+    let want: Vec<String> = steps.iter().rev().map(|(_, n, v)| format!("publish {n} {v}")).collect();
+    assert_eq!(subjects, want, "one commit per publish, in the order acknowledged");
+    // Both nodes serve every version, whichever wrote it.
+    for server in [&a, &b] {
+        let doc: serde_json::Value = server.get("/api/v1/packages/other.json").json().unwrap();
+        assert_eq!(doc["versions"].as_array().map(Vec::len), Some(3), "{doc}");
+    }
+    drop(b);
+    drop(a);
+    cluster.fsck("a");
+}
+
 #[test]
 fn a_writer_paused_past_its_lease_cannot_commit() {
     let cluster = Cluster::new();
