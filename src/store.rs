@@ -16,13 +16,15 @@ impl BlobStore {
         BlobStore { root }
     }
 
-    /// Stores a tarball and its signature (blob first: a signature never
-    /// exists without its bytes). A blob already there is never rewritten
-    /// (its name is its content). Not yet durable: the writer makes a whole
-    /// group durable with one `StaticRoot::sync` before committing.
+    /// Stores a tarball and its signature (on a disk blob first; in a
+    /// bucket both requests at once, so for a moment a signature may show
+    /// before its bytes, though no line names either yet). A blob already
+    /// there is never rewritten (its name is its content). Not yet
+    /// durable: the writer makes a whole group durable with one
+    /// `StaticRoot::sync` before committing.
     pub fn put(&self, sha256: &str, bytes: &[u8], minisig: &str) -> io::Result<()> {
         let l = self.root.layout();
-        self.root.put_new(&l.blob(sha256), bytes)?;
+        self.root.put_new_unanswered(&l.blob(sha256), bytes)?;
         self.root.put(&l.signature(sha256), minisig.as_bytes())
     }
 

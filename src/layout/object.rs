@@ -282,6 +282,22 @@ impl Storage for ObjectStorage {
         Ok(())
     }
 
+    /// The conditional PUT in flight, with the others: found there is
+    /// done too (the same name, the same bytes).
+    fn put_new_unanswered(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.settle(key);
+        let put = self.put_request(key, bytes, PutMode::Create);
+        self.flights.start(self.runtime(), key, async move {
+            match put.await {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        });
+        Ok(())
+    }
+
     fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
         match self.put_mode(key, bytes, PutMode::Create) {
             Ok(_) => Ok(true),

@@ -61,6 +61,13 @@ pub trait Storage: Send + Sync {
     /// is): content-addressed files are never overwritten. Durable after
     /// the next [`Storage::sync`].
     fn put_new(&self, key: &str, bytes: &[u8]) -> io::Result<bool>;
+    /// [`Storage::put_new`] without the answer: where a put is a request
+    /// in flight (a bucket), it need not be waited for here; whether it
+    /// created the key or found it, the next [`Storage::sync`] says it is
+    /// there (or fails).
+    fn put_new_unanswered(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.put_new(key, bytes).map(drop)
+    }
     /// Replaces `key` atomically and durably now.
     fn put_durable(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
     /// The bytes at `key` with their version's tag, which [`Storage::swap`]
@@ -380,6 +387,14 @@ impl StaticRoot {
     /// Replaces `key` (durable at the next [`StaticRoot::sync`]).
     pub fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         self.storage.put(key, bytes)?;
+        self.changed(key);
+        Ok(())
+    }
+
+    /// Creates `key` unless it exists, durable at the next
+    /// [`StaticRoot::sync`] ([`Storage::put_new_unanswered`]).
+    pub fn put_new_unanswered(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.storage.put_new_unanswered(key, bytes)?;
         self.changed(key);
         Ok(())
     }

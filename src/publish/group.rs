@@ -29,6 +29,8 @@ pub(super) struct Worker {
     pub(super) effects: Effects,
     /// The writer lease, when several servers share the storage.
     lease: Option<super::lease::Lease>,
+    /// The publishes being prepared, which a group waits for a little.
+    pub(super) siblings: super::siblings::Siblings,
 }
 
 /// Merges the index's packs on a thread of its own, woken after groups:
@@ -96,7 +98,7 @@ impl Worker {
             ),
             _ => None,
         };
-        Ok(Worker { reg, conn, consolidate, pusher, effects, lease })
+        Ok(Worker { reg, conn, consolidate, pusher, effects, lease, siblings: Default::default() })
     }
 
     /// The writer thread: groups as they come; pending effects retried
@@ -137,13 +139,7 @@ impl Worker {
 
     /// A group of `first` and what else is queued, up to `max_batch`.
     fn run_batch(&mut self, first: Job, rx: &mpsc::Receiver<Job>) {
-        let mut batch = vec![first];
-        while batch.len() < self.reg.config.max_batch.max(1) {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let batch = self.siblings.gather(first, rx, self.reg.config.max_batch.max(1));
         self.run_group(batch);
     }
 

@@ -24,7 +24,9 @@ mod effects;
 mod group;
 mod lease;
 mod plan;
+mod siblings;
 pub(crate) use checks::upstream_name;
+pub use siblings::Preparing;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -58,6 +60,10 @@ fn overlapped<R: Send>(reg: &Registry, f: impl FnOnce() -> R + Send) -> R {
         Some(pool) => pool.install(f),
         None => f(),
     }
+}
+
+fn stopped() -> WriteError {
+    WriteError::Internal(anyhow::anyhow!("the writer has stopped"))
 }
 
 /// A validated upload: the tarball and its index line, complete but for
@@ -364,6 +370,7 @@ pub struct Writer {
     tx: mpsc::Sender<Job>,
     pending: Pending,
     pusher: Option<crate::index::remotes::Pusher>,
+    siblings: siblings::Siblings,
 }
 
 impl Writer {
@@ -374,9 +381,9 @@ impl Writer {
         let pending = Pending::default();
         let mut worker = group::Worker::new(reg, pending.clone(), true)?;
         worker.retry_alone();
-        let pusher = worker.pusher.clone();
+        let (pusher, siblings) = (worker.pusher.clone(), worker.siblings.clone());
         std::thread::Builder::new().name("cairn-writer".into()).spawn(move || worker.run(rx))?;
-        Ok(Writer { tx, pending, pusher })
+        Ok(Writer { tx, pending, pusher, siblings })
     }
 
     /// Where each `[index] remotes` entry stands (health's `remotes`).
@@ -401,14 +408,31 @@ impl Writer {
     }
 
     async fn submit(&self, req: WriteRequest) -> Result<Outcome, WriteError> {
-        let (reply, rx) = oneshot::channel();
-        let stopped = || WriteError::Internal(anyhow::anyhow!("the writer has stopped"));
-        self.tx.send(Job { req, reply }).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        self.queue(req)?.await.map_err(|_| stopped())?
     }
 
-    pub async fn publish(&self, by: By, upload: Upload) -> Result<Published, WriteError> {
-        match self.submit(by.asks(Change::Publish(Box::new(upload)))).await? {
+    fn queue(&self, req: WriteRequest) -> Result<oneshot::Receiver<Result<Outcome, WriteError>>, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job { req, reply }).map_err(|_| stopped())?;
+        Ok(rx)
+    }
+
+    /// Counts a publish as being prepared from now until it is queued
+    /// ([`Writer::publish`]), so the writer's next group waits for it.
+    pub fn preparing(&self) -> Preparing {
+        self.siblings.preparing()
+    }
+
+    /// Publishes an upload prepared since `prepared` was taken.
+    pub async fn publish(
+        &self,
+        prepared: Preparing,
+        by: By,
+        upload: Upload,
+    ) -> Result<Published, WriteError> {
+        let answer = self.queue(by.asks(Change::Publish(Box::new(upload))));
+        drop(prepared);
+        match answer?.await.map_err(|_| stopped())?? {
             Outcome::Published(p) => Ok(p),
             other => Err(mismatch(other)),
         }

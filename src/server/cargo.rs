@@ -31,6 +31,7 @@ pub async fn route(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 
 /// `PUT /api/v1/crates/new`.
 async fn publish(req: &Request<'_>) -> ApiResult {
+    let prepared = req.writer().preparing();
     let reg = req.reg();
     let caller = req.caller()?;
     let (json, krate) = split_publish_frame(&req.body).map_err(ApiError::invalid)?;
@@ -64,7 +65,7 @@ async fn publish(req: &Request<'_>) -> ApiResult {
     let readme = inspected.readme.or_else(|| meta.readme.map(String::into_bytes));
     super::upstream::guard_new_name(req, &line.name).await?;
     let upload = Upload { line, version, bytes: krate, readme };
-    req.writer().publish(req.by()?, upload).await?;
+    req.writer().publish(prepared, req.by()?, upload).await?;
     Ok((
         StatusCode::OK,
         json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } }),

@@ -19,6 +19,7 @@ pub async fn archive(
     bytes: bytes::Bytes,
     content_type: Option<String>,
 ) -> ApiResult {
+    let prepared = req.writer().preparing();
     let (sha256, blake3) = crate::store::digests(&bytes);
     let limits = req.reg().config.limits.clone();
     let (b, n, v) = (bytes.clone(), name.to_string(), version.to_string());
@@ -50,7 +51,7 @@ pub async fn archive(
     };
     super::upstream::guard_new_name(req, &line.name).await?;
     let upload = Upload { line, version: parsed, bytes, readme: inspected.readme };
-    let published = req.writer().publish(req.by()?, upload).await?;
+    let published = req.writer().publish(prepared, req.by()?, upload).await?;
     Ok((StatusCode::CREATED, serde_json::to_value(published).unwrap()))
 }
 

@@ -5,6 +5,7 @@
 #
 #   tools/bench/scale_publish.sh            # N=400 publishes, 16 clients
 #   N=200 CLIENTS=16 SKIP_BUILD=1 tools/bench/scale_publish.sh
+#   N=200 ROUNDS=5 SKIP_BUILD=1 tools/bench/scale_publish.sh   # medians
 #
 # One script, one machine: moto's S3 server and a Postgres cluster started
 # here on 127.0.0.1 (fsync on, the server's defaults), a registry on each
@@ -14,13 +15,14 @@
 # what AWS S3's cost, so the ratio says what cairn's own path costs, not
 # what a deployment's bucket would.
 #
-# Environment: N (400), CLIENTS (16), SKIP_BUILD, KEEP, STEP_TIMEOUT (600),
+# Environment: N (400), CLIENTS (16), ROUNDS (1), SKIP_BUILD, KEEP, STEP_TIMEOUT (600),
 # CAIRN_LOG (warn; `warn,cairn::layout::object=debug` logs each sync's
 # object requests in the kept directory's *.serve files).
 set -euo pipefail
 
 N=${N:-400}
 CLIENTS=${CLIENTS:-16}
+ROUNDS=${ROUNDS:-1}
 STEP_TIMEOUT=${STEP_TIMEOUT:-600}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -82,12 +84,13 @@ run() {
     PIDS+=($!)
     local url token
     for _ in $(seq 300); do url=$(sed -n 's/^listening on //p' "$out"); [ -n "$url" ] && break; sleep 0.1; done
+    # Shown at the first start only: kept for the next rounds.
     token=$(sed -n 's/.*(shown once): //p' "$out")
+    if [ -n "$token" ]; then echo "$token" >"$data.token"; else token=$(cat "$data.token" 2>/dev/null || true); fi
     [ -n "$url" ] && [ -n "$token" ] || { log "no server in $data"; cat "$out" >&2; exit 1; }
     timeout "$STEP_TIMEOUT" "$LOAD" --url "$url" --token "$token" --clients "$CLIENTS" --count "$N"
     kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 }
-field() { sed -n "s/.*\"$2\":\([-0-9.][-0-9.]*\).*/\1/p" <<<"$1"; }
 
 # A registry on S3 server $2 (port) and Postgres database $3, in $1.
 scaled() {
@@ -106,27 +109,35 @@ EOF
 mkdir -p "$WORK/embedded"
 scaled "$WORK/s3s-fs" "$S3S_PORT" cairn_s3s
 scaled "$WORK/moto" "$S3_PORT" cairn_moto
-log "embedded: $CLIENTS clients, $N publishes"
-E=$(run "$WORK/embedded")
-log "S3 (s3s-fs) + Postgres: $CLIENTS clients, $N publishes"
-F=$(run "$WORK/s3s-fs")
-log "S3 (moto) + Postgres: $CLIENTS clients, $N publishes"
-M=$(run "$WORK/moto")
+# ROUNDS rounds, the three setups one after the other in each, so a load
+# that comes and goes weighs on all three; medians over the rounds, and
+# the median of each round's ratio.
+for r in $(seq "$ROUNDS"); do
+    log "round $r/$ROUNDS: embedded, $CLIENTS clients, $N publishes"
+    run "$WORK/embedded" >>"$WORK/embedded.jsonl"
+    log "round $r/$ROUNDS: S3 (s3s-fs) + Postgres"
+    run "$WORK/s3s-fs" >>"$WORK/s3s-fs.jsonl"
+    log "round $r/$ROUNDS: S3 (moto) + Postgres"
+    run "$WORK/moto" >>"$WORK/moto.jsonl"
+done
 
-echo "| setup | clients | publishes | p50 ms | p99 ms | publishes/s |"
-echo "| --- | --- | --- | --- | --- | --- |"
-for row in "embedded:$E" "S3 (s3s-fs) + Postgres:$F" "S3 (moto) + Postgres:$M"; do
-    name=${row%%:*}; j=${row#*:}
-    echo "| $name | $CLIENTS | $(field "$j" ok) | $(field "$j" p50_ms) | $(field "$j" p99_ms) | $(field "$j" throughput_per_s) |"
-done
-echo
-for row in "s3s-fs:$F" "moto:$M"; do
-    name=${row%%:*}; j=${row#*:}
-    python3 - "$name" "$(field "$E" throughput_per_s)" "$(field "$j" throughput_per_s)" \
-        "$(field "$E" p50_ms)" "$(field "$j" p50_ms)" <<'PY'
-import sys
-name = sys.argv[1]
-e, s, ep, sp = map(float, sys.argv[2:])
-print(f"{name}: throughput ratio (S3+Postgres / embedded) {s / e:.2f}; p50 ratio {sp / ep:.2f}")
+python3 - "$WORK" "$CLIENTS" <<'PY'
+import json, statistics, sys
+work, clients = sys.argv[1], sys.argv[2]
+def rounds(name):
+    return [json.loads(l) for l in open(f"{work}/{name}.jsonl") if l.strip()]
+setups = [("embedded", "embedded"), ("S3 (s3s-fs) + Postgres", "s3s-fs"), ("S3 (moto) + Postgres", "moto")]
+runs = {key: rounds(key) for _, key in setups}
+med = lambda key, field: statistics.median(r[field] for r in runs[key])
+print(f"| setup | clients | publishes (each round) | p50 ms | p99 ms | publishes/s |")
+print("| --- | --- | --- | --- | --- | --- |")
+for label, key in setups:
+    ok = "/".join(str(r["ok"]) for r in runs[key])
+    print(f"| {label} | {clients} | {ok} | {med(key, 'p50_ms'):.1f} | {med(key, 'p99_ms'):.1f} | {med(key, 'throughput_per_s'):.1f} |")
+print()
+for _, key in setups[1:]:
+    t = [s["throughput_per_s"] / e["throughput_per_s"] for e, s in zip(runs["embedded"], runs[key])]
+    p = [s["p50_ms"] / e["p50_ms"] for e, s in zip(runs["embedded"], runs[key])]
+    each = ", ".join(f"{x:.2f}" for x in t)
+    print(f"{key}: throughput ratio (S3+Postgres / embedded) {statistics.median(t):.2f} (rounds: {each}); p50 ratio {statistics.median(p):.2f}")
 PY
-done

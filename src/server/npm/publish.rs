@@ -53,6 +53,7 @@ pub async fn put(req: &Request<'_>, segs: &[&str]) -> ApiResult {
 /// (SPEC section 3, npm's `package/` layout), name and version agreeing
 /// with the document's.
 async fn publish(req: &Request<'_>, name: &str, doc: Document) -> ApiResult {
+    let prepared = req.writer().preparing();
     let versions = doc.versions.unwrap_or_default();
     let [(version, _)] = versions.iter().collect::<Vec<_>>()[..] else {
         return Err(ApiError::invalid("a publish carries exactly one version"));
@@ -93,7 +94,7 @@ async fn publish(req: &Request<'_>, name: &str, doc: Document) -> ApiResult {
     let line = crate::npm::manifest::line(&inspected, name, &bytes, &sha256, &blake3);
     super::super::upstream::guard_new_name(req, name).await?;
     let upload = Upload { line, version: parsed, bytes: bytes.into(), readme: inspected.readme };
-    let published = req.writer().publish(req.by()?, upload).await?;
+    let published = req.writer().publish(prepared, req.by()?, upload).await?;
     // `npm publish --tag beta`: the tag follows (`latest` is always the latest version).
     for (tag, tagged) in doc.dist_tags.iter().filter(|(t, v)| *t != "latest" && **v == version) {
         let edit = MetaEdit::Tag { tag: tag.clone(), version: Some(tagged.clone()) };
