@@ -470,6 +470,50 @@ fn nginx_in_front_falls_back_to_cairn_for_what_it_lacks() {
     );
 }
 
+/// The deployment as cargo meets it: the shipped nginx with TLS and
+/// HTTP/2 in front of a cairn that proxies the upstream. cargo multiplexes
+/// its index reads over one HTTP/2 connection (over HTTP/1.1 it asks two
+/// at a time), and resolves the fixture's project to the fixture's lock.
+#[test]
+fn cargo_resolves_over_http2_through_the_shipped_nginx_with_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = Upstream::start(tmp.path());
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("registry.toml"),
+        format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{}\"\n", up.index()),
+    )
+    .unwrap();
+    let tls = support::Tls::self_signed(tmp.path());
+    let port = support::free_port();
+    let public = format!("https://127.0.0.1:{port}");
+    let server =
+        support::Server::start_with(&data, &[("CAIRN_RATE_LIMIT", "off")], &["--public-url", &public]);
+    let nginx = support::Nginx::start_with(&data, port, &server.url, Some(&tls));
+    let project = tmp.path().join("project");
+    seed_project(&project);
+    let home = cargo_home(&tmp.path().join("cargo-home"), &nginx.url);
+    let cainfo = format!("\n[http]\ncainfo = \"{}\"\n", tls.cert.display());
+    std::fs::write(
+        home.join("config.toml"),
+        std::fs::read_to_string(home.join("config.toml")).unwrap() + &cainfo,
+    )
+    .unwrap();
+    cargo_ok(&home, &project, &["generate-lockfile"]);
+    cargo_ok(&home, &project, &["fetch", "--locked"]);
+    assert_eq!(
+        std::fs::read_to_string(project.join("Cargo.lock")).unwrap(),
+        std::fs::read_to_string(fixture().join("Cargo.lock")).unwrap()
+    );
+    // Every index read and download came over HTTP/2.
+    let log = std::fs::read_to_string(nginx.run_dir.join("access.log")).unwrap();
+    let reads: Vec<&str> =
+        log.lines().filter(|l| l.contains("GET /index/") || l.contains("GET /blobs/")).collect();
+    assert!(reads.len() >= 38 + 40, "{log}");
+    assert!(reads.iter().all(|l| l.contains(" HTTP/2.0\"")), "{log}");
+}
+
 /// A private organisation's registry with its own upstream (`orgs` in the
 /// `[[upstreams]]` entry; the public registry not served from it): its
 /// members read cached crates under `/orgs/{org}/`, signed and logged in

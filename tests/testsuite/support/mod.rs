@@ -441,9 +441,19 @@ impl Nginx {
     }
 
     pub fn start(data: &Path, port: u16, upstream: &str) -> Nginx {
+        Nginx::start_with(data, port, upstream, None)
+    }
+
+    /// With `tls` (a certificate and key in PEM, [`Tls::self_signed`]) it
+    /// listens with TLS and HTTP/2 (render.sh's TLS_CERT and TLS_KEY).
+    pub fn start_with(data: &Path, port: u16, upstream: &str, tls: Option<&Tls>) -> Nginx {
         let run_dir = data.with_extension("nginx");
         let upstream = upstream.trim_start_matches("http://");
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/deploy/nginx/render.sh"))
+        let mut render = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/deploy/nginx/render.sh"));
+        if let Some(tls) = tls {
+            render.env("TLS_CERT", &tls.cert).env("TLS_KEY", &tls.key);
+        }
+        let out = render
             .arg(data)
             .arg(format!("127.0.0.1:{port}"))
             .arg(upstream)
@@ -463,17 +473,41 @@ impl Nginx {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("nginx starts (apt install nginx-light)");
-        let url = format!("http://127.0.0.1:{port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
         let nginx = Nginx { child, url, run_dir };
+        // Only whether it answers (cargo, through curl, checks the certificate).
+        let client = reqwest::blocking::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
         for _ in 0..100 {
-            if reqwest::blocking::get(format!("{}/index/config.json", nginx.url))
-                .is_ok_and(|r| r.status() == 200)
+            if client.get(format!("{}/index/config.json", nginx.url)).send().is_ok_and(|r| r.status() == 200)
             {
                 return nginx;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("nginx at {} never answered", nginx.url);
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 (made with openssl), in PEM.
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Tls {
+    pub fn self_signed(dir: &Path) -> Tls {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+        Tls { cert, key }
     }
 }
 

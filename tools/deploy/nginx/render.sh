@@ -12,6 +12,9 @@
 #   WORKERS   worker_processes (default: auto)
 #
 # Environment:
+#   TLS_CERT, TLS_KEY  PEM files: nginx then listens with TLS and HTTP/2
+#                  (cargo multiplexes its index reads over one HTTP/2
+#                  connection; over HTTP/1.1 it makes them two at a time)
 #   BROTLI_MODULE  path of ngx_http_brotli_filter_module.so (default: looked
 #                  up in the usual module directories); BROTLI=0 leaves
 #                  brotli out even when the module is there
@@ -60,6 +63,17 @@ else
     BROTLI_CONF='            # brotli: module not loaded'
 fi
 
+if [ -n "${TLS_CERT:-}" ]; then
+    [ -f "$TLS_CERT" ] && [ -f "${TLS_KEY:-}" ] || { echo "$0: TLS_CERT and TLS_KEY must both be files" >&2; exit 2; }
+    bad_chars "$TLS_CERT"; bad_chars "$TLS_KEY"
+    TLS=' ssl http2'
+    TLS_CONF="        ssl_certificate $TLS_CERT;\\
+        ssl_certificate_key $TLS_KEY;"
+else
+    TLS=''
+    TLS_CONF='        # TLS: none (TLS_CERT unset); a CDN or proxy in front terminates it'
+fi
+
 # Run by root (a test or benchmark as root): workers would otherwise run as
 # `nobody`, which cannot read a mktemp -d (0700) data directory.
 if [ "$(id -u)" = 0 ]; then USER_LINE="user root;"; else USER_LINE="# user: running unprivileged"; fi
@@ -70,6 +84,8 @@ NC='/^[[:space:]]*#/!'
 sed -e "${NC}s|^@BROTLI@\$|$BROTLI_LOAD|" \
     -e "${NC}s|^@USER@\$|$USER_LINE|" \
     -e "${NC}s|^@BROTLI_CONF@\$|$BROTLI_CONF|" \
+    -e "${NC}s|^@TLS_CONF@\$|$TLS_CONF|" \
+    -e "${NC}s|@TLS@|$TLS|g" \
     -e "${NC}s|@LISTEN@|$LISTEN|g" \
     -e "${NC}s|@STATIC_ROOT@|$STATIC_ROOT|g" \
     -e "${NC}s|@UPSTREAM@|$UPSTREAM|g" \
