@@ -102,6 +102,16 @@ impl Stream {
         checks.into_iter().find(|(done, _)| !done).map(|(_, what)| what)
     }
 
+    /// The public registry's versions known live (their publish was
+    /// acknowledged, nothing since was cut off, not deleted), as
+    /// `{package} {version}`: each is a commit.
+    pub fn public_versions_live(&self) -> Vec<String> {
+        let m = self.model.lock().unwrap();
+        let live = |k: &Known<VersionState>| !k.in_flight && matches!(k.state, VersionState::Live { .. });
+        let known = m.versions.iter().filter(|((p, _), k)| registry_of(p).is_empty() && live(k));
+        known.map(|((p, v), _)| format!("{p} {v}")).collect()
+    }
+
     /// What the stream did over its rounds.
     pub fn summary(&self, rounds: u32, acked: usize) -> String {
         let m = self.model.lock().unwrap();
