@@ -29,3 +29,18 @@ pub fn clear_pending_effect(conn: &Conn, space: &Space, key: &str) -> Result<()>
     conn.execute("DELETE FROM pending_effects WHERE key = ?1", params![space.pending_key(key)])?;
     Ok(())
 }
+
+/// [`add_pending_effect`] for each key, in one transaction: one flush of
+/// the database for a group's effects, not one per effect.
+pub fn add_pending_effects(conn: &Conn, space: &Space, keys: &[String], error: &str) -> Result<()> {
+    let txn = conn.transaction()?;
+    keys.iter().try_for_each(|key| add_pending_effect(&txn, space, key, error))?;
+    txn.commit()
+}
+
+/// [`clear_pending_effect`] for each key, in one transaction.
+pub fn clear_pending_effects(conn: &Conn, space: &Space, keys: &[String]) -> Result<()> {
+    let txn = conn.transaction()?;
+    keys.iter().try_for_each(|key| clear_pending_effect(&txn, space, key))?;
+    txn.commit()
+}

@@ -130,11 +130,19 @@ impl Effects {
 
     /// Drops these purges from what is owed.
     fn forget(&self, conn: &Conn, paths: Vec<String>) {
+        let effects: Vec<Effect> = paths.into_iter().map(Effect::Purge).collect();
+        self.clear(conn, &effects);
+    }
+
+    /// Drops these effects from what is pending (the rows in one
+    /// transaction; best effort, as [`Effects::defer`]).
+    fn clear<'e>(&self, conn: &Conn, effects: impl IntoIterator<Item = &'e Effect> + Clone) {
         let mut p = self.pending.lock().unwrap();
-        for effect in paths.into_iter().map(Effect::Purge) {
-            let _ = db::clear_pending_effect(conn, &self.space, &effect.encode());
-            p.remove(&effect);
+        let keys: Vec<String> = effects.clone().into_iter().map(Effect::encode).collect();
+        if !keys.is_empty() {
+            let _ = db::clear_pending_effects(conn, &self.space, &keys);
         }
+        effects.into_iter().for_each(|e| drop(p.remove(e)));
     }
 
     /// This group's effects (what its plans list), then whatever is
@@ -145,9 +153,7 @@ impl Effects {
             Ok(()) => {
                 // Recorded pending with the rows (`group.rs`): no index
                 // commit would tell a start about them.
-                for effect in effects.iter().filter(|e| matches!(e, Effect::Owners(_))) {
-                    let _ = db::clear_pending_effect(conn, &self.space, &effect.encode());
-                }
+                self.clear(conn, effects.iter().copied().filter(|e| matches!(e, Effect::Owners(_))));
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "a write group's effects failed; they are retried");
@@ -192,12 +198,13 @@ impl Effects {
 
     fn defer(&self, conn: &Conn, effects: impl IntoIterator<Item = Effect>, error: &str) {
         let mut p = self.pending.lock().unwrap();
-        for effect in effects {
-            // Best effort: if the database cannot take it, health.json not
-            // moving past this commit still tells the next start.
-            let _ = db::add_pending_effect(conn, &self.space, &effect.encode(), error);
-            p.insert(effect, error.to_string());
-        }
+        let effects: Vec<Effect> = effects.into_iter().collect();
+        // Best effort, in one transaction: if the database cannot take
+        // them, health.json not moving past this commit still tells the
+        // next start.
+        let keys: Vec<String> = effects.iter().map(Effect::encode).collect();
+        let _ = db::add_pending_effects(conn, &self.space, &keys, error);
+        effects.into_iter().for_each(|e| drop(p.insert(e, error.to_string())));
     }
 
     /// Redoes every pending effect from the sources of truth (purges are
@@ -211,17 +218,13 @@ impl Effects {
             p.keys().filter(|e| !matches!(e, Effect::Purge(_))).cloned().collect()
         };
         if !effects.is_empty() {
-            let done = redo(reg, conn, &effects);
-            let mut p = self.pending.lock().unwrap();
-            match done {
+            match redo(reg, conn, &effects) {
                 Ok(()) => {
-                    for effect in &effects {
-                        let _ = db::clear_pending_effect(conn, &self.space, &effect.encode());
-                        p.remove(effect);
-                    }
+                    self.clear(conn, &effects);
                     tracing::info!(effects = effects.len(), "pending effects made");
                 }
                 Err(e) => {
+                    let mut p = self.pending.lock().unwrap();
                     let error = format!("{e:#}");
                     for effect in &effects {
                         if let Some(v) = p.get_mut(effect) {
