@@ -33,6 +33,28 @@ fn open_ids(server: &Server, token: &str, pkg: &str) -> Vec<i64> {
     doc["proposals"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect()
 }
 
+/// The list page's form starts from the newest version's SKILL.md,
+/// written by the publish's write group from the upload (there at the
+/// 201); an older version published later leaves it alone.
+#[test]
+fn the_proposals_page_follows_the_newest_version_from_the_publish_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let owner = server.add_user("owner");
+    let publish = |version: &str, text: &str| {
+        let bytes = TarballBuilder::new("tune", version).file("SKILL.md", text.as_bytes()).gzip();
+        assert_eq!(status(server.put("tune", version, &owner, bytes, "application/gzip")), 201);
+        std::fs::read_to_string(server.static_root().join("p/tune/proposals/index.html")).unwrap()
+    };
+    let page = publish("1.0.0", "first words");
+    assert!(page.contains("first words") && page.contains(r#"value="1.0.0""#), "{page}");
+    let page = publish("1.1.0", "second words");
+    assert!(page.contains("second words") && page.contains(r#"value="1.1.0""#), "{page}");
+    assert!(!page.contains("first words"), "{page}");
+    let page = publish("0.9.0", "older words");
+    assert!(page.contains("second words") && !page.contains("older words"), "{page}");
+}
+
 #[test]
 fn propose_compose_conflict_and_publish_a_merged_version() {
     let dir = tempfile::tempdir().unwrap();
