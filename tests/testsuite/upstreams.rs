@@ -15,10 +15,15 @@ use support::Server;
 
 /// `cairn serve` on `data` with the fixture as its upstream `crates-io`.
 fn cairn_in_front(data: &Path, up: &Upstream, extra: &str) -> Server {
+    upstream_config(data, up, extra);
+    Server::start(data)
+}
+
+/// A data directory whose registry.toml names `up` (with `extra`).
+fn upstream_config(data: &Path, up: &Upstream, extra: &str) {
     std::fs::create_dir_all(data).unwrap();
     let toml = format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{}\"\n{extra}", up.index());
     std::fs::write(data.join("registry.toml"), toml).unwrap();
-    Server::start(data)
 }
 
 /// A CARGO_HOME whose crates.io is cairn (`replace-with`), which is also
@@ -439,12 +444,7 @@ fn nginx_in_front_falls_back_to_cairn_for_what_it_lacks() {
     let tmp = tempfile::tempdir().unwrap();
     let up = Upstream::start(tmp.path());
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("registry.toml"),
-        format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{}\"\nrefresh = 1\n", up.index()),
-    )
-    .unwrap();
+    upstream_config(&data, &up, "refresh = 1\n");
     let (server, nginx) = support::Nginx::in_front(&data);
     let project = tmp.path().join("project");
     seed_project(&project);
@@ -479,12 +479,7 @@ fn cargo_resolves_over_http2_through_the_shipped_nginx_with_tls() {
     let tmp = tempfile::tempdir().unwrap();
     let up = Upstream::start(tmp.path());
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("registry.toml"),
-        format!("[[upstreams]]\nname = \"crates-io\"\nindex = \"{}\"\n", up.index()),
-    )
-    .unwrap();
+    upstream_config(&data, &up, "");
     let tls = support::Tls::self_signed(tmp.path());
     let port = support::free_port();
     let public = format!("https://127.0.0.1:{port}");
