@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::cache::Cache;
 use super::config::{normalize_url, Credentials};
+use super::cpu;
 use super::error::{self, Error};
 use super::http::{Got, Http};
 use super::trust::{LogKeys, Policy, Trust};
@@ -222,9 +223,20 @@ impl Remote {
         trust: &Trust,
         want: &Expected,
     ) -> error::Result<(Vec<u8>, String)> {
+        let (url, bytes, sig) = self.fetch(config, want).await?;
+        let (trust, want) = (trust.clone(), want.clone());
+        cpu::run(move || verified(url, bytes, sig, &trust, &want)).await
+    }
+
+    /// A blob and its signature as served, not yet verified, with the blob's URL.
+    async fn fetch(
+        &self,
+        config: Option<&RegistryConfig>,
+        want: &Expected,
+    ) -> error::Result<(String, Vec<u8>, String)> {
         let url = Remote::blob_url(config, &self.url, want);
         let (bytes, sig) = tokio::try_join!(self.http.required(&url), self.signature(config, want))?;
-        verified(url, bytes, sig, trust, want)
+        Ok((url, bytes, sig))
     }
 
     /// [`Remote::download`] of a blob the registry holds: `None` when it
@@ -239,25 +251,33 @@ impl Remote {
         let url = Remote::blob_url(config, &self.url, want);
         let Some(bytes) = self.http.if_cached(&url).await? else { return Ok(None) };
         let sig = self.signature(config, want).await?;
-        verified(url, bytes, sig, trust, want).map(Some)
+        let (trust, want) = (trust.clone(), want.clone());
+        cpu::run(move || verified(url, bytes, sig, &trust, &want)).await.map(Some)
     }
 
-    /// The bytes of a package, verified: from the local cache if it holds
-    /// them, else downloaded and cached once verified. Returns the bytes
-    /// and how many were downloaded.
-    pub async fn blob(
+    /// The bytes of a package, verified, given to `then`: from the local
+    /// cache if it holds them, else downloaded, then verified, cached and
+    /// given to `then` in one job on rayon's pool. Returns what `then`
+    /// returned and how many bytes were downloaded.
+    pub async fn blob<T: Send + 'static>(
         &self,
         config: Option<&RegistryConfig>,
         trust: &Trust,
         want: &Expected,
-    ) -> Result<(Vec<u8>, u64)> {
+        then: impl FnOnce(Vec<u8>) -> Result<T> + Send + 'static,
+    ) -> Result<(T, u64)> {
         if let Some(bytes) = self.cached_blob(trust, want) {
-            return Ok((bytes, 0));
+            return Ok((then(bytes)?, 0));
         }
-        let (bytes, sig) = self.download(config, trust, want).await?;
-        self.cache.blob_put(&want.sha256, &bytes, &sig)?;
+        let (url, bytes, sig) = self.fetch(config, want).await?;
         let n = bytes.len() as u64;
-        Ok((bytes, n))
+        let (cache, trust, want) = (self.cache.clone(), trust.clone(), want.clone());
+        let done = cpu::run(move || {
+            let (bytes, sig) = verified(url, bytes, sig, &trust, &want)?;
+            cache.blob_put(&want.sha256, &bytes, &sig)?;
+            then(bytes)
+        });
+        Ok((done.await?, n))
     }
 
     /// The bytes of a package from the local cache, if it holds them and
