@@ -96,44 +96,49 @@ impl Remote {
     }
 
     /// A file of the static root by its layout key, revalidated with
-    /// If-None-Match against the cached copy (`usable` says whether a cached
-    /// body may be offered); `None` when the registry has no such file.
-    async fn revalidated(&self, key: &str, usable: impl Fn(&[u8]) -> bool) -> error::Result<Option<Vec<u8>>> {
+    /// If-None-Match against the cached copy (offered only if `parse` takes
+    /// it), and parsed; `None` when the registry has no such file. The
+    /// parsing, and the caching of a new body that parses, run on rayon's
+    /// pool (`cpu`): a resolution reads some 300 files at once.
+    async fn revalidated<T: Send + 'static>(
+        &self,
+        key: &str,
+        parse: fn(&[u8]) -> serde_json::Result<T>,
+        what: &'static str,
+    ) -> error::Result<Option<T>> {
         let url = self.url_of(key);
         let held = self.cache.entry_get(key);
         let had_copy = held.is_some();
-        let cached = held.filter(|(_, body)| usable(body));
-        match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await {
+        let cached = held.filter(|(_, body)| parse(body).is_ok());
+        let (body, store) = match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await {
             Ok(Got::NotModified) => match cached {
-                Some((_, body)) => Ok(Some(body)),
-                None => Err(Error::invalid(&url, "fetching", "304 without a cached copy")),
+                Some((_, body)) => (body, None),
+                None => return Err(Error::invalid(&url, "fetching", "304 without a cached copy")),
             },
             Err(e) if e.is_not_found() => {
                 if had_copy {
                     self.cache.entry_remove(key);
                 }
-                Ok(None)
+                return Ok(None);
             }
-            Err(e) => Err(e),
-            Ok(Got::Body { bytes, etag }) => {
-                if let Some(etag) = etag {
-                    self.cache.entry_put(key, &etag, &bytes);
-                }
-                Ok(Some(bytes))
+            Err(e) => return Err(e),
+            Ok(Got::Body { bytes, etag }) => (bytes, etag),
+        };
+        let (cache, key) = (self.cache.clone(), key.to_string());
+        let parsed = cpu::run(move || {
+            let parsed = parse(&body)?;
+            if let Some(etag) = store {
+                cache.entry_put(&key, &etag, &body);
             }
-        }
+            Ok(parsed)
+        });
+        parsed.await.map(Some).map_err(|e: serde_json::Error| Error::invalid(&url, what, e))
     }
 
     /// One package's index lines; `None` when there is no such package.
     pub async fn index_file(&self, name: &str) -> error::Result<Option<Vec<IndexLine>>> {
         let key = Layout::public().package_index(name);
-        // A cached body that no longer parses is not offered for revalidation.
-        let Some(body) = self.revalidated(&key, |b| IndexLine::parse_file(b).is_ok()).await? else {
-            return Ok(None);
-        };
-        IndexLine::parse_file(&body)
-            .map(Some)
-            .map_err(|e| Error::invalid(&self.url_of(&key), "parsing the index file", format!("{e:#}")))
+        self.revalidated(&key, IndexLine::parse_file, "parsing the index file").await
     }
 
     /// The raw line (no newline) of `name` `version` in the index file last
@@ -147,10 +152,7 @@ impl Remote {
     /// registry has none for it, as for every package not deprecated.
     pub async fn meta(&self, name: &str) -> error::Result<Option<Meta>> {
         let key = Layout::public().index_file(&meta::path(name));
-        let Some(body) = self.revalidated(&key, |b| Meta::parse(b).is_ok()).await? else {
-            return Ok(None);
-        };
-        Meta::parse(&body).map(Some).map_err(|e| Error::invalid(&self.url_of(&key), "parsing", e))
+        self.revalidated(&key, Meta::parse, "parsing").await
     }
 
     /// What the cached copy of a package's `index/meta/` file says, without
@@ -163,13 +165,7 @@ impl Remote {
     /// Every deprecated package by lowercase name (`api/v1/deprecations.json`,
     /// SPEC section 6); `None` when the registry does not publish the list.
     pub async fn deprecations(&self) -> error::Result<Option<Deprecations>> {
-        let key = Layout::public().deprecations();
-        let Some(body) =
-            self.revalidated(&key, |b| serde_json::from_slice::<Deprecations>(b).is_ok()).await?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&body).map(Some).map_err(|e| Error::invalid(&self.url_of(&key), "parsing", e))
+        self.revalidated(&Layout::public().deprecations(), |b| serde_json::from_slice(b), "parsing").await
     }
 
     /// The list of deprecated packages as last fetched, without a request.
