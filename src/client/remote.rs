@@ -372,3 +372,46 @@ pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server on 127.0.0.1 answering every request with `body` and an ETag.
+    fn serve(body: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.read(&mut [0u8; 4096]);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\netag: \"e1\"\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all((head + body).as_bytes());
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn an_index_file_is_cached_only_if_it_parses() {
+        let line = r#"{"name":"abc","vers":"1.0.0","deps":[],"cksum":"00","features":{},"yanked":false}"#;
+        let root = tempfile::tempdir().unwrap();
+        for (body, parses) in [("{not json\n", false), (line, true)] {
+            let url = serve(body);
+            let remote = Remote {
+                cache: Arc::new(Cache::at(root.path(), &url)),
+                http: Http::new().unwrap(),
+                token: None,
+                url,
+                log: Policy::default(),
+            };
+            let got = remote.index_file("abc").await;
+            assert_eq!(got.is_ok(), parses, "{got:?}");
+            let cached = remote.cache.entry_get(&Layout::public().package_index("abc"));
+            assert_eq!(cached.is_some(), parses);
+        }
+    }
+}
