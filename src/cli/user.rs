@@ -260,8 +260,10 @@ pub enum TokenCommand {
     },
 }
 
+/// One thread for the client's requests; its CPU-heavy steps run on
+/// rayon's pool (`client::cpu`).
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 impl RegistryArgs {

@@ -1,12 +1,15 @@
 //! The local cache under `$XDG_CACHE_HOME/cairn`:
 //!
 //! ```text
-//! blobs/sha256/{hex}                      tarballs, content-addressed, shared by every registry
-//! registries/{key}/sigs/{hex}.minisig     each registry's signature of a blob
+//! registries/{key}/blobs/{hex}            a tarball with this registry's signature of it:
+//!                                         `{signature length}\n`, the signature, the bytes
 //! registries/{key}/entries/{static key}    index files and the like: `{length} {etag}\n` then the body
 //! ```
 //!
 //! Only verified blobs are written; every read is verified again by the caller.
+//! A blob and its signature are one file (an install writes and reads some
+//! 300 of each), kept per registry: a tarball published in two registries is
+//! cached twice, each copy with the signature that registry made.
 
 use anyhow::Result;
 use sha2::Digest;
@@ -76,26 +79,29 @@ impl Cache {
         let _ = std::fs::remove_file(self.entry_path(key));
     }
 
-    pub fn blob_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("blobs/sha256").join(sha256)
+    fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.registry.join("blobs").join(sha256)
     }
 
-    fn sig_path(&self, sha256: &str) -> PathBuf {
-        self.registry.join("sigs").join(format!("{sha256}.minisig"))
-    }
-
+    /// A cached blob and its signature; `None` when there is none or its
+    /// head is torn (torn bytes fail the caller's verification).
     pub fn blob_get(&self, sha256: &str) -> Option<(Vec<u8>, String)> {
-        let sig = std::fs::read_to_string(self.sig_path(sha256)).ok()?;
-        let bytes = std::fs::read(self.blob_path(sha256)).ok()?;
-        Some((bytes, sig))
+        let mut file = std::fs::read(self.blob_path(sha256)).ok()?;
+        let eol = file.iter().position(|&b| b == b'\n')?;
+        let len: usize = std::str::from_utf8(&file[..eol]).ok()?.parse().ok()?;
+        let sig = file.get(eol + 1..eol + 1 + len)?;
+        let sig = String::from_utf8(sig.to_vec()).ok()?;
+        file.drain(..eol + 1 + len);
+        Some((file, sig))
     }
 
-    /// Stores a verified blob and its signature (blob first). A blob the
-    /// cache holds already is replaced by these bytes, verified (it did not
-    /// verify, or it would not have been downloaded again).
+    /// Stores a verified blob and its signature. A blob the cache holds
+    /// already is replaced by these bytes, verified (it did not verify, or
+    /// it would not have been downloaded again).
     pub fn blob_put(&self, sha256: &str, bytes: &[u8], sig: &str) -> Result<()> {
-        put(&self.blob_path(sha256), bytes)?;
-        put(&self.sig_path(sha256), sig.as_bytes())?;
+        let mut file = format!("{}\n{sig}", sig.len()).into_bytes();
+        file.extend_from_slice(bytes);
+        put(&self.blob_path(sha256), &file)?;
         Ok(())
     }
 }
@@ -162,14 +168,23 @@ mod tests {
         assert!(cache.entry_get("index/3/a/abc").is_none());
         cache.entry_put("index/3/a/abc", "\"two\"", b"line 1\nline 2\n");
 
+        assert!(cache.blob_get("ab12").is_none());
         cache.blob_put("ab12", b"tampered", "sig one").unwrap();
-        cache.blob_put("ab12", b"bytes", "sig two").unwrap();
-        assert_eq!(cache.blob_get("ab12"), Some((b"bytes".to_vec(), "sig two".to_string())));
-        // Nothing but the entries: no temporary file is left behind.
+        cache.blob_put("ab12", b"bytes\n", "sig\ntwo\n").unwrap();
+        assert_eq!(cache.blob_get("ab12"), Some((b"bytes\n".to_vec(), "sig\ntwo\n".to_string())));
+        // A blob's file cut inside its signature is a miss; cut later, its
+        // bytes are short (and fail verification).
+        let file = cache.blob_path("ab12");
+        let whole = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &whole[..6]).unwrap();
+        assert!(cache.blob_get("ab12").is_none());
+        std::fs::write(&file, &whole[..whole.len() - 2]).unwrap();
+        assert_eq!(cache.blob_get("ab12"), Some((b"byte".to_vec(), "sig\ntwo\n".to_string())));
+        // One file per entry and per blob: no temporary file is left behind.
         let mut names: Vec<String> = walk(root.path());
         names.sort();
         assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
-        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     fn walk(dir: &Path) -> Vec<String> {

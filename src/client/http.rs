@@ -54,6 +54,7 @@ impl Http {
             _ => DEFAULT_RETRIES,
         };
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(super::tls::config()?)
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
             .connect_timeout(Duration::from_secs(10))

@@ -429,13 +429,16 @@ async fn download_all(
         let (want, stage) = (plan[i].want.clone(), stage[i].clone());
         tasks.spawn(async move {
             let _permit = sem.acquire().await.expect("semaphore open");
-            let r = remote.blob(Some(&config), &trust, &want).await;
+            // Inspected and staged in the job that verifies it.
+            let staging = want.clone();
+            let r = remote
+                .blob(Some(&config), &trust, &want, move |bytes| match stage {
+                    Some(stage) => check_archive(&staging, &bytes).and_then(|()| stage.put(&staging, &bytes)),
+                    None => Ok(()),
+                })
+                .await;
             bar.inc(1);
-            let (bytes, n) = r?;
-            if let Some(stage) = stage {
-                check_archive(&want, &bytes)?;
-                stage.put(&want, &bytes)?;
-            }
+            let ((), n) = r?;
             Ok::<_, anyhow::Error>(n)
         });
     }

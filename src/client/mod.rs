@@ -7,7 +7,9 @@
 //! - `error`: the typed error of every registry read, with its URL and
 //!   predicates (`is_offline`, `is_not_found`, …).
 //! - `config`: credentials file and cache/config directories.
-//! - `http`: the one fetch path, with its retries.
+//! - `cpu`: the CPU-heavy steps on rayon's pool, off the runtime's thread.
+//! - `http`: the one fetch path, with its retries; `tls`: its TLS, the
+//!   roots loaded at the first certificate checked.
 //! - `remote`: one registry over HTTP: config.json and key pinning, index
 //!   files with ETag revalidation, verified blobs through `cache`; every
 //!   path a `layout::Layout` key.
@@ -21,6 +23,7 @@
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod cpu;
 pub mod deprecation;
 pub mod device;
 pub mod error;
@@ -37,6 +40,7 @@ pub mod remote;
 pub mod resolve;
 pub mod single;
 pub mod target;
+pub mod tls;
 pub mod trust;
 pub mod verify;
 pub mod warm;

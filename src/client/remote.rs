@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::cache::Cache;
 use super::config::{normalize_url, Credentials};
+use super::cpu;
 use super::error::{self, Error};
 use super::http::{Got, Http};
 use super::trust::{LogKeys, Policy, Trust};
@@ -95,44 +96,49 @@ impl Remote {
     }
 
     /// A file of the static root by its layout key, revalidated with
-    /// If-None-Match against the cached copy (`usable` says whether a cached
-    /// body may be offered); `None` when the registry has no such file.
-    async fn revalidated(&self, key: &str, usable: impl Fn(&[u8]) -> bool) -> error::Result<Option<Vec<u8>>> {
+    /// If-None-Match against the cached copy (offered only if `parse` takes
+    /// it), and parsed; `None` when the registry has no such file. The
+    /// parsing, and the caching of a new body that parses, run on rayon's
+    /// pool (`cpu`): a resolution reads some 300 files at once.
+    async fn revalidated<T: Send + 'static>(
+        &self,
+        key: &str,
+        parse: fn(&[u8]) -> serde_json::Result<T>,
+        what: &'static str,
+    ) -> error::Result<Option<T>> {
         let url = self.url_of(key);
         let held = self.cache.entry_get(key);
         let had_copy = held.is_some();
-        let cached = held.filter(|(_, body)| usable(body));
-        match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await {
+        let cached = held.filter(|(_, body)| parse(body).is_ok());
+        let (body, store) = match self.http.get(&url, cached.as_ref().map(|(etag, _)| etag.as_str())).await {
             Ok(Got::NotModified) => match cached {
-                Some((_, body)) => Ok(Some(body)),
-                None => Err(Error::invalid(&url, "fetching", "304 without a cached copy")),
+                Some((_, body)) => (body, None),
+                None => return Err(Error::invalid(&url, "fetching", "304 without a cached copy")),
             },
             Err(e) if e.is_not_found() => {
                 if had_copy {
                     self.cache.entry_remove(key);
                 }
-                Ok(None)
+                return Ok(None);
             }
-            Err(e) => Err(e),
-            Ok(Got::Body { bytes, etag }) => {
-                if let Some(etag) = etag {
-                    self.cache.entry_put(key, &etag, &bytes);
-                }
-                Ok(Some(bytes))
+            Err(e) => return Err(e),
+            Ok(Got::Body { bytes, etag }) => (bytes, etag),
+        };
+        let (cache, key) = (self.cache.clone(), key.to_string());
+        let parsed = cpu::run(move || {
+            let parsed = parse(&body)?;
+            if let Some(etag) = store {
+                cache.entry_put(&key, &etag, &body);
             }
-        }
+            Ok(parsed)
+        });
+        parsed.await.map(Some).map_err(|e: serde_json::Error| Error::invalid(&url, what, e))
     }
 
     /// One package's index lines; `None` when there is no such package.
     pub async fn index_file(&self, name: &str) -> error::Result<Option<Vec<IndexLine>>> {
         let key = Layout::public().package_index(name);
-        // A cached body that no longer parses is not offered for revalidation.
-        let Some(body) = self.revalidated(&key, |b| IndexLine::parse_file(b).is_ok()).await? else {
-            return Ok(None);
-        };
-        IndexLine::parse_file(&body)
-            .map(Some)
-            .map_err(|e| Error::invalid(&self.url_of(&key), "parsing the index file", format!("{e:#}")))
+        self.revalidated(&key, IndexLine::parse_file, "parsing the index file").await
     }
 
     /// The raw line (no newline) of `name` `version` in the index file last
@@ -146,10 +152,7 @@ impl Remote {
     /// registry has none for it, as for every package not deprecated.
     pub async fn meta(&self, name: &str) -> error::Result<Option<Meta>> {
         let key = Layout::public().index_file(&meta::path(name));
-        let Some(body) = self.revalidated(&key, |b| Meta::parse(b).is_ok()).await? else {
-            return Ok(None);
-        };
-        Meta::parse(&body).map(Some).map_err(|e| Error::invalid(&self.url_of(&key), "parsing", e))
+        self.revalidated(&key, Meta::parse, "parsing").await
     }
 
     /// What the cached copy of a package's `index/meta/` file says, without
@@ -162,13 +165,7 @@ impl Remote {
     /// Every deprecated package by lowercase name (`api/v1/deprecations.json`,
     /// SPEC section 6); `None` when the registry does not publish the list.
     pub async fn deprecations(&self) -> error::Result<Option<Deprecations>> {
-        let key = Layout::public().deprecations();
-        let Some(body) =
-            self.revalidated(&key, |b| serde_json::from_slice::<Deprecations>(b).is_ok()).await?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&body).map(Some).map_err(|e| Error::invalid(&self.url_of(&key), "parsing", e))
+        self.revalidated(&Layout::public().deprecations(), |b| serde_json::from_slice(b), "parsing").await
     }
 
     /// The list of deprecated packages as last fetched, without a request.
@@ -222,9 +219,20 @@ impl Remote {
         trust: &Trust,
         want: &Expected,
     ) -> error::Result<(Vec<u8>, String)> {
+        let (url, bytes, sig) = self.fetch(config, want).await?;
+        let (trust, want) = (trust.clone(), want.clone());
+        cpu::run(move || verified(url, bytes, sig, &trust, &want)).await
+    }
+
+    /// A blob and its signature as served, not yet verified, with the blob's URL.
+    async fn fetch(
+        &self,
+        config: Option<&RegistryConfig>,
+        want: &Expected,
+    ) -> error::Result<(String, Vec<u8>, String)> {
         let url = Remote::blob_url(config, &self.url, want);
         let (bytes, sig) = tokio::try_join!(self.http.required(&url), self.signature(config, want))?;
-        verified(url, bytes, sig, trust, want)
+        Ok((url, bytes, sig))
     }
 
     /// [`Remote::download`] of a blob the registry holds: `None` when it
@@ -239,25 +247,33 @@ impl Remote {
         let url = Remote::blob_url(config, &self.url, want);
         let Some(bytes) = self.http.if_cached(&url).await? else { return Ok(None) };
         let sig = self.signature(config, want).await?;
-        verified(url, bytes, sig, trust, want).map(Some)
+        let (trust, want) = (trust.clone(), want.clone());
+        cpu::run(move || verified(url, bytes, sig, &trust, &want)).await.map(Some)
     }
 
-    /// The bytes of a package, verified: from the local cache if it holds
-    /// them, else downloaded and cached once verified. Returns the bytes
-    /// and how many were downloaded.
-    pub async fn blob(
+    /// The bytes of a package, verified, given to `then`: from the local
+    /// cache if it holds them, else downloaded, then verified, cached and
+    /// given to `then` in one job on rayon's pool. Returns what `then`
+    /// returned and how many bytes were downloaded.
+    pub async fn blob<T: Send + 'static>(
         &self,
         config: Option<&RegistryConfig>,
         trust: &Trust,
         want: &Expected,
-    ) -> Result<(Vec<u8>, u64)> {
+        then: impl FnOnce(Vec<u8>) -> Result<T> + Send + 'static,
+    ) -> Result<(T, u64)> {
         if let Some(bytes) = self.cached_blob(trust, want) {
-            return Ok((bytes, 0));
+            return Ok((then(bytes)?, 0));
         }
-        let (bytes, sig) = self.download(config, trust, want).await?;
-        self.cache.blob_put(&want.sha256, &bytes, &sig)?;
+        let (url, bytes, sig) = self.fetch(config, want).await?;
         let n = bytes.len() as u64;
-        Ok((bytes, n))
+        let (cache, trust, want) = (self.cache.clone(), trust.clone(), want.clone());
+        let done = cpu::run(move || {
+            let (bytes, sig) = verified(url, bytes, sig, &trust, &want)?;
+            cache.blob_put(&want.sha256, &bytes, &sig)?;
+            then(bytes)
+        });
+        Ok((done.await?, n))
     }
 
     /// The bytes of a package from the local cache, if it holds them and
@@ -353,6 +369,49 @@ pub fn pin(url: &str, config: &RegistryConfig, retrust: bool) -> Result<()> {
             entry.name = Some(config.name.clone());
             entry.log.clone_from(&config.log);
             creds.save()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server on 127.0.0.1 answering every request with `body` and an ETag.
+    fn serve(body: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.read(&mut [0u8; 4096]);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\netag: \"e1\"\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all((head + body).as_bytes());
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn an_index_file_is_cached_only_if_it_parses() {
+        let line = r#"{"name":"abc","vers":"1.0.0","deps":[],"cksum":"00","features":{},"yanked":false}"#;
+        let root = tempfile::tempdir().unwrap();
+        for (body, parses) in [("{not json\n", false), (line, true)] {
+            let url = serve(body);
+            let remote = Remote {
+                cache: Arc::new(Cache::at(root.path(), &url)),
+                http: Http::new().unwrap(),
+                token: None,
+                url,
+                log: Policy::default(),
+            };
+            let got = remote.index_file("abc").await;
+            assert_eq!(got.is_ok(), parses, "{got:?}");
+            let cached = remote.cache.entry_get(&Layout::public().package_index("abc"));
+            assert_eq!(cached.is_some(), parses);
         }
     }
 }

@@ -27,7 +27,7 @@ pub async fn fetch(remote: &Remote, spec: &str, out: Option<PathBuf>) -> Result<
     let line = pick(&lines, &req).ok_or_else(|| anyhow!("{name} has no version matching `{req}`"))?;
     super::log::check(remote, Some(&config), std::slice::from_ref(line)).await?;
     let trust = Trust { pubkey: config.pubkey.clone(), name: config.name.clone() };
-    let (bytes, _) = remote.blob(Some(&config), &trust, &Expected::from_line(line)).await?;
+    let (bytes, _) = remote.blob(Some(&config), &trust, &Expected::from_line(line), Ok).await?;
     crate::archive::unpack::check(&bytes, &line.name, &line.vers)
         .map_err(|e| anyhow!("refusing {} {}: {e}", line.name, line.vers))?;
     let ext = crate::archive::Format::sniff(&bytes).map(|f| f.ext()).unwrap_or("tar");

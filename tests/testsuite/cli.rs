@@ -448,10 +448,12 @@ fn a_middlebox_cannot_slip_anything_in() {
     user.ok(p, &[&["install", "app"][..], &reg].concat());
     assert_eq!(installed(p), ["app", "base", "left", "right"]);
     // A tampered cache is caught too, and repaired from the network.
-    let cache = user.home.path().join("cache/cairn/blobs/sha256");
+    let key = cairn::client::cache::registry_key(&proxy.url);
+    let cache = user.home.path().join("cache/cairn/registries").join(key).join("blobs");
     let sum = publish_sum(&server, "base", "1.1.0");
     let mut bytes = std::fs::read(cache.join(&sum)).unwrap();
-    bytes[20] ^= 1;
+    let last = bytes.len() - 20;
+    bytes[last] ^= 1;
     std::fs::write(cache.join(&sum), bytes).unwrap();
     std::fs::remove_dir_all(p.join("cairn_packages")).unwrap();
     proxy.take_log();
