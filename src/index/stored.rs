@@ -90,14 +90,17 @@ impl Copy {
         let live = local_packs(&repo.join("objects/pack"))?;
         let mut new: Vec<&String> = live.iter().filter(|n| !stored.contains(*n)).collect();
         new.sort();
-        for name in new {
+        // A new pack and its index in flight together, both stored before
+        // the ref that needs their objects moves.
+        for name in &new {
             for ext in ["pack", "idx"] {
                 let rel = format!("objects/pack/{name}.{ext}");
                 let bytes = std::fs::read(repo.join(&rel)).with_context(|| format!("reading {rel}"))?;
-                self.root.put_new(&self.key(&rel), &bytes)?;
+                self.root.put_new_unanswered(&self.key(&rel), &bytes)?;
             }
-            stored.insert(name.clone());
         }
+        self.root.sync()?;
+        stored.extend(new.into_iter().cloned());
         self.move_ref(&format!("{tip}\n"))?;
         self.write_pack_list(stored)?;
         self.root.put(&self.key("info/refs"), format!("{tip}\t{BRANCH}\n").as_bytes())?;

@@ -308,10 +308,6 @@ fn group_effects(
     c: &Committed,
     effects: &BTreeSet<&Effect>,
 ) -> Result<()> {
-    // The log's entries first: the commit is done, and its entries prove it.
-    if let Some(log) = &reg.log {
-        log.catch_up(&reg.index, &reg.root)?;
-    }
     // Deletes: the blobs and documents of the lines they removed.
     for p in planned {
         for line in &p.plan.gone {
@@ -353,10 +349,13 @@ fn group_effects(
         })
         .collect();
     let delta = search_delta(reg, conn, planned, c, &changed)?;
-    // The packages' files and the search delta (a compare-and-swap) on
-    // one thread, what needs the database on this one: on a bucket their
+    // The log's entries (the commit is done, and they prove it), the
+    // packages' files, the search delta (a compare-and-swap) and what
+    // needs the database each on a thread of its own: on a bucket their
     // round trips overlap.
     std::thread::scope(|s| {
+        let log =
+            s.spawn(|| reg.log.as_ref().map_or(Ok(()), |log| log.catch_up(&reg.index, &reg.root).map(drop)));
         let files = s.spawn(|| {
             super::overlapped(reg, || {
                 changed.par_iter().try_for_each(|src| {
@@ -367,14 +366,16 @@ fn group_effects(
                     };
                     package_files::write_files(reg, src, scope)
                 })
-            })?;
-            crate::search::delta::record(&reg.root, delta)
+            })
         });
+        let delta = s.spawn(|| crate::search::delta::record(&reg.root, delta));
         proposal_pages(reg, conn, planned, &changed);
         // Each owner once, however many of its packages the group changed.
         let owners: BTreeSet<&String> = changed.iter().flat_map(|src| src.owners.iter()).collect();
         let owners = package_files::write_owners_if_missing(reg, conn, owners);
-        files.join().map_err(|_| anyhow::anyhow!("deriving a group's files panicked"))?.and(owners)
+        let panicked = |_| anyhow::anyhow!("deriving a group's files panicked");
+        let log = log.join().map_err(panicked)?;
+        files.join().map_err(panicked)?.and(delta.join().map_err(panicked)?).and(log).and(owners)
     })?;
     // The packages whose dependents these changed: their documents and
     // pages (after the packages' own, which hold the dependents as before).
