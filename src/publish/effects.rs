@@ -168,9 +168,9 @@ impl Effects {
     /// pending (recorded like a failed effect, and `health.json` keeps
     /// naming the last commit derived, so a start makes them too) until
     /// the writer is idle ([`Effects::wait`]) or the next group.
-    pub(super) fn make_cached(&mut self, reg: &Registry, conn: &Conn, planned: &[Planned]) {
+    pub(super) fn make_cached(&mut self, reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed) {
         let effects: BTreeSet<Effect> = planned.iter().flat_map(|p| p.plan.effects.iter().cloned()).collect();
-        match cached_documents(reg, conn, planned) {
+        match cached_documents(reg, conn, planned, c) {
             Ok(()) => {
                 self.defer(conn, effects, "derived once the writer is idle");
                 self.deferred = true;
@@ -285,7 +285,7 @@ fn redo(reg: &Registry, conn: &Conn, effects: &[Effect]) -> Result<()> {
 
 /// The log's entries of a group of cachings, then each cached package's
 /// documents as the group committed it ([`package_files::write_documents`]).
-fn cached_documents(reg: &Registry, conn: &Conn, planned: &[Planned]) -> Result<()> {
+fn cached_documents(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed) -> Result<()> {
     if let Some(log) = &reg.log {
         log.catch_up(&reg.index, &reg.root)?;
     }
@@ -293,7 +293,8 @@ fn cached_documents(reg: &Registry, conn: &Conn, planned: &[Planned]) -> Result<
         Change::Cache { name, .. } => Some(name),
         _ => None,
     });
-    let sources: Vec<Sources> = cached.map(|name| Sources::load(reg, conn, name)).collect::<Result<_>>()?;
+    let sources: Vec<Sources> =
+        cached.map(|name| group_sources(reg, conn, planned, c, name)).collect::<Result<_>>()?;
     super::overlapped(reg, || sources.par_iter().try_for_each(|src| package_files::write_documents(reg, src)))
 }
 
@@ -330,15 +331,7 @@ fn group_effects(
     let changed: Vec<Sources> = effects
         .iter()
         .filter_map(|e| if let Effect::Package(name) = e { Some(name) } else { None })
-        .map(|name| {
-            let path = package_path(name);
-            // Spelled as its lines have it (`with_file`), else as its removed ones did.
-            let spelled = gone_line(planned, &path).map_or(name.as_str(), |l| &l.name);
-            match (c.files.get(&path), committed(planned, &path)) {
-                (Some(lines), Some(file)) => Sources::with_file(reg, conn, spelled, file, lines.clone()),
-                _ => Sources::load(reg, conn, spelled),
-            }
-        })
+        .map(|name| group_sources(reg, conn, planned, c, name))
         .collect::<Result<_>>()?;
     // A package cached from an upstream: every version is new here.
     let cached: BTreeSet<String> = planned
@@ -443,6 +436,25 @@ fn search_delta(
         delta.push(src.delta(&id.to_string()));
     }
     Ok(delta)
+}
+
+/// A package's sources as the group left it: its index file and lines as
+/// the group committed them (not read and parsed again), else as the index
+/// has them.
+fn group_sources(
+    reg: &Registry,
+    conn: &Conn,
+    planned: &[Planned],
+    c: &Committed,
+    name: &str,
+) -> Result<Sources<'static>> {
+    let path = package_path(name);
+    // Spelled as its lines have it (`with_file`), else as its removed ones did.
+    let spelled = gone_line(planned, &path).map_or(name, |l| &l.name);
+    match (c.files.get(&path), committed(planned, &path)) {
+        (Some(lines), Some(file)) => Sources::with_file(reg, conn, spelled, file, lines.clone()),
+        _ => Sources::load(reg, conn, spelled),
+    }
 }
 
 /// The bytes the group's last commit of `path` left there (empty: removed).

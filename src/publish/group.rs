@@ -216,8 +216,10 @@ impl Worker {
         let commit_ms = started.elapsed().as_millis() as u64;
         match committed {
             // Cachings alone: their readers get the index files at once.
-            Ok(Some(_)) if planned.iter().all(|p| matches!(p.job.req.change, Change::Cache { .. })) => {
-                self.effects.make_cached(&self.reg, &self.conn, &planned)
+            Ok(Some(committed))
+                if planned.iter().all(|p| matches!(p.job.req.change, Change::Cache { .. })) =>
+            {
+                self.effects.make_cached(&self.reg, &self.conn, &planned, &committed)
             }
             Ok(Some(committed)) => self.effects.make(&self.reg, &self.conn, &planned, &committed),
             Ok(None) => {}
