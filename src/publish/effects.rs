@@ -256,8 +256,10 @@ impl Effects {
         }
         match crate::events::catch_up(&reg.index, conn) {
             Ok(_) => {
-                if self.pending.lock().unwrap().remove(&Effect::Events).is_some() {
-                    let _ = db::clear_pending_effect(conn, &self.space, &Effect::Events.encode());
+                // Its row is written only when it was pending.
+                let was_pending = self.pending.lock().unwrap().contains_key(&Effect::Events);
+                if was_pending {
+                    self.clear(conn, [&Effect::Events]);
                 }
             }
             Err(e) => {
