@@ -417,8 +417,9 @@ impl Writer {
         Ok(rx)
     }
 
-    /// Counts a publish as being prepared from now until it is queued
-    /// ([`Writer::publish`]), so the writer's next group waits for it.
+    /// Counts a publish (or a caching) as being prepared from now until it
+    /// is queued ([`Writer::publish`], [`Writer::cache`]), so the writer's
+    /// next group waits for it.
     pub fn preparing(&self) -> Preparing {
         self.siblings.preparing()
     }
@@ -517,16 +518,19 @@ impl Writer {
         }
     }
 
-    /// Commits an upstream's file for a name (see [`Change::Cache`]);
-    /// returns whether the index changed.
+    /// Commits an upstream's file for a name (see [`Change::Cache`]),
+    /// fetched since `prepared` was taken; returns whether the index changed.
     pub async fn cache(
         &self,
+        prepared: Preparing,
         name: &str,
         file: Vec<u8>,
         row: crate::db::upstream::Cached,
     ) -> Result<bool, WriteError> {
         let change = Change::Cache { name: name.to_string(), file, row };
-        match self.submit(By::admin().asks(change)).await? {
+        let answer = self.queue(By::admin().asks(change));
+        drop(prepared);
+        match answer?.await.map_err(|_| stopped())?? {
             Outcome::Cached { changed } => Ok(changed),
             other => Err(mismatch(other)),
         }

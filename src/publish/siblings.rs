@@ -4,7 +4,8 @@
 //! clients of one group are answered together and come back together; without
 //! the wait the first of them makes a group alone, and every group's fixed
 //! cost (on a bucket, a dozen round trips) is paid twice per cycle. A lone
-//! publish waits for nothing.
+//! publish waits for nothing. Upstream cachings whose index files are being
+//! fetched count too: a resolution's levels, fetched ahead, share a group.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::publish::WriteError;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,

@@ -16,6 +16,7 @@ mod candidate;
 mod cargo;
 mod error;
 mod events;
+mod fetched;
 pub mod files;
 pub mod hot;
 mod identity;
@@ -86,6 +87,8 @@ pub struct State {
     upstream_fresh: upstream::Fresh,
     /// Names whose index files to bring ahead of the resolver asking.
     upstream_ahead: upstream::Ahead,
+    /// Blob misses' rows, written a batch at a time.
+    fetched: fetched::Fetched,
     /// OpenID providers' and CI issuers' discovery and keys (SPEC section 17).
     issuers: crate::identity::Issuers,
 }
@@ -140,6 +143,7 @@ impl State {
             },
             upstream_fresh: upstream::Fresh::default(),
             upstream_ahead: ahead_tx,
+            fetched: fetched::Fetched::default(),
             issuers: crate::identity::Issuers::default(),
         });
         // What a crash left in a private registry is made before its first request.

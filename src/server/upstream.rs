@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::body::{full, Body};
+use super::fetched::Fetch;
 use super::{render_error, ApiError, State};
 use crate::db::upstream::{self as rows, Cached};
 use crate::layout::{Key, Missable};
 use crate::publish::WriteError;
-use crate::publish::Writer;
+use crate::publish::{Preparing, Writer};
 use crate::registry::Registry;
 use crate::upstream::{Answer, Failure, Source, Upstreams};
 
@@ -77,7 +78,8 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &Key, missed: bool)
             if target.is_fresh(&name) {
                 return None;
             }
-            up.single(&flight(&format!("index {name}")), index_file(&target, up, &name)).await
+            let prepared = target.writer.preparing();
+            up.single(&flight(&format!("index {name}")), index_file(&target, up, &name, prepared)).await
         }
         Missable::Blob(sha256) => {
             if target.reg.store.exists(&sha256) {
@@ -118,10 +120,11 @@ pub async fn not_cached(state: &State, key: &Key) -> Option<Response<Body>> {
     Some(render_error(&e, None, super::Shape::Api).map(full))
 }
 
-/// Where a first miss sends the names its dependencies will miss next.
-pub type Ahead = tokio::sync::mpsc::UnboundedSender<String>;
+/// Where a first miss sends the names its dependencies will miss next,
+/// each counted by the writer as being prepared from then on.
+pub type Ahead = tokio::sync::mpsc::UnboundedSender<(String, Preparing)>;
 
-pub fn ahead_channel() -> (Ahead, tokio::sync::mpsc::UnboundedReceiver<String>) {
+pub fn ahead_channel() -> (Ahead, tokio::sync::mpsc::UnboundedReceiver<(String, Preparing)>) {
     tokio::sync::mpsc::unbounded_channel()
 }
 
@@ -133,17 +136,20 @@ const AHEAD_AT_ONCE: usize = 16;
 /// same single flight as a reader's miss (a reader asking meanwhile waits
 /// for it), so a resolution's next level is being cached while cargo reads
 /// this one, and the writer commits it in few groups.
-pub async fn fetch_ahead(state: Arc<State>, mut names: tokio::sync::mpsc::UnboundedReceiver<String>) {
+pub async fn fetch_ahead(
+    state: Arc<State>,
+    mut names: tokio::sync::mpsc::UnboundedReceiver<(String, Preparing)>,
+) {
     let Some(up) = state.upstreams.clone() else { return };
     let slots = Arc::new(tokio::sync::Semaphore::new(AHEAD_AT_ONCE));
-    while let Some(name) = names.recv().await {
+    while let Some((name, prepared)) = names.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let (state, up) = (state.clone(), up.clone());
         tokio::spawn(async move {
             let target = Target { state: &state, reg: &state.reg, writer: &state.writer };
             if !target.is_fresh(&name) {
                 let flight = format!("index {name}");
-                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name)).await;
+                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name, prepared)).await;
             }
             drop(slot);
         });
@@ -170,7 +176,8 @@ pub async fn sweep(state: Arc<State>) {
         for name in due.unwrap_or_default() {
             if !target.is_fresh(&name) {
                 let flight = format!("index {}", name.to_ascii_lowercase());
-                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name)).await;
+                let prepared = target.writer.preparing();
+                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name, prepared)).await;
             }
         }
     }
@@ -178,8 +185,10 @@ pub async fn sweep(state: Arc<State>) {
 
 /// Brings the index's file for `name` level with its upstream, if an
 /// upstream serves it: what the upstream offers now, or (if it fails) the
-/// cached file as it is. An error only for a name never cached.
-async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), ApiError> {
+/// cached file as it is. An error only for a name never cached. Until its
+/// caching is queued (or it needs none), the writer's next group waits a
+/// little for it (`prepared`), and for the dependencies it sends ahead.
+async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str, prepared: Preparing) -> Result<(), ApiError> {
     let (state, reg) = (t.state, t.reg.clone());
     let org = reg.space.org();
     let refresh_ms = |src: &Source| src.config.refresh as i64 * 1000;
@@ -304,15 +313,16 @@ async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str) -> Result<(), Ap
         t.fresh_for(name, refresh);
         return Ok(());
     }
-    match t.writer.cache(name, file, row).await {
-        // A first caching in the public registry: its dependencies next.
-        Ok(_) if !cached && src.config.prefetch && reg.space.org().is_none() => {
-            for next in crate::upstream::ahead(&lines) {
-                if !t.is_fresh(&next) {
-                    let _ = state.upstream_ahead.send(next);
-                }
+    // A first caching in the public registry: its dependencies next, sent
+    // before it commits so that their cachings can join its group.
+    if !cached && src.config.prefetch && reg.space.org().is_none() {
+        for next in crate::upstream::ahead(&lines) {
+            if !t.is_fresh(&next) {
+                let _ = state.upstream_ahead.send((next, t.writer.preparing()));
             }
         }
+    }
+    match t.writer.cache(prepared, name, file, row).await {
         Ok(_) => {}
         // Published or claimed meanwhile: local from now on.
         Err(WriteError::Conflict(_)) => {
@@ -384,20 +394,22 @@ async fn blob(t: &Target<'_>, up: &Upstreams, sha256: &str) -> Result<(), ApiErr
     let Some((upstream, line)) = found else { return Ok(()) };
     let Some(src) = up.named(&upstream) else { return Ok(()) };
     let bytes = up.blob(src, &line).await.map_err(failure)?;
-    let size = bytes.len() as u64;
-    let upstream = src.config.name.clone();
-    let max_bytes = src.config.max_cache_bytes;
-    let stored = state
-        .db(move |conn| {
-            crate::upstream::keep_now(&reg, &upstream, &line.name, &line.vers, &bytes)?;
-            rows::fetched(conn, &reg.space, &line.cksum, size, chrono::Utc::now().timestamp_millis())?;
-            if max_bytes > 0 {
-                evict(&reg, conn, &upstream, max_bytes, &line.cksum)?;
-            }
-            Ok(())
+    let (size, cksum, upstream) = (bytes.len() as u64, line.cksum.clone(), src.config.name.clone());
+    let kept = {
+        let (reg, upstream) = (reg.clone(), upstream.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::upstream::keep_now(&reg, &upstream, &line.name, &line.vers, &bytes)
         })
-        .await;
-    stored
+    };
+    kept.await.map_err(ApiError::internal)??;
+    let at_ms = chrono::Utc::now().timestamp_millis();
+    let fetch = Fetch { space: reg.space.clone(), cksum: cksum.clone(), size, at_ms };
+    state.fetched.record(state, fetch).await?;
+    let max_bytes = src.config.max_cache_bytes;
+    if max_bytes > 0 {
+        state.db(move |conn| evict(&reg, conn, &upstream, max_bytes, &cksum)).await?;
+    }
+    Ok(())
 }
 
 /// Removes the least recently fetched blobs of `upstream` until its blobs

@@ -382,6 +382,15 @@ fn upstream_fetch_warms_the_cache_from_a_lockfile() {
     let f: Vec<&str> = hex.split('\t').collect();
     let size = std::fs::metadata(fixture().join("crates/hex/0.4.3/download")).unwrap().len();
     assert_eq!(&f[1..5], &["crates-io", "9", "1", &size.to_string()], "{list}");
+    // The 40 misses came at once, and their rows were written in batches:
+    // every one of them is counted, with its size.
+    let column =
+        |i: usize| list.lines().skip(1).map(move |l| l.split('\t').nth(i).unwrap().parse::<u64>().unwrap());
+    let sizes: u64 = manifest()
+        .iter()
+        .map(|(n, v, _)| std::fs::metadata(fixture().join(format!("crates/{n}/{v}/download"))).unwrap().len())
+        .sum();
+    assert_eq!((column(3).sum::<u64>(), column(4).sum::<u64>()), (40, sizes), "{list}");
 }
 
 /// An air-gapped registry: `cairn import --upstream` fills the cache from
