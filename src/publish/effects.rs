@@ -344,13 +344,16 @@ fn group_effects(
         })
         .collect();
     let delta = search_delta(reg, conn, planned, c, &changed)?;
-    // The log's entries (the commit is done, and they prove it), the
-    // packages' files, the search delta (a compare-and-swap) and what
+    // The log's entries first (the commit is done, and they prove it): a
+    // reader who finds a new line in an index copy finds a checkpoint that
+    // covers its entry.
+    if let Some(log) = &reg.log {
+        log.catch_up(&reg.index, &reg.root)?;
+    }
+    // The packages' files, the search delta (a compare-and-swap) and what
     // needs the database each on a thread of its own: on a bucket their
     // round trips overlap.
     std::thread::scope(|s| {
-        let log =
-            s.spawn(|| reg.log.as_ref().map_or(Ok(()), |log| log.catch_up(&reg.index, &reg.root).map(drop)));
         let files = s.spawn(|| {
             super::overlapped(reg, || {
                 changed.par_iter().try_for_each(|src| {
@@ -369,8 +372,7 @@ fn group_effects(
         let owners: BTreeSet<&String> = changed.iter().flat_map(|src| src.owners.iter()).collect();
         let owners = package_files::write_owners_if_missing(reg, conn, owners);
         let panicked = |_| anyhow::anyhow!("deriving a group's files panicked");
-        let log = log.join().map_err(panicked)?;
-        files.join().map_err(panicked)?.and(delta.join().map_err(panicked)?).and(log).and(owners)
+        files.join().map_err(panicked)?.and(delta.join().map_err(panicked)?).and(owners)
     })?;
     // The packages whose dependents these changed: their documents and
     // pages (after the packages' own, which hold the dependents as before).

@@ -118,6 +118,50 @@ fn the_log_follows_the_index_and_an_independent_check_agrees() {
     assert!(!out.status.success());
 }
 
+/// A reader who finds a new line in an index copy finds a checkpoint that
+/// covers its entry: the log's entries are written before the package's
+/// files. A reader polls the index copy, then the checkpoint, while 24
+/// versions are published (by four clients, so groups hold several).
+#[test]
+fn a_line_a_reader_finds_is_in_the_checkpoint_it_reads_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("d"));
+    publish(&server, "racer", "0.0.1", &[]);
+    let index = server.static_root().join("index/ra/ce/racer");
+    let checkpoint = server.static_root().join("log/checkpoint");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut seen = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(lines) = std::fs::read_to_string(&index) else { continue };
+                let Ok(note) = std::fs::read_to_string(&checkpoint) else { continue };
+                let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+                for line in lines.lines() {
+                    let entry = serde_json::from_str::<serde_json::Value>(line).unwrap()["logIndex"].as_u64();
+                    let entry = entry.unwrap();
+                    assert!(entry < size, "{line} is entry {entry}, the checkpoint read after it has {size}");
+                }
+                seen += 1;
+            }
+            seen
+        });
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let server = &server;
+                s.spawn(move || {
+                    (0..6).for_each(|i| drop(publish(server, "racer", &format!("1.{w}.{i}"), &[])))
+                })
+            })
+            .collect();
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert!(seen > 0, "the reader read the files");
+    assert_eq!(std::fs::read_to_string(&index).unwrap().lines().count(), 25);
+}
+
 #[test]
 fn a_changed_dependency_with_the_right_tarball_is_caught_by_the_digest() {
     let dir = tempfile::tempdir().unwrap();
