@@ -188,7 +188,6 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
         return Ok(files);
     };
     let (lines, owners, downloads) = (&src.lines[..], &src.owners[..], &*src.downloads);
-    files.docs.push(derive::index_copy(l, &first.name, &src.file));
     files.docs.push(derive::package(l, lines, owners, downloads, src.meta.as_deref(), &src.origin));
     files.docs.push(derive::owners(l, &first.name, owners));
     files.docs.push(derive::dependents(l, &first.name, &src.dependents));
@@ -208,6 +207,9 @@ pub fn derive(reg: &Registry, present: &impl Present, src: &Sources, scope: Scop
         }
         Scope::Pages => {}
     }
+    // The index copy last: a reader starts from a line, and finds what it
+    // names (its version's document) there already.
+    files.docs.push(derive::index_copy(l, &first.name, &src.file));
     Ok(files)
 }
 
@@ -387,21 +389,34 @@ pub fn write_files(reg: &Registry, src: &Sources, scope: Scope) -> Result<()> {
     let root = &reg.root;
     let mut files = derive(reg, &**root, src, scope)?;
     let pages = pages(root, src, scope, std::mem::take(&mut files.readmes))?;
-    for doc in files.docs.iter().chain(&pages) {
+    let index_copy = files.docs.pop_if(|doc| doc.key == root.layout().package_index(&src.name));
+    let written =
+        files.docs.iter().chain(&pages).try_for_each(|doc| root.put_doc(&doc.key, &doc.bytes).map(drop));
+    // The index copy after what its lines name, and also when that failed:
+    // the commit stands, so its lines are served while the rest is retried.
+    if let Some(doc) = index_copy {
         root.put_doc(&doc.key, &doc.bytes)?;
     }
+    written?;
     files.remove.iter().try_for_each(|key| root.remove(key))?;
     Ok(())
 }
 
-/// The documents of every version of `src` (its index copy and its
-/// package, owners and version documents, no page): what a reader and a
-/// verifying client of a package just cached ask for next, written before
-/// the rest of its files ([`write`], later).
-pub fn write_documents(reg: &Registry, src: &Sources) -> Result<()> {
-    let files = derive(reg, &*reg.root, src, Scope::Everything)?;
-    files.docs.iter().try_for_each(|doc| reg.root.put_doc(&doc.key, &doc.bytes).map(drop))?;
-    Ok(())
+/// The documents of every version of `src` (its package, owners and
+/// version documents, no page): what a reader and a verifying client of a
+/// package just cached ask for, written before the rest of its files
+/// ([`write`], later). Returns how that went, and its index copy for the
+/// caller to write once the log covers its lines (also when the rest
+/// failed: the commit stands, so its lines are served while the rest is
+/// retried).
+pub fn write_documents(reg: &Registry, src: &Sources) -> (Option<Doc>, Result<()>) {
+    let mut files = match derive(reg, &*reg.root, src, Scope::Everything) {
+        Ok(files) => files,
+        Err(e) => return (None, Err(e)),
+    };
+    let index_copy = files.docs.pop_if(|doc| doc.key == reg.root.layout().package_index(&src.name));
+    let written = files.docs.iter().try_for_each(|doc| reg.root.put_doc(&doc.key, &doc.bytes).map(drop));
+    (index_copy, written.map_err(Into::into))
 }
 
 /// Each owner's page (and a user's document) where it has none yet.

@@ -285,19 +285,32 @@ fn redo(reg: &Registry, conn: &Conn, effects: &[Effect]) -> Result<()> {
     Ok(())
 }
 
-/// The log's entries of a group of cachings, then each cached package's
-/// documents as the group committed it ([`package_files::write_documents`]).
+/// The log's entries of a group of cachings and each cached package's
+/// documents as the group committed it ([`package_files::write_documents`])
+/// at once, then their index copies: a reader starts from a line, and
+/// finds the checkpoint covering its entry and its version's document.
 fn cached_documents(reg: &Registry, conn: &Conn, planned: &[Planned], c: &Committed) -> Result<()> {
-    if let Some(log) = &reg.log {
-        log.catch_up(&reg.index, &reg.root)?;
-    }
     let cached = planned.iter().filter(|p| p.plan.commit.is_some()).filter_map(|p| match &p.job.req.change {
         Change::Cache { name, .. } => Some(name),
         _ => None,
     });
     let sources: Vec<Sources> =
         cached.map(|name| group_sources(reg, conn, planned, c, name)).collect::<Result<_>>()?;
-    super::overlapped(reg, || sources.par_iter().try_for_each(|src| package_files::write_documents(reg, src)))
+    let (log, written) = std::thread::scope(|s| {
+        let log =
+            s.spawn(|| reg.log.as_ref().map_or(Ok(()), |log| log.catch_up(&reg.index, &reg.root).map(drop)));
+        let written: Vec<_> = super::overlapped(reg, || {
+            sources.par_iter().map(|src| package_files::write_documents(reg, src)).collect()
+        });
+        (log.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the log's catch-up panicked"))), written)
+    });
+    // No line is shown before the log has its entries.
+    log?;
+    let copies: Vec<_> = written.iter().filter_map(|(copy, _)| copy.as_ref()).collect();
+    super::overlapped(reg, || {
+        copies.par_iter().try_for_each(|doc| reg.root.put_doc(&doc.key, &doc.bytes).map(drop))
+    })?;
+    written.into_iter().try_for_each(|(_, done)| done)
 }
 
 /// The effects the group's plans list, then synced: the files of each

@@ -119,9 +119,10 @@ fn the_log_follows_the_index_and_an_independent_check_agrees() {
 }
 
 /// A reader who finds a new line in an index copy finds a checkpoint that
-/// covers its entry: the log's entries are written before the package's
-/// files. A reader polls the index copy, then the checkpoint, while 24
-/// versions are published (by four clients, so groups hold several).
+/// covers its entry and the version's document: the log's entries are
+/// written before the package's files, and its index copy after the rest.
+/// A reader polls the index copy, then the checkpoint and the documents,
+/// while 24 versions are published (by four clients, so groups hold several).
 #[test]
 fn a_line_a_reader_finds_is_in_the_checkpoint_it_reads_next() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,6 +130,7 @@ fn a_line_a_reader_finds_is_in_the_checkpoint_it_reads_next() {
     publish(&server, "racer", "0.0.1", &[]);
     let index = server.static_root().join("index/ra/ce/racer");
     let checkpoint = server.static_root().join("log/checkpoint");
+    let docs = server.static_root().join("api/v1/packages/racer");
     let done = std::sync::atomic::AtomicBool::new(false);
     let seen = std::thread::scope(|s| {
         let reader = s.spawn(|| {
@@ -138,9 +140,11 @@ fn a_line_a_reader_finds_is_in_the_checkpoint_it_reads_next() {
                 let Ok(note) = std::fs::read_to_string(&checkpoint) else { continue };
                 let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
                 for line in lines.lines() {
-                    let entry = serde_json::from_str::<serde_json::Value>(line).unwrap()["logIndex"].as_u64();
-                    let entry = entry.unwrap();
+                    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let entry = line["logIndex"].as_u64().unwrap();
                     assert!(entry < size, "{line} is entry {entry}, the checkpoint read after it has {size}");
+                    let doc = docs.join(format!("{}.json", line["vers"].as_str().unwrap()));
+                    assert!(doc.is_file(), "{line} is in the index copy, its document not yet");
                 }
                 seen += 1;
             }
