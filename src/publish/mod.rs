@@ -519,10 +519,12 @@ impl Writer {
     }
 
     /// Commits an upstream's file for a name (see [`Change::Cache`]),
-    /// fetched since `prepared` was taken; returns whether the index changed.
+    /// fetched since `prepared` was taken (`None`: a revalidation in the
+    /// background, which no group waits for); returns whether the index
+    /// changed.
     pub async fn cache(
         &self,
-        prepared: Preparing,
+        prepared: Option<Preparing>,
         name: &str,
         file: Vec<u8>,
         row: crate::db::upstream::Cached,

@@ -78,7 +78,7 @@ pub async fn before_read(state: &State, up: &Upstreams, key: &Key, missed: bool)
             if target.is_fresh(&name) {
                 return None;
             }
-            let prepared = target.writer.preparing();
+            let prepared = Some(target.writer.preparing());
             up.single(&flight(&format!("index {name}")), index_file(&target, up, &name, prepared)).await
         }
         Missable::Blob(sha256) => {
@@ -149,7 +149,7 @@ pub async fn fetch_ahead(
             let target = Target { state: &state, reg: &state.reg, writer: &state.writer };
             if !target.is_fresh(&name) {
                 let flight = format!("index {name}");
-                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name, prepared)).await;
+                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name, Some(prepared))).await;
             }
             drop(slot);
         });
@@ -176,8 +176,9 @@ pub async fn sweep(state: Arc<State>) {
         for name in due.unwrap_or_default() {
             if !target.is_fresh(&name) {
                 let flight = format!("index {}", name.to_ascii_lowercase());
-                let prepared = target.writer.preparing();
-                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name, prepared)).await;
+                // Not counted as being prepared: a write group does not
+                // wait for a revalidation, which seldom changes anything.
+                let _ = up.single(&flight, index_file(&target, up.as_ref(), &name, None)).await;
             }
         }
     }
@@ -187,8 +188,13 @@ pub async fn sweep(state: Arc<State>) {
 /// upstream serves it: what the upstream offers now, or (if it fails) the
 /// cached file as it is. An error only for a name never cached. Until its
 /// caching is queued (or it needs none), the writer's next group waits a
-/// little for it (`prepared`), and for the dependencies it sends ahead.
-async fn index_file(t: &Target<'_>, up: &Upstreams, name: &str, prepared: Preparing) -> Result<(), ApiError> {
+/// little for it (when `prepared`), and for the dependencies it sends ahead.
+async fn index_file(
+    t: &Target<'_>,
+    up: &Upstreams,
+    name: &str,
+    prepared: Option<Preparing>,
+) -> Result<(), ApiError> {
     let (state, reg) = (t.state, t.reg.clone());
     let org = reg.space.org();
     let refresh_ms = |src: &Source| src.config.refresh as i64 * 1000;
