@@ -238,6 +238,12 @@ fn feed(reg: &Registry, name: &str, lines: &[IndexLine]) -> Doc {
 const FEED_ENTRIES: usize = 50;
 
 impl Files {
+    /// The index copy, which [`derive`] puts last, taken off for its writer
+    /// to write after the rest.
+    fn take_index_copy(&mut self, reg: &Registry, src: &Sources) -> Option<Doc> {
+        self.docs.pop_if(|doc| doc.key == reg.root.layout().package_index(&src.name))
+    }
+
     /// A version's document, after its README and `readme.html` when they
     /// are to be written.
     fn version(
@@ -389,7 +395,7 @@ pub fn write_files(reg: &Registry, src: &Sources, scope: Scope) -> Result<()> {
     let root = &reg.root;
     let mut files = derive(reg, &**root, src, scope)?;
     let pages = pages(root, src, scope, std::mem::take(&mut files.readmes))?;
-    let index_copy = files.docs.pop_if(|doc| doc.key == root.layout().package_index(&src.name));
+    let index_copy = files.take_index_copy(reg, src);
     let written =
         files.docs.iter().chain(&pages).try_for_each(|doc| root.put_doc(&doc.key, &doc.bytes).map(drop));
     // The index copy after what its lines name, and also when that failed:
@@ -414,7 +420,7 @@ pub fn write_documents(reg: &Registry, src: &Sources) -> (Option<Doc>, Result<()
         Ok(files) => files,
         Err(e) => return (None, Err(e)),
     };
-    let index_copy = files.docs.pop_if(|doc| doc.key == reg.root.layout().package_index(&src.name));
+    let index_copy = files.take_index_copy(reg, src);
     let written = files.docs.iter().try_for_each(|doc| reg.root.put_doc(&doc.key, &doc.bytes).map(drop));
     (index_copy, written.map_err(Into::into))
 }

@@ -408,7 +408,19 @@ impl Writer {
     }
 
     async fn submit(&self, req: WriteRequest) -> Result<Outcome, WriteError> {
-        self.queue(req)?.await.map_err(|_| stopped())?
+        self.submit_prepared(None, req).await
+    }
+
+    /// [`Writer::submit`] for a change counted as being prepared since
+    /// `prepared` was taken: counted no more once it is queued.
+    async fn submit_prepared(
+        &self,
+        prepared: Option<Preparing>,
+        req: WriteRequest,
+    ) -> Result<Outcome, WriteError> {
+        let answer = self.queue(req);
+        drop(prepared);
+        answer?.await.map_err(|_| stopped())?
     }
 
     fn queue(&self, req: WriteRequest) -> Result<oneshot::Receiver<Result<Outcome, WriteError>>, WriteError> {
@@ -431,9 +443,7 @@ impl Writer {
         by: By,
         upload: Upload,
     ) -> Result<Published, WriteError> {
-        let answer = self.queue(by.asks(Change::Publish(Box::new(upload))));
-        drop(prepared);
-        match answer?.await.map_err(|_| stopped())?? {
+        match self.submit_prepared(Some(prepared), by.asks(Change::Publish(Box::new(upload)))).await? {
             Outcome::Published(p) => Ok(p),
             other => Err(mismatch(other)),
         }
@@ -530,9 +540,7 @@ impl Writer {
         row: crate::db::upstream::Cached,
     ) -> Result<bool, WriteError> {
         let change = Change::Cache { name: name.to_string(), file, row };
-        let answer = self.queue(By::admin().asks(change));
-        drop(prepared);
-        match answer?.await.map_err(|_| stopped())?? {
+        match self.submit_prepared(prepared, By::admin().asks(change)).await? {
             Outcome::Cached { changed } => Ok(changed),
             other => Err(mismatch(other)),
         }
